@@ -1,0 +1,696 @@
+/*
+ * Configuration: built-in defaults (DESIGN §7) overlaid with a libconfig file.
+ *
+ * Every key the daemon knows is one row of keys[] below: its dotted path,
+ * its kind (which setter parses it), where it lands in struct config and its
+ * range. Loading walks every setting of the file and looks each one up in the
+ * table, so an unknown key, a wrong type or an out-of-range value is reported
+ * as "FILE:LINE: message" with the line of that setting. Cross-field rules
+ * (min <= max) are a second, smaller table checked after the walk.
+ *
+ * Nothing here prints or exits: errors go back to the caller in *cause.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include "config.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define KIB (UINT64_C(1) << 10)
+#define MIB (UINT64_C(1) << 20)
+#define NOMAX LLONG_MAX /* no upper bound besides the field's type */
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Enum fields are written through an int pointer. */
+_Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
+_Static_assert(sizeof(enum ppool_mode) == sizeof(int), "enum ppool_mode is not int-sized");
+
+enum key_kind {
+	K_INT,    /* int, integer only */
+	K_FLOAT,  /* double, integer or float */
+	K_SIZE,   /* uint64_t bytes, integer or "16M" */
+	K_PATH,   /* char *, absolute path */
+	K_SOCKET, /* char *, absolute path that fits in sun_path */
+	K_MODE,   /* mode_t, "0660" or an integer */
+	K_ENUM,   /* int, a name turned into a value by parse() */
+};
+
+struct key {
+	const char *path;
+	enum key_kind kind;
+	size_t off;
+	long long min, max;
+	int (*parse)(const char *); /* K_ENUM */
+	const char *choices;        /* K_ENUM, for messages */
+};
+
+/* lo must not be greater than hi (unless hi is 0 and zero_unbounded). */
+struct order {
+	const char *lo, *hi;
+	size_t lo_off, hi_off;
+	bool zero_unbounded;
+};
+
+struct loader {
+	const char *path;
+	config_t *lc;
+	struct config *cfg;
+	char *cause;
+};
+
+typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, char **);
+
+static int mode_parse(const char *);
+static int router_class_parse(const char *);
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct key keys[] = {
+	{ "socket", K_SOCKET, OFF(socket), 0, 0, NULL, NULL },
+	{ "socket_mode", K_MODE, OFF(socket_mode), 0, 0777, NULL, NULL },
+	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, NULL, NULL },
+	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_level_parse, "error, warn, info or debug" },
+
+	{ "process_pool.mode", K_ENUM, OFF(process_pool.mode), 0, 0, mode_parse,
+	  "static, dynamic or ondemand" },
+	{ "process_pool.min_workers", K_INT, OFF(process_pool.min_workers), 0, 1024, NULL, NULL },
+	{ "process_pool.max_workers", K_INT, OFF(process_pool.max_workers), 0, 1024, NULL, NULL },
+	{ "process_pool.min_spare", K_INT, OFF(process_pool.min_spare), 0, 1024, NULL, NULL },
+	{ "process_pool.max_spare", K_INT, OFF(process_pool.max_spare), 0, 1024, NULL, NULL },
+	{ "process_pool.max_jobs_per_worker", K_INT, OFF(process_pool.max_jobs_per_worker), 0, NOMAX,
+	  NULL, NULL },
+	{ "process_pool.max_worker_rss", K_SIZE, OFF(process_pool.max_worker_rss), 0, NOMAX, NULL,
+	  NULL },
+	{ "process_pool.idle_timeout", K_FLOAT, OFF(process_pool.idle_timeout), 0, NOMAX, NULL, NULL },
+
+	{ "thread_pool.min_threads", K_INT, OFF(thread_pool.min_threads), 0, 1024, NULL, NULL },
+	{ "thread_pool.max_threads", K_INT, OFF(thread_pool.max_threads), 1, 1024, NULL, NULL },
+	{ "thread_pool.idle_timeout", K_FLOAT, OFF(thread_pool.idle_timeout), 0, NOMAX, NULL, NULL },
+
+	{ "queue.max_pending", K_INT, OFF(queue.max_pending), 1, NOMAX, NULL, NULL },
+	{ "queue.max_pending_per_user", K_INT, OFF(queue.max_pending_per_user), 1, NOMAX, NULL,
+	  NULL },
+
+	{ "router.default_class", K_ENUM, OFF(router.default_class), 0, 0, router_class_parse,
+	  "cpu or io" },
+	{ "router.cpu_ratio", K_FLOAT, OFF(router.cpu_ratio), 0, 1, NULL, NULL },
+
+	{ "jobs.default_timeout", K_FLOAT, OFF(jobs.default_timeout), 0, NOMAX, NULL, NULL },
+	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
+	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
+	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
+
+	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
+	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
+};
+
+static const struct order orders[] = {
+	{ "process_pool.min_workers", "process_pool.max_workers", OFF(process_pool.min_workers),
+	  OFF(process_pool.max_workers), true },
+	{ "process_pool.min_spare", "process_pool.max_spare", OFF(process_pool.min_spare),
+	  OFF(process_pool.max_spare), false },
+	{ "thread_pool.min_threads", "thread_pool.max_threads", OFF(thread_pool.min_threads),
+	  OFF(thread_pool.max_threads), false },
+};
+
+static const char *const class_names[] = {
+	[CLASS_AUTO] = "auto",
+	[CLASS_CPU] = "cpu",
+	[CLASS_IO] = "io",
+};
+
+static const char *const mode_names[] = {
+	[PPOOL_STATIC] = "static",
+	[PPOOL_DYNAMIC] = "dynamic",
+	[PPOOL_ONDEMAND] = "ondemand",
+};
+
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->socket_mode = 0660;
+	cfg->log_level = LOG_LEVEL_INFO;
+
+	cfg->process_pool.mode = PPOOL_DYNAMIC;
+	cfg->process_pool.min_workers = 1;
+	cfg->process_pool.max_workers = 0;
+	cfg->process_pool.min_spare = 1;
+	cfg->process_pool.max_spare = 2;
+	cfg->process_pool.max_jobs_per_worker = 1000;
+	cfg->process_pool.max_worker_rss = 512 * MIB;
+	cfg->process_pool.idle_timeout = 30;
+
+	cfg->thread_pool.min_threads = 2;
+	cfg->thread_pool.max_threads = 32;
+	cfg->thread_pool.idle_timeout = 30;
+
+	cfg->queue.max_pending = 100000;
+	cfg->queue.max_pending_per_user = 10000;
+
+	cfg->router.default_class = CLASS_IO;
+	cfg->router.cpu_ratio = 0.5;
+
+	cfg->jobs.default_timeout = 0;
+	cfg->jobs.kill_grace = 5;
+	cfg->jobs.max_output = 16 * MIB;
+	cfg->jobs.keep_finished = 10000;
+
+	cfg->limits.max_frame = 1 * MIB;
+	cfg->limits.max_clients = 1024;
+}
+
+void
+config_free(struct config *cfg)
+{
+	free(cfg->path);
+	free(cfg->socket);
+	free(cfg->state_dir);
+	config_defaults(cfg);
+}
+
+/* Names <-> enum values. */
+
+static int
+name_index(const char *const *names, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] != NULL && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *
+config_class_name(enum job_class c)
+{
+	if ((size_t)c >= nitems(class_names))
+		return "unknown";
+	return class_names[c];
+}
+
+int
+config_class_parse(const char *name)
+{
+	return name_index(class_names, nitems(class_names), name);
+}
+
+const char *
+config_mode_name(enum ppool_mode m)
+{
+	if ((size_t)m >= nitems(mode_names))
+		return "unknown";
+	return mode_names[m];
+}
+
+static int
+mode_parse(const char *name)
+{
+	return name_index(mode_names, nitems(mode_names), name);
+}
+
+/* router.default_class decides for unknown kinds: it cannot be "auto". */
+static int
+router_class_parse(const char *name)
+{
+	int c = config_class_parse(name);
+
+	return c == CLASS_AUTO ? -1 : c;
+}
+
+/* Sizes: digits, an optional K/M/G/T (binary), an optional B. */
+
+static int
+size_shift(int c)
+{
+	static const char units[] = "kmgt";
+	const char *u;
+
+	if (c == '\0' || (u = strchr(units, tolower(c))) == NULL)
+		return 0;
+	return 10 * (int)(u - units + 1);
+}
+
+int
+config_parse_size(const char *text, uint64_t *out)
+{
+	const char *p = text;
+	uint64_t v = 0;
+	int shift;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if ((shift = size_shift((unsigned char)*p)) != 0)
+		p++;
+	if (*p == 'b' || *p == 'B')
+		p++;
+	if (*p != '\0' || (shift != 0 && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+/* "64M" for round sizes, else plain bytes: for messages. */
+static char *
+size_text(uint64_t v)
+{
+	static const char units[] = "TGMK";
+	int shift;
+
+	for (shift = 40; shift > 0 && v != 0; shift -= 10)
+		if (v % (UINT64_C(1) << shift) == 0)
+			return xprintf("%" PRIu64 "%c", v >> shift, units[(40 - shift) / 10]);
+	return xprintf("%" PRIu64, v);
+}
+
+/* Setters: parse one setting into its field, or say why not in *why. */
+
+static char *
+range_text(const struct key *k, long long max)
+{
+	char *lo, *hi, *s;
+
+	if (k->kind != K_SIZE) {
+		if (max == NOMAX)
+			return xprintf("must be at least %lld", k->min);
+		return xprintf("must be between %lld and %lld", k->min, max);
+	}
+	lo = size_text((uint64_t)k->min);
+	if (max == NOMAX)
+		s = xprintf("must be at least %s", lo);
+	else {
+		hi = size_text((uint64_t)max);
+		s = xprintf("must be between %s and %s", lo, hi);
+		free(hi);
+	}
+	free(lo);
+	return s;
+}
+
+static bool
+is_integer(const config_setting_t *s)
+{
+	int t = config_setting_type(s);
+
+	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+static int
+set_int(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	long long v, shown, max = k->max < INT_MAX ? k->max : INT_MAX;
+
+	if (!is_integer(s)) {
+		*why = xstrdup("expected an integer");
+		return -1;
+	}
+	v = config_setting_get_int64(s);
+	if (v < k->min || v > max) {
+		shown = k->max == NOMAX && v > max ? max : k->max;
+		*why = range_text(k, shown);
+		return -1;
+	}
+	*(int *)field = (int)v;
+	return 0;
+}
+
+static int
+set_float(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	double v;
+
+	if (is_integer(s))
+		v = (double)config_setting_get_int64(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+		v = config_setting_get_float(s);
+	else {
+		*why = xstrdup("expected a number");
+		return -1;
+	}
+	if (!isfinite(v)) {
+		*why = xstrdup("must be a finite number");
+		return -1;
+	}
+	if (v < (double)k->min || (k->max != NOMAX && v > (double)k->max)) {
+		*why = range_text(k, k->max);
+		return -1;
+	}
+	*(double *)field = v;
+	return 0;
+}
+
+static int
+set_size(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	const char *text;
+	long long i;
+	uint64_t v;
+
+	if (is_integer(s)) {
+		if ((i = config_setting_get_int64(s)) < 0) {
+			*why = range_text(k, k->max);
+			return -1;
+		}
+		v = (uint64_t)i;
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		text = config_setting_get_string(s);
+		if (config_parse_size(text, &v) == -1) {
+			*why = xprintf("invalid size '%s' (expected bytes, or a number with K, M, G "
+				       "or T, e.g. \"16M\")", text);
+			return -1;
+		}
+	} else {
+		*why = xstrdup("expected a size (bytes, or a string like \"16M\")");
+		return -1;
+	}
+	if (v < (uint64_t)k->min || (k->max != NOMAX && v > (uint64_t)k->max)) {
+		*why = range_text(k, k->max);
+		return -1;
+	}
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+static int
+set_path(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	const char *v;
+	char **dst = field;
+
+	(void)k;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xstrdup("expected a string");
+		return -1;
+	}
+	v = config_setting_get_string(s);
+	if (*v == '\0') {
+		*why = xstrdup("must not be empty");
+		return -1;
+	}
+	if (*v != '/') {
+		*why = xprintf("must be an absolute path, not '%s'", v);
+		return -1;
+	}
+	free(*dst);
+	*dst = xstrdup(v);
+	return 0;
+}
+
+static int
+set_socket(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	const char *v;
+	size_t len;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		if ((len = strlen(v)) > SUN_PATH_MAX) {
+			*why = xprintf("path is too long for a unix socket (%zu bytes, at most %zu)",
+				       len, SUN_PATH_MAX);
+			return -1;
+		}
+	}
+	return set_path(k, s, field, why);
+}
+
+/*
+ * libconfig 1.5 has no octal literals: "socket_mode = 0660;" reads as decimal
+ * 660. A decimal integer is therefore taken digit by digit as octal (0660 and
+ * 660 both mean 0660); hex (0x1b0) and any other base are taken as they are.
+ */
+static int
+octal_digits(long long dec, long long *out)
+{
+	long long v = 0, scale = 1;
+
+	for (; dec > 0; dec /= 10, scale *= 8) {
+		if (dec % 10 > 7 || scale > 07777)
+			return -1;
+		v += (dec % 10) * scale;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+mode_value(const config_setting_t *s, long long *v)
+{
+	const char *text, *p;
+
+	if (is_integer(s)) {
+		*v = config_setting_get_int64(s);
+		if (config_setting_get_format(s) != CONFIG_FORMAT_DEFAULT)
+			return 0;
+		return *v < 0 ? -1 : octal_digits(*v, v);
+	}
+	text = config_setting_get_string(s);
+	if (*text == '\0' || strlen(text) > 5)
+		return -1;
+	for (p = text; *p != '\0'; p++)
+		if (*p < '0' || *p > '7')
+			return -1;
+	*v = strtoll(text, NULL, 8);
+	return 0;
+}
+
+static int
+set_mode(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	long long v;
+
+	if (!is_integer(s) && config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xstrdup("expected a file mode (a string of octal digits like \"0660\")");
+		return -1;
+	}
+	if (mode_value(s, &v) == -1 || v < k->min || v > k->max) {
+		*why = xprintf("must be octal digits between 0 and %04llo, like \"0660\"",
+			       (unsigned long long)k->max);
+		return -1;
+	}
+	*(mode_t *)field = (mode_t)v;
+	return 0;
+}
+
+static int
+set_enum(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	const char *text;
+	int v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xprintf("expected a string (%s)", k->choices);
+		return -1;
+	}
+	text = config_setting_get_string(s);
+	if ((v = k->parse(text)) == -1) {
+		*why = xprintf("invalid value '%s' (expected %s)", text, k->choices);
+		return -1;
+	}
+	*(int *)field = v;
+	return 0;
+}
+
+static const setter_fn setters[] = {
+	[K_INT] = set_int,
+	[K_FLOAT] = set_float,
+	[K_SIZE] = set_size,
+	[K_PATH] = set_path,
+	[K_SOCKET] = set_socket,
+	[K_MODE] = set_mode,
+	[K_ENUM] = set_enum,
+};
+
+/* The walk over the file. */
+
+static int __attribute__((format(printf, 4, 5)))
+fail(struct loader *ld, const char *file, unsigned int line, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("out of memory (asprintf)");
+	va_end(ap);
+	free(ld->cause);
+	ld->cause = xprintf("%s:%u: %s", file != NULL ? file : ld->path, line, msg);
+	free(msg);
+	return -1;
+}
+
+static const struct key *
+key_find(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(keys); i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool
+is_group(const char *path)
+{
+	size_t i, len = strlen(path);
+
+	for (i = 0; i < nitems(keys); i++)
+		if (strncmp(keys[i].path, path, len) == 0 && keys[i].path[len] == '.')
+			return true;
+	return false;
+}
+
+static int
+apply(struct loader *ld, const struct key *k, const config_setting_t *s)
+{
+	char *why = NULL;
+	int rc;
+
+	if (setters[k->kind](k, s, (char *)ld->cfg + k->off, &why) == 0)
+		return 0;
+	rc = fail(ld, config_setting_source_file(s), config_setting_source_line(s), "%s: %s", k->path, why);
+	free(why);
+	return rc;
+}
+
+static int walk(struct loader *, const config_setting_t *, const char *);
+
+static int
+visit(struct loader *ld, const config_setting_t *s, const char *path)
+{
+	const struct key *k;
+	const char *file = config_setting_source_file(s);
+	unsigned int line = config_setting_source_line(s);
+
+	if ((k = key_find(path)) != NULL)
+		return apply(ld, k, s);
+	if (!is_group(path))
+		return fail(ld, file, line, "unknown key '%s'", path);
+	if (!config_setting_is_group(s))
+		return fail(ld, file, line, "%s: expected a group ({ ... })", path);
+	return walk(ld, s, path);
+}
+
+static int
+walk(struct loader *ld, const config_setting_t *group, const char *prefix)
+{
+	const config_setting_t *s;
+	char *path;
+	int i, n = config_setting_length(group), rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		s = config_setting_get_elem(group, (unsigned int)i);
+		if (prefix == NULL)
+			path = xstrdup(config_setting_name(s));
+		else
+			path = xprintf("%s.%s", prefix, config_setting_name(s));
+		rc = visit(ld, s, path);
+		free(path);
+	}
+	return rc;
+}
+
+/* Cross-field rules, reported at whichever of the two settings comes later. */
+static int
+check_order(struct loader *ld, const struct order *o)
+{
+	const config_setting_t *s, *lo, *hi;
+	int lo_v = *(int *)((char *)ld->cfg + o->lo_off);
+	int hi_v = *(int *)((char *)ld->cfg + o->hi_off);
+
+	if (lo_v <= hi_v || (o->zero_unbounded && hi_v == 0))
+		return 0;
+	lo = config_lookup(ld->lc, o->lo);
+	hi = config_lookup(ld->lc, o->hi);
+	s = hi;
+	if (s == NULL || (lo != NULL && config_setting_source_line(lo) > config_setting_source_line(hi)))
+		s = lo;
+	return fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
+		    s != NULL ? config_setting_source_line(s) : 0,
+		    "%s (%d) must not be greater than %s (%d)", o->lo, lo_v, o->hi, hi_v);
+}
+
+static int
+check_orders(struct loader *ld)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(orders); i++)
+		if (check_order(ld, &orders[i]) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+read_file(struct loader *ld)
+{
+	const char *file;
+	int saved;
+
+	errno = 0;
+	if (config_read_file(ld->lc, ld->path))
+		return 0;
+	saved = errno;
+	if (config_error_type(ld->lc) == CONFIG_ERR_FILE_IO) {
+		ld->cause = xprintf("%s: cannot read: %s", ld->path,
+				    saved != 0 ? strerror(saved) : config_error_text(ld->lc));
+		return -1;
+	}
+	file = config_error_file(ld->lc);
+	return fail(ld, file, (unsigned int)config_error_line(ld->lc), "%s",
+		    config_error_text(ld->lc));
+}
+
+int
+config_load(const char *path, struct config *cfg, char **cause)
+{
+	struct loader ld = { .path = path, .cfg = cfg };
+	config_t lc;
+	int rc;
+
+	config_defaults(cfg);
+	ld.lc = &lc;
+	config_init(&lc);
+	rc = read_file(&ld);
+	if (rc == 0)
+		rc = walk(&ld, config_root_setting(&lc), NULL);
+	if (rc == 0)
+		rc = check_orders(&ld);
+	config_destroy(&lc);
+	if (rc == -1) {
+		config_free(cfg);
+		if (cause != NULL)
+			*cause = ld.cause;
+		else
+			free(ld.cause);
+		return -1;
+	}
+	cfg->path = xstrdup(path);
+	return 0;
+}

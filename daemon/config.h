@@ -1,0 +1,80 @@
+/*
+ * Daemon configuration: defaults (DESIGN §7) overlaid with a libconfig file.
+ * Loading never exits: errors come back as "FILE:LINE: message" in *cause.
+ */
+#ifndef TASKD_CONFIG_H
+#define TASKD_CONFIG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
+
+enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
+
+struct config {
+	char *path;       /* file it was loaded from, or NULL for built-in defaults */
+	char *socket;     /* NULL: not set in the file (main picks the default) */
+	mode_t socket_mode;
+	char *state_dir;  /* NULL: not set in the file (main picks the default) */
+	int log_level;    /* enum log_level */
+
+	struct {
+		enum ppool_mode mode;
+		int min_workers;
+		int max_workers; /* 0 = number of CPUs */
+		int min_spare;
+		int max_spare;
+		int max_jobs_per_worker;
+		uint64_t max_worker_rss; /* bytes, 0 = no limit */
+		double idle_timeout;     /* seconds */
+	} process_pool;
+
+	struct {
+		int min_threads;
+		int max_threads;
+		double idle_timeout; /* seconds */
+	} thread_pool;
+
+	struct {
+		int max_pending;
+		int max_pending_per_user;
+	} queue;
+
+	struct {
+		enum job_class default_class; /* CLASS_CPU or CLASS_IO */
+		double cpu_ratio;             /* 0..1 */
+	} router;
+
+	struct {
+		double default_timeout; /* seconds, 0 = none */
+		double kill_grace;      /* seconds */
+		uint64_t max_output;    /* bytes per stream, 0 = unlimited */
+		int keep_finished;
+	} jobs;
+
+	struct {
+		uint64_t max_frame; /* bytes */
+		int max_clients;
+	} limits;
+};
+
+/* Fill *cfg with the built-in defaults (strings NULL where main decides). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Load FILE over the defaults into *cfg. On error returns -1, leaves *cfg
+ * freed-and-defaulted, and sets *cause (malloc'd) to "FILE:LINE: message".
+ */
+int config_load(const char *path, struct config *cfg, char **cause);
+
+void config_free(struct config *cfg);
+
+/* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
+int config_parse_size(const char *text, uint64_t *out);
+
+const char *config_class_name(enum job_class c);
+int config_class_parse(const char *name); /* -1 if unknown */
+const char *config_mode_name(enum ppool_mode m);
+
+#endif

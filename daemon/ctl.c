@@ -1,0 +1,622 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <taskd/protocol.h>
+
+#include "builtin.h"
+#include "ctl.h"
+#include "job.h"
+#include "log.h"
+#include "proto.h"
+#include "sched.h"
+#include "server.h"
+#include "stats.h"
+#include "tpool.h"
+#include "xmalloc.h"
+
+#define LOGS_CHUNK_DEFAULT (256u << 10)
+#define LOGS_CHUNK_MAX (1u << 20)
+#define LIST_LIMIT_DEFAULT 100
+
+/* A `wait` request parked on a job until it finishes. */
+struct pending {
+	struct job_waiter waiter;
+	struct taskd *td;
+	struct client *client;
+	struct job *job;
+	json_t *id;
+	TAILQ_ENTRY(pending) entry;
+};
+
+struct cstate {
+	TAILQ_HEAD(, pending) waits;
+};
+
+typedef void op_fn(struct taskd *, struct client *, struct request *);
+
+/* ---- replies ---- */
+
+static void
+reply_ok(struct client *c, json_t *id, json_t *result)
+{
+	size_t len;
+	char *line = proto_ok(id, result, &len);
+
+	server_client_send(c, line, len);
+	free(line);
+}
+
+static void
+reply_err(struct client *c, json_t *id, const char *code, const char *message)
+{
+	size_t len;
+	char *line = proto_fail(id, code, message, &len);
+
+	STATS_INC(request_errors);
+	server_client_send(c, line, len);
+	free(line);
+}
+
+static void
+reply_proto_err(struct client *c, json_t *id, struct proto_error *err)
+{
+	reply_err(c, id, err->code, err->message != NULL ? err->message : "error");
+	proto_error_clear(err);
+}
+
+static bool
+may_access(struct client *c, const struct job *j)
+{
+	uid_t uid = server_client_uid(c);
+
+	return uid == 0 || uid == getuid() || uid == j->uid;
+}
+
+/* The job named by "job", or NULL after replying not_found/forbidden/bad_request. */
+static struct job *
+lookup(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	char msg[64];
+	uint64_t id;
+	struct job *j;
+
+	if (proto_job_id(req->root, &id, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return NULL;
+	}
+	j = jobs_find(td->jobs, id);
+	if (j == NULL) {
+		snprintf(msg, sizeof msg, "no such job %llu", (unsigned long long)id);
+		reply_err(c, req->id, TASKD_ERR_NOT_FOUND, msg);
+		return NULL;
+	}
+	if (!may_access(c, j)) {
+		snprintf(msg, sizeof msg, "job %llu belongs to another user", (unsigned long long)id);
+		reply_err(c, req->id, TASKD_ERR_FORBIDDEN, msg);
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- submit ---- */
+
+static int
+check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
+{
+	char msg[128];
+	size_t pending = sched_pending(td->sched);
+
+	if (td->stopping) {
+		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
+		return -1;
+	}
+	if (pending + n > (size_t)td->cfg->queue.max_pending) {
+		snprintf(msg, sizeof msg, "queue full: %zu pending, queue.max_pending is %d", pending,
+			 td->cfg->queue.max_pending);
+		reply_err(c, req->id, TASKD_ERR_QUEUE_FULL, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static struct job *
+add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
+{
+	struct job *j = jobs_add(td->jobs, spec, server_client_uid(c), server_client_gid(c), now);
+
+	STATS_INC(jobs_submitted);
+	log_debug("job %llu submitted by uid %u", (unsigned long long)j->id, (unsigned)j->uid);
+	return j;
+}
+
+static void
+submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *arr)
+{
+	struct proto_error err = { 0 };
+	struct job_spec *specs;
+	struct job **added;
+	size_t i, n = json_array_size(arr);
+	json_t *ids;
+	double now = now_unix();
+	char *msg;
+
+	if (n == 0 || n > TASKD_MAX_BATCH) {
+		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
+				"\"jobs\" must hold 1 to %d jobs", TASKD_MAX_BATCH);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (check_room(td, c, req, n) == -1)
+		return;
+	/* All or nothing: decode every job before queueing any. */
+	specs = xcalloc(n, sizeof *specs);
+	for (i = 0; i < n; i++) {
+		if (proto_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
+				     &specs[i], &err) == 0)
+			continue;
+		msg = err.message;
+		err.message = NULL;
+		proto_error_set(&err, err.code, "jobs[%zu]: %s", i, msg);
+		free(msg);
+		reply_proto_err(c, req->id, &err);
+		while (i-- > 0)
+			job_spec_free(&specs[i]);
+		free(specs);
+		return;
+	}
+	ids = json_array();
+	added = xcalloc(n, sizeof *added);
+	for (i = 0; i < n; i++) {
+		added[i] = add_job(td, c, &specs[i], now);
+		json_array_append_new(ids, json_integer((json_int_t)added[i]->id));
+	}
+	/* Answer before dispatching: a job may finish (and be pruned) at once. */
+	reply_ok(c, req->id, json_pack("{s:o}", "ids", ids));
+	for (i = 0; i < n; i++)
+		sched_enqueue(td->sched, added[i]);
+	free(added);
+	free(specs);
+}
+
+static void
+op_submit(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct job_spec spec;
+	json_t *batch = json_object_get(req->root, "jobs");
+	struct job *j;
+
+	if (batch != NULL) {
+		if (!json_is_array(batch)) {
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"jobs\" must be an array");
+			return;
+		}
+		submit_batch(td, c, req, batch);
+		return;
+	}
+	if (check_room(td, c, req, 1) == -1)
+		return;
+	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, &spec, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	j = add_job(td, c, &spec, now_unix());
+	reply_ok(c, req->id, json_pack("{s:I}", "id", (json_int_t)j->id));
+	sched_enqueue(td->sched, j);
+}
+
+/* ---- status, list, show ---- */
+
+static json_t *
+status_jobs(struct taskd *td)
+{
+	json_t *o = json_object();
+	int st;
+
+	for (st = 0; st < JOB_NSTATES; st++)
+		json_object_set_new(o, job_state_name(st),
+				    json_integer((json_int_t)jobs_count(td->jobs, st)));
+	return o;
+}
+
+static void
+op_status(struct taskd *td, struct client *c, struct request *req)
+{
+	const struct config *cfg = td->cfg;
+	struct tpool_stats ts;
+	json_t *r;
+
+	tpool_stats(td->tpool, &ts);
+	r = json_pack("{s:s,s:i,s:f,s:o,s:{s:I},s:{s:s,s:i,s:i,s:[]},"
+		      "s:{s:i,s:i,s:i,s:i,s:i,s:I},s:[],s:o,s:s,s:s,s:b}",
+		      "version", TASKD_VERSION, "pid", (int)getpid(),
+		      "uptime", now_unix() - td->started_at,
+		      "jobs", status_jobs(td),
+		      "queue", "pending", (json_int_t)sched_pending(td->sched),
+		      "process_pool", "mode", config_mode_name(cfg->process_pool.mode),
+		      "min", cfg->process_pool.min_workers, "max", cfg->process_pool.max_workers,
+		      "workers",
+		      "thread_pool", "threads", ts.threads, "busy", ts.busy, "idle", ts.idle,
+		      "max", ts.max, "queued", ts.queued, "completed", (json_int_t)ts.completed,
+		      "router",
+		      "counters", stats_to_json(),
+		      "socket", td->socket_path, "state_dir", td->state_dir,
+		      "stopping", td->stopping);
+	reply_ok(c, req->id, r);
+}
+
+static void
+op_list(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *state = json_object_get(req->root, "state");
+	json_t *limit = json_object_get(req->root, "limit");
+	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
+	json_t *arr;
+	struct job *j;
+	int st = -1;
+
+	if (state != NULL && (!json_is_string(state) ||
+			      (st = job_state_parse(json_string_value(state))) < 0)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "\"state\" must be one of queued, running, done, failed, timeout, "
+			  "cancelled, lost");
+		return;
+	}
+	if (limit != NULL) {
+		if (!json_is_integer(limit) || json_integer_value(limit) < 0) {
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "\"limit\" must be an integer >= 0 (0 = all)");
+			return;
+		}
+		max = json_integer_value(limit);
+	}
+	/* Most recent `max` matching jobs, returned in id order. */
+	arr = json_array();
+	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
+	     j = TAILQ_PREV(j, job_list, all)) {
+		if ((st >= 0 && (int)j->state != st) || !may_access(c, j))
+			continue;
+		json_array_insert_new(arr, 0, job_to_json(j));
+		n++;
+	}
+	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
+}
+
+static void
+op_show(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = lookup(td, c, req);
+
+	if (j != NULL)
+		reply_ok(c, req->id, job_to_json(j));
+}
+
+/* ---- wait ---- */
+
+static void
+pending_free(struct client *c, struct pending *p)
+{
+	struct cstate *cs = server_client_data(c);
+
+	TAILQ_REMOVE(&cs->waits, p, entry);
+	json_decref(p->id);
+	free(p);
+}
+
+static void
+wait_done(struct job *j, void *arg)
+{
+	struct pending *p = arg;
+
+	reply_ok(p->client, p->id, job_to_json(j));
+	pending_free(p->client, p);
+}
+
+static struct cstate *
+client_state(struct client *c)
+{
+	struct cstate *cs = server_client_data(c);
+
+	if (cs == NULL) {
+		cs = xcalloc(1, sizeof *cs);
+		TAILQ_INIT(&cs->waits);
+		server_client_set_data(c, cs);
+	}
+	return cs;
+}
+
+static void
+op_wait(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = lookup(td, c, req);
+	struct cstate *cs;
+	struct pending *p;
+
+	if (j == NULL)
+		return;
+	if (job_state_final(j->state)) {
+		reply_ok(c, req->id, job_to_json(j));
+		return;
+	}
+	cs = client_state(c);
+	p = xcalloc(1, sizeof *p);
+	p->td = td;
+	p->client = c;
+	p->job = j;
+	p->id = json_incref(req->id);
+	p->waiter.cb = wait_done;
+	p->waiter.arg = p;
+	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
+	job_wait(j, &p->waiter);
+}
+
+void
+ctl_close_cb(struct client *c, void *arg)
+{
+	struct cstate *cs = server_client_data(c);
+	struct pending *p;
+
+	if (cs == NULL)
+		return;
+	while ((p = TAILQ_FIRST(&cs->waits)) != NULL) {
+		job_unwait(p->job, &p->waiter);
+		pending_free(c, p);
+	}
+	free(cs);
+	server_client_set_data(c, NULL);
+}
+
+/* ---- cancel ---- */
+
+static void
+op_cancel(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = lookup(td, c, req);
+	json_int_t id;
+	char msg[128];
+	int rc;
+
+	if (j == NULL)
+		return;
+	id = (json_int_t)j->id;
+	if (job_state_final(j->state)) {
+		snprintf(msg, sizeof msg, "job %llu already finished (%s)",
+			 (unsigned long long)j->id, job_state_name(j->state));
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	/* Answer first: a queued job is finished (and maybe pruned) by the cancel. */
+	if (j->state == JOB_QUEUED)
+		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
+	else
+		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state", "running",
+					       "cancelling", 1));
+	rc = sched_cancel(td->sched, j, "cancelled by request");
+	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "queued" : "running");
+}
+
+/* ---- logs ---- */
+
+static char *
+base64(const unsigned char *p, size_t n)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
+	size_t i;
+	uint32_t v;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = tbl[v >> 18 & 63];
+		*o++ = tbl[v >> 12 & 63];
+		*o++ = tbl[v >> 6 & 63];
+		*o++ = tbl[v & 63];
+	}
+	if (i < n) {
+		v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+		*o++ = tbl[v >> 18 & 63];
+		*o++ = tbl[v >> 12 & 63];
+		*o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * Text when the chunk is UTF-8 (a multi-byte character cut by the chunk end
+ * is left for the next chunk), else base64. *used = bytes consumed.
+ */
+static void
+encode_chunk(json_t *r, const char *buf, size_t n, bool at_end, size_t *used)
+{
+	json_t *s = json_stringn(buf, n);
+	size_t cut;
+	char *b64;
+
+	for (cut = 1; s == NULL && !at_end && cut <= 3 && cut < n; cut++) {
+		s = json_stringn(buf, n - cut);
+		if (s != NULL)
+			n -= cut;
+	}
+	*used = n;
+	if (s != NULL) {
+		json_object_set_new(r, "data", s);
+		json_object_set_new(r, "encoding", json_string("utf-8"));
+		return;
+	}
+	b64 = base64((const unsigned char *)buf, n);
+	json_object_set_new(r, "data", json_string(b64));
+	json_object_set_new(r, "encoding", json_string("base64"));
+	free(b64);
+}
+
+static int
+logs_args(struct client *c, struct request *req, bool *err_stream, json_int_t *off,
+	  json_int_t *max)
+{
+	json_t *v;
+
+	*err_stream = false;
+	*off = 0;
+	*max = LOGS_CHUNK_DEFAULT;
+	if ((v = json_object_get(req->root, "stream")) != NULL) {
+		if (json_is_string(v) && strcmp(json_string_value(v), "stderr") == 0)
+			*err_stream = true;
+		else if (!json_is_string(v) || strcmp(json_string_value(v), "stdout") != 0)
+			goto bad;
+	}
+	if ((v = json_object_get(req->root, "offset")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			goto bad;
+		*off = json_integer_value(v);
+	}
+	if ((v = json_object_get(req->root, "max")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			goto bad;
+		*max = json_integer_value(v) > LOGS_CHUNK_MAX ? LOGS_CHUNK_MAX
+							      : json_integer_value(v);
+	}
+	return 0;
+bad:
+	reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+		  "logs takes \"stream\" (\"stdout\"|\"stderr\"), \"offset\" >= 0, \"max\" > 0");
+	return -1;
+}
+
+static void
+op_logs(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = lookup(td, c, req);
+	json_int_t off, max;
+	char path[4096], *buf;
+	struct stat st = { 0 };
+	bool errs, done;
+	ssize_t n = 0;
+	size_t used;
+	json_t *r;
+	int fd;
+
+	if (j == NULL || logs_args(c, req, &errs, &off, &max) == -1)
+		return;
+	snprintf(path, sizeof path, "%s/%llu.%s", td->jobs_dir, (unsigned long long)j->id,
+		 errs ? "err" : "out");
+	buf = xmalloc((size_t)max);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0 && off < st.st_size)
+			n = pread(fd, buf, (size_t)max, off);
+		close(fd);
+	} else if (errno != ENOENT) {
+		log_warn("open %s", path);
+	}
+	if (n < 0) {
+		log_warn("read %s", path);
+		n = 0;
+	}
+	done = job_state_final(j->state);
+	r = json_object();
+	encode_chunk(r, buf, (size_t)n, off + n >= st.st_size, &used);
+	free(buf);
+	json_object_set_new(r, "offset", json_integer(off));
+	json_object_set_new(r, "next_offset", json_integer(off + (json_int_t)used));
+	json_object_set_new(r, "size", json_integer((json_int_t)st.st_size));
+	json_object_set_new(r, "eof", json_boolean(done && off + (json_int_t)used >= st.st_size));
+	json_object_set_new(r, "truncated", json_boolean(errs ? j->res.err_truncated
+							      : j->res.out_truncated));
+	reply_ok(c, req->id, r);
+}
+
+/* ---- shutdown ---- */
+
+static void
+sched_idle_cb(void *arg)
+{
+	struct taskd *td = arg;
+
+	if (td->stopping)
+		event_base_loopexit(td->base, NULL);
+}
+
+void
+ctl_shutdown(struct taskd *td, bool drain)
+{
+	if (td->stopping && (drain || !td->draining))
+		return;
+	log_info("shutting down%s: %zu running, %zu queued", drain ? " (draining)" : "",
+		 sched_running(td->sched), sched_pending(td->sched));
+	td->stopping = true;
+	td->draining = drain;
+	server_stop_listening(td->server);
+	sched_set_idle_cb(td->sched, sched_idle_cb, td);
+	if (!drain)
+		sched_cancel_all(td->sched, "taskd shut down");
+	if (sched_running(td->sched) == 0 && sched_pending(td->sched) == 0)
+		event_base_loopexit(td->base, NULL);
+}
+
+static void
+op_shutdown(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *d = json_object_get(req->root, "drain");
+	bool drain = d != NULL && json_is_true(d);
+
+	if (d != NULL && !json_is_boolean(d)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"drain\" must be true or false");
+		return;
+	}
+	reply_ok(c, req->id, json_pack("{s:b,s:b}", "stopping", 1, "drain", drain));
+	ctl_shutdown(td, drain);
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+	const char *name;
+	op_fn *fn;
+} ops[] = {
+	{ TASKD_OP_SUBMIT, op_submit },
+	{ TASKD_OP_STATUS, op_status },
+	{ TASKD_OP_LIST, op_list },
+	{ TASKD_OP_SHOW, op_show },
+	{ TASKD_OP_WAIT, op_wait },
+	{ TASKD_OP_CANCEL, op_cancel },
+	{ TASKD_OP_LOGS, op_logs },
+	{ TASKD_OP_SHUTDOWN, op_shutdown },
+};
+
+void
+ctl_frame_cb(struct client *c, const char *line, size_t len, void *arg)
+{
+	struct taskd *td = arg;
+	struct proto_error err = { 0 };
+	struct request req;
+	size_t i;
+
+	STATS_INC(requests);
+	client_state(c);
+	if (proto_decode(line, len, &req, &err) == -1) {
+		reply_proto_err(c, req.id, &err);
+		proto_request_free(&req);
+		return;
+	}
+	for (i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+		if (strcmp(req.op, ops[i].name) == 0) {
+			ops[i].fn(td, c, &req);
+			proto_request_free(&req);
+			return;
+		}
+	}
+	proto_error_set(&err, TASKD_ERR_UNKNOWN_OP, "unknown op \"%s\"", req.op);
+	reply_proto_err(c, req.id, &err);
+	proto_request_free(&req);
+}

@@ -1,0 +1,44 @@
+/*
+ * Control operations: one handler per protocol op, dispatched through a
+ * table. Requests arrive as frames from server.c; answers go back on the
+ * same client, immediately or (for `wait`) when the job finishes.
+ * Loop thread only.
+ */
+#ifndef TASKD_CTL_H
+#define TASKD_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct event_base;
+struct jobs;
+struct sched;
+struct tpool;
+struct server;
+struct client;
+
+/* The running daemon's parts, wired by main.c. */
+struct taskd {
+	struct event_base *base;
+	struct config *cfg;
+	char *socket_path;
+	char *state_dir;
+	char *jobs_dir;
+	struct jobs *jobs;
+	struct sched *sched;
+	struct tpool *tpool;
+	struct server *server;
+	double started_at;
+	bool stopping;
+	bool draining;
+};
+
+void ctl_frame_cb(struct client *c, const char *line, size_t len, void *arg);
+void ctl_close_cb(struct client *c, void *arg);
+
+/* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
+void ctl_shutdown(struct taskd *td, bool drain);
+
+#endif

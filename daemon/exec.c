@@ -1,0 +1,751 @@
+/*
+ * Running one job (struct run) in the calling thread, normally a pool thread.
+ *
+ * What runs where: run_execute() is called on a pool thread and blocks until
+ * the job is over. For a command (exec_run) that thread posix_spawns the
+ * child in its own process group, then sits in a poll() loop over the
+ * child's pidfd, its stdout/stderr pipes and the run's cancel eventfd,
+ * copying output into the files and enforcing the timeout; when the pidfd
+ * says the child exited it reaps exactly that pid with wait4() (so the
+ * rusage comes with it) and never calls waitpid(-1).
+ *
+ * Who owns what: the struct run belongs to the runner while it runs; the
+ * only thing other threads touch is cancel_fd (run_cancel writes to it,
+ * async-signal-safe). There is no global state.
+ *
+ * File descriptors: every fd opened here is O_CLOEXEC from birth (pipe2,
+ * open, eventfd, pidfd), so a job spawned concurrently by another pool
+ * thread never inherits this job's pipes or files. The child gets its
+ * stdin/stdout/stderr only through posix_spawn file actions.
+ *
+ * Killing: the group is signalled with kill(-pid, ...) only while the leader
+ * is unreaped (running or a zombie), so its pid, which is the group id,
+ * cannot have been reused. When the leader exits after a timeout or cancel,
+ * the rest of the group gets SIGKILL before the leader is reaped.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "builtin.h"
+#include "exec.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define EXEC_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EXEC_BUFSZ 65536
+#define EXEC_DRAIN_MAX 64  /* reads per stream once the leader exited */
+#define EXEC_NOPIDFD_MS 10 /* poll period when pidfd_open failed */
+
+static char *const exec_default_env[] = {"PATH=" EXEC_DEFAULT_PATH, NULL};
+
+/* One output stream: pipe from the child, file on disk, counters. */
+struct stream {
+	int rfd;          /* pipe read end (non-blocking), -1 at EOF */
+	int wfd;          /* pipe write end, closed once the child has it */
+	int file;         /* output file, -1 when closed */
+	const char *path; /* for messages */
+	uint64_t kept;    /* bytes written to the file */
+	uint64_t *bytes;  /* -> res.out_bytes / res.err_bytes */
+	bool *truncated;  /* -> res.out_truncated / res.err_truncated */
+};
+
+/* The state of one spawned command, on the runner's stack. */
+struct child {
+	struct run *r;
+	char *path; /* resolved argv[0] */
+	pid_t pid;
+	int pidfd; /* -1: fall back to waitid(WNOWAIT) polling */
+	struct stream out;
+	struct stream err;
+	char *buf;
+	double deadline;     /* CLOCK_MONOTONIC timeout, 0 = none */
+	double kill_at;      /* CLOCK_MONOTONIC SIGKILL time once stopping */
+	bool stopping;       /* SIGTERM sent (timeout or cancel) */
+	bool killed;         /* SIGKILL sent */
+	enum run_status why; /* RUN_TIMEOUT or RUN_CANCELLED once stopping */
+};
+
+static double
+clock_now(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+tv_seconds(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+struct run *
+run_new(void)
+{
+	struct run *r = xcalloc(1, sizeof *r);
+
+	r->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->cancel_fd == -1)
+		log_warn("eventfd (the run cannot be cancelled)");
+	r->res.exit_code = -1;
+	r->res.max_rss_kb = -1;
+	return r;
+}
+
+void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	strv_free(r->spec.argv);
+	strv_free(r->spec.env);
+	free(r->spec.cwd);
+	free(r->spec.out_path);
+	free(r->spec.err_path);
+	free(r->res.result);
+	free(r->res.error);
+	if (r->cancel_fd != -1)
+		close(r->cancel_fd);
+	free(r);
+}
+
+void
+run_cancel(struct run *r)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	if (r->cancel_fd != -1 && write(r->cancel_fd, &one, sizeof one) == -1) {
+		/* EAGAIN: the counter is full, so it is readable already. */
+	}
+	errno = saved;
+}
+
+bool
+run_cancelled(const struct run *r)
+{
+	struct pollfd pfd = {.fd = r->cancel_fd, .events = POLLIN};
+
+	if (r->cancel_fd == -1)
+		return false;
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+void
+run_execute(struct run *r)
+{
+	if (r->spec.type == BUILTIN_EXEC)
+		exec_run(r);
+	else
+		builtin_run(r);
+}
+
+/* --- lookup ----------------------------------------------------------- */
+
+/* dir/name, or name itself when it is absolute. */
+static char *
+path_join(const char *dir, const char *name)
+{
+	size_t len = strlen(dir);
+
+	if (name[0] == '/')
+		return xstrdup(name);
+	while (len > 0 && dir[len - 1] == '/')
+		len--;
+	if (len == 0 && dir[0] == '/')
+		return xprintf("/%s", name);
+	return xprintf("%.*s/%s", (int)len, dir, name);
+}
+
+static const char *
+env_path(char *const *env)
+{
+	size_t i;
+
+	if (env == NULL)
+		return EXEC_DEFAULT_PATH;
+	for (i = 0; env[i] != NULL; i++)
+		if (strncmp(env[i], "PATH=", 5) == 0)
+			return env[i] + 5;
+	return EXEC_DEFAULT_PATH;
+}
+
+/* An explicit path (contains '/'): use it, relative to cwd. */
+static int
+resolve_file(const char *file, const char *cwd, char **path, char **error)
+{
+	char *p = path_join(cwd, file);
+	struct stat st;
+
+	if (stat(p, &st) == -1) {
+		if (errno == EACCES) {
+			*error = xprintf("permission denied: %s", p);
+			free(p);
+			return 126;
+		}
+		*error = xprintf("command not found: %s", file);
+		free(p);
+		return 127;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		*error = xprintf("is a directory: %s", p);
+		free(p);
+		return 126;
+	}
+	if (!S_ISREG(st.st_mode) || access(p, X_OK) == -1) {
+		*error = xprintf("permission denied: %s", p);
+		free(p);
+		return 126;
+	}
+	*path = p;
+	return 0;
+}
+
+/* 1: executable regular file, 0: regular file we may not run, -1: neither. */
+static int
+classify(const char *p)
+{
+	struct stat st;
+
+	if (stat(p, &st) == -1 || !S_ISREG(st.st_mode))
+		return -1;
+	return access(p, X_OK) == 0 ? 1 : 0;
+}
+
+/* The candidate for one PATH entry; relative entries are relative to cwd. */
+static char *
+candidate(const char *entry, size_t len, const char *cwd, const char *file)
+{
+	char *dir, *abs, *p;
+
+	if (len == 0)
+		return path_join(cwd, file);
+	dir = xstrndup(entry, len);
+	abs = path_join(cwd, dir);
+	p = path_join(abs, file);
+	free(abs);
+	free(dir);
+	return p;
+}
+
+/*
+ * PATH search as bash does it: the first executable regular file wins;
+ * directories are skipped; a non-executable file found on the way gives
+ * 126 when nothing executable follows.
+ */
+static int
+resolve_search(const char *file, const char *pathvar, const char *cwd, char **path, char **error)
+{
+	const char *entry = pathvar, *end;
+	char *denied = NULL, *p;
+	int kind;
+
+	for (;;) {
+		end = strchrnul(entry, ':');
+		p = candidate(entry, (size_t)(end - entry), cwd, file);
+		kind = classify(p);
+		if (kind == 1) {
+			free(denied);
+			*path = p;
+			return 0;
+		}
+		if (kind == 0 && denied == NULL)
+			denied = p;
+		else
+			free(p);
+		if (*end == '\0')
+			break;
+		entry = end + 1;
+	}
+	if (denied != NULL) {
+		*error = xprintf("permission denied: %s", denied);
+		free(denied);
+		return 126;
+	}
+	*error = xprintf("command not found: %s", file);
+	return 127;
+}
+
+int
+exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error)
+{
+	*path = NULL;
+	*error = NULL;
+	if (cwd == NULL)
+		cwd = "/";
+	if (file == NULL || file[0] == '\0') {
+		*error = xstrdup("command not found: ");
+		return 127;
+	}
+	if (strchr(file, '/') != NULL)
+		return resolve_file(file, cwd, path, error);
+	return resolve_search(file, env_path(env), cwd, path, error);
+}
+
+/* --- setup ------------------------------------------------------------ */
+
+/* Record a start failure; takes ownership of msg. Returns -1. */
+static int
+run_fail(struct run *r, int code, char *msg)
+{
+	r->res.status = RUN_FAILED;
+	r->res.exit_code = code;
+	r->res.signal = 0;
+	free(r->res.error);
+	r->res.error = msg;
+	return -1;
+}
+
+static int
+check_cwd(struct run *r, const char *cwd)
+{
+	struct stat st;
+
+	if (stat(cwd, &st) == -1)
+		return run_fail(r, 1, xprintf("cwd %s: %s", cwd, strerror(errno)));
+	if (!S_ISDIR(st.st_mode))
+		return run_fail(r, 1, xprintf("cwd %s: %s", cwd, strerror(ENOTDIR)));
+	if (access(cwd, X_OK) == -1)
+		return run_fail(r, 1, xprintf("cwd %s: %s", cwd, strerror(errno)));
+	return 0;
+}
+
+/* Keep fd off 0..2 so the spawn file actions cannot clobber it. */
+static int
+fd_above_stdio(int fd)
+{
+	int nfd;
+
+	if (fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return nfd;
+}
+
+static int
+stream_open(struct run *r, struct stream *s, const char *path)
+{
+	int p[2];
+
+	s->path = path != NULL ? path : "/dev/null";
+	s->file = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (s->file == -1)
+		return run_fail(r, 1, xprintf("cannot open %s: %s", s->path, strerror(errno)));
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return run_fail(r, 1, xprintf("pipe: %s", strerror(errno)));
+	s->rfd = p[0];
+	s->wfd = fd_above_stdio(p[1]);
+	if (s->wfd == -1)
+		return run_fail(r, 1, xprintf("fcntl: %s", strerror(errno)));
+	if (fcntl(s->rfd, F_SETFL, O_NONBLOCK) == -1)
+		return run_fail(r, 1, xprintf("fcntl: %s", strerror(errno)));
+	return 0;
+}
+
+static void
+child_init(struct child *c, struct run *r)
+{
+	memset(c, 0, sizeof *c);
+	c->r = r;
+	c->pidfd = -1;
+	c->out.rfd = c->out.wfd = c->out.file = -1;
+	c->err.rfd = c->err.wfd = c->err.file = -1;
+	c->out.bytes = &r->res.out_bytes;
+	c->out.truncated = &r->res.out_truncated;
+	c->err.bytes = &r->res.err_bytes;
+	c->err.truncated = &r->res.err_truncated;
+}
+
+static void
+fd_close(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);
+	*fd = -1;
+}
+
+static void
+child_close(struct child *c)
+{
+	fd_close(&c->pidfd);
+	fd_close(&c->out.rfd);
+	fd_close(&c->out.wfd);
+	fd_close(&c->out.file);
+	fd_close(&c->err.rfd);
+	fd_close(&c->err.wfd);
+	fd_close(&c->err.file);
+	free(c->path);
+	free(c->buf);
+}
+
+static int
+child_prepare(struct child *c, const char *cwd)
+{
+	struct run *r = c->r;
+	char *error;
+	int code;
+
+	if (run_cancelled(r)) {
+		r->res.status = RUN_CANCELLED;
+		return -1;
+	}
+	if (r->spec.argv == NULL || r->spec.argv[0] == NULL)
+		return run_fail(r, 127, xstrdup("command not found: (empty argv)"));
+	if (check_cwd(r, cwd) == -1)
+		return -1;
+	code = exec_resolve(r->spec.argv[0], r->spec.env, cwd, &c->path, &error);
+	if (code != 0)
+		return run_fail(r, code, error);
+	if (stream_open(r, &c->out, r->spec.out_path) == -1)
+		return -1;
+	if (stream_open(r, &c->err, r->spec.err_path) == -1)
+		return -1;
+	c->buf = xmalloc(EXEC_BUFSZ);
+	return 0;
+}
+
+/* --- spawn ------------------------------------------------------------ */
+
+static int
+spawn_actions(posix_spawn_file_actions_t *fa, const struct child *c, const char *cwd)
+{
+	int err;
+
+	if ((err = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0)
+		return err;
+	if ((err = posix_spawn_file_actions_adddup2(fa, c->out.wfd, 1)) != 0)
+		return err;
+	if ((err = posix_spawn_file_actions_adddup2(fa, c->err.wfd, 2)) != 0)
+		return err;
+	return posix_spawn_file_actions_addchdir_np(fa, cwd);
+}
+
+/* Own process group, empty signal mask, every catchable signal to default. */
+static int
+spawn_attrs(posix_spawnattr_t *attr)
+{
+	sigset_t mask, def;
+	int err;
+
+	sigemptyset(&mask);
+	sigfillset(&def);
+	sigdelset(&def, SIGKILL);
+	sigdelset(&def, SIGSTOP);
+	if ((err = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	                                              POSIX_SPAWN_SETSIGDEF)) != 0)
+		return err;
+	if ((err = posix_spawnattr_setpgroup(attr, 0)) != 0)
+		return err;
+	if ((err = posix_spawnattr_setsigmask(attr, &mask)) != 0)
+		return err;
+	return posix_spawnattr_setsigdefault(attr, &def);
+}
+
+static int
+child_spawn(struct child *c, const char *cwd)
+{
+	struct run *r = c->r;
+	char *const *env = r->spec.env != NULL ? r->spec.env : exec_default_env;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int err;
+
+	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
+		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
+	if ((err = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
+	}
+	err = spawn_actions(&fa, c, cwd);
+	if (err == 0)
+		err = spawn_attrs(&attr);
+	if (err == 0)
+		err = posix_spawn(&c->pid, c->path, &fa, &attr, r->spec.argv, env);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	fd_close(&c->out.wfd);
+	fd_close(&c->err.wfd);
+	if (err != 0)
+		return run_fail(r, err == ENOENT ? 127 : 126,
+		                xprintf("cannot execute %s: %s", c->path, strerror(err)));
+	r->res.pid = c->pid;
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	/* pidfd_open sets close-on-exec itself. */
+	if (c->pidfd == -1)
+		log_warn("pidfd_open %d (polling instead)", (int)c->pid);
+	return 0;
+}
+
+/* --- supervise -------------------------------------------------------- */
+
+static void
+write_all(struct stream *s, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(s->file, p, n);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1) {
+			log_warn("write %s", s->path);
+			fd_close(&s->file);
+			*s->truncated = true;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Count n bytes, write what fits under max_output, drop the rest. */
+static void
+stream_keep(struct child *c, struct stream *s, size_t n)
+{
+	uint64_t max = c->r->spec.max_output;
+	size_t keep = n;
+
+	*s->bytes += n;
+	if (max > 0 && keep > max - s->kept)
+		keep = (size_t)(max - s->kept);
+	if (keep < n)
+		*s->truncated = true;
+	if (keep > 0 && s->file != -1)
+		write_all(s, c->buf, keep);
+	s->kept += keep;
+}
+
+/* One read; 1 if data came, 0 if nothing (EAGAIN), -1 at EOF or error. */
+static int
+stream_read(struct child *c, struct stream *s)
+{
+	ssize_t n;
+
+	if (s->rfd == -1)
+		return -1;
+	n = read(s->rfd, c->buf, EXEC_BUFSZ);
+	if (n > 0) {
+		stream_keep(c, s, (size_t)n);
+		return 1;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n == -1)
+		log_warn("read output of job %llu", (unsigned long long)c->r->spec.job_id);
+	fd_close(&s->rfd);
+	return -1;
+}
+
+/*
+ * After the leader exited: take what is in the pipe now and stop, even if
+ * a grandchild still holds the write end (bounded, never blocks).
+ */
+static void
+stream_drain(struct child *c, struct stream *s)
+{
+	int i;
+
+	for (i = 0; i < EXEC_DRAIN_MAX; i++)
+		if (stream_read(c, s) != 1)
+			break;
+	fd_close(&s->rfd);
+}
+
+/*
+ * The group, and the leader by pid in case it moved to another group.
+ * Both are safe while the leader is unreaped.
+ */
+static void
+child_signal(struct child *c, int sig)
+{
+	if (kill(-c->pid, sig) == -1 && errno != ESRCH)
+		log_warn("kill -%d -%d", sig, (int)c->pid);
+	kill(c->pid, sig);
+}
+
+static void
+child_kill(struct child *c)
+{
+	c->killed = true;
+	child_signal(c, SIGKILL);
+}
+
+/* Timeout or cancel: SIGTERM (and SIGCONT) to the group; the first reason wins. */
+static void
+child_stop(struct child *c, enum run_status why, double now)
+{
+	double grace = c->r->spec.kill_grace;
+
+	if (c->stopping)
+		return;
+	c->stopping = true;
+	c->why = why;
+	child_signal(c, SIGTERM);
+	child_signal(c, SIGCONT); /* a stopped job must see its SIGTERM */
+	if (!(grace > 0)) {
+		child_kill(c);
+		return;
+	}
+	c->kill_at = now + grace;
+}
+
+static void
+child_deadlines(struct child *c, double now)
+{
+	if (!c->stopping && c->deadline > 0 && now >= c->deadline)
+		child_stop(c, RUN_TIMEOUT, now);
+	if (c->stopping && !c->killed && now >= c->kill_at)
+		child_kill(c);
+}
+
+static int
+poll_timeout(const struct child *c, double now)
+{
+	double due = 0, ms;
+
+	if (!c->stopping && c->deadline > 0)
+		due = c->deadline;
+	else if (c->stopping && !c->killed)
+		due = c->kill_at;
+	ms = due > 0 ? ceil((due - now) * 1000) : -1;
+	if (ms > INT_MAX)
+		ms = INT_MAX;
+	if (c->pidfd == -1 && (ms < 0 || ms > EXEC_NOPIDFD_MS))
+		ms = EXEC_NOPIDFD_MS;
+	return ms < 0 ? -1 : (int)ms;
+}
+
+/* Has the leader exited (it is a zombie now, not reaped)? */
+static bool
+child_exited(const struct child *c, const struct pollfd *pidpfd)
+{
+	siginfo_t si;
+
+	if (c->pidfd != -1)
+		return pidpfd->revents != 0;
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
+		return errno != EINTR;
+	return si.si_pid != 0;
+}
+
+static void
+child_supervise(struct child *c)
+{
+	struct pollfd pfd[4];
+	double now;
+
+	for (;;) {
+		now = clock_now(CLOCK_MONOTONIC);
+		child_deadlines(c, now);
+		pfd[0] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = c->out.rfd, .events = POLLIN};
+		pfd[2] = (struct pollfd){.fd = c->err.rfd, .events = POLLIN};
+		pfd[3] =
+		    (struct pollfd){.fd = c->stopping ? -1 : c->r->cancel_fd, .events = POLLIN};
+		if (poll(pfd, 4, poll_timeout(c, now)) == -1) {
+			if (errno != EINTR) {
+				log_warn("poll");
+				usleep(EXEC_NOPIDFD_MS * 1000);
+			}
+			continue;
+		}
+		if (pfd[1].revents != 0)
+			stream_read(c, &c->out);
+		if (pfd[2].revents != 0)
+			stream_read(c, &c->err);
+		if (pfd[3].revents != 0)
+			child_stop(c, RUN_CANCELLED, clock_now(CLOCK_MONOTONIC));
+		if (child_exited(c, &pfd[0]))
+			return;
+	}
+}
+
+static void
+child_result(struct child *c, int status, const struct rusage *ru)
+{
+	struct run_result *res = &c->r->res;
+
+	if (WIFEXITED(status)) {
+		res->exit_code = WEXITSTATUS(status);
+		res->signal = 0;
+		res->status = RUN_EXITED;
+	} else {
+		res->exit_code = -1;
+		res->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+		res->status = RUN_SIGNALED;
+	}
+	if (c->stopping)
+		res->status = c->why;
+	/*
+	 * Caveat: ru_maxrss has the spawning process's RSS as a floor. The
+	 * posix_spawn child shares our mm until exec, and the kernel charges
+	 * that mm's high-water mark to the child at exec.
+	 */
+	res->cpu_user = tv_seconds(&ru->ru_utime);
+	res->cpu_sys = tv_seconds(&ru->ru_stime);
+	res->max_rss_kb = ru->ru_maxrss;
+}
+
+static void
+child_reap(struct child *c)
+{
+	struct rusage ru;
+	int status = 0;
+	pid_t p;
+
+	/* Stragglers of a stopped job go now, while the group id is still ours. */
+	if (c->stopping)
+		child_kill(c);
+	do
+		p = wait4(c->pid, &status, 0, &ru);
+	while (p == -1 && errno == EINTR);
+	stream_drain(c, &c->out);
+	stream_drain(c, &c->err);
+	if (p == -1) {
+		log_warn("wait4 %d", (int)c->pid);
+		run_fail(c->r, 1, xprintf("wait4: %s", strerror(errno)));
+		return;
+	}
+	child_result(c, status, &ru);
+}
+
+void
+exec_run(struct run *r)
+{
+	const char *cwd = r->spec.cwd != NULL ? r->spec.cwd : "/";
+	struct child c;
+	double t0 = clock_now(CLOCK_MONOTONIC);
+
+	r->res.started_at = clock_now(CLOCK_REALTIME);
+	child_init(&c, r);
+	if (r->spec.timeout > 0)
+		c.deadline = t0 + r->spec.timeout;
+	if (child_prepare(&c, cwd) == 0 && child_spawn(&c, cwd) == 0) {
+		child_supervise(&c);
+		child_reap(&c);
+	}
+	child_close(&c);
+	r->res.finished_at = clock_now(CLOCK_REALTIME);
+	r->res.wall = clock_now(CLOCK_MONOTONIC) - t0;
+}

@@ -1,0 +1,88 @@
+/*
+ * One job run, self-contained: a struct run is built by the event loop from
+ * a job, handed to a pool thread, executed there (exec_run for commands,
+ * builtin_run for built-in types), and handed back with its result filled
+ * in. It owns copies of everything it needs and never points into the job
+ * table, so the thread and the loop share nothing but the struct itself,
+ * which only one side touches at a time (plus the cancel eventfd).
+ */
+#ifndef TASKD_EXEC_H
+#define TASKD_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tpool.h"
+
+enum run_status {
+	RUN_EXITED = 0,  /* exited by itself: res.exit_code */
+	RUN_SIGNALED,    /* killed by a signal it did not get from us: res.signal */
+	RUN_TIMEOUT,     /* killed because spec.timeout passed */
+	RUN_CANCELLED,   /* killed because run_cancel() was called */
+	RUN_FAILED,      /* could not be started: res.error, res.exit_code 126/127 */
+};
+
+struct run_spec {
+	uint64_t job_id;
+	int type;           /* enum builtin_type (BUILTIN_EXEC for commands) */
+	char **argv;        /* NULL-terminated; for built-ins, their arguments */
+	char **env;         /* NULL-terminated "K=V"; NULL = inherit nothing but a default PATH */
+	char *cwd;          /* NULL = "/" */
+	char *out_path;     /* stdout file (created 0600, truncated); NULL = /dev/null */
+	char *err_path;     /* stderr file; NULL = /dev/null */
+	double timeout;     /* seconds, 0 = none */
+	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
+	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
+};
+
+struct run_result {
+	enum run_status status;
+	int exit_code;      /* -1 when it did not exit by itself */
+	int signal;         /* terminating signal, 0 if none */
+	double cpu_user;    /* seconds */
+	double cpu_sys;
+	long max_rss_kb;    /* -1 = unknown */
+	double wall;        /* seconds, start to finish */
+	double started_at;  /* unix time, fractional */
+	double finished_at;
+	uint64_t out_bytes; /* bytes the job wrote (kept + dropped) */
+	uint64_t err_bytes;
+	bool out_truncated;
+	bool err_truncated;
+	pid_t pid;          /* of the command, 0 for built-ins */
+	char *result;       /* built-in result (text), malloc'd, or NULL */
+	char *error;        /* human message when it failed to run, malloc'd, or NULL */
+};
+
+struct run {
+	struct tpool_task task; /* must stay first: the pool hands it back */
+	struct run_spec spec;
+	struct run_result res;
+	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
+	void *owner;            /* for the loop side (the job), never used by the runner */
+};
+
+/* A run with an open cancel eventfd and spec zeroed; the caller fills spec. */
+struct run *run_new(void);
+void run_free(struct run *r);
+
+/* From any thread: ask the run to stop (SIGTERM to the group, SIGKILL after kill_grace). */
+void run_cancel(struct run *r);
+bool run_cancelled(const struct run *r); /* non-blocking check of cancel_fd */
+
+/* Execute r (dispatches to exec_run or builtin_run); fills r->res. Blocks. */
+void run_execute(struct run *r);
+
+/*
+ * Run a command: posix_spawn in its own process group, stdin /dev/null,
+ * stdout/stderr through pipes into the output files capped at max_output,
+ * wait for its own pid (pidfd + wait4, never waitpid(-1)), enforce timeout
+ * and cancel. argv[0] is looked up in PATH from spec.env.
+ */
+void exec_run(struct run *r);
+
+/* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
+int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);
+
+#endif

@@ -1,0 +1,351 @@
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "builtin.h"
+#include "job.h"
+#include "xmalloc.h"
+
+struct jobs {
+	struct job **buckets;   /* chained hash by id, power-of-two size */
+	size_t nbuckets;
+	size_t total;
+	size_t counts[JOB_NSTATES];
+	size_t nfinished;
+	uint64_t next_id;
+	struct job_list all;
+	struct job_list finished;
+};
+
+static const char *const state_names[JOB_NSTATES] = {
+	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_DONE] = "done",
+	[JOB_FAILED] = "failed", [JOB_TIMEOUT] = "timeout", [JOB_CANCELLED] = "cancelled",
+	[JOB_LOST] = "lost",
+};
+
+double
+now_unix(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *
+job_state_name(enum job_state st)
+{
+	return st < JOB_NSTATES ? state_names[st] : "unknown";
+}
+
+int
+job_state_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; i < JOB_NSTATES; i++)
+		if (strcmp(name, state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+bool
+job_state_final(enum job_state st)
+{
+	return st != JOB_QUEUED && st != JOB_RUNNING;
+}
+
+const char *
+job_pool_name(enum job_pool p)
+{
+	switch (p) {
+	case POOL_THREAD:
+		return "thread";
+	case POOL_PROCESS:
+		return "process";
+	default:
+		return NULL;
+	}
+}
+
+struct jobs *
+jobs_new(void)
+{
+	struct jobs *js = xcalloc(1, sizeof *js);
+
+	js->nbuckets = 1024;
+	js->buckets = xcalloc(js->nbuckets, sizeof *js->buckets);
+	js->next_id = 1;
+	TAILQ_INIT(&js->all);
+	TAILQ_INIT(&js->finished);
+	return js;
+}
+
+void
+job_spec_free(struct job_spec *spec)
+{
+	strv_free(spec->argv);
+	strv_free(spec->env);
+	free(spec->cwd);
+	free(spec->name);
+	memset(spec, 0, sizeof *spec);
+}
+
+static void
+job_free(struct job *j)
+{
+	job_spec_free(&j->spec);
+	free(j->res.result);
+	free(j->res.error);
+	free(j);
+}
+
+void
+jobs_free(struct jobs *js)
+{
+	struct job *j;
+
+	if (js == NULL)
+		return;
+	while ((j = TAILQ_FIRST(&js->all)) != NULL) {
+		TAILQ_REMOVE(&js->all, j, all);
+		if (j->run != NULL)
+			run_free(j->run);
+		job_free(j);
+	}
+	free(js->buckets);
+	free(js);
+}
+
+static size_t
+bucket_of(const struct jobs *js, uint64_t id)
+{
+	/* Fibonacci hashing: ids are sequential, so spread them. */
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (js->nbuckets - 1);
+}
+
+static void
+grow(struct jobs *js)
+{
+	struct job **old = js->buckets, *j, *next;
+	size_t i, oldn = js->nbuckets;
+
+	js->nbuckets *= 2;
+	js->buckets = xcalloc(js->nbuckets, sizeof *js->buckets);
+	for (i = 0; i < oldn; i++) {
+		for (j = old[i]; j != NULL; j = next) {
+			next = j->hnext;
+			j->hnext = js->buckets[bucket_of(js, j->id)];
+			js->buckets[bucket_of(js, j->id)] = j;
+		}
+	}
+	free(old);
+}
+
+struct job *
+jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double now)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	size_t b;
+
+	j->id = js->next_id++;
+	j->state = JOB_QUEUED;
+	j->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	j->uid = uid;
+	j->gid = gid;
+	j->worker = -1;
+	j->submitted_at = now;
+	j->qidx = SIZE_MAX;
+	j->res.exit_code = -1;
+	j->res.max_rss_kb = -1;
+	TAILQ_INIT(&j->waiters);
+
+	if (js->total + 1 > js->nbuckets)
+		grow(js);
+	b = bucket_of(js, j->id);
+	j->hnext = js->buckets[b];
+	js->buckets[b] = j;
+	TAILQ_INSERT_TAIL(&js->all, j, all);
+	js->total++;
+	js->counts[JOB_QUEUED]++;
+	return j;
+}
+
+struct job *
+jobs_find(struct jobs *js, uint64_t id)
+{
+	struct job *j;
+
+	for (j = js->buckets[bucket_of(js, id)]; j != NULL; j = j->hnext)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+struct job *
+jobs_first(struct jobs *js)
+{
+	return TAILQ_FIRST(&js->all);
+}
+
+struct job *
+jobs_last(struct jobs *js)
+{
+	return TAILQ_LAST(&js->all, job_list);
+}
+
+size_t
+jobs_count(struct jobs *js, enum job_state st)
+{
+	return st < JOB_NSTATES ? js->counts[st] : 0;
+}
+
+size_t
+jobs_total(struct jobs *js)
+{
+	return js->total;
+}
+
+uint64_t
+jobs_next_id(struct jobs *js)
+{
+	return js->next_id;
+}
+
+void
+job_set_state(struct jobs *js, struct job *j, enum job_state st)
+{
+	js->counts[j->state]--;
+	js->counts[st]++;
+	j->state = st;
+}
+
+static void
+jobs_remove(struct jobs *js, struct job *j)
+{
+	struct job **pp = &js->buckets[bucket_of(js, j->id)];
+
+	while (*pp != j)
+		pp = &(*pp)->hnext;
+	*pp = j->hnext;
+	TAILQ_REMOVE(&js->all, j, all);
+	js->counts[j->state]--;
+	js->total--;
+}
+
+void
+jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
+	    void (*prune)(struct job *, void *), void *arg)
+{
+	struct job_waiter *w;
+	struct job *old;
+
+	job_set_state(js, j, st);
+	TAILQ_INSERT_TAIL(&js->finished, j, finished);
+	js->nfinished++;
+	/* A waiter's callback may free its waiter: unlink before calling. */
+	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+		TAILQ_REMOVE(&j->waiters, w, entry);
+		w->cb(j, w->arg);
+	}
+	while (js->nfinished > (size_t)(keep < 0 ? 0 : keep)) {
+		old = TAILQ_FIRST(&js->finished);
+		TAILQ_REMOVE(&js->finished, old, finished);
+		js->nfinished--;
+		if (prune != NULL)
+			prune(old, arg);
+		jobs_remove(js, old);
+		job_free(old);
+	}
+}
+
+void
+job_wait(struct job *j, struct job_waiter *w)
+{
+	TAILQ_INSERT_TAIL(&j->waiters, w, entry);
+}
+
+void
+job_unwait(struct job *j, struct job_waiter *w)
+{
+	TAILQ_REMOVE(&j->waiters, w, entry);
+}
+
+static json_t *
+strv_to_json(char *const *v)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static json_t *
+time_or_null(double t)
+{
+	return t > 0 ? json_real(t) : json_null();
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+static void
+add_result(json_t *o, const struct job *j)
+{
+	const struct run_result *r = &j->res;
+	bool fin = job_state_final(j->state);
+	bool ran = fin && j->started_at > 0;
+
+	json_object_set_new(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code)
+							      : json_null());
+	json_object_set_new(o, "signal", r->signal > 0 ? json_integer(r->signal) : json_null());
+	json_object_set_new(o, "cpu_user", ran ? json_real(r->cpu_user) : json_null());
+	json_object_set_new(o, "cpu_sys", ran ? json_real(r->cpu_sys) : json_null());
+	json_object_set_new(o, "max_rss_kb", ran && r->max_rss_kb >= 0
+						     ? json_integer(r->max_rss_kb) : json_null());
+	json_object_set_new(o, "wall", ran ? json_real(r->wall) : json_null());
+	json_object_set_new(o, "result", str_or_null(r->result));
+	json_object_set_new(o, "error", str_or_null(r->error));
+	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
+						   : json_null());
+	json_object_set_new(o, "stderr_bytes", ran ? json_integer((json_int_t)r->err_bytes)
+						   : json_null());
+	json_object_set_new(o, "stdout_truncated", json_boolean(r->out_truncated));
+	json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
+}
+
+json_t *
+job_to_json(const struct job *j)
+{
+	json_t *o = json_object();
+	const char *pool = job_pool_name(j->pool);
+
+	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
+	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
+	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
+	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
+						      : json_null());
+	json_object_set_new(o, "pool", str_or_null(pool));
+	json_object_set_new(o, "worker", j->worker >= 0 ? json_integer(j->worker) : json_null());
+	json_object_set_new(o, "name", str_or_null(j->spec.name));
+	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
+	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
+	json_object_set_new(o, "priority", json_integer(j->spec.priority));
+	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
+	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,
+						  "gid", (json_int_t)j->gid));
+	json_object_set_new(o, "pid", j->res.pid > 0 ? json_integer(j->res.pid) : json_null());
+	add_result(o, j);
+	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
+	json_object_set_new(o, "started_at", time_or_null(j->started_at));
+	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	return o;
+}

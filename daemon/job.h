@@ -1,0 +1,119 @@
+/*
+ * The job table: every job the daemon knows, by id (O(1) lookup), in id
+ * order (for list) and, once finished, in finishing order (for pruning
+ * beyond keep_finished). Loop thread only.
+ */
+#ifndef TASKD_JOB_H
+#define TASKD_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "exec.h"
+
+enum job_state {
+	JOB_QUEUED = 0,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_TIMEOUT,
+	JOB_CANCELLED,
+	JOB_LOST,
+	JOB_NSTATES
+};
+
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+
+/* What a client asked for: decoded and validated by proto_job_decode. */
+struct job_spec {
+	int type;          /* enum builtin_type */
+	char **argv;       /* NULL-terminated */
+	char **env;        /* NULL-terminated "K=V", or NULL */
+	char *cwd;
+	char *name;        /* or NULL */
+	enum job_class class;
+	int priority;
+	double timeout;
+};
+
+struct job;
+
+/* Someone waiting for a job to reach a final state (a `wait` request). */
+struct job_waiter {
+	void (*cb)(struct job *job, void *arg);
+	void *arg;
+	TAILQ_ENTRY(job_waiter) entry;
+};
+
+struct job {
+	uint64_t id;
+	enum job_state state;
+	struct job_spec spec;
+	uid_t uid;
+	gid_t gid;
+	enum job_class routed;
+	enum job_pool pool;
+	int worker;              /* thread index or worker pid, -1 none */
+	double submitted_at;
+	double started_at;       /* 0 = not yet */
+	double finished_at;
+	struct run_result res;   /* valid once finished (strings owned by the job) */
+	struct run *run;         /* while running */
+	bool cancel_requested;
+
+	uint64_t seq;            /* queue order within a priority */
+	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */
+
+	struct job *hnext;       /* hash chain */
+	TAILQ_ENTRY(job) all;
+	TAILQ_ENTRY(job) finished;
+	TAILQ_HEAD(, job_waiter) waiters;
+};
+
+TAILQ_HEAD(job_list, job);
+
+struct jobs;
+
+struct jobs *jobs_new(void);
+void jobs_free(struct jobs *js);
+
+/* Create a queued job owning spec's contents (spec is zeroed); assigns the next id. */
+struct job *jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double now);
+struct job *jobs_find(struct jobs *js, uint64_t id);
+/* First job in id order (TAILQ_NEXT(j, all) for the next) / last. */
+struct job *jobs_first(struct jobs *js);
+struct job *jobs_last(struct jobs *js);
+size_t jobs_count(struct jobs *js, enum job_state st);
+size_t jobs_total(struct jobs *js);
+uint64_t jobs_next_id(struct jobs *js);
+
+void job_set_state(struct jobs *js, struct job *j, enum job_state st);
+/*
+ * Move j to final state st, fire its waiters, then drop the oldest finished
+ * jobs beyond keep (calling prune(job, arg) for each before it is freed).
+ */
+void jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
+		 void (*prune)(struct job *, void *), void *arg);
+void job_wait(struct job *j, struct job_waiter *w);
+void job_unwait(struct job *j, struct job_waiter *w);
+
+bool job_state_final(enum job_state st);
+const char *job_state_name(enum job_state st);
+int job_state_parse(const char *name); /* -1 if unknown */
+const char *job_pool_name(enum job_pool p);
+
+void job_spec_free(struct job_spec *spec);
+
+/* The job object of DESIGN §5a. */
+json_t *job_to_json(const struct job *j);
+
+/* Current time as unix seconds with a fraction. */
+double now_unix(void);
+
+#endif

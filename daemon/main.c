@@ -1,0 +1,308 @@
+/*
+ * taskd: argv, startup and teardown. Everything runs on one libevent loop
+ * (sockets, signals, job table, scheduler); io-class jobs run on the thread
+ * pool (tpool.c), which hands results back to the loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/close_range.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <taskd/protocol.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "job.h"
+#include "log.h"
+#include "sched.h"
+#include "server.h"
+#include "stats.h"
+#include "tpool.h"
+#include "xmalloc.h"
+
+#ifndef TASKD_SYSCONFDIR
+#define TASKD_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG TASKD_SYSCONFDIR "/taskd/taskd.conf"
+
+struct options {
+	const char *config;
+	const char *socket;
+	int log_level; /* -1: from the config */
+	bool check;
+};
+
+static struct config cfg;
+static struct taskd td;
+static struct options opts = { .log_level = -1 };
+
+static void __attribute__((noreturn))
+usage(int code)
+{
+	fprintf(code == 0 ? stdout : stderr,
+		"usage: taskd [-t] [-c FILE] [-s SOCKET] [-l LEVEL] [-V] [-h]\n"
+		"  -c FILE    configuration file (default %s if it exists)\n"
+		"  -t         check the configuration and exit\n"
+		"  -s SOCKET  listen on SOCKET instead of the configured one\n"
+		"  -l LEVEL   log level: error, warn, info, debug\n"
+		"  -V         print the version and exit\n"
+		"  -h         print this help and exit\n",
+		DEFAULT_CONFIG);
+	exit(code);
+}
+
+static void
+parse_args(int argc, char **argv)
+{
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:ts:l:Vh")) != -1) {
+		switch (ch) {
+		case 'c':
+			opts.config = optarg;
+			break;
+		case 't':
+			opts.check = true;
+			break;
+		case 's':
+			opts.socket = optarg;
+			break;
+		case 'l':
+			opts.log_level = log_level_parse(optarg);
+			if (opts.log_level < 0) {
+				fprintf(stderr, "taskd: unknown log level '%s' "
+						"(error, warn, info, debug)\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'V':
+			printf("taskd %s\n", TASKD_VERSION);
+			exit(0);
+		case 'h':
+			usage(0);
+		default:
+			usage(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "taskd: unexpected argument '%s'\n", argv[optind]);
+		usage(2);
+	}
+	if (opts.config == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+		opts.config = DEFAULT_CONFIG;
+}
+
+static void
+load_config(void)
+{
+	char *cause = NULL;
+
+	config_defaults(&cfg);
+	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == -1) {
+		fprintf(stderr, "%s\n", cause);
+		free(cause);
+		exit(1);
+	}
+	if (opts.check) {
+		printf("%s: configuration OK\n", opts.config != NULL ? opts.config
+								   : "(built-in defaults)");
+		exit(0);
+	}
+}
+
+/* Per DESIGN §5: the system socket as root, else the user's runtime dir. */
+static char *
+default_socket(void)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (geteuid() == 0)
+		return xstrdup(TASKD_SYSTEM_SOCKET);
+	if (xdg == NULL || *xdg != '/')
+		fatalx("no socket configured: set \"socket\" in the configuration, use -s, or "
+		       "set XDG_RUNTIME_DIR");
+	return xprintf("%s/%s", xdg, TASKD_SOCKET_NAME);
+}
+
+static char *
+default_state_dir(void)
+{
+	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		return xstrdup("/var/lib/taskd");
+	if (state != NULL && *state == '/')
+		return xprintf("%s/taskd", state);
+	if (home == NULL || *home != '/')
+		fatalx("no state_dir configured and HOME is not set");
+	return xprintf("%s/.local/state/taskd", home);
+}
+
+/* mkdir -p with mode for the last component (parents 0755). */
+static void
+make_dirs(const char *path, mode_t mode)
+{
+	char *p = xstrdup(path), *s;
+
+	for (s = p + 1; (s = strchr(s, '/')) != NULL; s++) {
+		*s = '\0';
+		if (mkdir(p, 0755) == -1 && errno != EEXIST)
+			fatal("mkdir %s", p);
+		*s = '/';
+	}
+	if (mkdir(p, mode) == -1 && errno != EEXIST)
+		fatal("mkdir %s", p);
+	free(p);
+}
+
+static void
+make_parent(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		make_dirs(dir, 0755);
+	}
+	free(dir);
+}
+
+static struct tpool_config
+tpool_config_of(const struct config *c)
+{
+	struct tpool_config tc = {
+		.min_threads = c->thread_pool.min_threads,
+		.max_threads = c->thread_pool.max_threads,
+		.idle_timeout = c->thread_pool.idle_timeout,
+	};
+
+	return tc;
+}
+
+static void
+reload(void)
+{
+	struct config next;
+	struct tpool_config tc;
+	char *cause = NULL;
+
+	if (opts.config == NULL) {
+		log_info("reload: no configuration file, nothing to do");
+		return;
+	}
+	if (config_load(opts.config, &next, &cause) == -1) {
+		log_warnx("reload refused, keeping the old configuration: %s", cause);
+		free(cause);
+		STATS_INC(reload_errors);
+		return;
+	}
+	if ((next.socket != NULL && strcmp(next.socket, td.socket_path) != 0 && !opts.socket) ||
+	    (next.state_dir != NULL && strcmp(next.state_dir, td.state_dir) != 0))
+		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	config_free(&cfg);
+	cfg = next;
+	log_setlevel(opts.log_level >= 0 ? opts.log_level : cfg.log_level);
+	tc = tpool_config_of(&cfg);
+	tpool_configure(td.tpool, &tc);
+	server_set_limits(td.server, cfg.limits.max_frame, cfg.limits.max_clients);
+	sched_dispatch(td.sched);
+	STATS_INC(reloads);
+	log_info("configuration reloaded from %s", opts.config);
+}
+
+static void
+main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	switch (sig) {
+	case SIGHUP:
+		reload();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("got %s", strsignal((int)sig));
+		ctl_shutdown(&td, false);
+		break;
+	}
+}
+
+static void
+setup(void)
+{
+	struct tpool_config tc = tpool_config_of(&cfg);
+	char *cause = NULL;
+
+	td.cfg = &cfg;
+	td.socket_path = opts.socket != NULL ? xstrdup(opts.socket)
+			 : cfg.socket != NULL ? xstrdup(cfg.socket) : default_socket();
+	td.state_dir = cfg.state_dir != NULL ? xstrdup(cfg.state_dir) : default_state_dir();
+	td.jobs_dir = xprintf("%s/jobs", td.state_dir);
+	make_dirs(td.state_dir, 0700);
+	make_dirs(td.jobs_dir, 0700);
+	make_parent(td.socket_path);
+
+	if (evthread_use_pthreads() == -1)
+		fatalx("libevent: no pthreads support");
+	td.base = event_base_new();
+	if (td.base == NULL)
+		fatalx("libevent: cannot create the event loop");
+	td.server = server_new(td.base, td.socket_path, cfg.socket_mode, &cause);
+	if (td.server == NULL)
+		fatalx("%s", cause);
+	server_set_limits(td.server, cfg.limits.max_frame, cfg.limits.max_clients);
+	td.tpool = tpool_new(td.base, &tc);
+	td.jobs = jobs_new();
+	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
+	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
+	td.started_at = now_unix();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct event *sigs[3];
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	size_t i;
+
+	parse_args(argc, argv);
+	load_config();
+	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level,
+		 getenv("JOURNAL_STREAM") != NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Descriptors inherited from whoever started us must not reach jobs. */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
+		log_warn("close_range");
+	setup();
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(td.base, signums[i], main_signal_cb, NULL);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot watch signal %d", signums[i]);
+	}
+	log_info("taskd %s ready on %s (pid %d, state in %s)", TASKD_VERSION, td.socket_path,
+		 (int)getpid(), td.state_dir);
+
+	if (event_base_dispatch(td.base) == -1)
+		fatalx("event loop failed");
+
+	log_info("taskd stopped");
+	server_free(td.server);
+	tpool_free(td.tpool);
+	sched_free(td.sched);
+	jobs_free(td.jobs);
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_base_free(td.base);
+	free(td.socket_path);
+	free(td.state_dir);
+	free(td.jobs_dir);
+	config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,387 @@
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <taskd/protocol.h>
+
+#include "builtin.h"
+#include "log.h"
+#include "proto.h"
+#include "xmalloc.h"
+
+void
+proto_error_set(struct proto_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(err->message);
+	err->code = code;
+	va_start(ap, fmt);
+	if (vasprintf(&err->message, fmt, ap) < 0)
+		err->message = NULL;
+	va_end(ap);
+}
+
+void
+proto_error_clear(struct proto_error *err)
+{
+	free(err->message);
+	err->message = NULL;
+	err->code = NULL;
+}
+
+void
+proto_request_free(struct request *req)
+{
+	if (req->root != NULL)
+		json_decref(req->root);
+	else if (req->id != NULL)
+		json_decref(req->id);
+	memset(req, 0, sizeof *req);
+}
+
+int
+proto_decode(const char *line, size_t len, struct request *req, struct proto_error *err)
+{
+	json_error_t jerr;
+	json_t *root, *v, *op;
+
+	memset(req, 0, sizeof *req);
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		req->id = json_null();
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "malformed JSON at column %d: %s",
+				jerr.column, jerr.text);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		req->id = json_null();
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "a request must be a JSON object");
+		return -1;
+	}
+	req->root = root;
+	req->id = json_object_get(root, "id");
+	if (req->id == NULL) {
+		req->id = json_null();
+	} else if (json_is_object(req->id) || json_is_array(req->id)) {
+		req->id = json_null();
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"id\" must be a number or a string");
+		return -1;
+	}
+	v = json_object_get(root, "v");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) != TASKD_PROTO_VERSION)) {
+		proto_error_set(err, TASKD_ERR_UNSUPPORTED_VERSION,
+				"protocol version not supported: this taskd speaks \"v\":%d",
+				TASKD_PROTO_VERSION);
+		return -1;
+	}
+	op = json_object_get(root, "op");
+	if (op == NULL || !json_is_string(op)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "missing \"op\" (a string)");
+		return -1;
+	}
+	req->op = json_string_value(op);
+	return 0;
+}
+
+/* ---- job descriptions ---- */
+
+static const char *const job_fields[] = {
+	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
+};
+
+static const char *const envelope_fields[] = { "v", "id", "op" };
+
+static int
+known_field(const char *key, int envelope)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof job_fields / sizeof job_fields[0]; i++)
+		if (strcmp(key, job_fields[i]) == 0)
+			return 1;
+	for (i = 0; envelope && i < sizeof envelope_fields / sizeof envelope_fields[0]; i++)
+		if (strcmp(key, envelope_fields[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+decode_argv(json_t *a, struct job_spec *spec, struct proto_error *err)
+{
+	size_t i, n;
+	json_t *w;
+
+	if (a == NULL) {
+		spec->argv = xcalloc(1, sizeof(char *));
+		return 0;
+	}
+	if (!json_is_array(a)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"argv\" must be an array of strings");
+		return -1;
+	}
+	n = json_array_size(a);
+	if (n > TASKD_MAX_ARGS) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"argv\" has %zu words (at most %d)",
+				n, TASKD_MAX_ARGS);
+		return -1;
+	}
+	spec->argv = xcalloc(n + 1, sizeof(char *));
+	json_array_foreach(a, i, w) {
+		if (!json_is_string(w) || strlen(json_string_value(w)) != json_string_length(w)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"argv\"[%zu] must be a string without NUL bytes", i);
+			return -1;
+		}
+		spec->argv[i] = xstrdup(json_string_value(w));
+	}
+	return 0;
+}
+
+static int
+decode_env(json_t *e, struct job_spec *spec, struct proto_error *err)
+{
+	const char *k;
+	size_t n, i = 0;
+	json_t *v;
+
+	if (e == NULL)
+		return 0;
+	if (!json_is_object(e)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"env\" must be an object of strings {\"NAME\":\"value\"}");
+		return -1;
+	}
+	n = json_object_size(e);
+	if (n > TASKD_MAX_ENV) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"env\" has %zu variables (at most %d)",
+				n, TASKD_MAX_ENV);
+		return -1;
+	}
+	spec->env = xcalloc(n + 1, sizeof(char *));
+	json_object_foreach(e, k, v) {
+		if (*k == '\0' || strchr(k, '=') != NULL) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"env\": bad variable name '%s'",
+					k);
+			return -1;
+		}
+		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"env\".%s must be a string without NUL bytes", k);
+			return -1;
+		}
+		spec->env[i++] = xprintf("%s=%s", k, json_string_value(v));
+	}
+	return 0;
+}
+
+static int
+decode_cwd(json_t *c, struct job_spec *spec, struct proto_error *err)
+{
+	struct stat st;
+	const char *dir;
+
+	if (c == NULL) {
+		spec->cwd = xstrdup("/");
+		return 0;
+	}
+	if (!json_is_string(c) || json_string_value(c)[0] != '/') {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"cwd\" must be an absolute path");
+		return -1;
+	}
+	dir = json_string_value(c);
+	if (stat(dir, &st) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "cwd %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "cwd %s: Not a directory", dir);
+		return -1;
+	}
+	spec->cwd = xstrdup(dir);
+	return 0;
+}
+
+static int
+decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
+	       struct proto_error *err)
+{
+	json_t *v;
+	int c;
+
+	spec->class = CLASS_AUTO;
+	if ((v = json_object_get(obj, "class")) != NULL) {
+		c = json_is_string(v) ? config_class_parse(json_string_value(v)) : -1;
+		if (c < 0) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"class\" must be \"cpu\", \"io\" or \"auto\"");
+			return -1;
+		}
+		spec->class = c;
+	}
+	if ((v = json_object_get(obj, "priority")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < TASKD_PRIORITY_MIN ||
+		    json_integer_value(v) > TASKD_PRIORITY_MAX) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"priority\" must be an integer from %d to %d",
+					TASKD_PRIORITY_MIN, TASKD_PRIORITY_MAX);
+			return -1;
+		}
+		spec->priority = (int)json_integer_value(v);
+	}
+	spec->timeout = default_timeout;
+	if ((v = json_object_get(obj, "timeout")) != NULL) {
+		if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+		    json_number_value(v) < 0 || json_number_value(v) > 1e9) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"timeout\" must be a number of seconds >= 0");
+			return -1;
+		}
+		spec->timeout = json_number_value(v);
+	}
+	if ((v = json_object_get(obj, "name")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) > TASKD_MAX_NAME ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"name\" must be a string of at most %d bytes",
+					TASKD_MAX_NAME);
+			return -1;
+		}
+		spec->name = xstrdup(json_string_value(v));
+	}
+	return 0;
+}
+
+static int
+decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
+{
+	json_t *v = json_object_get(obj, "type");
+	char *msg = NULL;
+
+	spec->type = BUILTIN_EXEC;
+	if (v != NULL) {
+		spec->type = json_is_string(v) ? builtin_lookup(json_string_value(v)) : -1;
+		if (spec->type < 0) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"unknown job type (known: exec, noop, sleep, spin, sumsq, count)");
+			spec->type = BUILTIN_EXEC;
+			return -1;
+		}
+	}
+	if (spec->type == BUILTIN_EXEC) {
+		if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"argv\" must name a command for an exec job");
+			return -1;
+		}
+		return 0;
+	}
+	if (builtin_validate(spec->type, spec->argv, &msg) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
+		free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+		 struct proto_error *err)
+{
+	const char *key;
+	json_t *v;
+	int envelope;
+
+	memset(spec, 0, sizeof *spec);
+	if (!json_is_object(obj)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "a job must be a JSON object");
+		return -1;
+	}
+	envelope = json_object_get(obj, "op") != NULL;
+	json_object_foreach(obj, key, v) {
+		if (!known_field(key, envelope)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown field \"%s\"", key);
+			return -1;
+		}
+	}
+	if (decode_argv(json_object_get(obj, "argv"), spec, err) == -1 ||
+	    decode_type(obj, spec, err) == -1 ||
+	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
+	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
+	    decode_cwd(json_object_get(obj, "cwd"), spec, err) == -1) {
+		job_spec_free(spec);
+		return -1;
+	}
+	return 0;
+}
+
+int
+proto_job_id(json_t *req, uint64_t *id, struct proto_error *err)
+{
+	json_t *v = json_object_get(req, "job");
+
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) <= 0) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"job\" must be a job id (a positive integer)");
+		return -1;
+	}
+	*id = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* ---- responses ---- */
+
+static char *
+dump_line(json_t *o, size_t *len)
+{
+	char *s = json_dumps(o, JSON_COMPACT), *line;
+	size_t n;
+
+	if (s == NULL)
+		fatalx("out of memory (json_dumps)");
+	n = strlen(s);
+	line = xreallocarray(s, n + 2, 1);
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	*len = n + 1;
+	return line;
+}
+
+char *
+proto_ok(json_t *id, json_t *result, size_t *len)
+{
+	json_t *o = json_object();
+	char *line;
+
+	json_object_set(o, "id", id != NULL ? id : json_null());
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "result", result != NULL ? result : json_object());
+	line = dump_line(o, len);
+	json_decref(o);
+	return line;
+}
+
+char *
+proto_fail(json_t *id, const char *code, const char *message, size_t *len)
+{
+	json_t *o = json_object(), *e = json_object(), *m;
+	char *line;
+
+	json_object_set_new(e, "code", json_string(code));
+	/* Messages may quote client input: never let invalid UTF-8 through. */
+	if ((m = json_string(message)) == NULL)
+		m = json_string("(message not valid UTF-8)");
+	json_object_set_new(e, "message", m);
+	json_object_set(o, "id", id != NULL ? id : json_null());
+	json_object_set_new(o, "ok", json_false());
+	json_object_set_new(o, "error", e);
+	line = dump_line(o, len);
+	json_decref(o);
+	return line;
+}

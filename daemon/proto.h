@@ -1,0 +1,49 @@
+/*
+ * The wire format (doc/protocol.md): decoding request lines and job
+ * descriptions, encoding responses. Pure functions, no daemon state.
+ */
+#ifndef TASKD_PROTO_H
+#define TASKD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "job.h"
+
+struct request {
+	json_t *root; /* the whole object (owned) */
+	json_t *id;   /* borrowed from root; json_null() if absent */
+	const char *op;
+};
+
+/* An error to send back: code is one of TASKD_ERR_*, message malloc'd. */
+struct proto_error {
+	const char *code;
+	char *message;
+};
+
+/*
+ * Parse one frame (without its newline). On failure fills *err, returns -1,
+ * and req->id is the id when it could be recovered (else json_null(), owned).
+ */
+int proto_decode(const char *line, size_t len, struct request *req, struct proto_error *err);
+void proto_request_free(struct request *req);
+
+/* Job description → spec (validated; cwd checked to be an existing directory). */
+int proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+		     struct proto_error *err);
+
+/* "job": <positive integer> */
+int proto_job_id(json_t *req, uint64_t *id, struct proto_error *err);
+
+/* Response lines, newline-terminated, malloc'd; *len set. */
+char *proto_ok(json_t *id, json_t *result, size_t *len);   /* steals result */
+char *proto_fail(json_t *id, const char *code, const char *message, size_t *len);
+
+void proto_error_set(struct proto_error *err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void proto_error_clear(struct proto_error *err);
+
+#endif

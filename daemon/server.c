@@ -1,0 +1,457 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <taskd/protocol.h>
+
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+#include "xmalloc.h"
+
+/* Stop reading from a client whose unread responses exceed this. */
+#define OUTPUT_HIGH (4u << 20)
+
+struct client {
+	struct server *srv;
+	struct bufferevent *bev;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool discarding;  /* inside an oversized frame: drop until newline */
+	bool closing;     /* peer finished sending: close once output drained */
+	void *data;
+	TAILQ_ENTRY(client) entry;
+};
+
+struct server {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	size_t max_frame;
+	int max_clients;
+	int nclients;
+	bool paused;
+	struct event *retry;     /* re-enable accepting after EMFILE/ENFILE */
+	server_frame_fn frame;
+	server_close_fn close;
+	void *arg;
+	TAILQ_HEAD(, client) clients;
+};
+
+static void server_accept_cb(struct evconnlistener *, evutil_socket_t, struct sockaddr *, int,
+			     void *);
+static void server_accept_error_cb(struct evconnlistener *, void *);
+static void server_retry_cb(evutil_socket_t, short, void *);
+
+static int
+fill_addr(struct sockaddr_un *sun, const char *path, char **cause)
+{
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun->sun_path) {
+		xasprintf(cause, "socket path too long (%zu bytes, at most %zu): %s",
+			  strlen(path), sizeof sun->sun_path - 1, path);
+		return -1;
+	}
+	strcpy(sun->sun_path, path);
+	return 0;
+}
+
+/* Is a live server answering on this path? */
+static int
+socket_alive(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), alive;
+
+	if (fd == -1)
+		return 0;
+	alive = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0;
+	close(fd);
+	return alive;
+}
+
+static int
+bind_socket(int fd, const struct sockaddr_un *sun, mode_t mode, char **cause)
+{
+	struct stat st;
+	mode_t old;
+	int rc;
+
+	old = umask(0177);
+	rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
+	if (rc == -1 && errno == EADDRINUSE) {
+		if (socket_alive(sun)) {
+			xasprintf(cause, "another taskd is already running on %s", sun->sun_path);
+			umask(old);
+			return -1;
+		}
+		if (lstat(sun->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			xasprintf(cause, "%s exists and is not a socket", sun->sun_path);
+			umask(old);
+			return -1;
+		}
+		log_info("replacing stale socket %s", sun->sun_path);
+		unlink(sun->sun_path);
+		rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
+	}
+	umask(old);
+	if (rc == -1) {
+		xasprintf(cause, "bind %s: %s", sun->sun_path, strerror(errno));
+		return -1;
+	}
+	if (chmod(sun->sun_path, mode) == -1) {
+		xasprintf(cause, "chmod %s: %s", sun->sun_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct server *
+server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
+{
+	struct sockaddr_un sun;
+	struct server *srv;
+	struct stat st;
+	int fd;
+
+	if (fill_addr(&sun, path, cause) == -1)
+		return NULL;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	if (bind_socket(fd, &sun, mode, cause) == -1) {
+		close(fd);
+		return NULL;
+	}
+	srv = xcalloc(1, sizeof *srv);
+	srv->base = base;
+	srv->path = xstrdup(path);
+	if (stat(path, &st) == 0) {
+		srv->dev = st.st_dev;
+		srv->ino = st.st_ino;
+	}
+	srv->max_frame = 1 << 20;
+	srv->max_clients = 1024;
+	TAILQ_INIT(&srv->clients);
+	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
+	if (srv->listener == NULL) {
+		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		free(srv->path);
+		free(srv);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
+	srv->retry = evtimer_new(base, server_retry_cb, srv);
+	return srv;
+}
+
+void
+server_set_handlers(struct server *srv, server_frame_fn frame, server_close_fn close_fn,
+		    void *arg)
+{
+	srv->frame = frame;
+	srv->close = close_fn;
+	srv->arg = arg;
+}
+
+static void
+update_accepting(struct server *srv)
+{
+	bool full = srv->nclients >= srv->max_clients;
+
+	if (srv->listener == NULL || full == srv->paused)
+		return;
+	srv->paused = full;
+	if (full) {
+		log_warnx("%d clients connected (limits.max_clients): not accepting for now",
+			  srv->nclients);
+		evconnlistener_disable(srv->listener);
+	} else if (!evtimer_pending(srv->retry, NULL)) {
+		evconnlistener_enable(srv->listener);
+	}
+}
+
+void
+server_set_limits(struct server *srv, size_t max_frame, int max_clients)
+{
+	srv->max_frame = max_frame;
+	srv->max_clients = max_clients;
+	update_accepting(srv);
+}
+
+int
+server_nclients(const struct server *srv)
+{
+	return srv->nclients;
+}
+
+static void
+unlink_socket(struct server *srv)
+{
+	struct stat st;
+
+	/* Only our own socket: another taskd may have replaced it. */
+	if (stat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
+		unlink(srv->path);
+}
+
+void
+server_stop_listening(struct server *srv)
+{
+	if (srv->listener == NULL)
+		return;
+	evconnlistener_free(srv->listener);
+	srv->listener = NULL;
+	unlink_socket(srv);
+}
+
+static void
+client_free(struct client *c)
+{
+	struct server *srv = c->srv;
+
+	if (srv->close != NULL)
+		srv->close(c, srv->arg);
+	TAILQ_REMOVE(&srv->clients, c, entry);
+	bufferevent_free(c->bev);
+	free(c);
+	srv->nclients--;
+	update_accepting(srv);
+}
+
+/*
+ * One non-blocking send of what is queued (the socket bufferevent keeps its
+ * output buffer's start frozen, so copy rather than evbuffer_write).
+ */
+static void
+flush_now(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = evbuffer_get_length(out);
+	unsigned char *data;
+
+	if (len == 0)
+		return;
+	data = evbuffer_pullup(out, -1);
+	if (data != NULL && send(bufferevent_getfd(c->bev), data, len,
+				 MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+		log_debug("client gone before its last answers: %s", strerror(errno));
+}
+
+void
+server_free(struct server *srv)
+{
+	struct client *c;
+
+	if (srv == NULL)
+		return;
+	server_stop_listening(srv);
+	event_free(srv->retry);
+	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
+		/* Last answers (e.g. to shutdown) go out if the socket takes them. */
+		flush_now(c);
+		client_free(c);
+	}
+	free(srv->path);
+	free(srv);
+}
+
+void
+server_client_send(struct client *c, const char *data, size_t len)
+{
+	bufferevent_write(c->bev, data, len);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+void
+server_client_set_data(struct client *c, void *data)
+{
+	c->data = data;
+}
+
+void *
+server_client_data(const struct client *c)
+{
+	return c->data;
+}
+
+uid_t
+server_client_uid(const struct client *c)
+{
+	return c->uid;
+}
+
+gid_t
+server_client_gid(const struct client *c)
+{
+	return c->gid;
+}
+
+static void
+frame_too_large(struct client *c)
+{
+	char msg[128], *line;
+	size_t len;
+
+	STATS_INC(frames_too_large);
+	snprintf(msg, sizeof msg, "frame exceeds limits.max_frame (%zu bytes)", c->srv->max_frame);
+	line = proto_fail(NULL, TASKD_ERR_FRAME_TOO_LARGE, msg, &len);
+	server_client_send(c, line, len);
+	free(line);
+}
+
+/* Handle every complete line in the input buffer. */
+static void
+read_frames(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len, n;
+	char *line;
+
+	for (;;) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			n = evbuffer_get_length(in);
+			if (c->discarding) {
+				evbuffer_drain(in, n);
+			} else if (n >= c->srv->max_frame) {
+				frame_too_large(c);
+				evbuffer_drain(in, n);
+				c->discarding = true;
+			}
+			return;
+		}
+		n = (size_t)eol.pos;
+		if (c->discarding || n + 1 > c->srv->max_frame) {
+			if (!c->discarding)
+				frame_too_large(c);
+			c->discarding = false;
+			evbuffer_drain(in, n + 1);
+			continue;
+		}
+		line = (char *)evbuffer_pullup(in, (ssize_t)n + 1);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n > 0)
+			c->srv->frame(c, line, n, c->srv->arg);
+		evbuffer_drain(in, (size_t)eol.pos + 1);
+		if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+			return; /* back-pressure: finish the rest once output drains */
+	}
+}
+
+static void
+server_client_read_cb(struct bufferevent *bev, void *arg)
+{
+	read_frames(arg);
+}
+
+static void
+server_client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->closing) {
+		client_free(c);
+		return;
+	}
+	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		read_frames(c);
+	}
+}
+
+static void
+server_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		c->closing = true; /* send what is queued, then close */
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	client_free(c);
+}
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		 void *arg)
+{
+	struct server *srv = arg;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct client *c;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->srv = srv;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		log_warnx("cannot set up client connection");
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, server_client_read_cb, server_client_write_cb,
+			  server_client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
+	srv->nclients++;
+	STATS_INC(connections);
+	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
+	update_accepting(srv);
+}
+
+/* Out of descriptors: stop accepting for a moment instead of spinning. */
+static void
+server_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct server *srv = arg;
+	const struct timeval tv = { 0, 200000 };
+
+	log_warn("accept");
+	evconnlistener_disable(l);
+	evtimer_add(srv->retry, &tv);
+}
+
+static void
+server_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	if (srv->listener != NULL && !srv->paused)
+		evconnlistener_enable(srv->listener);
+}

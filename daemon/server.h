@@ -1,0 +1,40 @@
+/*
+ * The control socket: listening (with stale-socket detection), client
+ * connections, and JSON Lines framing with limits.max_frame. Each complete
+ * line goes to the frame handler; responses are queued with
+ * server_client_send. Loop thread only.
+ */
+#ifndef TASKD_SERVER_H
+#define TASKD_SERVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct event_base;
+struct server;
+struct client;
+
+typedef void (*server_frame_fn)(struct client *c, const char *line, size_t len, void *arg);
+typedef void (*server_close_fn)(struct client *c, void *arg);
+
+/*
+ * Bind and listen on path with mode. An existing socket file is replaced
+ * only if nothing answers on it. On error returns NULL and sets *cause.
+ */
+struct server *server_new(struct event_base *base, const char *path, mode_t mode, char **cause);
+void server_set_handlers(struct server *srv, server_frame_fn frame, server_close_fn close,
+			 void *arg);
+void server_set_limits(struct server *srv, size_t max_frame, int max_clients);
+/* Stop accepting connections and remove the socket file; clients stay. */
+void server_stop_listening(struct server *srv);
+/* Flush what can be flushed, close every client, free. */
+void server_free(struct server *srv);
+int server_nclients(const struct server *srv);
+
+void server_client_send(struct client *c, const char *data, size_t len);
+void server_client_set_data(struct client *c, void *data);
+void *server_client_data(const struct client *c);
+uid_t server_client_uid(const struct client *c);
+gid_t server_client_gid(const struct client *c);
+
+#endif

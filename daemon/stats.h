@@ -1,0 +1,36 @@
+/*
+ * Daemon-wide counters, declared once: the same X-macro list drives the
+ * struct, `status` (and later `metrics`) and the tests. Loop thread only.
+ */
+#ifndef TASKD_STATS_H
+#define TASKD_STATS_H
+
+#include <stdint.h>
+
+#define TASKD_COUNTERS(X)                                                                         \
+	X(connections, "client connections accepted")                                              \
+	X(requests, "requests handled")                                                            \
+	X(request_errors, "requests answered with an error")                                       \
+	X(frames_too_large, "frames rejected for exceeding limits.max_frame")                      \
+	X(jobs_submitted, "jobs accepted")                                                         \
+	X(jobs_started, "jobs started")                                                            \
+	X(jobs_finished, "jobs that reached a final state")                                        \
+	X(jobs_pruned, "finished jobs dropped beyond jobs.keep_finished")                          \
+	X(reloads, "successful configuration reloads")                                             \
+	X(reload_errors, "refused configuration reloads")
+
+struct stats {
+#define X(name, help) uint64_t name;
+	TASKD_COUNTERS(X)
+#undef X
+};
+
+extern struct stats stats;
+
+#define STATS_INC(name) (stats.name++)
+
+struct json_t;
+/* {"connections":N, ...} */
+struct json_t *stats_to_json(void);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * taskd wire constants, shared by the daemon, libtaskd and taskctl.
+ *
+ * Framing: one JSON object per line (JSON Lines), UTF-8, at most
+ * limits.max_frame bytes including the newline.
+ *
+ * Request:  {"v":1, "id":<client tag>, "op":"<op>", ...op arguments...}
+ * Response: {"id":<tag>, "ok":true, "result":{...}}
+ *           {"id":<tag>, "ok":false, "error":{"code":"<code>", "message":"..."}}
+ */
+#ifndef TASKD_PROTOCOL_H
+#define TASKD_PROTOCOL_H
+
+#define TASKD_PROTO_VERSION 1
+#define TASKD_VERSION "0.1.0"
+
+/* Operations. */
+#define TASKD_OP_SUBMIT "submit"
+#define TASKD_OP_STATUS "status"
+#define TASKD_OP_LIST "list"
+#define TASKD_OP_SHOW "show"
+#define TASKD_OP_WAIT "wait"
+#define TASKD_OP_CANCEL "cancel"
+#define TASKD_OP_LOGS "logs"
+#define TASKD_OP_SHUTDOWN "shutdown"
+
+/* Error codes (error.code in a failed response). */
+#define TASKD_ERR_BAD_REQUEST "bad_request"
+#define TASKD_ERR_UNKNOWN_OP "unknown_op"
+#define TASKD_ERR_UNSUPPORTED_VERSION "unsupported_version"
+#define TASKD_ERR_FRAME_TOO_LARGE "frame_too_large"
+#define TASKD_ERR_NOT_FOUND "not_found"
+#define TASKD_ERR_INVALID_STATE "invalid_state"
+#define TASKD_ERR_QUEUE_FULL "queue_full"
+#define TASKD_ERR_FORBIDDEN "forbidden"
+#define TASKD_ERR_SHUTTING_DOWN "shutting_down"
+#define TASKD_ERR_INTERNAL "internal"
+
+/* Job classes and states, as spelled on the wire. */
+#define TASKD_CLASS_CPU "cpu"
+#define TASKD_CLASS_IO "io"
+#define TASKD_CLASS_AUTO "auto"
+
+#define TASKD_STATE_QUEUED "queued"
+#define TASKD_STATE_RUNNING "running"
+#define TASKD_STATE_DONE "done"
+#define TASKD_STATE_FAILED "failed"
+#define TASKD_STATE_TIMEOUT "timeout"
+#define TASKD_STATE_CANCELLED "cancelled"
+#define TASKD_STATE_LOST "lost"
+
+/* Limits on a job description. */
+#define TASKD_PRIORITY_MIN (-20)
+#define TASKD_PRIORITY_MAX 19
+#define TASKD_MAX_NAME 256
+#define TASKD_MAX_ARGS 4096
+#define TASKD_MAX_ENV 4096
+#define TASKD_MAX_BATCH 10000
+
+/* Default socket locations (DESIGN §5). */
+#define TASKD_SYSTEM_SOCKET "/run/taskd/taskd.sock"
+#define TASKD_SOCKET_NAME "taskd.sock"
+
+/* Exit codes of taskctl itself (jobs' own codes pass through `wait`). */
+#define TASKD_EXIT_OK 0
+#define TASKD_EXIT_USAGE 2
+#define TASKD_EXIT_UNREACHABLE 3
+#define TASKD_EXIT_REJECTED 4
+/* `wait` codes for jobs that did not exit by themselves, like the shell. */
+#define TASKD_EXIT_JOB_TIMEOUT 124
+#define TASKD_EXIT_JOB_NOEXEC 126
+#define TASKD_EXIT_JOB_NOTFOUND 127
+#define TASKD_EXIT_JOB_ABORTED 1 /* cancelled or lost */
+
+#endif

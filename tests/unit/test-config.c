@@ -1,0 +1,773 @@
+/*
+ * Unit tests for daemon/config.c: defaults, the shipped conf/taskd.conf,
+ * and every way a file can be wrong (syntax, unknown keys, types, ranges,
+ * cross-field rules), each with the FILE:LINE it must point at.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+#define LEAK_ROUNDS 200
+
+/* A case: a file's text, the line the error must name, and a piece of its message. */
+struct bad {
+	const char *text;
+	unsigned int line;
+	const char *msg;
+};
+
+static char *
+write_conf(const char *text)
+{
+	char *path = xstrdup("/tmp/taskd-test-config-XXXXXX");
+	size_t len = strlen(text);
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+	return path;
+}
+
+static int
+load_text(const char *text, struct config *cfg, char **cause, char **pathp)
+{
+	char *path = write_conf(text);
+	int rc;
+
+	*cause = NULL;
+	rc = config_load(path, cfg, cause);
+	unlink(path);
+	if (pathp != NULL)
+		*pathp = path;
+	else
+		free(path);
+	return rc;
+}
+
+static void
+assert_same(const struct config *a, const struct config *b)
+{
+	assert_true((a->socket == NULL) == (b->socket == NULL));
+	if (a->socket != NULL)
+		assert_string_equal(a->socket, b->socket);
+	assert_true((a->state_dir == NULL) == (b->state_dir == NULL));
+	if (a->state_dir != NULL)
+		assert_string_equal(a->state_dir, b->state_dir);
+	assert_int_equal(a->socket_mode, b->socket_mode);
+	assert_int_equal(a->log_level, b->log_level);
+	assert_int_equal(a->process_pool.mode, b->process_pool.mode);
+	assert_int_equal(a->process_pool.min_workers, b->process_pool.min_workers);
+	assert_int_equal(a->process_pool.max_workers, b->process_pool.max_workers);
+	assert_int_equal(a->process_pool.min_spare, b->process_pool.min_spare);
+	assert_int_equal(a->process_pool.max_spare, b->process_pool.max_spare);
+	assert_int_equal(a->process_pool.max_jobs_per_worker, b->process_pool.max_jobs_per_worker);
+	assert_int_equal(a->process_pool.max_worker_rss, b->process_pool.max_worker_rss);
+	assert_true(a->process_pool.idle_timeout == b->process_pool.idle_timeout);
+	assert_int_equal(a->thread_pool.min_threads, b->thread_pool.min_threads);
+	assert_int_equal(a->thread_pool.max_threads, b->thread_pool.max_threads);
+	assert_true(a->thread_pool.idle_timeout == b->thread_pool.idle_timeout);
+	assert_int_equal(a->queue.max_pending, b->queue.max_pending);
+	assert_int_equal(a->queue.max_pending_per_user, b->queue.max_pending_per_user);
+	assert_int_equal(a->router.default_class, b->router.default_class);
+	assert_true(a->router.cpu_ratio == b->router.cpu_ratio);
+	assert_true(a->jobs.default_timeout == b->jobs.default_timeout);
+	assert_true(a->jobs.kill_grace == b->jobs.kill_grace);
+	assert_int_equal(a->jobs.max_output, b->jobs.max_output);
+	assert_int_equal(a->jobs.keep_finished, b->jobs.keep_finished);
+	assert_int_equal(a->limits.max_frame, b->limits.max_frame);
+	assert_int_equal(a->limits.max_clients, b->limits.max_clients);
+}
+
+static void
+assert_defaults(const struct config *cfg)
+{
+	struct config def;
+
+	config_defaults(&def);
+	assert_null(cfg->path);
+	assert_same(cfg, &def);
+}
+
+/* TEXT must fail at LINE with a message containing MSG, leaving defaults. */
+static void
+expect_error(const char *text, unsigned int line, const char *msg)
+{
+	struct config cfg;
+	char *cause, *path, *prefix;
+	int rc;
+
+	rc = load_text(text, &cfg, &cause, &path);
+	prefix = xprintf("%s:%u: ", path, line);
+	if (rc != -1 || cause == NULL || strncmp(cause, prefix, strlen(prefix)) != 0 ||
+	    strstr(cause, msg) == NULL)
+		fail_msg("config:\n%s\nexpected \"%s...%s\", got rc %d \"%s\"", text, prefix, msg,
+			 rc, cause != NULL ? cause : "(null)");
+	assert_defaults(&cfg);
+	free(prefix);
+	free(path);
+	free(cause);
+}
+
+static void
+expect_errors(const struct bad *cases, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		expect_error(cases[i].text, cases[i].line, cases[i].msg);
+}
+
+/* TEXT must load; the caller checks and frees *cfg. */
+static void
+expect_ok(const char *text, struct config *cfg)
+{
+	char *cause;
+
+	if (load_text(text, cfg, &cause, NULL) != 0)
+		fail_msg("config:\n%s\nunexpected error: %s", text, cause);
+	assert_null(cause);
+	assert_non_null(cfg->path);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_null(cfg.path);
+	assert_null(cfg.socket);
+	assert_null(cfg.state_dir);
+	assert_int_equal(cfg.socket_mode, 0660);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(cfg.process_pool.mode, PPOOL_DYNAMIC);
+	assert_int_equal(cfg.process_pool.min_workers, 1);
+	assert_int_equal(cfg.process_pool.max_workers, 0);
+	assert_int_equal(cfg.process_pool.min_spare, 1);
+	assert_int_equal(cfg.process_pool.max_spare, 2);
+	assert_int_equal(cfg.process_pool.max_jobs_per_worker, 1000);
+	assert_int_equal(cfg.process_pool.max_worker_rss, 512 << 20);
+	assert_true(cfg.process_pool.idle_timeout == 30);
+	assert_int_equal(cfg.thread_pool.min_threads, 2);
+	assert_int_equal(cfg.thread_pool.max_threads, 32);
+	assert_true(cfg.thread_pool.idle_timeout == 30);
+	assert_int_equal(cfg.queue.max_pending, 100000);
+	assert_int_equal(cfg.queue.max_pending_per_user, 10000);
+	assert_int_equal(cfg.router.default_class, CLASS_IO);
+	assert_true(cfg.router.cpu_ratio == 0.5);
+	assert_true(cfg.jobs.default_timeout == 0);
+	assert_true(cfg.jobs.kill_grace == 5);
+	assert_int_equal(cfg.jobs.max_output, 16 << 20);
+	assert_int_equal(cfg.jobs.keep_finished, 10000);
+	assert_int_equal(cfg.limits.max_frame, 1 << 20);
+	assert_int_equal(cfg.limits.max_clients, 1024);
+	config_free(&cfg);
+	config_free(&cfg); /* freeing twice is harmless: free resets to defaults */
+}
+
+/*
+ * conf/taskd.conf: under $TASKD_SOURCE_ROOT, else next to this source file
+ * (__FILE__ is relative to the directory the compiler ran in, which is where
+ * meson runs tests), else from the source root or a build dir inside it.
+ */
+static char *
+shipped_conf(void)
+{
+	const char *root = getenv("TASKD_SOURCE_ROOT");
+	const char *slash = strrchr(__FILE__, '/');
+	char *path;
+	int i;
+
+	if (root != NULL && *root != '\0')
+		return xprintf("%s/conf/taskd.conf", root);
+	for (i = 0; i < 3; i++) {
+		if (i == 0 && slash != NULL)
+			path = xprintf("%.*s/../../conf/taskd.conf", (int)(slash - __FILE__),
+				       __FILE__);
+		else
+			path = xstrdup(i == 1 ? "conf/taskd.conf" : "../conf/taskd.conf");
+		if (access(path, R_OK) == 0)
+			return path;
+		free(path);
+	}
+	return xstrdup("conf/taskd.conf"); /* fails below, naming the path */
+}
+
+static void
+test_shipped_conf(void **state)
+{
+	struct config cfg, def;
+	char *path = shipped_conf(), *cause = NULL;
+
+	(void)state;
+	if (config_load(path, &cfg, &cause) != 0)
+		fail_msg("%s", cause);
+	assert_null(cause);
+	assert_string_equal(cfg.path, path);
+	config_defaults(&def);
+	assert_same(&cfg, &def); /* the documented file holds exactly the defaults */
+	config_free(&cfg);
+	assert_null(cfg.path);
+	free(path);
+}
+
+static void
+test_syntax_error(void **state)
+{
+	(void)state;
+	expect_error("log_level = \"info\";\nthread_pool = { max_threads = ; };\n", 2, "");
+	expect_error("a = 1;\n\n\nb = 1 2;\nc = 3;\n", 4, "");
+	expect_error("log_level = \"info\";\nlog_level = \"debug\";\n", 2, "duplicate");
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct config cfg;
+	char *cause = NULL;
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/taskd.conf", &cfg, &cause), -1);
+	assert_non_null(cause);
+	assert_string_equal(cause, "/nonexistent/taskd.conf: cannot read: No such file or directory");
+	assert_defaults(&cfg);
+	free(cause);
+	/* A NULL cause is allowed: the message is dropped. */
+	assert_int_equal(config_load("/nonexistent/taskd.conf", &cfg, NULL), -1);
+}
+
+static void
+test_unknown_keys(void **state)
+{
+	static const struct bad cases[] = {
+		{ "log_level = \"info\";\n\nfoo = 1;\n", 3, "unknown key 'foo'" },
+		{ "process_pool = {\n\tmode = \"static\";\n\tfoo = 1;\n};\n", 3,
+		  "unknown key 'process_pool.foo'" },
+		{ "# comment\nbogus = { a = 1; };\n", 2, "unknown key 'bogus'" },
+		{ "thread_pool = {\n\tmin_threads = 1;\n\tx = { y = 1; };\n};\n", 3,
+		  "unknown key 'thread_pool.x'" },
+		{ "queue = {\n\tmax_pending = 5;\n};\njobs = {\n\tmax_pending = 5;\n};\n", 5,
+		  "unknown key 'jobs.max_pending'" },
+		{ "mode = \"static\";\n", 1, "unknown key 'mode'" },
+	};
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+}
+
+static void
+test_type_errors(void **state)
+{
+	static const struct bad cases[] = {
+		{ "thread_pool = {\n\tmax_threads = \"8\";\n};\n", 2,
+		  "thread_pool.max_threads: expected an integer" },
+		{ "thread_pool = {\n\tmax_threads = 2.5;\n};\n", 2,
+		  "thread_pool.max_threads: expected an integer" },
+		{ "thread_pool = { max_threads = true; };\n", 1,
+		  "thread_pool.max_threads: expected an integer" },
+		{ "\nlog_level = 3;\n", 2, "log_level: expected a string" },
+		{ "socket = 5;\n", 1, "socket: expected a string" },
+		{ "state_dir = [\"/a\"];\n", 1, "state_dir: expected a string" },
+		{ "router = {\n\tcpu_ratio = \"half\";\n};\n", 2,
+		  "router.cpu_ratio: expected a number" },
+		{ "jobs = {\n\n\tkill_grace = (1);\n};\n", 3, "jobs.kill_grace: expected a number" },
+		{ "jobs = { max_output = 1.5; };\n", 1, "jobs.max_output: expected a size" },
+		{ "socket_mode = true;\n", 1, "socket_mode: expected a file mode" },
+		{ "process_pool = 5;\n", 1, "process_pool: expected a group" },
+		{ "limits = {\n\tmax_clients = { a = 1; };\n};\n", 2,
+		  "limits.max_clients: expected an integer" },
+		{ "process_pool = { mode = 1; };\n", 1, "process_pool.mode: expected a string" },
+	};
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+}
+
+static void
+test_ranges(void **state)
+{
+	static const struct bad cases[] = {
+		{ "thread_pool = {\n\tmin_threads = -1;\n};\n", 2,
+		  "thread_pool.min_threads: must be between 0 and 1024" },
+		{ "thread_pool = {\n\tmin_threads = 1025;\n};\n", 2,
+		  "thread_pool.min_threads: must be between 0 and 1024" },
+		{ "thread_pool = {\n\tmax_threads = 0;\n};\n", 2,
+		  "thread_pool.max_threads: must be between 1 and 1024" },
+		{ "thread_pool = {\n\tmax_threads = 1025;\n};\n", 2,
+		  "thread_pool.max_threads: must be between 1 and 1024" },
+		{ "thread_pool = { idle_timeout = -0.5; };\n", 1,
+		  "thread_pool.idle_timeout: must be at least 0" },
+		{ "process_pool = {\n\tmin_workers = -1;\n};\n", 2,
+		  "process_pool.min_workers: must be between 0 and 1024" },
+		{ "process_pool = {\n\tmax_workers = 1025;\n};\n", 2,
+		  "process_pool.max_workers: must be between 0 and 1024" },
+		{ "process_pool = { min_spare = -1; };\n", 1,
+		  "process_pool.min_spare: must be between 0 and 1024" },
+		{ "process_pool = { max_spare = 2000; };\n", 1,
+		  "process_pool.max_spare: must be between 0 and 1024" },
+		{ "process_pool = { max_jobs_per_worker = -1; };\n", 1,
+		  "process_pool.max_jobs_per_worker: must be at least 0" },
+		{ "process_pool = { max_worker_rss = -1; };\n", 1,
+		  "process_pool.max_worker_rss: must be at least 0" },
+		{ "process_pool = { idle_timeout = -1; };\n", 1,
+		  "process_pool.idle_timeout: must be at least 0" },
+		{ "queue = {\n\tmax_pending = 0;\n};\n", 2, "queue.max_pending: must be at least 1" },
+		{ "queue = {\n\tmax_pending = 3000000000L;\n};\n", 2,
+		  "queue.max_pending: must be between 1 and 2147483647" },
+		{ "queue = {\n\tmax_pending_per_user = 0;\n};\n", 2,
+		  "queue.max_pending_per_user: must be at least 1" },
+		{ "router = { cpu_ratio = 1.5; };\n", 1, "router.cpu_ratio: must be between 0 and 1" },
+		{ "router = { cpu_ratio = -0.1; };\n", 1,
+		  "router.cpu_ratio: must be between 0 and 1" },
+		{ "router = { cpu_ratio = 2; };\n", 1, "router.cpu_ratio: must be between 0 and 1" },
+		{ "jobs = { default_timeout = -1; };\n", 1,
+		  "jobs.default_timeout: must be at least 0" },
+		{ "jobs = { default_timeout = 1e999; };\n", 1,
+		  "jobs.default_timeout: must be a finite number" },
+		{ "jobs = { kill_grace = 3601; };\n", 1, "jobs.kill_grace: must be between 0 and 3600" },
+		{ "jobs = { kill_grace = -1; };\n", 1, "jobs.kill_grace: must be between 0 and 3600" },
+		{ "jobs = { keep_finished = -1; };\n", 1, "jobs.keep_finished: must be at least 0" },
+		{ "jobs = { max_output = -5; };\n", 1, "jobs.max_output: must be at least 0" },
+		{ "limits = {\n\tmax_frame = \"512\";\n};\n", 2,
+		  "limits.max_frame: must be between 1K and 64M" },
+		{ "limits = { max_frame = 1023; };\n", 1,
+		  "limits.max_frame: must be between 1K and 64M" },
+		{ "limits = { max_frame = \"65M\"; };\n", 1,
+		  "limits.max_frame: must be between 1K and 64M" },
+		{ "limits = { max_clients = 0; };\n", 1,
+		  "limits.max_clients: must be between 1 and 1000000" },
+		{ "limits = { max_clients = 1000001; };\n", 1,
+		  "limits.max_clients: must be between 1 and 1000000" },
+	};
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+}
+
+static void
+test_range_bounds_ok(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	expect_ok("thread_pool = { min_threads = 0; max_threads = 1024; idle_timeout = 0; };\n"
+		  "process_pool = { min_workers = 0; max_workers = 1024; min_spare = 0;\n"
+		  "\tmax_spare = 1024; max_jobs_per_worker = 0; max_worker_rss = 0; };\n"
+		  "queue = { max_pending = 1; max_pending_per_user = 1; };\n"
+		  "router = { cpu_ratio = 0.0; };\n"
+		  "jobs = { kill_grace = 3600; max_output = 0; keep_finished = 0; };\n"
+		  "limits = { max_frame = \"64M\"; max_clients = 1000000; };\n",
+		  &cfg);
+	assert_int_equal(cfg.thread_pool.min_threads, 0);
+	assert_int_equal(cfg.thread_pool.max_threads, 1024);
+	assert_int_equal(cfg.process_pool.max_workers, 1024);
+	assert_int_equal(cfg.process_pool.max_worker_rss, 0);
+	assert_int_equal(cfg.queue.max_pending, 1);
+	assert_true(cfg.router.cpu_ratio == 0);
+	assert_true(cfg.jobs.kill_grace == 3600);
+	assert_int_equal(cfg.limits.max_frame, 64 << 20);
+	assert_int_equal(cfg.limits.max_clients, 1000000);
+	config_free(&cfg);
+
+	expect_ok("limits = { max_frame = 1024; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
+	assert_int_equal(cfg.limits.max_frame, 1024);
+	assert_true(cfg.router.cpu_ratio == 1);
+	config_free(&cfg);
+}
+
+static void
+test_parse_size(void **state)
+{
+	static const struct {
+		const char *text;
+		uint64_t value;
+	} good[] = {
+		{ "16M", UINT64_C(16) << 20 },	{ "1g", UINT64_C(1) << 30 },
+		{ "100", 100 },			{ "0", 0 },
+		{ "512K", 512 << 10 },		{ "512kb", 512 << 10 },
+		{ "2MB", UINT64_C(2) << 20 },	{ "1T", UINT64_C(1) << 40 },
+		{ "7B", 7 },			{ "18446744073709551615", UINT64_MAX },
+		{ "16777215T", UINT64_C(16777215) << 40 },
+	};
+	static const char *const bad[] = {
+		"12X", "-1", "", "M", "16 M", " 16M", "16M ", "16MM", "16BB", "+5", "1.5G",
+		"0x10", "18446744073709551616", "16777216T",
+	};
+	uint64_t v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(good); i++) {
+		v = 12345;
+		if (config_parse_size(good[i].text, &v) != 0)
+			fail_msg("\"%s\" rejected", good[i].text);
+		assert_int_equal(v, good[i].value);
+	}
+	for (i = 0; i < nitems(bad); i++)
+		if (config_parse_size(bad[i], &v) != -1)
+			fail_msg("\"%s\" accepted", bad[i]);
+}
+
+static void
+test_sizes_in_file(void **state)
+{
+	static const struct bad cases[] = {
+		{ "jobs = {\n\tmax_output = \"12X\";\n};\n", 2,
+		  "jobs.max_output: invalid size '12X'" },
+		{ "jobs = { max_output = \"-1\"; };\n", 1, "jobs.max_output: invalid size '-1'" },
+		{ "process_pool = { max_worker_rss = \"\"; };\n", 1,
+		  "process_pool.max_worker_rss: invalid size ''" },
+	};
+	struct config cfg;
+
+	(void)state;
+	expect_ok("jobs = { max_output = \"1g\"; };\n"
+		  "process_pool = { max_worker_rss = 1048576; };\n"
+		  "limits = { max_frame = \"512KB\"; };\n",
+		  &cfg);
+	assert_int_equal(cfg.jobs.max_output, UINT64_C(1) << 30);
+	assert_int_equal(cfg.process_pool.max_worker_rss, 1 << 20);
+	assert_int_equal(cfg.limits.max_frame, 512 << 10);
+	config_free(&cfg);
+
+	expect_ok("jobs = { max_output = 5368709120L; };\n", &cfg);
+	assert_int_equal(cfg.jobs.max_output, UINT64_C(5) << 30);
+	config_free(&cfg);
+
+	expect_errors(cases, nitems(cases));
+}
+
+static void
+test_int_for_float(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	expect_ok("router = { cpu_ratio = 1; };\n"
+		  "jobs = { kill_grace = 2; default_timeout = 60; };\n"
+		  "thread_pool = { idle_timeout = 0.25; };\n"
+		  "process_pool = { idle_timeout = 10; };\n",
+		  &cfg);
+	assert_true(cfg.router.cpu_ratio == 1.0);
+	assert_true(cfg.jobs.kill_grace == 2.0);
+	assert_true(cfg.jobs.default_timeout == 60.0);
+	assert_true(cfg.thread_pool.idle_timeout == 0.25);
+	assert_true(cfg.process_pool.idle_timeout == 10.0);
+	config_free(&cfg);
+}
+
+static void
+test_cross_field(void **state)
+{
+	static const struct bad cases[] = {
+		{ "thread_pool = {\n\tmin_threads = 8;\n\tmax_threads = 4;\n};\n", 3,
+		  "thread_pool.min_threads (8) must not be greater than thread_pool.max_threads (4)" },
+		{ "thread_pool = {\n\tmax_threads = 4;\n\tmin_threads = 8;\n};\n", 3,
+		  "thread_pool.min_threads (8) must not be greater than thread_pool.max_threads (4)" },
+		{ "\nthread_pool = {\n\tmin_threads = 40;\n};\n", 3,
+		  "thread_pool.min_threads (40) must not be greater than thread_pool.max_threads (32)" },
+		{ "thread_pool = { max_threads = 1; };\n", 1,
+		  "thread_pool.min_threads (2) must not be greater than thread_pool.max_threads (1)" },
+		{ "process_pool = {\n\tmin_workers = 4;\n\tmax_workers = 2;\n};\n", 3,
+		  "process_pool.min_workers (4) must not be greater than process_pool.max_workers (2)" },
+		{ "process_pool = {\n\tmin_spare = 3;\n\n\tmax_spare = 2;\n};\n", 4,
+		  "process_pool.min_spare (3) must not be greater than process_pool.max_spare (2)" },
+	};
+	struct config cfg;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+
+	/* max_workers = 0 means "number of CPUs": any min_workers goes. */
+	expect_ok("process_pool = { min_workers = 64; max_workers = 0; };\n", &cfg);
+	assert_int_equal(cfg.process_pool.min_workers, 64);
+	config_free(&cfg);
+	expect_ok("thread_pool = { min_threads = 4; max_threads = 4; };\n", &cfg);
+	config_free(&cfg);
+}
+
+static void
+test_enums(void **state)
+{
+	static const struct bad cases[] = {
+		{ "router = {\n\tdefault_class = \"auto\";\n};\n", 2,
+		  "router.default_class: invalid value 'auto' (expected cpu or io)" },
+		{ "router = { default_class = \"gpu\"; };\n", 1,
+		  "router.default_class: invalid value 'gpu'" },
+		{ "process_pool = {\n\tmode = \"lazy\";\n};\n", 2,
+		  "process_pool.mode: invalid value 'lazy' (expected static, dynamic or ondemand)" },
+		{ "log_level = \"verbose\";\n", 1,
+		  "log_level: invalid value 'verbose' (expected error, warn, info or debug)" },
+		{ "log_level = \"\";\n", 1, "log_level: invalid value ''" },
+	};
+	struct config cfg;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+
+	expect_ok("router = { default_class = \"cpu\"; };\n"
+		  "process_pool = { mode = \"ondemand\"; };\n"
+		  "log_level = \"debug\";\n",
+		  &cfg);
+	assert_int_equal(cfg.router.default_class, CLASS_CPU);
+	assert_int_equal(cfg.process_pool.mode, PPOOL_ONDEMAND);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	config_free(&cfg);
+
+	expect_ok("process_pool = { mode = \"static\"; };\nlog_level = \"error\";\n", &cfg);
+	assert_int_equal(cfg.process_pool.mode, PPOOL_STATIC);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_ERROR);
+	config_free(&cfg);
+}
+
+static void
+test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(config_class_name(CLASS_AUTO), "auto");
+	assert_string_equal(config_class_name(CLASS_CPU), "cpu");
+	assert_string_equal(config_class_name(CLASS_IO), "io");
+	assert_int_equal(config_class_parse("auto"), CLASS_AUTO);
+	assert_int_equal(config_class_parse("cpu"), CLASS_CPU);
+	assert_int_equal(config_class_parse("io"), CLASS_IO);
+	assert_int_equal(config_class_parse("gpu"), -1);
+	assert_int_equal(config_class_parse(""), -1);
+	assert_string_equal(config_mode_name(PPOOL_STATIC), "static");
+	assert_string_equal(config_mode_name(PPOOL_DYNAMIC), "dynamic");
+	assert_string_equal(config_mode_name(PPOOL_ONDEMAND), "ondemand");
+}
+
+static void
+test_paths(void **state)
+{
+	static const struct bad cases[] = {
+		{ "socket = \"taskd.sock\";\n", 1, "socket: must be an absolute path" },
+		{ "socket = \"\";\n", 1, "socket: must not be empty" },
+		{ "\nstate_dir = \"var/lib/taskd\";\n", 2, "state_dir: must be an absolute path" },
+		{ "state_dir = \"\";\n", 1, "state_dir: must not be empty" },
+	};
+	char long_path[120], *text;
+	struct config cfg;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+
+	/* sun_path holds 107 bytes and the NUL. */
+	memset(long_path, 'a', sizeof long_path);
+	long_path[0] = '/';
+	long_path[108] = '\0';
+	text = xprintf("log_level = \"info\";\nsocket = \"%s\";\n", long_path);
+	expect_error(text, 2, "socket: path is too long for a unix socket (108 bytes, at most 107)");
+	free(text);
+
+	long_path[107] = '\0';
+	text = xprintf("socket = \"%s\";\nstate_dir = \"/var/tmp/x\";\n", long_path);
+	expect_ok(text, &cfg);
+	assert_string_equal(cfg.socket, long_path);
+	assert_string_equal(cfg.state_dir, "/var/tmp/x");
+	config_free(&cfg);
+	assert_null(cfg.socket);
+	assert_null(cfg.state_dir);
+	free(text);
+}
+
+static void
+test_socket_mode(void **state)
+{
+	static const struct {
+		const char *text;
+		mode_t mode;
+	} good[] = {
+		{ "socket_mode = \"0600\";", 0600 }, { "socket_mode = \"660\";", 0660 },
+		{ "socket_mode = \"0\";", 0 },	     { "socket_mode = 0640;", 0640 },
+		{ "socket_mode = 660;", 0660 },	     { "socket_mode = 0x1a4;", 0644 },
+		{ "socket_mode = 0;", 0 },
+	};
+	static const struct bad bad[] = {
+		{ "socket_mode = \"0999\";\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = \"1777\";\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = \"rw\";\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = \"\";\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = 0988;\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = -1;\n", 1, "socket_mode: must be octal digits" },
+		{ "socket_mode = 0x1000;\n", 1, "socket_mode: must be octal digits" },
+	};
+	struct config cfg;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(good); i++) {
+		expect_ok(good[i].text, &cfg);
+		assert_int_equal(cfg.socket_mode, good[i].mode);
+		config_free(&cfg);
+	}
+	expect_errors(bad, nitems(bad));
+}
+
+static void
+test_full_file(void **state)
+{
+	struct config cfg;
+	char *cause, *path;
+
+	(void)state;
+	assert_int_equal(load_text("socket = \"/tmp/t.sock\"; socket_mode = \"0600\";\n"
+				   "state_dir = \"/tmp/state\"; log_level = \"warn\";\n"
+				   "process_pool = { mode = \"static\"; min_workers = 2;\n"
+				   "\tmax_workers = 8; min_spare = 0; max_spare = 4;\n"
+				   "\tmax_jobs_per_worker = 50; max_worker_rss = \"1G\";\n"
+				   "\tidle_timeout = 1.5; };\n"
+				   "thread_pool = { min_threads = 1; max_threads = 4;\n"
+				   "\tidle_timeout = 2; };\n"
+				   "queue = { max_pending = 10; max_pending_per_user = 5; };\n"
+				   "router = { default_class = \"cpu\"; cpu_ratio = 0.75; };\n"
+				   "jobs = { default_timeout = 3.5; kill_grace = 1;\n"
+				   "\tmax_output = \"4K\"; keep_finished = 7; };\n"
+				   "limits = { max_frame = \"2M\"; max_clients = 9; };\n",
+				   &cfg, &cause, &path),
+			 0);
+	assert_null(cause);
+	assert_string_equal(cfg.path, path);
+	assert_string_equal(cfg.socket, "/tmp/t.sock");
+	assert_int_equal(cfg.socket_mode, 0600);
+	assert_string_equal(cfg.state_dir, "/tmp/state");
+	assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);
+	assert_int_equal(cfg.process_pool.mode, PPOOL_STATIC);
+	assert_int_equal(cfg.process_pool.min_workers, 2);
+	assert_int_equal(cfg.process_pool.max_workers, 8);
+	assert_int_equal(cfg.process_pool.min_spare, 0);
+	assert_int_equal(cfg.process_pool.max_spare, 4);
+	assert_int_equal(cfg.process_pool.max_jobs_per_worker, 50);
+	assert_int_equal(cfg.process_pool.max_worker_rss, UINT64_C(1) << 30);
+	assert_true(cfg.process_pool.idle_timeout == 1.5);
+	assert_int_equal(cfg.thread_pool.min_threads, 1);
+	assert_int_equal(cfg.thread_pool.max_threads, 4);
+	assert_true(cfg.thread_pool.idle_timeout == 2);
+	assert_int_equal(cfg.queue.max_pending, 10);
+	assert_int_equal(cfg.queue.max_pending_per_user, 5);
+	assert_int_equal(cfg.router.default_class, CLASS_CPU);
+	assert_true(cfg.router.cpu_ratio == 0.75);
+	assert_true(cfg.jobs.default_timeout == 3.5);
+	assert_true(cfg.jobs.kill_grace == 1);
+	assert_int_equal(cfg.jobs.max_output, 4096);
+	assert_int_equal(cfg.jobs.keep_finished, 7);
+	assert_int_equal(cfg.limits.max_frame, 2 << 20);
+	assert_int_equal(cfg.limits.max_clients, 9);
+	config_free(&cfg);
+	assert_defaults(&cfg);
+	free(path);
+}
+
+static void
+test_empty_file(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	expect_ok("# nothing but a comment\n", &cfg);
+	free(cfg.path);
+	cfg.path = NULL;
+	assert_defaults(&cfg);
+}
+
+static void
+fail_loads(const char *const *texts, size_t n, const char *path)
+{
+	struct config cfg;
+	char *cause;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(load_text(texts[i], &cfg, &cause, NULL), -1);
+		assert_non_null(cause);
+		assert_defaults(&cfg);
+		free(cause);
+	}
+	assert_int_equal(config_load(path, &cfg, &cause), -1);
+	free(cause);
+}
+
+/*
+ * A load that fails after strings were set must free them and leave the
+ * defaults. Under AddressSanitizer, LeakSanitizer checks for leaks right
+ * here. Without it, heap use must not grow over many failed loads: one
+ * leaked string per load would add at least 32 bytes each time, far above
+ * the little that malloc's thread cache makes mallinfo2 wobble.
+ */
+static void
+test_failed_load_no_leak(void **state)
+{
+	static const char *const texts[] = {
+		"socket = \"/tmp/a.sock\";\nstate_dir = \"/tmp/s\";\nbogus = 1;\n",
+		"socket = \"/tmp/a.sock\";\nstate_dir = \"/tmp/s\";\nthread_pool = { max_threads = 0; };\n",
+		"state_dir = \"/tmp/s\";\nsocket = \"/tmp/a.sock\";\nthread_pool = { min_threads = 99; };\n",
+		"socket = \"/tmp/a.sock\";\nstate_dir = ;\n",
+	};
+	char *path;
+	size_t before, after, round;
+
+	(void)state;
+	path = write_conf(texts[0]);
+	fail_loads(texts, nitems(texts), path);
+	fail_loads(texts, nitems(texts), path);
+	before = mallinfo2().uordblks;
+	for (round = 0; round < LEAK_ROUNDS; round++)
+		fail_loads(texts, nitems(texts), path);
+	after = mallinfo2().uordblks;
+	if (after > before + LEAK_ROUNDS * 8)
+		fail_msg("heap grew by %zu bytes over %d failed loads", after - before,
+			 LEAK_ROUNDS);
+#ifdef __SANITIZE_ADDRESS__
+	assert_int_equal(__lsan_do_recoverable_leak_check(), 0);
+#endif
+	unlink(path);
+	free(path);
+}
+
+int
+main(void)
+{
+	static const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_shipped_conf),
+		cmocka_unit_test(test_syntax_error),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_type_errors),
+		cmocka_unit_test(test_ranges),
+		cmocka_unit_test(test_range_bounds_ok),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_sizes_in_file),
+		cmocka_unit_test(test_int_for_float),
+		cmocka_unit_test(test_cross_field),
+		cmocka_unit_test(test_enums),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_socket_mode),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_failed_load_no_leak),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
