@@ -97,6 +97,8 @@ void job_set_state(struct jobs *js, struct job *j, enum job_state st);
 /*
  * Move j to final state st, fire its waiters, then drop the oldest finished
  * jobs beyond keep (calling prune(job, arg) for each before it is freed).
+ * j itself may be pruned: do not use it afterwards. Waiter callbacks must
+ * not finish jobs themselves.
  */
 void jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		 void (*prune)(struct job *, void *), void *arg);

@@ -1,0 +1,665 @@
+/*
+ * Unit tests for daemon/job.c: ids, the id hash (also across growth),
+ * per-state counts, waiters, pruning of old finished jobs, list order,
+ * the job object of DESIGN §5a and state names.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <taskd/protocol.h>
+
+#include "builtin.h"
+#include "config.h"
+#include "job.h"
+#include "xmalloc.h"
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+#define MANY_JOBS 5000
+#define MAX_PRUNED 16
+
+/* A spec for `echo hi`, as proto_job_decode would build it. */
+static void
+mkspec(struct job_spec *spec)
+{
+	memset(spec, 0, sizeof *spec);
+	spec->type = BUILTIN_EXEC;
+	spec->argv = xcalloc(3, sizeof(char *));
+	spec->argv[0] = xstrdup("echo");
+	spec->argv[1] = xstrdup("hi");
+	spec->cwd = xstrdup("/");
+	spec->class = CLASS_AUTO;
+}
+
+static struct job *
+add(struct jobs *js)
+{
+	struct job_spec spec;
+	struct job *j;
+
+	mkspec(&spec);
+	j = jobs_add(js, &spec, 1000, 100, 1700000000.5);
+	assert_non_null(j);
+	/* The job took the spec's contents. */
+	assert_null(spec.argv);
+	assert_null(spec.cwd);
+	return j;
+}
+
+static void
+test_ids(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *j;
+	uint64_t i;
+
+	(void)state;
+	assert_int_equal(jobs_next_id(js), 1);
+	assert_int_equal(jobs_total(js), 0);
+	assert_null(jobs_first(js));
+	assert_null(jobs_last(js));
+	for (i = 1; i <= 3; i++) {
+		j = add(js);
+		assert_int_equal(j->id, i);
+		assert_int_equal(j->state, JOB_QUEUED);
+		assert_int_equal(j->uid, 1000);
+		assert_int_equal(j->gid, 100);
+		assert_int_equal(j->worker, -1);
+		assert_int_equal(j->qidx, SIZE_MAX);
+		assert_int_equal(j->res.exit_code, -1);
+		assert_true(j->submitted_at == 1700000000.5);
+		assert_string_equal(j->spec.argv[0], "echo");
+		assert_int_equal(jobs_next_id(js), i + 1);
+	}
+	assert_int_equal(jobs_total(js), 3);
+	jobs_free(js);
+}
+
+static void
+test_find(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *a, *b;
+
+	(void)state;
+	assert_null(jobs_find(js, 1));
+	a = add(js);
+	b = add(js);
+	assert_ptr_equal(jobs_find(js, 1), a);
+	assert_ptr_equal(jobs_find(js, 2), b);
+	assert_null(jobs_find(js, 0));
+	assert_null(jobs_find(js, 3));
+	assert_null(jobs_find(js, UINT64_MAX));
+	jobs_free(js);
+}
+
+/* 5000 jobs force the hash (1024 buckets at first) to grow three times. */
+static void
+test_find_after_growth(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job **v = xcalloc(MANY_JOBS + 1, sizeof *v);
+	uint64_t i;
+
+	(void)state;
+	for (i = 1; i <= MANY_JOBS; i++) {
+		v[i] = add(js);
+		assert_int_equal(v[i]->id, i);
+		/* Earlier jobs stay findable right after each growth. */
+		if ((i & (i - 1)) == 0 || i == 1025 || i == 2049 || i == 4097)
+			assert_ptr_equal(jobs_find(js, 1), v[1]);
+	}
+	assert_int_equal(jobs_total(js), MANY_JOBS);
+	assert_int_equal(jobs_count(js, JOB_QUEUED), MANY_JOBS);
+	for (i = 1; i <= MANY_JOBS; i++)
+		assert_ptr_equal(jobs_find(js, i), v[i]);
+	assert_null(jobs_find(js, 0));
+	assert_null(jobs_find(js, MANY_JOBS + 1));
+	assert_null(jobs_find(js, 1ULL << 40));
+	assert_null(jobs_find(js, UINT64_MAX));
+	free(v);
+	jobs_free(js);
+}
+
+static void
+assert_counts(struct jobs *js, const size_t want[JOB_NSTATES])
+{
+	size_t sum = 0;
+	int st;
+
+	for (st = 0; st < JOB_NSTATES; st++) {
+		assert_int_equal(jobs_count(js, st), want[st]);
+		sum += want[st];
+	}
+	assert_int_equal(jobs_total(js), sum);
+	assert_int_equal(jobs_count(js, JOB_NSTATES), 0);
+}
+
+static void
+test_counts(void **state)
+{
+	struct jobs *js = jobs_new();
+	size_t want[JOB_NSTATES] = {0};
+	struct job *j[4];
+	int i;
+
+	(void)state;
+	assert_counts(js, want);
+	for (i = 0; i < 4; i++)
+		j[i] = add(js);
+	want[JOB_QUEUED] = 4;
+	assert_counts(js, want);
+
+	job_set_state(js, j[0], JOB_RUNNING);
+	job_set_state(js, j[1], JOB_RUNNING);
+	want[JOB_QUEUED] = 2;
+	want[JOB_RUNNING] = 2;
+	assert_counts(js, want);
+
+	job_set_state(js, j[0], JOB_DONE);
+	job_set_state(js, j[1], JOB_FAILED);
+	job_set_state(js, j[2], JOB_CANCELLED);
+	want[JOB_QUEUED] = 1;
+	want[JOB_RUNNING] = 0;
+	want[JOB_DONE] = 1;
+	want[JOB_FAILED] = 1;
+	want[JOB_CANCELLED] = 1;
+	assert_counts(js, want);
+
+	/* Setting the same state again changes nothing. */
+	job_set_state(js, j[3], JOB_QUEUED);
+	assert_counts(js, want);
+	assert_int_equal(j[3]->state, JOB_QUEUED);
+
+	/* jobs_finish moves the count too. */
+	jobs_finish(js, j[3], JOB_TIMEOUT, 100, NULL, NULL);
+	want[JOB_QUEUED] = 0;
+	want[JOB_TIMEOUT] = 1;
+	assert_counts(js, want);
+	assert_int_equal(j[3]->state, JOB_TIMEOUT);
+	jobs_free(js);
+}
+
+/* ---- waiters ---- */
+
+struct wcall {
+	int calls;
+	struct job *job;
+	enum job_state state;     /* the job's state when called */
+	struct job_waiter *other; /* to unwait from the callback, or NULL */
+};
+
+static void
+wait_cb(struct job *job, void *arg)
+{
+	struct wcall *c = arg;
+
+	c->calls++;
+	c->job = job;
+	c->state = job->state;
+	if (c->other != NULL)
+		job_unwait(job, c->other);
+}
+
+static void
+test_waiters(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct wcall c1 = {0}, c2 = {0}, c3 = {0};
+	struct job_waiter w1 = {.cb = wait_cb, .arg = &c1};
+	struct job_waiter w2 = {.cb = wait_cb, .arg = &c2};
+	struct job_waiter w3 = {.cb = wait_cb, .arg = &c3};
+	struct job *j, *other;
+
+	(void)state;
+	j = add(js);
+	other = add(js);
+	job_wait(j, &w1);
+	job_wait(j, &w2);
+	job_wait(j, &w3);
+	job_unwait(j, &w3);
+
+	/* State changes short of finishing fire nothing. */
+	job_set_state(js, j, JOB_RUNNING);
+	assert_int_equal(c1.calls, 0);
+	/* Neither does finishing another job. */
+	jobs_finish(js, other, JOB_DONE, 100, NULL, NULL);
+	assert_int_equal(c1.calls, 0);
+	assert_int_equal(c2.calls, 0);
+
+	jobs_finish(js, j, JOB_FAILED, 100, NULL, NULL);
+	assert_int_equal(c1.calls, 1);
+	assert_ptr_equal(c1.job, j);
+	assert_int_equal(c1.state, JOB_FAILED);
+	assert_int_equal(c2.calls, 1);
+	assert_ptr_equal(c2.job, j);
+	assert_int_equal(c2.state, JOB_FAILED);
+	assert_int_equal(c3.calls, 0);
+	assert_true(TAILQ_EMPTY(&j->waiters));
+	jobs_free(js);
+}
+
+/* A waiter's callback may drop another waiter of the same job. */
+static void
+test_waiter_unwaits_other(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct wcall c1 = {0}, c2 = {0};
+	struct job_waiter w1 = {.cb = wait_cb, .arg = &c1};
+	struct job_waiter w2 = {.cb = wait_cb, .arg = &c2};
+	struct job *j;
+
+	(void)state;
+	j = add(js);
+	c1.other = &w2;
+	job_wait(j, &w1);
+	job_wait(j, &w2);
+	jobs_finish(js, j, JOB_DONE, 100, NULL, NULL);
+	assert_int_equal(c1.calls, 1);
+	assert_int_equal(c2.calls, 0);
+	jobs_free(js);
+}
+
+static int freeing_calls;
+
+static void
+free_waiter_cb(struct job *job, void *arg)
+{
+	(void)job;
+	freeing_calls++;
+	free(arg);
+}
+
+/* A waiter may free itself from its callback (sanitizers watch for reuse). */
+static void
+test_waiter_frees_itself(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_waiter *w;
+	struct job *j;
+	int i;
+
+	(void)state;
+	j = add(js);
+	for (i = 0; i < 3; i++) {
+		w = xcalloc(1, sizeof *w);
+		w->cb = free_waiter_cb;
+		w->arg = w;
+		job_wait(j, w);
+	}
+	freeing_calls = 0;
+	jobs_finish(js, j, JOB_DONE, 100, NULL, NULL);
+	assert_int_equal(freeing_calls, 3);
+	jobs_free(js);
+}
+
+/* ---- pruning ---- */
+
+struct pruned {
+	struct jobs *js;
+	uint64_t ids[MAX_PRUNED];
+	int n;
+	int not_in_table; /* prune was called for a job no longer findable */
+	int not_final;
+};
+
+static void
+prune_cb(struct job *j, void *arg)
+{
+	struct pruned *p = arg;
+
+	assert_true(p->n < MAX_PRUNED);
+	p->ids[p->n++] = j->id;
+	if (jobs_find(p->js, j->id) != j)
+		p->not_in_table++;
+	if (!job_state_final(j->state))
+		p->not_final++;
+}
+
+static void
+test_prune(void **state)
+{
+	/* Finish in an order unlike id order: pruning follows finishing order. */
+	static const uint64_t order[] = {3, 1, 5, 2, 4};
+	static const enum job_state finals[] = {JOB_DONE, JOB_FAILED, JOB_TIMEOUT, JOB_CANCELLED,
+	                                        JOB_DONE};
+	struct jobs *js = jobs_new();
+	struct pruned p = {.js = js};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 6; i++)
+		add(js);
+	job_set_state(js, jobs_find(js, 6), JOB_RUNNING);
+	for (i = 0; i < nitems(order); i++) {
+		jobs_finish(js, jobs_find(js, order[i]), finals[i], 3, prune_cb, &p);
+		/* Nothing goes until more than 3 are finished. */
+		assert_int_equal(p.n, i < 3 ? 0 : (int)i - 2);
+	}
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.ids[0], 3);
+	assert_int_equal(p.ids[1], 1);
+	assert_int_equal(p.not_in_table, 0);
+	assert_int_equal(p.not_final, 0);
+
+	assert_null(jobs_find(js, 3));
+	assert_null(jobs_find(js, 1));
+	assert_non_null(jobs_find(js, 2));
+	assert_non_null(jobs_find(js, 4));
+	assert_non_null(jobs_find(js, 5));
+	assert_non_null(jobs_find(js, 6));
+	assert_int_equal(jobs_total(js), 4);
+	/* 3 (done) and 1 (failed) went; 5 timeout, 2 cancelled, 4 done stay. */
+	assert_int_equal(jobs_count(js, JOB_DONE), 1);
+	assert_int_equal(jobs_count(js, JOB_FAILED), 0);
+	assert_int_equal(jobs_count(js, JOB_TIMEOUT), 1);
+	assert_int_equal(jobs_count(js, JOB_CANCELLED), 1);
+	assert_int_equal(jobs_count(js, JOB_RUNNING), 1);
+	assert_int_equal(jobs_count(js, JOB_QUEUED), 0);
+	/* Ids are never reused. */
+	assert_int_equal(jobs_next_id(js), 7);
+	assert_int_equal(add(js)->id, 7);
+
+	/* One more finish drops the next oldest finished: 5. */
+	jobs_finish(js, jobs_find(js, 6), JOB_DONE, 3, prune_cb, &p);
+	assert_int_equal(p.n, 3);
+	assert_int_equal(p.ids[2], 5);
+	assert_null(jobs_find(js, 5));
+	assert_int_equal(jobs_total(js), 4);
+	jobs_free(js);
+}
+
+/* Without a prune callback, pruning still happens. */
+static void
+test_prune_no_cb(void **state)
+{
+	struct jobs *js = jobs_new();
+	int i;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		add(js);
+	for (i = 1; i <= 4; i++)
+		jobs_finish(js, jobs_find(js, i), JOB_DONE, 2, NULL, NULL);
+	assert_null(jobs_find(js, 1));
+	assert_null(jobs_find(js, 2));
+	assert_non_null(jobs_find(js, 3));
+	assert_non_null(jobs_find(js, 4));
+	assert_int_equal(jobs_total(js), 2);
+	assert_int_equal(jobs_count(js, JOB_DONE), 2);
+	jobs_free(js);
+}
+
+/* keep = 0: the job is handed to its waiters, then pruned at once. */
+static void
+test_keep_zero(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct pruned p = {.js = js};
+	struct wcall c = {0};
+	struct job_waiter w = {.cb = wait_cb, .arg = &c};
+	struct job *j;
+
+	(void)state;
+	add(js);
+	j = add(js);
+	job_wait(j, &w);
+	jobs_finish(js, j, JOB_DONE, 0, prune_cb, &p);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.state, JOB_DONE);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.ids[0], 2);
+	assert_null(jobs_find(js, 2));
+	assert_int_equal(jobs_total(js), 1);
+	assert_int_equal(jobs_count(js, JOB_DONE), 0);
+	/* A negative keep counts as 0. */
+	jobs_finish(js, jobs_find(js, 1), JOB_DONE, -5, prune_cb, &p);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(jobs_total(js), 0);
+	assert_null(jobs_first(js));
+	jobs_free(js);
+}
+
+/* ---- list order ---- */
+
+static void
+assert_id_order(struct jobs *js, const uint64_t *want, size_t n)
+{
+	struct job *j;
+	size_t i = 0;
+
+	for (j = jobs_first(js); j != NULL; j = TAILQ_NEXT(j, all)) {
+		assert_true(i < n);
+		assert_int_equal(j->id, want[i]);
+		i++;
+	}
+	assert_int_equal(i, n);
+	if (n > 0)
+		assert_int_equal(jobs_last(js)->id, want[n - 1]);
+}
+
+static void
+test_list_order(void **state)
+{
+	static const uint64_t all[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	static const uint64_t after[] = {1, 3, 4, 6, 7, 8, 9, 10};
+	struct jobs *js = jobs_new();
+	int i;
+
+	(void)state;
+	for (i = 0; i < 8; i++)
+		add(js);
+	assert_id_order(js, all, nitems(all));
+	/* Finish 5, 2, 7 with keep 2: 5 goes; then finishing 8 sends 2 too. */
+	jobs_finish(js, jobs_find(js, 5), JOB_DONE, 2, NULL, NULL);
+	jobs_finish(js, jobs_find(js, 2), JOB_DONE, 2, NULL, NULL);
+	jobs_finish(js, jobs_find(js, 7), JOB_DONE, 2, NULL, NULL);
+	assert_null(jobs_find(js, 5));
+	jobs_finish(js, jobs_find(js, 8), JOB_DONE, 2, NULL, NULL);
+	assert_null(jobs_find(js, 2));
+	add(js);
+	add(js);
+	assert_id_order(js, after, nitems(after));
+	jobs_free(js);
+}
+
+/* ---- the job object ---- */
+
+static const char *const job_keys[] = {
+    "id",         "state",       "type",    "class",      "routed", "pool",
+    "worker",     "name",        "argv",    "priority",   "owner",  "exit_code",
+    "signal",     "cpu_user",    "cpu_sys", "max_rss_kb", "wall",   "submitted_at",
+    "started_at", "finished_at", "result",  "error",
+};
+
+/* Null while queued: nothing has run yet. */
+static const char *const queued_nulls[] = {
+    "routed",  "pool",       "worker", "name",       "exit_code",   "signal", "cpu_user",
+    "cpu_sys", "max_rss_kb", "wall",   "started_at", "finished_at", "result", "error",
+};
+
+static void
+assert_has_keys(json_t *o)
+{
+	size_t i;
+
+	assert_true(json_is_object(o));
+	for (i = 0; i < nitems(job_keys); i++)
+		if (json_object_get(o, job_keys[i]) == NULL)
+			fail_msg("job object lacks \"%s\"", job_keys[i]);
+}
+
+static void
+test_json_queued(void **state)
+{
+	struct jobs *js = jobs_new();
+	json_t *o, *v;
+	struct job *j;
+	size_t i;
+
+	(void)state;
+	add(js);
+	j = add(js);
+	j->spec.priority = -7;
+	o = job_to_json(j);
+	assert_has_keys(o);
+	for (i = 0; i < nitems(queued_nulls); i++)
+		if (!json_is_null(json_object_get(o, queued_nulls[i])))
+			fail_msg("queued job: \"%s\" is not null", queued_nulls[i]);
+
+	assert_true(json_is_integer(json_object_get(o, "id")));
+	assert_int_equal(json_integer_value(json_object_get(o, "id")), 2);
+	assert_string_equal(json_string_value(json_object_get(o, "state")), TASKD_STATE_QUEUED);
+	assert_string_equal(json_string_value(json_object_get(o, "type")), "exec");
+	assert_string_equal(json_string_value(json_object_get(o, "class")), TASKD_CLASS_AUTO);
+	assert_int_equal(json_integer_value(json_object_get(o, "priority")), -7);
+	v = json_object_get(o, "argv");
+	assert_true(json_is_array(v));
+	assert_int_equal(json_array_size(v), 2);
+	assert_string_equal(json_string_value(json_array_get(v, 0)), "echo");
+	assert_string_equal(json_string_value(json_array_get(v, 1)), "hi");
+	v = json_object_get(o, "owner");
+	assert_true(json_is_object(v));
+	assert_int_equal(json_integer_value(json_object_get(v, "uid")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(v, "gid")), 100);
+	v = json_object_get(o, "submitted_at");
+	assert_true(json_is_real(v));
+	assert_true(json_real_value(v) == 1700000000.5);
+	json_decref(o);
+	jobs_free(js);
+}
+
+static void
+test_json_finished(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *j;
+	json_t *o;
+
+	(void)state;
+	j = add(js);
+	j->spec.name = xstrdup("build");
+	j->spec.class = CLASS_CPU;
+	j->routed = CLASS_IO;
+	j->pool = POOL_THREAD;
+	j->worker = 2;
+	j->started_at = 1700000001.0;
+	j->finished_at = 1700000003.25;
+	j->res.status = RUN_EXITED;
+	j->res.exit_code = 0;
+	j->res.cpu_user = 0.5;
+	j->res.cpu_sys = 0.25;
+	j->res.max_rss_kb = 1234;
+	j->res.wall = 2.25;
+	j->res.result = xstrdup("42");
+	job_set_state(js, j, JOB_RUNNING);
+	jobs_finish(js, j, JOB_DONE, 10, NULL, NULL);
+
+	o = job_to_json(j);
+	assert_has_keys(o);
+	assert_string_equal(json_string_value(json_object_get(o, "state")), TASKD_STATE_DONE);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "build");
+	assert_string_equal(json_string_value(json_object_get(o, "class")), TASKD_CLASS_CPU);
+	assert_string_equal(json_string_value(json_object_get(o, "routed")), TASKD_CLASS_IO);
+	assert_string_equal(json_string_value(json_object_get(o, "pool")), "thread");
+	assert_int_equal(json_integer_value(json_object_get(o, "worker")), 2);
+	assert_true(json_is_integer(json_object_get(o, "exit_code")));
+	assert_int_equal(json_integer_value(json_object_get(o, "exit_code")), 0);
+	assert_true(json_is_null(json_object_get(o, "signal")));
+	assert_true(json_real_value(json_object_get(o, "cpu_user")) == 0.5);
+	assert_true(json_real_value(json_object_get(o, "cpu_sys")) == 0.25);
+	assert_int_equal(json_integer_value(json_object_get(o, "max_rss_kb")), 1234);
+	assert_true(json_real_value(json_object_get(o, "wall")) == 2.25);
+	assert_true(json_real_value(json_object_get(o, "started_at")) == 1700000001.0);
+	assert_true(json_real_value(json_object_get(o, "finished_at")) == 1700000003.25);
+	assert_string_equal(json_string_value(json_object_get(o, "result")), "42");
+	assert_true(json_is_null(json_object_get(o, "error")));
+	json_decref(o);
+	jobs_free(js);
+}
+
+/* Cancelled while queued: final, but it never ran. */
+static void
+test_json_cancelled_queued(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *j;
+	json_t *o;
+
+	(void)state;
+	j = add(js);
+	j->res.error = xstrdup("cancelled by user");
+	j->finished_at = 1700000002.0;
+	jobs_finish(js, j, JOB_CANCELLED, 10, NULL, NULL);
+	o = job_to_json(j);
+	assert_has_keys(o);
+	assert_string_equal(json_string_value(json_object_get(o, "state")), TASKD_STATE_CANCELLED);
+	assert_true(json_is_null(json_object_get(o, "exit_code")));
+	assert_true(json_is_null(json_object_get(o, "cpu_user")));
+	assert_true(json_is_null(json_object_get(o, "wall")));
+	assert_true(json_is_null(json_object_get(o, "started_at")));
+	assert_true(json_is_real(json_object_get(o, "finished_at")));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "cancelled by user");
+	json_decref(o);
+	jobs_free(js);
+}
+
+/* ---- names ---- */
+
+static void
+test_state_names(void **state)
+{
+	static const char *const wire[JOB_NSTATES] = {
+	    [JOB_QUEUED] = TASKD_STATE_QUEUED,   [JOB_RUNNING] = TASKD_STATE_RUNNING,
+	    [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
+	    [JOB_TIMEOUT] = TASKD_STATE_TIMEOUT, [JOB_CANCELLED] = TASKD_STATE_CANCELLED,
+	    [JOB_LOST] = TASKD_STATE_LOST,
+	};
+	static const char *const unknown[] = {"", "bogus", "Queued", "DONE", "done ", "unknown"};
+	int st;
+	size_t i;
+
+	(void)state;
+	for (st = 0; st < JOB_NSTATES; st++) {
+		assert_string_equal(job_state_name(st), wire[st]);
+		assert_int_equal(job_state_parse(job_state_name(st)), st);
+		assert_int_equal(job_state_final(st), st != JOB_QUEUED && st != JOB_RUNNING);
+	}
+	for (i = 0; i < nitems(unknown); i++)
+		assert_int_equal(job_state_parse(unknown[i]), -1);
+	assert_string_equal(job_state_name(JOB_NSTATES), "unknown");
+	assert_null(job_pool_name(POOL_NONE));
+	assert_string_equal(job_pool_name(POOL_THREAD), "thread");
+	assert_string_equal(job_pool_name(POOL_PROCESS), "process");
+}
+
+int
+main(void)
+{
+	static const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_find),
+	    cmocka_unit_test(test_find_after_growth),
+	    cmocka_unit_test(test_counts),
+	    cmocka_unit_test(test_waiters),
+	    cmocka_unit_test(test_waiter_unwaits_other),
+	    cmocka_unit_test(test_waiter_frees_itself),
+	    cmocka_unit_test(test_prune),
+	    cmocka_unit_test(test_prune_no_cb),
+	    cmocka_unit_test(test_keep_zero),
+	    cmocka_unit_test(test_list_order),
+	    cmocka_unit_test(test_json_queued),
+	    cmocka_unit_test(test_json_finished),
+	    cmocka_unit_test(test_json_cancelled_queued),
+	    cmocka_unit_test(test_state_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
