@@ -694,3 +694,45 @@ config_load(const char *path, struct config *cfg, char **cause)
 	cfg->path = xstrdup(path);
 	return 0;
 }
+
+static bool
+key_equal(const struct key *k, const struct config *a, const struct config *b)
+{
+	const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+	const char *sa, *sb;
+
+	switch (k->kind) {
+	case K_INT:
+	case K_ENUM:
+		return *(const int *)(const void *)pa == *(const int *)(const void *)pb;
+	case K_FLOAT:
+		return *(const double *)(const void *)pa == *(const double *)(const void *)pb;
+	case K_SIZE:
+		return *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
+	case K_MODE:
+		return *(const mode_t *)(const void *)pa == *(const mode_t *)(const void *)pb;
+	case K_PATH:
+	case K_SOCKET:
+		sa = *(char *const *)(const void *)pa;
+		sb = *(char *const *)(const void *)pb;
+		return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+	}
+	return true;
+}
+
+int
+config_diff(const struct config *a, const struct config *b,
+	    void (*fn)(const char *key, void *arg), void *arg)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < nitems(keys); i++) {
+		if (key_equal(&keys[i], a, b))
+			continue;
+		n++;
+		if (fn != NULL)
+			fn(keys[i].path, arg);
+	}
+	return n;
+}

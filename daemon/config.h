@@ -68,7 +68,12 @@ void config_defaults(struct config *cfg);
  */
 int config_load(const char *path, struct config *cfg, char **cause);
 
+/* Frees the strings and resets *cfg to the defaults (safe to call twice). */
 void config_free(struct config *cfg);
+
+/* Call fn(key) for every key whose value differs between a and b; returns the count. */
+int config_diff(const struct config *a, const struct config *b,
+		void (*fn)(const char *key, void *arg), void *arg);
 
 /* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
 int config_parse_size(const char *text, uint64_t *out);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include <taskd/protocol.h>
@@ -186,6 +187,20 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	free(specs);
 }
 
+static bool
+batch_has_job_fields(json_t *req)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(req, key, v) {
+		if (strcmp(key, "v") != 0 && strcmp(key, "id") != 0 && strcmp(key, "op") != 0 &&
+		    strcmp(key, "jobs") != 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 op_submit(struct taskd *td, struct client *c, struct request *req)
 {
@@ -195,6 +210,12 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct job *j;
 
 	if (batch != NULL) {
+		if (batch_has_job_fields(req->root)) {
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "a batch submit takes only \"jobs\": put job fields inside "
+				  "each job");
+			return;
+		}
 		if (!json_is_array(batch)) {
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"jobs\" must be an array");
 			return;
@@ -316,8 +337,11 @@ wait_done(struct job *j, void *arg)
 {
 	struct pending *p = arg;
 
-	reply_ok(p->client, p->id, job_to_json(j));
-	pending_free(p->client, p);
+	struct client *c = p->client;
+
+	reply_ok(c, p->id, job_to_json(j));
+	pending_free(c, p);
+	server_client_release(c);
 }
 
 static struct cstate *
@@ -356,6 +380,7 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 	p->waiter.arg = p;
 	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
 	job_wait(j, &p->waiter);
+	server_client_hold(c);
 }
 
 void
@@ -578,6 +603,109 @@ op_shutdown(struct taskd *td, struct client *c, struct request *req)
 	ctl_shutdown(td, drain);
 }
 
+/* ---- metrics ---- */
+
+static void
+op_metrics(struct taskd *td, struct client *c, struct request *req)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct tpool_stats ts;
+	char labels[64];
+	json_t *text;
+	int st;
+
+	if (out == NULL)
+		fatalx("out of memory (evbuffer)");
+	stats_to_prometheus(out);
+	for (st = 0; st < JOB_NSTATES; st++) {
+		snprintf(labels, sizeof labels, "{state=\"%s\"}", job_state_name(st));
+		stats_gauge(out, "jobs", labels, (double)jobs_count(td->jobs, st),
+			    st == 0 ? "jobs in the table by state" : NULL);
+	}
+	stats_gauge(out, "queue_pending", NULL, (double)sched_pending(td->sched),
+		    "jobs waiting to run");
+	tpool_stats(td->tpool, &ts);
+	stats_gauge(out, "thread_pool_threads", NULL, ts.threads, "pool threads alive");
+	stats_gauge(out, "thread_pool_busy", NULL, ts.busy, "pool threads running a job");
+	stats_gauge(out, "thread_pool_max", NULL, ts.max, "thread_pool.max_threads");
+	stats_gauge(out, "clients", NULL, server_nclients(td->server), "connected clients");
+	stats_gauge(out, "uptime_seconds", NULL, now_unix() - td->started_at,
+		    "seconds since taskd started");
+	text = json_stringn((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	evbuffer_free(out);
+	reply_ok(c, req->id, json_pack("{s:o}", "text", text));
+}
+
+/* ---- reload ---- */
+
+struct tpool_config
+ctl_tpool_config(const struct config *cfg)
+{
+	struct tpool_config tc = {
+		.min_threads = cfg->thread_pool.min_threads,
+		.max_threads = cfg->thread_pool.max_threads,
+		.idle_timeout = cfg->thread_pool.idle_timeout,
+	};
+
+	return tc;
+}
+
+static void
+note_change(const char *key, void *arg)
+{
+	json_array_append_new(arg, json_string(key));
+}
+
+int
+ctl_reload(struct taskd *td, json_t **changed, char **cause)
+{
+	struct config next;
+	struct tpool_config tc;
+
+	*changed = NULL;
+	if (td->config_path == NULL) {
+		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
+		STATS_INC(reload_errors);
+		return -1;
+	}
+	if (config_load(td->config_path, &next, cause) == -1) {
+		STATS_INC(reload_errors);
+		return -1;
+	}
+	*changed = json_array();
+	config_diff(td->cfg, &next, note_change, *changed);
+	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
+	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
+		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	config_free(td->cfg);
+	*td->cfg = next;
+	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);
+	tc = ctl_tpool_config(td->cfg);
+	tpool_configure(td->tpool, &tc);
+	server_set_limits(td->server, td->cfg->limits.max_frame, td->cfg->limits.max_clients);
+	sched_dispatch(td->sched);
+	STATS_INC(reloads);
+	return 0;
+}
+
+static void
+op_reload(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *changed;
+	char *cause = NULL;
+
+	if (ctl_reload(td, &changed, &cause) == -1) {
+		log_warnx("reload refused, keeping the old configuration: %s", cause);
+		reply_err(c, req->id, TASKD_ERR_INVALID_CONFIG, cause);
+		free(cause);
+		return;
+	}
+	log_info("configuration reloaded from %s (%zu changes)", td->config_path,
+		 json_array_size(changed));
+	reply_ok(c, req->id, json_pack("{s:s,s:o}", "config", td->config_path, "changed",
+				       changed));
+}
+
 /* ---- dispatch ---- */
 
 static const struct {
@@ -592,6 +720,8 @@ static const struct {
 	{ TASKD_OP_CANCEL, op_cancel },
 	{ TASKD_OP_LOGS, op_logs },
 	{ TASKD_OP_SHUTDOWN, op_shutdown },
+	{ TASKD_OP_RELOAD, op_reload },
+	{ TASKD_OP_METRICS, op_metrics },
 };
 
 void

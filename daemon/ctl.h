@@ -10,7 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "config.h"
+#include "tpool.h"
 
 struct event_base;
 struct jobs;
@@ -23,6 +26,8 @@ struct client;
 struct taskd {
 	struct event_base *base;
 	struct config *cfg;
+	const char *config_path;  /* NULL: built-in defaults */
+	int log_level_override;   /* -l, or -1 */
 	char *socket_path;
 	char *state_dir;
 	char *jobs_dir;
@@ -37,6 +42,15 @@ struct taskd {
 
 void ctl_frame_cb(struct client *c, const char *line, size_t len, void *arg);
 void ctl_close_cb(struct client *c, void *arg);
+
+/*
+ * Re-read the configuration file and apply what can change live (log level,
+ * thread-pool sizes, limits, queue and job settings). On success *changed
+ * lists the keys that changed; on error nothing changes and *cause says why.
+ */
+int ctl_reload(struct taskd *td, json_t **changed, char **cause);
+/* The thread-pool part of a configuration. */
+struct tpool_config ctl_tpool_config(const struct config *cfg);
 
 /* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
 void ctl_shutdown(struct taskd *td, bool drain);

@@ -176,47 +176,20 @@ make_parent(const char *path)
 	free(dir);
 }
 
-static struct tpool_config
-tpool_config_of(const struct config *c)
-{
-	struct tpool_config tc = {
-		.min_threads = c->thread_pool.min_threads,
-		.max_threads = c->thread_pool.max_threads,
-		.idle_timeout = c->thread_pool.idle_timeout,
-	};
-
-	return tc;
-}
-
 static void
 reload(void)
 {
-	struct config next;
-	struct tpool_config tc;
+	json_t *changed;
 	char *cause = NULL;
 
-	if (opts.config == NULL) {
-		log_info("reload: no configuration file, nothing to do");
-		return;
-	}
-	if (config_load(opts.config, &next, &cause) == -1) {
+	if (ctl_reload(&td, &changed, &cause) == -1) {
 		log_warnx("reload refused, keeping the old configuration: %s", cause);
 		free(cause);
-		STATS_INC(reload_errors);
 		return;
 	}
-	if ((next.socket != NULL && strcmp(next.socket, td.socket_path) != 0 && !opts.socket) ||
-	    (next.state_dir != NULL && strcmp(next.state_dir, td.state_dir) != 0))
-		log_warnx("reload: socket and state_dir changes take effect after a restart");
-	config_free(&cfg);
-	cfg = next;
-	log_setlevel(opts.log_level >= 0 ? opts.log_level : cfg.log_level);
-	tc = tpool_config_of(&cfg);
-	tpool_configure(td.tpool, &tc);
-	server_set_limits(td.server, cfg.limits.max_frame, cfg.limits.max_clients);
-	sched_dispatch(td.sched);
-	STATS_INC(reloads);
-	log_info("configuration reloaded from %s", opts.config);
+	log_info("configuration reloaded from %s (%zu changes)", td.config_path,
+		 json_array_size(changed));
+	json_decref(changed);
 }
 
 static void
@@ -234,13 +207,31 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+static struct event *sigs[3];
+static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+
+/* Before the socket exists, so a signal sent once it answers is always handled. */
+static void
+watch_signals(void)
+{
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(td.base, signums[i], main_signal_cb, NULL);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot watch signal %d", signums[i]);
+	}
+}
+
 static void
 setup(void)
 {
-	struct tpool_config tc = tpool_config_of(&cfg);
+	struct tpool_config tc = ctl_tpool_config(&cfg);
 	char *cause = NULL;
 
 	td.cfg = &cfg;
+	td.config_path = opts.config;
+	td.log_level_override = opts.log_level;
 	td.socket_path = opts.socket != NULL ? xstrdup(opts.socket)
 			 : cfg.socket != NULL ? xstrdup(cfg.socket) : default_socket();
 	td.state_dir = cfg.state_dir != NULL ? xstrdup(cfg.state_dir) : default_state_dir();
@@ -254,6 +245,7 @@ setup(void)
 	td.base = event_base_new();
 	if (td.base == NULL)
 		fatalx("libevent: cannot create the event loop");
+	watch_signals();
 	td.server = server_new(td.base, td.socket_path, cfg.socket_mode, &cause);
 	if (td.server == NULL)
 		fatalx("%s", cause);
@@ -268,8 +260,6 @@ setup(void)
 int
 main(int argc, char **argv)
 {
-	struct event *sigs[3];
-	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	size_t i;
 
 	parse_args(argc, argv);
@@ -281,11 +271,6 @@ main(int argc, char **argv)
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
 		log_warn("close_range");
 	setup();
-	for (i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(td.base, signums[i], main_signal_cb, NULL);
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
-			fatalx("cannot watch signal %d", signums[i]);
-	}
 	log_info("taskd %s ready on %s (pid %d, state in %s)", TASKD_VERSION, td.socket_path,
 		 (int)getpid(), td.state_dir);
 

@@ -32,7 +32,8 @@ struct client {
 	gid_t gid;
 	pid_t pid;
 	bool discarding;  /* inside an oversized frame: drop until newline */
-	bool closing;     /* peer finished sending: close once output drained */
+	bool closing;     /* peer finished sending: close once answered and drained */
+	int holds;        /* requests still to be answered (server_client_hold) */
 	void *data;
 	TAILQ_ENTRY(client) entry;
 };
@@ -286,6 +287,19 @@ server_client_send(struct client *c, const char *data, size_t len)
 }
 
 void
+server_client_hold(struct client *c)
+{
+	c->holds++;
+}
+
+void
+server_client_release(struct client *c)
+{
+	c->holds--;
+	/* The answer just queued goes out, then the write callback closes. */
+}
+
+void
 server_client_set_data(struct client *c, void *data)
 {
 	c->data = data;
@@ -375,7 +389,8 @@ server_client_write_cb(struct bufferevent *bev, void *arg)
 	struct client *c = arg;
 
 	if (c->closing) {
-		client_free(c);
+		if (c->holds == 0)
+			client_free(c);
 		return;
 	}
 	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
@@ -389,9 +404,10 @@ server_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 
+	/* Half-closed (the peer is done sending): answer what is in flight first. */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-		c->closing = true; /* send what is queued, then close */
+	    (c->holds > 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
+		c->closing = true;
 		bufferevent_disable(bev, EV_READ);
 		return;
 	}

@@ -32,6 +32,13 @@ void server_free(struct server *srv);
 int server_nclients(const struct server *srv);
 
 void server_client_send(struct client *c, const char *data, size_t len);
+/*
+ * A request that will be answered later (e.g. wait) holds the client: if
+ * the peer half-closes, the connection stays until every hold is released
+ * (right after the answer is sent) and the answers are written.
+ */
+void server_client_hold(struct client *c);
+void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);
 void *server_client_data(const struct client *c);
 uid_t server_client_uid(const struct client *c);

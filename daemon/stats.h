@@ -33,4 +33,11 @@ struct json_t;
 /* {"connections":N, ...} */
 struct json_t *stats_to_json(void);
 
+struct evbuffer;
+/* Append the counters in Prometheus text format (taskd_<name>_total). */
+void stats_to_prometheus(struct evbuffer *out);
+/* Append one gauge (with HELP/TYPE lines unless help is NULL). */
+void stats_gauge(struct evbuffer *out, const char *name, const char *labels, double value,
+		 const char *help);
+
 #endif

@@ -23,6 +23,8 @@
 #define TASKD_OP_CANCEL "cancel"
 #define TASKD_OP_LOGS "logs"
 #define TASKD_OP_SHUTDOWN "shutdown"
+#define TASKD_OP_RELOAD "reload"
+#define TASKD_OP_METRICS "metrics"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -34,6 +36,7 @@
 #define TASKD_ERR_QUEUE_FULL "queue_full"
 #define TASKD_ERR_FORBIDDEN "forbidden"
 #define TASKD_ERR_SHUTTING_DOWN "shutting_down"
+#define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 
 /* Job classes and states, as spelled on the wire. */

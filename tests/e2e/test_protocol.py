@@ -1,0 +1,381 @@
+"""The control protocol over a raw socket (doc/protocol.md)."""
+
+import base64
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import E2ETestCase, ProtocolError, decode_logs, wait_for, main  # noqa: E402
+
+
+class ProtocolTest(E2ETestCase):
+    shared_daemon = True
+    shared_overrides = {"limits.max_frame": "64K", "jobs.max_output": "1K"}
+
+    def count_jobs(self):
+        return len(self.d.list_jobs())
+
+    # -- envelope
+    def test_id_echoed(self):
+        with self.d.connect() as c:
+            for rid in (1, 0, -7, 2 ** 53, "abc", "", "ünï", 1.5, True):
+                with self.subTest(rid=rid):
+                    c.send({"v": 1, "id": rid, "op": "status"})
+                    r = c.recv()
+                    self.assertOk(r)
+                    self.assertEqual(r["id"], rid)
+                    self.assertEqual(type(r["id"]), type(rid))
+
+    def test_id_absent_is_null(self):
+        r = self.d.request({"v": 1, "op": "status"})
+        self.assertOk(r)
+        self.assertIn("id", r)
+        self.assertIsNone(r["id"])
+
+    def test_error_echoes_id(self):
+        r = self.d.request({"v": 1, "id": "e1", "op": "no-such-op"})
+        self.assertError(r, "unknown_op")
+        self.assertEqual(r["id"], "e1")
+
+    def test_version(self):
+        self.assertOk(self.d.request({"id": 1, "op": "status"}))
+        self.assertOk(self.d.request({"v": 1, "id": 1, "op": "status"}))
+        for v in (2, 0, 99):
+            with self.subTest(v=v):
+                r = self.d.request({"v": v, "id": 5, "op": "status"})
+                self.assertError(r, "unsupported_version")
+                self.assertEqual(r["id"], 5)
+        r = self.d.request({"v": "1", "id": 6, "op": "status"})
+        self.assertIs(r.get("ok"), False, r)
+        self.assertIn(r["error"]["code"], ("unsupported_version", "bad_request"))
+
+    def test_status_shape(self):
+        st = self.d.status()
+        for k in ("version", "pid", "uptime", "jobs", "queue", "process_pool", "thread_pool",
+                  "router", "counters"):
+            self.assertIn(k, st)
+        self.assertEqual(st["pid"], self.d.pid)
+        self.assertGreaterEqual(st["uptime"], 0)
+        for k in ("threads", "busy", "idle", "max", "queued"):
+            self.assertIn(k, st["thread_pool"])
+        self.assertIn("pending", st["queue"])
+
+    # -- pipelining
+    def test_pipelining_50(self):
+        reqs = b"".join(json.dumps({"v": 1, "id": i, "op": "status"}).encode() + b"\n"
+                        for i in range(50))
+        with self.d.connect() as c:
+            c.send_raw(reqs)
+            got = [c.recv() for _ in range(50)]
+        self.assertEqual(sorted(r["id"] for r in got), list(range(50)))
+        self.assertTrue(all(r["ok"] for r in got))
+
+    def test_pipelining_mixed_ops_split_writes(self):
+        jid = self.d.submit(["true"])
+        reqs = (json.dumps({"id": "a", "op": "status"}) + "\n"
+                + json.dumps({"id": "b", "op": "show", "job": jid}) + "\n"
+                + json.dumps({"id": "c", "op": "list", "limit": 1}) + "\n").encode()
+        with self.d.connect() as c:
+            for i in range(len(reqs)):  # one byte at a time
+                c.send_raw(reqs[i:i + 1])
+            got = {}
+            for _ in range(3):
+                r = c.recv()
+                got[r["id"]] = r
+        self.assertEqual(set(got), {"a", "b", "c"})
+        self.assertEqual(self.assertOk(got["b"])["id"], jid)
+
+    def test_wait_does_not_block_connection(self):
+        jid = self.d.submit(["sleep", "1"], **{"class": "io"})
+        with self.d.connect() as c:
+            c.send({"id": "w", "op": "wait", "job": jid})
+            c.send({"id": "s", "op": "status"})
+            r = c.recv(timeout=15)
+            self.assertEqual(r.get("id"), "s", "status was held up behind a wait")
+            self.assertOk(r)
+            w = c.recv_id("w", timeout=15)
+            self.assertEqual(self.assertOk(w)["state"], "done")
+
+    # -- submit
+    def test_submit_single(self):
+        r = self.d.request({"v": 1, "id": 1, "op": "submit", "argv": ["sh", "-c", "echo hi"],
+                            "cwd": "/tmp"})
+        res = self.assertOk(r)
+        self.assertIsInstance(res["id"], int)
+        j = self.d.wait_job(res["id"])
+        self.assertEqual(j["state"], "done")
+        self.assertEqual(j["argv"], ["sh", "-c", "echo hi"])
+        self.assertEqual(j["cwd"], "/tmp")
+        self.assertEqual(j["type"], "exec")
+        self.assertEqual(j["class"], "auto")
+        self.assertEqual(j["priority"], 0)
+        self.assertIsNone(j["name"])
+
+    def test_batch_submit(self):
+        jobs = [{"argv": ["true"]}, {"type": "noop"}, {"type": "sumsq", "argv": ["4"]},
+                {"argv": ["sh", "-c", "exit 2"]}, {"type": "sleep", "argv": ["0.1"]}]
+        ids = self.d.submit_batch(jobs)
+        self.assertEqual(len(ids), 5)
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), 5)
+        states = [self.d.wait_job(i)["state"] for i in ids]
+        self.assertEqual(states, ["done", "done", "done", "failed", "done"])
+        self.assertEqual(self.d.show(ids[2])["result"], "14")
+
+    def test_batch_with_invalid_job_queues_nothing(self):
+        before = self.count_jobs()
+        r = self.d.request({"id": 1, "op": "submit",
+                            "jobs": [{"argv": ["true"]}, {"argv": []}, {"argv": ["true"]}]})
+        err = self.assertError(r, "bad_request")
+        self.assertTrue(err["message"].startswith("jobs[1]: "), err["message"])
+        r = self.d.request({"id": 2, "op": "submit",
+                            "jobs": [{"argv": ["true"]}, {"argv": ["true"], "priority": 99}]})
+        err = self.assertError(r, "bad_request")
+        self.assertTrue(err["message"].startswith("jobs[1]: "), err["message"])
+        self.assertEqual(self.count_jobs(), before)
+
+    def test_batch_bad_shape(self):
+        before = self.count_jobs()
+        for jobs in ([], "x", [1], {"argv": ["true"]}):
+            with self.subTest(jobs=jobs):
+                r = self.d.request({"id": 1, "op": "submit", "jobs": jobs})
+                self.assertError(r, "bad_request")
+        self.assertEqual(self.count_jobs(), before)
+
+    def test_batch_with_top_level_job_fields(self):
+        # "jobs" plus job fields beside it: ambiguous; the fields must not be
+        # dropped silently (unknown fields are rejected so typos do not pass)
+        before = self.count_jobs()
+        r = self.d.request({"id": 1, "op": "submit", "argv": ["true"],
+                            "jobs": [{"argv": ["true"]}]})
+        self.assertError(r, "bad_request")
+        self.assertEqual(self.count_jobs(), before)
+
+    # -- wait
+    def test_wait_answers_when_finished(self):
+        t0 = time.monotonic()
+        jid = self.d.submit(["sleep", "0.5"], **{"class": "io"})
+        with self.d.connect() as c:
+            c.send({"id": "w", "op": "wait", "job": jid})
+            r = c.recv_id("w", timeout=15)
+            dt = time.monotonic() - t0
+        j = self.assertOk(r)
+        self.assertGreaterEqual(dt, 0.4, "wait answered before the job could have finished")
+        self.assertEqual(j["id"], jid)
+        self.assertEqual(j["state"], "done")
+        self.assertIsNotNone(j["finished_at"])
+
+    def test_wait_finished_answers_at_once(self):
+        jid = self.d.submit(["true"])
+        self.d.wait_job(jid)
+        t0 = time.monotonic()
+        j = self.d.wait_job(jid)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(j["state"], "done")
+
+    def test_many_waiters(self):
+        jid = self.d.submit(["sleep", "0.3"], **{"class": "io"})
+        conns = [self.d.connect() for _ in range(5)]
+        try:
+            for i, c in enumerate(conns):
+                c.send({"id": i, "op": "wait", "job": jid})
+                c.send({"id": "again", "op": "wait", "job": jid})
+            for c in conns:
+                for _ in range(2):
+                    self.assertEqual(self.assertOk(c.recv(timeout=15))["state"], "done")
+        finally:
+            for c in conns:
+                c.close()
+
+    def test_client_disconnects_with_wait_in_flight(self):
+        jid = self.d.submit(["sleep", "0.5"], **{"class": "io"})
+        for _ in range(5):
+            c = self.d.connect()
+            c.send({"id": 1, "op": "wait", "job": jid})
+            c.send({"id": 2, "op": "status"})
+            c.close()
+        self.assertDaemonServes()
+        self.assertEqual(self.d.wait_job(jid, timeout=15)["state"], "done")
+        time.sleep(0.1)
+        self.assertDaemonServes()
+        # and a half-sent request on a closed connection
+        c = self.d.connect()
+        c.send_raw(b'{"op":"wait","job":')
+        c.close()
+        self.assertDaemonServes()
+
+    def test_half_close_answers_pending(self):
+        # A client that sends its requests and then shuts down its write
+        # side (as `socat`/`nc -N` do) still gets every answer, the
+        # pending wait included, before the daemon closes the connection.
+        import socket
+        jid = self.d.submit(["sleep", "0.3"], **{"class": "io"})
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":"status"}\n{"id":2,"op":"wait","job":%d}\n' % jid)
+            c.sock.shutdown(socket.SHUT_WR)
+            got = []
+            try:
+                for _ in range(2):
+                    got.append(c.recv(timeout=15)["id"])
+            except ProtocolError:
+                pass
+        self.assertEqual(sorted(got), [1, 2])
+
+    # -- logs
+    def test_logs_utf8(self):
+        jid = self.d.submit(["sh", "-c", "printf 'h\\303\\251llo\\n'"])
+        self.d.wait_job(jid)
+        r = self.d.logs(jid)
+        self.assertEqual(r["encoding"], "utf-8")
+        self.assertEqual(r["data"], "h\u00e9llo\n")
+        self.assertEqual(r["offset"], 0)
+        self.assertEqual(r["next_offset"], 7)
+        self.assertEqual(r["size"], 7)
+        self.assertIs(r["eof"], True)
+        self.assertIs(r["truncated"], False)
+        e = self.d.logs(jid, "stderr")
+        self.assertEqual(e["data"], "")
+        self.assertIs(e["eof"], True)
+
+    def test_logs_base64(self):
+        jid = self.d.submit(["printf", "\\377\\376"])
+        self.d.wait_job(jid)
+        r = self.d.logs(jid)
+        self.assertEqual(r["encoding"], "base64")
+        self.assertEqual(base64.b64decode(r["data"]), b"\xff\xfe")
+        self.assertEqual(r["next_offset"], 2)
+
+    def test_logs_offsets(self):
+        jid = self.d.submit(["printf", "abcdefghij"])
+        self.d.wait_job(jid)
+        r = self.d.logs(jid, offset=0, max=4)
+        self.assertEqual((r["data"], r["offset"], r["next_offset"], r["size"], r["eof"]),
+                         ("abcd", 0, 4, 10, False))
+        r = self.d.logs(jid, offset=4, max=100)
+        self.assertEqual((r["data"], r["offset"], r["next_offset"], r["eof"]),
+                         ("efghij", 4, 10, True))
+        r = self.d.logs(jid, offset=10)
+        self.assertEqual((r["data"], r["next_offset"], r["eof"]), ("", 10, True))
+
+    def test_logs_running_job_not_eof(self):
+        jid = self.d.submit(["sh", "-c", "echo first; exec sleep 30"], **{"class": "io"})
+        self.addCleanup(lambda: self.d.request({"op": "cancel", "job": jid}))
+        self.d.wait_output(jid, lambda b: b == b"first\n")
+        r = self.d.logs(jid)
+        self.assertEqual(r["data"], "first\n")
+        self.assertIs(r["eof"], False, "eof must stay false while the job runs")
+
+    def test_logs_truncated(self):
+        # this daemon has jobs.max_output = 1K
+        jid = self.d.submit(["sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x; echo done >&2"])
+        j = self.d.wait_job(jid)
+        self.assertEqual(j["state"], "done")
+        data = self.d.read_output(jid)
+        self.assertLessEqual(len(data), 1024)
+        self.assertGreater(len(data), 0)
+        self.assertEqual(set(data), {ord("x")})
+        r = self.d.logs(jid)
+        self.assertIs(r["truncated"], True)
+        self.assertIs(j["stdout_truncated"], True)
+        self.assertIs(j["stderr_truncated"], False)
+        self.assertEqual(j["stdout_bytes"], 5000)
+        self.assertIs(self.d.logs(jid, "stderr")["truncated"], False)
+
+    def test_logs_bad_stream(self):
+        jid = self.d.submit(["true"])
+        r = self.d.request({"id": 1, "op": "logs", "job": jid, "stream": "stdin"})
+        self.assertError(r, "bad_request")
+
+    # -- framing
+    def test_frame_too_large_connection_survives(self):
+        with self.d.connect() as c:
+            c.send_raw(b'{"op":"status","pad":"' + b"x" * 100000 + b'"}\n')
+            r = c.recv(timeout=15)
+            self.assertError(r, "frame_too_large")
+            r = c.call({"id": "after", "op": "status"})
+            self.assertOk(r)
+        self.assertDaemonServes()
+
+    def test_frame_too_large_without_newline_then_more(self):
+        with self.d.connect() as c:
+            c.send_raw(b"y" * 70000)
+            c.send_raw(b"y" * 70000 + b"\n" + json.dumps({"id": "z", "op": "status"}).encode()
+                       + b"\n")
+            r = c.recv(timeout=15)
+            self.assertError(r, "frame_too_large")
+            self.assertOk(c.recv_id("z", timeout=15))
+
+    def test_frame_just_under_limit(self):
+        # max_frame is 64K including the newline: a 60000-byte frame is fine
+        pad = "x" * (60000 - len('{"id":1,"op":"submit","argv":["true",""]}') - 1)
+        line = ('{"id":1,"op":"submit","argv":["true","%s"]}\n' % pad).encode()
+        self.assertEqual(len(line), 60000)
+        with self.d.connect() as c:
+            c.send_raw(line)
+            r = c.recv()
+        jid = self.assertOk(r)["id"]
+        self.assertEqual(self.d.wait_job(jid)["state"], "done")
+
+    def test_two_objects_on_one_line(self):
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":"status"}{"id":2,"op":"status"}\n')
+            r = c.recv()
+            self.assertError(r, "bad_request")
+            self.assertOk(c.call({"id": 3, "op": "status"}))
+
+    def test_crlf_line(self):
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":"status"}\r\n')
+            r = c.recv()
+            # trailing whitespace is valid JSON
+            self.assertOk(r)
+
+    # -- shutdown over the protocol is in test_daemon / test_cli
+
+
+class ProtocolShutdownTest(E2ETestCase):
+    def test_shutdown_op(self):
+        d = self.start_daemon()
+        jid = d.submit(["sleep", "30"], **{"class": "io"})
+        d.wait_state(jid, "running")
+        with d.connect() as c:
+            r = c.call({"id": 1, "op": "shutdown", "drain": False})
+            res = self.assertOk(r)
+            self.assertIs(res["stopping"], True)
+            self.assertIs(res["drain"], False)
+        rc = d.wait_exit(10)
+        self.assertEqual(rc, 0)
+
+    def test_shutdown_answers_waiters(self):
+        # a client waiting for a job the shutdown cancels gets its answer
+        d = self.start_daemon()
+        jid = d.submit(["sleep", "30"], **{"class": "io"})
+        d.wait_state(jid, "running")
+        with d.connect() as w:
+            w.send({"id": "w", "op": "wait", "job": jid})
+            self.assertTrue(w.no_data_within(0.2))
+            self.assertOk(d.request({"id": 1, "op": "shutdown"}))
+            r = w.recv_id("w", timeout=15)
+            self.assertEqual(self.assertOk(r)["state"], "cancelled")
+        self.assertEqual(d.wait_exit(10), 0)
+
+    def test_shutdown_drain(self):
+        d = self.start_daemon()
+        jid = d.submit(["sh", "-c", "sleep 0.5; echo finished"], **{"class": "io"})
+        d.wait_state(jid, "running")
+        with d.connect() as c:
+            c.send({"id": "w", "op": "wait", "job": jid})
+            r = c.call({"id": 1, "op": "shutdown", "drain": True})
+            self.assertIs(self.assertOk(r)["drain"], True)
+            r = c.call({"id": 2, "op": "submit", "argv": ["true"]})
+            self.assertError(r, "shutting_down")
+            w = c.recv_id("w", timeout=15)
+            self.assertEqual(self.assertOk(w)["state"], "done")
+        self.assertEqual(d.wait_exit(10), 0)
+
+
+if __name__ == "__main__":
+    main()
