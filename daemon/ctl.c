@@ -413,7 +413,7 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 		return;
 	id = (json_int_t)j->id;
 	if (job_state_final(j->state)) {
-		snprintf(msg, sizeof msg, "job %llu already finished (%s)",
+		snprintf(msg, sizeof msg, "job %llu already finished: %s",
 			 (unsigned long long)j->id, job_state_name(j->state));
 		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
 		return;

@@ -45,11 +45,13 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include <taskd/protocol.h>
+
 #include "exec.h"
 #include "log.h"
 #include "xmalloc.h"
 
-#define EXEC_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EXEC_DEFAULT_PATH TASKD_DEFAULT_PATH
 #define EXEC_BUFSZ 65536
 #define EXEC_DRAIN_MAX 64  /* reads per stream once the leader exited */
 #define EXEC_NOPIDFD_MS 10 /* poll period when pidfd_open failed */

@@ -3,6 +3,7 @@
  * (sockets, signals, job table, scheduler); io-class jobs run on the thread
  * pool (tpool.c), which hands results back to the loop.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -207,6 +208,34 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * Job ids start again at 1 until jobs are stored durably (issue: durability),
+ * so output files left by an earlier run would be mistaken for new jobs'.
+ */
+static void
+clean_jobs_dir(const char *dir)
+{
+	struct dirent *de;
+	size_t len, n = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		fatal("opendir %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len < 5 || (strcmp(de->d_name + len - 4, ".out") != 0 &&
+				strcmp(de->d_name + len - 4, ".err") != 0))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1)
+			log_warn("unlink %s/%s", dir, de->d_name);
+		else
+			n++;
+	}
+	closedir(d);
+	if (n > 0)
+		log_info("removed %zu output files of an earlier run from %s", n, dir);
+}
+
 static struct event *sigs[3];
 static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 
@@ -238,6 +267,7 @@ setup(void)
 	td.jobs_dir = xprintf("%s/jobs", td.state_dir);
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
+	clean_jobs_dir(td.jobs_dir);
 	make_parent(td.socket_path);
 
 	if (evthread_use_pthreads() == -1)

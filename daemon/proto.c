@@ -164,7 +164,7 @@ decode_env(json_t *e, struct job_spec *spec, struct proto_error *err)
 				n, TASKD_MAX_ENV);
 		return -1;
 	}
-	spec->env = xcalloc(n + 1, sizeof(char *));
+	spec->env = xcalloc(n + 2, sizeof(char *));
 	json_object_foreach(e, k, v) {
 		if (*k == '\0' || strchr(k, '=') != NULL) {
 			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"env\": bad variable name '%s'",
@@ -178,6 +178,8 @@ decode_env(json_t *e, struct job_spec *spec, struct proto_error *err)
 		}
 		spec->env[i++] = xprintf("%s=%s", k, json_string_value(v));
 	}
+	if (json_object_get(e, "PATH") == NULL)
+		spec->env[i] = xstrdup("PATH=" TASKD_DEFAULT_PATH);
 	return 0;
 }
 

@@ -59,6 +59,8 @@
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
+/* PATH of a job whose environment has none. */
+#define TASKD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 /* Default socket locations (DESIGN §5). */
 #define TASKD_SYSTEM_SOCKET "/run/taskd/taskd.sock"

@@ -438,7 +438,9 @@ test_job_full(void **state)
 	assert_job_ok("{\"argv\":[\"x\"],\"class\":\"auto\",\"env\":{}}", &spec);
 	assert_int_equal(spec.class, CLASS_AUTO);
 	assert_non_null(spec.env);
-	assert_null(spec.env[0]);
+	/* An environment without PATH gets the default one. */
+	assert_string_equal(spec.env[0], "PATH=" TASKD_DEFAULT_PATH);
+	assert_null(spec.env[1]);
 	job_spec_free(&spec);
 }
 
@@ -462,7 +464,8 @@ test_job_env(void **state)
 	assert_job_ok("{\"argv\":[\"env\"],\"env\":{\"HOME\":\"/root\",\"EMPTY\":\"\","
 	              "\"EQ\":\"a=b=c\",\"U\":\"h\\u00e9\"}}",
 	              &spec);
-	assert_int_equal(strv_len(spec.env), 4);
+	assert_int_equal(strv_len(spec.env), 5);
+	assert_true(strv_has(spec.env, "PATH=" TASKD_DEFAULT_PATH));
 	assert_true(strv_has(spec.env, "HOME=/root"));
 	assert_true(strv_has(spec.env, "EMPTY="));
 	assert_true(strv_has(spec.env, "EQ=a=b=c"));

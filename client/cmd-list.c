@@ -1,0 +1,172 @@
+/*
+ * taskctl list [--state S] [--limit N]
+ *
+ * One aligned row per job: ID STATE TYPE CLASS POOL PRI EXIT WALL COMMAND,
+ * the command being the job's name if set, else its argv shell-quoted.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taskctl.h"
+
+enum { OPT_STATE = 300, OPT_LIMIT };
+
+#define COMMAND_WIDTH 60
+
+static const char *const states[] = {
+    TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_DONE, TASKD_STATE_FAILED,
+    TASKD_STATE_TIMEOUT, TASKD_STATE_CANCELLED, TASKD_STATE_LOST, NULL,
+};
+
+static int
+valid_state(const char *s)
+{
+	const char *const *p;
+
+	for (p = states; *p != NULL; p++)
+		if (strcmp(*p, s) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+cell_scalar(struct table *t, const json_t *v)
+{
+	char *s = fmt_scalar(v);
+
+	table_cell(t, "%s", s != NULL ? s : "?");
+	free(s);
+}
+
+static void
+cell_exit(struct table *t, const json_t *job)
+{
+	const json_t *sig = json_object_get(job, "signal");
+	char buf[FMT_BUFSZ];
+
+	if (json_is_integer(sig) && json_integer_value(sig) > 0)
+		table_cell(t, "%s", fmt_signal(buf, json_integer_value(sig)));
+	else
+		cell_scalar(t, json_object_get(job, "exit_code"));
+}
+
+static void
+cell_command(struct table *t, const json_t *job)
+{
+	const char *name = json_string_value(json_object_get(job, "name"));
+	const char *type = json_string_value(json_object_get(job, "type"));
+	char *cmd, *args;
+
+	if (name != NULL) {
+		cmd = strdup(name);
+	} else if (type == NULL || strcmp(type, "exec") == 0) {
+		cmd = fmt_argv(json_object_get(job, "argv"));
+	} else {
+		/* A built-in: its type, then its arguments. */
+		args = fmt_argv(json_object_get(job, "argv"));
+		cmd = fmt_alloc("%s%s%s", type, args && *args ? " " : "", args ? args : "");
+		free(args);
+	}
+	if (cmd == NULL)
+		cmd = strdup("?");
+	fmt_truncate(cmd, COMMAND_WIDTH);
+	table_cell(t, "%s", cmd);
+	free(cmd);
+}
+
+static void
+add_row(struct table *t, const json_t *job)
+{
+	const json_t *type = json_object_get(job, "type");
+	const json_t *wall = json_object_get(job, "wall");
+	char buf[FMT_BUFSZ];
+
+	cell_scalar(t, json_object_get(job, "id"));
+	cell_scalar(t, json_object_get(job, "state"));
+	table_cell(t, "%s", json_is_string(type) ? json_string_value(type) : "exec");
+	cell_scalar(t, json_object_get(job, "class"));
+	cell_scalar(t, json_object_get(job, "pool"));
+	cell_scalar(t, json_object_get(job, "priority"));
+	cell_exit(t, job);
+	table_cell(t, "%s",
+	           json_is_number(wall) ? fmt_duration(buf, json_number_value(wall)) : "-");
+	cell_command(t, job);
+}
+
+static void
+print_table(const json_t *jobs)
+{
+	static const char *const headers[] = {
+	    "ID", "STATE", "TYPE", "CLASS", "POOL", "PRI", "EXIT", "WALL", "COMMAND", NULL,
+	};
+	struct table *t = table_new(headers, "rllllrrrl");
+	size_t i;
+
+	for (i = 0; i < json_array_size(jobs); i++)
+		add_row(t, json_array_get(jobs, i));
+	table_print(t, stdout);
+	table_free(t);
+}
+
+static int
+parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
+{
+	static const struct option opts[] = {
+	    {"state", required_argument, NULL, OPT_STATE},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	long long limit;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_STATE && !valid_state(optarg))
+			return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
+		if (c == OPT_STATE) {
+			json_object_set_new(req, "state", json_string(optarg));
+			continue;
+		}
+		if (c == OPT_LIMIT && taskctl_parse_int(optarg, 0, INT_MAX, &limit) == -1)
+			return taskctl_usage_error(ctx, "invalid limit '%s' (an integer >= 0)",
+			                           optarg);
+		if (c == OPT_LIMIT) {
+			json_object_set_new(req, "limit", json_integer(limit));
+			continue;
+		}
+		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+			return rc;
+	}
+	if (optind < argc)
+		return taskctl_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+int
+cmd_list(struct taskctl *ctx, int argc, char **argv)
+{
+	json_t *req = taskd_request(TASKD_OP_LIST), *resp, *jobs;
+	int rc;
+
+	if ((rc = parse_args(ctx, argc, argv, req)) != -1) {
+		json_decref(req);
+		return rc;
+	}
+	resp = taskctl_call(ctx, req);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
+		return rc;
+	}
+	jobs = json_object_get(taskd_response_result(resp), "jobs");
+	if (!json_is_array(jobs))
+		taskctl_bad_response("list result without jobs");
+	if (ctx->json)
+		taskctl_print_json(taskd_response_result(resp));
+	else
+		print_table(jobs);
+	json_decref(resp);
+	return TASKD_EXIT_OK;
+}

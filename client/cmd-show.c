@@ -1,0 +1,153 @@
+/*
+ * taskctl show ID
+ *
+ * Every field of the job object as an aligned "key: value" line, in the
+ * daemon's order: times as local ISO 8601, CPU and wall times in seconds
+ * with three decimals, sizes with a human form alongside.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taskctl.h"
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* {"uid":1000,"gid":1000} → "uid=1000 gid=1000"; malloc'd. */
+static char *
+object_pairs(const json_t *obj)
+{
+	char *buf = NULL, *v;
+	const char *key, *sep = "";
+	size_t len = 0;
+	json_t *val;
+	void *it;
+	FILE *fp;
+
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	for (it = json_object_iter((json_t *)obj); it != NULL;
+	     it = json_object_iter_next((json_t *)obj, it)) {
+		key = json_object_iter_key(it);
+		val = json_object_iter_value(it);
+		v = fmt_scalar(val);
+		fprintf(fp, "%s%s=%s", sep, key, v != NULL ? v : "?");
+		free(v);
+		sep = " ";
+	}
+	fclose(fp);
+	return buf;
+}
+
+static char *
+with_size(const json_t *v, double unit)
+{
+	json_int_t n = json_integer_value(v);
+	char buf[FMT_BUFSZ];
+
+	if (n * unit < 1024)
+		return fmt_scalar(v);
+	return fmt_alloc("%" JSON_INTEGER_FORMAT " (%s)", n, fmt_size(buf, (double)n * unit));
+}
+
+static char *
+format_number(const char *key, const json_t *v)
+{
+	double x = json_number_value(v);
+	char buf[FMT_BUFSZ];
+
+	if (strcmp(key, "timeout") == 0)
+		return x == 0 ? strdup("none") : fmt_alloc("%gs", x);
+	if (strcmp(key, "wall") == 0 || strncmp(key, "cpu_", 4) == 0)
+		return fmt_alloc("%.3fs", x);
+	if (strcmp(key, "signal") == 0 && x > 0)
+		return fmt_alloc("%.0f (%s)", x, fmt_signal(buf, (long long)x));
+	if (json_is_integer(v) && ends_with(key, "_kb"))
+		return with_size(v, 1024);
+	if (json_is_integer(v) && ends_with(key, "_bytes"))
+		return with_size(v, 1);
+	return fmt_scalar(v);
+}
+
+static char *
+format_value(const char *key, const json_t *v)
+{
+	char buf[FMT_BUFSZ];
+
+	if (json_is_null(v))
+		return strdup("-");
+	if (ends_with(key, "_at"))
+		return strdup(fmt_time(buf, v));
+	if (json_is_number(v))
+		return format_number(key, v);
+	if (json_is_array(v) && strcmp(key, "argv") == 0)
+		return fmt_argv(v);
+	if (json_is_object(v) && strcmp(key, "env") == 0)
+		return fmt_alloc("%zu variables", json_object_size(v));
+	if (json_is_object(v))
+		return object_pairs(v);
+	return fmt_scalar(v);
+}
+
+static void
+print_job(const json_t *job)
+{
+	const char *key;
+	size_t width;
+	json_t *v;
+	void *it;
+	char *s;
+
+	width = fmt_key_width(job);
+	for (it = json_object_iter((json_t *)job); it != NULL;
+	     it = json_object_iter_next((json_t *)job, it)) {
+		key = json_object_iter_key(it);
+		v = json_object_iter_value(it);
+		s = format_value(key, v);
+		printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", s != NULL ? s : "?");
+		free(s);
+	}
+}
+
+int
+cmd_show(struct taskctl *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	json_t *req, *resp, *job;
+	json_int_t id;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+			return rc;
+	if (optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	if (optind + 1 < argc)
+		return taskctl_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	if (taskctl_parse_id(ctx, argv[optind], &id) == -1)
+		return TASKD_EXIT_USAGE;
+	req = taskd_request(TASKD_OP_SHOW);
+	json_object_set_new(req, "job", json_integer(id));
+	resp = taskctl_call(ctx, req);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, argv[optind], resp);
+		json_decref(resp);
+		return rc;
+	}
+	job = taskd_response_result(resp);
+	if (!json_is_object(job))
+		taskctl_bad_response("show result is not a job");
+	if (ctx->json)
+		taskctl_print_json(job);
+	else
+		print_job(job);
+	json_decref(resp);
+	return TASKD_EXIT_OK;
+}

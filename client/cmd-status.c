@@ -1,0 +1,190 @@
+/*
+ * taskctl status
+ *
+ *	taskd 0.1.0, pid 4242, up 1h02m03s
+ *	jobs:       queued 0  running 1  done 12 ...
+ *	queue:      pending 0
+ *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
+ *	processes:  mode dynamic  min 1  max 8
+ *
+ * then tables of the process pool's workers and of the router, and the
+ * counters, each only when the daemon reports any.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "taskctl.h"
+
+#define LABEL_WIDTH 11
+
+/* "label:  k v  k v" over the scalar members of obj, in the daemon's order. */
+static void
+print_scalars(const char *label, const json_t *obj)
+{
+	const char *key, *sep = "";
+	json_t *v;
+	void *it;
+	char *s;
+
+	if (!json_is_object(obj))
+		return;
+	printf("%s:%*s", label, (int)(LABEL_WIDTH - strlen(label)), "");
+	for (it = json_object_iter((json_t *)obj); it != NULL;
+	     it = json_object_iter_next((json_t *)obj, it)) {
+		key = json_object_iter_key(it);
+		v = json_object_iter_value(it);
+		if (json_is_object(v) || json_is_array(v))
+			continue;
+		s = fmt_scalar(v);
+		printf("%s%s %s", sep, key, s != NULL ? s : "?");
+		free(s);
+		sep = "  ";
+	}
+	putchar('\n');
+}
+
+static void
+print_header(const json_t *st)
+{
+	const json_t *version = json_object_get(st, "version");
+	const json_t *pid = json_object_get(st, "pid");
+	const json_t *uptime = json_object_get(st, "uptime");
+	char buf[FMT_BUFSZ];
+
+	printf("taskd %s, pid %" JSON_INTEGER_FORMAT ", up %s\n",
+	       json_is_string(version) ? json_string_value(version) : "?", json_integer_value(pid),
+	       json_is_number(uptime) ? fmt_age(buf, json_number_value(uptime)) : "?");
+}
+
+static void
+cell_scalar(struct table *t, const json_t *v)
+{
+	char *s = fmt_scalar(v);
+
+	table_cell(t, "%s", s != NULL ? s : "?");
+	free(s);
+}
+
+static void
+print_workers(const json_t *workers)
+{
+	static const char *const headers[] = {
+	    "PID", "STATE", "JOB", "JOBS_DONE", "RSS", "AGE", NULL,
+	};
+	double now = (double)time(NULL);
+	const json_t *w, *rss;
+	char buf[FMT_BUFSZ];
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(workers) == 0)
+		return;
+	t = table_new(headers, "rlrrrr");
+	for (i = 0; i < json_array_size(workers); i++) {
+		w = json_array_get(workers, i);
+		rss = json_object_get(w, "rss_kb");
+		cell_scalar(t, json_object_get(w, "pid"));
+		cell_scalar(t, json_object_get(w, "state"));
+		cell_scalar(t, json_object_get(w, "job"));
+		cell_scalar(t, json_object_get(w, "jobs_done"));
+		table_cell(t, "%s",
+		           json_is_number(rss) ? fmt_size(buf, json_number_value(rss) * 1024)
+		                               : "-");
+		table_cell(t, "%s",
+		           fmt_age(buf, now - fmt_unix_time(json_object_get(w, "started_at"))));
+	}
+	printf("\nworkers:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
+static void
+print_router(const json_t *router)
+{
+	static const char *const headers[] = {"KEY", "SAMPLES", "RATIO", "CLASS", NULL};
+	const json_t *r, *ratio;
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(router) == 0)
+		return;
+	t = table_new(headers, "lrrl");
+	for (i = 0; i < json_array_size(router); i++) {
+		r = json_array_get(router, i);
+		ratio = json_object_get(r, "cpu_ratio");
+		cell_scalar(t, json_object_get(r, "key"));
+		cell_scalar(t, json_object_get(r, "samples"));
+		if (json_is_number(ratio))
+			table_cell(t, "%.2f", json_number_value(ratio));
+		else
+			cell_scalar(t, ratio);
+		cell_scalar(t, json_object_get(r, "class"));
+	}
+	printf("\nrouter:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
+static void
+print_counters(const json_t *counters)
+{
+	const char *key;
+	size_t width;
+	json_t *v;
+	void *it;
+	char *s;
+
+	if (json_object_size(counters) == 0)
+		return;
+	width = fmt_key_width(counters);
+	printf("\ncounters:\n");
+	for (it = json_object_iter((json_t *)counters); it != NULL;
+	     it = json_object_iter_next((json_t *)counters, it)) {
+		key = json_object_iter_key(it);
+		v = json_object_iter_value(it);
+		s = fmt_scalar(v);
+		printf("  %-*s  %s\n", (int)width, key, s != NULL ? s : "?");
+		free(s);
+	}
+}
+
+static void
+print_status(const json_t *st)
+{
+	const json_t *pp = json_object_get(st, "process_pool");
+
+	print_header(st);
+	print_scalars("jobs", json_object_get(st, "jobs"));
+	print_scalars("queue", json_object_get(st, "queue"));
+	print_scalars("threads", json_object_get(st, "thread_pool"));
+	print_scalars("processes", pp);
+	print_workers(json_object_get(pp, "workers"));
+	print_router(json_object_get(st, "router"));
+	print_counters(json_object_get(st, "counters"));
+}
+
+int
+cmd_status(struct taskctl *ctx, int argc, char **argv)
+{
+	json_t *resp;
+	int rc;
+
+	if ((rc = taskctl_no_args(ctx, argc, argv)) != -1)
+		return rc;
+	resp = taskctl_call(ctx, taskd_request(TASKD_OP_STATUS));
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
+		return rc;
+	}
+	if (!json_is_object(taskd_response_result(resp)))
+		taskctl_bad_response("status result is not an object");
+	if (ctx->json)
+		taskctl_print_json(taskd_response_result(resp));
+	else
+		print_status(taskd_response_result(resp));
+	json_decref(resp);
+	return TASKD_EXIT_OK;
+}

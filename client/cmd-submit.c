@@ -1,0 +1,398 @@
+/*
+ * taskctl submit [options] [--] CMD [ARGS...]
+ *
+ * Builds a single-job submit (job fields at the top level of the
+ * request, doc/protocol.md). Like running the command in the shell, an
+ * exec job gets taskctl's cwd and whole environment unless --no-env.
+ * Cheap checks happen here; the daemon has the last word.
+ * With --wait: wait for the job, copy its stdout/stderr to ours, exit
+ * with its code.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "taskctl.h"
+
+extern char **environ;
+
+enum {
+	OPT_CLASS = 300,
+	OPT_PRIORITY,
+	OPT_NAME,
+	OPT_TIMEOUT,
+	OPT_CWD,
+	OPT_ENV,
+	OPT_NO_ENV,
+	OPT_TYPE,
+	OPT_WAIT,
+};
+
+struct submit {
+	json_t *req;
+	json_t *env; /* --env pairs */
+	const char *type;
+	const char *cwd;
+	int no_env;
+	int wait;
+};
+
+static int
+opt_class(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	if (strcmp(arg, TASKD_CLASS_CPU) != 0 && strcmp(arg, TASKD_CLASS_IO) != 0 &&
+	    strcmp(arg, TASKD_CLASS_AUTO) != 0)
+		return taskctl_usage_error(ctx, "invalid class '%s' (cpu, io or auto)", arg);
+	json_object_set_new(s->req, "class", json_string(arg));
+	return -1;
+}
+
+static int
+opt_priority(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	long long v;
+
+	if (taskctl_parse_int(arg, TASKD_PRIORITY_MIN, TASKD_PRIORITY_MAX, &v) == -1)
+		return taskctl_usage_error(ctx, "invalid priority '%s' (an integer from %d to %d)",
+		                           arg, TASKD_PRIORITY_MIN, TASKD_PRIORITY_MAX);
+	json_object_set_new(s->req, "priority", json_integer(v));
+	return -1;
+}
+
+static int
+opt_name(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	json_t *name;
+
+	if (strlen(arg) > TASKD_MAX_NAME)
+		return taskctl_usage_error(ctx, "name longer than %d bytes", TASKD_MAX_NAME);
+	if ((name = json_string(arg)) == NULL)
+		return taskctl_usage_error(ctx, "name is not valid UTF-8");
+	json_object_set_new(s->req, "name", name);
+	return -1;
+}
+
+static int
+opt_timeout(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (*arg == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
+		return taskctl_usage_error(ctx, "invalid timeout '%s' (seconds, a number >= 0)",
+		                           arg);
+	if (v == floor(v) && v < 1e15)
+		json_object_set_new(s->req, "timeout", json_integer((json_int_t)v));
+	else
+		json_object_set_new(s->req, "timeout", json_real(v));
+	return -1;
+}
+
+static int
+opt_env(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	json_t *val;
+	char *key;
+
+	if (eq == NULL || eq == arg)
+		return taskctl_usage_error(ctx, "invalid --env '%s' (K=V)", arg);
+	key = strndup(arg, (size_t)(eq - arg));
+	val = json_string(eq + 1);
+	if (key == NULL || val == NULL || json_object_set_new(s->env, key, val) == -1) {
+		free(key);
+		return taskctl_usage_error(ctx, "--env '%s' is not valid UTF-8", arg);
+	}
+	free(key);
+	return -1;
+}
+
+static int
+parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
+{
+	switch (c) {
+	case OPT_CLASS:
+		return opt_class(ctx, s, optarg);
+	case OPT_PRIORITY:
+		return opt_priority(ctx, s, optarg);
+	case OPT_NAME:
+		return opt_name(ctx, s, optarg);
+	case OPT_TIMEOUT:
+		return opt_timeout(ctx, s, optarg);
+	case OPT_ENV:
+		return opt_env(ctx, s, optarg);
+	case OPT_CWD:
+		s->cwd = optarg;
+		return -1;
+	case OPT_NO_ENV:
+		s->no_env = 1;
+		return -1;
+	case OPT_TYPE:
+		s->type = optarg;
+		return -1;
+	case OPT_WAIT:
+		s->wait = 1;
+		return -1;
+	default:
+		return taskctl_common_option(ctx, argv, c);
+	}
+}
+
+static int
+parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"class", required_argument, NULL, OPT_CLASS},
+	    {"priority", required_argument, NULL, OPT_PRIORITY},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"cwd", required_argument, NULL, OPT_CWD},
+	    {"env", required_argument, NULL, OPT_ENV},
+	    {"no-env", no_argument, NULL, OPT_NO_ENV},
+	    {"type", required_argument, NULL, OPT_TYPE},
+	    {"wait", no_argument, NULL, OPT_WAIT},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int c, rc;
+
+	/* '+': the first non-option word starts the job's command. */
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1)
+		if ((rc = parse_option(ctx, s, argv, c)) != -1)
+			return rc;
+	return -1;
+}
+
+static int
+set_argv(struct taskctl *ctx, struct submit *s, int argc, char **argv)
+{
+	json_t *arr = json_array(), *w;
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if ((w = json_string(argv[i])) == NULL) {
+			json_decref(arr);
+			return taskctl_usage_error(ctx, "argument '%s' is not valid UTF-8",
+			                           argv[i]);
+		}
+		json_array_append_new(arr, w);
+	}
+	json_object_set_new(s->req, "argv", arr);
+	return -1;
+}
+
+/* Our environment (unless no_env), then the --env pairs over it. */
+static void
+set_env(struct submit *s, int no_env)
+{
+	json_t *env = json_object(), *val;
+	char **e, *key;
+	const char *eq;
+
+	for (e = environ; !no_env && *e != NULL; e++) {
+		if ((eq = strchr(*e, '=')) == NULL || eq == *e)
+			continue;
+		if ((val = json_string(eq + 1)) == NULL) {
+			taskctl_warnx("warning: not passing %.*s: value is not valid UTF-8",
+			              (int)(eq - *e), *e);
+			continue;
+		}
+		if ((key = strndup(*e, (size_t)(eq - *e))) != NULL)
+			json_object_set_new(env, key, val);
+		else
+			json_decref(val);
+		free(key);
+	}
+	json_object_update(env, s->env);
+	json_object_set_new(s->req, "env", env);
+}
+
+/* --cwd made absolute (resolved when it exists here), or our own directory; malloc'd. */
+static char *
+job_dir(const char *cwd)
+{
+	char *path, *here;
+
+	if (cwd != NULL && (path = realpath(cwd, NULL)) != NULL)
+		return path;
+	if (cwd != NULL && cwd[0] == '/')
+		return strdup(cwd);
+	if ((here = getcwd(NULL, 0)) == NULL) {
+		taskctl_warnx("submit: cannot get the current directory: %s", strerror(errno));
+		return NULL;
+	}
+	if (cwd == NULL)
+		return here;
+	path = fmt_alloc("%s/%s", here, cwd);
+	free(here);
+	return path;
+}
+
+static int
+set_cwd(struct submit *s)
+{
+	char *path = job_dir(s->cwd);
+	json_t *v;
+
+	if (path == NULL)
+		return -1;
+	v = json_string(path);
+	free(path);
+	if (v == NULL) {
+		taskctl_warnx("submit: the directory's name is not valid UTF-8");
+		return -1;
+	}
+	return json_object_set_new(s->req, "cwd", v);
+}
+
+/* Fill the request from the words after the options; -1 or an exit code. */
+static int
+build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
+{
+	int is_exec = s->type == NULL || strcmp(s->type, "exec") == 0;
+	int rc;
+
+	if (is_exec && argc == 0)
+		return taskctl_usage_error(ctx, "missing command");
+	if (s->type != NULL)
+		json_object_set_new(s->req, "type", json_string(s->type));
+	if ((rc = set_argv(ctx, s, argc, argv)) != -1)
+		return rc;
+	if ((is_exec || s->cwd != NULL) && set_cwd(s) == -1)
+		return 1;
+	/* A built-in gets no environment but the --env pairs. */
+	if (is_exec || json_object_size(s->env) > 0)
+		set_env(s, s->no_env || !is_exec);
+	return -1;
+}
+
+/* Copy one stream of the finished job to fp. */
+static int
+copy_stream(struct taskctl *ctx, const char *arg, json_int_t id, const char *stream, FILE *fp)
+{
+	struct logs_out out = {.fp = fp};
+	int rc;
+
+	rc = cmd_logs_fetch(ctx, arg, id, stream, 0, &out);
+	fflush(fp);
+	if (rc == 0)
+		cmd_logs_warn_truncated(id, stream, &out);
+	return rc;
+}
+
+static void
+explain_end(const json_t *job, json_int_t id)
+{
+	const char *state = json_string_value(json_object_get(job, "state"));
+	const char *error = json_string_value(json_object_get(job, "error"));
+
+	if (error != NULL)
+		taskctl_warnx("job %lld: %s", (long long)id, error);
+	else if (state == NULL)
+		return;
+	else if (strcmp(state, TASKD_STATE_TIMEOUT) == 0)
+		taskctl_warnx("job %lld timed out", (long long)id);
+	else if (strcmp(state, TASKD_STATE_CANCELLED) == 0)
+		taskctl_warnx("job %lld was cancelled", (long long)id);
+	else if (strcmp(state, TASKD_STATE_LOST) == 0)
+		taskctl_warnx("job %lld was lost", (long long)id);
+}
+
+/* The job's stdout and stderr to ours, a built-in's result, why it ended. */
+static int
+print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t *job)
+{
+	const char *result = json_string_value(json_object_get(job, "result"));
+	int rc;
+
+	if ((rc = copy_stream(ctx, arg, id, "stdout", stdout)) != 0)
+		return rc;
+	if ((rc = copy_stream(ctx, arg, id, "stderr", stderr)) != 0)
+		return rc;
+	if (result != NULL)
+		printf("%s\n", result);
+	explain_end(job, id);
+	return 0;
+}
+
+static int
+wait_job(struct taskctl *ctx, json_int_t id)
+{
+	json_t *req, *resp, *job;
+	char arg[32];
+	int rc;
+
+	snprintf(arg, sizeof arg, "%lld", (long long)id);
+	req = taskd_request(TASKD_OP_WAIT);
+	json_object_set_new(req, "job", json_integer(id));
+	resp = taskctl_call(ctx, req);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, arg, resp);
+		json_decref(resp);
+		return rc;
+	}
+	job = taskd_response_result(resp);
+	if (ctx->json)
+		rc = taskctl_print_json(job);
+	else
+		rc = print_outputs(ctx, arg, id, job);
+	if (rc == 0)
+		rc = cmd_wait_exit_code(job);
+	json_decref(resp);
+	return rc;
+}
+
+static int
+send_job(struct taskctl *ctx, struct submit *s)
+{
+	json_t *resp, *result, *id;
+	json_int_t n;
+
+	resp = taskctl_call(ctx, s->req);
+	s->req = NULL;
+	if (!taskd_response_ok(resp)) {
+		int rc = taskctl_rejected(ctx, NULL, resp);
+
+		json_decref(resp);
+		return rc;
+	}
+	result = taskd_response_result(resp);
+	id = json_object_get(result, "id");
+	if (!json_is_integer(id))
+		taskctl_bad_response("submit result without an id");
+	n = json_integer_value(id);
+	if (!s->wait) {
+		if (ctx->json)
+			taskctl_print_json(result);
+		else
+			printf("%" JSON_INTEGER_FORMAT "\n", n);
+		json_decref(resp);
+		return TASKD_EXIT_OK;
+	}
+	json_decref(resp);
+	return wait_job(ctx, n);
+}
+
+int
+cmd_submit(struct taskctl *ctx, int argc, char **argv)
+{
+	struct submit s = {0};
+	int rc;
+
+	s.req = taskd_request(TASKD_OP_SUBMIT);
+	s.env = json_object();
+	rc = parse_options(ctx, &s, argc, argv);
+	if (rc == -1)
+		rc = build_job(ctx, &s, argc - optind, argv + optind);
+	json_decref(s.env);
+	s.env = NULL;
+	if (rc == -1)
+		rc = send_job(ctx, &s); /* takes s.req */
+	json_decref(s.req);
+	return rc;
+}

@@ -1,0 +1,197 @@
+/*
+ * taskctl wait ID...
+ *
+ * All waits go out pipelined on one connection; each answers when its
+ * job finishes, so lines are printed in completion order. The exit code
+ * is the shell's view of the jobs (DESIGN §6): 0 when all succeeded, else
+ * the code of the first failed one in argument order (4 for an id the
+ * daemon rejected).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taskctl.h"
+
+static int
+clamp_code(long long code)
+{
+	if (code < 0 || code > 255)
+		return 1;
+	return (int)code;
+}
+
+int
+cmd_wait_exit_code(const json_t *job)
+{
+	const char *state = json_string_value(json_object_get(job, "state"));
+	const json_t *code = json_object_get(job, "exit_code");
+	const json_t *sig = json_object_get(job, "signal");
+
+	if (state == NULL)
+		return TASKD_EXIT_JOB_ABORTED;
+	if (strcmp(state, TASKD_STATE_DONE) == 0)
+		return TASKD_EXIT_OK;
+	if (strcmp(state, TASKD_STATE_TIMEOUT) == 0)
+		return TASKD_EXIT_JOB_TIMEOUT;
+	if (strcmp(state, TASKD_STATE_FAILED) != 0)
+		return TASKD_EXIT_JOB_ABORTED; /* cancelled, lost */
+	if (json_is_integer(sig) && json_integer_value(sig) > 0)
+		return clamp_code(128 + json_integer_value(sig));
+	if (json_is_integer(code) && json_integer_value(code) != 0)
+		return clamp_code(json_integer_value(code));
+	return 1;
+}
+
+/* "17 done exit=0 wall=0.123s", "18 failed signal=SIGKILL wall=2.000s (why)". */
+void
+cmd_wait_print_line(const json_t *job)
+{
+	const json_t *code = json_object_get(job, "exit_code");
+	const json_t *sig = json_object_get(job, "signal");
+	const json_t *wall = json_object_get(job, "wall");
+	const char *result = json_string_value(json_object_get(job, "result"));
+	const char *error = json_string_value(json_object_get(job, "error"));
+	const char *state = json_string_value(json_object_get(job, "state"));
+	char buf[FMT_BUFSZ];
+
+	printf("%" JSON_INTEGER_FORMAT " %s", json_integer_value(json_object_get(job, "id")),
+	       state != NULL ? state : "?");
+	if (json_is_integer(code))
+		printf(" exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
+	if (json_is_integer(sig) && json_integer_value(sig) > 0)
+		printf(" signal=%s", fmt_signal(buf, json_integer_value(sig)));
+	if (json_is_number(wall))
+		printf(" wall=%s", fmt_duration(buf, json_number_value(wall)));
+	if (result != NULL)
+		printf(" result=%s", result);
+	if (error != NULL)
+		printf(" (%s)", error);
+	putchar('\n');
+}
+
+struct waiter {
+	const char *arg;
+	json_int_t id;
+	int64_t req;   /* request id */
+	json_t *job;   /* result; NULL while pending or when rejected */
+	json_t *error; /* the daemon's error object when rejected */
+	int code;      /* -1 while pending */
+};
+
+static struct waiter *
+find_waiter(struct waiter *w, int n, const json_t *resp)
+{
+	const json_t *id = json_object_get(resp, "id");
+	int64_t req;
+	int i;
+
+	if (!json_is_integer(id))
+		return NULL;
+	req = json_integer_value(id);
+	/* Request ids are consecutive: try the obvious slot first. */
+	i = (int)(req - w[0].req);
+	if (req >= w[0].req && i < n && w[i].req == req && w[i].code == -1)
+		return &w[i];
+	for (i = 0; i < n; i++)
+		if (w[i].req == req && w[i].code == -1)
+			return &w[i];
+	return NULL;
+}
+
+static void
+receive_one(struct taskctl *ctx, struct waiter *w, int n)
+{
+	json_t *resp = taskctl_recv(ctx);
+	struct waiter *t = find_waiter(w, n, resp);
+
+	if (t == NULL)
+		taskctl_bad_response("answer to no pending wait");
+	if (!taskd_response_ok(resp)) {
+		t->code = taskctl_rejected(ctx, t->arg, resp);
+		t->error = json_incref(json_object_get(resp, "error"));
+	} else {
+		t->job = json_incref(taskd_response_result(resp));
+		t->code = cmd_wait_exit_code(t->job);
+		if (!ctx->json)
+			cmd_wait_print_line(t->job);
+		fflush(stdout);
+	}
+	json_decref(resp);
+}
+
+static void
+print_json(struct waiter *w, int n)
+{
+	json_t *arr = json_array();
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (w[i].job != NULL)
+			json_array_append(arr, w[i].job);
+		else
+			json_array_append_new(arr,
+			                      json_pack("{s:I, s:O*}", "job", (json_int_t)w[i].id,
+			                                "error", w[i].error));
+	}
+	taskctl_print_json(arr);
+	json_decref(arr);
+}
+
+static int
+parse_args(struct taskctl *ctx, int argc, char **argv, json_int_t *ids)
+{
+	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+			return rc;
+	if (optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
+int
+cmd_wait(struct taskctl *ctx, int argc, char **argv)
+{
+	struct waiter *w;
+	json_int_t *ids;
+	json_t *req;
+	int i, n, rc;
+
+	ids = calloc((size_t)argc, sizeof *ids);
+	w = calloc((size_t)argc, sizeof *w);
+	if (ids == NULL || w == NULL)
+		taskctl_lost(ENOMEM);
+	if ((rc = parse_args(ctx, argc, argv, ids)) != -1)
+		goto out;
+	n = argc - optind;
+	for (i = 0; i < n; i++) {
+		req = taskd_request(TASKD_OP_WAIT);
+		json_object_set_new(req, "job", json_integer(ids[i]));
+		w[i].arg = argv[optind + i];
+		w[i].id = ids[i];
+		w[i].code = -1;
+		w[i].req = taskctl_send(ctx, req);
+	}
+	for (i = 0; i < n; i++)
+		receive_one(ctx, w, n);
+	if (ctx->json)
+		print_json(w, n);
+	rc = TASKD_EXIT_OK;
+	for (i = 0; i < n && rc == TASKD_EXIT_OK; i++)
+		rc = w[i].code;
+	for (i = 0; i < n; i++) {
+		json_decref(w[i].job);
+		json_decref(w[i].error);
+	}
+out:
+	free(ids);
+	free(w);
+	return rc;
+}

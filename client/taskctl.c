@@ -1,0 +1,418 @@
+/*
+ * taskctl: command-line client for taskd.
+ *
+ *	taskctl [-s SOCKET] [--json] [-h|--help] [-V|--version] COMMAND [ARGS]
+ *
+ * Global options are parsed up to the command word; the command's
+ * handler (client/cmd-*.c, found in the table below) parses the rest.
+ * This file also holds what all commands share: one lazily opened
+ * connection, error reporting and exit codes (DESIGN §6):
+ * 0 ok, 2 usage, 3 daemon unreachable, 4 rejected by the daemon.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taskctl.h"
+
+static const struct taskctl_cmd commands[] = {
+    {"submit",
+     "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
+     "[--env K=V]... [--no-env] [--type T] [--wait] [--] CMD [ARGS...]",
+     "queue a job (--wait: run it and exit with its code)", cmd_submit},
+    {"status", "", "show the daemon, its pools, queue and router", cmd_status},
+    {"list", "[--state S] [--limit N]", "list jobs", cmd_list},
+    {"show", "ID", "show every field of a job", cmd_show},
+    {"wait", "ID...", "wait for jobs to finish, exit with the first failure's code", cmd_wait},
+    {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
+    {"cancel", "ID...", "cancel jobs", cmd_cancel},
+    {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
+    {"reload", "", "re-read the daemon's configuration file", cmd_reload},
+    {"metrics", "", "print counters and gauges (Prometheus text format)", cmd_metrics},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+#define GLOBAL_USAGE "[-s SOCKET] [--json] [-h|--help] [-V|--version] COMMAND [ARGS]"
+#define WRAP 78
+
+void
+taskctl_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("taskctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Print " word word..." from column col, wrapping at WRAP to column indent. */
+static void
+print_wrapped(FILE *fp, size_t col, size_t indent, const char *text)
+{
+	const char *p = text;
+	size_t len;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " ");
+		if (col > indent && col + 1 + len > WRAP) {
+			fprintf(fp, "\n%*s", (int)indent, "");
+			col = indent;
+		} else {
+			fputc(' ', fp);
+			col++;
+		}
+		fwrite(p, 1, len, fp);
+		col += len;
+		p += len;
+	}
+	fputc('\n', fp);
+}
+
+static void
+print_cmd_usage(FILE *fp, const struct taskctl_cmd *cmd)
+{
+	size_t col;
+
+	col = (size_t)fprintf(fp, "usage: taskctl %s", cmd->name);
+	print_wrapped(fp, col, col + 1, cmd->usage);
+}
+
+static void
+print_usage(FILE *fp)
+{
+	size_t i, col;
+
+	fprintf(fp, "usage: taskctl %s\n\ncommands:\n", GLOBAL_USAGE);
+	for (i = 0; i < NCOMMANDS; i++) {
+		col = (size_t)fprintf(fp, "  %s", commands[i].name);
+		print_wrapped(fp, col, col + 1, commands[i].usage);
+		fprintf(fp, "      %s\n", commands[i].help);
+	}
+	fprintf(fp,
+	        "\noptions:\n"
+	        "  -s, --socket PATH  control socket (default: $TASKD_SOCKET, else\n"
+	        "                     $XDG_RUNTIME_DIR/%s if it exists,\n"
+	        "                     else %s)\n"
+	        "  --json             machine-readable output (also accepted after COMMAND)\n"
+	        "  -h, --help         this help; `taskctl COMMAND --help` for one command\n"
+	        "  -V, --version      print the version\n"
+	        "\nexit status: 0 ok, 2 usage error, 3 taskd unreachable, 4 rejected by taskd;\n"
+	        "wait and submit --wait exit with the job's own code.\n",
+	        TASKD_SOCKET_NAME, TASKD_SYSTEM_SOCKET);
+}
+
+int
+taskctl_usage_error(struct taskctl *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "taskctl: %s: ", ctx->cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	print_cmd_usage(stderr, ctx->cmd);
+	return TASKD_EXIT_USAGE;
+}
+
+/*
+ * The options every command takes, and getopt's complaints (opterr is 0,
+ * optstrings start with ':'). Returns -1 when the option was handled and
+ * parsing goes on, else the exit code to return.
+ */
+int
+taskctl_common_option(struct taskctl *ctx, char **argv, int c)
+{
+	int known_short = optopt > 0 && optopt < 128;
+
+	switch (c) {
+	case TASKCTL_OPT_JSON:
+		ctx->json = 1;
+		return -1;
+	case 'h':
+		print_cmd_usage(stdout, ctx->cmd);
+		printf("%s\n", ctx->cmd->help);
+		return TASKD_EXIT_OK;
+	case ':':
+		if (known_short)
+			return taskctl_usage_error(ctx, "option '-%c' needs an argument", optopt);
+		return taskctl_usage_error(ctx, "option '%s' needs an argument", argv[optind - 1]);
+	default:
+		if (known_short)
+			return taskctl_usage_error(ctx, "unknown option '-%c'", optopt);
+		return taskctl_usage_error(ctx, "unknown option '%s'", argv[optind - 1]);
+	}
+}
+
+/* For commands without arguments: parse the common options only. */
+int
+taskctl_no_args(struct taskctl *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+			return rc;
+	if (optind < argc)
+		return taskctl_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+/* Parse a decimal integer in [min, max]; 0 or -1. */
+int
+taskctl_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+taskctl_parse_id(struct taskctl *ctx, const char *s, json_int_t *id)
+{
+	long long v;
+
+	if (taskctl_parse_int(s, 1, INT64_MAX, &v) == -1) {
+		taskctl_usage_error(ctx, "invalid job id '%s'", s);
+		return -1;
+	}
+	*id = v;
+	return 0;
+}
+
+/* Connect once; on failure report, drop what the caller handed over (may be NULL), exit 3. */
+static struct taskd_client *
+connect_or_exit(struct taskctl *ctx, json_t *req)
+{
+	int error;
+
+	if (ctx->client != NULL)
+		return ctx->client;
+	ctx->client = taskd_connect(ctx->socket);
+	if (ctx->client != NULL)
+		return ctx->client;
+	error = errno;
+	json_decref(req);
+	if (error == ENOENT || error == ECONNREFUSED)
+		taskctl_warnx("cannot connect to %s: %s (is taskd running?)", ctx->socket,
+		              strerror(error));
+	else
+		taskctl_warnx("cannot connect to %s: %s", ctx->socket, strerror(error));
+	free(ctx->socket_path);
+	exit(TASKD_EXIT_UNREACHABLE);
+}
+
+struct taskd_client *
+taskctl_client(struct taskctl *ctx)
+{
+	return connect_or_exit(ctx, NULL);
+}
+
+void
+taskctl_lost(int error)
+{
+	if (error == EBADMSG)
+		taskctl_warnx("invalid response from taskd");
+	else if (error == ENOMEM)
+		taskctl_warnx("out of memory");
+	else
+		taskctl_warnx("connection to taskd lost");
+	exit(TASKD_EXIT_UNREACHABLE);
+}
+
+void
+taskctl_bad_response(const char *what)
+{
+	taskctl_warnx("invalid response from taskd: %s", what);
+	exit(TASKD_EXIT_UNREACHABLE);
+}
+
+int64_t
+taskctl_send(struct taskctl *ctx, json_t *req)
+{
+	struct taskd_client *c;
+	int64_t id;
+
+	if (req == NULL)
+		taskctl_lost(ENOMEM);
+	c = connect_or_exit(ctx, req);
+	id = taskd_send(c, req);
+	if (id == -1)
+		taskctl_lost(errno);
+	return id;
+}
+
+json_t *
+taskctl_recv(struct taskctl *ctx)
+{
+	json_t *resp = taskd_recv(taskctl_client(ctx));
+
+	if (resp == NULL)
+		taskctl_lost(errno);
+	return resp;
+}
+
+json_t *
+taskctl_call(struct taskctl *ctx, json_t *req)
+{
+	struct taskd_client *c;
+	json_t *resp;
+
+	if (req == NULL)
+		taskctl_lost(ENOMEM);
+	c = connect_or_exit(ctx, req);
+	resp = taskd_call(c, req);
+	if (resp == NULL)
+		taskctl_lost(errno);
+	if (!taskd_response_ok(resp) && taskd_response_error_code(resp) == NULL)
+		taskctl_bad_response("neither a result nor an error");
+	return resp;
+}
+
+/* "taskctl: show 99: no such job 99 (not_found)"; returns 4. */
+int
+taskctl_rejected(struct taskctl *ctx, const char *arg, const json_t *resp)
+{
+	const char *msg = taskd_response_error_message(resp);
+	const char *code = taskd_response_error_code(resp);
+
+	if (msg == NULL)
+		msg = "request rejected";
+	if (code == NULL)
+		code = "unknown";
+	if (arg != NULL)
+		taskctl_warnx("%s %s: %s (%s)", ctx->cmd->name, arg, msg, code);
+	else
+		taskctl_warnx("%s: %s (%s)", ctx->cmd->name, msg, code);
+	return TASKD_EXIT_REJECTED;
+}
+
+/* One JSON document on stdout; returns 0. */
+int
+taskctl_print_json(json_t *json)
+{
+	json_dumpf(json, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	putchar('\n');
+	return TASKD_EXIT_OK;
+}
+
+static const struct taskctl_cmd *
+find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int
+global_usage_error(const char *fmt, const char *arg)
+{
+	fflush(stdout);
+	fputs("taskctl: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nusage: taskctl %s\n(taskctl --help lists the commands)\n", GLOBAL_USAGE);
+	return TASKD_EXIT_USAGE;
+}
+
+/* Parse the global options; returns -1 to go on to the command, else an exit code. */
+static int
+parse_global(struct taskctl *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, TASKCTL_OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:s:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			ctx->socket = optarg;
+			break;
+		case TASKCTL_OPT_JSON:
+			ctx->json = 1;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return TASKD_EXIT_OK;
+		case 'V':
+			printf("taskctl %s\n", TASKD_VERSION);
+			return TASKD_EXIT_OK;
+		case ':':
+			return global_usage_error("option '%s' needs an argument",
+			                          argv[optind - 1]);
+		default:
+			if (optopt > 0 && optopt < 128) {
+				char opt[3] = {'-', (char)optopt, '\0'};
+
+				return global_usage_error("unknown option '%s'", opt);
+			}
+			return global_usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return global_usage_error("%s", "missing command");
+	ctx->cmd = find_command(argv[optind]);
+	if (ctx->cmd == NULL)
+		return global_usage_error("unknown command '%s'", argv[optind]);
+	return -1;
+}
+
+static int
+finish(int rc)
+{
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "taskctl: write error: %s\n", strerror(errno));
+		return rc == TASKD_EXIT_OK ? 1 : rc;
+	}
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct taskctl ctx = {0};
+	int rc;
+
+	rc = parse_global(&ctx, argc, argv);
+	if (rc != -1)
+		return finish(rc);
+	ctx.socket_path = taskd_socket_path(ctx.socket);
+	if (ctx.socket_path == NULL) {
+		taskctl_warnx("out of memory");
+		return 1;
+	}
+	ctx.socket = ctx.socket_path;
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* glibc: full reset, argv[0] is now the command's name */
+	rc = ctx.cmd->handler(&ctx, argc, argv);
+	taskd_close(ctx.client);
+	free(ctx.socket_path);
+	return finish(rc);
+}

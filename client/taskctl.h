@@ -1,0 +1,119 @@
+/*
+ * taskctl internals: the command table, the helpers every command uses
+ * (connection, errors, option parsing) and the formatting modules.
+ *
+ * Each command lives in client/cmd-<name>.c and is a handler
+ * int cmd_<name>(struct taskctl *, int argc, char **argv) that gets
+ * argv[0] = the command's name and returns taskctl's exit code. Transport
+ * failures (daemon unreachable, connection lost) exit(3) from the helpers.
+ */
+#ifndef TASKCTL_H
+#define TASKCTL_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <taskd/client.h>
+
+struct taskctl;
+
+struct taskctl_cmd {
+	const char *name;
+	const char *usage; /* arguments after the name */
+	const char *help;  /* one line */
+	int (*handler)(struct taskctl *, int, char **);
+};
+
+struct taskctl {
+	const char *socket;
+	char *socket_path; /* owned: socket resolved by taskd_socket_path() */
+	int json;
+	const struct taskctl_cmd *cmd;
+	struct taskd_client *client;
+};
+
+/* Long-only options shared by all commands; commands number theirs from 300. */
+#define TASKCTL_OPT_JSON 256
+/* clang-format off */
+#define TASKCTL_COMMON_OPTIONS \
+	{ "json", no_argument, NULL, TASKCTL_OPT_JSON }, { "help", no_argument, NULL, 'h' }
+/* clang-format on */
+
+/* Wait between polls of a growing log (logs --follow). */
+#define TASKCTL_POLL_USEC 200000
+
+/* taskctl.c */
+void taskctl_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+int taskctl_usage_error(struct taskctl *, const char *, ...) __attribute__((format(printf, 2, 3)));
+int taskctl_common_option(struct taskctl *, char **, int);
+int taskctl_no_args(struct taskctl *, int, char **);
+int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
+int taskctl_parse_int(const char *, long long, long long, long long *);
+struct taskd_client *taskctl_client(struct taskctl *);
+json_t *taskctl_call(struct taskctl *, json_t *);
+int64_t taskctl_send(struct taskctl *, json_t *);
+json_t *taskctl_recv(struct taskctl *);
+void taskctl_lost(int) __attribute__((noreturn));
+void taskctl_bad_response(const char *) __attribute__((noreturn));
+int taskctl_rejected(struct taskctl *, const char *, const json_t *);
+int taskctl_print_json(json_t *);
+
+/* fmt.c: human formatting; buffers are the caller's. */
+#define FMT_BUFSZ 64
+const char *fmt_duration(char *, double);
+const char *fmt_age(char *, double);
+const char *fmt_size(char *, double);
+const char *fmt_time(char *, const json_t *);
+const char *fmt_signal(char *, long long);
+double fmt_unix_time(const json_t *);
+char *fmt_argv(const json_t *);
+char *fmt_scalar(const json_t *);
+char *fmt_alloc(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fmt_truncate(char *, size_t);
+size_t fmt_width(const char *);
+size_t fmt_key_width(const json_t *);
+
+/* table.c: columns aligned over all rows; cells are copied. */
+struct table;
+struct table *table_new(const char *const *, const char *);
+void table_cell(struct table *, const char *, ...) __attribute__((format(printf, 2, 3)));
+void table_print(const struct table *, FILE *);
+size_t table_rows(const struct table *);
+void table_free(struct table *);
+
+/* base64.c */
+int base64_decode(const char *, size_t, char **, size_t *);
+char *base64_encode(const char *, size_t);
+
+/* Commands. */
+int cmd_submit(struct taskctl *, int, char **);
+int cmd_status(struct taskctl *, int, char **);
+int cmd_list(struct taskctl *, int, char **);
+int cmd_show(struct taskctl *, int, char **);
+int cmd_wait(struct taskctl *, int, char **);
+int cmd_logs(struct taskctl *, int, char **);
+int cmd_cancel(struct taskctl *, int, char **);
+int cmd_shutdown(struct taskctl *, int, char **);
+int cmd_reload(struct taskctl *, int, char **);
+int cmd_metrics(struct taskctl *, int, char **);
+
+/* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
+int cmd_wait_exit_code(const json_t *);
+void cmd_wait_print_line(const json_t *);
+
+/* cmd-logs.c: fetch one stream of a job, write it to fp or collect it. */
+struct logs_out {
+	FILE *fp; /* write each chunk here; NULL: collect in data */
+	char *data;
+	size_t len;
+	size_t cap;
+	long long size;
+	int truncated;
+};
+int cmd_logs_fetch(struct taskctl *, const char *, json_int_t, const char *, int,
+                   struct logs_out *);
+void cmd_logs_warn_truncated(json_int_t, const char *, const struct logs_out *);
+
+#endif
