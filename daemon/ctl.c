@@ -125,6 +125,15 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 		reply_err(c, req->id, TASKD_ERR_QUEUE_FULL, msg);
 		return -1;
 	}
+	pending = jobs_queued_by(td->jobs, server_client_uid(c));
+	if (pending + n > (size_t)td->cfg->queue.max_pending_per_user) {
+		snprintf(msg, sizeof msg,
+			 "queue full for uid %u: %zu pending, queue.max_pending_per_user is %d",
+			 (unsigned)server_client_uid(c), pending,
+			 td->cfg->queue.max_pending_per_user);
+		reply_err(c, req->id, TASKD_ERR_QUEUE_FULL, msg);
+		return -1;
+	}
 	return 0;
 }
 

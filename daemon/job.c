@@ -16,6 +16,11 @@ struct jobs {
 	uint64_t next_id;
 	struct job_list all;
 	struct job_list finished;
+	struct user_count {
+		uid_t uid;
+		size_t queued;
+	} *users;               /* few submitting users: a small array */
+	size_t nusers;
 };
 
 static const char *const state_names[JOB_NSTATES] = {
@@ -69,6 +74,8 @@ job_pool_name(enum job_pool p)
 	}
 }
 
+static void count_state(struct jobs *js, const struct job *j, enum job_state st, int delta);
+
 struct jobs *
 jobs_new(void)
 {
@@ -115,6 +122,7 @@ jobs_free(struct jobs *js)
 		job_free(j);
 	}
 	free(js->buckets);
+	free(js->users);
 	free(js);
 }
 
@@ -169,7 +177,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	js->buckets[b] = j;
 	TAILQ_INSERT_TAIL(&js->all, j, all);
 	js->total++;
-	js->counts[JOB_QUEUED]++;
+	count_state(js, j, JOB_QUEUED, 1);
 	return j;
 }
 
@@ -214,11 +222,44 @@ jobs_next_id(struct jobs *js)
 	return js->next_id;
 }
 
+static struct user_count *
+user_count(struct jobs *js, uid_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < js->nusers; i++)
+		if (js->users[i].uid == uid)
+			return &js->users[i];
+	js->users = xreallocarray(js->users, js->nusers + 1, sizeof *js->users);
+	js->users[js->nusers].uid = uid;
+	js->users[js->nusers].queued = 0;
+	return &js->users[js->nusers++];
+}
+
+size_t
+jobs_queued_by(struct jobs *js, uid_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < js->nusers; i++)
+		if (js->users[i].uid == uid)
+			return js->users[i].queued;
+	return 0;
+}
+
+static void
+count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
+{
+	js->counts[st] += (size_t)delta;
+	if (st == JOB_QUEUED)
+		user_count(js, j->uid)->queued += (size_t)delta;
+}
+
 void
 job_set_state(struct jobs *js, struct job *j, enum job_state st)
 {
-	js->counts[j->state]--;
-	js->counts[st]++;
+	count_state(js, j, j->state, -1);
+	count_state(js, j, st, 1);
 	j->state = st;
 }
 
@@ -231,7 +272,7 @@ jobs_remove(struct jobs *js, struct job *j)
 		pp = &(*pp)->hnext;
 	*pp = j->hnext;
 	TAILQ_REMOVE(&js->all, j, all);
-	js->counts[j->state]--;
+	count_state(js, j, j->state, -1);
 	js->total--;
 }
 

@@ -91,6 +91,8 @@ struct job *jobs_first(struct jobs *js);
 struct job *jobs_last(struct jobs *js);
 size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
+/* Jobs of this user still queued (for queue.max_pending_per_user). */
+size_t jobs_queued_by(struct jobs *js, uid_t uid);
 uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);

@@ -473,6 +473,21 @@ class QueueLimitTest(E2ETestCase):
         for i in ids[1:]:
             self.assertEqual(d.wait_job(i)["state"], "done")
 
+    def test_queue_full_per_user(self):
+        d = self.start_daemon({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1,
+                               "queue.max_pending": 100, "queue.max_pending_per_user": 2})
+        b = d.submit(["sleep", "30"], **IO)
+        d.wait_state(b, "running")
+        ids = [d.submit(["true"], **IO) for _ in range(2)]
+        r = d.request({"id": 1, "op": "submit", "argv": ["true"], "class": "io"})
+        self.assertError(r, "queue_full")
+        self.assertIn("max_pending_per_user", r["error"]["message"])
+        d.cancel(ids[0])  # a cancelled job no longer counts
+        ids.append(d.submit(["true"], **IO))
+        d.cancel(b)
+        for i in ids[1:]:
+            self.assertEqual(d.wait_job(i)["state"], "done")
+
 
 class RouterTest(E2ETestCase):
     @unittest.skip("learning router: issue 4")

@@ -614,6 +614,31 @@ test_json_cancelled_queued(void **state)
 /* ---- names ---- */
 
 static void
+test_queued_by_user(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_spec spec;
+	struct job *a, *b, *c;
+
+	(void)state;
+	a = add(js);
+	b = add(js);
+	mkspec(&spec);
+	c = jobs_add(js, &spec, 2000, 200, 1700000000.5);
+	assert_int_equal(jobs_queued_by(js, 1000), 2);
+	assert_int_equal(jobs_queued_by(js, 2000), 1);
+	assert_int_equal(jobs_queued_by(js, 3000), 0);
+	job_set_state(js, a, JOB_RUNNING);
+	assert_int_equal(jobs_queued_by(js, 1000), 1);
+	jobs_finish(js, b, JOB_CANCELLED, 10, NULL, NULL);
+	assert_int_equal(jobs_queued_by(js, 1000), 0);
+	/* Pruning a queued-then-finished job must not count it twice. */
+	jobs_finish(js, c, JOB_CANCELLED, 0, NULL, NULL);
+	assert_int_equal(jobs_queued_by(js, 2000), 0);
+	jobs_free(js);
+}
+
+static void
 test_state_names(void **state)
 {
 	static const char *const wire[JOB_NSTATES] = {
@@ -645,6 +670,7 @@ main(void)
 {
 	static const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_queued_by_user),
 	    cmocka_unit_test(test_find),
 	    cmocka_unit_test(test_find_after_growth),
 	    cmocka_unit_test(test_counts),
