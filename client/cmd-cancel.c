@@ -68,39 +68,29 @@ report(struct taskctl *ctx, struct cancel *v, int n)
 	return rc;
 }
 
-static int
-parse_args(struct taskctl *ctx, int argc, char **argv, struct cancel *v)
-{
-	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	int c, rc, i;
-
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
-			return rc;
-	if (optind >= argc)
-		return taskctl_usage_error(ctx, "missing job id");
-	for (i = optind; i < argc; i++) {
-		v[i - optind].arg = argv[i];
-		if (taskctl_parse_id(ctx, argv[i], &v[i - optind].id) == -1)
-			return TASKD_EXIT_USAGE;
-	}
-	return -1;
-}
-
 int
 cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 {
 	struct cancel *v, *c;
+	json_int_t *ids;
 	json_t *req, *resp;
 	int i, n, rc;
 
-	if ((v = calloc((size_t)argc, sizeof *v)) == NULL)
+	v = calloc((size_t)argc, sizeof *v);
+	ids = calloc((size_t)argc, sizeof *ids);
+	if (v == NULL || ids == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = parse_args(ctx, argc, argv, v)) != -1) {
+	if ((rc = taskctl_parse_ids(ctx, argc, argv, ids)) != -1) {
 		free(v);
+		free(ids);
 		return rc;
 	}
 	n = argc - optind;
+	for (i = 0; i < n; i++) {
+		v[i].arg = argv[optind + i];
+		v[i].id = ids[i];
+	}
+	free(ids);
 	for (i = 0; i < n; i++) {
 		req = taskd_request(TASKD_OP_CANCEL);
 		json_object_set_new(req, "job", json_integer(v[i].id));

@@ -32,15 +32,6 @@ valid_state(const char *s)
 }
 
 static void
-cell_scalar(struct table *t, const json_t *v)
-{
-	char *s = fmt_scalar(v);
-
-	table_cell(t, "%s", s != NULL ? s : "?");
-	free(s);
-}
-
-static void
 cell_exit(struct table *t, const json_t *job)
 {
 	const json_t *sig = json_object_get(job, "signal");
@@ -49,7 +40,7 @@ cell_exit(struct table *t, const json_t *job)
 	if (json_is_integer(sig) && json_integer_value(sig) > 0)
 		table_cell(t, "%s", fmt_signal(buf, json_integer_value(sig)));
 	else
-		cell_scalar(t, json_object_get(job, "exit_code"));
+		table_cell_scalar(t, json_object_get(job, "exit_code"));
 }
 
 static void
@@ -83,12 +74,12 @@ add_row(struct table *t, const json_t *job)
 	const json_t *wall = json_object_get(job, "wall");
 	char buf[FMT_BUFSZ];
 
-	cell_scalar(t, json_object_get(job, "id"));
-	cell_scalar(t, json_object_get(job, "state"));
+	table_cell_scalar(t, json_object_get(job, "id"));
+	table_cell_scalar(t, json_object_get(job, "state"));
 	table_cell(t, "%s", json_is_string(type) ? json_string_value(type) : "exec");
-	cell_scalar(t, json_object_get(job, "class"));
-	cell_scalar(t, json_object_get(job, "pool"));
-	cell_scalar(t, json_object_get(job, "priority"));
+	table_cell_scalar(t, json_object_get(job, "class"));
+	table_cell_scalar(t, json_object_get(job, "pool"));
+	table_cell_scalar(t, json_object_get(job, "priority"));
 	cell_exit(t, job);
 	table_cell(t, "%s",
 	           json_is_number(wall) ? fmt_duration(buf, json_number_value(wall)) : "-");

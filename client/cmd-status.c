@@ -59,15 +59,6 @@ print_header(const json_t *st)
 }
 
 static void
-cell_scalar(struct table *t, const json_t *v)
-{
-	char *s = fmt_scalar(v);
-
-	table_cell(t, "%s", s != NULL ? s : "?");
-	free(s);
-}
-
-static void
 print_workers(const json_t *workers)
 {
 	static const char *const headers[] = {
@@ -85,10 +76,10 @@ print_workers(const json_t *workers)
 	for (i = 0; i < json_array_size(workers); i++) {
 		w = json_array_get(workers, i);
 		rss = json_object_get(w, "rss_kb");
-		cell_scalar(t, json_object_get(w, "pid"));
-		cell_scalar(t, json_object_get(w, "state"));
-		cell_scalar(t, json_object_get(w, "job"));
-		cell_scalar(t, json_object_get(w, "jobs_done"));
+		table_cell_scalar(t, json_object_get(w, "pid"));
+		table_cell_scalar(t, json_object_get(w, "state"));
+		table_cell_scalar(t, json_object_get(w, "job"));
+		table_cell_scalar(t, json_object_get(w, "jobs_done"));
 		table_cell(t, "%s",
 		           json_is_number(rss) ? fmt_size(buf, json_number_value(rss) * 1024)
 		                               : "-");
@@ -114,13 +105,13 @@ print_router(const json_t *router)
 	for (i = 0; i < json_array_size(router); i++) {
 		r = json_array_get(router, i);
 		ratio = json_object_get(r, "cpu_ratio");
-		cell_scalar(t, json_object_get(r, "key"));
-		cell_scalar(t, json_object_get(r, "samples"));
+		table_cell_scalar(t, json_object_get(r, "key"));
+		table_cell_scalar(t, json_object_get(r, "samples"));
 		if (json_is_number(ratio))
 			table_cell(t, "%.2f", json_number_value(ratio));
 		else
-			cell_scalar(t, ratio);
-		cell_scalar(t, json_object_get(r, "class"));
+			table_cell_scalar(t, ratio);
+		table_cell_scalar(t, json_object_get(r, "class"));
 	}
 	printf("\nrouter:\n");
 	table_print(t, stdout);

@@ -139,23 +139,6 @@ print_json(struct waiter *w, int n)
 	json_decref(arr);
 }
 
-static int
-parse_args(struct taskctl *ctx, int argc, char **argv, json_int_t *ids)
-{
-	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	int c, rc, i;
-
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
-			return rc;
-	if (optind >= argc)
-		return taskctl_usage_error(ctx, "missing job id");
-	for (i = optind; i < argc; i++)
-		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
-			return TASKD_EXIT_USAGE;
-	return -1;
-}
-
 int
 cmd_wait(struct taskctl *ctx, int argc, char **argv)
 {
@@ -168,7 +151,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 	w = calloc((size_t)argc, sizeof *w);
 	if (ids == NULL || w == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = parse_args(ctx, argc, argv, ids)) != -1)
+	if ((rc = taskctl_parse_ids(ctx, argc, argv, ids)) != -1)
 		goto out;
 	n = argc - optind;
 	for (i = 0; i < n; i++) {

@@ -78,6 +78,16 @@ table_cell(struct table *t, const char *fmt, ...)
 	add(t, s);
 }
 
+/* A JSON scalar as text ("-" for null, "?" if it is not a scalar). */
+void
+table_cell_scalar(struct table *t, const json_t *v)
+{
+	char *s = fmt_scalar(v);
+
+	table_cell(t, "%s", s != NULL ? s : "?");
+	free(s);
+}
+
 size_t
 table_rows(const struct table *t)
 {

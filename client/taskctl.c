@@ -170,6 +170,24 @@ taskctl_no_args(struct taskctl *ctx, int argc, char **argv)
 	return -1;
 }
 
+/* Common options, then one or more job ids into ids[] (argc entries fit); -1 or an exit code. */
+int
+taskctl_parse_ids(struct taskctl *ctx, int argc, char **argv, json_int_t *ids)
+{
+	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+			return rc;
+	if (optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
 /* Parse a decimal integer in [min, max]; 0 or -1. */
 int
 taskctl_parse_int(const char *s, long long min, long long max, long long *out)

@@ -694,6 +694,18 @@ class E2ETestCase(unittest.TestCase):
         d.start()
         return d
 
+    def cancel_at_cleanup(self, jid, d=None):
+        """Cancel job jid (on d, default the shared daemon) when the test ends, pass or fail."""
+        d = d or self.d
+
+        def cancel():
+            try:
+                if d.alive():
+                    d.request({"id": "cleanup", "op": "cancel", "job": jid}, timeout=5)
+            except Exception:
+                pass
+        self.addCleanup(cancel)
+
     def track(self, d):
         """Clean up (and report on failure) a Daemon made by the test itself."""
         self.addCleanup(d.cleanup)

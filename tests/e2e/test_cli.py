@@ -37,15 +37,6 @@ class CliTest(E2ETestCase):
         self.assertEqual(j.get("id"), jid)
         return j
 
-    def cleanup_job(self, jid):
-        def cancel():
-            try:
-                if self.d.alive():
-                    self.d.request({"id": "cleanup", "op": "cancel", "job": jid}, timeout=5)
-            except Exception:
-                pass
-        self.addCleanup(cancel)
-
     def by_name(self, name):
         js = [j for j in self.d.list_jobs() if j.get("name") == name]
         self.assertEqual(len(js), 1, "expected one job named %s" % name)
@@ -61,7 +52,7 @@ class CliTest(E2ETestCase):
 
     def test_submit_prints_id(self):
         jid = self.submit("--", "sleep", "5")
-        self.cleanup_job(jid)
+        self.cancel_at_cleanup(jid)
         self.assertGreater(jid, 0)
         j = self.show(jid)
         self.assertIn(j["state"], ("queued", "running"))
@@ -215,7 +206,7 @@ class CliTest(E2ETestCase):
         done = self.submit("--", "true")
         self.assertRc(self.d.ctl("wait", done), 0)
         running = self.submit("--", "sleep", "30")
-        self.cleanup_job(running)
+        self.cancel_at_cleanup(running)
         self.d.wait_state(running, "running")
         js = jobs_of(self.d.ctl_json("list", "--state", "done", "--limit", "0"))
         self.assertTrue(js)
@@ -326,7 +317,7 @@ class CliTest(E2ETestCase):
     # -- cancel
     def test_cancel_running(self):
         jid = self.submit("--", "sleep", "30")
-        self.cleanup_job(jid)
+        self.cancel_at_cleanup(jid)
         self.d.wait_state(jid, "running")
         p = self.d.ctl("cancel", jid)
         self.assertRc(p, 0)
@@ -338,8 +329,8 @@ class CliTest(E2ETestCase):
     def test_cancel_several(self):
         a = self.submit("--", "sleep", "30")
         b = self.submit("--", "sleep", "30")
-        self.cleanup_job(a)
-        self.cleanup_job(b)
+        self.cancel_at_cleanup(a)
+        self.cancel_at_cleanup(b)
         p = self.d.ctl("cancel", a, b)
         self.assertRc(p, 0)
         self.assertRc(self.d.ctl("wait", a, b), 1)

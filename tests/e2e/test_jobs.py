@@ -28,15 +28,6 @@ class JobsTest(E2ETestCase):
         jid = self.d.submit(argv, **fields)
         return self.d.wait_job(jid, timeout=wait_timeout)
 
-    def cancel_later(self, jid):
-        def cancel():
-            try:
-                if self.d.alive():
-                    self.d.request({"id": "cleanup", "op": "cancel", "job": jid}, timeout=5)
-            except Exception:
-                pass
-        self.addCleanup(cancel)
-
     # -- exit status
     def test_exit_zero_is_done(self):
         j = self.run_job(["true"])
@@ -120,7 +111,7 @@ class JobsTest(E2ETestCase):
     # -- cancel of a running job (queued: see SingleThreadTest)
     def test_cancel_running(self):
         jid = self.d.submit(["sleep", "30"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         self.d.wait_state(jid, "running")
         r = self.d.cancel(jid)
         self.assertEqual(r["id"], jid)
@@ -135,7 +126,7 @@ class JobsTest(E2ETestCase):
 
     def test_cancel_term_ignored(self):
         jid = self.d.submit(["sh", "-c", "trap '' TERM; echo $$; sleep 30"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         pid = int(self.d.wait_output(jid, lambda b: b.endswith(b"\n")))
         t0 = time.monotonic()
         self.d.cancel(jid)
@@ -148,7 +139,7 @@ class JobsTest(E2ETestCase):
 
     def test_cancel_builtin_sleep(self):
         jid = self.d.submit(type="sleep", argv=["30"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         self.d.wait_state(jid, "running")
         self.d.cancel(jid)
         t0 = time.monotonic()
@@ -158,7 +149,7 @@ class JobsTest(E2ETestCase):
 
     def test_cancel_kills_background_children(self):
         jid = self.d.submit(["sh", "-c", "sleep 30 & echo $!; wait"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         out = self.d.wait_output(jid, lambda b: b.endswith(b"\n"))
         child = int(out)
         self.d.cancel(jid)
@@ -170,7 +161,7 @@ class JobsTest(E2ETestCase):
         # The child leaves the process group (setsid) and keeps stdout open:
         # the job must still finish when cancelled.
         jid = self.d.submit(["sh", "-c", "setsid sleep 30 & echo $!; wait"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         out = self.d.wait_output(jid, lambda b: b.endswith(b"\n"))
         child = int(out)
         def kill_child():
@@ -308,7 +299,7 @@ class JobsTest(E2ETestCase):
 
     def test_running_job_fields(self):
         jid = self.d.submit(["sleep", "30"], **IO)
-        self.cancel_later(jid)
+        self.cancel_at_cleanup(jid)
         j = self.d.wait_state(jid, "running")
         self.assertIsNone(j["finished_at"])
         self.assertIsNone(j["exit_code"])
