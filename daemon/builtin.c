@@ -383,6 +383,7 @@ builtin_run(struct run *r)
 	struct run_result *res = &r->res;
 	struct rusage ru0, ru1;
 	struct bjob b = {.r = r};
+	double w0, w1;
 
 	b.start = clock_now(CLOCK_MONOTONIC);
 	if (r->spec.timeout > 0)
@@ -392,6 +393,7 @@ builtin_run(struct run *r)
 	res->signal = 0;
 	res->max_rss_kb = -1;
 	getrusage(RUSAGE_THREAD, &ru0);
+	w0 = run_schedstat_wait("/proc/thread-self/schedstat");
 
 	res->status = builtin_start(&b);
 	if (res->status == RUN_EXITED)
@@ -402,6 +404,8 @@ builtin_run(struct run *r)
 		res->exit_code = -1;
 
 	getrusage(RUSAGE_THREAD, &ru1);
+	w1 = run_schedstat_wait("/proc/thread-self/schedstat");
+	res->runq_wait = w0 >= 0 && w1 >= w0 ? w1 - w0 : 0;
 	res->cpu_user = tv_seconds(&ru1.ru_utime) - tv_seconds(&ru0.ru_utime);
 	res->cpu_sys = tv_seconds(&ru1.ru_stime) - tv_seconds(&ru0.ru_stime);
 	res->finished_at = clock_now(CLOCK_REALTIME);

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #define LOGS_CHUNK_DEFAULT (256u << 10)
 #define LOGS_CHUNK_MAX (1u << 20)
 #define LIST_LIMIT_DEFAULT 100
+#define CTL_MAX_WAITS 1024 /* per connection: each parked wait costs memory, answers come in bursts */
 
 /* A `wait` request parked on a job until it finishes. */
 struct pending {
@@ -38,6 +40,7 @@ struct pending {
 
 struct cstate {
 	TAILQ_HEAD(, pending) waits;
+	int nwaits;
 };
 
 typedef void op_fn(struct taskd *, struct client *, struct request *);
@@ -137,6 +140,24 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 	return 0;
 }
 
+/*
+ * A root daemon must not run another user's command as root. Running it as
+ * its submitter (setuid in the child) is the durability/security issue's
+ * work; until then such a submit is refused.
+ */
+static int
+check_identity(struct client *c, const struct job_spec *spec, struct proto_error *err)
+{
+	uid_t uid = server_client_uid(c);
+
+	if (spec->type != BUILTIN_EXEC || geteuid() != 0 || uid == 0)
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN,
+			"taskd runs as root and cannot run commands as uid %u yet; "
+			"run your own taskd (see README)", (unsigned)uid);
+	return -1;
+}
+
 static struct job *
 add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 {
@@ -169,15 +190,17 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	/* All or nothing: decode every job before queueing any. */
 	specs = xcalloc(n, sizeof *specs);
 	for (i = 0; i < n; i++) {
-		if (proto_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
-				     &specs[i], &err) == 0)
+		if (proto_batch_job_decode(json_array_get(arr, i),
+					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0 &&
+		    check_identity(c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
 		proto_error_set(&err, err.code, "jobs[%zu]: %s", i, msg);
 		free(msg);
 		reply_proto_err(c, req->id, &err);
-		while (i-- > 0)
+		/* Specs not decoded (or freed on failure) are zeroed: freeing all is safe. */
+		for (i = 0; i < n; i++)
 			job_spec_free(&specs[i]);
 		free(specs);
 		return;
@@ -238,6 +261,11 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
+	if (check_identity(c, &spec, &err) == -1) {
+		job_spec_free(&spec);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
 	j = add_job(td, c, &spec, now_unix());
 	reply_ok(c, req->id, json_pack("{s:I}", "id", (json_int_t)j->id));
 	sched_enqueue(td->sched, j);
@@ -257,26 +285,37 @@ status_jobs(struct taskd *td)
 	return o;
 }
 
+static json_t *
+process_pool_json(struct taskd *td)
+{
+	struct ppool_config pc;
+
+	if (td->ppool != NULL)
+		return ppool_to_json(td->ppool);
+	pc = ctl_ppool_config(td->cfg);
+	return json_pack("{s:s,s:i,s:i,s:[]}", "mode", config_mode_name(pc.mode), "min",
+			 pc.min_workers, "max", pc.max_workers, "workers");
+}
+
 static void
 op_status(struct taskd *td, struct client *c, struct request *req)
 {
-	const struct config *cfg = td->cfg;
 	struct tpool_stats ts;
 	json_t *r;
 
 	tpool_stats(td->tpool, &ts);
-	r = json_pack("{s:s,s:i,s:f,s:o,s:{s:I},s:{s:s,s:i,s:i,s:[]},"
-		      "s:{s:i,s:i,s:i,s:i,s:i,s:I},s:[],s:o,s:s,s:s,s:b}",
+	r = json_pack("{s:s,s:i,s:f,s:o,s:{s:I,s:I,s:I},s:o,"
+		      "s:{s:i,s:i,s:i,s:i,s:i,s:I},s:o,s:o,s:s,s:s,s:b}",
 		      "version", TASKD_VERSION, "pid", (int)getpid(),
 		      "uptime", now_unix() - td->started_at,
 		      "jobs", status_jobs(td),
 		      "queue", "pending", (json_int_t)sched_pending(td->sched),
-		      "process_pool", "mode", config_mode_name(cfg->process_pool.mode),
-		      "min", cfg->process_pool.min_workers, "max", cfg->process_pool.max_workers,
-		      "workers",
+		      "cpu", (json_int_t)sched_pending_class(td->sched, CLASS_CPU),
+		      "io", (json_int_t)sched_pending_class(td->sched, CLASS_IO),
+		      "process_pool", process_pool_json(td),
 		      "thread_pool", "threads", ts.threads, "busy", ts.busy, "idle", ts.idle,
 		      "max", ts.max, "queued", ts.queued, "completed", (json_int_t)ts.completed,
-		      "router",
+		      "router", sched_router_json(td->sched),
 		      "counters", stats_to_json(),
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
@@ -290,7 +329,7 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	json_t *limit = json_object_get(req->root, "limit");
 	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
 	json_t *arr;
-	struct job *j;
+	struct job *j, *first;
 	int st = -1;
 
 	if (state != NULL && (!json_is_string(state) ||
@@ -308,14 +347,20 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 		}
 		max = json_integer_value(limit);
 	}
-	/* Most recent `max` matching jobs, returned in id order. */
-	arr = json_array();
+	/* Most recent `max` matching jobs, in id order: find the first, then walk forward. */
+	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
 		if ((st >= 0 && (int)j->state != st) || !may_access(c, j))
 			continue;
-		json_array_insert_new(arr, 0, job_to_json(j));
+		first = j;
 		n++;
+	}
+	arr = json_array();
+	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
+		if ((st >= 0 && (int)j->state != st) || !may_access(c, j))
+			continue;
+		json_array_append_new(arr, job_to_json(j));
 	}
 	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
 }
@@ -337,6 +382,7 @@ pending_free(struct client *c, struct pending *p)
 	struct cstate *cs = server_client_data(c);
 
 	TAILQ_REMOVE(&cs->waits, p, entry);
+	cs->nwaits--;
 	json_decref(p->id);
 	free(p);
 }
@@ -370,6 +416,7 @@ static void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = lookup(td, c, req);
+	struct proto_error err = { 0 };
 	struct cstate *cs;
 	struct pending *p;
 
@@ -380,6 +427,13 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	cs = client_state(c);
+	if (cs->nwaits >= CTL_MAX_WAITS) {
+		proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
+				"connection: wait for some answers first", CTL_MAX_WAITS);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	cs->nwaits++;
 	p = xcalloc(1, sizeof *p);
 	p->td = td;
 	p->client = c;
@@ -542,6 +596,9 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 
 	if (j == NULL || logs_args(c, req, &errs, &off, &max) == -1)
 		return;
+	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
+	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)
+		max = (json_int_t)(td->cfg->limits.max_frame - 512) / 6;
 	snprintf(path, sizeof path, "%s/%llu.%s", td->jobs_dir, (unsigned long long)j->id,
 		 errs ? "err" : "out");
 	buf = xmalloc((size_t)max);
@@ -598,12 +655,27 @@ ctl_shutdown(struct taskd *td, bool drain)
 		event_base_loopexit(td->base, NULL);
 }
 
+/* Daemon-wide operations: root and the daemon's own user only. */
+static bool
+privileged(struct client *c, struct request *req)
+{
+	uid_t uid = server_client_uid(c);
+
+	if (uid == 0 || uid == getuid())
+		return true;
+	reply_err(c, req->id, TASKD_ERR_FORBIDDEN,
+		  "only root or the daemon's own user may do this");
+	return false;
+}
+
 static void
 op_shutdown(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *d = json_object_get(req->root, "drain");
 	bool drain = d != NULL && json_is_true(d);
 
+	if (!privileged(c, req))
+		return;
 	if (d != NULL && !json_is_boolean(d)) {
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"drain\" must be true or false");
 		return;
@@ -647,6 +719,44 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 
 /* ---- reload ---- */
 
+int
+ctl_max_clients(const struct config *cfg)
+{
+	struct rlimit rl;
+	long reserve, room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return cfg->limits.max_clients;
+	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd). */
+	reserve = 8L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
+	room = (long)rl.rlim_cur - reserve;
+	if (room < 16)
+		room = 16;
+	return cfg->limits.max_clients < room ? cfg->limits.max_clients : (int)room;
+}
+
+struct ppool_config
+ctl_ppool_config(const struct config *cfg)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct ppool_config pc = {
+		.mode = cfg->process_pool.mode,
+		.min_workers = cfg->process_pool.min_workers,
+		.max_workers = cfg->process_pool.max_workers,
+		.min_spare = cfg->process_pool.min_spare,
+		.max_spare = cfg->process_pool.max_spare,
+		.max_jobs_per_worker = cfg->process_pool.max_jobs_per_worker,
+		.max_worker_rss = cfg->process_pool.max_worker_rss,
+		.idle_timeout = cfg->process_pool.idle_timeout,
+	};
+
+	if (pc.max_workers == 0)
+		pc.max_workers = ncpu > 0 ? (int)ncpu : 1;
+	if (pc.min_workers > pc.max_workers)
+		pc.min_workers = pc.max_workers;
+	return pc;
+}
+
 struct tpool_config
 ctl_tpool_config(const struct config *cfg)
 {
@@ -670,6 +780,7 @@ ctl_reload(struct taskd *td, json_t **changed, char **cause)
 {
 	struct config next;
 	struct tpool_config tc;
+	struct ppool_config pc;
 
 	*changed = NULL;
 	if (td->config_path == NULL) {
@@ -691,8 +802,11 @@ ctl_reload(struct taskd *td, json_t **changed, char **cause)
 	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);
 	tc = ctl_tpool_config(td->cfg);
 	tpool_configure(td->tpool, &tc);
-	server_set_limits(td->server, td->cfg->limits.max_frame, td->cfg->limits.max_clients);
-	sched_dispatch(td->sched);
+	pc = ctl_ppool_config(td->cfg);
+	if (td->ppool != NULL)
+		ppool_configure(td->ppool, &pc);
+	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg));
+	sched_configure(td->sched);
 	STATS_INC(reloads);
 	return 0;
 }
@@ -703,6 +817,8 @@ op_reload(struct taskd *td, struct client *c, struct request *req)
 	json_t *changed;
 	char *cause = NULL;
 
+	if (!privileged(c, req))
+		return;
 	if (ctl_reload(td, &changed, &cause) == -1) {
 		log_warnx("reload refused, keeping the old configuration: %s", cause);
 		reply_err(c, req->id, TASKD_ERR_INVALID_CONFIG, cause);

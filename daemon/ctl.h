@@ -13,12 +13,14 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "ppool.h"
 #include "tpool.h"
 
 struct event_base;
 struct jobs;
 struct sched;
 struct tpool;
+struct ppool;
 struct server;
 struct client;
 
@@ -34,6 +36,7 @@ struct taskd {
 	struct jobs *jobs;
 	struct sched *sched;
 	struct tpool *tpool;
+	struct ppool *ppool;      /* NULL if process_pool.max_workers resolves to 0 */
 	struct server *server;
 	double started_at;
 	bool stopping;
@@ -51,6 +54,10 @@ void ctl_close_cb(struct client *c, void *arg);
 int ctl_reload(struct taskd *td, json_t **changed, char **cause);
 /* The thread-pool part of a configuration. */
 struct tpool_config ctl_tpool_config(const struct config *cfg);
+/* limits.max_clients, lowered so clients cannot take the descriptors jobs need. */
+int ctl_max_clients(const struct config *cfg);
+/* The process-pool part (max_workers 0 resolved to the number of CPUs). */
+struct ppool_config ctl_ppool_config(const struct config *cfg);
 
 /* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
 void ctl_shutdown(struct taskd *td, bool drain);

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -100,6 +101,28 @@ tv_seconds(const struct timeval *tv)
 	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+static int run_fail(struct run *r, int code, char *msg);
+
+double
+run_schedstat_wait(const char *path)
+{
+	unsigned long long cpu_ns, wait_ns;
+	char buf[128];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &cpu_ns, &wait_ns) != 2)
+		return -1;
+	return (double)wait_ns / 1e9;
+}
+
 struct run *
 run_new(void)
 {
@@ -155,6 +178,12 @@ run_cancelled(const struct run *r)
 void
 run_execute(struct run *r)
 {
+	/* A run nobody could cancel is not started (out of descriptors). */
+	if (r->cancel_fd == -1) {
+		r->res.started_at = r->res.finished_at = clock_now(CLOCK_REALTIME);
+		run_fail(r, 1, xstrdup("cannot create the cancel eventfd (out of file descriptors?)"));
+		return;
+	}
 	if (r->spec.type == BUILTIN_EXEC)
 		exec_run(r);
 	else
@@ -491,6 +520,11 @@ child_spawn(struct child *c, const char *cwd)
 		return run_fail(r, err == ENOENT ? 127 : 126,
 		                xprintf("cannot execute %s: %s", c->path, strerror(err)));
 	r->res.pid = c->pid;
+	/* Priority as nice: lowering it needs privilege, so EPERM/EACCES is not an error. */
+	if (r->spec.nice != 0 && setpriority(PRIO_PROCESS, (id_t)c->pid, r->spec.nice) == -1 &&
+	    errno != EPERM && errno != EACCES)
+		log_warn("setpriority %d for job %llu", r->spec.nice,
+			 (unsigned long long)r->spec.job_id);
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	/* pidfd_open sets close-on-exec itself. */
 	if (c->pidfd == -1)
@@ -713,12 +747,17 @@ static void
 child_reap(struct child *c)
 {
 	struct rusage ru;
+	char path[64];
+	double wait;
 	int status = 0;
 	pid_t p;
 
 	/* Stragglers of a stopped job go now, while the group id is still ours. */
 	if (c->stopping)
 		child_kill(c);
+	/* The zombie still has its scheduler statistics: time it waited for a CPU. */
+	snprintf(path, sizeof path, "/proc/%d/schedstat", (int)c->pid);
+	wait = run_schedstat_wait(path);
 	do
 		p = wait4(c->pid, &status, 0, &ru);
 	while (p == -1 && errno == EINTR);
@@ -730,6 +769,7 @@ child_reap(struct child *c)
 		return;
 	}
 	child_result(c, status, &ru);
+	c->r->res.runq_wait = wait > 0 ? wait : 0;
 }
 
 void

@@ -21,6 +21,7 @@ enum run_status {
 	RUN_TIMEOUT,     /* killed because spec.timeout passed */
 	RUN_CANCELLED,   /* killed because run_cancel() was called */
 	RUN_FAILED,      /* could not be started: res.error, res.exit_code 126/127 */
+	RUN_LOST,        /* the worker process running it died: res.error says how */
 };
 
 struct run_spec {
@@ -34,6 +35,7 @@ struct run_spec {
 	double timeout;     /* seconds, 0 = none */
 	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
 	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
+	int nice;           /* applied to a command with setpriority() after spawn; 0 = leave */
 };
 
 struct run_result {
@@ -44,6 +46,7 @@ struct run_result {
 	double cpu_sys;
 	long max_rss_kb;    /* -1 = unknown */
 	double wall;        /* seconds, start to finish */
+	double runq_wait;   /* seconds it was runnable but waiting for a CPU (schedstat), 0 unknown */
 	double started_at;  /* unix time, fractional */
 	double finished_at;
 	uint64_t out_bytes; /* bytes the job wrote (kept + dropped) */
@@ -60,6 +63,7 @@ struct run {
 	struct run_spec spec;
 	struct run_result res;
 	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
+	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
 	void *owner;            /* for the loop side (the job), never used by the runner */
 };
 
@@ -81,6 +85,9 @@ void run_execute(struct run *r);
  * and cancel. argv[0] is looked up in PATH from spec.env.
  */
 void exec_run(struct run *r);
+
+/* Seconds a task spent waiting on a run queue, from a /proc/.../schedstat file; -1 if unknown. */
+double run_schedstat_wait(const char *path);
 
 /* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
 int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);

@@ -58,6 +58,7 @@ struct job {
 	uid_t uid;
 	gid_t gid;
 	enum job_class routed;
+	char route_key[65];      /* the router's kind key (ROUTER_KEY_MAX + 1) */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;

@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,10 +25,12 @@
 #include "ctl.h"
 #include "job.h"
 #include "log.h"
+#include "ppool.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
 #include "tpool.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 #ifndef TASKD_SYSCONFDIR
@@ -252,6 +255,23 @@ watch_signals(void)
 	}
 }
 
+/* Workers are this very binary, started in worker mode. */
+static void
+start_ppool(void)
+{
+	struct ppool_config pc = ctl_ppool_config(&cfg);
+	struct ppool_callbacks cb;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n <= 0)
+		fatal("readlink /proc/self/exe");
+	self[n] = '\0';
+	sched_ppool_callbacks(td.sched, &cb);
+	td.ppool = ppool_new(td.base, &pc, self, &cb);
+	sched_set_ppool(td.sched, td.ppool);
+}
+
 static void
 setup(void)
 {
@@ -279,10 +299,14 @@ setup(void)
 	td.server = server_new(td.base, td.socket_path, cfg.socket_mode, &cause);
 	if (td.server == NULL)
 		fatalx("%s", cause);
-	server_set_limits(td.server, cfg.limits.max_frame, cfg.limits.max_clients);
+	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg));
+	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
+		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
+			  ctl_max_clients(&cfg));
 	td.tpool = tpool_new(td.base, &tc);
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
+	start_ppool();
 	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
 	td.started_at = now_unix();
 }
@@ -292,6 +316,8 @@ main(int argc, char **argv)
 {
 	size_t i;
 
+	if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
+		return worker_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level,
@@ -309,6 +335,7 @@ main(int argc, char **argv)
 
 	log_info("taskd stopped");
 	server_free(td.server);
+	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	sched_free(td.sched);
 	jobs_free(td.jobs);

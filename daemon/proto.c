@@ -292,20 +292,18 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 	return 0;
 }
 
-int
-proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
-		 struct proto_error *err)
+static int
+decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *spec,
+	   struct proto_error *err)
 {
 	const char *key;
 	json_t *v;
-	int envelope;
 
 	memset(spec, 0, sizeof *spec);
 	if (!json_is_object(obj)) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "a job must be a JSON object");
 		return -1;
 	}
-	envelope = json_object_get(obj, "op") != NULL;
 	json_object_foreach(obj, key, v) {
 		if (!known_field(key, envelope)) {
 			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown field \"%s\"", key);
@@ -321,6 +319,20 @@ proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
 		return -1;
 	}
 	return 0;
+}
+
+int
+proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+		 struct proto_error *err)
+{
+	return decode_job(obj, json_object_get(obj, "op") != NULL, default_timeout, spec, err);
+}
+
+int
+proto_batch_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+		       struct proto_error *err)
+{
+	return decode_job(obj, 0, default_timeout, spec, err);
 }
 
 int

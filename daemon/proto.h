@@ -35,6 +35,10 @@ void proto_request_free(struct request *req);
 int proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
 		     struct proto_error *err);
 
+/* A job inside a batch's "jobs" array: envelope keys (v, id, op) are unknown fields there. */
+int proto_batch_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+			   struct proto_error *err);
+
 /* "job": <positive integer> */
 int proto_job_id(json_t *req, uint64_t *id, struct proto_error *err);
 

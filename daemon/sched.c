@@ -6,6 +6,8 @@
 
 #include "builtin.h"
 #include "log.h"
+#include "ppool.h"
+#include "router.h"
 #include "sched.h"
 #include "stats.h"
 #include "xmalloc.h"
@@ -16,12 +18,20 @@ struct jobq {
 	size_t cap;
 };
 
+_Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
+	       "job.route_key must hold a router key");
+
+/* One queue per pool: a flood of one class never holds up the other. */
+enum { Q_CPU, Q_IO, NQUEUES };
+
 struct sched {
 	struct jobs *jobs;
 	struct tpool *tpool;
+	struct ppool *ppool;
+	struct router *router;
 	const struct config *cfg;
 	char *jobs_dir;
-	struct jobq *queue;
+	struct jobq *queue[NQUEUES];
 	uint64_t seq;
 	size_t running;
 	void (*idle_cb)(void *);
@@ -146,27 +156,58 @@ jobq_len(const struct jobq *q)
 
 /* ---- dispatch ---- */
 
+static void sched_ppool_done_cb(struct run *r, void *arg);
+static void sched_ppool_ready_cb(void *arg);
+
 struct sched *
 sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const char *jobs_dir)
 {
 	struct sched *s = xcalloc(1, sizeof *s);
+	int q;
 
 	s->jobs = js;
 	s->tpool = tp;
 	s->cfg = cfg;
 	s->jobs_dir = xstrdup(jobs_dir);
-	s->queue = jobq_new();
+	for (q = 0; q < NQUEUES; q++)
+		s->queue[q] = jobq_new();
+	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
 	return s;
+}
+
+void
+sched_set_ppool(struct sched *s, struct ppool *pp)
+{
+	s->ppool = pp;
+}
+
+void
+sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb)
+{
+	cb->done = sched_ppool_done_cb;
+	cb->ready = sched_ppool_ready_cb;
+	cb->arg = s;
 }
 
 void
 sched_free(struct sched *s)
 {
+	int q;
+
 	if (s == NULL)
 		return;
-	jobq_free(s->queue);
+	for (q = 0; q < NQUEUES; q++)
+		jobq_free(s->queue[q]);
+	router_free(s->router);
 	free(s->jobs_dir);
 	free(s);
+}
+
+void
+sched_configure(struct sched *s)
+{
+	router_configure(s->router, s->cfg->router.default_class, s->cfg->router.cpu_ratio);
+	sched_dispatch(s);
 }
 
 void
@@ -179,13 +220,25 @@ sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg)
 size_t
 sched_pending(const struct sched *s)
 {
-	return jobq_len(s->queue);
+	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]);
+}
+
+size_t
+sched_pending_class(const struct sched *s, enum job_class c)
+{
+	return jobq_len(s->queue[c == CLASS_CPU ? Q_CPU : Q_IO]);
 }
 
 size_t
 sched_running(const struct sched *s)
 {
 	return s->running;
+}
+
+json_t *
+sched_router_json(const struct sched *s)
+{
+	return router_to_json(s->router);
 }
 
 void
@@ -214,6 +267,9 @@ static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
+	/* The environment is not shown anywhere once the job is over: give it back. */
+	strv_free(j->spec.env);
+	j->spec.env = NULL;
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -230,6 +286,8 @@ final_state(const struct run_result *r)
 		return JOB_TIMEOUT;
 	case RUN_CANCELLED:
 		return JOB_CANCELLED;
+	case RUN_LOST:
+		return JOB_LOST;
 	case RUN_SIGNALED:
 	case RUN_FAILED:
 	default:
@@ -240,30 +298,62 @@ final_state(const struct run_result *r)
 static void
 check_idle(struct sched *s)
 {
-	if (s->running == 0 && jobq_len(s->queue) == 0 && s->idle_cb != NULL)
+	if (s->running == 0 && sched_pending(s) == 0 && s->idle_cb != NULL)
 		s->idle_cb(s->idle_arg);
 }
 
+/* What the job measured teaches the router about its kind. */
 static void
-run_done_cb(struct tpool_task *t, void *arg)
+learn(struct sched *s, const struct job *j)
 {
-	struct sched *s = arg;
-	struct run *r = (struct run *)t;
+	const struct run_result *r = &j->res;
+
+	/*
+	 * cpu / (wall - time spent waiting for a CPU): a CPU-bound job on a
+	 * busy machine is still CPU-bound, it just queued for the cores.
+	 */
+	if (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT)
+		router_learn(s->router, j->route_key, r->cpu_user + r->cpu_sys,
+			     r->wall - (r->runq_wait < r->wall ? r->runq_wait : 0));
+}
+
+/* A run came back from either pool: move its result into the job and finish it. */
+static void
+run_finished(struct sched *s, struct run *r, int worker)
+{
 	struct job *j = r->owner;
 
-	/* Move the result (and its strings) into the job. */
 	j->res = r->res;
 	r->res.result = NULL;
 	r->res.error = NULL;
 	if (j->res.started_at > 0)
 		j->started_at = j->res.started_at;
-	j->worker = t->thread;
+	j->worker = worker;
 	j->run = NULL;
 	run_free(r);
 	s->running--;
+	learn(s, j);
 	finish(s, j, final_state(&j->res));
 	sched_dispatch(s);
 	check_idle(s);
+}
+
+static void
+run_done_cb(struct tpool_task *t, void *arg)
+{
+	run_finished(arg, (struct run *)t, t->thread);
+}
+
+static void
+sched_ppool_done_cb(struct run *r, void *arg)
+{
+	run_finished(arg, r, (int)r->worker_pid);
+}
+
+static void
+sched_ppool_ready_cb(void *arg)
+{
+	sched_dispatch(arg);
 }
 
 static void
@@ -278,8 +368,8 @@ output_path(struct sched *s, uint64_t id, const char *ext)
 	return xprintf("%s/%llu.%s", s->jobs_dir, (unsigned long long)id, ext);
 }
 
-static void
-start(struct sched *s, struct job *j)
+static struct run *
+make_run(struct sched *s, struct job *j)
 {
 	struct run *r = run_new();
 
@@ -295,58 +385,123 @@ start(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	r->spec.nice = j->spec.priority;
 	r->owner = j;
-	r->task.run = run_task_cb;
-	r->task.done = run_done_cb;
-	r->task.arg = s;
+	return r;
+}
 
+static void
+mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
+{
 	j->run = r;
-	j->routed = CLASS_IO;
-	j->pool = POOL_THREAD;
+	j->pool = pool;
 	j->started_at = now_unix();
 	job_set_state(s->jobs, j, JOB_RUNNING);
 	s->running++;
 	STATS_INC(jobs_started);
-	log_debug("job %llu started", (unsigned long long)j->id);
+	log_debug("job %llu started in the %s pool", (unsigned long long)j->id,
+		  job_pool_name(pool));
+}
+
+static void
+start_thread(struct sched *s, struct job *j)
+{
+	struct run *r = make_run(s, j);
+
+	r->task.run = run_task_cb;
+	r->task.done = run_done_cb;
+	r->task.arg = s;
+	mark_started(s, j, r, POOL_THREAD);
 	tpool_submit(s->tpool, &r->task);
 	if (j->cancel_requested)
 		run_cancel(r);
 }
 
+static int
+start_process(struct sched *s, struct job *j)
+{
+	struct run *r = make_run(s, j);
+
+	if (ppool_submit(s->ppool, r) == -1) {
+		run_free(r);
+		return -1;
+	}
+	mark_started(s, j, r, POOL_PROCESS);
+	j->worker = (int)r->worker_pid;
+	return 0;
+}
+
 void
 sched_dispatch(struct sched *s)
 {
+	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
 	struct job *j;
 
-	while (jobq_len(s->queue) > 0 && tpool_capacity(s->tpool) > 0) {
-		j = jobq_pop(s->queue);
-		start(s, j);
+	while (jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0)
+		start_thread(s, jobq_pop(io));
+	if (s->ppool == NULL)
+		return;
+	while ((j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
+		if (start_process(s, j) == -1)
+			break;
+		jobq_remove(cpu, j);
 	}
+	ppool_demand(s->ppool, jobq_len(cpu));
 }
 
 void
 sched_enqueue(struct sched *s, struct job *j)
 {
+	char key[ROUTER_KEY_MAX + 1];
+
+	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
+	memcpy(j->route_key, key, sizeof j->route_key);
+	j->routed = j->spec.class != CLASS_AUTO ? j->spec.class : router_decide(s->router, key);
+	/* Without a process pool everything runs on threads. */
+	if (s->ppool == NULL)
+		j->routed = CLASS_IO;
 	j->seq = s->seq++;
-	jobq_push(s->queue, j);
+	jobq_push(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
 	sched_dispatch(s);
+}
+
+static void
+unqueue(struct sched *s, struct job *j)
+{
+	jobq_remove(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+}
+
+static void
+cancel_running(struct sched *s, struct job *j)
+{
+	j->cancel_requested = true;
+	if (j->run == NULL)
+		return;
+	if (j->pool == POOL_PROCESS)
+		ppool_cancel(s->ppool, j->run);
+	else
+		run_cancel(j->run);
+}
+
+static void
+cancel_queued(struct sched *s, struct job *j, const char *why)
+{
+	unqueue(s, j);
+	free(j->res.error);
+	j->res.error = xstrdup(why);
+	finish(s, j, JOB_CANCELLED);
 }
 
 int
 sched_cancel(struct sched *s, struct job *j, const char *why)
 {
 	if (j->state == JOB_QUEUED) {
-		jobq_remove(s->queue, j);
-		free(j->res.error);
-		j->res.error = xstrdup(why);
-		finish(s, j, JOB_CANCELLED);
+		cancel_queued(s, j, why);
 		check_idle(s);
 		return 0;
 	}
 	if (j->state == JOB_RUNNING) {
-		j->cancel_requested = true;
-		if (j->run != NULL)
-			run_cancel(j->run);
+		cancel_running(s, j);
 		return 1;
 	}
 	return -1;
@@ -356,17 +511,15 @@ void
 sched_cancel_all(struct sched *s, const char *why)
 {
 	struct job *j, *next;
+	int q;
 
-	while ((j = jobq_peek(s->queue)) != NULL) {
-		jobq_remove(s->queue, j);
-		free(j->res.error);
-		j->res.error = xstrdup(why);
-		finish(s, j, JOB_CANCELLED);
-	}
+	for (q = 0; q < NQUEUES; q++)
+		while ((j = jobq_peek(s->queue[q])) != NULL)
+			cancel_queued(s, j, why);
 	for (j = jobs_first(s->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, all);
 		if (j->state == JOB_RUNNING)
-			sched_cancel(s, j, why);
+			cancel_running(s, j);
 	}
 	check_idle(s);
 }

@@ -1,9 +1,12 @@
 /*
- * Scheduling: the pending-job queue (a binary heap ordered by priority,
- * then submission order, so O(log n) push/pop/remove) and dispatch of jobs
- * to the thread pool as it has free slots. Runs on the loop thread; the
- * pool hands finished runs back through tpool's done callback, which is
- * where jobs reach their final state.
+ * Scheduling: routing (class cpu → process pool, io → thread pool, auto →
+ * the router's decision for the job's kind), one pending queue per class (a
+ * binary heap ordered by priority, then submission order: O(log n)
+ * push/pop/remove), and dispatch to each pool as it has room: a cpu job
+ * runs only on an idle worker process (never more CPU work than workers),
+ * an io job whenever the thread pool has a free thread. Runs on the loop
+ * thread; both pools hand finished runs back through callbacks, which is
+ * where jobs reach their final state and the router learns.
  */
 #ifndef TASKD_SCHED_H
 #define TASKD_SCHED_H
@@ -31,7 +34,16 @@ struct sched *sched_new(struct jobs *js, struct tpool *tp, const struct config *
 			const char *jobs_dir);
 void sched_free(struct sched *s);
 
-/* Queue a new job and start what can start. */
+struct ppool;
+struct ppool_callbacks;
+/* The process pool for cpu-class jobs (NULL: everything runs on threads). */
+void sched_set_ppool(struct sched *s, struct ppool *pp);
+/* The callbacks the process pool must be created with. */
+void sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb);
+/* After a reload changed *cfg: router settings, then dispatch. */
+void sched_configure(struct sched *s);
+
+/* Route (class auto → router), queue, and start what can start. */
 void sched_enqueue(struct sched *s, struct job *j);
 /* Start queued jobs while the pool has room. */
 void sched_dispatch(struct sched *s);
@@ -43,6 +55,9 @@ int sched_cancel(struct sched *s, struct job *j, const char *why);
 /* Cancel everything (shutdown without drain). */
 void sched_cancel_all(struct sched *s, const char *why);
 size_t sched_pending(const struct sched *s);
+size_t sched_pending_class(const struct sched *s, enum job_class c);
+/* The router table, for status. */
+json_t *sched_router_json(const struct sched *s);
 size_t sched_running(const struct sched *s);
 /* Called after a job finished and nothing is running or queued. */
 void sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg);

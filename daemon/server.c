@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct server {
 	int nclients;
 	bool paused;
 	struct event *retry;     /* re-enable accepting after EMFILE/ENFILE */
+	struct event *reaper;    /* finds half-closed clients whose peer has gone entirely */
 	server_frame_fn frame;
 	server_close_fn close;
 	void *arg;
@@ -59,6 +61,7 @@ static void server_accept_cb(struct evconnlistener *, evutil_socket_t, struct so
 			     void *);
 static void server_accept_error_cb(struct evconnlistener *, void *);
 static void server_retry_cb(evutil_socket_t, short, void *);
+static void server_reaper_cb(evutil_socket_t, short, void *);
 
 static int
 fill_addr(struct sockaddr_un *sun, const char *path, char **cause)
@@ -164,6 +167,7 @@ server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
 	}
 	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
 	srv->retry = evtimer_new(base, server_retry_cb, srv);
+	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
 	return srv;
 }
 
@@ -242,22 +246,37 @@ client_free(struct client *c)
 }
 
 /*
- * One non-blocking send of what is queued (the socket bufferevent keeps its
- * output buffer's start frozen, so copy rather than evbuffer_write).
+ * Send what is queued, waiting at most FLUSH_MS for a slow reader (the
+ * socket bufferevent keeps its output buffer's start frozen, so copy rather
+ * than evbuffer_write).
  */
+#define FLUSH_MS 200
+
 static void
 flush_now(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t len = evbuffer_get_length(out);
+	size_t len = evbuffer_get_length(out), off = 0;
+	struct pollfd pfd = { .fd = bufferevent_getfd(c->bev), .events = POLLOUT };
 	unsigned char *data;
+	ssize_t n;
+	int waited = 0;
 
-	if (len == 0)
+	if (len == 0 || (data = evbuffer_pullup(out, -1)) == NULL)
 		return;
-	data = evbuffer_pullup(out, -1);
-	if (data != NULL && send(bufferevent_getfd(c->bev), data, len,
-				 MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
-		log_debug("client gone before its last answers: %s", strerror(errno));
+	while (off < len && waited < FLUSH_MS) {
+		n = send(pfd.fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			off += (size_t)n;
+		} else if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			poll(&pfd, 1, 10);
+			waited += 10;
+		} else {
+			break;
+		}
+	}
+	if (off < len)
+		log_debug("client did not take its last %zu bytes of answers", len - off);
 }
 
 void
@@ -269,6 +288,7 @@ server_free(struct server *srv)
 		return;
 	server_stop_listening(srv);
 	event_free(srv->retry);
+	event_free(srv->reaper);
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		/* Last answers (e.g. to shutdown) go out if the socket takes them. */
 		flush_now(c);
@@ -404,11 +424,24 @@ server_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 
+	struct evbuffer *in = bufferevent_get_input(bev);
+	const struct timeval tick = { 1, 0 };
+	size_t n;
+
+	/* A last request without its newline is still a request. */
+	n = evbuffer_get_length(in);
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && n > 0 && !c->discarding &&
+	    n < c->srv->max_frame) {
+		c->srv->frame(c, (const char *)evbuffer_pullup(in, -1), n, c->srv->arg);
+		evbuffer_drain(in, n);
+	}
 	/* Half-closed (the peer is done sending): answer what is in flight first. */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
 	    (c->holds > 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
 		c->closing = true;
 		bufferevent_disable(bev, EV_READ);
+		if (!evtimer_pending(c->srv->reaper, NULL))
+			evtimer_add(c->srv->reaper, &tick);
 		return;
 	}
 	client_free(c);
@@ -449,6 +482,34 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	STATS_INC(connections);
 	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
 	update_accepting(srv);
+}
+
+/*
+ * A half-closed client waiting for answers holds a slot; once its peer has
+ * closed entirely (POLLHUP on a unix socket), nobody will read them.
+ */
+static void
+server_reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct client *c, *next;
+	struct pollfd pfd;
+	bool any = false;
+
+	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (!c->closing)
+			continue;
+		pfd.fd = bufferevent_getfd(c->bev);
+		pfd.events = 0;
+		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR))) {
+			client_free(c);
+			continue;
+		}
+		any = true;
+	}
+	if (!any)
+		evtimer_del(srv->reaper);
 }
 
 /* Out of descriptors: stop accepting for a moment instead of spinning. */

@@ -36,6 +36,7 @@
 #define TASKD_ERR_QUEUE_FULL "queue_full"
 #define TASKD_ERR_FORBIDDEN "forbidden"
 #define TASKD_ERR_SHUTTING_DOWN "shutting_down"
+#define TASKD_ERR_TOO_MANY "too_many_requests"
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 

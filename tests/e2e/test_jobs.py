@@ -305,7 +305,6 @@ class JobsTest(E2ETestCase):
         self.assertIsNone(j["exit_code"])
         self.assertIsNotNone(j["started_at"])
 
-    @unittest.skip("process pool and cpu/io routing: issue 4")
     def test_routing_explicit_class(self):
         j = self.run_job(type="spin", argv=["0.05"], **{"class": "cpu"})
         self.assertEqual((j["class"], j["routed"], j["pool"]), ("cpu", "cpu", "process"))
@@ -481,7 +480,6 @@ class QueueLimitTest(E2ETestCase):
 
 
 class RouterTest(E2ETestCase):
-    @unittest.skip("learning router: issue 4")
     def test_router_learns(self):
         d = self.start_daemon({"router.default_class": "io", "router.cpu_ratio": 0.5})
         first = d.wait_job(d.submit(type="spin", argv=["0.2"]))

@@ -1,0 +1,1012 @@
+/*
+ * The prefork process pool (daemon side), PHP-FPM style.
+ *
+ * What runs where. Everything here runs on the event loop thread. Workers
+ * are separate processes (`taskd --worker 3 INDEX DAEMONPID PADDING`, see
+ * worker.c) started with posix_spawn, never fork(), since the daemon has
+ * threads. Each worker has a SOCK_SEQPACKET socketpair (the daemon keeps
+ * one end, non-blocking, watched with EV_READ|EV_PERSIST) and a pidfd
+ * (watched for its death). A 1 s maintenance timer and a backoff timer run
+ * the sizing plan (ppool_plan, pure) and respawn workers.
+ *
+ * Who owns what. The pool owns its workers (struct pworker) and, between
+ * ppool_submit and the done callback, the struct run it was given; the
+ * worker process only ever sees a copy of the spec. Nothing is shared with
+ * the thread pool; workers are reaped by their own pid (waitpid(pid,
+ * WNOHANG) when the pidfd is readable), never with waitpid(-1), so the
+ * commands reaped by pool threads are left alone.
+ *
+ * How they talk. worker.h messages: "ready" once started, "run" → "done"
+ * per job, "exit" to retire. Every message from a worker is decoded
+ * strictly and must fit the worker's state ("ready" only when starting,
+ * "done" only for the job it is running); anything else gets the worker
+ * SIGKILLed and treated as dead. A death is handled in one place, the
+ * pidfd callback: a busy worker's run becomes RUN_LOST (RUN_CANCELLED when
+ * the daemon asked for it), a worker that dies before "ready" or within
+ * PPOOL_FAILED_START seconds counts as a failed start, and consecutive
+ * failed starts delay the next spawn exponentially.
+ *
+ * Cancel. A command: SIGUSR1 queued with the job id; the worker stops the
+ * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
+ * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
+ * built-in: the worker is SIGKILLed and replaced.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "builtin.h"
+#include "exec.h"
+#include "log.h"
+#include "ppool.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define PPOOL_CHILD_FD 3       /* the socket's fd in the worker */
+#define PPOOL_FAILED_START 1.0 /* dying sooner than this after spawn is a failed start */
+#define PPOOL_BACKOFF_MIN 0.1  /* seconds */
+#define PPOOL_BACKOFF_MAX 30.0
+#define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
+#define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
+#define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
+#define PPOOL_TITLE_PAD 64        /* bytes of argv padding for the worker's title */
+#define PPOOL_NOPIDFD_POLL 0.1    /* seconds between death checks without a pidfd */
+
+extern char **environ;
+
+enum wstate { W_STARTING, W_IDLE, W_BUSY, W_EXITING };
+
+static const char *const wstate_names[] = {"starting", "idle", "busy", "exiting"};
+
+struct pworker {
+	struct ppool *pp;
+	TAILQ_ENTRY(pworker) entry;
+	int index;
+	pid_t pid;
+	int fd;    /* our end of the socketpair, -1 once closed */
+	int pidfd; /* -1: no pidfd_open (e.g. under valgrind), poll with waitid */
+	struct event *ev_read;
+	struct event *ev_dead;   /* pidfd readable, or a polling timer */
+	struct event *ev_cancel; /* safety timer after a cancel */
+	enum wstate state;
+	struct run *run; /* while busy */
+	bool cancel;     /* cancel of run requested */
+	pid_t job_pid;   /* from "started", 0 if unknown */
+	bool killed;     /* we sent SIGKILL */
+	char *why;       /* why we killed it, or NULL */
+	uint64_t jobs_done;
+	long rss_kb;
+	double started_at; /* unix time */
+	double spawned;    /* CLOCK_MONOTONIC */
+	double idle_since; /* CLOCK_MONOTONIC */
+	double job_start;  /* CLOCK_MONOTONIC */
+	double job_started_at;
+};
+TAILQ_HEAD(pworkers, pworker);
+
+struct ppool {
+	struct event_base *base;
+	struct ppool_config cfg;
+	struct ppool_callbacks cb;
+	char *self;
+	struct pworkers workers;
+	struct event *ev_tick;    /* 1 s maintenance */
+	struct event *ev_backoff; /* next spawn after a failed start */
+	size_t pending;
+	int failures;      /* consecutive failed starts */
+	double backoff;    /* current delay, seconds */
+	double next_spawn; /* CLOCK_MONOTONIC; no spawn before */
+	bool stopping;
+};
+
+static void ppool_read_cb(evutil_socket_t, short, void *);
+static void ppool_dead_cb(evutil_socket_t, short, void *);
+static void ppool_cancel_cb(evutil_socket_t, short, void *);
+static void maintain(struct ppool *);
+
+static double
+clock_now(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+mono(void)
+{
+	return clock_now(CLOCK_MONOTONIC);
+}
+
+static struct timeval
+tv_of(double sec)
+{
+	struct timeval tv;
+
+	if (!(sec > 0))
+		sec = 0;
+	tv.tv_sec = (time_t)sec;
+	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+/* --- sizing (pure) ---------------------------------------------------- */
+
+static int
+imin(int a, int b)
+{
+	return a < b ? a : b;
+}
+
+static int
+imax(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static int
+clamp_pending(size_t pending)
+{
+	return pending > (size_t)INT_MAX ? INT_MAX : (int)pending;
+}
+
+static int
+plan_dynamic(const struct ppool_config *cfg, const struct ppool_state *st, int max)
+{
+	int pending = clamp_pending(st->pending);
+	int min = imin(imax(cfg->min_workers, 0), max);
+	int free_ = st->idle + st->starting - pending; /* spare once pending jobs are placed */
+	int need = 0, surplus;
+
+	if (st->alive < min)
+		need = min - st->alive;
+	if (free_ < cfg->min_spare)
+		need = imax(need, cfg->min_spare - free_);
+	need = imin(need, max - st->alive);
+	if (need > 0)
+		return need;
+	surplus = imin(st->idle - pending - imax(cfg->max_spare, 0), st->alive - min);
+	return surplus > 0 ? -imin(surplus, st->idle) : 0;
+}
+
+static int
+plan_ondemand(const struct ppool_state *st, int max)
+{
+	int pending = clamp_pending(st->pending);
+	int need = imin(pending - st->idle - st->starting, max - st->alive);
+	int retire;
+
+	if (need > 0)
+		return need;
+	retire = imin(st->idle_expired, st->idle - pending);
+	return retire > 0 ? -retire : 0;
+}
+
+int
+ppool_plan(const struct ppool_config *cfg, const struct ppool_state *st)
+{
+	int max = imax(cfg->max_workers, 1);
+
+	if (st->alive > max)
+		return st->idle > 0 ? -imin(st->idle, st->alive - max) : 0;
+	switch (cfg->mode) {
+	case PPOOL_DYNAMIC:
+		return plan_dynamic(cfg, st, max);
+	case PPOOL_ONDEMAND:
+		return plan_ondemand(st, max);
+	case PPOOL_STATIC:
+	default:
+		return max - st->alive;
+	}
+}
+
+/* --- workers ---------------------------------------------------------- */
+
+static int
+next_index(const struct ppool *pp)
+{
+	const struct pworker *w;
+	int i;
+	bool used;
+
+	for (i = 1;; i++) {
+		used = false;
+		TAILQ_FOREACH(w, &pp->workers, entry) {
+			if (w->index == i)
+				used = true;
+		}
+		if (!used)
+			return i;
+	}
+}
+
+static int
+spawn_attrs(posix_spawnattr_t *attr)
+{
+	sigset_t mask, def;
+	int err;
+
+	sigemptyset(&mask);
+	sigfillset(&def);
+	sigdelset(&def, SIGKILL);
+	sigdelset(&def, SIGSTOP);
+	if ((err = posix_spawnattr_setflags(attr,
+	                                    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0)
+		return err;
+	if ((err = posix_spawnattr_setsigmask(attr, &mask)) != 0)
+		return err;
+	return posix_spawnattr_setsigdefault(attr, &def);
+}
+
+/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
+static int
+spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
+{
+	char idx[16], ppid[16], fdstr[16], pad[PPOOL_TITLE_PAD + 1];
+	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int err;
+
+	snprintf(fdstr, sizeof fdstr, "%d", PPOOL_CHILD_FD);
+	snprintf(idx, sizeof idx, "%d", index);
+	snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+	memset(pad, ' ', PPOOL_TITLE_PAD);
+	pad[PPOOL_TITLE_PAD] = '\0';
+	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
+		return err;
+	if ((err = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return err;
+	}
+	err = posix_spawn_file_actions_adddup2(&fa, child, PPOOL_CHILD_FD);
+	if (err == 0)
+		err = spawn_attrs(&attr);
+	if (err == 0)
+		err = posix_spawn(pid, pp->self, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
+}
+
+/* The child end must not already be PPOOL_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
+static int
+child_end(int fd)
+{
+	int nfd;
+
+	if (fd != PPOOL_CHILD_FD)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, PPOOL_CHILD_FD + 1);
+	close(fd);
+	return nfd;
+}
+
+static void
+failed_start(struct ppool *pp, const char *what)
+{
+	pp->failures++;
+	pp->backoff = PPOOL_BACKOFF_MIN * ldexp(1.0, imin(pp->failures - 1, 20));
+	if (pp->backoff > PPOOL_BACKOFF_MAX)
+		pp->backoff = PPOOL_BACKOFF_MAX;
+	pp->next_spawn = mono() + pp->backoff;
+	log_warnx("ppool: worker failed to start (%d in a row, next try in %.1f s): %s",
+	          pp->failures, pp->backoff, what);
+}
+
+static struct pworker *
+worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
+{
+	struct pworker *w = xcalloc(1, sizeof *w);
+	struct timeval poll_tv = tv_of(PPOOL_NOPIDFD_POLL);
+
+	w->pp = pp;
+	w->fd = fd;
+	w->pidfd = pidfd;
+	w->pid = pid;
+	w->index = index;
+	w->state = W_STARTING;
+	w->rss_kb = -1;
+	w->started_at = clock_now(CLOCK_REALTIME);
+	w->spawned = mono();
+	w->ev_read = event_new(pp->base, fd, EV_READ | EV_PERSIST, ppool_read_cb, w);
+	w->ev_dead =
+	    event_new(pp->base, pidfd, (pidfd != -1 ? EV_READ : 0) | EV_PERSIST, ppool_dead_cb, w);
+	w->ev_cancel = evtimer_new(pp->base, ppool_cancel_cb, w);
+	if (w->ev_read == NULL || w->ev_dead == NULL || w->ev_cancel == NULL ||
+	    event_add(w->ev_read, NULL) == -1 ||
+	    event_add(w->ev_dead, pidfd != -1 ? NULL : &poll_tv) == -1)
+		fatalx("ppool: cannot watch worker %d", index);
+	TAILQ_INSERT_TAIL(&pp->workers, w, entry);
+	return w;
+}
+
+/* Start one worker; -1 (and a failed start) if it cannot be spawned. */
+static int
+spawn_worker(struct ppool *pp)
+{
+	int sv[2], index = next_index(pp), pidfd, err;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		failed_start(pp, strerror(errno));
+		return -1;
+	}
+	sv[1] = child_end(sv[1]);
+	err = sv[1] == -1 ? errno : spawn_process(pp, sv[1], index, &pid);
+	if (sv[1] != -1)
+		close(sv[1]);
+	if (err != 0) {
+		close(sv[0]);
+		failed_start(pp, strerror(err));
+		return -1;
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd == -1)
+		log_debug("ppool: pidfd_open %d: %s (polling instead)", (int)pid, strerror(errno));
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1) {
+		err = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		if (pidfd != -1)
+			close(pidfd);
+		failed_start(pp, strerror(err));
+		return -1;
+	}
+	worker_new(pp, sv[0], pidfd, pid, index);
+	log_debug("ppool: worker %d started (pid %d)", index, (int)pid);
+	return 0;
+}
+
+static void
+close_socket(struct pworker *w)
+{
+	if (w->fd == -1)
+		return;
+	event_del(w->ev_read);
+	close(w->fd);
+	w->fd = -1;
+}
+
+static void
+worker_free(struct pworker *w)
+{
+	close_socket(w);
+	event_free(w->ev_read);
+	event_free(w->ev_dead);
+	event_free(w->ev_cancel);
+	if (w->pidfd != -1)
+		close(w->pidfd);
+	free(w->why);
+	free(w);
+}
+
+/* Kill a worker we no longer trust (or a cancelled built-in's); its death comes via the pidfd. */
+static void
+worker_kill(struct pworker *w, const char *why)
+{
+	if (why != NULL && w->why == NULL) {
+		w->why = xstrdup(why);
+		log_warnx("ppool: killing worker %d (pid %d): %s", w->index, (int)w->pid, why);
+	}
+	w->killed = true;
+	kill(w->pid, SIGKILL);
+	close_socket(w);
+}
+
+static int
+worker_msg(struct pworker *w, json_t *msg)
+{
+	int rc = w->fd == -1 ? -1 : worker_send(w->fd, msg);
+
+	json_decref(msg);
+	return rc;
+}
+
+static void
+worker_retire(struct pworker *w)
+{
+	w->state = W_EXITING;
+	if (worker_msg(w, json_pack("{s:s}", "t", "exit")) == -1)
+		worker_kill(w, "cannot send exit");
+}
+
+/* --- results ---------------------------------------------------------- */
+
+static char *
+death_reason(const struct pworker *w, int status, bool reaped)
+{
+	char how[64];
+
+	if (!reaped)
+		snprintf(how, sizeof how, "exit status unknown");
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+	if (w->why != NULL)
+		return xprintf("worker %d (pid %d) died: %s (%s)", w->index, (int)w->pid, how,
+		               w->why);
+	return xprintf("worker %d (pid %d) died: %s", w->index, (int)w->pid, how);
+}
+
+/* The busy worker died under its run: fill the result in. Takes msg. */
+static void
+run_lost(struct pworker *w, char *msg)
+{
+	struct run_result *res = &w->run->res;
+
+	free(res->error);
+	free(res->result);
+	res->result = NULL;
+	res->status = w->cancel ? RUN_CANCELLED : RUN_LOST;
+	res->error = w->cancel ? NULL : msg;
+	if (w->cancel)
+		free(msg);
+	res->exit_code = -1;
+	res->signal = 0;
+	res->pid = w->job_pid;
+	res->started_at = w->job_started_at;
+	res->finished_at = clock_now(CLOCK_REALTIME);
+	res->wall = mono() - w->job_start;
+	if (w->job_pid > 0)
+		kill(-w->job_pid, SIGKILL);
+}
+
+static void
+deliver(struct ppool *pp, struct run *r)
+{
+	if (pp->cb.done != NULL)
+		pp->cb.done(r, pp->cb.arg);
+}
+
+static void
+notify_ready(struct ppool *pp)
+{
+	if (pp->cb.ready != NULL && ppool_idle(pp) > 0)
+		pp->cb.ready(pp->cb.arg);
+}
+
+static void
+ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+	struct ppool *pp = w->pp;
+	struct run *r = w->run;
+	int status = 0;
+	pid_t p;
+	char *msg;
+
+	do
+		p = waitpid(w->pid, &status, WNOHANG);
+	while (p == -1 && errno == EINTR);
+	if (p == 0)
+		return; /* still running (polling without a pidfd) */
+	msg = death_reason(w, status, p == w->pid);
+	if (w->state == W_STARTING ||
+	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
+		failed_start(pp, msg);
+	else if (w->state != W_EXITING && !w->cancel)
+		log_warnx("ppool: %s", msg);
+	else
+		log_debug("ppool: %s", msg);
+	TAILQ_REMOVE(&pp->workers, w, entry);
+	if (r != NULL)
+		run_lost(w, msg);
+	else
+		free(msg);
+	worker_free(w);
+	if (r != NULL)
+		deliver(pp, r);
+	maintain(pp);
+	notify_ready(pp);
+}
+
+static void
+ppool_cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_kill(arg, "did not stop its cancelled job in time");
+}
+
+static void
+recycle_check(struct ppool *pp, struct pworker *w)
+{
+	const struct ppool_config *c = &pp->cfg;
+
+	if (pp->stopping)
+		worker_retire(w);
+	else if (c->max_jobs_per_worker > 0 && w->jobs_done >= (uint64_t)c->max_jobs_per_worker)
+		worker_retire(w);
+	else if (c->max_worker_rss > 0 && w->rss_kb > 0 &&
+	         (uint64_t)w->rss_kb * 1024 > c->max_worker_rss)
+		worker_retire(w);
+}
+
+static int
+on_done(struct pworker *w, const json_t *msg, char **why)
+{
+	struct ppool *pp = w->pp;
+	struct run *r = w->run;
+	struct run_result res;
+	uint64_t job;
+	long rss;
+	char *error = NULL;
+
+	if (w->state != W_BUSY || r == NULL) {
+		*why = xstrdup("\"done\" while not busy");
+		return -1;
+	}
+	if (worker_decode_result(msg, &res, &job, &rss, &error) == -1) {
+		*why = xprintf("bad \"done\": %s", error);
+		free(error);
+		return -1;
+	}
+	if (job != r->spec.job_id) {
+		free(res.result);
+		free(res.error);
+		*why = xprintf("\"done\" for job %" PRIu64 " while running job %" PRIu64, job,
+		               r->spec.job_id);
+		return -1;
+	}
+	free(r->res.result);
+	free(r->res.error);
+	r->res = res;
+	w->run = NULL;
+	w->cancel = false;
+	w->job_pid = 0;
+	w->jobs_done++;
+	w->rss_kb = rss;
+	w->state = W_IDLE;
+	w->idle_since = mono();
+	event_del(w->ev_cancel);
+	recycle_check(pp, w);
+	deliver(pp, r);
+	return 0;
+}
+
+static int
+on_ready(struct pworker *w, const json_t *msg, char **why)
+{
+	json_t *pid = json_object_get(msg, "pid");
+
+	if (w->state == W_EXITING)
+		return 0; /* told to exit before it got going */
+	if (w->state != W_STARTING) {
+		*why = xstrdup("\"ready\" when not starting");
+		return -1;
+	}
+	if (!json_is_integer(pid) || json_integer_value(pid) != w->pid) {
+		*why = xstrdup("\"ready\" with a wrong pid");
+		return -1;
+	}
+	w->state = W_IDLE;
+	w->idle_since = mono();
+	w->pp->next_spawn = 0;
+	if (w->pp->stopping)
+		worker_retire(w);
+	return 0;
+}
+
+static int
+on_started(struct pworker *w, const json_t *msg, char **why)
+{
+	json_t *job = json_object_get(msg, "job"), *pid = json_object_get(msg, "pid");
+
+	if (w->state != W_BUSY || w->run == NULL || !json_is_integer(job) ||
+	    (uint64_t)json_integer_value(job) != w->run->spec.job_id || !json_is_integer(pid) ||
+	    json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX) {
+		*why = xstrdup("unexpected \"started\"");
+		return -1;
+	}
+	w->job_pid = (pid_t)json_integer_value(pid);
+	return 0;
+}
+
+static int
+dispatch(struct pworker *w, const json_t *msg, char **why)
+{
+	const char *t = json_string_value(json_object_get(msg, "t"));
+
+	if (t == NULL) {
+		*why = xstrdup("message without \"t\"");
+		return -1;
+	}
+	if (strcmp(t, "ready") == 0)
+		return on_ready(w, msg, why);
+	if (strcmp(t, "done") == 0)
+		return on_done(w, msg, why);
+	if (strcmp(t, "started") == 0)
+		return on_started(w, msg, why);
+	*why = xprintf("unknown message \"%.32s\"", t);
+	return -1;
+}
+
+static void
+ppool_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+	struct ppool *pp = w->pp;
+	char *error = NULL, *why = NULL;
+	json_t *msg;
+
+	msg = worker_recv(fd, PPOOL_MSG_MAX, &error);
+	if (msg == NULL) {
+		if (strcmp(error, "again") == 0) {
+			free(error);
+			return;
+		}
+		if (strcmp(error, "eof") == 0 && w->state == W_EXITING)
+			close_socket(w); /* exiting as asked; the pidfd reports it */
+		else if (strcmp(error, "eof") == 0)
+			worker_kill(w, NULL); /* dying, or must: the pidfd reports how */
+		else
+			worker_kill(w, error);
+		free(error);
+		return;
+	}
+	if (dispatch(w, msg, &why) == -1) {
+		worker_kill(w, why);
+		free(why);
+		json_decref(msg);
+		return;
+	}
+	json_decref(msg);
+	maintain(pp);
+	notify_ready(pp);
+}
+
+/* --- maintenance ------------------------------------------------------ */
+
+static void
+count_state(const struct ppool *pp, struct ppool_state *st)
+{
+	const struct pworker *w;
+	double now = mono();
+
+	memset(st, 0, sizeof *st);
+	st->pending = pp->pending;
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->state == W_EXITING)
+			continue;
+		st->alive++;
+		if (w->state == W_STARTING)
+			st->starting++;
+		else if (w->state == W_BUSY)
+			st->busy++;
+		else {
+			st->idle++;
+			if (now - w->idle_since > pp->cfg.idle_timeout)
+				st->idle_expired++;
+		}
+	}
+}
+
+/* The idle worker idle longest (retire) or shortest (submit). */
+static struct pworker *
+pick_idle(const struct ppool *pp, bool longest)
+{
+	struct pworker *w, *best = NULL;
+
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->state != W_IDLE)
+			continue;
+		if (best == NULL ||
+		    (longest ? w->idle_since < best->idle_since : w->idle_since > best->idle_since))
+			best = w;
+	}
+	return best;
+}
+
+static void
+grow(struct ppool *pp, int n)
+{
+	double now = mono(), wait;
+
+	if (pp->failures > 0 && n > 1)
+		n = 1; /* probe one at a time while starts fail */
+	if (now < pp->next_spawn) {
+		wait = pp->next_spawn - now;
+		if (!evtimer_pending(pp->ev_backoff, NULL)) {
+			struct timeval tv = tv_of(wait);
+
+			evtimer_add(pp->ev_backoff, &tv);
+		}
+		return;
+	}
+	while (n-- > 0)
+		if (spawn_worker(pp) == -1)
+			return;
+}
+
+/* Run the plan: start workers or retire idle ones. */
+static void
+maintain(struct ppool *pp)
+{
+	struct ppool_state st;
+	struct pworker *w;
+	int n;
+
+	if (pp->stopping)
+		return;
+	count_state(pp, &st);
+	n = ppool_plan(&pp->cfg, &st);
+	if (n > 0) {
+		grow(pp, n);
+		return;
+	}
+	while (n++ < 0 && (w = pick_idle(pp, true)) != NULL)
+		worker_retire(w);
+}
+
+static void
+ppool_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ppool *pp = arg;
+	struct pworker *w;
+	double now = mono();
+
+	/* A worker up for a while ends a run of failed starts. */
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->state != W_STARTING && now - w->spawned >= PPOOL_FAILED_START)
+			pp->failures = 0;
+	}
+	maintain(pp);
+}
+
+static void
+ppool_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ppool *pp = arg;
+
+	maintain(pp);
+}
+
+/* --- API -------------------------------------------------------------- */
+
+static void
+apply_config(struct ppool *pp, const struct ppool_config *cfg)
+{
+	pp->cfg = *cfg;
+	if (pp->cfg.max_workers < 1)
+		pp->cfg.max_workers = 1;
+	if (pp->cfg.min_workers < 0)
+		pp->cfg.min_workers = 0;
+	if (pp->cfg.min_workers > pp->cfg.max_workers)
+		pp->cfg.min_workers = pp->cfg.max_workers;
+	if (!(pp->cfg.idle_timeout >= 0))
+		pp->cfg.idle_timeout = 0;
+}
+
+struct ppool *
+ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
+          const struct ppool_callbacks *cb)
+{
+	struct ppool *pp = xcalloc(1, sizeof *pp);
+	struct timeval sec = {1, 0};
+
+	pp->base = base;
+	pp->self = xstrdup(self);
+	if (cb != NULL)
+		pp->cb = *cb;
+	TAILQ_INIT(&pp->workers);
+	apply_config(pp, cfg);
+	pp->ev_tick = event_new(base, -1, EV_PERSIST, ppool_tick_cb, pp);
+	pp->ev_backoff = evtimer_new(base, ppool_backoff_cb, pp);
+	if (pp->ev_tick == NULL || pp->ev_backoff == NULL || event_add(pp->ev_tick, &sec) == -1)
+		fatalx("ppool: cannot create timers");
+	maintain(pp);
+	return pp;
+}
+
+int
+ppool_idle(const struct ppool *pp)
+{
+	const struct pworker *w;
+	int n = 0;
+
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->state == W_IDLE)
+			n++;
+	}
+	return n;
+}
+
+int
+ppool_submit(struct ppool *pp, struct run *r)
+{
+	struct pworker *w = pick_idle(pp, false);
+
+	if (w == NULL || pp->stopping)
+		return -1;
+	if (worker_msg(w, worker_encode_spec(&r->spec)) == -1) {
+		worker_kill(w, "cannot send the job");
+		return -1;
+	}
+	w->state = W_BUSY;
+	w->run = r;
+	w->cancel = false;
+	w->job_pid = 0;
+	w->job_start = mono();
+	w->job_started_at = clock_now(CLOCK_REALTIME);
+	r->worker_pid = w->pid;
+	if (pp->pending > 0)
+		pp->pending--;
+	maintain(pp);
+	return 0;
+}
+
+void
+ppool_demand(struct ppool *pp, size_t pending)
+{
+	pp->pending = pending;
+	maintain(pp);
+}
+
+static struct pworker *
+find_run(const struct ppool *pp, const struct run *r)
+{
+	struct pworker *w;
+
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->run == r)
+			return w;
+	}
+	return NULL;
+}
+
+void
+ppool_cancel(struct ppool *pp, struct run *r)
+{
+	struct pworker *w = find_run(pp, r);
+	union sigval v = {.sival_ptr = (void *)(uintptr_t)r->spec.job_id};
+	struct timeval tv;
+
+	if (w == NULL || w->cancel)
+		return;
+	w->cancel = true;
+	if (r->spec.type != BUILTIN_EXEC) {
+		worker_kill(w, NULL);
+		return;
+	}
+	if (sigqueue(w->pid, SIGUSR1, v) == -1)
+		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
+	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
+	evtimer_add(w->ev_cancel, &tv);
+}
+
+void
+ppool_configure(struct ppool *pp, const struct ppool_config *cfg)
+{
+	apply_config(pp, cfg);
+	maintain(pp);
+}
+
+json_t *
+ppool_to_json(const struct ppool *pp)
+{
+	const struct pworker *w;
+	json_t *a = json_array(), *o;
+
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		o = json_pack("{s:i,s:i,s:s,s:o,s:I,s:I,s:f}", "index", w->index, "pid",
+		              (int)w->pid, "state", wstate_names[w->state], "job",
+		              w->run != NULL ? json_integer((json_int_t)w->run->spec.job_id)
+		                             : json_null(),
+		              "jobs_done", (json_int_t)w->jobs_done, "rss_kb",
+		              (json_int_t)w->rss_kb, "started_at", w->started_at);
+		json_array_append_new(a, o);
+	}
+	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:o}", "mode",
+	                 config_mode_name(pp->cfg.mode), "min", pp->cfg.min_workers, "max",
+	                 pp->cfg.max_workers, "min_spare", pp->cfg.min_spare, "max_spare",
+	                 pp->cfg.max_spare, "spawn_failures", pp->failures, "backoff",
+	                 pp->next_spawn > mono() ? pp->backoff : 0.0, "workers", a);
+}
+
+void
+ppool_stop(struct ppool *pp)
+{
+	struct pworker *w;
+
+	pp->stopping = true;
+	event_del(pp->ev_backoff);
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (w->state == W_IDLE || w->state == W_STARTING)
+			worker_retire(w);
+	}
+	/* Busy ones are retired by recycle_check after their "done". */
+}
+
+static bool
+exited(const struct pworker *w)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
+		return errno != EINTR;
+	return si.si_pid != 0;
+}
+
+/* Wait (polling, teardown only) until every worker has exited; SIGKILL the rest after the deadline.
+ */
+static void
+wait_all(struct ppool *pp)
+{
+	struct pworker *w;
+	double deadline = mono() + PPOOL_FREE_WAIT;
+	bool all;
+
+	for (;;) {
+		all = true;
+		TAILQ_FOREACH(w, &pp->workers, entry) {
+			if (!exited(w))
+				all = false;
+		}
+		if (all || mono() > deadline)
+			break;
+		usleep(10000);
+	}
+	TAILQ_FOREACH(w, &pp->workers, entry) {
+		if (exited(w))
+			continue;
+		log_warnx("ppool: worker %d (pid %d) did not exit, killing it", w->index,
+		          (int)w->pid);
+		kill(w->pid, SIGKILL);
+	}
+}
+
+void
+ppool_free(struct ppool *pp)
+{
+	struct pworker *w;
+	struct run *r;
+	char *msg;
+
+	if (pp == NULL)
+		return;
+	ppool_stop(pp);
+	/* EOF tells idle workers to go now and busy ones after their job. */
+	TAILQ_FOREACH(w, &pp->workers, entry)
+		close_socket(w);
+	wait_all(pp);
+	while ((w = TAILQ_FIRST(&pp->workers)) != NULL) {
+		TAILQ_REMOVE(&pp->workers, w, entry);
+		while (waitpid(w->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		r = w->run;
+		if (r != NULL) {
+			msg = xprintf("worker %d (pid %d) stopped with the pool", w->index,
+			              (int)w->pid);
+			run_lost(w, msg);
+		}
+		worker_free(w);
+		if (r != NULL)
+			deliver(pp, r);
+	}
+	event_free(pp->ev_tick);
+	event_free(pp->ev_backoff);
+	free(pp->self);
+	free(pp);
+}

@@ -1,0 +1,41 @@
+/*
+ * The worker-process side of the process pool, and the messages between a
+ * worker and the daemon (JSON, one per SOCK_SEQPACKET datagram; a message
+ * too big for one datagram travels in a memfd passed with SCM_RIGHTS).
+ *
+ * daemon → worker: {"t":"run", spec...}        run one job
+ *                  {"t":"exit"}                finish and exit (recycle, shrink, stop)
+ * worker → daemon: {"t":"ready","pid":N}       started, idle
+ *                  {"t":"started","job":ID,"pid":P}  a command was spawned (pid P, its group)
+ *                  {"t":"done","job":ID, result..., "rss_kb":N}  the job is over; idle again
+ * Cancel of a command: SIGUSR1 to the worker (it then kills the job's group
+ * as a timeout does). Every message is validated; a worker that sends
+ * anything malformed, unexpected or oversized is killed and replaced.
+ */
+#ifndef TASKD_WORKER_H
+#define TASKD_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "exec.h"
+
+#define WORKER_MSG_MAX (64u << 10) /* larger messages go through a memfd */
+
+/* `taskd --worker FD [N]`: the worker's main loop; returns the exit code. */
+int worker_main(int argc, char **argv);
+
+/* Encoding (both sides). decode returns 0, or -1 with *error (malloc'd). */
+json_t *worker_encode_spec(const struct run_spec *spec);
+int worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error);
+json_t *worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb);
+int worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, long *rss_kb,
+			 char **error);
+
+/* One message on a SOCK_SEQPACKET socket: send (memfd when large) / receive (NULL on EOF/error). */
+int worker_send(int fd, const json_t *msg);
+json_t *worker_recv(int fd, size_t max, char **error);
+
+#endif
