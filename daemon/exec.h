@@ -64,6 +64,9 @@ struct run {
 	struct run_result res;
 	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
 	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
+	/* Called by exec_run right after the command was spawned (res.pid set), or NULL. */
+	void (*spawned)(struct run *r, void *arg);
+	void *spawned_arg;
 	void *owner;            /* for the loop side (the job), never used by the runner */
 };
 

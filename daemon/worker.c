@@ -733,6 +733,17 @@ send_msg(int sock, json_t *msg)
 	return rc;
 }
 
+/* Tell the daemon the command's pid: if this worker dies, it kills the job's group. */
+static void
+worker_spawned(struct run *r, void *arg)
+{
+	int sock = *(int *)arg;
+
+	if (send_msg(sock, json_pack("{s:s,s:I,s:i}", "t", "started", "job",
+				     (json_int_t)r->spec.job_id, "pid", (int)r->res.pid)) == -1)
+		log_warnx("worker: cannot report the pid of job %" PRIu64, r->spec.job_id);
+}
+
 /* One "run" message: execute it, answer "done". -1 if the daemon is gone. */
 static int
 worker_run(int sock, int index, struct title *t, const json_t *msg)
@@ -757,6 +768,8 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	    write(r->cancel_fd, &one, sizeof one) == -1) {
 		/* already readable */
 	}
+	r->spawned = worker_spawned;
+	r->spawned_arg = &sock;
 	run_execute(r);
 	worker_cancel_fd = -1;
 	atomic_store(&worker_job, 0);

@@ -8,8 +8,10 @@
  * worker → daemon: {"t":"ready","pid":N}       started, idle
  *                  {"t":"started","job":ID,"pid":P}  a command was spawned (pid P, its group)
  *                  {"t":"done","job":ID, result..., "rss_kb":N}  the job is over; idle again
- * Cancel of a command: SIGUSR1 to the worker (it then kills the job's group
- * as a timeout does). Every message is validated; a worker that sends
+ * Cancel of a command: SIGUSR1 to the worker, queued with sigqueue() and the
+ * job id as sival_ptr (a plain kill means the current job); it then kills
+ * the job's group as a timeout does. "started" is understood by the daemon
+ * but not sent yet (exec_run has no spawn hook). Every message is validated; a worker that sends
  * anything malformed, unexpected or oversized is killed and replaced.
  */
 #ifndef TASKD_WORKER_H
@@ -24,7 +26,7 @@
 
 #define WORKER_MSG_MAX (64u << 10) /* larger messages go through a memfd */
 
-/* `taskd --worker FD [N]`: the worker's main loop; returns the exit code. */
+/* `taskd --worker FD [INDEX [DAEMONPID [PADDING]]]`: the worker's main loop; returns the exit code. */
 int worker_main(int argc, char **argv);
 
 /* Encoding (both sides). decode returns 0, or -1 with *error (malloc'd). */
@@ -34,7 +36,12 @@ json_t *worker_encode_result(uint64_t job, const struct run_result *res, long rs
 int worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, long *rss_kb,
 			 char **error);
 
-/* One message on a SOCK_SEQPACKET socket: send (memfd when large) / receive (NULL on EOF/error). */
+/*
+ * One message on a SOCK_SEQPACKET socket: send (memfd when large) / receive.
+ * worker_recv never blocks (MSG_DONTWAIT) and returns NULL with *error
+ * (malloc'd): "eof" (EOF or ECONNRESET: the peer is gone), "again" (nothing
+ * to read), or a message (too large for max, malformed, bad fd passing).
+ */
 int worker_send(int fd, const json_t *msg);
 json_t *worker_recv(int fd, size_t max, char **error);
 
