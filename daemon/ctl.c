@@ -18,6 +18,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sched.h"
+#include "sd.h"
 #include "server.h"
 #include "stats.h"
 #include "tpool.h"
@@ -647,6 +648,7 @@ ctl_shutdown(struct taskd *td, bool drain)
 		 sched_running(td->sched), sched_pending(td->sched));
 	td->stopping = true;
 	td->draining = drain;
+	sd_stopping();
 	server_stop_listening(td->server);
 	sched_set_idle_cb(td->sched, sched_idle_cb, td);
 	if (!drain)
@@ -717,6 +719,21 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, json_pack("{s:o}", "text", text));
 }
 
+/* ---- one-line status (systemd's STATUS=) ---- */
+
+void
+ctl_status_line(struct taskd *td, char *buf, size_t len)
+{
+	struct ppool_state ps = { 0 };
+
+	if (td->ppool != NULL)
+		ppool_get_state(td->ppool, &ps);
+	snprintf(buf, len, "%s%zu running (%zu cpu, %zu io), %zu queued, %d/%d workers busy",
+		 td->stopping ? "stopping: " : "", sched_running(td->sched),
+		 sched_running_class(td->sched, CLASS_CPU), sched_running_class(td->sched, CLASS_IO),
+		 sched_pending(td->sched), ps.busy, ps.alive);
+}
+
 /* ---- reload ---- */
 
 int
@@ -775,14 +792,27 @@ note_change(const char *key, void *arg)
 	json_array_append_new(arg, json_string(key));
 }
 
+static int apply_reload(struct taskd *td, json_t **changed, char **cause);
+
 int
 ctl_reload(struct taskd *td, json_t **changed, char **cause)
+{
+	int rc;
+
+	*changed = NULL;
+	sd_reloading();
+	rc = apply_reload(td, changed, cause);
+	sd_reloaded();
+	return rc;
+}
+
+static int
+apply_reload(struct taskd *td, json_t **changed, char **cause)
 {
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
 
-	*changed = NULL;
 	if (td->config_path == NULL) {
 		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
 		STATS_INC(reload_errors);

@@ -59,6 +59,9 @@ int ctl_max_clients(const struct config *cfg);
 /* The process-pool part (max_workers 0 resolved to the number of CPUs). */
 struct ppool_config ctl_ppool_config(const struct config *cfg);
 
+/* "3 running (1 cpu, 2 io), 12 queued, 1/2 workers busy" */
+void ctl_status_line(struct taskd *td, char *buf, size_t len);
+
 /* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
 void ctl_shutdown(struct taskd *td, bool drain);
 

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "ppool.h"
 #include "sched.h"
+#include "sd.h"
 #include "server.h"
 #include "stats.h"
 #include "tpool.h"
@@ -272,11 +273,44 @@ start_ppool(void)
 	sched_set_ppool(td.sched, td.ppool);
 }
 
+/* The socket systemd passed, else our own. */
+static void
+listen_socket(void)
+{
+	char *cause = NULL;
+	int fd = sd_listen_socket(&cause);
+
+	if (fd < 0)
+		fatalx("%s", cause);
+	if (fd > 0) {
+		td.server = server_adopt(td.base, fd, &cause);
+		if (td.server == NULL)
+			fatalx("%s", cause);
+		free(td.socket_path);
+		td.socket_path = xstrdup(server_path(td.server));
+		log_info("serving on the socket passed by systemd: %s", td.socket_path);
+		return;
+	}
+	make_parent(td.socket_path);
+	td.server = server_new(td.base, td.socket_path, cfg.socket_mode, &cause);
+	if (td.server == NULL)
+		fatalx("%s", cause);
+}
+
+/* STATUS= for systemd, refreshed every second (sent only when it changed). */
+static void
+main_status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char line[160];
+
+	ctl_status_line(&td, line, sizeof line);
+	sd_set_status(line);
+}
+
 static void
 setup(void)
 {
 	struct tpool_config tc = ctl_tpool_config(&cfg);
-	char *cause = NULL;
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -288,7 +322,6 @@ setup(void)
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
 	clean_jobs_dir(td.jobs_dir);
-	make_parent(td.socket_path);
 
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent: no pthreads support");
@@ -296,9 +329,7 @@ setup(void)
 	if (td.base == NULL)
 		fatalx("libevent: cannot create the event loop");
 	watch_signals();
-	td.server = server_new(td.base, td.socket_path, cfg.socket_mode, &cause);
-	if (td.server == NULL)
-		fatalx("%s", cause);
+	listen_socket();
 	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg));
 	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
 		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
@@ -314,14 +345,16 @@ setup(void)
 int
 main(int argc, char **argv)
 {
+	const struct timeval second = { 1, 0 };
+	struct event *status_ev;
+	char line[160];
 	size_t i;
 
 	if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
-	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level,
-		 getenv("JOURNAL_STREAM") != NULL);
+	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());
 	signal(SIGPIPE, SIG_IGN);
 	/* Descriptors inherited from whoever started us must not reach jobs. */
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
@@ -329,11 +362,18 @@ main(int argc, char **argv)
 	setup();
 	log_info("taskd %s ready on %s (pid %d, state in %s)", TASKD_VERSION, td.socket_path,
 		 (int)getpid(), td.state_dir);
+	ctl_status_line(&td, line, sizeof line);
+	sd_ready(td.base, line);
+	status_ev = event_new(td.base, -1, EV_PERSIST, main_status_cb, NULL);
+	if (status_ev == NULL || event_add(status_ev, &second) == -1)
+		fatalx("cannot start the status timer");
 
 	if (event_base_dispatch(td.base) == -1)
 		fatalx("event loop failed");
 
 	log_info("taskd stopped");
+	event_free(status_ev);
+	sd_done();
 	server_free(td.server);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);

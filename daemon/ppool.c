@@ -702,6 +702,12 @@ count_state(const struct ppool *pp, struct ppool_state *st)
 	}
 }
 
+void
+ppool_get_state(const struct ppool *pp, struct ppool_state *st)
+{
+	count_state(pp, st);
+}
+
 /* The idle worker idle longest (retire) or shortest (submit). */
 static struct pworker *
 pick_idle(const struct ppool *pp, bool longest)

@@ -76,5 +76,7 @@ struct ppool_state {
 	int idle_expired; /* idle workers idle for longer than idle_timeout */
 };
 int ppool_plan(const struct ppool_config *cfg, const struct ppool_state *st);
+/* The pool's current counts (for status lines). */
+void ppool_get_state(const struct ppool *pp, struct ppool_state *st);
 
 #endif

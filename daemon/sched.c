@@ -34,6 +34,7 @@ struct sched {
 	struct jobq *queue[NQUEUES];
 	uint64_t seq;
 	size_t running;
+	size_t running_cpu;  /* of running: in the process pool */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
@@ -235,6 +236,12 @@ sched_running(const struct sched *s)
 	return s->running;
 }
 
+size_t
+sched_running_class(const struct sched *s, enum job_class c)
+{
+	return c == CLASS_CPU ? s->running_cpu : s->running - s->running_cpu;
+}
+
 json_t *
 sched_router_json(const struct sched *s)
 {
@@ -332,6 +339,8 @@ run_finished(struct sched *s, struct run *r, int worker)
 	j->run = NULL;
 	run_free(r);
 	s->running--;
+	if (j->pool == POOL_PROCESS)
+		s->running_cpu--;
 	learn(s, j);
 	finish(s, j, final_state(&j->res));
 	sched_dispatch(s);
@@ -398,6 +407,8 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 	j->started_at = now_unix();
 	job_set_state(s->jobs, j, JOB_RUNNING);
 	s->running++;
+	if (pool == POOL_PROCESS)
+		s->running_cpu++;
 	STATS_INC(jobs_started);
 	log_debug("job %llu started in the %s pool", (unsigned long long)j->id,
 		  job_pool_name(pool));

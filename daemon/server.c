@@ -43,6 +43,7 @@ struct server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	char *path;
+	bool owned;       /* we created the socket file (not socket activation) */
 	dev_t dev;
 	ino_t ino;
 	size_t max_frame;
@@ -126,12 +127,42 @@ bind_socket(int fd, const struct sockaddr_un *sun, mode_t mode, char **cause)
 	return 0;
 }
 
+/* Serve on a listening socket; owned: we made the file and remove it at the end. */
+static struct server *
+serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **cause)
+{
+	struct server *srv = xcalloc(1, sizeof *srv);
+	struct stat st;
+
+	srv->base = base;
+	srv->path = xstrdup(path);
+	srv->owned = owned;
+	if (owned && stat(path, &st) == 0) {
+		srv->dev = st.st_dev;
+		srv->ino = st.st_ino;
+	}
+	srv->max_frame = 1 << 20;
+	srv->max_clients = 1024;
+	TAILQ_INIT(&srv->clients);
+	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
+	if (srv->listener == NULL) {
+		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+		free(srv->path);
+		free(srv);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
+	srv->retry = evtimer_new(base, server_retry_cb, srv);
+	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
+	return srv;
+}
+
 struct server *
 server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
 {
 	struct sockaddr_un sun;
 	struct server *srv;
-	struct stat st;
 	int fd;
 
 	if (fill_addr(&sun, path, cause) == -1)
@@ -145,30 +176,42 @@ server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
 		close(fd);
 		return NULL;
 	}
-	srv = xcalloc(1, sizeof *srv);
-	srv->base = base;
-	srv->path = xstrdup(path);
-	if (stat(path, &st) == 0) {
-		srv->dev = st.st_dev;
-		srv->ino = st.st_ino;
-	}
-	srv->max_frame = 1 << 20;
-	srv->max_clients = 1024;
-	TAILQ_INIT(&srv->clients);
-	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
-					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
-	if (srv->listener == NULL) {
-		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+	srv = serve_fd(base, fd, path, true, cause);
+	if (srv == NULL) {
 		close(fd);
 		unlink(path);
-		free(srv->path);
-		free(srv);
+	}
+	return srv;
+}
+
+struct server *
+server_adopt(struct event_base *base, int fd, char **cause)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof sun;
+	struct server *srv;
+	int flags;
+
+	memset(&sun, 0, sizeof sun);
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1) {
+		xasprintf(cause, "getsockname: %s", strerror(errno));
 		return NULL;
 	}
-	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
-	srv->retry = evtimer_new(base, server_retry_cb, srv);
-	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
+	flags = fcntl(fd, F_GETFL);
+	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		xasprintf(cause, "fcntl on the passed socket: %s", strerror(errno));
+		return NULL;
+	}
+	srv = serve_fd(base, fd, sun.sun_path[0] != '\0' ? sun.sun_path : "(abstract)", false,
+		       cause);
 	return srv;
+}
+
+const char *
+server_path(const struct server *srv)
+{
+	return srv->path;
 }
 
 void
@@ -216,8 +259,8 @@ unlink_socket(struct server *srv)
 {
 	struct stat st;
 
-	/* Only our own socket: another taskd may have replaced it. */
-	if (stat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
+	/* Only our own socket: another taskd may have replaced it; systemd owns its own. */
+	if (srv->owned && stat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
 		unlink(srv->path);
 }
 

@@ -22,6 +22,9 @@ typedef void (*server_close_fn)(struct client *c, void *arg);
  * only if nothing answers on it. On error returns NULL and sets *cause.
  */
 struct server *server_new(struct event_base *base, const char *path, mode_t mode, char **cause);
+/* Serve on an already listening socket (socket activation); its file is never removed. */
+struct server *server_adopt(struct event_base *base, int fd, char **cause);
+const char *server_path(const struct server *srv);
 void server_set_handlers(struct server *srv, server_frame_fn frame, server_close_fn close,
 			 void *arg);
 void server_set_limits(struct server *srv, size_t max_frame, int max_clients);

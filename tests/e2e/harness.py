@@ -344,13 +344,16 @@ class Daemon:
     (dotted keys into the config of DESIGN §7; None removes a key).
     """
 
-    def __init__(self, overrides=None, start=True, extra_args=(), tmpdir=None):
+    def __init__(self, overrides=None, start=True, extra_args=(), tmpdir=None, env=None,
+                 wrapper=()):
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="taskd-e2e-")
         self.sock = os.path.join(self.tmp, "taskd.sock")
         self.conf = os.path.join(self.tmp, "taskd.conf")
         self.log = os.path.join(self.tmp, "taskd.log")
         self.state_dir = os.path.join(self.tmp, "state")
         self.extra_args = list(extra_args)
+        self.env = env          # extra environment variables for taskd
+        self.wrapper = list(wrapper)  # e.g. systemd-socket-activate -l SOCK
         self.proc = None
         self.returncode = None
         self._cleaned = False
@@ -386,9 +389,10 @@ class Daemon:
         ready="socket": the socket merely accepts connections.
         """
         self.logf = open(self.log, "ab")
-        argv = [TASKD, "-c", self.conf, "-s", self.sock] + self.extra_args
+        argv = self.wrapper + [TASKD, "-c", self.conf, "-s", self.sock] + self.extra_args
+        env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, cwd=self.tmp)
+                                     stderr=self.logf, cwd=self.tmp, env=env)
         _protected_pids.add(self.proc.pid)
         self.returncode = None
         deadline = time.monotonic() + timeout

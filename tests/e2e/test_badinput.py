@@ -153,6 +153,17 @@ class BadInputTest(E2ETestCase):
                            "jobs": [{"argv": ["true"], "colour": "blue"}]}, "bad_request")
         self.assertTrue(r["error"]["message"].startswith("jobs[0]: "), r)
 
+    def test_batch_item_with_envelope_fields(self):
+        # "op", "id" and "v" belong to the request, not to a job of a batch
+        for field, value in (("op", "submit"), ("id", 5), ("v", 1)):
+            with self.subTest(field=field):
+                r = self.rejected({"v": 1, "id": "b", "op": "submit",
+                                   "jobs": [{"type": "noop"}, {"type": "noop", field: value}]},
+                                  "bad_request")
+                self.assertEqual(r["id"], "b")
+                self.assertTrue(r["error"]["message"].startswith("jobs[1]: "), r)
+                self.assertIn(field, r["error"]["message"])
+
     def test_name(self):
         self.bad_submit(name="n" * 300)
         self.bad_submit(name=5)

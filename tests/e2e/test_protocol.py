@@ -3,6 +3,10 @@
 import base64
 import json
 import os
+import re
+import shutil
+import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -333,7 +337,246 @@ class ProtocolTest(E2ETestCase):
             # trailing whitespace is valid JSON
             self.assertOk(r)
 
+    # -- limits on one connection
+    def test_too_many_pipelined_waits(self):
+        # 1024 waits may be parked on one connection; beyond that each wait
+        # is refused with too_many_requests at once, and the connection and
+        # the daemon keep working.
+        jid = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(jid)
+        self.d.wait_state(jid, "running")
+        n = 1030
+        with self.d.connect(timeout=30) as c:
+            c.send_raw(b"".join(json.dumps({"id": i, "op": "wait", "job": jid}).encode()
+                                + b"\n" for i in range(n)))
+            errors = {}
+            while len(errors) < n - 1024:
+                r = c.recv(timeout=15)
+                self.assertIs(r.get("ok"), False, "a wait answered while its job runs: %r" % r)
+                errors[r["id"]] = self.assertError(r, "too_many_requests")
+            self.assertEqual(sorted(errors), list(range(1024, n)))
+            self.assertOk(c.call({"id": "st", "op": "status"}, timeout=15))
+            self.assertDaemonServes()
+            # another connection is not limited by this one
+            with self.d.connect() as other:
+                other.send({"id": "o", "op": "wait", "job": jid})
+                self.assertTrue(other.no_data_within(0.2))
+                self.d.cancel(jid)
+                self.assertEqual(self.assertOk(other.recv_id("o", timeout=15))["state"],
+                                 "cancelled")
+            # and the 1024 parked waits are all answered
+            got = set()
+            for _ in range(1024):
+                r = c.recv(timeout=15)
+                self.assertEqual(self.assertOk(r)["state"], "cancelled")
+                got.add(r["id"])
+            self.assertEqual(got, set(range(1024)))
+        self.assertDaemonServes()
+
+    def clients_gauge(self):
+        p = self.d.ctl("metrics")
+        self.assertRc(p, 0)
+        m = re.search(r"^taskd_clients (\d+)$", p.stdout, re.M)
+        self.assertIsNotNone(m, "no taskd_clients gauge in:\n" + p.stdout)
+        return int(m.group(1))
+
+    def test_half_close_then_close_frees_client(self):
+        # A client that sends a wait for a long job, half-closes, then goes
+        # away entirely: the daemon must notice and drop the connection
+        # (not keep it until the job ends).
+        jid = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(jid)
+        self.d.wait_state(jid, "running")
+        base = self.clients_gauge()
+        c = self.d.connect()
+        try:
+            c.send({"id": 1, "op": "wait", "job": jid})
+            self.assertTrue(c.no_data_within(0.2))
+            wait_for(lambda: self.clients_gauge() >= base + 1, 5,
+                     what="taskd_clients to count the waiting client")
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertTrue(c.no_data_within(0.3), "the wait was answered early")
+        finally:
+            c.close()
+        wait_for(lambda: self.clients_gauge() <= base, 3,
+                 what="taskd_clients to drop after the half-closed client went away "
+                 "(base %d)" % base)
+        self.assertEqual(self.d.show(jid)["state"], "running")
+        # and the same without the half-close
+        c = self.d.connect()
+        try:
+            c.send({"id": 1, "op": "wait", "job": jid})
+            wait_for(lambda: self.clients_gauge() >= base + 1, 5,
+                     what="taskd_clients to count the waiting client")
+        finally:
+            c.close()
+        wait_for(lambda: self.clients_gauge() <= base, 3,
+                 what="taskd_clients to drop after the waiting client went away")
+        self.assertDaemonServes()
+
+    def test_last_request_without_newline(self):
+        # The last request of a half-closed connection needs no newline.
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":"status"}')
+            c.sock.shutdown(socket.SHUT_WR)
+            r = c.recv(timeout=10)
+            self.assertEqual(r.get("id"), 1)
+            self.assertOk(r)
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":"status"}\n{"id":2,"op":"list","limit":1}')
+            c.sock.shutdown(socket.SHUT_WR)
+            got = {}
+            for _ in range(2):
+                r = c.recv(timeout=10)
+                got[r["id"]] = self.assertOk(r)
+            self.assertEqual(set(got), {1, 2})
+            # then the daemon closes its side
+            with self.assertRaises(ProtocolError):
+                c.recv(timeout=5)
+        with self.d.connect() as c:
+            c.send_raw(b'{"id":1,"op":')
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertError(c.recv(timeout=10), "bad_request")
+        self.assertDaemonServes()
+
     # -- shutdown over the protocol is in test_daemon / test_cli
+
+
+# A small client run as another user: sends the requests given as a JSON
+# list on one connection and prints the list of responses as JSON.
+FOREIGN_CLIENT = r"""
+import json, socket, sys
+path, reqs = sys.argv[1], json.loads(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect(path)
+s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+buf, out = b"", []
+while len(out) < len(reqs):
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed after %d responses: %r" % (len(out), out))
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    out.append(json.loads(line))
+print(json.dumps(out))
+"""
+
+NOBODY = 65534
+RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: runs clients as nobody against a root taskd")
+@unittest.skipUnless(RUNUSER, "runuser not found")
+class ForeignUserTest(E2ETestCase):
+    """A root taskd and a client running as nobody (SO_PEERCRED decides)."""
+
+    shared_daemon = True
+    shared_overrides = {"socket_mode": "0666"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        os.chmod(cls.d.tmp, 0o755)  # nobody must reach the socket
+        cls.client = os.path.join(cls.d.tmp, "foreign_client.py")
+        with open(cls.client, "w") as f:
+            f.write(FOREIGN_CLIENT)
+        os.chmod(cls.client, 0o644)
+
+    def as_nobody(self, *reqs):
+        """Send reqs as uid nobody on one connection; the list of responses."""
+        p = subprocess.run([RUNUSER, "-u", "nobody", "--", sys.executable, self.client,
+                            self.d.sock, json.dumps(list(reqs))], capture_output=True,
+                           text=True, timeout=30, cwd="/", stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, "client as nobody failed: %s%s" % (p.stdout, p.stderr))
+        return json.loads(p.stdout)
+
+    def ctl_as_nobody(self, *args):
+        from harness import TASKCTL
+        return subprocess.run([RUNUSER, "-u", "nobody", "--", TASKCTL, "-s", self.d.sock]
+                              + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=30, cwd="/", stdin=subprocess.DEVNULL)
+
+    def test_peer_is_nobody(self):
+        [r] = self.as_nobody({"id": 1, "op": "submit", "type": "noop"})
+        j = self.d.wait_job(self.assertOk(r)["id"])
+        self.assertEqual(j["owner"], {"uid": NOBODY, "gid": NOBODY})
+
+    def test_shutdown_and_reload_forbidden(self):
+        rs = self.as_nobody({"id": 1, "op": "shutdown"},
+                            {"id": 2, "op": "shutdown", "drain": True},
+                            {"id": 3, "op": "reload"})
+        for r in rs:
+            self.assertError(r, "forbidden")
+        p = self.ctl_as_nobody("shutdown")
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn("forbidden", (p.stdout + p.stderr).lower())
+        self.assertTrue(self.d.alive())
+        st = self.assertDaemonServes()
+        self.assertIs(st["stopping"], False)
+        self.assertEqual(st["counters"]["reloads"], 0)
+        self.assertOk(self.d.request({"id": 1, "op": "submit", "type": "noop"}))
+
+    def test_exec_forbidden(self):
+        before = len(self.d.list_jobs())
+        rs = self.as_nobody({"id": 1, "op": "submit", "argv": ["id"]},
+                            {"id": 2, "op": "submit", "argv": ["id"], "class": "cpu"},
+                            {"id": 3, "op": "submit",
+                             "jobs": [{"type": "noop"}, {"argv": ["id"]}]})
+        for r in rs:
+            self.assertError(r, "forbidden")
+        self.assertTrue(rs[2]["error"]["message"].startswith("jobs[1]: "), rs[2])
+        self.assertEqual(len(self.d.list_jobs()), before, "a refused submit queued a job")
+
+    def test_builtin_accepted(self):
+        rs = self.as_nobody({"id": 1, "op": "submit", "type": "noop"},
+                            {"id": 2, "op": "submit", "type": "sumsq", "argv": ["10"],
+                             "class": "cpu"},
+                            {"id": 3, "op": "submit", "jobs": [{"type": "sleep",
+                                                                "argv": ["0.01"]}]})
+        ids = [self.assertOk(rs[0])["id"], self.assertOk(rs[1])["id"]]
+        ids += self.assertOk(rs[2])["ids"]
+        for i in ids:
+            self.assertEqual(self.d.wait_job(i)["state"], "done")
+        self.assertEqual(self.d.show(ids[1])["result"], "285")
+        # its own jobs: show and wait work
+        rs = self.as_nobody({"id": 1, "op": "show", "job": ids[0]},
+                            {"id": 2, "op": "wait", "job": ids[1]})
+        self.assertEqual(self.assertOk(rs[0])["id"], ids[0])
+        self.assertEqual(self.assertOk(rs[1])["result"], "285")
+
+    def test_roots_job_hidden(self):
+        jid = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(jid)
+        self.d.wait_state(jid, "running")
+        done = self.d.submit(["true"])
+        self.d.wait_job(done)
+        [mine] = self.as_nobody({"id": 1, "op": "submit", "type": "noop"})
+        mine = self.assertOk(mine)["id"]
+        self.d.wait_job(mine)
+        rs = self.as_nobody({"id": "show", "op": "show", "job": jid},
+                            {"id": "cancel", "op": "cancel", "job": jid},
+                            {"id": "wait", "op": "wait", "job": jid},
+                            {"id": "logs", "op": "logs", "job": jid},
+                            {"id": "show2", "op": "show", "job": done},
+                            {"id": "logs2", "op": "logs", "job": done},
+                            {"id": "list", "op": "list", "limit": 0},
+                            {"id": "list2", "op": "list", "state": "running"})
+        rs = {r["id"]: r for r in rs}
+        for k in ("show", "cancel", "wait", "logs", "show2", "logs2"):
+            with self.subTest(op=k):
+                self.assertError(rs[k], "forbidden")
+        self.assertEqual(self.d.show(jid)["state"], "running", "nobody cancelled root's job")
+        listed = self.assertOk(rs["list"])["jobs"]
+        self.assertIn(mine, [j["id"] for j in listed])
+        self.assertEqual([j for j in listed if j["owner"]["uid"] != NOBODY], [],
+                         "list as nobody shows other users' jobs")
+        self.assertEqual(self.assertOk(rs["list2"])["jobs"], [])
+        # root sees both
+        ids = [j["id"] for j in self.d.list_jobs()]
+        self.assertIn(jid, ids)
+        self.assertIn(mine, ids)
 
 
 class ProtocolShutdownTest(E2ETestCase):
