@@ -13,8 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (E2ETestCase, Daemon, TASKD, wait_for, pid_gone, main)  # noqa: E402
-                     pid_gone, main)
+from harness import E2ETestCase, Daemon, TASKD, wait_for, pid_gone, main  # noqa: E402
 
 CPU = {"class": "cpu"}
 IO = {"class": "io"}
