@@ -525,6 +525,7 @@ child_spawn(struct child *c, const char *cwd)
 	    errno != EPERM && errno != EACCES)
 		log_warn("setpriority %d for job %llu", r->spec.nice,
 			 (unsigned long long)r->spec.job_id);
+	atomic_store(&r->live_pid, (int)c->pid);
 	if (r->spawned != NULL)
 		r->spawned(r, r->spawned_arg);
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);

@@ -9,6 +9,7 @@
 #ifndef TASKD_EXEC_H
 #define TASKD_EXEC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,6 +65,7 @@ struct run {
 	struct run_result res;
 	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
 	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
+	_Atomic int live_pid;   /* the command's pid once spawned, readable by the loop while it runs */
 	/* Called by exec_run right after the command was spawned (res.pid set), or NULL. */
 	void (*spawned)(struct run *r, void *arg);
 	void *spawned_arg;

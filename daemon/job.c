@@ -367,6 +367,7 @@ job_to_json(const struct job *j)
 {
 	json_t *o = json_object();
 	const char *pool = job_pool_name(j->pool);
+	int pid;
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
@@ -383,7 +384,8 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,
 						  "gid", (json_int_t)j->gid));
-	json_object_set_new(o, "pid", j->res.pid > 0 ? json_integer(j->res.pid) : json_null());
+	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
+	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));

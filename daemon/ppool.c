@@ -620,6 +620,7 @@ on_started(struct pworker *w, const json_t *msg, char **why)
 		return -1;
 	}
 	w->job_pid = (pid_t)json_integer_value(pid);
+	atomic_store(&w->run->live_pid, (int)w->job_pid);
 	return 0;
 }
 
@@ -915,12 +916,13 @@ ppool_to_json(const struct ppool *pp)
 	json_t *a = json_array(), *o;
 
 	TAILQ_FOREACH(w, &pp->workers, entry) {
-		o = json_pack("{s:i,s:i,s:s,s:o,s:I,s:I,s:f}", "index", w->index, "pid",
+		o = json_pack("{s:i,s:i,s:s,s:o,s:I,s:o,s:f}", "index", w->index, "pid",
 		              (int)w->pid, "state", wstate_names[w->state], "job",
 		              w->run != NULL ? json_integer((json_int_t)w->run->spec.job_id)
 		                             : json_null(),
 		              "jobs_done", (json_int_t)w->jobs_done, "rss_kb",
-		              (json_int_t)w->rss_kb, "started_at", w->started_at);
+		              w->rss_kb >= 0 ? json_integer(w->rss_kb) : json_null(),
+		              "started_at", w->started_at);
 		json_array_append_new(a, o);
 	}
 	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:o}", "mode",
