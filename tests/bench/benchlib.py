@@ -438,6 +438,20 @@ class Run:
     def max_wall(self, jobs=None):
         return max((j.get("wall") or 0) for j in (self.jobs if jobs is None else jobs))
 
+    def handoff_gaps(self, jobs=None):
+        """Per worker (pool, worker id): seconds from one job's finish to the
+        next job's start there - the daemon's dispatch overhead when jobs queue."""
+        by = {}
+        for j in (self.jobs if jobs is None else jobs):
+            if j.get("started_at") is None:
+                continue
+            by.setdefault((j.get("pool"), j.get("worker")), []).append(j)
+        gaps = []
+        for js in by.values():
+            js.sort(key=lambda j: j["started_at"])
+            gaps += [b["started_at"] - a["finished_at"] for a, b in zip(js, js[1:])]
+        return gaps
+
     def pools(self, jobs=None):
         """{"process": n, "thread": m} over the jobs."""
         out = {}
