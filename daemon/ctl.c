@@ -141,24 +141,6 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 	return 0;
 }
 
-/*
- * A root daemon must not run another user's command as root. Running it as
- * its submitter (setuid in the child) is the durability/security issue's
- * work; until then such a submit is refused.
- */
-static int
-check_identity(struct client *c, const struct job_spec *spec, struct proto_error *err)
-{
-	uid_t uid = server_client_uid(c);
-
-	if (spec->type != BUILTIN_EXEC || geteuid() != 0 || uid == 0)
-		return 0;
-	proto_error_set(err, TASKD_ERR_FORBIDDEN,
-			"taskd runs as root and cannot run commands as uid %u yet; "
-			"run your own taskd (see README)", (unsigned)uid);
-	return -1;
-}
-
 static struct job *
 add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 {
@@ -192,8 +174,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	specs = xcalloc(n, sizeof *specs);
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i),
-					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0 &&
-		    check_identity(c, &specs[i], &err) == 0)
+					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -259,11 +240,6 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	if (check_room(td, c, req, 1) == -1)
 		return;
 	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, &spec, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
-		return;
-	}
-	if (check_identity(c, &spec, &err) == -1) {
-		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

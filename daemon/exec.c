@@ -27,6 +27,9 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -82,6 +85,7 @@ struct child {
 	double deadline;     /* CLOCK_MONOTONIC timeout, 0 = none */
 	double kill_at;      /* CLOCK_MONOTONIC SIGKILL time once stopping */
 	bool stopping;       /* SIGTERM sent (timeout or cancel) */
+	int report;          /* --run-as: read end of the failure report pipe, -1 otherwise */
 	bool killed;         /* SIGKILL sent */
 	enum run_status why; /* RUN_TIMEOUT or RUN_CANCELLED once stopping */
 };
@@ -382,6 +386,9 @@ stream_open(struct run *r, struct stream *s, const char *path)
 	s->file = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (s->file == -1)
 		return run_fail(r, 1, xprintf("cannot open %s: %s", s->path, strerror(errno)));
+	/* A job's output belongs to its submitter. */
+	if (path != NULL && r->spec.as_user && fchown(s->file, r->spec.uid, r->spec.gid) == -1)
+		return run_fail(r, 1, xprintf("cannot chown %s: %s", s->path, strerror(errno)));
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return run_fail(r, 1, xprintf("pipe: %s", strerror(errno)));
 	s->rfd = p[0];
@@ -399,6 +406,7 @@ child_init(struct child *c, struct run *r)
 	memset(c, 0, sizeof *c);
 	c->r = r;
 	c->pidfd = -1;
+	c->report = -1;
 	c->out.rfd = c->out.wfd = c->out.file = -1;
 	c->err.rfd = c->err.wfd = c->err.file = -1;
 	c->out.bytes = &r->res.out_bytes;
@@ -419,6 +427,7 @@ static void
 child_close(struct child *c)
 {
 	fd_close(&c->pidfd);
+	fd_close(&c->report);
 	fd_close(&c->out.rfd);
 	fd_close(&c->out.wfd);
 	fd_close(&c->out.file);
@@ -442,7 +451,8 @@ child_prepare(struct child *c, const char *cwd)
 	}
 	if (r->spec.argv == NULL || r->spec.argv[0] == NULL)
 		return run_fail(r, 127, xstrdup("command not found: (empty argv)"));
-	if (check_cwd(r, cwd) == -1)
+	/* As another user, the cwd is checked by --run-as with that user's rights. */
+	if (!r->spec.as_user && check_cwd(r, cwd) == -1)
 		return -1;
 	code = exec_resolve(r->spec.argv[0], r->spec.env, cwd, &c->path, &error);
 	if (code != 0)
@@ -468,6 +478,8 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct child *c, const char 
 		return err;
 	if ((err = posix_spawn_file_actions_adddup2(fa, c->err.wfd, 2)) != 0)
 		return err;
+	if (c->report != -1)
+		return 0; /* --run-as: fd 3 is set up by runas_spawn; it enters cwd itself */
 	return posix_spawn_file_actions_addchdir_np(fa, cwd);
 }
 
@@ -492,15 +504,142 @@ spawn_attrs(posix_spawnattr_t *attr)
 	return posix_spawnattr_setsigdefault(attr, &def);
 }
 
+/* --- running as the submitter ------------------------------------------ */
+
+#define RUNAS_SELF "/proc/self/exe"
+#define RUNAS_REPORT_FD 3
+
+static char *const exec_empty_env[] = {NULL};
+
+/* The report pipe and the trampoline's argv (see exec_runas_main). */
+static int
+runas_prepare(struct child *c, const char *cwd, int *report_w, char ***tramp)
+{
+	struct run *r = c->r;
+	char *const *env = r->spec.env != NULL ? r->spec.env : exec_default_env;
+	size_t i, n = 0, nargs = strv_len(r->spec.argv), nenv = strv_len(env);
+	char **v;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return run_fail(r, 1, xprintf("pipe: %s", strerror(errno)));
+	c->report = p[0];
+	*report_w = fd_above_stdio(p[1]);
+	if (*report_w == -1)
+		return run_fail(r, 1, xprintf("fcntl: %s", strerror(errno)));
+	v = xcalloc(7 + nargs + nenv + 1, sizeof *v);
+	v[n++] = xstrdup("taskd");
+	v[n++] = xstrdup("--run-as");
+	v[n++] = xprintf("%u", (unsigned)r->spec.uid);
+	v[n++] = xprintf("%u", (unsigned)r->spec.gid);
+	v[n++] = xstrdup(cwd);
+	v[n++] = xstrdup(c->path);
+	v[n++] = xprintf("%zu", nargs);
+	for (i = 0; i < nargs; i++)
+		v[n++] = xstrdup(r->spec.argv[i]);
+	for (i = 0; i < nenv; i++)
+		v[n++] = xstrdup(env[i]);
+	*tramp = v;
+	return 0;
+}
+
+/* EOF on the report pipe: the command was exec'd. Else reap the trampoline and fail. */
+static int
+runas_check(struct child *c)
+{
+	char buf[1024], *msg;
+	ssize_t n;
+	int code;
+
+	do
+		n = read(c->report, buf, sizeof buf - 1);
+	while (n == -1 && errno == EINTR);
+	fd_close(&c->report);
+	if (n == 0)
+		return 0;
+	buf[n > 0 ? n : 0] = '\0';
+	while (waitpid(c->pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	c->pid = 0;
+	code = (int)strtol(buf, &msg, 10);
+	if (n < 0 || code <= 0 || code > 255 || *msg != ' ')
+		return run_fail(c->r, 126, xstrdup("cannot start the command as its user"));
+	return run_fail(c->r, code, xstrdup(msg + 1));
+}
+
+static void __attribute__((noreturn))
+runas_fail(int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dprintf(RUNAS_REPORT_FD, "%d %s", code, msg);
+	_exit(code);
+}
+
+int
+exec_runas_main(int argc, char **argv)
+{
+	const char *cwd, *path;
+	struct passwd *pw;
+	char **jargv, **jenv;
+	unsigned long uid, gid, nargs;
+	int i;
+
+	if (argc < 7)
+		runas_fail(126, "--run-as: missing arguments");
+	uid = strtoul(argv[2], NULL, 10);
+	gid = strtoul(argv[3], NULL, 10);
+	cwd = argv[4];
+	path = argv[5];
+	nargs = strtoul(argv[6], NULL, 10);
+	if (nargs == 0 || nargs > (unsigned long)(argc - 7) || uid == 0)
+		runas_fail(126, "--run-as: bad arguments");
+	jargv = xcalloc(nargs + 1, sizeof *jargv);
+	jenv = xcalloc((size_t)argc - 7 - nargs + 1, sizeof *jenv);
+	for (i = 0; i < (int)nargs; i++)
+		jargv[i] = argv[7 + i];
+	for (i = 7 + (int)nargs; i < argc; i++)
+		jenv[i - 7 - (int)nargs] = argv[i];
+	/* Supplementary groups first (needs root), then gid, then uid. */
+	pw = getpwuid((uid_t)uid);
+	if ((pw != NULL ? initgroups(pw->pw_name, (gid_t)gid) : setgroups(0, NULL)) == -1)
+		runas_fail(126, "cannot set the groups of uid %lu: %s", uid, strerror(errno));
+	if (setgid((gid_t)gid) == -1 || setuid((uid_t)uid) == -1)
+		runas_fail(126, "cannot become uid %lu gid %lu: %s", uid, gid, strerror(errno));
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
+	    setuid(0) == 0)
+		runas_fail(126, "could not drop privileges to uid %lu", uid);
+	if (chdir(cwd) == -1)
+		runas_fail(1, "cwd %s: %s", cwd, strerror(errno));
+	if (fcntl(RUNAS_REPORT_FD, F_SETFD, FD_CLOEXEC) == -1)
+		runas_fail(126, "fcntl: %s", strerror(errno));
+	execve(path, jargv, jenv);
+	runas_fail(errno == ENOENT ? 127 : 126, "cannot execute %s: %s", path, strerror(errno));
+}
+
 static int
 child_spawn(struct child *c, const char *cwd)
 {
 	struct run *r = c->r;
 	char *const *env = r->spec.env != NULL ? r->spec.env : exec_default_env;
+	char *const *argv = r->spec.argv, **tramp = NULL;
+	const char *path = c->path;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	int err;
+	int err, report_w = -1;
 
+	if (r->spec.as_user) {
+		if (runas_prepare(c, cwd, &report_w, &tramp) == -1)
+			return -1;
+		/* The privileged trampoline gets no environment: nothing of the user's. */
+		path = RUNAS_SELF;
+		argv = tramp;
+		env = exec_empty_env;
+	}
 	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
 		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
 	if ((err = posix_spawnattr_init(&attr)) != 0) {
@@ -508,17 +647,23 @@ child_spawn(struct child *c, const char *cwd)
 		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
 	}
 	err = spawn_actions(&fa, c, cwd);
+	if (err == 0 && report_w != -1)
+		err = posix_spawn_file_actions_adddup2(&fa, report_w, RUNAS_REPORT_FD);
 	if (err == 0)
 		err = spawn_attrs(&attr);
 	if (err == 0)
-		err = posix_spawn(&c->pid, c->path, &fa, &attr, r->spec.argv, env);
+		err = posix_spawn(&c->pid, path, &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	fd_close(&c->out.wfd);
 	fd_close(&c->err.wfd);
+	fd_close(&report_w);
+	strv_free(tramp);
 	if (err != 0)
 		return run_fail(r, err == ENOENT ? 127 : 126,
 		                xprintf("cannot execute %s: %s", c->path, strerror(err)));
+	if (c->report != -1 && runas_check(c) == -1)
+		return -1;
 	r->res.pid = c->pid;
 	/* Priority as nice: lowering it needs privilege, so EPERM/EACCES is not an error. */
 	if (r->spec.nice != 0 && setpriority(PRIO_PROCESS, (id_t)c->pid, r->spec.nice) == -1 &&

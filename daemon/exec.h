@@ -37,6 +37,9 @@ struct run_spec {
 	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
 	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
 	int nice;           /* applied to a command with setpriority() after spawn; 0 = leave */
+	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
+	uid_t uid;
+	gid_t gid;
 };
 
 struct run_result {
@@ -93,6 +96,16 @@ void exec_run(struct run *r);
 
 /* Seconds a task spent waiting on a run queue, from a /proc/.../schedstat file; -1 if unknown. */
 double run_schedstat_wait(const char *path);
+
+/*
+ * `taskd --run-as UID GID CWD PATH NARGS ARGV... ENV...`: the child side of a
+ * command run as its submitter. Started by exec_run (as root, with an empty
+ * environment, so nothing of the user's reaches the privileged part), it
+ * takes the user's groups and ids, enters CWD as that user and execs PATH
+ * with the job's argv and environment. Failures go back on fd 3 as
+ * "CODE message" (126/127 like the shell, 1 for cwd). Returns an exit code.
+ */
+int exec_runas_main(int argc, char **argv);
 
 /* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
 int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "exec.h"
 #include "job.h"
 #include "log.h"
 #include "ppool.h"
@@ -352,6 +353,8 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--run-as") == 0)
+		return exec_runas_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());

@@ -395,6 +395,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
 	r->spec.nice = j->spec.priority;
+	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
+	r->spec.as_user = geteuid() == 0 && j->uid != 0;
+	r->spec.uid = j->uid;
+	r->spec.gid = j->gid;
 	r->owner = j;
 	return r;
 }

@@ -108,6 +108,9 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "kill_grace", real(s->kill_grace));
 	json_object_set_new(m, "max_output", json_integer((json_int_t)s->max_output));
 	json_object_set_new(m, "nice", json_integer(s->nice));
+	json_object_set_new(m, "as_user", json_boolean(s->as_user));
+	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
+	json_object_set_new(m, "gid", json_integer((json_int_t)s->gid));
 	return m;
 }
 
@@ -324,6 +327,9 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.kill_grace = dec_time(&d, "kill_grace");
 		s.max_output = (uint64_t)dec_int(&d, "max_output", 0, INT64_MAX);
 		s.nice = (int)dec_int(&d, "nice", WORKER_NICE_MIN, WORKER_NICE_MAX);
+		s.as_user = dec_bool(&d, "as_user");
+		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);
+		s.gid = (gid_t)dec_int(&d, "gid", 0, UINT32_MAX - 1);
 	}
 	if (d.error != NULL) {
 		spec_clear(&s);

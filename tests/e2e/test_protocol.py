@@ -518,16 +518,46 @@ class ForeignUserTest(E2ETestCase):
         self.assertEqual(st["counters"]["reloads"], 0)
         self.assertOk(self.d.request({"id": 1, "op": "submit", "type": "noop"}))
 
-    def test_exec_forbidden(self):
-        before = len(self.d.list_jobs())
-        rs = self.as_nobody({"id": 1, "op": "submit", "argv": ["id"]},
-                            {"id": 2, "op": "submit", "argv": ["id"], "class": "cpu"},
-                            {"id": 3, "op": "submit",
-                             "jobs": [{"type": "noop"}, {"argv": ["id"]}]})
+    def test_exec_runs_as_submitter(self):
+        # In both pools the command runs as nobody, its output files belong to
+        # nobody (0600), it cannot read root's files, and it inherits no
+        # daemon descriptors.
+        script = "id -u; id -g; ls /proc/self/fd | wc -l; cat /etc/shadow"
+        rs = self.as_nobody({"id": 1, "op": "submit", "argv": ["sh", "-c", script],
+                             "class": "io", "cwd": "/tmp"},
+                            {"id": 2, "op": "submit", "argv": ["sh", "-c", script],
+                             "class": "cpu", "cwd": "/tmp"})
         for r in rs:
-            self.assertError(r, "forbidden")
-        self.assertTrue(rs[2]["error"]["message"].startswith("jobs[1]: "), rs[2])
-        self.assertEqual(len(self.d.list_jobs()), before, "a refused submit queued a job")
+            j = self.d.wait_job(self.assertOk(r)["id"])
+            self.assertEqual(j["state"], "failed", j)  # cat /etc/shadow fails
+            self.assertEqual(j["owner"], {"uid": NOBODY, "gid": NOBODY})
+            out = self.d.read_output(j["id"]).decode()
+            uid, gid, nfd = out.split()[:3]
+            self.assertEqual((int(uid), int(gid)), (NOBODY, NOBODY), out)
+            self.assertLessEqual(int(nfd), 4, "job inherited descriptors: %s" % out)
+            self.assertIn("Permission denied", self.d.read_output(j["id"], "stderr").decode())
+            for ext in ("out", "err"):
+                st = os.stat(os.path.join(self.d.state_dir, "jobs", "%d.%s" % (j["id"], ext)))
+                self.assertEqual((st.st_uid, st.st_mode & 0o777), (NOBODY, 0o600))
+
+    def test_exec_cwd_checked_as_submitter(self):
+        private = os.path.join(self.d.tmp, "private")
+        os.mkdir(private, 0o700)
+        for cls in ("io", "cpu"):
+            [r] = self.as_nobody({"id": 1, "op": "submit", "argv": ["pwd"], "class": cls,
+                                  "cwd": private})
+            j = self.d.wait_job(self.assertOk(r)["id"])
+            self.assertEqual(j["state"], "failed")
+            self.assertIn("Permission denied", j["error"] or "", j)
+
+    def test_exec_errors_as_submitter(self):
+        [nf, nx] = self.as_nobody({"id": 1, "op": "submit", "argv": ["/nonexistent"]},
+                                  {"id": 2, "op": "submit", "argv": ["/etc/shadow"]})
+        j = self.d.wait_job(self.assertOk(nf)["id"])
+        self.assertEqual((j["state"], j["exit_code"]), ("failed", 127))
+        j = self.d.wait_job(self.assertOk(nx)["id"])
+        self.assertEqual((j["state"], j["exit_code"]), ("failed", 126))
+        self.assertTrue(j["error"])
 
     def test_builtin_accepted(self):
         rs = self.as_nobody({"id": 1, "op": "submit", "type": "noop"},

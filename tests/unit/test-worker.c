@@ -49,6 +49,9 @@ full_spec(struct run_spec *s)
 	s->kill_grace = 5;
 	s->max_output = 16u << 20;
 	s->nice = -5;
+	s->as_user = true;
+	s->uid = 65534;
+	s->gid = 65533;
 }
 
 static void
@@ -106,6 +109,10 @@ test_spec_round_trip(void **state)
 	assert_true(d.kill_grace == s.kill_grace);
 	assert_true(d.max_output == s.max_output);
 	assert_int_equal(d.nice, s.nice);
+	/* Losing these would run another user's command as root. */
+	assert_true(d.as_user);
+	assert_int_equal(d.uid, 65534);
+	assert_int_equal(d.gid, 65533);
 	json_decref(m);
 	spec_free(&d);
 
@@ -279,7 +286,8 @@ test_spec_rejects(void **state)
 {
 	static const char *keys[] = {"t",       "job",        "type",       "argv",
 	                             "env",     "cwd",        "out_path",   "err_path",
-	                             "timeout", "kill_grace", "max_output", "nice"};
+	                             "timeout", "kill_grace", "max_output", "nice",
+	                             "uid",     "gid"};
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -291,6 +299,10 @@ test_spec_rejects(void **state)
 	reject_spec("type", json_integer(BUILTIN_COUNT + 1));
 	reject_spec("nice", json_integer(20));
 	reject_spec("nice", json_integer(-21));
+	reject_spec("as_user", NULL);
+	reject_spec("as_user", json_integer(1));
+	reject_spec("uid", json_integer(-1));
+	reject_spec("gid", json_string("0"));
 	reject_spec("timeout", json_real(-1));
 	reject_spec("kill_grace", json_string("5"));
 	reject_spec("max_output", json_integer(-1));
