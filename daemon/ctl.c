@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "job.h"
 #include "log.h"
+#include "persist.h"
 #include "proto.h"
 #include "sched.h"
 #include "sd.h"
@@ -39,8 +40,23 @@ struct pending {
 	TAILQ_ENTRY(pending) entry;
 };
 
+/*
+ * A submit waiting for its jobs to be on disk (persist.c's group commit):
+ * answered, and its jobs queued, from submit_committed.
+ */
+struct pending_submit {
+	struct taskd *td;
+	struct client *client;  /* NULL once the client is gone */
+	json_t *id;
+	bool batch;
+	size_t n;
+	TAILQ_ENTRY(pending_submit) entry;
+	uint64_t ids[];
+};
+
 struct cstate {
 	TAILQ_HEAD(, pending) waits;
+	TAILQ_HEAD(, pending_submit) submits;
 	int nwaits;
 };
 
@@ -117,7 +133,8 @@ static int
 check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 {
 	char msg[128];
-	size_t pending = sched_pending(td->sched);
+	/* Queued jobs include those whose submit is still being committed. */
+	size_t pending = jobs_count(td->jobs, JOB_QUEUED);
 
 	if (td->stopping) {
 		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
@@ -151,14 +168,74 @@ add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 	return j;
 }
 
+static struct cstate *client_state(struct client *c);
+
+static struct pending_submit *
+pending_submit_new(struct taskd *td, struct client *c, struct request *req, size_t n, bool batch)
+{
+	struct pending_submit *ps = xcalloc(1, sizeof *ps + n * sizeof ps->ids[0]);
+	struct cstate *cs = client_state(c);
+
+	ps->td = td;
+	ps->client = c;
+	ps->id = json_incref(req->id);
+	ps->batch = batch;
+	ps->n = n;
+	TAILQ_INSERT_TAIL(&cs->submits, ps, entry);
+	server_client_hold(c);
+	return ps;
+}
+
+/* The jobs of a submit are on disk (ok) or could not be stored (then they are dropped). */
+static void
+submit_committed(bool ok, const char *cause, void *arg)
+{
+	struct pending_submit *ps = arg;
+	struct taskd *td = ps->td;
+	struct client *c = ps->client;
+	json_t *ids = json_array();
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL)
+			continue;
+		if (ok)
+			json_array_append_new(ids, json_integer((json_int_t)ps->ids[i]));
+		else
+			jobs_discard(td->jobs, j);
+	}
+	if (c != NULL) {
+		TAILQ_REMOVE(&((struct cstate *)server_client_data(c))->submits, ps, entry);
+		if (!ok)
+			reply_err(c, ps->id, TASKD_ERR_STORAGE, cause);
+		else if (ps->batch)
+			reply_ok(c, ps->id, json_pack("{s:O}", "ids", ids));
+		else
+			reply_ok(c, ps->id, json_pack("{s:O}", "id", json_array_get(ids, 0)));
+		server_client_release(c);
+	}
+	/* Answered first: a job may finish (and be pruned) as soon as it is queued. */
+	for (i = 0; ok && i < ps->n; i++) {
+		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL || j->state != JOB_QUEUED)
+			continue;
+		sched_enqueue(td->sched, j);
+		/* Acknowledged just as a shutdown began: stopped with the rest. */
+		if (td->stopping && !td->draining && j->state == JOB_QUEUED)
+			sched_cancel(td->sched, j, "taskd shut down");
+	}
+	json_decref(ids);
+	json_decref(ps->id);
+	free(ps);
+}
+
 static void
 submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *arr)
 {
 	struct proto_error err = { 0 };
 	struct job_spec *specs;
-	struct job **added;
 	size_t i, n = json_array_size(arr);
-	json_t *ids;
+	struct pending_submit *ps;
 	double now = now_unix();
 	char *msg;
 
@@ -187,18 +264,11 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		free(specs);
 		return;
 	}
-	ids = json_array();
-	added = xcalloc(n, sizeof *added);
-	for (i = 0; i < n; i++) {
-		added[i] = add_job(td, c, &specs[i], now);
-		json_array_append_new(ids, json_integer((json_int_t)added[i]->id));
-	}
-	/* Answer before dispatching: a job may finish (and be pruned) at once. */
-	reply_ok(c, req->id, json_pack("{s:o}", "ids", ids));
+	ps = pending_submit_new(td, c, req, n, true);
 	for (i = 0; i < n; i++)
-		sched_enqueue(td->sched, added[i]);
-	free(added);
+		ps->ids[i] = add_job(td, c, &specs[i], now)->id;
 	free(specs);
+	persist_after_commit(td->persist, submit_committed, ps);
 }
 
 static bool
@@ -221,7 +291,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct proto_error err = { 0 };
 	struct job_spec spec;
 	json_t *batch = json_object_get(req->root, "jobs");
-	struct job *j;
+	struct pending_submit *ps;
 
 	if (batch != NULL) {
 		if (batch_has_job_fields(req->root)) {
@@ -243,9 +313,9 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	j = add_job(td, c, &spec, now_unix());
-	reply_ok(c, req->id, json_pack("{s:I}", "id", (json_int_t)j->id));
-	sched_enqueue(td->sched, j);
+	ps = pending_submit_new(td, c, req, 1, false);
+	ps->ids[0] = add_job(td, c, &spec, now_unix())->id;
+	persist_after_commit(td->persist, submit_committed, ps);
 }
 
 /* ---- status, list, show ---- */
@@ -384,6 +454,7 @@ client_state(struct client *c)
 	if (cs == NULL) {
 		cs = xcalloc(1, sizeof *cs);
 		TAILQ_INIT(&cs->waits);
+		TAILQ_INIT(&cs->submits);
 		server_client_set_data(c, cs);
 	}
 	return cs;
@@ -427,6 +498,7 @@ void
 ctl_close_cb(struct client *c, void *arg)
 {
 	struct cstate *cs = server_client_data(c);
+	struct pending_submit *ps;
 	struct pending *p;
 
 	if (cs == NULL)
@@ -434,6 +506,11 @@ ctl_close_cb(struct client *c, void *arg)
 	while ((p = TAILQ_FIRST(&cs->waits)) != NULL) {
 		job_unwait(p->job, &p->waiter);
 		pending_free(c, p);
+	}
+	/* Its jobs are still stored and run; only the answer has nowhere to go. */
+	while ((ps = TAILQ_FIRST(&cs->submits)) != NULL) {
+		TAILQ_REMOVE(&cs->submits, ps, entry);
+		ps->client = NULL;
 	}
 	free(cs);
 	server_client_set_data(c, NULL);

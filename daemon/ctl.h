@@ -38,6 +38,8 @@ struct taskd {
 	struct tpool *tpool;
 	struct ppool *ppool;      /* NULL if process_pool.max_workers resolves to 0 */
 	struct server *server;
+	struct persist *persist;
+	struct store *store;
 	double started_at;
 	bool stopping;
 	bool draining;

@@ -5,6 +5,8 @@
 
 #include "builtin.h"
 #include "job.h"
+#include "log.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 struct jobs {
@@ -21,6 +23,9 @@ struct jobs {
 		size_t queued;
 	} *users;               /* few submitting users: a small array */
 	size_t nusers;
+	void (*changed)(struct job *, void *);
+	void (*removed)(uint64_t, void *);
+	void *hook_arg;
 };
 
 static const char *const state_names[JOB_NSTATES] = {
@@ -151,11 +156,28 @@ grow(struct jobs *js)
 	free(old);
 }
 
+/* Into the hash, the id-ordered list (ids only grow: the tail) and the counts. */
+static void
+insert(struct jobs *js, struct job *j)
+{
+	size_t b;
+
+	j->qidx = SIZE_MAX;
+	TAILQ_INIT(&j->waiters);
+	if (js->total + 1 > js->nbuckets)
+		grow(js);
+	b = bucket_of(js, j->id);
+	j->hnext = js->buckets[b];
+	js->buckets[b] = j;
+	TAILQ_INSERT_TAIL(&js->all, j, all);
+	js->total++;
+	count_state(js, j, j->state, 1);
+}
+
 struct job *
 jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double now)
 {
 	struct job *j = xcalloc(1, sizeof *j);
-	size_t b;
 
 	j->id = js->next_id++;
 	j->state = JOB_QUEUED;
@@ -165,19 +187,11 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	j->gid = gid;
 	j->worker = -1;
 	j->submitted_at = now;
-	j->qidx = SIZE_MAX;
 	j->res.exit_code = -1;
 	j->res.max_rss_kb = -1;
-	TAILQ_INIT(&j->waiters);
-
-	if (js->total + 1 > js->nbuckets)
-		grow(js);
-	b = bucket_of(js, j->id);
-	j->hnext = js->buckets[b];
-	js->buckets[b] = j;
-	TAILQ_INSERT_TAIL(&js->all, j, all);
-	js->total++;
-	count_state(js, j, JOB_QUEUED, 1);
+	insert(js, j);
+	if (js->changed != NULL)
+		js->changed(j, js->hook_arg);
 	return j;
 }
 
@@ -261,6 +275,17 @@ job_set_state(struct jobs *js, struct job *j, enum job_state st)
 	count_state(js, j, j->state, -1);
 	count_state(js, j, st, 1);
 	j->state = st;
+	if (js->changed != NULL)
+		js->changed(j, js->hook_arg);
+}
+
+void
+jobs_set_hooks(struct jobs *js, void (*changed)(struct job *, void *),
+	       void (*removed)(uint64_t, void *), void *arg)
+{
+	js->changed = changed;
+	js->removed = removed;
+	js->hook_arg = arg;
 }
 
 static void
@@ -297,6 +322,8 @@ jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		js->nfinished--;
 		if (prune != NULL)
 			prune(old, arg);
+		if (js->removed != NULL)
+			js->removed(old->id, js->hook_arg);
 		jobs_remove(js, old);
 		job_free(old);
 	}
@@ -391,4 +418,150 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	return o;
+}
+
+/* ---- durable records (store.c keeps them as text) ---- */
+
+static json_t *
+strv_or_null(char *const *v)
+{
+	return v != NULL ? strv_to_json(v) : json_null();
+}
+
+char *
+job_record(const struct job *j)
+{
+	const struct job_spec *s = &j->spec;
+	json_t *res = worker_encode_result(j->id, &j->res, -1), *o;
+	char *text;
+
+	o = json_pack("{s:{s:i,s:o,s:o,s:o,s:o,s:i,s:i,s:f},s:I,s:I,s:i,s:i,s:i,s:s,"
+		      "s:f,s:f,s:f,s:o}",
+		      "spec", "type", s->type, "argv", strv_or_null(s->argv), "env",
+		      strv_or_null(s->env), "cwd", str_or_null(s->cwd), "name", str_or_null(s->name),
+		      "class", (int)s->class, "priority", s->priority, "timeout", s->timeout,
+		      "uid", (json_int_t)j->uid, "gid", (json_int_t)j->gid, "routed", (int)j->routed,
+		      "pool", (int)j->pool, "worker", j->worker, "route_key", j->route_key,
+		      "submitted_at", j->submitted_at, "started_at", j->started_at, "finished_at",
+		      j->finished_at, "res", res);
+	if (o == NULL)
+		fatalx("job %llu: cannot encode its record", (unsigned long long)j->id);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (text == NULL)
+		fatalx("out of memory (json_dumps)");
+	return text;
+}
+
+static char **
+strv_from_json(json_t *a, bool *ok)
+{
+	size_t i, n;
+	char **v;
+
+	if (json_is_null(a))
+		return NULL;
+	if (!json_is_array(a)) {
+		*ok = false;
+		return NULL;
+	}
+	n = json_array_size(a);
+	v = xcalloc(n + 1, sizeof *v);
+	for (i = 0; i < n; i++) {
+		if (!json_is_string(json_array_get(a, i))) {
+			*ok = false;
+			strv_free(v);
+			return NULL;
+		}
+		v[i] = xstrdup(json_string_value(json_array_get(a, i)));
+	}
+	return v;
+}
+
+static char *
+str_from_json(json_t *s)
+{
+	return json_is_string(s) ? xstrdup(json_string_value(s)) : NULL;
+}
+
+struct job *
+jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record, char **cause)
+{
+	json_t *o, *argv, *env, *cwd, *name, *res;
+	struct job_spec sp = { 0 };
+	json_int_t uid, gid;
+	int st = job_state_parse(state), routed, pool, worker, cls;
+	double sub, start, fin;
+	const char *key;
+	uint64_t rid;
+	long rss;
+	bool ok = true;
+	struct job *j;
+	char *err = NULL;
+
+	o = json_loads(record, 0, NULL);
+	if (o == NULL || st < 0 || jobs_find(js, id) != NULL ||
+	    json_unpack(o, "{s:{s:i,s:o,s:o,s:o,s:o,s:i,s:i,s:F},s:I,s:I,s:i,s:i,s:i,s:s,"
+			   "s:F,s:F,s:F,s:o}",
+			"spec", "type", &sp.type, "argv", &argv, "env", &env, "cwd", &cwd, "name",
+			&name, "class", &cls, "priority", &sp.priority, "timeout", &sp.timeout,
+			"uid", &uid, "gid", &gid, "routed", &routed, "pool", &pool, "worker",
+			&worker, "route_key", &key, "submitted_at", &sub, "started_at", &start,
+			"finished_at", &fin, "res", &res) == -1 ||
+	    cls < CLASS_AUTO || cls > CLASS_IO || routed < CLASS_AUTO || routed > CLASS_IO ||
+	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0) {
+		xasprintf(cause, "job %llu: unreadable record", (unsigned long long)id);
+		json_decref(o);
+		return NULL;
+	}
+	sp.class = (enum job_class)cls;
+	sp.argv = strv_from_json(argv, &ok);
+	sp.env = strv_from_json(env, &ok);
+	sp.cwd = str_from_json(cwd);
+	sp.name = str_from_json(name);
+	if (sp.argv == NULL)
+		sp.argv = xcalloc(1, sizeof(char *));
+	j = xcalloc(1, sizeof *j);
+	if (!ok || worker_decode_result(res, &j->res, &rid, &rss, &err) == -1 || rid != id) {
+		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
+			  err != NULL ? err : "bad spec");
+		free(err);
+		free(j);
+		job_spec_free(&sp);
+		json_decref(o);
+		return NULL;
+	}
+	j->id = id;
+	j->spec = sp;
+	j->uid = (uid_t)uid;
+	j->gid = (gid_t)gid;
+	j->routed = (enum job_class)routed;
+	j->pool = (enum job_pool)pool;
+	j->worker = worker;
+	snprintf(j->route_key, sizeof j->route_key, "%s", key);
+	j->submitted_at = sub;
+	j->started_at = start;
+	j->finished_at = fin;
+	j->state = JOB_QUEUED;
+	json_decref(o);
+	insert(js, j);
+	if (id >= js->next_id)
+		js->next_id = id + 1;
+	if (st != JOB_QUEUED)
+		job_set_state(js, j, st);
+	return j;
+}
+
+void
+jobs_discard(struct jobs *js, struct job *j)
+{
+	jobs_remove(js, j);
+	job_free(j);
+}
+
+void
+jobs_set_next_id(struct jobs *js, uint64_t next)
+{
+	if (next > js->next_id)
+		js->next_id = next;
 }

@@ -98,6 +98,12 @@ uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);
 /*
+ * Watch the table: changed(job) after a job is added or changes state,
+ * removed(id) when a finished job is pruned (persist.c keeps the store in step).
+ */
+void jobs_set_hooks(struct jobs *js, void (*changed)(struct job *, void *),
+		    void (*removed)(uint64_t, void *), void *arg);
+/*
  * Move j to final state st, fire its waiters, then drop the oldest finished
  * jobs beyond keep (calling prune(job, arg) for each before it is freed).
  * j itself may be pruned: do not use it afterwards. Waiter callbacks must
@@ -114,6 +120,19 @@ int job_state_parse(const char *name); /* -1 if unknown */
 const char *job_pool_name(enum job_pool p);
 
 void job_spec_free(struct job_spec *spec);
+
+/* The durable record of a job (JSON text, malloc'd) and back. */
+char *job_record(const struct job *j);
+/*
+ * Re-create a job from its record with its own id (at startup, in id order:
+ * the id-ordered list relies on it). NULL with *cause if unreadable.
+ */
+struct job *jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record,
+			 char **cause);
+/* Drop a job that was never acknowledged (its submit could not be stored): no hooks. */
+void jobs_discard(struct jobs *js, struct job *j);
+/* Never hand out ids below next (the store remembers ids of deleted jobs). */
+void jobs_set_next_id(struct jobs *js, uint64_t next);
 
 /* The job object of DESIGN §5a. */
 json_t *job_to_json(const struct job *j);

@@ -27,7 +27,9 @@
 #include "job.h"
 #include "log.h"
 #include "ppool.h"
+#include "persist.h"
 #include "sched.h"
+#include "store.h"
 #include "sd.h"
 #include "server.h"
 #include "stats.h"
@@ -213,15 +215,38 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/*
- * Job ids start again at 1 until jobs are stored durably (issue: durability),
- * so output files left by an earlier run would be mistaken for new jobs'.
- */
+static void clean_jobs_dir(const char *dir, struct jobs *js);
+
 static void
-clean_jobs_dir(const char *dir)
+requeue_cb(struct job *j, void *arg)
+{
+	sched_enqueue(td.sched, j);
+}
+
+/* Open the store, load the jobs it holds, and keep it in step from now on. */
+static void
+recover(void)
+{
+	char *path = xprintf("%s/taskd.db", td.state_dir), *cause = NULL;
+
+	td.store = store_open(path, &cause);
+	if (td.store == NULL)
+		fatalx("%s", cause);
+	free(path);
+	td.persist = persist_new(td.base, td.store, td.jobs);
+	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
+		fatalx("cannot load the stored jobs: %s", cause);
+	clean_jobs_dir(td.jobs_dir, td.jobs);
+}
+
+/* Output files of jobs the store no longer knows (pruned while taskd was down, or a lost db). */
+static void
+clean_jobs_dir(const char *dir, struct jobs *js)
 {
 	struct dirent *de;
 	size_t len, n = 0;
+	unsigned long long id;
+	char *end;
 	DIR *d = opendir(dir);
 
 	if (d == NULL)
@@ -231,6 +256,9 @@ clean_jobs_dir(const char *dir)
 		if (len < 5 || (strcmp(de->d_name + len - 4, ".out") != 0 &&
 				strcmp(de->d_name + len - 4, ".err") != 0))
 			continue;
+		id = strtoull(de->d_name, &end, 10);
+		if (end == de->d_name + len - 4 && jobs_find(js, id) != NULL)
+			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == -1)
 			log_warn("unlink %s/%s", dir, de->d_name);
 		else
@@ -238,7 +266,7 @@ clean_jobs_dir(const char *dir)
 	}
 	closedir(d);
 	if (n > 0)
-		log_info("removed %zu output files of an earlier run from %s", n, dir);
+		log_info("removed %zu output files of unknown jobs from %s", n, dir);
 }
 
 static struct event *sigs[3];
@@ -322,7 +350,6 @@ setup(void)
 	td.jobs_dir = xprintf("%s/jobs", td.state_dir);
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
-	clean_jobs_dir(td.jobs_dir);
 
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent: no pthreads support");
@@ -339,6 +366,7 @@ setup(void)
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
 	start_ppool();
+	recover();
 	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
 	td.started_at = now_unix();
 }
@@ -380,6 +408,8 @@ main(int argc, char **argv)
 	server_free(td.server);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
+	persist_free(td.persist);
+	store_close(td.store);
 	sched_free(td.sched);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)

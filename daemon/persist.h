@@ -1,0 +1,42 @@
+/*
+ * Keeping the job table durable (DESIGN §9), on the loop thread: every
+ * change of the table (job added, state changed, job pruned) marks the job
+ * dirty; once per loop iteration all dirty jobs are written in ONE store
+ * transaction (group commit: one fsync however many submits arrived
+ * together). A submit is answered only from the after-commit callback, so
+ * an acknowledged job is on disk. At startup, persist_recover() loads the
+ * table back: queued jobs are queued again in their order, jobs that were
+ * running are marked lost.
+ */
+#ifndef TASKD_PERSIST_H
+#define TASKD_PERSIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct jobs;
+struct store;
+struct persist;
+
+struct persist *persist_new(struct event_base *base, struct store *st, struct jobs *js);
+void persist_free(struct persist *p);
+
+/*
+ * Call cb(ok, cause, arg) after the next commit (ok false: it failed, and
+ * cause says why; the jobs added since the last commit were not stored).
+ */
+void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cause, void *arg),
+			  void *arg);
+/* Commit what is dirty now (shutdown). */
+void persist_flush(struct persist *p);
+
+/*
+ * Load every stored job into the (empty) table. Jobs that were running are
+ * marked lost; for each job still queued, requeue(job, arg) is called in id
+ * order. -1 with *cause if the store cannot be read.
+ */
+int persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
+		    char **cause);
+
+#endif

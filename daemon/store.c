@@ -1,0 +1,750 @@
+/*
+ * Durable job records: one SQLite database, state_dir/taskd.db.
+ *
+ * What is stored. Table jobs holds one row per job the daemon still knows:
+ * its id, its state name and its record, JSON text made by job.c; the store
+ * never looks inside either. Table meta holds next_id, the lowest id never
+ * handed out: it only grows, so ids of deleted (pruned) jobs are never used
+ * again. PRAGMA user_version is the schema version; store_open migrates an
+ * older file step by step (migrations[] below) and refuses a newer one.
+ *
+ * Durability. The database runs in WAL mode with synchronous=FULL: COMMIT
+ * returns only after the write-ahead log is fsync'ed, so a committed
+ * transaction survives kill -9 and power loss, and a transaction that was
+ * not committed leaves no trace (SQLite ignores an unfinished WAL tail on
+ * recovery). store_commit returning 0 is what allows the daemon to answer
+ * a submit.
+ *
+ * Group commit. store_begin .. store_commit is one transaction, one fsync:
+ * the daemon puts every job submitted in one loop iteration and commits
+ * once. A failed put or delete voids the whole transaction at once, so a
+ * batch is on disk entirely or not at all. Outside begin/commit a put or a
+ * delete is its own transaction.
+ *
+ * Refusals. A file that is not an SQLite database, fails PRAGMA quick_check,
+ * carries a newer schema version or somebody else's tables is refused with
+ * a cause naming it; it is never reset, migrated or written to (validation
+ * runs before the first write, which is switching to WAL mode).
+ *
+ * Errors. SQLITE_FULL, SQLITE_IOERR and the rest come back as -1 with
+ * *cause "<operation>: <sqlite message>"; the store stays usable. After a
+ * full disk the failed transaction is rolled back and the WAL checkpointed
+ * and truncated (reclaim_wal), so the space the WAL held serves the next
+ * transaction; once the disk has room again, puts succeed again.
+ *
+ * Threads. None: only the loop thread calls the store (SQLITE_OPEN_NOMUTEX).
+ * Statements are prepared once in store_open and reset after each use.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define JOURNAL_SIZE_LIMIT (4 * 1024 * 1024) /* bytes the WAL keeps after a checkpoint */
+#define MAX_PAGES_DEFAULT 1073741823         /* SQLite's own default max_page_count */
+#define OPEN_FLAGS (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+
+/* Schema steps: migrations[i] takes user_version i to i + 1. */
+static const char *const migrations[] = {
+    /* 0 → 1 */
+    "CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta (key, value) VALUES ('next_id', 1);",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_PUT,
+	ST_DELETE,
+	ST_LOAD,
+	ST_ROWS,
+	ST_SET_NEXT,
+	ST_MAX,
+};
+
+static const char *const stmt_sql[ST_MAX] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_PUT] = "INSERT OR REPLACE INTO jobs (id, state, record) VALUES (?1, ?2, ?3)",
+    [ST_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_LOAD] = "SELECT id, state, record FROM jobs ORDER BY id",
+    [ST_ROWS] = "SELECT count(*) FROM jobs",
+    [ST_SET_NEXT] = "UPDATE meta SET value = ?1 WHERE key = 'next_id'",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	char *wal_path;
+	sqlite3_stmt *stmt[ST_MAX];
+	uint64_t next_id;      /* including the open transaction's puts */
+	uint64_t next_id_disk; /* as last committed */
+	int last_error;        /* SQLite result code of the last failed statement */
+	bool reclaim; /* the disk was full: checkpoint the WAL before the next transaction */
+	bool in_tx;
+	char *tx_failed; /* first cause of a failed put/delete: the transaction is void */
+};
+
+/* Run s to completion, then reset it; on error *cause is "what: sqlite message". */
+static int
+run(struct store *st, sqlite3_stmt *s, const char *what, char **cause)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		xasprintf(cause, "%s: %s", what, sqlite3_errmsg(st->db));
+		st->last_error = rc;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * The disk was full. The WAL only restarts from its beginning after a
+ * checkpoint, and the automatic one waits for a commit that cannot happen:
+ * copy the WAL into the database and truncate it, so that its space serves
+ * the next transaction. Tried after the failure and, until it works, before
+ * each transaction. Failing is harmless: a checkpoint copies committed pages
+ * only and the WAL stays authoritative until it is complete.
+ */
+static void
+reclaim_wal(struct store *st)
+{
+	int rc;
+
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_debug("%s: checkpoint: %s", st->path, sqlite3_errmsg(st->db));
+		return;
+	}
+	st->reclaim = false;
+}
+
+/* Roll back whatever SQLite still holds open; the store's view follows. */
+static void
+rollback_db(struct store *st)
+{
+	char *cause = NULL;
+	int error = st->last_error;
+
+	if (!sqlite3_get_autocommit(st->db) &&
+	    run(st, st->stmt[ST_ROLLBACK], "rollback", &cause) == -1) {
+		log_warnx("%s: %s", st->path, cause);
+		free(cause);
+	}
+	st->next_id = st->next_id_disk;
+	st->last_error = SQLITE_OK;
+	if ((error & 0xff) == SQLITE_FULL)
+		st->reclaim = true;
+	if (st->reclaim && sqlite3_get_autocommit(st->db))
+		reclaim_wal(st);
+}
+
+/* A put or delete failed inside a transaction: void all of it. */
+static void
+tx_fail(struct store *st, const char *cause)
+{
+	rollback_db(st);
+	st->tx_failed = xstrdup(cause);
+}
+
+static void
+tx_end(struct store *st)
+{
+	st->in_tx = false;
+	free(st->tx_failed);
+	st->tx_failed = NULL;
+}
+
+/* ---- open ---- */
+
+/* Create the file 0600 (and make its directory entry durable), or tighten an existing one. */
+static int
+create_file(const char *path, char **cause)
+{
+	struct stat sb;
+	char *dir;
+	int fd, dfd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd != -1) {
+		fsync(fd);
+		close(fd);
+		dir = xstrdup(path);
+		dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (dfd != -1) {
+			fsync(dfd);
+			close(dfd);
+		}
+		return 0;
+	}
+	if (errno != EEXIST)
+		goto fail;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		goto fail;
+	if (fstat(fd, &sb) == -1) {
+		close(fd);
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		xasprintf(cause, "%s: not a regular file", path);
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0 && fchmod(fd, sb.st_mode & 0700) == -1) {
+		close(fd);
+		goto fail;
+	}
+	close(fd);
+	return 0;
+fail:
+	xasprintf(cause, "%s: %s", path, strerror(errno));
+	return -1;
+}
+
+static bool
+is_corrupt(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
+/* "PATH: database is corrupt (msg)" or "PATH: what (msg)" by the kind of error. */
+static void
+open_error(struct store *st, int rc, const char *what, const char *msg, char **cause)
+{
+	if (is_corrupt(rc))
+		xasprintf(cause, "%s: database is corrupt (%s)", st->path, msg);
+	else
+		xasprintf(cause, "%s: %s (%s)", st->path, what, msg);
+}
+
+/* A one-value query (a pragma, a count); -1 with *cause on error. */
+static int
+query_int(struct store *st, const char *sql, int64_t *value, char **cause)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*value = sqlite3_column_int64(s, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			*value = -1;
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK)
+		open_error(st, rc, "cannot read database", sqlite3_errmsg(st->db), cause);
+	sqlite3_finalize(s);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* quick_check's report for a log line: newlines become "; ", a long one is cut. */
+static const char *
+one_line(const char *in, char *out, size_t size)
+{
+	size_t i = 0;
+
+	for (; *in != '\0' && i + 5 < size; in++) {
+		if (*in == '\n') {
+			out[i++] = ';';
+			out[i++] = ' ';
+		} else
+			out[i++] = *in;
+	}
+	if (*in != '\0') {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+static int
+quick_check(struct store *st, char **cause)
+{
+	sqlite3_stmt *s;
+	const char *res;
+	char msg[256];
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		res = (const char *)sqlite3_column_text(s, 0);
+		if (res == NULL || strcmp(res, "ok") != 0) {
+			xasprintf(cause, "%s: database is corrupt (%s)", st->path,
+			          res != NULL ? one_line(res, msg, sizeof msg)
+			                      : "quick_check failed");
+			sqlite3_finalize(s);
+			return -1;
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK)
+		open_error(st, rc, "cannot check database", sqlite3_errmsg(st->db), cause);
+	sqlite3_finalize(s);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int
+exec(struct store *st, const char *sql, const char *what, char **cause)
+{
+	char *msg = NULL;
+	int rc;
+
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		open_error(st, rc, what, msg != NULL ? msg : sqlite3_errstr(rc), cause);
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Take the schema from version `from` to STORE_SCHEMA_VERSION in one transaction. */
+static int
+migrate(struct store *st, int64_t from, char **cause)
+{
+	char sql[64];
+	int64_t v;
+
+	if (exec(st, "BEGIN IMMEDIATE", "cannot migrate the schema", cause) == -1)
+		return -1;
+	for (v = from; v < STORE_SCHEMA_VERSION; v++) {
+		if (exec(st, migrations[v], "cannot migrate the schema", cause) == -1)
+			goto fail;
+	}
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	if (exec(st, sql, "cannot migrate the schema", cause) == -1 ||
+	    exec(st, "COMMIT", "cannot migrate the schema", cause) == -1)
+		goto fail;
+	if (from != 0)
+		log_info("%s: schema migrated from version %lld to %d", st->path, (long long)from,
+		         STORE_SCHEMA_VERSION);
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* Refuse what is not ours, before anything is written. */
+static int
+validate(struct store *st, int64_t *version, char **cause)
+{
+	int64_t tables;
+
+	if (query_int(st, "PRAGMA user_version", version, cause) == -1)
+		return -1;
+	if (*version > STORE_SCHEMA_VERSION) {
+		xasprintf(cause, "%s: written by a newer taskd (schema %lld > %d)", st->path,
+		          (long long)*version, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	if (*version < 0) {
+		xasprintf(cause, "%s: not a taskd database (schema version %lld)", st->path,
+		          (long long)*version);
+		return -1;
+	}
+	if (quick_check(st, cause) == -1)
+		return -1;
+	if (*version == 0) {
+		if (query_int(st, "SELECT count(*) FROM sqlite_master", &tables, cause) == -1)
+			return -1;
+		if (tables != 0) {
+			xasprintf(cause, "%s: not a taskd database (tables but no schema version)",
+			          st->path);
+			return -1;
+		}
+		return 0;
+	}
+	if (query_int(st,
+	              "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+	              "name IN ('jobs', 'meta')",
+	              &tables, cause) == -1)
+		return -1;
+	if (tables != 2) {
+		xasprintf(cause, "%s: not a taskd database (no jobs or meta table)", st->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_pragmas(struct store *st, char **cause)
+{
+	sqlite3_stmt *s;
+	const char *mode;
+	char sql[128];
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		mode = (const char *)sqlite3_column_text(s, 0);
+		if (mode == NULL || strcmp(mode, "wal") != 0) {
+			xasprintf(cause, "%s: cannot use WAL mode (journal mode stays %s)",
+			          st->path, mode != NULL ? mode : "unknown");
+			sqlite3_finalize(s);
+			return -1;
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK)
+		open_error(st, rc, "cannot set WAL mode", sqlite3_errmsg(st->db), cause);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_OK)
+		return -1;
+	snprintf(sql, sizeof sql,
+	         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; "
+	         "PRAGMA journal_size_limit = %d",
+	         JOURNAL_SIZE_LIMIT);
+	return exec(st, sql, "cannot set pragmas", cause);
+}
+
+static int
+prepare(struct store *st, char **cause)
+{
+	int i, rc;
+
+	for (i = 0; i < ST_MAX; i++) {
+		rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &st->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			if ((rc & 0xff) == SQLITE_ERROR)
+				xasprintf(cause, "%s: not a taskd database (%s)", st->path,
+				          sqlite3_errmsg(st->db));
+			else
+				open_error(st, rc, "cannot prepare statements",
+				           sqlite3_errmsg(st->db), cause);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* next_id from meta, and at least one past the highest stored id. */
+static int
+read_next_id(struct store *st, char **cause)
+{
+	int64_t meta, max;
+
+	if (query_int(st, "SELECT value FROM meta WHERE key = 'next_id'", &meta, cause) == -1 ||
+	    query_int(st, "SELECT coalesce(max(id), 0) FROM jobs", &max, cause) == -1)
+		return -1;
+	if (meta < 1 || max < 0 || max == INT64_MAX) {
+		xasprintf(cause, "%s: database is corrupt (next_id %lld, highest id %lld)",
+		          st->path, (long long)meta, (long long)max);
+		return -1;
+	}
+	st->next_id = (uint64_t)meta;
+	if ((uint64_t)max + 1 > st->next_id)
+		st->next_id = (uint64_t)max + 1;
+	st->next_id_disk = st->next_id;
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char **cause)
+{
+	struct store *st;
+	struct stat sb;
+	int64_t version;
+	int rc;
+
+	st = xcalloc(1, sizeof *st);
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		st->path = xprintf("%s/%s", path, STORE_FILE);
+	else
+		st->path = xstrdup(path);
+	st->wal_path = xprintf("%s-wal", st->path);
+	if (create_file(st->path, cause) == -1)
+		goto fail;
+	rc = sqlite3_open_v2(st->path, &st->db, OPEN_FLAGS, NULL);
+	if (rc != SQLITE_OK) {
+		open_error(st, rc, "cannot open database",
+		           st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), cause);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	if (validate(st, &version, cause) == -1 || set_pragmas(st, cause) == -1)
+		goto fail;
+	if (version < STORE_SCHEMA_VERSION && migrate(st, version, cause) == -1)
+		goto fail;
+	if (prepare(st, cause) == -1 || read_next_id(st, cause) == -1)
+		goto fail;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	if (st->db != NULL && st->in_tx)
+		rollback_db(st);
+	for (i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(st->stmt[i]);
+	/* The last connection checkpoints the WAL into the file and removes it. */
+	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
+		log_warnx("%s: close: %s", st->path, sqlite3_errmsg(st->db));
+	free(st->tx_failed);
+	free(st->wal_path);
+	free(st->path);
+	free(st);
+}
+
+const char *
+store_path(const struct store *st)
+{
+	return st->path;
+}
+
+uint64_t
+store_next_id(const struct store *st)
+{
+	return st->next_id;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *st, char **cause)
+{
+	if (st->in_tx) {
+		xasprintf(cause, "begin: a transaction is already open");
+		return -1;
+	}
+	if (st->reclaim)
+		reclaim_wal(st);
+	if (run(st, st->stmt[ST_BEGIN], "begin", cause) == -1) {
+		rollback_db(st);
+		return -1;
+	}
+	st->in_tx = true;
+	st->next_id_disk = st->next_id;
+	return 0;
+}
+
+int
+store_commit(struct store *st, char **cause)
+{
+	if (!st->in_tx) {
+		xasprintf(cause, "commit: no transaction is open");
+		return -1;
+	}
+	if (st->tx_failed != NULL) {
+		xasprintf(cause, "%s", st->tx_failed);
+		tx_end(st);
+		return -1;
+	}
+	if (st->next_id != st->next_id_disk) {
+		sqlite3_bind_int64(st->stmt[ST_SET_NEXT], 1, (sqlite3_int64)st->next_id);
+		if (run(st, st->stmt[ST_SET_NEXT], "commit: update next_id", cause) == -1)
+			goto fail;
+	}
+	if (run(st, st->stmt[ST_COMMIT], "commit", cause) == -1)
+		goto fail;
+	st->next_id_disk = st->next_id;
+	tx_end(st);
+	return 0;
+fail:
+	rollback_db(st);
+	tx_end(st);
+	return -1;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!st->in_tx)
+		return;
+	rollback_db(st);
+	tx_end(st);
+}
+
+/* ---- rows ---- */
+
+static int
+put_row(struct store *st, uint64_t id, const char *state, const char *record, char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_PUT];
+	char what[64];
+
+	snprintf(what, sizeof what, "insert job %llu", (unsigned long long)id);
+	if (st->tx_failed != NULL) {
+		xasprintf(cause, "%s: transaction already failed (%s)", what, st->tx_failed);
+		return -1;
+	}
+	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)id) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 3, record, -1, SQLITE_STATIC) != SQLITE_OK) {
+		xasprintf(cause, "%s: %s", what, sqlite3_errmsg(st->db));
+		sqlite3_clear_bindings(s);
+		tx_fail(st, *cause);
+		return -1;
+	}
+	if (run(st, s, what, cause) == -1) {
+		tx_fail(st, *cause);
+		return -1;
+	}
+	if (id >= st->next_id)
+		st->next_id = id + 1;
+	return 0;
+}
+
+int
+store_put(struct store *st, uint64_t id, const char *state, const char *record, char **cause)
+{
+	if (id >= INT64_MAX) {
+		xasprintf(cause, "insert job %llu: id out of range", (unsigned long long)id);
+		return -1;
+	}
+	if (state == NULL || record == NULL) {
+		xasprintf(cause, "insert job %llu: no %s", (unsigned long long)id,
+		          state == NULL ? "state" : "record");
+		return -1;
+	}
+	if (st->in_tx)
+		return put_row(st, id, state, record, cause);
+	if (store_begin(st, cause) == -1)
+		return -1;
+	if (put_row(st, id, state, record, cause) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, cause);
+}
+
+static int
+delete_row(struct store *st, uint64_t id, char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_DELETE];
+	char what[64];
+
+	snprintf(what, sizeof what, "delete job %llu", (unsigned long long)id);
+	if (st->tx_failed != NULL) {
+		xasprintf(cause, "%s: transaction already failed (%s)", what, st->tx_failed);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+	if (run(st, s, what, cause) == -1) {
+		tx_fail(st, *cause);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_delete(struct store *st, uint64_t id, char **cause)
+{
+	if (id >= INT64_MAX)
+		return 0; /* never stored */
+	if (st->in_tx)
+		return delete_row(st, id, cause);
+	if (store_begin(st, cause) == -1)
+		return -1;
+	if (delete_row(st, id, cause) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, cause);
+}
+
+int
+store_load(struct store *st,
+           int (*cb)(uint64_t id, const char *state, const char *record, void *arg), void *arg,
+           char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_LOAD];
+	const char *state, *record;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		state = (const char *)sqlite3_column_text(s, 1);
+		record = (const char *)sqlite3_column_text(s, 2);
+		if (state == NULL || record == NULL) {
+			xasprintf(cause, "load jobs: %s",
+			          sqlite3_errcode(st->db) == SQLITE_NOMEM
+			              ? "out of memory"
+			              : "a row without state or record");
+			ret = -1;
+			break;
+		}
+		ret = cb((uint64_t)sqlite3_column_int64(s, 0), state, record, arg);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		xasprintf(cause, "load jobs: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	sqlite3_reset(s);
+	return ret;
+}
+
+static uint64_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+void
+store_stats(const struct store *st, uint64_t *rows, uint64_t *bytes)
+{
+	sqlite3_stmt *s = st->stmt[ST_ROWS];
+
+	*rows = 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*rows = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	*bytes = file_size(st->path) + file_size(st->wal_path);
+}
+
+int
+store_set_max_size(struct store *st, uint64_t max_bytes, char **cause)
+{
+	char sql[64];
+	int64_t page_size, pages, set;
+
+	if (query_int(st, "PRAGMA page_size", &page_size, cause) == -1)
+		return -1;
+	pages = max_bytes == 0 ? MAX_PAGES_DEFAULT : (int64_t)(max_bytes / (uint64_t)page_size);
+	if (pages > MAX_PAGES_DEFAULT)
+		pages = MAX_PAGES_DEFAULT;
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
+	return query_int(st, sql, &set, cause);
+}

@@ -1,0 +1,80 @@
+/*
+ * Durable job records in state_dir/taskd.db (SQLite, WAL, synchronous=FULL).
+ * The store keeps opaque text records keyed by job id, and the next job id;
+ * it knows nothing about jobs. Only the loop thread uses it.
+ *
+ * Errors come back as -1 (or NULL) with *cause malloc'd, for instance
+ * "insert job 17: database or disk is full"; nothing here exits or aborts
+ * except the x-allocators on out-of-memory.
+ */
+#ifndef TASKD_STORE_H
+#define TASKD_STORE_H
+
+#include <stdint.h>
+
+#define STORE_FILE "taskd.db"
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/*
+ * Open or create state_dir/taskd.db: WAL mode, synchronous=FULL (an
+ * acknowledged job is on disk), busy_timeout, foreign keys off, a schema
+ * version in PRAGMA user_version with migrations (version 1 now: table
+ * jobs(id INTEGER PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL),
+ * table meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) holding next_id).
+ * A newer schema version than this build knows, a corrupt file (run PRAGMA
+ * quick_check on open), or a file that is not a database → NULL with *cause
+ * "PATH: database is corrupt (...)"/"PATH: written by a newer taskd (schema
+ * N > M)"/... — never reset or overwrite it.
+ *
+ * path is the database file (created with mode 0600; an existing file loses
+ * any group and other permission bits); if path is a directory, the file is
+ * STORE_FILE inside it. SQLite's -wal and -shm files take the same mode.
+ */
+struct store *store_open(const char *path, char **cause);
+void store_close(struct store *st);
+/* The next job id: persisted in meta, never decreases, never reused even after rows are deleted. */
+uint64_t store_next_id(const struct store *st);
+/*
+ * Group commit: everything between begin and commit is one transaction (one fsync).
+ * If a put or delete inside the transaction fails, the whole transaction is
+ * rolled back at once (nothing of it reaches the disk) and every later put,
+ * delete and the commit return -1 with that first cause; store_rollback (or
+ * the failing store_commit) ends it.
+ */
+int store_begin(struct store *st, char **cause);
+int store_commit(struct store *st, char **cause); /* on failure the transaction is rolled back */
+/* Discard the transaction; next_id returns to its committed value. No-op outside one. */
+void store_rollback(struct store *st);
+/*
+ * Inside a transaction: insert or replace a job row; advances next_id past id.
+ * Outside a transaction, store_put and store_delete are their own transaction
+ * (autocommit): on return 0 the change is on disk.
+ * Ids run from 0 to INT64_MAX - 1; state and record must not be NULL.
+ */
+int store_put(struct store *st, uint64_t id, const char *state, const char *record, char **cause);
+/* Deleting an id that is not stored is not an error. next_id is unchanged. */
+int store_delete(struct store *st, uint64_t id, char **cause);
+/*
+ * All rows in id order: cb(id, state, record, arg); a non-zero return from cb stops and is
+ * returned. The strings are valid only during the callback; cb must not change the store.
+ */
+int store_load(struct store *st,
+               int (*cb)(uint64_t id, const char *state, const char *record, void *arg), void *arg,
+               char **cause);
+/* Statistics for status: rows, file size of db + wal. */
+void store_stats(const struct store *st, uint64_t *rows, uint64_t *bytes);
+
+/* Additions. */
+
+/* The database file's path (as opened, STORE_FILE appended for a directory). */
+const char *store_path(const struct store *st);
+/*
+ * Cap the database at about max_bytes (rounded down to whole pages, never
+ * below its current size); 0 removes the cap. A put beyond it fails like a
+ * full disk ("database or disk is full"). Not persisted: set it after each open.
+ */
+int store_set_max_size(struct store *st, uint64_t max_bytes, char **cause);
+
+#endif
