@@ -39,6 +39,7 @@
 #define TASKD_ERR_TOO_MANY "too_many_requests"
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
+#define TASKD_ERR_STORAGE "storage_error"
 
 /* Job classes and states, as spelled on the wire. */
 #define TASKD_CLASS_CPU "cpu"
