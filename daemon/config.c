@@ -122,6 +122,7 @@ static const struct key keys[] = {
 
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
+	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -178,6 +179,7 @@ config_defaults(struct config *cfg)
 
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
+	cfg->limits.stall_timeout = 10;
 }
 
 void

@@ -56,6 +56,7 @@ struct config {
 	struct {
 		uint64_t max_frame; /* bytes */
 		int max_clients;
+		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
 	} limits;
 };
 

@@ -216,14 +216,17 @@ submit_committed(bool ok, const char *cause, void *arg)
 		server_client_release(c);
 	}
 	/* Answered first: a job may finish (and be pruned) as soon as it is queued. */
+	/* All of a batch is queued before any starts: priorities hold within it. */
 	for (i = 0; ok && i < ps->n; i++) {
 		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL || j->state != JOB_QUEUED)
 			continue;
-		sched_enqueue(td->sched, j);
+		sched_add(td->sched, j);
 		/* Acknowledged just as a shutdown began: stopped with the rest. */
-		if (td->stopping && !td->draining && j->state == JOB_QUEUED)
+		if (td->stopping && !td->draining)
 			sched_cancel(td->sched, j, "taskd shut down");
 	}
+	if (ok)
+		sched_dispatch(td->sched);
 	json_decref(ids);
 	json_decref(ps->id);
 	free(ps);
@@ -888,7 +891,8 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	pc = ctl_ppool_config(td->cfg);
 	if (td->ppool != NULL)
 		ppool_configure(td->ppool, &pc);
-	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg));
+	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
+			  td->cfg->limits.stall_timeout);
 	sched_configure(td->sched);
 	STATS_INC(reloads);
 	return 0;

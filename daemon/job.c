@@ -306,7 +306,6 @@ jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 	    void (*prune)(struct job *, void *), void *arg)
 {
 	struct job_waiter *w;
-	struct job *old;
 
 	job_set_state(js, j, st);
 	TAILQ_INSERT_TAIL(&js->finished, j, finished);
@@ -316,6 +315,14 @@ jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		TAILQ_REMOVE(&j->waiters, w, entry);
 		w->cb(j, w->arg);
 	}
+	jobs_prune(js, keep, prune, arg);
+}
+
+void
+jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg)
+{
+	struct job *old;
+
 	while (js->nfinished > (size_t)(keep < 0 ? 0 : keep)) {
 		old = TAILQ_FIRST(&js->finished);
 		TAILQ_REMOVE(&js->finished, old, finished);
@@ -549,6 +556,11 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		js->next_id = id + 1;
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
+	if (job_state_final(st)) {
+		/* Restored in id order: the oldest finished are pruned first. */
+		TAILQ_INSERT_TAIL(&js->finished, j, finished);
+		js->nfinished++;
+	}
 	return j;
 }
 

@@ -111,6 +111,8 @@ void jobs_set_hooks(struct jobs *js, void (*changed)(struct job *, void *),
  */
 void jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		 void (*prune)(struct job *, void *), void *arg);
+/* Drop the oldest finished jobs beyond keep (prune(job, arg) first for each). */
+void jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg);
 void job_wait(struct job *j, struct job_waiter *w);
 void job_unwait(struct job *j, struct job_waiter *w);
 

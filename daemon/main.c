@@ -220,7 +220,7 @@ static void clean_jobs_dir(const char *dir, struct jobs *js);
 static void
 requeue_cb(struct job *j, void *arg)
 {
-	sched_enqueue(td.sched, j);
+	sched_add(td.sched, j);
 }
 
 /* Open the store, load the jobs it holds, and keep it in step from now on. */
@@ -236,7 +236,10 @@ recover(void)
 	td.persist = persist_new(td.base, td.store, td.jobs);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
+	sched_prune(td.sched);
 	clean_jobs_dir(td.jobs_dir, td.jobs);
+	/* Everything is queued again: now start in priority order. */
+	sched_dispatch(td.sched);
 }
 
 /* Output files of jobs the store no longer knows (pruned while taskd was down, or a lost db). */
@@ -358,7 +361,8 @@ setup(void)
 		fatalx("libevent: cannot create the event loop");
 	watch_signals();
 	listen_socket();
-	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg));
+	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg),
+			  cfg.limits.stall_timeout);
 	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
 		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
 			  ctl_max_clients(&cfg));

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,8 @@
 #include "store.h"
 #include "xmalloc.h"
 
+static const struct timeval retry_delay = { 1, 0 };
+
 struct waiter {
 	void (*cb)(bool ok, const char *cause, void *arg);
 	void *arg;
@@ -18,6 +21,7 @@ struct persist {
 	struct store *store;
 	struct jobs *jobs;
 	struct event *commit_ev;
+	struct event *retry_ev;  /* after a failed commit */
 	uint64_t *dirty;        /* ids to write (duplicates are harmless) */
 	size_t ndirty, capdirty;
 	uint64_t *gone;         /* ids to delete */
@@ -104,9 +108,13 @@ persist_commit_cb(evutil_socket_t fd, short what, void *arg)
 	if (p->ndirty == 0 && p->ngone == 0 && p->nwaiters == 0)
 		return;
 	ok = commit(p, &cause) == 0;
-	if (!ok)
-		log_warnx("storage: %s", cause);
-	p->ndirty = p->ngone = 0;
+	if (ok) {
+		p->ndirty = p->ngone = 0;
+	} else {
+		/* Keep the changes (jobs of refused submits are gone by then) and try again. */
+		log_warnx("storage: %s (retrying in 1 s)", cause);
+		evtimer_add(p->retry_ev, &retry_delay);
+	}
 	/* Callbacks may dirty jobs (e.g. a job queued and started): that is the next commit. */
 	w = p->waiters;
 	n = p->nwaiters;
@@ -126,7 +134,8 @@ persist_new(struct event_base *base, struct store *st, struct jobs *js)
 	p->store = st;
 	p->jobs = js;
 	p->commit_ev = event_new(base, -1, 0, persist_commit_cb, p);
-	if (p->commit_ev == NULL)
+	p->retry_ev = evtimer_new(base, persist_commit_cb, p);
+	if (p->commit_ev == NULL || p->retry_ev == NULL)
 		fatalx("cannot create the commit event");
 	jobs_set_hooks(js, changed_cb, removed_cb, p);
 	return p;
@@ -159,6 +168,7 @@ persist_free(struct persist *p)
 	persist_flush(p);
 	jobs_set_hooks(p->jobs, NULL, NULL, NULL);
 	event_free(p->commit_ev);
+	event_free(p->retry_ev);
 	free(p->dirty);
 	free(p->gone);
 	free(p->waiters);
@@ -211,7 +221,8 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 			free(j->res.error);
 			j->res.error = xstrdup("taskd stopped while the job was running");
 			j->finished_at = now_unix();
-			job_set_state(p->jobs, j, JOB_LOST); /* dirty: written at the first commit */
+			/* Dirty (written at the first commit); pruning comes after recovery. */
+			jobs_finish(p->jobs, j, JOB_LOST, INT_MAX, NULL, NULL);
 			rc.lost++;
 		} else if (j->state == JOB_QUEUED) {
 			requeue(j, arg);

@@ -467,6 +467,13 @@ sched_dispatch(struct sched *s)
 void
 sched_enqueue(struct sched *s, struct job *j)
 {
+	sched_add(s, j);
+	sched_dispatch(s);
+}
+
+void
+sched_add(struct sched *s, struct job *j)
+{
 	char key[ROUTER_KEY_MAX + 1];
 
 	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
@@ -477,7 +484,12 @@ sched_enqueue(struct sched *s, struct job *j)
 		j->routed = CLASS_IO;
 	j->seq = s->seq++;
 	jobq_push(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
-	sched_dispatch(s);
+}
+
+void
+sched_prune(struct sched *s)
+{
+	jobs_prune(s->jobs, s->cfg->jobs.keep_finished, prune_cb, s);
 }
 
 static void

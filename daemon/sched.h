@@ -43,6 +43,10 @@ void sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb);
 /* After a reload changed *cfg: router settings, then dispatch. */
 void sched_configure(struct sched *s);
 
+/* Route and queue without starting anything (several jobs: then sched_dispatch once). */
+void sched_add(struct sched *s, struct job *j);
+/* Drop finished jobs beyond jobs.keep_finished (with their output files). */
+void sched_prune(struct sched *s);
 /* Route (class auto → router), queue, and start what can start. */
 void sched_enqueue(struct sched *s, struct job *j);
 /* Start queued jobs while the pool has room. */

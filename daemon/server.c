@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct client {
 	pid_t pid;
 	bool discarding;  /* inside an oversized frame: drop until newline */
 	bool closing;     /* peer finished sending: close once answered and drained */
+	double partial_since; /* CLOCK_MONOTONIC when a partial frame started waiting, 0 none */
 	int holds;        /* requests still to be answered (server_client_hold) */
 	void *data;
 	TAILQ_ENTRY(client) entry;
@@ -48,6 +50,8 @@ struct server {
 	ino_t ino;
 	size_t max_frame;
 	int max_clients;
+	double stall_timeout;
+	struct event *stall_ev;  /* 1 s: closes clients stalled inside a frame */
 	int nclients;
 	bool paused;
 	struct event *retry;     /* re-enable accepting after EMFILE/ENFILE */
@@ -63,6 +67,17 @@ static void server_accept_cb(struct evconnlistener *, evutil_socket_t, struct so
 static void server_accept_error_cb(struct evconnlistener *, void *);
 static void server_retry_cb(evutil_socket_t, short, void *);
 static void server_reaper_cb(evutil_socket_t, short, void *);
+static void server_stall_cb(evutil_socket_t, short, void *);
+static const struct timeval one_second = { 1, 0 };
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int
 fill_addr(struct sockaddr_un *sun, const char *path, char **cause)
@@ -155,6 +170,9 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
 	srv->retry = evtimer_new(base, server_retry_cb, srv);
 	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
+	srv->stall_ev = event_new(base, -1, EV_PERSIST, server_stall_cb, srv);
+	if (srv->reaper == NULL || srv->stall_ev == NULL || event_add(srv->stall_ev, &one_second))
+		fatalx("cannot create the server's timers");
 	return srv;
 }
 
@@ -241,10 +259,11 @@ update_accepting(struct server *srv)
 }
 
 void
-server_set_limits(struct server *srv, size_t max_frame, int max_clients)
+server_set_limits(struct server *srv, size_t max_frame, int max_clients, double stall_timeout)
 {
 	srv->max_frame = max_frame;
 	srv->max_clients = max_clients;
+	srv->stall_timeout = stall_timeout;
 	update_accepting(srv);
 }
 
@@ -332,6 +351,7 @@ server_free(struct server *srv)
 	server_stop_listening(srv);
 	event_free(srv->retry);
 	event_free(srv->reaper);
+	event_free(srv->stall_ev);
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		/* Last answers (e.g. to shutdown) go out if the socket takes them. */
 		flush_now(c);
@@ -419,9 +439,13 @@ read_frames(struct client *c)
 				evbuffer_drain(in, n);
 				c->discarding = true;
 			}
+			/* Bytes without a newline yet: the stall clock runs. */
+			if (n > 0 && c->partial_since == 0)
+				c->partial_since = mono_now();
 			return;
 		}
 		n = (size_t)eol.pos;
+		c->partial_since = 0;
 		if (c->discarding || n + 1 > c->srv->max_frame) {
 			if (!c->discarding)
 				frame_too_large(c);
@@ -553,6 +577,36 @@ server_reaper_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!any)
 		evtimer_del(srv->reaper);
+}
+
+/*
+ * A client that sent part of a request and then nothing for stall_timeout
+ * holds a slot and a buffer for nothing: answer frame_timeout and close.
+ */
+static void
+server_stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct client *c, *next;
+	double now = mono_now();
+	char msg[128], *line;
+	size_t len;
+
+	if (srv->stall_timeout <= 0)
+		return;
+	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->closing || c->partial_since == 0 || now - c->partial_since < srv->stall_timeout)
+			continue;
+		snprintf(msg, sizeof msg, "no end of request within limits.stall_timeout (%g s)",
+			 srv->stall_timeout);
+		line = proto_fail(NULL, TASKD_ERR_FRAME_TIMEOUT, msg, &len);
+		server_client_send(c, line, len);
+		free(line);
+		log_info("closing a client stalled inside a request (uid %u)", (unsigned)c->uid);
+		flush_now(c);
+		client_free(c);
+	}
 }
 
 /* Out of descriptors: stop accepting for a moment instead of spinning. */

@@ -27,7 +27,8 @@ struct server *server_adopt(struct event_base *base, int fd, char **cause);
 const char *server_path(const struct server *srv);
 void server_set_handlers(struct server *srv, server_frame_fn frame, server_close_fn close,
 			 void *arg);
-void server_set_limits(struct server *srv, size_t max_frame, int max_clients);
+void server_set_limits(struct server *srv, size_t max_frame, int max_clients,
+		       double stall_timeout);
 /* Stop accepting connections and remove the socket file; clients stay. */
 void server_stop_listening(struct server *srv);
 /* Flush what can be flushed, close every client, free. */

@@ -31,6 +31,7 @@
 #define TASKD_ERR_UNKNOWN_OP "unknown_op"
 #define TASKD_ERR_UNSUPPORTED_VERSION "unsupported_version"
 #define TASKD_ERR_FRAME_TOO_LARGE "frame_too_large"
+#define TASKD_ERR_FRAME_TIMEOUT "frame_timeout"
 #define TASKD_ERR_NOT_FOUND "not_found"
 #define TASKD_ERR_INVALID_STATE "invalid_state"
 #define TASKD_ERR_QUEUE_FULL "queue_full"

@@ -1,13 +1,15 @@
 """Bad input: a clear error, nothing changed, and the daemon keeps serving."""
 
 import json
+import resource
+import time
 import os
 import socket
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import E2ETestCase, ProtocolError, main  # noqa: E402
+from harness import E2ETestCase, ProtocolError, main, wait_for  # noqa: E402
 
 
 def line(obj):
@@ -347,6 +349,79 @@ class BadInputTest(E2ETestCase):
         p = self.d.ctl("status")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertDaemonServes()
+
+
+
+class ConnectionLimitTest(E2ETestCase):
+    """Clients that stall inside a request, and floods of connections."""
+
+    def fd_count(self, d):
+        return len(os.listdir("/proc/%d/fd" % d.pid))
+
+    def test_stalled_partial_frame_is_closed(self):
+        d = self.start_daemon({"limits.stall_timeout": 1})
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.settimeout(10)
+        s.connect(d.sock)
+        s.sendall(b'{"v":1,"id":7,"op":"sta')
+        t0 = time.monotonic()
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        waited = time.monotonic() - t0
+        self.assertGreaterEqual(waited, 0.9, "closed before stall_timeout")
+        self.assertLess(waited, 5, "stalled client kept for too long")
+        resp = json.loads(data.splitlines()[0])
+        self.assertError(resp, "frame_timeout")
+        # an idle connection (no partial request) is left alone
+        idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(idle.close)
+        idle.connect(d.sock)
+        time.sleep(2.2)
+        idle.sendall(line({"id": 1, "op": "status"}))
+        idle.settimeout(5)
+        self.assertIn(b'"ok":true', idle.recv(65536))
+        self.assertTrue(d.alive())
+
+    def test_two_thousand_connections(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = min(hard, 4096)
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        if want < 2100:
+            self.skipTest("open-files limit %d is below 2100" % want)
+        d = self.start_daemon({"limits.max_clients": 5000})
+        base = self.fd_count(d)
+        socks = []
+        try:
+            for _ in range(2000):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.setblocking(False)
+                try:
+                    s.connect(d.sock)
+                except (BlockingIOError, InterruptedError):
+                    pass  # backlog full: accepted as the daemon catches up
+                except OSError:
+                    s.close()
+                    continue
+                socks.append(s)
+            self.assertGreaterEqual(len(socks), 1500, "too few connections made")
+            # the daemon keeps answering while they are all open
+            self.assertDaemonServes(d)
+            wait_for(lambda: self.fd_count(d) >= base + 1000, 20,
+                     what="the daemon accepting the connections")
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(lambda: self.fd_count(d) <= base + 2, 20,
+                 what="descriptors back to the baseline %d (now %d)" % (base, self.fd_count(d)))
+        self.assertDaemonServes(d)
+        self.assertTrue(d.alive())
 
 
 if __name__ == "__main__":
