@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "exec.h"
 #include "xmalloc.h"
 
@@ -77,21 +78,6 @@ static const struct builtin_def {
 };
 
 #define BUILTIN_NDEFS ((int)(sizeof builtin_defs / sizeof builtin_defs[0]))
-
-static double
-clock_now(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-tv_seconds(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
 
 static const struct builtin_def *
 builtin_def(int type)
@@ -406,8 +392,8 @@ builtin_run(struct run *r)
 	getrusage(RUSAGE_THREAD, &ru1);
 	w1 = run_schedstat_wait("/proc/thread-self/schedstat");
 	res->runq_wait = w0 >= 0 && w1 >= w0 ? w1 - w0 : 0;
-	res->cpu_user = tv_seconds(&ru1.ru_utime) - tv_seconds(&ru0.ru_utime);
-	res->cpu_sys = tv_seconds(&ru1.ru_stime) - tv_seconds(&ru0.ru_stime);
+	res->cpu_user = clock_tv_seconds(&ru1.ru_utime) - clock_tv_seconds(&ru0.ru_utime);
+	res->cpu_sys = clock_tv_seconds(&ru1.ru_stime) - clock_tv_seconds(&ru0.ru_stime);
 	res->finished_at = clock_now(CLOCK_REALTIME);
 	res->wall = clock_now(CLOCK_MONOTONIC) - b.start;
 }

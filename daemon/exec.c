@@ -52,6 +52,7 @@
 #include <taskd/protocol.h>
 
 #include "exec.h"
+#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -89,21 +90,6 @@ struct child {
 	bool killed;         /* SIGKILL sent */
 	enum run_status why; /* RUN_TIMEOUT or RUN_CANCELLED once stopping */
 };
-
-static double
-clock_now(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-tv_seconds(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
 
 static int run_fail(struct run *r, int code, char *msg);
 
@@ -886,8 +872,8 @@ child_result(struct child *c, int status, const struct rusage *ru)
 	 * posix_spawn child shares our mm until exec, and the kernel charges
 	 * that mm's high-water mark to the child at exec.
 	 */
-	res->cpu_user = tv_seconds(&ru->ru_utime);
-	res->cpu_sys = tv_seconds(&ru->ru_stime);
+	res->cpu_user = clock_tv_seconds(&ru->ru_utime);
+	res->cpu_sys = clock_tv_seconds(&ru->ru_stime);
 	res->max_rss_kb = ru->ru_maxrss;
 }
 

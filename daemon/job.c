@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "job.h"
 #include "log.h"
 #include "worker.h"
@@ -37,10 +38,7 @@ static const char *const state_names[JOB_NSTATES] = {
 double
 now_unix(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return clock_now(CLOCK_REALTIME);
 }
 
 const char *

@@ -56,6 +56,7 @@
 
 #include "builtin.h"
 #include "exec.h"
+#include "clock.h"
 #include "log.h"
 #include "ppool.h"
 #include "worker.h"
@@ -122,15 +123,6 @@ static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
 static void ppool_cancel_cb(evutil_socket_t, short, void *);
 static void maintain(struct ppool *);
-
-static double
-clock_now(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double
 mono(void)

@@ -18,6 +18,7 @@
 
 #include <taskd/protocol.h>
 
+#include "clock.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
@@ -69,15 +70,6 @@ static void server_retry_cb(evutil_socket_t, short, void *);
 static void server_reaper_cb(evutil_socket_t, short, void *);
 static void server_stall_cb(evutil_socket_t, short, void *);
 static const struct timeval one_second = { 1, 0 };
-
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 fill_addr(struct sockaddr_un *sun, const char *path, char **cause)
@@ -441,7 +433,7 @@ read_frames(struct client *c)
 			}
 			/* Bytes without a newline yet: the stall clock runs. */
 			if (n > 0 && c->partial_since == 0)
-				c->partial_since = mono_now();
+				c->partial_since = clock_now(CLOCK_MONOTONIC);
 			return;
 		}
 		n = (size_t)eol.pos;
@@ -588,7 +580,7 @@ server_stall_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	struct client *c, *next;
-	double now = mono_now();
+	double now = clock_now(CLOCK_MONOTONIC);
 	char msg[128], *line;
 	size_t len;
 
