@@ -1,0 +1,91 @@
+/*
+ * libFuzzer target: one request frame, as ctl_frame_cb() sees it.
+ *
+ * proto_decode() on the raw bytes; for "submit", the job decoding ctl.c's
+ * op_submit() does (the request itself is the job, or each element of its
+ * "jobs" array); proto_job_id() for every op; then the response encoders on
+ * the request's id and the error message, which may quote client input.
+ * Everything is freed: LeakSanitizer reports a leak as a crash.
+ *
+ * decode_cwd() stat()s "cwd" on the real filesystem: harmless.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <taskd/protocol.h>
+
+#include "job.h"
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+respond_err(json_t *id, struct proto_error *err)
+{
+	size_t len;
+
+	free(proto_fail(id, err->code != NULL ? err->code : TASKD_ERR_INTERNAL,
+			err->message != NULL ? err->message : "", &len));
+	proto_error_clear(err);
+}
+
+static void
+submit(struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct job_spec spec;
+	json_t *batch = json_object_get(req->root, "jobs"), *result;
+	size_t i, n, len;
+
+	if (batch == NULL) {
+		if (proto_job_decode(req->root, 0, &spec, &err) == -1) {
+			respond_err(req->id, &err);
+			return;
+		}
+		job_spec_free(&spec);
+		free(proto_ok(req->id, json_pack("{s:i}", "id", 1), &len));
+		return;
+	}
+	if (!json_is_array(batch))
+		return;
+	n = json_array_size(batch);
+	if (n == 0 || n > TASKD_MAX_BATCH)
+		return;
+	result = json_array();
+	for (i = 0; i < n; i++) {
+		if (proto_batch_job_decode(json_array_get(batch, i), 30, &spec, &err) == -1) {
+			respond_err(req->id, &err);
+			json_decref(result);
+			return;
+		}
+		job_spec_free(&spec);
+		json_array_append_new(result, json_integer((json_int_t)i + 1));
+	}
+	free(proto_ok(req->id, json_pack("{s:o}", "ids", result), &len));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct proto_error err = { 0 };
+	struct request req;
+	uint64_t id;
+	size_t len;
+
+	if (proto_decode((const char *)data, size, &req, &err) == -1) {
+		respond_err(req.id, &err);
+		proto_request_free(&req);
+		return 0;
+	}
+	if (strcmp(req.op, TASKD_OP_SUBMIT) == 0)
+		submit(&req);
+	if (proto_job_id(req.root, &id, &err) == -1)
+		respond_err(req.id, &err);
+	else
+		free(proto_ok(req.id, json_pack("{s:I}", "id", (json_int_t)id), &len));
+	proto_request_free(&req);
+	return 0;
+}
