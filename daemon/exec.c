@@ -469,21 +469,22 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct child *c, const char 
 	return posix_spawn_file_actions_addchdir_np(fa, cwd);
 }
 
-/* Own process group, empty signal mask, every catchable signal to default. */
-static int
-spawn_attrs(posix_spawnattr_t *attr)
+int
+exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group)
 {
 	sigset_t mask, def;
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 	int err;
 
 	sigemptyset(&mask);
 	sigfillset(&def);
 	sigdelset(&def, SIGKILL);
 	sigdelset(&def, SIGSTOP);
-	if ((err = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-	                                              POSIX_SPAWN_SETSIGDEF)) != 0)
+	if (own_group)
+		flags |= POSIX_SPAWN_SETPGROUP;
+	if ((err = posix_spawnattr_setflags(attr, flags)) != 0)
 		return err;
-	if ((err = posix_spawnattr_setpgroup(attr, 0)) != 0)
+	if (own_group && (err = posix_spawnattr_setpgroup(attr, 0)) != 0)
 		return err;
 	if ((err = posix_spawnattr_setsigmask(attr, &mask)) != 0)
 		return err;
@@ -636,7 +637,7 @@ child_spawn(struct child *c, const char *cwd)
 	if (err == 0 && report_w != -1)
 		err = posix_spawn_file_actions_adddup2(&fa, report_w, RUNAS_REPORT_FD);
 	if (err == 0)
-		err = spawn_attrs(&attr);
+		err = exec_spawn_attrs(&attr, true);
 	if (err == 0)
 		err = posix_spawn(&c->pid, path, &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);

@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -106,6 +107,12 @@ double run_schedstat_wait(const char *path);
  * "CODE message" (126/127 like the shell, 1 for cwd). Returns an exit code.
  */
 int exec_runas_main(int argc, char **argv);
+
+/*
+ * Spawn attributes for a child of the daemon: empty signal mask, every
+ * catchable signal back to its default, and (own_group) a process group of its own.
+ */
+int exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group);
 
 /* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
 int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);

@@ -232,24 +232,6 @@ next_index(const struct ppool *pp)
 	}
 }
 
-static int
-spawn_attrs(posix_spawnattr_t *attr)
-{
-	sigset_t mask, def;
-	int err;
-
-	sigemptyset(&mask);
-	sigfillset(&def);
-	sigdelset(&def, SIGKILL);
-	sigdelset(&def, SIGSTOP);
-	if ((err = posix_spawnattr_setflags(attr,
-	                                    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0)
-		return err;
-	if ((err = posix_spawnattr_setsigmask(attr, &mask)) != 0)
-		return err;
-	return posix_spawnattr_setsigdefault(attr, &def);
-}
-
 /* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
 static int
 spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
@@ -273,7 +255,7 @@ spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
 	}
 	err = posix_spawn_file_actions_adddup2(&fa, child, PPOOL_CHILD_FD);
 	if (err == 0)
-		err = spawn_attrs(&attr);
+		err = exec_spawn_attrs(&attr, false);
 	if (err == 0)
 		err = posix_spawn(pid, pp->self, &fa, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);
