@@ -100,6 +100,7 @@ int cmd_cancel(struct taskctl *, int, char **);
 int cmd_shutdown(struct taskctl *, int, char **);
 int cmd_reload(struct taskctl *, int, char **);
 int cmd_metrics(struct taskctl *, int, char **);
+int cmd_bench(struct taskctl *, int, char **);
 
 /* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
 int cmd_wait_exit_code(const json_t *);

@@ -358,6 +358,46 @@ class CliTest(E2ETestCase):
         for l in lines:
             self.assertRegex(l, r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+", "not Prometheus text")
 
+    # -- bench
+    def test_bench(self):
+        import json
+        p = self.d.ctl("bench", "-n", "200", "-c", "2", "-P", "8", "--json", timeout=120)
+        self.assertRc(p, 0)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["jobs"], 200)
+        self.assertEqual(r["failed"], 0)
+        self.assertGreater(r["jobs_per_sec"], 0)
+        self.assertGreater(r["seconds"], 0)
+        lat = r["latency_us"]
+        self.assertEqual(sorted(lat), ["max", "p50", "p90", "p99"])
+        self.assertLessEqual(lat["p50"], lat["p90"])
+        self.assertLessEqual(lat["p90"], lat["p99"])
+        self.assertLessEqual(lat["p99"], lat["max"])
+        self.assertGreater(lat["max"], 0)
+        self.assertEqual(p.stderr, "", "no progress line when stderr is not a terminal")
+        # human output; exec jobs, one that fails
+        p = self.d.ctl("bench", "-n", "20", "-P", "4", "--", "true", timeout=120)
+        self.assertRc(p, 0)
+        self.assertIn("jobs/s", p.stdout)
+        self.assertRegex(p.stdout, r"\bp50\b.*\bp99\b")
+        p = self.d.ctl("--json", "bench", "-n", "5", "--", "false", timeout=120)
+        self.assertRc(p, 1)
+        self.assertEqual(json.loads(p.stdout)["failed"], 5)
+        p = self.d.ctl("--json", "bench", "-n", "4", "-c", "2", "--type", "sumsq", "--", "3",
+                       timeout=120)
+        self.assertRc(p, 0)
+        self.assertEqual(json.loads(p.stdout)["jobs"], 4)
+
+    def test_bench_usage_errors(self):
+        for args in (["-n", "0"], ["-n", "10000001"], ["-c", "1001"], ["-P", "10001"],
+                     ["-P", "0"], ["--class", "gpu"], ["--type", "exec"], ["-n", "x"]):
+            with self.subTest(args=args):
+                p = self.d.ctl("bench", *args)
+                self.assertRc(p, 2)
+                self.assertTrue(p.stderr.strip(), "usage error without a message")
+        p = self.d.ctl("bench", "-n", "2", "--type", "no-such-type")
+        self.assertRc(p, 4)
+
     # -- socket selection and errors
     def test_socket_from_env(self):
         p = self.d.ctl("status", socket_arg=False, env={"TASKD_SOCKET": self.d.sock})
