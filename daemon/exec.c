@@ -127,15 +127,22 @@ run_new(void)
 }
 
 void
+run_spec_free(struct run_spec *s)
+{
+	strv_free(s->argv);
+	strv_free(s->env);
+	free(s->cwd);
+	free(s->out_path);
+	free(s->err_path);
+	memset(s, 0, sizeof *s);
+}
+
+void
 run_free(struct run *r)
 {
 	if (r == NULL)
 		return;
-	strv_free(r->spec.argv);
-	strv_free(r->spec.env);
-	free(r->spec.cwd);
-	free(r->spec.out_path);
-	free(r->spec.err_path);
+	run_spec_free(&r->spec);
 	free(r->res.result);
 	free(r->res.error);
 	if (r->cancel_fd != -1)

@@ -79,6 +79,8 @@ struct run {
 /* A run with an open cancel eventfd and spec zeroed; the caller fills spec. */
 struct run *run_new(void);
 void run_free(struct run *r);
+/* Free a spec's strings and zero it (safe on a zeroed spec). */
+void run_spec_free(struct run_spec *s);
 
 /* From any thread: ask the run to stop (SIGTERM to the group, SIGKILL after kill_grace). */
 void run_cancel(struct run *r);

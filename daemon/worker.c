@@ -297,17 +297,6 @@ dec_type(struct dec *d, const char *want)
 	return 0;
 }
 
-static void
-spec_clear(struct run_spec *s)
-{
-	strv_free(s->argv);
-	strv_free(s->env);
-	free(s->cwd);
-	free(s->out_path);
-	free(s->err_path);
-	memset(s, 0, sizeof *s);
-}
-
 int
 worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 {
@@ -332,7 +321,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.gid = (gid_t)dec_int(&d, "gid", 0, UINT32_MAX - 1);
 	}
 	if (d.error != NULL) {
-		spec_clear(&s);
+		run_spec_free(&s);
 		*error = d.error;
 		return -1;
 	}

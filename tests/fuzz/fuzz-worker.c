@@ -23,17 +23,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void
-spec_free(struct run_spec *s)
-{
-	strv_free(s->argv);
-	strv_free(s->env);
-	free(s->cwd);
-	free(s->out_path);
-	free(s->err_path);
-	memset(s, 0, sizeof *s);
-}
-
 static bool
 str_eq(const char *a, const char *b)
 {
@@ -94,7 +83,7 @@ spec_roundtrip(const struct run_spec *s)
 		fprintf(stderr, "spec changed in an encode/decode round trip\n");
 		abort();
 	}
-	spec_free(&t);
+	run_spec_free(&t);
 	json_decref(m);
 }
 
@@ -140,7 +129,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (worker_decode_spec(msg, &spec, &error) == 0) {
 		spec_roundtrip(&spec);
-		spec_free(&spec);
+		run_spec_free(&spec);
 	} else {
 		if (error == NULL)
 			abort();

@@ -55,16 +55,6 @@ full_spec(struct run_spec *s)
 }
 
 static void
-spec_free(struct run_spec *s)
-{
-	strv_free(s->argv);
-	strv_free(s->env);
-	free(s->cwd);
-	free(s->out_path);
-	free(s->err_path);
-}
-
-static void
 assert_strv_equal(char **a, char **b)
 {
 	size_t i;
@@ -114,10 +104,10 @@ test_spec_round_trip(void **state)
 	assert_int_equal(d.uid, 65534);
 	assert_int_equal(d.gid, 65533);
 	json_decref(m);
-	spec_free(&d);
+	run_spec_free(&d);
 
 	/* NULL argv/env/cwd stay NULL; a built-in type. */
-	spec_free(&s);
+	run_spec_free(&s);
 	memset(&s, 0, sizeof s);
 	s.type = BUILTIN_SUMSQ;
 	m = worker_encode_spec(&s);
@@ -234,7 +224,7 @@ reject_spec(const char *key, json_t *v)
 
 	full_spec(&s);
 	m = worker_encode_spec(&s);
-	spec_free(&s);
+	run_spec_free(&s);
 	if (v == NULL)
 		json_object_del(m, key);
 	else
