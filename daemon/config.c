@@ -82,6 +82,7 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
+static int fsync_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -119,6 +120,9 @@ static const struct key keys[] = {
 	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
 	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
 	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
+
+	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
+	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
 
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
@@ -177,6 +181,9 @@ config_defaults(struct config *cfg)
 	cfg->jobs.max_output = 16 * MIB;
 	cfg->jobs.keep_finished = 10000;
 
+	cfg->store.fsync = FSYNC_ALWAYS;
+	cfg->store.fsync_interval = 0.1;
+
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
 	cfg->limits.stall_timeout = 10;
@@ -230,6 +237,23 @@ static int
 mode_parse(const char *name)
 {
 	return name_index(mode_names, nitems(mode_names), name);
+}
+
+static const char *const fsync_names[] = {
+	[FSYNC_ALWAYS] = "always",
+	[FSYNC_INTERVAL] = "interval",
+};
+
+static int
+fsync_parse(const char *name)
+{
+	return name_index(fsync_names, nitems(fsync_names), name);
+}
+
+const char *
+config_fsync_name(enum store_fsync f)
+{
+	return (size_t)f < nitems(fsync_names) ? fsync_names[f] : "?";
 }
 
 /* router.default_class decides for unknown kinds: it cannot be "auto". */

@@ -800,8 +800,8 @@ ctl_max_clients(const struct config *cfg)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return cfg->limits.max_clients;
-	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd). */
-	reserve = 8L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
+	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
+	reserve = 9L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
 	room = (long)rl.rlim_cur - reserve;
 	if (room < 16)
 		room = 16;
@@ -894,6 +894,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
 	sched_configure(td->sched);
+	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);
 	return 0;
 }

@@ -67,6 +67,7 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	uint64_t seq;            /* queue order within a priority */
 	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */

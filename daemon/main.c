@@ -234,6 +234,7 @@ recover(void)
 		fatalx("%s", cause);
 	free(path);
 	td.persist = persist_new(td.base, td.store, td.jobs);
+	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
 	sched_prune(td.sched);

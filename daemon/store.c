@@ -8,16 +8,18 @@
  * again. PRAGMA user_version is the schema version; store_open migrates an
  * older file step by step (migrations[] below) and refuses a newer one.
  *
- * Durability. The database runs in WAL mode with synchronous=FULL: COMMIT
- * returns only after the write-ahead log is fsync'ed, so a committed
- * transaction survives kill -9 and power loss, and a transaction that was
- * not committed leaves no trace (SQLite ignores an unfinished WAL tail on
- * recovery). store_commit returning 0 is what allows the daemon to answer
- * a submit.
+ * Durability. The database runs in WAL mode with synchronous=NORMAL: COMMIT
+ * returns once the transaction's pages are written to the write-ahead log
+ * (so it survives kill -9 of the daemon: the kernel has the data), and
+ * store_sync() fsyncs the log (then it also survives power loss). A
+ * transaction that was not committed leaves no trace (SQLite ignores an
+ * unfinished WAL tail on recovery). Splitting the two lets the caller decide
+ * which commits must reach the platter before it answers (an acknowledged
+ * submit) and which may share a later fsync (a job that started or finished).
  *
- * Group commit. store_begin .. store_commit is one transaction, one fsync:
- * the daemon puts every job submitted in one loop iteration and commits
- * once. A failed put or delete voids the whole transaction at once, so a
+ * Group commit. store_begin .. store_commit is one transaction: the daemon
+ * puts every job changed in one loop iteration and commits once, then one
+ * store_sync covers every commit before it. A failed put or delete voids the whole transaction at once, so a
  * batch is on disk entirely or not at all. Outside begin/commit a put or a
  * delete is its own transaction.
  *
@@ -31,6 +33,10 @@
  * full disk the failed transaction is rolled back and the WAL checkpointed
  * and truncated (reclaim_wal), so the space the WAL held serves the next
  * transaction; once the disk has room again, puts succeed again.
+ *
+ * Locking. locking_mode=EXCLUSIVE: the daemon holds the database's lock
+ * from the first read until it closes it (no lock calls per transaction, no
+ * -shm file); another process cannot read the file meanwhile.
  *
  * Threads. None: only the loop thread calls the store (SQLITE_OPEN_NOMUTEX).
  * Statements are prepared once in store_open and reset after each use.
@@ -102,6 +108,7 @@ struct store {
 	int last_error;        /* SQLite result code of the last failed statement */
 	bool reclaim; /* the disk was full: checkpoint the WAL before the next transaction */
 	bool in_tx;
+	bool dir_synced; /* the state directory was fsync'ed once (new WAL/db entries) */
 	char *tx_failed; /* first cause of a failed put/delete: the transaction is void */
 };
 
@@ -421,7 +428,7 @@ set_pragmas(struct store *st, char **cause)
 	if (rc != SQLITE_OK)
 		return -1;
 	snprintf(sql, sizeof sql,
-	         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; "
+	         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
 	         "PRAGMA journal_size_limit = %d",
 	         JOURNAL_SIZE_LIMIT);
 	return exec(st, sql, "cannot set pragmas", cause);
@@ -493,7 +500,14 @@ store_open(const char *path, char **cause)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	if (validate(st, &version, cause) == -1 || set_pragmas(st, cause) == -1)
+	/*
+	 * Exclusive locking, before the first access: the daemon is the only
+	 * user of its database, so a transaction takes no file locks and the
+	 * WAL index lives in memory (no -shm file, no shared-memory updates);
+	 * a second taskd on the same state_dir gets "database is locked".
+	 */
+	if (exec(st, "PRAGMA locking_mode = EXCLUSIVE", "cannot set the locking mode", cause) == -1 ||
+	    validate(st, &version, cause) == -1 || set_pragmas(st, cause) == -1)
 		goto fail;
 	if (version < STORE_SCHEMA_VERSION && migrate(st, version, cause) == -1)
 		goto fail;
@@ -583,6 +597,65 @@ fail:
 	rollback_db(st);
 	tx_end(st);
 	return -1;
+}
+
+/* fsync the directory holding the database, so new -wal/-shm entries survive power loss. */
+static int
+sync_dir(struct store *st, char **cause)
+{
+	char *dir, *slash;
+	int fd, rc = 0;
+
+	dir = xstrdup(st->path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || fsync(fd) == -1) {
+		xasprintf(cause, "sync: %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+int
+store_sync(struct store *st, char **cause)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	if (st->in_tx) {
+		xasprintf(cause, "sync: a transaction is open");
+		return -1;
+	}
+	rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL) {
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+		if (rc != SQLITE_OK) {
+			xasprintf(cause, "sync: %s: %s", st->wal_path, sqlite3_errstr(rc));
+			st->last_error = rc;
+			return -1;
+		}
+	} else if (rc != SQLITE_OK) {
+		/* Not expected in WAL mode; a full checkpoint syncs the log and the file. */
+		rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_FULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			xasprintf(cause, "sync: checkpoint: %s", sqlite3_errmsg(st->db));
+			st->last_error = rc;
+			return -1;
+		}
+	}
+	if (!st->dir_synced) {
+		if (sync_dir(st, cause) == -1)
+			return -1;
+		st->dir_synced = true;
+	}
+	return 0;
 }
 
 void

@@ -519,6 +519,9 @@ test_enums(void **state)
 		{ "log_level = \"verbose\";\n", 1,
 		  "log_level: invalid value 'verbose' (expected error, warn, info or debug)" },
 		{ "log_level = \"\";\n", 1, "log_level: invalid value ''" },
+		{ "store = {\n\tfsync = \"sometimes\";\n};\n", 2,
+		  "store.fsync: invalid value 'sometimes' (expected always or interval)" },
+		{ "store = { fsync_interval = -1; };\n", 1, "store.fsync_interval" },
 	};
 	struct config cfg;
 
@@ -527,11 +530,14 @@ test_enums(void **state)
 
 	expect_ok("router = { default_class = \"cpu\"; };\n"
 		  "process_pool = { mode = \"ondemand\"; };\n"
-		  "log_level = \"debug\";\n",
+		  "log_level = \"debug\";\n"
+		  "store = { fsync = \"interval\"; fsync_interval = 0; };\n",
 		  &cfg);
 	assert_int_equal(cfg.router.default_class, CLASS_CPU);
 	assert_int_equal(cfg.process_pool.mode, PPOOL_ONDEMAND);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(cfg.store.fsync, FSYNC_INTERVAL);
+	assert_true(cfg.store.fsync_interval == 0);
 	config_free(&cfg);
 
 	expect_ok("process_pool = { mode = \"static\"; };\nlog_level = \"error\";\n", &cfg);
