@@ -99,6 +99,8 @@ void exec_run(struct run *r);
 
 /* Seconds a task spent waiting on a run queue, from a /proc/.../schedstat file; -1 if unknown. */
 double run_schedstat_wait(const char *path);
+/* The same for the calling thread, from a descriptor it keeps open (closed when the thread exits). */
+double run_schedstat_self(void);
 
 /*
  * `taskd --run-as UID GID CWD PATH NARGS ARGV... ENV...`: the child side of a
