@@ -32,7 +32,7 @@ static const struct taskctl_cmd commands[] = {
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
     {"metrics", "", "print counters and gauges (Prometheus text format)", cmd_metrics},
-    {"bench", "[-n JOBS] [-c CONNECTIONS] [-P PIPELINE] [--type T] [--class C] [--] [CMD [ARGS...]]",
+    {"bench", "[-n JOBS] [-c CONNECTIONS] [-P PIPELINE] [--type T] [--class C] [--two-step] [--] [CMD [ARGS...]]",
      "load generator: run JOBS jobs, print jobs/s and latency percentiles", cmd_bench},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -49,6 +49,7 @@ struct pending_submit {
 	struct client *client;  /* NULL once the client is gone */
 	json_t *id;
 	bool batch;
+	bool wait;              /* "wait": true — answered when the job ends (a wait slot is reserved) */
 	size_t n;
 	TAILQ_ENTRY(pending_submit) entry;
 	uint64_t ids[];
@@ -169,6 +170,8 @@ add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 }
 
 static struct cstate *client_state(struct client *c);
+static void wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j);
+static void reply_too_many_waits(struct client *c, struct request *req);
 
 static struct pending_submit *
 pending_submit_new(struct taskd *td, struct client *c, struct request *req, size_t n, bool batch)
@@ -211,9 +214,10 @@ submit_committed(bool ok, const char *cause, void *arg)
 			reply_err(c, ps->id, TASKD_ERR_STORAGE, cause);
 		else if (ps->batch)
 			reply_ok(c, ps->id, json_pack("{s:O}", "ids", ids));
-		else
+		else if (!ps->wait)
 			reply_ok(c, ps->id, json_pack("{s:O}", "id", json_array_get(ids, 0)));
-		server_client_release(c);
+		if (ps->wait && !ok)
+			((struct cstate *)server_client_data(c))->nwaits--; /* the reserved slot */
 	}
 	/* Answered first: a job may finish (and be pruned) as soon as it is queued. */
 	/* All of a batch is queued before any starts: priorities hold within it. */
@@ -225,6 +229,11 @@ submit_committed(bool ok, const char *cause, void *arg)
 		if (td->stopping && !td->draining)
 			sched_cancel(td->sched, j, "taskd shut down");
 	}
+	/* "wait": answered with the job once it ends (now, if it already has). */
+	if (c != NULL && ok && ps->wait && (j = jobs_find(td->jobs, ps->ids[0])) != NULL)
+		wait_attach(td, c, ps->id, j);
+	if (c != NULL)
+		server_client_release(c);
 	if (ok)
 		sched_dispatch(td->sched);
 	json_decref(ids);
@@ -294,8 +303,20 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct proto_error err = { 0 };
 	struct job_spec spec;
 	json_t *batch = json_object_get(req->root, "jobs");
+	json_t *wait = json_object_get(req->root, "wait");
 	struct pending_submit *ps;
+	struct cstate *cs;
 
+	if (wait != NULL && !json_is_boolean(wait)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"wait\" must be true or false");
+		return;
+	}
+	if (batch != NULL && wait != NULL) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "\"wait\" is for a single-job submit: send `wait` requests for the "
+			  "ids of a batch");
+		return;
+	}
 	if (batch != NULL) {
 		if (batch_has_job_fields(req->root)) {
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
@@ -312,11 +333,20 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	}
 	if (check_room(td, c, req, 1) == -1)
 		return;
+	cs = client_state(c);
+	if (json_is_true(wait) && cs->nwaits >= CTL_MAX_WAITS) {
+		reply_too_many_waits(c, req);
+		return;
+	}
 	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, &spec, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
 	ps = pending_submit_new(td, c, req, 1, false);
+	if (json_is_true(wait)) {
+		ps->wait = true;
+		cs->nwaits++; /* reserved now: the answer will wait like a `wait` request */
+	}
 	ps->ids[0] = add_job(td, c, &spec, now_unix())->id;
 	persist_after_commit(td->persist, submit_committed, ps);
 }
@@ -464,12 +494,44 @@ client_state(struct client *c)
 }
 
 static void
+reply_too_many_waits(struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+
+	proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
+			"connection: wait for some answers first", CTL_MAX_WAITS);
+	reply_proto_err(c, req->id, &err);
+}
+
+/* Park a wait (its slot in nwaits already counted) on j, or answer now if j has ended. */
+static void
+wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
+{
+	struct cstate *cs = client_state(c);
+	struct pending *p;
+
+	if (job_state_final(j->state)) {
+		cs->nwaits--;
+		reply_ok(c, id, job_to_json(j));
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->td = td;
+	p->client = c;
+	p->job = j;
+	p->id = json_incref(id);
+	p->waiter.cb = wait_done;
+	p->waiter.arg = p;
+	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
+	job_wait(j, &p->waiter);
+	server_client_hold(c);
+}
+
+static void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = lookup(td, c, req);
-	struct proto_error err = { 0 };
 	struct cstate *cs;
-	struct pending *p;
 
 	if (j == NULL)
 		return;
@@ -479,22 +541,11 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 	}
 	cs = client_state(c);
 	if (cs->nwaits >= CTL_MAX_WAITS) {
-		proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
-				"connection: wait for some answers first", CTL_MAX_WAITS);
-		reply_proto_err(c, req->id, &err);
+		reply_too_many_waits(c, req);
 		return;
 	}
 	cs->nwaits++;
-	p = xcalloc(1, sizeof *p);
-	p->td = td;
-	p->client = c;
-	p->job = j;
-	p->id = json_incref(req->id);
-	p->waiter.cb = wait_done;
-	p->waiter.arg = p;
-	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
-	job_wait(j, &p->waiter);
-	server_client_hold(c);
+	wait_attach(td, c, req->id, j);
 }
 
 void

@@ -96,7 +96,7 @@ static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
 };
 
-static const char *const envelope_fields[] = { "v", "id", "op" };
+static const char *const envelope_fields[] = { "v", "id", "op", "wait" };
 
 static int
 known_field(const char *key, int envelope)
