@@ -25,6 +25,7 @@ _Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
 enum { Q_CPU, Q_IO, NQUEUES };
 
 struct sched {
+	bool root;           /* the daemon runs as root: other users' jobs run as them */
 	struct jobs *jobs;
 	struct tpool *tpool;
 	struct ppool *ppool;
@@ -170,6 +171,7 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	s->tpool = tp;
 	s->cfg = cfg;
 	s->jobs_dir = xstrdup(jobs_dir);
+	s->root = geteuid() == 0;
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
 	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
@@ -396,7 +398,7 @@ make_run(struct sched *s, struct job *j)
 	r->spec.max_output = s->cfg->jobs.max_output;
 	r->spec.nice = j->spec.priority;
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
-	r->spec.as_user = geteuid() == 0 && j->uid != 0;
+	r->spec.as_user = s->root && j->uid != 0;
 	r->spec.uid = j->uid;
 	r->spec.gid = j->gid;
 	r->owner = j;
