@@ -104,7 +104,9 @@ struct store {
 	char *wal_path;
 	sqlite3_stmt *stmt[ST_MAX];
 	uint64_t next_id;      /* including the open transaction's puts */
-	uint64_t next_id_disk; /* as last committed */
+	uint64_t next_id_disk; /* as last committed (in meta, or implied by the stored rows) */
+	uint64_t next_id_meta; /* the value in table meta */
+	bool tx_deleted;       /* the open transaction deletes rows */
 	int last_error;        /* SQLite result code of the last failed statement */
 	bool reclaim; /* the disk was full: checkpoint the WAL before the next transaction */
 	bool in_tx;
@@ -473,6 +475,7 @@ read_next_id(struct store *st, char **cause)
 	if ((uint64_t)max + 1 > st->next_id)
 		st->next_id = (uint64_t)max + 1;
 	st->next_id_disk = st->next_id;
+	st->next_id_meta = (uint64_t)meta;
 	return 0;
 }
 
@@ -567,6 +570,7 @@ store_begin(struct store *st, char **cause)
 		return -1;
 	}
 	st->in_tx = true;
+	st->tx_deleted = false;
 	st->next_id_disk = st->next_id;
 	return 0;
 }
@@ -583,13 +587,20 @@ store_commit(struct store *st, char **cause)
 		tx_end(st);
 		return -1;
 	}
-	if (st->next_id != st->next_id_disk) {
+	/*
+	 * Opening reads next_id as max(meta, highest stored id + 1), so meta
+	 * needs writing only when rows go: then the highest id given out may
+	 * no longer be stored. Saves a page write per commit otherwise.
+	 */
+	if (st->tx_deleted && st->next_id != st->next_id_meta) {
 		sqlite3_bind_int64(st->stmt[ST_SET_NEXT], 1, (sqlite3_int64)st->next_id);
 		if (run(st, st->stmt[ST_SET_NEXT], "commit: update next_id", cause) == -1)
 			goto fail;
 	}
 	if (run(st, st->stmt[ST_COMMIT], "commit", cause) == -1)
 		goto fail;
+	if (st->tx_deleted)
+		st->next_id_meta = st->next_id;
 	st->next_id_disk = st->next_id;
 	tx_end(st);
 	return 0;
@@ -736,6 +747,7 @@ delete_row(struct store *st, uint64_t id, char **cause)
 		tx_fail(st, *cause);
 		return -1;
 	}
+	st->tx_deleted = true;
 	return 0;
 }
 
