@@ -37,6 +37,9 @@ struct sched {
 	size_t running_cpu;  /* of running: in the process pool */
 	void (*idle_cb)(void *);
 	void *idle_arg;
+	bool (*retry_cb)(struct job *, enum job_state, void *);
+	void *retry_arg;
+	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 };
 
 /* ---- the heap ---- */
@@ -329,6 +332,7 @@ static void
 run_finished(struct sched *s, struct run *r, int worker)
 {
 	struct job *j = r->owner;
+	enum job_state st;
 
 	j->res = r->res;
 	r->res.result = NULL;
@@ -342,7 +346,10 @@ run_finished(struct sched *s, struct run *r, int worker)
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
 	learn(s, j);
-	finish(s, j, final_state(&j->res));
+	st = final_state(&j->res);
+	/* A retry takes the job back (scheduled); else it is over. */
+	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
 }
@@ -452,16 +459,17 @@ sched_dispatch(struct sched *s)
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
 	struct job *j;
 
-	while (jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0)
+	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0)
 		start_thread(s, jobq_pop(io));
 	if (s->ppool == NULL)
 		return;
-	while ((j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
+	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
 		if (start_process(s, j) == -1)
 			break;
 		jobq_remove(cpu, j);
 	}
-	ppool_demand(s->ppool, jobq_len(cpu));
+	/* A paused queue asks for no workers. */
+	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
 }
 
 void
@@ -514,9 +522,67 @@ static void
 cancel_queued(struct sched *s, struct job *j, const char *why)
 {
 	unqueue(s, j);
+	sched_finish(s, j, JOB_CANCELLED, why);
+}
+
+void
+sched_finish(struct sched *s, struct job *j, enum job_state st, const char *why)
+{
 	free(j->res.error);
 	j->res.error = xstrdup(why);
-	finish(s, j, JOB_CANCELLED);
+	finish(s, j, st);
+}
+
+void
+sched_unqueue(struct sched *s, struct job *j)
+{
+	unqueue(s, j);
+}
+
+void
+sched_set_priority(struct sched *s, struct job *j, int priority)
+{
+	struct jobq *q = s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO];
+	bool queued = j->qidx < jobq_len(q);
+
+	/* Out and back in, keeping its place (seq) among equals: O(log n). */
+	if (queued)
+		jobq_remove(q, j);
+	j->spec.priority = priority;
+	if (queued) {
+		jobq_push(q, j);
+		sched_dispatch(s);
+	}
+}
+
+void
+sched_pause(struct sched *s, enum job_class c, bool pause)
+{
+	if (c != CLASS_IO)
+		s->paused[Q_CPU] = pause;
+	if (c != CLASS_CPU)
+		s->paused[Q_IO] = pause;
+	if (!pause)
+		sched_dispatch(s);
+}
+
+bool
+sched_paused(const struct sched *s, enum job_class c)
+{
+	return s->paused[c == CLASS_CPU ? Q_CPU : Q_IO];
+}
+
+void
+sched_set_retry_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+{
+	s->retry_cb = cb;
+	s->retry_arg = arg;
+}
+
+void
+sched_check_idle(struct sched *s)
+{
+	check_idle(s);
 }
 
 int

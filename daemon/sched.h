@@ -11,6 +11,7 @@
 #ifndef TASKD_SCHED_H
 #define TASKD_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -67,6 +68,26 @@ size_t sched_running(const struct sched *s);
 size_t sched_running_class(const struct sched *s, enum job_class c);
 /* Called after a job finished and nothing is running or queued. */
 void sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg);
+/*
+ * Finish a job that is not running and not in a queue (waiting, scheduled,
+ * paused) in final state st with error why; j may be gone afterwards.
+ */
+void sched_finish(struct sched *s, struct job *j, enum job_state st, const char *why);
+/* Take a queued job out of its queue (it stays JOB_QUEUED: the caller moves it on). */
+void sched_unqueue(struct sched *s, struct job *j);
+/* New priority for a job; a queued one moves in its queue (O(log n)). */
+void sched_set_priority(struct sched *s, struct job *j, int priority);
+/* Stop / restart starting jobs of class c (CLASS_AUTO: both); running ones go on. */
+void sched_pause(struct sched *s, enum job_class c, bool pause);
+bool sched_paused(const struct sched *s, enum job_class c);
+/*
+ * Asked when a run ended in state st, before the job is finished: true
+ * means the callback took the job over (a retry) and it is not finished.
+ */
+void sched_set_retry_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *),
+			void *arg);
+/* Call the idle callback if nothing runs or is queued. */
+void sched_check_idle(struct sched *s);
 /* Remove a finished job's output files (used when pruning). */
 void sched_remove_output(struct sched *s, const struct job *j);
 
