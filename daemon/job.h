@@ -103,6 +103,7 @@ struct job {
 	bool admitted;           /* its submit is on disk: life.c may move it on */
 
 	uint64_t seq;            /* queue order within a priority */
+	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
 	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */
 
 	struct job *hnext;       /* hash chain */

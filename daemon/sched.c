@@ -40,6 +40,7 @@ struct sched {
 	bool (*retry_cb)(struct job *, enum job_state, void *);
 	void *retry_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
+	struct sched_fair fair[NQUEUES];
 };
 
 /* ---- the heap ---- */
@@ -64,6 +65,8 @@ before(const struct job *a, const struct job *b)
 {
 	if (a->spec.priority != b->spec.priority)
 		return a->spec.priority < b->spec.priority;
+	if (a->vt != b->vt)
+		return a->vt < b->vt;
 	return a->seq < b->seq;
 }
 
@@ -158,6 +161,58 @@ jobq_len(const struct jobq *q)
 	return q->len;
 }
 
+/* ---- fair share ---- */
+
+static size_t
+level(int priority)
+{
+	return (size_t)(priority - TASKD_PRIORITY_MIN);
+}
+
+uint64_t
+sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority)
+{
+	struct sched_fair_user *u = NULL;
+	size_t i, lv = level(priority);
+	uint64_t vt;
+
+	for (i = 0; i < f->nusers && u == NULL; i++)
+		if (f->users[i].uid == uid)
+			u = &f->users[i];
+	if (u == NULL) {
+		f->users = xreallocarray(f->users, f->nusers + 1, sizeof *f->users);
+		u = &f->users[f->nusers++];
+		memset(u, 0, sizeof *u);
+		u->uid = uid;
+	}
+	vt = (u->last[lv] > f->clock[lv] ? u->last[lv] : f->clock[lv]) + 1;
+	u->last[lv] = vt;
+	return vt;
+}
+
+void
+sched_fair_started(struct sched_fair *f, const struct job *j)
+{
+	size_t lv = level(j->spec.priority);
+
+	if (j->vt > f->clock[lv])
+		f->clock[lv] = j->vt;
+}
+
+void
+sched_fair_free(struct sched_fair *f)
+{
+	free(f->users);
+	memset(f, 0, sizeof *f);
+}
+
+static void
+stamp(struct sched *s, struct job *j, int q)
+{
+	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(&s->fair[q], j->uid, j->spec.priority)
+					 : 0;
+}
+
 /* ---- dispatch ---- */
 
 static void sched_ppool_done_cb(struct run *r, void *arg);
@@ -200,8 +255,10 @@ sched_free(struct sched *s)
 
 	if (s == NULL)
 		return;
-	for (q = 0; q < NQUEUES; q++)
+	for (q = 0; q < NQUEUES; q++) {
 		jobq_free(s->queue[q]);
+		sched_fair_free(&s->fair[q]);
+	}
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s);
@@ -459,14 +516,18 @@ sched_dispatch(struct sched *s)
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
 	struct job *j;
 
-	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0)
-		start_thread(s, jobq_pop(io));
+	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
+		j = jobq_pop(io);
+		sched_fair_started(&s->fair[Q_IO], j);
+		start_thread(s, j);
+	}
 	if (s->ppool == NULL)
 		return;
 	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
 		if (start_process(s, j) == -1)
 			break;
 		jobq_remove(cpu, j);
+		sched_fair_started(&s->fair[Q_CPU], j);
 	}
 	/* A paused queue asks for no workers. */
 	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
@@ -483,6 +544,7 @@ void
 sched_add(struct sched *s, struct job *j)
 {
 	char key[ROUTER_KEY_MAX + 1];
+	int q;
 
 	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
 	memcpy(j->route_key, key, sizeof j->route_key);
@@ -491,7 +553,9 @@ sched_add(struct sched *s, struct job *j)
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
 	j->seq = s->seq++;
-	jobq_push(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	stamp(s, j, q);
+	jobq_push(s->queue[q], j);
 }
 
 void
@@ -542,14 +606,16 @@ sched_unqueue(struct sched *s, struct job *j)
 void
 sched_set_priority(struct sched *s, struct job *j, int priority)
 {
-	struct jobq *q = s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO];
-	bool queued = j->qidx < jobq_len(q);
+	int qi = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	struct jobq *q = s->queue[qi];
+	bool queued = j->state == JOB_QUEUED && j->qidx < jobq_len(q);
 
-	/* Out and back in, keeping its place (seq) among equals: O(log n). */
+	/* Out and back in with a turn at its new level, keeping its seq: O(log n). */
 	if (queued)
 		jobq_remove(q, j);
 	j->spec.priority = priority;
 	if (queued) {
+		stamp(s, j, qi);
 		jobq_push(q, j);
 		sched_dispatch(s);
 	}

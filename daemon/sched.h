@@ -14,11 +14,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <taskd/protocol.h>
+
 #include "config.h"
 #include "job.h"
 #include "tpool.h"
 
-/* The heap. */
+/*
+ * Fair share (queue.fair_share): within a priority level, jobs take turns
+ * by submitting user. Each job gets a turn number vt = max(the user's
+ * last turn at that level, the level's clock) + 1, where the clock is the
+ * turn of the last job started; the heap orders by priority, then vt,
+ * then submission. A user who floods the queue gets turns 1..N, one who
+ * comes later starts at the current clock: they alternate. O(users) per
+ * add (few users), O(log n) per dispatch.
+ */
+#define SCHED_NPRIO (TASKD_PRIORITY_MAX - TASKD_PRIORITY_MIN + 1)
+struct sched_fair {
+	struct sched_fair_user {
+		uid_t uid;
+		uint64_t last[SCHED_NPRIO];
+	} *users;
+	size_t nusers;
+	uint64_t clock[SCHED_NPRIO];
+};
+/* The turn of a new job of uid at this priority. */
+uint64_t sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority);
+/* j (with its vt) left the queue to run: the level's clock moves on. */
+void sched_fair_started(struct sched_fair *f, const struct job *j);
+void sched_fair_free(struct sched_fair *f);
+
+/* The heap: by priority, then vt, then seq. */
 struct jobq;
 struct jobq *jobq_new(void);
 void jobq_free(struct jobq *q);

@@ -578,5 +578,72 @@ class UsersTest(E2ETestCase):
         self.assertError(r, "not_found")
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")
+class FairShareTest(E2ETestCase):
+    """root floods the queue, then nobody submits: with fair share they alternate."""
+
+    def flood(self, fair):
+        d = self.start_daemon({"socket_mode": "0666", "thread_pool.min_threads": 1,
+                               "thread_pool.max_threads": 1, "queue.fair_share": fair})
+        os.chmod(d.tmp, 0o755)
+        block = d.submit(**sleep_job(0.5))
+        d.wait_state(block, "running")
+        mine = d.submit_batch([sleep_job(0.02) for _ in range(20)])
+        [r] = as_nobody(d, {"id": 1, "op": "submit",
+                            "jobs": [sleep_job(0.02) for _ in range(4)]})
+        theirs = self.assertOk(r)["ids"]
+        for j in theirs:
+            self.assertEqual(d.show(j)["owner"]["uid"], NOBODY)
+        order = sorted(mine + theirs, key=lambda j: d.wait_job(j)["started_at"])
+        return order, mine, theirs
+
+    def test_round_robin_over_users(self):
+        order, mine, theirs = self.flood(True)
+        # turns alternate: root, nobody, root, nobody, ... then root's rest
+        self.assertEqual(order[:8], [x for pair in zip(mine[:4], theirs) for x in pair])
+        self.assertEqual(order[8:], mine[4:])
+
+    def test_fair_share_off_is_fifo(self):
+        order, mine, theirs = self.flood(False)
+        self.assertEqual(order, mine + theirs)
+
+    def test_priority_still_first(self):
+        d = self.start_daemon({"socket_mode": "0666", "thread_pool.min_threads": 1,
+                               "thread_pool.max_threads": 1})
+        os.chmod(d.tmp, 0o755)
+        block = d.submit(**sleep_job(0.5))
+        d.wait_state(block, "running")
+        low = d.submit_batch([sleep_job(0.02, priority=5) for _ in range(5)])
+        [r] = as_nobody(d, {"id": 1, "op": "submit",
+                            "jobs": [sleep_job(0.02, priority=-5) for _ in range(3)]})
+        high = self.assertOk(r)["ids"]
+        order = sorted(low + high, key=lambda j: d.wait_job(j)["started_at"])
+        self.assertEqual(order, high + low)
+
+    def test_users_cannot_touch_others_jobs(self):
+        d = self.start_daemon({"socket_mode": "0666", "thread_pool.min_threads": 1,
+                               "thread_pool.max_threads": 1})
+        os.chmod(d.tmp, 0o755)
+        block = d.submit(**sleep_job(30))
+        self.cancel_at_cleanup(block, d)
+        q = d.submit(type="noop", **IO)
+        rs = as_nobody(d, {"id": 1, "op": "pause", "job": q},
+                       {"id": 2, "op": "priority", "job": q, "priority": -20},
+                       {"id": 3, "op": "pause"},
+                       {"id": 4, "op": "resume", "class": "io"})
+        for r in rs:
+            self.assertError(r, "forbidden")
+        j = d.show(q)
+        self.assertEqual((j["state"], j["priority"]), ("queued", 0))
+        self.assertEqual(d.status()["paused"], {"cpu": False, "io": False})
+        # their own queued job they may hold and re-prioritise
+        [r] = as_nobody(d, {"id": 1, "op": "submit", "type": "noop", "class": "io"})
+        mine = self.assertOk(r)["id"]
+        rs = as_nobody(d, {"id": 1, "op": "pause", "job": mine},
+                       {"id": 2, "op": "priority", "job": mine, "priority": 3},
+                       {"id": 3, "op": "resume", "job": mine})
+        self.assertEqual([self.assertOk(r)["state"] for r in rs], ["paused", "paused", "queued"])
+
+
 if __name__ == "__main__":
     main()
