@@ -575,19 +575,14 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
 		return;
 	}
-	if (j->state == JOB_WAITING || j->state == JOB_SCHEDULED || j->state == JOB_PAUSED) {
-		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
-		life_cancel(td->life, j, "cancelled by request");
-		return;
-	}
-	/* Answer first: a queued job is finished (and maybe pruned) by the cancel. */
-	if (j->state == JOB_QUEUED)
+	/* Answer first: a job not running is finished (and maybe pruned) by the cancel. */
+	if (j->state != JOB_RUNNING)
 		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
 	else
 		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state", "running",
 					       "cancelling", 1));
 	rc = sched_cancel(td->sched, j, "cancelled by request");
-	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "queued" : "running");
+	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "not running" : "running");
 }
 
 /* ---- pause, resume, priority ---- */

@@ -8,6 +8,7 @@
 #include "life.h"
 #include "log.h"
 #include "sched.h"
+#include "stats.h"
 #include "xmalloc.h"
 
 struct life {
@@ -337,6 +338,7 @@ watch(struct life *l, struct job *j)
 /* ---- the module ---- */
 
 static bool life_retry_cb(struct job *j, enum job_state st, void *arg);
+static void life_forget_cb(struct job *j, void *arg);
 
 struct life *
 life_new(struct event_base *base, struct jobs *js, struct sched *s)
@@ -349,7 +351,7 @@ life_new(struct event_base *base, struct jobs *js, struct sched *s)
 	l->eval_ev = event_new(base, -1, 0, life_eval_cb, l);
 	if (l->timer == NULL || l->eval_ev == NULL)
 		fatalx("cannot create the scheduling timers");
-	sched_set_retry_cb(s, life_retry_cb, l);
+	sched_set_life_cbs(s, life_retry_cb, life_forget_cb, l);
 	return l;
 }
 
@@ -358,7 +360,7 @@ life_free(struct life *l)
 {
 	if (l == NULL)
 		return;
-	sched_set_retry_cb(l->sched, NULL, NULL);
+	sched_set_life_cbs(l->sched, NULL, NULL, NULL);
 	event_free(l->timer);
 	event_free(l->eval_ev);
 	life_heap_free(&l->heap);
@@ -405,14 +407,10 @@ life_forget(struct life *l, struct job *j)
 	arm(l);
 }
 
-void
-life_cancel(struct life *l, struct job *j, const char *why)
+static void
+life_forget_cb(struct job *j, void *arg)
 {
-	unwatch(l, j);
-	life_heap_remove(&l->heap, j);
-	arm(l);
-	sched_finish(l->sched, j, JOB_CANCELLED, why);
-	sched_check_idle(l->sched);
+	life_forget(arg, j);
 }
 
 void
@@ -494,6 +492,7 @@ life_retry_cb(struct job *j, enum job_state st, void *arg)
 	if (!retryable(j, st) || j->cancel_requested)
 		return false;
 	delay = next_attempt(j, st);
+	STATS_INC(jobs_retried);
 	log_debug("job %llu %s: attempt %d in %.3f s", (unsigned long long)j->id,
 		  job_state_name(st), j->attempt, delay);
 	schedule_at(l, j, now_unix() + delay);
@@ -511,6 +510,7 @@ life_recover(struct life *l)
 		/* Lost by the restart (persist_recover) with retries left: try again. */
 		if (j->state == JOB_LOST && retryable(j, JOB_LOST) && j->started_at > 0) {
 			delay = next_attempt(j, JOB_LOST);
+			STATS_INC(jobs_retried);
 			j->due_at = now_unix() + delay;
 			jobs_reopen(l->jobs, j, JOB_SCHEDULED);
 			retried++;

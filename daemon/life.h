@@ -46,13 +46,11 @@ void life_prepare(struct life *l, struct job *j);
  * calls sched_dispatch), a waiting one is evaluated, a scheduled one timed.
  */
 void life_admit(struct life *l, struct job *j);
-/* A prepared job whose submit could not be stored: stop watching for it. */
+/* A job leaves life.c's care (its submit could not be stored, or it is cancelled). */
 void life_forget(struct life *l, struct job *j);
 /* After persist_recover: retry jobs lost by the restart, watch and time the rest. */
 void life_recover(struct life *l);
 
-/* Cancel a waiting, scheduled or paused job (it may be gone afterwards). */
-void life_cancel(struct life *l, struct job *j, const char *why);
 /* Hold a queued job (→ paused) / release a paused one (→ queued). */
 void life_hold(struct life *l, struct job *j);
 void life_release(struct life *l, struct job *j);

@@ -38,6 +38,7 @@ struct sched {
 	void (*idle_cb)(void *);
 	void *idle_arg;
 	bool (*retry_cb)(struct job *, enum job_state, void *);
+	void (*forget_cb)(struct job *, void *);
 	void *retry_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
@@ -639,9 +640,11 @@ sched_paused(const struct sched *s, enum job_class c)
 }
 
 void
-sched_set_retry_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
+		   void (*forget)(struct job *, void *), void *arg)
 {
-	s->retry_cb = cb;
+	s->retry_cb = retry;
+	s->forget_cb = forget;
 	s->retry_arg = arg;
 }
 
@@ -654,6 +657,14 @@ sched_check_idle(struct sched *s)
 int
 sched_cancel(struct sched *s, struct job *j, const char *why)
 {
+	if (j->state == JOB_WAITING || j->state == JOB_SCHEDULED || j->state == JOB_PAUSED) {
+		/* Not in a queue: life.c stops watching and timing it. */
+		if (s->forget_cb != NULL)
+			s->forget_cb(j, s->retry_arg);
+		sched_finish(s, j, JOB_CANCELLED, why);
+		check_idle(s);
+		return 0;
+	}
 	if (j->state == JOB_QUEUED) {
 		cancel_queued(s, j, why);
 		check_idle(s);

@@ -79,8 +79,9 @@ void sched_enqueue(struct sched *s, struct job *j);
 /* Start queued jobs while the pool has room. */
 void sched_dispatch(struct sched *s);
 /*
- * Cancel: a queued job is finished as cancelled at once (returns 0 and j
- * may be gone); a running one is signalled (returns 1); a finished one: -1.
+ * Cancel: a queued, waiting, scheduled or paused job is finished as
+ * cancelled at once (returns 0 and j may be gone); a running one is
+ * signalled (returns 1); a finished one: -1.
  */
 int sched_cancel(struct sched *s, struct job *j, const char *why);
 /* Cancel everything (shutdown without drain). */
@@ -107,11 +108,13 @@ void sched_set_priority(struct sched *s, struct job *j, int priority);
 void sched_pause(struct sched *s, enum job_class c, bool pause);
 bool sched_paused(const struct sched *s, enum job_class c);
 /*
- * Asked when a run ended in state st, before the job is finished: true
- * means the callback took the job over (a retry) and it is not finished.
+ * life.c's hooks. retry: asked when a run ended in state st, before the
+ * job is finished; true means it took the job over (a retry) and the job
+ * is not finished. forget: a waiting, scheduled or paused job is being
+ * cancelled: stop watching and timing it.
  */
-void sched_set_retry_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *),
-			void *arg);
+void sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
+			void (*forget)(struct job *, void *), void *arg);
 /* Call the idle callback if nothing runs or is queued. */
 void sched_check_idle(struct sched *s);
 /* Remove a finished job's output files (used when pruning). */

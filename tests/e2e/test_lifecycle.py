@@ -261,6 +261,7 @@ class RetryTest(E2ETestCase):
         self.assertEqual(j["retries"], 2)
         a = j["attempts"]
         self.assertEqual([x["attempt"] for x in a], [1, 2])
+        self.assertGreaterEqual(d.status()["counters"]["jobs_retried"], 2)
         self.assertEqual([x["state"] for x in a], ["failed", "failed"])
         self.assertEqual([x["exit_code"] for x in a], [3, 3])
         gap1 = a[1]["started_at"] - a[0]["finished_at"]
