@@ -171,6 +171,13 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	for (i = 0; i < spec->ndeps; i++) {
 		d = &spec->deps[i];
 		dep = jobs_find(td->jobs, d->id);
+		if (d->id >= jobs_next_id(td->jobs)) {
+			proto_error_set(err, TASKD_ERR_NOT_FOUND,
+					"%s: no such job %llu (a job can only depend on jobs "
+					"submitted before it, not on itself or its own batch)",
+					d->any ? "after_any" : "after", (unsigned long long)d->id);
+			return -1;
+		}
 		if (dep == NULL || !may_access(c, dep)) {
 			proto_error_set(err, TASKD_ERR_NOT_FOUND,
 					"%s: no such job %llu (a dependency must be an existing job "

@@ -155,6 +155,7 @@ class DependencyTest(E2ETestCase):
                        "jobs": [{"argv": ["true"]}, {"argv": ["true"], "after": [nxt + 1]}]})
         err = self.assertError(r, "not_found")
         self.assertIn("jobs[1]", err["message"])
+        self.assertIn("its own batch", err["message"])
         self.assertEqual(d.status()["jobs"], before)
         p = d.ctl("submit", "--after", "x", "--", "true")
         self.assertRc(p, 2)
@@ -324,7 +325,9 @@ class RetryTest(E2ETestCase):
         self.assertEqual(j["attempt"], 2)
         p = d.ctl("show", j["id"])
         self.assertRc(p, 0)
-        self.assertIn("attempt", p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^attempt: +2$")
+        self.assertRegex(p.stdout, r"(?m)^attempts: +#1 failed exit=5$")
+        self.assertRegex(p.stdout, r"(?m)^retry_delay: +0.1s$")
 
     def test_bad_retries(self):
         d = self.d
