@@ -21,7 +21,8 @@
 static const struct taskctl_cmd commands[] = {
     {"submit",
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
-     "[--env K=V]... [--no-env] [--type T] [--wait] [--] CMD [ARGS...]",
+     "[--env K=V]... [--no-env] [--type T] [--after ID[,ID...]] [--after-any ID[,ID...]] "
+     "[--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] [--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
     {"list", "[--state S] [--limit N]", "list jobs", cmd_list},
@@ -29,6 +30,10 @@ static const struct taskctl_cmd commands[] = {
     {"wait", "ID...", "wait for jobs to finish, exit with the first failure's code", cmd_wait},
     {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
     {"cancel", "ID...", "cancel jobs", cmd_cancel},
+    {"pause", "[--class cpu|io] [ID...]",
+     "stop starting jobs (all or one class), or hold queued jobs", cmd_pause},
+    {"resume", "[--class cpu|io] [ID...]", "start jobs again, or release held jobs", cmd_resume},
+    {"priority", "ID N", "change the priority of a job that has not started", cmd_priority},
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
     {"metrics", "", "print counters and gauges (Prometheus text format)", cmd_metrics},

@@ -53,6 +53,7 @@ enum key_kind {
 	K_SOCKET, /* char *, absolute path that fits in sun_path */
 	K_MODE,   /* mode_t, "0660" or an integer */
 	K_ENUM,   /* int, a name turned into a value by parse() */
+	K_BOOL,   /* int 0/1, true or false */
 };
 
 struct key {
@@ -111,6 +112,7 @@ static const struct key keys[] = {
 	{ "queue.max_pending", K_INT, OFF(queue.max_pending), 1, NOMAX, NULL, NULL },
 	{ "queue.max_pending_per_user", K_INT, OFF(queue.max_pending_per_user), 1, NOMAX, NULL,
 	  NULL },
+	{ "queue.fair_share", K_BOOL, OFF(queue.fair_share), 0, 1, NULL, NULL },
 
 	{ "router.default_class", K_ENUM, OFF(router.default_class), 0, 0, router_class_parse,
 	  "cpu or io" },
@@ -172,6 +174,7 @@ config_defaults(struct config *cfg)
 
 	cfg->queue.max_pending = 100000;
 	cfg->queue.max_pending_per_user = 10000;
+	cfg->queue.fair_share = 1;
 
 	cfg->router.default_class = CLASS_IO;
 	cfg->router.cpu_ratio = 0.5;
@@ -367,6 +370,17 @@ set_int(const struct key *k, const config_setting_t *s, void *field, char **why)
 }
 
 static int
+set_bool(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		*why = xstrdup("expected true or false");
+		return -1;
+	}
+	*(int *)field = config_setting_get_bool(s) ? 1 : 0;
+	return 0;
+}
+
+static int
 set_float(const struct key *k, const config_setting_t *s, void *field, char **why)
 {
 	double v;
@@ -550,6 +564,7 @@ static const setter_fn setters[] = {
 	[K_SOCKET] = set_socket,
 	[K_MODE] = set_mode,
 	[K_ENUM] = set_enum,
+	[K_BOOL] = set_bool,
 };
 
 /* The walk over the file. */
@@ -730,6 +745,7 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	switch (k->kind) {
 	case K_INT:
 	case K_ENUM:
+	case K_BOOL:
 		return *(const int *)(const void *)pa == *(const int *)(const void *)pb;
 	case K_FLOAT:
 		return *(const double *)(const void *)pa == *(const double *)(const void *)pb;

@@ -41,6 +41,7 @@ struct config {
 	struct {
 		int max_pending;
 		int max_pending_per_user;
+		int fair_share; /* round robin over users within a priority (sched.c) */
 	} queue;
 
 	struct {

@@ -25,6 +25,9 @@
 #define TASKD_OP_SHUTDOWN "shutdown"
 #define TASKD_OP_RELOAD "reload"
 #define TASKD_OP_METRICS "metrics"
+#define TASKD_OP_PAUSE "pause"
+#define TASKD_OP_RESUME "resume"
+#define TASKD_OP_PRIORITY "priority"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -49,6 +52,9 @@
 
 #define TASKD_STATE_QUEUED "queued"
 #define TASKD_STATE_RUNNING "running"
+#define TASKD_STATE_WAITING "waiting"
+#define TASKD_STATE_SCHEDULED "scheduled"
+#define TASKD_STATE_PAUSED "paused"
 #define TASKD_STATE_DONE "done"
 #define TASKD_STATE_FAILED "failed"
 #define TASKD_STATE_TIMEOUT "timeout"
