@@ -253,6 +253,13 @@ submit_committed(bool ok, const char *cause, void *arg)
 		if (ps->wait && !ok)
 			((struct cstate *)server_client_data(c))->nwaits--; /* the reserved slot */
 	}
+	/*
+	 * "wait": parked on the job before it is admitted, so that a job which
+	 * ends at once (a failed dependency, a shutdown) answers it before it
+	 * can be pruned.
+	 */
+	if (c != NULL && ok && ps->wait && (j = jobs_find(td->jobs, ps->ids[0])) != NULL)
+		wait_attach(td, c, ps->id, j);
 	/* Answered first: a job may finish (and be pruned) as soon as it is queued. */
 	/* All of a batch is queued before any starts: priorities hold within it. */
 	for (i = 0; ok && i < ps->n; i++) {
@@ -264,9 +271,6 @@ submit_committed(bool ok, const char *cause, void *arg)
 		if (td->stopping && !td->draining && j->state == JOB_QUEUED)
 			sched_cancel(td->sched, j, "taskd shut down");
 	}
-	/* "wait": answered with the job once it ends (now, if it already has). */
-	if (c != NULL && ok && ps->wait && (j = jobs_find(td->jobs, ps->ids[0])) != NULL)
-		wait_attach(td, c, ps->id, j);
 	if (c != NULL)
 		server_client_release(c);
 	if (ok)
