@@ -11,6 +11,13 @@
 #include "xmalloc.h"
 
 static const struct timeval retry_delay = { 1, 0 };
+/*
+ * Changes nobody waits for (a job started, finished, was pruned) are
+ * written this long after they happen, or with the next commit somebody
+ * waits for if that comes first: a job's submit, start and end then
+ * usually share one transaction instead of taking three.
+ */
+static const struct timeval lazy_delay = { 0, 2000 };
 
 struct waiter {
 	void (*cb)(bool ok, const char *cause, void *arg);
@@ -28,6 +35,7 @@ struct persist {
 	struct event *commit_ev;
 	struct event *retry_ev; /* after a failed commit or fsync */
 	struct event *sync_ev;  /* fsync_interval after the first commit not yet synced */
+	struct event *lazy_ev;  /* lazy_delay after the first change nobody waits for */
 	uint64_t *dirty;        /* ids to write, each once (job->persist_dirty) */
 	size_t ndirty, capdirty;
 	uint64_t *gone;         /* ids to delete */
@@ -73,12 +81,22 @@ fire(struct waiters *ws, bool ok, const char *cause)
 	free(now.v);
 }
 
+/* Somebody waits for the next commit: run it once this loop iteration's callbacks are done. */
 static void
 schedule(struct persist *p)
 {
-	/* Active now, run once this loop iteration's callbacks are done. */
 	if (!event_pending(p->commit_ev, EV_TIMEOUT, NULL))
 		event_active(p->commit_ev, EV_TIMEOUT, 0);
+}
+
+/* Nobody waits: commit within lazy_delay (sooner if a waiter comes). */
+static void
+schedule_lazy(struct persist *p)
+{
+	if (p->pending.n > 0)
+		schedule(p);
+	else if (!evtimer_pending(p->lazy_ev, NULL))
+		evtimer_add(p->lazy_ev, &lazy_delay);
 }
 
 static void
@@ -90,7 +108,7 @@ changed_cb(struct job *j, void *arg)
 		return;
 	j->persist_dirty = true;
 	push_id(&p->dirty, &p->ndirty, &p->capdirty, j->id);
-	schedule(p);
+	schedule_lazy(p);
 }
 
 static void
@@ -99,7 +117,7 @@ removed_cb(uint64_t id, void *arg)
 	struct persist *p = arg;
 
 	push_id(&p->gone, &p->ngone, &p->capgone, id);
-	schedule(p);
+	schedule_lazy(p);
 }
 
 /* Write every dirty job and delete every pruned one, in one transaction. */
@@ -168,6 +186,7 @@ run_commit(struct persist *p, bool force_sync)
 	char *cause = NULL;
 	size_t i;
 
+	evtimer_del(p->lazy_ev); /* this commit takes every change so far */
 	if (p->ndirty > 0 || p->ngone > 0) {
 		if (commit(p, &cause) == -1) {
 			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
@@ -225,7 +244,9 @@ persist_new(struct event_base *base, struct store *st, struct jobs *js)
 	p->commit_ev = event_new(base, -1, 0, persist_commit_cb, p);
 	p->retry_ev = evtimer_new(base, persist_sync_cb, p);
 	p->sync_ev = evtimer_new(base, persist_sync_cb, p);
-	if (p->commit_ev == NULL || p->retry_ev == NULL || p->sync_ev == NULL)
+	p->lazy_ev = evtimer_new(base, persist_commit_cb, p);
+	if (p->commit_ev == NULL || p->retry_ev == NULL || p->sync_ev == NULL ||
+	    p->lazy_ev == NULL)
 		fatalx("cannot create the commit events");
 	jobs_set_hooks(js, changed_cb, removed_cb, p);
 	return p;
@@ -265,6 +286,7 @@ persist_free(struct persist *p)
 	event_free(p->commit_ev);
 	event_free(p->retry_ev);
 	event_free(p->sync_ev);
+	event_free(p->lazy_ev);
 	free(p->dirty);
 	free(p->gone);
 	free(p->pending.v);

@@ -5,9 +5,10 @@
  * transaction (group commit), each job once whatever happened to it since.
  * A submit is answered only from the after-commit callback. With
  * store.fsync = always (the default) that callback runs after the commit is
- * fsync'ed, so an acknowledged job survives a power loss; commits nobody
- * waits for (a job started, finished, was pruned) are written at once —
- * they survive kill -9 — and share an fsync within store.fsync_interval.
+ * fsync'ed, so an acknowledged job survives a power loss; changes nobody
+ * waits for (a job started, finished, was pruned) are written within 2 ms
+ * or with the next submit's commit — then they survive kill -9 — and share
+ * an fsync within store.fsync_interval.
  * With store.fsync = interval, answers go out after the write and every
  * commit is fsync'ed within store.fsync_interval (a power loss may lose
  * that long of acknowledged submits; a daemon crash loses nothing). At startup, persist_recover() loads the
