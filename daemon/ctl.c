@@ -190,6 +190,20 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	return 0;
 }
 
+/*
+ * Look at a job's cwd at submit only with the submitter's own rights: a
+ * root daemon does not stat paths for other users (it would tell them what
+ * exists where they may not look, and a hung network mount would stall the
+ * loop for them); their runs check cwd as them and fail with the reason.
+ */
+static bool
+check_cwd(struct client *c)
+{
+	uid_t uid = server_client_uid(c);
+
+	return uid == 0 || uid == geteuid();
+}
+
 static struct job *
 add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 {
@@ -301,8 +315,8 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	/* All or nothing: decode every job before queueing any. */
 	specs = xcalloc(n, sizeof *specs);
 	for (i = 0; i < n; i++) {
-		if (proto_batch_job_decode(json_array_get(arr, i),
-					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0 &&
+		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
+					   check_cwd(c), &specs[i], &err) == 0 &&
 		    check_deps(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
@@ -378,7 +392,8 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_too_many_waits(c, req);
 		return;
 	}
-	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, &spec, &err) == -1) {
+	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, check_cwd(c), &spec,
+			     &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

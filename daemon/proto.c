@@ -185,7 +185,7 @@ decode_env(json_t *e, struct job_spec *spec, struct proto_error *err)
 }
 
 static int
-decode_cwd(json_t *c, struct job_spec *spec, struct proto_error *err)
+decode_cwd(json_t *c, bool check, struct job_spec *spec, struct proto_error *err)
 {
 	struct stat st;
 	const char *dir;
@@ -199,6 +199,10 @@ decode_cwd(json_t *c, struct job_spec *spec, struct proto_error *err)
 		return -1;
 	}
 	dir = json_string_value(c);
+	if (!check) {
+		spec->cwd = xstrdup(dir);
+		return 0;
+	}
 	if (stat(dir, &st) == -1) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "cwd %s: %s", dir, strerror(errno));
 		return -1;
@@ -393,8 +397,8 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 }
 
 static int
-decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *spec,
-	   struct proto_error *err)
+decode_job(json_t *obj, int envelope, double default_timeout, bool check_cwd,
+	   struct job_spec *spec, struct proto_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -415,7 +419,7 @@ decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *s
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
-	    decode_cwd(json_object_get(obj, "cwd"), spec, err) == -1) {
+	    decode_cwd(json_object_get(obj, "cwd"), check_cwd, spec, err) == -1) {
 		job_spec_free(spec);
 		return -1;
 	}
@@ -423,17 +427,18 @@ decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *s
 }
 
 int
-proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
 		 struct proto_error *err)
 {
-	return decode_job(obj, json_object_get(obj, "op") != NULL, default_timeout, spec, err);
+	return decode_job(obj, json_object_get(obj, "op") != NULL, default_timeout, check_cwd,
+			  spec, err);
 }
 
 int
-proto_batch_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
-		       struct proto_error *err)
+proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
+		       struct job_spec *spec, struct proto_error *err)
 {
-	return decode_job(obj, 0, default_timeout, spec, err);
+	return decode_job(obj, 0, default_timeout, check_cwd, spec, err);
 }
 
 int

@@ -31,13 +31,18 @@ struct proto_error {
 int proto_decode(const char *line, size_t len, struct request *req, struct proto_error *err);
 void proto_request_free(struct request *req);
 
-/* Job description → spec (validated; cwd checked to be an existing directory). */
-int proto_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
+/*
+ * Job description → spec (validated). With check_cwd, cwd must be an
+ * existing directory as the daemon sees it; without, only an absolute path
+ * (a root daemon does not look at paths for other users: it would tell them
+ * what exists where they cannot look; the run checks cwd as the user).
+ */
+int proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
 		     struct proto_error *err);
 
 /* A job inside a batch's "jobs" array: envelope keys (v, id, op) are unknown fields there. */
-int proto_batch_job_decode(json_t *obj, double default_timeout, struct job_spec *spec,
-			   struct proto_error *err);
+int proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
+			   struct job_spec *spec, struct proto_error *err);
 
 /* "job": <positive integer> */
 int proto_job_id(json_t *req, uint64_t *id, struct proto_error *err);

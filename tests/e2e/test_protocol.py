@@ -607,6 +607,26 @@ class ForeignUserTest(E2ETestCase):
             self.assertEqual(j["state"], "failed")
             self.assertIn("Permission denied", j["error"] or "", j)
 
+    def test_cwd_not_looked_at_for_other_users(self):
+        # A root daemon does not stat another user's cwd at submit (that would
+        # tell them what exists under directories they cannot read): the run
+        # checks it as them, and the job fails with the reason.
+        secret = os.path.join(self.d.tmp, "secret")
+        os.makedirs(secret, 0o700, exist_ok=True)
+        for path in (os.path.join(secret, "exists"), os.path.join(secret, "missing")):
+            if path.endswith("exists"):
+                os.makedirs(path, exist_ok=True)
+            [r] = self.as_nobody({"id": 1, "op": "submit", "argv": ["pwd"], "cwd": path})
+            j = self.d.wait_job(self.assertOk(r)["id"])
+            self.assertEqual(j["state"], "failed")
+            self.assertIn("Permission denied", j["error"] or "", j)
+        [r] = self.as_nobody({"id": 1, "op": "submit", "argv": ["pwd"], "cwd": "relative"})
+        self.assertError(r, "bad_request")
+        # root's own submits are still checked at once
+        r = self.d.request({"id": 2, "op": "submit", "argv": ["pwd"],
+                            "cwd": "/nonexistent/e2e/dir"})
+        self.assertIn("No such file", self.assertError(r, "bad_request")["message"])
+
     def test_exec_errors_as_submitter(self):
         [nf, nx] = self.as_nobody({"id": 1, "op": "submit", "argv": ["/nonexistent"]},
                                   {"id": 2, "op": "submit", "argv": ["/etc/shadow"]})

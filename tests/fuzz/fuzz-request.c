@@ -41,7 +41,7 @@ submit(struct request *req)
 	size_t i, n, len;
 
 	if (batch == NULL) {
-		if (proto_job_decode(req->root, 0, &spec, &err) == -1) {
+		if (proto_job_decode(req->root, 0, true, &spec, &err) == -1) {
 			respond_err(req->id, &err);
 			return;
 		}
@@ -56,7 +56,7 @@ submit(struct request *req)
 		return;
 	result = json_array();
 	for (i = 0; i < n; i++) {
-		if (proto_batch_job_decode(json_array_get(batch, i), 30, &spec, &err) == -1) {
+		if (proto_batch_job_decode(json_array_get(batch, i), 30, true, &spec, &err) == -1) {
 			respond_err(req->id, &err);
 			json_decref(result);
 			return;

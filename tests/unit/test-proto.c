@@ -324,7 +324,7 @@ job_decode(const char *text, double default_timeout, struct job_spec *spec, stru
 	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL)
 		fail_msg("test input is not JSON: %s: %s", text, jerr.text);
-	rc = proto_job_decode(o, default_timeout, spec, err);
+	rc = proto_job_decode(o, default_timeout, true, spec, err);
 	json_decref(o);
 	return rc;
 }
@@ -610,11 +610,33 @@ test_job_not_object(void **state)
 	json_t *a = json_pack("[s]", "true");
 
 	(void)state;
-	assert_int_equal(proto_job_decode(a, 0, &spec, &err), -1);
+	assert_int_equal(proto_job_decode(a, 0, true, &spec, &err), -1);
 	assert_string_equal(err.code, TASKD_ERR_BAD_REQUEST);
 	assert_null(spec.argv);
 	proto_error_clear(&err);
 	json_decref(a);
+}
+
+/* Without check_cwd (another user's submit to a root daemon) cwd is only checked to be absolute. */
+static void
+test_job_cwd_unchecked(void **state)
+{
+	struct proto_error err = {0};
+	struct job_spec spec;
+	json_t *o = json_pack("{s:[s],s:s}", "argv", "true", "cwd", "/nonexistent/taskd-test-dir");
+
+	(void)state;
+	assert_int_equal(proto_job_decode(o, 0, true, &spec, &err), -1);
+	assert_non_null(strstr(err.message, "No such file"));
+	proto_error_clear(&err);
+	assert_int_equal(proto_job_decode(o, 0, false, &spec, &err), 0);
+	assert_string_equal(spec.cwd, "/nonexistent/taskd-test-dir");
+	job_spec_free(&spec);
+	json_object_set_new(o, "cwd", json_string("relative"));
+	assert_int_equal(proto_batch_job_decode(o, 0, false, &spec, &err), -1);
+	assert_non_null(strstr(err.message, "absolute"));
+	proto_error_clear(&err);
+	json_decref(o);
 }
 
 static void
@@ -947,6 +969,7 @@ main(void)
 	    cmocka_unit_test(test_job_invalid),
 	    cmocka_unit_test(test_job_lifecycle),
 	    cmocka_unit_test(test_job_not_object),
+	    cmocka_unit_test(test_job_cwd_unchecked),
 	    cmocka_unit_test(test_job_name_length),
 	    cmocka_unit_test(test_job_builtins),
 	    cmocka_unit_test(test_job_builtin_args),
