@@ -257,8 +257,10 @@ persist_configure(struct persist *p, enum store_fsync policy, double interval)
 {
 	p->policy = policy;
 	p->interval = interval;
-	if (p->unsynced) /* the new interval may be 0: sync now */
+	if (p->unsynced) { /* re-arm with the new interval (0: sync now) */
+		evtimer_del(p->sync_ev);
 		run_commit(p, interval <= 0);
+	}
 }
 
 void

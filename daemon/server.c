@@ -27,8 +27,8 @@
 /* Stop reading from a client whose unread responses exceed this. */
 #define OUTPUT_HIGH (4u << 20)
 
-/* Bytes read from a client per read(2). */
-#define READ_CHUNK 65536
+/* Bytes read from a client per read(2) (what a bufferevent reads at most, too). */
+#define READ_CHUNK 16384
 
 struct client {
 	struct server *srv;
