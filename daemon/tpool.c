@@ -226,8 +226,12 @@ worker_next(struct tpool *tp)
 	}
 }
 
-/* With the lock held: hand a run task to the loop. */
-static void
+/*
+ * With the lock held: hand a run task to the loop. True if the loop must be
+ * woken (the done queue was empty): the caller writes the eventfd once it
+ * has let go of the lock, so the loop does not wake up into a held lock.
+ */
+static bool
 worker_finish(struct tpool *tp, struct tpool_task *t)
 {
 	bool wake = TAILQ_EMPTY(&tp->done);
@@ -237,8 +241,7 @@ worker_finish(struct tpool *tp, struct tpool_task *t)
 	TAILQ_INSERT_TAIL(&tp->done, t, entry);
 	if (tp->draining)
 		pthread_cond_signal(&tp->drained);
-	if (wake)
-		notify(tp);
+	return wake;
 }
 
 /* With the lock held, which it releases: leave the pool, to be joined. */
@@ -272,7 +275,11 @@ worker_main(void *arg)
 		t->thread = w->slot;
 		t->run(t);
 		pthread_mutex_lock(&tp->lock);
-		worker_finish(tp, t);
+		if (worker_finish(tp, t)) {
+			pthread_mutex_unlock(&tp->lock);
+			notify(tp);
+			pthread_mutex_lock(&tp->lock);
+		}
 	}
 	worker_exit(w);
 	return NULL;
@@ -401,8 +408,9 @@ tpool_submit(struct tpool *tp, struct tpool_task *t)
 	TAILQ_INSERT_TAIL(&tp->queue, t, entry);
 	tp->queued++;
 	grow(tp);
-	pthread_cond_signal(&tp->cond);
 	pthread_mutex_unlock(&tp->lock);
+	/* After the unlock: the woken thread does not block on the lock at once. */
+	pthread_cond_signal(&tp->cond);
 }
 
 int
