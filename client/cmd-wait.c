@@ -1,11 +1,12 @@
 /*
- * taskctl wait ID...
+ * taskctl wait ID... | --label K=V... [--name N]
  *
  * All waits go out pipelined on one connection; each answers when its
  * job finishes, so lines are printed in completion order. The exit code
  * is the shell's view of the jobs (DESIGN §6): 0 when all succeeded, else
  * the code of the first failed one in argument order (4 for an id the
- * daemon rejected).
+ * daemon rejected). With --label/--name the daemon waits for every
+ * matching job that exists now and answers once; lines come in id order.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -139,20 +140,94 @@ print_json(struct waiter *w, int n)
 	json_decref(arr);
 }
 
+enum { OPT_LABEL = 300, OPT_NAME };
+
+/* Options into sel ("labels", "name"), then ids (none when selecting); -1 or an exit code. */
+static int
+parse_args(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
+{
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *name;
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_LABEL) {
+			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == OPT_NAME) {
+			if ((name = json_string(optarg)) == NULL)
+				return taskctl_usage_error(ctx, "name is not valid UTF-8");
+			json_object_set_new(sel, "name", name);
+		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
+			return rc;
+		}
+	}
+	if (json_object_size(sel) > 0 && optind < argc)
+		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+	if (json_object_size(sel) == 0 && optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
+/* wait --label/--name: one request, answered when all its jobs are final. */
+static int
+wait_selected(struct taskctl *ctx, json_t *sel)
+{
+	json_t *req = taskd_request(TASKD_OP_WAIT), *resp, *jobs;
+	int rc = TASKD_EXIT_OK, code;
+	size_t i;
+
+	json_object_update(req, sel);
+	resp = taskctl_call(ctx, req);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
+		return rc;
+	}
+	jobs = json_object_get(taskd_response_result(resp), "jobs");
+	if (!json_is_array(jobs))
+		taskctl_bad_response("wait result without jobs");
+	if (json_array_size(jobs) == 0 && !ctx->json)
+		taskctl_warnx("wait: no job matches");
+	for (i = 0; i < json_array_size(jobs); i++) {
+		code = cmd_wait_exit_code(json_array_get(jobs, i));
+		if (rc == TASKD_EXIT_OK)
+			rc = code;
+		if (!ctx->json)
+			cmd_wait_print_line(json_array_get(jobs, i));
+	}
+	if (ctx->json)
+		taskctl_print_json(jobs);
+	json_decref(resp);
+	return rc;
+}
+
 int
 cmd_wait(struct taskctl *ctx, int argc, char **argv)
 {
 	struct waiter *w;
 	json_int_t *ids;
-	json_t *req;
+	json_t *req, *sel = json_object();
 	int i, n, rc;
 
 	ids = calloc((size_t)argc, sizeof *ids);
 	w = calloc((size_t)argc, sizeof *w);
-	if (ids == NULL || w == NULL)
+	if (ids == NULL || w == NULL || sel == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = taskctl_parse_ids(ctx, argc, argv, ids)) != -1)
+	if ((rc = parse_args(ctx, argc, argv, sel, ids)) != -1)
 		goto out;
+	if (json_object_size(sel) > 0) {
+		rc = wait_selected(ctx, sel);
+		goto out;
+	}
 	n = argc - optind;
 	for (i = 0; i < n; i++) {
 		req = taskd_request(TASKD_OP_WAIT);
@@ -174,6 +249,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 		json_decref(w[i].error);
 	}
 out:
+	json_decref(sel);
 	free(ids);
 	free(w);
 	return rc;

@@ -99,6 +99,7 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	labels_free(&spec->labels);
 	memset(spec, 0, sizeof *spec);
 }
 
@@ -335,6 +336,22 @@ jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void 
 }
 
 void
+jobs_delete(struct jobs *js, struct job *j, void (*prune)(struct job *, void *), void *arg)
+{
+	if (!job_state_final(j->state))
+		fatalx("job %llu: deleted while %s", (unsigned long long)j->id,
+		       job_state_name(j->state));
+	TAILQ_REMOVE(&js->finished, j, finished);
+	js->nfinished--;
+	if (prune != NULL)
+		prune(j, arg);
+	if (js->removed != NULL)
+		js->removed(j->id, js->hook_arg);
+	jobs_remove(js, j);
+	job_free(j);
+}
+
+void
 job_wait(struct job *j, struct job_waiter *w)
 {
 	TAILQ_INSERT_TAIL(&j->waiters, w, entry);
@@ -410,6 +427,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "pool", str_or_null(pool));
 	json_object_set_new(o, "worker", j->worker >= 0 ? json_integer(j->worker) : json_null());
 	json_object_set_new(o, "name", str_or_null(j->spec.name));
+	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
 	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
@@ -451,6 +469,10 @@ job_record(const struct job *j)
 		      j->finished_at, "res", res);
 	if (o == NULL)
 		fatalx("job %llu: cannot encode its record", (unsigned long long)j->id);
+	/* Optional in records (older ones have none). */
+	if (s->labels.n > 0)
+		json_object_set_new(json_object_get(o, "spec"), "labels",
+				    labels_to_json(&s->labels));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -492,7 +514,7 @@ str_from_json(json_t *s)
 struct job *
 jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record, char **cause)
 {
-	json_t *o, *argv, *env, *cwd, *name, *res;
+	json_t *o, *argv, *env, *cwd, *name, *res, *labels;
 	struct job_spec sp = { 0 };
 	json_int_t uid, gid;
 	int st = job_state_parse(state), routed, pool, worker, cls;
@@ -524,6 +546,9 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	sp.env = strv_from_json(env, &ok);
 	sp.cwd = str_from_json(cwd);
 	sp.name = str_from_json(name);
+	labels = json_object_get(json_object_get(o, "spec"), "labels");
+	if (labels != NULL && labels_from_json(labels, "labels", &sp.labels, &err) == -1)
+		ok = false;
 	if (sp.argv == NULL)
 		sp.argv = xcalloc(1, sizeof(char *));
 	j = xcalloc(1, sizeof *j);

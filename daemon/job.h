@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "exec.h"
+#include "labels.h"
 
 enum job_state {
 	JOB_QUEUED = 0,
@@ -37,6 +38,7 @@ struct job_spec {
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
 	char *name;        /* or NULL */
+	struct labels labels;
 	enum job_class class;
 	int priority;
 	double timeout;
@@ -113,6 +115,11 @@ void jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		 void (*prune)(struct job *, void *), void *arg);
 /* Drop the oldest finished jobs beyond keep (prune(job, arg) first for each). */
 void jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg);
+/*
+ * Remove the finished job j now (clean): prune(j, arg) first, then the
+ * removed hook (the store follows), then j is freed.
+ */
+void jobs_delete(struct jobs *js, struct job *j, void (*prune)(struct job *, void *), void *arg);
 void job_wait(struct job *j, struct job_waiter *w);
 void job_unwait(struct job *j, struct job_waiter *w);
 

@@ -93,7 +93,7 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 /* ---- job descriptions ---- */
 
 static const char *const job_fields[] = {
-	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
+	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
 };
 
 static const char *const envelope_fields[] = { "v", "id", "op" };
@@ -261,6 +261,21 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 }
 
 static int
+decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
+{
+	char *cause = NULL;
+
+	if (v == NULL)
+		return 0;
+	if (labels_from_json(v, "labels", &spec->labels, &cause) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", cause);
+		free(cause);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
@@ -314,6 +329,7 @@ decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *s
 	    decode_type(obj, spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
+	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), spec, err) == -1) {
 		job_spec_free(spec);
 		return -1;

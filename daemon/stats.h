@@ -16,6 +16,7 @@
 	X(jobs_started, "jobs started")                                                            \
 	X(jobs_finished, "jobs that reached a final state")                                        \
 	X(jobs_pruned, "finished jobs dropped beyond jobs.keep_finished")                          \
+	X(jobs_cleaned, "finished jobs removed by clean requests")                                 \
 	X(reloads, "successful configuration reloads")                                             \
 	X(reload_errors, "refused configuration reloads")
 

@@ -25,6 +25,7 @@
 #define TASKD_OP_SHUTDOWN "shutdown"
 #define TASKD_OP_RELOAD "reload"
 #define TASKD_OP_METRICS "metrics"
+#define TASKD_OP_CLEAN "clean"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -59,6 +60,10 @@
 #define TASKD_PRIORITY_MIN (-20)
 #define TASKD_PRIORITY_MAX 19
 #define TASKD_MAX_NAME 256
+/* Labels: "labels":{"KEY":"value"}, keys of [A-Za-z0-9_.-]. */
+#define TASKD_MAX_LABELS 32
+#define TASKD_MAX_LABEL_KEY 64
+#define TASKD_MAX_LABEL_VALUE 256
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
