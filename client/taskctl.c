@@ -34,6 +34,8 @@ static const struct taskctl_cmd commands[] = {
     {"clean", "[--state S] [--label K=V]... [--name N] [--before DURATION]",
      "remove finished jobs and their output (--before 1h: finished over an hour ago)",
      cmd_clean},
+    {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",
+     "print job state changes live, until interrupted (--json: JSON Lines)", cmd_events},
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
     {"metrics", "", "print counters and gauges (Prometheus text format)", cmd_metrics},

@@ -99,6 +99,7 @@ int cmd_wait(struct taskctl *, int, char **);
 int cmd_logs(struct taskctl *, int, char **);
 int cmd_cancel(struct taskctl *, int, char **);
 int cmd_clean(struct taskctl *, int, char **);
+int cmd_events(struct taskctl *, int, char **);
 int cmd_shutdown(struct taskctl *, int, char **);
 int cmd_reload(struct taskctl *, int, char **);
 int cmd_metrics(struct taskctl *, int, char **);

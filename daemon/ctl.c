@@ -14,6 +14,7 @@
 
 #include "builtin.h"
 #include "ctl.h"
+#include "events.h"
 #include "filter.h"
 #include "job.h"
 #include "log.h"
@@ -76,6 +77,7 @@ struct cstate {
 	TAILQ_HEAD(, pending_submit) submits;
 	TAILQ_HEAD(, pending_group) groups;
 	int nwaits;
+	struct subscriber *sub;  /* after subscribe */
 };
 
 typedef void op_fn(struct taskd *, struct client *, struct request *);
@@ -218,9 +220,10 @@ submit_committed(bool ok, const char *cause, void *arg)
 	for (i = 0; i < ps->n; i++) {
 		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL)
 			continue;
-		if (ok)
+		if (ok) {
 			json_array_append_new(ids, json_integer((json_int_t)ps->ids[i]));
-		else
+			jobs_announce(td->jobs, j);
+		} else
 			jobs_discard(td->jobs, j);
 	}
 	if (c != NULL) {
@@ -387,6 +390,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "counters", stats_to_json(),
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
+	json_object_set_new(r, "subscribers",
+			    json_integer((json_int_t)events_subscribers(td->events)));
 	reply_ok(c, req->id, r);
 }
 
@@ -657,6 +662,7 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 void
 ctl_close_cb(struct client *c, void *arg)
 {
+	struct taskd *td = arg;
 	struct cstate *cs = server_client_data(c);
 	struct pending_submit *ps;
 	struct pending_group *g;
@@ -670,6 +676,8 @@ ctl_close_cb(struct client *c, void *arg)
 	}
 	while ((g = TAILQ_FIRST(&cs->groups)) != NULL)
 		group_free(c, g);
+	if (cs->sub != NULL)
+		events_unsubscribe(td->events, cs->sub);
 	/* Its jobs are still stored and run; only the answer has nowhere to go. */
 	while ((ps = TAILQ_FIRST(&cs->submits)) != NULL) {
 		TAILQ_REMOVE(&cs->submits, ps, entry);
@@ -794,6 +802,33 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	free(v);
 	log_debug("clean: %zu jobs removed", removed);
 	reply_ok(c, req->id, json_pack("{s:I}", "removed", (json_int_t)removed));
+}
+
+/* ---- subscribe ---- */
+
+#define SUBSCRIBE_SELECT (FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME)
+
+/* From the answer on, this connection gets a line per job event (events.c). */
+static void
+op_subscribe(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct cstate *cs = client_state(c);
+	uid_t uid = server_client_uid(c);
+	struct filter f;
+
+	if (cs->sub != NULL) {
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE,
+			  "this connection is already subscribed");
+		return;
+	}
+	if (filter_decode(req->root, SUBSCRIBE_SELECT, &f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	reply_ok(c, req->id, json_pack("{s:b}", "subscribed", 1));
+	cs->sub = events_subscribe(td->events, c, &f, uid == 0 || uid == getuid(), uid);
+	log_debug("uid %u subscribed to job events", (unsigned)uid);
 }
 
 /* ---- logs ---- */
@@ -1016,6 +1051,8 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 	stats_gauge(out, "thread_pool_busy", NULL, ts.busy, "pool threads running a job");
 	stats_gauge(out, "thread_pool_max", NULL, ts.max, "thread_pool.max_threads");
 	stats_gauge(out, "clients", NULL, server_nclients(td->server), "connected clients");
+	stats_gauge(out, "subscribers", NULL, (double)events_subscribers(td->events),
+		    "connections subscribed to job events");
 	stats_gauge(out, "uptime_seconds", NULL, now_unix() - td->started_at,
 		    "seconds since taskd started");
 	text = json_stringn((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out));
@@ -1183,6 +1220,7 @@ static const struct {
 	{ TASKD_OP_RELOAD, op_reload },
 	{ TASKD_OP_METRICS, op_metrics },
 	{ TASKD_OP_CLEAN, op_clean },
+	{ TASKD_OP_SUBSCRIBE, op_subscribe },
 };
 
 void

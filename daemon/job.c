@@ -27,6 +27,7 @@ struct jobs {
 	void (*changed)(struct job *, void *);
 	void (*removed)(uint64_t, void *);
 	void *hook_arg;
+	TAILQ_HEAD(, job_observer) observers;
 };
 
 static const char *const state_names[JOB_NSTATES] = {
@@ -79,6 +80,27 @@ job_pool_name(enum job_pool p)
 
 static void count_state(struct jobs *js, const struct job *j, enum job_state st, int delta);
 
+static void
+notify(struct jobs *js, struct job *j, int prev)
+{
+	struct job_observer *o;
+
+	TAILQ_FOREACH(o, &js->observers, entry)
+		o->changed(j, prev, o->arg);
+}
+
+void
+jobs_observe(struct jobs *js, struct job_observer *o)
+{
+	TAILQ_INSERT_TAIL(&js->observers, o, entry);
+}
+
+void
+jobs_unobserve(struct jobs *js, struct job_observer *o)
+{
+	TAILQ_REMOVE(&js->observers, o, entry);
+}
+
 struct jobs *
 jobs_new(void)
 {
@@ -89,6 +111,7 @@ jobs_new(void)
 	js->next_id = 1;
 	TAILQ_INIT(&js->all);
 	TAILQ_INIT(&js->finished);
+	TAILQ_INIT(&js->observers);
 	return js;
 }
 
@@ -194,6 +217,12 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	return j;
 }
 
+void
+jobs_announce(struct jobs *js, struct job *j)
+{
+	notify(js, j, -1);
+}
+
 struct job *
 jobs_find(struct jobs *js, uint64_t id)
 {
@@ -271,11 +300,14 @@ count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
 void
 job_set_state(struct jobs *js, struct job *j, enum job_state st)
 {
+	enum job_state prev = j->state;
+
 	count_state(js, j, j->state, -1);
 	count_state(js, j, st, 1);
 	j->state = st;
 	if (js->changed != NULL)
 		js->changed(j, js->hook_arg);
+	notify(js, j, (int)prev);
 }
 
 void

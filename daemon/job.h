@@ -100,6 +100,21 @@ uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);
 /*
+ * More watchers of the table (events.c), besides the store's hooks:
+ * changed(job, prev, arg) when a new job is announced (prev -1: its submit
+ * is stored) or a job changes state (prev: the state it left). Observers
+ * must not change the table.
+ */
+struct job_observer {
+	void (*changed)(struct job *j, int prev, void *arg);
+	void *arg;
+	TAILQ_ENTRY(job_observer) entry;
+};
+void jobs_observe(struct jobs *js, struct job_observer *o);
+void jobs_unobserve(struct jobs *js, struct job_observer *o);
+/* Tell the observers about a new job (once its submit is acknowledged). */
+void jobs_announce(struct jobs *js, struct job *j);
+/*
  * Watch the table: changed(job) after a job is added or changes state,
  * removed(id) when a finished job is pruned (persist.c keeps the store in step).
  */

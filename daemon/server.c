@@ -361,6 +361,27 @@ server_client_send(struct client *c, const char *data, size_t len)
 		bufferevent_disable(c->bev, EV_READ);
 }
 
+size_t
+server_client_output_len(const struct client *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void
+server_client_close(struct client *c)
+{
+	const struct timeval tick = { 1, 0 };
+
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	/* The write callback frees it once drained (now, if it is); the reaper if the peer is gone. */
+	if (server_client_output_len(c) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	if (!evtimer_pending(c->srv->reaper, NULL))
+		evtimer_add(c->srv->reaper, &tick);
+}
+
 void
 server_client_hold(struct client *c)
 {

@@ -41,6 +41,13 @@ void server_client_send(struct client *c, const char *data, size_t len);
  * the peer half-closes, the connection stays until every hold is released
  * (right after the answer is sent) and the answers are written.
  */
+/* Bytes queued for c and not yet taken by the socket. */
+size_t server_client_output_len(const struct client *c);
+/*
+ * Close c once what is queued for it is written (never at once, so it is
+ * safe inside any callback): no more requests are read from it.
+ */
+void server_client_close(struct client *c);
 void server_client_hold(struct client *c);
 void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);

@@ -17,6 +17,8 @@
 	X(jobs_finished, "jobs that reached a final state")                                        \
 	X(jobs_pruned, "finished jobs dropped beyond jobs.keep_finished")                          \
 	X(jobs_cleaned, "finished jobs removed by clean requests")                                 \
+	X(events_sent, "job event lines sent to subscribers")                                      \
+	X(event_overflows, "subscribers cut off for falling behind")                               \
 	X(reloads, "successful configuration reloads")                                             \
 	X(reload_errors, "refused configuration reloads")
 

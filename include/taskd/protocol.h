@@ -26,6 +26,7 @@
 #define TASKD_OP_RELOAD "reload"
 #define TASKD_OP_METRICS "metrics"
 #define TASKD_OP_CLEAN "clean"
+#define TASKD_OP_SUBSCRIBE "subscribe"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -67,6 +68,8 @@
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
+/* Unread event bytes a subscriber may have queued before it is cut off. */
+#define TASKD_EVENTS_MAX_BUFFER (1u << 20)
 /* PATH of a job whose environment has none. */
 #define TASKD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 

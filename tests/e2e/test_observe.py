@@ -256,5 +256,233 @@ class CleanTest(E2ETestCase):
         self.assertEqual(d.list_jobs(), [])
 
 
+def job_events(conn, n, timeout=10):
+    """The next n job events on a subscribed connection (other lines are an error)."""
+    out = []
+    for _ in range(n):
+        ev = conn.recv(timeout=timeout)
+        assert ev.get("event") == "job", ev
+        out.append(ev)
+    return out
+
+
+class EventsTest(E2ETestCase):
+    shared_daemon = True
+
+    def subscribe(self, **sel):
+        c = self.d.connect()
+        self.addCleanup(c.close)
+        r = c.call(dict({"id": "sub", "op": "subscribe"}, **sel))
+        self.assertEqual(self.assertOk(r), {"subscribed": True})
+        return c
+
+    def test_order_of_one_job(self):
+        c = self.subscribe()
+        jid = self.d.submit(["sh", "-c", "sleep 0.1; exit 4"], name="ev1")
+        evs = job_events(c, 3)
+        self.assertEqual([(e["id"], e["prev"], e["state"]) for e in evs],
+                         [(jid, None, "queued"), (jid, "queued", "running"),
+                          (jid, "running", "failed")])
+        self.assertEqual(evs[2]["exit_code"], 4)
+        self.assertIn("error", evs[2])
+        self.assertNotIn("exit_code", evs[0])
+        self.assertTrue(all(e["name"] == "ev1" for e in evs))
+        ats = [e["at"] for e in evs]
+        self.assertEqual(ats, sorted(ats))
+        j = self.d.show(jid)
+        self.assertAlmostEqual(ats[2], j["finished_at"], places=3)
+        self.assertAlmostEqual(ats[1], j["started_at"], places=3)
+        # done and cancelled
+        self.d.submit(["true"])
+        self.assertEqual([e["state"] for e in job_events(c, 3)], ["queued", "running", "done"])
+        q = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(q)
+        self.assertEqual([e["state"] for e in job_events(c, 2)], ["queued", "running"])
+        self.d.cancel(q)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (q, "running", "cancelled"))
+        self.assertEqual(e["error"], self.d.show(q)["error"])
+        self.assertTrue(c.no_data_within(0.3), "an event nobody caused")
+
+    def test_filtered(self):
+        by_label = self.subscribe(labels={"grp": "e2"})
+        by_state = self.subscribe(states=["done"], labels={"grp": "e2"})
+        a = self.d.submit(["true"], labels={"grp": "e2"})
+        b = self.d.submit(["true"], labels={"grp": "other"})
+        self.d.wait_job(a)
+        self.d.wait_job(b)
+        by_id = self.subscribe(ids=[b + 1])
+        c = self.d.submit(["true"], labels={"grp": "e2"})
+        self.assertEqual(c, b + 1)
+        self.d.wait_job(c)
+        self.assertEqual([(e["id"], e["state"]) for e in job_events(by_label, 6)],
+                         [(a, "queued"), (a, "running"), (a, "done"),
+                          (c, "queued"), (c, "running"), (c, "done")])
+        self.assertEqual([(e["id"], e["state"]) for e in job_events(by_state, 2)],
+                         [(a, "done"), (c, "done")])
+        self.assertEqual([e["state"] for e in job_events(by_id, 3)],
+                         ["queued", "running", "done"])
+        for conn in (by_label, by_state, by_id):
+            self.assertTrue(conn.no_data_within(0.2))
+
+    def test_bad_subscribe(self):
+        for sel in ({"states": ["bogus"]}, {"states": []}, {"labels": {}},
+                    {"ids": [0]}, {"ids": "1"}, {"labels": {"a b": "c"}}):
+            with self.subTest(sel=sel):
+                with self.d.connect() as c:
+                    self.assertError(c.call(dict({"id": 1, "op": "subscribe"}, **sel)),
+                                     "bad_request")
+                    # not subscribed: nothing arrives for a new job
+                    self.d.submit(["true"])
+                    self.assertTrue(c.no_data_within(0.2))
+        c = self.subscribe()
+        self.assertError(c.call({"id": 2, "op": "subscribe"}), "invalid_state")
+        # other requests still work on a subscribed connection
+        r = c.call({"id": 3, "op": "status"})
+        self.assertOk(r)
+
+    def test_taskctl_events(self):
+        base = self.d.status()["subscribers"]
+        human = self.d.ctl_popen("events", "--label", "grp=e4")
+        js = self.d.ctl_popen("--json", "events", "--state", "failed", "--state", "done")
+        # both subscribed once they answer a job event; wait for the subscriptions
+        wait_for(lambda: self.d.status()["subscribers"] >= base + 2, what="two subscribers")
+        a = self.d.submit(["sh", "-c", "exit 7"], labels={"grp": "e4"}, name="seven")
+        self.d.wait_job(a)
+        b = self.d.submit(["true"])
+        self.d.wait_job(b)
+        time.sleep(0.3)
+        human.terminate()
+        js.terminate()
+        out, err = human.communicate(timeout=5)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3, out + err)
+        self.assertRegex(lines[0], r"^\d{4}-\d\d-\d\dT[0-9:.]+[-+]\d\d:\d\d %d new -> queued seven$" % a)
+        self.assertIn("%d queued -> running seven" % a, lines[1])
+        self.assertIn("%d running -> failed seven exit=7" % a, lines[2])
+        out, err = js.communicate(timeout=5)
+        evs = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual([(e["id"], e["state"]) for e in evs], [(a, "failed"), (b, "done")])
+
+
+
+class SlowSubscriberTest(E2ETestCase):
+    def test_never_reading_subscriber(self):
+        d = self.start_daemon({"jobs.keep_finished": 1000})
+        slow = d.connect()
+        self.addCleanup(slow.close)
+        slow.sock.setsockopt(__import__("socket").SOL_SOCKET,
+                             __import__("socket").SO_RCVBUF, 4096)
+        self.assertOk(slow.call({"id": 1, "op": "subscribe"}))
+        reader = d.connect()
+        self.addCleanup(reader.close)
+        self.assertOk(reader.call({"id": 1, "op": "subscribe", "states": ["done"]}))
+        # 30,000 jobs: 90,000 events, about 8 MiB, while slow reads nothing (reader
+        # reads its "done" events batch by batch, staying well below the limit)
+        worst = 0.0
+        for n in range(10):
+            ids = d.submit_batch([{"type": "noop"}] * 3000)
+            t0 = time.monotonic()
+            d.status()
+            worst = max(worst, time.monotonic() - t0)
+            for _ in ids:  # the batch is done
+                ev = reader.recv(timeout=60)
+                self.assertEqual((ev["event"], ev["state"]), ("job", "done"), ev)
+        t0 = time.monotonic()
+        st = d.status()
+        worst = max(worst, time.monotonic() - t0)
+        self.assertLess(worst, 1.0, "a request waited %.2fs behind the slow subscriber" % worst)
+        self.assertEqual(st["counters"]["event_overflows"], 1)
+        # the slow one: at most 1 MiB queued by taskd (plus the socket buffers), then
+        # the overflow line and EOF
+        data = b""
+        slow.sock.settimeout(10)
+        while True:
+            chunk = slow.sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        lines = (slow.buf + data).split(b"\n")
+        self.assertEqual(lines[-1], b"")
+        last = json.loads(lines[-2])
+        self.assertEqual(last["event"], "overflow", last)
+        self.assertIn("too slow", last["message"])
+        self.assertLess(len(data), (1 << 20) + 3 * 65536 * 8,
+                        "%d bytes buffered for a subscriber that did not read" % len(data))
+        self.assertGreater(len(lines), 1000)
+        for l in lines[:-2]:
+            self.assertEqual(json.loads(l)["event"], "job")
+        # everything else was dropped, not queued: 30,000 to reader, the rest to slow
+        self.assertEqual(d.status()["counters"]["events_sent"], 30000 + len(lines) - 2)
+        wait_for(lambda: d.status()["subscribers"] == 1, what="the slow subscriber to go")
+        self.assertDaemonServes(d)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: runs a subscriber as nobody")
+@unittest.skipUnless(RUNUSER, "runuser not found")
+class ForeignEventsTest(E2ETestCase):
+    # Subscribes as nobody, then submits a job of its own; prints the events
+    # it saw within 2 s of the submit answer, as a JSON list.
+    CLIENT = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.settimeout(10)
+f = s.makefile("rwb")
+def send(o):
+    f.write(json.dumps(o).encode() + b"\n"); f.flush()
+send({"id": "sub", "op": "subscribe"})
+assert json.loads(f.readline())["ok"] is True
+print("subscribed", flush=True)
+sys.stdin.readline()        # the test submitted root's job
+send({"id": "mine", "op": "submit", "type": "noop"})
+seen, deadline = [], time.time() + 2
+s.settimeout(0.2)
+while time.time() < deadline:
+    try:
+        line = f.readline()
+    except (socket.timeout, OSError):
+        continue
+    if not line:
+        break
+    seen.append(json.loads(line))
+print(json.dumps(seen), flush=True)
+"""
+
+    def test_other_users_jobs_invisible(self):
+        d = self.start_daemon({"socket_mode": "0666"})
+        os.chmod(d.tmp, 0o755)
+        client = os.path.join(d.tmp, "sub.py")
+        with open(client, "w") as f:
+            f.write(self.CLIENT)
+        os.chmod(client, 0o644)
+        root_sub = d.connect()
+        self.addCleanup(root_sub.close)
+        self.assertOk(root_sub.call({"id": 1, "op": "subscribe"}))
+        p = subprocess.Popen([RUNUSER, "-u", "nobody", "--", sys.executable, client, d.sock],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+        self.addCleanup(p.stdout.close)
+        self.addCleanup(p.stdin.close)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline().strip(), "subscribed")
+        roots = d.submit(["true"])
+        d.wait_job(roots)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        seen = json.loads(p.stdout.readline())
+        p.wait(timeout=10)
+        self.assertTrue(seen, "nobody saw no events at all")
+        self.assertEqual({e["id"] for e in seen if e.get("event") == "job"} - {roots},
+                         {e["id"] for e in seen if e.get("event") == "job"})
+        mine = [e for e in seen if e.get("event") == "job"]
+        self.assertEqual([e["state"] for e in mine if "ok" not in e],
+                         ["queued", "running", "done"], seen)
+        nobody_job = mine[0]["id"]
+        self.assertEqual(d.show(nobody_job)["owner"]["uid"], NOBODY)
+        # root sees both users' jobs
+        evs = job_events(root_sub, 6)
+        self.assertEqual(sorted({e["id"] for e in evs}), sorted([roots, nobody_job]))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
