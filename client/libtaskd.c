@@ -290,6 +290,13 @@ read_response(struct taskd_client *c)
 	}
 }
 
+int
+taskd_pending(const struct taskd_client *c)
+{
+	return json_array_size(c->parked) > 0 ||
+	       (c->len > c->start && memchr(c->buf + c->start, '\n', c->len - c->start) != NULL);
+}
+
 json_t *
 taskd_recv(struct taskd_client *c)
 {

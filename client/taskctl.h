@@ -86,6 +86,15 @@ void table_print(const struct table *, FILE *);
 size_t table_rows(const struct table *);
 void table_free(struct table *);
 
+/* progress.c: wait's live progress line on a terminal (NULL: none). */
+struct progress;
+struct progress *progress_start(struct taskctl *, const json_t *, const json_int_t *, size_t);
+void progress_snapshot(struct progress *, const json_t *);
+void progress_finished(struct progress *, json_int_t, const json_t *);
+void progress_wait(struct progress *, struct taskd_client *);
+void progress_clear(struct progress *);
+void progress_end(struct progress *);
+
 /* base64.c */
 int base64_decode(const char *, size_t, char **, size_t *);
 char *base64_encode(const char *, size_t);

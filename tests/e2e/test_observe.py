@@ -5,6 +5,7 @@ taskctl events) and wait's progress line."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -482,6 +483,94 @@ print(json.dumps(seen), flush=True)
         # root sees both users' jobs
         evs = job_events(root_sub, 6)
         self.assertEqual(sorted({e["id"] for e in evs}), sorted([roots, nobody_job]))
+
+
+def run_on_pty(argv, timeout=30):
+    """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    try:
+        out = p.communicate(timeout=timeout)[0]
+    finally:
+        p.kill()
+        p.wait()
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    return p.returncode, out.decode(), data.decode()
+
+
+FRAME = re.compile(r"wait: (\d+)/(\d+) finished \(done (\d+), failed (\d+)\), (\d+) running, "
+                   r"(\d+) queued, [0-9.hms]+ elapsed, eta (\S+)")
+
+
+class ProgressTest(E2ETestCase):
+    shared_daemon = True
+
+    def frames(self, tty):
+        return [tuple(int(x) for x in m.groups()[:6]) for m in FRAME.finditer(tty)]
+
+    def test_progress_by_ids(self):
+        ids = [self.d.submit(["sleep", str(x)], **{"class": "io"}) for x in (0.4, 0.8, 1.2)]
+        bad = self.d.submit(["sh", "-c", "sleep 0.6; exit 5"], **{"class": "io"})
+        argv = [TASKCTL, "-s", self.d.sock, "wait"] + [str(i) for i in ids + [bad]]
+        t0 = time.monotonic()
+        rc, out, tty = run_on_pty(argv)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 5, out + tty)
+        # stdout: the usual lines, in completion order
+        self.assertEqual([int(l.split()[0]) for l in out.splitlines()],
+                         [ids[0], bad, ids[1], ids[2]])
+        frames = self.frames(tty)
+        # a few times a second over ~1.2 s, and the line ends cleared
+        self.assertGreaterEqual(len(frames), int(took * 3), tty)
+        self.assertTrue(tty.endswith("\r\033[K"), repr(tty[-80:]))
+        for f in frames:
+            self.assertEqual(f[1], 4)
+            self.assertEqual(f[0], f[2] + f[3])
+            self.assertEqual(f[0] + f[4] + f[5], 4)
+        self.assertIn((0, 4, 0, 0, 4, 0), frames, "never showed the 4 running")
+        self.assertTrue(any(f[2] == 1 and f[3] == 1 for f in frames), frames)
+        self.assertTrue(any(f[0] == 3 for f in frames), frames)
+        finished = [f[0] for f in frames]
+        self.assertEqual(finished, sorted(finished), "progress went backwards")
+        # an eta once something finished
+        etas = [m.group(7) for m in FRAME.finditer(tty)]
+        self.assertTrue(any(e != "?" for e in etas), etas)
+
+    def test_progress_by_label(self):
+        ids = [self.d.submit(["sleep", str(x)], labels={"grp": "p2"}, **{"class": "io"})
+               for x in (0.3, 0.7)]
+        rc, out, tty = run_on_pty([TASKCTL, "-s", self.d.sock, "wait", "--label", "grp=p2"])
+        self.assertEqual(rc, 0, out + tty)
+        self.assertEqual([int(l.split()[0]) for l in out.splitlines()], ids)
+        frames = self.frames(tty)
+        self.assertTrue(frames, tty)
+        self.assertTrue(all(f[1] == 2 for f in frames), frames)
+        self.assertTrue(any(f[0] == 1 for f in frames), frames)
+        self.assertTrue(tty.endswith("\r\033[K"), repr(tty[-80:]))
+
+    def test_no_progress_without_terminal(self):
+        ids = [self.d.submit(["sleep", "0.3"]), self.d.submit(["true"])]
+        p = self.d.ctl("wait", *ids)
+        self.assertRc(p, 0)
+        self.assertEqual(p.stderr, "")
+        self.assertEqual(sorted(int(l.split()[0]) for l in p.stdout.splitlines()), sorted(ids))
+        # --json on a terminal: no line either
+        jid = self.d.submit(["true"])
+        rc, out, tty = run_on_pty([TASKCTL, "-s", self.d.sock, "--json", "wait", str(jid)])
+        self.assertEqual(rc, 0)
+        self.assertEqual(tty, "")
+        self.assertEqual(json.loads(out)[0]["id"], jid)
 
 
 if __name__ == "__main__":
