@@ -11,11 +11,13 @@
  * event older than the list can only repeat a state it already shows, as
  * states are applied only forward: queued < running < finished). The wait
  * answers themselves are final. Without the stream (old daemon, cut off)
- * the line still counts finished jobs from the answers.
+ * the line still counts finished jobs from the answers. SIGINT/SIGTERM
+ * clear the line before taskctl dies of them.
  */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,18 @@ draw(struct progress *p)
 	p->drawn_at = now_mono();
 }
 
+/* Interrupted with the line on the screen: take it off, then die of the signal. */
+static void
+progress_signal(int sig)
+{
+	static const char clear[] = "\r\033[K";
+	ssize_t rc = write(STDERR_FILENO, clear, sizeof clear - 1);
+
+	(void)rc;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 struct progress *
 progress_start(struct taskctl *ctx, const json_t *sel, const json_int_t *ids, size_t n)
 {
@@ -155,6 +169,8 @@ progress_start(struct taskctl *ctx, const json_t *sel, const json_int_t *ids, si
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		taskctl_lost(ENOMEM);
 	p->t0 = now_mono();
+	signal(SIGINT, progress_signal);
+	signal(SIGTERM, progress_signal);
 	if (ids != NULL)
 		set_ids(p, ids, n);
 	p->events = taskd_connect(ctx->socket);
@@ -278,6 +294,8 @@ progress_end(struct progress *p)
 	if (p == NULL)
 		return;
 	progress_clear(p);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	taskd_close(p->events);
 	free(p->ids);
 	free(p->state);

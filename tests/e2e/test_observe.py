@@ -292,7 +292,9 @@ class EventsTest(E2ETestCase):
         self.assertEqual(ats, sorted(ats))
         j = self.d.show(jid)
         self.assertAlmostEqual(ats[2], j["finished_at"], places=3)
-        self.assertAlmostEqual(ats[1], j["started_at"], places=3)
+        # started_at is refined afterwards to when the process really started
+        self.assertAlmostEqual(ats[1], j["started_at"], delta=0.05)
+        self.assertAlmostEqual(ats[0], j["submitted_at"], places=3)
         # done and cancelled
         self.d.submit(["true"])
         self.assertEqual([e["state"] for e in job_events(c, 3)], ["queued", "running", "done"])
@@ -392,7 +394,9 @@ class SlowSubscriberTest(E2ETestCase):
         t0 = time.monotonic()
         st = d.status()
         worst = max(worst, time.monotonic() - t0)
-        self.assertLess(worst, 1.0, "a request waited %.2fs behind the slow subscriber" % worst)
+        # (about 80 ms at worst in a plain build, right behind a batch of 3000 jobs; a
+        # daemon blocked on the slow subscriber would not answer at all)
+        self.assertLess(worst, 3.0, "a request waited %.2fs behind the slow subscriber" % worst)
         self.assertEqual(st["counters"]["event_overflows"], 1)
         # the slow one: at most 1 MiB queued by taskd (plus the socket buffers), then
         # the overflow line and EOF
@@ -484,6 +488,34 @@ print(json.dumps(seen), flush=True)
         evs = job_events(root_sub, 6)
         self.assertEqual(sorted({e["id"] for e in evs}), sorted([roots, nobody_job]))
 
+    def ctl_as_nobody(self, d, *args):
+        return subprocess.run([RUNUSER, "-u", "nobody", "--", TASKCTL, "-s", d.sock]
+                              + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=30, cwd="/", stdin=subprocess.DEVNULL)
+
+    def test_clean_and_cancel_only_own_jobs(self):
+        d = self.start_daemon({"socket_mode": "0666"})
+        os.chmod(d.tmp, 0o755)
+        roots_done = d.submit(["true"], labels={"grp": "x"})
+        d.wait_job(roots_done)
+        roots_running = d.submit(["sleep", "30"], labels={"grp": "x"}, **{"class": "io"})
+        self.cancel_at_cleanup(roots_running, d)
+        p = self.ctl_as_nobody(d, "submit", "--label", "grp=x", "--type", "noop")
+        self.assertRc(p, 0)
+        mine = int(p.stdout)
+        d.wait_job(mine)
+        p = self.ctl_as_nobody(d, "--json", "cancel", "--label", "grp=x")
+        self.assertRc(p, 0)
+        self.assertEqual(json.loads(p.stdout), {"ids": [], "cancelling": []})
+        self.assertEqual(d.show(roots_running)["state"], "running")
+        p = self.ctl_as_nobody(d, "--json", "wait", "--label", "grp=x")
+        self.assertRc(p, 0)
+        self.assertEqual(ids_of(json.loads(p.stdout)), [mine])
+        p = self.ctl_as_nobody(d, "clean")
+        self.assertRc(p, 0)
+        self.assertEqual(p.stdout.strip(), "removed 1 job")
+        self.assertEqual(ids_of(d.list_jobs()), [roots_done, roots_running])
+
 
 def run_on_pty(argv, timeout=30):
     """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes)."""
@@ -558,6 +590,32 @@ class ProgressTest(E2ETestCase):
         self.assertTrue(all(f[1] == 2 for f in frames), frames)
         self.assertTrue(any(f[0] == 1 for f in frames), frames)
         self.assertTrue(tty.endswith("\r\033[K"), repr(tty[-80:]))
+
+    def test_interrupted_progress_clears_line(self):
+        import pty
+        jid = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(jid)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([TASKCTL, "-s", self.d.sock, "wait", str(jid)],
+                             stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        data = b""
+        while b"running" not in data:
+            data += os.read(master, 65536)
+        p.send_signal(2)
+        self.assertEqual(p.wait(timeout=10), -2)
+        p.stdout.close()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(master)
+        self.assertTrue(data.endswith(b"\r\033[K"), repr(data[-80:]))
+        self.assertEqual(self.d.show(jid)["state"], "running", "interrupting wait touched the job")
 
     def test_no_progress_without_terminal(self):
         ids = [self.d.submit(["sleep", "0.3"]), self.d.submit(["true"])]
