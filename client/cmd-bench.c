@@ -4,12 +4,14 @@
  *
  * A load generator, like redis-benchmark: JOBS single-job submits spread
  * over CONNECTIONS connections, each keeping up to PIPELINE jobs in flight.
- * A job is in flight from its submit until its wait is answered: as soon
- * as the daemon acknowledges a submit, a wait for that job goes out on the
- * same connection, and when the wait answers, the slot takes the next job.
- * A job's latency is the monotonic time from sending its submit to
- * receiving its wait answer; the run lasts from the first submit sent to
- * the last wait answered.
+ * Each submit carries "wait": true, so the daemon answers it when the job
+ * has ended: one request and one answer per job. With --two-step the
+ * submit is answered once the job is stored and a `wait` for it goes out
+ * then (two round trips, the way `taskctl submit` + `taskctl wait` work).
+ * A job is in flight from its submit until its result arrives, and the
+ * slot then takes the next job. A job's latency is the monotonic time from
+ * sending its submit to receiving its result; the run lasts from the first
+ * submit sent to the last result.
  *
  * The connections are driven by one poll() loop over non-blocking sockets
  * (libtaskd connects them; its blocking taskd_recv is not used here):
@@ -48,6 +50,7 @@
 enum {
 	OPT_TYPE = 300,
 	OPT_CLASS,
+	OPT_TWO_STEP,
 };
 
 enum slot_state { SLOT_FREE, SLOT_SUBMIT, SLOT_WAIT };
@@ -74,7 +77,7 @@ struct conn {
 	struct slot *slots;
 	int *free; /* stack of free slot indexes */
 	int nfree;
-	int *deferred; /* slots whose wait was refused as too_many_requests: re-sent later */
+	int *deferred; /* slots whose request was refused as too_many_requests: re-sent later */
 	int ndeferred;
 	int inflight;
 	int want_write;
@@ -87,6 +90,7 @@ struct bench {
 	int pipeline;
 	const char *type;
 	const char *cls;
+	int two_step; /* submit, then wait (else one submit with "wait": true) */
 	json_t *argv;
 	char *submit_tail; /* the submit request after its id: ,"op":"submit",...}\n */
 	size_t submit_tail_len;
@@ -143,18 +147,26 @@ buf_reserve(struct buf *b, size_t want)
 /* --- requests ---------------------------------------------------------------- */
 
 static void
-send_submit(struct bench *b, struct conn *c)
+render_submit(struct bench *b, struct conn *c, int idx)
 {
-	struct slot *s;
-	int idx, n;
+	int n;
 
 	if (buf_reserve(&c->out, 48 + b->submit_tail_len) == -1)
 		taskctl_lost(errno);
-	idx = c->free[--c->nfree];
-	s = &c->slots[idx];
 	n = snprintf(c->out.data + c->out.len, 48, "{\"v\":1,\"id\":%d", 2 * idx + 1);
 	memcpy(c->out.data + c->out.len + n, b->submit_tail, b->submit_tail_len);
 	c->out.len += (size_t)n + b->submit_tail_len;
+}
+
+static void
+send_submit(struct bench *b, struct conn *c)
+{
+	struct slot *s;
+	int idx;
+
+	idx = c->free[--c->nfree];
+	s = &c->slots[idx];
+	render_submit(b, c, idx);
 	s->state = SLOT_SUBMIT;
 	s->job = 0;
 	s->t0 = now_ns();
@@ -217,7 +229,7 @@ finish_job(struct bench *b, struct conn *c, int idx, const json_t *job)
 	int64_t t = now_ns();
 
 	if (state == NULL)
-		taskctl_bad_response("wait result without a state");
+		taskctl_bad_response("job result without a state");
 	if (strcmp(state, TASKD_STATE_DONE) != 0)
 		b->failed++;
 	b->lat_us[b->finished++] = (float)((double)(t - c->slots[idx].t0) / 1000.0);
@@ -225,9 +237,14 @@ finish_job(struct bench *b, struct conn *c, int idx, const json_t *job)
 	c->slots[idx].state = SLOT_FREE;
 	c->free[c->nfree++] = idx;
 	c->inflight--;
-	/* One parked wait less in the daemon: room for one it refused. */
-	if (c->ndeferred > 0)
-		send_wait(c, c->deferred[--c->ndeferred]);
+	/* One parked wait less in the daemon: room for one it refused (its t0 stays). */
+	if (c->ndeferred > 0) {
+		idx = c->deferred[--c->ndeferred];
+		if (c->slots[idx].state == SLOT_WAIT)
+			send_wait(c, idx);
+		else
+			render_submit(b, c, idx);
+	}
 }
 
 static void
@@ -256,7 +273,7 @@ handle_line(struct bench *b, struct conn *c, const char *line, size_t len)
 		 * another is answered. The same connection has answers coming, since
 		 * the refusal means the daemon holds that many.
 		 */
-		if (s != NULL && rid % 2 == 0 && s->state == SLOT_WAIT &&
+		if (s != NULL && s->state == (rid % 2 == 0 ? SLOT_WAIT : SLOT_SUBMIT) &&
 		    strcmp(code, TASKD_ERR_TOO_MANY) == 0 && c->inflight - c->ndeferred > 1) {
 			c->deferred[c->ndeferred++] = idx;
 			json_decref(resp);
@@ -271,7 +288,7 @@ handle_line(struct bench *b, struct conn *c, const char *line, size_t len)
 	if (s == NULL || s->state != (rid % 2 == 1 ? SLOT_SUBMIT : SLOT_WAIT))
 		taskctl_bad_response("answer to no pending request");
 	result = taskd_response_result(resp);
-	if (s->state == SLOT_SUBMIT) {
+	if (s->state == SLOT_SUBMIT && b->two_step) {
 		id = json_object_get(result, "id");
 		if (!json_is_integer(id))
 			taskctl_bad_response("submit result without an id");
@@ -436,6 +453,7 @@ parse_options(struct bench *b, int argc, char **argv)
 	    {"pipeline", required_argument, NULL, 'P'},
 	    {"type", required_argument, NULL, OPT_TYPE},
 	    {"class", required_argument, NULL, OPT_CLASS},
+	    {"two-step", no_argument, NULL, OPT_TWO_STEP},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -463,6 +481,9 @@ parse_options(struct bench *b, int argc, char **argv)
 			break;
 		case OPT_TYPE:
 			b->type = optarg;
+			break;
+		case OPT_TWO_STEP:
+			b->two_step = 1;
 			break;
 		case OPT_CLASS:
 			if (strcmp(optarg, TASKD_CLASS_CPU) != 0 && strcmp(optarg, TASKD_CLASS_IO) != 0 &&
@@ -511,6 +532,8 @@ build_job(struct bench *b, int argc, char **argv)
 		json_object_set_new(req, "cwd", json_string("/"));
 	if (req != NULL && b->cls != NULL)
 		json_object_set_new(req, "class", json_string(b->cls));
+	if (req != NULL && !b->two_step)
+		json_object_set_new(req, "wait", json_true());
 	text = req != NULL ? json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(req);
 	if (text == NULL || text[0] != '{')

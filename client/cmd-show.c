@@ -65,6 +65,8 @@ format_number(const char *key, const json_t *v)
 
 	if (strcmp(key, "timeout") == 0)
 		return x == 0 ? strdup("none") : fmt_alloc("%gs", x);
+	if (strcmp(key, "retry_delay") == 0)
+		return fmt_alloc("%gs", x);
 	if (strcmp(key, "wall") == 0 || strncmp(key, "cpu_", 4) == 0)
 		return fmt_alloc("%.3fs", x);
 	if (strcmp(key, "signal") == 0 && x > 0)
@@ -74,6 +76,57 @@ format_number(const char *key, const json_t *v)
 	if (json_is_integer(v) && ends_with(key, "_bytes"))
 		return with_size(v, 1);
 	return fmt_scalar(v);
+}
+
+/* [3,5] → "3, 5"; [] → "-". Any scalars. */
+static char *
+list_text(const json_t *arr)
+{
+	char *buf = NULL, *v;
+	size_t len = 0, i;
+	FILE *fp;
+
+	if (json_array_size(arr) == 0)
+		return strdup("-");
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	for (i = 0; i < json_array_size(arr); i++) {
+		v = fmt_scalar(json_array_get(arr, i));
+		fprintf(fp, "%s%s", i > 0 ? ", " : "", v != NULL ? v : "?");
+		free(v);
+	}
+	fclose(fp);
+	return buf;
+}
+
+/* Earlier attempts: "#1 failed exit=2; #2 timeout"; none: "-". */
+static char *
+attempts_text(const json_t *arr)
+{
+	const json_t *a, *code, *sig, *st;
+	char *buf = NULL, sbuf[FMT_BUFSZ];
+	size_t len = 0, i;
+	FILE *fp;
+
+	if (json_array_size(arr) == 0)
+		return strdup("-");
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	for (i = 0; i < json_array_size(arr); i++) {
+		a = json_array_get(arr, i);
+		st = json_object_get(a, "state");
+		code = json_object_get(a, "exit_code");
+		sig = json_object_get(a, "signal");
+		fprintf(fp, "%s#%" JSON_INTEGER_FORMAT " %s", i > 0 ? "; " : "",
+		        json_integer_value(json_object_get(a, "attempt")),
+		        json_is_string(st) ? json_string_value(st) : "?");
+		if (json_is_integer(code))
+			fprintf(fp, " exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
+		if (json_is_integer(sig))
+			fprintf(fp, " signal=%s", fmt_signal(sbuf, json_integer_value(sig)));
+	}
+	fclose(fp);
+	return buf;
 }
 
 static char *
@@ -89,6 +142,10 @@ format_value(const char *key, const json_t *v)
 		return format_number(key, v);
 	if (json_is_array(v) && strcmp(key, "argv") == 0)
 		return fmt_argv(v);
+	if (json_is_array(v) && strcmp(key, "attempts") == 0)
+		return attempts_text(v);
+	if (json_is_array(v))
+		return list_text(v);
 	if (json_is_object(v) && strcmp(key, "env") == 0)
 		return fmt_alloc("%zu variables", json_object_size(v));
 	if (json_is_object(v))

@@ -4,6 +4,7 @@
  *	taskd 0.1.0, pid 4242, up 1h02m03s
  *	jobs:       queued 0  running 1  done 12 ...
  *	queue:      pending 0
+ *	paused:     cpu false  io false
  *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
  *	processes:  mode dynamic  min 1  max 8
  *
@@ -149,6 +150,7 @@ print_status(const json_t *st)
 	print_header(st);
 	print_scalars("jobs", json_object_get(st, "jobs"));
 	print_scalars("queue", json_object_get(st, "queue"));
+	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
 	print_workers(json_object_get(pp, "workers"));

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "taskctl.h"
+#include "when.h"
 
 extern char **environ;
 
@@ -30,6 +32,12 @@ enum {
 	OPT_TYPE,
 	OPT_WAIT,
 	OPT_LABEL,
+	OPT_AFTER,
+	OPT_AFTER_ANY,
+	OPT_IN,
+	OPT_AT,
+	OPT_RETRIES,
+	OPT_RETRY_DELAY,
 };
 
 struct submit {
@@ -113,10 +121,99 @@ opt_env(struct taskctl *ctx, struct submit *s, const char *arg)
 	return -1;
 }
 
+/* --after / --after-any ID[,ID...] (repeatable): appended to "after" / "after_any". */
+static int
+opt_after(struct taskctl *ctx, struct submit *s, const char *key, const char *arg)
+{
+	json_t *arr = json_object_get(s->req, key);
+	char *copy = strdup(arg), *tok, *save = NULL;
+	json_int_t id;
+
+	if (copy == NULL)
+		taskctl_lost(ENOMEM);
+	if (arr == NULL) {
+		arr = json_array();
+		json_object_set_new(s->req, key, arr);
+	}
+	for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		if (taskctl_parse_id(ctx, tok, &id) == -1) {
+			free(copy);
+			return TASKD_EXIT_USAGE;
+		}
+		json_array_append_new(arr, json_integer(id));
+	}
+	free(copy);
+	if (json_array_size(arr) == 0)
+		return taskctl_usage_error(ctx, "--%s needs job ids (ID[,ID...])",
+		                           strcmp(key, "after") == 0 ? "after" : "after-any");
+	return -1;
+}
+
+static void
+set_number(json_t *req, const char *key, double v)
+{
+	json_object_set_new(req, key, json_real(v));
+}
+
+static int
+opt_when(struct taskctl *ctx, struct submit *s, int c, const char *arg)
+{
+	struct timespec ts;
+	double v;
+
+	if (json_object_get(s->req, "run_at") != NULL)
+		return taskctl_usage_error(ctx, "give --in or --at once");
+	if (c == OPT_IN) {
+		if (when_parse_duration(arg, &v) == -1)
+			return taskctl_usage_error(ctx, "invalid --in '%s' (a duration > 0 such as "
+			                           "30s, 10m, 1.5h, 2d)", arg);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		v += (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	} else if (when_parse_time(arg, &v) == -1) {
+		return taskctl_usage_error(ctx, "invalid --at '%s' (YYYY-MM-DDTHH:MM[:SS] local "
+		                           "time, or RFC 3339 with Z or +HH:MM)", arg);
+	}
+	set_number(s->req, "run_at", v);
+	return -1;
+}
+
+static int
+opt_retries(struct taskctl *ctx, struct submit *s, int c, const char *arg)
+{
+	long long n;
+	char *end;
+	double v;
+
+	if (c == OPT_RETRIES) {
+		if (taskctl_parse_int(arg, 0, 1000, &n) == -1)
+			return taskctl_usage_error(ctx, "invalid --retries '%s' (an integer from 0 "
+			                           "to 1000)", arg);
+		json_object_set_new(s->req, "retries", json_integer(n));
+		return -1;
+	}
+	errno = 0;
+	v = strtod(arg, &end);
+	if (*arg == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 3600)
+		return taskctl_usage_error(ctx, "invalid --retry-delay '%s' (seconds, 0 to 3600)",
+		                           arg);
+	set_number(s->req, "retry_delay", v);
+	return -1;
+}
+
 static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
 	switch (c) {
+	case OPT_AFTER:
+		return opt_after(ctx, s, "after", optarg);
+	case OPT_AFTER_ANY:
+		return opt_after(ctx, s, "after_any", optarg);
+	case OPT_IN:
+	case OPT_AT:
+		return opt_when(ctx, s, c, optarg);
+	case OPT_RETRIES:
+	case OPT_RETRY_DELAY:
+		return opt_retries(ctx, s, c, optarg);
 	case OPT_CLASS:
 		return opt_class(ctx, s, optarg);
 	case OPT_PRIORITY:
@@ -160,6 +257,12 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"type", required_argument, NULL, OPT_TYPE},
 	    {"wait", no_argument, NULL, OPT_WAIT},
 	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"after", required_argument, NULL, OPT_AFTER},
+	    {"after-any", required_argument, NULL, OPT_AFTER_ANY},
+	    {"in", required_argument, NULL, OPT_IN},
+	    {"at", required_argument, NULL, OPT_AT},
+	    {"retries", required_argument, NULL, OPT_RETRIES},
+	    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

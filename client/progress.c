@@ -9,8 +9,9 @@
  * connection: subscribe first, then a `list` of the same jobs on the main
  * connection gives the starting point, then events move jobs forward (an
  * event older than the list can only repeat a state it already shows, as
- * states are applied only forward: queued < running < finished). The wait
- * answers themselves are final. Without the stream (old daemon, cut off)
+ * states move forward, queued < running < finished, and back only by an
+ * event leaving the state shown, e.g. a retry's running -> scheduled). The
+ * wait answers themselves are final. Without the stream (old daemon, cut off)
  * the line still counts finished jobs from the answers. SIGINT/SIGTERM
  * clear the line before taskctl dies of them.
  */
@@ -93,19 +94,26 @@ rank_of(const char *state)
 	return P_QUEUED; /* queued, or any other state a job waits in */
 }
 
-/* Move job id forward to state (never back: finished stays finished). */
+/*
+ * Job id goes to st: forward always; back only when the change starts from
+ * what is shown (prev: the rank it left, e.g. a retry's running ->
+ * scheduled), so a stale event never undoes a newer state. final: the wait's
+ * answer, which has the last word.
+ */
 static void
-advance(struct progress *p, json_int_t id, int st, int final)
+advance(struct progress *p, json_int_t id, int st, int prev, int final)
 {
 	json_int_t *at;
+	unsigned char *cur;
 
 	if (p->ids == NULL || st < 0)
 		return;
 	at = bsearch(&id, p->ids, p->n, sizeof id, cmp_id);
 	if (at == NULL)
 		return;
-	if (final || st > p->state[at - p->ids])
-		p->state[at - p->ids] = (unsigned char)st;
+	cur = &p->state[at - p->ids];
+	if (final || st > *cur || (prev >= 0 && prev == *cur && *cur < P_DONE))
+		*cur = (unsigned char)st;
 }
 
 static void
@@ -206,7 +214,7 @@ progress_snapshot(struct progress *p, const json_t *jobs)
 	}
 	json_array_foreach(jobs, i, j)
 		advance(p, json_integer_value(json_object_get(j, "id")),
-		        rank_of(json_string_value(json_object_get(j, "state"))), 0);
+		        rank_of(json_string_value(json_object_get(j, "state"))), -1, 0);
 	draw(p);
 }
 
@@ -216,7 +224,7 @@ progress_finished(struct progress *p, json_int_t id, const json_t *job)
 {
 	int st = job != NULL ? rank_of(json_string_value(json_object_get(job, "state"))) : P_FAILED;
 
-	advance(p, id, st < P_DONE ? P_FAILED : st, 1);
+	advance(p, id, st < P_DONE ? P_FAILED : st, -1, 1);
 }
 
 static void
@@ -233,7 +241,8 @@ handle_event(struct progress *p)
 	kind = json_string_value(json_object_get(ev, "event"));
 	if (kind != NULL && strcmp(kind, "job") == 0)
 		advance(p, json_integer_value(json_object_get(ev, "id")),
-		        rank_of(json_string_value(json_object_get(ev, "state"))), 0);
+		        rank_of(json_string_value(json_object_get(ev, "state"))),
+		        rank_of(json_string_value(json_object_get(ev, "prev"))), 0);
 	else if (kind != NULL && strcmp(kind, "overflow") == 0) {
 		taskd_close(p->events);
 		p->events = NULL;

@@ -22,7 +22,9 @@
 static const struct taskctl_cmd commands[] = {
     {"submit",
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
-     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--wait] [--] CMD [ARGS...]",
+     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--after ID[,ID...]] "
+     "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
+     "[--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
     {"list", "[--state S] [--label K=V]... [--name N] [--limit N]", "list jobs", cmd_list},
@@ -36,10 +38,14 @@ static const struct taskctl_cmd commands[] = {
      cmd_clean},
     {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",
      "print job state changes live, until interrupted (--json: JSON Lines)", cmd_events},
+    {"pause", "[--class cpu|io] [ID...]",
+     "stop starting jobs (all or one class), or hold queued jobs", cmd_pause},
+    {"resume", "[--class cpu|io] [ID...]", "start jobs again, or release held jobs", cmd_resume},
+    {"priority", "ID N", "change the priority of a job that has not started", cmd_priority},
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
     {"metrics", "", "print counters and gauges (Prometheus text format)", cmd_metrics},
-    {"bench", "[-n JOBS] [-c CONNECTIONS] [-P PIPELINE] [--type T] [--class C] [--] [CMD [ARGS...]]",
+    {"bench", "[-n JOBS] [-c CONNECTIONS] [-P PIPELINE] [--type T] [--class C] [--two-step] [--] [CMD [ARGS...]]",
      "load generator: run JOBS jobs, print jobs/s and latency percentiles", cmd_bench},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -113,6 +113,12 @@ int cmd_shutdown(struct taskctl *, int, char **);
 int cmd_reload(struct taskctl *, int, char **);
 int cmd_metrics(struct taskctl *, int, char **);
 int cmd_bench(struct taskctl *, int, char **);
+int cmd_pause(struct taskctl *, int, char **);
+int cmd_resume(struct taskctl *, int, char **);
+int cmd_priority(struct taskctl *, int, char **);
+
+/* cmd-pause.c: pause and resume share their parsing (op is TASKD_OP_PAUSE or _RESUME). */
+int cmd_pause_resume(struct taskctl *, const char *, int, char **);
 
 /* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
 int cmd_wait_exit_code(const json_t *);

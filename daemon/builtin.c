@@ -379,7 +379,7 @@ builtin_run(struct run *r)
 	res->signal = 0;
 	res->max_rss_kb = -1;
 	getrusage(RUSAGE_THREAD, &ru0);
-	w0 = run_schedstat_wait("/proc/thread-self/schedstat");
+	w0 = run_schedstat_self();
 
 	res->status = builtin_start(&b);
 	if (res->status == RUN_EXITED)
@@ -390,7 +390,7 @@ builtin_run(struct run *r)
 		res->exit_code = -1;
 
 	getrusage(RUSAGE_THREAD, &ru1);
-	w1 = run_schedstat_wait("/proc/thread-self/schedstat");
+	w1 = run_schedstat_self();
 	res->runq_wait = w0 >= 0 && w1 >= w0 ? w1 - w0 : 0;
 	res->cpu_user = clock_tv_seconds(&ru1.ru_utime) - clock_tv_seconds(&ru0.ru_utime);
 	res->cpu_sys = clock_tv_seconds(&ru1.ru_stime) - clock_tv_seconds(&ru0.ru_stime);

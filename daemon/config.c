@@ -53,6 +53,7 @@ enum key_kind {
 	K_SOCKET, /* char *, absolute path that fits in sun_path */
 	K_MODE,   /* mode_t, "0660" or an integer */
 	K_ENUM,   /* int, a name turned into a value by parse() */
+	K_BOOL,   /* int 0/1, true or false */
 };
 
 struct key {
@@ -82,6 +83,7 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
+static int fsync_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -110,6 +112,7 @@ static const struct key keys[] = {
 	{ "queue.max_pending", K_INT, OFF(queue.max_pending), 1, NOMAX, NULL, NULL },
 	{ "queue.max_pending_per_user", K_INT, OFF(queue.max_pending_per_user), 1, NOMAX, NULL,
 	  NULL },
+	{ "queue.fair_share", K_BOOL, OFF(queue.fair_share), 0, 1, NULL, NULL },
 
 	{ "router.default_class", K_ENUM, OFF(router.default_class), 0, 0, router_class_parse,
 	  "cpu or io" },
@@ -119,6 +122,9 @@ static const struct key keys[] = {
 	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
 	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
 	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
+
+	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
+	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
 
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
@@ -168,6 +174,7 @@ config_defaults(struct config *cfg)
 
 	cfg->queue.max_pending = 100000;
 	cfg->queue.max_pending_per_user = 10000;
+	cfg->queue.fair_share = 1;
 
 	cfg->router.default_class = CLASS_IO;
 	cfg->router.cpu_ratio = 0.5;
@@ -176,6 +183,9 @@ config_defaults(struct config *cfg)
 	cfg->jobs.kill_grace = 5;
 	cfg->jobs.max_output = 16 * MIB;
 	cfg->jobs.keep_finished = 10000;
+
+	cfg->store.fsync = FSYNC_ALWAYS;
+	cfg->store.fsync_interval = 0.1;
 
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
@@ -230,6 +240,23 @@ static int
 mode_parse(const char *name)
 {
 	return name_index(mode_names, nitems(mode_names), name);
+}
+
+static const char *const fsync_names[] = {
+	[FSYNC_ALWAYS] = "always",
+	[FSYNC_INTERVAL] = "interval",
+};
+
+static int
+fsync_parse(const char *name)
+{
+	return name_index(fsync_names, nitems(fsync_names), name);
+}
+
+const char *
+config_fsync_name(enum store_fsync f)
+{
+	return (size_t)f < nitems(fsync_names) ? fsync_names[f] : "?";
 }
 
 /* router.default_class decides for unknown kinds: it cannot be "auto". */
@@ -339,6 +366,17 @@ set_int(const struct key *k, const config_setting_t *s, void *field, char **why)
 		return -1;
 	}
 	*(int *)field = (int)v;
+	return 0;
+}
+
+static int
+set_bool(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		*why = xstrdup("expected true or false");
+		return -1;
+	}
+	*(int *)field = config_setting_get_bool(s) ? 1 : 0;
 	return 0;
 }
 
@@ -526,6 +564,7 @@ static const setter_fn setters[] = {
 	[K_SOCKET] = set_socket,
 	[K_MODE] = set_mode,
 	[K_ENUM] = set_enum,
+	[K_BOOL] = set_bool,
 };
 
 /* The walk over the file. */
@@ -706,6 +745,7 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	switch (k->kind) {
 	case K_INT:
 	case K_ENUM:
+	case K_BOOL:
 		return *(const int *)(const void *)pa == *(const int *)(const void *)pb;
 	case K_FLOAT:
 		return *(const double *)(const void *)pa == *(const double *)(const void *)pb;

@@ -11,6 +11,8 @@
 enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
 
 enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
+/* store.fsync: when an acknowledged submit reaches the disk. */
+enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
 
 struct config {
 	char *path;       /* file it was loaded from, or NULL for built-in defaults */
@@ -39,6 +41,7 @@ struct config {
 	struct {
 		int max_pending;
 		int max_pending_per_user;
+		int fair_share; /* round robin over users within a priority (sched.c) */
 	} queue;
 
 	struct {
@@ -52,6 +55,11 @@ struct config {
 		uint64_t max_output;    /* bytes per stream, 0 = unlimited */
 		int keep_finished;
 	} jobs;
+
+	struct {
+		enum store_fsync fsync;
+		double fsync_interval; /* seconds a commit may wait for its fsync; 0 = at once */
+	} store;
 
 	struct {
 		uint64_t max_frame; /* bytes */
@@ -82,5 +90,6 @@ int config_parse_size(const char *text, uint64_t *out);
 const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
+const char *config_fsync_name(enum store_fsync f);
 
 #endif

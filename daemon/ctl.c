@@ -17,6 +17,7 @@
 #include "events.h"
 #include "filter.h"
 #include "job.h"
+#include "life.h"
 #include "log.h"
 #include "persist.h"
 #include "proto.h"
@@ -51,6 +52,7 @@ struct pending_submit {
 	struct client *client;  /* NULL once the client is gone */
 	json_t *id;
 	bool batch;
+	bool wait;              /* "wait": true — answered when the job ends (a wait slot is reserved) */
 	size_t n;
 	TAILQ_ENTRY(pending_submit) entry;
 	uint64_t ids[];
@@ -154,7 +156,7 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 {
 	char msg[128];
 	/* Queued jobs include those whose submit is still being committed. */
-	size_t pending = jobs_count(td->jobs, JOB_QUEUED);
+	size_t pending = jobs_pending(td->jobs);
 
 	if (td->stopping) {
 		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
@@ -178,17 +180,50 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 	return 0;
 }
 
+/* Every dependency must be a job the caller may see (else: as if unknown). */
+static int
+check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
+	   struct proto_error *err)
+{
+	const struct job_dep *d;
+	struct job *dep;
+	size_t i;
+
+	for (i = 0; i < spec->ndeps; i++) {
+		d = &spec->deps[i];
+		dep = jobs_find(td->jobs, d->id);
+		if (d->id >= jobs_next_id(td->jobs)) {
+			proto_error_set(err, TASKD_ERR_NOT_FOUND,
+					"%s: no such job %llu (a job can only depend on jobs "
+					"submitted before it, not on itself or its own batch)",
+					d->any ? "after_any" : "after", (unsigned long long)d->id);
+			return -1;
+		}
+		if (dep == NULL || !may_access(c, dep)) {
+			proto_error_set(err, TASKD_ERR_NOT_FOUND,
+					"%s: no such job %llu (a dependency must be an existing job "
+					"of yours)", d->any ? "after_any" : "after",
+					(unsigned long long)d->id);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static struct job *
 add_job(struct taskd *td, struct client *c, struct job_spec *spec, double now)
 {
 	struct job *j = jobs_add(td->jobs, spec, server_client_uid(c), server_client_gid(c), now);
 
+	life_prepare(td->life, j);
 	STATS_INC(jobs_submitted);
 	log_debug("job %llu submitted by uid %u", (unsigned long long)j->id, (unsigned)j->uid);
 	return j;
 }
 
 static struct cstate *client_state(struct client *c);
+static void wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j);
+static void reply_too_many_waits(struct client *c, struct request *req);
 
 static struct pending_submit *
 pending_submit_new(struct taskd *td, struct client *c, struct request *req, size_t n, bool batch)
@@ -223,8 +258,10 @@ submit_committed(bool ok, const char *cause, void *arg)
 		if (ok) {
 			json_array_append_new(ids, json_integer((json_int_t)ps->ids[i]));
 			jobs_announce(td->jobs, j);
-		} else
+		} else {
+			life_forget(td->life, j);
 			jobs_discard(td->jobs, j);
+		}
 	}
 	if (c != NULL) {
 		TAILQ_REMOVE(&((struct cstate *)server_client_data(c))->submits, ps, entry);
@@ -232,20 +269,31 @@ submit_committed(bool ok, const char *cause, void *arg)
 			reply_err(c, ps->id, TASKD_ERR_STORAGE, cause);
 		else if (ps->batch)
 			reply_ok(c, ps->id, json_pack("{s:O}", "ids", ids));
-		else
+		else if (!ps->wait)
 			reply_ok(c, ps->id, json_pack("{s:O}", "id", json_array_get(ids, 0)));
-		server_client_release(c);
+		if (ps->wait && !ok)
+			((struct cstate *)server_client_data(c))->nwaits--; /* the reserved slot */
 	}
+	/*
+	 * "wait": parked on the job before it is admitted, so that a job which
+	 * ends at once (a failed dependency, a shutdown) answers it before it
+	 * can be pruned.
+	 */
+	if (c != NULL && ok && ps->wait && (j = jobs_find(td->jobs, ps->ids[0])) != NULL)
+		wait_attach(td, c, ps->id, j);
 	/* Answered first: a job may finish (and be pruned) as soon as it is queued. */
 	/* All of a batch is queued before any starts: priorities hold within it. */
 	for (i = 0; ok && i < ps->n; i++) {
-		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL || j->state != JOB_QUEUED)
+		if ((j = jobs_find(td->jobs, ps->ids[i])) == NULL || j->admitted)
 			continue;
-		sched_add(td->sched, j);
+		/* Queued, or waiting for its dependencies or its time (life.c). */
+		life_admit(td->life, j);
 		/* Acknowledged just as a shutdown began: stopped with the rest. */
-		if (td->stopping && !td->draining)
+		if (td->stopping && !td->draining && j->state == JOB_QUEUED)
 			sched_cancel(td->sched, j, "taskd shut down");
 	}
+	if (c != NULL)
+		server_client_release(c);
 	if (ok)
 		sched_dispatch(td->sched);
 	json_decref(ids);
@@ -275,7 +323,8 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	specs = xcalloc(n, sizeof *specs);
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i),
-					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0)
+					   td->cfg->jobs.default_timeout, &specs[i], &err) == 0 &&
+		    check_deps(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -315,8 +364,20 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct proto_error err = { 0 };
 	struct job_spec spec;
 	json_t *batch = json_object_get(req->root, "jobs");
+	json_t *wait = json_object_get(req->root, "wait");
 	struct pending_submit *ps;
+	struct cstate *cs;
 
+	if (wait != NULL && !json_is_boolean(wait)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"wait\" must be true or false");
+		return;
+	}
+	if (batch != NULL && wait != NULL) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "\"wait\" is for a single-job submit: send `wait` requests for the "
+			  "ids of a batch");
+		return;
+	}
 	if (batch != NULL) {
 		if (batch_has_job_fields(req->root)) {
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
@@ -333,11 +394,25 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	}
 	if (check_room(td, c, req, 1) == -1)
 		return;
+	cs = client_state(c);
+	if (json_is_true(wait) && cs->nwaits >= CTL_MAX_WAITS) {
+		reply_too_many_waits(c, req);
+		return;
+	}
 	if (proto_job_decode(req->root, td->cfg->jobs.default_timeout, &spec, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
+	if (check_deps(td, c, &spec, &err) == -1) {
+		job_spec_free(&spec);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
 	ps = pending_submit_new(td, c, req, 1, false);
+	if (json_is_true(wait)) {
+		ps->wait = true;
+		cs->nwaits++; /* reserved now: the answer will wait like a `wait` request */
+	}
 	ps->ids[0] = add_job(td, c, &spec, now_unix())->id;
 	persist_after_commit(td->persist, submit_committed, ps);
 }
@@ -368,6 +443,8 @@ process_pool_json(struct taskd *td)
 			 pc.min_workers, "max", pc.max_workers, "workers");
 }
 
+static json_t *paused_json(struct taskd *td);
+
 static void
 op_status(struct taskd *td, struct client *c, struct request *req)
 {
@@ -390,6 +467,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "counters", stats_to_json(),
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
+	json_object_set_new(r, "paused", paused_json(td));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	reply_ok(c, req->id, r);
@@ -487,6 +565,40 @@ client_state(struct client *c)
 }
 
 static void
+reply_too_many_waits(struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+
+	proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
+			"connection: wait for some answers first", CTL_MAX_WAITS);
+	reply_proto_err(c, req->id, &err);
+}
+
+/* Park a wait (its slot in nwaits already counted) on j, or answer now if j has ended. */
+static void
+wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
+{
+	struct cstate *cs = client_state(c);
+	struct pending *p;
+
+	if (job_state_final(j->state)) {
+		cs->nwaits--;
+		reply_ok(c, id, job_to_json(j));
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->td = td;
+	p->client = c;
+	p->job = j;
+	p->id = json_incref(id);
+	p->waiter.cb = wait_done;
+	p->waiter.arg = p;
+	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
+	job_wait(j, &p->waiter);
+	server_client_hold(c);
+}
+
+static void
 group_free(struct client *c, struct pending_group *g)
 {
 	struct cstate *cs = server_client_data(c);
@@ -566,7 +678,6 @@ selector(struct client *c, struct request *req, unsigned allow, struct filter *f
 static void
 wait_group(struct taskd *td, struct client *c, struct request *req)
 {
-	struct proto_error err = { 0 };
 	struct pending_group *g;
 	struct cstate *cs = client_state(c);
 	struct job **v;
@@ -577,9 +688,7 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 		return;
 	if (cs->nwaits >= CTL_MAX_WAITS) {
 		filter_free(&f);
-		proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
-				"connection: wait for some answers first", CTL_MAX_WAITS);
-		reply_proto_err(c, req->id, &err);
+		reply_too_many_waits(c, req);
 		return;
 	}
 	v = select_jobs(td, c, &f, false, &n);
@@ -624,9 +733,7 @@ has_selector(struct request *req, unsigned allow)
 static void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
-	struct proto_error err = { 0 };
 	struct cstate *cs;
-	struct pending *p;
 	struct job *j;
 
 	if (has_selector(req, WAIT_SELECT)) {
@@ -641,22 +748,11 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 	}
 	cs = client_state(c);
 	if (cs->nwaits >= CTL_MAX_WAITS) {
-		proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
-				"connection: wait for some answers first", CTL_MAX_WAITS);
-		reply_proto_err(c, req->id, &err);
+		reply_too_many_waits(c, req);
 		return;
 	}
 	cs->nwaits++;
-	p = xcalloc(1, sizeof *p);
-	p->td = td;
-	p->client = c;
-	p->job = j;
-	p->id = json_incref(req->id);
-	p->waiter.cb = wait_done;
-	p->waiter.arg = p;
-	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
-	job_wait(j, &p->waiter);
-	server_client_hold(c);
+	wait_attach(td, c, req->id, j);
 }
 
 void
@@ -745,14 +841,125 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
 		return;
 	}
-	/* Answer first: a queued job is finished (and maybe pruned) by the cancel. */
-	if (j->state == JOB_QUEUED)
+	/* Answer first: a job not running is finished (and maybe pruned) by the cancel. */
+	if (j->state != JOB_RUNNING)
 		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
 	else
 		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state", "running",
 					       "cancelling", 1));
 	rc = sched_cancel(td->sched, j, "cancelled by request");
-	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "queued" : "running");
+	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "not running" : "running");
+}
+
+/* ---- pause, resume, priority ---- */
+
+static bool privileged(struct client *c, struct request *req);
+
+static json_t *
+paused_json(struct taskd *td)
+{
+	return json_pack("{s:b,s:b}", "cpu", sched_paused(td->sched, CLASS_CPU), "io",
+			 sched_paused(td->sched, CLASS_IO));
+}
+
+/* "class": "cpu"|"io" or absent (CLASS_AUTO: both); -1 after replying. */
+static int
+pause_class(struct client *c, struct request *req, enum job_class *cls)
+{
+	json_t *v = json_object_get(req->root, "class");
+	int k;
+
+	*cls = CLASS_AUTO;
+	if (v == NULL)
+		return 0;
+	k = json_is_string(v) ? config_class_parse(json_string_value(v)) : -1;
+	if (k != CLASS_CPU && k != CLASS_IO) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"class\" must be \"cpu\" or \"io\"");
+		return -1;
+	}
+	*cls = (enum job_class)k;
+	return 0;
+}
+
+/* pause/resume: of one job ("job") or of dispatching (all, or "class"). */
+static void
+pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause)
+{
+	enum job_class cls;
+	struct job *j;
+	char msg[160];
+
+	if (json_object_get(req->root, "job") == NULL) {
+		if (pause_class(c, req, &cls) == -1 || !privileged(c, req))
+			return;
+		sched_pause(td->sched, cls, pause);
+		log_info("%s %s jobs", pause ? "paused starting" : "resumed starting",
+			 cls == CLASS_AUTO ? "all" : config_class_name(cls));
+		reply_ok(c, req->id, json_pack("{s:o}", "paused", paused_json(td)));
+		return;
+	}
+	if (json_object_get(req->root, "class") != NULL) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "give either \"job\" (one job) or \"class\" (a queue), not both");
+		return;
+	}
+	if ((j = lookup(td, c, req)) == NULL)
+		return;
+	if (j->state != (pause ? JOB_QUEUED : JOB_PAUSED)) {
+		snprintf(msg, sizeof msg, "job %llu is %s: only a %s job can be %s",
+			 (unsigned long long)j->id, job_state_name(j->state),
+			 pause ? "queued" : "paused", pause ? "paused" : "resumed");
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	if (pause)
+		life_hold(td->life, j);
+	else
+		life_release(td->life, j);
+	reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state",
+				       job_state_name(j->state)));
+}
+
+static void
+op_pause(struct taskd *td, struct client *c, struct request *req)
+{
+	pause_resume(td, c, req, true);
+}
+
+static void
+op_resume(struct taskd *td, struct client *c, struct request *req)
+{
+	pause_resume(td, c, req, false);
+}
+
+static void
+op_priority(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *v = json_object_get(req->root, "priority");
+	struct proto_error err = { 0 };
+	struct job *j;
+	char msg[160];
+
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < TASKD_PRIORITY_MIN ||
+	    json_integer_value(v) > TASKD_PRIORITY_MAX) {
+		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
+				"\"priority\" must be an integer from %d to %d", TASKD_PRIORITY_MIN,
+				TASKD_PRIORITY_MAX);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if ((j = lookup(td, c, req)) == NULL)
+		return;
+	if (!job_state_pending(j->state)) {
+		snprintf(msg, sizeof msg, "job %llu is %s: only a job that has not started can "
+			 "change priority", (unsigned long long)j->id, job_state_name(j->state));
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	sched_set_priority(td->sched, j, (int)json_integer_value(v));
+	jobs_touch(td->jobs, j);
+	reply_ok(c, req->id, json_pack("{s:I,s:i,s:s}", "id", (json_int_t)j->id, "priority",
+				       j->spec.priority, "state", job_state_name(j->state)));
 }
 
 /* ---- clean ---- */
@@ -990,8 +1197,16 @@ ctl_shutdown(struct taskd *td, bool drain)
 	sd_stopping();
 	server_stop_listening(td->server);
 	sched_set_idle_cb(td->sched, sched_idle_cb, td);
-	if (!drain)
+	/*
+	 * Waiting, scheduled and paused jobs stay as stored, for the next start.
+	 * A drain runs what is queued, paused classes included.
+	 */
+	if (!drain) {
+		life_stop(td->life);
 		sched_cancel_all(td->sched, "taskd shut down");
+	} else {
+		sched_pause(td->sched, CLASS_AUTO, false);
+	}
 	if (sched_running(td->sched) == 0 && sched_pending(td->sched) == 0)
 		event_base_loopexit(td->base, NULL);
 }
@@ -1085,8 +1300,8 @@ ctl_max_clients(const struct config *cfg)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return cfg->limits.max_clients;
-	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd). */
-	reserve = 8L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
+	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
+	reserve = 9L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
 	room = (long)rl.rlim_cur - reserve;
 	if (room < 16)
 		room = 16;
@@ -1179,6 +1394,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
 	sched_configure(td->sched);
+	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);
 	return 0;
 }
@@ -1219,6 +1435,9 @@ static const struct {
 	{ TASKD_OP_SHUTDOWN, op_shutdown },
 	{ TASKD_OP_RELOAD, op_reload },
 	{ TASKD_OP_METRICS, op_metrics },
+	{ TASKD_OP_PAUSE, op_pause },
+	{ TASKD_OP_RESUME, op_resume },
+	{ TASKD_OP_PRIORITY, op_priority },
 	{ TASKD_OP_CLEAN, op_clean },
 	{ TASKD_OP_SUBSCRIBE, op_subscribe },
 };

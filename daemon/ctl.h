@@ -19,6 +19,7 @@
 struct event_base;
 struct jobs;
 struct sched;
+struct life;
 struct tpool;
 struct ppool;
 struct server;
@@ -36,6 +37,7 @@ struct taskd {
 	char *jobs_dir;
 	struct jobs *jobs;
 	struct sched *sched;
+	struct life *life;
 	struct tpool *tpool;
 	struct ppool *ppool;      /* NULL if process_pool.max_workers resolves to 0 */
 	struct server *server;

@@ -4,6 +4,7 @@
 
 #include <taskd/protocol.h>
 
+#include "clock.h"
 #include "events.h"
 #include "job.h"
 #include "log.h"
@@ -70,16 +71,28 @@ event_line(const struct job *j, int prev, size_t *len)
 	return line;
 }
 
+/* Far behind and not reading, or very far behind. */
+static bool
+too_slow(const struct client *c)
+{
+	size_t backlog = server_client_backlog(c);
+
+	if (backlog > TASKD_EVENTS_HARD_LIMIT)
+		return true;
+	return backlog > TASKD_EVENTS_MAX_BUFFER &&
+	       server_client_stalled_for(c, clock_now(CLOCK_MONOTONIC)) > TASKD_EVENTS_STALL;
+}
+
 /* Too far behind: one last line, then the connection closes once it is written. */
 static void
 cut_off(struct events *ev, struct subscriber *s)
 {
 	static const char overflow[] = "{\"event\":\"overflow\",\"message\":\"subscriber too slow: "
-				       "more than 1 MiB of events unread\"}\n";
+				       "events left unread (over 1 MiB for 2 s, or 4 MiB)\"}\n";
 
 	STATS_INC(event_overflows);
 	log_info("closing a subscriber that fell behind (uid %u, %zu bytes unread)",
-		 (unsigned)s->uid, server_client_output_len(s->client));
+		 (unsigned)s->uid, server_client_backlog(s->client));
 	TAILQ_REMOVE(&ev->subs, s, entry);
 	ev->nsubs--;
 	s->active = false;
@@ -107,7 +120,7 @@ events_job_cb(struct job *j, int prev, void *arg)
 			continue;
 		if (line == NULL)
 			line = event_line(j, prev, &len);
-		if (server_client_output_len(s->client) + len > TASKD_EVENTS_MAX_BUFFER) {
+		if (too_slow(s->client)) {
 			cut_off(ev, s);
 			continue;
 		}

@@ -68,6 +68,7 @@ struct run {
 	struct run_spec spec;
 	struct run_result res;
 	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
+	_Atomic bool cancelled; /* set by run_cancel() before it writes cancel_fd */
 	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
 	_Atomic int live_pid;   /* the command's pid once spawned, readable by the loop while it runs */
 	/* Called by exec_run right after the command was spawned (res.pid set), or NULL. */
@@ -76,7 +77,10 @@ struct run {
 	void *owner;            /* for the loop side (the job), never used by the runner */
 };
 
-/* A run with an open cancel eventfd and spec zeroed; the caller fills spec. */
+/*
+ * A run with a cancel eventfd (a fresh one, or a drained one reused from a
+ * run freed earlier) and spec zeroed; the caller fills spec.
+ */
 struct run *run_new(void);
 void run_free(struct run *r);
 /* Free a spec's strings and zero it (safe on a zeroed spec). */
@@ -84,7 +88,7 @@ void run_spec_free(struct run_spec *s);
 
 /* From any thread: ask the run to stop (SIGTERM to the group, SIGKILL after kill_grace). */
 void run_cancel(struct run *r);
-bool run_cancelled(const struct run *r); /* non-blocking check of cancel_fd */
+bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system call) */
 
 /* Execute r (dispatches to exec_run or builtin_run); fills r->res. Blocks. */
 void run_execute(struct run *r);
@@ -99,6 +103,8 @@ void exec_run(struct run *r);
 
 /* Seconds a task spent waiting on a run queue, from a /proc/.../schedstat file; -1 if unknown. */
 double run_schedstat_wait(const char *path);
+/* The same for the calling thread, from a descriptor it keeps open (closed when the thread exits). */
+double run_schedstat_self(void);
 
 /*
  * `taskd --run-as UID GID CWD PATH NARGS ARGV... ENV...`: the child side of a

@@ -31,7 +31,8 @@ struct jobs {
 };
 
 static const char *const state_names[JOB_NSTATES] = {
-	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_DONE] = "done",
+	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_WAITING] = "waiting",
+	[JOB_SCHEDULED] = "scheduled", [JOB_PAUSED] = "paused", [JOB_DONE] = "done",
 	[JOB_FAILED] = "failed", [JOB_TIMEOUT] = "timeout", [JOB_CANCELLED] = "cancelled",
 	[JOB_LOST] = "lost",
 };
@@ -62,7 +63,13 @@ job_state_parse(const char *name)
 bool
 job_state_final(enum job_state st)
 {
-	return st != JOB_QUEUED && st != JOB_RUNNING;
+	return st != JOB_RUNNING && !job_state_pending(st);
+}
+
+bool
+job_state_pending(enum job_state st)
+{
+	return st == JOB_QUEUED || st == JOB_WAITING || st == JOB_SCHEDULED || st == JOB_PAUSED;
 }
 
 const char *
@@ -123,6 +130,7 @@ job_spec_free(struct job_spec *spec)
 	free(spec->cwd);
 	free(spec->name);
 	labels_free(&spec->labels);
+	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
 }
 
@@ -132,6 +140,8 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
+	if (j->attempts != NULL)
+		json_decref(j->attempts);
 	free(j);
 }
 
@@ -185,6 +195,7 @@ insert(struct jobs *js, struct job *j)
 	size_t b;
 
 	j->qidx = SIZE_MAX;
+	j->tidx = SIZE_MAX;
 	TAILQ_INIT(&j->waiters);
 	if (js->total + 1 > js->nbuckets)
 		grow(js);
@@ -211,6 +222,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	j->submitted_at = now;
 	j->res.exit_code = -1;
 	j->res.max_rss_kb = -1;
+	j->attempt = 1;
 	insert(js, j);
 	if (js->changed != NULL)
 		js->changed(j, js->hook_arg);
@@ -293,7 +305,7 @@ static void
 count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
 {
 	js->counts[st] += (size_t)delta;
-	if (st == JOB_QUEUED)
+	if (job_state_pending(st))
 		user_count(js, j->uid)->queued += (size_t)delta;
 }
 
@@ -308,6 +320,30 @@ job_set_state(struct jobs *js, struct job *j, enum job_state st)
 	if (js->changed != NULL)
 		js->changed(j, js->hook_arg);
 	notify(js, j, (int)prev);
+}
+
+void
+jobs_touch(struct jobs *js, struct job *j)
+{
+	if (js->changed != NULL)
+		js->changed(j, js->hook_arg);
+}
+
+void
+jobs_reopen(struct jobs *js, struct job *j, enum job_state st)
+{
+	if (!job_state_final(j->state) || job_state_final(st))
+		return;
+	TAILQ_REMOVE(&js->finished, j, finished);
+	js->nfinished--;
+	job_set_state(js, j, st);
+}
+
+size_t
+jobs_pending(struct jobs *js)
+{
+	return js->counts[JOB_QUEUED] + js->counts[JOB_WAITING] + js->counts[JOB_SCHEDULED] +
+	       js->counts[JOB_PAUSED];
 }
 
 void
@@ -443,6 +479,29 @@ add_result(json_t *o, const struct job *j)
 	json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
 }
 
+/* Dependencies, start time and retries (life.c). */
+static void
+add_lifecycle(json_t *o, const struct job *j)
+{
+	const struct job_spec *s = &j->spec;
+	json_t *after = json_array(), *any = json_array();
+	size_t i;
+
+	for (i = 0; i < s->ndeps; i++)
+		json_array_append_new(s->deps[i].any ? any : after,
+				      json_integer((json_int_t)s->deps[i].id));
+	json_object_set_new(o, "after", after);
+	json_object_set_new(o, "after_any", any);
+	json_object_set_new(o, "run_at", time_or_null(s->run_at));
+	json_object_set_new(o, "due_at", j->state == JOB_SCHEDULED ? time_or_null(j->due_at)
+								  : json_null());
+	json_object_set_new(o, "retries", json_integer(s->retries));
+	json_object_set_new(o, "retry_delay", json_real(s->retry_delay));
+	json_object_set_new(o, "attempt", json_integer(j->attempt));
+	json_object_set_new(o, "attempts", j->attempts != NULL ? json_deep_copy(j->attempts)
+							       : json_array());
+}
+
 json_t *
 job_to_json(const struct job *j)
 {
@@ -469,6 +528,7 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
@@ -481,6 +541,55 @@ static json_t *
 strv_or_null(char *const *v)
 {
 	return v != NULL ? strv_to_json(v) : json_null();
+}
+
+/* The lifecycle part of a record (absent in records of older versions). */
+static json_t *
+life_record(const struct job *j)
+{
+	const struct job_spec *s = &j->spec;
+	json_t *deps = json_array();
+	size_t i;
+
+	for (i = 0; i < s->ndeps; i++)
+		json_array_append_new(deps, json_pack("[I,b,i]", (json_int_t)s->deps[i].id,
+						      s->deps[i].any, s->deps[i].state));
+	return json_pack("{s:o,s:f,s:i,s:f,s:i,s:O,s:f}", "deps", deps, "run_at", s->run_at,
+			 "retries", s->retries, "retry_delay", s->retry_delay, "attempt",
+			 j->attempt, "attempts", j->attempts != NULL ? j->attempts : json_null(),
+			 "due_at", j->due_at);
+}
+
+static int
+life_restore(json_t *l, struct job_spec *sp, struct job *j)
+{
+	json_t *deps, *attempts, *d;
+	json_int_t id;
+	size_t i;
+	int any, st;
+
+	if (l == NULL)
+		return 0;
+	if (json_unpack(l, "{s:o,s:F,s:i,s:F,s:i,s:o,s:F}", "deps", &deps, "run_at",
+			&sp->run_at, "retries", &sp->retries, "retry_delay", &sp->retry_delay,
+			"attempt", &j->attempt, "attempts", &attempts, "due_at", &j->due_at) == -1 ||
+	    !json_is_array(deps) || json_array_size(deps) > JOB_MAX_DEPS ||
+	    (!json_is_null(attempts) && !json_is_array(attempts)) || j->attempt < 1 ||
+	    sp->retries < 0)
+		return -1;
+	sp->ndeps = json_array_size(deps);
+	sp->deps = sp->ndeps > 0 ? xcalloc(sp->ndeps, sizeof *sp->deps) : NULL;
+	json_array_foreach(deps, i, d) {
+		if (json_unpack(d, "[I,b,i]", &id, &any, &st) == -1 || id <= 0 ||
+		    st < -1 || st >= JOB_NSTATES)
+			return -1;
+		sp->deps[i].id = (uint64_t)id;
+		sp->deps[i].any = any;
+		sp->deps[i].state = st;
+	}
+	if (json_is_array(attempts))
+		j->attempts = json_incref(attempts);
+	return 0;
 }
 
 char *
@@ -505,6 +614,7 @@ job_record(const struct job *j)
 	if (s->labels.n > 0)
 		json_object_set_new(json_object_get(o, "spec"), "labels",
 				    labels_to_json(&s->labels));
+	json_object_set_new(o, "life", life_record(j));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -584,12 +694,21 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	if (sp.argv == NULL)
 		sp.argv = xcalloc(1, sizeof(char *));
 	j = xcalloc(1, sizeof *j);
+	j->attempt = 1;
 	if (!ok || worker_decode_result(res, &j->res, &rid, &rss, &err) == -1 || rid != id) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  err != NULL ? err : "bad spec");
 		free(err);
 		free(j);
 		job_spec_free(&sp);
+		json_decref(o);
+		return NULL;
+	}
+	if (life_restore(json_object_get(o, "life"), &sp, j) == -1) {
+		xasprintf(cause, "job %llu: unreadable record (bad lifecycle fields)",
+			  (unsigned long long)id);
+		j->spec = sp;
+		job_free(j);
 		json_decref(o);
 		return NULL;
 	}

@@ -21,6 +21,9 @@
 enum job_state {
 	JOB_QUEUED = 0,
 	JOB_RUNNING,
+	JOB_WAITING,   /* for its dependencies (spec.deps) */
+	JOB_SCHEDULED, /* for its start time (due_at): --in/--at, or a retry's backoff */
+	JOB_PAUSED,    /* held by `pause ID` until `resume ID` */
 	JOB_DONE,
 	JOB_FAILED,
 	JOB_TIMEOUT,
@@ -30,6 +33,35 @@ enum job_state {
 };
 
 enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+
+struct job;
+
+/* Someone waiting for a job to reach a final state (a `wait` request). */
+struct job_waiter {
+	void (*cb)(struct job *job, void *arg);
+	void *arg;
+	TAILQ_ENTRY(job_waiter) entry;
+};
+
+/*
+ * One dependency of a job: run after job `id` ended done (or in any final
+ * state if `any`). state is the dependency's final state once known, else
+ * -1; while unknown, waiter sits on the dependency (life.c).
+ */
+struct job_dep {
+	uint64_t id;
+	bool any;
+	int state;
+	bool watching;
+	struct job_waiter waiter;
+	struct job *owner;
+	void *ctx;
+};
+
+#define JOB_MAX_DEPS 1024
+#define JOB_MAX_RETRIES 1000
+#define JOB_RETRY_DELAY_DEFAULT 1.0
+#define JOB_RETRY_DELAY_CAP 3600.0
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
@@ -42,15 +74,11 @@ struct job_spec {
 	enum job_class class;
 	int priority;
 	double timeout;
-};
-
-struct job;
-
-/* Someone waiting for a job to reach a final state (a `wait` request). */
-struct job_waiter {
-	void (*cb)(struct job *job, void *arg);
-	void *arg;
-	TAILQ_ENTRY(job_waiter) entry;
+	struct job_dep *deps; /* --after / --after-any, ndeps of them */
+	size_t ndeps;
+	double run_at;        /* unix seconds, 0 = as soon as possible */
+	int retries;          /* extra attempts after a failed/timeout/lost one */
+	double retry_delay;   /* before the first retry, doubled for each next one */
 };
 
 struct job {
@@ -69,8 +97,16 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	bool persist_dirty;      /* persist.c: queued for the next commit */
+
+	int attempt;             /* 1-based */
+	json_t *attempts;        /* earlier attempts' outcomes, or NULL */
+	double due_at;           /* while scheduled: when it becomes queued */
+	size_t tidx;             /* position in life.c's timer heap, SIZE_MAX if none */
+	bool admitted;           /* its submit is on disk: life.c may move it on */
 
 	uint64_t seq;            /* queue order within a priority */
+	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
 	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */
 
 	struct job *hnext;       /* hash chain */
@@ -94,11 +130,17 @@ struct job *jobs_first(struct jobs *js);
 struct job *jobs_last(struct jobs *js);
 size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
-/* Jobs of this user still queued (for queue.max_pending_per_user). */
+/* Jobs of this user still pending (job_state_pending: for queue.max_pending_per_user). */
 size_t jobs_queued_by(struct jobs *js, uid_t uid);
 uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);
+/* j changed without changing state: call the changed hook (so it is stored again). */
+void jobs_touch(struct jobs *js, struct job *j);
+/* Take a final job back out of the finished list (a retry after a restart lost it). */
+void jobs_reopen(struct jobs *js, struct job *j, enum job_state st);
+/* All pending jobs (job_state_pending). */
+size_t jobs_pending(struct jobs *js);
 /*
  * More watchers of the table (events.c), besides the store's hooks:
  * changed(job, prev, arg) when a new job is announced (prev -1: its submit
@@ -139,6 +181,8 @@ void job_wait(struct job *j, struct job_waiter *w);
 void job_unwait(struct job *j, struct job_waiter *w);
 
 bool job_state_final(enum job_state st);
+/* Not running and not final: queued, waiting, scheduled or paused (counts as pending). */
+bool job_state_pending(enum job_state st);
 const char *job_state_name(enum job_state st);
 int job_state_parse(const char *name); /* -1 if unknown */
 const char *job_pool_name(enum job_pool p);

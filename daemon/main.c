@@ -26,6 +26,7 @@
 #include "events.h"
 #include "exec.h"
 #include "job.h"
+#include "life.h"
 #include "log.h"
 #include "ppool.h"
 #include "persist.h"
@@ -235,8 +236,11 @@ recover(void)
 		fatalx("%s", cause);
 	free(path);
 	td.persist = persist_new(td.base, td.store, td.jobs);
+	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
+	/* Before pruning: a job lost by the restart may still have retries. */
+	life_recover(td.life);
 	sched_prune(td.sched);
 	clean_jobs_dir(td.jobs_dir, td.jobs);
 	/* Everything is queued again: now start in priority order. */
@@ -370,6 +374,7 @@ setup(void)
 	td.tpool = tpool_new(td.base, &tc);
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
+	td.life = life_new(td.base, td.jobs, td.sched);
 	start_ppool();
 	recover();
 	td.events = events_new(td.jobs);
@@ -417,6 +422,7 @@ main(int argc, char **argv)
 	tpool_free(td.tpool);
 	persist_free(td.persist);
 	store_close(td.store);
+	life_free(td.life);
 	sched_free(td.sched);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)

@@ -17,17 +17,26 @@ struct waiter {
 	void *arg;
 };
 
+struct waiters {
+	struct waiter *v;
+	size_t n, cap;
+};
+
 struct persist {
 	struct store *store;
 	struct jobs *jobs;
 	struct event *commit_ev;
-	struct event *retry_ev;  /* after a failed commit */
-	uint64_t *dirty;        /* ids to write (duplicates are harmless) */
+	struct event *retry_ev; /* after a failed commit or fsync */
+	struct event *sync_ev;  /* fsync_interval after the first commit not yet synced */
+	uint64_t *dirty;        /* ids to write, each once (job->persist_dirty) */
 	size_t ndirty, capdirty;
 	uint64_t *gone;         /* ids to delete */
 	size_t ngone, capgone;
-	struct waiter *waiters; /* after-commit callbacks */
-	size_t nwaiters, capwaiters;
+	struct waiters pending; /* after the next commit: their changes are in it */
+	struct waiters syncing; /* committed, answered after the next fsync */
+	enum store_fsync policy;
+	double interval;        /* store.fsync_interval */
+	bool unsynced;          /* a commit since the last fsync */
 	bool recovering;
 };
 
@@ -39,6 +48,29 @@ push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 		*v = xreallocarray(*v, *cap, sizeof **v);
 	}
 	(*v)[(*n)++] = id;
+}
+
+static void
+push_waiter(struct waiters *ws, const struct waiter *w)
+{
+	if (ws->n == ws->cap) {
+		ws->cap = ws->cap ? ws->cap * 2 : 64;
+		ws->v = xreallocarray(ws->v, ws->cap, sizeof *ws->v);
+	}
+	ws->v[ws->n++] = *w;
+}
+
+/* Call and forget every waiter of ws (callbacks may add new waiters: those wait for later). */
+static void
+fire(struct waiters *ws, bool ok, const char *cause)
+{
+	struct waiters now = *ws;
+	size_t i;
+
+	memset(ws, 0, sizeof *ws);
+	for (i = 0; i < now.n; i++)
+		now.v[i].cb(ok, cause, now.v[i].arg);
+	free(now.v);
 }
 
 static void
@@ -54,8 +86,9 @@ changed_cb(struct job *j, void *arg)
 {
 	struct persist *p = arg;
 
-	if (p->recovering)
+	if (p->recovering || j->persist_dirty)
 		return;
+	j->persist_dirty = true;
 	push_id(&p->dirty, &p->ndirty, &p->capdirty, j->id);
 	schedule(p);
 }
@@ -93,37 +126,91 @@ commit(struct persist *p, char **cause)
 		store_rollback(p->store);
 		return -1;
 	}
-	return store_commit(p->store, cause);
+	if (store_commit(p->store, cause) == -1)
+		return -1;
+	for (i = 0; i < p->ndirty; i++)
+		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
+			j->persist_dirty = false;
+	p->ndirty = p->ngone = 0;
+	return 0;
+}
+
+/* fsync what is committed; answer the waiters that needed it. */
+static void
+sync_now(struct persist *p)
+{
+	char *cause = NULL;
+
+	if (!p->unsynced) {
+		fire(&p->syncing, true, NULL);
+		return;
+	}
+	if (store_sync(p->store, &cause) == -1) {
+		/* Committed but not yet durable: hold the answers, try again. */
+		log_warnx("storage: %s (retrying in 1 s)", cause);
+		free(cause);
+		evtimer_add(p->retry_ev, &retry_delay);
+		return;
+	}
+	p->unsynced = false;
+	evtimer_del(p->sync_ev);
+	fire(&p->syncing, true, NULL);
+}
+
+/*
+ * Commit what is dirty, then either answer the pending waiters at once or,
+ * when they need the disk (store.fsync = always, or force), fsync first.
+ */
+static void
+run_commit(struct persist *p, bool force_sync)
+{
+	struct timeval tv;
+	char *cause = NULL;
+	size_t i;
+
+	if (p->ndirty > 0 || p->ngone > 0) {
+		if (commit(p, &cause) == -1) {
+			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
+			log_warnx("storage: %s (retrying in 1 s)", cause);
+			evtimer_add(p->retry_ev, &retry_delay);
+			fire(&p->pending, false, cause);
+			free(cause);
+			return;
+		}
+		p->unsynced = true;
+	}
+	/* The pending waiters' changes are committed (or they had none). */
+	if (force_sync || p->interval <= 0 || p->syncing.n > 0 ||
+	    (p->policy == FSYNC_ALWAYS && p->pending.n > 0)) {
+		for (i = 0; i < p->pending.n; i++)
+			push_waiter(&p->syncing, &p->pending.v[i]);
+		p->pending.n = 0;
+		sync_now(p);
+		return;
+	}
+	fire(&p->pending, true, NULL);
+	if (p->unsynced && !evtimer_pending(p->sync_ev, NULL)) {
+		tv.tv_sec = (time_t)p->interval;
+		tv.tv_usec = (suseconds_t)((p->interval - (double)tv.tv_sec) * 1e6);
+		evtimer_add(p->sync_ev, &tv);
+	}
 }
 
 static void
 persist_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct persist *p = arg;
-	struct waiter *w;
-	char *cause = NULL;
-	size_t i, n;
-	bool ok;
+	(void)fd;
+	(void)what;
+	run_commit(arg, false);
+}
 
-	if (p->ndirty == 0 && p->ngone == 0 && p->nwaiters == 0)
-		return;
-	ok = commit(p, &cause) == 0;
-	if (ok) {
-		p->ndirty = p->ngone = 0;
-	} else {
-		/* Keep the changes (jobs of refused submits are gone by then) and try again. */
-		log_warnx("storage: %s (retrying in 1 s)", cause);
-		evtimer_add(p->retry_ev, &retry_delay);
-	}
-	/* Callbacks may dirty jobs (e.g. a job queued and started): that is the next commit. */
-	w = p->waiters;
-	n = p->nwaiters;
-	p->waiters = NULL;
-	p->nwaiters = p->capwaiters = 0;
-	for (i = 0; i < n; i++)
-		w[i].cb(ok, cause, w[i].arg);
-	free(w);
-	free(cause);
+/* After a failed commit or fsync, and when fsync_interval is up: commit and fsync. */
+static void
+persist_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_commit(arg, true);
 }
 
 struct persist *
@@ -133,31 +220,39 @@ persist_new(struct event_base *base, struct store *st, struct jobs *js)
 
 	p->store = st;
 	p->jobs = js;
+	p->policy = FSYNC_ALWAYS;
+	p->interval = 0;
 	p->commit_ev = event_new(base, -1, 0, persist_commit_cb, p);
-	p->retry_ev = evtimer_new(base, persist_commit_cb, p);
-	if (p->commit_ev == NULL || p->retry_ev == NULL)
-		fatalx("cannot create the commit event");
+	p->retry_ev = evtimer_new(base, persist_sync_cb, p);
+	p->sync_ev = evtimer_new(base, persist_sync_cb, p);
+	if (p->commit_ev == NULL || p->retry_ev == NULL || p->sync_ev == NULL)
+		fatalx("cannot create the commit events");
 	jobs_set_hooks(js, changed_cb, removed_cb, p);
 	return p;
 }
 
 void
+persist_configure(struct persist *p, enum store_fsync policy, double interval)
+{
+	p->policy = policy;
+	p->interval = interval;
+	if (p->unsynced) /* the new interval may be 0: sync now */
+		run_commit(p, interval <= 0);
+}
+
+void
 persist_after_commit(struct persist *p, void (*cb)(bool, const char *, void *), void *arg)
 {
-	if (p->nwaiters == p->capwaiters) {
-		p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
-		p->waiters = xreallocarray(p->waiters, p->capwaiters, sizeof *p->waiters);
-	}
-	p->waiters[p->nwaiters].cb = cb;
-	p->waiters[p->nwaiters].arg = arg;
-	p->nwaiters++;
+	struct waiter w = { cb, arg };
+
+	push_waiter(&p->pending, &w);
 	schedule(p);
 }
 
 void
 persist_flush(struct persist *p)
 {
-	persist_commit_cb(-1, 0, p);
+	run_commit(p, true);
 }
 
 void
@@ -169,9 +264,11 @@ persist_free(struct persist *p)
 	jobs_set_hooks(p->jobs, NULL, NULL, NULL);
 	event_free(p->commit_ev);
 	event_free(p->retry_ev);
+	event_free(p->sync_ev);
 	free(p->dirty);
 	free(p->gone);
-	free(p->waiters);
+	free(p->pending.v);
+	free(p->syncing.v);
 	free(p);
 }
 

@@ -2,9 +2,15 @@
  * Keeping the job table durable (DESIGN §9), on the loop thread: every
  * change of the table (job added, state changed, job pruned) marks the job
  * dirty; once per loop iteration all dirty jobs are written in ONE store
- * transaction (group commit: one fsync however many submits arrived
- * together). A submit is answered only from the after-commit callback, so
- * an acknowledged job is on disk. At startup, persist_recover() loads the
+ * transaction (group commit), each job once whatever happened to it since.
+ * A submit is answered only from the after-commit callback. With
+ * store.fsync = always (the default) that callback runs after the commit is
+ * fsync'ed, so an acknowledged job survives a power loss; commits nobody
+ * waits for (a job started, finished, was pruned) are written at once —
+ * they survive kill -9 — and share an fsync within store.fsync_interval.
+ * With store.fsync = interval, answers go out after the write and every
+ * commit is fsync'ed within store.fsync_interval (a power loss may lose
+ * that long of acknowledged submits; a daemon crash loses nothing). At startup, persist_recover() loads the
  * table back: queued jobs are queued again in their order, jobs that were
  * running are marked lost.
  */
@@ -22,6 +28,10 @@ struct persist;
 struct persist *persist_new(struct event_base *base, struct store *st, struct jobs *js);
 void persist_free(struct persist *p);
 
+#include "config.h"
+
+/* store.fsync and store.fsync_interval (0: fsync every commit at once); at start and on reload. */
+void persist_configure(struct persist *p, enum store_fsync policy, double interval);
 /*
  * Call cb(ok, cause, arg) after the next commit (ok false: it failed, and
  * cause says why; the jobs added since the last commit were not stored).

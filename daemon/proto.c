@@ -94,9 +94,10 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
+	"after", "after_any", "run_at", "retries", "retry_delay",
 };
 
-static const char *const envelope_fields[] = { "v", "id", "op" };
+static const char *const envelope_fields[] = { "v", "id", "op", "wait" };
 
 static int
 known_field(const char *key, int envelope)
@@ -260,6 +261,105 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 	return 0;
 }
 
+/* "after" / "after_any": arrays of job ids (existence is checked by the daemon). */
+static int
+decode_deps(json_t *obj, struct job_spec *spec, struct proto_error *err)
+{
+	static const char *const keys[2] = { "after", "after_any" };
+	json_t *a[2], *v;
+	size_t n = 0, i, k, m;
+
+	for (k = 0; k < 2; k++) {
+		a[k] = json_object_get(obj, keys[k]);
+		if (a[k] == NULL)
+			continue;
+		if (!json_is_array(a[k])) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"%s\" must be an array of job ids", keys[k]);
+			return -1;
+		}
+		n += json_array_size(a[k]);
+	}
+	if (n > JOB_MAX_DEPS) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"%zu dependencies (at most %d)", n, JOB_MAX_DEPS);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	spec->deps = xcalloc(n, sizeof *spec->deps);
+	for (k = 0; k < 2; k++) {
+		json_array_foreach(a[k] != NULL ? a[k] : NULL, i, v) {
+			if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+				proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+						"\"%s\"[%zu] must be a job id (a positive integer)",
+						keys[k], i);
+				return -1;
+			}
+			for (m = 0; m < spec->ndeps; m++) {
+				if (spec->deps[m].id == (uint64_t)json_integer_value(v)) {
+					proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+							"dependency %lld named twice",
+							(long long)json_integer_value(v));
+					return -1;
+				}
+			}
+			spec->deps[spec->ndeps].id = (uint64_t)json_integer_value(v);
+			spec->deps[spec->ndeps].any = k == 1;
+			spec->deps[spec->ndeps].state = -1;
+			spec->ndeps++;
+		}
+	}
+	return 0;
+}
+
+/* "run_at" (unix seconds, in the future), "retries", "retry_delay". */
+static int
+decode_life(json_t *obj, struct job_spec *spec, struct proto_error *err)
+{
+	json_t *v;
+	double now;
+
+	if ((v = json_object_get(obj, "run_at")) != NULL) {
+		now = now_unix();
+		if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+		    json_number_value(v) <= 0 || json_number_value(v) > 1e11) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"run_at\" must be a time in unix seconds");
+			return -1;
+		}
+		if (json_number_value(v) <= now) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"run_at\" is in the past (%.3f s ago)",
+					now - json_number_value(v));
+			return -1;
+		}
+		spec->run_at = json_number_value(v);
+	}
+	if ((v = json_object_get(obj, "retries")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > JOB_MAX_RETRIES) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"retries\" must be an integer from 0 to %d",
+					JOB_MAX_RETRIES);
+			return -1;
+		}
+		spec->retries = (int)json_integer_value(v);
+	}
+	spec->retry_delay = JOB_RETRY_DELAY_DEFAULT;
+	if ((v = json_object_get(obj, "retry_delay")) != NULL) {
+		if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+		    json_number_value(v) < 0 || json_number_value(v) > JOB_RETRY_DELAY_CAP) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"retry_delay\" must be a number of seconds from 0 to %g",
+					JOB_RETRY_DELAY_CAP);
+			return -1;
+		}
+		spec->retry_delay = json_number_value(v);
+	}
+	return 0;
+}
+
 static int
 decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
 {
@@ -330,6 +430,7 @@ decode_job(json_t *obj, int envelope, double default_timeout, struct job_spec *s
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
+	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), spec, err) == -1) {
 		job_spec_free(spec);
 		return -1;

@@ -25,6 +25,7 @@ _Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
 enum { Q_CPU, Q_IO, NQUEUES };
 
 struct sched {
+	bool root;           /* the daemon runs as root: other users' jobs run as them */
 	struct jobs *jobs;
 	struct tpool *tpool;
 	struct ppool *ppool;
@@ -37,6 +38,11 @@ struct sched {
 	size_t running_cpu;  /* of running: in the process pool */
 	void (*idle_cb)(void *);
 	void *idle_arg;
+	bool (*retry_cb)(struct job *, enum job_state, void *);
+	void (*forget_cb)(struct job *, void *);
+	void *retry_arg;
+	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
+	struct sched_fair fair[NQUEUES];
 };
 
 /* ---- the heap ---- */
@@ -61,6 +67,8 @@ before(const struct job *a, const struct job *b)
 {
 	if (a->spec.priority != b->spec.priority)
 		return a->spec.priority < b->spec.priority;
+	if (a->vt != b->vt)
+		return a->vt < b->vt;
 	return a->seq < b->seq;
 }
 
@@ -155,6 +163,58 @@ jobq_len(const struct jobq *q)
 	return q->len;
 }
 
+/* ---- fair share ---- */
+
+static size_t
+level(int priority)
+{
+	return (size_t)(priority - TASKD_PRIORITY_MIN);
+}
+
+uint64_t
+sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority)
+{
+	struct sched_fair_user *u = NULL;
+	size_t i, lv = level(priority);
+	uint64_t vt;
+
+	for (i = 0; i < f->nusers && u == NULL; i++)
+		if (f->users[i].uid == uid)
+			u = &f->users[i];
+	if (u == NULL) {
+		f->users = xreallocarray(f->users, f->nusers + 1, sizeof *f->users);
+		u = &f->users[f->nusers++];
+		memset(u, 0, sizeof *u);
+		u->uid = uid;
+	}
+	vt = (u->last[lv] > f->clock[lv] ? u->last[lv] : f->clock[lv]) + 1;
+	u->last[lv] = vt;
+	return vt;
+}
+
+void
+sched_fair_started(struct sched_fair *f, const struct job *j)
+{
+	size_t lv = level(j->spec.priority);
+
+	if (j->vt > f->clock[lv])
+		f->clock[lv] = j->vt;
+}
+
+void
+sched_fair_free(struct sched_fair *f)
+{
+	free(f->users);
+	memset(f, 0, sizeof *f);
+}
+
+static void
+stamp(struct sched *s, struct job *j, int q)
+{
+	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(&s->fair[q], j->uid, j->spec.priority)
+					 : 0;
+}
+
 /* ---- dispatch ---- */
 
 static void sched_ppool_done_cb(struct run *r, void *arg);
@@ -170,6 +230,7 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	s->tpool = tp;
 	s->cfg = cfg;
 	s->jobs_dir = xstrdup(jobs_dir);
+	s->root = geteuid() == 0;
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
 	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
@@ -197,8 +258,10 @@ sched_free(struct sched *s)
 
 	if (s == NULL)
 		return;
-	for (q = 0; q < NQUEUES; q++)
+	for (q = 0; q < NQUEUES; q++) {
 		jobq_free(s->queue[q]);
+		sched_fair_free(&s->fair[q]);
+	}
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s);
@@ -329,6 +392,7 @@ static void
 run_finished(struct sched *s, struct run *r, int worker)
 {
 	struct job *j = r->owner;
+	enum job_state st;
 
 	j->res = r->res;
 	r->res.result = NULL;
@@ -342,7 +406,10 @@ run_finished(struct sched *s, struct run *r, int worker)
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
 	learn(s, j);
-	finish(s, j, final_state(&j->res));
+	st = final_state(&j->res);
+	/* A retry takes the job back (scheduled); else it is over. */
+	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
 }
@@ -396,7 +463,7 @@ make_run(struct sched *s, struct job *j)
 	r->spec.max_output = s->cfg->jobs.max_output;
 	r->spec.nice = j->spec.priority;
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
-	r->spec.as_user = geteuid() == 0 && j->uid != 0;
+	r->spec.as_user = s->root && j->uid != 0;
 	r->spec.uid = j->uid;
 	r->spec.gid = j->gid;
 	r->owner = j;
@@ -452,16 +519,21 @@ sched_dispatch(struct sched *s)
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
 	struct job *j;
 
-	while (jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0)
-		start_thread(s, jobq_pop(io));
+	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
+		j = jobq_pop(io);
+		sched_fair_started(&s->fair[Q_IO], j);
+		start_thread(s, j);
+	}
 	if (s->ppool == NULL)
 		return;
-	while ((j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
+	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
 		if (start_process(s, j) == -1)
 			break;
 		jobq_remove(cpu, j);
+		sched_fair_started(&s->fair[Q_CPU], j);
 	}
-	ppool_demand(s->ppool, jobq_len(cpu));
+	/* A paused queue asks for no workers. */
+	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
 }
 
 void
@@ -475,6 +547,7 @@ void
 sched_add(struct sched *s, struct job *j)
 {
 	char key[ROUTER_KEY_MAX + 1];
+	int q;
 
 	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
 	memcpy(j->route_key, key, sizeof j->route_key);
@@ -483,7 +556,9 @@ sched_add(struct sched *s, struct job *j)
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
 	j->seq = s->seq++;
-	jobq_push(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	stamp(s, j, q);
+	jobq_push(s->queue[q], j);
 }
 
 void
@@ -514,14 +589,84 @@ static void
 cancel_queued(struct sched *s, struct job *j, const char *why)
 {
 	unqueue(s, j);
+	sched_finish(s, j, JOB_CANCELLED, why);
+}
+
+void
+sched_finish(struct sched *s, struct job *j, enum job_state st, const char *why)
+{
 	free(j->res.error);
 	j->res.error = xstrdup(why);
-	finish(s, j, JOB_CANCELLED);
+	finish(s, j, st);
+}
+
+void
+sched_unqueue(struct sched *s, struct job *j)
+{
+	unqueue(s, j);
+}
+
+void
+sched_set_priority(struct sched *s, struct job *j, int priority)
+{
+	int qi = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	struct jobq *q = s->queue[qi];
+	bool queued = j->state == JOB_QUEUED && j->qidx < jobq_len(q);
+
+	/* Out and back in with a turn at its new level, keeping its seq: O(log n). */
+	if (queued)
+		jobq_remove(q, j);
+	j->spec.priority = priority;
+	if (queued) {
+		stamp(s, j, qi);
+		jobq_push(q, j);
+		sched_dispatch(s);
+	}
+}
+
+void
+sched_pause(struct sched *s, enum job_class c, bool pause)
+{
+	if (c != CLASS_IO)
+		s->paused[Q_CPU] = pause;
+	if (c != CLASS_CPU)
+		s->paused[Q_IO] = pause;
+	if (!pause)
+		sched_dispatch(s);
+}
+
+bool
+sched_paused(const struct sched *s, enum job_class c)
+{
+	return s->paused[c == CLASS_CPU ? Q_CPU : Q_IO];
+}
+
+void
+sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
+		   void (*forget)(struct job *, void *), void *arg)
+{
+	s->retry_cb = retry;
+	s->forget_cb = forget;
+	s->retry_arg = arg;
+}
+
+void
+sched_check_idle(struct sched *s)
+{
+	check_idle(s);
 }
 
 int
 sched_cancel(struct sched *s, struct job *j, const char *why)
 {
+	if (j->state == JOB_WAITING || j->state == JOB_SCHEDULED || j->state == JOB_PAUSED) {
+		/* Not in a queue: life.c stops watching and timing it. */
+		if (s->forget_cb != NULL)
+			s->forget_cb(j, s->retry_arg);
+		sched_finish(s, j, JOB_CANCELLED, why);
+		check_idle(s);
+		return 0;
+	}
 	if (j->state == JOB_QUEUED) {
 		cancel_queued(s, j, why);
 		check_idle(s);

@@ -11,13 +11,40 @@
 #ifndef TASKD_SCHED_H
 #define TASKD_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <taskd/protocol.h>
 
 #include "config.h"
 #include "job.h"
 #include "tpool.h"
 
-/* The heap. */
+/*
+ * Fair share (queue.fair_share): within a priority level, jobs take turns
+ * by submitting user. Each job gets a turn number vt = max(the user's
+ * last turn at that level, the level's clock) + 1, where the clock is the
+ * turn of the last job started; the heap orders by priority, then vt,
+ * then submission. A user who floods the queue gets turns 1..N, one who
+ * comes later starts at the current clock: they alternate. O(users) per
+ * add (few users), O(log n) per dispatch.
+ */
+#define SCHED_NPRIO (TASKD_PRIORITY_MAX - TASKD_PRIORITY_MIN + 1)
+struct sched_fair {
+	struct sched_fair_user {
+		uid_t uid;
+		uint64_t last[SCHED_NPRIO];
+	} *users;
+	size_t nusers;
+	uint64_t clock[SCHED_NPRIO];
+};
+/* The turn of a new job of uid at this priority. */
+uint64_t sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority);
+/* j (with its vt) left the queue to run: the level's clock moves on. */
+void sched_fair_started(struct sched_fair *f, const struct job *j);
+void sched_fair_free(struct sched_fair *f);
+
+/* The heap: by priority, then vt, then seq. */
 struct jobq;
 struct jobq *jobq_new(void);
 void jobq_free(struct jobq *q);
@@ -52,8 +79,9 @@ void sched_enqueue(struct sched *s, struct job *j);
 /* Start queued jobs while the pool has room. */
 void sched_dispatch(struct sched *s);
 /*
- * Cancel: a queued job is finished as cancelled at once (returns 0 and j
- * may be gone); a running one is signalled (returns 1); a finished one: -1.
+ * Cancel: a queued, waiting, scheduled or paused job is finished as
+ * cancelled at once (returns 0 and j may be gone); a running one is
+ * signalled (returns 1); a finished one: -1.
  */
 int sched_cancel(struct sched *s, struct job *j, const char *why);
 /* Cancel everything (shutdown without drain). */
@@ -67,6 +95,28 @@ size_t sched_running(const struct sched *s);
 size_t sched_running_class(const struct sched *s, enum job_class c);
 /* Called after a job finished and nothing is running or queued. */
 void sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg);
+/*
+ * Finish a job that is not running and not in a queue (waiting, scheduled,
+ * paused) in final state st with error why; j may be gone afterwards.
+ */
+void sched_finish(struct sched *s, struct job *j, enum job_state st, const char *why);
+/* Take a queued job out of its queue (it stays JOB_QUEUED: the caller moves it on). */
+void sched_unqueue(struct sched *s, struct job *j);
+/* New priority for a job; a queued one moves in its queue (O(log n)). */
+void sched_set_priority(struct sched *s, struct job *j, int priority);
+/* Stop / restart starting jobs of class c (CLASS_AUTO: both); running ones go on. */
+void sched_pause(struct sched *s, enum job_class c, bool pause);
+bool sched_paused(const struct sched *s, enum job_class c);
+/*
+ * life.c's hooks. retry: asked when a run ended in state st, before the
+ * job is finished; true means it took the job over (a retry) and the job
+ * is not finished. forget: a waiting, scheduled or paused job is being
+ * cancelled: stop watching and timing it.
+ */
+void sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
+			void (*forget)(struct job *, void *), void *arg);
+/* Call the idle callback if nothing runs or is queued. */
+void sched_check_idle(struct sched *s);
 /* Remove a finished job's output files (used when pruning). */
 void sched_remove_output(struct sched *s, const struct job *j);
 

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -28,9 +27,17 @@
 /* Stop reading from a client whose unread responses exceed this. */
 #define OUTPUT_HIGH (4u << 20)
 
+/* Bytes read from a client per read(2). */
+#define READ_CHUNK 65536
+
 struct client {
 	struct server *srv;
-	struct bufferevent *bev;
+	int fd;
+	struct event *rev;        /* readable (persistent; deleted while paused) */
+	struct event *wev;        /* writable (added only while output is blocked) */
+	struct evbuffer *in, *out;
+	bool reading;             /* rev is added */
+	bool queued;              /* on srv->flushq */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -38,8 +45,11 @@ struct client {
 	bool closing;     /* peer finished sending: close once answered and drained */
 	double partial_since; /* CLOCK_MONOTONIC when a partial frame started waiting, 0 none */
 	int holds;        /* requests still to be answered (server_client_hold) */
+	size_t unoffered; /* bytes queued since the last write attempt */
+	double stalled_since; /* CLOCK_MONOTONIC since when the socket took none of its output, 0 */
 	void *data;
 	TAILQ_ENTRY(client) entry;
+	TAILQ_ENTRY(client) fentry; /* srv->flushq */
 };
 
 struct server {
@@ -61,6 +71,8 @@ struct server {
 	server_close_fn close;
 	void *arg;
 	TAILQ_HEAD(, client) clients;
+	TAILQ_HEAD(, client) flushq; /* clients with answers queued this loop iteration */
+	struct event *flush_ev;      /* active while flushq is not empty */
 };
 
 static void server_accept_cb(struct evconnlistener *, evutil_socket_t, struct sockaddr *, int,
@@ -68,6 +80,7 @@ static void server_accept_cb(struct evconnlistener *, evutil_socket_t, struct so
 static void server_accept_error_cb(struct evconnlistener *, void *);
 static void server_retry_cb(evutil_socket_t, short, void *);
 static void server_reaper_cb(evutil_socket_t, short, void *);
+static void server_flush_cb(evutil_socket_t, short, void *);
 static void server_stall_cb(evutil_socket_t, short, void *);
 static const struct timeval one_second = { 1, 0 };
 
@@ -151,6 +164,7 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	srv->max_frame = 1 << 20;
 	srv->max_clients = 1024;
 	TAILQ_INIT(&srv->clients);
+	TAILQ_INIT(&srv->flushq);
 	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
 					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
 	if (srv->listener == NULL) {
@@ -163,7 +177,9 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	srv->retry = evtimer_new(base, server_retry_cb, srv);
 	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
 	srv->stall_ev = event_new(base, -1, EV_PERSIST, server_stall_cb, srv);
-	if (srv->reaper == NULL || srv->stall_ev == NULL || event_add(srv->stall_ev, &one_second))
+	srv->flush_ev = event_new(base, -1, 0, server_flush_cb, srv);
+	if (srv->reaper == NULL || srv->stall_ev == NULL || srv->flush_ev == NULL ||
+	    event_add(srv->stall_ev, &one_second))
 		fatalx("cannot create the server's timers");
 	return srv;
 }
@@ -293,44 +309,50 @@ client_free(struct client *c)
 	if (srv->close != NULL)
 		srv->close(c, srv->arg);
 	TAILQ_REMOVE(&srv->clients, c, entry);
-	bufferevent_free(c->bev);
+	if (c->queued)
+		TAILQ_REMOVE(&srv->flushq, c, fentry);
+	event_free(c->rev);
+	event_free(c->wev);
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	close(c->fd);
 	free(c);
 	srv->nclients--;
 	update_accepting(srv);
 }
 
-/*
- * Send what is queued, waiting at most FLUSH_MS for a slow reader (the
- * socket bufferevent keeps its output buffer's start frozen, so copy rather
- * than evbuffer_write).
- */
+static void
+set_reading(struct client *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+}
+
+/* Send what is queued, waiting at most FLUSH_MS for a slow reader (at shutdown). */
 #define FLUSH_MS 200
 
 static void
 flush_now(struct client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t len = evbuffer_get_length(out), off = 0;
-	struct pollfd pfd = { .fd = bufferevent_getfd(c->bev), .events = POLLOUT };
-	unsigned char *data;
-	ssize_t n;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 	int waited = 0;
 
-	if (len == 0 || (data = evbuffer_pullup(out, -1)) == NULL)
-		return;
-	while (off < len && waited < FLUSH_MS) {
-		n = send(pfd.fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			off += (size_t)n;
-		} else if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-			poll(&pfd, 1, 10);
-			waited += 10;
-		} else {
+	while (evbuffer_get_length(c->out) > 0 && waited < FLUSH_MS) {
+		if (evbuffer_write(c->out, c->fd) > 0)
+			continue;
+		if (errno != EAGAIN && errno != EINTR)
 			break;
-		}
+		poll(&pfd, 1, 10);
+		waited += 10;
 	}
-	if (off < len)
-		log_debug("client did not take its last %zu bytes of answers", len - off);
+	if (evbuffer_get_length(c->out) > 0)
+		log_debug("client did not take its last %zu bytes of answers",
+			  evbuffer_get_length(c->out));
 }
 
 void
@@ -344,6 +366,7 @@ server_free(struct server *srv)
 	event_free(srv->retry);
 	event_free(srv->reaper);
 	event_free(srv->stall_ev);
+	event_free(srv->flush_ev);
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		/* Last answers (e.g. to shutdown) go out if the socket takes them. */
 		flush_now(c);
@@ -353,18 +376,41 @@ server_free(struct server *srv)
 	free(srv);
 }
 
+/* Written once this loop iteration's callbacks are done: answers share a write. */
+static void
+queue_flush(struct client *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->queued)
+		return;
+	c->queued = true;
+	TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
+	if (!event_pending(srv->flush_ev, EV_TIMEOUT, NULL))
+		event_active(srv->flush_ev, EV_TIMEOUT, 0);
+}
+
 void
 server_client_send(struct client *c, const char *data, size_t len)
 {
-	bufferevent_write(c->bev, data, len);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH)
-		bufferevent_disable(c->bev, EV_READ);
+
+	evbuffer_add(c->out, data, len);
+	c->unoffered += len;
+	if (evbuffer_get_length(c->out) > OUTPUT_HIGH)
+		set_reading(c, false); /* back-pressure: resumes once the output drains */
+	queue_flush(c);
 }
 
 size_t
-server_client_output_len(const struct client *c)
+server_client_backlog(const struct client *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return evbuffer_get_length(c->out) - c->unoffered;
+}
+
+double
+server_client_stalled_for(const struct client *c, double now)
+{
+	return c->stalled_since > 0 ? now - c->stalled_since : 0;
 }
 
 void
@@ -373,11 +419,10 @@ server_client_close(struct client *c)
 	const struct timeval tick = { 1, 0 };
 
 	c->closing = true;
-	bufferevent_disable(c->bev, EV_READ);
-	/* The write callback frees it once drained (now, if it is); the reaper if the peer is gone. */
-	if (server_client_output_len(c) == 0)
-		bufferevent_trigger(c->bev, EV_WRITE,
-				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	set_reading(c, false);
+	/* The flush frees it once its output is written (now, if there is none)... */
+	queue_flush(c);
+	/* ...or the reaper, if the peer has gone. */
 	if (!evtimer_pending(c->srv->reaper, NULL))
 		evtimer_add(c->srv->reaper, &tick);
 }
@@ -392,7 +437,7 @@ void
 server_client_release(struct client *c)
 {
 	c->holds--;
-	/* The answer just queued goes out, then the write callback closes. */
+	/* The answer just queued goes out, then client_written closes. */
 }
 
 void
@@ -436,7 +481,7 @@ frame_too_large(struct client *c)
 static void
 read_frames(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	struct evbuffer_ptr eol;
 	size_t eol_len, n;
 	char *line;
@@ -472,59 +517,126 @@ read_frames(struct client *c)
 		if (n > 0)
 			c->srv->frame(c, line, n, c->srv->arg);
 		evbuffer_drain(in, (size_t)eol.pos + 1);
-		if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+		if (!c->reading)
 			return; /* back-pressure: finish the rest once output drains */
 	}
 }
 
+/* The peer will send no more (EOF) or the connection failed (error). */
 static void
-server_client_read_cb(struct bufferevent *bev, void *arg)
+client_eof(struct client *c, bool error)
 {
-	read_frames(arg);
-}
-
-static void
-server_client_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct client *c = arg;
-
-	if (c->closing) {
-		if (c->holds == 0)
-			client_free(c);
-		return;
-	}
-	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-		bufferevent_enable(bev, EV_READ);
-		read_frames(c);
-	}
-}
-
-static void
-server_client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct client *c = arg;
-
-	struct evbuffer *in = bufferevent_get_input(bev);
 	const struct timeval tick = { 1, 0 };
 	size_t n;
 
 	/* A last request without its newline is still a request. */
-	n = evbuffer_get_length(in);
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && n > 0 && !c->discarding &&
-	    n < c->srv->max_frame) {
-		c->srv->frame(c, (const char *)evbuffer_pullup(in, -1), n, c->srv->arg);
-		evbuffer_drain(in, n);
+	n = evbuffer_get_length(c->in);
+	if (!error && n > 0 && !c->discarding && n < c->srv->max_frame) {
+		c->srv->frame(c, (const char *)evbuffer_pullup(c->in, -1), n, c->srv->arg);
+		evbuffer_drain(c->in, n);
 	}
 	/* Half-closed (the peer is done sending): answer what is in flight first. */
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->holds > 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
+	if (!error && (c->holds > 0 || evbuffer_get_length(c->out) > 0)) {
 		c->closing = true;
-		bufferevent_disable(bev, EV_READ);
+		set_reading(c, false);
 		if (!evtimer_pending(c->srv->reaper, NULL))
 			evtimer_add(c->srv->reaper, &tick);
 		return;
 	}
 	client_free(c);
+}
+
+static void
+server_client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	(void)what;
+	if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1)
+		fatalx("out of memory");
+	n = read(fd, v.iov_base, v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(c->in, &v, 1);
+		read_frames(c);
+	} else if (n == 0) {
+		client_eof(c, false);
+	} else if (errno != EAGAIN && errno != EINTR) {
+		client_eof(c, true);
+	}
+}
+
+/* Output fully written: close a half-closed client once answered, or resume reading. */
+static void
+client_written(struct client *c)
+{
+	if (c->closing) {
+		if (c->holds == 0)
+			client_free(c);
+		return;
+	}
+	if (!c->reading) {
+		set_reading(c, true);
+		read_frames(c);
+	}
+}
+
+/* Write what the socket takes; false if the client was freed. */
+static bool
+client_write(struct client *c)
+{
+	bool wrote = false;
+	int n;
+
+	c->unoffered = 0;
+	while (evbuffer_get_length(c->out) > 0) {
+		n = evbuffer_write(c->out, c->fd);
+		if (n > 0) {
+			wrote = true;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			if (wrote || c->stalled_since == 0)
+				c->stalled_since = clock_now(CLOCK_MONOTONIC);
+			if (!event_pending(c->wev, EV_WRITE, NULL))
+				event_add(c->wev, NULL);
+			return true;
+		}
+		/* The peer is gone (EPIPE, ECONNRESET): nobody reads the answers. */
+		client_free(c);
+		return false;
+	}
+	c->stalled_since = 0;
+	if (event_pending(c->wev, EV_WRITE, NULL))
+		event_del(c->wev);
+	client_written(c);
+	return true;
+}
+
+static void
+server_client_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_write(arg);
+}
+
+/* Once per loop iteration: write every client's queued answers in one go each. */
+static void
+server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct client *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->flushq)) != NULL) {
+		TAILQ_REMOVE(&srv->flushq, c, fentry);
+		c->queued = false;
+		client_write(c);
+	}
 }
 
 static void
@@ -546,17 +658,14 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		log_warnx("cannot set up client connection");
-		close(fd);
-		free(c);
-		return;
-	}
-	bufferevent_setcb(c->bev, server_client_read_cb, server_client_write_cb,
-			  server_client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->fd = fd;
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, server_client_read_cb, c);
+	c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, server_client_write_cb, c);
+	if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL)
+		fatalx("cannot set up a client connection: out of memory");
+	set_reading(c, true);
 	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
 	srv->nclients++;
 	STATS_INC(connections);
@@ -580,7 +689,7 @@ server_reaper_cb(evutil_socket_t fd, short what, void *arg)
 		next = TAILQ_NEXT(c, entry);
 		if (!c->closing)
 			continue;
-		pfd.fd = bufferevent_getfd(c->bev);
+		pfd.fd = c->fd;
 		pfd.events = 0;
 		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR))) {
 			client_free(c);

@@ -19,6 +19,7 @@
 	X(jobs_cleaned, "finished jobs removed by clean requests")                                 \
 	X(events_sent, "job event lines sent to subscribers")                                      \
 	X(event_overflows, "subscribers cut off for falling behind")                               \
+	X(jobs_retried, "failed, timed-out or lost attempts scheduled again (retries)")            \
 	X(reloads, "successful configuration reloads")                                             \
 	X(reload_errors, "refused configuration reloads")
 

@@ -8,16 +8,18 @@
  * again. PRAGMA user_version is the schema version; store_open migrates an
  * older file step by step (migrations[] below) and refuses a newer one.
  *
- * Durability. The database runs in WAL mode with synchronous=FULL: COMMIT
- * returns only after the write-ahead log is fsync'ed, so a committed
- * transaction survives kill -9 and power loss, and a transaction that was
- * not committed leaves no trace (SQLite ignores an unfinished WAL tail on
- * recovery). store_commit returning 0 is what allows the daemon to answer
- * a submit.
+ * Durability. The database runs in WAL mode with synchronous=NORMAL: COMMIT
+ * returns once the transaction's pages are written to the write-ahead log
+ * (so it survives kill -9 of the daemon: the kernel has the data), and
+ * store_sync() fsyncs the log (then it also survives power loss). A
+ * transaction that was not committed leaves no trace (SQLite ignores an
+ * unfinished WAL tail on recovery). Splitting the two lets the caller decide
+ * which commits must reach the platter before it answers (an acknowledged
+ * submit) and which may share a later fsync (a job that started or finished).
  *
- * Group commit. store_begin .. store_commit is one transaction, one fsync:
- * the daemon puts every job submitted in one loop iteration and commits
- * once. A failed put or delete voids the whole transaction at once, so a
+ * Group commit. store_begin .. store_commit is one transaction: the daemon
+ * puts every job changed in one loop iteration and commits once, then one
+ * store_sync covers every commit before it. A failed put or delete voids the whole transaction at once, so a
  * batch is on disk entirely or not at all. Outside begin/commit a put or a
  * delete is its own transaction.
  *
@@ -31,6 +33,10 @@
  * full disk the failed transaction is rolled back and the WAL checkpointed
  * and truncated (reclaim_wal), so the space the WAL held serves the next
  * transaction; once the disk has room again, puts succeed again.
+ *
+ * Locking. locking_mode=EXCLUSIVE: the daemon holds the database's lock
+ * from the first read until it closes it (no lock calls per transaction, no
+ * -shm file); another process cannot read the file meanwhile.
  *
  * Threads. None: only the loop thread calls the store (SQLITE_OPEN_NOMUTEX).
  * Statements are prepared once in store_open and reset after each use.
@@ -98,10 +104,13 @@ struct store {
 	char *wal_path;
 	sqlite3_stmt *stmt[ST_MAX];
 	uint64_t next_id;      /* including the open transaction's puts */
-	uint64_t next_id_disk; /* as last committed */
+	uint64_t next_id_disk; /* as last committed (in meta, or implied by the stored rows) */
+	uint64_t next_id_meta; /* the value in table meta */
+	bool tx_deleted;       /* the open transaction deletes rows */
 	int last_error;        /* SQLite result code of the last failed statement */
 	bool reclaim; /* the disk was full: checkpoint the WAL before the next transaction */
 	bool in_tx;
+	bool dir_synced; /* the state directory was fsync'ed once (new WAL/db entries) */
 	char *tx_failed; /* first cause of a failed put/delete: the transaction is void */
 };
 
@@ -421,7 +430,7 @@ set_pragmas(struct store *st, char **cause)
 	if (rc != SQLITE_OK)
 		return -1;
 	snprintf(sql, sizeof sql,
-	         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; "
+	         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
 	         "PRAGMA journal_size_limit = %d",
 	         JOURNAL_SIZE_LIMIT);
 	return exec(st, sql, "cannot set pragmas", cause);
@@ -466,6 +475,7 @@ read_next_id(struct store *st, char **cause)
 	if ((uint64_t)max + 1 > st->next_id)
 		st->next_id = (uint64_t)max + 1;
 	st->next_id_disk = st->next_id;
+	st->next_id_meta = (uint64_t)meta;
 	return 0;
 }
 
@@ -493,7 +503,14 @@ store_open(const char *path, char **cause)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	if (validate(st, &version, cause) == -1 || set_pragmas(st, cause) == -1)
+	/*
+	 * Exclusive locking, before the first access: the daemon is the only
+	 * user of its database, so a transaction takes no file locks and the
+	 * WAL index lives in memory (no -shm file, no shared-memory updates);
+	 * a second taskd on the same state_dir gets "database is locked".
+	 */
+	if (exec(st, "PRAGMA locking_mode = EXCLUSIVE", "cannot set the locking mode", cause) == -1 ||
+	    validate(st, &version, cause) == -1 || set_pragmas(st, cause) == -1)
 		goto fail;
 	if (version < STORE_SCHEMA_VERSION && migrate(st, version, cause) == -1)
 		goto fail;
@@ -553,6 +570,7 @@ store_begin(struct store *st, char **cause)
 		return -1;
 	}
 	st->in_tx = true;
+	st->tx_deleted = false;
 	st->next_id_disk = st->next_id;
 	return 0;
 }
@@ -569,13 +587,20 @@ store_commit(struct store *st, char **cause)
 		tx_end(st);
 		return -1;
 	}
-	if (st->next_id != st->next_id_disk) {
+	/*
+	 * Opening reads next_id as max(meta, highest stored id + 1), so meta
+	 * needs writing only when rows go: then the highest id given out may
+	 * no longer be stored. Saves a page write per commit otherwise.
+	 */
+	if (st->tx_deleted && st->next_id != st->next_id_meta) {
 		sqlite3_bind_int64(st->stmt[ST_SET_NEXT], 1, (sqlite3_int64)st->next_id);
 		if (run(st, st->stmt[ST_SET_NEXT], "commit: update next_id", cause) == -1)
 			goto fail;
 	}
 	if (run(st, st->stmt[ST_COMMIT], "commit", cause) == -1)
 		goto fail;
+	if (st->tx_deleted)
+		st->next_id_meta = st->next_id;
 	st->next_id_disk = st->next_id;
 	tx_end(st);
 	return 0;
@@ -583,6 +608,65 @@ fail:
 	rollback_db(st);
 	tx_end(st);
 	return -1;
+}
+
+/* fsync the directory holding the database, so new -wal/-shm entries survive power loss. */
+static int
+sync_dir(struct store *st, char **cause)
+{
+	char *dir, *slash;
+	int fd, rc = 0;
+
+	dir = xstrdup(st->path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || fsync(fd) == -1) {
+		xasprintf(cause, "sync: %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+int
+store_sync(struct store *st, char **cause)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	if (st->in_tx) {
+		xasprintf(cause, "sync: a transaction is open");
+		return -1;
+	}
+	rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL) {
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+		if (rc != SQLITE_OK) {
+			xasprintf(cause, "sync: %s: %s", st->wal_path, sqlite3_errstr(rc));
+			st->last_error = rc;
+			return -1;
+		}
+	} else if (rc != SQLITE_OK) {
+		/* Not expected in WAL mode; a full checkpoint syncs the log and the file. */
+		rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_FULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			xasprintf(cause, "sync: checkpoint: %s", sqlite3_errmsg(st->db));
+			st->last_error = rc;
+			return -1;
+		}
+	}
+	if (!st->dir_synced) {
+		if (sync_dir(st, cause) == -1)
+			return -1;
+		st->dir_synced = true;
+	}
+	return 0;
 }
 
 void
@@ -663,6 +747,7 @@ delete_row(struct store *st, uint64_t id, char **cause)
 		tx_fail(st, *cause);
 		return -1;
 	}
+	st->tx_deleted = true;
 	return 0;
 }
 

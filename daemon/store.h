@@ -1,5 +1,6 @@
 /*
- * Durable job records in state_dir/taskd.db (SQLite, WAL, synchronous=FULL).
+ * Durable job records in state_dir/taskd.db (SQLite, WAL, synchronous=NORMAL
+ * plus an explicit store_sync).
  * The store keeps opaque text records keyed by job id, and the next job id;
  * it knows nothing about jobs. Only the loop thread uses it.
  *
@@ -18,8 +19,8 @@
 struct store;
 
 /*
- * Open or create state_dir/taskd.db: WAL mode, synchronous=FULL (an
- * acknowledged job is on disk), busy_timeout, foreign keys off, a schema
+ * Open or create state_dir/taskd.db: WAL mode, synchronous=NORMAL (a commit
+ * is written to the log; store_sync makes it survive power loss), busy_timeout, foreign keys off, a schema
  * version in PRAGMA user_version with migrations (version 1 now: table
  * jobs(id INTEGER PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL),
  * table meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) holding next_id).
@@ -37,7 +38,9 @@ void store_close(struct store *st);
 /* The next job id: persisted in meta, never decreases, never reused even after rows are deleted. */
 uint64_t store_next_id(const struct store *st);
 /*
- * Group commit: everything between begin and commit is one transaction (one fsync).
+ * Group commit: everything between begin and commit is one transaction. A
+ * committed transaction survives the daemon's death (kill -9); it survives a
+ * power loss once store_sync has returned 0.
  * If a put or delete inside the transaction fails, the whole transaction is
  * rolled back at once (nothing of it reaches the disk) and every later put,
  * delete and the commit return -1 with that first cause; store_rollback (or
@@ -45,12 +48,18 @@ uint64_t store_next_id(const struct store *st);
  */
 int store_begin(struct store *st, char **cause);
 int store_commit(struct store *st, char **cause); /* on failure the transaction is rolled back */
+/*
+ * fsync the write-ahead log (and, the first time, the directory): every
+ * transaction committed before now survives a power loss. Outside a
+ * transaction only. -1 with *cause ("sync: PATH: disk I/O error").
+ */
+int store_sync(struct store *st, char **cause);
 /* Discard the transaction; next_id returns to its committed value. No-op outside one. */
 void store_rollback(struct store *st);
 /*
  * Inside a transaction: insert or replace a job row; advances next_id past id.
  * Outside a transaction, store_put and store_delete are their own transaction
- * (autocommit): on return 0 the change is on disk.
+ * (autocommit): on return 0 the change is in the log (store_sync for the disk).
  * Ids run from 0 to INT64_MAX - 1; state and record must not be NULL.
  */
 int store_put(struct store *st, uint64_t id, const char *state, const char *record, char **cause);

@@ -60,7 +60,7 @@
 /* Shared with the SIGUSR1 handler. */
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
 static _Atomic uint64_t worker_cancel; /* last job id a cancel was asked for */
-static volatile sig_atomic_t worker_cancel_fd = -1;
+static struct run *volatile worker_current; /* the run in progress, for worker_usr1 */
 
 /* --- encoding --------------------------------------------------------- */
 
@@ -628,19 +628,17 @@ worker_recv(int fd, size_t max, char **error)
 static void
 worker_usr1(int sig, siginfo_t *si, void *ctx)
 {
-	uint64_t job = atomic_load(&worker_job), one = 1;
-	int fd = worker_cancel_fd, saved = errno;
+	uint64_t job = atomic_load(&worker_job);
+	struct run *r = worker_current;
 
 	(void)sig;
 	(void)ctx;
 	if (si->si_code == SI_QUEUE)
 		job = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
 	atomic_store(&worker_cancel, job);
-	if (job != 0 && job == atomic_load(&worker_job) && fd != -1 &&
-	    write(fd, &one, sizeof one) == -1) {
-		/* Full counter: already readable. */
-	}
-	errno = saved;
+	/* run_cancel: an atomic store and a write(2), both async-signal-safe; keeps errno. */
+	if (job != 0 && job == atomic_load(&worker_job) && r != NULL)
+		run_cancel(r);
 }
 
 /* The process title area: argv[0] up to the end of the last argument. */
@@ -745,7 +743,6 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 {
 	struct run *r;
 	char *error = NULL;
-	uint64_t one = 1;
 	int rc;
 
 	r = run_new();
@@ -757,16 +754,14 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	}
 	title_set(t, "taskd: worker %d busy job %" PRIu64, index, r->spec.job_id);
 	atomic_store(&worker_job, r->spec.job_id);
-	worker_cancel_fd = r->cancel_fd;
-	/* A cancel that came before the fd was published. */
-	if (atomic_load(&worker_cancel) == r->spec.job_id && r->cancel_fd != -1 &&
-	    write(r->cancel_fd, &one, sizeof one) == -1) {
-		/* already readable */
-	}
+	worker_current = r;
+	/* A cancel that came before the run was published. */
+	if (atomic_load(&worker_cancel) == r->spec.job_id)
+		run_cancel(r);
 	r->spawned = worker_spawned;
 	r->spawned_arg = &sock;
 	run_execute(r);
-	worker_cancel_fd = -1;
+	worker_current = NULL;
 	atomic_store(&worker_job, 0);
 	rc = send_msg(sock, worker_encode_result(r->spec.job_id, &r->res, current_rss_kb()));
 	run_free(r);

@@ -27,6 +27,9 @@
 #define TASKD_OP_METRICS "metrics"
 #define TASKD_OP_CLEAN "clean"
 #define TASKD_OP_SUBSCRIBE "subscribe"
+#define TASKD_OP_PAUSE "pause"
+#define TASKD_OP_RESUME "resume"
+#define TASKD_OP_PRIORITY "priority"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -51,6 +54,9 @@
 
 #define TASKD_STATE_QUEUED "queued"
 #define TASKD_STATE_RUNNING "running"
+#define TASKD_STATE_WAITING "waiting"
+#define TASKD_STATE_SCHEDULED "scheduled"
+#define TASKD_STATE_PAUSED "paused"
 #define TASKD_STATE_DONE "done"
 #define TASKD_STATE_FAILED "failed"
 #define TASKD_STATE_TIMEOUT "timeout"
@@ -68,8 +74,14 @@
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
-/* Unread event bytes a subscriber may have queued before it is cut off. */
+/*
+ * A subscriber is cut off when more than TASKD_EVENTS_MAX_BUFFER event bytes
+ * offered to it stay unread while it reads nothing for TASKD_EVENTS_STALL
+ * seconds, or at once beyond TASKD_EVENTS_HARD_LIMIT unread bytes.
+ */
 #define TASKD_EVENTS_MAX_BUFFER (1u << 20)
+#define TASKD_EVENTS_STALL 2.0
+#define TASKD_EVENTS_HARD_LIMIT (4u << 20)
 /* PATH of a job whose environment has none. */
 #define TASKD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 

@@ -238,7 +238,18 @@ class Conn:
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # With a timeout the socket is non-blocking, and a unix socket whose
+        # listen backlog is full refuses at once (EAGAIN) instead of waiting
+        # like a blocking connect (libtaskd's) does: retry until the timeout.
+        deadline = time.monotonic() + (timeout or RECV_TIMEOUT)
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
         self.buf = b""
         self.pending = []  # responses read but not yet returned by recv_id
 

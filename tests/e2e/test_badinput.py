@@ -402,14 +402,22 @@ class ConnectionLimitTest(E2ETestCase):
             for _ in range(2000):
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.setblocking(False)
-                try:
-                    s.connect(d.sock)
-                except (BlockingIOError, InterruptedError):
-                    pass  # backlog full: accepted as the daemon catches up
-                except OSError:
-                    s.close()
-                    continue
-                socks.append(s)
+                # A full listen backlog refuses a unix-socket connect (EAGAIN)
+                # rather than queueing it: try again while the daemon catches up.
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        s.connect(d.sock)
+                        socks.append(s)
+                        break
+                    except (BlockingIOError, InterruptedError):
+                        if time.monotonic() > deadline:
+                            s.close()
+                            break
+                        time.sleep(0.002)
+                    except OSError:
+                        s.close()
+                        break
             self.assertGreaterEqual(len(socks), 1500, "too few connections made")
             # the daemon keeps answering while they are all open
             self.assertDaemonServes(d)

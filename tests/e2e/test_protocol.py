@@ -172,6 +172,63 @@ class ProtocolTest(E2ETestCase):
         self.assertEqual(j["state"], "done")
         self.assertIsNotNone(j["finished_at"])
 
+    def test_submit_with_wait(self):
+        # One request: answered with the finished job (its exit code included).
+        t0 = time.monotonic()
+        with self.d.connect() as c:
+            c.send({"id": "sw", "op": "submit", "argv": ["sh", "-c", "sleep 0.3; exit 3"],
+                    "wait": True, "class": "io"})
+            self.assertTrue(c.no_data_within(0.15), "answered before the job ended")
+            j = self.assertOk(c.recv_id("sw", timeout=15))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        self.assertIsInstance(j["id"], int)
+        self.assertEqual(j["state"], "failed")
+        self.assertEqual(j["exit_code"], 3)
+        self.assertEqual(self.d.show(j["id"])["state"], "failed")
+        # false: a plain submit
+        r = self.assertOk(self.d.request({"id": 2, "op": "submit", "type": "noop",
+                                          "wait": False}))
+        self.assertEqual(set(r), {"id"})
+        # a built-in, and a command that cannot start
+        j = self.assertOk(self.d.request({"id": 3, "op": "submit", "type": "sumsq",
+                                          "argv": ["1000"], "wait": True}))
+        self.assertEqual(j["state"], "done")
+        j = self.assertOk(self.d.request({"id": 4, "op": "submit", "argv": ["/nonexistent"],
+                                          "wait": True}))
+        self.assertEqual(j["state"], "failed")
+        self.assertEqual(j["exit_code"], 127)
+
+    def test_submit_with_wait_bad(self):
+        before = self.count_jobs()
+        r = self.d.request({"id": 1, "op": "submit", "type": "noop", "wait": 1})
+        self.assertIn("true or false", self.assertError(r, "bad_request")["message"])
+        r = self.d.request({"id": 2, "op": "submit", "jobs": [{"type": "noop"}], "wait": True})
+        self.assertIn("single-job submit", self.assertError(r, "bad_request")["message"])
+        self.assertEqual(self.count_jobs(), before, "a refused submit queued a job")
+
+    def test_submit_with_wait_counts_as_a_wait(self):
+        # Each parked submit-with-wait takes one of the connection's 1024 wait slots.
+        jid = self.d.submit(["sleep", "30"], **{"class": "io"})
+        self.cancel_at_cleanup(jid)
+        self.d.wait_state(jid, "running")
+        with self.d.connect(timeout=30) as c:
+            c.send_raw(b"".join(json.dumps({"id": i, "op": "wait", "job": jid}).encode()
+                                + b"\n" for i in range(1023)))
+            c.send({"id": "s", "op": "submit", "argv": ["sleep", "30"], "class": "io",
+                    "wait": True, "priority": 19})
+            c.send({"id": "over", "op": "submit", "type": "noop", "wait": True})
+            self.assertError(c.recv_id("over", timeout=15), "too_many_requests")
+            st = self.d.status()
+            self.d.cancel(jid)
+            for _ in range(1023):
+                self.assertEqual(self.assertOk(c.recv(timeout=15))["state"], "cancelled")
+            sid = max(j["id"] for j in self.d.list_jobs())
+            self.d.cancel(sid)
+            j = self.assertOk(c.recv_id("s", timeout=15))
+            self.assertEqual(j["state"], "cancelled")
+        self.assertFalse(st["stopping"])
+        self.assertDaemonServes()
+
     def test_wait_finished_answers_at_once(self):
         jid = self.d.submit(["true"])
         self.d.wait_job(jid)

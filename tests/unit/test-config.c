@@ -87,6 +87,7 @@ assert_same(const struct config *a, const struct config *b)
 	assert_true(a->thread_pool.idle_timeout == b->thread_pool.idle_timeout);
 	assert_int_equal(a->queue.max_pending, b->queue.max_pending);
 	assert_int_equal(a->queue.max_pending_per_user, b->queue.max_pending_per_user);
+	assert_int_equal(a->queue.fair_share, b->queue.fair_share);
 	assert_int_equal(a->router.default_class, b->router.default_class);
 	assert_true(a->router.cpu_ratio == b->router.cpu_ratio);
 	assert_true(a->jobs.default_timeout == b->jobs.default_timeout);
@@ -173,6 +174,7 @@ test_defaults(void **state)
 	assert_true(cfg.thread_pool.idle_timeout == 30);
 	assert_int_equal(cfg.queue.max_pending, 100000);
 	assert_int_equal(cfg.queue.max_pending_per_user, 10000);
+	assert_int_equal(cfg.queue.fair_share, 1);
 	assert_int_equal(cfg.router.default_class, CLASS_IO);
 	assert_true(cfg.router.cpu_ratio == 0.5);
 	assert_true(cfg.jobs.default_timeout == 0);
@@ -297,6 +299,9 @@ test_type_errors(void **state)
 		{ "limits = {\n\tmax_clients = { a = 1; };\n};\n", 2,
 		  "limits.max_clients: expected an integer" },
 		{ "process_pool = { mode = 1; };\n", 1, "process_pool.mode: expected a string" },
+		{ "queue = {\n\tfair_share = 1;\n};\n", 2, "queue.fair_share: expected true or false" },
+		{ "queue = { fair_share = \"yes\"; };\n", 1,
+		  "queue.fair_share: expected true or false" },
 	};
 
 	(void)state;
@@ -519,6 +524,9 @@ test_enums(void **state)
 		{ "log_level = \"verbose\";\n", 1,
 		  "log_level: invalid value 'verbose' (expected error, warn, info or debug)" },
 		{ "log_level = \"\";\n", 1, "log_level: invalid value ''" },
+		{ "store = {\n\tfsync = \"sometimes\";\n};\n", 2,
+		  "store.fsync: invalid value 'sometimes' (expected always or interval)" },
+		{ "store = { fsync_interval = -1; };\n", 1, "store.fsync_interval" },
 	};
 	struct config cfg;
 
@@ -527,16 +535,26 @@ test_enums(void **state)
 
 	expect_ok("router = { default_class = \"cpu\"; };\n"
 		  "process_pool = { mode = \"ondemand\"; };\n"
-		  "log_level = \"debug\";\n",
+		  "log_level = \"debug\";\n"
+		  "store = { fsync = \"interval\"; fsync_interval = 0; };\n",
 		  &cfg);
 	assert_int_equal(cfg.router.default_class, CLASS_CPU);
 	assert_int_equal(cfg.process_pool.mode, PPOOL_ONDEMAND);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(cfg.store.fsync, FSYNC_INTERVAL);
+	assert_true(cfg.store.fsync_interval == 0);
 	config_free(&cfg);
 
 	expect_ok("process_pool = { mode = \"static\"; };\nlog_level = \"error\";\n", &cfg);
 	assert_int_equal(cfg.process_pool.mode, PPOOL_STATIC);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_ERROR);
+	config_free(&cfg);
+
+	expect_ok("queue = { fair_share = false; };\n", &cfg);
+	assert_int_equal(cfg.queue.fair_share, 0);
+	config_free(&cfg);
+	expect_ok("queue = { fair_share = true; };\n", &cfg);
+	assert_int_equal(cfg.queue.fair_share, 1);
 	config_free(&cfg);
 }
 

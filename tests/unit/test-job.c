@@ -638,12 +638,115 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/* Dependencies, start time, retries and attempts survive job_record → jobs_restore. */
+static void
+test_record_lifecycle(void **state)
+{
+	struct jobs *js = jobs_new(), *back = jobs_new();
+	struct job_spec spec;
+	struct job *j, *r;
+	char *rec, *cause = NULL;
+	json_t *o;
+
+	(void)state;
+	mkspec(&spec);
+	spec.ndeps = 2;
+	spec.deps = xcalloc(2, sizeof *spec.deps);
+	spec.deps[0].id = 4;
+	spec.deps[0].state = JOB_DONE;
+	spec.deps[1].id = 9;
+	spec.deps[1].any = true;
+	spec.deps[1].state = -1;
+	spec.run_at = 1800000000.25;
+	spec.retries = 3;
+	spec.retry_delay = 0.5;
+	j = jobs_add(js, &spec, 1000, 100, 1700000000.5);
+	j->attempt = 2;
+	j->attempts = json_pack("[{s:i,s:s}]", "attempt", 1, "state", "failed");
+	j->due_at = 1800000001.5;
+	job_set_state(js, j, JOB_SCHEDULED);
+	rec = job_record(j);
+	r = jobs_restore(back, j->id, "scheduled", rec, &cause);
+	if (r == NULL)
+		fail_msg("%s", cause);
+	assert_int_equal(r->state, JOB_SCHEDULED);
+	assert_int_equal(jobs_count(back, JOB_SCHEDULED), 1);
+	assert_int_equal(jobs_pending(back), 1);
+	assert_int_equal(r->spec.ndeps, 2);
+	assert_int_equal(r->spec.deps[0].id, 4);
+	assert_false(r->spec.deps[0].any);
+	assert_int_equal(r->spec.deps[0].state, JOB_DONE);
+	assert_int_equal(r->spec.deps[1].id, 9);
+	assert_true(r->spec.deps[1].any);
+	assert_int_equal(r->spec.deps[1].state, -1);
+	assert_true(r->spec.run_at == 1800000000.25);
+	assert_int_equal(r->spec.retries, 3);
+	assert_true(r->spec.retry_delay == 0.5);
+	assert_int_equal(r->attempt, 2);
+	assert_true(r->due_at == 1800000001.5);
+	assert_true(json_equal(r->attempts, j->attempts));
+	o = job_to_json(r);
+	assert_int_equal(json_array_size(json_object_get(o, "after")), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(o, "after_any"), 0)), 9);
+	assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
+	assert_true(json_real_value(json_object_get(o, "due_at")) == 1800000001.5);
+	json_decref(o);
+	free(rec);
+	/* A record of an older version (no "life") restores with defaults. */
+	rec = job_record(j);
+	o = json_loads(rec, 0, NULL);
+	free(rec);
+	assert_int_equal(json_object_del(o, "life"), 0);
+	rec = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	r = jobs_restore(back, j->id + 1, "queued", rec, &cause);
+	free(rec);
+	assert_null(r); /* the result record names its own id: a mismatch is refused */
+	free(cause);
+	cause = NULL;
+	rec = job_record(j);
+	o = json_loads(rec, 0, NULL);
+	free(rec);
+	json_object_del(o, "life");
+	rec = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	jobs_free(back);
+	back = jobs_new();
+	r = jobs_restore(back, j->id, "queued", rec, &cause);
+	free(rec);
+	if (r == NULL)
+		fail_msg("%s", cause);
+	assert_int_equal(r->attempt, 1);
+	assert_int_equal(r->spec.ndeps, 0);
+	assert_null(r->spec.deps);
+	assert_int_equal(r->spec.retries, 0);
+	assert_null(r->attempts);
+	/* A bad "life" part is refused, not guessed. */
+	rec = job_record(j);
+	o = json_loads(rec, 0, NULL);
+	free(rec);
+	json_object_set_new(json_object_get(o, "life"), "attempt", json_integer(0));
+	rec = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	cause = NULL;
+	jobs_free(back);
+	back = jobs_new();
+	assert_null(jobs_restore(back, j->id, "scheduled", rec, &cause));
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "lifecycle"));
+	free(cause);
+	free(rec);
+	jobs_free(js);
+	jobs_free(back);
+}
+
 static void
 test_state_names(void **state)
 {
 	static const char *const wire[JOB_NSTATES] = {
 	    [JOB_QUEUED] = TASKD_STATE_QUEUED,   [JOB_RUNNING] = TASKD_STATE_RUNNING,
-	    [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
+	    [JOB_WAITING] = TASKD_STATE_WAITING, [JOB_SCHEDULED] = TASKD_STATE_SCHEDULED,
+	    [JOB_PAUSED] = TASKD_STATE_PAUSED,   [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
 	    [JOB_TIMEOUT] = TASKD_STATE_TIMEOUT, [JOB_CANCELLED] = TASKD_STATE_CANCELLED,
 	    [JOB_LOST] = TASKD_STATE_LOST,
 	};
@@ -655,7 +758,9 @@ test_state_names(void **state)
 	for (st = 0; st < JOB_NSTATES; st++) {
 		assert_string_equal(job_state_name(st), wire[st]);
 		assert_int_equal(job_state_parse(job_state_name(st)), st);
-		assert_int_equal(job_state_final(st), st != JOB_QUEUED && st != JOB_RUNNING);
+		assert_int_equal(job_state_pending(st), st == JOB_QUEUED || st == JOB_WAITING ||
+							st == JOB_SCHEDULED || st == JOB_PAUSED);
+		assert_int_equal(job_state_final(st), st != JOB_RUNNING && !job_state_pending(st));
 	}
 	for (i = 0; i < nitems(unknown); i++)
 		assert_int_equal(job_state_parse(unknown[i]), -1);
@@ -742,6 +847,7 @@ main(void)
 	    cmocka_unit_test(test_json_finished),
 	    cmocka_unit_test(test_json_cancelled_queued),
 	    cmocka_unit_test(test_state_names),
+	    cmocka_unit_test(test_record_lifecycle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

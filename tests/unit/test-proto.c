@@ -360,6 +360,7 @@ assert_job_bad(const char *text)
 	assert_null(spec.env);
 	assert_null(spec.cwd);
 	assert_null(spec.name);
+	assert_null(spec.deps);
 	proto_error_clear(&err);
 }
 
@@ -536,6 +537,27 @@ test_job_invalid(void **state)
 	    "{\"argv\":[\"true\"],\"cwd\":\"/nonexistent/taskd-test-dir\"}",
 	    "{\"argv\":[\"true\"],\"cwd\":\"/etc/passwd\"}",
 	    "{\"argv\":[\"true\"],\"cwd\":\"/etc/passwd/\"}",
+	    /* dependencies, start time, retries */
+	    "{\"argv\":[\"true\"],\"after\":1}",
+	    "{\"argv\":[\"true\"],\"after\":[0]}",
+	    "{\"argv\":[\"true\"],\"after\":[-3]}",
+	    "{\"argv\":[\"true\"],\"after\":[\"1\"]}",
+	    "{\"argv\":[\"true\"],\"after\":[1.5]}",
+	    "{\"argv\":[\"true\"],\"after\":[1,2,1]}",
+	    "{\"argv\":[\"true\"],\"after\":[1],\"after_any\":[1]}",
+	    "{\"argv\":[\"true\"],\"after_any\":null}",
+	    "{\"argv\":[\"true\"],\"run_at\":1}",
+	    "{\"argv\":[\"true\"],\"run_at\":0}",
+	    "{\"argv\":[\"true\"],\"run_at\":-1}",
+	    "{\"argv\":[\"true\"],\"run_at\":\"2030-01-01\"}",
+	    "{\"argv\":[\"true\"],\"run_at\":1e300}",
+	    "{\"argv\":[\"true\"],\"retries\":-1}",
+	    "{\"argv\":[\"true\"],\"retries\":1001}",
+	    "{\"argv\":[\"true\"],\"retries\":1.5}",
+	    "{\"argv\":[\"true\"],\"retry_delay\":-0.5}",
+	    "{\"argv\":[\"true\"],\"retry_delay\":3601}",
+	    "{\"argv\":[\"true\"],\"retry_delay\":\"1\"}",
+	    "{\"argv\":[\"true\"],\"after\":[1,2],\"retries\":-1}",
 	    /* errors after other fields were decoded: nothing may leak */
 	    "{\"argv\":[\"true\"],\"env\":{\"A\":\"1\"},\"name\":\"n\",\"cwd\":\"rel\"}",
 	    "{\"argv\":[\"a\",\"b\"],\"env\":{\"A\":\"1\",\"B\":2}}",
@@ -545,6 +567,39 @@ test_job_invalid(void **state)
 	(void)state;
 	for (i = 0; i < nitems(bad); i++)
 		assert_job_bad(bad[i]);
+}
+
+static void
+test_job_lifecycle(void **state)
+{
+	char text[256];
+	struct job_spec spec;
+
+	(void)state;
+	assert_job_ok("{\"argv\":[\"true\"]}", &spec);
+	assert_int_equal(spec.ndeps, 0);
+	assert_null(spec.deps);
+	assert_true(spec.run_at == 0);
+	assert_int_equal(spec.retries, 0);
+	assert_true(spec.retry_delay == JOB_RETRY_DELAY_DEFAULT);
+	job_spec_free(&spec);
+	snprintf(text, sizeof text,
+		 "{\"argv\":[\"true\"],\"after\":[3,1],\"after_any\":[7],\"run_at\":%.3f,"
+		 "\"retries\":4,\"retry_delay\":0.5}",
+		 now_unix() + 60);
+	assert_job_ok(text, &spec);
+	assert_int_equal(spec.ndeps, 3);
+	assert_int_equal(spec.deps[0].id, 3);
+	assert_false(spec.deps[0].any);
+	assert_int_equal(spec.deps[1].id, 1);
+	assert_int_equal(spec.deps[2].id, 7);
+	assert_true(spec.deps[2].any);
+	assert_int_equal(spec.deps[0].state, -1);
+	assert_true(spec.run_at > now_unix() + 59);
+	assert_int_equal(spec.retries, 4);
+	assert_true(spec.retry_delay == 0.5);
+	job_spec_free(&spec);
+	assert_null(spec.deps);
 }
 
 static void
@@ -890,6 +945,7 @@ main(void)
 	    cmocka_unit_test(test_job_full),
 	    cmocka_unit_test(test_job_env),
 	    cmocka_unit_test(test_job_invalid),
+	    cmocka_unit_test(test_job_lifecycle),
 	    cmocka_unit_test(test_job_not_object),
 	    cmocka_unit_test(test_job_name_length),
 	    cmocka_unit_test(test_job_builtins),

@@ -407,6 +407,102 @@ test_many(void **state)
 	jobq_free(q);
 }
 
+/* Fair share: a flood of user A, then user B, alternate within a priority level. */
+static struct job *
+fair_job(struct sched_fair *f, struct jobq *q, uid_t uid, int priority, uint64_t seq)
+{
+	struct job *j = mkjob(priority, seq);
+
+	j->uid = uid;
+	j->vt = sched_fair_stamp(f, uid, priority);
+	jobq_push(q, j);
+	return j;
+}
+
+static void
+test_fair_round_robin(void **state)
+{
+	struct sched_fair f = { 0 };
+	struct jobq *q = jobq_new();
+	struct job *a[6], *b[2], *j;
+	uint64_t seq = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 6; i++)
+		a[i] = fair_job(&f, q, 1000, 0, seq++);
+	for (i = 0; i < 2; i++)
+		b[i] = fair_job(&f, q, 2000, 0, seq++);
+	/* A1 B1 A2 B2 A3 A4 A5 A6 */
+	struct job *want[] = { a[0], b[0], a[1], b[1], a[2], a[3], a[4], a[5] };
+	for (i = 0; i < nitems(want); i++) {
+		j = jobq_pop(q);
+		assert_ptr_equal(j, want[i]);
+		sched_fair_started(&f, j);
+	}
+	assert_null(jobq_pop(q));
+	jobq_free(q);
+	sched_fair_free(&f);
+	free_jobs(a, 6);
+	free_jobs(b, 2);
+}
+
+static void
+test_fair_late_user_not_starved_nor_favoured(void **state)
+{
+	struct sched_fair f = { 0 };
+	struct jobq *q = jobq_new();
+	struct job *a[10], *b[3], *j;
+	uint64_t seq = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 10; i++)
+		a[i] = fair_job(&f, q, 1, 0, seq++);
+	/* Four of A's run before B arrives: B starts at the clock, not at turn 1. */
+	for (i = 0; i < 4; i++)
+		sched_fair_started(&f, jobq_pop(q));
+	for (i = 0; i < 3; i++)
+		b[i] = fair_job(&f, q, 2, 0, seq++);
+	assert_int_equal(b[0]->vt, 5);
+	struct job *want[] = { a[4], b[0], a[5], b[1], a[6], b[2], a[7], a[8], a[9] };
+	for (i = 0; i < nitems(want); i++) {
+		j = jobq_pop(q);
+		assert_ptr_equal(j, want[i]);
+		sched_fair_started(&f, j);
+	}
+	jobq_free(q);
+	sched_fair_free(&f);
+	free_jobs(a, 10);
+	free_jobs(b, 3);
+}
+
+static void
+test_fair_priority_first(void **state)
+{
+	struct sched_fair f = { 0 };
+	struct jobq *q = jobq_new();
+	struct job *lo[3], *hi[2];
+	uint64_t seq = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++)
+		lo[i] = fair_job(&f, q, 1, 5, seq++);
+	for (i = 0; i < 2; i++)
+		hi[i] = fair_job(&f, q, 1, -5, seq++);
+	/* a user's backlog at one level does not push back their turns at another */
+	assert_int_equal(hi[0]->vt, 1);
+	assert_ptr_equal(jobq_pop(q), hi[0]);
+	assert_ptr_equal(jobq_pop(q), hi[1]);
+	for (i = 0; i < 3; i++)
+		assert_ptr_equal(jobq_pop(q), lo[i]);
+	jobq_free(q);
+	sched_fair_free(&f);
+	free_jobs(lo, 3);
+	free_jobs(hi, 2);
+}
+
 int
 main(void)
 {
@@ -420,6 +516,9 @@ main(void)
 	    cmocka_unit_test(test_remove_each_slot),
 	    cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_many),
+	    cmocka_unit_test(test_fair_round_robin),
+	    cmocka_unit_test(test_fair_late_user_not_starved_nor_favoured),
+	    cmocka_unit_test(test_fair_priority_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
