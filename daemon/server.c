@@ -393,7 +393,6 @@ queue_flush(struct client *c)
 void
 server_client_send(struct client *c, const char *data, size_t len)
 {
-
 	evbuffer_add(c->out, data, len);
 	c->unoffered += len;
 	if (evbuffer_get_length(c->out) > OUTPUT_HIGH)
@@ -404,7 +403,9 @@ server_client_send(struct client *c, const char *data, size_t len)
 size_t
 server_client_backlog(const struct client *c)
 {
-	return evbuffer_get_length(c->out) - c->unoffered;
+	size_t len = evbuffer_get_length(c->out);
+
+	return len > c->unoffered ? len - c->unoffered : 0;
 }
 
 double
