@@ -1,10 +1,11 @@
 /*
- * taskctl cancel ID...
+ * taskctl cancel ID... | --label K=V... [--name N]
  *
  * The cancels go out pipelined; results are printed in argument order:
  * "17 cancelled" (it was queued) or "17 cancelling" (running: SIGTERM
  * sent, final state comes later). Every id is tried; if any was
- * rejected the exit code is 4.
+ * rejected the exit code is 4. With --label/--name the daemon cancels
+ * every matching unfinished job the caller may see, in one request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,19 +69,97 @@ report(struct taskctl *ctx, struct cancel *v, int n)
 	return rc;
 }
 
+enum { OPT_LABEL = 300, OPT_NAME };
+
+/* Options into sel ("labels", "name"), then ids (none when selecting); -1 or an exit code. */
+static int
+parse_args(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
+{
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *name;
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_LABEL) {
+			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == OPT_NAME) {
+			if ((name = json_string(optarg)) == NULL)
+				return taskctl_usage_error(ctx, "name is not valid UTF-8");
+			json_object_set_new(sel, "name", name);
+		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
+			return rc;
+		}
+	}
+	if (json_object_size(sel) > 0 && optind < argc)
+		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+	if (json_object_size(sel) == 0 && optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
+/* cancel --label/--name: "17 cancelled" / "18 cancelling" per job the daemon cancelled. */
+static int
+cancel_selected(struct taskctl *ctx, json_t *sel)
+{
+	json_t *req = taskd_request(TASKD_OP_CANCEL), *resp, *ids, *running, *id, *r;
+	size_t i, k;
+	int rc, busy;
+
+	json_object_update(req, sel);
+	resp = taskctl_call(ctx, req);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
+		return rc;
+	}
+	ids = json_object_get(taskd_response_result(resp), "ids");
+	running = json_object_get(taskd_response_result(resp), "cancelling");
+	if (!json_is_array(ids) || !json_is_array(running))
+		taskctl_bad_response("cancel result without ids");
+	if (ctx->json) {
+		taskctl_print_json(taskd_response_result(resp));
+	} else if (json_array_size(ids) == 0) {
+		taskctl_warnx("cancel: no unfinished job matches");
+	}
+	json_array_foreach(ids, i, id) {
+		if (ctx->json)
+			break;
+		busy = 0;
+		json_array_foreach(running, k, r)
+			busy |= json_equal(r, id);
+		printf("%" JSON_INTEGER_FORMAT " %s\n", json_integer_value(id),
+		       busy ? "cancelling" : "cancelled");
+	}
+	json_decref(resp);
+	return TASKD_EXIT_OK;
+}
+
 int
 cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 {
 	struct cancel *v, *c;
 	json_int_t *ids;
-	json_t *req, *resp;
+	json_t *req, *resp, *sel = json_object();
 	int i, n, rc;
 
 	v = calloc((size_t)argc, sizeof *v);
 	ids = calloc((size_t)argc, sizeof *ids);
-	if (v == NULL || ids == NULL)
+	if (v == NULL || ids == NULL || sel == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = taskctl_parse_ids(ctx, argc, argv, ids)) != -1) {
+	rc = parse_args(ctx, argc, argv, sel, ids);
+	if (rc == -1 && json_object_size(sel) > 0)
+		rc = cancel_selected(ctx, sel);
+	json_decref(sel);
+	if (rc != -1) {
 		free(v);
 		free(ids);
 		return rc;

@@ -1,8 +1,9 @@
 /*
- * taskctl list [--state S] [--limit N]
+ * taskctl list [--state S] [--label K=V]... [--name N] [--limit N]
  *
- * One aligned row per job: ID STATE TYPE CLASS POOL PRI EXIT WALL COMMAND,
- * the command being the job's name if set, else its argv shell-quoted.
+ * One aligned row per job: ID STATE TYPE CLASS POOL PRI EXIT WALL [LABELS]
+ * COMMAND, the command being the job's name if set, else its argv
+ * shell-quoted; LABELS ("k=v,k=v") only when a listed job has labels.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -11,9 +12,10 @@
 
 #include "taskctl.h"
 
-enum { OPT_STATE = 300, OPT_LIMIT };
+enum { OPT_STATE = 300, OPT_LIMIT, OPT_LABEL, OPT_NAME };
 
 #define COMMAND_WIDTH 60
+#define LABELS_WIDTH 40
 
 static const char *const states[] = {
     TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
@@ -68,8 +70,34 @@ cell_command(struct table *t, const json_t *job)
 	free(cmd);
 }
 
+/* "k=v,k=v" (the daemon sends them sorted by key). */
 static void
-add_row(struct table *t, const json_t *job)
+cell_labels(struct table *t, const json_t *job)
+{
+	const json_t *labels = json_object_get(job, "labels");
+	char *buf = NULL, *cell;
+	const char *key, *sep = "";
+	size_t len = 0;
+	json_t *v;
+	FILE *fp;
+
+	if (json_object_size(labels) == 0 || (fp = open_memstream(&buf, &len)) == NULL) {
+		table_cell(t, "-");
+		return;
+	}
+	json_object_foreach((json_t *)labels, key, v) {
+		fprintf(fp, "%s%s=%s", sep, key, json_is_string(v) ? json_string_value(v) : "?");
+		sep = ",";
+	}
+	fclose(fp);
+	cell = buf;
+	fmt_truncate(cell, LABELS_WIDTH);
+	table_cell(t, "%s", cell);
+	free(buf);
+}
+
+static void
+add_row(struct table *t, const json_t *job, int labels)
 {
 	const json_t *type = json_object_get(job, "type");
 	const json_t *wall = json_object_get(job, "wall");
@@ -84,6 +112,8 @@ add_row(struct table *t, const json_t *job)
 	cell_exit(t, job);
 	table_cell(t, "%s",
 	           json_is_number(wall) ? fmt_duration(buf, json_number_value(wall)) : "-");
+	if (labels)
+		cell_labels(t, job);
 	cell_command(t, job);
 }
 
@@ -93,11 +123,19 @@ print_table(const json_t *jobs)
 	static const char *const headers[] = {
 	    "ID", "STATE", "TYPE", "CLASS", "POOL", "PRI", "EXIT", "WALL", "COMMAND", NULL,
 	};
-	struct table *t = table_new(headers, "rllllrrrl");
+	static const char *const with_labels[] = {
+	    "ID", "STATE", "TYPE", "CLASS", "POOL", "PRI", "EXIT", "WALL", "LABELS", "COMMAND", NULL,
+	};
+	struct table *t;
 	size_t i;
+	int labels = 0;
 
 	for (i = 0; i < json_array_size(jobs); i++)
-		add_row(t, json_array_get(jobs, i));
+		if (json_object_size(json_object_get(json_array_get(jobs, i), "labels")) > 0)
+			labels = 1;
+	t = labels ? table_new(with_labels, "rllllrrrll") : table_new(headers, "rllllrrrl");
+	for (i = 0; i < json_array_size(jobs); i++)
+		add_row(t, json_array_get(jobs, i), labels);
 	table_print(t, stdout);
 	table_free(t);
 }
@@ -108,13 +146,27 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 	static const struct option opts[] = {
 	    {"state", required_argument, NULL, OPT_STATE},
 	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"name", required_argument, NULL, OPT_NAME},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
+	json_t *name;
 	long long limit;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_LABEL) {
+			if ((rc = taskctl_parse_label(ctx, req, optarg)) != -1)
+				return rc;
+			continue;
+		}
+		if (c == OPT_NAME) {
+			if ((name = json_string(optarg)) == NULL)
+				return taskctl_usage_error(ctx, "name is not valid UTF-8");
+			json_object_set_new(req, "name", name);
+			continue;
+		}
 		if (c == OPT_STATE && !valid_state(optarg))
 			return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
 		if (c == OPT_STATE) {

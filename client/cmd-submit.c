@@ -1,7 +1,7 @@
 /*
  * taskctl submit [options] [--] CMD [ARGS...]
  *
- * Builds a single-job submit (job fields at the top level of the
+ * Builds a single-job submit (--label K=V, repeatable, sets its labels) (job fields at the top level of the
  * request, doc/protocol.md). Like running the command in the shell, an
  * exec job gets taskctl's cwd and whole environment unless --no-env.
  * Cheap checks happen here; the daemon has the last word.
@@ -31,6 +31,7 @@ enum {
 	OPT_NO_ENV,
 	OPT_TYPE,
 	OPT_WAIT,
+	OPT_LABEL,
 	OPT_AFTER,
 	OPT_AFTER_ANY,
 	OPT_IN,
@@ -235,6 +236,8 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 	case OPT_WAIT:
 		s->wait = 1;
 		return -1;
+	case OPT_LABEL:
+		return taskctl_parse_label(ctx, s->req, optarg);
 	default:
 		return taskctl_common_option(ctx, argv, c);
 	}
@@ -253,6 +256,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"no-env", no_argument, NULL, OPT_NO_ENV},
 	    {"type", required_argument, NULL, OPT_TYPE},
 	    {"wait", no_argument, NULL, OPT_WAIT},
+	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"after", required_argument, NULL, OPT_AFTER},
 	    {"after-any", required_argument, NULL, OPT_AFTER_ANY},
 	    {"in", required_argument, NULL, OPT_IN},

@@ -1,11 +1,15 @@
 /*
- * taskctl wait ID...
+ * taskctl wait ID... | --label K=V... [--name N]
  *
  * All waits go out pipelined on one connection; each answers when its
  * job finishes, so lines are printed in completion order. The exit code
  * is the shell's view of the jobs (DESIGN §6): 0 when all succeeded, else
  * the code of the first failed one in argument order (4 for an id the
- * daemon rejected).
+ * daemon rejected). With --label/--name the daemon waits for every
+ * matching job that exists now and answers once; lines come in id order.
+ * When standard error is a terminal (and not --json), a progress line is
+ * kept up to date there (progress.c); otherwise the output is only the
+ * lines above.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,13 +105,13 @@ find_waiter(struct waiter *w, int n, const json_t *resp)
 }
 
 static void
-receive_one(struct taskctl *ctx, struct waiter *w, int n)
+receive_one(struct taskctl *ctx, struct waiter *w, int n, json_t *resp, struct progress *prog)
 {
-	json_t *resp = taskctl_recv(ctx);
 	struct waiter *t = find_waiter(w, n, resp);
 
 	if (t == NULL)
 		taskctl_bad_response("answer to no pending wait");
+	progress_clear(prog);
 	if (!taskd_response_ok(resp)) {
 		t->code = taskctl_rejected(ctx, t->arg, resp);
 		t->error = json_incref(json_object_get(resp, "error"));
@@ -118,7 +122,61 @@ receive_one(struct taskctl *ctx, struct waiter *w, int n)
 			cmd_wait_print_line(t->job);
 		fflush(stdout);
 	}
+	if (prog != NULL)
+		progress_finished(prog, t->id, t->job);
 	json_decref(resp);
+}
+
+/*
+ * On a terminal: the progress line (progress.c) of the jobs sel selects
+ * (ids, or the selector), whose starting states come from a `list` sent
+ * now; its request id goes to *list_req (-1 without progress).
+ */
+static struct progress *
+start_progress(struct taskctl *ctx, json_t *sel, const json_int_t *ids, size_t n,
+               int64_t *list_req)
+{
+	struct progress *p = progress_start(ctx, sel, ids, n);
+	json_t *req;
+
+	*list_req = -1;
+	if (p == NULL)
+		return NULL;
+	req = taskd_request(TASKD_OP_LIST);
+	json_object_update(req, sel);
+	json_object_set_new(req, "limit", json_integer(0));
+	*list_req = taskctl_send(ctx, req);
+	return p;
+}
+
+/* Is resp the answer to the progress line's list? Then it is used up. */
+static int
+took_list(struct progress *p, int64_t list_req, json_t *resp)
+{
+	const json_t *id = json_object_get(resp, "id");
+
+	if (p == NULL || !json_is_integer(id) || json_integer_value(id) != list_req)
+		return 0;
+	/* A refused list (e.g. too many ids) leaves the line counting answers only. */
+	if (taskd_response_ok(resp))
+		progress_snapshot(p, json_object_get(taskd_response_result(resp), "jobs"));
+	json_decref(resp);
+	return 1;
+}
+
+/* The next answer on the main connection, keeping the progress line going meanwhile. */
+static json_t *
+next_answer(struct taskctl *ctx, struct progress *p, int64_t list_req)
+{
+	json_t *resp;
+
+	for (;;) {
+		if (p != NULL)
+			progress_wait(p, taskctl_client(ctx));
+		resp = taskctl_recv(ctx);
+		if (!took_list(p, list_req, resp))
+			return resp;
+	}
 }
 
 static void
@@ -139,21 +197,112 @@ print_json(struct waiter *w, int n)
 	json_decref(arr);
 }
 
+enum { OPT_LABEL = 300, OPT_NAME };
+
+/* Options into sel ("labels", "name"), then ids (none when selecting); -1 or an exit code. */
+static int
+parse_args(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
+{
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *name;
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_LABEL) {
+			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == OPT_NAME) {
+			if ((name = json_string(optarg)) == NULL)
+				return taskctl_usage_error(ctx, "name is not valid UTF-8");
+			json_object_set_new(sel, "name", name);
+		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
+			return rc;
+		}
+	}
+	if (json_object_size(sel) > 0 && optind < argc)
+		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+	if (json_object_size(sel) == 0 && optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
+/* wait --label/--name: one request, answered when all its jobs are final. */
+static int
+wait_selected(struct taskctl *ctx, json_t *sel)
+{
+	json_t *req = taskd_request(TASKD_OP_WAIT), *resp, *jobs;
+	int rc = TASKD_EXIT_OK, code;
+	struct progress *prog;
+	int64_t list_req, wait_req;
+	size_t i;
+
+	prog = start_progress(ctx, sel, NULL, 0, &list_req);
+	json_object_update(req, sel);
+	wait_req = taskctl_send(ctx, req);
+	resp = next_answer(ctx, prog, list_req);
+	progress_end(prog);
+	if (json_integer_value(json_object_get(resp, "id")) != wait_req &&
+	    !json_is_null(json_object_get(resp, "id")))
+		taskctl_bad_response("answer to no pending wait");
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
+		return rc;
+	}
+	jobs = json_object_get(taskd_response_result(resp), "jobs");
+	if (!json_is_array(jobs))
+		taskctl_bad_response("wait result without jobs");
+	if (json_array_size(jobs) == 0 && !ctx->json)
+		taskctl_warnx("wait: no job matches");
+	for (i = 0; i < json_array_size(jobs); i++) {
+		code = cmd_wait_exit_code(json_array_get(jobs, i));
+		if (rc == TASKD_EXIT_OK)
+			rc = code;
+		if (!ctx->json)
+			cmd_wait_print_line(json_array_get(jobs, i));
+	}
+	if (ctx->json)
+		taskctl_print_json(jobs);
+	json_decref(resp);
+	return rc;
+}
+
 int
 cmd_wait(struct taskctl *ctx, int argc, char **argv)
 {
+	struct progress *prog;
 	struct waiter *w;
 	json_int_t *ids;
-	json_t *req;
+	json_t *req, *sel = json_object(), *idarr = json_array();
+	int64_t list_req;
 	int i, n, rc;
 
 	ids = calloc((size_t)argc, sizeof *ids);
 	w = calloc((size_t)argc, sizeof *w);
-	if (ids == NULL || w == NULL)
+	if (ids == NULL || w == NULL || sel == NULL || idarr == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = taskctl_parse_ids(ctx, argc, argv, ids)) != -1)
+	if ((rc = parse_args(ctx, argc, argv, sel, ids)) != -1) {
+		json_decref(idarr);
 		goto out;
+	}
+	if (json_object_size(sel) > 0) {
+		json_decref(idarr);
+		rc = wait_selected(ctx, sel);
+		goto out;
+	}
 	n = argc - optind;
+	for (i = 0; i < n; i++)
+		json_array_append_new(idarr, json_integer(ids[i]));
+	json_object_set_new(sel, "ids", idarr);
+	prog = start_progress(ctx, sel, ids, (size_t)n, &list_req);
 	for (i = 0; i < n; i++) {
 		req = taskd_request(TASKD_OP_WAIT);
 		json_object_set_new(req, "job", json_integer(ids[i]));
@@ -163,7 +312,8 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 		w[i].req = taskctl_send(ctx, req);
 	}
 	for (i = 0; i < n; i++)
-		receive_one(ctx, w, n);
+		receive_one(ctx, w, n, next_answer(ctx, prog, list_req), prog);
+	progress_end(prog);
 	if (ctx->json)
 		print_json(w, n);
 	rc = TASKD_EXIT_OK;
@@ -174,6 +324,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 		json_decref(w[i].error);
 	}
 out:
+	json_decref(sel);
 	free(ids);
 	free(w);
 	return rc;

@@ -6,7 +6,9 @@
  * caller set one. Responses are read through a buffer and split on '\n'.
  * taskd_call() waits for the response carrying its own id; responses to
  * other requests that arrive in the meantime are parked in a FIFO that
- * taskd_recv() drains first, so pipelined callers lose nothing.
+ * taskd_recv() drains first, so pipelined callers lose nothing. Event
+ * lines of a subscribed connection ({"event":...}, no "ok") are never taken
+ * as answers: taskd_recv returns them in order with the rest.
  *
  * Library code never prints and never exits: every failure is reported
  * with a NULL or -1 return and errno.
@@ -288,6 +290,13 @@ read_response(struct taskd_client *c)
 	}
 }
 
+int
+taskd_pending(const struct taskd_client *c)
+{
+	return json_array_size(c->parked) > 0 ||
+	       (c->len > c->start && memchr(c->buf + c->start, '\n', c->len - c->start) != NULL);
+}
+
 json_t *
 taskd_recv(struct taskd_client *c)
 {
@@ -312,6 +321,9 @@ is_answer(const json_t *resp, const json_t *id)
 {
 	const json_t *rid = json_object_get(resp, "id");
 
+	/* An event line of a subscribed connection answers nothing. */
+	if (json_object_get(resp, "event") != NULL && json_object_get(resp, "ok") == NULL)
+		return 0;
 	return rid == NULL || json_is_null(rid) || json_equal(rid, id);
 }
 

@@ -9,6 +9,7 @@
  * connection, error reporting and exit codes (DESIGN §6):
  * 0 ok, 2 usage, 3 daemon unreachable, 4 rejected by the daemon.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -21,15 +22,22 @@
 static const struct taskctl_cmd commands[] = {
     {"submit",
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
-     "[--env K=V]... [--no-env] [--type T] [--after ID[,ID...]] [--after-any ID[,ID...]] "
-     "[--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] [--wait] [--] CMD [ARGS...]",
+     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--after ID[,ID...]] "
+     "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
+     "[--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
-    {"list", "[--state S] [--limit N]", "list jobs", cmd_list},
+    {"list", "[--state S] [--label K=V]... [--name N] [--limit N]", "list jobs", cmd_list},
     {"show", "ID", "show every field of a job", cmd_show},
-    {"wait", "ID...", "wait for jobs to finish, exit with the first failure's code", cmd_wait},
+    {"wait", "ID... | --label K=V... [--name N]",
+     "wait for jobs to finish, exit with the first failure's code", cmd_wait},
     {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
-    {"cancel", "ID...", "cancel jobs", cmd_cancel},
+    {"cancel", "ID... | --label K=V... [--name N]", "cancel jobs", cmd_cancel},
+    {"clean", "[--state S] [--label K=V]... [--name N] [--before DURATION]",
+     "remove finished jobs and their output (--before 1h: finished over an hour ago)",
+     cmd_clean},
+    {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",
+     "print job state changes live, until interrupted (--json: JSON Lines)", cmd_events},
     {"pause", "[--class cpu|io] [ID...]",
      "stop starting jobs (all or one class), or hold queued jobs", cmd_pause},
     {"resume", "[--class cpu|io] [ID...]", "start jobs again, or release held jobs", cmd_resume},
@@ -221,6 +229,49 @@ taskctl_parse_id(struct taskctl *ctx, const char *s, json_int_t *id)
 	}
 	*id = v;
 	return 0;
+}
+
+/*
+ * --label K=V into req's "labels" object (created on first use): the
+ * daemon's rules (protocol.h), checked here for a clear usage error.
+ * -1 or an exit code.
+ */
+int
+taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
+{
+	json_t *labels = json_object_get(req, "labels");
+	const char *eq = strchr(arg, '=');
+	size_t klen = eq != NULL ? (size_t)(eq - arg) : 0, i;
+	json_t *val;
+	char *key;
+
+	if (eq == NULL || klen == 0)
+		return taskctl_usage_error(ctx, "invalid label '%s' (KEY=VALUE)", arg);
+	if (klen > TASKD_MAX_LABEL_KEY)
+		return taskctl_usage_error(ctx, "label key longer than %d characters: '%.*s'",
+		                           TASKD_MAX_LABEL_KEY, (int)klen, arg);
+	for (i = 0; i < klen; i++)
+		if (!isalnum((unsigned char)arg[i]) && arg[i] != '_' && arg[i] != '.' &&
+		    arg[i] != '-')
+			return taskctl_usage_error(ctx,
+			                           "invalid label key '%.*s' (letters, digits, _ . -)",
+			                           (int)klen, arg);
+	if (strlen(eq + 1) > TASKD_MAX_LABEL_VALUE)
+		return taskctl_usage_error(ctx, "label value longer than %d bytes: '%.*s'",
+		                           TASKD_MAX_LABEL_VALUE, (int)klen, arg);
+	if ((val = json_string(eq + 1)) == NULL)
+		return taskctl_usage_error(ctx, "label '%.*s' is not valid UTF-8", (int)klen, arg);
+	if (labels == NULL) {
+		if ((labels = json_object()) == NULL || json_object_set_new(req, "labels", labels))
+			taskctl_lost(ENOMEM);
+	}
+	if ((key = strndup(arg, klen)) == NULL)
+		taskctl_lost(ENOMEM);
+	json_object_set_new(labels, key, val);
+	free(key);
+	if (json_object_size(labels) > TASKD_MAX_LABELS)
+		return taskctl_usage_error(ctx, "more than %d labels", TASKD_MAX_LABELS);
+	return -1;
 }
 
 /* Connect once; on failure report, drop what the caller handed over (may be NULL), exit 3. */

@@ -52,6 +52,7 @@ int taskctl_no_args(struct taskctl *, int, char **);
 int taskctl_parse_ids(struct taskctl *, int, char **, json_int_t *);
 int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
+int taskctl_parse_label(struct taskctl *, json_t *, const char *);
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
 int64_t taskctl_send(struct taskctl *, json_t *);
@@ -85,6 +86,15 @@ void table_print(const struct table *, FILE *);
 size_t table_rows(const struct table *);
 void table_free(struct table *);
 
+/* progress.c: wait's live progress line on a terminal (NULL: none). */
+struct progress;
+struct progress *progress_start(struct taskctl *, const json_t *, const json_int_t *, size_t);
+void progress_snapshot(struct progress *, const json_t *);
+void progress_finished(struct progress *, json_int_t, const json_t *);
+void progress_wait(struct progress *, struct taskd_client *);
+void progress_clear(struct progress *);
+void progress_end(struct progress *);
+
 /* base64.c */
 int base64_decode(const char *, size_t, char **, size_t *);
 char *base64_encode(const char *, size_t);
@@ -97,6 +107,8 @@ int cmd_show(struct taskctl *, int, char **);
 int cmd_wait(struct taskctl *, int, char **);
 int cmd_logs(struct taskctl *, int, char **);
 int cmd_cancel(struct taskctl *, int, char **);
+int cmd_clean(struct taskctl *, int, char **);
+int cmd_events(struct taskctl *, int, char **);
 int cmd_shutdown(struct taskctl *, int, char **);
 int cmd_reload(struct taskctl *, int, char **);
 int cmd_metrics(struct taskctl *, int, char **);

@@ -14,6 +14,8 @@
 
 #include "builtin.h"
 #include "ctl.h"
+#include "events.h"
+#include "filter.h"
 #include "job.h"
 #include "life.h"
 #include "log.h"
@@ -56,10 +58,28 @@ struct pending_submit {
 	uint64_t ids[];
 };
 
+/* A `wait` by selector (labels, name): answered once all its jobs are final. */
+struct pending_group {
+	struct client *client;
+	json_t *id;
+	json_t *jobs;       /* job objects in id order; null until that job is final */
+	size_t left;        /* jobs not final yet */
+	size_t n;
+	TAILQ_ENTRY(pending_group) entry;
+	struct group_waiter {
+		struct job_waiter waiter;
+		struct pending_group *group;
+		struct job *job; /* NULL once final */
+		size_t slot;
+	} w[];
+};
+
 struct cstate {
 	TAILQ_HEAD(, pending) waits;
 	TAILQ_HEAD(, pending_submit) submits;
+	TAILQ_HEAD(, pending_group) groups;
 	int nwaits;
+	struct subscriber *sub;  /* after subscribe */
 };
 
 typedef void op_fn(struct taskd *, struct client *, struct request *);
@@ -251,6 +271,7 @@ submit_committed(bool ok, const char *cause, void *arg)
 			continue;
 		if (ok) {
 			json_array_append_new(ids, json_integer((json_int_t)ps->ids[i]));
+			jobs_announce(td->jobs, j);
 		} else {
 			life_forget(td->life, j);
 			jobs_discard(td->jobs, j);
@@ -462,49 +483,50 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
 	json_object_set_new(r, "paused", paused_json(td));
+	json_object_set_new(r, "subscribers",
+			    json_integer((json_int_t)events_subscribers(td->events)));
 	reply_ok(c, req->id, r);
 }
 
 static void
 op_list(struct taskd *td, struct client *c, struct request *req)
 {
-	json_t *state = json_object_get(req->root, "state");
 	json_t *limit = json_object_get(req->root, "limit");
 	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
+	struct proto_error err = { 0 };
+	double now = now_unix();
+	struct filter f;
 	json_t *arr;
 	struct job *j, *first;
-	int st = -1;
 
-	if (state != NULL && (!json_is_string(state) ||
-			      (st = job_state_parse(json_string_value(state))) < 0)) {
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 0)) {
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-			  "\"state\" must be one of queued, running, waiting, scheduled, paused, "
-			  "done, failed, timeout, cancelled, lost");
+			  "\"limit\" must be an integer >= 0 (0 = all)");
 		return;
 	}
-	if (limit != NULL) {
-		if (!json_is_integer(limit) || json_integer_value(limit) < 0) {
-			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-				  "\"limit\" must be an integer >= 0 (0 = all)");
-			return;
-		}
+	if (limit != NULL)
 		max = json_integer_value(limit);
+	if (filter_decode(req->root, FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS, &f,
+			  &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return;
 	}
 	/* Most recent `max` matching jobs, in id order: find the first, then walk forward. */
 	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
-		if ((st >= 0 && (int)j->state != st) || !may_access(c, j))
+		if (!filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		first = j;
 		n++;
 	}
 	arr = json_array();
 	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
-		if ((st >= 0 && (int)j->state != st) || !may_access(c, j))
+		if (!filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		json_array_append_new(arr, job_to_json(j));
 	}
+	filter_free(&f);
 	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
 }
 
@@ -551,6 +573,7 @@ client_state(struct client *c)
 		cs = xcalloc(1, sizeof *cs);
 		TAILQ_INIT(&cs->waits);
 		TAILQ_INIT(&cs->submits);
+		TAILQ_INIT(&cs->groups);
 		server_client_set_data(c, cs);
 	}
 	return cs;
@@ -591,12 +614,148 @@ wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
 }
 
 static void
+group_free(struct client *c, struct pending_group *g)
+{
+	struct cstate *cs = server_client_data(c);
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		if (g->w[i].job != NULL)
+			job_unwait(g->w[i].job, &g->w[i].waiter);
+	TAILQ_REMOVE(&cs->groups, g, entry);
+	cs->nwaits--;
+	json_decref(g->jobs);
+	json_decref(g->id);
+	free(g);
+}
+
+static void
+group_job_done(struct job *j, void *arg)
+{
+	struct group_waiter *w = arg;
+	struct pending_group *g = w->group;
+	struct client *c = g->client;
+
+	json_array_set_new(g->jobs, w->slot, job_to_json(j));
+	w->job = NULL;
+	if (--g->left > 0)
+		return;
+	reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+	group_free(c, g);
+	server_client_release(c);
+}
+
+/* Selectors `wait` takes instead of "job". */
+#define WAIT_SELECT (FILTER_LABELS | FILTER_NAME)
+#define CANCEL_SELECT (FILTER_LABELS | FILTER_NAME)
+
+/* Jobs the client may see that pass f (in id order), non-final ones only if live. */
+static struct job **
+select_jobs(struct taskd *td, struct client *c, const struct filter *f, bool live, size_t *n)
+{
+	double now = now_unix();
+	struct job **v = NULL, *j;
+	size_t cap = 0;
+
+	*n = 0;
+	for (j = jobs_first(td->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
+		if ((live && job_state_final(j->state)) || !may_access(c, j) ||
+		    !filter_match(f, j, now))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xreallocarray(v, cap, sizeof *v);
+		}
+		v[(*n)++] = j;
+	}
+	return v;
+}
+
+/* Decode the selector of a wait/cancel by labels; -1 after replying. */
+static int
+selector(struct client *c, struct request *req, unsigned allow, struct filter *f)
+{
+	struct proto_error err = { 0 };
+
+	if (filter_decode(req->root, allow, f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return -1;
+	}
+	if (json_object_get(req->root, "job") != NULL) {
+		filter_free(f);
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "give either \"job\" or a selector (\"labels\", \"name\"), not both");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+wait_group(struct taskd *td, struct client *c, struct request *req)
+{
+	struct pending_group *g;
+	struct cstate *cs = client_state(c);
+	struct job **v;
+	struct filter f;
+	size_t i, n;
+
+	if (selector(c, req, WAIT_SELECT, &f) == -1)
+		return;
+	if (cs->nwaits >= CTL_MAX_WAITS) {
+		filter_free(&f);
+		reply_too_many_waits(c, req);
+		return;
+	}
+	v = select_jobs(td, c, &f, false, &n);
+	filter_free(&f);
+	g = xcalloc(1, sizeof *g + n * sizeof g->w[0]);
+	g->client = c;
+	g->id = json_incref(req->id);
+	g->jobs = json_array();
+	g->n = n;
+	for (i = 0; i < n; i++) {
+		g->w[i].group = g;
+		g->w[i].slot = i;
+		if (job_state_final(v[i]->state)) {
+			json_array_append_new(g->jobs, job_to_json(v[i]));
+			continue;
+		}
+		json_array_append_new(g->jobs, json_null());
+		g->w[i].job = v[i];
+		g->w[i].waiter.cb = group_job_done;
+		g->w[i].waiter.arg = &g->w[i];
+		job_wait(v[i], &g->w[i].waiter);
+		g->left++;
+	}
+	free(v);
+	cs->nwaits++;
+	TAILQ_INSERT_TAIL(&cs->groups, g, entry);
+	if (g->left == 0) {
+		reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+		group_free(c, g);
+		return;
+	}
+	server_client_hold(c);
+}
+
+static bool
+has_selector(struct request *req, unsigned allow)
+{
+	return ((allow & FILTER_LABELS) && json_object_get(req->root, "labels") != NULL) ||
+	       ((allow & FILTER_NAME) && json_object_get(req->root, "name") != NULL);
+}
+
+static void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
-	struct job *j = lookup(td, c, req);
 	struct cstate *cs;
+	struct job *j;
 
-	if (j == NULL)
+	if (has_selector(req, WAIT_SELECT)) {
+		wait_group(td, c, req);
+		return;
+	}
+	if ((j = lookup(td, c, req)) == NULL)
 		return;
 	if (job_state_final(j->state)) {
 		reply_ok(c, req->id, job_to_json(j));
@@ -614,8 +773,10 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 void
 ctl_close_cb(struct client *c, void *arg)
 {
+	struct taskd *td = arg;
 	struct cstate *cs = server_client_data(c);
 	struct pending_submit *ps;
+	struct pending_group *g;
 	struct pending *p;
 
 	if (cs == NULL)
@@ -624,6 +785,10 @@ ctl_close_cb(struct client *c, void *arg)
 		job_unwait(p->job, &p->waiter);
 		pending_free(c, p);
 	}
+	while ((g = TAILQ_FIRST(&cs->groups)) != NULL)
+		group_free(c, g);
+	if (cs->sub != NULL)
+		events_unsubscribe(td->events, cs->sub);
 	/* Its jobs are still stored and run; only the answer has nowhere to go. */
 	while ((ps = TAILQ_FIRST(&cs->submits)) != NULL) {
 		TAILQ_REMOVE(&cs->submits, ps, entry);
@@ -635,15 +800,54 @@ ctl_close_cb(struct client *c, void *arg)
 
 /* ---- cancel ---- */
 
+/* Cancel every matching job not finished yet: {"ids":[...],"cancelling":[running ones]}. */
+static void
+cancel_selected(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *ids = json_array(), *running = json_array();
+	struct job **v, *j;
+	struct filter f;
+	uint64_t *want;
+	size_t i, n;
+
+	if (selector(c, req, CANCEL_SELECT, &f) == -1) {
+		json_decref(ids);
+		json_decref(running);
+		return;
+	}
+	v = select_jobs(td, c, &f, true, &n);
+	filter_free(&f);
+	/* By id: cancelling a queued job finishes it, and pruning may free others. */
+	want = xcalloc(n + 1, sizeof *want);
+	for (i = 0; i < n; i++)
+		want[i] = v[i]->id;
+	free(v);
+	for (i = 0; i < n; i++) {
+		if ((j = jobs_find(td->jobs, want[i])) == NULL || job_state_final(j->state))
+			continue;
+		json_array_append_new(ids, json_integer((json_int_t)want[i]));
+		if (j->state == JOB_RUNNING)
+			json_array_append_new(running, json_integer((json_int_t)want[i]));
+		sched_cancel(td->sched, j, "cancelled by request");
+	}
+	free(want);
+	log_debug("cancel by selector: %zu jobs", json_array_size(ids));
+	reply_ok(c, req->id, json_pack("{s:o,s:o}", "ids", ids, "cancelling", running));
+}
+
 static void
 op_cancel(struct taskd *td, struct client *c, struct request *req)
 {
-	struct job *j = lookup(td, c, req);
+	struct job *j;
 	json_int_t id;
 	char msg[128];
 	int rc;
 
-	if (j == NULL)
+	if (has_selector(req, CANCEL_SELECT)) {
+		cancel_selected(td, c, req);
+		return;
+	}
+	if ((j = lookup(td, c, req)) == NULL)
 		return;
 	id = (json_int_t)j->id;
 	if (job_state_final(j->state)) {
@@ -771,6 +975,82 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 	jobs_touch(td->jobs, j);
 	reply_ok(c, req->id, json_pack("{s:I,s:i,s:s}", "id", (json_int_t)j->id, "priority",
 				       j->spec.priority, "state", job_state_name(j->state)));
+}
+
+/* ---- clean ---- */
+
+#define CLEAN_SELECT (FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | \
+		      FILTER_OLDER_THAN)
+
+static void
+clean_prune(struct job *j, void *arg)
+{
+	sched_remove_output(arg, j);
+}
+
+/* Remove finished jobs (rows and output files): {"removed":N}. */
+static void
+op_clean(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct job **v;
+	struct filter f;
+	size_t i, n, removed = 0;
+	int st;
+
+	if (filter_decode(req->root, CLEAN_SELECT, &f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	for (st = 0; st < JOB_NSTATES; st++) {
+		if (!job_state_final(st) && filter_state_given(&f, st)) {
+			filter_free(&f);
+			proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
+					"clean removes finished jobs only: state \"%s\" is not "
+					"final", job_state_name(st));
+			reply_proto_err(c, req->id, &err);
+			return;
+		}
+	}
+	v = select_jobs(td, c, &f, false, &n);
+	filter_free(&f);
+	for (i = 0; i < n; i++) {
+		if (!job_state_final(v[i]->state))
+			continue;
+		jobs_delete(td->jobs, v[i], clean_prune, td->sched);
+		STATS_INC(jobs_cleaned);
+		removed++;
+	}
+	free(v);
+	log_debug("clean: %zu jobs removed", removed);
+	reply_ok(c, req->id, json_pack("{s:I}", "removed", (json_int_t)removed));
+}
+
+/* ---- subscribe ---- */
+
+#define SUBSCRIBE_SELECT (FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME)
+
+/* From the answer on, this connection gets a line per job event (events.c). */
+static void
+op_subscribe(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct cstate *cs = client_state(c);
+	uid_t uid = server_client_uid(c);
+	struct filter f;
+
+	if (cs->sub != NULL) {
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE,
+			  "this connection is already subscribed");
+		return;
+	}
+	if (filter_decode(req->root, SUBSCRIBE_SELECT, &f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	reply_ok(c, req->id, json_pack("{s:b}", "subscribed", 1));
+	cs->sub = events_subscribe(td->events, c, &f, uid == 0 || uid == getuid(), uid);
+	log_debug("uid %u subscribed to job events", (unsigned)uid);
 }
 
 /* ---- logs ---- */
@@ -1001,6 +1281,8 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 	stats_gauge(out, "thread_pool_busy", NULL, ts.busy, "pool threads running a job");
 	stats_gauge(out, "thread_pool_max", NULL, ts.max, "thread_pool.max_threads");
 	stats_gauge(out, "clients", NULL, server_nclients(td->server), "connected clients");
+	stats_gauge(out, "subscribers", NULL, (double)events_subscribers(td->events),
+		    "connections subscribed to job events");
 	stats_gauge(out, "uptime_seconds", NULL, now_unix() - td->started_at,
 		    "seconds since taskd started");
 	text = json_stringn((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out));
@@ -1171,6 +1453,8 @@ static const struct {
 	{ TASKD_OP_PAUSE, op_pause },
 	{ TASKD_OP_RESUME, op_resume },
 	{ TASKD_OP_PRIORITY, op_priority },
+	{ TASKD_OP_CLEAN, op_clean },
+	{ TASKD_OP_SUBSCRIBE, op_subscribe },
 };
 
 void

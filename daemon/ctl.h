@@ -24,6 +24,7 @@ struct tpool;
 struct ppool;
 struct server;
 struct client;
+struct events;
 
 /* The running daemon's parts, wired by main.c. */
 struct taskd {
@@ -42,6 +43,7 @@ struct taskd {
 	struct server *server;
 	struct persist *persist;
 	struct store *store;
+	struct events *events;    /* subscribers to job events */
 	double started_at;
 	bool stopping;
 	bool draining;

@@ -27,6 +27,7 @@ struct jobs {
 	void (*changed)(struct job *, void *);
 	void (*removed)(uint64_t, void *);
 	void *hook_arg;
+	TAILQ_HEAD(, job_observer) observers;
 };
 
 static const char *const state_names[JOB_NSTATES] = {
@@ -86,6 +87,27 @@ job_pool_name(enum job_pool p)
 
 static void count_state(struct jobs *js, const struct job *j, enum job_state st, int delta);
 
+static void
+notify(struct jobs *js, struct job *j, int prev)
+{
+	struct job_observer *o;
+
+	TAILQ_FOREACH(o, &js->observers, entry)
+		o->changed(j, prev, o->arg);
+}
+
+void
+jobs_observe(struct jobs *js, struct job_observer *o)
+{
+	TAILQ_INSERT_TAIL(&js->observers, o, entry);
+}
+
+void
+jobs_unobserve(struct jobs *js, struct job_observer *o)
+{
+	TAILQ_REMOVE(&js->observers, o, entry);
+}
+
 struct jobs *
 jobs_new(void)
 {
@@ -96,6 +118,7 @@ jobs_new(void)
 	js->next_id = 1;
 	TAILQ_INIT(&js->all);
 	TAILQ_INIT(&js->finished);
+	TAILQ_INIT(&js->observers);
 	return js;
 }
 
@@ -106,6 +129,7 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
 }
@@ -205,6 +229,12 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	return j;
 }
 
+void
+jobs_announce(struct jobs *js, struct job *j)
+{
+	notify(js, j, -1);
+}
+
 struct job *
 jobs_find(struct jobs *js, uint64_t id)
 {
@@ -282,11 +312,14 @@ count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
 void
 job_set_state(struct jobs *js, struct job *j, enum job_state st)
 {
+	enum job_state prev = j->state;
+
 	count_state(js, j, j->state, -1);
 	count_state(js, j, st, 1);
 	j->state = st;
 	if (js->changed != NULL)
 		js->changed(j, js->hook_arg);
+	notify(js, j, (int)prev);
 }
 
 void
@@ -368,6 +401,22 @@ jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void 
 		jobs_remove(js, old);
 		job_free(old);
 	}
+}
+
+void
+jobs_delete(struct jobs *js, struct job *j, void (*prune)(struct job *, void *), void *arg)
+{
+	if (!job_state_final(j->state))
+		fatalx("job %llu: deleted while %s", (unsigned long long)j->id,
+		       job_state_name(j->state));
+	TAILQ_REMOVE(&js->finished, j, finished);
+	js->nfinished--;
+	if (prune != NULL)
+		prune(j, arg);
+	if (js->removed != NULL)
+		js->removed(j->id, js->hook_arg);
+	jobs_remove(js, j);
+	job_free(j);
 }
 
 void
@@ -469,6 +518,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "pool", str_or_null(pool));
 	json_object_set_new(o, "worker", j->worker >= 0 ? json_integer(j->worker) : json_null());
 	json_object_set_new(o, "name", str_or_null(j->spec.name));
+	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
 	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
@@ -560,6 +610,10 @@ job_record(const struct job *j)
 		      j->finished_at, "res", res);
 	if (o == NULL)
 		fatalx("job %llu: cannot encode its record", (unsigned long long)j->id);
+	/* Optional in records (older ones have none). */
+	if (s->labels.n > 0)
+		json_object_set_new(json_object_get(o, "spec"), "labels",
+				    labels_to_json(&s->labels));
 	json_object_set_new(o, "life", life_record(j));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -602,7 +656,7 @@ str_from_json(json_t *s)
 struct job *
 jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record, char **cause)
 {
-	json_t *o, *argv, *env, *cwd, *name, *res;
+	json_t *o, *argv, *env, *cwd, *name, *res, *labels;
 	struct job_spec sp = { 0 };
 	json_int_t uid, gid;
 	int st = job_state_parse(state), routed, pool, worker, cls;
@@ -634,6 +688,9 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	sp.env = strv_from_json(env, &ok);
 	sp.cwd = str_from_json(cwd);
 	sp.name = str_from_json(name);
+	labels = json_object_get(json_object_get(o, "spec"), "labels");
+	if (labels != NULL && labels_from_json(labels, "labels", &sp.labels, &err) == -1)
+		ok = false;
 	if (sp.argv == NULL)
 		sp.argv = xcalloc(1, sizeof(char *));
 	j = xcalloc(1, sizeof *j);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "exec.h"
+#include "labels.h"
 
 enum job_state {
 	JOB_QUEUED = 0,
@@ -69,6 +70,7 @@ struct job_spec {
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
 	char *name;        /* or NULL */
+	struct labels labels;
 	enum job_class class;
 	int priority;
 	double timeout;
@@ -140,6 +142,21 @@ void jobs_reopen(struct jobs *js, struct job *j, enum job_state st);
 /* All pending jobs (job_state_pending). */
 size_t jobs_pending(struct jobs *js);
 /*
+ * More watchers of the table (events.c), besides the store's hooks:
+ * changed(job, prev, arg) when a new job is announced (prev -1: its submit
+ * is stored) or a job changes state (prev: the state it left). Observers
+ * must not change the table.
+ */
+struct job_observer {
+	void (*changed)(struct job *j, int prev, void *arg);
+	void *arg;
+	TAILQ_ENTRY(job_observer) entry;
+};
+void jobs_observe(struct jobs *js, struct job_observer *o);
+void jobs_unobserve(struct jobs *js, struct job_observer *o);
+/* Tell the observers about a new job (once its submit is acknowledged). */
+void jobs_announce(struct jobs *js, struct job *j);
+/*
  * Watch the table: changed(job) after a job is added or changes state,
  * removed(id) when a finished job is pruned (persist.c keeps the store in step).
  */
@@ -155,6 +172,11 @@ void jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 		 void (*prune)(struct job *, void *), void *arg);
 /* Drop the oldest finished jobs beyond keep (prune(job, arg) first for each). */
 void jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg);
+/*
+ * Remove the finished job j now (clean): prune(j, arg) first, then the
+ * removed hook (the store follows), then j is freed.
+ */
+void jobs_delete(struct jobs *js, struct job *j, void (*prune)(struct job *, void *), void *arg);
 void job_wait(struct job *j, struct job_waiter *w);
 void job_unwait(struct job *j, struct job_waiter *w);
 

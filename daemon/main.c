@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "events.h"
 #include "exec.h"
 #include "job.h"
 #include "life.h"
@@ -376,6 +377,7 @@ setup(void)
 	td.life = life_new(td.base, td.jobs, td.sched);
 	start_ppool();
 	recover();
+	td.events = events_new(td.jobs);
 	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
 	td.started_at = now_unix();
 }
@@ -415,6 +417,7 @@ main(int argc, char **argv)
 	event_free(status_ev);
 	sd_done();
 	server_free(td.server);
+	events_free(td.events);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);

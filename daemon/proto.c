@@ -93,7 +93,7 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 /* ---- job descriptions ---- */
 
 static const char *const job_fields[] = {
-	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
+	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
 	"after", "after_any", "run_at", "retries", "retry_delay",
 };
 
@@ -365,6 +365,21 @@ decode_life(json_t *obj, struct job_spec *spec, struct proto_error *err)
 }
 
 static int
+decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
+{
+	char *cause = NULL;
+
+	if (v == NULL)
+		return 0;
+	if (labels_from_json(v, "labels", &spec->labels, &cause) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", cause);
+		free(cause);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
@@ -418,6 +433,7 @@ decode_job(json_t *obj, int envelope, double default_timeout, bool check_cwd,
 	    decode_type(obj, spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
+	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), check_cwd, spec, err) == -1) {
 		job_spec_free(spec);

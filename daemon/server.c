@@ -45,6 +45,8 @@ struct client {
 	bool closing;     /* peer finished sending: close once answered and drained */
 	double partial_since; /* CLOCK_MONOTONIC when a partial frame started waiting, 0 none */
 	int holds;        /* requests still to be answered (server_client_hold) */
+	size_t unoffered; /* bytes queued since the last write attempt */
+	double stalled_since; /* CLOCK_MONOTONIC since when the socket took none of its output, 0 */
 	void *data;
 	TAILQ_ENTRY(client) entry;
 	TAILQ_ENTRY(client) fentry; /* srv->flushq */
@@ -374,21 +376,56 @@ server_free(struct server *srv)
 	free(srv);
 }
 
-void
-server_client_send(struct client *c, const char *data, size_t len)
+/* Written once this loop iteration's callbacks are done: answers share a write. */
+static void
+queue_flush(struct client *c)
 {
 	struct server *srv = c->srv;
 
+	if (c->queued)
+		return;
+	c->queued = true;
+	TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
+	if (!event_pending(srv->flush_ev, EV_TIMEOUT, NULL))
+		event_active(srv->flush_ev, EV_TIMEOUT, 0);
+}
+
+void
+server_client_send(struct client *c, const char *data, size_t len)
+{
 	evbuffer_add(c->out, data, len);
+	c->unoffered += len;
 	if (evbuffer_get_length(c->out) > OUTPUT_HIGH)
 		set_reading(c, false); /* back-pressure: resumes once the output drains */
-	/* Written once this loop iteration's callbacks are done: answers share a write. */
-	if (!c->queued) {
-		c->queued = true;
-		TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
-		if (!event_pending(srv->flush_ev, EV_TIMEOUT, NULL))
-			event_active(srv->flush_ev, EV_TIMEOUT, 0);
-	}
+	queue_flush(c);
+}
+
+size_t
+server_client_backlog(const struct client *c)
+{
+	size_t len = evbuffer_get_length(c->out);
+
+	return len > c->unoffered ? len - c->unoffered : 0;
+}
+
+double
+server_client_stalled_for(const struct client *c, double now)
+{
+	return c->stalled_since > 0 ? now - c->stalled_since : 0;
+}
+
+void
+server_client_close(struct client *c)
+{
+	const struct timeval tick = { 1, 0 };
+
+	c->closing = true;
+	set_reading(c, false);
+	/* The flush frees it once its output is written (now, if there is none)... */
+	queue_flush(c);
+	/* ...or the reaper, if the peer has gone. */
+	if (!evtimer_pending(c->srv->reaper, NULL))
+		evtimer_add(c->srv->reaper, &tick);
 }
 
 void
@@ -551,13 +588,19 @@ client_written(struct client *c)
 static bool
 client_write(struct client *c)
 {
+	bool wrote = false;
 	int n;
 
+	c->unoffered = 0;
 	while (evbuffer_get_length(c->out) > 0) {
 		n = evbuffer_write(c->out, c->fd);
-		if (n > 0)
+		if (n > 0) {
+			wrote = true;
 			continue;
+		}
 		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			if (wrote || c->stalled_since == 0)
+				c->stalled_since = clock_now(CLOCK_MONOTONIC);
 			if (!event_pending(c->wev, EV_WRITE, NULL))
 				event_add(c->wev, NULL);
 			return true;
@@ -566,6 +609,7 @@ client_write(struct client *c)
 		client_free(c);
 		return false;
 	}
+	c->stalled_since = 0;
 	if (event_pending(c->wev, EV_WRITE, NULL))
 		event_del(c->wev);
 	client_written(c);

@@ -41,6 +41,21 @@ void server_client_send(struct client *c, const char *data, size_t len);
  * the peer half-closes, the connection stays until every hold is released
  * (right after the answer is sent) and the answers are written.
  */
+/*
+ * Bytes queued for c that the socket did not take when offered (what a slow
+ * reader leaves behind; what was queued since the last write is not counted).
+ */
+size_t server_client_backlog(const struct client *c);
+/*
+ * Seconds (up to now, CLOCK_MONOTONIC) for which the socket has taken none
+ * of c's output while some was waiting; 0 when it keeps up.
+ */
+double server_client_stalled_for(const struct client *c, double now);
+/*
+ * Close c once what is queued for it is written (never at once, so it is
+ * safe inside any callback): no more requests are read from it.
+ */
+void server_client_close(struct client *c);
 void server_client_hold(struct client *c);
 void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);

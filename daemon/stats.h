@@ -16,6 +16,9 @@
 	X(jobs_started, "jobs started")                                                            \
 	X(jobs_finished, "jobs that reached a final state")                                        \
 	X(jobs_pruned, "finished jobs dropped beyond jobs.keep_finished")                          \
+	X(jobs_cleaned, "finished jobs removed by clean requests")                                 \
+	X(events_sent, "job event lines sent to subscribers")                                      \
+	X(event_overflows, "subscribers cut off for falling behind")                               \
 	X(jobs_retried, "failed, timed-out or lost attempts scheduled again (retries)")            \
 	X(reloads, "successful configuration reloads")                                             \
 	X(reload_errors, "refused configuration reloads")

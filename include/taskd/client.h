@@ -45,6 +45,12 @@ json_t *taskd_request(const char *op);
  */
 int64_t taskd_send(struct taskd_client *c, json_t *req);
 
+/*
+ * 1 when taskd_recv would return without reading the socket (a line is
+ * already buffered), else 0: poll taskd_fd() only when this is 0.
+ */
+int taskd_pending(const struct taskd_client *c);
+
 /* Next response line, blocking. NULL with errno set (ECONNRESET on EOF, EBADMSG if unparsable). */
 json_t *taskd_recv(struct taskd_client *c);
 

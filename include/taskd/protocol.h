@@ -25,6 +25,8 @@
 #define TASKD_OP_SHUTDOWN "shutdown"
 #define TASKD_OP_RELOAD "reload"
 #define TASKD_OP_METRICS "metrics"
+#define TASKD_OP_CLEAN "clean"
+#define TASKD_OP_SUBSCRIBE "subscribe"
 #define TASKD_OP_PAUSE "pause"
 #define TASKD_OP_RESUME "resume"
 #define TASKD_OP_PRIORITY "priority"
@@ -65,9 +67,21 @@
 #define TASKD_PRIORITY_MIN (-20)
 #define TASKD_PRIORITY_MAX 19
 #define TASKD_MAX_NAME 256
+/* Labels: "labels":{"KEY":"value"}, keys of [A-Za-z0-9_.-]. */
+#define TASKD_MAX_LABELS 32
+#define TASKD_MAX_LABEL_KEY 64
+#define TASKD_MAX_LABEL_VALUE 256
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
+/*
+ * A subscriber is cut off when more than TASKD_EVENTS_MAX_BUFFER event bytes
+ * offered to it stay unread while it reads nothing for TASKD_EVENTS_STALL
+ * seconds, or at once beyond TASKD_EVENTS_HARD_LIMIT unread bytes.
+ */
+#define TASKD_EVENTS_MAX_BUFFER (1u << 20)
+#define TASKD_EVENTS_STALL 2.0
+#define TASKD_EVENTS_HARD_LIMIT (4u << 20)
 /* PATH of a job whose environment has none. */
 #define TASKD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 

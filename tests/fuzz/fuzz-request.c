@@ -3,7 +3,8 @@
  *
  * proto_decode() on the raw bytes; for "submit", the job decoding ctl.c's
  * op_submit() does (the request itself is the job, or each element of its
- * "jobs" array); proto_job_id() for every op; then the response encoders on
+ * "jobs" array); proto_job_id() and the job selector (filter_decode(), as
+ * list/wait/cancel/clean/subscribe use it) for every op; then the response encoders on
  * the request's id and the error message, which may quote client input.
  * Everything is freed: LeakSanitizer reports a leak as a crash.
  *
@@ -17,6 +18,7 @@
 #include <jansson.h>
 #include <taskd/protocol.h>
 
+#include "filter.h"
 #include "job.h"
 #include "proto.h"
 
@@ -72,6 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proto_error err = { 0 };
 	struct request req;
+	struct filter f;
 	uint64_t id;
 	size_t len;
 
@@ -82,6 +85,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (strcmp(req.op, TASKD_OP_SUBMIT) == 0)
 		submit(&req);
+	if (filter_decode(req.root, FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME |
+				      FILTER_OLDER_THAN | FILTER_IDS, &f, &err) == -1)
+		respond_err(req.id, &err);
+	else
+		filter_free(&f);
 	if (proto_job_id(req.root, &id, &err) == -1)
 		respond_err(req.id, &err);
 	else

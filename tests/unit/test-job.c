@@ -770,10 +770,67 @@ test_state_names(void **state)
 	assert_string_equal(job_pool_name(POOL_PROCESS), "process");
 }
 
+/* Observers: announce (prev -1), every state change with the state left, unobserve. */
+struct seen {
+	uint64_t id[8];
+	int prev[8];
+	int state[8];
+	int n;
+};
+
+static void
+observed(struct job *j, int prev, void *arg)
+{
+	struct seen *sn = arg;
+
+	assert_true(sn->n < 8);
+	sn->id[sn->n] = j->id;
+	sn->prev[sn->n] = prev;
+	sn->state[sn->n] = j->state;
+	sn->n++;
+}
+
+static void
+test_observers(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct seen a = { 0 }, b = { 0 };
+	struct job_observer oa = { .changed = observed, .arg = &a };
+	struct job_observer ob = { .changed = observed, .arg = &b };
+	struct job *j;
+
+	(void)state;
+	jobs_observe(js, &oa);
+	jobs_observe(js, &ob);
+	j = add(js);
+	assert_int_equal(a.n, 0); /* not before it is announced */
+	jobs_announce(js, j);
+	job_set_state(js, j, JOB_RUNNING);
+	jobs_unobserve(js, &ob);
+	jobs_finish(js, j, JOB_DONE, 10, NULL, NULL);
+	assert_int_equal(a.n, 3);
+	assert_int_equal(a.prev[0], -1);
+	assert_int_equal(a.state[0], JOB_QUEUED);
+	assert_int_equal(a.prev[1], JOB_QUEUED);
+	assert_int_equal(a.state[1], JOB_RUNNING);
+	assert_int_equal(a.prev[2], JOB_RUNNING);
+	assert_int_equal(a.state[2], JOB_DONE);
+	assert_int_equal(a.id[2], j->id);
+	assert_int_equal(b.n, 2);
+	/* clean: jobs_delete drops a finished job (and only that one). */
+	add(js);
+	jobs_delete(js, j, NULL, NULL);
+	assert_null(jobs_find(js, 1));
+	assert_int_equal(jobs_total(js), 1);
+	assert_int_equal(jobs_count(js, JOB_DONE), 0);
+	jobs_free(js);
+}
+
 int
 main(void)
 {
 	static const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_observers),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_queued_by_user),
 	    cmocka_unit_test(test_find),
