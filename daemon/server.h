@@ -37,11 +37,6 @@ int server_nclients(const struct server *srv);
 
 void server_client_send(struct client *c, const char *data, size_t len);
 /*
- * A request that will be answered later (e.g. wait) holds the client: if
- * the peer half-closes, the connection stays until every hold is released
- * (right after the answer is sent) and the answers are written.
- */
-/*
  * Bytes queued for c that the socket did not take when offered (what a slow
  * reader leaves behind; what was queued since the last write is not counted).
  */
@@ -56,6 +51,11 @@ double server_client_stalled_for(const struct client *c, double now);
  * safe inside any callback): no more requests are read from it.
  */
 void server_client_close(struct client *c);
+/*
+ * A request that will be answered later (e.g. wait) holds the client: if
+ * the peer half-closes, the connection stays until every hold is released
+ * (right after the answer is sent) and the answers are written.
+ */
 void server_client_hold(struct client *c);
 void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);
