@@ -697,8 +697,10 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	j->attempt = 1;
 	if (!ok || worker_decode_result(res, &j->res, &rid, &rss, &err) == -1 || rid != id) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
-			  err != NULL ? err : "bad spec");
+			  err != NULL ? err : rid != id ? "the result is another job's" : "bad spec");
 		free(err);
+		free(j->res.result); /* decoded, but of another job */
+		free(j->res.error);
 		free(j);
 		job_spec_free(&sp);
 		json_decref(o);

@@ -91,8 +91,9 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_PUT] = "INSERT INTO jobs (id, state, record) VALUES (?1, ?2, ?3) "
-              "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record",
+    /* An upsert updates the row in place (INSERT OR REPLACE deletes and re-inserts it). */
+    [ST_PUT] = ("INSERT INTO jobs (id, state, record) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record"),
     [ST_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_LOAD] = "SELECT id, state, record FROM jobs ORDER BY id",
     [ST_ROWS] = "SELECT count(*) FROM jobs",
