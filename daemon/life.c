@@ -425,6 +425,9 @@ void
 life_release(struct life *l, struct job *j)
 {
 	job_set_state(l->jobs, j, JOB_QUEUED);
+	/* Its submit is not stored yet: life_admit queues it then (once). */
+	if (!j->admitted)
+		return;
 	sched_add(l->sched, j);
 	sched_dispatch(l->sched);
 }

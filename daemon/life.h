@@ -51,7 +51,11 @@ void life_forget(struct life *l, struct job *j);
 /* After persist_recover: retry jobs lost by the restart, watch and time the rest. */
 void life_recover(struct life *l);
 
-/* Hold a queued job (→ paused) / release a paused one (→ queued). */
+/*
+ * Hold a queued job (→ paused) / release a paused one (→ queued). Either may
+ * come before the job is admitted (its submit is not yet stored): then
+ * life_admit queues it, if it is queued by then.
+ */
 void life_hold(struct life *l, struct job *j);
 void life_release(struct life *l, struct job *j);
 /* Stop moving jobs on (shutdown without drain): they stay as stored. */
