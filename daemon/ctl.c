@@ -685,6 +685,14 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 	struct job *j;
 	char msg[160];
 
+	/*
+	 * A class paused during a drain would hold it forever; a job resumed
+	 * during a shutdown without drain would start after the cancels.
+	 */
+	if (td->stopping) {
+		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
+		return;
+	}
 	if (json_object_get(req->root, "job") == NULL) {
 		if (pause_class(c, req, &cls) == -1 || !privileged(c, req))
 			return;

@@ -698,5 +698,44 @@ class EdgeCaseTest(E2ETestCase):
         self.assertDaemonServes(d)
 
 
+    def test_pause_and_resume_refused_during_shutdown(self):
+        # a class paused during a drain would hold the drain forever
+        d = self.one_thread()
+        block = d.submit(**sleep_job(0.4))
+        d.wait_state(block, "running")
+        q = d.submit(type="noop", **IO)
+        with d.connect() as c:
+            c.send({"v": 1, "id": 1, "op": "shutdown", "drain": True})
+            self.assertOk(c.recv())
+            for req in ({"op": "pause"}, {"op": "pause", "class": "io"},
+                        {"op": "pause", "job": q}):
+                c.send(dict(req, v=1, id=2))
+                self.assertError(c.recv(), "shutting_down")
+        self.assertEqual(d.wait_exit(10), 0)
+        # without drain: a paused job is not started by a resume during the shutdown
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        n.write_config({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1})
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(q)["state"], "done")
+        block = n.submit(**sleep_job(0.4))
+        n.wait_state(block, "running")
+        p = n.submit(type="noop", **IO)
+        n.ok({"op": "pause", "job": p})
+        reqs = [{"v": 1, "id": 1, "op": "shutdown", "drain": False},
+                {"v": 1, "id": 2, "op": "resume", "job": p},
+                {"v": 1, "id": 3, "op": "resume"}]
+        with n.connect() as c:  # in one write: the daemon exits soon after the shutdown
+            c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+            self.assertOk(c.recv())
+            self.assertError(c.recv(), "shutting_down")
+            self.assertError(c.recv(), "shutting_down")
+        self.assertEqual(n.wait_exit(10), 0)
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(p)["state"], "paused")
+
+
 if __name__ == "__main__":
     main()
