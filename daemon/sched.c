@@ -189,7 +189,15 @@ sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority)
 	}
 	vt = (u->last[lv] > f->clock[lv] ? u->last[lv] : f->clock[lv]) + 1;
 	u->last[lv] = vt;
+	if (vt > f->top[lv])
+		f->top[lv] = vt;
 	return vt;
+}
+
+uint64_t
+sched_fair_fifo(const struct sched_fair *f, int priority)
+{
+	return f->top[level(priority)];
 }
 
 void
@@ -212,7 +220,7 @@ static void
 stamp(struct sched *s, struct job *j, int q)
 {
 	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(&s->fair[q], j->uid, j->spec.priority)
-					 : 0;
+					 : sched_fair_fifo(&s->fair[q], j->spec.priority);
 }
 
 /* ---- dispatch ---- */

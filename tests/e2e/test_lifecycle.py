@@ -736,6 +736,18 @@ class EdgeCaseTest(E2ETestCase):
         n.start()
         self.assertEqual(n.show(p)["state"], "paused")
 
+    def test_fair_share_switched_off_keeps_submission_order(self):
+        ov = {"thread_pool.min_threads": 1, "thread_pool.max_threads": 1}
+        d = self.start_daemon(ov)
+        block = d.submit(**sleep_job(0.5))
+        d.wait_state(block, "running")
+        old = [d.submit(type="noop", **IO) for _ in range(3)]
+        d.write_config(dict(ov, **{"queue.fair_share": False}))
+        self.assertIn("queue.fair_share", d.ok({"op": "reload"})["changed"])
+        new = [d.submit(type="noop", **IO) for _ in range(2)]
+        order = sorted(old + new, key=lambda j: d.wait_job(j)["started_at"])
+        self.assertEqual(order, old + new)
+
 
 if __name__ == "__main__":
     main()
