@@ -242,10 +242,16 @@ class DelayTest(E2ETestCase):
         for args in (("--in", "0"), ("--in", "-5m"), ("--in", "10x"), ("--in", "m"),
                      ("--at", "tomorrow"), ("--at", "2026-13-01T00:00"),
                      ("--at", "2026-02-30T00:00"), ("--at", "2030-01-01T00:00+25:00"),
-                     ("--in", "1m", "--at", "2030-01-01T00:00")):
+                     ("--in", "1m", "--at", "2030-01-01T00:00"), ("--in", "0x10"),
+                     ("--in", "1e3")):
             with self.subTest(args=args):
                 p = d.ctl("submit", *args, "--", "true")
                 self.assertRc(p, 2)
+        # a local time skipped by the clocks (not moved an hour on)
+        p = d.ctl("submit", "--at", "2030-03-31T02:30", "--", "true",
+                  env={"TZ": "Europe/Berlin"})
+        self.assertRc(p, 2)
+        self.assertIn("does not exist", p.stderr)
         self.assertEqual(d.status()["jobs"], before)
 
 
