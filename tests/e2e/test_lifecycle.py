@@ -515,6 +515,33 @@ class RestartTest(E2ETestCase):
         self.assertEqual(j["attempts"][0]["state"], "lost")
         self.assertEqual(n.wait_job(dep)["state"], "done")
 
+    def test_class_pause_survives_restart(self):
+        d = self.start_daemon()
+        self.assertEqual(d.ok({"op": "pause", "class": "io"})["paused"],
+                         {"cpu": False, "io": True})
+        q = d.submit(type="noop", **IO)
+        # kill -9: the pause was stored with the commit after the request
+        n = self.restart(d, kill=True)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": True})
+        time.sleep(0.3)
+        self.assertEqual(n.show(q)["state"], "queued")
+        self.assertIn("starting io jobs is paused", n.log_text())
+        # a drain starts the paused class's queued jobs, the pause stays stored
+        self.assertRc(n.ctl("pause"), 0)
+        n.ok({"op": "shutdown", "drain": True})
+        self.assertEqual(n.wait_exit(10), 0)
+        n = self.restart(n)
+        self.assertEqual(n.show(q)["state"], "done")
+        self.assertEqual(n.status()["paused"], {"cpu": True, "io": True})
+        # resumed: stored as well
+        n.ok({"op": "resume", "class": "cpu"})
+        n = self.restart(n)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": True})
+        n.ok({"op": "resume"})
+        n = self.restart(n, kill=True)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": False})
+        self.assertEqual(n.wait_job(n.submit(type="noop", **IO))["state"], "done")
+
     def test_graceful_restart_keeps_waiting_and_paused(self):
         d = self.start_daemon({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1})
         block = d.submit(**sleep_job(0.3))
