@@ -667,6 +667,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	j->started_at = start;
 	j->finished_at = fin;
 	j->state = JOB_QUEUED;
+	j->admitted = true; /* stored: life.c may move it on */
 	json_decref(o);
 	insert(js, j);
 	if (id >= js->next_id)

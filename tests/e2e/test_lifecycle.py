@@ -542,6 +542,17 @@ class RestartTest(E2ETestCase):
         self.assertEqual(n.status()["paused"], {"cpu": False, "io": False})
         self.assertEqual(n.wait_job(n.submit(type="noop", **IO))["state"], "done")
 
+    def test_pause_and_resume_of_a_restored_queued_job(self):
+        d = self.start_daemon()
+        d.ok({"op": "pause", "class": "io"})
+        q = d.submit(type="noop", **IO)
+        n = self.restart(d, kill=True)  # (a shutdown would cancel it)
+        self.assertEqual(n.show(q)["state"], "queued")
+        self.assertEqual(n.ok({"op": "pause", "job": q})["state"], "paused")
+        self.assertEqual(n.ok({"op": "resume", "job": q})["state"], "queued")
+        n.ok({"op": "resume", "class": "io"})
+        self.assertEqual(n.wait_job(q, timeout=5)["state"], "done")
+
     def test_graceful_restart_keeps_waiting_and_paused(self):
         d = self.start_daemon({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1})
         block = d.submit(**sleep_job(0.3))
