@@ -522,8 +522,16 @@ wait_done(struct job *j, void *arg)
 	struct pending *p = arg;
 
 	struct client *c = p->client;
+	char msg[96];
 
-	reply_ok(c, p->id, job_to_json(j));
+	if (job_state_final(j->state)) {
+		reply_ok(c, p->id, job_to_json(j));
+	} else {
+		/* Discarded: its submit could not be stored. */
+		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
+			 (unsigned long long)j->id);
+		reply_err(c, p->id, TASKD_ERR_NOT_FOUND, msg);
+	}
 	pending_free(c, p);
 	server_client_release(c);
 }

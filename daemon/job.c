@@ -685,6 +685,18 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 void
 jobs_discard(struct jobs *js, struct job *j)
 {
+	struct job_waiter *w;
+
+	/* Cancelled before its submit failed: it is on the finished list. */
+	if (job_state_final(j->state)) {
+		TAILQ_REMOVE(&js->finished, j, finished);
+		js->nfinished--;
+	}
+	/* Still waited for (it never ended): tell them, it is going. */
+	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+		TAILQ_REMOVE(&j->waiters, w, entry);
+		w->cb(j, w->arg);
+	}
 	jobs_remove(js, j);
 	job_free(j);
 }

@@ -226,7 +226,8 @@ dep_done_cb(struct job *dep, void *arg)
 	struct life *l = d->ctx;
 
 	d->watching = false;
-	d->state = (int)dep->state;
+	/* Not final: discarded (its submit failed), as if pruned. */
+	d->state = job_state_final(dep->state) ? (int)dep->state : JOB_NSTATES;
 	jobs_touch(l->jobs, d->owner);
 	push_ready(l, d->owner->id);
 }
