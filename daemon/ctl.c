@@ -961,12 +961,14 @@ ctl_shutdown(struct taskd *td, bool drain)
 	server_stop_listening(td->server);
 	sched_set_idle_cb(td->sched, sched_idle_cb, td);
 	/*
-	 * Waiting, scheduled and paused jobs stay as stored, for the next start.
-	 * A drain runs what is queued, paused classes included (in memory: a
-	 * stored class pause holds again at the next start).
+	 * Waiting, scheduled and paused jobs stay as stored, for the next start,
+	 * with a drain too (one that became ready during it would be started
+	 * just as the loop exits: a cpu job lost with its worker). A drain runs
+	 * what is queued, paused classes included (in memory: a stored class
+	 * pause holds again at the next start).
 	 */
+	life_stop(td->life);
 	if (!drain) {
-		life_stop(td->life);
 		sched_cancel_all(td->sched, "taskd shut down");
 	} else {
 		sched_pause(td->sched, CLASS_AUTO, false);

@@ -58,7 +58,7 @@ void life_recover(struct life *l);
  */
 void life_hold(struct life *l, struct job *j);
 void life_release(struct life *l, struct job *j);
-/* Stop moving jobs on (shutdown without drain): they stay as stored. */
+/* Stop moving jobs on (shutdown, with or without drain): they stay as stored. */
 void life_stop(struct life *l);
 
 /* Delay before retry number `attempt` (1 = the first retry). */

@@ -792,6 +792,24 @@ class EdgeCaseTest(E2ETestCase):
         order = sorted(old + new, key=lambda j: d.wait_job(j)["started_at"])
         self.assertEqual(order, old + new)
 
+    def test_drain_leaves_dependents_and_delays_for_the_next_start(self):
+        # a dependent that became ready during a drain was started as the
+        # loop exited: its worker was stopped with the pool (lost)
+        d = self.start_daemon()
+        a = d.submit(**sleep_job(0.3))
+        b = d.submit(["true"], after=[a], **{"class": "cpu"})
+        s = d.submit(type="noop", run_at=time.time() + 0.2, **{"class": "cpu"})
+        d.wait_state(a, "running")
+        d.ok({"op": "shutdown", "drain": True})
+        self.assertEqual(d.wait_exit(10), 0)
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(a)["state"], "done")
+        for j in (b, s):
+            jj = n.wait_job(j)
+            self.assertEqual((jj["state"], jj["attempts"]), ("done", []))
+
 
 if __name__ == "__main__":
     main()
