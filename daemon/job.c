@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <taskd/protocol.h>
+
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
@@ -624,7 +626,8 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 			&worker, "route_key", &key, "submitted_at", &sub, "started_at", &start,
 			"finished_at", &fin, "res", &res) == -1 ||
 	    cls < CLASS_AUTO || cls > CLASS_IO || routed < CLASS_AUTO || routed > CLASS_IO ||
-	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0) {
+	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0 ||
+	    sp.priority < TASKD_PRIORITY_MIN || sp.priority > TASKD_PRIORITY_MAX) {
 		xasprintf(cause, "job %llu: unreadable record", (unsigned long long)id);
 		json_decref(o);
 		return NULL;

@@ -674,6 +674,37 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/* A record with a priority out of range is refused (fair share indexes by priority). */
+static void
+test_record_bad_priority(void **state)
+{
+	struct jobs *js = jobs_new(), *back = jobs_new();
+	const int bad[] = { 20, -21, 1000000 };
+	struct job *j;
+	char *rec, *text, *cause = NULL;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	j = add(js);
+	rec = job_record(j);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		o = json_loads(rec, 0, NULL);
+		json_object_set_new(json_object_get(o, "spec"), "priority", json_integer(bad[i]));
+		text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		assert_null(jobs_restore(back, j->id, "queued", text, &cause));
+		assert_non_null(strstr(cause, "unreadable record"));
+		free(cause);
+		cause = NULL;
+		free(text);
+	}
+	assert_int_equal(jobs_total(back), 0);
+	free(rec);
+	jobs_free(js);
+	jobs_free(back);
+}
+
 /* Dependencies, start time, retries and attempts survive job_record → jobs_restore. */
 static void
 test_record_lifecycle(void **state)
@@ -828,6 +859,7 @@ main(void)
 	    cmocka_unit_test(test_json_cancelled_queued),
 	    cmocka_unit_test(test_state_names),
 	    cmocka_unit_test(test_record_lifecycle),
+	    cmocka_unit_test(test_record_bad_priority),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
