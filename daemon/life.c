@@ -254,9 +254,13 @@ deps_met(struct job *j, struct job_dep **bad)
 	return rc;
 }
 
-/* A waiting job: fail it, time it, queue it, or leave it waiting. */
+/*
+ * A waiting job: fail it, time it, queue it, or leave it waiting. A queued
+ * job starts at once if dispatch, else the caller dispatches (a batch is
+ * queued whole first, so that its priorities hold).
+ */
 static void
-evaluate(struct life *l, struct job *j)
+evaluate(struct life *l, struct job *j, bool dispatch)
 {
 	struct job_dep *bad = NULL;
 	char why[128];
@@ -285,7 +289,8 @@ evaluate(struct life *l, struct job *j)
 		return;
 	}
 	enqueue(l, j);
-	sched_dispatch(l->sched);
+	if (dispatch)
+		sched_dispatch(l->sched);
 }
 
 static void
@@ -298,7 +303,7 @@ life_eval_cb(evutil_socket_t fd, short what, void *arg)
 	/* Evaluating may finish jobs and so add to the list: walk it as it grows. */
 	for (i = 0; i < l->nready; i++)
 		if ((j = jobs_find(l->jobs, l->ready[i])) != NULL)
-			evaluate(l, j);
+			evaluate(l, j, true);
 	l->nready = 0;
 	sched_check_idle(l->sched);
 }
@@ -390,7 +395,7 @@ life_admit(struct life *l, struct job *j)
 		sched_add(l->sched, j);
 		break;
 	case JOB_WAITING:
-		evaluate(l, j);
+		evaluate(l, j, false);
 		break;
 	case JOB_SCHEDULED:
 		schedule_at(l, j, j->due_at);

@@ -42,8 +42,9 @@ void life_free(struct life *l);
  */
 void life_prepare(struct life *l, struct job *j);
 /*
- * Its submit is on disk: a queued job goes to the scheduler (the caller
- * calls sched_dispatch), a waiting one is evaluated, a scheduled one timed.
+ * Its submit is on disk: a queued job goes to the scheduler, a waiting one
+ * is evaluated (and queued if its dependencies are met), a scheduled one
+ * timed. The caller calls sched_dispatch.
  */
 void life_admit(struct life *l, struct job *j);
 /* A job leaves life.c's care (its submit could not be stored, or it is cancelled). */

@@ -810,6 +810,17 @@ class EdgeCaseTest(E2ETestCase):
             jj = n.wait_job(j)
             self.assertEqual((jj["state"], jj["attempts"]), ("done", []))
 
+    def test_batch_priorities_hold_with_met_dependencies(self):
+        # a job of a batch whose dependencies already ended does not start
+        # before the batch's higher-priority jobs are queued
+        d = self.one_thread()
+        done = d.submit(type="noop", **IO)
+        d.wait_job(done)
+        ids = d.submit_batch([dict(SLEEP, argv=["0.2"], priority=5, after=[done]),
+                              dict(SLEEP, argv=["0.2"], priority=-5)])
+        starts = [d.wait_job(i)["started_at"] for i in ids]
+        self.assertLess(starts[1], starts[0])
+
 
 if __name__ == "__main__":
     main()
