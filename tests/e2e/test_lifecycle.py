@@ -239,6 +239,9 @@ class DelayTest(E2ETestCase):
         p = d.ctl("submit", "--at", "2020-01-01T00:00", "--", "true")
         self.assertRc(p, 4)
         self.assertIn("in the past", p.stderr)
+        p = d.ctl("submit", "--at", "9999-12-31T00:00Z", "--", "true")
+        self.assertRc(p, 4)
+        self.assertIn("at most 1e11", p.stderr)
         for args in (("--in", "0"), ("--in", "-5m"), ("--in", "10x"), ("--in", "m"),
                      ("--at", "tomorrow"), ("--at", "2026-13-01T00:00"),
                      ("--at", "2026-02-30T00:00"), ("--at", "2030-01-01T00:00+25:00"),
