@@ -469,9 +469,13 @@ make_run(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
-	r->spec.nice = j->spec.priority;
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
+	/*
+	 * Priority as nice. Below 0 needs privilege, which a root daemon has:
+	 * only root's own jobs get it (for others it still orders the queue).
+	 */
+	r->spec.nice = r->spec.as_user && j->spec.priority < 0 ? 0 : j->spec.priority;
 	r->spec.uid = j->uid;
 	r->spec.gid = j->gid;
 	r->owner = j;

@@ -628,6 +628,32 @@ class UsersTest(E2ETestCase):
         [r] = as_nobody(d, {"id": 1, "op": "submit", "argv": ["true"], "after_any": [a]})
         self.assertError(r, "not_found")
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: a root taskd runs nobody's jobs")
+    def test_other_users_jobs_get_no_negative_nice(self):
+        # a priority below 0 orders the queue; as nice, only root's jobs get it
+        d = self.d
+        # (taskd sets the nice value just after the spawn: read it a little later)
+        nice = ["sh", "-c", "sleep 0.2; cut -d' ' -f19 /proc/self/stat"]
+        rs = as_nobody(d, {"id": 1, "op": "submit", "argv": nice, "class": "io",
+                           "priority": -10},
+                       {"id": 2, "op": "submit", "argv": nice, "class": "cpu",
+                        "priority": -20},
+                       {"id": 3, "op": "submit", "argv": nice, "class": "io",
+                        "priority": 5})
+        ids = [self.assertOk(r)["id"] for r in rs]
+        # and re-prioritised below 0 once queued
+        [r] = as_nobody(d, {"id": 1, "op": "submit", "argv": nice, "class": "io",
+                            "run_at": time.time() + 2})
+        later = self.assertOk(r)["id"]
+        [r] = as_nobody(d, {"id": 1, "op": "priority", "job": later, "priority": -15})
+        self.assertOk(r)
+        for j, want in zip(ids + [later], ["0", "0", "5", "0"]):
+            self.assertEqual(d.wait_job(j)["state"], "done")
+            self.assertEqual(d.read_output(j).decode().strip(), want)
+        mine = d.submit(nice, priority=-10, **IO)
+        self.assertEqual(d.wait_job(mine)["state"], "done")
+        self.assertEqual(d.read_output(mine).decode().strip(), "-10")
+
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")
 class FairShareTest(E2ETestCase):
