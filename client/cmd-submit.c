@@ -160,6 +160,7 @@ opt_when(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 {
 	struct timespec ts;
 	double v;
+	int rc;
 
 	if (json_object_get(s->req, "run_at") != NULL)
 		return taskctl_usage_error(ctx, "give --in or --at once");
@@ -169,7 +170,10 @@ opt_when(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 			                           "30s, 10m, 1.5h, 2d)", arg);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		v += (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	} else if (when_parse_time(arg, &v) == -1) {
+	} else if ((rc = when_parse_time(arg, &v)) == WHEN_NO_SUCH_LOCAL_TIME) {
+		return taskctl_usage_error(ctx, "invalid --at '%s' (that local time does not exist: "
+		                           "the clocks skip it for daylight saving time)", arg);
+	} else if (rc == -1) {
 		return taskctl_usage_error(ctx, "invalid --at '%s' (YYYY-MM-DDTHH:MM[:SS] local "
 		                           "time, or RFC 3339 with Z or +HH:MM)", arg);
 	}

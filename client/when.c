@@ -2,10 +2,13 @@
  * Times for `submit --in DURATION` and `--at TIME` (the daemon gets unix
  * seconds in "run_at"). Pure functions: the unit test links this file.
  *
- *   DURATION: a number with a unit s, m, h or d ("90s", "10m", "1.5h");
- *             a bare number is seconds. Must be > 0.
+ *   DURATION: a decimal number with a unit s, m, h or d ("90s", "10m",
+ *             "1.5h"); a bare number is seconds. Must be > 0.
  *   TIME:     YYYY-MM-DDTHH:MM[:SS[.frac]] (a space may replace the T),
  *             local time unless followed by Z or +HH:MM / -HH:MM (RFC 3339).
+ *             A local time skipped by a daylight saving change does not
+ *             exist (WHEN_NO_SUCH_LOCAL_TIME); one that happens twice is
+ *             either of the two.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,14 +22,27 @@
 int
 when_parse_duration(const char *s, double *secs)
 {
+	const char *p;
 	char *end;
 	double v, mult;
+	size_t ndig = 0;
 
-	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+	if (s == NULL)
+		return -1;
+	/* Decimal only: digits with an optional fraction (strtod alone takes 0x10, 1e3, inf). */
+	for (p = s; isdigit((unsigned char)*p); p++)
+		ndig++;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return -1;
+		for (p++; isdigit((unsigned char)*p); p++)
+			ndig++;
+	}
+	if (ndig == 0)
 		return -1;
 	errno = 0;
 	v = strtod(s, &end);
-	if (end == s || errno != 0 || !isfinite(v))
+	if (end != p || errno != 0 || !isfinite(v))
 		return -1;
 	switch (*end) {
 	case '\0':
@@ -165,6 +181,10 @@ when_parse_time(const char *s, double *when)
 	t = mktime(&tm);
 	if (t == (time_t)-1)
 		return -1;
+	/* mktime moves a time in a daylight saving gap (02:30 → 03:30): refuse it. */
+	if (tm.tm_year != y - 1900 || tm.tm_mon != mo - 1 || tm.tm_mday != d ||
+	    tm.tm_hour != h || tm.tm_min != mi || tm.tm_sec != sec)
+		return WHEN_NO_SUCH_LOCAL_TIME;
 	*when = (double)t + frac;
 	return 0;
 }

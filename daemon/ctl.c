@@ -25,6 +25,7 @@
 #include "sd.h"
 #include "server.h"
 #include "stats.h"
+#include "store.h"
 #include "tpool.h"
 #include "xmalloc.h"
 
@@ -558,8 +559,16 @@ wait_done(struct job *j, void *arg)
 	struct pending *p = arg;
 
 	struct client *c = p->client;
+	char msg[96];
 
-	reply_ok(c, p->id, job_to_json(j));
+	if (job_state_final(j->state)) {
+		reply_ok(c, p->id, job_to_json(j));
+	} else {
+		/* Discarded: its submit could not be stored. */
+		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
+			 (unsigned long long)j->id);
+		reply_err(c, p->id, TASKD_ERR_NOT_FOUND, msg);
+	}
 	pending_free(c, p);
 	server_client_release(c);
 }
@@ -904,10 +913,21 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 	struct job *j;
 	char msg[160];
 
+	/*
+	 * A class paused during a drain would hold it forever; a job resumed
+	 * during a shutdown without drain would start after the cancels.
+	 */
+	if (td->stopping) {
+		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
+		return;
+	}
 	if (json_object_get(req->root, "job") == NULL) {
 		if (pause_class(c, req, &cls) == -1 || !privileged(c, req))
 			return;
 		sched_pause(td->sched, cls, pause);
+		/* Stored with the next commit: a restart keeps it. */
+		persist_meta_set(td->persist, CTL_META_PAUSED_CPU, sched_paused(td->sched, CLASS_CPU));
+		persist_meta_set(td->persist, CTL_META_PAUSED_IO, sched_paused(td->sched, CLASS_IO));
 		log_info("%s %s jobs", pause ? "paused starting" : "resumed starting",
 			 cls == CLASS_AUTO ? "all" : config_class_name(cls));
 		reply_ok(c, req->id, json_pack("{s:o}", "paused", paused_json(td)));
@@ -933,6 +953,29 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 		life_release(td->life, j);
 	reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state",
 				       job_state_name(j->state)));
+}
+
+int
+ctl_restore_paused(struct taskd *td, char **cause)
+{
+	static const struct {
+		const char *key;
+		enum job_class cls;
+	} keys[] = { { CTL_META_PAUSED_CPU, CLASS_CPU }, { CTL_META_PAUSED_IO, CLASS_IO } };
+	int64_t v;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if ((rc = store_meta_get(td->store, keys[i].key, &v, cause)) == -1)
+			return -1;
+		if (rc == 0 && v != 0) {
+			sched_pause(td->sched, keys[i].cls, true);
+			log_info("starting %s jobs is paused (taskctl resume --class %s)",
+				 config_class_name(keys[i].cls), config_class_name(keys[i].cls));
+		}
+	}
+	return 0;
 }
 
 static void
@@ -1213,11 +1256,14 @@ ctl_shutdown(struct taskd *td, bool drain)
 	server_stop_listening(td->server);
 	sched_set_idle_cb(td->sched, sched_idle_cb, td);
 	/*
-	 * Waiting, scheduled and paused jobs stay as stored, for the next start.
-	 * A drain runs what is queued, paused classes included.
+	 * Waiting, scheduled and paused jobs stay as stored, for the next start,
+	 * with a drain too (one that became ready during it would be started
+	 * just as the loop exits: a cpu job lost with its worker). A drain runs
+	 * what is queued, paused classes included (in memory: a stored class
+	 * pause holds again at the next start).
 	 */
+	life_stop(td->life);
 	if (!drain) {
-		life_stop(td->life);
 		sched_cancel_all(td->sched, "taskd shut down");
 	} else {
 		sched_pause(td->sched, CLASS_AUTO, false);

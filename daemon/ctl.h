@@ -68,6 +68,12 @@ struct ppool_config ctl_ppool_config(const struct config *cfg);
 /* "3 running (1 cpu, 2 io), 12 queued, 1/2 workers busy" */
 void ctl_status_line(struct taskd *td, char *buf, size_t len);
 
+/* The stored class pauses (`pause --class`), table meta of the store: 0 or 1. */
+#define CTL_META_PAUSED_CPU "paused_cpu"
+#define CTL_META_PAUSED_IO "paused_io"
+/* At startup: pause the classes the store says were paused. -1 with *cause. */
+int ctl_restore_paused(struct taskd *td, char **cause);
+
 /* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
 void ctl_shutdown(struct taskd *td, bool drain);
 

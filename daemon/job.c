@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <taskd/protocol.h>
+
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
@@ -678,7 +680,8 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 			&worker, "route_key", &key, "submitted_at", &sub, "started_at", &start,
 			"finished_at", &fin, "res", &res) == -1 ||
 	    cls < CLASS_AUTO || cls > CLASS_IO || routed < CLASS_AUTO || routed > CLASS_IO ||
-	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0) {
+	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0 ||
+	    sp.priority < TASKD_PRIORITY_MIN || sp.priority > TASKD_PRIORITY_MAX) {
 		xasprintf(cause, "job %llu: unreadable record", (unsigned long long)id);
 		json_decref(o);
 		return NULL;
@@ -726,6 +729,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	j->started_at = start;
 	j->finished_at = fin;
 	j->state = JOB_QUEUED;
+	j->admitted = true; /* stored: life.c may move it on */
 	json_decref(o);
 	insert(js, j);
 	if (id >= js->next_id)
@@ -743,6 +747,18 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 void
 jobs_discard(struct jobs *js, struct job *j)
 {
+	struct job_waiter *w;
+
+	/* Cancelled before its submit failed: it is on the finished list. */
+	if (job_state_final(j->state)) {
+		TAILQ_REMOVE(&js->finished, j, finished);
+		js->nfinished--;
+	}
+	/* Still waited for (it never ended): tell them, it is going. */
+	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+		TAILQ_REMOVE(&j->waiters, w, entry);
+		w->cb(j, w->arg);
+	}
 	jobs_remove(js, j);
 	job_free(j);
 }

@@ -197,7 +197,10 @@ char *job_record(const struct job *j);
  */
 struct job *jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record,
 			 char **cause);
-/* Drop a job that was never acknowledged (its submit could not be stored): no hooks. */
+/*
+ * Drop a job that was never acknowledged (its submit could not be stored):
+ * no hooks; its waiters are called with the job not in a final state.
+ */
 void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);

@@ -226,7 +226,8 @@ dep_done_cb(struct job *dep, void *arg)
 	struct life *l = d->ctx;
 
 	d->watching = false;
-	d->state = (int)dep->state;
+	/* Not final: discarded (its submit failed), as if pruned. */
+	d->state = job_state_final(dep->state) ? (int)dep->state : JOB_NSTATES;
 	jobs_touch(l->jobs, d->owner);
 	push_ready(l, d->owner->id);
 }
@@ -253,9 +254,13 @@ deps_met(struct job *j, struct job_dep **bad)
 	return rc;
 }
 
-/* A waiting job: fail it, time it, queue it, or leave it waiting. */
+/*
+ * A waiting job: fail it, time it, queue it, or leave it waiting. A queued
+ * job starts at once if dispatch, else the caller dispatches (a batch is
+ * queued whole first, so that its priorities hold).
+ */
 static void
-evaluate(struct life *l, struct job *j)
+evaluate(struct life *l, struct job *j, bool dispatch)
 {
 	struct job_dep *bad = NULL;
 	char why[128];
@@ -284,7 +289,8 @@ evaluate(struct life *l, struct job *j)
 		return;
 	}
 	enqueue(l, j);
-	sched_dispatch(l->sched);
+	if (dispatch)
+		sched_dispatch(l->sched);
 }
 
 static void
@@ -297,7 +303,7 @@ life_eval_cb(evutil_socket_t fd, short what, void *arg)
 	/* Evaluating may finish jobs and so add to the list: walk it as it grows. */
 	for (i = 0; i < l->nready; i++)
 		if ((j = jobs_find(l->jobs, l->ready[i])) != NULL)
-			evaluate(l, j);
+			evaluate(l, j, true);
 	l->nready = 0;
 	sched_check_idle(l->sched);
 }
@@ -389,7 +395,7 @@ life_admit(struct life *l, struct job *j)
 		sched_add(l->sched, j);
 		break;
 	case JOB_WAITING:
-		evaluate(l, j);
+		evaluate(l, j, false);
 		break;
 	case JOB_SCHEDULED:
 		schedule_at(l, j, j->due_at);
@@ -425,6 +431,9 @@ void
 life_release(struct life *l, struct job *j)
 {
 	job_set_state(l->jobs, j, JOB_QUEUED);
+	/* Its submit is not stored yet: life_admit queues it then (once). */
+	if (!j->admitted)
+		return;
 	sched_add(l->sched, j);
 	sched_dispatch(l->sched);
 }

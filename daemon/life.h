@@ -42,8 +42,9 @@ void life_free(struct life *l);
  */
 void life_prepare(struct life *l, struct job *j);
 /*
- * Its submit is on disk: a queued job goes to the scheduler (the caller
- * calls sched_dispatch), a waiting one is evaluated, a scheduled one timed.
+ * Its submit is on disk: a queued job goes to the scheduler, a waiting one
+ * is evaluated (and queued if its dependencies are met), a scheduled one
+ * timed. The caller calls sched_dispatch.
  */
 void life_admit(struct life *l, struct job *j);
 /* A job leaves life.c's care (its submit could not be stored, or it is cancelled). */
@@ -51,10 +52,14 @@ void life_forget(struct life *l, struct job *j);
 /* After persist_recover: retry jobs lost by the restart, watch and time the rest. */
 void life_recover(struct life *l);
 
-/* Hold a queued job (→ paused) / release a paused one (→ queued). */
+/*
+ * Hold a queued job (→ paused) / release a paused one (→ queued). Either may
+ * come before the job is admitted (its submit is not yet stored): then
+ * life_admit queues it, if it is queued by then.
+ */
 void life_hold(struct life *l, struct job *j);
 void life_release(struct life *l, struct job *j);
-/* Stop moving jobs on (shutdown without drain): they stay as stored. */
+/* Stop moving jobs on (shutdown, with or without drain): they stay as stored. */
 void life_stop(struct life *l);
 
 /* Delay before retry number `attempt` (1 = the first retry). */

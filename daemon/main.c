@@ -239,6 +239,8 @@ recover(void)
 	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
+	if (ctl_restore_paused(&td, &cause) == -1)
+		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
 	life_recover(td.life);
 	sched_prune(td.sched);

@@ -40,6 +40,11 @@ struct persist {
 	size_t ndirty, capdirty;
 	uint64_t *gone;         /* ids to delete */
 	size_t ngone, capgone;
+	struct meta {           /* store_meta_set in the next commit (persist_meta_set) */
+		const char *key;
+		int64_t value;
+	} meta[PERSIST_MAX_META];
+	size_t nmeta;
 	struct waiters pending; /* after the next commit: their changes are in it */
 	struct waiters syncing; /* committed, answered after the next fsync */
 	enum store_fsync policy;
@@ -140,6 +145,8 @@ commit(struct persist *p, char **cause)
 	}
 	for (i = 0; i < p->ngone && rc == 0; i++)
 		rc = store_delete(p->store, p->gone[i], cause);
+	for (i = 0; i < p->nmeta && rc == 0; i++)
+		rc = store_meta_set(p->store, p->meta[i].key, p->meta[i].value, cause);
 	if (rc == -1) {
 		store_rollback(p->store);
 		return -1;
@@ -149,7 +156,7 @@ commit(struct persist *p, char **cause)
 	for (i = 0; i < p->ndirty; i++)
 		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
 			j->persist_dirty = false;
-	p->ndirty = p->ngone = 0;
+	p->ndirty = p->ngone = p->nmeta = 0;
 	return 0;
 }
 
@@ -187,7 +194,7 @@ run_commit(struct persist *p, bool force_sync)
 	size_t i;
 
 	evtimer_del(p->lazy_ev); /* this commit takes every change so far */
-	if (p->ndirty > 0 || p->ngone > 0) {
+	if (p->ndirty > 0 || p->ngone > 0 || p->nmeta > 0) {
 		if (commit(p, &cause) == -1) {
 			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
 			log_warnx("storage: %s (retrying in 1 s)", cause);
@@ -269,6 +276,22 @@ persist_after_commit(struct persist *p, void (*cb)(bool, const char *, void *), 
 	struct waiter w = { cb, arg };
 
 	push_waiter(&p->pending, &w);
+	schedule(p);
+}
+
+void
+persist_meta_set(struct persist *p, const char *key, int64_t value)
+{
+	size_t i;
+
+	for (i = 0; i < p->nmeta && strcmp(p->meta[i].key, key) != 0; i++)
+		;
+	if (i == p->nmeta) {
+		if (p->nmeta == PERSIST_MAX_META)
+			fatalx("persist_meta_set: more than %d keys", PERSIST_MAX_META);
+		p->meta[p->nmeta++].key = key;
+	}
+	p->meta[i].value = value;
 	schedule(p);
 }
 

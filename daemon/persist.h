@@ -39,6 +39,13 @@ void persist_configure(struct persist *p, enum store_fsync policy, double interv
  */
 void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cause, void *arg),
 			  void *arg);
+/*
+ * Store a meta value (store_meta_set) with the next commit, like a job's
+ * change (retried if the commit fails). key must be a static string; at
+ * most PERSIST_MAX_META different keys between two commits.
+ */
+#define PERSIST_MAX_META 8
+void persist_meta_set(struct persist *p, const char *key, int64_t value);
 /* Commit what is dirty now (shutdown). */
 void persist_flush(struct persist *p);
 

@@ -329,7 +329,8 @@ decode_life(json_t *obj, struct job_spec *spec, struct proto_error *err)
 		if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
 		    json_number_value(v) <= 0 || json_number_value(v) > 1e11) {
 			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-					"\"run_at\" must be a time in unix seconds");
+					"\"run_at\" must be a time in unix seconds, at most 1e11 "
+					"(the year 5138)");
 			return -1;
 		}
 		if (json_number_value(v) <= now) {

@@ -189,7 +189,15 @@ sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority)
 	}
 	vt = (u->last[lv] > f->clock[lv] ? u->last[lv] : f->clock[lv]) + 1;
 	u->last[lv] = vt;
+	if (vt > f->top[lv])
+		f->top[lv] = vt;
 	return vt;
+}
+
+uint64_t
+sched_fair_fifo(const struct sched_fair *f, int priority)
+{
+	return f->top[level(priority)];
 }
 
 void
@@ -212,7 +220,7 @@ static void
 stamp(struct sched *s, struct job *j, int q)
 {
 	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(&s->fair[q], j->uid, j->spec.priority)
-					 : 0;
+					 : sched_fair_fifo(&s->fair[q], j->spec.priority);
 }
 
 /* ---- dispatch ---- */
@@ -461,9 +469,13 @@ make_run(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
-	r->spec.nice = j->spec.priority;
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
+	/*
+	 * Priority as nice. Below 0 needs privilege, which a root daemon has:
+	 * only root's own jobs get it (for others it still orders the queue).
+	 */
+	r->spec.nice = r->spec.as_user && j->spec.priority < 0 ? 0 : j->spec.priority;
 	r->spec.uid = j->uid;
 	r->spec.gid = j->gid;
 	r->owner = j;

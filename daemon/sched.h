@@ -37,9 +37,16 @@ struct sched_fair {
 	} *users;
 	size_t nusers;
 	uint64_t clock[SCHED_NPRIO];
+	uint64_t top[SCHED_NPRIO]; /* the highest turn given */
 };
 /* The turn of a new job of uid at this priority. */
 uint64_t sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority);
+/*
+ * The turn of a new job while fair share is off: the highest turn given at
+ * this priority (0 if none), so that after a reload switched it off, new
+ * jobs still queue behind the ones stamped before, in submission order.
+ */
+uint64_t sched_fair_fifo(const struct sched_fair *f, int priority);
 /* j (with its vt) left the queue to run: the level's clock moves on. */
 void sched_fair_started(struct sched_fair *f, const struct job *j);
 void sched_fair_free(struct sched_fair *f);

@@ -835,3 +835,81 @@ store_set_max_size(struct store *st, uint64_t max_bytes, char **cause)
 	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
 	return query_int(st, sql, &set, cause);
 }
+
+/* ---- meta values (besides next_id, which is the store's own) ---- */
+
+int
+store_meta_get(struct store *st, const char *key, int64_t *value, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, ret = -1;
+
+	rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*value = sqlite3_column_int64(s, 0);
+			ret = 0;
+		} else if (rc == SQLITE_DONE) {
+			ret = 1;
+		}
+	}
+	if (ret == -1) {
+		xasprintf(cause, "read meta %s: %s", key, sqlite3_errmsg(st->db));
+		st->last_error = rc;
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+static int
+meta_row(struct store *st, const char *key, int64_t value, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	char what[96];
+	int rc;
+
+	snprintf(what, sizeof what, "write meta %s", key);
+	if (st->tx_failed != NULL) {
+		xasprintf(cause, "%s: transaction already failed (%s)", what, st->tx_failed);
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	                        -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, value);
+	if (rc != SQLITE_OK) {
+		xasprintf(cause, "%s: %s", what, sqlite3_errmsg(st->db));
+		st->last_error = rc;
+		sqlite3_finalize(s);
+		tx_fail(st, *cause);
+		return -1;
+	}
+	rc = run(st, s, what, cause);
+	sqlite3_finalize(s);
+	if (rc == -1)
+		tx_fail(st, *cause);
+	return rc;
+}
+
+int
+store_meta_set(struct store *st, const char *key, int64_t value, char **cause)
+{
+	if (strcmp(key, "next_id") == 0) {
+		xasprintf(cause, "write meta %s: kept by the store itself", key);
+		return -1;
+	}
+	if (st->in_tx)
+		return meta_row(st, key, value, cause);
+	if (store_begin(st, cause) == -1)
+		return -1;
+	if (meta_row(st, key, value, cause) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, cause);
+}

@@ -86,4 +86,14 @@ const char *store_path(const struct store *st);
  */
 int store_set_max_size(struct store *st, uint64_t max_bytes, char **cause);
 
+/*
+ * Small named integers in table meta (daemon settings such as paused_cpu),
+ * besides next_id, which only the store writes. get: 0 and *value, 1 if
+ * key is not stored (*value untouched), -1 with *cause. set: inside a
+ * transaction like store_put (a failure voids it), else its own
+ * transaction (autocommit).
+ */
+int store_meta_get(struct store *st, const char *key, int64_t *value, char **cause);
+int store_meta_set(struct store *st, const char *key, int64_t value, char **cause);
+
 #endif

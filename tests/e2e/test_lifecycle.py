@@ -239,13 +239,22 @@ class DelayTest(E2ETestCase):
         p = d.ctl("submit", "--at", "2020-01-01T00:00", "--", "true")
         self.assertRc(p, 4)
         self.assertIn("in the past", p.stderr)
+        p = d.ctl("submit", "--at", "9999-12-31T00:00Z", "--", "true")
+        self.assertRc(p, 4)
+        self.assertIn("at most 1e11", p.stderr)
         for args in (("--in", "0"), ("--in", "-5m"), ("--in", "10x"), ("--in", "m"),
                      ("--at", "tomorrow"), ("--at", "2026-13-01T00:00"),
                      ("--at", "2026-02-30T00:00"), ("--at", "2030-01-01T00:00+25:00"),
-                     ("--in", "1m", "--at", "2030-01-01T00:00")):
+                     ("--in", "1m", "--at", "2030-01-01T00:00"), ("--in", "0x10"),
+                     ("--in", "1e3")):
             with self.subTest(args=args):
                 p = d.ctl("submit", *args, "--", "true")
                 self.assertRc(p, 2)
+        # a local time skipped by the clocks (not moved an hour on)
+        p = d.ctl("submit", "--at", "2030-03-31T02:30", "--", "true",
+                  env={"TZ": "Europe/Berlin"})
+        self.assertRc(p, 2)
+        self.assertIn("does not exist", p.stderr)
         self.assertEqual(d.status()["jobs"], before)
 
 
@@ -509,6 +518,44 @@ class RestartTest(E2ETestCase):
         self.assertEqual(j["attempts"][0]["state"], "lost")
         self.assertEqual(n.wait_job(dep)["state"], "done")
 
+    def test_class_pause_survives_restart(self):
+        d = self.start_daemon()
+        self.assertEqual(d.ok({"op": "pause", "class": "io"})["paused"],
+                         {"cpu": False, "io": True})
+        q = d.submit(type="noop", **IO)
+        # kill -9: the pause was stored with the commit after the request
+        n = self.restart(d, kill=True)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": True})
+        time.sleep(0.3)
+        self.assertEqual(n.show(q)["state"], "queued")
+        self.assertIn("starting io jobs is paused", n.log_text())
+        # a drain starts the paused class's queued jobs, the pause stays stored
+        self.assertRc(n.ctl("pause"), 0)
+        n.ok({"op": "shutdown", "drain": True})
+        self.assertEqual(n.wait_exit(10), 0)
+        n = self.restart(n)
+        self.assertEqual(n.show(q)["state"], "done")
+        self.assertEqual(n.status()["paused"], {"cpu": True, "io": True})
+        # resumed: stored as well
+        n.ok({"op": "resume", "class": "cpu"})
+        n = self.restart(n)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": True})
+        n.ok({"op": "resume"})
+        n = self.restart(n, kill=True)
+        self.assertEqual(n.status()["paused"], {"cpu": False, "io": False})
+        self.assertEqual(n.wait_job(n.submit(type="noop", **IO))["state"], "done")
+
+    def test_pause_and_resume_of_a_restored_queued_job(self):
+        d = self.start_daemon()
+        d.ok({"op": "pause", "class": "io"})
+        q = d.submit(type="noop", **IO)
+        n = self.restart(d, kill=True)  # (a shutdown would cancel it)
+        self.assertEqual(n.show(q)["state"], "queued")
+        self.assertEqual(n.ok({"op": "pause", "job": q})["state"], "paused")
+        self.assertEqual(n.ok({"op": "resume", "job": q})["state"], "queued")
+        n.ok({"op": "resume", "class": "io"})
+        self.assertEqual(n.wait_job(q, timeout=5)["state"], "done")
+
     def test_graceful_restart_keeps_waiting_and_paused(self):
         d = self.start_daemon({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1})
         block = d.submit(**sleep_job(0.3))
@@ -581,6 +628,34 @@ class UsersTest(E2ETestCase):
         [r] = as_nobody(d, {"id": 1, "op": "submit", "argv": ["true"], "after_any": [a]})
         self.assertError(r, "not_found")
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: a root taskd runs nobody's jobs")
+    def test_other_users_jobs_get_no_negative_nice(self):
+        # a priority below 0 orders the queue; as nice, only root's jobs get it
+        d = self.d
+        # (taskd sets the nice value just after the spawn: read it a little later)
+        nice = ["sh", "-c", "sleep 0.2; cut -d' ' -f19 /proc/self/stat"]
+        rs = as_nobody(d, {"id": 1, "op": "submit", "argv": nice, "class": "io",
+                           "priority": -10},
+                       {"id": 2, "op": "submit", "argv": nice, "class": "cpu",
+                        "priority": -20},
+                       {"id": 3, "op": "submit", "argv": nice, "class": "io",
+                        "priority": 5})
+        ids = [self.assertOk(r)["id"] for r in rs]
+        # and re-prioritised below 0 once queued
+        [r] = as_nobody(d, {"id": 1, "op": "submit", "argv": nice, "class": "io",
+                            "run_at": time.time() + 2})
+        later = self.assertOk(r)["id"]
+        [r] = as_nobody(d, {"id": 1, "op": "priority", "job": later, "priority": -15})
+        self.assertOk(r)
+        # (a priority of 0 leaves the job at taskd's own nice value: a niced test run)
+        base = str(max(0, os.getpriority(os.PRIO_PROCESS, d.pid)))
+        for j, want in zip(ids + [later], [base, base, "5", base]):
+            self.assertEqual(d.wait_job(j)["state"], "done")
+            self.assertEqual(d.read_output(j).decode().strip(), want)
+        mine = d.submit(nice, priority=-10, **IO)
+        self.assertEqual(d.wait_job(mine)["state"], "done")
+        self.assertEqual(d.read_output(mine).decode().strip(), "-10")
+
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")
 class FairShareTest(E2ETestCase):
@@ -647,6 +722,135 @@ class FairShareTest(E2ETestCase):
                        {"id": 2, "op": "priority", "job": mine, "priority": 3},
                        {"id": 3, "op": "resume", "job": mine})
         self.assertEqual([self.assertOk(r)["state"] for r in rs], ["paused", "paused", "queued"])
+
+
+class EdgeCaseTest(E2ETestCase):
+    """Requests racing the submit's commit, shutdowns, reloads."""
+
+    def one_thread(self, **ov):
+        o = {"thread_pool.min_threads": 1, "thread_pool.max_threads": 1}
+        o.update(ov)
+        return self.start_daemon(o)
+
+    def test_pause_and_resume_before_the_submit_is_stored(self):
+        # pause + resume of a job whose submit is not yet committed (the
+        # same pipelined write): queued once, run once
+        d = self.one_thread()
+        block = d.submit(**sleep_job(0.3))
+        nxt = block + 1
+
+        def pipeline(job):
+            return [{"v": 1, "id": 1, "op": "submit", "type": "noop", "class": "io"},
+                    {"v": 1, "id": 2, "op": "pause", "job": job},
+                    {"v": 1, "id": 3, "op": "resume", "job": job},
+                    {"v": 1, "id": 4, "op": "pause", "job": job}]
+        reqs = pipeline(nxt)
+        with d.connect() as c:
+            c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+            rs = {r["id"]: r for r in (c.recv() for _ in reqs)}
+        self.assertEqual(self.assertOk(rs[1])["id"], nxt)
+        self.assertEqual([self.assertOk(rs[i])["state"] for i in (2, 3, 4)],
+                         ["paused", "queued", "paused"])
+        d.wait_job(block)
+        time.sleep(0.2)
+        self.assertEqual(d.show(nxt)["state"], "paused")
+        self.assertEqual(d.status()["jobs"]["queued"], 0)
+        d.ok({"op": "resume", "job": nxt})
+        self.assertEqual(d.wait_job(nxt)["state"], "done")
+        # and once more, left queued: it runs once
+        block = d.submit(**sleep_job(0.3))
+        nxt = block + 1
+        reqs = pipeline(nxt)
+        with d.connect() as c:
+            c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs[:3]))
+            for _ in range(3):
+                self.assertOk(c.recv())
+        self.assertEqual(d.wait_job(nxt)["state"], "done")
+        time.sleep(0.3)
+        st = d.status()
+        self.assertEqual(st["jobs"]["queued"] + st["jobs"]["running"], 0)
+        self.assertEqual(st["counters"]["jobs_started"], 4)
+        self.assertDaemonServes(d)
+
+
+    def test_pause_and_resume_refused_during_shutdown(self):
+        # a class paused during a drain would hold the drain forever
+        d = self.one_thread()
+        block = d.submit(**sleep_job(0.4))
+        d.wait_state(block, "running")
+        q = d.submit(type="noop", **IO)
+        with d.connect() as c:
+            c.send({"v": 1, "id": 1, "op": "shutdown", "drain": True})
+            self.assertOk(c.recv())
+            for req in ({"op": "pause"}, {"op": "pause", "class": "io"},
+                        {"op": "pause", "job": q}):
+                c.send(dict(req, v=1, id=2))
+                self.assertError(c.recv(), "shutting_down")
+        self.assertEqual(d.wait_exit(10), 0)
+        # without drain: a paused job is not started by a resume during the shutdown
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        n.write_config({"thread_pool.min_threads": 1, "thread_pool.max_threads": 1})
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(q)["state"], "done")
+        block = n.submit(**sleep_job(0.4))
+        n.wait_state(block, "running")
+        p = n.submit(type="noop", **IO)
+        n.ok({"op": "pause", "job": p})
+        reqs = [{"v": 1, "id": 1, "op": "shutdown", "drain": False},
+                {"v": 1, "id": 2, "op": "resume", "job": p},
+                {"v": 1, "id": 3, "op": "resume"}]
+        with n.connect() as c:  # in one write: the daemon exits soon after the shutdown
+            c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+            self.assertOk(c.recv())
+            self.assertError(c.recv(), "shutting_down")
+            self.assertError(c.recv(), "shutting_down")
+        self.assertEqual(n.wait_exit(10), 0)
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(p)["state"], "paused")
+
+    def test_fair_share_switched_off_keeps_submission_order(self):
+        ov = {"thread_pool.min_threads": 1, "thread_pool.max_threads": 1}
+        d = self.start_daemon(ov)
+        block = d.submit(**sleep_job(0.5))
+        d.wait_state(block, "running")
+        old = [d.submit(type="noop", **IO) for _ in range(3)]
+        d.write_config(dict(ov, **{"queue.fair_share": False}))
+        self.assertIn("queue.fair_share", d.ok({"op": "reload"})["changed"])
+        new = [d.submit(type="noop", **IO) for _ in range(2)]
+        order = sorted(old + new, key=lambda j: d.wait_job(j)["started_at"])
+        self.assertEqual(order, old + new)
+
+    def test_drain_leaves_dependents_and_delays_for_the_next_start(self):
+        # a dependent that became ready during a drain was started as the
+        # loop exited: its worker was stopped with the pool (lost)
+        d = self.start_daemon()
+        a = d.submit(**sleep_job(0.3))
+        b = d.submit(["true"], after=[a], **{"class": "cpu"})
+        s = d.submit(type="noop", run_at=time.time() + 0.2, **{"class": "cpu"})
+        d.wait_state(a, "running")
+        d.ok({"op": "shutdown", "drain": True})
+        self.assertEqual(d.wait_exit(10), 0)
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        self.addCleanup(n.stop)
+        n.start()
+        self.assertEqual(n.show(a)["state"], "done")
+        for j in (b, s):
+            jj = n.wait_job(j)
+            self.assertEqual((jj["state"], jj["attempts"]), ("done", []))
+
+    def test_batch_priorities_hold_with_met_dependencies(self):
+        # a job of a batch whose dependencies already ended does not start
+        # before the batch's higher-priority jobs are queued
+        d = self.one_thread()
+        done = d.submit(type="noop", **IO)
+        d.wait_job(done)
+        ids = d.submit_batch([dict(SLEEP, argv=["0.2"], priority=5, after=[done]),
+                              dict(SLEEP, argv=["0.2"], priority=-5)])
+        starts = [d.wait_job(i)["started_at"] for i in ids]
+        self.assertLess(starts[1], starts[0])
 
 
 if __name__ == "__main__":

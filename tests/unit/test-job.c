@@ -246,6 +246,42 @@ test_waiters(void **state)
 	jobs_free(js);
 }
 
+/*
+ * A job whose submit could not be stored is discarded, even if it was
+ * cancelled (finished) meanwhile: it leaves the finished list (pruning
+ * must not meet it), and those still waiting for it hear of it.
+ */
+static void
+test_discard(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct wcall c1 = {0}, c2 = {0};
+	struct job_waiter w1 = {.cb = wait_cb, .arg = &c1};
+	struct job_waiter w2 = {.cb = wait_cb, .arg = &c2};
+	struct job *a, *b, *c;
+
+	(void)state;
+	a = add(js);
+	b = add(js);
+	job_wait(b, &w1);
+	job_wait(b, &w2);
+	jobs_finish(js, a, JOB_CANCELLED, 100, NULL, NULL);
+	jobs_discard(js, a);
+	assert_null(jobs_find(js, 1));
+	assert_int_equal(jobs_count(js, JOB_CANCELLED), 0);
+	jobs_discard(js, b);
+	assert_int_equal(c1.calls, 1);
+	assert_int_equal(c1.state, JOB_QUEUED);
+	assert_int_equal(c2.calls, 1);
+	assert_int_equal(jobs_total(js), 0);
+	assert_int_equal(jobs_pending(js), 0);
+	/* pruning beyond keep 0 meets only the jobs still there */
+	c = add(js);
+	jobs_finish(js, c, JOB_DONE, 0, NULL, NULL);
+	assert_int_equal(jobs_total(js), 0);
+	jobs_free(js);
+}
+
 /* A waiter's callback may drop another waiter of the same job. */
 static void
 test_waiter_unwaits_other(void **state)
@@ -638,6 +674,37 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/* A record with a priority out of range is refused (fair share indexes by priority). */
+static void
+test_record_bad_priority(void **state)
+{
+	struct jobs *js = jobs_new(), *back = jobs_new();
+	const int bad[] = { 20, -21, 1000000 };
+	struct job *j;
+	char *rec, *text, *cause = NULL;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	j = add(js);
+	rec = job_record(j);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		o = json_loads(rec, 0, NULL);
+		json_object_set_new(json_object_get(o, "spec"), "priority", json_integer(bad[i]));
+		text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		assert_null(jobs_restore(back, j->id, "queued", text, &cause));
+		assert_non_null(strstr(cause, "unreadable record"));
+		free(cause);
+		cause = NULL;
+		free(text);
+	}
+	assert_int_equal(jobs_total(back), 0);
+	free(rec);
+	jobs_free(js);
+	jobs_free(back);
+}
+
 /* Dependencies, start time, retries and attempts survive job_record → jobs_restore. */
 static void
 test_record_lifecycle(void **state)
@@ -837,6 +904,7 @@ main(void)
 	    cmocka_unit_test(test_find_after_growth),
 	    cmocka_unit_test(test_counts),
 	    cmocka_unit_test(test_waiters),
+	    cmocka_unit_test(test_discard),
 	    cmocka_unit_test(test_waiter_unwaits_other),
 	    cmocka_unit_test(test_waiter_frees_itself),
 	    cmocka_unit_test(test_prune),
@@ -848,6 +916,7 @@ main(void)
 	    cmocka_unit_test(test_json_cancelled_queued),
 	    cmocka_unit_test(test_state_names),
 	    cmocka_unit_test(test_record_lifecycle),
+	    cmocka_unit_test(test_record_bad_priority),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -503,6 +503,37 @@ test_fair_priority_first(void **state)
 	free_jobs(hi, 2);
 }
 
+/* fair_share switched off (a reload): new jobs queue behind those stamped while it was on. */
+static void
+test_fair_off_after_on_is_fifo(void **state)
+{
+	struct sched_fair f = { 0 };
+	struct jobq *q = jobq_new();
+	struct job *a[3], *n[2];
+	uint64_t seq = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++)
+		a[i] = fair_job(&f, q, 1, 0, seq++);
+	sched_fair_started(&f, jobq_pop(q));
+	for (i = 0; i < 2; i++) {
+		n[i] = mkjob(0, seq++);
+		n[i]->uid = 2;
+		n[i]->vt = sched_fair_fifo(&f, 0);
+		jobq_push(q, n[i]);
+	}
+	struct job *want[] = { a[1], a[2], n[0], n[1] };
+	for (i = 0; i < nitems(want); i++)
+		assert_ptr_equal(jobq_pop(q), want[i]);
+	/* never stamped at a level: 0, as before */
+	assert_int_equal(sched_fair_fifo(&f, 5), 0);
+	jobq_free(q);
+	sched_fair_free(&f);
+	free_jobs(a, 3);
+	free_jobs(n, 2);
+}
+
 int
 main(void)
 {
@@ -519,6 +550,7 @@ main(void)
 	    cmocka_unit_test(test_fair_round_robin),
 	    cmocka_unit_test(test_fair_late_user_not_starved_nor_favoured),
 	    cmocka_unit_test(test_fair_priority_first),
+	    cmocka_unit_test(test_fair_off_after_on_is_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -488,6 +488,45 @@ test_autocommit(void **state)
 	store_close(st);
 }
 
+/* Named values in meta: autocommit, inside a transaction (with its rollback), across reopening. */
+static void
+test_meta(void **state)
+{
+	struct store *st = open_ok(dbpath);
+	char *cause = NULL;
+	int64_t v = 42;
+
+	assert_int_equal(store_meta_get(st, "paused_io", &v, &cause), 1);
+	assert_int_equal(v, 42);
+	assert_int_equal(store_meta_set(st, "paused_io", 1, &cause), 0);
+	assert_int_equal(store_meta_get(st, "paused_io", &v, &cause), 0);
+	assert_int_equal(v, 1);
+	begin_ok(st);
+	assert_int_equal(store_meta_set(st, "paused_cpu", 1, &cause), 0);
+	assert_int_equal(store_meta_set(st, "paused_io", 0, &cause), 0);
+	store_rollback(st);
+	assert_int_equal(store_meta_get(st, "paused_cpu", &v, &cause), 1);
+	assert_int_equal(store_meta_get(st, "paused_io", &v, &cause), 0);
+	assert_int_equal(v, 1);
+	begin_ok(st);
+	put_ok(st, 3, "queued", "{}");
+	assert_int_equal(store_meta_set(st, "paused_cpu", 1, &cause), 0);
+	commit_ok(st);
+	/* next_id belongs to the store */
+	assert_int_equal(store_meta_set(st, "next_id", 1, &cause), -1);
+	assert_non_null(strstr(cause, "next_id"));
+	free(cause);
+	cause = NULL;
+	store_close(st);
+	st = open_ok(dbpath);
+	assert_int_equal(store_meta_get(st, "paused_cpu", &v, &cause), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_meta_get(st, "paused_io", &v, &cause), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_next_id(st), 4);
+	store_close(st);
+}
+
 static void
 test_many(void **state)
 {
@@ -884,6 +923,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_next_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_autocommit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_page, setup, teardown),

@@ -28,6 +28,7 @@ test_durations(void **state)
 	};
 	static const char *const bad[] = {
 	    "", " 5", "0", "0s", "-5", "-1m", "5x", "m", "5mm", "5 m", "nan", "inf", "1e20d", "5S",
+	    "0x10", "0x1p4s", "1e3", "+5", "5.", ".", "1.2.3", "infinity", "11000000000",
 	};
 	double v;
 	size_t i;
@@ -82,6 +83,36 @@ test_local(void **state)
 	tzset();
 }
 
+/* Local times around daylight saving changes (Europe/Berlin: 2026-03-29 02:00 → 03:00, 2026-10-25 03:00 → 02:00). */
+static void
+test_local_dst(void **state)
+{
+	double v = -1;
+
+	(void)state;
+	setenv("TZ", "Europe/Berlin", 1);
+	tzset();
+	assert_int_equal(when_parse_time("2026-03-29T01:59", &v), 0);
+	assert_true(v == 1774745940);
+	assert_int_equal(when_parse_time("2026-03-29T03:00", &v), 0);
+	assert_true(v == 1774746000);
+	/* 02:30 does not exist that day: refused, not moved an hour */
+	v = -1;
+	assert_int_equal(when_parse_time("2026-03-29T02:30", &v), WHEN_NO_SUCH_LOCAL_TIME);
+	assert_true(v == -1);
+	assert_int_equal(when_parse_time("2026-03-29T02:00", &v), WHEN_NO_SUCH_LOCAL_TIME);
+	/* with an offset it is a time like any other */
+	assert_int_equal(when_parse_time("2026-03-29T02:30+01:00", &v), 0);
+	assert_true(v == 1774747800);
+	/* 02:30 happens twice in October: either is that wall-clock time */
+	assert_int_equal(when_parse_time("2026-10-25T02:30", &v), 0);
+	assert_true(v == 1792888200 || v == 1792891800);
+	assert_int_equal(when_parse_time("2026-10-25T04:00", &v), 0);
+	assert_true(v == 1792897200);
+	unsetenv("TZ");
+	tzset();
+}
+
 static void
 test_bad_times(void **state)
 {
@@ -109,6 +140,7 @@ main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_local),
+	    cmocka_unit_test(test_local_dst),
 	    cmocka_unit_test(test_bad_times),
 	};
 
