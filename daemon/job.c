@@ -92,6 +92,9 @@ notify(struct jobs *js, struct job *j, int prev)
 {
 	struct job_observer *o;
 
+	/* Until its submit is stored (jobs_announce), a job's changes are nobody's news. */
+	if (!j->announced)
+		return;
 	TAILQ_FOREACH(o, &js->observers, entry)
 		o->changed(j, prev, o->arg);
 }
@@ -232,6 +235,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 void
 jobs_announce(struct jobs *js, struct job *j)
 {
+	j->announced = true;
 	notify(js, j, -1);
 }
 
@@ -730,6 +734,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		js->next_id = id + 1;
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
+	j->announced = true; /* stored long ago */
 	if (job_state_final(st)) {
 		/* Restored in id order: the oldest finished are pruned first. */
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);

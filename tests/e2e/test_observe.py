@@ -306,6 +306,45 @@ class EventsTest(E2ETestCase):
         self.assertEqual(e["error"], self.d.show(q)["error"])
         self.assertTrue(c.no_data_within(0.3), "an event nobody caused")
 
+    def test_cancelled_before_its_submit_is_stored(self):
+        """A job cancelled (by label) before its submit is committed: its first
+        event is still the one that announces it (prev null), and nothing about
+        it comes before that."""
+        c = self.subscribe(labels={"grp": "precommit"})
+        with self.d.connect() as s:
+            s.send_raw(json.dumps({"id": 1, "op": "submit", "argv": ["sleep", "30"],
+                                   "labels": {"grp": "precommit"}}) + "\n" +
+                       json.dumps({"id": 2, "op": "cancel",
+                                   "labels": {"grp": "precommit"}}) + "\n")
+            jid = self.assertOk(s.recv_id(1))["id"]
+            self.assertOk(s.recv_id(2))
+        self.assertEqual(self.d.wait_job(jid)["state"], "cancelled")
+        evs = job_events(c, 1)
+        while not c.no_data_within(0.3):
+            evs += job_events(c, 1)
+        self.assertEqual([e["id"] for e in evs], [jid] * len(evs))
+        self.assertIsNone(evs[0]["prev"], evs)
+        self.assertEqual(evs[-1]["state"], "cancelled", evs)
+        for a, b in zip(evs, evs[1:]):
+            self.assertEqual(b["prev"], a["state"], evs)
+
+    def test_first_event_of_a_waiting_or_scheduled_job(self):
+        """A job that starts out waiting (--after) or scheduled (--in) is
+        announced in that state: no queued->waiting before its announcement."""
+        c = self.subscribe(labels={"grp": "firstev"})
+        # scheduled, not running: cancelling it ends it at once (no late event)
+        dep = self.d.submit(["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(dep)
+        w = self.d.submit(["true"], labels={"grp": "firstev"}, after=[dep])
+        self.cancel_at_cleanup(w)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (w, None, "waiting"))
+        s = self.d.submit(["true"], labels={"grp": "firstev"}, run_at=time.time() + 60)
+        self.cancel_at_cleanup(s)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (s, None, "scheduled"))
+        self.assertTrue(c.no_data_within(0.2))
+
     def test_filtered(self):
         by_label = self.subscribe(labels={"grp": "e2"})
         by_state = self.subscribe(states=["done"], labels={"grp": "e2"})
