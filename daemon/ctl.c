@@ -1015,7 +1015,8 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	v = select_jobs(td, c, &f, false, &n);
 	filter_free(&f);
 	for (i = 0; i < n; i++) {
-		if (!job_state_final(v[i]->state))
+		/* Not announced: its submit is not answered yet, so it stays till then. */
+		if (!job_state_final(v[i]->state) || !v[i]->announced)
 			continue;
 		jobs_delete(td->jobs, v[i], clean_prune, td->sched);
 		STATS_INC(jobs_cleaned);

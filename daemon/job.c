@@ -392,10 +392,17 @@ jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 void
 jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg)
 {
-	struct job *old;
+	struct job *old, *next;
 
-	while (js->nfinished > (size_t)(keep < 0 ? 0 : keep)) {
-		old = TAILQ_FIRST(&js->finished);
+	/*
+	 * Oldest first. A job that ended before its submit was stored (cancelled
+	 * at once) stays until it is announced: its submit still answers with it.
+	 */
+	for (old = TAILQ_FIRST(&js->finished);
+	     old != NULL && js->nfinished > (size_t)(keep < 0 ? 0 : keep); old = next) {
+		next = TAILQ_NEXT(old, finished);
+		if (!old->announced)
+			continue;
 		TAILQ_REMOVE(&js->finished, old, finished);
 		js->nfinished--;
 		if (prune != NULL)

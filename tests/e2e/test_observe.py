@@ -193,6 +193,41 @@ class CleanTest(E2ETestCase):
         return [os.path.exists(os.path.join(d.state_dir, "jobs", "%d.%s" % (jid, ext)))
                 for ext in ("out", "err")]
 
+    def check_ended_before_stored(self, d, selector):
+        """submit, cancel by selector (and clean) in one write: the job ends
+        before its submit is stored. The submit is still answered with its id,
+        a "wait" submit with the cancelled job."""
+        with d.connect() as s:
+            s.send_raw("".join(json.dumps(r) + "\n" for r in [
+                {"id": 1, "op": "submit", "argv": ["sleep", "30"], "labels": selector},
+                {"id": 2, "op": "submit", "wait": True, "argv": ["sleep", "30"],
+                 "labels": selector},
+                {"id": 3, "op": "cancel", "labels": selector},
+                {"id": 4, "op": "clean", "labels": selector}]))
+            self.assertEqual(len(self.assertOk(s.recv_id(3))["ids"]), 2)
+            self.assertOk(s.recv_id(4))
+            first = self.assertOk(s.recv_id(1))
+            self.assertIsInstance(first.get("id"), int, first)
+            waited = self.assertOk(s.recv_id(2))
+            self.assertEqual((waited["id"], waited["state"]), (first["id"] + 1, "cancelled"))
+            # the connection is free again: nothing is left parked on it
+            self.assertOk(s.call({"id": 5, "op": "status"}))
+        return first["id"]
+
+    def test_clean_before_submit_stored(self):
+        d = self.start_daemon()
+        jid = self.check_ended_before_stored(d, {"k": "early"})
+        # not removed by that clean (nobody knew the jobs yet); the next one does
+        self.assertEqual([j["state"] for j in d.list_jobs()], ["cancelled"] * 2)
+        self.assertEqual(d.ok({"id": 1, "op": "clean", "labels": {"k": "early"}}),
+                         {"removed": 2})
+        self.assertEqual(d.submit(["true"]), jid + 2)
+
+    def test_pruned_before_submit_stored(self):
+        d = self.start_daemon({"jobs.keep_finished": 0})
+        jid = self.check_ended_before_stored(d, {"k": "early"})
+        self.assertEqual(d.submit(["true"]), jid + 2)
+
     def test_clean_removes_rows_and_files(self):
         d = self.start_daemon()
         ok = d.submit(["sh", "-c", "echo out; echo err >&2"], labels={"k": "a"})
