@@ -608,13 +608,27 @@ print(json.dumps(seen), flush=True)
         self.assertEqual(ids_of(d.list_jobs()), [roots_done, roots_running])
 
 
-def run_on_pty(argv, timeout=30):
-    """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes)."""
+def set_pty_size(fd, cols, rows=24):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def run_on_pty(argv, timeout=30, cols=None, resize=None):
+    """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes).
+    cols: the terminal's width (default: none set); resize: (after seconds, new width)."""
     import pty
     master, slave = pty.openpty()
+    if cols is not None:
+        set_pty_size(slave, cols)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
-    os.close(slave)
     try:
+        if resize is not None:
+            time.sleep(resize[0])
+            set_pty_size(master, resize[1])
+            p.send_signal(28)  # SIGWINCH, as the terminal would
+        os.close(slave)
         out = p.communicate(timeout=timeout)[0]
     finally:
         p.kill()
@@ -681,6 +695,23 @@ class ProgressTest(E2ETestCase):
         self.assertTrue(all(f[1] == 2 for f in frames), frames)
         self.assertTrue(any(f[0] == 1 for f in frames), frames)
         self.assertTrue(tty.endswith("\r\033[K"), repr(tty[-80:]))
+
+    def test_progress_line_fits_the_terminal(self):
+        """A line wider than the terminal would wrap, and \\r could not take the
+        wrapped row back: it is cut to the width, read again after a resize."""
+        jid = self.d.submit(["sleep", "1.5"], **{"class": "io"})
+        rc, out, tty = run_on_pty([TASKCTL, "-s", self.d.sock, "wait", str(jid)], cols=40,
+                                  resize=(0.6, 200))
+        self.assertEqual(rc, 0, out + tty)
+        drawn = [d for d in tty.split("\r\033[K") if d]
+        self.assertTrue(drawn, repr(tty))
+        narrow = [d for d in drawn if not FRAME.search(d)]
+        self.assertTrue(narrow, drawn)
+        for d in narrow:
+            self.assertLessEqual(len(d), 39, repr(d))
+            self.assertTrue(d.startswith("wait: "), repr(d))
+        # after the resize, whole lines again
+        self.assertTrue(FRAME.search(tty), drawn)
 
     def test_progress_follows_a_retry(self):
         jid = self.d.submit(["sh", "-c", "sleep 0.3; exit 2"], retries=1, retry_delay=0.5,
