@@ -677,14 +677,13 @@ selector(struct client *c, struct request *req, unsigned allow, struct filter *f
 {
 	struct proto_error err = { 0 };
 
-	if (filter_decode(req->root, allow, f, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
-		return -1;
-	}
 	if (json_object_get(req->root, "job") != NULL) {
-		filter_free(f);
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
 			  "give either \"job\" or a selector (\"labels\", \"name\"), not both");
+		return -1;
+	}
+	if (filter_decode(req->root, allow | FILTER_STRICT, f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
 		return -1;
 	}
 	return 0;
@@ -998,7 +997,7 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	size_t i, n, removed = 0;
 	int st;
 
-	if (filter_decode(req->root, CLEAN_SELECT, &f, &err) == -1) {
+	if (filter_decode(req->root, CLEAN_SELECT | FILTER_STRICT, &f, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
@@ -1045,7 +1044,7 @@ op_subscribe(struct taskd *td, struct client *c, struct request *req)
 			  "this connection is already subscribed");
 		return;
 	}
-	if (filter_decode(req->root, SUBSCRIBE_SELECT, &f, &err) == -1) {
+	if (filter_decode(req->root, SUBSCRIBE_SELECT | FILTER_STRICT, &f, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

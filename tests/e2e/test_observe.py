@@ -160,6 +160,34 @@ class LabelTest(E2ETestCase):
         self.assertEqual(self.d.ctl_json("cancel", "--label", "grp=c1"),
                          {"ids": [], "cancelling": []})
 
+    def test_selector_with_unknown_field_rejected(self):
+        """A misspelt selector field would widen what clean/cancel touch (to
+        everything): it is an error, and nothing is changed."""
+        done = self.submit_labeled({"grp": "typo"}, ["true"])
+        self.d.wait_job(done)
+        q = self.submit_labeled({"grp": "typo"}, ["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(q)
+        bad = [
+            {"op": "clean", "label": {"grp": "typo"}},
+            {"op": "clean", "labels": {"grp": "typo"}, "nmae": "x"},
+            {"op": "clean", "labels": {"grp": "typo"}, "ids": [done]},
+            {"op": "cancel", "labels": {"grp": "typo"}, "nmae": "x"},
+            {"op": "cancel", "labels": {"grp": "typo"}, "state": "queued"},
+            {"op": "wait", "labels": {"grp": "typo"}, "older_than": 5},
+            {"op": "subscribe", "label": {"grp": "typo"}},
+        ]
+        for req in bad:
+            with self.subTest(req=req):
+                r = self.d.request(dict(req, id=1))
+                self.assertError(r, "bad_request")
+                self.assertIn("unknown field", r["error"]["message"])
+        self.assertEqual(self.d.show(done)["state"], "done")
+        self.assertEqual(self.d.show(q)["state"], "scheduled")
+        # "job" together with a selector keeps its own message
+        r = self.d.request({"id": 2, "op": "cancel", "job": q, "labels": {"grp": "typo"}})
+        self.assertError(r, "bad_request")
+        self.assertIn("not both", r["error"]["message"])
+
     def test_cancel_by_label_cli(self):
         ids = [self.submit_labeled({"grp": "c3"}, ["sleep", "30"], **{"class": "io",
                                                                        "priority": 19})
