@@ -44,6 +44,9 @@ struct progress {
 	int drawn;                   /* a line is on the screen */
 };
 
+/* The one whose line is on the screen, if any (for progress_clear_shown). */
+static struct progress *shown;
+
 static double
 now_mono(void)
 {
@@ -168,6 +171,7 @@ draw(struct progress *p)
 	fprintf(stderr, "\r\033[K%.*s", len, line);
 	fflush(stderr);
 	p->drawn = 1;
+	shown = p;
 	p->drawn_at = now_mono();
 }
 
@@ -311,7 +315,14 @@ progress_clear(struct progress *p)
 	fputs("\r\033[K", stderr);
 	fflush(stderr);
 	p->drawn = 0;
+	shown = NULL;
 	p->drawn_at = 0; /* redraw at the next chance */
+}
+
+void
+progress_clear_shown(void)
+{
+	progress_clear(shown);
 }
 
 void
@@ -320,6 +331,8 @@ progress_end(struct progress *p)
 	if (p == NULL)
 		return;
 	progress_clear(p);
+	if (shown == p)
+		shown = NULL;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	taskd_close(p->events);

@@ -58,6 +58,7 @@ taskctl_warnx(const char *fmt, ...)
 {
 	va_list ap;
 
+	progress_clear_shown(); /* a message never goes onto wait's progress line */
 	fflush(stdout);
 	fputs("taskctl: ", stderr);
 	va_start(ap, fmt);

@@ -781,6 +781,36 @@ class ProgressTest(E2ETestCase):
         self.assertTrue(data.endswith(b"\r\033[K"), repr(data[-80:]))
         self.assertEqual(self.d.show(jid)["state"], "running", "interrupting wait touched the job")
 
+    def test_error_message_not_on_the_progress_line(self):
+        """taskctl's own error (here: the daemon is gone) takes the progress line
+        off first, so the message starts a clean line."""
+        import pty
+        d = self.start_daemon()
+        jid = d.submit(["sleep", "30"], **{"class": "io"})
+        master, slave = pty.openpty()
+        p = subprocess.Popen([TASKCTL, "-s", d.sock, "wait", str(jid)],
+                             stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        data = b""
+        while b"running" not in data:
+            data += os.read(master, 65536)
+        d.signal(9)
+        self.assertEqual(p.wait(timeout=10), 3)
+        p.stdout.close()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(master)
+        d.wait_exit(10)
+        text = data.decode()
+        at = text.index("taskctl: connection to taskd lost")
+        self.assertTrue(text[:at].endswith("\r\033[K"), repr(text[-160:]))
+
     def test_no_progress_without_terminal(self):
         ids = [self.d.submit(["sleep", "0.3"]), self.d.submit(["true"])]
         p = self.d.ctl("wait", *ids)
