@@ -188,6 +188,27 @@ class LabelTest(E2ETestCase):
         self.assertError(r, "bad_request")
         self.assertIn("not both", r["error"]["message"])
 
+    def test_label_given_twice_cli(self):
+        """--label K=A --label K=B: no job has both, and keeping only the last
+        would make cancel/clean act on all K=B jobs: a usage error."""
+        q = self.submit_labeled({"grp": "twice-b"}, ["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(q)
+        for cmd in (["cancel"], ["clean"], ["list"], ["wait"], ["events"],
+                    ["submit", "--name", "t"]):
+            with self.subTest(cmd=cmd[0]):
+                args = cmd + ["--label", "grp=twice-a", "--label", "grp=twice-b"]
+                if cmd[0] == "submit":
+                    args += ["--", "true"]
+                p = self.d.ctl(*args, timeout=10)
+                self.assertRc(p, 2)
+                self.assertIn("label 'grp' given twice", p.stderr)
+        self.assertEqual(self.d.show(q)["state"], "scheduled")
+        self.assertEqual(self.d.list_jobs(name="t"), [])
+        # the same label twice with the same value is harmless
+        p = self.d.ctl("list", "--label", "grp=twice-b", "--label", "grp=twice-b", "--json")
+        self.assertRc(p, 0)
+        self.assertEqual(ids_of(json.loads(p.stdout)["jobs"]), [q])
+
     def test_cancel_by_label_cli(self):
         ids = [self.submit_labeled({"grp": "c3"}, ["sleep", "30"], **{"class": "io",
                                                                        "priority": 19})
