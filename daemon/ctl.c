@@ -136,7 +136,8 @@ lookup(struct taskd *td, struct client *c, struct request *req)
 		return NULL;
 	}
 	j = jobs_find(td->jobs, id);
-	if (j == NULL) {
+	/* Not announced: its submit is not stored yet (and may still fail: then it never was). */
+	if (j == NULL || !j->announced) {
 		snprintf(msg, sizeof msg, "no such job %llu", (unsigned long long)id);
 		reply_err(c, req->id, TASKD_ERR_NOT_FOUND, msg);
 		return NULL;
@@ -649,7 +650,10 @@ group_job_done(struct job *j, void *arg)
 #define WAIT_SELECT (FILTER_LABELS | FILTER_NAME)
 #define CANCEL_SELECT (FILTER_LABELS | FILTER_NAME)
 
-/* Jobs the client may see that pass f (in id order), non-final ones only if live. */
+/*
+ * Jobs the client may see that pass f (in id order), non-final ones only if
+ * live. Like lookup, not those whose submit is not stored yet.
+ */
 static struct job **
 select_jobs(struct taskd *td, struct client *c, const struct filter *f, bool live, size_t *n)
 {
@@ -659,7 +663,7 @@ select_jobs(struct taskd *td, struct client *c, const struct filter *f, bool liv
 
 	*n = 0;
 	for (j = jobs_first(td->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
-		if ((live && job_state_final(j->state)) || !may_access(c, j) ||
+		if ((live && job_state_final(j->state)) || !j->announced || !may_access(c, j) ||
 		    !filter_match(f, j, now))
 			continue;
 		if (*n == cap) {
@@ -1014,8 +1018,7 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	v = select_jobs(td, c, &f, false, &n);
 	filter_free(&f);
 	for (i = 0; i < n; i++) {
-		/* Not announced: its submit is not answered yet, so it stays till then. */
-		if (!job_state_final(v[i]->state) || !v[i]->announced)
+		if (!job_state_final(v[i]->state))
 			continue;
 		jobs_delete(td->jobs, v[i], clean_prune, td->sched);
 		STATS_INC(jobs_cleaned);

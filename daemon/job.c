@@ -753,6 +753,10 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 void
 jobs_discard(struct jobs *js, struct job *j)
 {
+	if (job_state_final(j->state)) {
+		TAILQ_REMOVE(&js->finished, j, finished);
+		js->nfinished--;
+	}
 	jobs_remove(js, j);
 	job_free(j);
 }
