@@ -516,14 +516,14 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
-		if (!filter_match(&f, j, now) || !may_access(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		first = j;
 		n++;
 	}
 	arr = json_array();
 	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
-		if (!filter_match(&f, j, now) || !may_access(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		json_array_append_new(arr, job_to_json(j));
 	}

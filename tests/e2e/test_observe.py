@@ -258,7 +258,9 @@ class CleanTest(E2ETestCase):
                 {"id": 4, "op": "wait", "labels": sel},
                 {"id": 5, "op": "wait", "job": nid},
                 {"id": 6, "op": "priority", "job": nid, "priority": 5},
-                {"id": 7, "op": "clean", "labels": sel}]))
+                {"id": 7, "op": "clean", "labels": sel},
+                {"id": 8, "op": "list", "labels": sel},
+                {"id": 9, "op": "show", "job": nid}]))
             self.assertEqual(self.assertOk(s.recv_id(1))["id"], nid)
             self.assertEqual(self.assertOk(s.recv_id(2))["ids"], [])
             self.assertError(s.recv_id(3), "not_found")
@@ -266,6 +268,8 @@ class CleanTest(E2ETestCase):
             self.assertError(s.recv_id(5), "not_found")
             self.assertError(s.recv_id(6), "not_found")
             self.assertEqual(self.assertOk(s.recv_id(7)), {"removed": 0})
+            self.assertEqual(self.assertOk(s.recv_id(8)), {"jobs": []})
+            self.assertError(s.recv_id(9), "not_found")
         self.cancel_at_cleanup(nid, d)
         j = d.show(nid)
         self.assertEqual((j["state"], j["priority"]), ("scheduled", 0))
