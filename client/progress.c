@@ -4,7 +4,8 @@
  *
  *	wait: 7/20 finished (done 6, failed 1), 4 running, 9 queued, 12.4s elapsed, eta 23s
  *
- * redrawn at most PROGRESS_HZ times a second and cleared at the end. The
+ * redrawn at most PROGRESS_HZ times a second (cut to the terminal's width)
+ * and cleared at the end. The
  * states come from the daemon's event stream (op subscribe) on a second
  * connection: subscribe first, then a `list` of the same jobs on the main
  * connection gives the starting point, then events move jobs forward (an
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +43,9 @@ struct progress {
 	double drawn_at;
 	int drawn;                   /* a line is on the screen */
 };
+
+/* The one whose line is on the screen, if any (for progress_clear_shown). */
+static struct progress *shown;
 
 static double
 now_mono(void)
@@ -132,7 +137,9 @@ draw(struct progress *p)
 {
 	size_t i, c[4] = {0, 0, 0, 0}, fin;
 	double el = now_mono() - p->t0;
-	char elapsed[32], eta[32];
+	char elapsed[32], eta[32], line[256];
+	struct winsize ws;
+	int len;
 
 	for (i = 0; i < p->n; i++)
 		c[p->state[i]]++;
@@ -143,14 +150,28 @@ draw(struct progress *p)
 	else
 		snprintf(eta, sizeof eta, "?");
 	if (!p->known)
-		fprintf(stderr, "\r\033[Kwait: finding the jobs, %s elapsed", elapsed);
+		len = snprintf(line, sizeof line, "wait: finding the jobs, %s elapsed", elapsed);
 	else
-		fprintf(stderr,
-		        "\r\033[Kwait: %zu/%zu finished (done %zu, failed %zu), %zu running, "
-		        "%zu queued, %s elapsed, eta %s",
-		        fin, p->n, c[P_DONE], c[P_FAILED], c[P_RUNNING], c[P_QUEUED], elapsed, eta);
+		len = snprintf(line, sizeof line,
+		               "wait: %zu/%zu finished (done %zu, failed %zu), %zu running, "
+		               "%zu queued, %s elapsed, eta %s",
+		               fin, p->n, c[P_DONE], c[P_FAILED], c[P_RUNNING], c[P_QUEUED], elapsed,
+		               eta);
+	if (len < 0)
+		len = 0;
+	if ((size_t)len >= sizeof line)
+		len = sizeof line - 1;
+	/*
+	 * One row at most: a line that wraps is not taken back by \r and would
+	 * leave a row behind at every redraw. The width is read at each draw,
+	 * so a resized terminal (SIGWINCH) is followed without a handler.
+	 */
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && len >= ws.ws_col)
+		len = ws.ws_col - 1;
+	fprintf(stderr, "\r\033[K%.*s", len, line);
 	fflush(stderr);
 	p->drawn = 1;
+	shown = p;
 	p->drawn_at = now_mono();
 }
 
@@ -294,7 +315,14 @@ progress_clear(struct progress *p)
 	fputs("\r\033[K", stderr);
 	fflush(stderr);
 	p->drawn = 0;
+	shown = NULL;
 	p->drawn_at = 0; /* redraw at the next chance */
+}
+
+void
+progress_clear_shown(void)
+{
+	progress_clear(shown);
 }
 
 void
@@ -303,6 +331,8 @@ progress_end(struct progress *p)
 	if (p == NULL)
 		return;
 	progress_clear(p);
+	if (shown == p)
+		shown = NULL;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	taskd_close(p->events);

@@ -58,6 +58,7 @@ taskctl_warnx(const char *fmt, ...)
 {
 	va_list ap;
 
+	progress_clear_shown(); /* a message never goes onto wait's progress line */
 	fflush(stdout);
 	fputs("taskctl: ", stderr);
 	va_start(ap, fmt);
@@ -267,6 +268,13 @@ taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
 	}
 	if ((key = strndup(arg, klen)) == NULL)
 		taskctl_lost(ENOMEM);
+	/* K=A and K=B: no job has both, and keeping one would widen a cancel or clean. */
+	if (json_object_get(labels, key) != NULL && !json_equal(json_object_get(labels, key), val)) {
+		json_decref(val);
+		free(key);
+		return taskctl_usage_error(ctx, "label '%.*s' given twice with different values",
+		                           (int)klen, arg);
+	}
 	json_object_set_new(labels, key, val);
 	free(key);
 	if (json_object_size(labels) > TASKD_MAX_LABELS)

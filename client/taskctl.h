@@ -94,6 +94,8 @@ void progress_finished(struct progress *, json_int_t, const json_t *);
 void progress_wait(struct progress *, struct taskd_client *);
 void progress_clear(struct progress *);
 void progress_end(struct progress *);
+/* Take whatever progress line is shown off the screen (taskctl_warnx does). */
+void progress_clear_shown(void);
 
 /* base64.c */
 int base64_decode(const char *, size_t, char **, size_t *);

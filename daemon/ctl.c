@@ -137,7 +137,8 @@ lookup(struct taskd *td, struct client *c, struct request *req)
 		return NULL;
 	}
 	j = jobs_find(td->jobs, id);
-	if (j == NULL) {
+	/* Not announced: its submit is not stored yet (and may still fail: then it never was). */
+	if (j == NULL || !j->announced) {
 		snprintf(msg, sizeof msg, "no such job %llu", (unsigned long long)id);
 		reply_err(c, req->id, TASKD_ERR_NOT_FOUND, msg);
 		return NULL;
@@ -516,14 +517,14 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
-		if (!filter_match(&f, j, now) || !may_access(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		first = j;
 		n++;
 	}
 	arr = json_array();
 	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
-		if (!filter_match(&f, j, now) || !may_access(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !may_access(c, j))
 			continue;
 		json_array_append_new(arr, job_to_json(j));
 	}
@@ -658,7 +659,10 @@ group_job_done(struct job *j, void *arg)
 #define WAIT_SELECT (FILTER_LABELS | FILTER_NAME)
 #define CANCEL_SELECT (FILTER_LABELS | FILTER_NAME)
 
-/* Jobs the client may see that pass f (in id order), non-final ones only if live. */
+/*
+ * Jobs the client may see that pass f (in id order), non-final ones only if
+ * live. Like lookup, not those whose submit is not stored yet.
+ */
 static struct job **
 select_jobs(struct taskd *td, struct client *c, const struct filter *f, bool live, size_t *n)
 {
@@ -668,7 +672,7 @@ select_jobs(struct taskd *td, struct client *c, const struct filter *f, bool liv
 
 	*n = 0;
 	for (j = jobs_first(td->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
-		if ((live && job_state_final(j->state)) || !may_access(c, j) ||
+		if ((live && job_state_final(j->state)) || !j->announced || !may_access(c, j) ||
 		    !filter_match(f, j, now))
 			continue;
 		if (*n == cap) {
@@ -686,14 +690,13 @@ selector(struct client *c, struct request *req, unsigned allow, struct filter *f
 {
 	struct proto_error err = { 0 };
 
-	if (filter_decode(req->root, allow, f, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
-		return -1;
-	}
 	if (json_object_get(req->root, "job") != NULL) {
-		filter_free(f);
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
 			  "give either \"job\" or a selector (\"labels\", \"name\"), not both");
+		return -1;
+	}
+	if (filter_decode(req->root, allow | FILTER_STRICT, f, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
 		return -1;
 	}
 	return 0;
@@ -1041,7 +1044,7 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	size_t i, n, removed = 0;
 	int st;
 
-	if (filter_decode(req->root, CLEAN_SELECT, &f, &err) == -1) {
+	if (filter_decode(req->root, CLEAN_SELECT | FILTER_STRICT, &f, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
@@ -1087,7 +1090,7 @@ op_subscribe(struct taskd *td, struct client *c, struct request *req)
 			  "this connection is already subscribed");
 		return;
 	}
-	if (filter_decode(req->root, SUBSCRIBE_SELECT, &f, &err) == -1) {
+	if (filter_decode(req->root, SUBSCRIBE_SELECT | FILTER_STRICT, &f, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

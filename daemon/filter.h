@@ -24,6 +24,11 @@
 #define FILTER_NAME 0x08       /* "name": exact job name */
 #define FILTER_OLDER_THAN 0x10 /* "older_than": seconds since the job finished */
 #define FILTER_IDS 0x20        /* "ids": [id, ...] */
+/*
+ * And no other field than these and the envelope ("v", "id", "op"): for the
+ * ops where a misspelt selector would widen what is touched (clean, cancel).
+ */
+#define FILTER_STRICT 0x100
 
 struct filter {
 	unsigned states;       /* bit per enum job_state; 0 = any */

@@ -94,6 +94,9 @@ notify(struct jobs *js, struct job *j, int prev)
 {
 	struct job_observer *o;
 
+	/* Until its submit is stored (jobs_announce), a job's changes are nobody's news. */
+	if (!j->announced)
+		return;
 	TAILQ_FOREACH(o, &js->observers, entry)
 		o->changed(j, prev, o->arg);
 }
@@ -234,6 +237,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 void
 jobs_announce(struct jobs *js, struct job *j)
 {
+	j->announced = true;
 	notify(js, j, -1);
 }
 
@@ -390,10 +394,17 @@ jobs_finish(struct jobs *js, struct job *j, enum job_state st, int keep,
 void
 jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void *arg)
 {
-	struct job *old;
+	struct job *old, *next;
 
-	while (js->nfinished > (size_t)(keep < 0 ? 0 : keep)) {
-		old = TAILQ_FIRST(&js->finished);
+	/*
+	 * Oldest first. A job that ended before its submit was stored (cancelled
+	 * at once) stays until it is announced: its submit still answers with it.
+	 */
+	for (old = TAILQ_FIRST(&js->finished);
+	     old != NULL && js->nfinished > (size_t)(keep < 0 ? 0 : keep); old = next) {
+		next = TAILQ_NEXT(old, finished);
+		if (!old->announced)
+			continue;
 		TAILQ_REMOVE(&js->finished, old, finished);
 		js->nfinished--;
 		if (prune != NULL)
@@ -736,6 +747,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		js->next_id = id + 1;
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
+	j->announced = true; /* stored long ago */
 	if (job_state_final(st)) {
 		/* Restored in id order: the oldest finished are pruned first. */
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);
@@ -754,7 +766,7 @@ jobs_discard(struct jobs *js, struct job *j)
 		TAILQ_REMOVE(&js->finished, j, finished);
 		js->nfinished--;
 	}
-	/* Still waited for (it never ended): tell them, it is going. */
+	/* Still waited for (it never ended; a dependent may watch it): tell them, it is going. */
 	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
 		TAILQ_REMOVE(&j->waiters, w, entry);
 		w->cb(j, w->arg);

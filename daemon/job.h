@@ -104,6 +104,7 @@ struct job {
 	double due_at;           /* while scheduled: when it becomes queued */
 	size_t tidx;             /* position in life.c's timer heap, SIZE_MAX if none */
 	bool admitted;           /* its submit is on disk: life.c may move it on */
+	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
 
 	uint64_t seq;            /* queue order within a priority */
 	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
@@ -154,7 +155,10 @@ struct job_observer {
 };
 void jobs_observe(struct jobs *js, struct job_observer *o);
 void jobs_unobserve(struct jobs *js, struct job_observer *o);
-/* Tell the observers about a new job (once its submit is acknowledged). */
+/*
+ * Tell the observers about a new job (once its submit is acknowledged):
+ * state changes before that (life_prepare, a cancel) are not passed on.
+ */
 void jobs_announce(struct jobs *js, struct job *j);
 /*
  * Watch the table: changed(job) after a job is added or changes state,

@@ -160,6 +160,55 @@ class LabelTest(E2ETestCase):
         self.assertEqual(self.d.ctl_json("cancel", "--label", "grp=c1"),
                          {"ids": [], "cancelling": []})
 
+    def test_selector_with_unknown_field_rejected(self):
+        """A misspelt selector field would widen what clean/cancel touch (to
+        everything): it is an error, and nothing is changed."""
+        done = self.submit_labeled({"grp": "typo"}, ["true"])
+        self.d.wait_job(done)
+        q = self.submit_labeled({"grp": "typo"}, ["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(q)
+        bad = [
+            {"op": "clean", "label": {"grp": "typo"}},
+            {"op": "clean", "labels": {"grp": "typo"}, "nmae": "x"},
+            {"op": "clean", "labels": {"grp": "typo"}, "ids": [done]},
+            {"op": "cancel", "labels": {"grp": "typo"}, "nmae": "x"},
+            {"op": "cancel", "labels": {"grp": "typo"}, "state": "queued"},
+            {"op": "wait", "labels": {"grp": "typo"}, "older_than": 5},
+            {"op": "subscribe", "label": {"grp": "typo"}},
+        ]
+        for req in bad:
+            with self.subTest(req=req):
+                r = self.d.request(dict(req, id=1))
+                self.assertError(r, "bad_request")
+                self.assertIn("unknown field", r["error"]["message"])
+        self.assertEqual(self.d.show(done)["state"], "done")
+        self.assertEqual(self.d.show(q)["state"], "scheduled")
+        # "job" together with a selector keeps its own message
+        r = self.d.request({"id": 2, "op": "cancel", "job": q, "labels": {"grp": "typo"}})
+        self.assertError(r, "bad_request")
+        self.assertIn("not both", r["error"]["message"])
+
+    def test_label_given_twice_cli(self):
+        """--label K=A --label K=B: no job has both, and keeping only the last
+        would make cancel/clean act on all K=B jobs: a usage error."""
+        q = self.submit_labeled({"grp": "twice-b"}, ["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(q)
+        for cmd in (["cancel"], ["clean"], ["list"], ["wait"], ["events"],
+                    ["submit", "--name", "t"]):
+            with self.subTest(cmd=cmd[0]):
+                args = cmd + ["--label", "grp=twice-a", "--label", "grp=twice-b"]
+                if cmd[0] == "submit":
+                    args += ["--", "true"]
+                p = self.d.ctl(*args, timeout=10)
+                self.assertRc(p, 2)
+                self.assertIn("label 'grp' given twice", p.stderr)
+        self.assertEqual(self.d.show(q)["state"], "scheduled")
+        self.assertEqual(self.d.list_jobs(name="t"), [])
+        # the same label twice with the same value is harmless
+        p = self.d.ctl("list", "--label", "grp=twice-b", "--label", "grp=twice-b", "--json")
+        self.assertRc(p, 0)
+        self.assertEqual(ids_of(json.loads(p.stdout)["jobs"]), [q])
+
     def test_cancel_by_label_cli(self):
         ids = [self.submit_labeled({"grp": "c3"}, ["sleep", "30"], **{"class": "io",
                                                                        "priority": 19})
@@ -192,6 +241,76 @@ class CleanTest(E2ETestCase):
     def out_files(self, d, jid):
         return [os.path.exists(os.path.join(d.state_dir, "jobs", "%d.%s" % (jid, ext)))
                 for ext in ("out", "err")]
+
+    def test_jobs_not_stored_yet_are_not_selected(self):
+        """Requests pipelined right behind a submit do not see its job until the
+        submit is stored and answered (it may still fail: then it never was)."""
+        d = self.start_daemon()
+        nid = d.submit(["true"]) + 1
+        d.wait_job(nid - 1)
+        sel = {"k": "early"}
+        with d.connect() as s:
+            s.send_raw("".join(json.dumps(r) + "\n" for r in [
+                {"id": 1, "op": "submit", "argv": ["true"], "labels": sel,
+                 "run_at": time.time() + 60},
+                {"id": 2, "op": "cancel", "labels": sel},
+                {"id": 3, "op": "cancel", "job": nid},
+                {"id": 4, "op": "wait", "labels": sel},
+                {"id": 5, "op": "wait", "job": nid},
+                {"id": 6, "op": "priority", "job": nid, "priority": 5},
+                {"id": 7, "op": "clean", "labels": sel},
+                {"id": 8, "op": "list", "labels": sel},
+                {"id": 9, "op": "show", "job": nid}]))
+            self.assertEqual(self.assertOk(s.recv_id(1))["id"], nid)
+            self.assertEqual(self.assertOk(s.recv_id(2))["ids"], [])
+            self.assertError(s.recv_id(3), "not_found")
+            self.assertEqual(self.assertOk(s.recv_id(4))["jobs"], [])
+            self.assertError(s.recv_id(5), "not_found")
+            self.assertError(s.recv_id(6), "not_found")
+            self.assertEqual(self.assertOk(s.recv_id(7)), {"removed": 0})
+            self.assertEqual(self.assertOk(s.recv_id(8)), {"jobs": []})
+            self.assertError(s.recv_id(9), "not_found")
+        self.cancel_at_cleanup(nid, d)
+        j = d.show(nid)
+        self.assertEqual((j["state"], j["priority"]), ("scheduled", 0))
+
+    def test_storage_failure_with_selects_behind(self):
+        """A submit whose store fails, with a cancel and waits by label pipelined
+        behind it: its jobs are dropped, never cancelled or waited for (a job
+        cancelled before the failed commit was freed while still listed as
+        finished: a use-after-free)."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from test_durability import try_mount_tmpfs, umount
+        mnt, why = try_mount_tmpfs("400k")
+        if mnt is None:
+            self.skipTest(why)
+        self.addCleanup(umount, mnt)
+        d = self.start_daemon({"state_dir": os.path.join(mnt, "state")})
+        try:
+            with open(os.path.join(mnt, "filler"), "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        sel = {"g": "full"}
+        for k in range(200):
+            with d.connect() as s:
+                s.send_raw("".join(json.dumps(r) + "\n" for r in [
+                    {"id": 1, "op": "submit",
+                     "jobs": [{"type": "noop", "labels": sel, "name": "x" * 200}] * 10},
+                    {"id": 2, "op": "wait", "labels": sel},
+                    {"id": 3, "op": "cancel", "labels": sel}]))
+                r = s.recv_id(1, timeout=20)
+                self.assertOk(s.recv_id(2, timeout=20))
+                self.assertOk(s.recv_id(3, timeout=20))
+            if not r.get("ok"):
+                break
+        self.assertError(r, "storage_error")
+        os.unlink(os.path.join(mnt, "filler"))
+        for _ in range(3):
+            self.assertEqual(d.wait_job(d.submit(["true"]))["state"], "done")
+        self.assertDaemonServes(d)
 
     def test_clean_removes_rows_and_files(self):
         d = self.start_daemon()
@@ -305,6 +424,44 @@ class EventsTest(E2ETestCase):
         self.assertEqual((e["id"], e["prev"], e["state"]), (q, "running", "cancelled"))
         self.assertEqual(e["error"], self.d.show(q)["error"])
         self.assertTrue(c.no_data_within(0.3), "an event nobody caused")
+
+    def test_job_not_stored_yet_is_not_cancelled(self):
+        """A cancel by label pipelined right behind a submit does not see the job
+        (its submit is not stored yet): no event about it comes before the one
+        that announces it."""
+        c = self.subscribe(labels={"grp": "precommit"})
+        with self.d.connect() as s:
+            s.send_raw(json.dumps({"id": 1, "op": "submit", "argv": ["true"],
+                                   "run_at": time.time() + 60,
+                                   "labels": {"grp": "precommit"}}) + "\n" +
+                       json.dumps({"id": 2, "op": "cancel",
+                                   "labels": {"grp": "precommit"}}) + "\n")
+            jid = self.assertOk(s.recv_id(1))["id"]
+            self.assertEqual(self.assertOk(s.recv_id(2)), {"ids": [], "cancelling": []})
+        self.cancel_at_cleanup(jid)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (jid, None, "scheduled"))
+        self.d.cancel(jid)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (jid, "scheduled", "cancelled"))
+        self.assertTrue(c.no_data_within(0.2))
+
+    def test_first_event_of_a_waiting_or_scheduled_job(self):
+        """A job that starts out waiting (--after) or scheduled (--in) is
+        announced in that state: no queued->waiting before its announcement."""
+        c = self.subscribe(labels={"grp": "firstev"})
+        # scheduled, not running: cancelling it ends it at once (no late event)
+        dep = self.d.submit(["true"], run_at=time.time() + 60)
+        self.cancel_at_cleanup(dep)
+        w = self.d.submit(["true"], labels={"grp": "firstev"}, after=[dep])
+        self.cancel_at_cleanup(w)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (w, None, "waiting"))
+        s = self.d.submit(["true"], labels={"grp": "firstev"}, run_at=time.time() + 60)
+        self.cancel_at_cleanup(s)
+        [e] = job_events(c, 1)
+        self.assertEqual((e["id"], e["prev"], e["state"]), (s, None, "scheduled"))
+        self.assertTrue(c.no_data_within(0.2))
 
     def test_filtered(self):
         by_label = self.subscribe(labels={"grp": "e2"})
@@ -534,13 +691,27 @@ print(json.dumps(seen), flush=True)
         self.assertEqual(ids_of(d.list_jobs()), [roots_done, roots_running])
 
 
-def run_on_pty(argv, timeout=30):
-    """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes)."""
+def set_pty_size(fd, cols, rows=24):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def run_on_pty(argv, timeout=30, cols=None, resize=None):
+    """Run argv with stderr on a pseudo-terminal, stdout on a pipe: (rc, stdout, tty bytes).
+    cols: the terminal's width (default: none set); resize: (after seconds, new width)."""
     import pty
     master, slave = pty.openpty()
+    if cols is not None:
+        set_pty_size(slave, cols)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
-    os.close(slave)
     try:
+        if resize is not None:
+            time.sleep(resize[0])
+            set_pty_size(master, resize[1])
+            p.send_signal(28)  # SIGWINCH, as the terminal would
+        os.close(slave)
         out = p.communicate(timeout=timeout)[0]
     finally:
         p.kill()
@@ -608,6 +779,23 @@ class ProgressTest(E2ETestCase):
         self.assertTrue(any(f[0] == 1 for f in frames), frames)
         self.assertTrue(tty.endswith("\r\033[K"), repr(tty[-80:]))
 
+    def test_progress_line_fits_the_terminal(self):
+        """A line wider than the terminal would wrap, and \\r could not take the
+        wrapped row back: it is cut to the width, read again after a resize."""
+        jid = self.d.submit(["sleep", "1.5"], **{"class": "io"})
+        rc, out, tty = run_on_pty([TASKCTL, "-s", self.d.sock, "wait", str(jid)], cols=40,
+                                  resize=(0.6, 200))
+        self.assertEqual(rc, 0, out + tty)
+        drawn = [d for d in tty.split("\r\033[K") if d]
+        self.assertTrue(drawn, repr(tty))
+        narrow = [d for d in drawn if not FRAME.search(d)]
+        self.assertTrue(narrow, drawn)
+        for d in narrow:
+            self.assertLessEqual(len(d), 39, repr(d))
+            self.assertTrue(d.startswith("wait: "), repr(d))
+        # after the resize, whole lines again
+        self.assertTrue(FRAME.search(tty), drawn)
+
     def test_progress_follows_a_retry(self):
         jid = self.d.submit(["sh", "-c", "sleep 0.3; exit 2"], retries=1, retry_delay=0.5,
                             **{"class": "io"})
@@ -647,6 +835,36 @@ class ProgressTest(E2ETestCase):
         os.close(master)
         self.assertTrue(data.endswith(b"\r\033[K"), repr(data[-80:]))
         self.assertEqual(self.d.show(jid)["state"], "running", "interrupting wait touched the job")
+
+    def test_error_message_not_on_the_progress_line(self):
+        """taskctl's own error (here: the daemon is gone) takes the progress line
+        off first, so the message starts a clean line."""
+        import pty
+        d = self.start_daemon()
+        jid = d.submit(["sleep", "30"], **{"class": "io"})
+        master, slave = pty.openpty()
+        p = subprocess.Popen([TASKCTL, "-s", d.sock, "wait", str(jid)],
+                             stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        data = b""
+        while b"running" not in data:
+            data += os.read(master, 65536)
+        d.signal(9)
+        self.assertEqual(p.wait(timeout=10), 3)
+        p.stdout.close()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(master)
+        d.wait_exit(10)
+        text = data.decode()
+        at = text.index("taskctl: connection to taskd lost")
+        self.assertTrue(text[:at].endswith("\r\033[K"), repr(text[-160:]))
 
     def test_no_progress_without_terminal(self):
         ids = [self.d.submit(["sleep", "0.3"]), self.d.submit(["true"])]

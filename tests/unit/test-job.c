@@ -38,8 +38,9 @@ mkspec(struct job_spec *spec)
 	spec->class = CLASS_AUTO;
 }
 
+/* A job whose submit is not stored yet (not announced). */
 static struct job *
-add(struct jobs *js)
+add_new(struct jobs *js)
 {
 	struct job_spec spec;
 	struct job *j;
@@ -50,6 +51,16 @@ add(struct jobs *js)
 	/* The job took the spec's contents. */
 	assert_null(spec.argv);
 	assert_null(spec.cwd);
+	return j;
+}
+
+/* A job whose submit is stored (ctl.c's submit_committed announced it). */
+static struct job *
+add(struct jobs *js)
+{
+	struct job *j = add_new(js);
+
+	jobs_announce(js, j);
 	return j;
 }
 
@@ -463,6 +474,33 @@ test_keep_zero(void **state)
 	jobs_free(js);
 }
 
+/* A job that ends before its submit is stored is pruned only once announced. */
+static void
+test_prune_waits_for_announce(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct pruned p = {.js = js};
+	struct job *a, *b;
+
+	(void)state;
+	a = add(js);
+	b = add_new(js);
+	jobs_finish(js, b, JOB_CANCELLED, 0, prune_cb, &p);
+	assert_int_equal(p.n, 0);
+	assert_ptr_equal(jobs_find(js, 2), b);
+	/* The older, announced one goes; the unannounced one is kept. */
+	jobs_finish(js, a, JOB_DONE, 0, prune_cb, &p);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.ids[0], 1);
+	assert_ptr_equal(jobs_find(js, 2), b);
+	jobs_announce(js, b);
+	jobs_prune(js, 0, prune_cb, &p);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.ids[1], 2);
+	assert_int_equal(jobs_total(js), 0);
+	jobs_free(js);
+}
+
 /* ---- list order ---- */
 
 static void
@@ -869,8 +907,11 @@ test_observers(void **state)
 	(void)state;
 	jobs_observe(js, &oa);
 	jobs_observe(js, &ob);
-	j = add(js);
+	j = add_new(js);
 	assert_int_equal(a.n, 0); /* not before it is announced */
+	job_set_state(js, j, JOB_WAITING); /* life_prepare: not news either */
+	job_set_state(js, j, JOB_QUEUED);
+	assert_int_equal(a.n, 0);
 	jobs_announce(js, j);
 	job_set_state(js, j, JOB_RUNNING);
 	jobs_unobserve(js, &ob);
@@ -910,6 +951,7 @@ main(void)
 	    cmocka_unit_test(test_prune),
 	    cmocka_unit_test(test_prune_no_cb),
 	    cmocka_unit_test(test_keep_zero),
+	    cmocka_unit_test(test_prune_waits_for_announce),
 	    cmocka_unit_test(test_list_order),
 	    cmocka_unit_test(test_json_queued),
 	    cmocka_unit_test(test_json_finished),
