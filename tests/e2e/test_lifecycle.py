@@ -733,45 +733,37 @@ class EdgeCaseTest(E2ETestCase):
         return self.start_daemon(o)
 
     def test_pause_and_resume_before_the_submit_is_stored(self):
-        # pause + resume of a job whose submit is not yet committed (the
-        # same pipelined write): queued once, run once
+        # A job is visible only once its submit is stored and answered
+        # (doc/protocol.md): pause/resume pipelined in the same write as the
+        # submit find no such job and change nothing; the job is queued once
+        # and runs once. Once answered, pause/resume work on it.
         d = self.one_thread()
         block = d.submit(**sleep_job(0.3))
         nxt = block + 1
-
-        def pipeline(job):
-            return [{"v": 1, "id": 1, "op": "submit", "type": "noop", "class": "io"},
-                    {"v": 1, "id": 2, "op": "pause", "job": job},
-                    {"v": 1, "id": 3, "op": "resume", "job": job},
-                    {"v": 1, "id": 4, "op": "pause", "job": job}]
-        reqs = pipeline(nxt)
+        reqs = [{"v": 1, "id": 1, "op": "submit", "type": "noop", "class": "io"},
+                {"v": 1, "id": 2, "op": "pause", "job": nxt},
+                {"v": 1, "id": 3, "op": "resume", "job": nxt},
+                {"v": 1, "id": 4, "op": "pause", "job": nxt}]
         with d.connect() as c:
             c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
             rs = {r["id"]: r for r in (c.recv() for _ in reqs)}
-        self.assertEqual(self.assertOk(rs[1])["id"], nxt)
-        self.assertEqual([self.assertOk(rs[i])["state"] for i in (2, 3, 4)],
-                         ["paused", "queued", "paused"])
+            self.assertEqual(self.assertOk(rs[1])["id"], nxt)
+            for i in (2, 3, 4):
+                self.assertError(rs[i], "not_found")
+            # answered: now it is there, and still queued behind the sleeper
+            self.assertEqual(self.assertOk(c.call({"id": 5, "op": "pause", "job": nxt}))["state"],
+                             "paused")
         d.wait_job(block)
         time.sleep(0.2)
         self.assertEqual(d.show(nxt)["state"], "paused")
         self.assertEqual(d.status()["jobs"]["queued"], 0)
-        d.ok({"op": "resume", "job": nxt})
-        self.assertEqual(d.wait_job(nxt)["state"], "done")
-        # and once more, left queued: it runs once
-        block = d.submit(**sleep_job(0.3))
-        nxt = block + 1
-        reqs = pipeline(nxt)
-        with d.connect() as c:
-            c.send_raw(b"".join(json.dumps(r).encode() + b"\n" for r in reqs[:3]))
-            for _ in range(3):
-                self.assertOk(c.recv())
+        self.assertIn(d.ok({"op": "resume", "job": nxt})["state"], ("queued", "running"))
         self.assertEqual(d.wait_job(nxt)["state"], "done")
         time.sleep(0.3)
         st = d.status()
         self.assertEqual(st["jobs"]["queued"] + st["jobs"]["running"], 0)
-        self.assertEqual(st["counters"]["jobs_started"], 4)
+        self.assertEqual(st["counters"]["jobs_started"], 2)
         self.assertDaemonServes(d)
-
 
     def test_pause_and_resume_refused_during_shutdown(self):
         # a class paused during a drain would hold the drain forever
