@@ -13,27 +13,8 @@
 
 #include "taskctl.h"
 
-struct cancel {
-	const char *arg;
-	json_int_t id;
-	int64_t req;
-	json_t *resp;
-};
-
-static struct cancel *
-find(struct cancel *v, int n, const json_t *resp)
-{
-	const json_t *id = json_object_get(resp, "id");
-	int i;
-
-	for (i = 0; json_is_integer(id) && i < n; i++)
-		if (v[i].req == json_integer_value(id) && v[i].resp == NULL)
-			return &v[i];
-	return NULL;
-}
-
 static void
-print_one(const struct cancel *c)
+print_one(const struct taskctl_per_job *c)
 {
 	const json_t *r = taskd_response_result(c->resp);
 	const char *state = json_string_value(json_object_get(r, "state"));
@@ -46,7 +27,7 @@ print_one(const struct cancel *c)
 
 /* Report in argument order; returns the exit code. */
 static int
-report(struct taskctl *ctx, struct cancel *v, int n)
+report(struct taskctl *ctx, struct taskctl_per_job *v, int n)
 {
 	json_t *arr = json_array(), *e;
 	int i, rc = TASKD_EXIT_OK;
@@ -67,43 +48,6 @@ report(struct taskctl *ctx, struct cancel *v, int n)
 		taskctl_print_json(arr);
 	json_decref(arr);
 	return rc;
-}
-
-enum { OPT_LABEL = 300, OPT_NAME };
-
-/* Options into sel ("labels", "name"), then ids (none when selecting); -1 or an exit code. */
-static int
-parse_args(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
-{
-	static const struct option opts[] = {
-	    {"label", required_argument, NULL, OPT_LABEL},
-	    {"name", required_argument, NULL, OPT_NAME},
-	    TASKCTL_COMMON_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
-	json_t *name;
-	int c, rc, i;
-
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == OPT_LABEL) {
-			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
-				return rc;
-		} else if (c == OPT_NAME) {
-			if ((name = json_string(optarg)) == NULL)
-				return taskctl_usage_error(ctx, "name is not valid UTF-8");
-			json_object_set_new(sel, "name", name);
-		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
-			return rc;
-		}
-	}
-	if (json_object_size(sel) > 0 && optind < argc)
-		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
-	if (json_object_size(sel) == 0 && optind >= argc)
-		return taskctl_usage_error(ctx, "missing job id");
-	for (i = optind; i < argc; i++)
-		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
-			return TASKD_EXIT_USAGE;
-	return -1;
 }
 
 /* cancel --label/--name: "17 cancelled" / "18 cancelling" per job the daemon cancelled. */
@@ -146,16 +90,16 @@ cancel_selected(struct taskctl *ctx, json_t *sel)
 int
 cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 {
-	struct cancel *v, *c;
+	struct taskctl_per_job *v;
 	json_int_t *ids;
-	json_t *req, *resp, *sel = json_object();
+	json_t *sel = json_object();
 	int i, n, rc;
 
 	v = calloc((size_t)argc, sizeof *v);
 	ids = calloc((size_t)argc, sizeof *ids);
 	if (v == NULL || ids == NULL || sel == NULL)
 		taskctl_lost(ENOMEM);
-	rc = parse_args(ctx, argc, argv, sel, ids);
+	rc = taskctl_parse_selection(ctx, argc, argv, sel, ids);
 	if (rc == -1 && json_object_size(sel) > 0)
 		rc = cancel_selected(ctx, sel);
 	json_decref(sel);
@@ -170,20 +114,8 @@ cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 		v[i].id = ids[i];
 	}
 	free(ids);
-	for (i = 0; i < n; i++) {
-		req = taskd_request(TASKD_OP_CANCEL);
-		json_object_set_new(req, "job", json_integer(v[i].id));
-		v[i].req = taskctl_send(ctx, req);
-	}
-	for (i = 0; i < n; i++) {
-		resp = taskctl_recv(ctx);
-		if ((c = find(v, n, resp)) == NULL)
-			taskctl_bad_response("answer to no pending cancel");
-		c->resp = resp;
-	}
+	taskctl_per_job_call(ctx, TASKD_OP_CANCEL, v, n);
 	rc = report(ctx, v, n);
-	for (i = 0; i < n; i++)
-		json_decref(v[i].resp);
-	free(v);
+	taskctl_per_job_free(v, n);
 	return rc;
 }

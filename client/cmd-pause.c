@@ -16,27 +16,8 @@
 
 enum { OPT_CLASS = 300 };
 
-struct one {
-	const char *arg;
-	json_int_t id;
-	int64_t req;
-	json_t *resp;
-};
-
-static struct one *
-find(struct one *v, int n, const json_t *resp)
-{
-	const json_t *id = json_object_get(resp, "id");
-	int i;
-
-	for (i = 0; json_is_integer(id) && i < n; i++)
-		if (v[i].req == json_integer_value(id) && v[i].resp == NULL)
-			return &v[i];
-	return NULL;
-}
-
 static int
-report(struct taskctl *ctx, struct one *v, int n)
+report(struct taskctl *ctx, struct taskctl_per_job *v, int n)
 {
 	json_t *arr = json_array(), *e, *r;
 	const char *state;
@@ -66,8 +47,7 @@ report(struct taskctl *ctx, struct one *v, int n)
 static int
 jobs_op(struct taskctl *ctx, const char *op, int n, char **args)
 {
-	struct one *v = calloc((size_t)n, sizeof *v), *o;
-	json_t *req, *resp;
+	struct taskctl_per_job *v = calloc((size_t)n, sizeof *v);
 	int i, rc;
 
 	if (v == NULL)
@@ -79,21 +59,9 @@ jobs_op(struct taskctl *ctx, const char *op, int n, char **args)
 			return TASKD_EXIT_USAGE;
 		}
 	}
-	for (i = 0; i < n; i++) {
-		req = taskd_request(op);
-		json_object_set_new(req, "job", json_integer(v[i].id));
-		v[i].req = taskctl_send(ctx, req);
-	}
-	for (i = 0; i < n; i++) {
-		resp = taskctl_recv(ctx);
-		if ((o = find(v, n, resp)) == NULL)
-			taskctl_bad_response("answer to no pending request");
-		o->resp = resp;
-	}
+	taskctl_per_job_call(ctx, op, v, n);
 	rc = report(ctx, v, n);
-	for (i = 0; i < n; i++)
-		json_decref(v[i].resp);
-	free(v);
+	taskctl_per_job_free(v, n);
 	return rc;
 }
 

@@ -197,43 +197,6 @@ print_json(struct waiter *w, int n)
 	json_decref(arr);
 }
 
-enum { OPT_LABEL = 300, OPT_NAME };
-
-/* Options into sel ("labels", "name"), then ids (none when selecting); -1 or an exit code. */
-static int
-parse_args(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
-{
-	static const struct option opts[] = {
-	    {"label", required_argument, NULL, OPT_LABEL},
-	    {"name", required_argument, NULL, OPT_NAME},
-	    TASKCTL_COMMON_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
-	json_t *name;
-	int c, rc, i;
-
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == OPT_LABEL) {
-			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
-				return rc;
-		} else if (c == OPT_NAME) {
-			if ((name = json_string(optarg)) == NULL)
-				return taskctl_usage_error(ctx, "name is not valid UTF-8");
-			json_object_set_new(sel, "name", name);
-		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
-			return rc;
-		}
-	}
-	if (json_object_size(sel) > 0 && optind < argc)
-		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
-	if (json_object_size(sel) == 0 && optind >= argc)
-		return taskctl_usage_error(ctx, "missing job id");
-	for (i = optind; i < argc; i++)
-		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
-			return TASKD_EXIT_USAGE;
-	return -1;
-}
-
 /* wait --label/--name: one request, answered when all its jobs are final. */
 static int
 wait_selected(struct taskctl *ctx, json_t *sel)
@@ -289,7 +252,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 	w = calloc((size_t)argc, sizeof *w);
 	if (ids == NULL || w == NULL || sel == NULL || idarr == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = parse_args(ctx, argc, argv, sel, ids)) != -1) {
+	if ((rc = taskctl_parse_selection(ctx, argc, argv, sel, ids)) != -1) {
 		json_decref(idarr);
 		goto out;
 	}

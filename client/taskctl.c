@@ -282,6 +282,81 @@ taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
 	return -1;
 }
 
+/*
+ * The arguments of a command that takes job ids or a selection (wait,
+ * cancel): --label/--name into sel ("labels", "name"), else the ids into
+ * ids (room for argc). -1 or an exit code.
+ */
+int
+taskctl_parse_selection(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
+{
+	enum { OPT_LABEL = 300, OPT_NAME };
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *name;
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == OPT_LABEL) {
+			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == OPT_NAME) {
+			if ((name = json_string(optarg)) == NULL)
+				return taskctl_usage_error(ctx, "name is not valid UTF-8");
+			json_object_set_new(sel, "name", name);
+		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
+			return rc;
+		}
+	}
+	if (json_object_size(sel) > 0 && optind < argc)
+		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+	if (json_object_size(sel) == 0 && optind >= argc)
+		return taskctl_usage_error(ctx, "missing job id");
+	for (i = optind; i < argc; i++)
+		if (taskctl_parse_id(ctx, argv[i], &ids[i - optind]) == -1)
+			return TASKD_EXIT_USAGE;
+	return -1;
+}
+
+/* Pipelined: send every request, then match each answer to its request by id. */
+void
+taskctl_per_job_call(struct taskctl *ctx, const char *op, struct taskctl_per_job *v, int n)
+{
+	const json_t *rid;
+	json_t *req, *resp;
+	int i, k;
+
+	for (i = 0; i < n; i++) {
+		req = taskd_request(op);
+		json_object_set_new(req, "job", json_integer(v[i].id));
+		v[i].req = taskctl_send(ctx, req);
+	}
+	for (i = 0; i < n; i++) {
+		resp = taskctl_recv(ctx);
+		rid = json_object_get(resp, "id");
+		for (k = 0; json_is_integer(rid) && k < n; k++)
+			if (v[k].req == json_integer_value(rid) && v[k].resp == NULL)
+				break;
+		if (!json_is_integer(rid) || k == n)
+			taskctl_bad_response("answer to no pending request");
+		v[k].resp = resp;
+	}
+}
+
+void
+taskctl_per_job_free(struct taskctl_per_job *v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		json_decref(v[i].resp);
+	free(v);
+}
+
 /* Connect once; on failure report, drop what the caller handed over (may be NULL), exit 3. */
 static struct taskd_client *
 connect_or_exit(struct taskctl *ctx, json_t *req)

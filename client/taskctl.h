@@ -53,6 +53,16 @@ int taskctl_parse_ids(struct taskctl *, int, char **, json_int_t *);
 int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
 int taskctl_parse_label(struct taskctl *, json_t *, const char *);
+int taskctl_parse_selection(struct taskctl *, int, char **, json_t *, json_int_t *);
+/* One request {"op": op, "job": id} per job, all sent before any answer is read. */
+struct taskctl_per_job {
+	const char *arg; /* the id as given, for messages */
+	json_int_t id;
+	int64_t req;     /* request id */
+	json_t *resp;    /* its answer */
+};
+void taskctl_per_job_call(struct taskctl *, const char *, struct taskctl_per_job *, int);
+void taskctl_per_job_free(struct taskctl_per_job *, int);
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
 int64_t taskctl_send(struct taskctl *, json_t *);
