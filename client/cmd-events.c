@@ -20,23 +20,6 @@
 
 enum { OPT_LABEL = 300, OPT_NAME, OPT_STATE };
 
-static const char *const states[] = {
-    TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
-    TASKD_STATE_PAUSED,  TASKD_STATE_DONE,      TASKD_STATE_FAILED,  TASKD_STATE_TIMEOUT,
-    TASKD_STATE_CANCELLED, TASKD_STATE_LOST,    NULL,
-};
-
-static int
-valid_state(const char *s)
-{
-	const char *const *p;
-
-	for (p = states; *p != NULL; p++)
-		if (strcmp(*p, s) == 0)
-			return 1;
-	return 0;
-}
-
 static void
 print_event(const json_t *ev)
 {
@@ -85,7 +68,7 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 				return taskctl_usage_error(ctx, "name is not valid UTF-8");
 			json_object_set_new(req, "name", v);
 		} else if (c == OPT_STATE) {
-			if (!valid_state(optarg))
+			if (!taskctl_valid_state(optarg))
 				return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
 			if ((v = json_object_get(req, "states")) == NULL)
 				json_object_set_new(req, "states", v = json_array());

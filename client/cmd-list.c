@@ -17,23 +17,6 @@ enum { OPT_STATE = 300, OPT_LIMIT, OPT_LABEL, OPT_NAME };
 #define COMMAND_WIDTH 60
 #define LABELS_WIDTH 40
 
-static const char *const states[] = {
-    TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
-    TASKD_STATE_PAUSED,  TASKD_STATE_DONE,      TASKD_STATE_FAILED,  TASKD_STATE_TIMEOUT,
-    TASKD_STATE_CANCELLED, TASKD_STATE_LOST,    NULL,
-};
-
-static int
-valid_state(const char *s)
-{
-	const char *const *p;
-
-	for (p = states; *p != NULL; p++)
-		if (strcmp(*p, s) == 0)
-			return 1;
-	return 0;
-}
-
 static void
 cell_exit(struct table *t, const json_t *job)
 {
@@ -167,7 +150,7 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 			json_object_set_new(req, "name", name);
 			continue;
 		}
-		if (c == OPT_STATE && !valid_state(optarg))
+		if (c == OPT_STATE && !taskctl_valid_state(optarg))
 			return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
 		if (c == OPT_STATE) {
 			json_object_set_new(req, "state", json_string(optarg));

@@ -282,6 +282,24 @@ taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
 	return -1;
 }
 
+/* Every job state name the daemon knows (protocol.h). */
+static const char *const job_states[] = {
+    TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
+    TASKD_STATE_PAUSED,  TASKD_STATE_DONE,      TASKD_STATE_FAILED,  TASKD_STATE_TIMEOUT,
+    TASKD_STATE_CANCELLED, TASKD_STATE_LOST,
+};
+
+int
+taskctl_valid_state(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof job_states / sizeof job_states[0]; i++)
+		if (strcmp(job_states[i], s) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * The arguments of a command that takes job ids or a selection (wait,
  * cancel): --label/--name into sel ("labels", "name"), else the ids into
