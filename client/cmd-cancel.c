@@ -90,6 +90,12 @@ cancel_selected(struct taskctl *ctx, json_t *sel)
 int
 cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, TASKCTL_OPT_LABEL},
+	    {"name", required_argument, NULL, TASKCTL_OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
 	struct taskctl_per_job *v;
 	json_int_t *ids;
 	json_t *sel = json_object();
@@ -99,7 +105,7 @@ cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 	ids = calloc((size_t)argc, sizeof *ids);
 	if (v == NULL || ids == NULL || sel == NULL)
 		taskctl_lost(ENOMEM);
-	rc = taskctl_parse_selection(ctx, argc, argv, sel, ids);
+	rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids);
 	if (rc == -1 && json_object_size(sel) > 0)
 		rc = cancel_selected(ctx, sel);
 	json_decref(sel);

@@ -241,6 +241,12 @@ wait_selected(struct taskctl *ctx, json_t *sel)
 int
 cmd_wait(struct taskctl *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"label", required_argument, NULL, TASKCTL_OPT_LABEL},
+	    {"name", required_argument, NULL, TASKCTL_OPT_NAME},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
 	struct progress *prog;
 	struct waiter *w;
 	json_int_t *ids;
@@ -252,7 +258,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 	w = calloc((size_t)argc, sizeof *w);
 	if (ids == NULL || w == NULL || sel == NULL || idarr == NULL)
 		taskctl_lost(ENOMEM);
-	if ((rc = taskctl_parse_selection(ctx, argc, argv, sel, ids)) != -1) {
+	if ((rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids)) != -1) {
 		json_decref(idarr);
 		goto out;
 	}

@@ -302,27 +302,22 @@ taskctl_valid_state(const char *s)
 
 /*
  * The arguments of a command that takes job ids or a selection (wait,
- * cancel): --label/--name into sel ("labels", "name"), else the ids into
- * ids (room for argc). -1 or an exit code.
+ * cancel; opts is its option table, with TASKCTL_OPT_LABEL/NAME):
+ * --label/--name into sel ("labels", "name"), else the ids into ids (room
+ * for argc). -1 or an exit code.
  */
 int
-taskctl_parse_selection(struct taskctl *ctx, int argc, char **argv, json_t *sel, json_int_t *ids)
+taskctl_parse_selection(struct taskctl *ctx, const struct option *opts, int argc, char **argv,
+                        json_t *sel, json_int_t *ids)
 {
-	enum { OPT_LABEL = 300, OPT_NAME };
-	static const struct option opts[] = {
-	    {"label", required_argument, NULL, OPT_LABEL},
-	    {"name", required_argument, NULL, OPT_NAME},
-	    TASKCTL_COMMON_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
 	json_t *name;
 	int c, rc, i;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == OPT_LABEL) {
+		if (c == TASKCTL_OPT_LABEL) {
 			if ((rc = taskctl_parse_label(ctx, sel, optarg)) != -1)
 				return rc;
-		} else if (c == OPT_NAME) {
+		} else if (c == TASKCTL_OPT_NAME) {
 			if ((name = json_string(optarg)) == NULL)
 				return taskctl_usage_error(ctx, "name is not valid UTF-8");
 			json_object_set_new(sel, "name", name);

@@ -53,7 +53,10 @@ int taskctl_parse_ids(struct taskctl *, int, char **, json_int_t *);
 int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
 int taskctl_parse_label(struct taskctl *, json_t *, const char *);
-int taskctl_parse_selection(struct taskctl *, int, char **, json_t *, json_int_t *);
+/* Option codes of --label and --name for taskctl_parse_selection. */
+enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME };
+int taskctl_parse_selection(struct taskctl *, const struct option *, int, char **, json_t *,
+                            json_int_t *);
 int taskctl_valid_state(const char *);
 /* One request {"op": op, "job": id} per job, all sent before any answer is read. */
 struct taskctl_per_job {
