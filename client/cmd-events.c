@@ -2,7 +2,8 @@
  * taskctl events [--label K=V]... [--name N] [--state S]... [ID...]
  *
  * Subscribes and prints every job state change as it happens, until
- * interrupted or taskd closes the connection (shutdown: exit 0). Human
+ * interrupted or taskd stops (it says so: exit 0; a connection that ends
+ * without that, e.g. taskd was killed, is lost: exit 3). Human
  * lines by default:
  *
  *	2026-11-27T09:20:01.123+00:00 17 queued -> running build
@@ -106,12 +107,13 @@ cmd_events(struct taskctl *ctx, int argc, char **argv)
 	}
 	json_decref(resp);
 	for (;;) {
-		if ((ev = taskd_recv(taskctl_client(ctx))) == NULL) {
-			if (errno == ECONNRESET)
-				return TASKD_EXIT_OK; /* taskd closed the stream: it stopped */
-			taskctl_lost(errno);
-		}
+		if ((ev = taskd_recv(taskctl_client(ctx))) == NULL)
+			taskctl_lost(errno); /* ended without a shutdown line: taskd died */
 		kind = json_string_value(json_object_get(ev, "event"));
+		if (kind != NULL && strcmp(kind, "shutdown") == 0) {
+			json_decref(ev);
+			return fflush(stdout) == EOF ? 1 : TASKD_EXIT_OK;
+		}
 		if (kind != NULL && strcmp(kind, "overflow") == 0) {
 			json_decref(ev);
 			fflush(stdout);

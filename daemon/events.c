@@ -130,6 +130,16 @@ events_job_cb(struct job *j, int prev, void *arg)
 	free(line);
 }
 
+void
+events_shutdown(struct events *ev)
+{
+	static const char line[] = "{\"event\":\"shutdown\",\"message\":\"taskd is stopping\"}\n";
+	struct subscriber *s;
+
+	TAILQ_FOREACH(s, &ev->subs, entry)
+		server_client_send(s->client, line, sizeof line - 1);
+}
+
 struct events *
 events_new(struct jobs *js)
 {

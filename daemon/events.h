@@ -20,6 +20,11 @@ struct events;
 struct subscriber;
 
 struct events *events_new(struct jobs *js);
+/*
+ * taskd is stopping: every subscriber gets {"event":"shutdown"} (written
+ * when server_free flushes the clients), so it can tell a stop from a crash.
+ */
+void events_shutdown(struct events *ev);
 /* After every subscriber is gone (server_free closed the clients). */
 void events_free(struct events *ev);
 

@@ -418,6 +418,7 @@ main(int argc, char **argv)
 	log_info("taskd stopped");
 	event_free(status_ev);
 	sd_done();
+	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
 	ppool_free(td.ppool);

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import signal
 import unittest
 
 from harness import E2ETestCase, TASKCTL, wait_for
@@ -523,6 +524,38 @@ class EventsTest(E2ETestCase):
         evs = [json.loads(l) for l in out.splitlines()]
         self.assertEqual([(e["id"], e["state"]) for e in evs], [(a, "failed"), (b, "done")])
 
+
+
+class EventsEndTest(E2ETestCase):
+    """taskctl events tells a stop of taskd (exit 0) from a crash (exit 3)."""
+
+    def subscribed(self, d, *args):
+        before = d.status()["subscribers"]
+        p = d.ctl_popen(*args)
+        wait_for(lambda: d.status()["subscribers"] > before, what="the subscription")
+        return p
+
+    def test_stop_is_announced(self):
+        d = self.start_daemon()
+        raw = d.connect()
+        self.addCleanup(raw.close)
+        self.assertOk(raw.call({"id": 1, "op": "subscribe"}))
+        p = self.subscribed(d, "--json", "events")
+        d.stop()
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(out, "")  # the shutdown line is not printed as an event
+        ev = raw.recv(timeout=10)
+        self.assertEqual(ev["event"], "shutdown")
+
+    def test_crash_is_not_a_stop(self):
+        d = self.start_daemon()
+        p = self.subscribed(d, "events")
+        d.signal(signal.SIGKILL)
+        d.wait_exit(10)
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn("connection to taskd lost", err)
 
 
 class SlowSubscriberTest(E2ETestCase):
