@@ -62,15 +62,17 @@ valid_final_state(const char *s)
 static int
 parse_option(struct taskctl *ctx, char **argv, int c, json_t *req)
 {
-	json_t *name;
+	json_t *name, *states;
 	double secs;
 
 	switch (c) {
-	case OPT_STATE:
+	case OPT_STATE: /* repeated: jobs in any of them */
 		if (!valid_final_state(optarg))
 			return taskctl_usage_error(ctx, "invalid state '%s' (done, failed, timeout, "
 			                           "cancelled or lost)", optarg);
-		json_object_set_new(req, "state", json_string(optarg));
+		if ((states = json_object_get(req, "states")) == NULL)
+			json_object_set_new(req, "states", states = json_array());
+		json_array_append_new(states, json_string(optarg));
 		return -1;
 	case OPT_LABEL:
 		return taskctl_parse_label(ctx, req, optarg);

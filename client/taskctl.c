@@ -33,7 +33,7 @@ static const struct taskctl_cmd commands[] = {
      "wait for jobs to finish, exit with the first failure's code", cmd_wait},
     {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
     {"cancel", "ID... | --label K=V... [--name N]", "cancel jobs", cmd_cancel},
-    {"clean", "[--state S] [--label K=V]... [--name N] [--before DURATION]",
+    {"clean", "[--state S]... [--label K=V]... [--name N] [--before DURATION]",
      "remove finished jobs and their output (--before 1h: finished over an hour ago)",
      cmd_clean},
     {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",

@@ -363,6 +363,23 @@ class CleanTest(E2ETestCase):
         # ids are never reused
         self.assertGreater(d.submit(["true"]), running)
 
+    def test_clean_states_repeated(self):
+        # taskctl clean --state A --state B: finished jobs in either state
+        d = self.start_daemon()
+        done = d.submit(["true"])
+        failed = d.submit(["false"])
+        slow = d.submit(["sleep", "30"], **{"class": "io"})
+        d.wait_state(slow, "running")
+        d.cancel(slow)
+        for j in (done, failed, slow):
+            d.wait_job(j)
+        p = d.ctl("clean", "--state", "failed", "--state", "cancelled")
+        self.assertRc(p, 0)
+        self.assertEqual(p.stdout.strip(), "removed 2 jobs")
+        self.assertEqual(ids_of(d.list_jobs()), [done])
+        self.assertRc(d.ctl("clean", "--state", "done", "--state", "queued"), 2)
+        self.assertEqual(ids_of(d.list_jobs()), [done])
+
     def test_clean_before(self):
         d = self.start_daemon()
         a = d.submit(["true"])
