@@ -25,6 +25,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import taskdconf  # noqa: E402  (the e2e tests' config writer)
 
 
 def _binary(var, name):
@@ -102,41 +104,8 @@ BASE_CONFIG = {
 }
 
 
-def _merge(cfg, overrides):
-    for key, value in (overrides or {}).items():
-        parts = key.split(".")
-        node = cfg
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        if value is None:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
-    return cfg
-
-
-def _value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        r = repr(v)
-        return r if ("." in r or "e" in r) else r + ".0"
-    if isinstance(v, str):
-        return json.dumps(v)
-    raise TypeError("unsupported config value %r" % (v,))
-
-
 def render_config(cfg):
-    lines = ["# written by tests/bench/benchlib.py"]
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            inner = " ".join("%s = %s;" % (ik, _value(iv)) for ik, iv in v.items())
-            lines.append("%s = { %s };" % (k, inner))
-        else:
-            lines.append("%s = %s;" % (k, _value(v)))
-    return "\n".join(lines) + "\n"
+    return taskdconf.render(cfg, "tests/bench/benchlib.py")
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +216,7 @@ class BenchDaemon:
         self.keep_tmp = keep_tmp or bool(os.environ.get("BENCH_KEEP_TMP"))
         cfg = json.loads(json.dumps(BASE_CONFIG))
         cfg["state_dir"] = os.path.join(self.tmp, "state")
-        self.config = _merge(cfg, overrides)
+        self.config = taskdconf.merge(cfg, overrides)
         with open(self.conf, "w") as f:
             f.write(render_config(self.config))
         self.proc = None

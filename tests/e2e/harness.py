@@ -29,6 +29,8 @@ import tempfile
 import time
 import unittest
 
+import taskdconf
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
@@ -185,42 +187,9 @@ DEFAULT_CONFIG = {
 }
 
 
-def _merge(cfg, overrides):
-    for key, value in (overrides or {}).items():
-        parts = key.split(".")
-        node = cfg
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        if value is None:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
-    return cfg
-
-
-def _render_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        r = repr(v)
-        return r if ("." in r or "e" in r) else r + ".0"
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # libconfig: same escapes for our values
-    raise TypeError("unsupported config value %r" % (v,))
-
-
 def render_config(cfg):
     """A dict of (nested dicts of) scalars → libconfig text."""
-    lines = ["# written by tests/e2e/harness.py"]
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            inner = " ".join("%s = %s;" % (ik, _render_value(iv)) for ik, iv in v.items())
-            lines.append("%s = { %s };" % (k, inner))
-        else:
-            lines.append("%s = %s;" % (k, _render_value(v)))
-    return "\n".join(lines) + "\n"
+    return taskdconf.render(cfg, "tests/e2e/harness.py")
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +346,7 @@ class Daemon:
     def config_dict(self, overrides=None):
         cfg = json.loads(json.dumps(DEFAULT_CONFIG))
         cfg["state_dir"] = self.state_dir
-        return _merge(cfg, overrides)
+        return taskdconf.merge(cfg, overrides)
 
     def write_config(self, overrides=None, text=None):
         """Write the config file (generated from overrides, or the given text)."""
