@@ -25,31 +25,6 @@ print_one(const struct taskctl_per_job *c)
 		printf("%lld %s\n", (long long)c->id, state != NULL ? state : "cancelled");
 }
 
-/* Report in argument order; returns the exit code. */
-static int
-report(struct taskctl *ctx, struct taskctl_per_job *v, int n)
-{
-	json_t *arr = json_array(), *e;
-	int i, rc = TASKD_EXIT_OK;
-
-	for (i = 0; i < n; i++) {
-		if (!taskd_response_ok(v[i].resp)) {
-			rc = taskctl_rejected(ctx, v[i].arg, v[i].resp);
-			e = json_pack("{s:I, s:O*}", "job", v[i].id, "error",
-			              json_object_get(v[i].resp, "error"));
-		} else {
-			e = json_incref(taskd_response_result(v[i].resp));
-			if (!ctx->json)
-				print_one(&v[i]);
-		}
-		json_array_append_new(arr, e);
-	}
-	if (ctx->json)
-		taskctl_print_json(arr);
-	json_decref(arr);
-	return rc;
-}
-
 /* cancel --label/--name: "17 cancelled" / "18 cancelling" per job the daemon cancelled. */
 static int
 cancel_selected(struct taskctl *ctx, json_t *sel)
@@ -121,7 +96,7 @@ cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 	}
 	free(ids);
 	taskctl_per_job_call(ctx, TASKD_OP_CANCEL, v, n);
-	rc = report(ctx, v, n);
+	rc = taskctl_per_job_report(ctx, v, n, print_one);
 	taskctl_per_job_free(v, n);
 	return rc;
 }

@@ -16,31 +16,14 @@
 
 enum { OPT_CLASS = 300 };
 
-static int
-report(struct taskctl *ctx, struct taskctl_per_job *v, int n)
+/* "17 paused" / "17 queued" */
+static void
+print_one(const struct taskctl_per_job *p)
 {
-	json_t *arr = json_array(), *e, *r;
-	const char *state;
-	int i, rc = TASKD_EXIT_OK;
+	const char *state =
+	    json_string_value(json_object_get(taskd_response_result(p->resp), "state"));
 
-	for (i = 0; i < n; i++) {
-		if (!taskd_response_ok(v[i].resp)) {
-			rc = taskctl_rejected(ctx, v[i].arg, v[i].resp);
-			e = json_pack("{s:I, s:O*}", "job", v[i].id, "error",
-			              json_object_get(v[i].resp, "error"));
-		} else {
-			r = taskd_response_result(v[i].resp);
-			e = json_incref(r);
-			state = json_string_value(json_object_get(r, "state"));
-			if (!ctx->json)
-				printf("%lld %s\n", (long long)v[i].id, state != NULL ? state : "?");
-		}
-		json_array_append_new(arr, e);
-	}
-	if (ctx->json)
-		taskctl_print_json(arr);
-	json_decref(arr);
-	return rc;
+	printf("%lld %s\n", (long long)p->id, state != NULL ? state : "?");
 }
 
 /* Each id in its own request, pipelined. */
@@ -60,7 +43,7 @@ jobs_op(struct taskctl *ctx, const char *op, int n, char **args)
 		}
 	}
 	taskctl_per_job_call(ctx, op, v, n);
-	rc = report(ctx, v, n);
+	rc = taskctl_per_job_report(ctx, v, n, print_one);
 	taskctl_per_job_free(v, n);
 	return rc;
 }

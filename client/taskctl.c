@@ -360,6 +360,36 @@ taskctl_per_job_call(struct taskctl *ctx, const char *op, struct taskctl_per_job
 	}
 }
 
+/*
+ * Report per-job answers in argument order: print_one(job) for each success
+ * (not with --json), taskctl_rejected for each refusal; with --json one
+ * array of results and {"job","error"} objects. Returns the exit code.
+ */
+int
+taskctl_per_job_report(struct taskctl *ctx, const struct taskctl_per_job *v, int n,
+                       void (*print_one)(const struct taskctl_per_job *))
+{
+	json_t *arr = json_array(), *e;
+	int i, rc = TASKD_EXIT_OK;
+
+	for (i = 0; i < n; i++) {
+		if (!taskd_response_ok(v[i].resp)) {
+			rc = taskctl_rejected(ctx, v[i].arg, v[i].resp);
+			e = json_pack("{s:I, s:O*}", "job", v[i].id, "error",
+			              json_object_get(v[i].resp, "error"));
+		} else {
+			e = json_incref(taskd_response_result(v[i].resp));
+			if (!ctx->json)
+				print_one(&v[i]);
+		}
+		json_array_append_new(arr, e);
+	}
+	if (ctx->json)
+		taskctl_print_json(arr);
+	json_decref(arr);
+	return rc;
+}
+
 void
 taskctl_per_job_free(struct taskctl_per_job *v, int n)
 {

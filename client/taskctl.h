@@ -66,6 +66,8 @@ struct taskctl_per_job {
 	json_t *resp;    /* its answer */
 };
 void taskctl_per_job_call(struct taskctl *, const char *, struct taskctl_per_job *, int);
+int taskctl_per_job_report(struct taskctl *, const struct taskctl_per_job *, int,
+                           void (*)(const struct taskctl_per_job *));
 void taskctl_per_job_free(struct taskctl_per_job *, int);
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
