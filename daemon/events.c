@@ -35,8 +35,7 @@ event_line(const struct job *j, int prev, size_t *len)
 {
 	json_t *o = json_object();
 	double at = now_unix();
-	char *s, *line;
-	size_t n;
+	char *line;
 
 	if (job_state_final(j->state) && j->finished_at > 0)
 		at = j->finished_at;
@@ -59,15 +58,8 @@ event_line(const struct job *j, int prev, size_t *len)
 		json_object_set_new(o, "error", j->res.error != NULL ? json_string(j->res.error)
 								    : json_null());
 	}
-	s = json_dumps(o, JSON_COMPACT);
+	line = proto_line(o, len);
 	json_decref(o);
-	if (s == NULL)
-		fatalx("out of memory (json_dumps)");
-	n = strlen(s);
-	line = xreallocarray(s, n + 2, 1);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
 	return line;
 }
 

@@ -474,8 +474,8 @@ proto_job_id(json_t *req, uint64_t *id, struct proto_error *err)
 
 /* ---- responses ---- */
 
-static char *
-dump_line(json_t *o, size_t *len)
+char *
+proto_line(json_t *o, size_t *len)
 {
 	char *s = json_dumps(o, JSON_COMPACT), *line;
 	size_t n;
@@ -499,7 +499,7 @@ proto_ok(json_t *id, json_t *result, size_t *len)
 	json_object_set(o, "id", id != NULL ? id : json_null());
 	json_object_set_new(o, "ok", json_true());
 	json_object_set_new(o, "result", result != NULL ? result : json_object());
-	line = dump_line(o, len);
+	line = proto_line(o, len);
 	json_decref(o);
 	return line;
 }
@@ -518,7 +518,7 @@ proto_fail(json_t *id, const char *code, const char *message, size_t *len)
 	json_object_set(o, "id", id != NULL ? id : json_null());
 	json_object_set_new(o, "ok", json_false());
 	json_object_set_new(o, "error", e);
-	line = dump_line(o, len);
+	line = proto_line(o, len);
 	json_decref(o);
 	return line;
 }

@@ -48,6 +48,8 @@ int proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
 int proto_job_id(json_t *req, uint64_t *id, struct proto_error *err);
 
 /* Response lines, newline-terminated, malloc'd; *len set. */
+/* o as one compact JSON line with its newline (malloc'd; o is not freed). */
+char *proto_line(json_t *o, size_t *len);
 char *proto_ok(json_t *id, json_t *result, size_t *len);   /* steals result */
 char *proto_fail(json_t *id, const char *code, const char *message, size_t *len);
 
