@@ -808,6 +808,63 @@ class DiskFullTest(DurabilityCase):
         self.assertDaemonServes(d)
 
 
+# ---------------------------------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+class RecordMigrationTest(DurabilityCase):
+    """A taskd.db written by taskd 0.1.0 loads, and its jobs look as they did.
+
+    tests/e2e/fixtures/records-v1.db was made by that release
+    (fixtures/make-records-v1-db): jobs in every state, killed with -9 while
+    job 10 ran (11 queued behind it, 12 paused, 13 waiting for 10, 14
+    scheduled). records-v1.show.json is how that release showed the jobs a
+    restart does not change.
+    """
+
+    OV = {"thread_pool.min_threads": 1, "thread_pool.max_threads": 1,
+          "process_pool.mode": "static", "process_pool.max_workers": 1,
+          "process_pool.min_workers": 1}
+
+    def on_fixture(self):
+        d = Daemon(self.OV, start=False)
+        d.overrides = self.OV
+        self.track(d)
+        os.makedirs(d.state_dir)
+        shutil.copyfile(os.path.join(FIXTURES, "records-v1.db"), db_path(d))
+        d.start()
+        return d
+
+    def check_jobs(self, d, expected):
+        for want in expected:
+            with self.subTest(job=want["id"]):
+                self.assertEqual(d.show(want["id"]), want)
+
+    def test_release_0_1_0_database(self):
+        with open(os.path.join(FIXTURES, "records-v1.show.json")) as f:
+            expected = json.load(f)
+        self.assertEqual([j["id"] for j in expected], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15])
+        d = self.on_fixture()
+        self.check_jobs(d, expected)
+        j = d.show(10)
+        self.assertEqual((j["state"], j["error"]),
+                         ("lost", "taskd stopped while the job was running"))
+        j = d.wait_job(11)
+        self.assertEqual((j["state"], j["priority"], j["labels"]), ("done", 3, {"k": "v"}))
+        j = d.wait_job(13)
+        self.assertEqual((j["state"], j["error"]), ("failed", "dependency 10 failed (lost)"))
+        self.assertEqual(d.show(12)["state"], "paused")
+        self.assertEqual(d.show(14)["due_at"], 4102444800.0)
+        self.assertNextIdAbove(d, range(1, 16))
+        after = {i: d.show(i) for i in (10, 11, 13)}
+        # Stopped and started again: the same jobs, unchanged.
+        d = self.restart(d)
+        self.check_jobs(d, expected)
+        for i, want in after.items():
+            self.assertEqual(d.show(i), want)
+
+
 if __name__ == "__main__":
     sys.stderr.write("test_durability: DURABILITY_SEED=%d%s\n"
                      % (SEED, " (slow)" if SLOW else ""))
