@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,10 +21,9 @@
 #include "persist.h"
 #include "proto.h"
 #include "sched.h"
-#include "sd.h"
 #include "server.h"
 #include "stats.h"
-#include "store.h"
+#include "taskd.h"
 #include "tpool.h"
 #include "xmalloc.h"
 
@@ -455,7 +453,7 @@ process_pool_json(struct taskd *td)
 
 	if (td->ppool != NULL)
 		return ppool_to_json(td->ppool);
-	pc = ctl_ppool_config(td->cfg);
+	pc = taskd_ppool_config(td->cfg);
 	return json_pack("{s:s,s:i,s:i,s:[]}", "mode", config_mode_name(pc.mode), "min",
 			 pc.min_workers, "max", pc.max_workers, "workers");
 }
@@ -929,8 +927,8 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 			return;
 		sched_pause(td->sched, cls, pause);
 		/* Stored with the next commit: a restart keeps it. */
-		persist_meta_set(td->persist, CTL_META_PAUSED_CPU, sched_paused(td->sched, CLASS_CPU));
-		persist_meta_set(td->persist, CTL_META_PAUSED_IO, sched_paused(td->sched, CLASS_IO));
+		persist_set_paused(td->persist, sched_paused(td->sched, CLASS_CPU),
+				   sched_paused(td->sched, CLASS_IO));
 		log_info("%s %s jobs", pause ? "paused starting" : "resumed starting",
 			 cls == CLASS_AUTO ? "all" : config_class_name(cls));
 		reply_ok(c, req->id, json_pack("{s:o}", "paused", paused_json(td)));
@@ -956,29 +954,6 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 		life_release(td->life, j);
 	reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state",
 				       job_state_name(j->state)));
-}
-
-int
-ctl_restore_paused(struct taskd *td, char **cause)
-{
-	static const struct {
-		const char *key;
-		enum job_class cls;
-	} keys[] = { { CTL_META_PAUSED_CPU, CLASS_CPU }, { CTL_META_PAUSED_IO, CLASS_IO } };
-	int64_t v;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if ((rc = store_meta_get(td->store, keys[i].key, &v, cause)) == -1)
-			return -1;
-		if (rc == 0 && v != 0) {
-			sched_pause(td->sched, keys[i].cls, true);
-			log_info("starting %s jobs is paused (taskctl resume --class %s)",
-				 config_class_name(keys[i].cls), config_class_name(keys[i].cls));
-		}
-	}
-	return 0;
 }
 
 static void
@@ -1235,46 +1210,6 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, r);
 }
 
-/* ---- shutdown ---- */
-
-static void
-sched_idle_cb(void *arg)
-{
-	struct taskd *td = arg;
-
-	if (td->stopping)
-		event_base_loopexit(td->base, NULL);
-}
-
-void
-ctl_shutdown(struct taskd *td, bool drain)
-{
-	if (td->stopping && (drain || !td->draining))
-		return;
-	log_info("shutting down%s: %zu running, %zu queued", drain ? " (draining)" : "",
-		 sched_running(td->sched), sched_pending(td->sched));
-	td->stopping = true;
-	td->draining = drain;
-	sd_stopping();
-	server_stop_listening(td->server);
-	sched_set_idle_cb(td->sched, sched_idle_cb, td);
-	/*
-	 * Waiting, scheduled and paused jobs stay as stored, for the next start,
-	 * with a drain too (one that became ready during it would be started
-	 * just as the loop exits: a cpu job lost with its worker). A drain runs
-	 * what is queued, paused classes included (in memory: a stored class
-	 * pause holds again at the next start).
-	 */
-	life_stop(td->life);
-	if (!drain) {
-		sched_cancel_all(td->sched, "taskd shut down");
-	} else {
-		sched_pause(td->sched, CLASS_AUTO, false);
-	}
-	if (sched_running(td->sched) == 0 && sched_pending(td->sched) == 0)
-		event_base_loopexit(td->base, NULL);
-}
-
 /* Daemon-wide operations: root and the daemon's own user only. */
 static bool
 privileged(struct client *c, struct request *req)
@@ -1301,7 +1236,7 @@ op_shutdown(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	reply_ok(c, req->id, json_pack("{s:b,s:b}", "stopping", 1, "drain", drain));
-	ctl_shutdown(td, drain);
+	taskd_shutdown(td, drain);
 }
 
 /* ---- metrics ---- */
@@ -1339,129 +1274,7 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, json_pack("{s:o}", "text", text));
 }
 
-/* ---- one-line status (systemd's STATUS=) ---- */
-
-void
-ctl_status_line(struct taskd *td, char *buf, size_t len)
-{
-	struct ppool_state ps = { 0 };
-
-	if (td->ppool != NULL)
-		ppool_get_state(td->ppool, &ps);
-	snprintf(buf, len, "%s%zu running (%zu cpu, %zu io), %zu queued, %d/%d workers busy",
-		 td->stopping ? "stopping: " : "", sched_running(td->sched),
-		 sched_running_class(td->sched, CLASS_CPU), sched_running_class(td->sched, CLASS_IO),
-		 sched_pending(td->sched), ps.busy, ps.alive);
-}
-
 /* ---- reload ---- */
-
-int
-ctl_max_clients(const struct config *cfg)
-{
-	struct rlimit rl;
-	long reserve, room;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return cfg->limits.max_clients;
-	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
-	reserve = 9L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
-	room = (long)rl.rlim_cur - reserve;
-	if (room < 16)
-		room = 16;
-	return cfg->limits.max_clients < room ? cfg->limits.max_clients : (int)room;
-}
-
-struct ppool_config
-ctl_ppool_config(const struct config *cfg)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	struct ppool_config pc = {
-		.mode = cfg->process_pool.mode,
-		.min_workers = cfg->process_pool.min_workers,
-		.max_workers = cfg->process_pool.max_workers,
-		.min_spare = cfg->process_pool.min_spare,
-		.max_spare = cfg->process_pool.max_spare,
-		.max_jobs_per_worker = cfg->process_pool.max_jobs_per_worker,
-		.max_worker_rss = cfg->process_pool.max_worker_rss,
-		.idle_timeout = cfg->process_pool.idle_timeout,
-	};
-
-	if (pc.max_workers == 0)
-		pc.max_workers = ncpu > 0 ? (int)ncpu : 1;
-	if (pc.min_workers > pc.max_workers)
-		pc.min_workers = pc.max_workers;
-	return pc;
-}
-
-struct tpool_config
-ctl_tpool_config(const struct config *cfg)
-{
-	struct tpool_config tc = {
-		.min_threads = cfg->thread_pool.min_threads,
-		.max_threads = cfg->thread_pool.max_threads,
-		.idle_timeout = cfg->thread_pool.idle_timeout,
-	};
-
-	return tc;
-}
-
-static void
-note_change(const char *key, void *arg)
-{
-	json_array_append_new(arg, json_string(key));
-}
-
-static int apply_reload(struct taskd *td, json_t **changed, char **cause);
-
-int
-ctl_reload(struct taskd *td, json_t **changed, char **cause)
-{
-	int rc;
-
-	*changed = NULL;
-	sd_reloading();
-	rc = apply_reload(td, changed, cause);
-	sd_reloaded();
-	return rc;
-}
-
-static int
-apply_reload(struct taskd *td, json_t **changed, char **cause)
-{
-	struct config next;
-	struct tpool_config tc;
-	struct ppool_config pc;
-
-	if (td->config_path == NULL) {
-		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
-		STATS_INC(reload_errors);
-		return -1;
-	}
-	if (config_load(td->config_path, &next, cause) == -1) {
-		STATS_INC(reload_errors);
-		return -1;
-	}
-	*changed = json_array();
-	config_diff(td->cfg, &next, note_change, *changed);
-	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
-	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
-		log_warnx("reload: socket and state_dir changes take effect after a restart");
-	config_free(td->cfg);
-	*td->cfg = next;
-	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);
-	tc = ctl_tpool_config(td->cfg);
-	tpool_configure(td->tpool, &tc);
-	pc = ctl_ppool_config(td->cfg);
-	if (td->ppool != NULL)
-		ppool_configure(td->ppool, &pc);
-	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
-			  td->cfg->limits.stall_timeout);
-	sched_configure(td->sched);
-	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
-	STATS_INC(reloads);
-	return 0;
-}
 
 static void
 op_reload(struct taskd *td, struct client *c, struct request *req)
@@ -1471,14 +1284,11 @@ op_reload(struct taskd *td, struct client *c, struct request *req)
 
 	if (!privileged(c, req))
 		return;
-	if (ctl_reload(td, &changed, &cause) == -1) {
-		log_warnx("reload refused, keeping the old configuration: %s", cause);
+	if (taskd_reload(td, &changed, &cause) == -1) {
 		reply_err(c, req->id, TASKD_ERR_INVALID_CONFIG, cause);
 		free(cause);
 		return;
 	}
-	log_info("configuration reloaded from %s (%zu changes)", td->config_path,
-		 json_array_size(changed));
 	reply_ok(c, req->id, json_pack("{s:s,s:o}", "config", td->config_path, "changed",
 				       changed));
 }

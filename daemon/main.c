@@ -35,6 +35,7 @@
 #include "sd.h"
 #include "server.h"
 #include "stats.h"
+#include "taskd.h"
 #include "tpool.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -192,13 +193,11 @@ reload(void)
 	json_t *changed;
 	char *cause = NULL;
 
-	if (ctl_reload(&td, &changed, &cause) == -1) {
-		log_warnx("reload refused, keeping the old configuration: %s", cause);
+	/* taskd_reload logs the outcome. */
+	if (taskd_reload(&td, &changed, &cause) == -1) {
 		free(cause);
 		return;
 	}
-	log_info("configuration reloaded from %s (%zu changes)", td.config_path,
-		 json_array_size(changed));
 	json_decref(changed);
 }
 
@@ -212,7 +211,7 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("got %s", strsignal((int)sig));
-		ctl_shutdown(&td, false);
+		taskd_shutdown(&td, false);
 		break;
 	}
 }
@@ -239,7 +238,7 @@ recover(void)
 	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
-	if (ctl_restore_paused(&td, &cause) == -1)
+	if (taskd_restore_paused(&td, &cause) == -1)
 		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
 	life_recover(td.life);
@@ -299,7 +298,7 @@ watch_signals(void)
 static void
 start_ppool(void)
 {
-	struct ppool_config pc = ctl_ppool_config(&cfg);
+	struct ppool_config pc = taskd_ppool_config(&cfg);
 	struct ppool_callbacks cb;
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -342,14 +341,14 @@ main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char line[160];
 
-	ctl_status_line(&td, line, sizeof line);
+	taskd_status_line(&td, line, sizeof line);
 	sd_set_status(line);
 }
 
 static void
 setup(void)
 {
-	struct tpool_config tc = ctl_tpool_config(&cfg);
+	struct tpool_config tc = taskd_tpool_config(&cfg);
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -368,11 +367,11 @@ setup(void)
 		fatalx("libevent: cannot create the event loop");
 	watch_signals();
 	listen_socket();
-	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg),
+	server_set_limits(td.server, cfg.limits.max_frame, taskd_max_clients(&cfg),
 			  cfg.limits.stall_timeout);
-	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
+	if (taskd_max_clients(&cfg) < cfg.limits.max_clients)
 		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
-			  ctl_max_clients(&cfg));
+			  taskd_max_clients(&cfg));
 	td.tpool = tpool_new(td.base, &tc);
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
@@ -406,7 +405,7 @@ main(int argc, char **argv)
 	setup();
 	log_info("taskd %s ready on %s (pid %d, state in %s)", TASKD_VERSION, td.socket_path,
 		 (int)getpid(), td.state_dir);
-	ctl_status_line(&td, line, sizeof line);
+	taskd_status_line(&td, line, sizeof line);
 	sd_ready(td.base, line);
 	status_ev = event_new(td.base, -1, EV_PERSIST, main_status_cb, NULL);
 	if (status_ev == NULL || event_add(status_ev, &second) == -1)

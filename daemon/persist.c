@@ -295,6 +295,32 @@ persist_meta_set(struct persist *p, const char *key, int64_t value)
 	schedule(p);
 }
 
+#define META_PAUSED_CPU "paused_cpu"
+#define META_PAUSED_IO "paused_io"
+
+void
+persist_set_paused(struct persist *p, bool cpu, bool io)
+{
+	persist_meta_set(p, META_PAUSED_CPU, cpu);
+	persist_meta_set(p, META_PAUSED_IO, io);
+}
+
+int
+persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause)
+{
+	int64_t v;
+	int rc;
+
+	*cpu = *io = false;
+	if ((rc = store_meta_get(p->store, META_PAUSED_CPU, &v, cause)) == -1)
+		return -1;
+	*cpu = rc == 0 && v != 0;
+	if ((rc = store_meta_get(p->store, META_PAUSED_IO, &v, cause)) == -1)
+		return -1;
+	*io = rc == 0 && v != 0;
+	return 0;
+}
+
 void
 persist_flush(struct persist *p)
 {

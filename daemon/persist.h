@@ -46,6 +46,14 @@ void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cau
  */
 #define PERSIST_MAX_META 8
 void persist_meta_set(struct persist *p, const char *key, int64_t value);
+/*
+ * The class pauses of `pause --class`, kept in the store's meta table (keys
+ * paused_cpu and paused_io, 0 or 1): set stores them with the next commit
+ * (persist_meta_set); get reads what is stored (false when never stored),
+ * -1 with *cause.
+ */
+void persist_set_paused(struct persist *p, bool cpu, bool io);
+int persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause);
 /* Commit what is dirty now (shutdown). */
 void persist_flush(struct persist *p);
 
