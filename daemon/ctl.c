@@ -11,6 +11,7 @@
 
 #include <taskd/protocol.h>
 
+#include "base64.h"
 #include "builtin.h"
 #include "ctl.h"
 #include "events.h"
@@ -1076,33 +1077,6 @@ op_subscribe(struct taskd *td, struct client *c, struct request *req)
 
 /* ---- logs ---- */
 
-static char *
-base64(const unsigned char *p, size_t n)
-{
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
-	size_t i;
-	uint32_t v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		*o++ = tbl[v >> 18 & 63];
-		*o++ = tbl[v >> 12 & 63];
-		*o++ = tbl[v >> 6 & 63];
-		*o++ = tbl[v & 63];
-	}
-	if (i < n) {
-		v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-		*o++ = tbl[v >> 18 & 63];
-		*o++ = tbl[v >> 12 & 63];
-		*o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 /*
  * Text when the chunk is UTF-8 (a multi-byte character cut by the chunk end
  * is left for the next chunk), else base64. *used = bytes consumed.
@@ -1125,7 +1099,8 @@ encode_chunk(json_t *r, const char *buf, size_t n, bool at_end, size_t *used)
 		json_object_set_new(r, "encoding", json_string("utf-8"));
 		return;
 	}
-	b64 = base64((const unsigned char *)buf, n);
+	if ((b64 = base64_encode(buf, n)) == NULL)
+		fatalx("out of memory (base64)");
 	json_object_set_new(r, "data", json_string(b64));
 	json_object_set_new(r, "encoding", json_string("base64"));
 	free(b64);
