@@ -22,12 +22,12 @@
 #include <taskd/protocol.h>
 
 #include "config.h"
-#include "ctl.h"
 #include "events.h"
 #include "exec.h"
 #include "job.h"
 #include "life.h"
 #include "log.h"
+#include "ops.h"
 #include "ppool.h"
 #include "persist.h"
 #include "sched.h"
@@ -379,7 +379,7 @@ setup(void)
 	start_ppool();
 	recover();
 	td.events = events_new(td.jobs);
-	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
+	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.started_at = now_unix();
 }
 

@@ -653,6 +653,12 @@ sched_paused(const struct sched *s, enum job_class c)
 	return s->paused[c == CLASS_CPU ? Q_CPU : Q_IO];
 }
 
+json_t *
+sched_paused_json(const struct sched *s)
+{
+	return json_pack("{s:b,s:b}", "cpu", s->paused[Q_CPU], "io", s->paused[Q_IO]);
+}
+
 void
 sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
 		   void (*forget)(struct job *, void *), void *arg)
