@@ -18,10 +18,6 @@
 #include "taskd.h"
 #include "xmalloc.h"
 
-#define CANCEL_SELECT (FILTER_LABELS | FILTER_NAME)
-#define CLEAN_SELECT (FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | \
-		      FILTER_OLDER_THAN)
-
 /* ---- cancel ---- */
 
 /* Cancel every matching job not finished yet: {"ids":[...],"cancelling":[running ones]}. */
@@ -34,7 +30,7 @@ cancel_selected(struct taskd *td, struct client *c, struct request *req)
 	uint64_t *want;
 	size_t i, n;
 
-	if (ops_selector(c, req, CANCEL_SELECT, &f) == -1) {
+	if (ops_selector(c, req, &f) == -1) {
 		json_decref(ids);
 		json_decref(running);
 		return;
@@ -59,20 +55,23 @@ cancel_selected(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, json_pack("{s:o,s:o}", "ids", ids, "cancelling", running));
 }
 
+/* One job ("job"), or every job a selector picks. */
 void
 op_cancel(struct taskd *td, struct client *c, struct request *req)
 {
-	struct job *j;
+	struct job *j = req->job;
 	json_int_t id;
 	char msg[128];
 	int rc;
 
-	if (ops_has_selector(req, CANCEL_SELECT)) {
-		cancel_selected(td, c, req);
+	if (j == NULL) {
+		if (ops_has_selector(req))
+			cancel_selected(td, c, req);
+		else
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
 		return;
 	}
-	if ((j = ops_lookup(td, c, req)) == NULL)
-		return;
 	id = (json_int_t)j->id;
 	if (job_state_final(j->state)) {
 		snprintf(msg, sizeof msg, "job %llu already finished: %s",
@@ -115,20 +114,12 @@ pause_class(struct client *c, struct request *req, enum job_class *cls)
 static void
 pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause)
 {
+	struct job *j = req->job;
 	enum job_class cls;
-	struct job *j;
 	char msg[160];
 
-	/*
-	 * A class paused during a drain would hold it forever; a job resumed
-	 * during a shutdown without drain would start after the cancels.
-	 */
-	if (td->stopping) {
-		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
-		return;
-	}
-	if (json_object_get(req->root, "job") == NULL) {
-		if (pause_class(c, req, &cls) == -1 || !ops_privileged(c, req))
+	if (j == NULL) {
+		if (pause_class(c, req, &cls) == -1)
 			return;
 		sched_pause(td->sched, cls, pause);
 		/* Stored with the next commit: a restart keeps it. */
@@ -139,13 +130,6 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 		reply_ok(c, req->id, json_pack("{s:o}", "paused", sched_paused_json(td->sched)));
 		return;
 	}
-	if (json_object_get(req->root, "class") != NULL) {
-		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-			  "give either \"job\" (one job) or \"class\" (a queue), not both");
-		return;
-	}
-	if ((j = ops_lookup(td, c, req)) == NULL)
-		return;
 	if (j->state != (pause ? JOB_QUEUED : JOB_PAUSED)) {
 		snprintf(msg, sizeof msg, "job %llu is %s: only a %s job can be %s",
 			 (unsigned long long)j->id, job_state_name(j->state),
@@ -178,7 +162,7 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *v = json_object_get(req->root, "priority");
 	struct proto_error err = { 0 };
-	struct job *j;
+	struct job *j = req->job;
 	char msg[160];
 
 	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < TASKD_PRIORITY_MIN ||
@@ -189,8 +173,6 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if ((j = ops_lookup(td, c, req)) == NULL)
-		return;
 	if (!job_state_pending(j->state)) {
 		snprintf(msg, sizeof msg, "job %llu is %s: only a job that has not started can "
 			 "change priority", (unsigned long long)j->id, job_state_name(j->state));
@@ -221,10 +203,8 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	size_t i, n, removed = 0;
 	int st;
 
-	if (filter_decode(req->root, CLEAN_SELECT | FILTER_STRICT, &f, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
+	if (ops_selector(c, req, &f) == -1)
 		return;
-	}
 	for (st = 0; st < JOB_NSTATES; st++) {
 		if (!job_state_final(st) && filter_state_given(&f, st)) {
 			filter_free(&f);

@@ -85,7 +85,7 @@ bad:
 void
 op_logs(struct taskd *td, struct client *c, struct request *req)
 {
-	struct job *j = ops_lookup(td, c, req);
+	struct job *j = req->job;
 	json_int_t off, max;
 	char path[4096], *buf;
 	struct stat st = { 0 };
@@ -95,7 +95,7 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 	json_t *r;
 	int fd;
 
-	if (j == NULL || logs_args(c, req, &errs, &off, &max) == -1)
+	if (logs_args(c, req, &errs, &off, &max) == -1)
 		return;
 	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
 	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)

@@ -22,10 +22,6 @@
 
 #define LIST_LIMIT_DEFAULT 100
 
-/* Selectors `wait` takes instead of "job". */
-#define WAIT_SELECT (FILTER_LABELS | FILTER_NAME)
-#define SUBSCRIBE_SELECT (FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME)
-
 /* A `wait` request parked on a job until it finishes. */
 struct pending_wait {
 	struct job_waiter waiter;
@@ -111,7 +107,7 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *limit = json_object_get(req->root, "limit");
 	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
-	struct proto_error err = { 0 };
+	uid_t uid = server_client_uid(c);
 	double now = now_unix();
 	struct filter f;
 	json_t *arr;
@@ -124,23 +120,20 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	}
 	if (limit != NULL)
 		max = json_integer_value(limit);
-	if (filter_decode(req->root, FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS, &f,
-			  &err) == -1) {
-		reply_proto_err(c, req->id, &err);
+	if (ops_selector(c, req, &f) == -1)
 		return;
-	}
 	/* Most recent `max` matching jobs, in id order: find the first, then walk forward. */
 	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
-		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
 			continue;
 		first = j;
 		n++;
 	}
 	arr = json_array();
 	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
-		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(c, j))
+		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
 			continue;
 		json_array_append_new(arr, job_to_json(j));
 	}
@@ -151,10 +144,7 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 void
 op_show(struct taskd *td, struct client *c, struct request *req)
 {
-	struct job *j = ops_lookup(td, c, req);
-
-	if (j != NULL)
-		reply_ok(c, req->id, job_to_json(j));
+	reply_ok(c, req->id, job_to_json(req->job));
 }
 
 /* ---- wait ---- */
@@ -265,7 +255,7 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 	struct filter f;
 	size_t i, n;
 
-	if (ops_selector(c, req, WAIT_SELECT, &f) == -1)
+	if (ops_selector(c, req, &f) == -1)
 		return;
 	if (cs->nwaits >= OPS_MAX_WAITS) {
 		filter_free(&f);
@@ -304,18 +294,21 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 	server_client_hold(c);
 }
 
+/* One job ("job"), or every job a selector picks that exists now. */
 void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
+	struct job *j = req->job;
 	struct conn *cs;
-	struct job *j;
 
-	if (ops_has_selector(req, WAIT_SELECT)) {
-		wait_group(td, c, req);
+	if (j == NULL) {
+		if (ops_has_selector(req))
+			wait_group(td, c, req);
+		else
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
 		return;
 	}
-	if ((j = ops_lookup(td, c, req)) == NULL)
-		return;
 	if (job_state_final(j->state)) {
 		reply_ok(c, req->id, job_to_json(j));
 		return;
@@ -351,7 +344,6 @@ op_wait_closed(struct taskd *td, struct conn *cs, struct client *c)
 void
 op_subscribe(struct taskd *td, struct client *c, struct request *req)
 {
-	struct proto_error err = { 0 };
 	struct conn *cs = conn_of(c);
 	uid_t uid = server_client_uid(c);
 	struct filter f;
@@ -361,11 +353,9 @@ op_subscribe(struct taskd *td, struct client *c, struct request *req)
 			  "this connection is already subscribed");
 		return;
 	}
-	if (filter_decode(req->root, SUBSCRIBE_SELECT | FILTER_STRICT, &f, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
+	if (ops_selector(c, req, &f) == -1)
 		return;
-	}
 	reply_ok(c, req->id, json_pack("{s:b}", "subscribed", 1));
-	cs->sub = events_subscribe(td->events, c, &f, uid == 0 || uid == getuid(), uid);
+	cs->sub = events_subscribe(td->events, c, &f, ops_privileged(uid), uid);
 	log_debug("uid %u subscribed to job events", (unsigned)uid);
 }

@@ -42,10 +42,6 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 	/* Queued jobs include those whose submit is still being committed. */
 	size_t pending = jobs_pending(td->jobs);
 
-	if (td->stopping) {
-		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
-		return -1;
-	}
 	if (pending + n > (size_t)td->cfg->queue.max_pending) {
 		snprintf(msg, sizeof msg, "queue full: %zu pending, queue.max_pending is %d", pending,
 			 td->cfg->queue.max_pending);
@@ -83,7 +79,7 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 					d->any ? "after_any" : "after", (unsigned long long)d->id);
 			return -1;
 		}
-		if (dep == NULL || !ops_may_see(c, dep)) {
+		if (dep == NULL || !ops_may_see(server_client_uid(c), dep)) {
 			proto_error_set(err, TASKD_ERR_NOT_FOUND,
 					"%s: no such job %llu (a dependency must be an existing job "
 					"of yours)", d->any ? "after_any" : "after",
@@ -99,13 +95,12 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
  * root daemon does not stat paths for other users (it would tell them what
  * exists where they may not look, and a hung network mount would stall the
  * loop for them); their runs check cwd as them and fail with the reason.
+ * Root's and the daemon's own user's rights are the daemon's.
  */
 static bool
 check_cwd(struct client *c)
 {
-	uid_t uid = server_client_uid(c);
-
-	return uid == 0 || uid == geteuid();
+	return ops_privileged(server_client_uid(c));
 }
 
 static struct job *
@@ -245,8 +240,7 @@ batch_has_job_fields(json_t *req)
 	json_t *v;
 
 	json_object_foreach(req, key, v) {
-		if (strcmp(key, "v") != 0 && strcmp(key, "id") != 0 && strcmp(key, "op") != 0 &&
-		    strcmp(key, "jobs") != 0)
+		if (proto_job_field(key))
 			return true;
 	}
 	return false;

@@ -1,5 +1,8 @@
 /*
- * The op table and its dispatcher, and what the handlers share (ops.h).
+ * The op table and its dispatcher (ops.h says what the dispatcher checks,
+ * and in which order), and what the handlers share.
+ *
+ * Adding an op: doc/design.md "Adding an op".
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +17,186 @@
 #include "stats.h"
 #include "taskd.h"
 #include "xmalloc.h"
+
+/*
+ * Every op: its name, handler, flags (OP_*), the selector fields it takes
+ * (FILTER_*, filter.h) and its own fields. Envelope fields ("v", "id",
+ * "op") are every op's; "job" is the op's with OP_JOB or OP_JOB_OR.
+ */
+static const struct op ops[] = {
+	{ TASKD_OP_SUBMIT, op_submit, OP_JOB_FIELDS, 0, { "wait", "jobs" } },
+	{ TASKD_OP_STATUS, op_status, OP_WHILE_STOPPING, 0, { NULL } },
+	{ TASKD_OP_LIST, op_list, OP_WHILE_STOPPING,
+	  FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS, { "limit" } },
+	{ TASKD_OP_SHOW, op_show, OP_JOB | OP_WHILE_STOPPING, 0, { NULL } },
+	{ TASKD_OP_WAIT, op_wait, OP_JOB_OR | OP_WHILE_STOPPING, FILTER_LABELS | FILTER_NAME,
+	  { NULL } },
+	{ TASKD_OP_SUBSCRIBE, op_subscribe, OP_WHILE_STOPPING,
+	  FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME, { NULL } },
+	{ TASKD_OP_CANCEL, op_cancel, OP_JOB_OR | OP_WHILE_STOPPING, FILTER_LABELS | FILTER_NAME,
+	  { NULL } },
+	/* A class paused during a drain would hold it forever; a job resumed during a
+	 * shutdown without drain would start after the cancels. */
+	{ TASKD_OP_PAUSE, op_pause, OP_JOB_OR | OP_PRIVILEGED_WIDE, 0, { "class" } },
+	{ TASKD_OP_RESUME, op_resume, OP_JOB_OR | OP_PRIVILEGED_WIDE, 0, { "class" } },
+	{ TASKD_OP_PRIORITY, op_priority, OP_JOB | OP_WHILE_STOPPING, 0, { "priority" } },
+	{ TASKD_OP_CLEAN, op_clean, OP_WHILE_STOPPING,
+	  FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | FILTER_OLDER_THAN,
+	  { NULL } },
+	{ TASKD_OP_LOGS, op_logs, OP_JOB | OP_WHILE_STOPPING, 0, { "stream", "offset", "max" } },
+	{ TASKD_OP_SHUTDOWN, op_shutdown, OP_PRIVILEGED | OP_WHILE_STOPPING, 0, { "drain" } },
+	{ TASKD_OP_RELOAD, op_reload, OP_PRIVILEGED | OP_WHILE_STOPPING, 0, { NULL } },
+	{ TASKD_OP_METRICS, op_metrics, OP_WHILE_STOPPING, 0, { NULL } },
+};
+
+const struct op *
+ops_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strcmp(name, ops[i].name) == 0)
+			return &ops[i];
+	return NULL;
+}
+
+const struct op *
+ops_table(size_t *n)
+{
+	*n = sizeof ops / sizeof ops[0];
+	return ops;
+}
+
+/* ---- the checks ---- */
+
+bool
+ops_privileged(uid_t uid)
+{
+	return uid == 0 || uid == getuid();
+}
+
+bool
+ops_may_see(uid_t uid, const struct job *j)
+{
+	return ops_privileged(uid) || uid == j->uid;
+}
+
+static bool
+own_field(const struct op *op, const char *key)
+{
+	size_t i;
+
+	for (i = 0; op->fields[i] != NULL; i++)
+		if (strcmp(key, op->fields[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+takes_field(const struct op *op, const char *key)
+{
+	return proto_envelope_field(key) || own_field(op, key) ||
+	       (filter_field(key) & op->select) != 0 ||
+	       ((op->flags & (OP_JOB | OP_JOB_OR)) && strcmp(key, "job") == 0) ||
+	       ((op->flags & OP_JOB_FIELDS) && proto_job_field(key));
+}
+
+/* Append "name" to a ", "-separated list in buf. */
+static void
+add_name(char *buf, size_t len, const char *name)
+{
+	size_t off = strlen(buf);
+
+	if (off < len)
+		snprintf(buf + off, len - off, "%s\"%s\"", off > 0 ? ", " : "", name);
+}
+
+/* The fields op takes (besides the envelope), for messages; job: with "job". */
+static void
+describe(const struct op *op, bool job, char *buf, size_t len)
+{
+	unsigned bit;
+	size_t i;
+
+	buf[0] = '\0';
+	if (op->flags & OP_JOB_FIELDS)
+		snprintf(buf, len, "the job fields");
+	if (job && (op->flags & (OP_JOB | OP_JOB_OR)))
+		add_name(buf, len, "job");
+	for (i = 0; op->fields[i] != NULL; i++)
+		add_name(buf, len, op->fields[i]);
+	for (bit = 1; bit <= FILTER_LAST; bit <<= 1)
+		if (op->select & bit)
+			add_name(buf, len, filter_field_name(bit));
+	if (buf[0] == '\0')
+		snprintf(buf, len, "no fields");
+}
+
+int
+ops_check(const struct op *op, json_t *root, uid_t uid, bool stopping, struct proto_error *err)
+{
+	bool job = json_object_get(root, "job") != NULL;
+	const char *key, *other = NULL;
+	char names[256];
+	json_t *v;
+
+	json_object_foreach(root, key, v) {
+		if (!takes_field(op, key)) {
+			describe(op, true, names, sizeof names);
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"unknown field \"%.64s\" (%s takes %s)", key, op->name, names);
+			return -1;
+		}
+		if (!proto_envelope_field(key) && strcmp(key, "job") != 0)
+			other = key;
+	}
+	if ((op->flags & OP_JOB_OR) && job && other != NULL) {
+		describe(op, false, names, sizeof names);
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "give either \"job\" or %s%s%s, not both",
+				op->select != 0 ? "a selector (" : "", names,
+				op->select != 0 ? ")" : "");
+		return -1;
+	}
+	if (stopping && !(op->flags & OP_WHILE_STOPPING)) {
+		proto_error_set(err, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
+		return -1;
+	}
+	if (((op->flags & OP_PRIVILEGED) || ((op->flags & OP_PRIVILEGED_WIDE) && !job)) &&
+	    !ops_privileged(uid)) {
+		proto_error_set(err, TASKD_ERR_FORBIDDEN,
+				"only root or the daemon's own user may do this");
+		return -1;
+	}
+	return 0;
+}
+
+int
+ops_resolve_job(const struct op *op, json_t *root, struct jobs *js, uid_t uid, struct job **job,
+		struct proto_error *err)
+{
+	struct job *j;
+	uint64_t id;
+
+	*job = NULL;
+	if (!(op->flags & OP_JOB) &&
+	    !((op->flags & OP_JOB_OR) && json_object_get(root, "job") != NULL))
+		return 0;
+	if (proto_job_id(root, &id, err) == -1)
+		return -1;
+	j = jobs_find(js, id);
+	/* Not announced: its submit is not stored yet (and may still fail: then it never was). */
+	if (j == NULL || !j->announced) {
+		proto_error_set(err, TASKD_ERR_NOT_FOUND, "no such job %llu", (unsigned long long)id);
+		return -1;
+	}
+	if (!ops_may_see(uid, j)) {
+		proto_error_set(err, TASKD_ERR_FORBIDDEN, "job %llu belongs to another user",
+				(unsigned long long)id);
+		return -1;
+	}
+	*job = j;
+	return 0;
+}
 
 /* ---- replies ---- */
 
@@ -47,55 +230,6 @@ reply_proto_err(struct client *c, json_t *id, struct proto_error *err)
 
 /* ---- the caller, the connection, the jobs ---- */
 
-/* Daemon-wide operations: root and the daemon's own user only. */
-bool
-ops_privileged(struct client *c, struct request *req)
-{
-	uid_t uid = server_client_uid(c);
-
-	if (uid == 0 || uid == getuid())
-		return true;
-	reply_err(c, req->id, TASKD_ERR_FORBIDDEN,
-		  "only root or the daemon's own user may do this");
-	return false;
-}
-
-bool
-ops_may_see(struct client *c, const struct job *j)
-{
-	uid_t uid = server_client_uid(c);
-
-	return uid == 0 || uid == getuid() || uid == j->uid;
-}
-
-/* The job named by "job", or NULL after replying not_found/forbidden/bad_request. */
-struct job *
-ops_lookup(struct taskd *td, struct client *c, struct request *req)
-{
-	struct proto_error err = { 0 };
-	char msg[64];
-	uint64_t id;
-	struct job *j;
-
-	if (proto_job_id(req->root, &id, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
-		return NULL;
-	}
-	j = jobs_find(td->jobs, id);
-	/* Not announced: its submit is not stored yet (and may still fail: then it never was). */
-	if (j == NULL || !j->announced) {
-		snprintf(msg, sizeof msg, "no such job %llu", (unsigned long long)id);
-		reply_err(c, req->id, TASKD_ERR_NOT_FOUND, msg);
-		return NULL;
-	}
-	if (!ops_may_see(c, j)) {
-		snprintf(msg, sizeof msg, "job %llu belongs to another user", (unsigned long long)id);
-		reply_err(c, req->id, TASKD_ERR_FORBIDDEN, msg);
-		return NULL;
-	}
-	return j;
-}
-
 struct conn *
 conn_of(struct client *c)
 {
@@ -118,13 +252,14 @@ conn_of(struct client *c)
 struct job **
 ops_select(struct taskd *td, struct client *c, const struct filter *f, bool live, size_t *n)
 {
+	uid_t uid = server_client_uid(c);
 	double now = now_unix();
 	struct job **v = NULL, *j;
 	size_t cap = 0;
 
 	*n = 0;
 	for (j = jobs_first(td->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
-		if ((live && job_state_final(j->state)) || !j->announced || !ops_may_see(c, j) ||
+		if ((live && job_state_final(j->state)) || !j->announced || !ops_may_see(uid, j) ||
 		    !filter_match(f, j, now))
 			continue;
 		if (*n == cap) {
@@ -137,24 +272,24 @@ ops_select(struct taskd *td, struct client *c, const struct filter *f, bool live
 }
 
 bool
-ops_has_selector(struct request *req, unsigned allow)
+ops_has_selector(struct request *req)
 {
-	return ((allow & FILTER_LABELS) && json_object_get(req->root, "labels") != NULL) ||
-	       ((allow & FILTER_NAME) && json_object_get(req->root, "name") != NULL);
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(req->root, key, v) {
+		if (filter_field(key) & req->entry->select)
+			return true;
+	}
+	return false;
 }
 
-/* Decode the selector of a wait/cancel by labels; -1 after replying. */
 int
-ops_selector(struct client *c, struct request *req, unsigned allow, struct filter *f)
+ops_selector(struct client *c, struct request *req, struct filter *f)
 {
 	struct proto_error err = { 0 };
 
-	if (json_object_get(req->root, "job") != NULL) {
-		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-			  "give either \"job\" or a selector (\"labels\", \"name\"), not both");
-		return -1;
-	}
-	if (filter_decode(req->root, allow | FILTER_STRICT, f, &err) == -1) {
+	if (filter_decode(req->root, req->entry->select, f, &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return -1;
 	}
@@ -163,50 +298,31 @@ ops_selector(struct client *c, struct request *req, unsigned allow, struct filte
 
 /* ---- dispatch ---- */
 
-static const struct {
-	const char *name;
-	op_fn *fn;
-} ops[] = {
-	{ TASKD_OP_SUBMIT, op_submit },
-	{ TASKD_OP_STATUS, op_status },
-	{ TASKD_OP_LIST, op_list },
-	{ TASKD_OP_SHOW, op_show },
-	{ TASKD_OP_WAIT, op_wait },
-	{ TASKD_OP_CANCEL, op_cancel },
-	{ TASKD_OP_LOGS, op_logs },
-	{ TASKD_OP_SHUTDOWN, op_shutdown },
-	{ TASKD_OP_RELOAD, op_reload },
-	{ TASKD_OP_METRICS, op_metrics },
-	{ TASKD_OP_PAUSE, op_pause },
-	{ TASKD_OP_RESUME, op_resume },
-	{ TASKD_OP_PRIORITY, op_priority },
-	{ TASKD_OP_CLEAN, op_clean },
-	{ TASKD_OP_SUBSCRIBE, op_subscribe },
-};
-
 void
 ops_frame_cb(struct client *c, const char *line, size_t len, void *arg)
 {
 	struct taskd *td = arg;
 	struct proto_error err = { 0 };
+	uid_t uid = server_client_uid(c);
+	const struct op *op;
 	struct request req;
-	size_t i;
 
 	STATS_INC(requests);
 	conn_of(c);
-	if (proto_decode(line, len, &req, &err) == -1) {
-		reply_proto_err(c, req.id, &err);
-		proto_request_free(&req);
-		return;
+	if (proto_decode(line, len, &req, &err) == -1)
+		goto fail;
+	if ((op = ops_find(req.op)) == NULL) {
+		proto_error_set(&err, TASKD_ERR_UNKNOWN_OP, "unknown op \"%s\"", req.op);
+		goto fail;
 	}
-	for (i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-		if (strcmp(req.op, ops[i].name) == 0) {
-			ops[i].fn(td, c, &req);
-			proto_request_free(&req);
-			return;
-		}
-	}
-	proto_error_set(&err, TASKD_ERR_UNKNOWN_OP, "unknown op \"%s\"", req.op);
+	if (ops_check(op, req.root, uid, td->stopping, &err) == -1 ||
+	    ops_resolve_job(op, req.root, td->jobs, uid, &req.job, &err) == -1)
+		goto fail;
+	req.entry = op;
+	op->fn(td, c, &req);
+	proto_request_free(&req);
+	return;
+fail:
 	reply_proto_err(c, req.id, &err);
 	proto_request_free(&req);
 }

@@ -1,7 +1,9 @@
 /*
- * The protocol's operations (doc/protocol.md). ops.c holds the op table
- * and the dispatcher: server.c hands it every request line, it finds the
- * op and calls its handler. The handlers live in one file per theme:
+ * The protocol's operations (doc/protocol.md). ops.c holds the op table,
+ * one struct op per op, and the dispatcher: server.c hands it every
+ * request line; it decodes the envelope (proto.c), finds the op, does the
+ * checks its entry asks for (below), and calls its handler. The handlers
+ * live in one file per theme:
  *
  *   op-submit.c   submit
  *   op-query.c    status, list, show, wait, subscribe
@@ -10,9 +12,8 @@
  *   op-admin.c    shutdown, reload, metrics
  *
  * and share what is declared below: replies, the per-connection state,
- * the rule of who may see what, job lookup and selection. A handler
- * answers at once or (wait, submit) later; either way exactly once.
- * Loop thread only.
+ * the rule of who may see what, job selection. A handler answers exactly
+ * once, at once or (wait, submit) later. Loop thread only.
  */
 #ifndef TASKD_OPS_H
 #define TASKD_OPS_H
@@ -37,6 +38,53 @@ void ops_close_cb(struct client *c, void *arg);
 
 /* A handler: answers req on c, now or later. */
 typedef void op_fn(struct taskd *td, struct client *c, struct request *req);
+
+/*
+ * What the dispatcher checks before it calls an op's handler, the same way
+ * for every op, in this order (the first that fails is the answer):
+ *
+ *  1. every field of the request is the envelope's ("v", "id", "op"), one
+ *     of the op's fields, "job" (OP_JOB, OP_JOB_OR), one of its selector
+ *     fields (select), or a job field (OP_JOB_FIELDS): else bad_request
+ *     "unknown field";
+ *  2. OP_JOB_OR: "job" together with another of its fields: bad_request;
+ *  3. a shutdown has begun and the op has no OP_WHILE_STOPPING:
+ *     shutting_down;
+ *  4. OP_PRIVILEGED, or OP_PRIVILEGED_WIDE without "job", and the caller is
+ *     not root or the daemon's own user (ops_privileged): forbidden;
+ *  5. "job" (required with OP_JOB; when given, with OP_JOB_OR) names a job
+ *     the caller may see (ops_may_see) whose submit is stored: else
+ *     bad_request, not_found or forbidden. The handler gets it as req->job.
+ *
+ * The values of the op's own fields are the handler's to check.
+ */
+#define OP_JOB 0x01             /* takes "job" (required): acts on that job */
+#define OP_JOB_OR 0x02          /* "job" (one job), or its other fields say what to act on */
+#define OP_PRIVILEGED 0x04      /* root and the daemon's own user only */
+#define OP_PRIVILEGED_WIDE 0x08 /* privileged when it names no "job" (acts daemon-wide) */
+#define OP_WHILE_STOPPING 0x10  /* still allowed once a shutdown has begun */
+#define OP_JOB_FIELDS 0x20      /* takes the job description's fields (proto_job_field) */
+
+#define OP_MAX_FIELDS 7         /* own fields of one op; raise it if an op needs more */
+
+struct op {
+	const char *name;                      /* TASKD_OP_* */
+	op_fn *fn;
+	unsigned flags;                        /* OP_* */
+	unsigned select;                       /* the selector fields it takes (FILTER_*) */
+	const char *fields[OP_MAX_FIELDS + 1]; /* its own fields, NULL-terminated */
+};
+
+/* The op named name, or NULL (unknown_op). */
+const struct op *ops_find(const char *name);
+/* The whole table (*n entries), for tests and tools. */
+const struct op *ops_table(size_t *n);
+/* Checks 1 to 4 for a request (root) of op by uid; -1 with *err. No daemon state. */
+int ops_check(const struct op *op, json_t *root, uid_t uid, bool stopping,
+	      struct proto_error *err);
+/* Check 5: *job is the job named by "job", or NULL when the op takes none or none is named. */
+int ops_resolve_job(const struct op *op, json_t *root, struct jobs *js, uid_t uid,
+		    struct job **job, struct proto_error *err);
 
 op_fn op_submit;                                                   /* op-submit.c */
 op_fn op_status, op_list, op_show, op_wait, op_subscribe;          /* op-query.c */
@@ -78,21 +126,23 @@ void reply_too_many_waits(struct client *c, struct request *req);
 
 /* ---- who may see what, which jobs ---- */
 
-/* Daemon-wide ops: root and the daemon's own user only; else replies forbidden. */
-bool ops_privileged(struct client *c, struct request *req);
-/* May the client see and act on j? */
-bool ops_may_see(struct client *c, const struct job *j);
-/* The job named by "job", or NULL after replying not_found/forbidden/bad_request. */
-struct job *ops_lookup(struct taskd *td, struct client *c, struct request *req);
+/*
+ * The one rule: root and the daemon's own user may see and act on every
+ * job and on the daemon (shutdown, reload, class pauses); anyone else on
+ * their own jobs only.
+ */
+bool ops_privileged(uid_t uid);
+bool ops_may_see(uid_t uid, const struct job *j);
 /*
  * Jobs the client may see that pass f (in id order; malloc'd, *n of them),
- * non-final ones only if live. Like a lookup, not those whose submit is not
+ * non-final ones only if live. Like "job", not those whose submit is not
  * stored yet.
  */
 struct job **ops_select(struct taskd *td, struct client *c, const struct filter *f, bool live,
 			size_t *n);
-/* wait and cancel by selector instead of "job": is one given / decode it (-1 after replying). */
-bool ops_has_selector(struct request *req, unsigned allow);
-int ops_selector(struct client *c, struct request *req, unsigned allow, struct filter *f);
+/* Is one of the op's selector fields given? */
+bool ops_has_selector(struct request *req);
+/* Decode the op's selector fields (its table entry's select); -1 after replying. */
+int ops_selector(struct client *c, struct request *req, struct filter *f);
 
 #endif
