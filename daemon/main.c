@@ -3,7 +3,6 @@
  * (sockets, signals, job table, scheduler); io-class jobs run on the thread
  * pool (tpool.c), which hands results back to the loop.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -28,6 +27,7 @@
 #include "life.h"
 #include "log.h"
 #include "ops.h"
+#include "output.h"
 #include "ppool.h"
 #include "persist.h"
 #include "sched.h"
@@ -216,8 +216,6 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-static void clean_jobs_dir(const char *dir, struct jobs *js);
-
 static void
 requeue_cb(struct job *j, void *arg)
 {
@@ -228,12 +226,11 @@ requeue_cb(struct job *j, void *arg)
 static void
 recover(void)
 {
-	char *path = xprintf("%s/taskd.db", td.state_dir), *cause = NULL;
+	char *cause = NULL;
 
-	td.store = store_open(path, &cause);
+	td.store = store_open(td.state_dir, &cause);
 	if (td.store == NULL)
 		fatalx("%s", cause);
-	free(path);
 	td.persist = persist_new(td.base, td.store, td.jobs);
 	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
 	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
@@ -243,39 +240,9 @@ recover(void)
 	/* Before pruning: a job lost by the restart may still have retries. */
 	life_recover(td.life);
 	sched_prune(td.sched);
-	clean_jobs_dir(td.jobs_dir, td.jobs);
+	output_clean(td.jobs_dir, td.jobs);
 	/* Everything is queued again: now start in priority order. */
 	sched_dispatch(td.sched);
-}
-
-/* Output files of jobs the store no longer knows (pruned while taskd was down, or a lost db). */
-static void
-clean_jobs_dir(const char *dir, struct jobs *js)
-{
-	struct dirent *de;
-	size_t len, n = 0;
-	unsigned long long id;
-	char *end;
-	DIR *d = opendir(dir);
-
-	if (d == NULL)
-		fatal("opendir %s", dir);
-	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len < 5 || (strcmp(de->d_name + len - 4, ".out") != 0 &&
-				strcmp(de->d_name + len - 4, ".err") != 0))
-			continue;
-		id = strtoull(de->d_name, &end, 10);
-		if (end == de->d_name + len - 4 && jobs_find(js, id) != NULL)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == -1)
-			log_warn("unlink %s/%s", dir, de->d_name);
-		else
-			n++;
-	}
-	closedir(d);
-	if (n > 0)
-		log_info("removed %zu output files of unknown jobs from %s", n, dir);
 }
 
 static struct event *sigs[3];
@@ -356,7 +323,7 @@ setup(void)
 	td.socket_path = opts.socket != NULL ? xstrdup(opts.socket)
 			 : cfg.socket != NULL ? xstrdup(cfg.socket) : default_socket();
 	td.state_dir = cfg.state_dir != NULL ? xstrdup(cfg.state_dir) : default_state_dir();
-	td.jobs_dir = xprintf("%s/jobs", td.state_dir);
+	td.jobs_dir = output_dir(td.state_dir);
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
 

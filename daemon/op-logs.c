@@ -14,6 +14,7 @@
 #include "base64.h"
 #include "log.h"
 #include "ops.h"
+#include "output.h"
 #include "taskd.h"
 #include "xmalloc.h"
 
@@ -87,7 +88,7 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = req->job;
 	json_int_t off, max;
-	char path[4096], *buf;
+	char *path, *buf;
 	struct stat st = { 0 };
 	bool errs, done;
 	ssize_t n = 0;
@@ -100,8 +101,7 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
 	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)
 		max = (json_int_t)(td->cfg->limits.max_frame - 512) / 6;
-	snprintf(path, sizeof path, "%s/%llu.%s", td->jobs_dir, (unsigned long long)j->id,
-		 errs ? "err" : "out");
+	path = output_path(td->jobs_dir, j->id, errs ? OUTPUT_STDERR : OUTPUT_STDOUT);
 	buf = xmalloc((size_t)max);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -115,6 +115,7 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 		log_warn("read %s", path);
 		n = 0;
 	}
+	free(path);
 	done = job_state_final(j->state);
 	r = json_object();
 	encode_chunk(r, buf, (size_t)n, off + n >= st.st_size, &used);

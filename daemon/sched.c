@@ -1,4 +1,3 @@
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +5,7 @@
 
 #include "builtin.h"
 #include "log.h"
+#include "output.h"
 #include "ppool.h"
 #include "router.h"
 #include "sched.h"
@@ -322,16 +322,9 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	char path[4096];
-
-	if (j->spec.type != BUILTIN_EXEC || j->started_at <= 0)
-		return;
-	snprintf(path, sizeof path, "%s/%llu.out", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	snprintf(path, sizeof path, "%s/%llu.err", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
+	/* Only a command that started has output files. */
+	if (j->spec.type == BUILTIN_EXEC && j->started_at > 0)
+		output_remove(s->jobs_dir, j->id);
 }
 
 static void
@@ -446,12 +439,6 @@ run_task_cb(struct tpool_task *t)
 	run_execute((struct run *)t);
 }
 
-static char *
-output_path(struct sched *s, uint64_t id, const char *ext)
-{
-	return xprintf("%s/%llu.%s", s->jobs_dir, (unsigned long long)id, ext);
-}
-
 static struct run *
 make_run(struct sched *s, struct job *j)
 {
@@ -463,8 +450,8 @@ make_run(struct sched *s, struct job *j)
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	if (j->spec.type == BUILTIN_EXEC) {
-		r->spec.out_path = output_path(s, j->id, "out");
-		r->spec.err_path = output_path(s, j->id, "err");
+		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
+		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
