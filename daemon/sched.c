@@ -373,21 +373,6 @@ check_idle(struct sched *s)
 		s->idle_cb(s->idle_arg);
 }
 
-/* What the job measured teaches the router about its kind. */
-static void
-learn(struct sched *s, const struct job *j)
-{
-	const struct run_result *r = &j->res;
-
-	/*
-	 * cpu / (wall - time spent waiting for a CPU): a CPU-bound job on a
-	 * busy machine is still CPU-bound, it just queued for the cores.
-	 */
-	if (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT)
-		router_learn(s->router, j->route_key, r->cpu_user + r->cpu_sys,
-			     r->wall - (r->runq_wait < r->wall ? r->runq_wait : 0));
-}
-
 /* A run came back from either pool: move its result into the job and finish it. */
 static void
 run_finished(struct sched *s, struct run *r, int worker)
@@ -406,7 +391,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
-	learn(s, j);
+	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
 	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
@@ -545,12 +530,9 @@ sched_enqueue(struct sched *s, struct job *j)
 void
 sched_add(struct sched *s, struct job *j)
 {
-	char key[ROUTER_KEY_MAX + 1];
 	int q;
 
-	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
-	memcpy(j->route_key, key, sizeof j->route_key);
-	j->routed = j->spec.class != CLASS_AUTO ? j->spec.class : router_decide(s->router, key);
+	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
