@@ -7,6 +7,7 @@
 #include "job.h"
 #include "log.h"
 #include "persist.h"
+#include "record.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -139,7 +140,7 @@ commit(struct persist *p, char **cause)
 	for (i = 0; i < p->ndirty && rc == 0; i++) {
 		if ((j = jobs_find(p->jobs, p->dirty[i])) == NULL)
 			continue; /* pruned since: its delete follows */
-		rec = job_record(j);
+		rec = record_encode(j);
 		rc = store_put(p->store, j->id, job_state_name(j->state), rec, cause);
 		free(rec);
 	}
@@ -347,7 +348,10 @@ persist_free(struct persist *p)
 
 struct recovery {
 	struct persist *p;
-	size_t loaded, lost, bad;
+	size_t loaded, lost;
+	uint64_t *old;          /* ids of records of an older version, to write again */
+	size_t nold, capold;
+	int oldest;             /* the oldest record version seen */
 	char *cause;
 };
 
@@ -357,12 +361,20 @@ load_cb(uint64_t id, const char *state, const char *record, void *arg)
 	struct recovery *rc = arg;
 	struct job *j;
 	char *cause = NULL;
+	int version;
 
-	j = jobs_restore(rc->p->jobs, id, state, record, &cause);
-	if (j == NULL) {
-		/* Refuse to start rather than silently drop a job. */
+	/* Refuse to start rather than silently drop a job. */
+	if ((j = record_decode(id, state, record, &version, &cause)) == NULL ||
+	    jobs_restore(rc->p->jobs, j, &cause) == -1) {
+		if (j != NULL)
+			job_free(j);
 		rc->cause = cause;
 		return 1;
+	}
+	if (version < RECORD_VERSION) {
+		push_id(&rc->old, &rc->nold, &rc->capold, id);
+		if (version < rc->oldest)
+			rc->oldest = version;
 	}
 	rc->loaded++;
 	return 0;
@@ -372,8 +384,9 @@ int
 persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
 		char **cause)
 {
-	struct recovery rc = { .p = p };
+	struct recovery rc = { .p = p, .oldest = RECORD_VERSION };
 	struct job *j;
+	size_t i;
 
 	p->recovering = true;
 	if (store_load(p->store, load_cb, &rc, cause) != 0) {
@@ -382,9 +395,18 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 			free(*cause);
 			*cause = rc.cause;
 		}
+		free(rc.old);
 		return -1;
 	}
 	p->recovering = false;
+	/* Migration: records of an older version are written again in the current one. */
+	for (i = 0; i < rc.nold; i++)
+		if ((j = jobs_find(p->jobs, rc.old[i])) != NULL)
+			jobs_touch(p->jobs, j);
+	if (rc.nold > 0)
+		log_info("%zu job records of version %d (and later) are written again as "
+			 "version %d", rc.nold, rc.oldest, RECORD_VERSION);
+	free(rc.old);
 	jobs_set_next_id(p->jobs, store_next_id(p->store));
 	for (j = jobs_first(p->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
 		if (j->state == JOB_RUNNING) {

@@ -858,11 +858,40 @@ class RecordMigrationTest(DurabilityCase):
         self.assertEqual(d.show(14)["due_at"], 4102444800.0)
         self.assertNextIdAbove(d, range(1, 16))
         after = {i: d.show(i) for i in (10, 11, 13)}
-        # Stopped and started again: the same jobs, unchanged.
-        d = self.restart(d)
+        self.assertIn("15 job records of version 1 (and later) are written again as version 2",
+                      d.log_text())
+        # Stopped: every row is now a record of the current version.
+        self.assertEqual(d.stop(), 0)
+        self.assertCurrentRecords(db_path(d), range(1, 17))
+        # Started again: the same jobs, unchanged, and nothing left to migrate.
+        d = self.restart(d, stop=False)
         self.check_jobs(d, expected)
         for i, want in after.items():
             self.assertEqual(d.show(i), want)
+        self.assertNotIn("written again", d.log_text().split("taskd stopped")[-1])
+
+    def assertCurrentRecords(self, path, ids):
+        import sqlite3
+        con = sqlite3.connect(path)
+        try:
+            rows = con.execute("SELECT id, state, record FROM jobs ORDER BY id").fetchall()
+        finally:
+            con.close()
+        self.assertEqual([r[0] for r in rows], list(ids))
+        for jid, state, text in rows:
+            with self.subTest(row=jid):
+                rec = json.loads(text)
+                self.assertEqual(rec["v"], 2)
+                self.assertNotIn("res", rec)
+                self.assertNotIn("life", rec)
+                self.assertNotIn("t", rec["result"])
+                self.assertNotIn("rss_kb", rec["result"])
+                self.assertIn(rec["spec"]["type"], ("exec", "noop", "sumsq"))
+                self.assertIn(rec["spec"]["class"], ("cpu", "io", "auto"))
+                self.assertIn(rec["routed"], ("cpu", "io", "auto"))
+                self.assertIn(rec["pool"], ("thread", "process", None))
+                self.assertIn(rec["result"]["status"],
+                              ("exited", "signaled", "timeout", "cancelled", "failed", "lost"))
 
 
 if __name__ == "__main__":
