@@ -404,7 +404,7 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 		if ((j = jobs_find(p->jobs, rc.old[i])) != NULL)
 			jobs_touch(p->jobs, j);
 	if (rc.nold > 0)
-		log_info("%zu job records of version %d (and later) are written again as "
+		log_info("migrating %zu stored job records (oldest version %d) to record "
 			 "version %d", rc.nold, rc.oldest, RECORD_VERSION);
 	free(rc.old);
 	jobs_set_next_id(p->jobs, store_next_id(p->store));

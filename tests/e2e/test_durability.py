@@ -858,7 +858,7 @@ class RecordMigrationTest(DurabilityCase):
         self.assertEqual(d.show(14)["due_at"], 4102444800.0)
         self.assertNextIdAbove(d, range(1, 16))
         after = {i: d.show(i) for i in (10, 11, 13)}
-        self.assertIn("15 job records of version 1 (and later) are written again as version 2",
+        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 2",
                       d.log_text())
         # Stopped: every row is now a record of the current version.
         self.assertEqual(d.stop(), 0)
@@ -868,7 +868,7 @@ class RecordMigrationTest(DurabilityCase):
         self.check_jobs(d, expected)
         for i, want in after.items():
             self.assertEqual(d.show(i), want)
-        self.assertNotIn("written again", d.log_text().split("taskd stopped")[-1])
+        self.assertNotIn("migrating", d.log_text().split("taskd stopped")[-1])
 
     def assertCurrentRecords(self, path, ids):
         import sqlite3
