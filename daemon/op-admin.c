@@ -17,7 +17,32 @@
 #include "taskd.h"
 #include "tpool.h"
 
-void
+static op_fn op_shutdown;
+static op_fn op_reload;
+static op_fn op_metrics;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_shutdown_entry = {
+	.name = TASKD_OP_SHUTDOWN,
+	.fn = op_shutdown,
+	.flags = OP_PRIVILEGED | OP_WHILE_STOPPING,
+	.fields = { "drain" },
+};
+
+const struct op op_reload_entry = {
+	.name = TASKD_OP_RELOAD,
+	.fn = op_reload,
+	.flags = OP_PRIVILEGED | OP_WHILE_STOPPING,
+};
+
+const struct op op_metrics_entry = {
+	.name = TASKD_OP_METRICS,
+	.fn = op_metrics,
+	.flags = OP_WHILE_STOPPING,
+};
+
+static void
 op_shutdown(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *d = json_object_get(req->root, "drain");
@@ -31,7 +56,7 @@ op_shutdown(struct taskd *td, struct client *c, struct request *req)
 	taskd_shutdown(td, drain);
 }
 
-void
+static void
 op_metrics(struct taskd *td, struct client *c, struct request *req)
 {
 	struct evbuffer *out = evbuffer_new();
@@ -64,7 +89,7 @@ op_metrics(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, json_pack("{s:o}", "text", text));
 }
 
-void
+static void
 op_reload(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *changed;

@@ -18,6 +18,55 @@
 #include "taskd.h"
 #include "xmalloc.h"
 
+static op_fn op_cancel;
+static op_fn op_pause;
+static op_fn op_resume;
+static op_fn op_priority;
+static op_fn op_clean;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_cancel_entry = {
+	.name = TASKD_OP_CANCEL,
+	.fn = op_cancel,
+	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
+	.select = FILTER_LABELS | FILTER_NAME,
+};
+
+/*
+ * Refused once a shutdown began: a class paused during a drain would hold
+ * it forever; a job resumed during a shutdown without drain would start
+ * after the cancels.
+ */
+const struct op op_pause_entry = {
+	.name = TASKD_OP_PAUSE,
+	.fn = op_pause,
+	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
+	.fields = { "class" },
+};
+
+const struct op op_resume_entry = {
+	.name = TASKD_OP_RESUME,
+	.fn = op_resume,
+	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
+	.fields = { "class" },
+};
+
+const struct op op_priority_entry = {
+	.name = TASKD_OP_PRIORITY,
+	.fn = op_priority,
+	.flags = OP_JOB | OP_WHILE_STOPPING,
+	.fields = { "priority" },
+};
+
+const struct op op_clean_entry = {
+	.name = TASKD_OP_CLEAN,
+	.fn = op_clean,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME |
+		  FILTER_OLDER_THAN,
+};
+
 /* ---- cancel ---- */
 
 /* Cancel every matching job not finished yet: {"ids":[...],"cancelling":[running ones]}. */
@@ -56,7 +105,7 @@ cancel_selected(struct taskd *td, struct client *c, struct request *req)
 }
 
 /* One job ("job"), or every job a selector picks. */
-void
+static void
 op_cancel(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = req->job;
@@ -145,19 +194,19 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 				       job_state_name(j->state)));
 }
 
-void
+static void
 op_pause(struct taskd *td, struct client *c, struct request *req)
 {
 	pause_resume(td, c, req, true);
 }
 
-void
+static void
 op_resume(struct taskd *td, struct client *c, struct request *req)
 {
 	pause_resume(td, c, req, false);
 }
 
-void
+static void
 op_priority(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *v = json_object_get(req->root, "priority");
@@ -194,7 +243,7 @@ clean_prune(struct job *j, void *arg)
 }
 
 /* Remove finished jobs (rows and output files): {"removed":N}. */
-void
+static void
 op_clean(struct taskd *td, struct client *c, struct request *req)
 {
 	struct proto_error err = { 0 };

@@ -21,6 +21,17 @@
 #define LOGS_CHUNK_DEFAULT (256u << 10)
 #define LOGS_CHUNK_MAX (1u << 20)
 
+static op_fn op_logs;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_logs_entry = {
+	.name = TASKD_OP_LOGS,
+	.fn = op_logs,
+	.flags = OP_JOB | OP_WHILE_STOPPING,
+	.fields = { "stream", "offset", "max" },
+};
+
 /*
  * Text when the chunk is UTF-8 (a multi-byte character cut by the chunk end
  * is left for the next chunk), else base64. *used = bytes consumed.
@@ -83,7 +94,7 @@ bad:
 	return -1;
 }
 
-void
+static void
 op_logs(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = req->job;

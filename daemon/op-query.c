@@ -22,6 +22,48 @@
 
 #define LIST_LIMIT_DEFAULT 100
 
+static op_fn op_status;
+static op_fn op_list;
+static op_fn op_show;
+static op_fn op_wait;
+static op_fn op_subscribe;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_status_entry = {
+	.name = TASKD_OP_STATUS,
+	.fn = op_status,
+	.flags = OP_WHILE_STOPPING,
+};
+
+const struct op op_list_entry = {
+	.name = TASKD_OP_LIST,
+	.fn = op_list,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS,
+	.fields = { "limit" },
+};
+
+const struct op op_show_entry = {
+	.name = TASKD_OP_SHOW,
+	.fn = op_show,
+	.flags = OP_JOB | OP_WHILE_STOPPING,
+};
+
+const struct op op_wait_entry = {
+	.name = TASKD_OP_WAIT,
+	.fn = op_wait,
+	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
+	.select = FILTER_LABELS | FILTER_NAME,
+};
+
+const struct op op_subscribe_entry = {
+	.name = TASKD_OP_SUBSCRIBE,
+	.fn = op_subscribe,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME,
+};
+
 /* A `wait` request parked on a job until it finishes. */
 struct pending_wait {
 	struct job_waiter waiter;
@@ -74,7 +116,7 @@ process_pool_json(struct taskd *td)
 			 pc.min_workers, "max", pc.max_workers, "workers");
 }
 
-void
+static void
 op_status(struct taskd *td, struct client *c, struct request *req)
 {
 	struct tpool_stats ts;
@@ -102,7 +144,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, r);
 }
 
-void
+static void
 op_list(struct taskd *td, struct client *c, struct request *req)
 {
 	json_t *limit = json_object_get(req->root, "limit");
@@ -141,7 +183,7 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
 }
 
-void
+static void
 op_show(struct taskd *td, struct client *c, struct request *req)
 {
 	reply_ok(c, req->id, job_to_json(req->job));
@@ -295,7 +337,7 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 }
 
 /* One job ("job"), or every job a selector picks that exists now. */
-void
+static void
 op_wait(struct taskd *td, struct client *c, struct request *req)
 {
 	struct job *j = req->job;
@@ -341,7 +383,7 @@ op_wait_closed(struct taskd *td, struct conn *cs, struct client *c)
 /* ---- subscribe ---- */
 
 /* From the answer on, this connection gets a line per job event (events.c). */
-void
+static void
 op_subscribe(struct taskd *td, struct client *c, struct request *req)
 {
 	struct conn *cs = conn_of(c);

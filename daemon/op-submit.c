@@ -20,6 +20,17 @@
 #include "taskd.h"
 #include "xmalloc.h"
 
+static op_fn op_submit;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_submit_entry = {
+	.name = TASKD_OP_SUBMIT,
+	.fn = op_submit,
+	.flags = OP_JOB_FIELDS,
+	.fields = { "wait", "jobs" },
+};
+
 /*
  * A submit waiting for its jobs to be on disk (persist.c's group commit):
  * answered, and its jobs queued, from submit_committed.
@@ -246,7 +257,7 @@ batch_has_job_fields(json_t *req)
 	return false;
 }
 
-void
+static void
 op_submit(struct taskd *td, struct client *c, struct request *req)
 {
 	struct proto_error err = { 0 };

@@ -19,34 +19,35 @@
 #include "xmalloc.h"
 
 /*
- * Every op: its name, handler, flags (OP_*), the selector fields it takes
- * (FILTER_*, filter.h) and its own fields. Envelope fields ("v", "id",
- * "op") are every op's; "job" is the op's with OP_JOB or OP_JOB_OR.
+ * The op table. Each op's entry (struct op: its name, handler, flags, the
+ * selector fields and its own fields) sits in its theme's file next to its
+ * handler; this list is every op the dispatcher knows.
  */
-static const struct op ops[] = {
-	{ TASKD_OP_SUBMIT, op_submit, OP_JOB_FIELDS, 0, { "wait", "jobs" } },
-	{ TASKD_OP_STATUS, op_status, OP_WHILE_STOPPING, 0, { NULL } },
-	{ TASKD_OP_LIST, op_list, OP_WHILE_STOPPING,
-	  FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS, { "limit" } },
-	{ TASKD_OP_SHOW, op_show, OP_JOB | OP_WHILE_STOPPING, 0, { NULL } },
-	{ TASKD_OP_WAIT, op_wait, OP_JOB_OR | OP_WHILE_STOPPING, FILTER_LABELS | FILTER_NAME,
-	  { NULL } },
-	{ TASKD_OP_SUBSCRIBE, op_subscribe, OP_WHILE_STOPPING,
-	  FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME, { NULL } },
-	{ TASKD_OP_CANCEL, op_cancel, OP_JOB_OR | OP_WHILE_STOPPING, FILTER_LABELS | FILTER_NAME,
-	  { NULL } },
-	/* A class paused during a drain would hold it forever; a job resumed during a
-	 * shutdown without drain would start after the cancels. */
-	{ TASKD_OP_PAUSE, op_pause, OP_JOB_OR | OP_PRIVILEGED_WIDE, 0, { "class" } },
-	{ TASKD_OP_RESUME, op_resume, OP_JOB_OR | OP_PRIVILEGED_WIDE, 0, { "class" } },
-	{ TASKD_OP_PRIORITY, op_priority, OP_JOB | OP_WHILE_STOPPING, 0, { "priority" } },
-	{ TASKD_OP_CLEAN, op_clean, OP_WHILE_STOPPING,
-	  FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | FILTER_OLDER_THAN,
-	  { NULL } },
-	{ TASKD_OP_LOGS, op_logs, OP_JOB | OP_WHILE_STOPPING, 0, { "stream", "offset", "max" } },
-	{ TASKD_OP_SHUTDOWN, op_shutdown, OP_PRIVILEGED | OP_WHILE_STOPPING, 0, { "drain" } },
-	{ TASKD_OP_RELOAD, op_reload, OP_PRIVILEGED | OP_WHILE_STOPPING, 0, { NULL } },
-	{ TASKD_OP_METRICS, op_metrics, OP_WHILE_STOPPING, 0, { NULL } },
+extern const struct op op_submit_entry;                                /* op-submit.c */
+extern const struct op op_status_entry, op_list_entry, op_show_entry,  /* op-query.c */
+	op_wait_entry, op_subscribe_entry;
+extern const struct op op_cancel_entry, op_pause_entry, op_resume_entry, /* op-control.c */
+	op_priority_entry, op_clean_entry;
+extern const struct op op_logs_entry;                                  /* op-logs.c */
+extern const struct op op_shutdown_entry, op_reload_entry,             /* op-admin.c */
+	op_metrics_entry;
+
+static const struct op *const ops[] = {
+	&op_submit_entry,
+	&op_status_entry,
+	&op_list_entry,
+	&op_show_entry,
+	&op_wait_entry,
+	&op_subscribe_entry,
+	&op_cancel_entry,
+	&op_pause_entry,
+	&op_resume_entry,
+	&op_priority_entry,
+	&op_clean_entry,
+	&op_logs_entry,
+	&op_shutdown_entry,
+	&op_reload_entry,
+	&op_metrics_entry,
 };
 
 const struct op *
@@ -55,12 +56,12 @@ ops_find(const char *name)
 	size_t i;
 
 	for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
-		if (strcmp(name, ops[i].name) == 0)
-			return &ops[i];
+		if (strcmp(name, ops[i]->name) == 0)
+			return ops[i];
 	return NULL;
 }
 
-const struct op *
+const struct op *const *
 ops_table(size_t *n)
 {
 	*n = sizeof ops / sizeof ops[0];

@@ -1,9 +1,10 @@
 /*
- * The protocol's operations (doc/protocol.md). ops.c holds the op table,
- * one struct op per op, and the dispatcher: server.c hands it every
- * request line; it decodes the envelope (proto.c), finds the op, does the
- * checks its entry asks for (below), and calls its handler. The handlers
- * live in one file per theme:
+ * The protocol's operations (doc/protocol.md). Every op has an entry, a
+ * struct op: its name, handler, flags, the selector fields and its own
+ * fields. The entries sit next to their handlers, one file per theme; ops.c
+ * lists them (the op table) and holds the dispatcher: server.c hands it
+ * every request line; it decodes the envelope (proto.c), finds the op, does
+ * the checks its entry asks for (below), and calls its handler:
  *
  *   op-submit.c   submit
  *   op-query.c    status, list, show, wait, subscribe
@@ -78,7 +79,7 @@ struct op {
 /* The op named name, or NULL (unknown_op). */
 const struct op *ops_find(const char *name);
 /* The whole table (*n entries), for tests and tools. */
-const struct op *ops_table(size_t *n);
+const struct op *const *ops_table(size_t *n);
 /* Checks 1 to 4 for a request (root) of op by uid; -1 with *err. No daemon state. */
 int ops_check(const struct op *op, json_t *root, uid_t uid, bool stopping,
 	      struct proto_error *err);
@@ -86,11 +87,6 @@ int ops_check(const struct op *op, json_t *root, uid_t uid, bool stopping,
 int ops_resolve_job(const struct op *op, json_t *root, struct jobs *js, uid_t uid,
 		    struct job **job, struct proto_error *err);
 
-op_fn op_submit;                                                   /* op-submit.c */
-op_fn op_status, op_list, op_show, op_wait, op_subscribe;          /* op-query.c */
-op_fn op_cancel, op_pause, op_resume, op_priority, op_clean;       /* op-control.c */
-op_fn op_logs;                                                     /* op-logs.c */
-op_fn op_shutdown, op_reload, op_metrics;                          /* op-admin.c */
 
 /* ---- replies (exactly one per request) ---- */
 
