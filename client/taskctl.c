@@ -6,7 +6,7 @@
  * Global options are parsed up to the command word; the command's
  * handler (client/cmd-*.c, found in the table below) parses the rest.
  * This file also holds what all commands share: one lazily opened
- * connection, error reporting and exit codes (DESIGN §6):
+ * connection, error reporting and exit codes (doc/design.md "taskctl"):
  * 0 ok, 2 usage, 3 daemon unreachable, 4 rejected by the daemon.
  */
 #include <ctype.h>

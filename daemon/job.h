@@ -213,7 +213,7 @@ void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
 
-/* The job object of DESIGN §5a. */
+/* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
 
 /* Current time as unix seconds with a fraction. */

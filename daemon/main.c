@@ -130,7 +130,10 @@ load_config(void)
 	}
 }
 
-/* Per DESIGN §5: the system socket as root, else the user's runtime dir. */
+/*
+ * The system socket as root, else the user's runtime dir (doc/design.md
+ * "Sockets and state directories").
+ */
 static char *
 default_socket(void)
 {

@@ -1,5 +1,6 @@
 /*
- * Keeping the job table durable (DESIGN §9), on the loop thread: every
+ * Keeping the job table durable (doc/design.md "Stored job records"), on
+ * the loop thread: every
  * change of the table (job added, state changed, job pruned) marks the job
  * dirty; once per loop iteration all dirty jobs are written in ONE store
  * transaction (group commit), each job once whatever happened to it since.

@@ -94,7 +94,7 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 
 static const char *const envelope_fields[] = { "v", "id", "op" };
 
-/* A new job field: here, in the decode_* step that reads it, and in record.c. */
+/* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
 	"after", "after_any", "run_at", "retries", "retry_delay",
