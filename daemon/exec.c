@@ -12,8 +12,9 @@
  * Who owns what: the struct run belongs to the runner while it runs; the
  * only things other threads touch are cancelled and cancel_fd (run_cancel
  * sets the one and writes the other, async-signal-safe). Global state: a
- * small mutex-guarded stack of drained cancel eventfds for reuse, and each
- * thread's open schedstat file.
+ * small mutex-guarded stack of drained cancel eventfds for reuse (and, in
+ * schedstat.c, each thread's open schedstat file). Finding the command in
+ * PATH: exec-path.c.
  *
  * File descriptors: every fd opened here is O_CLOEXEC from birth (pipe2,
  * open, eventfd, pidfd), so a job spawned concurrently by another pool
@@ -95,74 +96,6 @@ struct child {
 };
 
 static int run_fail(struct run *r, int code, char *msg);
-
-/* The second field of a schedstat line (run-queue wait, ns) in seconds; -1 if unreadable. */
-static double
-schedstat_parse(int fd, bool reread)
-{
-	unsigned long long cpu_ns, wait_ns;
-	char buf[128];
-	ssize_t n;
-
-	n = reread ? pread(fd, buf, sizeof buf - 1, 0) : read(fd, buf, sizeof buf - 1);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu", &cpu_ns, &wait_ns) != 2)
-		return -1;
-	return (double)wait_ns / 1e9;
-}
-
-double
-run_schedstat_wait(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	double w;
-
-	if (fd == -1)
-		return -1;
-	w = schedstat_parse(fd, false);
-	close(fd);
-	return w;
-}
-
-/* Each thread keeps its /proc/thread-self/schedstat open (fd + 1 as the key's value). */
-static pthread_key_t schedstat_key;
-static bool schedstat_key_ok;
-static pthread_once_t schedstat_once = PTHREAD_ONCE_INIT;
-
-static void
-schedstat_close(void *v)
-{
-	close((int)((intptr_t)v - 1));
-}
-
-static void
-schedstat_init(void)
-{
-	schedstat_key_ok = pthread_key_create(&schedstat_key, schedstat_close) == 0;
-}
-
-double
-run_schedstat_self(void)
-{
-	intptr_t v;
-	int fd;
-
-	pthread_once(&schedstat_once, schedstat_init);
-	if (!schedstat_key_ok)
-		return run_schedstat_wait("/proc/thread-self/schedstat");
-	if ((v = (intptr_t)pthread_getspecific(schedstat_key)) == 0) {
-		if ((fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)) == -1)
-			return -1;
-		if (pthread_setspecific(schedstat_key, (void *)(intptr_t)(fd + 1)) != 0) {
-			close(fd);
-			return run_schedstat_wait("/proc/thread-self/schedstat");
-		}
-		v = fd + 1;
-	}
-	return schedstat_parse((int)(v - 1), true);
-}
 
 /* Cancel eventfds of freed runs, drained, for the next runs (two system calls less per job). */
 #define SPARE_EVENTFDS 64
@@ -272,148 +205,6 @@ run_execute(struct run *r)
 		exec_run(r);
 	else
 		builtin_run(r);
-}
-
-/* --- lookup ----------------------------------------------------------- */
-
-/* dir/name, or name itself when it is absolute. */
-static char *
-path_join(const char *dir, const char *name)
-{
-	size_t len = strlen(dir);
-
-	if (name[0] == '/')
-		return xstrdup(name);
-	while (len > 0 && dir[len - 1] == '/')
-		len--;
-	if (len == 0 && dir[0] == '/')
-		return xprintf("/%s", name);
-	return xprintf("%.*s/%s", (int)len, dir, name);
-}
-
-static const char *
-env_path(char *const *env)
-{
-	size_t i;
-
-	if (env == NULL)
-		return EXEC_DEFAULT_PATH;
-	for (i = 0; env[i] != NULL; i++)
-		if (strncmp(env[i], "PATH=", 5) == 0)
-			return env[i] + 5;
-	return EXEC_DEFAULT_PATH;
-}
-
-/* An explicit path (contains '/'): use it, relative to cwd. */
-static int
-resolve_file(const char *file, const char *cwd, char **path, char **error)
-{
-	char *p = path_join(cwd, file);
-	struct stat st;
-
-	if (stat(p, &st) == -1) {
-		if (errno == EACCES) {
-			*error = xprintf("permission denied: %s", p);
-			free(p);
-			return 126;
-		}
-		*error = xprintf("command not found: %s", file);
-		free(p);
-		return 127;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		*error = xprintf("is a directory: %s", p);
-		free(p);
-		return 126;
-	}
-	if (!S_ISREG(st.st_mode) || access(p, X_OK) == -1) {
-		*error = xprintf("permission denied: %s", p);
-		free(p);
-		return 126;
-	}
-	*path = p;
-	return 0;
-}
-
-/* 1: executable regular file, 0: regular file we may not run, -1: neither. */
-static int
-classify(const char *p)
-{
-	struct stat st;
-
-	if (stat(p, &st) == -1 || !S_ISREG(st.st_mode))
-		return -1;
-	return access(p, X_OK) == 0 ? 1 : 0;
-}
-
-/* The candidate for one PATH entry; relative entries are relative to cwd. */
-static char *
-candidate(const char *entry, size_t len, const char *cwd, const char *file)
-{
-	char *dir, *abs, *p;
-
-	if (len == 0)
-		return path_join(cwd, file);
-	dir = xstrndup(entry, len);
-	abs = path_join(cwd, dir);
-	p = path_join(abs, file);
-	free(abs);
-	free(dir);
-	return p;
-}
-
-/*
- * PATH search as bash does it: the first executable regular file wins;
- * directories are skipped; a non-executable file found on the way gives
- * 126 when nothing executable follows.
- */
-static int
-resolve_search(const char *file, const char *pathvar, const char *cwd, char **path, char **error)
-{
-	const char *entry = pathvar, *end;
-	char *denied = NULL, *p;
-	int kind;
-
-	for (;;) {
-		end = strchrnul(entry, ':');
-		p = candidate(entry, (size_t)(end - entry), cwd, file);
-		kind = classify(p);
-		if (kind == 1) {
-			free(denied);
-			*path = p;
-			return 0;
-		}
-		if (kind == 0 && denied == NULL)
-			denied = p;
-		else
-			free(p);
-		if (*end == '\0')
-			break;
-		entry = end + 1;
-	}
-	if (denied != NULL) {
-		*error = xprintf("permission denied: %s", denied);
-		free(denied);
-		return 126;
-	}
-	*error = xprintf("command not found: %s", file);
-	return 127;
-}
-
-int
-exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error)
-{
-	*path = NULL;
-	*error = NULL;
-	if (cwd == NULL)
-		cwd = "/";
-	if (file == NULL || file[0] == '\0') {
-		*error = xstrdup("command not found: ");
-		return 127;
-	}
-	if (strchr(file, '/') != NULL)
-		return resolve_file(file, cwd, path, error);
-	return resolve_search(file, env_path(env), cwd, path, error);
 }
 
 /* --- setup ------------------------------------------------------------ */
