@@ -8,6 +8,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -456,12 +457,6 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
-static json_t *
-str_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -477,8 +472,8 @@ add_result(json_t *o, const struct job *j)
 	json_object_set_new(o, "max_rss_kb", ran && r->max_rss_kb >= 0
 						     ? json_integer(r->max_rss_kb) : json_null());
 	json_object_set_new(o, "wall", ran ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", str_or_null(r->result));
-	json_object_set_new(o, "error", str_or_null(r->error));
+	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "error", string_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
 	json_object_set_new(o, "stderr_bytes", ran ? json_integer((json_int_t)r->err_bytes)
@@ -523,12 +518,12 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
-	json_object_set_new(o, "pool", str_or_null(pool));
+	json_object_set_new(o, "pool", string_or_null(pool));
 	json_object_set_new(o, "worker", j->worker >= 0 ? json_integer(j->worker) : json_null());
-	json_object_set_new(o, "name", str_or_null(j->spec.name));
+	json_object_set_new(o, "name", string_or_null(j->spec.name));
 	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
-	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
+	json_object_set_new(o, "cwd", string_or_null(j->spec.cwd));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,

@@ -17,6 +17,7 @@
 #include <taskd/protocol.h>
 
 #include "builtin.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "record.h"
 #include "xmalloc.h"
@@ -44,33 +45,6 @@ status_parse(const char *name)
 
 /* ---- encoding (the current version) ---- */
 
-/* json_real() refuses NaN and infinities; neither has a meaning here. */
-static json_t *
-real(double v)
-{
-	return json_real(isfinite(v) ? v : 0.0);
-}
-
-static json_t *
-str_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
-static json_t *
-strv_or_null(char *const *v)
-{
-	json_t *a;
-	size_t i;
-
-	if (v == NULL)
-		return json_null();
-	a = json_array();
-	for (i = 0; v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 /* o.key = v (taken); a value that cannot be JSON (not UTF-8) would lose the job. */
 static void
 set(json_t *o, const char *key, json_t *v, uint64_t id)
@@ -86,15 +60,15 @@ encode_spec(const struct job *j)
 	json_t *o = json_object(), *deps = json_array(), *d;
 	size_t i;
 
-	set(o, "type", str_or_null(builtin_name(s->type)), j->id);
+	set(o, "type", string_or_null(builtin_name(s->type)), j->id);
 	set(o, "argv", strv_or_null(s->argv), j->id);
 	set(o, "env", strv_or_null(s->env), j->id);
-	set(o, "cwd", str_or_null(s->cwd), j->id);
-	set(o, "name", str_or_null(s->name), j->id);
+	set(o, "cwd", string_or_null(s->cwd), j->id);
+	set(o, "name", string_or_null(s->name), j->id);
 	set(o, "labels", labels_to_json(&s->labels), j->id);
 	set(o, "class", json_string(config_class_name(s->class)), j->id);
 	set(o, "priority", json_integer(s->priority), j->id);
-	set(o, "timeout", real(s->timeout), j->id);
+	set(o, "timeout", finite_real(s->timeout), j->id);
 	for (i = 0; i < s->ndeps; i++) {
 		d = json_object();
 		set(d, "id", json_integer((json_int_t)s->deps[i].id), j->id);
@@ -104,9 +78,9 @@ encode_spec(const struct job *j)
 		json_array_append_new(deps, d);
 	}
 	set(o, "deps", deps, j->id);
-	set(o, "run_at", real(s->run_at), j->id);
+	set(o, "run_at", finite_real(s->run_at), j->id);
 	set(o, "retries", json_integer(s->retries), j->id);
-	set(o, "retry_delay", real(s->retry_delay), j->id);
+	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
 	return o;
 }
 
@@ -119,20 +93,20 @@ encode_result(const struct job *j)
 	set(o, "status", json_string(status_names[r->status]), j->id);
 	set(o, "exit_code", json_integer(r->exit_code), j->id);
 	set(o, "signal", json_integer(r->signal), j->id);
-	set(o, "cpu_user", real(r->cpu_user), j->id);
-	set(o, "cpu_sys", real(r->cpu_sys), j->id);
+	set(o, "cpu_user", finite_real(r->cpu_user), j->id);
+	set(o, "cpu_sys", finite_real(r->cpu_sys), j->id);
 	set(o, "max_rss_kb", json_integer(r->max_rss_kb), j->id);
-	set(o, "wall", real(r->wall), j->id);
-	set(o, "runq_wait", real(r->runq_wait), j->id);
-	set(o, "started_at", real(r->started_at), j->id);
-	set(o, "finished_at", real(r->finished_at), j->id);
+	set(o, "wall", finite_real(r->wall), j->id);
+	set(o, "runq_wait", finite_real(r->runq_wait), j->id);
+	set(o, "started_at", finite_real(r->started_at), j->id);
+	set(o, "finished_at", finite_real(r->finished_at), j->id);
 	set(o, "out_bytes", json_integer((json_int_t)r->out_bytes), j->id);
 	set(o, "err_bytes", json_integer((json_int_t)r->err_bytes), j->id);
 	set(o, "out_truncated", json_boolean(r->out_truncated), j->id);
 	set(o, "err_truncated", json_boolean(r->err_truncated), j->id);
 	set(o, "pid", json_integer(r->pid), j->id);
-	set(o, "result", str_or_null(r->result), j->id);
-	set(o, "error", str_or_null(r->error), j->id);
+	set(o, "result", string_or_null(r->result), j->id);
+	set(o, "error", string_or_null(r->error), j->id);
 	return o;
 }
 
@@ -147,15 +121,15 @@ record_encode(const struct job *j)
 	set(o, "gid", json_integer((json_int_t)j->gid), j->id);
 	set(o, "spec", encode_spec(j), j->id);
 	set(o, "routed", json_string(config_class_name(j->routed)), j->id);
-	set(o, "pool", str_or_null(job_pool_name(j->pool)), j->id);
+	set(o, "pool", string_or_null(job_pool_name(j->pool)), j->id);
 	set(o, "worker", json_integer(j->worker), j->id);
 	set(o, "route_key", json_string(j->route_key), j->id);
-	set(o, "submitted_at", real(j->submitted_at), j->id);
-	set(o, "started_at", real(j->started_at), j->id);
-	set(o, "finished_at", real(j->finished_at), j->id);
+	set(o, "submitted_at", finite_real(j->submitted_at), j->id);
+	set(o, "started_at", finite_real(j->started_at), j->id);
+	set(o, "finished_at", finite_real(j->finished_at), j->id);
 	set(o, "attempt", json_integer(j->attempt), j->id);
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
-	set(o, "due_at", real(j->due_at), j->id);
+	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -166,12 +140,6 @@ record_encode(const struct job *j)
 
 /* ---- decoding (every version) ---- */
 
-static bool
-clean_string(const json_t *v)
-{
-	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
 /* A string without NUL, or null (→ NULL): 0; anything else -1. */
 static int
 take_str(const json_t *v, char **out)
@@ -179,7 +147,7 @@ take_str(const json_t *v, char **out)
 	*out = NULL;
 	if (json_is_null(v))
 		return 0;
-	if (!clean_string(v))
+	if (!string_without_nul(v))
 		return -1;
 	*out = xstrdup(json_string_value(v));
 	return 0;
@@ -198,7 +166,7 @@ take_strv(const json_t *a, char ***out)
 	if (!json_is_array(a))
 		return -1;
 	json_array_foreach(a, i, e)
-		if (!clean_string(e))
+		if (!string_without_nul(e))
 			return -1;
 	*out = xcalloc(json_array_size(a) + 1, sizeof **out);
 	json_array_foreach(a, i, e)

@@ -14,6 +14,7 @@
 
 #include "builtin.h"
 #include "exec.h"
+#include "jsonutil.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -23,33 +24,6 @@
 
 /* --- encoding --------------------------------------------------------- */
 
-static json_t *
-str_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
-/* json_real() refuses NaN and infinities; neither has a meaning here. */
-static json_t *
-real(double v)
-{
-	return json_real(isfinite(v) ? v : 0.0);
-}
-
-static json_t *
-strv_json(char *const *v)
-{
-	json_t *a;
-	size_t i;
-
-	if (v == NULL)
-		return json_null();
-	a = json_array();
-	for (i = 0; v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 json_t *
 worker_encode_spec(const struct run_spec *s)
 {
@@ -58,13 +32,13 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "t", json_string("run"));
 	json_object_set_new(m, "job", json_integer((json_int_t)s->job_id));
 	json_object_set_new(m, "type", json_integer(s->type));
-	json_object_set_new(m, "argv", strv_json(s->argv));
-	json_object_set_new(m, "env", strv_json(s->env));
-	json_object_set_new(m, "cwd", str_or_null(s->cwd));
-	json_object_set_new(m, "out_path", str_or_null(s->out_path));
-	json_object_set_new(m, "err_path", str_or_null(s->err_path));
-	json_object_set_new(m, "timeout", real(s->timeout));
-	json_object_set_new(m, "kill_grace", real(s->kill_grace));
+	json_object_set_new(m, "argv", strv_or_null(s->argv));
+	json_object_set_new(m, "env", strv_or_null(s->env));
+	json_object_set_new(m, "cwd", string_or_null(s->cwd));
+	json_object_set_new(m, "out_path", string_or_null(s->out_path));
+	json_object_set_new(m, "err_path", string_or_null(s->err_path));
+	json_object_set_new(m, "timeout", finite_real(s->timeout));
+	json_object_set_new(m, "kill_grace", finite_real(s->kill_grace));
 	json_object_set_new(m, "max_output", json_integer((json_int_t)s->max_output));
 	json_object_set_new(m, "nice", json_integer(s->nice));
 	json_object_set_new(m, "as_user", json_boolean(s->as_user));
@@ -83,21 +57,21 @@ worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb)
 	json_object_set_new(m, "status", json_integer(res->status));
 	json_object_set_new(m, "exit_code", json_integer(res->exit_code));
 	json_object_set_new(m, "signal", json_integer(res->signal));
-	json_object_set_new(m, "cpu_user", real(res->cpu_user));
-	json_object_set_new(m, "cpu_sys", real(res->cpu_sys));
+	json_object_set_new(m, "cpu_user", finite_real(res->cpu_user));
+	json_object_set_new(m, "cpu_sys", finite_real(res->cpu_sys));
 	json_object_set_new(m, "max_rss_kb", json_integer(res->max_rss_kb));
-	json_object_set_new(m, "wall", real(res->wall));
-	json_object_set_new(m, "runq_wait", real(res->runq_wait));
-	json_object_set_new(m, "runq_wait", real(res->runq_wait));
-	json_object_set_new(m, "started_at", real(res->started_at));
-	json_object_set_new(m, "finished_at", real(res->finished_at));
+	json_object_set_new(m, "wall", finite_real(res->wall));
+	json_object_set_new(m, "runq_wait", finite_real(res->runq_wait));
+	json_object_set_new(m, "runq_wait", finite_real(res->runq_wait));
+	json_object_set_new(m, "started_at", finite_real(res->started_at));
+	json_object_set_new(m, "finished_at", finite_real(res->finished_at));
 	json_object_set_new(m, "out_bytes", json_integer((json_int_t)res->out_bytes));
 	json_object_set_new(m, "err_bytes", json_integer((json_int_t)res->err_bytes));
 	json_object_set_new(m, "out_truncated", json_boolean(res->out_truncated));
 	json_object_set_new(m, "err_truncated", json_boolean(res->err_truncated));
 	json_object_set_new(m, "pid", json_integer(res->pid));
-	json_object_set_new(m, "result", str_or_null(res->result));
-	json_object_set_new(m, "error", str_or_null(res->error));
+	json_object_set_new(m, "result", string_or_null(res->result));
+	json_object_set_new(m, "error", string_or_null(res->error));
 	json_object_set_new(m, "rss_kb", json_integer(rss_kb));
 	return m;
 }
@@ -183,12 +157,6 @@ dec_bool(struct dec *d, const char *key)
 	return json_is_true(v);
 }
 
-static bool
-clean_string(const json_t *v)
-{
-	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
 /* A string without NUL, or null (-> NULL). Returns a malloc'd copy. */
 static char *
 dec_str(struct dec *d, const char *key)
@@ -197,7 +165,7 @@ dec_str(struct dec *d, const char *key)
 
 	if (v == NULL || json_is_null(v))
 		return NULL;
-	if (!clean_string(v)) {
+	if (!string_without_nul(v)) {
 		dec_fail(d, key, "not a string");
 		return NULL;
 	}
@@ -219,7 +187,7 @@ dec_strv(struct dec *d, const char *key, bool env)
 		return NULL;
 	}
 	json_array_foreach(v, i, e) {
-		if (!clean_string(e) || (env && strchr(json_string_value(e), '=') == NULL)) {
+		if (!string_without_nul(e) || (env && strchr(json_string_value(e), '=') == NULL)) {
 			dec_fail(d, key,
 			         env ? "not an array of K=V strings" : "not an array of strings");
 			return NULL;

@@ -29,6 +29,7 @@
 #include <taskd/protocol.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "events.h"
 #include "filter.h"
 #include "job.h"
@@ -93,15 +94,6 @@ close_cb(struct client *c, void *arg)
 	f->closed[i] = 1;
 }
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Run the loop for what is ready now (flushes what was sent). */
 static void
 pump(struct fx *f)
@@ -161,13 +153,13 @@ connect_client(struct fx *f)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), want = f->n + 1;
-	double deadline = mono() + 5;
+	double deadline = clock_now(CLOCK_MONOTONIC) + 5;
 
 	assert_true(fd >= 0);
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", f->path);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
 	assert_int_equal(write(fd, "hello\n", 6), 6);
-	while (f->n < want && mono() < deadline)
+	while (f->n < want && clock_now(CLOCK_MONOTONIC) < deadline)
 		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	assert_int_equal(f->n, want);
 	f->fd[want - 1] = fd;
@@ -192,7 +184,7 @@ subscribe(struct fx *f, int i, const char *filter, unsigned allow, bool see_all,
 static json_t *
 next_line(struct fx *f, int i)
 {
-	double deadline = mono() + 1;
+	double deadline = clock_now(CLOCK_MONOTONIC) + 1;
 	struct pollfd pfd = { .fd = f->fd[i], .events = POLLIN };
 	struct inbuf *in = &f->in[i];
 	char *line, *nl;
@@ -222,7 +214,7 @@ next_line(struct fx *f, int i)
 			in->len += (size_t)n;
 			continue;
 		}
-		if (mono() > deadline)
+		if (clock_now(CLOCK_MONOTONIC) > deadline)
 			return NULL;
 	}
 }

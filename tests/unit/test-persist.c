@@ -25,11 +25,13 @@
 #include <jansson.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "job.h"
 #include "persist.h"
 #include "record.h"
 #include "store.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -59,15 +61,6 @@ struct answer {
 	char *cause;
 };
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 committed_cb(bool ok, const char *cause, void *arg)
 {
@@ -83,9 +76,9 @@ committed_cb(bool ok, const char *cause, void *arg)
 static void
 run_until(struct fx *f, const int *flag, double seconds)
 {
-	double deadline = mono() + seconds;
+	double deadline = clock_now(CLOCK_MONOTONIC) + seconds;
 
-	while (*flag == 0 && mono() < deadline) {
+	while (*flag == 0 && clock_now(CLOCK_MONOTONIC) < deadline) {
 		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 		if (*flag == 0)
 			usleep(1000);
@@ -120,13 +113,6 @@ close_all(struct fx *f)
 }
 
 static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static int
 setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof *f);
@@ -146,7 +132,7 @@ teardown(void **state)
 
 	if (f->p != NULL)
 		close_all(f);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -281,8 +267,9 @@ test_changes_nobody_waits_for(void **state)
 	j->started_at = 1700000001.0;
 	job_set_state(f->js, j, JOB_RUNNING);
 	/* Within a few milliseconds (persist.c's lazy delay), without a waiter. */
-	deadline = mono() + 2;
-	while (strcmp(stored_state(f, id), "running") != 0 && mono() < deadline) {
+	deadline = clock_now(CLOCK_MONOTONIC) + 2;
+	while (strcmp(stored_state(f, id), "running") != 0 &&
+	       clock_now(CLOCK_MONOTONIC) < deadline) {
 		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
@@ -350,8 +337,9 @@ test_failed_commit_is_retried(void **state)
 	assert_string_equal(stored_state(f, j->id), "");
 	/* Room again: the change is still pending and goes in with the retry (1 s). */
 	assert_int_equal(store_set_max_size(f->st, 0, &cause), 0);
-	deadline = mono() + 5;
-	while (strcmp(stored_state(f, j->id), "queued") != 0 && mono() < deadline) {
+	deadline = clock_now(CLOCK_MONOTONIC) + 5;
+	while (strcmp(stored_state(f, j->id), "queued") != 0 &&
+	       clock_now(CLOCK_MONOTONIC) < deadline) {
 		event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 		usleep(5000);
 	}
