@@ -392,8 +392,10 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 	if (store_load(p->store, load_cb, &rc, cause) != 0) {
 		p->recovering = false;
 		if (rc.cause != NULL) {
+			/* A job the store holds but this taskd cannot read: name the file. */
 			free(*cause);
-			*cause = rc.cause;
+			xasprintf(cause, "%s: %s", store_path(p->store), rc.cause);
+			free(rc.cause);
 		}
 		free(rc.old);
 		return -1;

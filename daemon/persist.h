@@ -61,7 +61,8 @@ void persist_flush(struct persist *p);
 /*
  * Load every stored job into the (empty) table. Jobs that were running are
  * marked lost; for each job still queued, requeue(job, arg) is called in id
- * order. -1 with *cause if the store cannot be read.
+ * order. -1 with *cause if the store cannot be read, or holds a job record
+ * this taskd cannot read whole ("PATH: job 17: unreadable record (...)").
  */
 int persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
 		    char **cause);

@@ -537,6 +537,28 @@ class BadDatabaseTest(DurabilityCase):
                 os.unlink(db_path(d) + ext)
         self.refused(d, "newer")
 
+    def rewrite_record(self, d, jid, change):
+        import sqlite3
+        con = sqlite3.connect(db_path(d))
+        (text,) = con.execute("SELECT record FROM jobs WHERE id = ?", (jid,)).fetchone()
+        con.execute("UPDATE jobs SET record = ? WHERE id = ?", (change(text), jid))
+        con.commit()
+        con.close()
+        for ext in ("-wal", "-shm"):
+            if os.path.exists(db_path(d) + ext):
+                os.unlink(db_path(d) + ext)
+
+    def test_newer_record_version(self):
+        # a job record of a later format: refused, never guessed at or rewritten
+        d = self.prepared()
+        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=3)))
+        self.refused(d, "job 3: record version 3 written by a newer taskd")
+
+    def test_unreadable_record(self):
+        d = self.prepared()
+        self.rewrite_record(d, 4, lambda t: t.replace('"status":"exited"', '"status":"crashed"'))
+        self.refused(d, "job 4: unreadable record")
+
     def test_foreign_database(self):
         import sqlite3
         d = self.daemon()
