@@ -5,6 +5,7 @@
 #include <event2/event.h>
 
 #include "job.h"
+#include "leftover.h"
 #include "log.h"
 #include "persist.h"
 #include "store.h"
@@ -342,12 +343,44 @@ load_cb(uint64_t id, const char *state, const char *record, void *arg)
 	return 0;
 }
 
+/*
+ * A job that was running when taskd died: lost, once what was left of it
+ * is gone (lo: what leftover_reap found of it, or NULL if it had no record).
+ */
+static void
+lose(struct persist *p, struct job *j, const struct leftover_job *lo)
+{
+	const char *why = "taskd stopped while the job was running";
+
+	/* Started, but the start was not committed before taskd died. */
+	if (j->state != JOB_RUNNING && lo != NULL) {
+		j->started_at = lo->started_at > 0 ? lo->started_at : now_unix();
+		j->res.started_at = j->started_at;
+	}
+	if (lo != NULL && lo->survived) {
+		why = "taskd stopped while the job was running; what was left of it could not be "
+		      "killed when taskd started again (not retried)";
+		j->unkillable = true;
+	} else if (lo != NULL && lo->killed) {
+		why = "taskd stopped while the job was running; what was left of it was killed "
+		      "when taskd started again";
+	}
+	free(j->res.error);
+	j->res.error = xstrdup(why);
+	/* The run's own time, from the kernel's start of its process to its kill. */
+	j->res.wall = lo != NULL ? lo->ran : 0;
+	j->finished_at = now_unix();
+	/* Dirty (written at the first commit); pruning comes after recovery. */
+	jobs_finish(p->jobs, j, JOB_LOST, INT_MAX, NULL, NULL);
+}
+
 int
-persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
-		char **cause)
+persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t nleftovers,
+		void (*requeue)(struct job *, void *), void *arg, char **cause)
 {
 	struct recovery rc = { .p = p };
 	struct job *j;
+	size_t i;
 
 	p->recovering = true;
 	if (store_load(p->store, load_cb, &rc, cause) != 0) {
@@ -360,13 +393,16 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 	}
 	p->recovering = false;
 	jobs_set_next_id(p->jobs, store_next_id(p->store));
+	for (i = 0; i < nleftovers; i++) {
+		j = jobs_find(p->jobs, leftovers[i].id);
+		if (j != NULL && !job_state_final(j->state)) {
+			lose(p, j, &leftovers[i]);
+			rc.lost++;
+		}
+	}
 	for (j = jobs_first(p->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
 		if (j->state == JOB_RUNNING) {
-			free(j->res.error);
-			j->res.error = xstrdup("taskd stopped while the job was running");
-			j->finished_at = now_unix();
-			/* Dirty (written at the first commit); pruning comes after recovery. */
-			jobs_finish(p->jobs, j, JOB_LOST, INT_MAX, NULL, NULL);
+			lose(p, j, NULL);
 			rc.lost++;
 		} else if (j->state == JOB_QUEUED) {
 			requeue(j, arg);

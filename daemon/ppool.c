@@ -57,6 +57,7 @@
 #include "builtin.h"
 #include "exec.h"
 #include "clock.h"
+#include "leftover.h"
 #include "log.h"
 #include "ppool.h"
 #include "worker.h"
@@ -109,6 +110,7 @@ struct ppool {
 	struct ppool_config cfg;
 	struct ppool_callbacks cb;
 	char *self;
+	char *live_dir;  /* workers are recorded there while they live (leftover.h), or NULL */
 	struct pworkers workers;
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */
@@ -276,6 +278,34 @@ child_end(int fd)
 	return nfd;
 }
 
+/* STATE_DIR/live/worker-PID, or NULL without a live_dir. */
+static char *
+record_path(const struct ppool *pp, pid_t pid)
+{
+	return pp->live_dir != NULL ? xprintf("%s/worker-%d", pp->live_dir, (int)pid) : NULL;
+}
+
+/* A worker was spawned: record it, so that a restart kills it if it outlives us. */
+static void
+record_worker(const struct ppool *pp, pid_t pid)
+{
+	char *path = record_path(pp, pid);
+
+	if (path != NULL && leftover_record(path, pid, clock_now(CLOCK_REALTIME)) == -1)
+		log_warn("ppool: cannot record worker %d in %s", (int)pid, path);
+	free(path);
+}
+
+/* A worker was reaped: nothing of it for a restart to kill. */
+static void
+forget_worker(const struct ppool *pp, pid_t pid)
+{
+	char *path = record_path(pp, pid);
+
+	leftover_forget(path);
+	free(path);
+}
+
 static void
 failed_start(struct ppool *pp, const char *what)
 {
@@ -335,6 +365,7 @@ spawn_worker(struct ppool *pp)
 		failed_start(pp, strerror(err));
 		return -1;
 	}
+	record_worker(pp, pid);
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd == -1)
 		log_debug("ppool: pidfd_open %d: %s (polling instead)", (int)pid, strerror(errno));
@@ -342,6 +373,7 @@ spawn_worker(struct ppool *pp)
 		err = errno;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		forget_worker(pp, pid);
 		close(sv[0]);
 		if (pidfd != -1)
 			close(pidfd);
@@ -376,7 +408,12 @@ worker_free(struct pworker *w)
 	free(w);
 }
 
-/* Kill a worker we no longer trust (or a cancelled built-in's); its death comes via the pidfd. */
+/*
+ * Kill a worker we no longer trust (or a cancelled built-in's); its death
+ * comes via the pidfd. A command it runs goes first: in a session of its own
+ * it would outlive the worker, and while the worker lives (even stopped) its
+ * children are surely its own.
+ */
 static void
 worker_kill(struct pworker *w, const char *why)
 {
@@ -384,6 +421,8 @@ worker_kill(struct pworker *w, const char *why)
 		w->why = xstrdup(why);
 		log_warnx("ppool: killing worker %d (pid %d): %s", w->index, (int)w->pid, why);
 	}
+	if (!w->killed && w->run != NULL && w->run->spec.type == BUILTIN_EXEC)
+		leftover_kill_children(w->pid);
 	w->killed = true;
 	kill(w->pid, SIGKILL);
 	close_socket(w);
@@ -444,7 +483,10 @@ run_lost(struct pworker *w, char *msg)
 	res->started_at = w->job_started_at;
 	res->finished_at = clock_now(CLOCK_REALTIME);
 	res->wall = mono() - w->job_start;
-	if (w->job_pid > 0)
+	/* Its command outlived the worker: killed if it still is the one recorded. */
+	if (w->run->spec.track_path != NULL)
+		leftover_kill(w->run->spec.track_path);
+	else if (w->job_pid > 0)
 		kill(-w->job_pid, SIGKILL);
 }
 
@@ -477,6 +519,7 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 	while (p == -1 && errno == EINTR);
 	if (p == 0)
 		return; /* still running (polling without a pidfd) */
+	forget_worker(pp, w->pid);
 	msg = death_reason(w, status, p == w->pid);
 	if (w->state == W_STARTING ||
 	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
@@ -781,13 +824,14 @@ apply_config(struct ppool *pp, const struct ppool_config *cfg)
 
 struct ppool *
 ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
-          const struct ppool_callbacks *cb)
+          const char *live_dir, const struct ppool_callbacks *cb)
 {
 	struct ppool *pp = xcalloc(1, sizeof *pp);
 	struct timeval sec = {1, 0};
 
 	pp->base = base;
 	pp->self = xstrdup(self);
+	pp->live_dir = live_dir != NULL ? xstrdup(live_dir) : NULL;
 	if (cb != NULL)
 		pp->cb = *cb;
 	TAILQ_INIT(&pp->workers);
@@ -977,6 +1021,7 @@ ppool_free(struct ppool *pp)
 		TAILQ_REMOVE(&pp->workers, w, entry);
 		while (waitpid(w->pid, NULL, 0) == -1 && errno == EINTR)
 			;
+		forget_worker(pp, w->pid);
 		r = w->run;
 		if (r != NULL) {
 			msg = xprintf("worker %d (pid %d) stopped with the pool", w->index,
@@ -990,5 +1035,6 @@ ppool_free(struct ppool *pp)
 	event_free(pp->ev_tick);
 	event_free(pp->ev_backoff);
 	free(pp->self);
+	free(pp->live_dir);
 	free(pp);
 }

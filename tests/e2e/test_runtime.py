@@ -149,5 +149,200 @@ class InheritedFdsTest(E2ETestCase):
                 self.assertOnlyStdio(d, self.assertOk(r)["id"], what)
 
 
+
+# ---------------------------------------------------------------------------
+
+class LeftoverCase(E2ETestCase):
+    """kill -9 of taskd, then a new taskd on the same state directory."""
+
+    def kill9_and_restart(self, d, overrides=None):
+        """SIGKILL d and start a new taskd on its directory, leaving d's job
+        processes alone (no reap_strays): the new taskd must deal with them."""
+        self.assertTrue(d.alive(), "taskd died before the kill; log:\n" + d.log_tail())
+        d.signal(signal.SIGKILL)
+        self.assertEqual(d.wait_exit(10), -signal.SIGKILL)
+        n = Daemon(overrides, start=False, tmpdir=d.tmp)
+        self.track(n)
+        n.start()
+        return n
+
+    def job_dir(self):
+        tmp = tempfile.mkdtemp(prefix="taskd-e2e-leftover-")
+        os.chmod(tmp, 0o777)
+        self.addCleanup(shutil.rmtree, tmp, True)
+        return tmp
+
+    def read_pids(self, path):
+        """The pids a job wrote to path (once it has written them all)."""
+        def check():
+            with open(path) as f:
+                text = f.read()
+            return [int(x) for x in text.split()] if text.endswith("\n") else None
+        return wait_for(check, 10, what="the job to write its pids to %s" % path)
+
+    def assertAlive(self, pids, what):
+        for pid in pids:
+            self.assertFalse(pid_gone(pid), "%s: process %d is gone already" % (what, pid))
+
+    def assertGone(self, pids, what):
+        alive = [(p, proc_state(p)) for p in pids if not pid_gone(p)]
+        self.assertEqual(alive, [], "%s: still running after the restart" % what)
+
+
+# A job of two processes (a shell and its child, one group and session) that
+# writes both pids to the file "pids" in its directory, then waits.
+TWO_PROCS = ["sh", "-c", 'sleep 60 & echo $$ $! > pids.tmp; mv pids.tmp pids; wait']
+
+
+class LeftoverJobsTest(LeftoverCase):
+    """What a killed taskd leaves running is killed by the next start (defect 1)."""
+
+    def crash_with_job(self, fields, submit=None):
+        d = self.start_daemon()
+        tmp = self.job_dir()
+        jid = (submit or d.submit)(TWO_PROCS, cwd=tmp, **fields)
+        self.cancel_at_cleanup(jid, d)
+        d.wait_state(jid, "running")
+        pids = self.read_pids(os.path.join(tmp, "pids"))
+        d.submit(type="noop", **IO)  # a barrier: the running state is committed
+        n = self.kill9_and_restart(d)
+        return n, jid, pids, tmp
+
+    def check_lost(self, n, jid, pids):
+        # The new taskd answered: by then nothing of the old run may be left.
+        self.assertGone(pids, "job %d" % jid)
+        j = n.show(jid)
+        self.assertEqual(j["state"], "lost", j)
+        self.assertIn("killed", j["error"], j)
+        return j
+
+    def test_io_job_killed_then_lost(self):
+        n, jid, pids, _ = self.crash_with_job(IO)
+        self.check_lost(n, jid, pids)
+
+    def test_cpu_job_killed_then_lost(self):
+        # the worker dies with taskd (PR_SET_PDEATHSIG); its command does not
+        n, jid, pids, _ = self.crash_with_job(CPU)
+        self.check_lost(n, jid, pids)
+
+    def test_retry_starts_only_after_the_old_run_is_gone(self):
+        d = self.start_daemon()
+        tmp = self.job_dir()
+        # attempt 1 records its pids and hangs; attempt 2 notes whether the
+        # processes of attempt 1 still exist, then ends
+        script = ('if [ -e pids ]; then for p in $(cat pids); do '
+                  '[ -d /proc/$p ] && ! grep -q "^[0-9]* ([^)]*) Z" /proc/$p/stat '
+                  '&& echo "$p alive" >> beside; done; exit 0; fi; ' + TWO_PROCS[2])
+        jid = d.submit(["sh", "-c", script], cwd=tmp, retries=1, retry_delay=0, **IO)
+        self.cancel_at_cleanup(jid, d)
+        d.wait_state(jid, "running")
+        pids = self.read_pids(os.path.join(tmp, "pids"))
+        d.submit(type="noop", **IO)
+        n = self.kill9_and_restart(d)
+        self.assertGone(pids, "attempt 1 of job %d" % jid)
+        j = n.wait_job(jid, timeout=30)
+        self.assertEqual(j["state"], "done", j)
+        self.assertEqual(j["attempt"], 2, j)
+        self.assertEqual(j["attempts"][0]["state"], "lost", j)
+        beside = os.path.join(tmp, "beside")
+        if os.path.exists(beside):
+            with open(beside) as f:
+                self.fail("attempt 2 ran beside attempt 1: " + f.read())
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: a root taskd runs nobody's jobs")
+    def test_other_users_jobs_killed_then_lost(self):
+        d = self.start_daemon({"socket_mode": "0666"})
+        os.chmod(d.tmp, 0o755)
+        tmp = self.job_dir()
+        dirs = [os.path.join(tmp, c) for c in ("io", "cpu")]
+        for p in dirs:
+            os.mkdir(p)
+            os.chmod(p, 0o777)
+        rs = as_nobody(d, *({"id": i, "op": "submit", "argv": TWO_PROCS, "cwd": p,
+                             "class": os.path.basename(p)} for i, p in enumerate(dirs)))
+        ids = [self.assertOk(r)["id"] for r in rs]
+        for i in ids:
+            self.cancel_at_cleanup(i, d)
+            d.wait_state(i, "running")
+        pids = [self.read_pids(os.path.join(p, "pids")) for p in dirs]
+        for ps in pids:
+            for p in ps:
+                self.assertEqual(os.stat("/proc/%d" % p).st_uid, NOBODY)
+        d.submit(type="noop", **IO)
+        n = self.kill9_and_restart(d)
+        for jid, ps in zip(ids, pids):
+            self.check_lost(n, jid, ps)
+
+
+class LeftoverRecordsTest(LeftoverCase):
+    """The records in STATE_DIR/live: identity checks, workers, a start that
+    was not committed yet (defect 1)."""
+
+    def live_dir(self, d):
+        path = os.path.join(d.state_dir, "live")
+        os.makedirs(path, 0o700, exist_ok=True)
+        return path
+
+    def write_record(self, d, name, pid, start, boot=None, at=None):
+        with open(os.path.join(self.live_dir(d), name), "w") as f:
+            f.write("%d %d %s %.6f\n" % (pid, start, boot or boot_id(), at or time.time()))
+
+    def sleeper(self, *argv):
+        p = subprocess.Popen(list(argv) or ["sleep", "60"], start_new_session=True,
+                             stdin=subprocess.DEVNULL)
+        _protected_pids.add(p.pid)
+        self.addCleanup(lambda: (p.kill(), p.wait(), _protected_pids.discard(p.pid)))
+        return p
+
+    def test_records_are_checked_before_killing(self):
+        d = Daemon(None, start=False)
+        self.track(d)
+        worker = self.sleeper()          # a worker left by a dead taskd
+        job = self.sleeper("sh", "-c", "sleep 60 & wait")  # a job of an unknown id
+        recycled = self.sleeper()        # its pid was reused: another start time
+        other_boot = self.sleeper()      # recorded before a reboot
+        wait_for(lambda: len([p for p in os.listdir("/proc") if p.isdigit() and
+                              proc_stat(int(p)) and proc_stat(int(p))[2] == job.pid]) == 2,
+                 5, what="the job's child")
+        self.write_record(d, "worker-%d" % worker.pid, worker.pid, start_ticks(worker.pid))
+        self.write_record(d, "job-999", job.pid, start_ticks(job.pid))
+        self.write_record(d, "worker-%d" % recycled.pid, recycled.pid,
+                          start_ticks(recycled.pid) - 1)
+        self.write_record(d, "job-998", other_boot.pid, start_ticks(other_boot.pid),
+                          boot="00000000-0000-0000-0000-000000000000")
+        with open(os.path.join(self.live_dir(d), "job-997"), "w") as f:
+            f.write("garbage\n")
+        members = [int(p) for p in os.listdir("/proc") if p.isdigit() and proc_stat(int(p))
+                   and proc_stat(int(p))[2] == job.pid]
+        d.start()
+        self.assertGone([worker.pid], "the recorded worker")
+        self.assertGone(members, "the recorded job's session")
+        self.assertAlive([recycled.pid], "a process with a recorded pid but another start time")
+        self.assertAlive([other_boot.pid], "a process recorded before a reboot")
+        self.assertEqual(sorted(os.listdir(self.live_dir(d))),
+                         sorted("worker-%d" % w["pid"] for w in d.status()["process_pool"]
+                                ["workers"]),
+                         "the records of the dead taskd are removed")
+        log = d.log_text()
+        self.assertIn("job-997", log)
+
+    def test_start_not_yet_committed(self):
+        # The store still has the job waiting for its time, but a record says
+        # its command was started: the start was not committed before the crash.
+        d = self.start_daemon()
+        jid = d.submit(["true"], run_at=time.time() + 3600, retries=0, **IO)
+        self.assertEqual(d.stop(), 0)
+        proc = self.sleeper()
+        self.write_record(d, "job-%d" % jid, proc.pid, start_ticks(proc.pid), at=time.time() - 5)
+        n = Daemon(None, start=False, tmpdir=d.tmp)
+        self.track(n)
+        n.start()
+        self.assertGone([proc.pid], "the job's uncommitted run")
+        j = n.show(jid)
+        self.assertEqual(j["state"], "lost", j)
+        self.assertIn("killed", j["error"], j)
+        self.assertIsNotNone(j["started_at"], j)
+
+
 if __name__ == "__main__":
     main()
