@@ -30,6 +30,12 @@
  * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
  * built-in: the worker is SIGKILLed and replaced.
+ *
+ * Timeout. The worker enforces a job's timeout itself; should it not (it
+ * is stopped with SIGSTOP, or hung), a timer here kills the job's command
+ * and the worker PPOOL_TIMEOUT_SLACK seconds after timeout + kill_grace,
+ * and the run ends as RUN_TIMEOUT. Killing a busy worker always kills its
+ * command first: in a session of its own, it would outlive the worker.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -68,6 +74,7 @@
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
+#define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
 #define PPOOL_TITLE_PAD 64        /* bytes of argv padding for the worker's title */
@@ -89,9 +96,11 @@ struct pworker {
 	struct event *ev_read;
 	struct event *ev_dead;   /* pidfd readable, or a polling timer */
 	struct event *ev_cancel; /* safety timer after a cancel */
+	struct event *ev_timeout; /* the job's timeout, enforced from here if the worker does not */
 	enum wstate state;
 	struct run *run; /* while busy */
 	bool cancel;     /* cancel of run requested */
+	bool timed_out;  /* killed by ev_timeout: the run ends as a timeout */
 	pid_t job_pid;   /* from "started", 0 if unknown */
 	bool killed;     /* we sent SIGKILL */
 	char *why;       /* why we killed it, or NULL */
@@ -124,6 +133,7 @@ struct ppool {
 static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
 static void ppool_cancel_cb(evutil_socket_t, short, void *);
+static void ppool_timeout_cb(evutil_socket_t, short, void *);
 static void maintain(struct ppool *);
 
 static double
@@ -337,7 +347,9 @@ worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 	w->ev_dead =
 	    event_new(pp->base, pidfd, (pidfd != -1 ? EV_READ : 0) | EV_PERSIST, ppool_dead_cb, w);
 	w->ev_cancel = evtimer_new(pp->base, ppool_cancel_cb, w);
+	w->ev_timeout = evtimer_new(pp->base, ppool_timeout_cb, w);
 	if (w->ev_read == NULL || w->ev_dead == NULL || w->ev_cancel == NULL ||
+	    w->ev_timeout == NULL ||
 	    event_add(w->ev_read, NULL) == -1 ||
 	    event_add(w->ev_dead, pidfd != -1 ? NULL : &poll_tv) == -1)
 		fatalx("ppool: cannot watch worker %d", index);
@@ -402,6 +414,7 @@ worker_free(struct pworker *w)
 	event_free(w->ev_read);
 	event_free(w->ev_dead);
 	event_free(w->ev_cancel);
+	event_free(w->ev_timeout);
 	if (w->pidfd != -1)
 		close(w->pidfd);
 	free(w->why);
@@ -473,7 +486,7 @@ run_lost(struct pworker *w, char *msg)
 	free(res->error);
 	free(res->result);
 	res->result = NULL;
-	res->status = w->cancel ? RUN_CANCELLED : RUN_LOST;
+	res->status = w->cancel ? RUN_CANCELLED : w->timed_out ? RUN_TIMEOUT : RUN_LOST;
 	res->error = w->cancel ? NULL : msg;
 	if (w->cancel)
 		free(msg);
@@ -546,6 +559,26 @@ ppool_cancel_cb(evutil_socket_t fd, short what, void *arg)
 	worker_kill(arg, "did not stop its cancelled job in time");
 }
 
+/*
+ * The job's timeout passed (plus kill_grace and some slack) and its worker
+ * did not end it: stopped (SIGSTOP), or hung. Enforce it from here: the
+ * job's command and the worker are killed, the run ends as a timeout, and a
+ * new worker takes its place.
+ */
+static void
+ppool_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+	char why[160];
+
+	if (w->run == NULL || w->cancel)
+		return;
+	w->timed_out = true;
+	snprintf(why, sizeof why, "job %" PRIu64 " passed its timeout of %g s and the worker did "
+		 "not end it", w->run->spec.job_id, w->run->spec.timeout);
+	worker_kill(w, why);
+}
+
 static void
 recycle_check(struct ppool *pp, struct pworker *w)
 {
@@ -597,6 +630,7 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 	w->state = W_IDLE;
 	w->idle_since = mono();
 	event_del(w->ev_cancel);
+	event_del(w->ev_timeout);
 	recycle_check(pp, w);
 	deliver(pp, r);
 	return 0;
@@ -871,7 +905,14 @@ ppool_submit(struct ppool *pp, struct run *r)
 	w->state = W_BUSY;
 	w->run = r;
 	w->cancel = false;
+	w->timed_out = false;
 	w->job_pid = 0;
+	if (r->spec.timeout > 0) {
+		struct timeval tv =
+		    tv_of(r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK);
+
+		evtimer_add(w->ev_timeout, &tv);
+	}
 	w->job_start = mono();
 	w->job_started_at = clock_now(CLOCK_REALTIME);
 	r->worker_pid = w->pid;

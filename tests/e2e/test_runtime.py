@@ -344,5 +344,60 @@ class LeftoverRecordsTest(LeftoverCase):
         self.assertIsNotNone(j["started_at"], j)
 
 
+
+# ---------------------------------------------------------------------------
+
+class StoppedWorkerTest(E2ETestCase):
+    """A worker stopped with SIGSTOP: its job's timeout still holds, and a job
+    that ends meanwhile reports its own wall time (defect 11)."""
+
+    OVERRIDES = {"process_pool.mode": "static", "process_pool.max_workers": 1,
+                 "jobs.kill_grace": 0.5}
+
+    def idle_worker(self, d, exclude=()):
+        def check():
+            ws = d.status()["process_pool"]["workers"]
+            if len(ws) == 1 and ws[0]["state"] == "idle" and ws[0]["pid"] not in exclude:
+                return ws[0]["pid"]
+            return None
+        return wait_for(check, 15, what="an idle worker (not %s)" % (list(exclude),))
+
+    def stop_worker(self, pid):
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(lambda: pid_gone(pid) or os.kill(pid, signal.SIGCONT))
+        wait_for(lambda: proc_state(pid) in ("T", "t", None), 5, what="worker %d to stop" % pid)
+
+    def test_timeout_enforced_by_the_daemon(self):
+        d = self.start_daemon(self.OVERRIDES)
+        tmp = tempfile.mkdtemp(prefix="taskd-e2e-stopped-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        jobs = [("command", dict(argv=["sh", "-c", "echo $$ > pid; exec sleep 60"], cwd=tmp)),
+                ("built-in", dict(type="spin", argv=["60"]))]
+        for what, fields in jobs:
+            with self.subTest(what):
+                worker = self.idle_worker(d)
+                jid = d.submit(timeout=1, **fields, **CPU)
+                self.cancel_at_cleanup(jid, d)
+                j = d.wait_state(jid, "running")
+                self.assertEqual(j["worker"], worker)
+                cmd = None
+                if what == "command":
+                    cmd = int(wait_for(lambda: open(os.path.join(tmp, "pid")).read().strip(),
+                                       5, what="the job's pid"))
+                self.stop_worker(worker)
+                t0 = time.monotonic()
+                j = d.wait_job(jid, timeout=30)
+                took = time.monotonic() - t0
+                self.assertEqual(j["state"], "timeout", j)
+                # timeout 1 s + kill_grace 0.5 s + the daemon's slack, with room for a busy machine
+                self.assertLess(took, 8, "the timeout took %.1f s to hold" % took)
+                if cmd is not None:
+                    wait_for(lambda: pid_gone(cmd), 5, what="the job's process %d to die" % cmd)
+                wait_for(lambda: pid_gone(worker), 5, what="the stopped worker to be killed")
+                new = self.idle_worker(d, exclude=(worker,))
+                j = d.wait_job(d.submit(type="sumsq", argv=["10"], **CPU))
+                self.assertEqual((j["state"], j["result"], j["worker"]), ("done", "285", new))
+
+
 if __name__ == "__main__":
     main()
