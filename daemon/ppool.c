@@ -102,6 +102,8 @@ struct pworker {
 	bool cancel;     /* cancel of run requested */
 	bool timed_out;  /* killed by ev_timeout: the run ends as a timeout */
 	pid_t job_pid;   /* from "started", 0 if unknown */
+	struct event *ev_job;  /* the command's pidfd: when it exits, by our clock */
+	double job_exited;     /* CLOCK_MONOTONIC, 0 until seen */
 	bool killed;     /* we sent SIGKILL */
 	char *why;       /* why we killed it, or NULL */
 	uint64_t jobs_done;
@@ -134,6 +136,7 @@ static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
 static void ppool_cancel_cb(evutil_socket_t, short, void *);
 static void ppool_timeout_cb(evutil_socket_t, short, void *);
+static void ppool_job_exit_cb(evutil_socket_t, short, void *);
 static void maintain(struct ppool *);
 
 static double
@@ -407,9 +410,21 @@ close_socket(struct pworker *w)
 	w->fd = -1;
 }
 
+/* Stop watching the command's exit (its run is over). */
+static void
+unwatch_job(struct pworker *w)
+{
+	if (w->ev_job == NULL)
+		return;
+	close(event_get_fd(w->ev_job));
+	event_free(w->ev_job);
+	w->ev_job = NULL;
+}
+
 static void
 worker_free(struct pworker *w)
 {
+	unwatch_job(w);
 	close_socket(w);
 	event_free(w->ev_read);
 	event_free(w->ev_dead);
@@ -477,6 +492,23 @@ death_reason(const struct pworker *w, int status, bool reaped)
 	return xprintf("worker %d (pid %d) died: %s", w->index, (int)w->pid, how);
 }
 
+/*
+ * The run's wall time is the worker's measure, unless the daemon saw its
+ * command exit sooner (the worker was stopped meanwhile): then its own time,
+ * by the daemon's clock, from the hand-over (a little before the worker's
+ * start) to the exit.
+ */
+static void
+own_wall(const struct pworker *w, struct run_result *res)
+{
+	double seen = w->job_exited - w->job_start;
+
+	if (w->job_exited > 0 && seen < res->wall) {
+		res->wall = seen;
+		res->finished_at = res->started_at + seen;
+	}
+}
+
 /* The busy worker died under its run: fill the result in. Takes msg. */
 static void
 run_lost(struct pworker *w, char *msg)
@@ -496,6 +528,8 @@ run_lost(struct pworker *w, char *msg)
 	res->started_at = w->job_started_at;
 	res->finished_at = clock_now(CLOCK_REALTIME);
 	res->wall = mono() - w->job_start;
+	own_wall(w, res);
+	unwatch_job(w);
 	/* Its command outlived the worker: killed if it still is the one recorded. */
 	if (w->run->spec.track_path != NULL)
 		leftover_kill(w->run->spec.track_path);
@@ -621,6 +655,8 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 	}
 	free(r->res.result);
 	free(r->res.error);
+	own_wall(w, &res);
+	unwatch_job(w);
 	r->res = res;
 	w->run = NULL;
 	w->cancel = false;
@@ -659,6 +695,42 @@ on_ready(struct pworker *w, const json_t *msg, char **why)
 	return 0;
 }
 
+/* The command exited: note when, by our clock (its worker may be stopped). */
+static void
+ppool_job_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+
+	if (w->job_exited == 0)
+		w->job_exited = mono();
+	event_del(w->ev_job);
+}
+
+/*
+ * Watch the command the worker started, through a pidfd: if the worker is
+ * stopped while the command ends, the run still gets its own wall time. (A
+ * command so short that its pid was reaped and handed out again before this
+ * runs makes us watch another process, which can only exit later: the
+ * worker's own measure, the smaller, then stands.)
+ */
+static void
+watch_job(struct pworker *w)
+{
+	int fd;
+
+	unwatch_job(w);
+	w->job_exited = 0;
+	if ((fd = (int)syscall(SYS_pidfd_open, w->job_pid, 0)) == -1)
+		return;
+	w->ev_job = event_new(w->pp->base, fd, EV_READ, ppool_job_exit_cb, w);
+	if (w->ev_job == NULL || event_add(w->ev_job, NULL) == -1) {
+		if (w->ev_job != NULL)
+			event_free(w->ev_job);
+		w->ev_job = NULL;
+		close(fd);
+	}
+}
+
 static int
 on_started(struct pworker *w, const json_t *msg, char **why)
 {
@@ -672,6 +744,7 @@ on_started(struct pworker *w, const json_t *msg, char **why)
 	}
 	w->job_pid = (pid_t)json_integer_value(pid);
 	atomic_store(&w->run->live_pid, (int)w->job_pid);
+	watch_job(w);
 	return 0;
 }
 
@@ -907,6 +980,7 @@ ppool_submit(struct ppool *pp, struct run *r)
 	w->cancel = false;
 	w->timed_out = false;
 	w->job_pid = 0;
+	w->job_exited = 0;
 	if (r->spec.timeout > 0) {
 		struct timeval tv =
 		    tv_of(r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK);

@@ -214,6 +214,10 @@ class LeftoverJobsTest(LeftoverCase):
         j = n.show(jid)
         self.assertEqual(j["state"], "lost", j)
         self.assertIn("killed", j["error"], j)
+        # its own running time, from its process's start to its kill
+        self.assertIsInstance(j["wall"], float, j)
+        self.assertGreater(j["wall"], 0.0, j)
+        self.assertLess(j["wall"], time.time() - j["started_at"] + 0.5, j)
         return j
 
     def test_io_job_killed_then_lost(self):
@@ -397,6 +401,23 @@ class StoppedWorkerTest(E2ETestCase):
                 new = self.idle_worker(d, exclude=(worker,))
                 j = d.wait_job(d.submit(type="sumsq", argv=["10"], **CPU))
                 self.assertEqual((j["state"], j["result"], j["worker"]), ("done", "285", new))
+
+
+    def test_wall_is_the_jobs_own_time(self):
+        # the job ends while its worker is stopped: its wall time is its own
+        d = self.start_daemon(self.OVERRIDES)
+        worker = self.idle_worker(d)
+        jid = d.submit(["sleep", "1"], **CPU)
+        # (once the worker reported the command's pid: "pid" in show)
+        wait_for(lambda: d.show(jid)["pid"], 10, what="job %d to start its command" % jid)
+        self.stop_worker(worker)
+        time.sleep(3)
+        os.kill(worker, signal.SIGCONT)
+        j = d.wait_job(jid, timeout=30)
+        self.assertEqual(j["state"], "done", j)
+        self.assertGreaterEqual(j["wall"], 0.9, j)
+        self.assertLess(j["wall"], 2.0, "wall %.2f s counts the worker's stop" % j["wall"])
+        self.assertLess(j["finished_at"] - j["started_at"], 2.0, j)
 
 
 if __name__ == "__main__":
