@@ -361,13 +361,23 @@ listen_socket(void)
 		fatalx("%s", cause);
 }
 
-/* STATUS= for systemd, refreshed every second (sent only when it changed). */
+/*
+ * Every second: is the database still there (deleted under us: taskd stops
+ * accepting jobs, persist.h), and STATUS= for systemd (sent only when it
+ * changed).
+ */
 static void
 main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char line[160];
+	char line[160], *lost;
 
 	ctl_status_line(&td, line, sizeof line);
+	if (persist_check(td.persist) == -1) {
+		lost = xprintf("STORAGE LOST, not accepting jobs: %s", line);
+		sd_set_status(lost);
+		free(lost);
+		return;
+	}
 	sd_set_status(line);
 }
 

@@ -52,6 +52,7 @@ struct persist {
 	double interval;        /* store.fsync_interval */
 	bool unsynced;          /* a commit since the last fsync */
 	bool recovering;
+	char *lost;             /* the database is gone (store_check): why; nothing is stored */
 };
 
 static void
@@ -126,6 +127,46 @@ removed_cb(uint64_t id, void *arg)
 	schedule_lazy(p);
 }
 
+/*
+ * Is the database still there? Once it is not (deleted, moved, replaced
+ * while we run), the loss is latched and logged: nothing we write can be
+ * read by the next start, so nothing is acknowledged any more.
+ */
+static bool
+storage_lost(struct persist *p)
+{
+	char *cause = NULL;
+
+	if (p->lost != NULL)
+		return true;
+	if (store_check(p->store, &cause) == 0)
+		return false;
+	p->lost = xprintf("%s: new jobs could not be stored, so none are accepted; "
+			  "restart taskd", cause);
+	free(cause);
+	log_errorx("storage lost: %s", p->lost);
+	return true;
+}
+
+/* The database is gone: forget what was to be written, refuse the waiters. */
+static void
+drop_all(struct persist *p)
+{
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < p->ndirty; i++)
+		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
+			j->persist_dirty = false;
+	p->ndirty = p->ngone = p->nmeta = 0;
+	p->unsynced = false;
+	evtimer_del(p->lazy_ev);
+	evtimer_del(p->sync_ev);
+	evtimer_del(p->retry_ev);
+	fire(&p->syncing, false, p->lost);
+	fire(&p->pending, false, p->lost);
+}
+
 /* Write every dirty job and delete every pruned one, in one transaction. */
 static int
 commit(struct persist *p, char **cause)
@@ -195,6 +236,10 @@ run_commit(struct persist *p, bool force_sync)
 	size_t i;
 
 	evtimer_del(p->lazy_ev); /* this commit takes every change so far */
+	if (p->lost != NULL) {
+		drop_all(p);
+		return;
+	}
 	if (p->ndirty > 0 || p->ngone > 0 || p->nmeta > 0) {
 		if (commit(p, &cause) == -1) {
 			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
@@ -205,6 +250,11 @@ run_commit(struct persist *p, bool force_sync)
 			return;
 		}
 		p->unsynced = true;
+	}
+	/* Committed to a database that is gone: acknowledge none of it. */
+	if (storage_lost(p)) {
+		drop_all(p);
+		return;
 	}
 	/* The pending waiters' changes are committed (or they had none). */
 	if (force_sync || p->interval <= 0 || p->syncing.n > 0 ||
@@ -296,6 +346,18 @@ persist_meta_set(struct persist *p, const char *key, int64_t value)
 	schedule(p);
 }
 
+int
+persist_check(struct persist *p)
+{
+	return storage_lost(p) ? -1 : 0;
+}
+
+const char *
+persist_storage_error(const struct persist *p)
+{
+	return p->lost;
+}
+
 void
 persist_flush(struct persist *p)
 {
@@ -317,6 +379,7 @@ persist_free(struct persist *p)
 	free(p->gone);
 	free(p->pending.v);
 	free(p->syncing.v);
+	free(p->lost);
 	free(p);
 }
 

@@ -46,6 +46,17 @@ void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cau
  */
 #define PERSIST_MAX_META 8
 void persist_meta_set(struct persist *p, const char *key, int64_t value);
+/*
+ * Deleting the database (or its directory) under a running taskd: each
+ * commit, and persist_check (called every second), look whether the
+ * database is still where it was opened (store_check). Once it is not,
+ * that is latched and logged as an error, and from then on nothing is
+ * written and every waiter of a commit fails with the cause: submits are
+ * refused (storage_error), while what is in memory goes on and reads work.
+ * persist_check: 0, or -1 once lost. persist_storage_error: why, or NULL.
+ */
+int persist_check(struct persist *p);
+const char *persist_storage_error(const struct persist *p);
 /* Commit what is dirty now (shutdown). */
 void persist_flush(struct persist *p);
 

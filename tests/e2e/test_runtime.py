@@ -420,5 +420,70 @@ class StoppedWorkerTest(E2ETestCase):
         self.assertLess(j["finished_at"] - j["started_at"], 2.0, j)
 
 
+
+# ---------------------------------------------------------------------------
+
+class StorageLostTest(E2ETestCase):
+    """The state directory or the database deleted under a running taskd:
+    submits are refused with storage_error, reads go on (defect 9)."""
+
+    def check_refused(self, d, old):
+        """Every way to submit is refused; status, list, show still answer."""
+        db = os.path.join(d.state_dir, "taskd.db")
+        r = d.request({"id": 1, "op": "submit", "argv": ["true"]})
+        err = self.assertError(r, "storage_error")
+        self.assertIn(db, err["message"])
+        self.assertError(d.request({"id": 2, "op": "submit", "jobs": [{"argv": ["true"]}]}),
+                         "storage_error")
+        self.assertError(d.request({"id": 3, "op": "submit", "type": "noop", "wait": True}),
+                         "storage_error")
+        p = d.ctl("submit", "--", "true")
+        self.assertRc(p, 4)
+        self.assertIn(db, p.stderr)
+        # reads go on
+        st = d.status()
+        self.assertIn(db, st["storage_error"])
+        self.assertEqual(d.show(old)["state"], "done")
+        self.assertEqual([j["id"] for j in d.list_jobs()], [old])
+        p = d.ctl("status")
+        self.assertRc(p, 0)
+        self.assertIn("storage:", p.stdout)
+        self.assertIn(db, p.stdout)
+        self.assertRegex(d.log_text(), r"taskd\[error\]: .*%s" % db)
+        self.assertTrue(d.alive())
+
+    def test_state_dir_deleted(self):
+        d = self.start_daemon()
+        old = d.submit(["true"], **IO)
+        self.assertEqual(d.wait_job(old)["state"], "done")
+        self.assertIsNone(d.status()["storage_error"])
+        shutil.rmtree(d.state_dir)
+        self.check_refused(d, old)
+
+    def test_database_deleted(self):
+        d = self.start_daemon()
+        old = d.submit(["true"], **IO)
+        self.assertEqual(d.wait_job(old)["state"], "done")
+        os.unlink(os.path.join(d.state_dir, "taskd.db"))
+        self.check_refused(d, old)
+
+    def test_state_dir_replaced(self):
+        d = self.start_daemon()
+        old = d.submit(["true"], **IO)
+        self.assertEqual(d.wait_job(old)["state"], "done")
+        os.rename(d.state_dir, d.state_dir + ".old")
+        os.mkdir(d.state_dir)
+        self.check_refused(d, old)
+
+    def test_seen_without_submits(self):
+        d = self.start_daemon()
+        old = d.submit(["true"], **IO)
+        self.assertEqual(d.wait_job(old)["state"], "done")
+        shutil.rmtree(d.state_dir)
+        # nothing is committed meanwhile: the periodic check finds it
+        wait_for(lambda: d.status()["storage_error"], 5, what="status to say storage_error")
+        self.assertRegex(d.log_text(), r"taskd\[error\]: ")
+
+
 if __name__ == "__main__":
     main()
