@@ -207,7 +207,7 @@ record_read(int dirfd, const char *name, struct record *rec, const char **why)
 		return -1;
 	}
 	rec->pid = pid;
-	snprintf(rec->boot, sizeof rec->boot, "%s", boot);
+	memcpy(rec->boot, boot, strlen(boot) + 1); /* fits: checked above */
 	return 0;
 }
 

@@ -129,9 +129,12 @@ child_of(pid_t ppid)
 	return found;
 }
 
+/* Kill and reap a process we spawned, with its group if it leads one (a session of its own). */
 static void
 reap(pid_t pid)
 {
+	if (getpgid(pid) == pid)
+		kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 		;
@@ -205,7 +208,7 @@ static void
 test_record_and_forget(void **state)
 {
 	char *dir = live_dir(), *path = xprintf("%s/job-3", dir), buf[256], boot[64];
-	pid_t pid = spawn_sh("sleep 30", true);
+	pid_t pid = spawn_sh("exec sleep 30", true);
 	unsigned long long start;
 	struct proc_info pi;
 	double at;
