@@ -221,6 +221,7 @@ struct target {
 	bool alive;   /* the leader was running when first checked (not a zombie) */
 	bool done;    /* nothing of it is left */
 	bool killed;  /* something of it was killed */
+	double killed_at; /* when its running leader was killed: the boot clock, as its start */
 	size_t rec;   /* index of its record (leftover_reap) */
 };
 
@@ -266,11 +267,24 @@ belongs(const struct target *t, const struct proc_info *q)
 	return t->group && (q->session == t->pid || q->pgrp == t->pid);
 }
 
+/* The snapshot shows t's pid on another process: all of t is gone (see the top). */
+static bool
+pid_reused(const struct target *t, const struct procs *ps)
+{
+	size_t k;
+
+	for (k = 0; k < ps->n; k++)
+		if (ps->v[k].pid == t->pid)
+			return ps->v[k].start != t->start;
+	return false;
+}
+
 /*
  * One round over a /proc snapshot: SIGKILL every live process that belongs
  * to a target not done yet. A target whose pid now names another process is
- * done: its pid could only be handed out again once nothing of it was left.
- * Returns how many targets still have live processes.
+ * done, and its "session" is someone else's: its pid could only be handed
+ * out again once nothing of it was left. Returns how many targets still
+ * have live processes.
  */
 static size_t
 kill_round(struct target *t, size_t nt, struct procs *ps)
@@ -283,13 +297,13 @@ kill_round(struct target *t, size_t nt, struct procs *ps)
 	for (i = 0; i < nt; i++) {
 		if (t[i].done)
 			continue;
+		if (pid_reused(&t[i], ps)) {
+			t[i].done = true;
+			continue;
+		}
 		any = false;
 		for (k = 0; k < ps->n; k++) {
 			q = &ps->v[k];
-			if (q->pid == t[i].pid && q->start != t[i].start) {
-				any = false;
-				break;
-			}
 			if (q->state == 'Z' || q->state == 'X' || !belongs(&t[i], q))
 				continue;
 			any = true;
@@ -316,8 +330,10 @@ target_start(struct target *t)
 {
 	if (check_leader(t, &t->alive) == 0)
 		return 0;
-	if (t->alive)
+	if (t->alive) {
 		t->killed = true;
+		t->killed_at = clock_now(CLOCK_BOOTTIME);
+	}
 	/* The group while its leader (alive or a zombie) still holds the pid. */
 	if (t->group && kill(-t->pid, SIGKILL) == 0)
 		t->killed = true;
@@ -412,23 +428,81 @@ parse_name(const char *name, struct found *f)
 	return 0;
 }
 
-static double
-seconds_since_boot(void)
+/* Every entry of dir, read: what to look for, or why not (logged). */
+static struct found *
+read_records(const char *dir, DIR *d, size_t *nf)
 {
-	return clock_now(CLOCK_BOOTTIME);
+	struct found *f = NULL;
+	struct dirent *de;
+	const char *why;
+	size_t n = 0;
+
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		f = xreallocarray(f, n + 1, sizeof *f);
+		memset(&f[n], 0, sizeof *f);
+		f[n].name = xstrdup(de->d_name);
+		if (parse_name(de->d_name, &f[n]) == -1)
+			log_warnx("%s/%s: not a taskd record, removed", dir, de->d_name);
+		else if (record_read(dirfd(d), de->d_name, &f[n].rec, &why) == -1)
+			log_warnx("%s/%s: unreadable record (%s), removed: what it names is not "
+				  "looked for", dir, de->d_name, why);
+		else if (strcmp(f[n].rec.boot, this_boot()) != 0)
+			log_debug("%s/%s: recorded before a reboot, removed", dir, de->d_name);
+		else
+			f[n].checked = true;
+		n++;
+	}
+	*nf = n;
+	return f;
+}
+
+/* What was found of each job record: the caller's *jobs. */
+static struct leftover_job *
+job_results(const struct found *f, size_t nf, const struct target *t, size_t nt, size_t *njobs)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK), began;
+	struct leftover_job *jobs, *lj;
+	size_t i, n = 0;
+
+	for (i = 0; i < nf; i++)
+		n += f[i].is_job;
+	*njobs = n;
+	if (n == 0)
+		return NULL;
+	jobs = xcalloc(n, sizeof *jobs);
+	for (lj = jobs, i = 0; i < nf; i++) {
+		if (!f[i].is_job)
+			continue;
+		lj->id = f[i].job;
+		lj->started_at = f[i].checked ? f[i].rec.started_at : 0;
+		lj++;
+	}
+	for (i = 0; i < nt; i++) {
+		if (!f[t[i].rec].is_job)
+			continue;
+		for (lj = jobs; lj->id != f[t[i].rec].job; lj++)
+			;
+		lj->killed = t[i].killed;
+		lj->survived = !t[i].done;
+		/* Its own running time until killed, on the kernel's boot clock: no wall clock. */
+		began = (double)t[i].start / hz;
+		if (t[i].alive && t[i].killed_at > began)
+			lj->ran = t[i].killed_at - began;
+	}
+	return jobs;
 }
 
 void
 leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size_t *njobs)
 {
 	struct procs ps = { 0 };
-	struct found *f = NULL;
 	struct target *t = NULL;
-	struct leftover_job *lj;
-	struct dirent *de;
-	size_t nf = 0, nt = 0, i;
-	double deadline, hz = (double)sysconf(_SC_CLK_TCK), now;
-	const char *why;
+	struct found *f, *fi;
+	size_t nf, nt = 0, i, k;
+	double deadline;
+	bool keep;
 	DIR *d;
 
 	*jobs = NULL;
@@ -438,25 +512,8 @@ leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size
 			log_warn("opendir %s", dir);
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		f = xreallocarray(f, nf + 1, sizeof *f);
-		memset(&f[nf], 0, sizeof *f);
-		f[nf].name = xstrdup(de->d_name);
-		if (parse_name(de->d_name, &f[nf]) == -1) {
-			log_warnx("%s/%s: not a taskd record, removed", dir, de->d_name);
-		} else if (record_read(dirfd(d), de->d_name, &f[nf].rec, &why) == -1) {
-			log_warnx("%s/%s: unreadable record (%s), removed: what it names is not "
-				  "looked for", dir, de->d_name, why);
-		} else if (strcmp(f[nf].rec.boot, this_boot()) != 0) {
-			log_debug("%s/%s: recorded before a reboot, removed", dir, de->d_name);
-		} else {
-			f[nf].checked = true;
-		}
-		nf++;
-	}
-	/* What is still ours: killed now (leaders through a checked pidfd, groups). */
+	f = read_records(dir, d, &nf);
+	/* What is still ours is killed now (leaders through a checked pidfd, groups). */
 	for (i = 0; i < nf; i++) {
 		if (!f[i].checked)
 			continue;
@@ -469,25 +526,12 @@ leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size
 		if (target_start(&t[nt]) == 1)
 			nt++;
 	}
-	now = seconds_since_boot();
-	/* Until all of it is gone (zombies count as gone: they run nothing). */
+	/* Then until all of it is gone (zombies count as gone: they run nothing). */
 	deadline = clock_now(CLOCK_MONOTONIC) + max_wait;
 	while (nt > 0 && kill_round(t, nt, &ps) > 0 && clock_now(CLOCK_MONOTONIC) < deadline)
 		usleep(REAP_POLL_US);
-	for (i = 0; i < nf; i++)
-		if (f[i].is_job)
-			(*njobs)++;
-	*jobs = *njobs > 0 ? xcalloc(*njobs, sizeof **jobs) : NULL;
-	for (lj = *jobs, i = 0; i < nf; i++) {
-		if (!f[i].is_job)
-			continue;
-		lj->id = f[i].job;
-		lj->started_at = f[i].checked ? f[i].rec.started_at : 0;
-		lj++;
-	}
 	for (i = 0; i < nt; i++) {
-		struct found *fi = &f[t[i].rec];
-
+		fi = &f[t[i].rec];
 		if (!t[i].done)
 			log_errorx("%s/%s: pid %d of the previous taskd would not die within %.0f s: "
 				   "left running", dir, fi->name, (int)t[i].pid, max_wait);
@@ -497,24 +541,12 @@ leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size
 		else if (t[i].killed)
 			log_info("killed worker %d, left running by the previous taskd",
 				 (int)t[i].pid);
-		if (!fi->is_job)
-			continue;
-		for (lj = *jobs; lj->id != fi->job; lj++)
-			;
-		lj->killed = t[i].killed;
-		lj->survived = !t[i].done;
-		/* Its own running time, on the kernel's boot clock: no wall clock involved. */
-		if (t[i].alive && now > (double)t[i].start / hz)
-			lj->ran = now - (double)t[i].start / hz;
 	}
+	*jobs = job_results(f, nf, t, nt, njobs);
 	/* A record stays only while what it names runs: the next start tries again. */
 	for (i = 0; i < nf; i++) {
-		bool keep = false;
-		size_t k;
-
-		for (k = 0; k < nt; k++)
-			if (t[k].rec == i && !t[k].done)
-				keep = true;
+		for (keep = false, k = 0; k < nt; k++)
+			keep |= t[k].rec == i && !t[k].done;
 		if (!keep && unlinkat(dirfd(d), f[i].name, 0) == -1 && errno != ENOENT)
 			log_warn("unlink %s/%s", dir, f[i].name);
 		free(f[i].name);

@@ -10,7 +10,6 @@ or runs them again. Everything is polled with a bound.
 Standard library only.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -21,13 +20,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (E2ETestCase, Daemon, TASKCTL, _protected_pids, pid_gone, proc_state,  # noqa: E402
+from harness import (E2ETestCase, Daemon, _protected_pids, pid_gone, proc_state,  # noqa: E402
                      wait_for, main)
+from test_lifecycle import NOBODY, as_nobody  # noqa: E402
 
 IO = {"class": "io"}
 CPU = {"class": "cpu"}
-FINAL = ("done", "failed", "cancelled", "timeout", "lost")
-NOBODY = 65534
 PYTHON = "/usr/bin/python3"
 
 # Lists the descriptors the process has, with their targets. The directory
@@ -40,28 +38,6 @@ LIST_FDS = (
     "    except OSError:\n"
     "        pass\n"
 )
-
-# Requests as another user: a client process with uid/gid nobody.
-NOBODY_CLIENT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-reqs = json.loads(sys.argv[2])
-s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
-f = s.makefile("rb")
-print(json.dumps([json.loads(f.readline()) for _ in reqs]))
-"""
-
-
-def as_nobody(d, *reqs):
-    """Send reqs as uid nobody on one connection; the list of responses."""
-    p = subprocess.run([PYTHON, "-c", NOBODY_CLIENT, d.sock, json.dumps(list(reqs))],
-                       capture_output=True, text=True, timeout=60, cwd="/",
-                       stdin=subprocess.DEVNULL, user=NOBODY, group=NOBODY, extra_groups=[])
-    if p.returncode != 0:
-        raise AssertionError("client as nobody failed: %s%s" % (p.stdout, p.stderr))
-    return json.loads(p.stdout)
-
 
 def proc_stat(pid):
     """(state, pgrp, session) of pid, or None when it does not exist."""
@@ -452,37 +428,36 @@ class StorageLostTest(E2ETestCase):
         self.assertRegex(d.log_text(), r"taskd\[error\]: .*%s" % db)
         self.assertTrue(d.alive())
 
-    def test_state_dir_deleted(self):
+    def daemon_with_a_job(self):
+        """A taskd whose database holds one finished job; (d, its id)."""
         d = self.start_daemon()
         old = d.submit(["true"], **IO)
         self.assertEqual(d.wait_job(old)["state"], "done")
         self.assertIsNone(d.status()["storage_error"])
+        return d, old
+
+    def test_state_dir_deleted(self):
+        d, old = self.daemon_with_a_job()
         shutil.rmtree(d.state_dir)
         self.check_refused(d, old)
 
     def test_database_deleted(self):
-        d = self.start_daemon()
-        old = d.submit(["true"], **IO)
-        self.assertEqual(d.wait_job(old)["state"], "done")
+        d, old = self.daemon_with_a_job()
         os.unlink(os.path.join(d.state_dir, "taskd.db"))
         self.check_refused(d, old)
 
     def test_state_dir_replaced(self):
-        d = self.start_daemon()
-        old = d.submit(["true"], **IO)
-        self.assertEqual(d.wait_job(old)["state"], "done")
+        d, old = self.daemon_with_a_job()
         os.rename(d.state_dir, d.state_dir + ".old")
         os.mkdir(d.state_dir)
         self.check_refused(d, old)
 
     def test_seen_without_submits(self):
-        d = self.start_daemon()
-        old = d.submit(["true"], **IO)
-        self.assertEqual(d.wait_job(old)["state"], "done")
+        d, _ = self.daemon_with_a_job()
         shutil.rmtree(d.state_dir)
         # nothing is committed meanwhile: the periodic check finds it
         wait_for(lambda: d.status()["storage_error"], 5, what="status to say storage_error")
-        self.assertRegex(d.log_text(), r"taskd\[error\]: ")
+        self.assertRegex(d.log_text(), r"taskd\[error\]: storage lost: ")
 
 
 if __name__ == "__main__":

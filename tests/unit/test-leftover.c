@@ -29,21 +29,13 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "leftover.h"
 #include "xmalloc.h"
 
 extern char **environ;
 
 static char tmpdir[PATH_MAX];
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -99,9 +91,9 @@ gone(pid_t pid)
 static bool
 wait_gone(pid_t pid, double seconds)
 {
-	double end = mono() + seconds;
+	double end = clock_now(CLOCK_MONOTONIC) + seconds;
 
-	while (!gone(pid) && mono() < end)
+	while (!gone(pid) && clock_now(CLOCK_MONOTONIC) < end)
 		usleep(10000);
 	return gone(pid);
 }
@@ -110,13 +102,13 @@ wait_gone(pid_t pid, double seconds)
 static pid_t
 child_of(pid_t ppid)
 {
-	double end = mono() + 5;
+	double end = clock_now(CLOCK_MONOTONIC) + 5;
 	struct proc_info pi;
 	struct dirent *de;
 	pid_t found = -1;
 	DIR *d;
 
-	while (found == -1 && mono() < end) {
+	while (found == -1 && clock_now(CLOCK_MONOTONIC) < end) {
 		assert_non_null(d = opendir("/proc"));
 		while (found == -1 && (de = readdir(d)) != NULL)
 			if (atoi(de->d_name) > 0 && proc_info_read(atoi(de->d_name), &pi) == 0 &&
