@@ -2,8 +2,10 @@
  * taskctl logs ID [--stderr] [--follow]
  *
  * Reads one output stream of a job in chunks (offset → next_offset) and
- * writes the raw bytes to stdout: until eof, or until the current end
- * of a running job; with --follow, polls every 200 ms until eof.
+ * writes the raw bytes to stdout, exactly as the job wrote them (NUL bytes,
+ * invalid UTF-8 and terminal escapes included: that is what logs is for):
+ * until eof, or until the current end of a running job; with --follow,
+ * polls every 200 ms until eof.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -133,11 +135,15 @@ cmd_logs_warn_truncated(json_int_t job, const char *stream, const struct logs_ou
 	              out->size);
 }
 
-/* --json: all data in one document, UTF-8 text when it is, else base64. */
+/*
+ * --json: all data in one document, by the daemon's rule: UTF-8 text when it
+ * is UTF-8 without NUL, else base64.
+ */
 static void
 print_json(json_int_t job, const char *stream, const struct logs_out *out)
 {
-	json_t *data = json_stringn(out->data != NULL ? out->data : "", out->len);
+	const char *text = out->data != NULL ? out->data : "";
+	json_t *data = memchr(text, '\0', out->len) == NULL ? json_stringn(text, out->len) : NULL;
 	const char *enc = "utf-8";
 	json_t *doc;
 	char *b64;

@@ -280,7 +280,8 @@ read_response(struct taskd_client *c)
 		searched = 0;
 		if (linelen == 0 || (linelen == 1 && line[0] == '\r'))
 			continue;
-		resp = json_loadb(line, linelen, 0, NULL);
+		/* A string may hold NUL (U+0000): json_string_length() tells its real length. */
+		resp = json_loadb(line, linelen, JSON_ALLOW_NUL, NULL);
 		if (!json_is_object(resp)) {
 			json_decref(resp);
 			errno = EBADMSG;

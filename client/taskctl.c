@@ -6,8 +6,9 @@
  * Global options are parsed up to the command word; the command's
  * handler (client/cmd-*.c, found in the table below) parses the rest.
  * This file also holds what all commands share: one lazily opened
- * connection, error reporting and exit codes (DESIGN §6):
- * 0 ok, 2 usage, 3 daemon unreachable, 4 rejected by the daemon.
+ * connection, error reporting and exit codes (include/taskd/protocol.h):
+ * 0 ok, 1 taskctl's own failure, 2 usage, 3 daemon unreachable, 4 rejected
+ * by the daemon, 5 invalid response from the daemon.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -122,7 +123,8 @@ print_usage(FILE *fp)
 	        "  --json             machine-readable output (also accepted after COMMAND)\n"
 	        "  -h, --help         this help; `taskctl COMMAND --help` for one command\n"
 	        "  -V, --version      print the version\n"
-	        "\nexit status: 0 ok, 2 usage error, 3 taskd unreachable, 4 rejected by taskd;\n"
+	        "\nexit status: 0 ok, 1 failure in taskctl (e.g. out of memory), 2 usage error,\n"
+	        "3 taskd unreachable, 4 rejected by taskd, 5 invalid response from taskd;\n"
 	        "wait and submit --wait exit with the job's own code.\n",
 	        TASKD_SOCKET_NAME, TASKD_SYSTEM_SOCKET);
 }
@@ -428,15 +430,24 @@ taskctl_client(struct taskctl *ctx)
 	return connect_or_exit(ctx, NULL);
 }
 
+/*
+ * Exit 3 only when taskd is gone; an answer that makes no sense (EBADMSG:
+ * not a JSON object, EMSGSIZE: a line without end) comes from a taskd that
+ * is there: 5.
+ */
 void
 taskctl_lost(int error)
 {
-	if (error == EBADMSG)
-		taskctl_warnx("invalid response from taskd");
-	else if (error == ENOMEM)
+	if (error == EBADMSG || error == EMSGSIZE) {
+		taskctl_warnx("invalid response from taskd%s",
+		              error == EMSGSIZE ? ": an answer line too long" : "");
+		exit(TASKD_EXIT_PROTOCOL);
+	}
+	if (error == ENOMEM) {
 		taskctl_warnx("out of memory");
-	else
-		taskctl_warnx("connection to taskd lost");
+		exit(TASKD_EXIT_FAILURE);
+	}
+	taskctl_warnx("connection to taskd lost");
 	exit(TASKD_EXIT_UNREACHABLE);
 }
 
@@ -444,7 +455,7 @@ void
 taskctl_bad_response(const char *what)
 {
 	taskctl_warnx("invalid response from taskd: %s", what);
-	exit(TASKD_EXIT_UNREACHABLE);
+	exit(TASKD_EXIT_PROTOCOL);
 }
 
 int64_t

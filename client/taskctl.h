@@ -5,7 +5,8 @@
  * Each command lives in client/cmd-<name>.c and is a handler
  * int cmd_<name>(struct taskctl *, int argc, char **argv) that gets
  * argv[0] = the command's name and returns taskctl's exit code. Transport
- * failures (daemon unreachable, connection lost) exit(3) from the helpers.
+ * failures (daemon unreachable, connection lost) exit(3) from the helpers,
+ * invalid answers exit(5).
  */
 #ifndef TASKCTL_H
 #define TASKCTL_H

@@ -51,7 +51,10 @@ int64_t taskd_send(struct taskd_client *c, json_t *req);
  */
 int taskd_pending(const struct taskd_client *c);
 
-/* Next response line, blocking. NULL with errno set (ECONNRESET on EOF, EBADMSG if unparsable). */
+/*
+ * Next response line, blocking. NULL with errno set (ECONNRESET on EOF, EBADMSG if unparsable).
+ * Strings may contain NUL (\u0000 is valid JSON): use json_string_length() where it matters.
+ */
 json_t *taskd_recv(struct taskd_client *c);
 
 /*
