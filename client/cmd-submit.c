@@ -426,7 +426,7 @@ print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t 
 	if ((rc = copy_stream(ctx, arg, id, "stderr", stderr)) != 0)
 		return rc;
 	if (result != NULL)
-		printf("%s\n", result);
+		fmt_line(stdout, "%s", result);
 	explain_end(job, id);
 	return 0;
 }

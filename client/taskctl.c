@@ -54,18 +54,25 @@ static const struct taskctl_cmd commands[] = {
 #define GLOBAL_USAGE "[-s SOCKET] [--json] [-h|--help] [-V|--version] COMMAND [ARGS]"
 #define WRAP 78
 
+/* "taskctl: message" on stderr; messages carry the daemon's texts, so made safe (fmt_safe). */
 void
 taskctl_warnx(const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
 
 	progress_clear_shown(); /* a message never goes onto wait's progress line */
 	fflush(stdout);
-	fputs("taskctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	msg = fmt_valloc(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fputs("taskctl: ", stderr);
+	if (msg == NULL) {
+		fputs("out of memory\n", stderr);
+		return;
+	}
+	fmt_put_line(stderr, msg);
+	free(msg);
 }
 
 /* Print " word word..." from column col, wrapping at WRAP to column indent. */

@@ -204,5 +204,117 @@ class FakeDaemonTest(E2ETestCase):
                 self.assertIn("invalid response from taskd", p.stderr)
 
 
+# ---------------------------------------------------------------------------
+# Terminal escapes
+
+# A title change, a screen clear, a C1 CSI (U+009B), a forged line.
+HOSTILE = "x\x1b]0;pwned\x07\x1b[2J\u009b31m\rback\nFAKE LINE\x7f\x08"
+BAD = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def stop(p):
+    p.kill()
+    p.communicate()
+
+
+class EscapeTest(E2ETestCase):
+    """Defect: show and events printed other users' control characters raw."""
+
+    shared_daemon = True
+    shared_overrides = {"router.default_class": "io"}
+
+    def assertClean(self, p, what):
+        for name, data in (("stdout", p.stdout), ("stderr", p.stderr)):
+            if isinstance(data, str):
+                data = data.encode()
+            m = BAD.search(data)
+            self.assertIsNone(m, "%s: raw control character %r in %s: %r"
+                              % (what, m and m.group(), name, data[:600]))
+            self.assertNotIn(b"\nFAKE", data, "%s: a forged line in %s" % (what, name))
+
+    def hostile_job(self, argv=None, wait=True):
+        argv = argv or ["sh", "-c", "exit 3", HOSTILE]
+        jid = self.d.submit(argv, name=HOSTILE, labels={"k": HOSTILE}, **{"class": "auto"})
+        if wait:
+            self.d.wait_job(jid)
+        return jid
+
+    def test_show(self):
+        jid = self.hostile_job()
+        p = self.d.ctl("show", jid)
+        self.assertRc(p, 0)
+        self.assertClean(p, "show")
+        self.assertIn("pwned", p.stdout)
+        # one line per field: nothing forged
+        self.assertEqual(len(p.stdout.splitlines()), len(self.d.show(jid)))
+        # --json stays exact
+        j = self.d.ctl_json("show", jid)
+        self.assertEqual(j["name"], HOSTILE)
+        self.assertEqual(j["labels"], {"k": HOSTILE})
+        self.assertEqual(j["argv"][-1], HOSTILE)
+
+    def test_list_and_status(self):
+        jid = self.hostile_job()
+        p = self.d.ctl("list")
+        self.assertRc(p, 0)
+        self.assertClean(p, "list")
+        self.assertIn("pwned", p.stdout)
+        p = self.d.ctl("status")   # the router table lists the job's name as its kind
+        self.assertRc(p, 0)
+        self.assertClean(p, "status")
+        self.assertIn("pwned", p.stdout)
+        [j] = [j for j in self.d.ctl_json("list")["jobs"] if j["id"] == jid]
+        self.assertEqual(j["name"], HOSTILE)
+
+    def test_events(self):
+        ev = self.d.ctl_popen("events")
+        self.addCleanup(stop, ev)
+        time.sleep(0.3)
+        jid = self.hostile_job()
+        lines = []
+        while not lines or "-> failed" not in lines[-1]:
+            line = ev.stdout.readline()
+            self.assertTrue(line, "events ended early")
+            lines.append(line)
+        stop(ev)
+        text = "".join(lines)
+        self.assertClean(subprocess.CompletedProcess([], 0, text, ""), "events")
+        self.assertEqual(len(lines), 3, lines)   # new -> queued -> running -> failed
+        self.assertIn("%d running -> failed" % jid, text)
+        ev = self.d.ctl_popen("--json", "events", str(jid + 1))
+        self.addCleanup(stop, ev)
+        time.sleep(0.3)
+        jid = self.hostile_job()
+        self.assertEqual(json.loads(ev.stdout.readline())["name"], HOSTILE)
+
+    def test_wait_and_submit_wait_errors(self):
+        # The daemon's error text echoes argv[0]: "command not found: ...".
+        jid = self.hostile_job([HOSTILE], wait=False)
+        p = self.d.ctl("wait", jid)
+        self.assertRc(p, 127)
+        self.assertClean(p, "wait")
+        self.assertIn("command not found", p.stdout)
+        p = self.d.ctl("submit", "--wait", "--name", HOSTILE, "--", HOSTILE)
+        self.assertRc(p, 127)
+        self.assertClean(p, "submit --wait")
+        self.assertIn("command not found", p.stderr)
+        p = self.d.ctl("--json", "wait", jid)
+        self.assertIn(HOSTILE, json.loads(p.stdout)[0]["error"])
+
+    def test_rejection_messages(self):
+        # A refusal that echoes the request: cwd that does not exist.
+        p = self.d.ctl("submit", "--cwd", "/nonexistent" + HOSTILE, "--", "true")
+        self.assertRc(p, 4)
+        self.assertClean(p, "submit rejected")
+        self.assertIn("nonexistent", p.stderr)
+
+    def test_logs_stay_raw(self):
+        # logs prints the job's own bytes, escapes included: that is its purpose.
+        jid = self.d.submit(["printf", "\\033[2J\\007"])
+        self.d.wait_job(jid)
+        p = self.d.ctl("logs", jid, binary=True)
+        self.assertEqual(p.stdout, b"\x1b[2J\x07")
+
+
 if __name__ == "__main__":
     main()
