@@ -92,7 +92,10 @@ logs_request(json_int_t job, const char *stream, long long offset)
 	return req;
 }
 
-/* Returns 0, or 4 when the daemon rejected a request (reported). */
+/*
+ * Returns 0, or 4 when the daemon rejected a request (reported); with
+ * out->gone_ok a job removed meanwhile sets out->gone and returns 0.
+ */
 int
 cmd_logs_fetch(struct taskctl *ctx, const char *arg, json_int_t job, const char *stream, int follow,
                struct logs_out *out)
@@ -104,6 +107,12 @@ cmd_logs_fetch(struct taskctl *ctx, const char *arg, json_int_t job, const char 
 
 	for (;;) {
 		resp = taskctl_call(ctx, logs_request(job, stream, offset));
+		if (!taskd_response_ok(resp) && out->gone_ok &&
+		    strcmp(taskd_response_error_code(resp), TASKD_ERR_NOT_FOUND) == 0) {
+			out->gone = 1;
+			json_decref(resp);
+			return 0;
+		}
 		if (!taskd_response_ok(resp)) {
 			rc = taskctl_rejected(ctx, arg, resp);
 			json_decref(resp);

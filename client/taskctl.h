@@ -164,6 +164,8 @@ struct logs_out {
 	size_t cap;
 	long long size;
 	int truncated;
+	int gone_ok; /* a job that no longer exists (not_found) is not an error: */
+	int gone;    /* ...set instead, nothing reported */
 };
 int cmd_logs_fetch(struct taskctl *, const char *, json_int_t, const char *, int,
                    struct logs_out *);
