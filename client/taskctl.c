@@ -465,6 +465,32 @@ taskctl_bad_response(const char *what)
 	exit(TASKD_EXIT_PROTOCOL);
 }
 
+/* An error with a null id: about the connection, not one request (taskd closes it, or could not read one). */
+static int
+connection_error(const json_t *resp)
+{
+	return !taskd_response_ok(resp) && json_is_null(json_object_get(resp, "id")) &&
+	       taskd_response_error_code(resp) != NULL;
+}
+
+/*
+ * A send failed. If taskd closed the connection saying why (e.g.
+ * too_many_connections), report that and exit 4; else it is lost: exit 3.
+ */
+static void __attribute__((noreturn))
+send_failed(struct taskctl *ctx, int error)
+{
+	json_t *resp;
+
+	if (error == EPIPE || error == ECONNRESET) {
+		resp = taskd_recv(ctx->client);
+		if (resp != NULL && connection_error(resp))
+			exit(taskctl_rejected(ctx, NULL, resp));
+		json_decref(resp);
+	}
+	taskctl_lost(error);
+}
+
 int64_t
 taskctl_send(struct taskctl *ctx, json_t *req)
 {
@@ -476,10 +502,11 @@ taskctl_send(struct taskctl *ctx, json_t *req)
 	c = connect_or_exit(ctx, req);
 	id = taskd_send(c, req);
 	if (id == -1)
-		taskctl_lost(errno);
+		send_failed(ctx, errno);
 	return id;
 }
 
+/* The next line; a connection-wide error (taskd refused or closed us) is reported: exit 4. */
 json_t *
 taskctl_recv(struct taskctl *ctx)
 {
@@ -487,21 +514,45 @@ taskctl_recv(struct taskctl *ctx)
 
 	if (resp == NULL)
 		taskctl_lost(errno);
+	if (connection_error(resp))
+		exit(taskctl_rejected(ctx, NULL, resp));
 	return resp;
 }
+
+/* At most this many new connections for one call closed as idle (see below). */
+#define IDLE_RETRIES 3
 
 json_t *
 taskctl_call(struct taskctl *ctx, json_t *req)
 {
 	struct taskd_client *c;
+	const char *code;
 	json_t *resp;
+	int tries;
 
 	if (req == NULL)
 		taskctl_lost(ENOMEM);
-	c = connect_or_exit(ctx, req);
-	resp = taskd_call(c, req);
-	if (resp == NULL)
-		taskctl_lost(errno);
+	for (tries = 0;; tries++) {
+		c = connect_or_exit(ctx, req);
+		resp = taskd_call(c, json_incref(req));
+		if (resp == NULL) {
+			json_decref(req);
+			taskctl_lost(errno);
+		}
+		/*
+		 * taskd closed the connection after limits.idle_timeout of silence
+		 * (e.g. logs blocked on a paused pager): it had read nothing of
+		 * this request. Ask again on a new connection.
+		 */
+		code = taskd_response_error_code(resp);
+		if (tries == IDLE_RETRIES || !connection_error(resp) ||
+		    strcmp(code, TASKD_ERR_IDLE_TIMEOUT) != 0)
+			break;
+		json_decref(resp);
+		taskd_close(ctx->client);
+		ctx->client = NULL;
+	}
+	json_decref(req);
 	if (!taskd_response_ok(resp) && taskd_response_error_code(resp) == NULL)
 		taskctl_bad_response("neither a result nor an error");
 	return resp;

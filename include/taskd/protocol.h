@@ -43,6 +43,8 @@
 #define TASKD_ERR_FORBIDDEN "forbidden"
 #define TASKD_ERR_SHUTTING_DOWN "shutting_down"
 #define TASKD_ERR_TOO_MANY "too_many_requests"
+#define TASKD_ERR_TOO_MANY_CONNECTIONS "too_many_connections"
+#define TASKD_ERR_IDLE_TIMEOUT "idle_timeout"
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"

@@ -205,6 +205,304 @@ class FakeDaemonTest(E2ETestCase):
 
 
 # ---------------------------------------------------------------------------
+# Connections
+
+# Run as nobody: opens N connections to the socket, sends a status request on
+# each (unless told not to) and reads one line; prints a JSON summary
+# {"ok": K, "errors": {code: count, "message": last}, "closed": count}, keeps
+# the accepted connections open until its stdin closes; each line "ping" on
+# its stdin makes it print how many of them still answer.
+NOBODY_CONNS = r"""
+import json, socket, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+held, ok, errors, closed = [], 0, {}, 0
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    try:
+        s.sendall(b'{"v":1,"id":1,"op":"status"}\n')
+    except OSError:
+        pass            # closed already: its reason is still to be read
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except ConnectionResetError:
+        pass
+    if b"\n" not in buf:
+        closed += 1
+        s.close()
+        continue
+    r = json.loads(buf.split(b"\n")[0])
+    if r.get("ok") is True:
+        ok += 1
+        held.append(s)
+        continue
+    errors[r["error"]["code"]] = errors.get(r["error"]["code"], 0) + 1
+    if "message" in r["error"]:
+        errors["message"] = r["error"]["message"]
+    # refused: the daemon closes at once
+    s.settimeout(5)
+    try:
+        rest = s.recv(65536)
+    except (ConnectionResetError, socket.timeout):
+        rest = b""
+    if rest:
+        errors["not closed"] = errors.get("not closed", 0) + 1
+    s.close()
+print(json.dumps({"ok": ok, "errors": errors, "closed": closed}), flush=True)
+for cmd in sys.stdin:       # "ping": how many held connections still answer
+    alive = 0
+    for s in held:
+        try:
+            s.sendall(b'{"v":1,"id":2,"op":"status"}\n')
+            buf = b""
+            while b"\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            alive += b'"ok":true' in buf
+        except OSError:
+            pass
+    print(alive, flush=True)
+"""
+
+
+def nobody_connections(d, n):
+    """Start a nobody process holding connections; (process, summary)."""
+    p = subprocess.Popen(["/usr/bin/python3", "-c", NOBODY_CONNS, d.sock, str(n)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/",
+                         user=NOBODY, group=NOBODY, extra_groups=[])
+    line = p.stdout.readline()
+    if not line:
+        p.kill()
+        p.wait()
+        raise AssertionError("the nobody client failed")
+    return p, json.loads(line)
+
+
+def ping(p):
+    p.stdin.write("ping\n")
+    p.stdin.flush()
+    return int(p.stdout.readline())
+
+
+def release(p):
+    p.stdin.close()
+    p.stdout.close()
+    p.wait(timeout=30)
+
+
+def clients(d):
+    """Connected clients (the metrics gauge; the asking connection included)."""
+    text = d.ok({"op": "metrics"})["text"]
+    return int(float(re.search(r"^taskd_clients (\S+)$", text, re.M).group(1)))
+
+
+def ctl_as_nobody(d, *args):
+    return subprocess.run([TASKCTL, "-s", d.sock] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=30, cwd="/", stdin=subprocess.DEVNULL,
+                          user=NOBODY, group=NOBODY, extra_groups=[])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: connections as nobody to a root taskd")
+class ConnectionLimitsTest(E2ETestCase):
+    """Defect: 2,000 idle connections from nobody made root's taskctl hang."""
+
+    def daemon(self, overrides=None):
+        o = {"socket_mode": "0666"}
+        o.update(overrides or {})
+        d = self.start_daemon(o)
+        os.chmod(d.tmp, 0o755)  # nobody must reach the socket
+        return d
+
+    def assertPrompt(self, d, what="root"):
+        t0 = time.monotonic()
+        p = d.ctl("status", timeout=20)
+        took = time.monotonic() - t0
+        self.assertRc(p, 0, what)
+        self.assertLess(took, 10, "status took %.1fs" % took)
+        t0 = time.monotonic()
+        p = d.ctl("submit", "--wait", "--", "sh", "-c", "echo hi", timeout=20)
+        self.assertRc(p, 0, what)
+        self.assertEqual(p.stdout, "hi\n")
+        self.assertLess(time.monotonic() - t0, 10)
+
+    def test_two_thousand_idle_connections_default_limits(self):
+        # The issue's case, with the shipped defaults (harness config without
+        # the new keys): nobody gets limits.max_clients_per_user (256) of them.
+        d = self.daemon()
+        p, got = nobody_connections(d, 2000)
+        self.addCleanup(release, p)
+        self.assertEqual(got["ok"], 256, got)
+        self.assertEqual(got["errors"].get("too_many_connections"), 2000 - 256, got)
+        self.assertNotIn("not closed", got["errors"])
+        self.assertIn("limits.max_clients_per_user", got["errors"]["message"])
+        self.assertPrompt(d)
+        # root itself is not bound by the per-user limit
+        conns = [d.connect() for _ in range(300)]
+        self.addCleanup(lambda: [c.close() for c in conns])
+        self.assertOk(conns[-1].call({"id": 1, "op": "status"}))
+        st = d.status()
+        self.assertGreaterEqual(st["counters"]["connections_refused"], 2000 - 256)
+        self.assertEqual(ping(p), 256)
+
+    def test_per_user_limit_error_and_taskctl(self):
+        d = self.daemon({"limits.max_clients_per_user": 5})
+        p, got = nobody_connections(d, 12)
+        self.addCleanup(release, p)
+        self.assertEqual(got["ok"], 5, got)
+        self.assertEqual(got["errors"].get("too_many_connections"), 7, got)
+        self.assertPrompt(d)
+        # taskctl as nobody says why and exits 4 (rejected), without hanging
+        t0 = time.monotonic()
+        q = ctl_as_nobody(d, "status")
+        self.assertRc(q, 4)
+        self.assertIn("too_many_connections", q.stderr)
+        self.assertIn("limits.max_clients_per_user", q.stderr)
+        self.assertLess(time.monotonic() - t0, 10)
+        release(p)
+        # once nobody's connections are gone, nobody is served again
+        wait_for(lambda: ctl_as_nobody(d, "status").returncode == 0, 10,
+                 what="nobody served again")
+
+    def test_reserve_for_root(self):
+        # No per-user limit: nobody fills limits.max_clients up to the reserve
+        # (a quarter of 24 here); root still gets in, up to the limit itself.
+        d = self.daemon({"limits.max_clients": 24, "limits.max_clients_per_user": 0})
+        p, got = nobody_connections(d, 40)
+        self.addCleanup(release, p)
+        self.assertEqual(got["ok"], 18, got)
+        self.assertEqual(got["errors"].get("too_many_connections"), 22, got)
+        self.assertIn("limits.max_clients", got["errors"]["message"])
+        self.assertPrompt(d)
+        # (taskctl's connections above may take a moment to be gone)
+        wait_for(lambda: clients(d) == 18 + 1, 10, what="only nobody's 18 connections left")
+        conns = [d.connect() for _ in range(6)]
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for c in conns:
+            self.assertOk(c.call({"id": 1, "op": "status"}))
+        # all 24 taken: root too gets the error, at once, instead of a hang
+        with d.connect() as c:
+            try:
+                c.send({"id": 1, "op": "status"})
+            except BrokenPipeError:
+                pass    # closed already: the reason is still there to read
+            self.assertError(c.recv(timeout=10), "too_many_connections")
+
+    def test_reload_changes_limits(self):
+        d = self.daemon({"limits.max_clients_per_user": 3})
+        p, got = nobody_connections(d, 3)
+        self.addCleanup(release, p)
+        self.assertEqual(got["ok"], 3, got)
+        self.assertRc(ctl_as_nobody(d, "status"), 4)
+        d.write_config({"socket_mode": "0666", "limits.max_clients_per_user": 5})
+        r = d.ok({"op": "reload"})
+        self.assertIn("limits.max_clients_per_user", r["changed"])
+        q, got = nobody_connections(d, 3)
+        self.addCleanup(release, q)
+        self.assertEqual(got["ok"], 2, got)     # 3 + 2 = the new limit
+        # lowering it keeps the connections open, refuses new ones
+        d.write_config({"socket_mode": "0666", "limits.max_clients_per_user": 1})
+        d.ok({"op": "reload"})
+        self.assertRc(ctl_as_nobody(d, "status"), 4)
+        self.assertEqual(ping(p), 3)
+        self.assertEqual(ping(q), 2)
+
+
+class IdleTimeoutTest(E2ETestCase):
+    """limits.idle_timeout closes idle connections, never one that waits for something."""
+
+    shared_daemon = True
+    shared_overrides = {"limits.idle_timeout": 1}
+
+    def test_idle_connection_closed_with_reason(self):
+        with self.d.connect() as c:
+            self.assertOk(c.call({"id": 1, "op": "status"}))
+            t0 = time.monotonic()
+            r = c.recv(timeout=10)
+            took = time.monotonic() - t0
+            self.assertError(r, "idle_timeout")
+            self.assertIsNone(r["id"])
+            self.assertIn("limits.idle_timeout", r["error"]["message"])
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 5)
+            self.assertEqual(c.sock.recv(100), b"")   # then closed
+
+    def test_active_connection_kept(self):
+        with self.d.connect() as c:
+            for i in range(8):
+                self.assertOk(c.call({"id": i, "op": "status"}))
+                time.sleep(0.4)
+
+    def test_waiting_connections_kept(self):
+        d = self.d
+        jid = d.submit(["sleep", "2.5"])
+        w = d.connect()
+        self.addCleanup(w.close)
+        w.send({"id": "w", "op": "wait", "job": jid})
+        sw = d.connect()
+        self.addCleanup(sw.close)
+        sw.send({"id": "sw", "op": "submit", "argv": ["sleep", "2.5"], "wait": True})
+        sub = d.connect()
+        self.addCleanup(sub.close)
+        self.assertOk(sub.call({"id": "sub", "op": "subscribe", "ids": [jid]}))
+        self.assertEqual(self.assertOk(w.recv_id("w", timeout=20))["state"], "done")
+        self.assertEqual(self.assertOk(sw.recv_id("sw", timeout=20))["state"], "done")
+        evs = []
+        while not evs or evs[-1].get("state") != "done":
+            evs.append(sub.recv(timeout=10))
+        self.assertTrue(all(e.get("event") == "job" for e in evs), evs)
+        # taskctl's own waiting commands
+        p = d.ctl("submit", "--wait", "--", "sh", "-c", "sleep 2.5; echo late", timeout=30)
+        self.assertRc(p, 0)
+        self.assertEqual(p.stdout, "late\n")
+        jid = d.submit(["sleep", "2.5"])
+        self.assertRc(d.ctl("wait", jid, timeout=30), 0)
+        ev = d.ctl_popen("events", "--state", "done")
+        self.addCleanup(stop, ev)
+        time.sleep(2.5)
+        jid = d.submit(["true"])
+        out = ev.stdout.readline()
+        self.assertIn("%d running -> done" % jid, out)
+
+    def test_logs_follow_survives(self):
+        jid = self.d.submit(["sh", "-c", "echo a; sleep 2.5; echo b"])
+        p = self.d.ctl("logs", "--follow", jid, timeout=30)
+        self.assertRc(p, 0)
+        self.assertEqual(p.stdout, "a\nb\n")
+
+    def test_logs_reader_paused(self):
+        # `taskctl logs | less`, paused: taskctl blocks writing to the pipe
+        # while its connection idles and is closed; it reconnects and goes on.
+        data = payload(3, 600000)
+        path = os.path.join(self.d.tmp, "big")
+        with open(path, "wb") as f:
+            f.write(data)
+        jid = self.d.submit(["cat", path])
+        self.d.wait_job(jid)
+        before = self.d.status()["counters"]
+        p = subprocess.Popen([TASKCTL, "-s", self.d.sock, "logs", str(jid)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(p.kill)
+        time.sleep(3)   # idle_timeout is 1 s
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertTrue(out == data, "output differs after the reconnect")
+        after = self.d.status()["counters"]
+        self.assertGreaterEqual(after["idle_connections_closed"],
+                                before["idle_connections_closed"] + 1)
+        # taskctl's second connection, besides our two status requests
+        self.assertGreaterEqual(after["connections"], before["connections"] + 4)
+
+
+# ---------------------------------------------------------------------------
 # Terminal escapes
 
 # A title change, a screen clear, a C1 CSI (U+009B), a forged line.
