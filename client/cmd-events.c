@@ -34,8 +34,8 @@ print_event(const json_t *ev)
 	char buf[FMT_BUFSZ];
 
 	fmt_line_begin(&lb);
-	fprintf(lb.fp, "%s %" JSON_INTEGER_FORMAT " %s -> %s", fmt_time(buf, json_object_get(ev, "at")),
-	        json_integer_value(json_object_get(ev, "id")), prev != NULL ? prev : "new",
+	fprintf(lb.fp, "%s %" JSON_INTEGER_FORMAT " %s -> %s",
+	        fmt_time(buf, json_object_get(ev, "at")), json_integer_value(json_object_get(ev, "id")), prev != NULL ? prev : "new",
 	        state != NULL ? state : "?");
 	if (name != NULL)
 		fprintf(lb.fp, " %s", name);

@@ -169,7 +169,8 @@ print_job(const json_t *job)
 		key = json_object_iter_key(it);
 		v = json_object_iter_value(it);
 		s = format_value(key, v);
-		fmt_line(stdout, "%s:%*s %s", key, (int)(width - strlen(key)), "", s != NULL ? s : "?");
+		fmt_line(stdout, "%s:%*s %s", key, (int)(width - strlen(key)), "",
+		         s != NULL ? s : "?");
 		free(s);
 	}
 }

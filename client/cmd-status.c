@@ -57,7 +57,8 @@ print_header(const json_t *st)
 	char buf[FMT_BUFSZ];
 
 	fmt_line(stdout, "taskd %s, pid %" JSON_INTEGER_FORMAT ", up %s",
-	         json_is_string(version) ? json_string_value(version) : "?", json_integer_value(pid),
+	         json_is_string(version) ? json_string_value(version) : "?",
+	         json_integer_value(pid),
 	         json_is_number(uptime) ? fmt_age(buf, json_number_value(uptime)) : "?");
 }
 

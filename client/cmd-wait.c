@@ -62,8 +62,8 @@ cmd_wait_print_line(const json_t *job)
 	char buf[FMT_BUFSZ];
 
 	fmt_line_begin(&lb);
-	fprintf(lb.fp, "%" JSON_INTEGER_FORMAT " %s", json_integer_value(json_object_get(job, "id")),
-	        state != NULL ? state : "?");
+	fprintf(lb.fp, "%" JSON_INTEGER_FORMAT " %s",
+	        json_integer_value(json_object_get(job, "id")), state != NULL ? state : "?");
 	if (json_is_integer(code))
 		fprintf(lb.fp, " exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
 	if (json_is_integer(sig) && json_integer_value(sig) > 0)

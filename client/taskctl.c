@@ -465,7 +465,10 @@ taskctl_bad_response(const char *what)
 	exit(TASKD_EXIT_PROTOCOL);
 }
 
-/* An error with a null id: about the connection, not one request (taskd closes it, or could not read one). */
+/*
+ * An error with a null id is about the connection, not one request: taskd
+ * closes it, or could not read a request.
+ */
 static int
 connection_error(const json_t *resp)
 {

@@ -547,7 +547,8 @@ void
 server_client_release(struct client *c)
 {
 	c->holds--;
-	c->active_at = clock_now(CLOCK_MONOTONIC); /* idle from the answer on, not from the request */
+	/* Idle from the answer on, not from the request. */
+	c->active_at = clock_now(CLOCK_MONOTONIC);
 	/* The answer just queued goes out, then client_written closes. */
 }
 
