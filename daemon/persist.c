@@ -457,10 +457,14 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 	p->recovering = false;
 	jobs_set_next_id(p->jobs, store_next_id(p->store));
 	for (i = 0; i < nleftovers; i++) {
-		j = jobs_find(p->jobs, leftovers[i].id);
-		if (j != NULL && !job_state_final(j->state)) {
+		if ((j = jobs_find(p->jobs, leftovers[i].id)) == NULL)
+			continue;
+		if (!job_state_final(j->state)) {
 			lose(p, j, &leftovers[i]);
 			rc.lost++;
+		} else if (leftovers[i].survived) {
+			/* Lost at an earlier start, whose kill failed too: still no retry. */
+			j->unkillable = true;
 		}
 	}
 	for (j = jobs_first(p->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
