@@ -33,17 +33,18 @@ const struct op op_logs_entry = {
 };
 
 /*
- * Text when the chunk is UTF-8 (a multi-byte character cut by the chunk end
- * is left for the next chunk), else base64. *used = bytes consumed.
+ * Text when the chunk is UTF-8 without NUL (a multi-byte character cut by the
+ * chunk end is left for the next chunk), else base64. *used = bytes consumed.
  */
 static void
 encode_chunk(json_t *r, const char *buf, size_t n, bool at_end, size_t *used)
 {
-	json_t *s = json_stringn(buf, n);
+	bool nul = memchr(buf, '\0', n) != NULL; /* "\u0000" breaks C-string readers */
+	json_t *s = nul ? NULL : json_stringn(buf, n);
 	size_t cut;
 	char *b64;
 
-	for (cut = 1; s == NULL && !at_end && cut <= 3 && cut < n; cut++) {
+	for (cut = 1; s == NULL && !nul && !at_end && cut <= 3 && cut < n; cut++) {
 		s = json_stringn(buf, n - cut);
 		if (s != NULL)
 			n -= cut;

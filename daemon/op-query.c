@@ -12,6 +12,7 @@
 #include "events.h"
 #include "log.h"
 #include "ops.h"
+#include "persist.h"
 #include "ppool.h"
 #include "sched.h"
 #include "server.h"
@@ -141,6 +142,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "paused", sched_paused_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
+	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
+			    ? json_string(persist_storage_error(td->persist)) : json_null());
 	reply_ok(c, req->id, r);
 }
 

@@ -53,6 +53,10 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 	/* Queued jobs include those whose submit is still being committed. */
 	size_t pending = jobs_pending(td->jobs);
 
+	if (persist_storage_error(td->persist) != NULL) {
+		reply_err(c, req->id, TASKD_ERR_STORAGE, persist_storage_error(td->persist));
+		return -1;
+	}
 	if (pending + n > (size_t)td->cfg->queue.max_pending) {
 		snprintf(msg, sizeof msg, "queue full: %zu pending, queue.max_pending is %d", pending,
 			 td->cfg->queue.max_pending);

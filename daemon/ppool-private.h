@@ -30,10 +30,14 @@ struct pworker {
 	struct event *ev_read;
 	struct event *ev_dead;   /* pidfd readable, or a polling timer */
 	struct event *ev_cancel; /* safety timer after a cancel */
+	struct event *ev_timeout; /* the job's timeout, enforced from here if the worker does not */
 	enum wstate state;
 	struct run *run; /* while busy */
 	bool cancel;     /* cancel of run requested */
+	bool timed_out;  /* killed by ev_timeout: the run ends as a timeout */
 	pid_t job_pid;   /* from "started", 0 if unknown */
+	struct event *ev_job;  /* the command's pidfd: when it exits, by our clock */
+	double job_exited;     /* CLOCK_MONOTONIC, 0 until seen */
 	bool killed;     /* we sent SIGKILL */
 	char *why;       /* why we killed it, or NULL */
 	uint64_t jobs_done;
@@ -51,6 +55,7 @@ struct ppool {
 	struct ppool_config cfg;
 	struct ppool_callbacks cb;
 	char *self;
+	char *live_dir;  /* workers are recorded there while they live (leftover.h), or NULL */
 	struct pworkers workers;
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */

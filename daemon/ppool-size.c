@@ -209,13 +209,14 @@ apply_config(struct ppool *pp, const struct ppool_config *cfg)
 
 struct ppool *
 ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
-          const struct ppool_callbacks *cb)
+          const char *live_dir, const struct ppool_callbacks *cb)
 {
 	struct ppool *pp = xcalloc(1, sizeof *pp);
 	struct timeval sec = {1, 0};
 
 	pp->base = base;
 	pp->self = xstrdup(self);
+	pp->live_dir = live_dir != NULL ? xstrdup(live_dir) : NULL;
 	if (cb != NULL)
 		pp->cb = *cb;
 	TAILQ_INIT(&pp->workers);

@@ -344,6 +344,26 @@ read_next_id(struct store *st, char **cause)
 	return 0;
 }
 
+/*
+ * Keep an O_PATH descriptor to the file SQLite opened, for store_check: once
+ * it is open, nobody else may use it (the exclusive lock), so the file at
+ * the path now is the one SQLite has.
+ */
+static int
+hold_file(struct store *st, char **cause)
+{
+	struct stat sb;
+
+	st->file_fd = open(st->path, O_PATH | O_CLOEXEC);
+	if (st->file_fd == -1 || fstat(st->file_fd, &sb) == -1) {
+		xasprintf(cause, "%s: %s", st->path, strerror(errno));
+		return -1;
+	}
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	return 0;
+}
+
 struct store *
 store_open(const char *path, char **cause)
 {
@@ -353,6 +373,7 @@ store_open(const char *path, char **cause)
 	int rc;
 
 	st = xcalloc(1, sizeof *st);
+	st->file_fd = -1;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
 		st->path = xprintf("%s/%s", path, STORE_FILE);
 	else
@@ -379,7 +400,8 @@ store_open(const char *path, char **cause)
 		goto fail;
 	if (version < STORE_SCHEMA_VERSION && migrate(st, version, cause) == -1)
 		goto fail;
-	if (prepare(st, cause) == -1 || read_next_id(st, cause) == -1)
+	if (prepare(st, cause) == -1 || read_next_id(st, cause) == -1 ||
+	    hold_file(st, cause) == -1)
 		goto fail;
 	return st;
 fail:

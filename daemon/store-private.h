@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -39,6 +40,11 @@ struct store {
 	bool in_tx;
 	bool dir_synced; /* the state directory was fsync'ed once (new WAL/db entries) */
 	char *tx_failed; /* first cause of a failed put/delete: the transaction is void */
+	int file_fd;     /* O_PATH to the database file SQLite opened (store_check) */
+	dev_t dev;       /* the database file's identity at open */
+	ino_t ino;
+	dev_t wal_dev;   /* the WAL file's, once it is seen (ino 0 until then) */
+	ino_t wal_ino;
 };
 
 #endif

@@ -152,10 +152,56 @@ store_close(struct store *st)
 	/* The last connection checkpoints the WAL into the file and removes it. */
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_warnx("%s: close: %s", st->path, sqlite3_errmsg(st->db));
+	if (st->file_fd != -1)
+		close(st->file_fd);
 	free(st->tx_failed);
 	free(st->wal_path);
 	free(st->path);
 	free(st);
+}
+
+/* A path that no longer names what it named: ENOENT or ENOTDIR (its directory went). */
+static bool
+path_gone(int err)
+{
+	return err == ENOENT || err == ENOTDIR;
+}
+
+int
+store_check(struct store *st, char **cause)
+{
+	struct stat sb;
+
+	if (fstat(st->file_fd, &sb) == 0 && sb.st_nlink == 0) {
+		xasprintf(cause, "%s was deleted while taskd ran", st->path);
+		return -1;
+	}
+	if (stat(st->path, &sb) == -1) {
+		if (!path_gone(errno))
+			return 0; /* cannot tell (EACCES, EIO...): not known to be gone */
+		xasprintf(cause, "%s was deleted or moved while taskd ran (%s)", st->path,
+			  strerror(errno));
+		return -1;
+	}
+	if (sb.st_dev != st->dev || sb.st_ino != st->ino) {
+		xasprintf(cause, "%s was replaced by another file while taskd ran", st->path);
+		return -1;
+	}
+	/* The WAL holds the newest commits: it must stay too, once it exists. */
+	if (stat(st->wal_path, &sb) == 0) {
+		if (st->wal_ino == 0) {
+			st->wal_dev = sb.st_dev;
+			st->wal_ino = sb.st_ino;
+		} else if (sb.st_dev != st->wal_dev || sb.st_ino != st->wal_ino) {
+			xasprintf(cause, "%s was replaced by another file while taskd ran",
+				  st->wal_path);
+			return -1;
+		}
+	} else if (st->wal_ino != 0 && path_gone(errno)) {
+		xasprintf(cause, "%s was deleted while taskd ran", st->wal_path);
+		return -1;
+	}
+	return 0;
 }
 
 const char *

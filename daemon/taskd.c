@@ -106,6 +106,8 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		ppool_configure(td->ppool, &pc);
 	server_set_limits(td->server, td->cfg->limits.max_frame, taskd_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
+	server_set_client_limits(td->server, td->cfg->limits.max_clients_per_user,
+				 td->cfg->limits.idle_timeout);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);

@@ -44,6 +44,7 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "as_user", json_boolean(s->as_user));
 	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
 	json_object_set_new(m, "gid", json_integer((json_int_t)s->gid));
+	json_object_set_new(m, "track", string_or_null(s->track_path));
 	return m;
 }
 
@@ -246,6 +247,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.as_user = dec_bool(&d, "as_user");
 		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);
 		s.gid = (gid_t)dec_int(&d, "gid", 0, UINT32_MAX - 1);
+		s.track_path = dec_str(&d, "track");
 	}
 	if (d.error != NULL) {
 		run_spec_free(&s);

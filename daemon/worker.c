@@ -370,12 +370,19 @@ setup_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Only 0, 1, 2 and the socket stay open; stdin and stdout read/write /dev/null. */
+/*
+ * Only 0, 1, 2 and the socket stay open; stdin and stdout read/write
+ * /dev/null. The socket came through posix_spawn's dup2, which clears
+ * close-on-exec: set it again, or every command this worker runs would
+ * inherit it (and could forge messages to the daemon with it).
+ */
 static int
 setup_fds(int sock)
 {
 	int null;
 
+	if (fcntl(sock, F_SETFD, FD_CLOEXEC) == -1)
+		return -1;
 	if (sock > 3)
 		close_range(3, (unsigned)sock - 1, 0);
 	close_range((unsigned)sock + 1, ~0U, 0);

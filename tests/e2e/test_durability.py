@@ -866,6 +866,11 @@ class RecordMigrationTest(DurabilityCase):
     def test_release_0_1_0_database(self):
         with open(os.path.join(FIXTURES, "records-v1.show.json")) as f:
             expected = json.load(f)
+        # Since 0.1.0, a wall time never measured (0: job 1, lost by a restart)
+        # is shown as null (doc/protocol.md "Job object"); nothing else differs.
+        for j in expected:
+            if j["wall"] == 0:
+                j["wall"] = None
         self.assertEqual([j["id"] for j in expected], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15])
         d = self.on_fixture()
         self.check_jobs(d, expected)

@@ -394,7 +394,7 @@ test_recover(void **state)
 	store_close(f->st);
 
 	open_all(f);
-	assert_int_equal(persist_recover(f->p, requeue_cb, &rq, &cause), 0);
+	assert_int_equal(persist_recover(f->p, NULL, 0, requeue_cb, &rq, &cause), 0);
 	assert_int_equal(jobs_total(f->js), 5);
 	/* Queued ones again, in id order. */
 	assert_int_equal(rq.n, 3);
@@ -432,7 +432,7 @@ test_recover(void **state)
 	free(rec);
 	store_close(f->st);
 	open_all(f);
-	assert_int_equal(persist_recover(f->p, requeue_cb, &rq, &cause), -1);
+	assert_int_equal(persist_recover(f->p, NULL, 0, requeue_cb, &rq, &cause), -1);
 	assert_non_null(strstr(cause, "job 12: unreadable record"));
 	free(cause);
 }
