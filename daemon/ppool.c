@@ -70,17 +70,13 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-#define PPOOL_CHILD_FD 3       /* the socket's fd in the worker */
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
 #define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
-#define PPOOL_TITLE_PAD 64        /* bytes of argv padding for the worker's title */
 #define PPOOL_NOPIDFD_POLL 0.1    /* seconds between death checks without a pidfd */
-
-extern char **environ;
 
 static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
@@ -108,55 +104,11 @@ next_index(const struct ppool *pp)
 	}
 }
 
-/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
-static int
-spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
-{
-	char idx[16], ppid[16], fdstr[16], pad[PPOOL_TITLE_PAD + 1];
-	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	int err;
-
-	snprintf(fdstr, sizeof fdstr, "%d", PPOOL_CHILD_FD);
-	snprintf(idx, sizeof idx, "%d", index);
-	snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-	memset(pad, ' ', PPOOL_TITLE_PAD);
-	pad[PPOOL_TITLE_PAD] = '\0';
-	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
-		return err;
-	if ((err = posix_spawnattr_init(&attr)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return err;
-	}
-	err = posix_spawn_file_actions_adddup2(&fa, child, PPOOL_CHILD_FD);
-	if (err == 0)
-		err = exec_spawn_attrs(&attr, false);
-	if (err == 0)
-		err = posix_spawn(pid, pp->self, &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return err;
-}
-
-/* The child end must not already be PPOOL_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
-static int
-child_end(int fd)
-{
-	int nfd;
-
-	if (fd != PPOOL_CHILD_FD)
-		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, PPOOL_CHILD_FD + 1);
-	close(fd);
-	return nfd;
-}
-
-/* STATE_DIR/live/worker-PID, or NULL without a live_dir. */
+/* Its record in live_dir (leftover.h), or NULL without a live_dir. */
 static char *
 record_path(const struct ppool *pp, pid_t pid)
 {
-	return pp->live_dir != NULL ? xprintf("%s/worker-%d", pp->live_dir, (int)pid) : NULL;
+	return pp->live_dir != NULL ? leftover_worker_path(pp->live_dir, pid) : NULL;
 }
 
 /* A worker was spawned: record it, so that a restart kills it if it outlives us. */
@@ -232,11 +184,7 @@ spawn_worker(struct ppool *pp)
 		failed_start(pp, strerror(errno));
 		return -1;
 	}
-	sv[1] = child_end(sv[1]);
-	err = sv[1] == -1 ? errno : spawn_process(pp, sv[1], index, &pid);
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (err != 0) {
+	if ((err = worker_spawn(pp->self, sv[1], index, &pid)) != 0) {
 		close(sv[0]);
 		failed_start(pp, strerror(err));
 		return -1;

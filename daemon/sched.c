@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "leftover.h"
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
@@ -447,8 +448,7 @@ make_run(struct sched *s, struct job *j)
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
 		if (s->live_dir != NULL)
-			r->spec.track_path =
-			    xprintf("%s/job-%llu", s->live_dir, (unsigned long long)j->id);
+			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;

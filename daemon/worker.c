@@ -37,6 +37,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,10 @@
 #include "xmalloc.h"
 
 #define WORKER_SPEC_MAX (256u << 20) /* what a worker accepts from the daemon */
+#define WORKER_CHILD_FD 3            /* the socket's fd in the worker */
+#define WORKER_TITLE_PAD 64          /* bytes of argv padding for the worker's title */
+
+extern char **environ;
 
 /* Shared with the SIGUSR1 handler. */
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
@@ -543,6 +548,62 @@ parse_num(const char *s)
 	if (errno != 0 || end == s || *end != '\0' || v < 0)
 		return -1;
 	return v;
+}
+
+/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
+static int
+spawn_process(const char *self, int child, int index, pid_t *pid)
+{
+	char idx[16], ppid[16], fdstr[16], pad[WORKER_TITLE_PAD + 1];
+	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int err;
+
+	snprintf(fdstr, sizeof fdstr, "%d", WORKER_CHILD_FD);
+	snprintf(idx, sizeof idx, "%d", index);
+	snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+	memset(pad, ' ', WORKER_TITLE_PAD);
+	pad[WORKER_TITLE_PAD] = '\0';
+	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
+		return err;
+	if ((err = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return err;
+	}
+	err = posix_spawn_file_actions_adddup2(&fa, child, WORKER_CHILD_FD);
+	if (err == 0)
+		err = exec_spawn_attrs(&attr, false);
+	if (err == 0)
+		err = posix_spawn(pid, self, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
+}
+
+/* The child end must not already be WORKER_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
+static int
+child_end(int fd)
+{
+	int nfd;
+
+	if (fd != WORKER_CHILD_FD)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_CHILD_FD + 1);
+	close(fd);
+	return nfd;
+}
+
+int
+worker_spawn(const char *self, int sock, int index, pid_t *pid)
+{
+	int err;
+
+	sock = child_end(sock);
+	err = sock == -1 ? errno : spawn_process(self, sock, index, pid);
+	if (sock != -1)
+		close(sock);
+	return err;
 }
 
 int
