@@ -9,6 +9,7 @@
 
 #include <taskd/protocol.h>
 
+#include "admission.h"
 #include "events.h"
 #include "log.h"
 #include "ops.h"
@@ -401,6 +402,6 @@ op_subscribe(struct taskd *td, struct client *c, struct request *req)
 	if (ops_selector(c, req, &f) == -1)
 		return;
 	reply_ok(c, req->id, json_pack("{s:b}", "subscribed", 1));
-	cs->sub = events_subscribe(td->events, c, &f, ops_privileged(uid), uid);
+	cs->sub = events_subscribe(td->events, c, &f, privileged_uid(uid), uid);
 	log_debug("uid %u subscribed to job events", (unsigned)uid);
 }

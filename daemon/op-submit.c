@@ -10,6 +10,7 @@
 
 #include <taskd/protocol.h>
 
+#include "admission.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
@@ -115,7 +116,7 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 static bool
 check_cwd(struct client *c)
 {
-	return ops_privileged(server_client_uid(c));
+	return privileged_uid(server_client_uid(c));
 }
 
 static struct job *

@@ -11,6 +11,7 @@
 
 #include <taskd/protocol.h>
 
+#include "admission.h"
 #include "log.h"
 #include "ops.h"
 #include "server.h"
@@ -71,15 +72,9 @@ ops_table(size_t *n)
 /* ---- the checks ---- */
 
 bool
-ops_privileged(uid_t uid)
-{
-	return uid == 0 || uid == getuid();
-}
-
-bool
 ops_may_see(uid_t uid, const struct job *j)
 {
-	return ops_privileged(uid) || uid == j->uid;
+	return privileged_uid(uid) || uid == j->uid;
 }
 
 static bool
@@ -163,7 +158,7 @@ ops_check(const struct op *op, json_t *root, uid_t uid, bool stopping, struct pr
 		return -1;
 	}
 	if (((op->flags & OP_PRIVILEGED) || ((op->flags & OP_PRIVILEGED_WIDE) && !job)) &&
-	    !ops_privileged(uid)) {
+	    !privileged_uid(uid)) {
 		proto_error_set(err, TASKD_ERR_FORBIDDEN,
 				"only root or the daemon's own user may do this");
 		return -1;

@@ -52,7 +52,7 @@ typedef void op_fn(struct taskd *td, struct client *c, struct request *req);
  *  3. a shutdown has begun and the op has no OP_WHILE_STOPPING:
  *     shutting_down;
  *  4. OP_PRIVILEGED, or OP_PRIVILEGED_WIDE without "job", and the caller is
- *     not root or the daemon's own user (ops_privileged): forbidden;
+ *     not root or the daemon's own user (privileged_uid): forbidden;
  *  5. "job" (required with OP_JOB; when given, with OP_JOB_OR) names a job
  *     the caller may see (ops_may_see) whose submit is stored: else
  *     bad_request, not_found or forbidden. The handler gets it as req->job.
@@ -122,12 +122,7 @@ void reply_too_many_waits(struct client *c, struct request *req);
 
 /* ---- who may see what, which jobs ---- */
 
-/*
- * The one rule: root and the daemon's own user may see and act on every
- * job and on the daemon (shutdown, reload, class pauses); anyone else on
- * their own jobs only.
- */
-bool ops_privileged(uid_t uid);
+/* May uid see and act on j? privileged_uid (admission.h, the one rule), or its owner. */
 bool ops_may_see(uid_t uid, const struct job *j);
 /*
  * Jobs the client may see that pass f (in id order; malloc'd, *n of them),

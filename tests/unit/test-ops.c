@@ -23,6 +23,7 @@
 
 #include <taskd/protocol.h>
 
+#include "admission.h"
 #include "builtin.h"
 #include "job.h"
 #include "ops.h"
@@ -208,9 +209,10 @@ test_privilege(void **state)
 	size_t i;
 
 	(void)state;
-	assert_true(ops_privileged(0));
-	assert_true(ops_privileged(getuid()));
-	assert_false(ops_privileged(OTHER_UID));
+	/* The one rule (admission.c): server.c's connection limits follow it too. */
+	assert_true(privileged_uid(0));
+	assert_true(privileged_uid(getuid()));
+	assert_false(privileged_uid(OTHER_UID));
 	for (i = 0; i < nitems(expect); i++) {
 		op = find(expect[i].op);
 		req = request(op->name);
