@@ -33,6 +33,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "labels.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -133,6 +134,7 @@ static const struct key keys[] = {
 	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
 	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
+	{ "limits.max_input", K_SIZE, OFF(limits.max_input), 0, 256 * MIB, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -196,11 +198,25 @@ config_defaults(struct config *cfg)
 	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
 	cfg->limits.idle_timeout = 300;
+	cfg->limits.max_input = 16 * MIB;
+}
+
+static void
+queues_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nqueues; i++)
+		free(cfg->queues[i].name);
+	free(cfg->queues);
+	cfg->queues = NULL;
+	cfg->nqueues = 0;
 }
 
 void
 config_free(struct config *cfg)
 {
+	queues_free(cfg);
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
@@ -628,6 +644,89 @@ apply(struct loader *ld, const struct key *k, const config_setting_t *s)
 
 static int walk(struct loader *, const config_setting_t *, const char *);
 
+/* One { name = "gpu"; slots = 1; } of the queues list. */
+static int
+load_queue(struct loader *ld, const config_setting_t *g, struct queue_config *q)
+{
+	const config_setting_t *s;
+	const char *key, *file = config_setting_source_file(g);
+	unsigned int line = config_setting_source_line(g), i;
+	bool named = false, sized = false;
+	long long v;
+
+	if (!config_setting_is_group(g))
+		return fail(ld, file, line, "queues: each queue is a group { name = \"...\"; "
+			    "slots = N; }");
+	for (i = 0; i < (unsigned int)config_setting_length(g); i++) {
+		s = config_setting_get_elem(g, i);
+		key = config_setting_name(s);
+		line = config_setting_source_line(s);
+		if (strcmp(key, "name") == 0) {
+			if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+			    /* What a label key may be: safe in messages and meta keys. */
+			    !labels_key_valid(config_setting_get_string(s)))
+				return fail(ld, file, line, "queues: name must be 1 to 64 characters "
+					    "of A-Z a-z 0-9 _ . -");
+			q->name = xstrdup(config_setting_get_string(s));
+			named = true;
+		} else if (strcmp(key, "slots") == 0) {
+			if (!is_integer(s) || (v = config_setting_get_int64(s)) < 1 ||
+			    v > CONFIG_MAX_QUEUE_SLOTS)
+				return fail(ld, file, line, "queues: slots must be an integer between "
+					    "1 and %d", CONFIG_MAX_QUEUE_SLOTS);
+			q->slots = (int)v;
+			sized = true;
+		} else {
+			return fail(ld, file, line, "queues: unknown key '%s' (a queue has name and "
+				    "slots)", key);
+		}
+	}
+	if (!named || !sized)
+		return fail(ld, file, config_setting_source_line(g), "queues: a queue needs %s",
+			    !named ? "a name" : "slots");
+	return 0;
+}
+
+/* queues = ( { name = "gpu"; slots = 1; }, ... ): a list, names unique. */
+static int
+load_queues(struct loader *ld, const config_setting_t *list)
+{
+	const char *file = config_setting_source_file(list);
+	unsigned int n = (unsigned int)config_setting_length(list), i, k;
+	struct config *cfg = ld->cfg;
+
+	if (!config_setting_is_list(list))
+		return fail(ld, file, config_setting_source_line(list),
+			    "queues: expected a list ( { name = \"...\"; slots = N; }, ... )");
+	if (n > CONFIG_MAX_QUEUES)
+		return fail(ld, file, config_setting_source_line(list),
+			    "queues: at most %d queues", CONFIG_MAX_QUEUES);
+	queues_free(cfg);
+	cfg->queues = xcalloc(n > 0 ? n : 1, sizeof *cfg->queues);
+	for (i = 0; i < n; i++) {
+		cfg->nqueues = i + 1;
+		if (load_queue(ld, config_setting_get_elem(list, i), &cfg->queues[i]) == -1)
+			return -1;
+		for (k = 0; k < i; k++)
+			if (strcmp(cfg->queues[k].name, cfg->queues[i].name) == 0)
+				return fail(ld, file, config_setting_source_line(
+						      config_setting_get_elem(list, i)),
+					    "queues: '%s' is named twice", cfg->queues[i].name);
+	}
+	return 0;
+}
+
+const struct queue_config *
+config_queue(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nqueues; i++)
+		if (strcmp(cfg->queues[i].name, name) == 0)
+			return &cfg->queues[i];
+	return NULL;
+}
+
 static int
 visit(struct loader *ld, const config_setting_t *s, const char *path)
 {
@@ -637,6 +736,9 @@ visit(struct loader *ld, const config_setting_t *s, const char *path)
 
 	if ((k = key_find(path)) != NULL)
 		return apply(ld, k, s);
+	/* A list of groups, with rules of its own. */
+	if (strcmp(path, "queues") == 0)
+		return load_queues(ld, s);
 	if (!is_group(path))
 		return fail(ld, file, line, "unknown key '%s'", path);
 	if (!config_setting_is_group(s))
@@ -786,6 +888,20 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	return true;
 }
 
+static bool
+queues_equal(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nqueues != b->nqueues)
+		return false;
+	for (i = 0; i < a->nqueues; i++)
+		if (strcmp(a->queues[i].name, b->queues[i].name) != 0 ||
+		    a->queues[i].slots != b->queues[i].slots)
+			return false;
+	return true;
+}
+
 int
 config_diff(const struct config *a, const struct config *b,
 	    void (*fn)(const char *key, void *arg), void *arg)
@@ -799,6 +915,11 @@ config_diff(const struct config *a, const struct config *b,
 		n++;
 		if (fn != NULL)
 			fn(keys[i].path, arg);
+	}
+	if (!queues_equal(a, b)) {
+		n++;
+		if (fn != NULL)
+			fn("queues", arg);
 	}
 	return n;
 }

@@ -15,6 +15,17 @@ enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
 /* store.fsync: when an acknowledged submit reaches the disk. */
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
 
+/*
+ * One named queue (`queues = ( { name = "gpu"; slots = 1; } )`): jobs
+ * submitted with --queue NAME run at most `slots` at once (gate.h).
+ */
+struct queue_config {
+	char *name;     /* 1..64 bytes of [A-Za-z0-9_.-] */
+	int slots;      /* 1..CONFIG_MAX_QUEUE_SLOTS */
+};
+#define CONFIG_MAX_QUEUE_SLOTS 65536
+#define CONFIG_MAX_QUEUES 256
+
 struct config {
 	char *path;       /* file it was loaded from, or NULL for built-in defaults */
 	char *socket;     /* NULL: not set in the file (main picks the default) */
@@ -68,7 +79,11 @@ struct config {
 		int max_clients_per_user; /* per uid but root and taskd's own, 0 = no limit */
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
+		uint64_t max_input;   /* bytes of a job's standard input (submit --input), 0 = none */
 	} limits;
+
+	struct queue_config *queues; /* in the file's order, names unique */
+	size_t nqueues;
 };
 
 /* Fill *cfg with the built-in defaults (strings NULL where main decides). */
@@ -94,5 +109,7 @@ const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
+/* The queue named name, or NULL. */
+const struct queue_config *config_queue(const struct config *cfg, const char *name);
 
 #endif

@@ -374,6 +374,7 @@ setup(void)
 	listen_socket();
 	server_set_limits(td.server, cfg.limits.max_frame, taskd_max_clients(&cfg),
 			  cfg.limits.stall_timeout);
+	server_set_input_room(td.server, taskd_input_room(&cfg));
 	server_set_client_limits(td.server, cfg.limits.max_clients_per_user,
 				 cfg.limits.idle_timeout);
 	if (taskd_max_clients(&cfg) < cfg.limits.max_clients)

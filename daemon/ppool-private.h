@@ -47,6 +47,8 @@ struct pworker {
 	double idle_since; /* CLOCK_MONOTONIC */
 	double job_start;  /* CLOCK_MONOTONIC */
 	double job_started_at;
+	double timeout_at;   /* CLOCK_MONOTONIC when ev_timeout fires, 0 if it is not set */
+	double timeout_left; /* while its job is suspended: what was left of ev_timeout, -1 none */
 };
 TAILQ_HEAD(pworkers, pworker);
 
@@ -60,6 +62,7 @@ struct ppool {
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */
 	size_t pending;
+	int extra;         /* workers allowed above max_workers (ppool_set_extra) */
 	int failures;      /* consecutive failed starts */
 	double backoff;    /* current delay, seconds */
 	double next_spawn; /* CLOCK_MONOTONIC; no spawn before */

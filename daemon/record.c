@@ -54,33 +54,56 @@ set(json_t *o, const char *key, json_t *v, uint64_t id)
 }
 
 static json_t *
-encode_spec(const struct job *j)
+encode_deps(const struct job_dep *deps, size_t ndeps, uint64_t id)
 {
-	const struct job_spec *s = &j->spec;
-	json_t *o = json_object(), *deps = json_array(), *d;
+	json_t *a = json_array(), *d;
 	size_t i;
 
-	set(o, "type", string_or_null(builtin_name(s->type)), j->id);
-	set(o, "argv", strv_or_null(s->argv), j->id);
-	set(o, "env", strv_or_null(s->env), j->id);
-	set(o, "cwd", string_or_null(s->cwd), j->id);
-	set(o, "name", string_or_null(s->name), j->id);
-	set(o, "labels", labels_to_json(&s->labels), j->id);
-	set(o, "class", json_string(config_class_name(s->class)), j->id);
-	set(o, "priority", json_integer(s->priority), j->id);
-	set(o, "timeout", finite_real(s->timeout), j->id);
-	for (i = 0; i < s->ndeps; i++) {
+	for (i = 0; i < ndeps; i++) {
 		d = json_object();
-		set(d, "id", json_integer((json_int_t)s->deps[i].id), j->id);
-		set(d, "any", json_boolean(s->deps[i].any), j->id);
-		set(d, "state", s->deps[i].state >= 0 ? json_string(job_state_name(s->deps[i].state))
-						      : json_null(), j->id);
-		json_array_append_new(deps, d);
+		set(d, "id", json_integer((json_int_t)deps[i].id), id);
+		set(d, "any", json_boolean(deps[i].any), id);
+		set(d, "state", deps[i].state >= 0 ? json_string(job_state_name(deps[i].state))
+						   : json_null(), id);
+		json_array_append_new(a, d);
 	}
-	set(o, "deps", deps, j->id);
-	set(o, "run_at", finite_real(s->run_at), j->id);
-	set(o, "retries", json_integer(s->retries), j->id);
-	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
+	return a;
+}
+
+/* The whole spec (deps given apart: an array keeps them apart from its spec). */
+static json_t *
+encode_spec(const struct job_spec *s, const struct job_dep *deps, size_t ndeps, uint64_t id)
+{
+	json_t *o = json_object();
+
+	set(o, "type", string_or_null(builtin_name(s->type)), id);
+	set(o, "argv", strv_or_null(s->argv), id);
+	set(o, "env", strv_or_null(s->env), id);
+	set(o, "cwd", string_or_null(s->cwd), id);
+	set(o, "name", string_or_null(s->name), id);
+	set(o, "labels", labels_to_json(&s->labels), id);
+	set(o, "class", json_string(config_class_name(s->class)), id);
+	set(o, "priority", json_integer(s->priority), id);
+	set(o, "timeout", finite_real(s->timeout), id);
+	set(o, "deps", encode_deps(deps, ndeps, id), id);
+	set(o, "run_at", finite_real(s->run_at), id);
+	set(o, "retries", json_integer(s->retries), id);
+	set(o, "retry_delay", finite_real(s->retry_delay), id);
+	set(o, "unique", string_or_null(s->unique), id);
+	set(o, "queue", string_or_null(s->queue), id);
+	set(o, "slots", json_integer(s->slots), id);
+	set(o, "input_bytes", json_integer((json_int_t)s->input_bytes), id);
+	return o;
+}
+
+/* A job of an array: what is its own of its spec (the rest is the array's). */
+static json_t *
+encode_member_spec(const struct job *j)
+{
+	json_t *o = json_object();
+
+	set(o, "priority", json_integer(j->spec.priority), j->id);
+	set(o, "deps", encode_deps(j->spec.deps, j->spec.ndeps, j->id), j->id);
 	return o;
 }
 
@@ -110,16 +133,34 @@ encode_result(const struct job *j)
 	return o;
 }
 
+/* o as compact JSON text (o is freed). */
+static char *
+dump(json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	if (text == NULL)
+		fatalx("out of memory (json_dumps)");
+	return text;
+}
+
 char *
 record_encode(const struct job *j)
 {
 	json_t *o = json_object();
-	char *text;
 
 	set(o, "v", json_integer(RECORD_VERSION), j->id);
 	set(o, "uid", json_integer((json_int_t)j->uid), j->id);
 	set(o, "gid", json_integer((json_int_t)j->gid), j->id);
-	set(o, "spec", encode_spec(j), j->id);
+	if (j->array != NULL)
+		set(o, "spec", encode_member_spec(j), j->id);
+	else
+		set(o, "spec", encode_spec(&j->spec, j->spec.deps, j->spec.ndeps, j->id), j->id);
+	set(o, "array", j->array != NULL ? json_integer((json_int_t)j->array->id) : json_null(),
+	    j->id);
+	set(o, "restarted_from", json_integer((json_int_t)j->restarted_from), j->id);
+	set(o, "suspended_for", finite_real(j->suspended_for), j->id);
 	set(o, "routed", json_string(config_class_name(j->routed)), j->id);
 	set(o, "pool", string_or_null(job_pool_name(j->pool)), j->id);
 	set(o, "worker", json_integer(j->worker), j->id);
@@ -131,11 +172,31 @@ record_encode(const struct job *j)
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
 	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (text == NULL)
-		fatalx("out of memory (json_dumps)");
-	return text;
+	return dump(o);
+}
+
+char *
+record_encode_array(const struct job_array *a)
+{
+	json_t *o = json_object();
+
+	set(o, "v", json_integer(RECORD_VERSION), a->id);
+	set(o, "uid", json_integer((json_int_t)a->uid), a->id);
+	set(o, "gid", json_integer((json_int_t)a->gid), a->id);
+	set(o, "count", json_integer((json_int_t)a->count), a->id);
+	set(o, "start", json_integer(a->start), a->id);
+	set(o, "step", json_integer(a->step), a->id);
+	set(o, "max", json_integer(a->max), a->id);
+	set(o, "state", json_string(job_state_name(a->first_state)), a->id);
+	set(o, "submitted_at", finite_real(a->submitted_at), a->id);
+	set(o, "spec", encode_spec(&a->spec, a->deps, a->ndeps, a->id), a->id);
+	return dump(o);
+}
+
+const char *
+record_removed(void)
+{
+	return "{\"v\":" RECORD_VERSION_TEXT ",\"removed\":true}";
 }
 
 /* ---- decoding (every version) ---- */
@@ -308,36 +369,116 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-/* Version 2: exactly the fields record_encode writes. */
+/* The dependencies of a version 2 or 3 record: [{"id","any","state"}]. */
 static int
-decode_v2(json_t *o, struct job *j, const char **why)
+take_deps(json_t *deps, struct job_dep **out, size_t *nout)
 {
-	const char *type, *cls, *routed, *status;
-	struct result_in r = { 0 };
-	struct job_in in = { 0 };
-	json_t *spec, *pool, *res, *deps, *dv, *dstate;
-	json_int_t version, id;
+	struct job_spec sp = { 0 };
+	json_t *dv, *dstate;
 	json_error_t jerr;
+	json_int_t id;
 	size_t i;
 	int any;
 
+	if (deps_alloc(&sp, deps) == -1)
+		return -1;
+	json_array_foreach(deps, i, dv) {
+		if (json_unpack_ex(dv, &jerr, JSON_STRICT, "{s:I,s:b,s:o}", "id", &id, "any", &any,
+				   "state", &dstate) == -1 ||
+		    dep_set(&sp.deps[i], id, any, dep_state(dstate)) == -1) {
+			free(sp.deps);
+			return -1;
+		}
+	}
+	*out = sp.deps;
+	*nout = sp.ndeps;
+	return 0;
+}
+
+/* What version 3 added to the spec, read: -1 if a value is out of range. */
+struct spec3_in {
+	json_t *unique, *queue;
+	json_int_t slots, input_bytes;
+};
+
+static int
+take_spec3(const struct spec3_in *in, struct job_spec *sp)
+{
+	if (in->slots < 1 || in->slots > JOB_MAX_SLOTS || in->input_bytes < 0 ||
+	    take_str(in->unique, &sp->unique) == -1 || take_str(in->queue, &sp->queue) == -1)
+		return -1;
+	sp->slots = (int)in->slots;
+	sp->input_bytes = (uint64_t)in->input_bytes;
+	return 0;
+}
+
+/*
+ * A whole spec of version 2 or 3 (v3: with unique, queue, slots,
+ * input_bytes): exactly its fields. The names are checked by the caller.
+ */
+static int
+unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
+	    const char **type, const char **cls, json_t **deps)
+{
+	json_error_t jerr;
+
+	if (json_unpack_ex(spec, &jerr, 0, "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
+			   "type", type, "argv", &in->argv, "env", &in->env, "cwd", &in->cwd,
+			   "name", &in->name, "labels", &in->labels, "class", cls, "priority",
+			   &in->priority, "timeout", &in->timeout, "deps", deps, "run_at",
+			   &in->run_at, "retries", &in->retries, "retry_delay",
+			   &in->retry_delay) == -1)
+		return -1;
+	in3->slots = 1;
+	if (version >= 3 &&
+	    json_unpack_ex(spec, &jerr, 0, "{s:o,s:o,s:I,s:I}", "unique", &in3->unique, "queue",
+			   &in3->queue, "slots", &in3->slots, "input_bytes", &in3->input_bytes) == -1)
+		return -1;
+	/* Every field it must have is there: so exactly those if it has no more. */
+	return json_object_size(spec) == (version >= 3 ? 17u : 13u) ? 0 : -1;
+}
+
+/* Version 2 and 3: exactly the fields record_encode writes (in that version). */
+static int
+decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
+{
+	const char *type = "exec", *cls = "auto", *routed, *status;
+	struct result_in r = { 0 };
+	struct job_in in = { 0 };
+	struct spec3_in in3 = { 0 };
+	json_t *spec, *pool, *res, *deps = NULL, *arr = NULL;
+	json_int_t version_, restarted = 0;
+	double suspended = 0;
+	json_error_t jerr;
+
 	*why = "bad fields";
-	if (json_unpack_ex(o, &jerr, JSON_STRICT,
+	*array = 0;
+	if (json_unpack_ex(o, &jerr, 0,
 			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s:s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
-			   "v", &version, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
+			   "v", &version_, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
 			   &routed, "pool", &pool, "worker", &in.worker, "route_key", &in.route_key,
 			   "submitted_at", &in.submitted_at, "started_at", &in.started_at,
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
 			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1)
 		return -1;
-	*why = "bad spec";
-	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-			   "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}", "type", &type,
-			   "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name", &in.name,
-			   "labels", &in.labels, "class", &cls, "priority", &in.priority, "timeout",
-			   &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries", &in.retries,
-			   "retry_delay", &in.retry_delay) == -1)
+	if (version >= 3 &&
+	    json_unpack_ex(o, &jerr, 0, "{s:o,s:I,s:F}", "array", &arr, "restarted_from",
+			   &restarted, "suspended_for", &suspended) == -1)
 		return -1;
+	if (json_object_size(o) != (version >= 3 ? 18u : 15u) || restarted < 0 ||
+	    !time_ok(suspended) || (arr != NULL && !json_is_null(arr) &&
+				    (!json_is_integer(arr) || json_integer_value(arr) <= 0)))
+		return -1;
+	*why = "bad spec";
+	if (json_is_integer(arr)) {
+		/* A job of an array: its own priority and dependencies; the rest is the array's. */
+		*array = (uint64_t)json_integer_value(arr);
+		if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:I,s:o}", "priority", &in.priority,
+				   "deps", &deps) == -1)
+			return -1;
+	} else if (unpack_spec(spec, version, &in, &in3, &type, &cls, &deps) == -1) {
+		return -1;
+	}
 	*why = "bad result";
 	if (json_unpack_ex(res, &jerr, JSON_STRICT,
 			   "{s:s,s:I,s:I,s:F,s:F,s:I,s:F,s:F,s:F,s:F,s:I,s:I,s:b,s:b,s:I,s:o,s:o}",
@@ -362,16 +503,13 @@ decode_v2(json_t *o, struct job *j, const char **why)
 		return -1;
 	if (take_job(&in, j, why) == -1)
 		return -1;
-	*why = "bad dependencies";
-	if (deps_alloc(&j->spec, deps) == -1)
+	*why = "bad spec";
+	if (*array == 0 && take_spec3(&in3, &j->spec) == -1)
 		return -1;
-	json_array_foreach(deps, i, dv) {
-		if (json_unpack_ex(dv, &jerr, JSON_STRICT, "{s:I,s:b,s:o}", "id", &id, "any", &any,
-				   "state", &dstate) == -1 ||
-		    dep_set(&j->spec.deps[i], id, any, dep_state(dstate)) == -1)
-			return -1;
-	}
-	return 0;
+	j->restarted_from = (uint64_t)restarted;
+	j->suspended_for = suspended;
+	*why = "bad dependencies";
+	return take_deps(deps, &j->spec.deps, &j->spec.ndeps);
 }
 
 /* Version 1 (taskd 0.1.0), read as that release read it. */
@@ -437,7 +575,7 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 		return -1;
 	json_array_foreach(deps, i, dv) {
 		if (json_unpack(dv, "[I,b,I]", &id, &any, &state) == -1 ||
-		    state < -1 || state >= JOB_NSTATES ||
+		    state < -1 || state >= JOB_SUSPENDED || /* 0.1.0 had no more */
 		    dep_set(&j->spec.deps[i], id, any, (int)state) == -1)
 			return -1;
 	}
@@ -445,7 +583,8 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 }
 
 struct job *
-record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+record_decode(uint64_t id, const char *state, const char *text, int *version, uint64_t *array,
+	      char **cause)
 {
 	int st = job_state_parse(state);
 	const char *why = NULL;
@@ -455,6 +594,7 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	int rc;
 
 	*version = 0;
+	*array = 0;
 	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL || !json_is_object(o) || st < 0) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
@@ -481,7 +621,7 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, j, &why);
+	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v23(o, *version, j, array, &why);
 	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
@@ -489,4 +629,93 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 		return NULL;
 	}
 	return j;
+}
+
+/* An array's record (version 3 and later): exactly its fields. */
+static int
+decode_array(json_t *o, struct job_array *a, const char **why)
+{
+	const char *type, *cls, *state;
+	struct job_in in = { 0 };
+	struct spec3_in in3 = { 0 };
+	json_int_t version, count, start, step, max;
+	json_t *spec, *deps;
+	json_error_t jerr;
+	struct job *j;
+	int st;
+
+	*why = "bad fields";
+	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:F,s:o}", "v",
+			   &version, "uid", &in.uid, "gid", &in.gid, "count", &count, "start",
+			   &start, "step", &step, "max", &max, "state", &state, "submitted_at",
+			   &in.submitted_at, "spec", &spec) == -1)
+		return -1;
+	st = job_state_parse(state);
+	if (count < 1 || count > TASKD_MAX_ARRAY || start < 0 || step < 1 ||
+	    start > TASKD_MAX_ARRAY_INDEX || step > TASKD_MAX_ARRAY_INDEX ||
+	    start + (count - 1) * step > TASKD_MAX_ARRAY_INDEX || max < 0 || max > INT_MAX ||
+	    (st != JOB_QUEUED && st != JOB_WAITING && st != JOB_SCHEDULED))
+		return -1;
+	*why = "bad spec";
+	if (unpack_spec(spec, (int)version, &in, &in3, &type, &cls, &deps) == -1)
+		return -1;
+	in.type = builtin_lookup(type);
+	in.class = config_class_parse(cls);
+	in.attempt = 1;
+	in.route_key = "";
+	if (in.type < 0 || in.class < 0)
+		return -1;
+	/* The spec through a job, with the checks a job's record gets. */
+	j = job_new();
+	if (take_job(&in, j, why) == -1 || take_spec3(&in3, &j->spec) == -1 ||
+	    take_deps(deps, &a->deps, &a->ndeps) == -1) {
+		*why = "bad spec";
+		job_free(j);
+		return -1;
+	}
+	a->spec = j->spec;
+	memset(&j->spec, 0, sizeof j->spec);
+	job_free(j);
+	a->uid = (uid_t)in.uid;
+	a->gid = (gid_t)in.gid;
+	a->count = (uint64_t)count;
+	a->start = start;
+	a->step = step;
+	a->max = (int)max;
+	a->first_state = (enum job_state)st;
+	a->submitted_at = in.submitted_at;
+	return 0;
+}
+
+struct job_array *
+record_decode_array(uint64_t id, const char *text, char **cause)
+{
+	struct job_array *a;
+	const char *why = "not a JSON object";
+	json_error_t jerr;
+	json_t *o, *v;
+
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	v = json_object_get(o, "v");
+	if (o != NULL && json_is_object(o) && json_is_integer(v) &&
+	    json_integer_value(v) > RECORD_VERSION) {
+		xasprintf(cause, "array %llu: record version %lld written by a newer taskd (this "
+			  "one reads up to %d)", (unsigned long long)id,
+			  (long long)json_integer_value(v), RECORD_VERSION);
+		json_decref(o);
+		return NULL;
+	}
+	a = xcalloc(1, sizeof *a);
+	a->id = id;
+	if (o == NULL || !json_is_object(o) || !json_is_integer(v) ||
+	    json_integer_value(v) < 3 || decode_array(o, a, &why) == -1) {
+		xasprintf(cause, "array %llu: unreadable record (%s)", (unsigned long long)id,
+			  o == NULL || !json_is_object(o) ? "not a JSON object"
+			  : !json_is_integer(v) || json_integer_value(v) < 3 ? "bad version" : why);
+		json_decref(o);
+		job_array_free(a);
+		return NULL;
+	}
+	json_decref(o);
+	return a;
 }

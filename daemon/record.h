@@ -6,8 +6,12 @@
  * older version is migrated in memory as it is read, and written back in
  * the current version by persist.c after startup.
  *
- * Version 2 (RECORD_VERSION): {"v":2,...}; states, classes, job types,
- * pools and run outcomes by name; nothing but the job's own fields.
+ * Version 3 (RECORD_VERSION): version 2 with "array", "restarted_from",
+ * "suspended_for" and, in the spec, "unique", "queue", "slots",
+ * "input_bytes"; a job of an array has only "priority" and "deps" in its
+ * spec. Arrays have records of their own (record_encode_array).
+ * Version 2: {"v":2,...}; states, classes, job types, pools and run
+ * outcomes by name; nothing but the job's own fields.
  * Version 1 (taskd 0.1.0): no "v"; those as integers, the result stored as
  * the worker's "done" message ("t", "job", "rss_kb" included), the
  * lifecycle fields under "life" (absent in the oldest records).
@@ -23,19 +27,37 @@
 
 #include "job.h"
 
-#define RECORD_VERSION 2
+#define RECORD_VERSION 3
+#define RECORD_VERSION_TEXT "3"
 
-/* The record of j in the current version (JSON text, malloc'd). */
+/*
+ * The record of j in the current version (JSON text, malloc'd). A job of an
+ * array holds "array" and only its own part of the spec (priority,
+ * dependencies): the rest is in its array's record.
+ */
 char *record_encode(const struct job *j);
+/* An array's record, in table arrays (JSON text, malloc'd). */
+char *record_encode_array(const struct job_array *a);
+/*
+ * The row that stands for a job of an array that was removed (pruned,
+ * cleaned) while other jobs of its array remain: state RECORD_REMOVED, this
+ * record. Without it, the next start would take the job for one that never
+ * changed since its submit (it has no row of its own: see job_array).
+ */
+#define RECORD_REMOVED "removed"
+const char *record_removed(void);
 
 /*
  * A job from its stored row (id, state name, record text), in no table yet
  * (jobs_restore puts it in one); its state is the row's. *version is the
- * record's version (RECORD_VERSION: nothing to migrate). NULL with *cause
- * ("job 17: unreadable record (...)", "job 17: record version 3 written by a
+ * record's version (RECORD_VERSION: nothing to migrate). *array is its
+ * array's id (join it: job_array_join), 0 if none. NULL with *cause ("job
+ * 17: unreadable record (...)", "job 17: record version 4 written by a
  * newer taskd ...") for anything it cannot read whole: never a guess.
  */
 struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,
-			  char **cause);
+			  uint64_t *array, char **cause);
+/* An array from its row in table arrays; NULL with *cause as record_decode. */
+struct job_array *record_decode_array(uint64_t id, const char *text, char **cause);
 
 #endif

@@ -77,6 +77,7 @@ run_spec_free(struct run_spec *s)
 	strv_free(s->argv);
 	strv_free(s->env);
 	free(s->cwd);
+	free(s->in_path);
 	free(s->out_path);
 	free(s->err_path);
 	free(s->track_path);
@@ -91,7 +92,7 @@ run_free(struct run *r)
 	run_spec_free(&r->spec);
 	free(r->res.result);
 	free(r->res.error);
-	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled));
+	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled) || atomic_load(&r->controlled));
 	free(r);
 }
 
@@ -112,4 +113,18 @@ bool
 run_cancelled(struct run *r)
 {
 	return atomic_load(&r->cancelled);
+}
+
+void
+run_suspend(struct run *r, bool suspend)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	atomic_store(&r->suspend, suspend);
+	atomic_store(&r->controlled, true);
+	if (r->cancel_fd != -1 && write(r->cancel_fd, &one, sizeof one) == -1) {
+		/* EAGAIN: the counter is full, so it is readable already. */
+	}
+	errno = saved;
 }

@@ -4,48 +4,19 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "gate.h"
 #include "leftover.h"
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
 #include "router.h"
 #include "sched.h"
+#include "sched-private.h"
 #include "stats.h"
 #include "xmalloc.h"
 
-struct jobq {
-	struct job **heap;
-	size_t len;
-	size_t cap;
-};
-
 _Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
 	       "job.route_key must hold a router key");
-
-/* One queue per pool: a flood of one class never holds up the other. */
-enum { Q_CPU, Q_IO, NQUEUES };
-
-struct sched {
-	bool root;           /* the daemon runs as root: other users' jobs run as them */
-	struct jobs *jobs;
-	struct tpool *tpool;
-	struct ppool *ppool;
-	struct router *router;
-	const struct config *cfg;
-	char *jobs_dir;
-	char *live_dir;      /* commands are recorded there while they run, or NULL */
-	struct jobq *queue[NQUEUES];
-	uint64_t seq;
-	size_t running;
-	size_t running_cpu;  /* of running: in the process pool */
-	void (*idle_cb)(void *);
-	void *idle_arg;
-	bool (*retry_cb)(struct job *, enum job_state, void *);
-	void (*forget_cb)(struct job *, void *);
-	void *retry_arg;
-	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
-	struct sched_fair fair[NQUEUES];
-};
 
 /* ---- the heap ---- */
 
@@ -229,6 +200,7 @@ stamp(struct sched *s, struct job *j, int q)
 
 static void sched_ppool_done_cb(struct run *r, void *arg);
 static void sched_ppool_ready_cb(void *arg);
+static void sched_json_cb(const struct job *j, json_t *o, void *arg);
 
 struct sched *
 sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const char *jobs_dir)
@@ -244,6 +216,8 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
 	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
+	sched_configure_queues(s);
+	job_set_json_hook(sched_json_cb, s);
 	return s;
 }
 
@@ -279,6 +253,9 @@ sched_free(struct sched *s)
 		jobq_free(s->queue[q]);
 		sched_fair_free(&s->fair[q]);
 	}
+	job_set_json_hook(NULL, NULL);
+	gates_free(s);
+	free(s->resuming);
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s->live_dir);
@@ -289,6 +266,7 @@ void
 sched_configure(struct sched *s)
 {
 	router_configure(s->router, s->cfg->router.default_class, s->cfg->router.cpu_ratio);
+	sched_configure_queues(s);
 	sched_dispatch(s);
 }
 
@@ -302,7 +280,7 @@ sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg)
 size_t
 sched_pending(const struct sched *s)
 {
-	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]);
+	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]) + s->gated;
 }
 
 size_t
@@ -335,6 +313,9 @@ sched_remove_output(struct sched *s, const struct job *j)
 	/* Only a command that started has output files. */
 	if (j->spec.type == BUILTIN_EXEC && j->started_at > 0)
 		output_remove(s->jobs_dir, j->id);
+	/* Its input: its own, or its array's with the array's last job (removed after this). */
+	if (j->spec.input_bytes > 0 && (j->array == NULL || j->array->present == 1))
+		output_remove_input(s->jobs_dir, job_input_owner(j));
 }
 
 static void
@@ -347,10 +328,8 @@ prune_cb(struct job *j, void *arg)
 static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
+	/* Its environment is kept: `restart` runs the job again with it. */
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
-	/* The environment is not shown anywhere once the job is over: give it back. */
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -376,10 +355,16 @@ final_state(const struct run_result *r)
 	}
 }
 
+/*
+ * Nothing runs, and nothing queued can start: the class queues are empty,
+ * and the jobs still at gates wait for queues the configuration no longer
+ * has, or paused ones (sched-gate.c: an open gate has nobody waiting).
+ */
 static void
 check_idle(struct sched *s)
 {
-	if (s->running == 0 && sched_pending(s) == 0 && s->idle_cb != NULL)
+	if (s->running == 0 && jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]) == 0 &&
+	    s->idle_cb != NULL)
 		s->idle_cb(s->idle_arg);
 }
 
@@ -401,6 +386,14 @@ run_finished(struct sched *s, struct run *r, int worker)
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
+	/* Ended while suspended (killed from outside): its time suspended counts, it resumes no more. */
+	if (j->state == JOB_SUSPENDED) {
+		j->suspended_for += now_unix() - j->suspended_at;
+		j->suspended_at = 0;
+		resume_forget(s, j);
+	}
+	slots_release(s, j);
+	gate_leave(s, j);
 	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
@@ -434,6 +427,23 @@ run_task_cb(struct tpool_task *t)
 	run_execute((struct run *)t);
 }
 
+/* Its environment, and a job of an array's TASKD_ARRAY_ID and TASKD_ARRAY_INDEX. */
+static char **
+run_env(const struct job *j)
+{
+	size_t n = strv_len(j->spec.env);
+	char **env;
+
+	if (j->array == NULL)
+		return strv_dup(j->spec.env);
+	env = xcalloc(n + 3, sizeof *env);
+	env[0] = xprintf("TASKD_ARRAY_ID=%llu", (unsigned long long)j->array->id);
+	env[1] = xprintf("TASKD_ARRAY_INDEX=%lld", j->array_index);
+	for (n = 0; j->spec.env != NULL && j->spec.env[n] != NULL; n++)
+		env[n + 2] = xstrdup(j->spec.env[n]);
+	return env;
+}
+
 static struct run *
 make_run(struct sched *s, struct job *j)
 {
@@ -442,11 +452,13 @@ make_run(struct sched *s, struct job *j)
 	r->spec.job_id = j->id;
 	r->spec.type = j->spec.type;
 	r->spec.argv = strv_dup(j->spec.argv);
-	r->spec.env = strv_dup(j->spec.env);
+	r->spec.env = run_env(j);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	if (j->spec.type == BUILTIN_EXEC) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
+		if (j->spec.input_bytes > 0)
+			r->spec.in_path = output_path(s->jobs_dir, job_input_owner(j), OUTPUT_STDIN);
 		if (s->live_dir != NULL)
 			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
@@ -472,7 +484,9 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 	j->run = r;
 	j->pool = pool;
 	j->started_at = now_unix();
+	j->suspended_for = 0;
 	job_set_state(s->jobs, j, JOB_RUNNING);
+	gate_started(s, j);
 	s->running++;
 	if (pool == POOL_PROCESS)
 		s->running_cpu++;
@@ -496,7 +510,7 @@ start_thread(struct sched *s, struct job *j)
 }
 
 static int
-start_process(struct sched *s, struct job *j)
+start_process(struct sched *s, struct job *j, size_t slots)
 {
 	struct run *r = make_run(s, j);
 
@@ -504,15 +518,32 @@ start_process(struct sched *s, struct job *j)
 		run_free(r);
 		return -1;
 	}
+	j->slots_held = (int)slots;
+	s->cpu_used += slots;
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
 	return 0;
+}
+
+size_t
+sched_cpu_slots(const struct sched *s)
+{
+	return s->ppool != NULL ? (size_t)ppool_max_workers(s->ppool) : 0;
+}
+
+size_t
+sched_slots_of(const struct sched *s, const struct job *j)
+{
+	size_t want = j->spec.slots > 1 ? (size_t)j->spec.slots : 1, all = sched_cpu_slots(s);
+
+	return want < all ? want : all;
 }
 
 void
 sched_dispatch(struct sched *s)
 {
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
+	size_t need, free_slots;
 	struct job *j;
 
 	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
@@ -522,14 +553,55 @@ sched_dispatch(struct sched *s)
 	}
 	if (s->ppool == NULL)
 		return;
-	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
-		if (start_process(s, j) == -1)
+	/*
+	 * Suspended jobs asked to resume come first; the head of the cpu queue
+	 * waits for all the slots it takes (no job behind it overtakes it: a job
+	 * of 4 slots is not starved by jobs of 1).
+	 */
+	while (!resume_waiting(s) && !s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL &&
+	       s->cpu_used + (need = sched_slots_of(s, j)) <= sched_cpu_slots(s) &&
+	       ppool_idle(s->ppool) > 0) {
+		if (start_process(s, j, need) == -1)
 			break;
 		jobq_remove(cpu, j);
 		sched_fair_started(&s->fair[Q_CPU], j);
 	}
-	/* A paused queue asks for no workers. */
-	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
+	/* Workers for the queued jobs the free slots can take; a paused queue asks for none. */
+	free_slots = s->cpu_used < sched_cpu_slots(s) ? sched_cpu_slots(s) - s->cpu_used : 0;
+	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0
+			       : jobq_len(cpu) < free_slots ? jobq_len(cpu) : free_slots);
+}
+
+enum wait_reason
+sched_wait_reason(const struct sched *s, const struct job *j)
+{
+	enum wait_reason w;
+
+	switch (j->state) {
+	case JOB_WAITING:
+		return WAIT_DEPENDENCY;
+	case JOB_SCHEDULED:
+		return WAIT_SCHEDULED;
+	case JOB_PAUSED:
+		return WAIT_PAUSED;
+	case JOB_SUSPENDED:
+		return j->resume_wanted ? WAIT_SLOTS : WAIT_NONE;
+	case JOB_QUEUED:
+		break;
+	default:
+		return WAIT_NONE;
+	}
+	if ((w = gate_wait_reason(j)) != WAIT_NONE)
+		return w;
+	return s->paused[sched_class_queue(j)] ? WAIT_PAUSED : WAIT_SLOTS;
+}
+
+static void
+sched_json_cb(const struct job *j, json_t *o, void *arg)
+{
+	const char *w = wait_reason_name(sched_wait_reason(arg, j));
+
+	json_object_set_new(o, "wait_reason", w != NULL ? json_string(w) : json_null());
 }
 
 void
@@ -539,19 +611,24 @@ sched_enqueue(struct sched *s, struct job *j)
 	sched_dispatch(s);
 }
 
+int
+sched_class_queue(const struct job *j)
+{
+	return j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+}
+
 void
 sched_add(struct sched *s, struct job *j)
 {
-	int q;
-
 	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
 	j->seq = s->seq++;
-	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
-	stamp(s, j, q);
-	jobq_push(s->queue[q], j);
+	stamp(s, j, sched_class_queue(j));
+	/* Through its array's MAX and its queue first, if it has them (sched-gate.c). */
+	gate_attach(s, j);
+	gate_enter(s, j);
 }
 
 void
@@ -563,7 +640,7 @@ sched_prune(struct sched *s)
 static void
 unqueue(struct sched *s, struct job *j)
 {
-	jobq_remove(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+	gate_unqueue(s, j);
 }
 
 static void
@@ -597,14 +674,16 @@ void
 sched_unqueue(struct sched *s, struct job *j)
 {
 	unqueue(s, j);
+	/* Its places at gates are free: others may have passed them. */
+	sched_dispatch(s);
 }
 
 void
 sched_set_priority(struct sched *s, struct job *j, int priority)
 {
-	int qi = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
-	struct jobq *q = s->queue[qi];
-	bool queued = j->state == JOB_QUEUED && j->qidx < jobq_len(q);
+	int qi = sched_class_queue(j);
+	struct jobq *q = j->state == JOB_QUEUED ? gate_heap(s, j) : NULL;
+	bool queued = q != NULL && j->qidx < jobq_len(q);
 
 	/* Out and back in with a turn at its new level, keeping its seq: O(log n). */
 	if (queued)
@@ -668,10 +747,13 @@ sched_cancel(struct sched *s, struct job *j, const char *why)
 	}
 	if (j->state == JOB_QUEUED) {
 		cancel_queued(s, j, why);
+		/* Its places at gates are free: others may have passed them. */
+		sched_dispatch(s);
 		check_idle(s);
 		return 0;
 	}
-	if (j->state == JOB_RUNNING) {
+	/* Suspended: the run continues it, then stops it (exec.c). */
+	if (j->state == JOB_RUNNING || j->state == JOB_SUSPENDED) {
 		cancel_running(s, j);
 		return 1;
 	}
@@ -681,16 +763,26 @@ sched_cancel(struct sched *s, struct job *j, const char *why)
 void
 sched_cancel_all(struct sched *s, const char *why)
 {
-	struct job *j, *next;
+	struct job *j;
+	uint64_t *ids = NULL;
+	size_t i, n = 0;
 	int q;
 
 	for (q = 0; q < NQUEUES; q++)
 		while ((j = jobq_peek(s->queue[q])) != NULL)
 			cancel_queued(s, j, why);
-	for (j = jobs_first(s->jobs); j != NULL; j = next) {
-		next = TAILQ_NEXT(j, all);
-		if (j->state == JOB_RUNNING)
+	/* Those waiting at gates, by id: cancelling one may prune others. */
+	if (s->gated > 0)
+		ids = xcalloc(s->gated, sizeof *ids);
+	for (j = jobs_first(s->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
+		if (j->state == JOB_QUEUED && j->qidx != SIZE_MAX && n < s->gated)
+			ids[n++] = j->id;
+		else if (j->state == JOB_RUNNING || j->state == JOB_SUSPENDED)
 			cancel_running(s, j);
 	}
+	for (i = 0; i < n; i++)
+		if ((j = jobs_find(s->jobs, ids[i])) != NULL && j->state == JOB_QUEUED)
+			cancel_queued(s, j, why);
+	free(ids);
 	check_idle(s);
 }

@@ -51,6 +51,8 @@ struct taskd {
 struct tpool_config taskd_tpool_config(const struct config *cfg);
 /* The process-pool part (max_workers 0 resolved to the number of CPUs). */
 struct ppool_config taskd_ppool_config(const struct config *cfg);
+/* Room a line may take beyond limits.max_frame: the base64 of limits.max_input. */
+size_t taskd_input_room(const struct config *cfg);
 /* limits.max_clients, lowered so clients cannot take the descriptors jobs need. */
 int taskd_max_clients(const struct config *cfg);
 

@@ -551,8 +551,8 @@ class BadDatabaseTest(DurabilityCase):
     def test_newer_record_version(self):
         # a job record of a later format: refused, never guessed at or rewritten
         d = self.prepared()
-        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=3)))
-        self.refused(d, "job 3: record version 3 written by a newer taskd")
+        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=4)))
+        self.refused(d, "job 3: record version 4 written by a newer taskd")
 
     def test_unreadable_record(self):
         d = self.prepared()
@@ -871,6 +871,10 @@ class RecordMigrationTest(DurabilityCase):
         for j in expected:
             if j["wall"] == 0:
                 j["wall"] = None
+            # Fields added since (record version 3), with what a 0.1.0 job has of them.
+            j.update(unique=None, queue=None, slots=1, input_bytes=None, restarted_from=None,
+                     array=None, array_index=None, suspended_at=None, suspended_for=0.0,
+                     wait_reason={"paused": "paused", "scheduled": "scheduled"}.get(j["state"]))
         self.assertEqual([j["id"] for j in expected], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15])
         d = self.on_fixture()
         self.check_jobs(d, expected)
@@ -885,7 +889,7 @@ class RecordMigrationTest(DurabilityCase):
         self.assertEqual(d.show(14)["due_at"], 4102444800.0)
         self.assertNextIdAbove(d, range(1, 16))
         after = {i: d.show(i) for i in (10, 11, 13)}
-        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 2",
+        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 3",
                       d.log_text())
         # Stopped: every row is now a record of the current version.
         self.assertEqual(d.stop(), 0)
@@ -908,7 +912,7 @@ class RecordMigrationTest(DurabilityCase):
         for jid, state, text in rows:
             with self.subTest(row=jid):
                 rec = json.loads(text)
-                self.assertEqual(rec["v"], 2)
+                self.assertEqual(rec["v"], 3)
                 self.assertNotIn("res", rec)
                 self.assertNotIn("life", rec)
                 self.assertNotIn("t", rec["result"])

@@ -719,7 +719,8 @@ test_state_names(void **state)
 	static const char *const wire[JOB_NSTATES] = {
 	    [JOB_QUEUED] = TASKD_STATE_QUEUED,   [JOB_RUNNING] = TASKD_STATE_RUNNING,
 	    [JOB_WAITING] = TASKD_STATE_WAITING, [JOB_SCHEDULED] = TASKD_STATE_SCHEDULED,
-	    [JOB_PAUSED] = TASKD_STATE_PAUSED,   [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
+	    [JOB_PAUSED] = TASKD_STATE_PAUSED,   [JOB_SUSPENDED] = TASKD_STATE_SUSPENDED,
+	    [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
 	    [JOB_TIMEOUT] = TASKD_STATE_TIMEOUT, [JOB_CANCELLED] = TASKD_STATE_CANCELLED,
 	    [JOB_LOST] = TASKD_STATE_LOST,
 	};
@@ -733,7 +734,8 @@ test_state_names(void **state)
 		assert_int_equal(job_state_parse(job_state_name(st)), st);
 		assert_int_equal(job_state_pending(st), st == JOB_QUEUED || st == JOB_WAITING ||
 							st == JOB_SCHEDULED || st == JOB_PAUSED);
-		assert_int_equal(job_state_final(st), st != JOB_RUNNING && !job_state_pending(st));
+		assert_int_equal(job_state_final(st), st != JOB_RUNNING && st != JOB_SUSPENDED &&
+							  !job_state_pending(st));
 	}
 	for (i = 0; i < nitems(unknown); i++)
 		assert_int_equal(job_state_parse(unknown[i]), -1);

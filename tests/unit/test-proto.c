@@ -314,6 +314,9 @@ test_decode_huge_number(void **state)
 
 /* ---- proto_job_decode ---- */
 
+/* Decoding options: no default timeout, cwd checked or not, inputs up to 1 MiB. */
+#define OPTS(check_cwd) (&(struct proto_job_opts){ 0, check_cwd, 1 << 20 })
+
 static int
 job_decode(const char *text, double default_timeout, struct job_spec *spec, struct proto_error *err)
 {
@@ -325,7 +328,8 @@ job_decode(const char *text, double default_timeout, struct job_spec *spec, stru
 	if (o == NULL)
 		fail_msg("test input is not JSON: %s: %s", text, jerr.text);
 	/* A job of a batch: every field is looked at (test_job_envelope: a request). */
-	rc = proto_batch_job_decode(o, default_timeout, true, spec, err);
+	rc = proto_batch_job_decode(o, &(struct proto_job_opts){ default_timeout, true, 1 << 20 },
+				    spec, err);
 	json_decref(o);
 	return rc;
 }
@@ -611,7 +615,7 @@ test_job_not_object(void **state)
 	json_t *a = json_pack("[s]", "true");
 
 	(void)state;
-	assert_int_equal(proto_job_decode(a, 0, true, &spec, &err), -1);
+	assert_int_equal(proto_job_decode(a, OPTS(true), &spec, &err), -1);
 	assert_string_equal(err.code, TASKD_ERR_BAD_REQUEST);
 	assert_null(spec.argv);
 	proto_error_clear(&err);
@@ -627,14 +631,14 @@ test_job_cwd_unchecked(void **state)
 	json_t *o = json_pack("{s:[s],s:s}", "argv", "true", "cwd", "/nonexistent/taskd-test-dir");
 
 	(void)state;
-	assert_int_equal(proto_job_decode(o, 0, true, &spec, &err), -1);
+	assert_int_equal(proto_job_decode(o, OPTS(true), &spec, &err), -1);
 	assert_non_null(strstr(err.message, "No such file"));
 	proto_error_clear(&err);
-	assert_int_equal(proto_job_decode(o, 0, false, &spec, &err), 0);
+	assert_int_equal(proto_job_decode(o, OPTS(false), &spec, &err), 0);
 	assert_string_equal(spec.cwd, "/nonexistent/taskd-test-dir");
 	job_spec_free(&spec);
 	json_object_set_new(o, "cwd", json_string("relative"));
-	assert_int_equal(proto_batch_job_decode(o, 0, false, &spec, &err), -1);
+	assert_int_equal(proto_batch_job_decode(o, OPTS(false), &spec, &err), -1);
 	assert_non_null(strstr(err.message, "absolute"));
 	proto_error_clear(&err);
 	json_decref(o);
@@ -756,7 +760,7 @@ test_job_envelope(void **state)
 	for (i = 0; i < nitems(request); i++) {
 		o = json_loads(request[i], 0, NULL);
 		assert_non_null(o);
-		if (proto_job_decode(o, 0, true, &spec, &err) != 0)
+		if (proto_job_decode(o, OPTS(true), &spec, &err) != 0)
 			fail_msg("refused %s: %s", request[i], err.message);
 		assert_non_null(spec.argv);
 		job_spec_free(&spec);

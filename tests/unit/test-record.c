@@ -95,8 +95,9 @@ decode(uint64_t id, const char *state, const char *text, int want_version)
 	char *cause = NULL;
 	struct job *j;
 	int version;
+	uint64_t array;
 
-	j = record_decode(id, state, text, &version, &cause);
+	j = record_decode(id, state, text, &version, &array, &cause);
 	if (j == NULL)
 		fail_msg("job %llu refused: %s", (unsigned long long)id, cause);
 	assert_null(cause);
@@ -111,8 +112,9 @@ refused(uint64_t id, const char *state, const char *text, const char *want)
 {
 	char *cause = NULL, prefix[32];
 	int version;
+	uint64_t array;
 
-	if (record_decode(id, state, text, &version, &cause) != NULL)
+	if (record_decode(id, state, text, &version, &array, &cause) != NULL)
 		fail_msg("accepted: %s", text);
 	assert_non_null(cause);
 	snprintf(prefix, sizeof prefix, "job %llu: ", (unsigned long long)id);
@@ -188,7 +190,7 @@ test_v1_rows(void **state)
 	assert_string_equal(j->route_key, "sh");
 	text = round_trip(j);
 	o = parse(text);
-	assert_int_equal(json_integer_value(json_object_get(o, "v")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
 	spec = json_object_get(o, "spec");
 	res = json_object_get(o, "result");
 	assert_string_equal(json_string_value(json_object_get(spec, "type")), "exec");
@@ -411,10 +413,11 @@ test_v2_round_trip(void **state)
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL;
 	int version, st;
+	uint64_t array;
 
 	(void)state;
 	text = round_trip(j);
-	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	back = record_decode(j->id, "scheduled", text, &version, &array, &cause);
 	assert_non_null(back);
 	assert_string_equal(back->spec.env[0], "PATH=/bin");
 	assert_string_equal(back->spec.cwd, "/srv/build");
@@ -464,6 +467,7 @@ test_v2_refused(void **state)
 	struct job *j = full_job();
 	char *text = record_encode(j), *cause = NULL, *t;
 	int version;
+	uint64_t array;
 
 	(void)state;
 	/* A newer version is not guessed at: it says so. */
@@ -512,7 +516,7 @@ test_v2_refused(void **state)
 	refused(42, "done", "[1]", "unreadable record");
 	refused(42, "done", "{\"v\":2,\"v\":2}", "unreadable record");
 	t = with(text, NULL, "uid", NULL);
-	assert_null(record_decode(42, "done", t, &version, &cause));
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
 	free(cause);
 	free(t);
 	free(text);
@@ -527,11 +531,12 @@ test_restore(void **state)
 	struct job *a, *b, *c, *dup;
 	char *cause = NULL;
 	int version;
+	uint64_t array;
 
 	(void)state;
-	a = record_decode(3, "failed", v1_failed_retried, &version, &cause);
-	b = record_decode(8, "done", v1_done_deps, &version, &cause);
-	c = record_decode(11, "queued", v1_queued, &version, &cause);
+	a = record_decode(3, "failed", v1_failed_retried, &version, &array, &cause);
+	b = record_decode(8, "done", v1_done_deps, &version, &array, &cause);
+	c = record_decode(11, "queued", v1_queued, &version, &array, &cause);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_non_null(c);
@@ -547,7 +552,7 @@ test_restore(void **state)
 	assert_int_equal(jobs_next_id(js), 12);
 	assert_true(c->announced && c->admitted);
 	/* The same id twice: refused, and the job stays the caller's. */
-	dup = record_decode(11, "queued", v1_queued, &version, &cause);
+	dup = record_decode(11, "queued", v1_queued, &version, &array, &cause);
 	assert_non_null(dup);
 	assert_int_equal(jobs_restore(js, dup, &cause), -1);
 	assert_non_null(strstr(cause, "job 11"));
