@@ -25,6 +25,7 @@
 #include "ctl.h"
 #include "events.h"
 #include "exec.h"
+#include "hpool.h"
 #include "job.h"
 #include "life.h"
 #include "log.h"
@@ -396,6 +397,8 @@ main(int argc, char **argv)
 		return worker_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--run-as") == 0)
 		return exec_runas_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--handler-exec") == 0)
+		return hpool_exec_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());
