@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 
 #include "builtin.h"
 #include "ctl.h"
+#include "hconfig.h"
+#include "jobtype.h"
 #include "events.h"
 #include "filter.h"
 #include "job.h"
@@ -213,6 +217,34 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 }
 
 /*
+ * A handler with users/groups lists serves only those (and root and
+ * taskd's own user). The submitter's supplementary groups are looked up
+ * only when its uid and primary group are not enough.
+ */
+static int
+check_handler(struct taskd *td, struct client *c, const struct job_spec *spec,
+	      struct proto_error *err)
+{
+	const struct handler_config *h;
+	uid_t uid = server_client_uid(c);
+	gid_t gid = server_client_gid(c), groups[256];
+	int n = (int)(sizeof groups / sizeof groups[0]);
+	struct passwd *pw;
+
+	if (spec->type != JOBTYPE_HANDLER || (h = config_handler(td->cfg, spec->handler)) == NULL)
+		return 0;
+	if (handler_allows(h, uid, gid, NULL, 0))
+		return 0;
+	if (h->ngroups > 0 && (pw = getpwuid(uid)) != NULL &&
+	    getgrouplist(pw->pw_name, gid, groups, &n) != -1 &&
+	    handler_allows(h, uid, gid, groups, (size_t)n))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "handler %s does not serve uid %u "
+			"(its users and groups lists)", h->name, (unsigned)uid);
+	return -1;
+}
+
+/*
  * Look at a job's cwd at submit only with the submitter's own rights: a
  * root daemon does not stat paths for other users (it would tell them what
  * exists where they may not look, and a hung network mount would stall the
@@ -340,7 +372,8 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
 					   check_cwd(c), &specs[i], &err) == 0 &&
-		    check_deps(td, c, &specs[i], &err) == 0)
+		    check_deps(td, c, &specs[i], &err) == 0 &&
+		    check_handler(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -420,7 +453,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1) {
+	if (check_deps(td, c, &spec, &err) == -1 || check_handler(td, c, &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
@@ -485,6 +518,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
 	json_object_set_new(r, "paused", paused_json(td));
+	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	reply_ok(c, req->id, r);
@@ -1394,6 +1428,20 @@ ctl_ppool_config(const struct config *cfg)
 	return pc;
 }
 
+struct hpool_limits
+ctl_hpool_limits(const struct config *cfg)
+{
+	struct hpool_limits l = {
+		.cpu_max = ctl_ppool_config(cfg).max_workers,
+		.io_max = cfg->thread_pool.max_threads,
+		.kill_grace = cfg->jobs.kill_grace,
+		.max_frame = cfg->limits.max_frame,
+		.max_output = cfg->jobs.max_output,
+	};
+
+	return l;
+}
+
 struct tpool_config
 ctl_tpool_config(const struct config *cfg)
 {
@@ -1432,6 +1480,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
+	struct hpool_limits hl;
 
 	if (td->config_path == NULL) {
 		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
@@ -1457,6 +1506,10 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		ppool_configure(td->ppool, &pc);
 	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
+	/* Handlers added, changed, removed; the scheduler fails a removed one's queued jobs. */
+	hl = ctl_hpool_limits(td->cfg);
+	hpool_configure(td->hpool, td->cfg->handlers, td->cfg->nhandlers, &hl);
+	sched_set_hpool(td->sched, td->hpool, hl.cpu_max);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "hpool.h"
 #include "ppool.h"
 #include "tpool.h"
 
@@ -40,6 +41,7 @@ struct taskd {
 	struct life *life;
 	struct tpool *tpool;
 	struct ppool *ppool;      /* NULL if process_pool.max_workers resolves to 0 */
+	struct hpool *hpool;      /* handler workers (config `handlers`) */
 	struct server *server;
 	struct persist *persist;
 	struct store *store;
@@ -64,6 +66,9 @@ struct tpool_config ctl_tpool_config(const struct config *cfg);
 int ctl_max_clients(const struct config *cfg);
 /* The process-pool part (max_workers 0 resolved to the number of CPUs). */
 struct ppool_config ctl_ppool_config(const struct config *cfg);
+
+/* What the handler pool takes from a configuration (sizes resolved). */
+struct hpool_limits ctl_hpool_limits(const struct config *cfg);
 
 /* "3 running (1 cpu, 2 io), 12 queued, 1/2 workers busy" */
 void ctl_status_line(struct taskd *td, char *buf, size_t len);

@@ -8,6 +8,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jobtype.h"
 #include "log.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -82,6 +83,8 @@ job_pool_name(enum job_pool p)
 		return "thread";
 	case POOL_PROCESS:
 		return "process";
+	case POOL_HANDLER:
+		return "handler";
 	default:
 		return NULL;
 	}
@@ -134,6 +137,8 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->handler);
+	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
@@ -145,6 +150,7 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
+	free(j->progress);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -467,6 +473,20 @@ str_or_null(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
+/* A handler's result is JSON; a built-in's is text. */
+static json_t *
+result_json(const struct run_result *r)
+{
+	json_t *v;
+
+	if (r->result == NULL)
+		return json_null();
+	if (r->result_json &&
+	    (v = json_loads(r->result, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) != NULL)
+		return v;
+	return json_string(r->result);
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -482,7 +502,7 @@ add_result(json_t *o, const struct job *j)
 	json_object_set_new(o, "max_rss_kb", ran && r->max_rss_kb >= 0
 						     ? json_integer(r->max_rss_kb) : json_null());
 	json_object_set_new(o, "wall", ran ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", str_or_null(r->result));
+	json_object_set_new(o, "result", result_json(r));
 	json_object_set_new(o, "error", str_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
@@ -524,7 +544,7 @@ job_to_json(const struct job *j)
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(j->spec.type, j->spec.handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
@@ -541,6 +561,8 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "progress", str_or_null(j->progress));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
@@ -628,6 +650,11 @@ job_record(const struct job *j)
 		json_object_set_new(json_object_get(o, "spec"), "labels",
 				    labels_to_json(&s->labels));
 	json_object_set_new(o, "life", life_record(j));
+	if (s->type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "handler", json_pack("{s:s,s:s,s:b}", "name", s->handler,
+							    "input", s->input != NULL ? s->input : "",
+							    "result_json",
+							    j->res.result_json));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -666,6 +693,25 @@ str_from_json(json_t *s)
 	return json_is_string(s) ? xstrdup(json_string_value(s)) : NULL;
 }
 
+/* The handler part of a record: present exactly for handler jobs. */
+static int
+handler_restore(json_t *h, struct job_spec *sp, struct run_result *res)
+{
+	const char *name, *input = NULL;
+	int json = 0;
+
+	if (h == NULL)
+		return sp->type == JOBTYPE_HANDLER ? -1 : 0;
+	if (sp->type != JOBTYPE_HANDLER ||
+	    json_unpack(h, "{s:s,s:s,s:b}", "name", &name, "input", &input, "result_json",
+			&json) == -1)
+		return -1;
+	sp->handler = xstrdup(name);
+	sp->input = *input != '\0' ? xstrdup(input) : NULL;
+	res->result_json = json;
+	return 0;
+}
+
 struct job *
 jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record, char **cause)
 {
@@ -691,7 +737,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 			&worker, "route_key", &key, "submitted_at", &sub, "started_at", &start,
 			"finished_at", &fin, "res", &res) == -1 ||
 	    cls < CLASS_AUTO || cls > CLASS_IO || routed < CLASS_AUTO || routed > CLASS_IO ||
-	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0 ||
+	    pool < POOL_NONE || pool > POOL_HANDLER || uid < 0 || gid < 0 ||
 	    sp.priority < TASKD_PRIORITY_MIN || sp.priority > TASKD_PRIORITY_MAX) {
 		xasprintf(cause, "job %llu: unreadable record", (unsigned long long)id);
 		json_decref(o);
@@ -722,6 +768,14 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	}
 	if (life_restore(json_object_get(o, "life"), &sp, j) == -1) {
 		xasprintf(cause, "job %llu: unreadable record (bad lifecycle fields)",
+			  (unsigned long long)id);
+		j->spec = sp;
+		job_free(j);
+		json_decref(o);
+		return NULL;
+	}
+	if (handler_restore(json_object_get(o, "handler"), &sp, &j->res) == -1) {
+		xasprintf(cause, "job %llu: unreadable record (bad handler fields)",
 			  (unsigned long long)id);
 		j->spec = sp;
 		job_free(j);

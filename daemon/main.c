@@ -26,6 +26,7 @@
 #include "events.h"
 #include "exec.h"
 #include "hpool.h"
+#include "jobtype.h"
 #include "job.h"
 #include "life.h"
 #include "log.h"
@@ -296,6 +297,20 @@ watch_signals(void)
 	}
 }
 
+/* Handler workers start through this binary too (`taskd --handler-exec`). */
+static void
+start_hpool(const char *self)
+{
+	struct hpool_limits hl = ctl_hpool_limits(&cfg);
+	struct hpool_callbacks cb;
+
+	jobtype_use(&cfg);
+	sched_hpool_callbacks(td.sched, &cb);
+	td.hpool = hpool_new(td.base, self, &cb);
+	hpool_configure(td.hpool, cfg.handlers, cfg.nhandlers, &hl);
+	sched_set_hpool(td.sched, td.hpool, hl.cpu_max);
+}
+
 /* Workers are this very binary, started in worker mode. */
 static void
 start_ppool(void)
@@ -311,6 +326,7 @@ start_ppool(void)
 	sched_ppool_callbacks(td.sched, &cb);
 	td.ppool = ppool_new(td.base, &pc, self, &cb);
 	sched_set_ppool(td.sched, td.ppool);
+	start_hpool(self);
 }
 
 /* The socket systemd passed, else our own. */
@@ -424,6 +440,7 @@ main(int argc, char **argv)
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);

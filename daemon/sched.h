@@ -74,6 +74,17 @@ struct ppool_callbacks;
 void sched_set_ppool(struct sched *s, struct ppool *pp);
 /* The callbacks the process pool must be created with. */
 void sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb);
+struct hpool;
+struct hpool_callbacks;
+/*
+ * Handler workers (NULL: none), and the CPU budget they share with the
+ * process pool: cpu-class jobs of both never run more than cpu_slots at once.
+ */
+void sched_set_hpool(struct sched *s, struct hpool *hp, int cpu_slots);
+/* The callbacks the handler pool must be created with. */
+void sched_hpool_callbacks(struct sched *s, struct hpool_callbacks *cb);
+/* hpool_to_json with each handler's number of queued jobs ("queued"). */
+json_t *sched_handlers_json(const struct sched *s);
 /* After a reload changed *cfg: router settings, then dispatch. */
 void sched_configure(struct sched *s);
 
