@@ -516,14 +516,19 @@ int
 taskd_worker_serve(taskd_handler_fn fn, void *arg)
 {
 	struct worker w = {0};
-	const char *env = getenv("TASKD_WORKER_FD");
+	const char *env = getenv("TASKD_WORKER_FD"), *conc = getenv("TASKD_CONCURRENCY");
+	int n_at_once = conc != NULL && atoi(conc) > 0 ? atoi(conc) : 1;
 	char hello[96];
 	ssize_t n;
 	int rc = -1;
 
 	w.fd = env != NULL ? atoi(env) : 3;
-	snprintf(hello, sizeof hello, "{\"t\":\"hello\",\"protocol\":%d,\"concurrency\":1}\n",
-		 TASKD_WORKER_PROTOCOL);
+	/*
+	 * As many jobs at once as the handler's concurrency: they run one
+	 * after the other here, but taskd may send them all (pipelining).
+	 */
+	snprintf(hello, sizeof hello, "{\"t\":\"hello\",\"protocol\":%d,\"concurrency\":%d}\n",
+		 TASKD_WORKER_PROTOCOL, n_at_once > 1024 ? 1024 : n_at_once);
 	if (write_all(w.fd, hello, strlen(hello)) == -1) {
 		perror("taskd-worker: hello");
 		return -1;

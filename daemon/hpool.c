@@ -361,7 +361,7 @@ exec_argv(const struct handler *h)
 	bool as_user = c->uid != geteuid() || (geteuid() == 0 && c->user != NULL);
 	char **env = worker_env(h, c->concurrency);
 	size_t nargs = strv_len(c->command), nenv = strv_len(env), i, n = 0;
-	char **v = xcalloc(8 + nargs + nenv, sizeof *v);
+	char **v = xcalloc(9 + nargs + nenv, sizeof *v);
 
 	v[n++] = xstrdup("taskd");
 	v[n++] = xstrdup("--handler-exec");
@@ -672,6 +672,13 @@ account(struct hworker *w)
 	long rss;
 	int k;
 
+	/*
+	 * Within a millisecond of the last reading (a burst of pipelined
+	 * results) the next one would add nothing worth a system call: what
+	 * was used meanwhile goes to the jobs of the next interval.
+	 */
+	if (now - w->mark < 0.001 && w->rss_kb >= 0)
+		return;
 	if (read_stat(w, &u, &s, &rss) == -1)
 		return;
 	w->rss_kb = rss;

@@ -19,9 +19,12 @@
  *
  * Build with `pkg-config --cflags --libs taskd-worker`. The library has no
  * dependencies: it reads the job messages itself and writes the results
- * as given (taskd checks them). One job at a time; jobs that arrive while
- * one runs are read (and answered) in order, and answers to jobs that
- * came together are written together.
+ * as given (taskd checks them). Jobs run one at a time, in the order they
+ * come; the hello offers the handler's `concurrency` (TASKD_CONCURRENCY),
+ * so taskd may send that many at once (pipelining: an io handler of quick
+ * jobs), and answers to jobs that came together are written together. A
+ * cancel does not interrupt a running job: taskd SIGTERMs the worker
+ * after jobs.kill_grace if the job does not end by itself.
  */
 #ifndef TASKD_WORKER_H
 #define TASKD_WORKER_H
