@@ -10,8 +10,10 @@ import grp
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -138,6 +140,23 @@ class Basics(HandlerCase):
         h = self.handler(d, "echo")
         self.assertLessEqual(len(h["workers"]), 2)
         self.assertEqual(h["counters"]["done"], n + 1)
+
+    def test_doc_example_worker(self):
+        """The worker without a library in doc/handlers.md works as written."""
+        with open(os.path.join(HERE, "..", "..", "doc", "handlers.md")) as f:
+            text = f.read()
+        code = text.split("### A worker in any language")[1].split("```python\n")[1]
+        code = code.split("```")[0]
+        tmp = tempfile.mkdtemp(prefix="taskd-e2e-doc-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "raw_worker.py")
+        with open(path, "w") as f:
+            f.write(code)
+        os.chmod(tmp, 0o755)
+        d = self.daemon([{"name": "raw", "command": ["/usr/bin/python3", path], "user": ME}])
+        j = self.run_job(d, "raw", "a", "b", input=base64.b64encode(b"hello").decode())
+        self.assertEqual(j["state"], "done", j)
+        self.assertEqual(j["result"], {"bytes": 5, "args": ["a", "b"]})
 
     def test_stdout_stderr_routing(self):
         d = self.daemon([py("py")])
