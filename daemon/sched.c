@@ -744,6 +744,12 @@ next_cpu(struct sched *s, struct handler **hp, size_t *hi)
 	return best;
 }
 
+static size_t
+imin_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
 static void
 demand(struct sched *s)
 {
@@ -753,9 +759,11 @@ demand(struct sched *s)
 	/* A paused queue asks for no workers. */
 	if (s->ppool != NULL)
 		ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(s->queue[Q_CPU]));
+	/* No more workers for cpu jobs than could run at once (the CPU budget). */
 	for (i = 0; i < s->nhq; i++)
 		if ((h = hpool_find(s->hpool, s->hq[i].name)) != NULL)
-			hpool_demand(h, s->paused[Q_CPU] ? 0 : jobq_len(s->hq[i].q[Q_CPU]),
+			hpool_demand(h, s->paused[Q_CPU] ? 0 : imin_size(jobq_len(s->hq[i].q[Q_CPU]),
+								       (size_t)s->cpu_slots),
 				     s->paused[Q_IO] ? 0 : jobq_len(s->hq[i].q[Q_IO]));
 }
 
