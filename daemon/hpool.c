@@ -130,6 +130,7 @@ struct hworker {
 	int pipe[2];        /* its stdout and stderr, -1 at EOF */
 	int statfd;         /* /proc/PID/stat, -1 if unreadable */
 	struct event *ev_read, *ev_write, *ev_dead, *ev_timer, *ev_pipe[2];
+	struct event *ev_flush;  /* made active to write what this loop iteration queued */
 	struct hframer in;
 	char *out;          /* bytes not written to the worker yet */
 	size_t out_len, out_off, out_cap;
@@ -427,13 +428,14 @@ watch(struct hworker *w)
 	w->ev_dead = event_new(base, w->pidfd, (w->pidfd != -1 ? EV_READ : 0) | EV_PERSIST,
 			       dead_cb, w);
 	w->ev_timer = evtimer_new(base, timer_cb, w);
+	w->ev_flush = event_new(base, -1, 0, write_cb, w);
 	for (i = 0; i < 2; i++) {
 		w->ev_pipe[i] = event_new(base, w->pipe[i], EV_READ | EV_PERSIST, pipe_cb, w);
 		if (w->ev_pipe[i] == NULL || event_add(w->ev_pipe[i], NULL) == -1)
 			fatalx("hpool: cannot watch a worker");
 	}
 	if (w->ev_read == NULL || w->ev_write == NULL || w->ev_dead == NULL ||
-	    w->ev_timer == NULL || event_add(w->ev_read, NULL) == -1 ||
+	    w->ev_timer == NULL || w->ev_flush == NULL || event_add(w->ev_read, NULL) == -1 ||
 	    event_add(w->ev_dead, w->pidfd != -1 ? NULL : &poll_tv) == -1)
 		fatalx("hpool: cannot watch a worker");
 }
@@ -518,6 +520,7 @@ close_socket(struct hworker *w)
 		return;
 	event_del(w->ev_read);
 	event_del(w->ev_write);
+	event_del(w->ev_flush);
 	close(w->fd);
 	w->fd = -1;
 }
@@ -532,6 +535,7 @@ worker_free(struct hworker *w)
 	event_free(w->ev_write);
 	event_free(w->ev_dead);
 	event_free(w->ev_timer);
+	event_free(w->ev_flush);
 	for (i = 0; i < 2; i++) {
 		event_free(w->ev_pipe[i]);
 		fd_close(&w->pipe[i]);
@@ -577,52 +581,42 @@ worker_retire(struct hworker *w)
 	arm(w);
 }
 
+/*
+ * Queue a line for the worker (takes line). Lines queued in one loop
+ * iteration (a burst of pipelined jobs) go out together in one send, when
+ * the flush event runs at the end of the iteration.
+ */
 static void
 send_line(struct hworker *w, char *line, size_t len)
 {
-	ssize_t n = 0;
-
 	if (w->fd == -1) {
 		free(line);
 		return;
 	}
-	if (w->out_len == w->out_off) {
-		do
-			n = send(w->fd, line, len, MSG_NOSIGNAL);
-		while (n == -1 && errno == EINTR);
-		if (n == -1 && errno != EAGAIN) {
-			free(line);
-			worker_kill(w, "cannot write to it");
-			return;
-		}
-		if (n == (ssize_t)len) {
-			free(line);
-			return;
-		}
-		if (n < 0)
-			n = 0;
-	}
-	/* The rest waits for the socket to drain. */
 	if (w->out_off > 0 && w->out_off == w->out_len)
 		w->out_off = w->out_len = 0;
-	if (w->out_len + len - (size_t)n > w->out_cap) {
-		w->out_cap = w->out_len + len - (size_t)n;
+	if (w->out_len + len > w->out_cap) {
+		w->out_cap = w->out_len + len > 2 * w->out_cap ? w->out_len + len : 2 * w->out_cap;
 		w->out = xreallocarray(w->out, w->out_cap, 1);
 	}
-	memcpy(w->out + w->out_len, line + n, len - (size_t)n);
-	w->out_len += len - (size_t)n;
+	memcpy(w->out + w->out_len, line, len);
+	w->out_len += len;
 	free(line);
-	event_add(w->ev_write, NULL);
+	if (!event_pending(w->ev_write, EV_WRITE, NULL))
+		event_active(w->ev_flush, EV_WRITE, 0);
 }
 
+/* Write what is queued; the rest waits for the socket to drain. */
 static void
 write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hworker *w = arg;
 	ssize_t n;
 
+	if (w->fd == -1 || w->out_off == w->out_len)
+		return;
 	do
-		n = send(fd, w->out + w->out_off, w->out_len - w->out_off, MSG_NOSIGNAL);
+		n = send(w->fd, w->out + w->out_off, w->out_len - w->out_off, MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && errno != EAGAIN) {
 		worker_kill(w, "cannot write to it");
@@ -894,9 +888,14 @@ on_result(struct hworker *w, struct hjob *j, struct hmsg *m)
 	enum stop stop = j->stop;
 	struct run *r;
 
-	/* What it wrote before answering belongs to the job. */
-	drain_pipe(w, 0);
-	drain_pipe(w, 1);
+	/*
+	 * What it wrote before answering belongs to the job (when it runs
+	 * several at once, its output goes to the log anyway).
+	 */
+	if (w->njobs == 1) {
+		drain_pipe(w, 0);
+		drain_pipe(w, 1);
+	}
 	r = job_end(w, j, RUN_EXITED);
 	r->res.exit_code = m->ok ? 0 : 1;
 	if (m->ok) {
