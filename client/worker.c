@@ -7,8 +7,9 @@
  * nothing to do, jobs run one at a time and to their end), appends each
  * answer to an output buffer and writes that buffer out once no complete
  * line is left, so a burst of pipelined jobs is answered with one write.
- * Job messages are parsed in place: strings (JSON escapes) and the input
- * (base64) decode into the bytes they came in.
+ * Job messages are parsed in place (strings: JSON escapes decode into the
+ * bytes they came in); the input is decoded with client/base64.c. Only the
+ * functions of <taskd/worker.h> are exported (TASKD_API).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <taskd/worker.h>
 
 #define READ_CHUNK 65536
+#define TASKD_API __attribute__((visibility("default")))
 
 struct buf {
 	char *p;
@@ -137,21 +139,21 @@ result_set(struct taskd_result *res, bool error)
 	return 0;
 }
 
-int
+TASKD_API int
 taskd_result_json(struct taskd_result *res, const char *json)
 {
 	result_set(res, false);
 	return buf_str(&res->text, json);
 }
 
-int
+TASKD_API int
 taskd_result_string(struct taskd_result *res, const char *s)
 {
 	result_set(res, false);
 	return buf_json_string(&res->text, s, strlen(s));
 }
 
-int
+TASKD_API int
 taskd_result_error(struct taskd_result *res, const char *fmt, ...)
 {
 	va_list ap;
@@ -286,43 +288,6 @@ parse_number(struct parse *ps, double *v)
 	return 0;
 }
 
-static int
-b64_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode base64 in place; the length of the bytes, or -1. */
-static long
-b64_decode(char *s)
-{
-	unsigned char *w = (unsigned char *)s;
-	uint32_t acc = 0;
-	int bits = 0, v;
-	char *r;
-
-	for (r = s; *r != '\0' && *r != '='; r++) {
-		if ((v = b64_value((unsigned char)*r)) < 0)
-			return -1;
-		acc = acc << 6 | (uint32_t)v;
-		if ((bits += 6) >= 8) {
-			bits -= 8;
-			*w++ = (unsigned char)(acc >> bits);
-		}
-	}
-	return (long)(w - (unsigned char *)s);
-}
-
 struct message {
 	char *t;
 	uint64_t id;
@@ -432,8 +397,14 @@ struct worker {
 	size_t head; /* first byte of in not taken yet */
 	struct message msg;
 	struct taskd_result res;
+	char *input;  /* the current job's input, decoded */
 	char *empty_args[1];
 };
+
+static int write_result(struct worker *w, const struct message *m);
+
+/* client/base64.c, built into this library (not exported). */
+int base64_decode(const char *s, size_t len, char **out, size_t *outlen);
 
 static int
 write_all(int fd, const char *p, size_t n)
@@ -457,18 +428,22 @@ run_job(struct worker *w, taskd_handler_fn fn, void *arg)
 {
 	struct taskd_job job = {0};
 	struct message *m = &w->msg;
-	char head[64];
-	long n = 0;
+	size_t n = 0;
 	int rc;
 
 	job.id = m->id;
 	job.argc = m->argc;
 	job.args = m->args != NULL ? m->args : w->empty_args;
 	job.deadline = m->deadline;
-	if (m->input != NULL && (n = b64_decode(m->input)) < 0)
-		n = 0;
-	job.input = (const unsigned char *)(m->input != NULL ? m->input : "");
-	job.input_len = (size_t)n;
+	free(w->input);
+	w->input = NULL;
+	if (m->input != NULL && *m->input != '\0' &&
+	    base64_decode(m->input, strlen(m->input), &w->input, &n) == -1) {
+		taskd_result_error(&w->res, "cannot decode the input");
+		return write_result(w, m);
+	}
+	job.input = (const unsigned char *)(w->input != NULL ? w->input : "");
+	job.input_len = n;
 	w->res.set = w->res.error = false;
 	w->res.text.len = 0;
 	rc = fn(&job, &w->res, arg);
@@ -476,6 +451,15 @@ run_job(struct worker *w, taskd_handler_fn fn, void *arg)
 		taskd_result_error(&w->res, "handler failed");
 	else if (!w->res.set)
 		taskd_result_json(&w->res, "null");
+	return write_result(w, m);
+}
+
+/* The answer to m (w->res) into the output buffer. */
+static int
+write_result(struct worker *w, const struct message *m)
+{
+	char head[64];
+
 	/* What the job printed belongs to it: out of our buffers before its result. */
 	fflush(stdout);
 	fflush(stderr);
@@ -512,7 +496,7 @@ take_lines(struct worker *w, taskd_handler_fn fn, void *arg)
 	return 0;
 }
 
-int
+TASKD_API int
 taskd_worker_serve(taskd_handler_fn fn, void *arg)
 {
 	struct worker w = {0};
@@ -566,5 +550,6 @@ taskd_worker_serve(taskd_handler_fn fn, void *arg)
 	free(w.out.p);
 	free(w.res.text.p);
 	free(w.msg.args);
+	free(w.input);
 	return rc;
 }

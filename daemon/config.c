@@ -578,8 +578,7 @@ fail(struct loader *ld, const char *file, unsigned int line, const char *fmt, ..
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory (asprintf)");
+	msg = xvprintf(fmt, ap);
 	va_end(ap);
 	free(ld->cause);
 	ld->cause = xprintf("%s:%u: %s", file != NULL ? file : ld->path, line, msg);

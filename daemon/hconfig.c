@@ -52,8 +52,7 @@ hfail(struct hload *ld, const config_setting_t *at, const char *key, const char 
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory (asprintf)");
+	msg = xvprintf(fmt, ap);
 	va_end(ap);
 	free(ld->cause);
 	if (ld->h != NULL && ld->h->name != NULL)

@@ -77,6 +77,7 @@
 #include "hpool.h"
 #include "hproto.h"
 #include "log.h"
+#include "proc.h"
 #include "xmalloc.h"
 
 #ifndef TAILQ_FOREACH_SAFE
@@ -204,18 +205,6 @@ mono(void)
 	return clock_now(CLOCK_MONOTONIC);
 }
 
-static struct timeval
-tv_of(double sec)
-{
-	struct timeval tv;
-
-	if (!(sec > 0))
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /* --- sizing (pure) ---------------------------------------------------- */
 
 static int
@@ -320,19 +309,6 @@ fd_close(int *fd)
 	}
 }
 
-/* A descriptor for the child's fd `target` that is not already `target` (dup2 onto itself keeps CLOEXEC). */
-static int
-not_at(int fd, int target)
-{
-	int nfd;
-
-	if (fd != target)
-		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, target + 1);
-	close(fd);
-	return nfd;
-}
-
 static char **
 worker_env(const struct handler *h, int concurrency)
 {
@@ -420,7 +396,7 @@ static void
 watch(struct hworker *w)
 {
 	struct event_base *base = w->h->hp->base;
-	struct timeval poll_tv = tv_of(HPOOL_NOPIDFD_POLL);
+	struct timeval poll_tv = clock_timeval(HPOOL_NOPIDFD_POLL);
 	int i;
 
 	w->ev_read = event_new(base, w->fd, EV_READ | EV_PERSIST, read_cb, w);
@@ -463,8 +439,8 @@ spawn_worker(struct handler *h)
 	    pipe2(p[0], O_CLOEXEC) == -1 || pipe2(p[1], O_CLOEXEC) == -1)
 		err = errno;
 	/* The child's ends must not sit on the fds they are moved to. */
-	if (err == 0 && ((sv[1] = not_at(sv[1], HPOOL_PROTO_FD)) == -1 ||
-			 (p[0][1] = not_at(p[0][1], 1)) == -1 || (p[1][1] = not_at(p[1][1], 2)) == -1))
+	if (err == 0 && ((sv[1] = proc_fd_off(sv[1], HPOOL_PROTO_FD)) == -1 ||
+			 (p[0][1] = proc_fd_off(p[0][1], 1)) == -1 || (p[1][1] = proc_fd_off(p[1][1], 2)) == -1))
 		err = errno;
 	if (err == 0)
 		err = spawn(h, sv[1], p[0][1], p[1][1], &pid);
@@ -1102,7 +1078,7 @@ arm(struct hworker *w)
 		event_del(w->ev_timer);
 		return;
 	}
-	tv = tv_of(t - mono() + 0.001);
+	tv = clock_timeval(t - mono() + 0.001);
 	evtimer_add(w->ev_timer, &tv);
 }
 
@@ -1181,12 +1157,7 @@ death_reason(const struct hworker *w, int status, bool reaped)
 {
 	char how[64];
 
-	if (!reaped)
-		snprintf(how, sizeof how, "exit status unknown");
-	else if (WIFSIGNALED(status))
-		snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
-	else
-		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+	proc_status_text(status, reaped, how, sizeof how);
 	if (w->why != NULL)
 		return xprintf("worker %d %s (%s)", (int)w->pid, how, w->why);
 	if (w->state == W_STARTING && w->last_line != NULL)
@@ -1326,7 +1297,7 @@ maintain(struct handler *h)
 		n = 1; /* probe one at a time while starts fail */
 	if (now < h->next_spawn) {
 		if (!evtimer_pending(h->ev_backoff, NULL)) {
-			tv = tv_of(h->next_spawn - now);
+			tv = clock_timeval(h->next_spawn - now);
 			evtimer_add(h->ev_backoff, &tv);
 		}
 		return;
@@ -1651,17 +1622,6 @@ hpool_stop(struct hpool *hp)
 	}
 }
 
-static bool
-exited(pid_t pid)
-{
-	siginfo_t si;
-
-	memset(&si, 0, sizeof si);
-	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
-		return errno != EINTR;
-	return si.si_pid != 0;
-}
-
 void
 hpool_free(struct hpool *hp)
 {
@@ -1683,7 +1643,7 @@ hpool_free(struct hpool *hp)
 		all = true;
 		TAILQ_FOREACH(h, &hp->handlers, entry)
 			TAILQ_FOREACH(w, &h->workers, entry)
-				if (!exited(w->pid))
+				if (!proc_exited(w->pid))
 					all = false;
 		if (all || mono() > deadline)
 			break;
@@ -1691,7 +1651,7 @@ hpool_free(struct hpool *hp)
 	}
 	while ((h = TAILQ_FIRST(&hp->handlers)) != NULL) {
 		while ((w = TAILQ_FIRST(&h->workers)) != NULL) {
-			if (!exited(w->pid)) {
+			if (!proc_exited(w->pid)) {
 				log_warnx("handler %s: worker %d did not exit, killing it",
 					  h->cfg.name, (int)w->pid);
 				kill(-w->pid, SIGKILL);

@@ -16,6 +16,7 @@
 
 #include "hproto.h"
 #include "log.h"
+#include "proto.h"
 #include "xmalloc.h"
 
 /* Each message type, with the fields it must have and the ones it may have. */
@@ -203,20 +204,13 @@ out:
 
 /* ---- taskd → worker ---- */
 
+/* o as one line (proto.c's), o freed. */
 static char *
 line_of(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT), *line;
-	size_t n;
+	char *line = proto_line(o, len);
 
 	json_decref(o);
-	if (s == NULL)
-		fatalx("out of memory (json_dumps)");
-	n = strlen(s);
-	line = xreallocarray(s, n + 2, 1);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
 	return line;
 }
 

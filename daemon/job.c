@@ -766,16 +766,9 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		json_decref(o);
 		return NULL;
 	}
-	if (life_restore(json_object_get(o, "life"), &sp, j) == -1) {
-		xasprintf(cause, "job %llu: unreadable record (bad lifecycle fields)",
-			  (unsigned long long)id);
-		j->spec = sp;
-		job_free(j);
-		json_decref(o);
-		return NULL;
-	}
-	if (handler_restore(json_object_get(o, "handler"), &sp, &j->res) == -1) {
-		xasprintf(cause, "job %llu: unreadable record (bad handler fields)",
+	if (life_restore(json_object_get(o, "life"), &sp, j) == -1 ||
+	    handler_restore(json_object_get(o, "handler"), &sp, &j->res) == -1) {
+		xasprintf(cause, "job %llu: unreadable record (bad lifecycle or handler fields)",
 			  (unsigned long long)id);
 		j->spec = sp;
 		job_free(j);

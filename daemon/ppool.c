@@ -58,6 +58,7 @@
 #include "exec.h"
 #include "clock.h"
 #include "log.h"
+#include "proc.h"
 #include "ppool.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -128,18 +129,6 @@ static double
 mono(void)
 {
 	return clock_now(CLOCK_MONOTONIC);
-}
-
-static struct timeval
-tv_of(double sec)
-{
-	struct timeval tv;
-
-	if (!(sec > 0))
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
 }
 
 /* --- sizing (pure) ---------------------------------------------------- */
@@ -263,19 +252,6 @@ spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
 	return err;
 }
 
-/* The child end must not already be PPOOL_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
-static int
-child_end(int fd)
-{
-	int nfd;
-
-	if (fd != PPOOL_CHILD_FD)
-		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, PPOOL_CHILD_FD + 1);
-	close(fd);
-	return nfd;
-}
-
 static void
 failed_start(struct ppool *pp, const char *what)
 {
@@ -292,7 +268,7 @@ static struct pworker *
 worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 {
 	struct pworker *w = xcalloc(1, sizeof *w);
-	struct timeval poll_tv = tv_of(PPOOL_NOPIDFD_POLL);
+	struct timeval poll_tv = clock_timeval(PPOOL_NOPIDFD_POLL);
 
 	w->pp = pp;
 	w->fd = fd;
@@ -326,7 +302,7 @@ spawn_worker(struct ppool *pp)
 		failed_start(pp, strerror(errno));
 		return -1;
 	}
-	sv[1] = child_end(sv[1]);
+	sv[1] = proc_fd_off(sv[1], PPOOL_CHILD_FD);
 	err = sv[1] == -1 ? errno : spawn_process(pp, sv[1], index, &pid);
 	if (sv[1] != -1)
 		close(sv[1]);
@@ -413,12 +389,7 @@ death_reason(const struct pworker *w, int status, bool reaped)
 {
 	char how[64];
 
-	if (!reaped)
-		snprintf(how, sizeof how, "exit status unknown");
-	else if (WIFSIGNALED(status))
-		snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
-	else
-		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+	proc_status_text(status, reaped, how, sizeof how);
 	if (w->why != NULL)
 		return xprintf("worker %d (pid %d) died: %s (%s)", w->index, (int)w->pid, how,
 		               w->why);
@@ -709,7 +680,7 @@ grow(struct ppool *pp, int n)
 	if (now < pp->next_spawn) {
 		wait = pp->next_spawn - now;
 		if (!evtimer_pending(pp->ev_backoff, NULL)) {
-			struct timeval tv = tv_of(wait);
+			struct timeval tv = clock_timeval(wait);
 
 			evtimer_add(pp->ev_backoff, &tv);
 		}
@@ -872,7 +843,7 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	}
 	if (sigqueue(w->pid, SIGUSR1, v) == -1)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
-	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
+	tv = clock_timeval(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
 	evtimer_add(w->ev_cancel, &tv);
 }
 
@@ -920,17 +891,6 @@ ppool_stop(struct ppool *pp)
 	/* Busy ones are retired by recycle_check after their "done". */
 }
 
-static bool
-exited(const struct pworker *w)
-{
-	siginfo_t si;
-
-	memset(&si, 0, sizeof si);
-	if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
-		return errno != EINTR;
-	return si.si_pid != 0;
-}
-
 /* Wait (polling, teardown only) until every worker has exited; SIGKILL the rest after the deadline.
  */
 static void
@@ -943,7 +903,7 @@ wait_all(struct ppool *pp)
 	for (;;) {
 		all = true;
 		TAILQ_FOREACH(w, &pp->workers, entry) {
-			if (!exited(w))
+			if (!proc_exited(w->pid))
 				all = false;
 		}
 		if (all || mono() > deadline)
@@ -951,7 +911,7 @@ wait_all(struct ppool *pp)
 		usleep(10000);
 	}
 	TAILQ_FOREACH(w, &pp->workers, entry) {
-		if (exited(w))
+		if (proc_exited(w->pid))
 			continue;
 		log_warnx("ppool: worker %d (pid %d) did not exit, killing it", w->index,
 		          (int)w->pid);
