@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -369,6 +370,51 @@ CONFIG_ERRORS = [
     ([py("x", **{"class": "gpu"})], r"\(x\)\.class: invalid value 'gpu'"),
     ([{"command": [ECHO]}], r"handlers\[0\]: needs a name"),
 ] + ([([_no_user()], r"\(x\)\.user: taskd runs as root")] if ROOT else [])
+
+
+class Lifecycle(HandlerCase):
+    def test_stop_cancels_running_jobs_and_leaves_no_worker(self):
+        d = self.daemon([py("py"), py("deaf", env={"TEST_IGNORE_TERM": "1"})])
+        a = d.submit(["sleep", "60"], type="py")
+        b = d.submit(["hang", "60"], type="deaf")
+        d.wait_state(a, ["running"])
+        d.wait_state(b, ["running"])
+        pids = [w["pid"] for h in d.status()["handlers"] for w in h["workers"]]
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        # cancel, SIGTERM after kill_grace (0.3 s), SIGKILL one more later
+        self.assertLess(time.monotonic() - t0, 8)
+        for pid in pids:
+            self.assertTrue(wait_for(lambda: pid_gone(pid), what="worker %d gone" % pid))
+        d.start()
+        self.assertEqual(d.show(a)["state"], "cancelled")
+        self.assertEqual(d.show(b)["state"], "cancelled")
+
+    def test_jobs_survive_a_restart(self):
+        d = self.daemon([py("py")])
+        done = d.wait_job(d.submit(["echo", "x"], type="py", input="aGk="))
+        later = d.submit(["echo", "y"], type="py", input="aG8=", run_at=time.time() + 1.5)
+        self.assertEqual(d.show(later)["state"], "scheduled")
+        self.assertEqual(d.stop(), 0)
+        d.start()
+        self.assertEqual(d.show(done["id"])["result"], done["result"])
+        j = d.wait_job(later)
+        self.assertEqual(j["state"], "done")
+        self.assertEqual((j["result"]["args"], j["result"]["input"]), (["y"], "ho"))
+
+    def test_queued_job_of_a_handler_gone_at_restart(self):
+        d = self.daemon([py("mute", env={"TEST_MODE": "no_hello"}), py("other")])
+        jid = d.submit(["echo"], type="mute")
+        self.assertEqual(d.show(jid)["state"], "queued")  # its worker never says hello
+        # (a stop would cancel it: a crash leaves it queued in the store)
+        d.signal(signal.SIGKILL)
+        d.wait_exit(10)
+        o = dict(FAST)
+        o["handlers"] = [py("other")]
+        d.write_config(o)
+        d.start()
+        j = d.wait_job(jid)
+        self.assertEqual((j["state"], j["error"]), ("failed", "handler removed"))
 
 
 class Config(HandlerCase):
