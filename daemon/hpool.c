@@ -330,15 +330,14 @@ worker_env(const struct handler *h, int concurrency)
 	return env;
 }
 
-/* `taskd --handler-exec NAME DAEMONPID UID GID CWD NARGS ARGV... ENV...` */
+/* `taskd --handler-exec NAME DAEMONPID UID GID CWD NARGS ARGV...` */
 static char **
 exec_argv(const struct handler *h)
 {
 	const struct handler_config *c = &h->cfg;
 	bool as_user = c->uid != geteuid() || (geteuid() == 0 && c->user != NULL);
-	char **env = worker_env(h, c->concurrency);
-	size_t nargs = strv_len(c->command), nenv = strv_len(env), i, n = 0;
-	char **v = xcalloc(9 + nargs + nenv, sizeof *v);
+	size_t nargs = strv_len(c->command), i, n = 0;
+	char **v = xcalloc(9 + nargs, sizeof *v);
 
 	v[n++] = xstrdup("taskd");
 	v[n++] = xstrdup("--handler-exec");
@@ -350,21 +349,15 @@ exec_argv(const struct handler *h)
 	v[n++] = xprintf("%zu", nargs);
 	for (i = 0; i < nargs; i++)
 		v[n++] = xstrdup(c->command[i]);
-	for (i = 0; i < nenv; i++)
-		v[n++] = env[i];
-	free(env);
 	return v;
 }
-
-extern char **environ;
 
 static int
 spawn(struct handler *h, int sock, int out, int err, pid_t *pid)
 {
-	static char *const empty_env[] = {NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	char **argv;
+	char **argv, **env;
 	int rc;
 
 	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
@@ -374,6 +367,7 @@ spawn(struct handler *h, int sock, int out, int err, pid_t *pid)
 		return rc;
 	}
 	argv = exec_argv(h);
+	env = worker_env(h, h->cfg.concurrency);
 	rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (rc == 0)
 		rc = posix_spawn_file_actions_adddup2(&fa, out, 1);
@@ -383,12 +377,17 @@ spawn(struct handler *h, int sock, int out, int err, pid_t *pid)
 		rc = posix_spawn_file_actions_adddup2(&fa, sock, HPOOL_PROTO_FD);
 	if (rc == 0)
 		rc = exec_spawn_attrs(&attr, true);
-	/* The trampoline gets no environment: the handler's is in its arguments. */
+	/*
+	 * The trampoline gets the handler's environment and passes it on (not
+	 * in its arguments: anyone may read a process's arguments, only its
+	 * user and root its environment).
+	 */
 	if (rc == 0)
-		rc = posix_spawn(pid, h->hp->self, &fa, &attr, argv, empty_env);
+		rc = posix_spawn(pid, h->hp->self, &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	strv_free(argv);
+	strv_free(env);
 	return rc;
 }
 
@@ -1701,7 +1700,7 @@ hpool_exec_main(int argc, char **argv)
 	const char *name, *cwd;
 	unsigned long uid, gid, nargs;
 	struct passwd *pw;
-	char **jargv, **jenv;
+	char **jargv;
 	pid_t daemon;
 	int i;
 
@@ -1711,14 +1710,11 @@ hpool_exec_main(int argc, char **argv)
 	daemon = (pid_t)strtol(argv[3], NULL, 10);
 	cwd = argv[6];
 	nargs = strtoul(argv[7], NULL, 10);
-	if (nargs == 0 || nargs > (unsigned long)(argc - 8))
+	if (nargs == 0 || nargs != (unsigned long)(argc - 8))
 		exec_fail(name, 126, "--handler-exec: bad arguments");
 	jargv = xcalloc(nargs + 1, sizeof *jargv);
-	jenv = xcalloc((size_t)argc - 8 - nargs + 1, sizeof *jenv);
 	for (i = 0; i < (int)nargs; i++)
 		jargv[i] = argv[8 + i];
-	for (i = 8 + (int)nargs; i < argc; i++)
-		jenv[i - 8 - (int)nargs] = argv[i];
 	if (strcmp(argv[4], "-") != 0) {
 		uid = strtoul(argv[4], NULL, 10);
 		gid = strtoul(argv[5], NULL, 10);
@@ -1739,7 +1735,7 @@ hpool_exec_main(int argc, char **argv)
 	/* After the ids changed (that clears it): the worker dies with taskd. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != daemon)
 		exec_fail(name, 126, "taskd is gone");
-	execve(jargv[0], jargv, jenv);
+	execve(jargv[0], jargv, environ);
 	exec_fail(name, errno == ENOENT ? 127 : 126, "cannot execute %s: %s", jargv[0],
 		  strerror(errno));
 }

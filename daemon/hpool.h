@@ -93,10 +93,10 @@ void hpool_stop(struct hpool *hp);
 void hpool_free(struct hpool *hp);
 
 /*
- * `taskd --handler-exec NAME DAEMONPID UID GID CWD NARGS ARGV... ENV...`:
- * the child side of a worker's start. Takes the user's groups and ids
- * (UID "-": stays who it is), enters CWD, asks for SIGKILL when taskd
- * dies, and execs ARGV with ENV. A failure is one line on stderr (taskd
+ * `taskd --handler-exec NAME DAEMONPID UID GID CWD NARGS ARGV...`, started
+ * with the worker's environment: the child side of a worker's start. Takes
+ * the user's groups and ids (UID "-": stays who it is), enters CWD, asks
+ * for SIGKILL when taskd dies, and execs ARGV with that environment. A failure is one line on stderr (taskd
  * shows it as the handler's last error) and exit 126/127.
  */
 int hpool_exec_main(int argc, char **argv);
