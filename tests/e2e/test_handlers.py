@@ -271,6 +271,31 @@ class Failures(HandlerCase):
         self.assertTrue(d.alive())
 
 
+class Vanished(HandlerCase):
+    def test_command_disappears_later(self):
+        tmp = tempfile.mkdtemp(prefix="taskd-e2e-gone-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        exe = os.path.join(tmp, "echo-copy")
+        shutil.copy(ECHO, exe)
+        d = self.daemon([{"name": "e", "command": [exe], "user": ME}])
+        self.assertEqual(self.run_job(d, "e", "hi")["state"], "done")
+        pid = self.handler(d, "e")["workers"][0]["pid"]
+        os.unlink(exe)
+        os.kill(pid, signal.SIGKILL)
+        h = wait_for(lambda: (lambda h: h if h["last_error"] and "cannot execute" in
+                              h["last_error"] else None)(self.handler(d, "e")),
+                     what="a failed start of the vanished command")
+        self.assertIn("No such file or directory", h["last_error"])
+        jid = d.submit(["x"], type="e")
+        self.assertEqual(d.show(jid)["state"], "queued")
+        p = d.ctl("status")
+        self.assertIn("cannot execute", p.stdout)
+        # Back in place: the next start (after its backoff) serves the waiting job.
+        shutil.copy(ECHO, exe)
+        self.assertEqual(d.wait_job(jid)["state"], "done")
+
+
 class Sizing(HandlerCase):
     def test_recycle_by_jobs(self):
         d = self.daemon([py("py", max_jobs_per_worker=3)])

@@ -1,7 +1,8 @@
 /*
  * Handler workers (daemon/hpool.c): the sizing plan as a pure function,
  * and the worker state machine with real processes (the taskd binary named
- * by $TASKD starts them; the C echo worker next to it, and small shell
+ * by $TASKD starts them; the C echo worker next to it, linked with
+ * libtaskd-worker.so, and small shell
  * workers that misbehave): hello then jobs, garbage before hello, a deaf
  * worker past a job's timeout, a crash under a job. Without $TASKD the live
  * tests are skipped. tests/e2e/test_handlers.py covers the rest end to end.
@@ -265,7 +266,7 @@ test_live_echo(void **state)
 	if (taskd_path() == NULL)
 		skip();
 	dir = xstrdup(taskd_path());
-	snprintf(echo, sizeof echo, "%s/taskd-echo", dirname(dir));
+	snprintf(echo, sizeof echo, "%s/taskd-echo-shared", dirname(dir));
 	free(dir);
 	live_start(&l, cmd, 10);
 	assert_true(spin_until(&l, ready));
