@@ -421,7 +421,10 @@ sched_running(const struct sched *s)
 size_t
 sched_running_class(const struct sched *s, enum job_class c)
 {
-	return c == CLASS_CPU ? s->running_cpu : s->running - s->running_cpu;
+	/* Handler jobs count with the class they were routed to. */
+	size_t cpu = s->running_cpu + (size_t)hpool_cpu_busy(s->hpool);
+
+	return c == CLASS_CPU ? cpu : s->running - cpu;
 }
 
 json_t *

@@ -109,7 +109,7 @@ size_t sched_pending_class(const struct sched *s, enum job_class c);
 /* The router table, for status. */
 json_t *sched_router_json(const struct sched *s);
 size_t sched_running(const struct sched *s);
-/* Running in the process pool (CLASS_CPU) or the thread pool (CLASS_IO). */
+/* Running as cpu (process pool, cpu-routed handler jobs) or io (thread pool, io-routed handler jobs). */
 size_t sched_running_class(const struct sched *s, enum job_class c);
 /* Called after a job finished and nothing is running or queued. */
 void sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg);
