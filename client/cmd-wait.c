@@ -56,13 +56,14 @@ cmd_wait_print_result(const json_t *job)
 
 	if (result == NULL || json_is_null(result))
 		return 0;
+	/* Control characters escaped like all human output (JSON has them escaped already). */
 	if (json_is_string(result)) {
-		printf("%s\n", json_string_value(result));
+		fmt_line(stdout, "%s", json_string_value(result));
 		return 1;
 	}
 	if ((text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 		taskctl_bad_response("result cannot be printed");
-	printf("%s\n", text);
+	fmt_line(stdout, "%s", text);
 	free(text);
 	return 1;
 }
@@ -96,25 +97,27 @@ cmd_wait_print_line(const json_t *job)
 	const char *error = json_string_value(json_object_get(job, "error"));
 	const char *state = json_string_value(json_object_get(job, "state"));
 	const char *pool = json_string_value(json_object_get(job, "pool"));
+	struct fmt_linebuf lb;
 	char buf[FMT_BUFSZ];
 
 	if (pool != NULL && strcmp(pool, "handler") == 0) {
 		print_handler_job(job);
 		return;
 	}
-	printf("%" JSON_INTEGER_FORMAT " %s", json_integer_value(json_object_get(job, "id")),
-	       state != NULL ? state : "?");
+	fmt_line_begin(&lb);
+	fprintf(lb.fp, "%" JSON_INTEGER_FORMAT " %s",
+	        json_integer_value(json_object_get(job, "id")), state != NULL ? state : "?");
 	if (json_is_integer(code))
-		printf(" exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
+		fprintf(lb.fp, " exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
 	if (json_is_integer(sig) && json_integer_value(sig) > 0)
-		printf(" signal=%s", fmt_signal(buf, json_integer_value(sig)));
+		fprintf(lb.fp, " signal=%s", fmt_signal(buf, json_integer_value(sig)));
 	if (json_is_number(wall))
-		printf(" wall=%s", fmt_duration(buf, json_number_value(wall)));
+		fprintf(lb.fp, " wall=%s", fmt_duration(buf, json_number_value(wall)));
 	if (result != NULL)
-		printf(" result=%s", result);
+		fprintf(lb.fp, " result=%s", result);
 	if (error != NULL)
-		printf(" (%s)", error);
-	putchar('\n');
+		fprintf(lb.fp, " (%s)", error); /* may quote the job's argv */
+	fmt_line_end(&lb, stdout);
 }
 
 struct waiter {
