@@ -4,9 +4,13 @@
  * binary heap ordered by priority, then submission order: O(log n)
  * push/pop/remove), and dispatch to each pool as it has room: a cpu job
  * runs only on an idle worker process (never more CPU work than workers),
- * an io job whenever the thread pool has a free thread. Runs on the loop
- * thread; both pools hand finished runs back through callbacks, which is
- * where jobs reach their final state and the router learns.
+ * an io job whenever the thread pool has a free thread. Jobs of a handler
+ * (hpool.h) wait in that handler's own pair of queues (cpu, io) and start
+ * when one of its workers has room; cpu-routed handler jobs and cpu-class
+ * commands share one CPU budget (the process pool's size). Runs on the
+ * loop thread; the pools hand finished runs back through callbacks, which
+ * is where jobs reach their final state and the router learns. The heap and
+ * the fair-share turns are in jobq.c.
  */
 #ifndef TASKD_SCHED_H
 #define TASKD_SCHED_H
