@@ -391,12 +391,6 @@ hpool_find(const struct hpool *hp, const char *name)
 	return hp != NULL ? find_any(hp, name) : NULL;
 }
 
-const struct handler_config *
-hpool_handler_config(const struct handler *h)
-{
-	return &h->cfg;
-}
-
 /* The worker to give a job routed cls: io jobs pack into the fullest worker with room. */
 static struct hworker *
 pick(const struct handler *h, enum job_class cls)
@@ -465,12 +459,6 @@ void
 hpool_cancel(struct hpool *hp, struct run *r)
 {
 	stop_run(hp, r, STOP_CANCEL);
-}
-
-void
-hpool_timeout(struct hpool *hp, struct run *r)
-{
-	stop_run(hp, r, STOP_TIMEOUT);
 }
 
 int

@@ -70,7 +70,6 @@ void hpool_configure(struct hpool *hp, const struct handler_config *hs, size_t n
 		     const struct hpool_limits *lim);
 /* A configured handler by name, NULL if none (or removed). */
 struct handler *hpool_find(const struct hpool *hp, const char *name);
-const struct handler_config *hpool_handler_config(const struct handler *h);
 /* Can a job routed cls (CLASS_CPU or CLASS_IO) start on h right now? */
 bool hpool_room(const struct handler *h, enum job_class cls);
 /* Give r to a worker of h with room (r->worker_pid set); -1 if there is none. */
@@ -79,8 +78,6 @@ int hpool_submit(struct handler *h, struct run *r, enum job_class cls);
 void hpool_demand(struct handler *h, size_t cpu, size_t io);
 /* Cancel r: a cancel message; SIGTERM, then SIGKILL, of its worker if it does not stop. */
 void hpool_cancel(struct hpool *hp, struct run *r);
-/* Like hpool_cancel, ending the run as RUN_TIMEOUT. */
-void hpool_timeout(struct hpool *hp, struct run *r);
 /* Jobs running alone in a worker as cpu jobs, over all handlers (the CPU budget). */
 int hpool_cpu_busy(const struct hpool *hp);
 /* [{"name","class","workers":[...],"counters":{...},"backoff","last_error",...}] */
