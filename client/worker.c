@@ -8,7 +8,7 @@
  * answer to an output buffer and writes that buffer out once no complete
  * line is left, so a burst of pipelined jobs is answered with one write.
  * Job messages are parsed in place (strings: JSON escapes decode into the
- * bytes they came in); the input is decoded with client/base64.c. Only the
+ * bytes they came in); the input is decoded with common/base64.c. Only the
  * functions of <taskd/worker.h> are exported (TASKD_API).
  */
 #include <errno.h>
@@ -403,8 +403,8 @@ struct worker {
 
 static int write_result(struct worker *w, const struct message *m);
 
-/* client/base64.c, built into this library (not exported). */
-int base64_decode(const char *s, size_t len, char **out, size_t *outlen);
+/* common/base64.c, built into this library (not exported). */
+#include "base64.h"
 
 static int
 write_all(int fd, const char *p, size_t n)
