@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "gate.h"
 #include "job.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -119,6 +120,8 @@ job_pool_name(enum job_pool p)
 		return "thread";
 	case POOL_PROCESS:
 		return "process";
+	case POOL_HANDLER:
+		return "handler";
 	default:
 		return NULL;
 	}
@@ -176,11 +179,12 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->handler);
+	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	free(spec->unique);
 	free(spec->queue);
-	free(spec->input);
 	memset(spec, 0, sizeof *spec);
 }
 
@@ -192,6 +196,7 @@ job_spec_rerun(struct job_spec *dst, const struct job *j)
 
 	memset(dst, 0, sizeof *dst);
 	dst->type = src->type;
+	dst->handler = src->handler != NULL ? xstrdup(src->handler) : NULL;
 	dst->argv = strv_dup(src->argv);
 	if (j->array != NULL) {
 		dst->env = xcalloc(n + 3, sizeof *dst->env);
@@ -226,6 +231,7 @@ job_free(struct job *j)
 		job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
+	free(j->progress);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -724,6 +730,20 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
+/* A handler's result is JSON; a built-in's is text. */
+static json_t *
+result_json(const struct run_result *r)
+{
+	json_t *v;
+
+	if (r->result == NULL)
+		return json_null();
+	if (r->result_json &&
+	    (v = json_loads(r->result, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) != NULL)
+		return v;
+	return json_string(r->result);
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -740,7 +760,7 @@ add_result(json_t *o, const struct job *j)
 						     ? json_integer(r->max_rss_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "result", result_json(r));
 	json_object_set_new(o, "error", string_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
@@ -819,7 +839,7 @@ job_to_json(const struct job *j)
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(j->spec.type, j->spec.handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
@@ -836,6 +856,8 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "progress", string_or_null(j->progress));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
@@ -1137,7 +1159,7 @@ job_array_to_json(const struct job_array *a)
 	json_object_set_new(o, "max", a->max > 0 ? json_integer(a->max) : json_null());
 	json_object_set_new(o, "states", states);
 	json_object_set_new(o, "removed", json_integer((json_int_t)(a->count - a->present)));
-	json_object_set_new(o, "type", json_string(builtin_name(s->type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(s->type, s->handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(s->class)));
 	json_object_set_new(o, "name", string_or_null(s->name));
 	json_object_set_new(o, "labels", labels_to_json(&s->labels));

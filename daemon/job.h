@@ -37,7 +37,7 @@ enum job_state {
 	JOB_NSTATES
 };
 
-enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
 /*
  * Why a job that has not started (or a suspended one asked to resume) does
@@ -88,7 +88,8 @@ struct job_dep {
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
-	int type;          /* enum builtin_type */
+	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
+	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -105,8 +106,13 @@ struct job_spec {
 	char *unique;         /* --unique KEY: one pending or running job per user and key, or NULL */
 	char *queue;          /* --queue NAME: a named queue of the configuration, or NULL */
 	int slots;            /* cpu slots it takes when it runs in the process pool (>= 1) */
-	uint64_t input_bytes; /* size of its standard input, stored beside it (output.c); 0 none */
-	/* Decoded input, between the submit's decoding and its file (op-submit.c); else NULL. */
+	/*
+	 * Its input (submit "input": a command's standard input, a handler job's
+	 * input), stored beside it in a file (output.h): its size, 0 if none;
+	 * the bytes themselves only between decoding and the file (op-submit.c,
+	 * and a version 2 record of a handler's job: main.c), else NULL.
+	 */
+	uint64_t input_bytes;
 	char *input;
 };
 
@@ -156,6 +162,7 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	char *progress;          /* a handler's last progress message while it runs, or NULL */
 	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	int attempt;             /* 1-based */

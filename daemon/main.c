@@ -23,6 +23,8 @@
 #include "config.h"
 #include "events.h"
 #include "exec.h"
+#include "hpool.h"
+#include "jobtype.h"
 #include "job.h"
 #include "leftover.h"
 #include "life.h"
@@ -250,6 +252,29 @@ open_store(void)
 	leftover_reap(live_dir, LEFTOVER_WAIT, &leftovers, &nleftovers);
 }
 
+/*
+ * A version 2 record held a handler job's input itself (base64): it goes to
+ * the job's input file now, before the first commit writes the record again
+ * without it (record.h).
+ */
+static void
+migrate_inputs(void)
+{
+	struct job *j;
+	char *cause = NULL;
+
+	for (j = jobs_first(td.jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
+		if (j->spec.input == NULL)
+			continue;
+		if (output_store_input(td.jobs_dir, j->id, j->spec.input, j->spec.input_bytes, true,
+				       &cause) == -1)
+			fatalx("job %llu: cannot store its input: %s", (unsigned long long)j->id,
+			       cause);
+		free(j->spec.input);
+		j->spec.input = NULL;
+	}
+}
+
 /* Load the jobs the store holds, and keep it in step from now on. */
 static void
 recover(void)
@@ -263,6 +288,7 @@ recover(void)
 	free(leftovers);
 	leftovers = NULL;
 	nleftovers = 0;
+	migrate_inputs();
 	if (taskd_restore_paused(&td, &cause) == -1)
 		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
@@ -289,6 +315,20 @@ watch_signals(void)
 	}
 }
 
+/* Handler workers start through this binary too (`taskd --handler-exec`). */
+static void
+start_hpool(const char *self)
+{
+	struct hpool_limits hl = taskd_hpool_limits(&cfg);
+	struct hpool_callbacks cb;
+
+	jobtype_use(&cfg);
+	sched_hpool_callbacks(td.sched, &cb);
+	td.hpool = hpool_new(td.base, self, &cb);
+	hpool_configure(td.hpool, cfg.handlers, cfg.nhandlers, &hl);
+	sched_set_hpool(td.sched, td.hpool, hl.cpu_max);
+}
+
 /* Workers are this very binary, started in worker mode. */
 static void
 start_ppool(void)
@@ -304,6 +344,7 @@ start_ppool(void)
 	sched_ppool_callbacks(td.sched, &cb);
 	td.ppool = ppool_new(td.base, &pc, self, live_dir, &cb);
 	sched_set_ppool(td.sched, td.ppool);
+	start_hpool(self);
 }
 
 /* The socket systemd passed, else our own. */
@@ -405,6 +446,8 @@ main(int argc, char **argv)
 		return worker_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--run-as") == 0)
 		return exec_runas_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--handler-exec") == 0)
+		return hpool_exec_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());
@@ -430,6 +473,7 @@ main(int argc, char **argv)
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);

@@ -13,7 +13,12 @@
 
 #include <taskd/protocol.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include "admission.h"
+#include "hconfig.h"
+#include "jobtype.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
@@ -147,6 +152,33 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 		}
 	}
 	return 0;
+}
+
+/*
+ * A handler with users/groups lists serves only those (and root and
+ * taskd's own user). The submitter's supplementary groups are looked up
+ * only when its uid and primary group are not enough.
+ */
+static int
+check_handler(struct taskd *td, uid_t uid, gid_t gid, const struct job_spec *spec,
+	      struct proto_error *err)
+{
+	const struct handler_config *h;
+	gid_t groups[256];
+	int n = (int)(sizeof groups / sizeof groups[0]);
+	struct passwd *pw;
+
+	if (spec->type != JOBTYPE_HANDLER || (h = config_handler(td->cfg, spec->handler)) == NULL)
+		return 0;
+	if (handler_allows(h, uid, gid, NULL, 0))
+		return 0;
+	if (h->ngroups > 0 && (pw = getpwuid(uid)) != NULL &&
+	    getgrouplist(pw->pw_name, gid, groups, &n) != -1 &&
+	    handler_allows(h, uid, gid, groups, (size_t)n))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "handler %s does not serve uid %u "
+			"(its users and groups lists)", h->name, (unsigned)uid);
+	return -1;
 }
 
 /* "queue" names one of the configuration, "slots" fit in the process pool. */
@@ -524,6 +556,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		else if (proto_batch_job_decode(json_array_get(arr, i), &opts, &specs[i], &err) ==
 				 0 &&
 			 check_deps(td, c, &specs[i], &err) == 0 &&
+			 check_handler(td, uid, server_client_gid(c), &specs[i], &err) == 0 &&
 			 check_workflow(td, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
@@ -656,7 +689,9 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1 || check_workflow(td, &spec, &err) == -1) {
+	if (check_deps(td, c, &spec, &err) == -1 ||
+	    check_handler(td, server_client_uid(c), server_client_gid(c), &spec, &err) == -1 ||
+	    check_workflow(td, &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
@@ -771,7 +806,8 @@ op_restart(struct taskd *td, struct client *c, struct request *req)
 		old = v[i];
 		from[i] = old->id;
 		job_spec_rerun(&specs[i], old);
-		if (check_workflow(td, &specs[i], &err) == 0)
+		if (check_handler(td, old->uid, old->gid, &specs[i], &err) == 0 &&
+		    check_workflow(td, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;

@@ -1,10 +1,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "job.h"
 #include "log.h"
 #include "output.h"
@@ -100,6 +102,43 @@ output_store_input(const char *dir, uint64_t id, const char *data, size_t len, b
 		unlink(path);
 	free(path);
 	return rc;
+}
+
+char *
+output_read_input(const char *dir, uint64_t id, char **cause)
+{
+	char *path = output_path(dir, id, OUTPUT_STDIN), *data = NULL, *b64 = NULL;
+	struct stat sb;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &sb) == -1)
+		goto fail;
+	data = xmalloc((size_t)sb.st_size + 1);
+	while (off < (size_t)sb.st_size) {
+		n = read(fd, data + off, (size_t)sb.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if ((b64 = base64_encode(data, off)) == NULL)
+		fatalx("out of memory (base64)");
+	close(fd);
+	free(data);
+	free(path);
+	return b64;
+fail:
+	xasprintf(cause, "cannot read its input %s: %s", path,
+		  fd == -1 || errno != 0 ? strerror(errno) : "it shrank");
+	if (fd != -1)
+		close(fd);
+	free(data);
+	free(path);
+	return NULL;
 }
 
 int

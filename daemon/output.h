@@ -33,6 +33,11 @@ void output_remove_input(const char *dir, uint64_t id);
  */
 int output_store_input(const char *dir, uint64_t id, const char *data, size_t len, bool sync,
 		       char **cause);
+/*
+ * The input of id as base64 text (malloc'd: what a handler's job message
+ * carries), or NULL with *cause (its file is gone or unreadable).
+ */
+char *output_read_input(const char *dir, uint64_t id, char **cause);
 /* The input of `from` becomes also to's (a hard link: it never changes); -1 with *cause. */
 int output_share_input(const char *dir, uint64_t from, uint64_t to, bool sync, char **cause);
 /*

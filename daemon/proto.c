@@ -11,6 +11,7 @@
 
 #include "base64.h"
 #include "builtin.h"
+#include "jobtype.h"
 #include "log.h"
 #include "proto.h"
 #include "xmalloc.h"
@@ -429,6 +430,11 @@ decode_workflow(json_t *obj, struct job_spec *spec, struct proto_error *err)
 		spec->slots = (int)json_integer_value(v);
 	}
 	/* Slots are cpu slots: a job that takes several is a cpu job; an io one cannot. */
+	if (spec->slots > 1 && spec->type == JOBTYPE_HANDLER) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"slots\" are for commands: a handler's job takes one worker");
+		return -1;
+	}
 	if (spec->slots > 1 && spec->class == CLASS_IO) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
 				"\"slots\" are cpu slots: a job of class io takes none");
@@ -439,7 +445,10 @@ decode_workflow(json_t *obj, struct job_spec *spec, struct proto_error *err)
 	return 0;
 }
 
-/* "input": base64 of the command's standard input, at most max_input bytes decoded. */
+/*
+ * "input": base64 of a command's standard input, or of a handler job's
+ * input (doc/handlers.md), at most max_input bytes decoded.
+ */
 static int
 decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct proto_error *err)
 {
@@ -448,9 +457,9 @@ decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct prot
 
 	if (v == NULL)
 		return 0;
-	if (spec->type != BUILTIN_EXEC) {
+	if (spec->type != BUILTIN_EXEC && spec->type != JOBTYPE_HANDLER) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"input\" is the standard input of a command: a built-in takes none");
+				"\"input\" is for commands and handler types: a built-in takes none");
 		return -1;
 	}
 	if (!json_is_string(v) ||
@@ -528,21 +537,52 @@ proto_array_decode(json_t *obj, struct proto_array *a, struct proto_error *err)
 	return 0;
 }
 
+/*
+ * A handler's job: its class against the handler's, its default timeout;
+ * the environment is the handler's, not the job's. Its input: decode_input,
+ * as a command's.
+ */
+static int
+decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
+	       struct proto_error *err)
+{
+	spec->handler = xstrdup(h->name);
+	if (h->class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != h->class) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"handler %s is class %s: a job of it cannot be class %s", h->name,
+				config_class_name(h->class), config_class_name(spec->class));
+		return -1;
+	}
+	if (h->class != CLASS_AUTO)
+		spec->class = h->class;
+	if (h->timeout > 0 && json_object_get(obj, "timeout") == NULL)
+		spec->timeout = h->timeout;
+	strv_free(spec->env);
+	spec->env = NULL;
+	return 0;
+}
+
 static int
 decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
-	char *msg = NULL;
+	struct jobtype t;
+	char *msg = NULL, *known;
 
 	spec->type = BUILTIN_EXEC;
 	if (v != NULL) {
-		spec->type = json_is_string(v) ? builtin_lookup(json_string_value(v)) : -1;
-		if (spec->type < 0) {
-			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-					"unknown job type (known: exec, noop, sleep, spin, sumsq, count)");
-			spec->type = BUILTIN_EXEC;
+		if (!json_is_string(v) || jobtype_find(json_string_value(v), &t) == -1) {
+			known = jobtype_known();
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown job type%s%s%s (known: %s)",
+					json_is_string(v) ? " '" : "",
+					json_is_string(v) ? json_string_value(v) : "",
+					json_is_string(v) ? "'" : "", known);
+			free(known);
 			return -1;
 		}
+		spec->type = t.type;
+		if (t.source == JOBTYPE_FROM_HANDLER)
+			return decode_handler(obj, t.handler, spec, err);
 	}
 	if (spec->type == BUILTIN_EXEC) {
 		if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
@@ -578,10 +618,11 @@ decode_job(json_t *obj, bool strict, const struct proto_job_opts *o, struct job_
 			return -1;
 		}
 	}
+	/* The type last of these: a handler's defaults and rules override. */
 	if (decode_argv(json_object_get(obj, "argv"), spec, err) == -1 ||
-	    decode_type(obj, spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, o->default_timeout, spec, err) == -1 ||
+	    decode_type(obj, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
 	    decode_workflow(obj, spec, err) == -1 ||

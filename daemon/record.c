@@ -7,6 +7,14 @@
  * record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
+ *
+ * A handler's job (doc/handlers.md) has the handler's name as its "type"
+ * and one more field, "handler": {"result_json": whether "result" is JSON
+ * text} (version 2 also had "input": base64 text or "", which version 3
+ * keeps in the job's input file, as a command's: see record.h); "result_json":
+ * whether "result" is JSON text}; the name is checked against the
+ * configuration only when the job is queued (a handler gone by then fails
+ * it: "handler removed").
  */
 #include <limits.h>
 #include <math.h>
@@ -16,7 +24,9 @@
 
 #include <taskd/protocol.h>
 
+#include "base64.h"
 #include "builtin.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "record.h"
@@ -76,7 +86,7 @@ encode_spec(const struct job_spec *s, const struct job_dep *deps, size_t ndeps, 
 {
 	json_t *o = json_object();
 
-	set(o, "type", string_or_null(builtin_name(s->type)), id);
+	set(o, "type", string_or_null(jobtype_name(s->type, s->handler)), id);
 	set(o, "argv", strv_or_null(s->argv), id);
 	set(o, "env", strv_or_null(s->env), id);
 	set(o, "cwd", string_or_null(s->cwd), id);
@@ -172,6 +182,8 @@ record_encode(const struct job *j)
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
 	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		set(o, "handler", json_pack("{s:b}", "result_json", j->res.result_json), j->id);
 	return dump(o);
 }
 
@@ -296,9 +308,10 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 
 	*why = "bad field values";
 	if (in->uid < 0 || in->uid >= UINT32_MAX || in->gid < 0 || in->gid >= UINT32_MAX ||
-	    builtin_name(in->type) == NULL || in->class < CLASS_AUTO || in->class > CLASS_IO ||
+	    (builtin_name(in->type) == NULL && in->type != JOBTYPE_HANDLER) ||
+	    in->class < CLASS_AUTO || in->class > CLASS_IO ||
 	    in->routed < CLASS_AUTO || in->routed > CLASS_IO || in->pool < POOL_NONE ||
-	    in->pool > POOL_PROCESS || in->worker < INT_MIN || in->worker > INT_MAX ||
+	    in->pool > POOL_HANDLER || in->worker < INT_MIN || in->worker > INT_MAX ||
 	    in->priority < TASKD_PRIORITY_MIN || in->priority > TASKD_PRIORITY_MAX ||
 	    in->retries < 0 || in->retries > INT_MAX || in->attempt < 1 || in->attempt > INT_MAX ||
 	    (in->attempts != NULL && !json_is_null(in->attempts) && !json_is_array(in->attempts)))
@@ -438,6 +451,36 @@ unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
 	return json_object_size(spec) == (version >= 3 ? 17u : 13u) ? 0 : -1;
 }
 
+/*
+ * A handler's job's own part, "handler": {"result_json"} (version 2: and
+ * "input", base64: decoded into spec.input, for the caller to store in the
+ * job's input file). 0 if there is none, 1 if there is, -1 if it is bad.
+ */
+static int
+decode_handler_part(json_t *o, int version, struct job *j)
+{
+	json_t *h = json_object_get(o, "handler");
+	const char *input = "";
+	json_error_t jerr;
+	int result_json = 0;
+	size_t len;
+
+	if (h == NULL)
+		return 0;
+	if ((version >= 3 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
+					   &result_json)
+			  : json_unpack_ex(h, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
+					   "result_json", &result_json)) == -1)
+		return -1;
+	j->res.result_json = result_json;
+	if (*input == '\0')
+		return 1;
+	if (base64_decode(input, strlen(input), &j->spec.input, &len) == -1 || len == 0)
+		return -1;
+	j->spec.input_bytes = len;
+	return 1;
+}
+
 /* Version 2 and 3: exactly the fields record_encode writes (in that version). */
 static int
 decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
@@ -450,6 +493,7 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	json_int_t version_, restarted = 0;
 	double suspended = 0;
 	json_error_t jerr;
+	int handler;
 
 	*why = "bad fields";
 	*array = 0;
@@ -465,7 +509,11 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	    json_unpack_ex(o, &jerr, 0, "{s:o,s:I,s:F}", "array", &arr, "restarted_from",
 			   &restarted, "suspended_for", &suspended) == -1)
 		return -1;
-	if (json_object_size(o) != (version >= 3 ? 18u : 15u) || restarted < 0 ||
+	*why = "bad handler fields";
+	if ((handler = decode_handler_part(o, version, j)) == -1)
+		return -1;
+	*why = "bad fields";
+	if (json_object_size(o) != (version >= 3 ? 18u : 15u) + (size_t)handler || restarted < 0 ||
 	    !time_ok(suspended) || (arr != NULL && !json_is_null(arr) &&
 				    (!json_is_integer(arr) || json_integer_value(arr) <= 0)))
 		return -1;
@@ -492,19 +540,27 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	    (r.status = status_parse(status)) < 0 || take_result(&r, &j->res) == -1)
 		return -1;
 	*why = "bad names";
-	in.type = builtin_lookup(type);
+	/* Not a built-in's name: a handler's (the caller checks the record says so). */
+	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.routed = config_class_parse(routed);
 	in.pool = json_is_null(pool) ? POOL_NONE
 		  : !json_is_string(pool) ? -1
 		  : strcmp(json_string_value(pool), "thread") == 0 ? POOL_THREAD
-		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS : -1;
-	if (in.type < 0 || in.class < 0 || in.routed < 0 || in.pool < 0)
+		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS
+		  : strcmp(json_string_value(pool), "handler") == 0 ? POOL_HANDLER : -1;
+	if (in.class < 0 || in.routed < 0 || in.pool < 0)
 		return -1;
 	if (take_job(&in, j, why) == -1)
 		return -1;
+	if (in.type == JOBTYPE_HANDLER)
+		j->spec.handler = xstrdup(type);
+	/* A handler's part, and a handler's name as type, go together. */
+	*why = in.type == JOBTYPE_HANDLER ? "bad names" : "a handler's record with a built-in type";
+	if (*array == 0 && (in.type == JOBTYPE_HANDLER) != (handler == 1))
+		return -1;
 	*why = "bad spec";
-	if (*array == 0 && take_spec3(&in3, &j->spec) == -1)
+	if (*array == 0 && version >= 3 && take_spec3(&in3, &j->spec) == -1)
 		return -1;
 	j->restarted_from = (uint64_t)restarted;
 	j->suspended_for = suspended;
@@ -659,11 +715,12 @@ decode_array(json_t *o, struct job_array *a, const char **why)
 	*why = "bad spec";
 	if (unpack_spec(spec, (int)version, &in, &in3, &type, &cls, &deps) == -1)
 		return -1;
-	in.type = builtin_lookup(type);
+	/* Not a built-in's name: a handler's (checked when its jobs are queued). */
+	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.attempt = 1;
 	in.route_key = "";
-	if (in.type < 0 || in.class < 0)
+	if (in.class < 0)
 		return -1;
 	/* The spec through a job, with the checks a job's record gets. */
 	j = job_new();
@@ -673,6 +730,8 @@ decode_array(json_t *o, struct job_array *a, const char **why)
 		job_free(j);
 		return -1;
 	}
+	if (in.type == JOBTYPE_HANDLER)
+		j->spec.handler = xstrdup(type);
 	a->spec = j->spec;
 	memset(&j->spec, 0, sizeof j->spec);
 	job_free(j);

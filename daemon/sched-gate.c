@@ -60,7 +60,7 @@ gate_heap(struct sched *s, struct job *j)
 {
 	if (j->gates_passed < j->ngates)
 		return j->gates[j->gates_passed]->waiting;
-	return s->queue[sched_class_queue(j)];
+	return sched_queue_of(s, j);
 }
 
 static void pump(struct sched *s, struct gate *g);
@@ -80,7 +80,7 @@ gate_enter(struct sched *s, struct job *j)
 		g->held++;
 		j->gates_passed++;
 	}
-	jobq_push(s->queue[sched_class_queue(j)], j);
+	jobq_push(sched_queue_of(s, j), j);
 }
 
 /* Let jobs through g while it is open. */
@@ -136,7 +136,7 @@ gate_unqueue(struct sched *s, struct job *j)
 	struct jobq *q = gate_heap(s, j);
 	bool at_gate = j->gates_passed < j->ngates;
 
-	if (j->qidx < jobq_len(q)) {
+	if (q != NULL && j->qidx < jobq_len(q)) {
 		jobq_remove(q, j);
 		if (at_gate)
 			s->gated--;
@@ -172,10 +172,30 @@ passed_index(const struct job *j, const struct gate *g)
 	return -1;
 }
 
+/* The jobs of q that passed g: appended to *back. */
+static void
+passed_in(struct jobq *q, const struct gate *g, struct job ***back, size_t *n, size_t *cap)
+{
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < jobq_len(q); i++) {
+		j = jobq_at(q, i);
+		if (passed_index(j, g) < 0)
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*back = xreallocarray(*back, *cap, sizeof **back);
+		}
+		(*back)[(*n)++] = j;
+	}
+}
+
 /*
  * g closed (paused, removed) or shrank: the jobs past it that have not
  * started go back to wait at it, and pump lets through again what fits.
- * They are in the class queues (a named queue is a job's last gate).
+ * They are in the class or handler queues (a named queue is a job's last
+ * gate).
  */
 static void
 settle(struct sched *s, struct gate *g)
@@ -187,20 +207,13 @@ settle(struct sched *s, struct gate *g)
 	if (g->held == g->running)
 		return;
 	for (q = 0; q < NQUEUES; q++) {
-		for (i = 0; i < s->queue[q]->len; i++) {
-			j = s->queue[q]->heap[i];
-			if (passed_index(j, g) < 0)
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				back = xreallocarray(back, cap, sizeof *back);
-			}
-			back[n++] = j;
-		}
+		passed_in(s->queue[q], g, &back, &n, &cap);
+		for (i = 0; i < s->nhq; i++)
+			passed_in(s->hq[i].q[q], g, &back, &n, &cap);
 	}
 	for (i = 0; i < n; i++) {
 		j = back[i];
-		jobq_remove(s->queue[sched_class_queue(j)], j);
+		jobq_remove(sched_queue_of(s, j), j);
 		k = passed_index(j, g);
 		leave(s, j, k, false);
 		jobq_push(g->waiting, j);

@@ -1,6 +1,6 @@
 /*
  * Private to the files of the scheduler: sched.c (routing, the class
- * queues, dispatch, finishing runs), sched-gate.c (named queues and array
+ * queues and the handlers' queues, dispatch, finishing runs), sched-gate.c (named queues and array
  * limits: the gates a job passes before its class queue, gate.h) and
  * sched-suspend.c (suspending running jobs, and the cpu slots they give
  * back and take again). Loop thread only.
@@ -14,14 +14,20 @@
 
 #include "sched.h"
 
-struct jobq {
-	struct job **heap;
-	size_t len;
-	size_t cap;
-};
-
 /* One queue per pool: a flood of one class never holds up the other. */
 enum { Q_CPU, Q_IO, NQUEUES };
+
+/*
+ * The queues of one handler's jobs, by the class they were routed to: a
+ * handler whose workers are not up (starting, in backoff) holds up only
+ * its own jobs. Kept while the handler is configured; a handler removed
+ * by a reload fails its queued jobs ("handler removed").
+ */
+struct hqueue {
+	char *name;
+	struct jobq *q[NQUEUES];
+	struct sched_fair fair[NQUEUES];
+};
 
 struct gate;
 
@@ -45,6 +51,10 @@ struct sched {
 	void *retry_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
+	struct hpool *hpool;     /* handler workers, or NULL */
+	int cpu_slots;           /* cpu slots, commands and handlers together (0: the pool's size) */
+	struct hqueue *hq;       /* nhq of them */
+	size_t nhq;
 
 	/* cpu slots (sched-suspend.c): one per worker the pool may have */
 	size_t cpu_used;     /* held by running jobs (job.slots_held, --slots) */
@@ -58,7 +68,9 @@ struct sched {
 };
 
 /* sched.c */
-int sched_class_queue(const struct job *j); /* Q_CPU or Q_IO: where it queues once past its gates */
+int sched_class_queue(const struct job *j); /* Q_CPU or Q_IO: the class it was routed to */
+/* The queue j waits in once past its gates: its class's, or its handler's for that class. */
+struct jobq *sched_queue_of(struct sched *s, const struct job *j);
 size_t sched_cpu_slots(const struct sched *s); /* the pool's max_workers, 0 without a pool */
 /* The cpu slots j takes: its --slots, at most all of them (a reload may shrink the pool). */
 size_t sched_slots_of(const struct sched *s, const struct job *j);

@@ -22,6 +22,7 @@
 
 #include "builtin.h"
 #include "job.h"
+#include "jobtype.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -406,6 +407,95 @@ full_job(void)
 	return j;
 }
 
+/* A version 3 record made a version 2 one: without what version 3 added. */
+static json_t *
+as_v2(const char *text)
+{
+	json_t *o = json_loads(text, 0, NULL), *spec = json_object_get(o, "spec");
+	static const char *const top[] = { "array", "restarted_from", "suspended_for" };
+	static const char *const sp[] = { "unique", "queue", "slots", "input_bytes" };
+	size_t i;
+
+	json_object_set_new(o, "v", json_integer(2));
+	for (i = 0; i < nitems(top); i++)
+		json_object_del(o, top[i]);
+	for (i = 0; i < nitems(sp); i++)
+		json_object_del(spec, sp[i]);
+	return o;
+}
+
+/*
+ * A handler's job: its type by name, a JSON result, pool "handler"; its
+ * input in its file (input_bytes), as a command's. A version 2 record held
+ * the input itself (base64): it comes back decoded, for the caller to store.
+ */
+static void
+test_handler_job(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text, *cause = NULL, *t;
+	json_t *o;
+	int version;
+	uint64_t array;
+
+	(void)state;
+	j->spec.type = JOBTYPE_HANDLER;
+	j->spec.handler = xstrdup("thumb");
+	j->spec.input_bytes = 2;
+	j->pool = POOL_HANDLER;
+	j->res.result = xstrdup("{\"w\":320}");
+	j->res.result_json = true;
+	text = round_trip(j);
+	back = record_decode(j->id, "scheduled", text, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "thumb");
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_null(back->spec.input);
+	assert_int_equal(back->pool, POOL_HANDLER);
+	assert_true(back->res.result_json);
+	assert_string_equal(back->res.result, "{\"w\":320}");
+	job_free(back);
+	/* Version 2: the input in the record, base64. */
+	o = as_v2(text);
+	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "aGk=", "result_json", 1));
+	t = json_dumps(o, JSON_COMPACT);
+	back = record_decode(j->id, "queued", t, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 2);
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_memory_equal(back->spec.input, "hi", 2);
+	assert_true(back->res.result_json);
+	job_free(back);
+	free(t);
+	/* ... and its input must be base64. */
+	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "a!", "result_json", 1));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
+	free(cause);
+	cause = NULL;
+	free(t);
+	json_decref(o);
+	/* A type no built-in has, without the handler part: refused. */
+	o = json_loads(text, 0, NULL);
+	json_object_del(o, "handler");
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
+	free(cause);
+	cause = NULL;
+	free(t);
+	/* The handler part on a built-in's record: refused. */
+	json_object_set_new(json_object_get(o, "spec"), "type", json_string("exec"));
+	json_object_set_new(o, "handler", json_pack("{s:b}", "result_json", 0));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
+	free(cause);
+	free(t);
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
 /* Every field of a version 2 record comes back as it was. */
 static void
 test_v2_round_trip(void **state)
@@ -569,6 +659,7 @@ main(void)
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_v2_round_trip),
+	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_v2_refused),
 	    cmocka_unit_test(test_restore),
 	};
