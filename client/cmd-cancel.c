@@ -1,11 +1,12 @@
 /*
- * taskctl cancel ID... | --label K=V... [--name N]
+ * taskctl cancel ID... | --label K=V... [--name N] [--array A]
  *
  * The cancels go out pipelined; results are printed in argument order:
  * "17 cancelled" (it was queued) or "17 cancelling" (running: SIGTERM
  * sent, final state comes later). Every id is tried; if any was
- * rejected the exit code is 4. With --label/--name the daemon cancels
- * every matching unfinished job the caller may see, in one request.
+ * rejected the exit code is 4. With --label/--name/--array the daemon
+ * cancels every matching unfinished job the caller may see, in one request
+ * (a suspended one is continued, then stopped like a running one).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"label", required_argument, NULL, TASKCTL_OPT_LABEL},
 	    {"name", required_argument, NULL, TASKCTL_OPT_NAME},
+	    {"array", required_argument, NULL, TASKCTL_OPT_ARRAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

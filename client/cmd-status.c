@@ -9,8 +9,9 @@
  *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
  *	processes:  mode dynamic  min 1  max 8
  *
- * then tables of the process pool's workers and of the router, and the
- * counters, each only when the daemon reports any.
+ * then tables of the named queues, the process pool's workers, the
+ * handlers and the router, and the counters, each only when the daemon
+ * reports any.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,34 @@ print_workers(const json_t *workers)
 		           fmt_age(buf, now - fmt_unix_time(json_object_get(w, "started_at"))));
 	}
 	printf("\nworkers:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
+/* The configuration's queues (and removed ones that still have jobs). */
+static void
+print_queues(const json_t *queues)
+{
+	static const char *const headers[] = {"QUEUE", "SLOTS", "RUNNING", "QUEUED", "STATE", NULL};
+	const json_t *q;
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(queues) == 0)
+		return;
+	t = table_new(headers, "lrrrl");
+	for (i = 0; i < json_array_size(queues); i++) {
+		q = json_array_get(queues, i);
+		table_cell_scalar(t, json_object_get(q, "name"));
+		table_cell_scalar(t, json_object_get(q, "slots"));
+		table_cell_scalar(t, json_object_get(q, "running"));
+		table_cell_scalar(t, json_object_get(q, "queued"));
+		table_cell(t, "%s", json_is_true(json_object_get(q, "removed"))
+		                        ? "removed (its jobs wait)"
+		                        : json_is_true(json_object_get(q, "paused")) ? "paused"
+		                                                                    : "open");
+	}
+	printf("\nqueues:\n");
 	table_print(t, stdout);
 	table_free(t);
 }
@@ -248,6 +277,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_queues(json_object_get(st, "queues"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));
 	print_router(json_object_get(st, "router"));

@@ -25,23 +25,29 @@ static const struct taskctl_cmd commands[] = {
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
      "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
+     "[--unique KEY] [--queue NAME] [--slots N] [--array START-END[:STEP][%MAX]] "
      "[--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
-    {"list", "[--state S] [--label K=V]... [--name N] [--limit N]", "list jobs", cmd_list},
-    {"show", "ID", "show every field of a job", cmd_show},
-    {"wait", "ID... | --label K=V... [--name N]",
+    {"list", "[--state S] [--label K=V]... [--name N] [--array A] [--limit N]", "list jobs",
+     cmd_list},
+    {"show", "ID | --array A", "show every field of a job, or an array's counts", cmd_show},
+    {"wait", "ID... | --label K=V... [--name N] [--array A]",
      "wait for jobs to finish, exit with the first failure's code", cmd_wait},
     {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
-    {"cancel", "ID... | --label K=V... [--name N]", "cancel jobs", cmd_cancel},
-    {"clean", "[--state S]... [--label K=V]... [--name N] [--before DURATION]",
+    {"cancel", "ID... | --label K=V... [--name N] [--array A]", "cancel jobs", cmd_cancel},
+    {"restart", "ID... | --state S... [--label K=V]... [--name N] [--array A]",
+     "run finished jobs again as new jobs", cmd_restart},
+    {"clean", "[--state S]... [--label K=V]... [--name N] [--array A] [--before DURATION]",
      "remove finished jobs and their output (--before 1h: finished over an hour ago)",
      cmd_clean},
     {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",
      "print job state changes live, until interrupted (--json: JSON Lines)", cmd_events},
-    {"pause", "[--class cpu|io] [ID...]",
-     "stop starting jobs (all or one class), or hold queued jobs", cmd_pause},
-    {"resume", "[--class cpu|io] [ID...]", "start jobs again, or release held jobs", cmd_resume},
+    {"pause", "[--class cpu|io | --queue NAME] [ID...]",
+     "stop starting jobs (all, a class, a queue), or hold queued / suspend running jobs",
+     cmd_pause},
+    {"resume", "[--class cpu|io | --queue NAME] [ID...]",
+     "start jobs again, or release held / continue suspended jobs", cmd_resume},
     {"priority", "ID N", "change the priority of a job that has not started", cmd_priority},
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
@@ -295,7 +301,7 @@ taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
 static const char *const job_states[] = {
     TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
     TASKD_STATE_PAUSED,  TASKD_STATE_DONE,      TASKD_STATE_FAILED,  TASKD_STATE_TIMEOUT,
-    TASKD_STATE_CANCELLED, TASKD_STATE_LOST,
+    TASKD_STATE_CANCELLED, TASKD_STATE_LOST, TASKD_STATE_SUSPENDED,
 };
 
 int
@@ -309,17 +315,30 @@ taskctl_valid_state(const char *s)
 	return 0;
 }
 
+/* --array ID: "array" in req (a selector, or show's array). -1 or an exit code. */
+int
+taskctl_parse_array(struct taskctl *ctx, json_t *req, const char *arg)
+{
+	json_int_t id;
+
+	if (taskctl_parse_id(ctx, arg, &id) == -1)
+		return TASKD_EXIT_USAGE;
+	json_object_set_new(req, "array", json_integer(id));
+	return -1;
+}
+
 /*
  * The arguments of a command that takes job ids or a selection (wait,
- * cancel; opts is its option table, with TASKCTL_OPT_LABEL/NAME):
- * --label/--name into sel ("labels", "name"), else the ids into ids (room
- * for argc). -1 or an exit code.
+ * cancel, restart; opts is its option table, with TASKCTL_OPT_LABEL, NAME,
+ * ARRAY, STATE): --label/--name/--array/--state into sel ("labels", "name",
+ * "array", "states"), else the ids into ids (room for argc). -1 or an exit
+ * code.
  */
 int
 taskctl_parse_selection(struct taskctl *ctx, const struct option *opts, int argc, char **argv,
                         json_t *sel, json_int_t *ids)
 {
-	json_t *name;
+	json_t *name, *states;
 	int c, rc, i;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -330,12 +349,22 @@ taskctl_parse_selection(struct taskctl *ctx, const struct option *opts, int argc
 			if ((name = json_string(optarg)) == NULL)
 				return taskctl_usage_error(ctx, "name is not valid UTF-8");
 			json_object_set_new(sel, "name", name);
+		} else if (c == TASKCTL_OPT_ARRAY) {
+			if ((rc = taskctl_parse_array(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == TASKCTL_OPT_STATE) {
+			if (!taskctl_valid_state(optarg))
+				return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
+			if ((states = json_object_get(sel, "states")) == NULL)
+				json_object_set_new(sel, "states", states = json_array());
+			json_array_append_new(states, json_string(optarg));
 		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
 			return rc;
 		}
 	}
 	if (json_object_size(sel) > 0 && optind < argc)
-		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+		return taskctl_usage_error(ctx, "give job ids or a selection (--label, --name, "
+		                           "--array, --state), not both");
 	if (json_object_size(sel) == 0 && optind >= argc)
 		return taskctl_usage_error(ctx, "missing job id");
 	for (i = optind; i < argc; i++)

@@ -57,8 +57,9 @@ int taskctl_parse_ids(struct taskctl *, int, char **, json_int_t *);
 int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
 int taskctl_parse_label(struct taskctl *, json_t *, const char *);
-/* Option codes of --label and --name for taskctl_parse_selection. */
-enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME };
+int taskctl_parse_array(struct taskctl *, json_t *, const char *);
+/* Option codes of --label, --name, --array, --state for taskctl_parse_selection. */
+enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME, TASKCTL_OPT_ARRAY, TASKCTL_OPT_STATE };
 int taskctl_parse_selection(struct taskctl *, const struct option *, int, char **, json_t *,
                             json_int_t *);
 int taskctl_valid_state(const char *);
@@ -147,12 +148,15 @@ int cmd_bench(struct taskctl *, int, char **);
 int cmd_pause(struct taskctl *, int, char **);
 int cmd_resume(struct taskctl *, int, char **);
 int cmd_priority(struct taskctl *, int, char **);
+int cmd_restart(struct taskctl *, int, char **);
 
 /* cmd-pause.c: pause and resume share their parsing (op is TASKD_OP_PAUSE or _RESUME). */
 int cmd_pause_resume(struct taskctl *, const char *, int, char **);
 
 /* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
 int cmd_wait_exit_code(const json_t *);
+/* `wait --array A`: every job of the array, printed as they end; wait's exit code. */
+int cmd_wait_array(struct taskctl *, json_int_t);
 void cmd_wait_print_line(const json_t *);
 /* The job's result on stdout (a string as it is, else JSON on one line); 0 if it has none. */
 int cmd_wait_print_result(const json_t *);
