@@ -696,7 +696,8 @@ load_queues(struct loader *ld, const config_setting_t *list)
 	unsigned int n = (unsigned int)config_setting_length(list), i, k;
 	struct config *cfg = ld->cfg;
 
-	if (!config_setting_is_list(list))
+	/* (An empty [] is an array to libconfig: no queues all the same.) */
+	if (!config_setting_is_list(list) && !(config_setting_is_array(list) && n == 0))
 		return fail(ld, file, config_setting_source_line(list),
 			    "queues: expected a list ( { name = \"...\"; slots = N; }, ... )");
 	if (n > CONFIG_MAX_QUEUES)

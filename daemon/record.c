@@ -524,6 +524,7 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 		if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:I,s:o}", "priority", &in.priority,
 				   "deps", &deps) == -1)
 			return -1;
+		in.argv = in.env = in.cwd = in.name = json_null();
 	} else if (unpack_spec(spec, version, &in, &in3, &type, &cls, &deps) == -1) {
 		return -1;
 	}

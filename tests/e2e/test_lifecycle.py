@@ -12,8 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (E2ETestCase, Daemon, NOBODY, ctl_as_nobody, wait_for,  # noqa: E402
-                     jobs_of, main)
+from harness import (E2ETestCase, Daemon, NOBODY, as_nobody, ctl_as_nobody,  # noqa: E402
+                     wait_for, jobs_of, main)
 
 IO = {"class": "io"}
 SLEEP = {"type": "sleep", "class": "io"}
@@ -575,28 +575,6 @@ class RestartTest(E2ETestCase):
         n.ok({"op": "resume", "job": q})
         self.assertEqual(n.wait_job(w)["state"], "done")
         n.cancel(s)
-
-
-# Requests as another user: a client process with uid/gid nobody.
-NOBODY_CLIENT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-reqs = json.loads(sys.argv[2])
-s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
-f = s.makefile("rb")
-print(json.dumps([json.loads(f.readline()) for _ in reqs]))
-"""
-
-
-def as_nobody(d, *reqs):
-    """Send reqs as uid nobody on one connection; the list of responses."""
-    p = subprocess.run(["/usr/bin/python3", "-c", NOBODY_CLIENT, d.sock, json.dumps(list(reqs))],
-                       capture_output=True, text=True, timeout=60, cwd="/",
-                       stdin=subprocess.DEVNULL, user=NOBODY, group=NOBODY, extra_groups=[])
-    if p.returncode != 0:
-        raise AssertionError("client as nobody failed: %s%s" % (p.stdout, p.stderr))
-    return json.loads(p.stdout)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")
