@@ -18,7 +18,10 @@
 #include "filter.h"
 #include "job.h"
 #include "life.h"
+#include "http.h"
 #include "log.h"
+#include "monitor.h"
+#include "notify.h"
 #include "persist.h"
 #include "proto.h"
 #include "sched.h"
@@ -1310,30 +1313,11 @@ static void
 op_metrics(struct taskd *td, struct client *c, struct request *req)
 {
 	struct evbuffer *out = evbuffer_new();
-	struct tpool_stats ts;
-	char labels[64];
 	json_t *text;
-	int st;
 
 	if (out == NULL)
 		fatalx("out of memory (evbuffer)");
-	stats_to_prometheus(out);
-	for (st = 0; st < JOB_NSTATES; st++) {
-		snprintf(labels, sizeof labels, "{state=\"%s\"}", job_state_name(st));
-		stats_gauge(out, "jobs", labels, (double)jobs_count(td->jobs, st),
-			    st == 0 ? "jobs in the table by state" : NULL);
-	}
-	stats_gauge(out, "queue_pending", NULL, (double)sched_pending(td->sched),
-		    "jobs waiting to run");
-	tpool_stats(td->tpool, &ts);
-	stats_gauge(out, "thread_pool_threads", NULL, ts.threads, "pool threads alive");
-	stats_gauge(out, "thread_pool_busy", NULL, ts.busy, "pool threads running a job");
-	stats_gauge(out, "thread_pool_max", NULL, ts.max, "thread_pool.max_threads");
-	stats_gauge(out, "clients", NULL, server_nclients(td->server), "connected clients");
-	stats_gauge(out, "subscribers", NULL, (double)events_subscribers(td->events),
-		    "connections subscribed to job events");
-	stats_gauge(out, "uptime_seconds", NULL, now_unix() - td->started_at,
-		    "seconds since taskd started");
+	monitor_render(td, out, METRICS_PROMETHEUS);
 	text = json_stringn((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out));
 	evbuffer_free(out);
 	reply_ok(c, req->id, json_pack("{s:o}", "text", text));
@@ -1366,6 +1350,10 @@ ctl_max_clients(const struct config *cfg)
 		return cfg->limits.max_clients;
 	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
 	reserve = 9L * cfg->thread_pool.max_threads + 4L * ctl_ppool_config(cfg).max_workers + 64;
+	/* Notification commands run like jobs; an HTTP request holds up to 3 (http.c). */
+	reserve += 9L * NOTIFY_THREADS + WEBHOOK_INFLIGHT;
+	if (cfg->http.listen != NULL)
+		reserve += 3L * cfg->http.max_connections;
 	room = (long)rl.rlim_cur - reserve;
 	if (room < 16)
 		room = 16;
@@ -1432,6 +1420,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
+	char *cause_http = NULL;
 
 	if (td->config_path == NULL) {
 		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
@@ -1459,6 +1448,11 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 			  td->cfg->limits.stall_timeout);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
+	notify_configure(td->notify);
+	if (http_reconfigure(td->http, &cause_http) == -1) {
+		log_warnx("reload: %s (the old token stays)", cause_http);
+		free(cause_http);
+	}
 	STATS_INC(reloads);
 	return 0;
 }

@@ -134,6 +134,7 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->notify);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
@@ -534,6 +535,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
 	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
+	json_object_set_new(o, "notify", str_or_null(j->spec.notify));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,
@@ -627,6 +629,8 @@ job_record(const struct job *j)
 	if (s->labels.n > 0)
 		json_object_set_new(json_object_get(o, "spec"), "labels",
 				    labels_to_json(&s->labels));
+	if (s->notify != NULL)
+		json_object_set_new(json_object_get(o, "spec"), "notify", json_string(s->notify));
 	json_object_set_new(o, "life", life_record(j));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -702,6 +706,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	sp.env = strv_from_json(env, &ok);
 	sp.cwd = str_from_json(cwd);
 	sp.name = str_from_json(name);
+	sp.notify = str_from_json(json_object_get(json_object_get(o, "spec"), "notify"));
 	labels = json_object_get(json_object_get(o, "spec"), "labels");
 	if (labels != NULL && labels_from_json(labels, "labels", &sp.labels, &err) == -1)
 		ok = false;

@@ -25,9 +25,12 @@
 #include "ctl.h"
 #include "events.h"
 #include "exec.h"
+#include "http.h"
 #include "job.h"
 #include "life.h"
 #include "log.h"
+#include "monitor.h"
+#include "notify.h"
 #include "ppool.h"
 #include "persist.h"
 #include "sched.h"
@@ -350,6 +353,7 @@ static void
 setup(void)
 {
 	struct tpool_config tc = ctl_tpool_config(&cfg);
+	char *cause = NULL;
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -378,10 +382,16 @@ setup(void)
 	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
 	td.life = life_new(td.base, td.jobs, td.sched);
 	start_ppool();
+	/* Before recovery: jobs a restart lost count, and are notified of. */
+	monitor_watch(td.jobs);
+	td.notify = notify_new(td.base, td.jobs, &cfg);
 	recover();
 	td.events = events_new(td.jobs);
 	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
 	td.started_at = now_unix();
+	td.http = http_new(&td, &cause);
+	if (td.http == NULL && cause != NULL)
+		fatalx("%s", cause);
 }
 
 int
@@ -418,15 +428,18 @@ main(int argc, char **argv)
 	log_info("taskd stopped");
 	event_free(status_ev);
 	sd_done();
+	http_free(td.http);
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	notify_free(td.notify);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);
 	store_close(td.store);
 	life_free(td.life);
 	sched_free(td.sched);
+	monitor_unwatch(td.jobs);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);

@@ -59,6 +59,7 @@
 #include "clock.h"
 #include "log.h"
 #include "ppool.h"
+#include "stats.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -349,6 +350,7 @@ spawn_worker(struct ppool *pp)
 		return -1;
 	}
 	worker_new(pp, sv[0], pidfd, pid, index);
+	STATS_INC(workers_spawned);
 	log_debug("ppool: worker %d started (pid %d)", index, (int)pid);
 	return 0;
 }
@@ -478,6 +480,8 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 	if (p == 0)
 		return; /* still running (polling without a pidfd) */
 	msg = death_reason(w, status, p == w->pid);
+	if (w->state != W_EXITING && !w->killed)
+		STATS_INC(worker_deaths);
 	if (w->state == W_STARTING ||
 	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
 		failed_start(pp, msg);

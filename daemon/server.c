@@ -122,7 +122,8 @@ bind_socket(int fd, const struct sockaddr_un *sun, mode_t mode, char **cause)
 	rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
 	if (rc == -1 && errno == EADDRINUSE) {
 		if (socket_alive(sun)) {
-			xasprintf(cause, "another taskd is already running on %s", sun->sun_path);
+			xasprintf(cause, "another taskd (or another program) is already running on %s",
+				  sun->sun_path);
 			umask(old);
 			return -1;
 		}
@@ -184,24 +185,34 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	return srv;
 }
 
-struct server *
-server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
+int
+server_bind_unix(const char *path, mode_t mode, char **cause)
 {
 	struct sockaddr_un sun;
-	struct server *srv;
 	int fd;
 
 	if (fill_addr(&sun, path, cause) == -1)
-		return NULL;
+		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		xasprintf(cause, "socket: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	if (bind_socket(fd, &sun, mode, cause) == -1) {
 		close(fd);
-		return NULL;
+		return -1;
 	}
+	return fd;
+}
+
+struct server *
+server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
+{
+	struct server *srv;
+	int fd;
+
+	if ((fd = server_bind_unix(path, mode, cause)) == -1)
+		return NULL;
 	srv = serve_fd(base, fd, path, true, cause);
 	if (srv == NULL) {
 		close(fd);
@@ -640,25 +651,15 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void
-server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		 void *arg)
+static struct client *
+add_client(struct server *srv, int fd, uid_t uid, gid_t gid, pid_t pid)
 {
-	struct server *srv = arg;
-	struct ucred cred;
-	socklen_t len = sizeof cred;
-	struct client *c;
+	struct client *c = xcalloc(1, sizeof *c);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		log_warn("SO_PEERCRED");
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof *c);
 	c->srv = srv;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	c->pid = cred.pid;
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = pid;
 	c->fd = fd;
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
@@ -670,8 +671,35 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
 	srv->nclients++;
 	STATS_INC(connections);
-	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
 	update_accepting(srv);
+	return c;
+}
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		 void *arg)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	add_client(arg, fd, cred.uid, cred.gid, cred.pid);
+	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
+}
+
+int
+server_add_local(struct server *srv, uid_t uid, gid_t gid)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	add_client(srv, sv[0], uid, gid, getpid());
+	return sv[1];
 }
 
 /*

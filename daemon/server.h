@@ -22,6 +22,12 @@ typedef void (*server_close_fn)(struct client *c, void *arg);
  * only if nothing answers on it. On error returns NULL and sets *cause.
  */
 struct server *server_new(struct event_base *base, const char *path, mode_t mode, char **cause);
+/*
+ * A listening-ready unix socket bound at path with mode (a stale socket
+ * file is replaced, a live one is an error): its descriptor, or -1 with
+ * *cause. server_new serves on one; the HTTP endpoint uses it too.
+ */
+int server_bind_unix(const char *path, mode_t mode, char **cause);
 /* Serve on an already listening socket (socket activation); its file is never removed. */
 struct server *server_adopt(struct event_base *base, int fd, char **cause);
 const char *server_path(const struct server *srv);
@@ -34,6 +40,14 @@ void server_stop_listening(struct server *srv);
 /* Flush what can be flushed, close every client, free. */
 void server_free(struct server *srv);
 int server_nclients(const struct server *srv);
+
+/*
+ * A client from inside the daemon, acting as uid/gid (the HTTP endpoint
+ * runs the read-only ops through it, so they answer exactly as on the
+ * socket): one end of a socketpair is served like an accepted connection,
+ * the other is returned (non-blocking, close-on-exec), or -1 with errno.
+ */
+int server_add_local(struct server *srv, uid_t uid, gid_t gid);
 
 void server_client_send(struct client *c, const char *data, size_t len);
 /*
