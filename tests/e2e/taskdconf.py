@@ -32,11 +32,14 @@ def render_value(v):
         return r if ("." in r or "e" in r) else r + ".0"
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)  # libconfig: same escapes for our values
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(render_value(x) for x in v) + " ]"
     raise TypeError("unsupported config value %r" % (v,))
 
 
 def render(cfg, source):
-    """A dict of (nested dicts of) scalars → libconfig text, headed "# written by SOURCE"."""
+    """A dict of (nested dicts of) scalars or lists of scalars → libconfig text, headed
+    "# written by SOURCE"."""
     lines = ["# written by " + source]
     for k, v in cfg.items():
         if isinstance(v, dict):
