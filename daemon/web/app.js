@@ -117,6 +117,20 @@
     recent = [id].concat(recent.filter((x) => x !== id)).slice(0, RECENT_MAX);
   }
 
+  // A row flashes once when it appears (re-inserting it must not replay that).
+  function newRow(cells) {
+    const tr = el("tr", null, "new");
+    tr.addEventListener("animationend", () => tr.classList.remove("new"), { once: true });
+    for (let i = 0; i < cells; i++) tr.appendChild(el("td"));
+    return tr;
+  }
+
+  function setRows(tb, rows) {
+    const cur = tb.children;
+    if (cur.length === rows.length && rows.every((r, i) => cur[i] === r)) return;
+    tb.replaceChildren(...rows);
+  }
+
   function place(j) {
     if (j.state === "running") {
       running.add(j.id);
@@ -143,14 +157,21 @@
       j.exit_code = ev.exit_code;
       j.signal = ev.signal;
       j.error = ev.error;
+      j.wall = undefined;
     }
     place(j);
+    // Its run's figures (wall time, pid) come with its job object.
+    if (FINAL.has(ev.state) || ev.state === "running") wanted.add(ev.id);
     if (jobView && jobView.id === ev.id) scheduleJobView();
     scheduleRender();
   }
 
   // Details (command, pid, timings) of jobs on screen, a batch at a time.
   async function fetchWanted() {
+    // Only what is on screen: a burst of jobs scrolls most of them away unseen.
+    Array.from(wanted).forEach((id) => {
+      if (!running.has(id) && !recent.includes(id)) wanted.delete(id);
+    });
     if (wanted.size === 0) return;
     const ids = Array.from(wanted).slice(0, 50);
     ids.forEach((id) => wanted.delete(id));
@@ -346,9 +367,8 @@
       const j = jobs.get(id) || { id: id };
       let tr = rows.get(id);
       if (!tr) {
-        tr = el("tr", null, "new");
+        tr = newRow(5);
         tr.dataset.id = id;
-        for (let i = 0; i < 5; i++) tr.appendChild(el("td"));
         tr.children[0].appendChild(jobLink(id));
         tr.children[1].className = "cmd";
       }
@@ -358,7 +378,7 @@
       tr.children[4].textContent = j.started_at ? duration(t - j.started_at) : "";
       out.push(tr);
     });
-    tb.replaceChildren(...out);
+    setRows(tb, out);
     $("running-none").classList.toggle("hidden", ids.length > 0);
   }
 
@@ -370,21 +390,20 @@
       const j = jobs.get(id) || { id: id };
       let tr = rows.get(id);
       if (!tr) {
-        tr = el("tr", null, "new");
+        tr = newRow(6);
         tr.dataset.id = id;
-        for (let i = 0; i < 6; i++) tr.appendChild(el("td"));
         tr.children[0].appendChild(jobLink(id));
         tr.children[1].className = "cmd";
       }
       tr.children[1].textContent = label(j);
-      tr.children[2].replaceChildren(badge(j.state));
+      if (tr.children[2].textContent !== j.state) tr.children[2].replaceChildren(badge(j.state));
       tr.children[3].textContent =
         j.exit_code !== null && j.exit_code !== undefined ? j.exit_code : j.signal ? "signal " + j.signal : "";
       tr.children[4].textContent = j.wall ? duration(j.wall) : "";
       tr.children[5].textContent = clock(j.finished_at);
       return tr;
     });
-    tb.replaceChildren(...out);
+    setRows(tb, out);
     $("recent-none").classList.toggle("hidden", out.length > 0);
   }
 
