@@ -72,6 +72,9 @@ struct notify {
 	struct deliveries inflight;
 	size_t nwaiting, ninflight;
 	struct event *hook_ev;         /* the next due delivery */
+	struct evhttp_connection **dead; /* done with: freed by the next loop iteration */
+	size_t ndead, capdead;
+	struct event *reap_ev;
 
 	struct slow *ring;             /* runs by start time (FIFO) */
 	size_t head, len, cap;
@@ -316,6 +319,33 @@ retryable(int code)
 	return code == 0 || code == 408 || code == 429 || code >= 500;
 }
 
+/*
+ * evhttp may still use a connection when a request's callback returns, and
+ * frees it itself only on some paths (not after a failed connect): free
+ * each one ourselves, once its callback has returned.
+ */
+static void
+conn_bury(struct notify *n, struct evhttp_connection *c)
+{
+	if (n->ndead == n->capdead) {
+		n->capdead = n->capdead ? n->capdead * 2 : 8;
+		n->dead = xreallocarray(n->dead, n->capdead, sizeof *n->dead);
+	}
+	n->dead[n->ndead++] = c;
+	event_active(n->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void
+notify_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct notify *n = arg;
+
+	(void)fd;
+	(void)what;
+	while (n->ndead > 0)
+		evhttp_connection_free(n->dead[--n->ndead]);
+}
+
 static void
 hook_done_cb(struct evhttp_request *req, void *arg)
 {
@@ -325,7 +355,8 @@ hook_done_cb(struct evhttp_request *req, void *arg)
 
 	TAILQ_REMOVE(&n->inflight, d, entry);
 	n->ninflight--;
-	d->conn = NULL; /* freed by evhttp once this returns (free on completion) */
+	conn_bury(n, d->conn);
+	d->conn = NULL;
 	if (code >= 200 && code < 300) {
 		n->hook_ok++;
 		delivery_free(d);
@@ -375,7 +406,6 @@ hook_send(struct notify *n, struct delivery *d)
 	d->attempt++;
 	TAILQ_INSERT_TAIL(&n->inflight, d, entry);
 	n->ninflight++;
-	evhttp_connection_free_on_completion(d->conn);
 	if (evhttp_make_request(d->conn, req, EVHTTP_REQ_POST, n->url.target) == -1) {
 		/* The request is freed by evhttp; hook_done_cb was not called. */
 		TAILQ_REMOVE(&n->inflight, d, entry);
@@ -635,7 +665,8 @@ notify_new(struct event_base *base, struct jobs *js, const struct config *cfg)
 	n->pool = tpool_new(base, &tc);
 	n->hook_ev = evtimer_new(base, notify_hook_cb, n);
 	n->slow_ev = evtimer_new(base, notify_slow_cb, n);
-	if (n->hook_ev == NULL || n->slow_ev == NULL)
+	n->reap_ev = event_new(base, -1, 0, notify_reap_cb, n);
+	if (n->hook_ev == NULL || n->slow_ev == NULL || n->reap_ev == NULL)
 		fatalx("notify: cannot create timers");
 	hook_configure(n);
 	n->observer.changed = notify_job_cb;
@@ -685,6 +716,9 @@ notify_free(struct notify *n)
 	jobs_unobserve(n->jobs, &n->observer);
 	/* Waits for the cancelled commands; their done callbacks free them. */
 	tpool_free(n->pool);
+	notify_reap_cb(-1, 0, n);
+	free(n->dead);
+	event_free(n->reap_ev);
 	event_free(n->hook_ev);
 	event_free(n->slow_ev);
 	if (n->dns != NULL)
