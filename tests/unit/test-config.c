@@ -837,8 +837,8 @@ test_failed_load_no_leak(void **state)
 		"socket = \"/tmp/a.sock\";\nstate_dir = \"/tmp/s\";\nthread_pool = { max_threads = 0; };\n",
 		"state_dir = \"/tmp/s\";\nsocket = \"/tmp/a.sock\";\nthread_pool = { min_threads = 99; };\n",
 		"socket = \"/tmp/a.sock\";\nstate_dir = ;\n",
-		"jobs = { on_finish = [ \"a\", \"b\" ]; webhook = \"http://h/x\"; };\n"
-		"http = { listen = \"127.0.0.1:1\"; token_file = \"/t\"; timeout = 0; };\n",
+		("jobs = { on_finish = [ \"a\", \"b\" ]; webhook = \"http://h/x\"; };\n"
+		 "http = { listen = \"127.0.0.1:1\"; token_file = \"/t\"; timeout = 0; };\n"),
 	};
 	char *path;
 	size_t before, after, round;

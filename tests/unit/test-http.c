@@ -54,8 +54,8 @@ test_listen(void **state)
 		"", "9181", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
 		"127.0.0.1:80x", "host:80", "::1:80", "[::1", "[::1]x", "[]:80", "[1.2.3.4]:80x",
 		"relative.sock",
-		"/a/very/long/path/that/does/not/fit/in/a/sockaddr_un/because/it/is/longer/than/"
-		"one/hundred/and/seven/bytes/x.sock",
+		("/a/very/long/path/that/does/not/fit/in/a/sockaddr_un/because/it/is/longer/than/"
+		 "one/hundred/and/seven/bytes/x.sock"),
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why = NULL;
