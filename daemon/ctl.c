@@ -490,6 +490,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "paused", paused_json(td));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
+	json_object_set_new(r, "http", http_address(td->http) != NULL
+				       ? json_string(http_address(td->http)) : json_null());
 	reply_ok(c, req->id, r);
 }
 

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const RECENT_MAX = 50;
+  const RECENT_MAX = 20;
   const RUNNING_SHOWN = 200;
   const CHART_SECONDS = 120;
   const TAIL_BYTES = 65536;
@@ -179,9 +179,14 @@
       const r = await api("/api/jobs?limit=0&" + ids.map((id) => "id=" + id).join("&"));
       r.jobs.forEach((j) => {
         const known = jobs.get(j.id);
-        // An event may be newer than this answer: keep its state.
-        if (known && known.state && FINAL.has(known.state) && !FINAL.has(j.state)) {
-          j.state = known.state;
+        // The job ended after this answer was made (its event came first): take
+        // what does not change, and ask again for its final figures.
+        if (known && FINAL.has(known.state) && !FINAL.has(j.state)) {
+          ["argv", "type", "name", "class", "routed", "pool", "cwd", "labels"].forEach((k) => {
+            known[k] = j[k];
+          });
+          wanted.add(j.id);
+          return;
         }
         merge(j);
       });

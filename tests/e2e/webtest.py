@@ -10,15 +10,11 @@ test_dashboard, test_notify). Standard library only.
 import http.client
 import json
 import os
-import re
 import secrets
 import socket
 import time
 
 from harness import wait_for
-
-ADDR_RE = re.compile(r"http: serving on (\S+)")
-
 
 def free_port():
     """A TCP port free on 127.0.0.1 right now (for programs that need one given)."""
@@ -58,8 +54,8 @@ def start_http_daemon(case, token=True, extra=None, **kw):
 
 
 def attach_http(d, token):
-    addr = wait_for(lambda: ADDR_RE.search(d.log_text()), 10, what="the http address in the log")
-    host, _, port = addr.group(1).rpartition(":")
+    addr = d.status()["http"]
+    host, _, port = addr.rpartition(":")
     d.http = (host.strip("[]"), int(port))
     d.token = token
     return d
