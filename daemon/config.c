@@ -132,7 +132,10 @@ static const struct key keys[] = {
 
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
+	{ "limits.max_clients_per_user", K_INT, OFF(limits.max_clients_per_user), 0, 1000000, NULL,
+	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
+	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
 
 	{ "jobs.on_finish", K_STRV, OFF(jobs.on_finish), 1, CONFIG_MAX_ON_FINISH, NULL, NULL },
 	{ "jobs.webhook", K_URL, OFF(jobs.webhook), 0, 0, NULL, NULL },
@@ -205,7 +208,9 @@ config_defaults(struct config *cfg)
 
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
+	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
+	cfg->limits.idle_timeout = 300;
 
 	cfg->jobs.notify_timeout = 60;
 
@@ -790,6 +795,22 @@ check_orders(struct loader *ld)
 	return 0;
 }
 
+/*
+ * limits.idle_timeout is checked once a second and logs --follow asks every
+ * 0.2 s: below 1 s it would cut clients that are busy. 0 turns it off.
+ */
+static int
+check_idle_timeout(struct loader *ld)
+{
+	const config_setting_t *s = config_lookup(ld->lc, "limits.idle_timeout");
+	double v = ld->cfg->limits.idle_timeout;
+
+	if (v == 0 || v >= 1 || s == NULL)
+		return 0;
+	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+		    "limits.idle_timeout: must be 0 (never) or at least 1 second, not %g", v);
+}
+
 /* A listen address that is not loopback only with http.allow_remote. */
 static int
 check_http(struct loader *ld)
@@ -848,6 +869,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = walk(&ld, config_root_setting(&lc), NULL);
 	if (rc == 0)
 		rc = check_orders(&ld);
+	if (rc == 0)
+		rc = check_idle_timeout(&ld);
 	if (rc == 0)
 		rc = check_http(&ld);
 	config_destroy(&lc);

@@ -72,7 +72,9 @@ struct config {
 	struct {
 		uint64_t max_frame; /* bytes */
 		int max_clients;
+		int max_clients_per_user; /* per uid but root and taskd's own, 0 = no limit */
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
+		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 	} limits;
 
 	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */

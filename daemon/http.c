@@ -588,8 +588,10 @@ op_start(struct http *h, struct hconn *hc, struct evhttp_request *req, json_t *r
 	}
 	fd = server_add_local(h->td->server, hc->uid, hc->gid);
 	if (fd == -1) {
-		log_warn("http: socketpair");
-		reply_error(h, hc, req, 503, TASKD_ERR_INTERNAL, "out of descriptors");
+		reply_error(h, hc, req, 503, TASKD_ERR_TOO_MANY,
+			    errno == EMFILE ? "taskd has too many connections (limits.max_clients, "
+					      "limits.max_clients_per_user): try again later"
+					    : "cannot open a connection to taskd's ops");
 		return;
 	}
 	r = xcalloc(1, sizeof *r);
