@@ -14,3 +14,15 @@ clock_tv_seconds(const struct timeval *tv)
 {
 	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
+
+struct timeval
+clock_timeval(double sec)
+{
+	struct timeval tv;
+
+	if (!(sec > 0))
+		sec = 0;
+	tv.tv_sec = (time_t)sec;
+	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+	return tv;
+}

@@ -887,19 +887,6 @@ config_load(const char *path, struct config *cfg, char **cause)
 }
 
 static bool
-strv_equal(char **a, char **b)
-{
-	size_t i;
-
-	if (a == NULL || b == NULL)
-		return a == b;
-	for (i = 0; a[i] != NULL && b[i] != NULL; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return a[i] == b[i];
-}
-
-static bool
 key_equal(const struct key *k, const struct config *a, const struct config *b)
 {
 	const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;

@@ -868,8 +868,7 @@ apply_limits(struct http *h, const struct config *cfg)
 	h->timeout = cfg->http.timeout;
 	h->allow_remote = cfg->http.allow_remote;
 	h->anonymous_ok = h->token != NULL || geteuid() != 0;
-	tv.tv_sec = (time_t)h->timeout;
-	tv.tv_usec = (suseconds_t)((h->timeout - (double)tv.tv_sec) * 1e6);
+	tv = clock_timeval(h->timeout);
 	evhttp_set_timeout_tv(h->eh, &tv);
 }
 
@@ -1067,21 +1066,16 @@ http_metrics(struct http *h, struct metrics_out *m)
 
 	if (h == NULL)
 		return;
-	metrics_family(m, "taskd_http_connections", METRIC_GAUGE, NULL,
-		       "open connections to the HTTP endpoint");
-	metrics_sample(m, NULL, h->nconns);
-	metrics_family(m, "taskd_http_streams", METRIC_GAUGE, NULL,
-		       "open event streams (dashboards)");
-	metrics_sample(m, NULL, h->nstreams);
+	metrics_gauge(m, "taskd_http_connections", "open connections to the HTTP endpoint",
+		      h->nconns);
+	metrics_gauge(m, "taskd_http_streams", "open event streams (dashboards)", h->nstreams);
 	metrics_family(m, "taskd_http_responses", METRIC_COUNTER, NULL,
 		       "HTTP answers by status class");
 	for (i = 1; i < 6; i++)
 		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "code", classes[i],
 						      NULL), h->codes[i]);
-	metrics_family(m, "taskd_http_evicted", METRIC_COUNTER, NULL,
-		       "idle connections closed to make room (http.max_connections)");
-	metrics_sample_uint(m, NULL, h->evicted);
-	metrics_family(m, "taskd_http_refused", METRIC_COUNTER, NULL,
-		       "connections refused from remote peers (http.allow_remote false)");
-	metrics_sample_uint(m, NULL, h->refused);
+	metrics_counter(m, "taskd_http_evicted",
+			"idle connections closed to make room (http.max_connections)", h->evicted);
+	metrics_counter(m, "taskd_http_refused",
+			"connections refused from remote peers (http.allow_remote false)", h->refused);
 }

@@ -360,6 +360,20 @@ metrics_sample_histogram(struct metrics_out *m, const char *labels, const struct
 }
 
 void
+metrics_gauge(struct metrics_out *m, const char *name, const char *help, double value)
+{
+	metrics_family(m, name, METRIC_GAUGE, NULL, help);
+	metrics_sample(m, NULL, value);
+}
+
+void
+metrics_counter(struct metrics_out *m, const char *name, const char *help, uint64_t value)
+{
+	metrics_family(m, name, METRIC_COUNTER, NULL, help);
+	metrics_sample_uint(m, NULL, value);
+}
+
+void
 metrics_close(struct metrics_out *m)
 {
 	if (m->fmt == METRICS_OPENMETRICS)

@@ -83,6 +83,9 @@ void metrics_sample_uint(struct metrics_out *m, const char *labels, uint64_t val
 /* The buckets, sum and count of one histogram of the current family. */
 void metrics_sample_histogram(struct metrics_out *m, const char *labels,
 			      const struct histogram *h);
+/* A family of one unlabelled sample: a gauge, a counter. */
+void metrics_gauge(struct metrics_out *m, const char *name, const char *help, double value);
+void metrics_counter(struct metrics_out *m, const char *name, const char *help, uint64_t value);
 /* Ends the exposition (# EOF for OpenMetrics). */
 void metrics_close(struct metrics_out *m);
 

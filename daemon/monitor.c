@@ -136,20 +136,6 @@ monitor_store_fsync(double seconds)
 
 /* ---- rendering ---- */
 
-static void
-gauge(struct metrics_out *m, const char *name, const char *help, double v)
-{
-	metrics_family(m, name, METRIC_GAUGE, NULL, help);
-	metrics_sample(m, NULL, v);
-}
-
-static void
-counter(struct metrics_out *m, const char *name, const char *help, uint64_t v)
-{
-	metrics_family(m, name, METRIC_COUNTER, NULL, help);
-	metrics_sample_uint(m, NULL, v);
-}
-
 /* The plain counters of stats.h; jobs started and finished come by class instead. */
 static void
 render_counters(struct metrics_out *m)
@@ -159,7 +145,7 @@ render_counters(struct metrics_out *m)
 
 #define X(name, help)                                                                              \
 	if (strcmp(#name, "jobs_started") != 0 && strcmp(#name, "jobs_finished") != 0)             \
-		counter(m, "taskd_" #name, help, stats.name);
+		metrics_counter(m, "taskd_" #name, help, stats.name);
 	TASKD_COUNTERS(X)
 #undef X
 	metrics_family(m, "taskd_jobs_started", METRIC_COUNTER, NULL,
@@ -186,10 +172,22 @@ render_counters(struct metrics_out *m)
 						      NULL), mon.routed[c]);
 }
 
+/* A gauge with one sample per class, cpu and io. */
+static void
+by_class(struct metrics_out *m, const char *name, const char *help, const double v[2])
+{
+	char labels[32];
+
+	metrics_family(m, name, METRIC_GAUGE, NULL, help);
+	metrics_sample(m, metrics_labels(labels, sizeof labels, "class", "cpu", NULL), v[0]);
+	metrics_sample(m, metrics_labels(labels, sizeof labels, "class", "io", NULL), v[1]);
+}
+
 static void
 render_jobs(struct taskd *td, struct metrics_out *m)
 {
-	static const enum job_class classes[] = { CLASS_CPU, CLASS_IO };
+	static const enum job_class classes[2] = { CLASS_CPU, CLASS_IO };
+	double queued[2], paused[2], running[2];
 	char labels[96];
 	size_t i;
 	int st;
@@ -199,25 +197,17 @@ render_jobs(struct taskd *td, struct metrics_out *m)
 		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "state",
 						      job_state_name(st), NULL),
 				    jobs_count(td->jobs, st));
-	gauge(m, "taskd_queue_pending", "jobs waiting to run", (double)sched_pending(td->sched));
-	metrics_family(m, "taskd_queue_jobs", METRIC_GAUGE, NULL,
-		       "jobs in the run queue of each class");
-	for (i = 0; i < 2; i++)
-		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "class",
-						      config_class_name(classes[i]), NULL),
-				    sched_pending_class(td->sched, classes[i]));
-	metrics_family(m, "taskd_queue_paused", METRIC_GAUGE, NULL,
-		       "1 while starting jobs of the class is paused");
-	for (i = 0; i < 2; i++)
-		metrics_sample(m, metrics_labels(labels, sizeof labels, "class",
-						 config_class_name(classes[i]), NULL),
-			       sched_paused(td->sched, classes[i]) ? 1 : 0);
-	metrics_family(m, "taskd_running_jobs", METRIC_GAUGE, NULL,
-		       "jobs running in the process pool (cpu) and the thread pool (io)");
-	for (i = 0; i < 2; i++)
-		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "class",
-						      config_class_name(classes[i]), NULL),
-				    sched_running_class(td->sched, classes[i]));
+	metrics_gauge(m, "taskd_queue_pending", "jobs waiting to run",
+		      (double)sched_pending(td->sched));
+	for (i = 0; i < 2; i++) {
+		queued[i] = (double)sched_pending_class(td->sched, classes[i]);
+		paused[i] = sched_paused(td->sched, classes[i]) ? 1 : 0;
+		running[i] = (double)sched_running_class(td->sched, classes[i]);
+	}
+	by_class(m, "taskd_queue_jobs", "jobs in the run queue of each class", queued);
+	by_class(m, "taskd_queue_paused", "1 while starting jobs of the class is paused", paused);
+	by_class(m, "taskd_running_jobs",
+		 "jobs running in the process pool (cpu) and the thread pool (io)", running);
 }
 
 static void
@@ -268,24 +258,24 @@ render_pools(struct taskd *td, struct metrics_out *m)
 	for (i = 0; i < 3; i++)
 		metrics_sample(m, metrics_labels(labels, sizeof labels, "state", wstates[i], NULL),
 			       counts[i]);
-	gauge(m, "taskd_process_pool_max_workers", "process_pool.max_workers (resolved)",
+	metrics_gauge(m, "taskd_process_pool_max_workers", "process_pool.max_workers (resolved)",
 	      td->ppool != NULL ? pc.max_workers : 0);
-	gauge(m, "taskd_process_pool_spawn_failures",
+	metrics_gauge(m, "taskd_process_pool_spawn_failures",
 	      "worker starts that failed in a row (0 once one starts)",
 	      pj != NULL ? (double)json_integer_value(json_object_get(pj, "spawn_failures")) : 0);
-	gauge(m, "taskd_process_pool_backoff_seconds",
+	metrics_gauge(m, "taskd_process_pool_backoff_seconds",
 	      "delay before the next worker start after failures (0: none)",
 	      pj != NULL ? json_number_value(json_object_get(pj, "backoff")) : 0);
 	json_decref(pj);
 
 	tpool_stats(td->tpool, &ts);
-	gauge(m, "taskd_thread_pool_threads", "pool threads alive", ts.threads);
-	gauge(m, "taskd_thread_pool_busy", "pool threads running a job", ts.busy);
-	gauge(m, "taskd_thread_pool_idle", "pool threads waiting for a job", ts.idle);
-	gauge(m, "taskd_thread_pool_max", "thread_pool.max_threads", ts.max);
-	gauge(m, "taskd_thread_pool_queued", "tasks handed to the pool, not yet picked up",
+	metrics_gauge(m, "taskd_thread_pool_threads", "pool threads alive", ts.threads);
+	metrics_gauge(m, "taskd_thread_pool_busy", "pool threads running a job", ts.busy);
+	metrics_gauge(m, "taskd_thread_pool_idle", "pool threads waiting for a job", ts.idle);
+	metrics_gauge(m, "taskd_thread_pool_max", "thread_pool.max_threads", ts.max);
+	metrics_gauge(m, "taskd_thread_pool_queued", "tasks handed to the pool, not yet picked up",
 	      ts.queued);
-	counter(m, "taskd_thread_pool_completed", "tasks the pool threads completed",
+	metrics_counter(m, "taskd_thread_pool_completed", "tasks the pool threads completed",
 		ts.completed);
 }
 
@@ -300,14 +290,14 @@ monitor_render(struct taskd *td, struct evbuffer *out, enum metrics_format f)
 	metrics_family(&m, "taskd_build", METRIC_INFO, NULL, "the version of taskd running");
 	metrics_sample(&m, metrics_labels(labels, sizeof labels, "version", TASKD_VERSION, NULL),
 		       1);
-	gauge(&m, "taskd_uptime_seconds", "seconds since taskd started",
+	metrics_gauge(&m, "taskd_uptime_seconds", "seconds since taskd started",
 	      now_unix() - td->started_at);
 	render_counters(&m);
 	render_jobs(td, &m);
 	render_histograms(&m);
 	render_pools(td, &m);
-	gauge(&m, "taskd_clients", "connected clients", server_nclients(td->server));
-	gauge(&m, "taskd_subscribers", "connections subscribed to job events",
+	metrics_gauge(&m, "taskd_clients", "connected clients", server_nclients(td->server));
+	metrics_gauge(&m, "taskd_subscribers", "connections subscribed to job events",
 	      (double)events_subscribers(td->events));
 	notify_metrics(td->notify, &m);
 	http_metrics(td->http, &m);

@@ -96,18 +96,6 @@ mono(void)
 	return clock_now(CLOCK_MONOTONIC);
 }
 
-static struct timeval
-tv_of(double sec)
-{
-	struct timeval tv;
-
-	if (sec < 0)
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /* A notification could not be queued: count it, warn now and then. */
 static void
 dropped(struct notify *n, uint64_t *counter, const char *what, uint64_t job)
@@ -438,7 +426,7 @@ hook_pump(struct notify *n)
 	}
 	evtimer_del(n->hook_ev);
 	if (n->ninflight < WEBHOOK_INFLIGHT && (d = TAILQ_FIRST(&n->waiting)) != NULL) {
-		tv = tv_of(d->due - now);
+		tv = clock_timeval(d->due - now);
 		evtimer_add(n->hook_ev, &tv);
 	}
 }
@@ -562,7 +550,7 @@ slow_arm(struct notify *n)
 	evtimer_del(n->slow_ev);
 	if (n->len == 0 || n->cfg->jobs.slow_log <= 0)
 		return;
-	tv = tv_of(n->ring[n->head].started + n->cfg->jobs.slow_log - mono());
+	tv = clock_timeval(n->ring[n->head].started + n->cfg->jobs.slow_log - mono());
 	evtimer_add(n->slow_ev, &tv);
 }
 
@@ -732,34 +720,35 @@ notify_free(struct notify *n)
 void
 notify_metrics(struct notify *n, struct metrics_out *m)
 {
+	const struct {
+		const char *kind, *outcome;
+		const uint64_t *n;
+	} outcomes[] = {
+		{ "command", "ok", &n->cmd_ok },
+		{ "command", "failed", &n->cmd_failed },
+		{ "command", "dropped", &n->cmd_dropped },
+		{ "webhook", "ok", &n->hook_ok },
+		{ "webhook", "failed", &n->hook_failed },
+		{ "webhook", "dropped", &n->hook_dropped },
+	};
 	char labels[64];
+	size_t i;
 
-	if (n == NULL)
-		return;
 	metrics_family(m, "taskd_notifications", METRIC_COUNTER, NULL,
 		       "notifications of ended jobs, by kind and outcome");
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "command", "outcome",
-					      "ok", NULL), n->cmd_ok);
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "command", "outcome",
-					      "failed", NULL), n->cmd_failed);
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "command", "outcome",
-					      "dropped", NULL), n->cmd_dropped);
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "webhook", "outcome",
-					      "ok", NULL), n->hook_ok);
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "webhook", "outcome",
-					      "failed", NULL), n->hook_failed);
-	metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind", "webhook", "outcome",
-					      "dropped", NULL), n->hook_dropped);
+	for (i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
+		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "kind",
+						      outcomes[i].kind, "outcome",
+						      outcomes[i].outcome, NULL),
+				    *outcomes[i].n);
 	metrics_family(m, "taskd_notifications_queued", METRIC_GAUGE, NULL,
 		       "notifications waiting or in progress, by kind");
 	metrics_sample(m, metrics_labels(labels, sizeof labels, "kind", "command", NULL),
 		       (double)(n->nqueued + n->nrunning));
 	metrics_sample(m, metrics_labels(labels, sizeof labels, "kind", "webhook", NULL),
 		       (double)(n->nwaiting + n->ninflight));
-	metrics_family(m, "taskd_webhook_retries", METRIC_COUNTER, NULL,
-		       "webhook posts attempted again after a failure");
-	metrics_sample_uint(m, NULL, n->hook_retries);
-	metrics_family(m, "taskd_jobs_slow", METRIC_COUNTER, NULL,
-		       "runs logged for lasting longer than jobs.slow_log");
-	metrics_sample_uint(m, NULL, n->slow_jobs);
+	metrics_counter(m, "taskd_webhook_retries", "webhook posts attempted again after a failure",
+			n->hook_retries);
+	metrics_counter(m, "taskd_jobs_slow", "runs logged for lasting longer than jobs.slow_log",
+			n->slow_jobs);
 }

@@ -131,18 +131,6 @@ mono(void)
 	return clock_now(CLOCK_MONOTONIC);
 }
 
-static struct timeval
-tv_of(double sec)
-{
-	struct timeval tv;
-
-	if (!(sec > 0))
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /* --- sizing (pure) ---------------------------------------------------- */
 
 static int
@@ -293,7 +281,7 @@ static struct pworker *
 worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 {
 	struct pworker *w = xcalloc(1, sizeof *w);
-	struct timeval poll_tv = tv_of(PPOOL_NOPIDFD_POLL);
+	struct timeval poll_tv = clock_timeval(PPOOL_NOPIDFD_POLL);
 
 	w->pp = pp;
 	w->fd = fd;
@@ -713,7 +701,7 @@ grow(struct ppool *pp, int n)
 	if (now < pp->next_spawn) {
 		wait = pp->next_spawn - now;
 		if (!evtimer_pending(pp->ev_backoff, NULL)) {
-			struct timeval tv = tv_of(wait);
+			struct timeval tv = clock_timeval(wait);
 
 			evtimer_add(pp->ev_backoff, &tv);
 		}
@@ -876,7 +864,7 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	}
 	if (sigqueue(w->pid, SIGUSR1, v) == -1)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
-	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
+	tv = clock_timeval(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
 	evtimer_add(w->ev_cancel, &tv);
 }
 

@@ -2,6 +2,7 @@
 #ifndef TASKD_XMALLOC_H
 #define TASKD_XMALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *xmalloc(size_t size);
@@ -16,5 +17,7 @@ char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char **strv_dup(char *const *v);
 size_t strv_len(char *const *v);
 void strv_free(char **v);
+/* Same strings in the same order (NULL equals only NULL). */
+bool strv_equal(char *const *a, char *const *b);
 
 #endif

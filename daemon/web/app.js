@@ -361,55 +361,46 @@
     setText("rate", rates.length ? rates[rates.length - 1].toFixed(1) : "0");
   }
 
-  function renderRunning() {
-    const tb = $("running");
-    const ids = Array.from(running).sort((a, b) => a - b).slice(0, RUNNING_SHOWN);
+  // One row per job id in tb (made once, kept while the job stays), cells
+  // filled by fill(row, job); "none" is shown when there is no row.
+  function renderJobRows(tb, ids, ncells, none, fill) {
     const rows = new Map();
     Array.from(tb.children).forEach((tr) => rows.set(Number(tr.dataset.id), tr));
-    const t = now();
-    const out = [];
-    ids.forEach((id) => {
-      const j = jobs.get(id) || { id: id };
+    const out = ids.map((id) => {
       let tr = rows.get(id);
       if (!tr) {
-        tr = newRow(5);
+        tr = newRow(ncells);
         tr.dataset.id = id;
         tr.children[0].appendChild(jobLink(id));
         tr.children[1].className = "cmd";
       }
-      tr.children[1].textContent = label(j);
-      tr.children[2].textContent = j.routed || j.class || "";
-      tr.children[3].textContent = j.pid || "";
-      tr.children[4].textContent = j.started_at ? duration(t - j.started_at) : "";
-      out.push(tr);
-    });
-    setRows(tb, out);
-    $("running-none").classList.toggle("hidden", ids.length > 0);
-  }
-
-  function renderRecent() {
-    const tb = $("recent");
-    const rows = new Map();
-    Array.from(tb.children).forEach((tr) => rows.set(Number(tr.dataset.id), tr));
-    const out = recent.map((id) => {
       const j = jobs.get(id) || { id: id };
-      let tr = rows.get(id);
-      if (!tr) {
-        tr = newRow(6);
-        tr.dataset.id = id;
-        tr.children[0].appendChild(jobLink(id));
-        tr.children[1].className = "cmd";
-      }
       tr.children[1].textContent = label(j);
-      if (tr.children[2].textContent !== j.state) tr.children[2].replaceChildren(badge(j.state));
-      tr.children[3].textContent =
-        j.exit_code !== null && j.exit_code !== undefined ? j.exit_code : j.signal ? "signal " + j.signal : "";
-      tr.children[4].textContent = j.wall ? duration(j.wall) : "";
-      tr.children[5].textContent = clock(j.finished_at);
+      fill(tr.children, j);
       return tr;
     });
     setRows(tb, out);
-    $("recent-none").classList.toggle("hidden", out.length > 0);
+    $(none).classList.toggle("hidden", out.length > 0);
+  }
+
+  function renderRunning() {
+    const ids = Array.from(running).sort((a, b) => a - b).slice(0, RUNNING_SHOWN);
+    const t = now();
+    renderJobRows($("running"), ids, 5, "running-none", (c, j) => {
+      c[2].textContent = j.routed || j.class || "";
+      c[3].textContent = j.pid || "";
+      c[4].textContent = j.started_at ? duration(t - j.started_at) : "";
+    });
+  }
+
+  function renderRecent() {
+    renderJobRows($("recent"), recent, 6, "recent-none", (c, j) => {
+      if (c[2].textContent !== j.state) c[2].replaceChildren(badge(j.state));
+      c[3].textContent = j.exit_code !== null && j.exit_code !== undefined ? j.exit_code
+        : j.signal ? "signal " + j.signal : "";
+      c[4].textContent = j.wall ? duration(j.wall) : "";
+      c[5].textContent = clock(j.finished_at);
+    });
   }
 
   function render() {
