@@ -41,6 +41,7 @@ struct run_spec {
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
 	gid_t gid;
+	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
 struct run_result {
@@ -94,7 +95,9 @@ bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system c
 void run_execute(struct run *r);
 
 /*
- * Run a command: posix_spawn in its own process group, stdin /dev/null,
+ * Run a command: posix_spawn in its own session (so its own process group
+ * too, with the command's pid as its id), recorded at spec.track_path until
+ * reaped, stdin /dev/null,
  * stdout/stderr through pipes into the output files capped at max_output,
  * wait for its own pid (pidfd + wait4, never waitpid(-1)), enforce timeout
  * and cancel. argv[0] is looked up in PATH from spec.env.
@@ -118,9 +121,10 @@ int exec_runas_main(int argc, char **argv);
 
 /*
  * Spawn attributes for a child of the daemon: empty signal mask, every
- * catchable signal back to its default, and (own_group) a process group of its own.
+ * catchable signal back to its default, and (own_session) a session of its
+ * own, which makes it the leader of a new process group too.
  */
-int exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group);
+int exec_spawn_attrs(posix_spawnattr_t *attr, bool own_session);
 
 /* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
 int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);
