@@ -153,6 +153,24 @@ class HttpTest(E2ETestCase):
             self.assertEqual(st, 304)
             self.assertEqual(body, b"")
 
+    def test_large_answers_not_delayed(self):
+        # An answer over 16 KiB ends in a small TCP segment: without TCP_NODELAY it
+        # waits for the client's delayed ACK (40 ms) on every request of a connection.
+        import http.client
+        c = http.client.HTTPConnection(*self.d.http, timeout=10)
+        self.addCleanup(c.close)
+        times = []
+        for _ in range(9):
+            t0 = time.monotonic()
+            c.request("GET", "/app.js", headers={"Authorization": "Bearer " + self.d.token})
+            r = c.getresponse()
+            body = r.read()
+            times.append(time.monotonic() - t0)
+            self.assertEqual(r.status, 200)
+        self.assertGreater(len(body), 16384)
+        times.sort()
+        self.assertLess(times[len(times) // 2], 0.030, "median %.1f ms" % (times[4] * 1000))
+
     def test_not_found(self):
         for path in ("/nope", "/api", "/api/", "/api/nope", "/api/jobs/abc", "/api/jobs/1/nope",
                      "/api/status/x", "/../etc/passwd", "/app.js/x"):
