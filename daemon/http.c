@@ -56,6 +56,7 @@ struct hconn {
 	double since;                     /* CLOCK_MONOTONIC: accepted, or last answer sent */
 	bool busy;                        /* a request of its is being answered */
 	bool stream;                      /* ...as an event stream */
+	bool remote;                      /* the peer is not on this machine's loopback */
 	uid_t uid;
 	gid_t gid;
 	struct hreq *req;
@@ -177,8 +178,6 @@ peer_allowed(struct http *h, struct hconn *hc, int fd)
 	 * client's delayed ACK: 40 ms per request.
 	 */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-	if (h->allow_remote)
-		return true;
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		return false;
 	if (ss.ss_family == AF_INET)
@@ -187,8 +186,9 @@ peer_allowed(struct http *h, struct hconn *hc, int fd)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
 	else
 		return false;
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strncmp(host, "::ffff:127.", 11) == 0;
+	hc->remote = strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
+		     strncmp(host, "::ffff:127.", 11) != 0;
+	return !hc->remote || h->allow_remote;
 }
 
 /*
@@ -790,6 +790,14 @@ http_request_cb(struct evhttp_request *req, void *arg)
 				  "Bearer realm=\"taskd\"");
 		reply_error(h, hc, req, 401, "unauthorized",
 			    "a valid token is required (http.token_file)");
+		web_target_free(&t);
+		return;
+	}
+	/* Jobs go to other hosts only to token holders. */
+	if (t.route != WEB_METRICS && t.route != WEB_NOT_FOUND && hc->remote && h->token == NULL) {
+		reply_error(h, hc, req, 403, TASKD_ERR_FORBIDDEN,
+			    "the API and the dashboard are served to other hosts only with "
+			    "http.token_file set");
 		web_target_free(&t);
 		return;
 	}

@@ -392,6 +392,19 @@ class HttpRulesTest(E2ETestCase):
         wait_for(lambda: "the old token stays" in d.log_text(), 5, what="the warning")
         self.assertEqual(W.get(d, "/api/status", token=new)[0], 200)
 
+    def test_remote_peers(self):
+        addr = machine_address()
+        if addr is None:
+            self.skipTest("no address but loopback on this machine")
+        d = W.start_http_daemon(self, token=False, extra={"http.listen": "0.0.0.0:0",
+                                                          "http.allow_remote": True})
+        # status says 0.0.0.0:PORT: reach it through the machine's own address, not loopback.
+        d.http = (addr, d.http[1])
+        st, _, body = W.get(d, "/api/status", headers={"Host": "taskd.example"})
+        self.assertEqual(st, 403)
+        self.assertIn(b"other hosts only with http.token_file", body)
+        self.assertEqual(W.get(d, "/metrics", headers={"Host": "taskd.example"})[0], 200)
+
     def test_startup_errors(self):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
@@ -447,6 +460,19 @@ class HttpRulesTest(E2ETestCase):
         self.assertEqual(body["error"]["code"], "forbidden")
         st, body = get_as("root", "/api/jobs?limit=0")
         self.assertEqual(sorted(j["id"] for j in body["jobs"]), sorted([mine, theirs]))
+
+
+def machine_address():
+    """An IPv4 address of this machine that is not loopback, or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: it picks the outgoing address
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") else addr
 
 
 # Run as another user: GET a path over the unix socket; prints the status, then the body.
