@@ -160,7 +160,7 @@ class HttpTest(E2ETestCase):
         c = http.client.HTTPConnection(*self.d.http, timeout=10)
         self.addCleanup(c.close)
         times = []
-        for _ in range(9):
+        for _ in range(15):
             t0 = time.monotonic()
             c.request("GET", "/app.js", headers={"Authorization": "Bearer " + self.d.token})
             r = c.getresponse()
@@ -168,8 +168,9 @@ class HttpTest(E2ETestCase):
             times.append(time.monotonic() - t0)
             self.assertEqual(r.status, 200)
         self.assertGreater(len(body), 16384)
-        times.sort()
-        self.assertLess(times[len(times) // 2], 0.030, "median %.1f ms" % (times[4] * 1000))
+        # Held by Nagle, every answer waits at least the 40 ms ACK delay; without, on a
+        # busy machine too, some answer comes at once.
+        self.assertLess(min(times), 0.035, "fastest answer %.1f ms" % (min(times) * 1000))
 
     def test_not_found(self):
         for path in ("/nope", "/api", "/api/", "/api/nope", "/api/jobs/abc", "/api/jobs/1/nope",
@@ -322,13 +323,13 @@ class HttpTest(E2ETestCase):
                 closed = time.monotonic() - t0
                 break
         self.assertIsNotNone(closed, "a dripping client kept its connection for 8 s")
-        self.assertLess(closed, 4.5)
+        self.assertLess(closed, 6)  # http.timeout 2 s, checked every second, slack for load
         # A connection that says nothing at all goes the same way.
         s2 = socket.create_connection(self.d.http, timeout=10)
         self.addCleanup(s2.close)
         t0 = time.monotonic()
         self.assertEqual(s2.recv(100), b"")
-        self.assertLess(time.monotonic() - t0, 4.5)
+        self.assertLess(time.monotonic() - t0, 6)
 
     def test_thousand_idle_connections(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
