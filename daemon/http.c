@@ -22,8 +22,9 @@
 
 #include "addr.h"
 #include "clock.h"
-#include "ctl.h"
+#include "taskd.h"
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
@@ -961,7 +962,7 @@ http_new(struct taskd *td, char **cause)
 		free(h);
 		return NULL;
 	}
-	fd = h->addr.is_unix ? server_bind_unix(h->addr.path, cfg->http.socket_mode, cause)
+	fd = h->addr.is_unix ? listen_bind(h->addr.path, cfg->http.socket_mode, cause)
 			     : bind_tcp(&h->addr, cause);
 	if (fd == -1) {
 		free(h->token);

@@ -6,7 +6,7 @@
 
 #include <taskd/protocol.h>
 
-#include "ctl.h"
+#include "taskd.h"
 #include "events.h"
 #include "http.h"
 #include "job.h"
@@ -238,7 +238,7 @@ static void
 render_pools(struct taskd *td, struct metrics_out *m)
 {
 	static const char *const wstates[] = { "starting", "idle", "busy" };
-	struct ppool_config pc = ctl_ppool_config(td->cfg);
+	struct ppool_config pc = taskd_ppool_config(td->cfg);
 	struct ppool_state ps = { 0 };
 	struct tpool_stats ts;
 	json_t *pj = NULL;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "builtin.h"
 #include "router.h"
 #include "xmalloc.h"
 
@@ -137,6 +138,25 @@ router_learn(struct router *rt, const char *key, double cpu, double wall)
 	}
 	e->samples++;
 	TAILQ_INSERT_HEAD(&rt->entries, e, lru);
+}
+
+enum job_class
+router_route(struct router *rt, const struct job_spec *spec, char *key, size_t len)
+{
+	router_key(spec->name, builtin_name(spec->type), spec->argv, key, len);
+	return spec->class != CLASS_AUTO ? spec->class : router_decide(rt, key);
+}
+
+void
+router_learn_run(struct router *rt, const char *key, const struct run_result *r)
+{
+	/*
+	 * cpu / (wall - time spent waiting for a CPU): a CPU-bound job on a
+	 * busy machine is still CPU-bound, it just queued for the cores.
+	 */
+	if (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT)
+		router_learn(rt, key, r->cpu_user + r->cpu_sys,
+			     r->wall - (r->runq_wait < r->wall ? r->runq_wait : 0));
 }
 
 size_t

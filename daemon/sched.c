@@ -1,11 +1,12 @@
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "builtin.h"
+#include "leftover.h"
 #include "log.h"
+#include "output.h"
 #include "ppool.h"
 #include "monitor.h"
 #include "router.h"
@@ -332,16 +333,9 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	char path[4096];
-
-	if (j->spec.type != BUILTIN_EXEC || j->started_at <= 0)
-		return;
-	snprintf(path, sizeof path, "%s/%llu.out", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	snprintf(path, sizeof path, "%s/%llu.err", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
+	/* Only a command that started has output files. */
+	if (j->spec.type == BUILTIN_EXEC && j->started_at > 0)
+		output_remove(s->jobs_dir, j->id);
 }
 
 static void
@@ -395,21 +389,6 @@ check_idle(struct sched *s)
 		s->idle_cb(s->idle_arg);
 }
 
-/* What the job measured teaches the router about its kind. */
-static void
-learn(struct sched *s, const struct job *j)
-{
-	const struct run_result *r = &j->res;
-
-	/*
-	 * cpu / (wall - time spent waiting for a CPU): a CPU-bound job on a
-	 * busy machine is still CPU-bound, it just queued for the cores.
-	 */
-	if (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT)
-		router_learn(s->router, j->route_key, r->cpu_user + r->cpu_sys,
-			     r->wall - (r->runq_wait < r->wall ? r->runq_wait : 0));
-}
-
 /* A run came back from either pool: move its result into the job and finish it. */
 static void
 run_finished(struct sched *s, struct run *r, int worker)
@@ -428,7 +407,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
-	learn(s, j);
+	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
 	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
@@ -461,12 +440,6 @@ run_task_cb(struct tpool_task *t)
 	run_execute((struct run *)t);
 }
 
-static char *
-output_path(struct sched *s, uint64_t id, const char *ext)
-{
-	return xprintf("%s/%llu.%s", s->jobs_dir, (unsigned long long)id, ext);
-}
-
 static struct run *
 make_run(struct sched *s, struct job *j)
 {
@@ -478,11 +451,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	if (j->spec.type == BUILTIN_EXEC) {
-		r->spec.out_path = output_path(s, j->id, "out");
-		r->spec.err_path = output_path(s, j->id, "err");
+		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
+		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
 		if (s->live_dir != NULL)
-			r->spec.track_path =
-			    xprintf("%s/job-%llu", s->live_dir, (unsigned long long)j->id);
+			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
@@ -576,12 +548,9 @@ sched_enqueue(struct sched *s, struct job *j)
 void
 sched_add(struct sched *s, struct job *j)
 {
-	char key[ROUTER_KEY_MAX + 1];
 	int q;
 
-	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
-	memcpy(j->route_key, key, sizeof j->route_key);
-	j->routed = j->spec.class != CLASS_AUTO ? j->spec.class : router_decide(s->router, key);
+	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
@@ -672,6 +641,12 @@ bool
 sched_paused(const struct sched *s, enum job_class c)
 {
 	return s->paused[c == CLASS_CPU ? Q_CPU : Q_IO];
+}
+
+json_t *
+sched_paused_json(const struct sched *s)
+{
+	return json_pack("{s:b,s:b}", "cpu", s->paused[Q_CPU], "io", s->paused[Q_IO]);
 }
 
 void

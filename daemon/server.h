@@ -23,12 +23,6 @@ typedef void (*server_close_fn)(struct client *c, void *arg);
  * only if nothing answers on it. On error returns NULL and sets *cause.
  */
 struct server *server_new(struct event_base *base, const char *path, mode_t mode, char **cause);
-/*
- * A listening-ready unix socket bound at path with mode (a stale socket
- * file is replaced, a live one is an error): its descriptor, or -1 with
- * *cause. server_new serves on one; the HTTP endpoint uses it too.
- */
-int server_bind_unix(const char *path, mode_t mode, char **cause);
 /* Serve on an already listening socket (socket activation); its file is never removed. */
 struct server *server_adopt(struct event_base *base, int fd, char **cause);
 const char *server_path(const struct server *srv);

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "builtin.h"
 #include "router.h"
 
 static void
@@ -116,6 +117,80 @@ test_ignores_useless_samples(void **state)
 	router_free(rt);
 }
 
+/* router_route: an explicit class wins; auto is the decision for the job's kind. */
+static void
+test_route(void **state)
+{
+	struct router *rt = router_new(CLASS_IO, 0.5);
+	char *argv[] = { "/usr/bin/ffmpeg", "-i", "x", NULL };
+	struct job_spec spec = { .type = BUILTIN_EXEC, .argv = argv, .class = CLASS_AUTO };
+	char key[ROUTER_KEY_MAX + 1];
+
+	(void)state;
+	assert_int_equal(router_route(rt, &spec, key, sizeof key), CLASS_IO);
+	assert_string_equal(key, "ffmpeg");
+	router_learn(rt, "ffmpeg", 1.0, 1.0);
+	assert_int_equal(router_route(rt, &spec, key, sizeof key), CLASS_CPU);
+	spec.class = CLASS_IO;
+	assert_int_equal(router_route(rt, &spec, key, sizeof key), CLASS_IO);
+	assert_string_equal(key, "ffmpeg"); /* the key is set whatever the class */
+	spec.class = CLASS_CPU;
+	spec.name = "encode";
+	assert_int_equal(router_route(rt, &spec, key, sizeof key), CLASS_CPU);
+	assert_string_equal(key, "encode");
+	spec.class = CLASS_AUTO;
+	assert_int_equal(router_route(rt, &spec, key, sizeof key), CLASS_IO); /* never seen */
+	spec.name = NULL;
+	spec.type = BUILTIN_SLEEP;
+	router_route(rt, &spec, key, sizeof key);
+	assert_string_equal(key, "sleep");
+	router_free(rt);
+}
+
+/* router_learn_run: which outcomes teach, and the run-queue wait is not I/O. */
+static void
+test_learn_run(void **state)
+{
+	static const enum run_status silent[] = { RUN_CANCELLED, RUN_FAILED, RUN_LOST };
+	static const enum run_status counted[] = { RUN_EXITED, RUN_SIGNALED, RUN_TIMEOUT };
+	struct run_result r = { .cpu_user = 0.4, .cpu_sys = 0.1, .wall = 1.0 };
+	struct router *rt = router_new(CLASS_IO, 0.5);
+	json_t *t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof silent / sizeof silent[0]; i++) {
+		r.status = silent[i];
+		router_learn_run(rt, "k", &r);
+	}
+	assert_int_equal(router_size(rt), 0);
+	for (i = 0; i < sizeof counted / sizeof counted[0]; i++) {
+		r.status = counted[i];
+		router_learn_run(rt, "k", &r);
+	}
+	t = router_to_json(rt);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(t, 0), "samples")), 3);
+	assert_true(fabs(json_real_value(json_object_get(json_array_get(t, 0), "cpu_ratio")) -
+			 0.5) < 1e-9);
+	json_decref(t);
+	/* 0.5 s of CPU in 1 s, 0.5 s of it waiting for a core: all CPU. */
+	r.status = RUN_EXITED;
+	r.runq_wait = 0.5;
+	router_learn_run(rt, "busy", &r);
+	t = router_to_json(rt);
+	assert_true(fabs(json_real_value(json_object_get(json_array_get(t, 0), "cpu_ratio")) -
+			 1.0) < 1e-9);
+	json_decref(t);
+	/* A wait as long as the run itself is not believed: the plain ratio. */
+	r.runq_wait = 1.0;
+	router_learn_run(rt, "odd", &r);
+	t = router_to_json(rt);
+	assert_true(fabs(json_real_value(json_object_get(json_array_get(t, 0), "cpu_ratio")) -
+			 0.5) < 1e-9);
+	json_decref(t);
+	router_free(rt);
+}
+
 static void
 test_bounded_lru(void **state)
 {
@@ -147,6 +222,8 @@ main(void)
 		cmocka_unit_test(test_ewma),
 		cmocka_unit_test(test_ignores_useless_samples),
 		cmocka_unit_test(test_bounded_lru),
+		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_learn_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
