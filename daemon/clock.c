@@ -9,12 +9,6 @@ clock_now(clockid_t id)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-double
-clock_tv_seconds(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
-
 struct timeval
 clock_timeval(double sec)
 {
@@ -25,4 +19,10 @@ clock_timeval(double sec)
 	tv.tv_sec = (time_t)sec;
 	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
 	return tv;
+}
+
+double
+clock_tv_seconds(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }

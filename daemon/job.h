@@ -32,7 +32,7 @@ enum job_state {
 	JOB_NSTATES
 };
 
-enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
 struct job;
 
@@ -65,7 +65,9 @@ struct job_dep {
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
-	int type;          /* enum builtin_type */
+	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
+	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
+	char *input;       /* JOBTYPE_HANDLER: the job's input, base64, or NULL */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -99,6 +101,7 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	char *progress;          /* a handler's last progress message while it runs, or NULL */
 	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	int attempt;             /* 1-based */

@@ -148,6 +148,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
 	json_object_set_new(r, "http", http_address(td->http) != NULL
 				       ? json_string(http_address(td->http)) : json_null());
+	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	reply_ok(c, req->id, r);
 }
 

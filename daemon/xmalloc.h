@@ -3,6 +3,7 @@
 #define TASKD_XMALLOC_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 
 void *xmalloc(size_t size);
@@ -12,6 +13,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 int xasprintf(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* NULL-terminated string vectors (argv, envp). */
 char **strv_dup(char *const *v);
