@@ -279,6 +279,80 @@ render_pools(struct taskd *td, struct metrics_out *m)
 		ts.completed);
 }
 
+/*
+ * Per handler (doc/handlers.md), from the status JSON sched.c makes for
+ * them: its workers by state, its queue, its jobs' ends, its workers'
+ * starts, crashes and recycling, its start backoff.
+ */
+static void
+render_handlers(struct taskd *td, struct metrics_out *m)
+{
+	static const char *const wstates[] = { "starting", "idle", "busy", "exiting" };
+	static const char *const ends[] = { "done", "failed", "timeout", "cancelled", "lost" };
+	static const struct {
+		const char *name, *key, *help;
+	} counts[] = {
+		{ "taskd_handler_worker_starts", "workers_started", "worker processes started" },
+		{ "taskd_handler_worker_start_failures", "start_failures",
+		  "worker processes that failed to start" },
+		{ "taskd_handler_worker_crashes", "crashes", "worker processes that died or broke "
+							       "the protocol" },
+		{ "taskd_handler_worker_recycled", "recycled",
+		  "worker processes replaced after max_jobs_per_worker or max_worker_rss" },
+	};
+	json_t *hs = sched_handlers_json(td->sched), *h, *w, *c;
+	const char *name, *st;
+	char labels[192];
+	size_t i, k, n, x;
+
+	metrics_family(m, "taskd_handler_workers", METRIC_GAUGE, NULL,
+		       "a handler's worker processes by state");
+	json_array_foreach(hs, i, h) {
+		name = json_string_value(json_object_get(h, "name"));
+		for (k = 0; k < 4; k++) {
+			n = 0;
+			json_array_foreach(json_object_get(h, "workers"), x, w) {
+				st = json_string_value(json_object_get(w, "state"));
+				n += st != NULL && strcmp(st, wstates[k]) == 0;
+			}
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler", name,
+							      "state", wstates[k], NULL), n);
+		}
+	}
+	metrics_family(m, "taskd_handler_queued", METRIC_GAUGE, NULL,
+		       "a handler's jobs waiting for a worker");
+	json_array_foreach(hs, i, h)
+		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
+						 json_string_value(json_object_get(h, "name")), NULL),
+			       json_number_value(json_object_get(h, "queued")));
+	metrics_family(m, "taskd_handler_jobs", METRIC_COUNTER, NULL,
+		       "a handler's jobs that ended, by how");
+	json_array_foreach(hs, i, h) {
+		c = json_object_get(h, "counters");
+		for (k = 0; k < 5; k++)
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler",
+							      json_string_value(json_object_get(h, "name")),
+							      "state", ends[k], NULL),
+					    (uint64_t)json_integer_value(json_object_get(c, ends[k])));
+	}
+	for (k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+		metrics_family(m, counts[k].name, METRIC_COUNTER, NULL, counts[k].help);
+		json_array_foreach(hs, i, h)
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler",
+							      json_string_value(json_object_get(h, "name")),
+							      NULL),
+					    (uint64_t)json_integer_value(json_object_get(
+						    json_object_get(h, "counters"), counts[k].key)));
+	}
+	metrics_family(m, "taskd_handler_backoff_seconds", METRIC_GAUGE, NULL,
+		       "delay before a handler's next worker start after failures (0: none)");
+	json_array_foreach(hs, i, h)
+		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
+						 json_string_value(json_object_get(h, "name")), NULL),
+			       json_number_value(json_object_get(h, "backoff")));
+	json_decref(hs);
+}
+
 void
 monitor_render(struct taskd *td, struct evbuffer *out, enum metrics_format f)
 {
@@ -299,11 +373,8 @@ monitor_render(struct taskd *td, struct evbuffer *out, enum metrics_format f)
 	metrics_gauge(&m, "taskd_clients", "connected clients", server_nclients(td->server));
 	metrics_gauge(&m, "taskd_subscribers", "connections subscribed to job events",
 	      (double)events_subscribers(td->events));
+	render_handlers(td, &m);
 	notify_metrics(td->notify, &m);
 	http_metrics(td->http, &m);
-	/*
-	 * Parts added later (per-handler pools) render their families here,
-	 * each from its own module, the way notify and http do.
-	 */
 	metrics_close(&m);
 }
