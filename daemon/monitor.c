@@ -279,6 +279,22 @@ render_pools(struct taskd *td, struct metrics_out *m)
 		ts.completed);
 }
 
+/* A gauge with one sample per handler: its status field key. */
+static void
+per_handler(struct metrics_out *m, json_t *hs, const char *name, const char *help,
+	    const char *key)
+{
+	char labels[160];
+	json_t *h;
+	size_t i;
+
+	metrics_family(m, name, METRIC_GAUGE, NULL, help);
+	json_array_foreach(hs, i, h)
+		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
+						 json_string_value(json_object_get(h, "name")), NULL),
+			       json_number_value(json_object_get(h, key)));
+}
+
 /*
  * Per handler (doc/handlers.md), from the status JSON sched.c makes for
  * them: its workers by state, its queue, its jobs' ends, its workers'
@@ -319,12 +335,8 @@ render_handlers(struct taskd *td, struct metrics_out *m)
 							      "state", wstates[k], NULL), n);
 		}
 	}
-	metrics_family(m, "taskd_handler_queued", METRIC_GAUGE, NULL,
-		       "a handler's jobs waiting for a worker");
-	json_array_foreach(hs, i, h)
-		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
-						 json_string_value(json_object_get(h, "name")), NULL),
-			       json_number_value(json_object_get(h, "queued")));
+	per_handler(m, hs, "taskd_handler_queued", "a handler's jobs waiting for a worker",
+		    "queued");
 	metrics_family(m, "taskd_handler_jobs", METRIC_COUNTER, NULL,
 		       "a handler's jobs that ended, by how");
 	json_array_foreach(hs, i, h) {
@@ -344,12 +356,8 @@ render_handlers(struct taskd *td, struct metrics_out *m)
 					    (uint64_t)json_integer_value(json_object_get(
 						    json_object_get(h, "counters"), counts[k].key)));
 	}
-	metrics_family(m, "taskd_handler_backoff_seconds", METRIC_GAUGE, NULL,
-		       "delay before a handler's next worker start after failures (0: none)");
-	json_array_foreach(hs, i, h)
-		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
-						 json_string_value(json_object_get(h, "name")), NULL),
-			       json_number_value(json_object_get(h, "backoff")));
+	per_handler(m, hs, "taskd_handler_backoff_seconds",
+		    "delay before a handler's next worker start after failures (0: none)", "backoff");
 	json_decref(hs);
 }
 
