@@ -114,6 +114,7 @@ struct job_spec {
 	 */
 	uint64_t input_bytes;
 	char *input;
+	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
 };
 
 /*
@@ -157,6 +158,7 @@ struct job {
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
+	double queued_at;        /* when it last entered a run queue (sched_add), 0 = never */
 	double started_at;       /* 0 = not yet */
 	double finished_at;
 	struct run_result res;   /* valid once finished (strings owned by the job) */

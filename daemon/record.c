@@ -4,7 +4,7 @@
  *
  * Decoding is strict: a record is read whole or refused with the reason
  * (persist.c then refuses to start rather than drop a job). A version 2
- * record must have exactly its fields; a version 1 record is read the way
+ * or 3 record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
  *
@@ -99,6 +99,7 @@ encode_spec(const struct job_spec *s, const struct job_dep *deps, size_t ndeps, 
 	set(o, "run_at", finite_real(s->run_at), id);
 	set(o, "retries", json_integer(s->retries), id);
 	set(o, "retry_delay", finite_real(s->retry_delay), id);
+	set(o, "notify", string_or_null(s->notify), id);
 	set(o, "unique", string_or_null(s->unique), id);
 	set(o, "queue", string_or_null(s->queue), id);
 	set(o, "slots", json_integer(s->slots), id);
@@ -296,7 +297,7 @@ struct job_in {
 	json_int_t uid, gid, worker, priority, retries, attempt;
 	int type, class, routed, pool;
 	const char *route_key;
-	json_t *argv, *env, *cwd, *name, *labels, *attempts;
+	json_t *argv, *env, *cwd, *name, *labels, *attempts, *notify;
 	double timeout, run_at, retry_delay, submitted_at, started_at, finished_at, due_at;
 };
 
@@ -318,7 +319,8 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 		return -1;
 	*why = "bad spec";
 	if (take_strv(in->argv, &sp->argv) == -1 || take_strv(in->env, &sp->env) == -1 ||
-	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1)
+	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1 ||
+	    (in->notify != NULL && take_str(in->notify, &sp->notify) == -1))
 		return -1;
 	if (in->labels != NULL && labels_from_json(in->labels, "labels", &sp->labels, &cause) == -1) {
 		free(cause);
@@ -408,7 +410,7 @@ take_deps(json_t *deps, struct job_dep **out, size_t *nout)
 	return 0;
 }
 
-/* What version 3 added to the spec, read: -1 if a value is out of range. */
+/* What version 4 added to the spec, read: -1 if a value is out of range. */
 struct spec3_in {
 	json_t *unique, *queue;
 	json_int_t slots, input_bytes;
@@ -426,8 +428,9 @@ take_spec3(const struct spec3_in *in, struct job_spec *sp)
 }
 
 /*
- * A whole spec of version 2 or 3 (v3: with unique, queue, slots,
- * input_bytes): exactly its fields. The names are checked by the caller.
+ * A whole spec of version 2, 3 (and notify) or 4 (and unique, queue,
+ * slots, input_bytes): exactly its fields. The names are checked by the
+ * caller.
  */
 static int
 unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
@@ -443,18 +446,20 @@ unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
 			   &in->retry_delay) == -1)
 		return -1;
 	in3->slots = 1;
-	if (version >= 3 &&
+	if (version >= 3 && json_unpack_ex(spec, &jerr, 0, "{s:o}", "notify", &in->notify) == -1)
+		return -1;
+	if (version >= 4 &&
 	    json_unpack_ex(spec, &jerr, 0, "{s:o,s:o,s:I,s:I}", "unique", &in3->unique, "queue",
 			   &in3->queue, "slots", &in3->slots, "input_bytes", &in3->input_bytes) == -1)
 		return -1;
 	/* Every field it must have is there: so exactly those if it has no more. */
-	return json_object_size(spec) == (version >= 3 ? 17u : 13u) ? 0 : -1;
+	return json_object_size(spec) == (version >= 4 ? 18u : version == 3 ? 14u : 13u) ? 0 : -1;
 }
 
 /*
- * A handler's job's own part, "handler": {"result_json"} (version 2: and
- * "input", base64: decoded into spec.input, for the caller to store in the
- * job's input file). 0 if there is none, 1 if there is, -1 if it is bad.
+ * A handler's job's own part, "handler": {"result_json"} (versions 2 and 3:
+ * and "input", base64: decoded into spec.input, for the caller to store in
+ * the job's input file). 0 if there is none, 1 if there is, -1 if it is bad.
  */
 static int
 decode_handler_part(json_t *o, int version, struct job *j)
@@ -467,7 +472,7 @@ decode_handler_part(json_t *o, int version, struct job *j)
 
 	if (h == NULL)
 		return 0;
-	if ((version >= 3 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
+	if ((version >= 4 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
 					   &result_json)
 			  : json_unpack_ex(h, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
 					   "result_json", &result_json)) == -1)
@@ -481,7 +486,7 @@ decode_handler_part(json_t *o, int version, struct job *j)
 	return 1;
 }
 
-/* Version 2 and 3: exactly the fields record_encode writes (in that version). */
+/* Versions 2 to 4: exactly the fields record_encode wrote (in that version). */
 static int
 decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
 {
@@ -505,7 +510,7 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
 			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1)
 		return -1;
-	if (version >= 3 &&
+	if (version >= 4 &&
 	    json_unpack_ex(o, &jerr, 0, "{s:o,s:I,s:F}", "array", &arr, "restarted_from",
 			   &restarted, "suspended_for", &suspended) == -1)
 		return -1;
@@ -513,7 +518,7 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	if ((handler = decode_handler_part(o, version, j)) == -1)
 		return -1;
 	*why = "bad fields";
-	if (json_object_size(o) != (version >= 3 ? 18u : 15u) + (size_t)handler || restarted < 0 ||
+	if (json_object_size(o) != (version >= 4 ? 18u : 15u) + (size_t)handler || restarted < 0 ||
 	    !time_ok(suspended) || (arr != NULL && !json_is_null(arr) &&
 				    (!json_is_integer(arr) || json_integer_value(arr) <= 0)))
 		return -1;
@@ -561,7 +566,7 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	if (*array == 0 && (in.type == JOBTYPE_HANDLER) != (handler == 1))
 		return -1;
 	*why = "bad spec";
-	if (*array == 0 && version >= 3 && take_spec3(&in3, &j->spec) == -1)
+	if (*array == 0 && version >= 4 && take_spec3(&in3, &j->spec) == -1)
 		return -1;
 	j->restarted_from = (uint64_t)restarted;
 	j->suspended_for = suspended;
@@ -688,7 +693,7 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ui
 	return j;
 }
 
-/* An array's record (version 3 and later): exactly its fields. */
+/* An array's record (version 4 and later): exactly its fields. */
 static int
 decode_array(json_t *o, struct job_array *a, const char **why)
 {
@@ -768,10 +773,10 @@ record_decode_array(uint64_t id, const char *text, char **cause)
 	a = xcalloc(1, sizeof *a);
 	a->id = id;
 	if (o == NULL || !json_is_object(o) || !json_is_integer(v) ||
-	    json_integer_value(v) < 3 || decode_array(o, a, &why) == -1) {
+	    json_integer_value(v) < 4 || decode_array(o, a, &why) == -1) {
 		xasprintf(cause, "array %llu: unreadable record (%s)", (unsigned long long)id,
 			  o == NULL || !json_is_object(o) ? "not a JSON object"
-			  : !json_is_integer(v) || json_integer_value(v) < 3 ? "bad version" : why);
+			  : !json_is_integer(v) || json_integer_value(v) < 4 ? "bad version" : why);
 		json_decref(o);
 		job_array_free(a);
 		return NULL;

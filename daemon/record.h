@@ -6,10 +6,12 @@
  * older version is migrated in memory as it is read, and written back in
  * the current version by persist.c after startup.
  *
- * Version 3 (RECORD_VERSION): version 2 with "array", "restarted_from",
+ * Version 4 (RECORD_VERSION): version 3 with "array", "restarted_from",
  * "suspended_for" and, in the spec, "unique", "queue", "slots",
  * "input_bytes"; a job of an array has only "priority" and "deps" in its
  * spec. Arrays have records of their own (record_encode_array).
+ * Version 3: version 2 and the spec's "notify" (the command run when the
+ * job ends, or null).
  * Version 2: {"v":2,...}; states, classes, job types, pools and run
  * outcomes by name; nothing but the job's own fields.
  * Version 1 (taskd 0.1.0): no "v"; those as integers, the result stored as
@@ -27,8 +29,8 @@
 
 #include "job.h"
 
-#define RECORD_VERSION 3
-#define RECORD_VERSION_TEXT "3"
+#define RECORD_VERSION 4
+#define RECORD_VERSION_TEXT "4"
 
 /*
  * The record of j in the current version (JSON text, malloc'd). A job of an

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
+#include "monitor.h"
 #include "router.h"
 #include "sched.h"
 #include "sched-private.h"
@@ -709,6 +710,9 @@ sched_add(struct sched *s, struct job *j)
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
 	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER)
 		j->routed = CLASS_IO;
+	if (j->spec.class == CLASS_AUTO)
+		monitor_routed(j->routed);
+	j->queued_at = now_unix();
 	j->seq = s->seq++;
 	stamp_in(s, j, fair_of(s, j));
 	/* Through its array's MAX and its queue first, if it has them (sched-gate.c). */

@@ -193,6 +193,7 @@ test_v1_rows(void **state)
 	o = parse(text);
 	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
 	spec = json_object_get(o, "spec");
+	assert_true(json_is_null(json_object_get(spec, "notify")));
 	res = json_object_get(o, "result");
 	assert_string_equal(json_string_value(json_object_get(spec, "type")), "exec");
 	assert_string_equal(json_string_value(json_object_get(spec, "class")), "io");
@@ -361,6 +362,7 @@ full_job(void)
 	j->spec.env[0] = xstrdup("PATH=/bin");
 	j->spec.cwd = xstrdup("/srv/build");
 	j->spec.name = xstrdup("nightly");
+	j->spec.notify = xstrdup("notify-send done");
 	labels = json_pack("{s:s,s:s}", "team", "infra", "run", "7");
 	assert_int_equal(labels_from_json(labels, "labels", &j->spec.labels, &cause), 0);
 	json_decref(labels);
@@ -407,20 +409,22 @@ full_job(void)
 	return j;
 }
 
-/* A version 3 record made a version 2 one: without what version 3 added. */
+/* A current record made one of an older version (2 or 3): without what came later. */
 static json_t *
-as_v2(const char *text)
+older(const char *text, int version)
 {
 	json_t *o = json_loads(text, 0, NULL), *spec = json_object_get(o, "spec");
 	static const char *const top[] = { "array", "restarted_from", "suspended_for" };
 	static const char *const sp[] = { "unique", "queue", "slots", "input_bytes" };
 	size_t i;
 
-	json_object_set_new(o, "v", json_integer(2));
+	json_object_set_new(o, "v", json_integer(version));
 	for (i = 0; i < nitems(top); i++)
 		json_object_del(o, top[i]);
 	for (i = 0; i < nitems(sp); i++)
 		json_object_del(spec, sp[i]);
+	if (version < 3)
+		json_object_del(spec, "notify");
 	return o;
 }
 
@@ -456,13 +460,13 @@ test_handler_job(void **state)
 	assert_true(back->res.result_json);
 	assert_string_equal(back->res.result, "{\"w\":320}");
 	job_free(back);
-	/* Version 2: the input in the record, base64. */
-	o = as_v2(text);
+	/* Versions 2 and 3: the input in the record, base64. */
+	o = older(text, 3);
 	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "aGk=", "result_json", 1));
 	t = json_dumps(o, JSON_COMPACT);
 	back = record_decode(j->id, "queued", t, &version, &array, &cause);
 	assert_non_null(back);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	assert_int_equal(back->spec.input_bytes, 2);
 	assert_memory_equal(back->spec.input, "hi", 2);
 	assert_true(back->res.result_json);
@@ -522,6 +526,7 @@ test_v2_round_trip(void **state)
 	assert_true(back->res.out_truncated);
 	assert_false(back->res.err_truncated);
 	assert_true(json_equal(back->attempts, j->attempts));
+	assert_string_equal(back->spec.notify, "notify-send done");
 	job_free(back);
 	free(text);
 	/* Every run outcome and state has its name. */
@@ -613,6 +618,65 @@ test_v2_refused(void **state)
 	job_free(j);
 }
 
+/*
+ * Version 2 records (taskd before "notify") are read as they were, with no
+ * notify command; version 3 has exactly one more spec field, notify.
+ */
+static char *
+older_text(const char *text, int version)
+{
+	json_t *o = older(text, version);
+	char *t = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return t;
+}
+
+/* Records of versions 2 (no notify) and 3 (notify, none of version 4's fields) are read. */
+static void
+test_older_records(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text = record_encode(j), *v2, *v3, *cause = NULL;
+	int version;
+	uint64_t array;
+
+	(void)state;
+	v2 = older_text(text, 2);
+	back = record_decode(j->id, "scheduled", v2, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 2);
+	assert_null(back->spec.notify);
+	assert_int_equal(back->spec.slots, 1);
+	assert_string_equal(back->spec.cwd, "/srv/build");
+	job_free(back);
+	v3 = older_text(text, 3);
+	back = record_decode(j->id, "scheduled", v3, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 3);
+	assert_int_equal(back->spec.input_bytes, 0);
+	assert_null(back->spec.queue);
+	job_free(back);
+	/* Version 2 has no notify; version 3 must have it (null or a string, no NUL). */
+	refused_with(42, "done", v2, "spec", "notify", json_null(), "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", json_integer(1), "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", json_stringn("a\0b", 3),
+		     "unreadable record");
+	/* Version 3 has none of version 4's fields, version 4 all of them. */
+	refused_with(42, "done", v3, "spec", "slots", json_integer(1), "bad spec");
+	refused_with(42, "done", v3, NULL, "array", json_null(), "bad fields");
+	refused_with(42, "done", text, "spec", "queue", NULL, "bad spec");
+	refused_with(42, "done", text, NULL, "suspended_for", NULL, "bad fields");
+	refused_with(42, "done", text, "spec", "slots", json_integer(0), "bad spec");
+	refused_with(42, "done", text, "spec", "input_bytes", json_integer(-1), "bad spec");
+	refused_with(42, "done", text, NULL, "array", json_integer(0), "bad fields");
+	free(v2);
+	free(v3);
+	free(text);
+	job_free(j);
+}
+
 /* Decoded jobs go into a table with their own ids and states. */
 static void
 test_restore(void **state)
@@ -659,6 +723,7 @@ main(void)
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_v2_round_trip),
+	    cmocka_unit_test(test_older_records),
 	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_v2_refused),
 	    cmocka_unit_test(test_restore),
