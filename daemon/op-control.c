@@ -14,6 +14,7 @@
 #include "ops.h"
 #include "persist.h"
 #include "sched.h"
+#include "server.h"
 #include "stats.h"
 #include "taskd.h"
 #include "xmalloc.h"
@@ -219,6 +220,10 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
 				"\"priority\" must be an integer from %d to %d", TASKD_PRIORITY_MIN,
 				TASKD_PRIORITY_MAX);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (ops_check_priority(server_client_uid(c), (int)json_integer_value(v), &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

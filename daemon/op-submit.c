@@ -106,6 +106,16 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	return 0;
 }
 
+/* What a decoded job may ask for, as this caller: its priority, its dependencies. */
+static int
+check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
+	  struct proto_error *err)
+{
+	if (ops_check_priority(server_client_uid(c), spec->priority, err) == -1)
+		return -1;
+	return check_deps(td, c, spec, err);
+}
+
 /*
  * Look at a job's cwd at submit only with the submitter's own rights: a
  * root daemon does not stat paths for other users (it would tell them what
@@ -229,7 +239,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
 					   check_cwd(c), &specs[i], &err) == 0 &&
-		    check_deps(td, c, &specs[i], &err) == 0)
+		    check_job(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -308,7 +318,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1) {
+	if (check_job(td, c, &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;

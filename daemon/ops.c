@@ -77,6 +77,17 @@ ops_may_see(uid_t uid, const struct job *j)
 	return privileged_uid(uid) || uid == j->uid;
 }
 
+int
+ops_check_priority(uid_t uid, int priority, struct proto_error *err)
+{
+	if (priority >= 0 || privileged_uid(uid))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "priority %d: only root or taskd's own user may "
+			"ask for a priority below 0 (0 to %d are anyone's)", priority,
+			TASKD_PRIORITY_MAX);
+	return -1;
+}
+
 static bool
 own_field(const struct op *op, const char *key)
 {

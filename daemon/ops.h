@@ -125,6 +125,12 @@ void reply_too_many_waits(struct client *c, struct request *req);
 /* May uid see and act on j? privileged_uid (admission.h, the one rule), or its owner. */
 bool ops_may_see(uid_t uid, const struct job *j);
 /*
+ * May uid ask for this priority (submit, the priority op)? Below 0 is for
+ * root and the daemon's own user only, as with nice(1): a lower priority
+ * runs first, past fair share. -1 with *err (forbidden) if not.
+ */
+int ops_check_priority(uid_t uid, int priority, struct proto_error *err);
+/*
  * Jobs the client may see that pass f (in id order; malloc'd, *n of them),
  * non-final ones only if live. Like "job", not those whose submit is not
  * stored yet.

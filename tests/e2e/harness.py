@@ -621,6 +621,28 @@ def ctl_as_nobody(d, *args):
                           user=NOBODY, group=NOBODY, extra_groups=[])
 
 
+# Requests as another user: a client process with uid/gid nobody.
+NOBODY_CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+reqs = json.loads(sys.argv[2])
+s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+f = s.makefile("rb")
+print(json.dumps([json.loads(f.readline()) for _ in reqs]))
+"""
+
+
+def as_nobody(d, *reqs):
+    """Send reqs as uid nobody on one connection; the list of responses."""
+    p = subprocess.run(["/usr/bin/python3", "-c", NOBODY_CLIENT, d.sock, json.dumps(list(reqs))],
+                       capture_output=True, text=True, timeout=60, cwd="/",
+                       stdin=subprocess.DEVNULL, user=NOBODY, group=NOBODY, extra_groups=[])
+    if p.returncode != 0:
+        raise AssertionError("client as nobody failed: %s%s" % (p.stdout, p.stderr))
+    return json.loads(p.stdout)
+
+
 def decode_logs(r):
     import base64
     if r.get("encoding") == "base64":
