@@ -118,6 +118,18 @@ process_pool_json(struct taskd *td)
 			 pc.min_workers, "max", pc.max_workers, "workers");
 }
 
+/*
+ * The router table's kind keys are job names and command names of every
+ * user: root and the daemon's own user see them, others get null.
+ */
+static json_t *
+status_router(struct taskd *td, struct client *c)
+{
+	if (!privileged_uid(server_client_uid(c)))
+		return json_null();
+	return sched_router_json(td->sched);
+}
+
 static void
 op_status(struct taskd *td, struct client *c, struct request *req)
 {
@@ -136,7 +148,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "process_pool", process_pool_json(td),
 		      "thread_pool", "threads", ts.threads, "busy", ts.busy, "idle", ts.idle,
 		      "max", ts.max, "queued", ts.queued, "completed", (json_int_t)ts.completed,
-		      "router", sched_router_json(td->sched),
+		      "router", status_router(td, c),
 		      "counters", stats_to_json(),
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);

@@ -745,6 +745,24 @@ class ForeignUserTest(E2ETestCase):
         self.assertEqual((j["state"], j["exit_code"]), ("failed", 126))
         self.assertTrue(j["error"])
 
+    def test_router_keys_only_for_root(self):
+        # Kind keys are job names and command names of every user: status
+        # shows the router table to root and taskd's own user only.
+        j = self.d.submit(["sh", "-c", "sleep 0.01"], name="root-secret-kind")
+        self.d.wait_job(j)
+        keys = [k["key"] for k in self.d.status()["router"]]
+        self.assertIn("root-secret-kind", keys)
+        [st] = self.as_nobody({"id": 1, "op": "status"})
+        st = self.assertOk(st)
+        self.assertIsNone(st["router"])
+        self.assertNotIn("root-secret-kind", json.dumps(st))
+        for args in (("status",), ("--json", "status")):
+            p = self.ctl_as_nobody(*args)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("root-secret-kind", p.stdout)
+        p = self.d.ctl("status")
+        self.assertIn("root-secret-kind", p.stdout)
+
     def test_builtin_accepted(self):
         rs = self.as_nobody({"id": 1, "op": "submit", "type": "noop"},
                             {"id": 2, "op": "submit", "type": "sumsq", "argv": ["10"],
