@@ -8,6 +8,7 @@
  *	paused:     cpu false  io false
  *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
  *	processes:  mode dynamic  min 1  max 8
+ *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
  * then tables of the process pool's workers and of the router, and the
  * counters, each only when the daemon reports any.
@@ -166,6 +167,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_router(json_object_get(st, "router"));
 	print_counters(json_object_get(st, "counters"));

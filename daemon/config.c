@@ -38,6 +38,7 @@
 
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
+#define GIB (UINT64_C(1) << 30)
 #define NOMAX LLONG_MAX /* no upper bound besides the field's type */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
@@ -133,6 +134,10 @@ static const struct key keys[] = {
 	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
 	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
+	{ "limits.max_job_bytes_per_user", K_SIZE, OFF(limits.max_job_bytes_per_user), 0, NOMAX,
+	  NULL, NULL },
+	{ "limits.max_output_per_user", K_SIZE, OFF(limits.max_output_per_user), 0, NOMAX, NULL,
+	  NULL },
 };
 
 static const struct order orders[] = {
@@ -196,6 +201,8 @@ config_defaults(struct config *cfg)
 	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
 	cfg->limits.idle_timeout = 300;
+	cfg->limits.max_job_bytes_per_user = 64 * MIB;
+	cfg->limits.max_output_per_user = 1 * GIB;
 }
 
 void
@@ -311,9 +318,8 @@ config_parse_size(const char *text, uint64_t *out)
 	return 0;
 }
 
-/* "64M" for round sizes, else plain bytes: for messages. */
-static char *
-size_text(uint64_t v)
+char *
+config_size_text(uint64_t v)
 {
 	static const char units[] = "TGMK";
 	int shift;
@@ -336,11 +342,11 @@ range_text(const struct key *k, long long max)
 			return xprintf("must be at least %lld", k->min);
 		return xprintf("must be between %lld and %lld", k->min, max);
 	}
-	lo = size_text((uint64_t)k->min);
+	lo = config_size_text((uint64_t)k->min);
 	if (max == NOMAX)
 		s = xprintf("must be at least %s", lo);
 	else {
-		hi = size_text((uint64_t)max);
+		hi = config_size_text((uint64_t)max);
 		s = xprintf("must be between %s and %s", lo, hi);
 		free(hi);
 	}

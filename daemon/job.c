@@ -21,9 +21,12 @@ struct jobs {
 	uint64_t next_id;
 	struct job_list all;
 	struct job_list finished;
+	struct job_list running;
 	struct user_count {
 		uid_t uid;
 		size_t queued;
+		uint64_t job_bytes;    /* job_spec_bytes of its jobs */
+		uint64_t output_bytes; /* their output files */
 	} *users;               /* few submitting users: a small array */
 	size_t nusers;
 	void (*changed)(struct job *, void *);
@@ -87,7 +90,8 @@ job_pool_name(enum job_pool p)
 	}
 }
 
-static void count_state(struct jobs *js, const struct job *j, enum job_state st, int delta);
+static void count_state(struct jobs *js, struct job *j, enum job_state st, int delta);
+static struct user_count *user_count(struct jobs *js, uid_t uid);
 
 static void
 notify(struct jobs *js, struct job *j, int prev)
@@ -123,6 +127,7 @@ jobs_new(void)
 	js->next_id = 1;
 	TAILQ_INIT(&js->all);
 	TAILQ_INIT(&js->finished);
+	TAILQ_INIT(&js->running);
 	TAILQ_INIT(&js->observers);
 	return js;
 }
@@ -210,6 +215,8 @@ insert(struct jobs *js, struct job *j)
 	TAILQ_INSERT_TAIL(&js->all, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
+	j->job_bytes = job_spec_bytes(&j->spec);
+	user_count(js, j->uid)->job_bytes += j->job_bytes;
 }
 
 struct job *
@@ -287,8 +294,8 @@ user_count(struct jobs *js, uid_t uid)
 		if (js->users[i].uid == uid)
 			return &js->users[i];
 	js->users = xreallocarray(js->users, js->nusers + 1, sizeof *js->users);
+	memset(&js->users[js->nusers], 0, sizeof js->users[0]);
 	js->users[js->nusers].uid = uid;
-	js->users[js->nusers].queued = 0;
 	return &js->users[js->nusers++];
 }
 
@@ -303,12 +310,82 @@ jobs_queued_by(struct jobs *js, uid_t uid)
 	return 0;
 }
 
+struct job *
+jobs_first_running(struct jobs *js)
+{
+	return TAILQ_FIRST(&js->running);
+}
+
 static void
-count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
+count_state(struct jobs *js, struct job *j, enum job_state st, int delta)
 {
 	js->counts[st] += (size_t)delta;
 	if (job_state_pending(st))
 		user_count(js, j->uid)->queued += (size_t)delta;
+	if (st == JOB_RUNNING && delta > 0)
+		TAILQ_INSERT_TAIL(&js->running, j, running);
+	else if (st == JOB_RUNNING)
+		TAILQ_REMOVE(&js->running, j, running);
+}
+
+static uint64_t
+strv_bytes(char *const *v)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		n += strlen(v[i]) + 1;
+	return n;
+}
+
+uint64_t
+job_spec_bytes(const struct job_spec *spec)
+{
+	uint64_t n = strv_bytes(spec->argv) + strv_bytes(spec->env);
+	size_t i;
+
+	n += spec->cwd != NULL ? strlen(spec->cwd) + 1 : 0;
+	n += spec->name != NULL ? strlen(spec->name) + 1 : 0;
+	for (i = 0; i < spec->labels.n; i++)
+		n += strlen(spec->labels.v[i].key) + strlen(spec->labels.v[i].value) + 2;
+	return n + spec->ndeps * sizeof spec->deps[0];
+}
+
+void
+jobs_user_bytes(struct jobs *js, uid_t uid, uint64_t *job_bytes, uint64_t *output_bytes)
+{
+	size_t i;
+
+	*job_bytes = *output_bytes = 0;
+	for (i = 0; i < js->nusers; i++) {
+		if (js->users[i].uid == uid) {
+			*job_bytes = js->users[i].job_bytes;
+			*output_bytes = js->users[i].output_bytes;
+			return;
+		}
+	}
+}
+
+void
+jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n)
+{
+	struct user_count *u = user_count(js, j->uid);
+
+	u->output_bytes = u->output_bytes - j->output_bytes + n;
+	j->output_bytes = n;
+}
+
+void
+jobs_drop_env(struct jobs *js, struct job *j)
+{
+	struct user_count *u = user_count(js, j->uid);
+
+	strv_free(j->spec.env);
+	j->spec.env = NULL;
+	u->job_bytes -= j->job_bytes;
+	j->job_bytes = job_spec_bytes(&j->spec);
+	u->job_bytes += j->job_bytes;
 }
 
 void
@@ -368,6 +445,10 @@ jobs_remove(struct jobs *js, struct job *j)
 	TAILQ_REMOVE(&js->all, j, all);
 	count_state(js, j, j->state, -1);
 	js->total--;
+	/* Its record and its output files go with it (output_remove, the store's delete). */
+	jobs_set_output_bytes(js, j, 0);
+	user_count(js, j->uid)->job_bytes -= j->job_bytes;
+	j->job_bytes = 0;
 }
 
 void

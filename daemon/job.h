@@ -107,6 +107,11 @@ struct job {
 	bool unkillable;         /* lost by a restart that could not kill what was left: no retry */
 	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
 
+	uint64_t job_bytes;      /* its description, as counted for its owner (job_spec_bytes) */
+	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
+	bool output_capped;      /* this run may keep only what was left of its owner's quota */
+	bool output_stopped;     /* this run keeps no more output: its owner's quota is used up */
+
 	uint64_t seq;            /* queue order within a priority */
 	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
 	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */
@@ -114,6 +119,7 @@ struct job {
 	struct job *hnext;       /* hash chain */
 	TAILQ_ENTRY(job) all;
 	TAILQ_ENTRY(job) finished;
+	TAILQ_ENTRY(job) running; /* while JOB_RUNNING (jobs_first_running) */
 	TAILQ_HEAD(, job_waiter) waiters;
 };
 
@@ -134,6 +140,27 @@ size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
 /* Jobs of this user still pending (job_state_pending: for queue.max_pending_per_user). */
 size_t jobs_queued_by(struct jobs *js, uid_t uid);
+/* The running jobs: the first, then TAILQ_NEXT(j, running). */
+struct job *jobs_first_running(struct jobs *js);
+
+/*
+ * What a user's jobs store (quota.h decides what that may be): the bytes
+ * of their descriptions (job_spec_bytes, counted from jobs_add or
+ * jobs_restore until the job is gone) and of their output files (as last
+ * set by jobs_set_output_bytes).
+ */
+void jobs_user_bytes(struct jobs *js, uid_t uid, uint64_t *job_bytes, uint64_t *output_bytes);
+/* j's output files take n bytes now. */
+void jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n);
+/* Free j's environment (nothing shows it once j is over) and count what is left of it. */
+void jobs_drop_env(struct jobs *js, struct job *j);
+/*
+ * The bytes a job's description takes, in memory and in its stored record:
+ * its argv, environment, cwd, name, labels and dependencies. The one place
+ * that says what a job brings: whatever else a job comes to carry (an
+ * input for its command) is counted here.
+ */
+uint64_t job_spec_bytes(const struct job_spec *spec);
 uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);

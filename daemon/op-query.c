@@ -15,6 +15,7 @@
 #include "ops.h"
 #include "persist.h"
 #include "ppool.h"
+#include "quota.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
@@ -157,6 +158,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));
 	reply_ok(c, req->id, r);
 }
 

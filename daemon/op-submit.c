@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ops.h"
 #include "persist.h"
+#include "quota.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
@@ -224,6 +225,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	size_t i, n = json_array_size(arr);
 	struct pending_submit *ps;
 	double now = now_unix();
+	uint64_t bytes = 0;
 	char *msg;
 
 	if (n == 0 || n > TASKD_MAX_BATCH) {
@@ -247,6 +249,15 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		free(msg);
 		reply_proto_err(c, req->id, &err);
 		/* Specs not decoded (or freed on failure) are zeroed: freeing all is safe. */
+		for (i = 0; i < n; i++)
+			job_spec_free(&specs[i]);
+		free(specs);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		bytes += job_spec_bytes(&specs[i]);
+	if (quota_check_submit(td->cfg, td->jobs, server_client_uid(c), bytes, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
 		for (i = 0; i < n; i++)
 			job_spec_free(&specs[i]);
 		free(specs);
@@ -318,7 +329,9 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_job(td, c, &spec, &err) == -1) {
+	if (check_job(td, c, &spec, &err) == -1 ||
+	    quota_check_submit(td->cfg, td->jobs, server_client_uid(c), job_spec_bytes(&spec),
+			       &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;

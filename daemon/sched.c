@@ -8,6 +8,7 @@
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
+#include "quota.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
@@ -349,8 +350,7 @@ finish(struct sched *s, struct job *j, enum job_state st)
 {
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
 	/* The environment is not shown anywhere once the job is over: give it back. */
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	jobs_drop_env(s->jobs, j);
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -401,6 +401,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
+	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
@@ -453,6 +454,8 @@ make_run(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	/* And in all no more than what is left of its owner's output quota. */
+	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -490,6 +493,8 @@ start_thread(struct sched *s, struct job *j)
 	r->task.done = run_done_cb;
 	r->task.arg = s;
 	mark_started(s, j, r, POOL_THREAD);
+	if (j->output_stopped)
+		run_stop_output(r);
 	tpool_submit(s->tpool, &r->task);
 	if (j->cancel_requested)
 		run_cancel(r);
@@ -506,6 +511,8 @@ start_process(struct sched *s, struct job *j)
 	}
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
+	if (j->output_stopped)
+		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 
@@ -576,6 +583,17 @@ cancel_running(struct sched *s, struct job *j)
 		ppool_cancel(s->ppool, j->run);
 	else
 		run_cancel(j->run);
+}
+
+void
+sched_stop_output(struct sched *s, struct job *j)
+{
+	if (j->run == NULL)
+		return;
+	if (j->pool == POOL_PROCESS)
+		ppool_stop_output(s->ppool, j->run);
+	else
+		run_stop_output(j->run);
 }
 
 static void

@@ -48,6 +48,7 @@
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
+#define TASKD_ERR_QUOTA "quota_exceeded"
 
 /* Job classes and states, as spelled on the wire. */
 #define TASKD_CLASS_CPU "cpu"

@@ -188,6 +188,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg.limits.max_clients, 1024);
 	assert_int_equal(cfg.limits.max_clients_per_user, 256);
 	assert_true(cfg.limits.idle_timeout == 300);
+	assert_int_equal(cfg.limits.max_job_bytes_per_user, 64 << 20);
+	assert_int_equal(cfg.limits.max_output_per_user, 1 << 30);
 	config_free(&cfg);
 	config_free(&cfg); /* freeing twice is harmless: free resets to defaults */
 }
@@ -399,7 +401,8 @@ test_range_bounds_ok(void **state)
 		  "router = { cpu_ratio = 0.0; };\n"
 		  "jobs = { kill_grace = 3600; max_output = 0; keep_finished = 0; };\n"
 		  "limits = { max_frame = \"64M\"; max_clients = 1000000;\n"
-		  "\tmax_clients_per_user = 0; idle_timeout = 0; };\n",
+		  "\tmax_clients_per_user = 0; idle_timeout = 0;\n"
+		  "\tmax_job_bytes_per_user = 0; max_output_per_user = \"5G\"; };\n",
 		  &cfg);
 	assert_int_equal(cfg.thread_pool.min_threads, 0);
 	assert_int_equal(cfg.thread_pool.max_threads, 1024);
@@ -412,6 +415,8 @@ test_range_bounds_ok(void **state)
 	assert_int_equal(cfg.limits.max_clients, 1000000);
 	assert_int_equal(cfg.limits.max_clients_per_user, 0);
 	assert_true(cfg.limits.idle_timeout == 0);
+	assert_int_equal(cfg.limits.max_job_bytes_per_user, 0);
+	assert_true(cfg.limits.max_output_per_user == UINT64_C(5) << 30);
 	config_free(&cfg);
 
 	expect_ok("limits = { max_clients_per_user = 1000000; idle_timeout = 1; };\n", &cfg);

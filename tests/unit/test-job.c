@@ -713,6 +713,74 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/* What each user's jobs store (quota.h decides on it): counted from add to removal. */
+static void
+test_user_bytes(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_spec spec;
+	struct job *a, *b, *c;
+	uint64_t jb, out, echo;
+	json_t *lab;
+
+	(void)state;
+	mkspec(&spec);
+	/* "echo", "hi", "/" with their NULs */
+	echo = job_spec_bytes(&spec);
+	assert_int_equal(echo, 5 + 3 + 2);
+	spec.env = xcalloc(3, sizeof(char *));
+	spec.env[0] = xstrdup("PATH=/bin");
+	spec.env[1] = xstrdup("BIG=0123456789");
+	spec.name = xstrdup("nm");
+	lab = json_pack("{s:s}", "k", "vv");
+	assert_int_equal(labels_from_json(lab, "labels", &spec.labels, NULL), 0);
+	json_decref(lab);
+	spec.ndeps = 2;
+	spec.deps = xcalloc(2, sizeof *spec.deps);
+	assert_int_equal(job_spec_bytes(&spec), echo + 10 + 15 + 3 + 5 + 2 * sizeof *spec.deps);
+	a = jobs_add(js, &spec, 1000, 100, 1700000000.5);
+	b = add(js);
+	mkspec(&spec);
+	c = jobs_add(js, &spec, 2000, 200, 1700000000.5);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, a->job_bytes + b->job_bytes);
+	assert_int_equal(jb, echo + 10 + 15 + 3 + 5 + 2 * sizeof *spec.deps + echo);
+	assert_int_equal(out, 0);
+	jobs_user_bytes(js, 2000, &jb, &out);
+	assert_int_equal(jb, echo);
+	jobs_user_bytes(js, 3000, &jb, &out);
+	assert_int_equal(jb + out, 0);
+	/* Output as measured, replaced by each new measure. */
+	jobs_set_output_bytes(js, a, 700);
+	jobs_set_output_bytes(js, b, 50);
+	jobs_set_output_bytes(js, a, 1000);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(out, 1050);
+	/* Over: its environment goes, and with it its bytes. */
+	job_set_state(js, a, JOB_RUNNING);
+	assert_ptr_equal(jobs_first_running(js), a);
+	assert_null(TAILQ_NEXT(a, running));
+	jobs_drop_env(js, a);
+	assert_null(a->spec.env);
+	jobs_finish(js, a, JOB_DONE, 10, NULL, NULL);
+	assert_null(jobs_first_running(js));
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, echo + 3 + 5 + 2 * sizeof *spec.deps + echo);
+	/* Removed (clean or pruning): its description and its output are given back. */
+	jobs_delete(js, a, NULL, NULL);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, echo);
+	assert_int_equal(out, 50);
+	jobs_finish(js, b, JOB_CANCELLED, 0, NULL, NULL);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb + out, 0);
+	/* A discarded submit too. */
+	jobs_discard(js, c);
+	jobs_user_bytes(js, 2000, &jb, &out);
+	assert_int_equal(jb, 0);
+	jobs_free(js);
+}
+
 static void
 test_state_names(void **state)
 {
@@ -809,6 +877,7 @@ main(void)
 	    cmocka_unit_test(test_observers),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_queued_by_user),
+	    cmocka_unit_test(test_user_bytes),
 	    cmocka_unit_test(test_find),
 	    cmocka_unit_test(test_find_after_growth),
 	    cmocka_unit_test(test_counts),
