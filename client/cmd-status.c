@@ -176,12 +176,13 @@ print_status(const json_t *st)
 int
 cmd_status(struct taskctl *ctx, int argc, char **argv)
 {
+	static const char *const pages[] = {"process_pool.workers", "router", NULL};
 	json_t *resp;
 	int rc;
 
 	if ((rc = taskctl_no_args(ctx, argc, argv)) != -1)
 		return rc;
-	resp = taskctl_call(ctx, taskd_request(TASKD_OP_STATUS));
+	resp = taskctl_call_pages(ctx, taskd_request(TASKD_OP_STATUS), NULL, pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);

@@ -561,6 +561,90 @@ taskctl_call(struct taskctl *ctx, json_t *req)
 	return resp;
 }
 
+/* The array at a dotted path ("process_pool.workers") of a result, or NULL. */
+static json_t *
+array_at(json_t *result, const char *path)
+{
+	char key[64];
+	const char *dot;
+	size_t n;
+
+	while ((dot = strchr(path, '.')) != NULL) {
+		n = (size_t)(dot - path) < sizeof key - 1 ? (size_t)(dot - path) : sizeof key - 1;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		result = json_object_get(result, key);
+		path = dot + 1;
+	}
+	result = json_object_get(result, path);
+	return json_is_array(result) ? result : NULL;
+}
+
+/*
+ * An answer that comes in pages (doc/protocol.md "Pages"), first: while
+ * its result has a "next" cursor, ask again with req, its op replaced by
+ * next_op (if not NULL) and "cursor": next, and append the arrays at paths
+ * of each page to first's. Returns first with every page in it and
+ * "next": null, or the first refusal (first is freed then). Steals both.
+ */
+json_t *
+taskctl_more_pages(struct taskctl *ctx, json_t *first, json_t *req, const char *next_op,
+                   const char *const *paths)
+{
+	json_t *resp, *next, *all, *more;
+	char *cursor = NULL;
+	size_t i;
+
+	if (next_op != NULL)
+		json_object_set_new(req, "op", json_string(next_op));
+	for (resp = first; taskd_response_ok(resp);) {
+		next = json_object_get(taskd_response_result(resp), "next");
+		if (next == NULL || json_is_null(next))
+			break;
+		if (!json_is_string(next) ||
+		    (cursor != NULL && strcmp(cursor, json_string_value(next)) == 0))
+			taskctl_bad_response("a page whose \"next\" is no new cursor");
+		free(cursor);
+		cursor = strdup(json_string_value(next));
+		if (cursor == NULL)
+			taskctl_lost(ENOMEM);
+		if (resp != first)
+			json_decref(resp);
+		json_object_del(req, "id");
+		json_object_set_new(req, "cursor", json_string(cursor));
+		resp = taskctl_call(ctx, json_incref(req));
+		if (!taskd_response_ok(resp))
+			break;
+		for (i = 0; paths[i] != NULL; i++) {
+			all = array_at(taskd_response_result(first), paths[i]);
+			more = array_at(taskd_response_result(resp), paths[i]);
+			if ((all == NULL) != (more == NULL))
+				taskctl_bad_response("a page without the list of the first");
+			if (all != NULL)
+				json_array_extend(all, more);
+		}
+	}
+	free(cursor);
+	json_decref(req);
+	if (resp != first && !taskd_response_ok(resp)) {
+		json_decref(first);
+		return resp;
+	}
+	if (resp != first)
+		json_decref(resp);
+	if (taskd_response_ok(first))
+		json_object_set_new(taskd_response_result(first), "next", json_null());
+	return first;
+}
+
+/* taskctl_call, then taskctl_more_pages with the same request. */
+json_t *
+taskctl_call_pages(struct taskctl *ctx, json_t *req, const char *next_op,
+                   const char *const *paths)
+{
+	return taskctl_more_pages(ctx, taskctl_call(ctx, json_incref(req)), req, next_op, paths);
+}
+
 /* "taskctl: show 99: no such job 99 (not_found)"; returns 4. */
 int
 taskctl_rejected(struct taskctl *ctx, const char *arg, const json_t *resp)

@@ -128,7 +128,8 @@ static const struct key keys[] = {
 	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
 	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
 
-	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
+	/* Below 16K the answers of fixed size (status, metrics) and one job object may not fit. */
+	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 16 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
 	{ "limits.max_clients_per_user", K_INT, OFF(limits.max_clients_per_user), 0, 1000000, NULL,
 	  NULL },

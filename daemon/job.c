@@ -267,6 +267,24 @@ jobs_last(struct jobs *js)
 	return TAILQ_LAST(&js->all, job_list);
 }
 
+struct job *
+jobs_seek(struct jobs *js, uint64_t id)
+{
+	struct job *j = jobs_find(js, id), *last = jobs_last(js);
+
+	/* Usually the job a page stopped at is still there. */
+	if (j != NULL)
+		return j;
+	if (last == NULL || id > last->id)
+		return NULL;
+	/* Gone (pruned, cleaned): walk back from the newest, where pages mostly are. */
+	for (j = last; TAILQ_PREV(j, job_list, all) != NULL &&
+		       TAILQ_PREV(j, job_list, all)->id >= id;
+	     j = TAILQ_PREV(j, job_list, all))
+		;
+	return j;
+}
+
 size_t
 jobs_count(struct jobs *js, enum job_state st)
 {
@@ -555,13 +573,34 @@ add_result(json_t *o, const struct job *j)
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
 	json_object_set_new(o, "result", string_or_null(r->result));
-	json_object_set_new(o, "error", string_or_null(r->error));
+	json_object_set_new(o, "error", job_error_json(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
 	json_object_set_new(o, "stderr_bytes", ran ? json_integer((json_int_t)r->err_bytes)
 						   : json_null());
 	json_object_set_new(o, "stdout_truncated", json_boolean(r->out_truncated));
 	json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
+}
+
+json_t *
+job_error_json(const char *error)
+{
+	return error != NULL ? string_cut(error, JOB_ERROR_SHOWN) : json_null();
+}
+
+/* Earlier attempts' outcomes (life.c), their errors as shown. */
+static json_t *
+attempts_json(const json_t *attempts)
+{
+	json_t *a = attempts != NULL ? json_deep_copy(attempts) : json_array(), *o, *e;
+	size_t i;
+
+	json_array_foreach(a, i, o) {
+		e = json_object_get(o, "error");
+		if (json_is_string(e) && json_string_length(e) > JOB_ERROR_SHOWN)
+			json_object_set_new(o, "error", job_error_json(json_string_value(e)));
+	}
+	return a;
 }
 
 /* Dependencies, start time and retries (life.c). */
@@ -583,8 +622,7 @@ add_lifecycle(json_t *o, const struct job *j)
 	json_object_set_new(o, "retries", json_integer(s->retries));
 	json_object_set_new(o, "retry_delay", json_real(s->retry_delay));
 	json_object_set_new(o, "attempt", json_integer(j->attempt));
-	json_object_set_new(o, "attempts", j->attempts != NULL ? json_deep_copy(j->attempts)
-							       : json_array());
+	json_object_set_new(o, "attempts", attempts_json(j->attempts));
 }
 
 json_t *
@@ -618,6 +656,105 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	return o;
+}
+
+/* ---- the job object within a budget ---- */
+
+/* Leave out the oldest attempts until o fits; size is its size now. */
+static size_t
+fit_attempts(json_t *o, size_t size, size_t budget)
+{
+	json_t *a = json_object_get(o, "attempts");
+	size_t n = 0;
+
+	while (size > budget && json_array_size(a) > 0) {
+		/* The element and its comma (or, for the last one, nothing more to save). */
+		size -= json_text_size(json_array_get(a, 0)) + (json_array_size(a) > 1);
+		json_array_remove(a, 0);
+		n++;
+	}
+	if (n > 0)
+		json_object_set_new(o, "attempts_omitted", json_integer((json_int_t)n));
+	return json_text_size(o);
+}
+
+/* Strings longer than max bytes cut, arrays longer than keep elements shortened. */
+static void
+cut_value(json_t *v, size_t max, size_t keep)
+{
+	json_t *e;
+	const char *key;
+	void *tmp;
+	size_t i;
+
+	if (json_is_array(v)) {
+		while (json_array_size(v) > keep)
+			json_array_remove(v, json_array_size(v) - 1);
+		json_array_foreach(v, i, e) {
+			if (json_is_string(e) && json_string_length(e) > max)
+				json_array_set_new(v, i, string_cut(json_string_value(e), max));
+			else
+				cut_value(e, max, keep);
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach_safe(v, tmp, key, e) {
+			if (json_is_string(e) && json_string_length(e) > max)
+				json_object_set_new(v, key, string_cut(json_string_value(e), max));
+			else
+				cut_value(e, max, keep);
+		}
+	}
+}
+
+void
+job_json_fit(json_t *o, size_t budget)
+{
+	static const char *const cuttable[] = {"argv", "cwd", "name", "labels", "after",
+					       "after_any", "result", "error"};
+	size_t size = json_text_size(o), max, keep, i;
+	json_t *v;
+
+	if (size <= budget)
+		return;
+	size = fit_attempts(o, size, budget);
+	/* Still too big: its description is (limits.max_frame was lowered since its submit). */
+	for (max = 4096, keep = 1024; size > budget && max >= 16; max /= 2, keep /= 2) {
+		for (i = 0; i < sizeof cuttable / sizeof cuttable[0]; i++) {
+			v = json_object_get(o, cuttable[i]);
+			if (json_is_string(v) && json_string_length(v) > max)
+				json_object_set_new(o, cuttable[i],
+						    string_cut(json_string_value(v), max));
+			else
+				cut_value(v, max, keep);
+		}
+		json_object_set_new(o, "cut", json_true());
+		size = json_text_size(o);
+	}
+}
+
+json_t *
+job_to_json_fit(const struct job *j, size_t budget)
+{
+	json_t *o = job_to_json(j);
+
+	job_json_fit(o, budget);
+	return o;
+}
+
+size_t
+job_spec_shown_bytes(const struct job_spec *spec)
+{
+	size_t n = JOB_OBJECT_RESERVE, i;
+
+	for (i = 0; spec->argv != NULL && spec->argv[i] != NULL; i++)
+		n += string_text_size(spec->argv[i]) + 1;
+	n += spec->cwd != NULL ? string_text_size(spec->cwd) : 0;
+	n += spec->name != NULL ? string_text_size(spec->name) : 0;
+	for (i = 0; i < spec->labels.n; i++)
+		n += string_text_size(spec->labels.v[i].key) +
+		     string_text_size(spec->labels.v[i].value) + 2;
+	/* An id in "after" or "after_any": up to 20 digits and a comma. */
+	return n + spec->ndeps * 21;
 }
 
 /* ---- restored jobs (record.c decodes them) ---- */

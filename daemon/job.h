@@ -111,6 +111,8 @@ struct job {
 	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
 	bool output_capped;      /* this run may keep only what was left of its owner's quota */
 	bool output_stopped;     /* this run keeps no more output: its owner's quota is used up */
+	bool cancel_running;     /* it was running when cancel_tag was set */
+	uint64_t cancel_tag;     /* the cancel by selector that cancelled it (op-control.c) */
 
 	uint64_t seq;            /* queue order within a priority */
 	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
@@ -136,6 +138,8 @@ struct job *jobs_find(struct jobs *js, uint64_t id);
 /* First job in id order (TAILQ_NEXT(j, all) for the next) / last. */
 struct job *jobs_first(struct jobs *js);
 struct job *jobs_last(struct jobs *js);
+/* The first job whose id is id or more (a page's cursor), or NULL. */
+struct job *jobs_seek(struct jobs *js, uint64_t id);
 size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
 /* Jobs of this user still pending (job_state_pending: for queue.max_pending_per_user). */
@@ -243,6 +247,27 @@ void jobs_set_next_id(struct jobs *js, uint64_t next);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
+/*
+ * The job object within budget bytes of compact JSON (an answer must fit
+ * limits.max_frame): when it does not fit, the oldest attempts are left out
+ * ("attempts_omitted": how many), then, if still needed, long strings and
+ * lists are cut ("cut": true). job_json_fit does it to a job object made
+ * before (a wait by selector keeps them until all its jobs are final).
+ */
+json_t *job_to_json_fit(const struct job *j, size_t budget);
+void job_json_fit(json_t *o, size_t budget);
+/* A job's error as shown (job object, events): at most JOB_ERROR_SHOWN bytes, or null. */
+json_t *job_error_json(const char *error);
+#define JOB_ERROR_SHOWN 1024
+/*
+ * The bytes the job object of a new job with this description takes: what
+ * it shows of the description (argv, cwd, name, labels, dependencies) and
+ * JOB_OBJECT_RESERVE for its other fields with their values. A submit is
+ * refused when that would not fit limits.max_frame. (A long error, or many
+ * attempts, may still make it too big later: then job_json_fit cuts.)
+ */
+size_t job_spec_shown_bytes(const struct job_spec *spec);
+#define JOB_OBJECT_RESERVE (2u << 10)
 
 /* Current time as unix seconds with a fraction. */
 double now_unix(void);

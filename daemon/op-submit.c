@@ -107,11 +107,24 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	return 0;
 }
 
-/* What a decoded job may ask for, as this caller: its priority, its dependencies. */
+/*
+ * What a decoded job may ask for, as this caller: its priority, its
+ * dependencies; and its job object must fit in an answer (limits.max_frame,
+ * with the longest id a request may have).
+ */
 static int
 check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
 	  struct proto_error *err)
 {
+	size_t shown = job_spec_shown_bytes(spec);
+	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
+
+	if (shown > room) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would take %zu bytes, "
+				"more than limits.max_frame (%zu) leaves for one: shorten its argv, "
+				"cwd, name or labels", shown, (size_t)td->cfg->limits.max_frame);
+		return -1;
+	}
 	if (ops_check_priority(server_client_uid(c), spec->priority, err) == -1)
 		return -1;
 	return check_deps(td, c, spec, err);

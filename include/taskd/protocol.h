@@ -66,6 +66,9 @@
 #define TASKD_STATE_CANCELLED "cancelled"
 #define TASKD_STATE_LOST "lost"
 
+/* The longest "id" of a request, in bytes of JSON text (it is echoed in the answer). */
+#define TASKD_MAX_ID 256
+
 /* Limits on a job description. */
 #define TASKD_PRIORITY_MIN (-20)
 #define TASKD_PRIORITY_MAX 19

@@ -361,11 +361,11 @@ test_ranges(void **state)
 		{ "jobs = { keep_finished = -1; };\n", 1, "jobs.keep_finished: must be at least 0" },
 		{ "jobs = { max_output = -5; };\n", 1, "jobs.max_output: must be at least 0" },
 		{ "limits = {\n\tmax_frame = \"512\";\n};\n", 2,
-		  "limits.max_frame: must be between 1K and 64M" },
-		{ "limits = { max_frame = 1023; };\n", 1,
-		  "limits.max_frame: must be between 1K and 64M" },
+		  "limits.max_frame: must be between 16K and 64M" },
+		{ "limits = { max_frame = 16383; };\n", 1,
+		  "limits.max_frame: must be between 16K and 64M" },
 		{ "limits = { max_frame = \"65M\"; };\n", 1,
-		  "limits.max_frame: must be between 1K and 64M" },
+		  "limits.max_frame: must be between 16K and 64M" },
 		{ "limits = { max_clients = 0; };\n", 1,
 		  "limits.max_clients: must be between 1 and 1000000" },
 		{ "limits = { max_clients = 1000001; };\n", 1,
@@ -427,8 +427,8 @@ test_range_bounds_ok(void **state)
 	assert_true(cfg.limits.idle_timeout == 604800);
 	config_free(&cfg);
 
-	expect_ok("limits = { max_frame = 1024; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
-	assert_int_equal(cfg.limits.max_frame, 1024);
+	expect_ok("limits = { max_frame = 16384; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
+	assert_int_equal(cfg.limits.max_frame, 16384);
 	assert_true(cfg.router.cpu_ratio == 1);
 	config_free(&cfg);
 }

@@ -50,12 +50,12 @@ static const struct expect {
 	const char *fields;   /* what it takes besides the envelope and "job" */
 } expect[] = {
 	{ "submit", false, false, false, NO_JOB, "wait jobs " JOB_FIELDS },
-	{ "status", false, false, true, NO_JOB, "" },
-	{ "list", false, false, true, NO_JOB, "limit state labels name ids" },
+	{ "status", false, false, true, NO_JOB, "cursor" },
+	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids" },
 	{ "show", false, false, true, JOB_REQUIRED, "" },
 	{ "wait", false, false, true, JOB_OR_OTHERS, "labels name" },
 	{ "subscribe", false, false, true, NO_JOB, "ids labels states name" },
-	{ "cancel", false, false, true, JOB_OR_OTHERS, "labels name" },
+	{ "cancel", false, false, true, JOB_OR_OTHERS, "cursor labels name" },
 	{ "pause", false, true, false, JOB_OR_OTHERS, "class" },
 	{ "resume", false, true, false, JOB_OR_OTHERS, "class" },
 	{ "priority", false, false, true, JOB_REQUIRED, "priority" },
@@ -70,7 +70,7 @@ static const struct expect {
 static const char *const all_fields[] = {
 	"wait", "jobs", "type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
 	"labels", "after", "after_any", "run_at", "retries", "retry_delay", "limit", "state",
-	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job",
+	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job", "cursor",
 };
 
 static bool
@@ -408,6 +408,31 @@ test_resolve_job(void **state)
 	jobs_free(js);
 }
 
+/* Cursors (doc/protocol.md "Pages"): what ops_cursor_text makes, ops_cursor_parse reads back. */
+static void
+test_cursor(void **state)
+{
+	static const char *const bad[] = {
+		"", "L", "L1", "L1.2", "L1.2.", "L1.2.3.", "L1.2.3.4", "l1.2.3", "C1.2.3",
+		"L1..3", "L-1.2.3", "L+1.2.3", "L 1.2.3", "L1.2.3 ", "L18446744073709551616.0.0",
+		"Lx.2.3", "L0x1.2.3",
+	};
+	uint64_t v[3];
+	char *t;
+	size_t i;
+
+	(void)state;
+	t = ops_cursor_text('L', 17, UINT64_MAX, 0);
+	assert_string_equal(t, "L17.18446744073709551615.0");
+	assert_int_equal(ops_cursor_parse(t, 'L', v), 0);
+	assert_true(v[0] == 17 && v[1] == UINT64_MAX && v[2] == 0);
+	assert_int_equal(ops_cursor_parse(t, 'S', v), -1);
+	free(t);
+	for (i = 0; i < nitems(bad); i++)
+		if (ops_cursor_parse(bad[i], 'L', v) != -1)
+			fail_msg("cursor \"%s\" was taken", bad[i]);
+}
+
 int
 main(void)
 {
@@ -419,6 +444,7 @@ main(void)
 	    cmocka_unit_test(test_job_or_others),
 	    cmocka_unit_test(test_check_order),
 	    cmocka_unit_test(test_resolve_job),
+	    cmocka_unit_test(test_cursor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
