@@ -172,7 +172,8 @@ status_reply(struct client *c, json_t *id, json_t *r, uint64_t w, uint64_t k)
 	room = ops_budget(c, id) > fixed ? ops_budget(c, id) - fixed : 0;
 	wi = take_items(ws, workers, w, &room);
 	ki = json_is_array(router) ? take_items(ks, router, k, &room) : 0;
-	if (wi < json_array_size(workers) || ki < json_array_size(router)) {
+	/* (A page that took nothing would be asked for again and again.) */
+	if ((wi < json_array_size(workers) || ki < json_array_size(router)) && (wi > w || ki > k)) {
 		next = ops_cursor_text('S', wi, ki, 0);
 		json_object_set_new(r, "next", json_string(next));
 		free(next);
