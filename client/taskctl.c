@@ -23,7 +23,7 @@
 static const struct taskctl_cmd commands[] = {
     {"submit",
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
-     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--after ID[,ID...]] "
+     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
      "[--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
@@ -581,6 +581,42 @@ array_at(json_t *result, const char *path)
 }
 
 /*
+ * Append a page's list at path to the first page's: "a.b" names an array
+ * by its keys; "a[].b" the arrays b of the objects in array a, matched by
+ * their "name" (status: each handler's workers).
+ */
+static void
+merge_page(json_t *first, json_t *page, const char *path)
+{
+	const char *sub = strstr(path, "[].");
+	json_t *all, *more, *o = NULL, *p;
+	char key[64];
+	size_t i, k;
+
+	if (sub == NULL) {
+		all = array_at(first, path);
+		more = array_at(page, path);
+		if ((all == NULL) != (more == NULL))
+			taskctl_bad_response("a page without the list of the first");
+		if (all != NULL)
+			json_array_extend(all, more);
+		return;
+	}
+	snprintf(key, sizeof key, "%.*s", (int)(sub - path), path);
+	all = array_at(first, key);
+	more = array_at(page, key);
+	json_array_foreach(more, i, p) {
+		json_array_foreach(all, k, o) {
+			if (json_equal(json_object_get(o, "name"), json_object_get(p, "name")))
+				break;
+		}
+		if (k == json_array_size(all))
+			taskctl_bad_response("a page with an item the first did not have");
+		merge_page(o, p, sub + 3);
+	}
+}
+
+/*
  * An answer that comes in pages (doc/protocol.md "Pages"), first: while
  * its result has a "next" cursor, ask again with req, its op replaced by
  * next_op (if not NULL) and "cursor": next, and append the arrays at paths
@@ -591,7 +627,7 @@ json_t *
 taskctl_more_pages(struct taskctl *ctx, json_t *first, json_t *req, const char *next_op,
                    const char *const *paths)
 {
-	json_t *resp, *next, *all, *more;
+	json_t *resp, *next;
 	char *cursor = NULL;
 	size_t i;
 
@@ -615,14 +651,9 @@ taskctl_more_pages(struct taskctl *ctx, json_t *first, json_t *req, const char *
 		resp = taskctl_call(ctx, json_incref(req));
 		if (!taskd_response_ok(resp))
 			break;
-		for (i = 0; paths[i] != NULL; i++) {
-			all = array_at(taskd_response_result(first), paths[i]);
-			more = array_at(taskd_response_result(resp), paths[i]);
-			if ((all == NULL) != (more == NULL))
-				taskctl_bad_response("a page without the list of the first");
-			if (all != NULL)
-				json_array_extend(all, more);
-		}
+		for (i = 0; paths[i] != NULL; i++)
+			merge_page(taskd_response_result(first), taskd_response_result(resp),
+				   paths[i]);
 	}
 	free(cursor);
 	json_decref(req);

@@ -8,6 +8,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -85,6 +86,8 @@ job_pool_name(enum job_pool p)
 		return "thread";
 	case POOL_PROCESS:
 		return "process";
+	case POOL_HANDLER:
+		return "handler";
 	default:
 		return NULL;
 	}
@@ -139,6 +142,8 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->handler);
+	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
@@ -150,6 +155,7 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
+	free(j->progress);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -365,6 +371,8 @@ job_spec_bytes(const struct job_spec *spec)
 
 	n += spec->cwd != NULL ? strlen(spec->cwd) + 1 : 0;
 	n += spec->name != NULL ? strlen(spec->name) + 1 : 0;
+	n += spec->handler != NULL ? strlen(spec->handler) + 1 : 0;
+	n += spec->input != NULL ? strlen(spec->input) + 1 : 0;
 	for (i = 0; i < spec->labels.n; i++)
 		n += strlen(spec->labels.v[i].key) + strlen(spec->labels.v[i].value) + 2;
 	return n + spec->ndeps * sizeof spec->deps[0];
@@ -556,6 +564,20 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
+/* A handler's result is JSON; a built-in's is text. */
+static json_t *
+result_json(const struct run_result *r)
+{
+	json_t *v;
+
+	if (r->result == NULL)
+		return json_null();
+	if (r->result_json &&
+	    (v = json_loads(r->result, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) != NULL)
+		return v;
+	return json_string(r->result);
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -572,7 +594,7 @@ add_result(json_t *o, const struct job *j)
 						     ? json_integer(r->max_rss_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "result", result_json(r));
 	json_object_set_new(o, "error", job_error_json(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
@@ -580,6 +602,18 @@ add_result(json_t *o, const struct job *j)
 						   : json_null());
 	json_object_set_new(o, "stdout_truncated", json_boolean(r->out_truncated));
 	json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
+}
+
+bool
+job_type_has_output(int type)
+{
+	return type == BUILTIN_EXEC || type == JOBTYPE_HANDLER;
+}
+
+bool
+job_has_output(const struct job *j)
+{
+	return job_type_has_output(j->spec.type) && j->started_at > 0;
 }
 
 json_t *
@@ -634,7 +668,7 @@ job_to_json(const struct job *j)
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(j->spec.type, j->spec.handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
@@ -651,6 +685,8 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "progress", string_or_null(j->progress));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));

@@ -32,7 +32,7 @@ enum job_state {
 	JOB_NSTATES
 };
 
-enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
 struct job;
 
@@ -65,7 +65,9 @@ struct job_dep {
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
-	int type;          /* enum builtin_type */
+	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
+	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
+	char *input;       /* JOBTYPE_HANDLER: the job's input, base64, or NULL */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -97,6 +99,7 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	char *progress;          /* a handler's last progress message while it runs, or NULL */
 	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	int attempt;             /* 1-based */
@@ -160,9 +163,10 @@ void jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n);
 void jobs_drop_env(struct jobs *js, struct job *j);
 /*
  * The bytes a job's description takes, in memory and in its stored record:
- * its argv, environment, cwd, name, labels and dependencies. The one place
- * that says what a job brings: whatever else a job comes to carry (an
- * input for its command) is counted here.
+ * its argv, environment, cwd, name, labels, dependencies, and a handler
+ * job's handler and input. The one place that says what a job brings:
+ * whatever else a job comes to carry (an input for a command) is counted
+ * here.
  */
 uint64_t job_spec_bytes(const struct job_spec *spec);
 uint64_t jobs_next_id(struct jobs *js);
@@ -244,6 +248,11 @@ int jobs_restore(struct jobs *js, struct job *j, char **cause);
 void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
+
+/* Does j have output files: a command or a handler job, once started? */
+bool job_has_output(const struct job *j);
+/* May a job of this type have output files (a command, a handler job)? */
+bool job_type_has_output(int type);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);

@@ -134,52 +134,42 @@ status_router(struct taskd *td, struct client *c)
 	return sched_router_json(td->sched);
 }
 
-/* Take from `from` on what fits in *room of list into page (an array). */
-static size_t
-take_items(json_t *page, json_t *list, size_t from, size_t *room)
-{
-	size_t i, size;
-
-	for (i = from; i < json_array_size(list); i++) {
-		size = json_text_size(json_array_get(list, i)) + (json_array_size(page) > 0);
-		if (size > *room)
-			break;
-		json_array_append(page, json_array_get(list, i));
-		*room -= size;
-	}
-	return i;
-}
-
 /*
- * The lists in a status answer r grow with the process pool and the kinds
- * of jobs: r holds what fits of the workers and of the router table, from
- * where the cursor said (worker w, key k), and "next" for the rest.
+ * The lists in a status answer r grow with the pools and the kinds of
+ * jobs: r holds what fits of the process pool's workers, of the router
+ * table and of the handlers' workers, from where the cursor said (worker
+ * w, key k, handler worker hw), and "next" for the rest.
  */
 static void
-status_reply(struct client *c, json_t *id, json_t *r, uint64_t w, uint64_t k)
+status_reply(struct client *c, json_t *id, json_t *r, uint64_t w, uint64_t k, uint64_t hw)
 {
 	json_t *pp = json_object_get(r, "process_pool");
 	json_t *workers = json_incref(json_object_get(pp, "workers"));
 	json_t *router = json_incref(json_object_get(r, "router"));
 	json_t *ws = json_array(), *ks = json_is_array(router) ? json_array() : json_null();
-	size_t room, fixed, wi, ki;
+	json_t *handlers = json_object_get(r, "handlers"), *hws = json_array();
+	size_t room, fixed, wi, ki, hi, nh;
 	char *next = NULL;
 
 	json_object_set(pp, "workers", ws);
 	json_object_set(r, "router", ks);
+	nh = ops_split_lists(handlers, "workers", hws);
 	json_object_set_new(r, "next", json_null());
 	fixed = json_text_size(r) + CURSOR_MAX;
 	room = ops_budget(c, id) > fixed ? ops_budget(c, id) - fixed : 0;
-	wi = take_items(ws, workers, w, &room);
-	ki = json_is_array(router) ? take_items(ks, router, k, &room) : 0;
+	wi = ops_take_items(ws, workers, w, &room);
+	ki = json_is_array(router) ? ops_take_items(ks, router, k, &room) : 0;
+	hi = ops_take_split(handlers, "workers", hws, hw, &room);
 	/* (A page that took nothing would be asked for again and again.) */
-	if ((wi < json_array_size(workers) || ki < json_array_size(router)) && (wi > w || ki > k)) {
-		next = ops_cursor_text('S', wi, ki, 0);
+	if ((wi < json_array_size(workers) || ki < json_array_size(router) || hi < nh) &&
+	    (wi > w || ki > k || hi > hw)) {
+		next = ops_cursor_text('S', wi, ki, hi);
 		json_object_set_new(r, "next", json_string(next));
 		free(next);
 	}
 	json_decref(ws);
 	json_decref(ks);
+	json_decref(hws);
 	json_decref(workers);
 	json_decref(router);
 	reply_ok(c, id, r);
@@ -216,8 +206,9 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));
-	status_reply(c, req->id, r, cur[0], cur[1]);
+	status_reply(c, req->id, r, cur[0], cur[1], cur[2]);
 }
 
 /* Is j one a list (or a wait by selector) of uid shows, passing f? */

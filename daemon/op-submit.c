@@ -10,7 +10,12 @@
 
 #include <taskd/protocol.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include "admission.h"
+#include "hconfig.h"
+#include "jobtype.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
@@ -108,9 +113,37 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 }
 
 /*
+ * A handler with users/groups lists serves only those (and root and
+ * taskd's own user). The submitter's supplementary groups are looked up
+ * only when its uid and primary group are not enough.
+ */
+static int
+check_handler(struct taskd *td, struct client *c, const struct job_spec *spec,
+	      struct proto_error *err)
+{
+	const struct handler_config *h;
+	uid_t uid = server_client_uid(c);
+	gid_t gid = server_client_gid(c), groups[256];
+	int n = (int)(sizeof groups / sizeof groups[0]);
+	struct passwd *pw;
+
+	if (spec->type != JOBTYPE_HANDLER || (h = config_handler(td->cfg, spec->handler)) == NULL)
+		return 0;
+	if (handler_allows(h, uid, gid, NULL, 0))
+		return 0;
+	if (h->ngroups > 0 && (pw = getpwuid(uid)) != NULL &&
+	    getgrouplist(pw->pw_name, gid, groups, &n) != -1 &&
+	    handler_allows(h, uid, gid, groups, (size_t)n))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "handler %s does not serve uid %u "
+			"(its users and groups lists)", h->name, (unsigned)uid);
+	return -1;
+}
+
+/*
  * What a decoded job may ask for, as this caller: its priority, its
- * dependencies; and its job object must fit in an answer (limits.max_frame,
- * with the longest id a request may have).
+ * dependencies, its handler; and its job object must fit in an answer
+ * (limits.max_frame, with the longest id a request may have).
  */
 static int
 check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
@@ -120,14 +153,17 @@ check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
 	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
 
 	if (shown > room) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would take %zu bytes, "
-				"more than limits.max_frame (%zu) leaves for one: shorten its argv, "
-				"cwd, name or labels", shown, (size_t)td->cfg->limits.max_frame);
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would "
+				"take %zu bytes, more than limits.max_frame (%zu) leaves for one: "
+				"shorten its argv, cwd, name or labels", shown,
+				(size_t)td->cfg->limits.max_frame);
 		return -1;
 	}
 	if (ops_check_priority(server_client_uid(c), spec->priority, err) == -1)
 		return -1;
-	return check_deps(td, c, spec, err);
+	if (check_deps(td, c, spec, err) == -1)
+		return -1;
+	return check_handler(td, c, spec, err);
 }
 
 /*

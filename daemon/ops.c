@@ -377,6 +377,54 @@ reply_proto_err(struct client *c, json_t *id, struct proto_error *err)
 	proto_error_clear(err);
 }
 
+size_t
+ops_take_items(json_t *page, json_t *list, size_t from, size_t *room)
+{
+	size_t i, size;
+
+	for (i = from; i < json_array_size(list); i++) {
+		size = json_text_size(json_array_get(list, i)) + (json_array_size(page) > 0);
+		if (size > *room)
+			break;
+		json_array_append(page, json_array_get(list, i));
+		*room -= size;
+	}
+	return i;
+}
+
+size_t
+ops_split_lists(json_t *objects, const char *key, json_t *all)
+{
+	size_t i, n = 0;
+	json_t *o;
+
+	json_array_foreach(objects, i, o) {
+		json_array_append(all, json_object_get(o, key));
+		n += json_array_size(json_object_get(o, key));
+		json_object_set_new(o, key, json_array());
+	}
+	return n;
+}
+
+size_t
+ops_take_split(json_t *objects, const char *key, json_t *all, size_t from, size_t *room)
+{
+	size_t i, n = 0, took;
+	json_t *o, *list;
+
+	json_array_foreach(objects, i, o) {
+		list = json_array_get(all, i);
+		if (from < n + json_array_size(list)) {
+			took = ops_take_items(json_object_get(o, key), list, from > n ? from - n : 0,
+					      room);
+			if (took < json_array_size(list))
+				return n + took;
+		}
+		n += json_array_size(list);
+	}
+	return n;
+}
+
 /* ---- the caller, the connection, the jobs ---- */
 
 struct conn *

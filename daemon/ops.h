@@ -133,6 +133,22 @@ bool page_add(struct page *p, json_t *item, size_t extra);
 /* Answer with the page; more: the other fields (stolen, may be NULL); next: NULL for the last. */
 void page_send(struct page *p, json_t *more, const char *next);
 
+/*
+ * For an answer with several lists (status): take into page (an array) what
+ * fits in *room of list from its from-th item on; the index it stopped at.
+ */
+size_t ops_take_items(json_t *page, json_t *list, size_t from, size_t *room);
+/*
+ * Lists in the objects of an array (the workers of each handler), taken as
+ * one list, one object after the other: ops_split_lists moves each
+ * object's list named key into all (in the same order), leaves it empty,
+ * and returns how many items there are; ops_take_split puts back what fits
+ * from the from-th item on, and returns the index it stopped at.
+ */
+size_t ops_split_lists(json_t *objects, const char *key, json_t *all);
+size_t ops_take_split(json_t *objects, const char *key, json_t *all, size_t from,
+		      size_t *room);
+
 /* ---- per connection ---- */
 
 /* Waits (by id, by selector, submit "wait") in flight on one connection at most. */

@@ -5,11 +5,11 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <taskd/protocol.h>
 
 #include "admission.h"
-#include "builtin.h"
 #include "config.h"
 #include "job.h"
 #include "log.h"
@@ -19,18 +19,18 @@
 #include "sched.h"
 #include "xmalloc.h"
 
-/* Does j have output files (a command that started)? */
-static bool
-has_output(const struct job *j)
-{
-	return j->spec.type == BUILTIN_EXEC && j->started_at > 0;
-}
-
+/*
+ * What j's output takes: its output files, and the result a run left (a
+ * handler's JSON result is stored with the job, up to limits.max_frame).
+ */
 static void
 measure(struct jobs *js, const char *jobs_dir, struct job *j)
 {
-	if (has_output(j))
-		jobs_set_output_bytes(js, j, output_size(jobs_dir, j->id));
+	uint64_t n = j->res.result != NULL ? strlen(j->res.result) : 0;
+
+	if (job_has_output(j))
+		n += output_size(jobs_dir, j->id);
+	jobs_set_output_bytes(js, j, n);
 }
 
 /* A bound of uid's: limit, or 0 (none) for root and the daemon's own user. */
@@ -77,7 +77,7 @@ quota_run_kept(const struct config *cfg, struct jobs *js, struct job *j)
 	uint64_t limit = bound(j->uid, cfg->limits.max_output_per_user), jb, out;
 
 	j->output_capped = j->output_stopped = false;
-	if (j->spec.type != BUILTIN_EXEC)
+	if (!job_type_has_output(j->spec.type))
 		return 0;
 	/* A retry's output files start empty again. */
 	jobs_set_output_bytes(js, j, 0);
@@ -120,7 +120,7 @@ quota_tick(const struct config *cfg, struct jobs *js, struct sched *s, const cha
 		measure(js, jobs_dir, j);
 	for (j = jobs_first_running(js); j != NULL; j = TAILQ_NEXT(j, running)) {
 		limit = bound(j->uid, cfg->limits.max_output_per_user);
-		if (limit == 0 || j->output_stopped || !has_output(j))
+		if (limit == 0 || j->output_stopped || !job_has_output(j))
 			continue;
 		jobs_user_bytes(js, j->uid, &jb, &out);
 		if (out < limit)

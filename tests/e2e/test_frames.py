@@ -14,11 +14,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import E2ETestCase, wait_for, main  # noqa: E402
+from harness import E2ETestCase, TASKD, wait_for, main  # noqa: E402
 
 FRAME = 16 * 1024          # the smallest limits.max_frame
 NJOBS = 300                # done jobs, each of its own kind (router key)
 NWAIT = 150                # jobs of a wait by selector
+NHANDLERS = 2              # handlers (the C echo worker),
+NHWORKERS = 12             # with this many workers each
+ECHO = os.path.join(os.path.dirname(TASKD), "taskd-echo")
+ME = "root" if os.geteuid() == 0 else __import__("pwd").getpwuid(os.geteuid()).pw_name
 NCANCEL = 3500             # jobs of a cancel by selector (more ids than one page holds)
 
 
@@ -44,7 +48,11 @@ class FramesTest(E2ETestCase):
     shared_overrides = {"limits.max_frame": "16K", "process_pool.mode": "static",
                         "process_pool.min_workers": 6, "process_pool.max_workers": 6,
                         "thread_pool.min_threads": 4, "thread_pool.max_threads": 4,
-                        "log_level": "info"}
+                        "log_level": "info",
+                        "handlers": [{"name": "echo%d" % i, "command": [ECHO], "user": ME,
+                                      "class": "io", "min_workers": NHWORKERS,
+                                      "max_workers": NHWORKERS}
+                                     for i in range(NHANDLERS)]}
 
     @classmethod
     def setUpClass(cls):
@@ -63,6 +71,8 @@ class FramesTest(E2ETestCase):
         cls.failed = d.submit(["/nonexistent/" + "x" * 3000], **{"class": "io"})
         for j in cls.done + [cls.big, cls.retried, cls.failed]:
             d.wait_job(j, timeout=60)
+        wait_for(lambda: sum(len(h["workers"]) for h in d.ctl_json("status")["handlers"])
+                 == NHANDLERS * NHWORKERS, 30, what="the handlers' workers")
 
     # -- raw protocol: every line within max_frame
     def lines(self, reqs, n=None):
@@ -147,6 +157,14 @@ class FramesTest(E2ETestCase):
         keys = [k["key"] for a in answers for k in a["result"]["router"]]
         workers = [w["pid"] for a in answers for w in a["result"]["process_pool"]["workers"]]
         self.assertEqual(len(set(workers)), 6)
+        hworkers = {}
+        for a in answers:
+            self.assertEqual([h["name"] for h in a["result"]["handlers"]],
+                             ["echo%d" % i for i in range(NHANDLERS)])
+            for h in a["result"]["handlers"]:
+                hworkers.setdefault(h["name"], []).extend(w["pid"] for w in h["workers"])
+        for pids in hworkers.values():
+            self.assertEqual(len(set(pids)), NHWORKERS)
         for i in range(NJOBS):
             self.assertIn("kind-%03d-%s" % (i, "k" * 40), keys)
         [r] = self.lines([{"id": 1, "op": "status", "cursor": "L1.2.3"}])
@@ -235,6 +253,8 @@ class FramesTest(E2ETestCase):
             self.assertIn("kind-%03d" % i, p.stdout)
         doc = self.d.ctl_json("status")
         self.assertEqual(len(doc["process_pool"]["workers"]), 6)
+        for h in doc["handlers"]:
+            self.assertEqual(len({w["pid"] for w in h["workers"]}), NHWORKERS)
         self.assertGreaterEqual(len(doc["router"]), NJOBS)
         self.assertIsNone(doc["next"])
 

@@ -11,6 +11,7 @@
 - A full disk: submits get storage_error, reads go on.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -279,6 +280,28 @@ class OutputQuotaTest(E2ETestCase):
                 self.assertEqual(d.read_output(later), b"")
                 self.assertIn("limits.max_output_per_user", j["error"] or "", j)
                 nobody_ok(self, d, {"op": "clean"})
+
+    def test_handler_jobs_count(self):
+        # A handler job's output files and its stored result are its output too.
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handler_worker.py")
+        d = nobody_daemon(self, dict(self.LIMITS, handlers=[
+            {"name": "py", "command": ["/usr/bin/python3", worker], "user": "root",
+             "start_timeout": 10}]))
+        j = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["print", "x" * 100],
+                                "wait": True})
+        self.assertEqual(j["state"], "done", j)
+        used = nobody_quota(self, d)["output_bytes"]
+        self.assertEqual(used, len(d.read_output(j["id"])) + len(d.read_output(j["id"], "stderr"))
+                         + len(json.dumps(j["result"])))
+        self.assertGreater(used, 200)
+        j = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["big", "110000"],
+                                "wait": True})
+        self.assertEqual(j["state"], "done", j)
+        self.assertGreater(nobody_quota(self, d)["output_bytes"], 100 * KIB)
+        [r] = as_nobody(d, {"id": 1, "op": "submit", "type": "py", "argv": ["echo"]})
+        self.assertError(r, "quota_exceeded")
+        nobody_ok(self, d, {"op": "clean"})
+        self.assertEqual(nobody_quota(self, d)["output_bytes"], 0)
 
     def test_restart_counts_again(self):
         d = nobody_daemon(self, self.LIMITS)

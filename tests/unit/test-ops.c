@@ -433,6 +433,44 @@ test_cursor(void **state)
 			fail_msg("cursor \"%s\" was taken", bad[i]);
 }
 
+/* Status's lists, the handlers' workers taken as one: every item once, in order, none cut. */
+static void
+test_take_split(void **state)
+{
+	json_t *objects = json_pack("[{s:s,s:[i,i,i]},{s:s,s:[]},{s:s,s:[i,i,i,i,i]}]", "name",
+				    "a", "w", 1, 2, 3, "name", "b", "w", "name", "c", "w", 4, 5, 6,
+				    7, 8);
+	json_t *all = json_array(), *o, *got = json_array();
+	size_t n, from = 0, to, room, i, k;
+
+	(void)state;
+	n = ops_split_lists(objects, "w", all);
+	assert_int_equal(n, 8);
+	assert_int_equal(json_array_size(all), 3);
+	/* room for two items ("1,2" is three bytes) a page */
+	for (k = 0; from < n; k++) {
+		room = 3;
+		to = ops_take_split(objects, "w", all, from, &room);
+		assert_true(to > from && to - from <= 2);
+		json_array_foreach(objects, i, o) {
+			json_array_extend(got, json_object_get(o, "w"));
+			json_array_clear(json_object_get(o, "w"));
+		}
+		from = to;
+	}
+	assert_int_equal(k, 4);
+	assert_int_equal(json_array_size(got), 8);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(json_integer_value(json_array_get(got, i)), (json_int_t)i + 1);
+	/* past the end: nothing */
+	room = 100;
+	assert_int_equal(ops_take_split(objects, "w", all, n, &room), n);
+	assert_int_equal(room, 100);
+	json_decref(objects);
+	json_decref(all);
+	json_decref(got);
+}
+
 int
 main(void)
 {
@@ -445,6 +483,7 @@ main(void)
 	    cmocka_unit_test(test_check_order),
 	    cmocka_unit_test(test_resolve_job),
 	    cmocka_unit_test(test_cursor),
+	    cmocka_unit_test(test_take_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
