@@ -66,7 +66,7 @@ extern char **environ;
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
 static _Atomic uint64_t worker_cancel; /* last job id a cancel was asked for */
 static _Atomic uint64_t worker_quiet;  /* last job id whose output was to be stopped */
-static struct run *volatile worker_current; /* the run in progress, for worker_usr1 */
+static struct run *volatile worker_current; /* the run in progress, for worker_signal */
 
 /* --- transport -------------------------------------------------------- */
 
@@ -319,36 +319,26 @@ worker_recv(int fd, size_t max, char **error)
 
 /* --- the worker process ------------------------------------------------ */
 
-/* SIGUSR1: cancel the job named by the queued value (any job for a plain kill). */
+/*
+ * SIGUSR1 (cancel) and SIGUSR2 (keep no more output) of the job named by
+ * the queued value (the current job for a plain kill).
+ */
 static void
-worker_usr1(int sig, siginfo_t *si, void *ctx)
+worker_signal(int sig, siginfo_t *si, void *ctx)
 {
 	uint64_t job = atomic_load(&worker_job);
 	struct run *r = worker_current;
 
-	(void)sig;
 	(void)ctx;
 	if (si->si_code == SI_QUEUE)
 		job = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
-	atomic_store(&worker_cancel, job);
+	atomic_store(sig == SIGUSR1 ? &worker_cancel : &worker_quiet, job);
+	if (job == 0 || job != atomic_load(&worker_job) || r == NULL)
+		return;
 	/* run_cancel: an atomic store and a write(2), both async-signal-safe; keeps errno. */
-	if (job != 0 && job == atomic_load(&worker_job) && r != NULL)
+	if (sig == SIGUSR1)
 		run_cancel(r);
-}
-
-/* SIGUSR2: keep no more output of the job named by the queued value. */
-static void
-worker_usr2(int sig, siginfo_t *si, void *ctx)
-{
-	uint64_t job = atomic_load(&worker_job);
-	struct run *r = worker_current;
-
-	(void)sig;
-	(void)ctx;
-	if (si->si_code == SI_QUEUE)
-		job = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
-	atomic_store(&worker_quiet, job);
-	if (job != 0 && job == atomic_load(&worker_job) && r != NULL)
+	else
 		run_stop_output(r);
 }
 
@@ -382,11 +372,10 @@ setup_signals(void)
 	sigset_t none;
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = worker_usr1;
+	sa.sa_sigaction = worker_signal;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_sigaction = worker_usr2;
 	sigaction(SIGUSR2, &sa, NULL);
 	/* Terminal and reload signals are the daemon's business; SIGTERM still kills. */
 	signal(SIGINT, SIG_IGN);
