@@ -25,6 +25,7 @@
 #include "output.h"
 #include "persist.h"
 #include "ppool.h"
+#include "quota.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
@@ -126,8 +127,7 @@ check_room(struct taskd *td, struct client *c, struct request *req, uint64_t n)
 
 /* Every dependency must be a job the caller may see (else: as if unknown). */
 static int
-check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
-	   struct proto_error *err)
+check_deps(struct taskd *td, uid_t uid, const struct job_spec *spec, struct proto_error *err)
 {
 	const struct job_dep *d;
 	struct job *dep;
@@ -143,7 +143,7 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 					d->any ? "after_any" : "after", (unsigned long long)d->id);
 			return -1;
 		}
-		if (dep == NULL || !ops_may_see(server_client_uid(c), dep)) {
+		if (dep == NULL || !ops_may_see(uid, dep)) {
 			proto_error_set(err, TASKD_ERR_NOT_FOUND,
 					"%s: no such job %llu (a dependency must be an existing job "
 					"of yours)", d->any ? "after_any" : "after",
@@ -206,6 +206,35 @@ check_workflow(struct taskd *td, const struct job_spec *spec, struct proto_error
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * What a decoded job may ask for, as uid (gid) who will own it: its
+ * priority, its dependencies, its handler, its queue and slots; and its
+ * job object must fit in an answer (limits.max_frame, with the longest id
+ * a request may have).
+ */
+static int
+check_job(struct taskd *td, uid_t uid, gid_t gid, const struct job_spec *spec,
+	  struct proto_error *err)
+{
+	size_t shown = job_spec_shown_bytes(spec);
+	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
+
+	if (shown > room) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would "
+				"take %zu bytes, more than limits.max_frame (%zu) leaves for one: "
+				"shorten its argv, cwd, name or labels", shown,
+				(size_t)td->cfg->limits.max_frame);
+		return -1;
+	}
+	if (ops_check_priority(uid, spec->priority, err) == -1)
+		return -1;
+	if (check_deps(td, uid, spec, err) == -1)
+		return -1;
+	if (check_handler(td, uid, gid, spec, err) == -1)
+		return -1;
+	return check_workflow(td, spec, err);
 }
 
 /*
@@ -539,6 +568,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	uint64_t next = jobs_next_id(td->jobs), *made_id;
 	double now = now_unix();
 	char *msg, *cause = NULL;
+	uint64_t bytes = 0;
 
 	if (n == 0 || n > TASKD_MAX_BATCH) {
 		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
@@ -555,9 +585,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 					"submit: send each array in a request of its own");
 		else if (proto_batch_job_decode(json_array_get(arr, i), &opts, &specs[i], &err) ==
 				 0 &&
-			 check_deps(td, c, &specs[i], &err) == 0 &&
-			 check_handler(td, uid, server_client_gid(c), &specs[i], &err) == 0 &&
-			 check_workflow(td, &specs[i], &err) == 0)
+			 check_job(td, uid, server_client_gid(c), &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -568,6 +596,14 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		return;
 	}
 	made = batch_keys(td, uid, specs, keys, n);
+	for (i = 0; i < n; i++)
+		if (!keys[i].existing)
+			bytes += job_spec_bytes(&specs[i]);
+	if (quota_check_submit(td->cfg, td->jobs, uid, bytes, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
+		batch_free(specs, keys, n);
+		return;
+	}
 	if (check_room(td, c, req, made) == -1) {
 		batch_free(specs, keys, n);
 		return;
@@ -689,9 +725,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1 ||
-	    check_handler(td, server_client_uid(c), server_client_gid(c), &spec, &err) == -1 ||
-	    check_workflow(td, &spec, &err) == -1) {
+	if (check_job(td, server_client_uid(c), server_client_gid(c), &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
@@ -703,6 +737,13 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		else
 			answer_holder(td, c, req, holder, harray, committed,
 				      json_is_true(wait) && !harray);
+		return;
+	}
+	/* An array's jobs share its one description: it is counted once. */
+	if (quota_check_submit(td->cfg, td->jobs, server_client_uid(c), job_spec_bytes(&spec),
+			       &err) == -1) {
+		job_spec_free(&spec);
+		reply_proto_err(c, req->id, &err);
 		return;
 	}
 	if (array == 0) {
@@ -752,6 +793,34 @@ restartable(const struct job *j, struct proto_error *err)
 	proto_error_set(err, TASKD_ERR_INVALID_STATE, "job %llu is %s: only a finished job can "
 			"be restarted", (unsigned long long)j->id, job_state_name(j->state));
 	return -1;
+}
+
+/*
+ * The new jobs of a restart within their owners' quotas (quota.h): the
+ * bytes of each owner's new jobs together (a restart by root may take
+ * jobs of several users; there are few of them).
+ */
+static int
+restart_quota(struct taskd *td, struct job **v, const struct job_spec *specs,
+	      const bool *existing, size_t n, struct proto_error *err)
+{
+	struct { uid_t uid; uint64_t bytes; } *own = xcalloc(n > 0 ? n : 1, sizeof *own);
+	size_t i, k, nown = 0;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		if (existing[i])
+			continue;
+		for (k = 0; k < nown && own[k].uid != v[i]->uid; k++)
+			;
+		if (k == nown)
+			own[nown++].uid = v[i]->uid;
+		own[k].bytes += job_spec_bytes(&specs[i]);
+	}
+	for (k = 0; k < nown && rc == 0; k++)
+		rc = quota_check_submit(td->cfg, td->jobs, own[k].uid, own[k].bytes, err);
+	free(own);
+	return rc;
 }
 
 /*
@@ -806,8 +875,7 @@ op_restart(struct taskd *td, struct client *c, struct request *req)
 		old = v[i];
 		from[i] = old->id;
 		job_spec_rerun(&specs[i], old);
-		if (check_handler(td, old->uid, old->gid, &specs[i], &err) == 0 &&
-		    check_workflow(td, &specs[i], &err) == 0)
+		if (check_job(td, old->uid, old->gid, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -835,6 +903,8 @@ op_restart(struct taskd *td, struct client *c, struct request *req)
 		}
 		json_array_append_new(jobs, o);
 	}
+	if (restart_quota(td, v, specs, existing, n, &err) == -1)
+		goto fail;
 	if (check_room(td, c, req, made) == -1)
 		goto out;
 	/* Their inputs: the same files (hard links: an input never changes). */

@@ -12,6 +12,7 @@
 #include "output.h"
 #include "ppool.h"
 #include "monitor.h"
+#include "quota.h"
 #include "router.h"
 #include "sched.h"
 #include "sched-private.h"
@@ -244,8 +245,7 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	/* Only a command or a handler job that started has output files. */
-	if ((j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) && j->started_at > 0)
+	if (job_has_output(j))
 		output_remove(s->jobs_dir, j->id);
 	/* Its input: its own, or its array's with the array's last job (removed after this). */
 	if (j->spec.input_bytes > 0 && (j->array == NULL || j->array->present == 1))
@@ -330,6 +330,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	}
 	slots_release(s, j);
 	gate_leave(s, j);
+	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
@@ -410,6 +411,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	/* And in all no more than what is left of its owner's output quota. */
+	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	if (j->output_stopped)
+		run_stop_output(r); /* a worker process is told once it has the run */
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -467,6 +472,8 @@ start_process(struct sched *s, struct job *j, size_t slots)
 	s->cpu_used += slots;
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
+	if (j->output_stopped)
+		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 
@@ -744,6 +751,17 @@ cancel_running(struct sched *s, struct job *j)
 		hpool_cancel(s->hpool, j->run);
 	else
 		run_cancel(j->run);
+}
+
+void
+sched_stop_output(struct sched *s, struct job *j)
+{
+	if (j->run == NULL)
+		return;
+	if (j->pool == POOL_PROCESS)
+		ppool_stop_output(s->ppool, j->run);
+	else
+		run_stop_output(j->run);
 }
 
 static void

@@ -579,9 +579,15 @@ class Daemon:
         return self.ok({"v": 1, "id": "st", "op": "status"})
 
     def list_jobs(self, **args):
+        """Every job a list selects: all its pages (doc/protocol.md "Pages")."""
         req = {"v": 1, "id": "l", "op": "list", "limit": 0}
         req.update(args)
-        return self.ok(req)["jobs"]
+        r = self.ok(req)
+        jobs = r["jobs"]
+        while r.get("next") is not None:
+            r = self.ok(dict(req, cursor=r["next"]))
+            jobs += r["jobs"]
+        return jobs
 
     def cancel(self, job):
         return self.ok({"v": 1, "id": "c", "op": "cancel", "job": job})
@@ -626,7 +632,7 @@ def ctl_as_nobody(d, *args):
                           user=NOBODY, group=NOBODY, extra_groups=[])
 
 
-# Requests as another user (raw protocol): a client process with uid/gid nobody.
+# Requests as another user: a client process with uid/gid nobody.
 NOBODY_CLIENT = r"""
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
