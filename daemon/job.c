@@ -627,6 +627,8 @@ job_spec_bytes(const struct job_spec *spec)
 	n += spec->cwd != NULL ? strlen(spec->cwd) + 1 : 0;
 	n += spec->name != NULL ? strlen(spec->name) + 1 : 0;
 	n += spec->handler != NULL ? strlen(spec->handler) + 1 : 0;
+	n += spec->unique != NULL ? strlen(spec->unique) + 1 : 0;
+	n += spec->queue != NULL ? strlen(spec->queue) + 1 : 0;
 	n += spec->input_bytes;
 	for (i = 0; i < spec->labels.n; i++)
 		n += strlen(spec->labels.v[i].key) + strlen(spec->labels.v[i].value) + 2;

@@ -261,9 +261,9 @@ void jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n);
 /*
  * The bytes a job's description takes, in memory, in its stored record and
  * in its input file: its argv, environment, cwd, name, labels,
- * dependencies, a handler job's handler, and its input (a command's or a
- * handler job's). The one place that says what a job brings: whatever
- * else a job comes to carry is counted here.
+ * dependencies, unique key, queue, a handler job's handler, and its input
+ * (a command's or a handler job's). The one place that says what a job
+ * brings: whatever else a job comes to carry is counted here.
  */
 uint64_t job_spec_bytes(const struct job_spec *spec);
 uint64_t jobs_next_id(struct jobs *js);

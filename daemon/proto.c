@@ -483,7 +483,7 @@ decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct prot
 	if (!json_is_string(v) ||
 	    base64_decode(json_string_value(v), json_string_length(v), &spec->input, &len) == -1) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"input\" must be base64 text (RFC 4648, padded)");
+				"\"input\" must be base64 text (RFC 4648)");
 		return -1;
 	}
 	if (len > max_input) {
