@@ -10,9 +10,7 @@
  * refused, e.g. a job that has not finished); with a selection, one
  * request for every finished job it picks (all or nothing).
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "taskctl.h"
 
@@ -91,32 +89,7 @@ cmd_restart(struct taskctl *ctx, int argc, char **argv)
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
-	struct taskctl_per_job *v;
-	json_int_t *ids;
-	json_t *sel = json_object();
-	int i, n, rc;
 
-	v = calloc((size_t)argc, sizeof *v);
-	ids = calloc((size_t)argc, sizeof *ids);
-	if (v == NULL || ids == NULL || sel == NULL)
-		taskctl_lost(ENOMEM);
-	rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids);
-	if (rc == -1 && json_object_size(sel) > 0)
-		rc = restart_selected(ctx, sel);
-	json_decref(sel);
-	if (rc != -1) {
-		free(v);
-		free(ids);
-		return rc;
-	}
-	n = argc - optind;
-	for (i = 0; i < n; i++) {
-		v[i].arg = argv[optind + i];
-		v[i].id = ids[i];
-	}
-	free(ids);
-	taskctl_per_job_call(ctx, TASKD_OP_RESTART, v, n);
-	rc = taskctl_per_job_report(ctx, v, n, print_one);
-	taskctl_per_job_free(v, n);
-	return rc;
+	return taskctl_select_or_each(ctx, opts, argc, argv, TASKD_OP_RESTART, restart_selected,
+	                              print_one);
 }

@@ -438,6 +438,46 @@ taskctl_per_job_free(struct taskctl_per_job *v, int n)
 	free(v);
 }
 
+/*
+ * `cancel`, `restart`: by selector (opts: --label, --name, --array, ...),
+ * one request that selected(ctx, sel) sends and reports; or per job, op
+ * for each ID argument, each answer reported by print_one.
+ */
+int
+taskctl_select_or_each(struct taskctl *ctx, const struct option *opts, int argc, char **argv,
+                       const char *op, int (*selected)(struct taskctl *, json_t *),
+                       void (*print_one)(const struct taskctl_per_job *))
+{
+	struct taskctl_per_job *v;
+	json_int_t *ids;
+	json_t *sel = json_object();
+	int i, n, rc;
+
+	v = calloc((size_t)argc, sizeof *v);
+	ids = calloc((size_t)argc, sizeof *ids);
+	if (v == NULL || ids == NULL || sel == NULL)
+		taskctl_lost(ENOMEM);
+	rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids);
+	if (rc == -1 && json_object_size(sel) > 0)
+		rc = selected(ctx, sel);
+	json_decref(sel);
+	if (rc != -1) {
+		free(v);
+		free(ids);
+		return rc;
+	}
+	n = argc - optind;
+	for (i = 0; i < n; i++) {
+		v[i].arg = argv[optind + i];
+		v[i].id = ids[i];
+	}
+	free(ids);
+	taskctl_per_job_call(ctx, op, v, n);
+	rc = taskctl_per_job_report(ctx, v, n, print_one);
+	taskctl_per_job_free(v, n);
+	return rc;
+}
+
 /* Connect once; on failure report, drop what the caller handed over (may be NULL), exit 3. */
 static struct taskd_client *
 connect_or_exit(struct taskctl *ctx, json_t *req)

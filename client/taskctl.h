@@ -74,6 +74,9 @@ void taskctl_per_job_call(struct taskctl *, const char *, struct taskctl_per_job
 int taskctl_per_job_report(struct taskctl *, const struct taskctl_per_job *, int,
                            void (*)(const struct taskctl_per_job *));
 void taskctl_per_job_free(struct taskctl_per_job *, int);
+int taskctl_select_or_each(struct taskctl *, const struct option *, int, char **, const char *,
+                           int (*)(struct taskctl *, json_t *),
+                           void (*)(const struct taskctl_per_job *));
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
 json_t *taskctl_call_pages(struct taskctl *, json_t *, const char *, const char *const *);

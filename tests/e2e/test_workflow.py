@@ -361,9 +361,11 @@ class SuspendTest(Restartable):
     def test_suspended_when_taskd_dies(self):
         # lost at the next start (or retried): its stopped group is killed, not left stopped
         d = self.daemon()
-        two = ["sh", "-c", "sleep 30 & echo $! > child.$$; sleep 30; wait"]
+        # exec, not a child in the foreground: a shell stopped while it vforks a
+        # command (dash does) stays in D, not T, until that child execs
+        two = ["sh", "-c", "sleep 30 & echo $! > child.$$; exec sleep 30"]
         jobs = [d.submit(two, cwd=d.tmp, **{"class": c}) for c in ("io", "cpu")]
-        r = d.submit(["sh", "-c", "test -e ran && exit 0; touch ran; sleep 30"], retries=1,
+        r = d.submit(["sh", "-c", "test -e ran && exit 0; : > ran; exec sleep 30"], retries=1,
                      retry_delay=0, cwd=d.tmp, **IO)
         pids = []
         for j in jobs + [r]:
@@ -375,10 +377,12 @@ class SuspendTest(Restartable):
                                          5)))
             d.ok({"op": "pause", "job": j})
         for pid in pids:
-            wait_for(lambda: proc_state(pid) == "T", 15,
-                     what="process %d stopped (%r, jobs %r)"
-                     % (pid, [(p, proc_state(p)) for p in pids],
-                        [(k, d.show(k)["state"], d.show(k)["pid"]) for k in jobs + [r]]))
+            try:
+                wait_for(lambda: proc_state(pid) == "T", 15, what="process %d stopped" % pid)
+            except AssertionError as e:
+                raise AssertionError("%s (now: %r, jobs %r)" % (
+                    e, [(p, proc_state(p)) for p in pids],
+                    [(k, d.show(k)["state"], d.show(k)["pid"]) for k in jobs + [r]])) from None
         n = self.restart(d)
         for j in jobs:
             jl = n.show(j)
