@@ -143,6 +143,7 @@ static void
 job_free(struct job *j)
 {
 	job_spec_free(&j->spec);
+	free(j->kinds);
 	free(j->res.result);
 	free(j->res.error);
 	if (j->attempts != NULL)
@@ -618,7 +619,7 @@ job_record(const struct job *j)
 		      strv_or_null(s->env), "cwd", str_or_null(s->cwd), "name", str_or_null(s->name),
 		      "class", (int)s->class, "priority", s->priority, "timeout", s->timeout,
 		      "uid", (json_int_t)j->uid, "gid", (json_int_t)j->gid, "routed", (int)j->routed,
-		      "pool", (int)j->pool, "worker", j->worker, "route_key", j->route_key,
+		      "pool", (int)j->pool, "worker", j->worker, "route_key", j->route.key,
 		      "submitted_at", j->submitted_at, "started_at", j->started_at, "finished_at",
 		      j->finished_at, "res", res);
 	if (o == NULL)
@@ -735,7 +736,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	j->routed = (enum job_class)routed;
 	j->pool = (enum job_pool)pool;
 	j->worker = worker;
-	snprintf(j->route_key, sizeof j->route_key, "%s", key);
+	snprintf(j->route.key, sizeof j->route.key, "%s", key);
 	j->submitted_at = sub;
 	j->started_at = start;
 	j->finished_at = fin;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "exec.h"
 #include "labels.h"
+#include "router.h"
 
 enum job_state {
 	JOB_QUEUED = 0,
@@ -88,7 +89,8 @@ struct job {
 	uid_t uid;
 	gid_t gid;
 	enum job_class routed;
-	char route_key[65];      /* the router's kind key (ROUTER_KEY_MAX + 1) */
+	char *kinds;             /* its kind keys, packed (kindkey.h), set when queued */
+	struct route route;      /* how it was routed (route.key: the key that decided) */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;

@@ -649,11 +649,15 @@ program_keys(struct kctx *c, char *const *av, size_t n)
 		if (k != I_NONE)
 			break;
 		if (strchr(av[0], '/') != NULL) {
-			/* A path: its directory tells scripts of the same name apart. */
+			/*
+			 * A path: its directory tells scripts of the same name
+			 * apart (not a bin directory: /usr/bin/xz is xz).
+			 */
 			char *dirfile, *file;
 
 			path_tails(av[0], c->cwd, &dirfile, &file);
-			if (dirfile != NULL)
+			if (dirfile != NULL && strncmp(dirfile, "bin/", 4) != 0 &&
+			    strncmp(dirfile, "sbin/", 5) != 0)
 				emit1(c->out, dirfile);
 			free(dirfile);
 			free(file);

@@ -1,43 +1,95 @@
 /*
- * The cpu/io router (DESIGN §3): decides which pool runs a job of class
- * auto, from what jobs of the same kind measured before. Pure logic on the
- * loop thread: no I/O, no clocks.
+ * The cpu/io router (doc/routing.md): the whole routing policy. It decides
+ * which pool runs a job of class auto from what jobs of the same kind
+ * measured before, and it owns which measurements count and how. Pure
+ * logic on the loop thread: no I/O, no clocks.
  *
- * Kind key: the job's name if given, else a built-in's type name, else the
- * basename of argv[0]. Per key it keeps an EWMA of cpu_time / wall_time over
- * finished jobs; ratio >= cpu_ratio → cpu, below → io; a key never seen →
- * default_class. The table is bounded (least recently used keys go first).
+ * Kinds: a job has up to KIND_MAX_KEYS kind keys, finest first (kindkey.h).
+ * Per key the router keeps an EWMA of cpu / wall over the runs that taught
+ * it, the number of samples, and the learned peak memory of the kind.
+ * Decision: the finest key with at least min_samples samples decides
+ * (ratio >= cpu_ratio → cpu, below → io); if none has that many, the
+ * coarsest key with any sample; if no key has one, default_class. Every
+ * run teaches all of its keys. The table is bounded (least recently used
+ * keys go first) and found by hash.
  */
 #ifndef TASKD_ROUTER_H
 #define TASKD_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "config.h"
+#include "kindkey.h"
+
+struct run_result;
 
 #define ROUTER_ALPHA 0.3        /* EWMA weight of the newest sample */
 #define ROUTER_MAX_KEYS 1024
 #define ROUTER_MIN_WALL 0.001   /* seconds: shorter runs say nothing about the ratio */
-#define ROUTER_KEY_MAX 64       /* longer keys are cut */
+#define ROUTER_KEY_MAX KIND_KEY_MAX
+
+struct router_config {
+	enum job_class default_class; /* CLASS_CPU or CLASS_IO (anything else: io) */
+	double cpu_ratio;             /* 0..1 */
+	int min_samples;              /* samples a key needs to decide, >= 1 */
+};
+
+/* Why a job went where it went. */
+enum route_by {
+	ROUTE_CLASS = 0,  /* --class cpu|io: the submitter decided */
+	ROUTE_KEY,        /* class auto: a kind key decided */
+	ROUTE_DEFAULT,    /* class auto: no key had a sample, router.default_class */
+	ROUTE_NO_PPOOL,   /* no process pool: everything runs on threads */
+};
+
+/* The decision for one job, kept with it (`show`'s "route"). */
+struct route {
+	enum route_by by;
+	enum job_class decided;         /* CLASS_CPU or CLASS_IO */
+	int level;                      /* index of key in the job's keys, -1: none decided */
+	char key[ROUTER_KEY_MAX + 1];   /* the key that decided, "" if none */
+	uint64_t samples;               /* that key's samples at the decision */
+	double ratio;                   /* its cpu ratio then */
+};
 
 struct router;
 
-struct router *router_new(enum job_class default_class, double cpu_ratio);
+struct router *router_new(const struct router_config *cfg);
 void router_free(struct router *rt);
 /* Apply new settings (reload); learned samples are kept. */
-void router_configure(struct router *rt, enum job_class default_class, double cpu_ratio);
+void router_configure(struct router *rt, const struct router_config *cfg);
 
-/* The kind key of a job into buf (size >= ROUTER_KEY_MAX + 1). */
-const char *router_key(const char *name, const char *type, char *const *argv, char *buf,
-		       size_t len);
-/* CLASS_CPU or CLASS_IO for a job of class auto with this key. */
-enum job_class router_decide(struct router *rt, const char *key);
-/* Learn from a finished job. */
-void router_learn(struct router *rt, const char *key, double cpu_seconds, double wall_seconds);
+/* CLASS_CPU or CLASS_IO for a job of class auto with keys k; *out says why. */
+enum job_class router_decide(struct router *rt, const struct kind_keys *k, struct route *out);
+/*
+ * The learned peak memory of the kind in KiB: of the finest key that has
+ * seen a finished run of its kind, -1 if none has. 0 means its runs ended
+ * before a sample could see them.
+ */
+long router_peak_kb(struct router *rt, const struct kind_keys *k);
+
+/*
+ * What a finished run teaches, or false: runs that exited, were killed by
+ * a signal or timed out, for at least ROUTER_MIN_WALL seconds; cancelled,
+ * lost or unstartable runs say nothing about their kind. The sample is cpu
+ * / (wall - the time it waited for a CPU): a CPU-bound job on a busy
+ * machine is still CPU-bound, it just queued for the cores.
+ */
+bool router_sample(const struct run_result *r, double *cpu, double *wall);
+/* Learn one cpu/wall sample for every key of k (no-op if it says nothing). */
+void router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wall);
+/* Learn the peak memory (KiB, >= 0) of one finished run for every key of k. */
+void router_learn_peak(struct router *rt, const struct kind_keys *k, long peak_kb);
+
 size_t router_size(const struct router *rt);
-/* [{"key","samples","cpu_ratio","class"}...], most recently used first. */
+/* [{"key","samples","cpu_ratio","class","peak_kb"}...], most recently used first. */
 json_t *router_to_json(const struct router *rt);
+/* {"by","key","level","samples","cpu_ratio","class","keys":[...]} of a decision. */
+json_t *route_to_json(const struct route *r, const struct kind_keys *k);
+const char *route_by_name(enum route_by by);
 
 #endif

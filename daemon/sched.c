@@ -18,9 +18,6 @@ struct jobq {
 	size_t cap;
 };
 
-_Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
-	       "job.route_key must hold a router key");
-
 /* One queue per pool: a flood of one class never holds up the other. */
 enum { Q_CPU, Q_IO, NQUEUES };
 
@@ -241,7 +238,8 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	s->root = geteuid() == 0;
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
-	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
+	s->router = router_new(&(struct router_config){ cfg->router.default_class,
+							 cfg->router.cpu_ratio, 1 });
 	return s;
 }
 
@@ -278,7 +276,8 @@ sched_free(struct sched *s)
 void
 sched_configure(struct sched *s)
 {
-	router_configure(s->router, s->cfg->router.default_class, s->cfg->router.cpu_ratio);
+	router_configure(s->router, &(struct router_config){ s->cfg->router.default_class,
+							      s->cfg->router.cpu_ratio, 1 });
 	sched_dispatch(s);
 }
 
@@ -384,15 +383,13 @@ check_idle(struct sched *s)
 static void
 learn(struct sched *s, const struct job *j)
 {
-	const struct run_result *r = &j->res;
+	struct kind_keys k;
+	double cpu, wall;
 
-	/*
-	 * cpu / (wall - time spent waiting for a CPU): a CPU-bound job on a
-	 * busy machine is still CPU-bound, it just queued for the cores.
-	 */
-	if (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT)
-		router_learn(s->router, j->route_key, r->cpu_user + r->cpu_sys,
-			     r->wall - (r->runq_wait < r->wall ? r->runq_wait : 0));
+	if (!router_sample(&j->res, &cpu, &wall))
+		return;
+	kind_keys_unpack(j->kinds, &k);
+	router_learn(s->router, &k, cpu, wall);
 }
 
 /* A run came back from either pool: move its result into the job and finish it. */
@@ -558,12 +555,20 @@ sched_enqueue(struct sched *s, struct job *j)
 void
 sched_add(struct sched *s, struct job *j)
 {
-	char key[ROUTER_KEY_MAX + 1];
+	struct kind_keys k;
 	int q;
 
-	router_key(j->spec.name, builtin_name(j->spec.type), j->spec.argv, key, sizeof key);
-	memcpy(j->route_key, key, sizeof j->route_key);
-	j->routed = j->spec.class != CLASS_AUTO ? j->spec.class : router_decide(s->router, key);
+	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
+	free(j->kinds);
+	j->kinds = kind_keys_pack(&k);
+	if (j->spec.class != CLASS_AUTO) {
+		memset(&j->route, 0, sizeof j->route);
+		j->route.by = ROUTE_CLASS;
+		j->route.level = -1;
+		j->route.decided = j->spec.class;
+	} else
+		router_decide(s->router, &k, &j->route);
+	j->routed = j->route.decided;
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;

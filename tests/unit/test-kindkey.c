@@ -26,7 +26,8 @@ struct row {
 static const struct row rows[] = {
 	/* plain programs */
 	{ { "gzip", "-9", "big.log", NULL }, NULL, { "gzip", NULL } },
-	{ { "/usr/bin/xz", "-T1", "-9", "data.tar", NULL }, "/tmp", { "bin/xz", "xz", NULL } },
+	{ { "/usr/bin/xz", "-T1", "-9", "data.tar", NULL }, "/tmp", { "xz", NULL } },
+	{ { "../tools/xz", "-9", NULL }, "/home/ann/proj", { "tools/xz", "xz", NULL } },
 	{ { "sleep", "0.4", NULL }, NULL, { "sleep", NULL } },
 	{ { "sort", "-o", "/tmp/out", "/tmp/big.txt", NULL }, NULL, { "sort", NULL } },
 	{ { "sha256sum", "/var/tmp/blob", NULL }, NULL, { "sha256sum", NULL } },
