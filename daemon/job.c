@@ -144,6 +144,7 @@ job_free(struct job *j)
 {
 	job_spec_free(&j->spec);
 	free(j->kinds);
+	free(j->cgroup);
 	free(j->res.result);
 	free(j->res.error);
 	if (j->attempts != NULL)

@@ -36,6 +36,7 @@ enum job_state {
 enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
 
 struct job;
+struct jobmon;
 
 /* Someone waiting for a job to reach a final state (a `wait` request). */
 struct job_waiter {
@@ -91,6 +92,13 @@ struct job {
 	enum job_class routed;
 	char *kinds;             /* its kind keys, packed (kindkey.h), set when queued */
 	struct route route;      /* how it was routed (route.key: the key that decided) */
+	enum job_class counts_as; /* the slots it holds while running; reclassification moves it */
+	double reclassified_at;  /* unix time it last changed class while running, 0 = never */
+	long need_kb;            /* its kind's learned peak when it started, -1 unknown */
+	bool probe;              /* started with no peak known: its kind waits for it */
+	uint64_t held_kb;        /* its share of the running jobs' memory sum (sched.c) */
+	char *cgroup;            /* its cgroup (while running and after), or NULL */
+	struct jobmon *mon;      /* monitor.c's samples while it runs */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;

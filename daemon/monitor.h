@@ -1,0 +1,89 @@
+/*
+ * Live measurement of running commands (doc/routing.md "Live sampling").
+ *
+ * Every monitor.interval seconds, while commands run, each one's CPU use
+ * and memory are read: from its cgroup (cpu.stat, cpu.pressure for the
+ * time it waited for a CPU, memory.current or its members' RSS), or where
+ * it has none (cgroups off, or its cgroup could not be made) from its
+ * process tree in /proc (proctree.h). One period's ratio is the CPU it
+ * used over the time it could have run (wall minus the wait for a CPU).
+ * reclass_step turns ratios into reclassification: a command that counts
+ * as io but burns at least router.cpu_ratio of a core for `periods`
+ * periods in a row counts as cpu from then on, and the reverse. The
+ * scheduler is told through callbacks; nothing here moves a command.
+ *
+ * Loop thread only. Built-ins are not sampled (they run inside taskd or a
+ * worker); they are measured when they end.
+ */
+#ifndef TASKD_MONITOR_H
+#define TASKD_MONITOR_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "psi.h"
+
+struct event_base;
+struct job;
+struct monitor;
+
+/* Consecutive periods on one side of the threshold (reclass_step's state). */
+struct reclass {
+	int hot;
+	int cold;
+};
+
+/*
+ * One period's ratio for a command that counts as `now`: the class it
+ * should count as after it (now, unless `periods` periods in a row say
+ * otherwise; periods <= 0: never).
+ */
+enum job_class reclass_step(struct reclass *st, enum job_class now, double ratio,
+			    double cpu_ratio, int periods);
+
+struct monitor_config {
+	double interval;     /* seconds between samples, 0 = no live sampling */
+	int periods;         /* reclassify after this many periods in a row, 0 = never */
+	double cpu_ratio;    /* router.cpu_ratio */
+	bool memory_ctl;     /* job cgroups have the memory controller (memory.current) */
+	const char *proc;    /* "/proc" (tests: a stand-in) */
+};
+
+struct monitor_callbacks {
+	/* j now counts as class c; cpu/wall: what it used over its sampled periods. */
+	void (*reclassified)(struct job *j, enum job_class c, double cpu, double wall, void *arg);
+	/* A round of samples is done (memory held and pressure are fresh). */
+	void (*ticked)(void *arg);
+	void *arg;
+};
+
+/* What a command's samples said, when it ends. */
+struct monitor_result {
+	long peak_kb;      /* largest sampled memory of its tree, -1 if never sampled */
+	bool reclassified; /* counted as another class at some point */
+	bool learned;      /* the router learned from it while it ran */
+	int samples;
+};
+
+struct monitor *monitor_new(struct event_base *base, const struct monitor_callbacks *cb);
+void monitor_free(struct monitor *m);
+void monitor_configure(struct monitor *m, const struct monitor_config *cfg);
+/* j started (a command: j->run set): sample it from now on. */
+void monitor_watch(struct monitor *m, struct job *j);
+/* j ended: stop, and say what its samples said (out may be NULL). */
+void monitor_forget(struct monitor *m, struct job *j, struct monitor_result *out);
+/* The router learned from j at once (at its reclassification). */
+void monitor_mark_learned(struct job *j);
+/* Its memory now (the last sample), -1 if not sampled yet. */
+long monitor_rss_kb(const struct job *j);
+/* System pressure at the last tick ("some" avg10, percent; 0 if unknown). */
+double monitor_pressure_cpu(const struct monitor *m);
+double monitor_pressure_memory(const struct monitor *m);
+/* Read /proc/pressure now (when nothing runs there is no tick). */
+void monitor_read_pressure(struct monitor *m);
+/* {"source","samples","cpu_ratio","rss_kb","peak_kb","reclassified_at"} while it runs, or NULL. */
+json_t *monitor_job_json(const struct job *j);
+
+#endif
