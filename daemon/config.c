@@ -31,6 +31,8 @@
 
 #include <libconfig.h>
 
+#include <taskd/protocol.h>
+
 #include "config.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -54,6 +56,7 @@ enum key_kind {
 	K_MODE,   /* mode_t, "0660" or an integer */
 	K_ENUM,   /* int, a name turned into a value by parse() */
 	K_BOOL,   /* int 0/1, true or false */
+	K_SHARE,  /* struct config_share: "75%", or a size like K_SIZE */
 };
 
 struct key {
@@ -84,6 +87,7 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
 static int fsync_parse(const char *);
+static int cgroups_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -117,11 +121,20 @@ static const struct key keys[] = {
 	{ "router.default_class", K_ENUM, OFF(router.default_class), 0, 0, router_class_parse,
 	  "cpu or io" },
 	{ "router.cpu_ratio", K_FLOAT, OFF(router.cpu_ratio), 0, 1, NULL, NULL },
+	{ "router.min_samples", K_INT, OFF(router.min_samples), 1, 1000, NULL, NULL },
+	{ "router.sample_interval", K_FLOAT, OFF(router.sample_interval), 0, 60, NULL, NULL },
+	{ "router.reclassify_after", K_INT, OFF(router.reclassify_after), 0, 1000, NULL, NULL },
+
+	{ "cgroups.enable", K_ENUM, OFF(cgroups.enable), 0, 0, cgroups_parse, "auto or off" },
 
 	{ "jobs.default_timeout", K_FLOAT, OFF(jobs.default_timeout), 0, NOMAX, NULL, NULL },
 	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
 	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
 	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
+	{ "jobs.default_memory", K_SIZE, OFF(jobs.default_memory), 0, TASKD_MEMORY_MAX, NULL,
+	  NULL },
+	{ "jobs.default_cpus", K_FLOAT, OFF(jobs.default_cpus), 0, TASKD_CPUS_MAX, NULL, NULL },
+	{ "jobs.default_pids", K_INT, OFF(jobs.default_pids), 0, TASKD_PIDS_MAX, NULL, NULL },
 
 	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
 	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
@@ -129,6 +142,9 @@ static const struct key keys[] = {
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
+	{ "limits.memory_budget", K_SHARE, OFF(limits.memory_budget), 0, NOMAX, NULL, NULL },
+	{ "limits.pressure_cpu", K_FLOAT, OFF(limits.pressure_cpu), 0, 100, NULL, NULL },
+	{ "limits.pressure_memory", K_FLOAT, OFF(limits.pressure_memory), 0, 100, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -178,6 +194,11 @@ config_defaults(struct config *cfg)
 
 	cfg->router.default_class = CLASS_IO;
 	cfg->router.cpu_ratio = 0.5;
+	cfg->router.min_samples = 1;
+	cfg->router.sample_interval = 0.5;
+	cfg->router.reclassify_after = 3;
+
+	cfg->cgroups.enable = CGROUPS_AUTO;
 
 	cfg->jobs.default_timeout = 0;
 	cfg->jobs.kill_grace = 5;
@@ -190,6 +211,9 @@ config_defaults(struct config *cfg)
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
 	cfg->limits.stall_timeout = 10;
+	cfg->limits.memory_budget.share = 0.75;
+	cfg->limits.pressure_cpu = 0;
+	cfg->limits.pressure_memory = 25;
 }
 
 void
@@ -257,6 +281,23 @@ const char *
 config_fsync_name(enum store_fsync f)
 {
 	return (size_t)f < nitems(fsync_names) ? fsync_names[f] : "?";
+}
+
+static const char *const cgroups_names[] = {
+	[CGROUPS_AUTO] = "auto",
+	[CGROUPS_OFF] = "off",
+};
+
+static int
+cgroups_parse(const char *name)
+{
+	return name_index(cgroups_names, nitems(cgroups_names), name);
+}
+
+const char *
+config_cgroups_name(enum cgroups_mode m)
+{
+	return (size_t)m < nitems(cgroups_names) ? cgroups_names[m] : "?";
 }
 
 /* router.default_class decides for unknown kinds: it cannot be "auto". */
@@ -437,6 +478,39 @@ set_size(const struct key *k, const config_setting_t *s, void *field, char **why
 	return 0;
 }
 
+char *
+config_share_text(const struct config_share *s)
+{
+	if (s->bytes > 0)
+		return size_text(s->bytes);
+	return xprintf("%g%%", s->share * 100);
+}
+
+/* "75%" (of what it is a share of: 1% to 100%), else a size; 0 turns it off. */
+static int
+set_share(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	struct config_share *out = field, v = { 0, 0 };
+	const char *text;
+	char *end;
+	double pct;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    (text = config_setting_get_string(s))[0] != '\0' && text[strlen(text) - 1] == '%') {
+		errno = 0;
+		pct = strtod(text, &end);
+		if (errno != 0 || end != text + strlen(text) - 1 || !isfinite(pct) || pct < 1 ||
+		    pct > 100) {
+			*why = xprintf("invalid share '%s' (expected 1%% to 100%%, or a size)", text);
+			return -1;
+		}
+		v.share = pct / 100;
+	} else if (set_size(k, s, &v.bytes, why) == -1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int
 set_path(const struct key *k, const config_setting_t *s, void *field, char **why)
 {
@@ -565,6 +639,7 @@ static const setter_fn setters[] = {
 	[K_MODE] = set_mode,
 	[K_ENUM] = set_enum,
 	[K_BOOL] = set_bool,
+	[K_SHARE] = set_share,
 };
 
 /* The walk over the file. */
@@ -688,6 +763,32 @@ check_orders(struct loader *ld)
 	return 0;
 }
 
+/* Per-job limit defaults: 0 (none), or at least what a job may ask for. */
+static int
+check_limits(struct loader *ld)
+{
+	const config_setting_t *s;
+	const char *key = NULL;
+	char *what = NULL;
+	int rc;
+
+	if (ld->cfg->jobs.default_memory > 0 &&
+	    ld->cfg->jobs.default_memory < (uint64_t)TASKD_MEMORY_MIN) {
+		key = "jobs.default_memory";
+		what = xstrdup("must be 0 (none) or at least 1M");
+	} else if (ld->cfg->jobs.default_cpus > 0 && ld->cfg->jobs.default_cpus < TASKD_CPUS_MIN) {
+		key = "jobs.default_cpus";
+		what = xprintf("must be 0 (none) or at least %g", TASKD_CPUS_MIN);
+	}
+	if (key == NULL)
+		return 0;
+	s = config_lookup(ld->lc, key);
+	rc = fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
+		  s != NULL ? config_setting_source_line(s) : 0, "%s: %s", key, what);
+	free(what);
+	return rc;
+}
+
 static int
 read_file(struct loader *ld)
 {
@@ -723,6 +824,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = walk(&ld, config_root_setting(&lc), NULL);
 	if (rc == 0)
 		rc = check_orders(&ld);
+	if (rc == 0)
+		rc = check_limits(&ld);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(cfg);
@@ -751,6 +854,11 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 		return *(const double *)(const void *)pa == *(const double *)(const void *)pb;
 	case K_SIZE:
 		return *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
+	case K_SHARE:
+		return ((const struct config_share *)(const void *)pa)->bytes ==
+			       ((const struct config_share *)(const void *)pb)->bytes &&
+		       ((const struct config_share *)(const void *)pa)->share ==
+			       ((const struct config_share *)(const void *)pb)->share;
 	case K_MODE:
 		return *(const mode_t *)(const void *)pa == *(const mode_t *)(const void *)pb;
 	case K_PATH:

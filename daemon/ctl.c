@@ -212,6 +212,19 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	return 0;
 }
 
+/* A command's limits (with the config's defaults) must be ones taskd can apply here. */
+static int
+check_limits(struct taskd *td, struct job_spec *spec, struct proto_error *err)
+{
+	char *why = NULL;
+
+	if (sched_job_limits(td->sched, spec, &why) == 0)
+		return 0;
+	proto_error_set(err, TASKD_ERR_UNSUPPORTED, "%s", why);
+	free(why);
+	return -1;
+}
+
 /*
  * Look at a job's cwd at submit only with the submitter's own rights: a
  * root daemon does not stat paths for other users (it would tell them what
@@ -340,7 +353,8 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
 					   check_cwd(c), &specs[i], &err) == 0 &&
-		    check_deps(td, c, &specs[i], &err) == 0)
+		    check_deps(td, c, &specs[i], &err) == 0 &&
+		    check_limits(td, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -420,7 +434,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1) {
+	if (check_deps(td, c, &spec, &err) == -1 || check_limits(td, &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
@@ -485,6 +499,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
 	json_object_set_new(r, "paused", paused_json(td));
+	json_object_set_new(r, "resources", sched_resources_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	reply_ok(c, req->id, r);
@@ -1442,11 +1457,18 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		STATS_INC(reload_errors);
 		return -1;
 	}
+	if (sched_check_defaults(td->sched, &next, cause) == -1) {
+		config_free(&next);
+		STATS_INC(reload_errors);
+		return -1;
+	}
 	*changed = json_array();
 	config_diff(td->cfg, &next, note_change, *changed);
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
 	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
 		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	if (next.cgroups.enable != td->cfg->cgroups.enable)
+		log_warnx("reload: a cgroups.enable change takes effect after a restart");
 	config_free(td->cfg);
 	*td->cfg = next;
 	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);

@@ -32,6 +32,28 @@ struct jobs {
 	TAILQ_HEAD(, job_observer) observers;
 };
 
+static const char *const wait_names[] = {
+	[WAIT_NONE] = NULL, [WAIT_SLOTS] = "slots", [WAIT_MEMORY] = "memory",
+	[WAIT_DEPENDENCY] = "dependency", [WAIT_FAIR_SHARE] = "fair_share",
+	[WAIT_PAUSED] = "paused", [WAIT_SCHEDULED] = "scheduled", [WAIT_PRESSURE] = "pressure",
+};
+
+static void (*json_hook)(const struct job *, json_t *, void *);
+static void *json_hook_arg;
+
+const char *
+wait_reason_name(enum wait_reason w)
+{
+	return w < sizeof wait_names / sizeof wait_names[0] ? wait_names[w] : NULL;
+}
+
+void
+job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg)
+{
+	json_hook = fn;
+	json_hook_arg = arg;
+}
+
 static const char *const state_names[JOB_NSTATES] = {
 	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_WAITING] = "waiting",
 	[JOB_SCHEDULED] = "scheduled", [JOB_PAUSED] = "paused", [JOB_DONE] = "done",
@@ -145,8 +167,7 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->kinds);
 	free(j->cgroup);
-	free(j->res.result);
-	free(j->res.error);
+	run_result_clear(&j->res);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -227,8 +248,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	j->gid = gid;
 	j->worker = -1;
 	j->submitted_at = now;
-	j->res.exit_code = -1;
-	j->res.max_rss_kb = -1;
+	run_result_clear(&j->res);
 	j->attempt = 1;
 	insert(js, j);
 	if (js->changed != NULL)
@@ -483,6 +503,8 @@ add_result(json_t *o, const struct job *j)
 	json_object_set_new(o, "cpu_sys", ran ? json_real(r->cpu_sys) : json_null());
 	json_object_set_new(o, "max_rss_kb", ran && r->max_rss_kb >= 0
 						     ? json_integer(r->max_rss_kb) : json_null());
+	json_object_set_new(o, "mem_peak_kb", ran && r->mem_peak_kb >= 0
+						      ? json_integer(r->mem_peak_kb) : json_null());
 	json_object_set_new(o, "wall", ran ? json_real(r->wall) : json_null());
 	json_object_set_new(o, "result", str_or_null(r->result));
 	json_object_set_new(o, "error", str_or_null(r->error));
@@ -547,6 +569,14 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	json_object_set_new(o, "memory", j->spec.limits.memory > 0
+				 ? json_integer((json_int_t)j->spec.limits.memory) : json_null());
+	json_object_set_new(o, "cpus", j->spec.limits.cpus > 0 ? json_real(j->spec.limits.cpus)
+								: json_null());
+	json_object_set_new(o, "pids", j->spec.limits.pids > 0
+				 ? json_integer((json_int_t)j->spec.limits.pids) : json_null());
+	if (json_hook != NULL)
+		json_hook(j, o, json_hook_arg);
 	return o;
 }
 
@@ -715,8 +745,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  err != NULL ? err : rid != id ? "the result is another job's" : "bad spec");
 		free(err);
-		free(j->res.result); /* decoded, but of another job */
-		free(j->res.error);
+		run_result_clear(&j->res); /* decoded, but of another job */
 		free(j);
 		job_spec_free(&sp);
 		json_decref(o);

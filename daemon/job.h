@@ -35,6 +35,19 @@ enum job_state {
 
 enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
 
+/* Why a pending job is not running (`list`/`show` "wait_reason"). */
+enum wait_reason {
+	WAIT_NONE = 0,
+	WAIT_SLOTS,      /* its class's slots are full (cpu slots, workers, threads) */
+	WAIT_MEMORY,     /* its kind's peak does not fit in the memory budget now */
+	WAIT_DEPENDENCY, /* --after: jobs it waits for have not ended */
+	WAIT_FAIR_SHARE, /* another user's turn at its priority */
+	WAIT_PAUSED,     /* `pause ID`, or its class is paused */
+	WAIT_SCHEDULED,  /* --in/--at, or a retry's backoff */
+	WAIT_PRESSURE,   /* CPU or memory pressure above the brake's threshold */
+};
+const char *wait_reason_name(enum wait_reason w);
+
 struct job;
 struct jobmon;
 
@@ -81,6 +94,7 @@ struct job_spec {
 	double run_at;        /* unix seconds, 0 = as soon as possible */
 	int retries;          /* extra attempts after a failed/timeout/lost one */
 	double retry_delay;   /* before the first retry, doubled for each next one */
+	struct cg_limits limits; /* --memory, --cpus, --pids (0: none) */
 };
 
 struct job {
@@ -96,9 +110,11 @@ struct job {
 	double reclassified_at;  /* unix time it last changed class while running, 0 = never */
 	long need_kb;            /* its kind's learned peak when it started, -1 unknown */
 	bool probe;              /* started with no peak known: its kind waits for it */
+	bool learned_live;       /* the router learned from this run at its reclassification */
 	uint64_t held_kb;        /* its share of the running jobs' memory sum (sched.c) */
 	char *cgroup;            /* its cgroup (while running and after), or NULL */
 	struct jobmon *mon;      /* monitor.c's samples while it runs */
+	TAILQ_ENTRY(job) holding; /* resources.c: running commands that hold memory */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
@@ -221,6 +237,11 @@ void jobs_set_next_id(struct jobs *js, uint64_t next);
 
 /* The job object of DESIGN §5a. */
 json_t *job_to_json(const struct job *j);
+/*
+ * Fields other modules own, added to every job object: the scheduler's
+ * wait reason and the resources' route, cgroup and live samples.
+ */
+void job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg);
 
 /* Current time as unix seconds with a fraction. */
 double now_unix(void);

@@ -113,6 +113,7 @@ struct ppool {
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */
 	size_t pending;
+	int extra;              /* workers allowed above max_workers (ppool_set_extra) */
 	int failures;      /* consecutive failed starts */
 	double backoff;    /* current delay, seconds */
 	double next_spawn; /* CLOCK_MONOTONIC; no spawn before */
@@ -537,15 +538,12 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 		return -1;
 	}
 	if (job != r->spec.job_id) {
-		free(res.result);
-		free(res.error);
+		run_result_clear(&res);
 		*why = xprintf("\"done\" for job %" PRIu64 " while running job %" PRIu64, job,
 		               r->spec.job_id);
 		return -1;
 	}
-	free(r->res.result);
-	free(r->res.error);
-	r->res = res;
+	run_result_move(&r->res, &res);
 	w->run = NULL;
 	w->cancel = false;
 	w->job_pid = 0;
@@ -724,6 +722,7 @@ grow(struct ppool *pp, int n)
 static void
 maintain(struct ppool *pp)
 {
+	struct ppool_config cfg;
 	struct ppool_state st;
 	struct pworker *w;
 	int n;
@@ -731,7 +730,9 @@ maintain(struct ppool *pp)
 	if (pp->stopping)
 		return;
 	count_state(pp, &st);
-	n = ppool_plan(&pp->cfg, &st);
+	cfg = pp->cfg;
+	cfg.max_workers += pp->extra;
+	n = ppool_plan(&cfg, &st);
 	if (n > 0) {
 		grow(pp, n);
 		return;
@@ -841,6 +842,21 @@ void
 ppool_demand(struct ppool *pp, size_t pending)
 {
 	pp->pending = pending;
+	maintain(pp);
+}
+
+int
+ppool_max_workers(const struct ppool *pp)
+{
+	return pp->cfg.max_workers;
+}
+
+void
+ppool_set_extra(struct ppool *pp, int n)
+{
+	if (pp == NULL)
+		return;
+	pp->extra = n > 0 ? n : 0;
 	maintain(pp);
 }
 

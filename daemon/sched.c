@@ -7,6 +7,7 @@
 #include "builtin.h"
 #include "log.h"
 #include "ppool.h"
+#include "resources.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
@@ -27,12 +28,17 @@ struct sched {
 	struct tpool *tpool;
 	struct ppool *ppool;
 	struct router *router;
+	struct resources *res;
 	const struct config *cfg;
 	char *jobs_dir;
 	struct jobq *queue[NQUEUES];
 	uint64_t seq;
 	size_t running;
 	size_t running_cpu;  /* of running: in the process pool */
+	size_t cpu_busy;     /* running jobs that count as cpu (hold a cpu slot) */
+	int io_in_workers;   /* running in the process pool but counting as io */
+	enum wait_reason blocked[NQUEUES]; /* why a queue's head did not start at the last dispatch */
+	uint64_t promise[NQUEUES];         /* memory its head waits for (resources_admit) */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 	bool (*retry_cb)(struct job *, enum job_state, void *);
@@ -224,11 +230,25 @@ stamp(struct sched *s, struct job *j, int q)
 
 static void sched_ppool_done_cb(struct run *r, void *arg);
 static void sched_ppool_ready_cb(void *arg);
+static void sched_reclassified_cb(struct job *j, enum job_class c, void *arg);
+static void sched_ticked_cb(void *arg);
+static void sched_json_cb(const struct job *j, json_t *o, void *arg);
+
+static void
+router_config(const struct config *cfg, struct router_config *rc)
+{
+	rc->default_class = cfg->router.default_class;
+	rc->cpu_ratio = cfg->router.cpu_ratio;
+	rc->min_samples = cfg->router.min_samples;
+}
 
 struct sched *
-sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const char *jobs_dir)
+sched_new(struct event_base *base, struct jobs *js, struct tpool *tp, const struct config *cfg,
+	  const char *jobs_dir)
 {
 	struct sched *s = xcalloc(1, sizeof *s);
+	struct resources_callbacks rcb = { sched_reclassified_cb, sched_ticked_cb, s };
+	struct router_config rc;
 	int q;
 
 	s->jobs = js;
@@ -238,8 +258,10 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	s->root = geteuid() == 0;
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
-	s->router = router_new(&(struct router_config){ cfg->router.default_class,
-							 cfg->router.cpu_ratio, 1 });
+	router_config(cfg, &rc);
+	s->router = router_new(&rc);
+	s->res = resources_new(base, s->router, cfg, &rcb);
+	job_set_json_hook(sched_json_cb, s);
 	return s;
 }
 
@@ -268,6 +290,8 @@ sched_free(struct sched *s)
 		jobq_free(s->queue[q]);
 		sched_fair_free(&s->fair[q]);
 	}
+	job_set_json_hook(NULL, NULL);
+	resources_free(s->res);
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s);
@@ -276,8 +300,11 @@ sched_free(struct sched *s)
 void
 sched_configure(struct sched *s)
 {
-	router_configure(s->router, &(struct router_config){ s->cfg->router.default_class,
-							      s->cfg->router.cpu_ratio, 1 });
+	struct router_config rc;
+
+	router_config(s->cfg, &rc);
+	router_configure(s->router, &rc);
+	resources_configure(s->res);
 	sched_dispatch(s);
 }
 
@@ -316,6 +343,36 @@ json_t *
 sched_router_json(const struct sched *s)
 {
 	return router_to_json(s->router);
+}
+
+json_t *
+sched_resources_json(const struct sched *s)
+{
+	return resources_status_json(s->res);
+}
+
+void
+sched_set_cgroups(struct sched *s, struct cgroups *cg, const char *why)
+{
+	resources_set_cgroups(s->res, cg, why);
+}
+
+int
+sched_job_limits(struct sched *s, struct job_spec *spec, char **why)
+{
+	return resources_limits(s->res, spec->type, &spec->limits, why);
+}
+
+int
+sched_check_defaults(struct sched *s, const struct config *cfg, char **why)
+{
+	return resources_check_defaults(s->res, cfg, why);
+}
+
+struct cgroups *
+sched_cgroups(const struct sched *s)
+{
+	return resources_cgroups(s->res);
 }
 
 void
@@ -379,17 +436,19 @@ check_idle(struct sched *s)
 		s->idle_cb(s->idle_arg);
 }
 
-/* What the job measured teaches the router about its kind. */
+/* j no longer runs: its slot (and a worker it held beyond the cpu slots) is free. */
 static void
-learn(struct sched *s, const struct job *j)
+release(struct sched *s, struct job *j)
 {
-	struct kind_keys k;
-	double cpu, wall;
-
-	if (!router_sample(&j->res, &cpu, &wall))
-		return;
-	kind_keys_unpack(j->kinds, &k);
-	router_learn(s->router, &k, cpu, wall);
+	s->running--;
+	if (j->pool == POOL_PROCESS)
+		s->running_cpu--;
+	if (j->counts_as == CLASS_CPU)
+		s->cpu_busy--;
+	else if (j->pool == POOL_PROCESS) {
+		s->io_in_workers--;
+		ppool_set_extra(s->ppool, s->io_in_workers);
+	}
 }
 
 /* A run came back from either pool: move its result into the job and finish it. */
@@ -399,18 +458,15 @@ run_finished(struct sched *s, struct run *r, int worker)
 	struct job *j = r->owner;
 	enum job_state st;
 
-	j->res = r->res;
-	r->res.result = NULL;
-	r->res.error = NULL;
+	run_result_move(&j->res, &r->res);
 	if (j->res.started_at > 0)
 		j->started_at = j->res.started_at;
 	j->worker = worker;
 	j->run = NULL;
 	run_free(r);
-	s->running--;
-	if (j->pool == POOL_PROCESS)
-		s->running_cpu--;
-	learn(s, j);
+	release(s, j);
+	resources_end(s->res, j);
+	resources_learn(s->res, j);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
 	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
@@ -489,6 +545,10 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 	s->running++;
 	if (pool == POOL_PROCESS)
 		s->running_cpu++;
+	/* A worker is a cpu slot; reclassification may move it later (sched_reclassified_cb). */
+	j->counts_as = pool == POOL_PROCESS ? CLASS_CPU : CLASS_IO;
+	if (j->counts_as == CLASS_CPU)
+		s->cpu_busy++;
 	STATS_INC(jobs_started);
 	log_debug("job %llu started in the %s pool", (unsigned long long)j->id,
 		  job_pool_name(pool));
@@ -502,6 +562,7 @@ start_thread(struct sched *s, struct job *j)
 	r->task.run = run_task_cb;
 	r->task.done = run_done_cb;
 	r->task.arg = s;
+	resources_start(s->res, j, r);
 	mark_started(s, j, r, POOL_THREAD);
 	tpool_submit(s->tpool, &r->task);
 	if (j->cancel_requested)
@@ -513,7 +574,11 @@ start_process(struct sched *s, struct job *j)
 {
 	struct run *r = make_run(s, j);
 
+	resources_start(s->res, j, r);
 	if (ppool_submit(s->ppool, r) == -1) {
+		resources_end(s->res, j);
+		free(j->cgroup);
+		j->cgroup = NULL;
 		run_free(r);
 		return -1;
 	}
@@ -522,27 +587,131 @@ start_process(struct sched *s, struct job *j)
 	return 0;
 }
 
+/* The cpu slots: one per worker the pool may have (process_pool.max_workers). */
+static size_t
+cpu_slots(const struct sched *s)
+{
+	return s->ppool != NULL ? (size_t)ppool_max_workers(s->ppool) : 0;
+}
+
+/*
+ * Start queued jobs while their pool has room. io: a free thread and
+ * memory. cpu: a free cpu slot (running jobs that count as cpu, those on
+ * threads too once reclassified), no pressure brake, memory, and an idle
+ * worker. A head that cannot start holds its queue (and may be promised
+ * memory, which the other queue then leaves to it); blocked[] remembers why.
+ */
 void
 sched_dispatch(struct sched *s)
 {
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
+	enum wait_reason why;
 	struct job *j;
+	size_t free_slots;
 
-	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
-		j = jobq_pop(io);
+	s->blocked[Q_IO] = WAIT_NONE;
+	s->promise[Q_IO] = 0;
+	while (!s->paused[Q_IO] && (j = jobq_peek(io)) != NULL) {
+		why = tpool_capacity(s->tpool) > 0
+			      ? resources_admit(s->res, j, s->promise[Q_CPU], &s->promise[Q_IO])
+			      : WAIT_SLOTS;
+		if (why != WAIT_NONE) {
+			s->blocked[Q_IO] = why;
+			break;
+		}
+		jobq_remove(io, j);
 		sched_fair_started(&s->fair[Q_IO], j);
 		start_thread(s, j);
 	}
 	if (s->ppool == NULL)
 		return;
-	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
-		if (start_process(s, j) == -1)
+	s->blocked[Q_CPU] = WAIT_NONE;
+	s->promise[Q_CPU] = 0;
+	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL) {
+		if (s->cpu_busy >= cpu_slots(s))
+			why = WAIT_SLOTS;
+		else if (resources_brake(s->res, s->cpu_busy))
+			why = WAIT_PRESSURE;
+		else
+			why = resources_admit(s->res, j, s->promise[Q_IO], &s->promise[Q_CPU]);
+		if (why == WAIT_NONE && (ppool_idle(s->ppool) == 0 || start_process(s, j) == -1))
+			why = WAIT_SLOTS;
+		if (why != WAIT_NONE) {
+			s->blocked[Q_CPU] = why;
 			break;
+		}
 		jobq_remove(cpu, j);
 		sched_fair_started(&s->fair[Q_CPU], j);
 	}
-	/* A paused queue asks for no workers. */
-	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
+	/* Workers for the queued jobs the free cpu slots can take; a paused queue asks for none. */
+	free_slots = s->cpu_busy < cpu_slots(s) ? cpu_slots(s) - s->cpu_busy : 0;
+	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0
+			       : jobq_len(cpu) < free_slots ? jobq_len(cpu) : free_slots);
+}
+
+/* The monitor: running j counts as c from now on. Its slot moves; the command does not. */
+static void
+sched_reclassified_cb(struct job *j, enum job_class c, void *arg)
+{
+	struct sched *s = arg;
+
+	if (j->counts_as == c || j->state != JOB_RUNNING)
+		return;
+	if (c == CLASS_CPU)
+		s->cpu_busy++;
+	else
+		s->cpu_busy--;
+	j->counts_as = c;
+	/* In a worker but not a cpu slot: the pool may start one more worker for the slot. */
+	if (j->pool == POOL_PROCESS) {
+		s->io_in_workers += c == CLASS_IO ? 1 : -1;
+		ppool_set_extra(s->ppool, s->io_in_workers);
+	}
+	sched_dispatch(s);
+}
+
+static void
+sched_ticked_cb(void *arg)
+{
+	sched_dispatch(arg);
+}
+
+enum wait_reason
+sched_wait_reason(const struct sched *s, const struct job *j)
+{
+	const struct job *head;
+	int q;
+
+	switch (j->state) {
+	case JOB_WAITING:
+		return WAIT_DEPENDENCY;
+	case JOB_SCHEDULED:
+		return WAIT_SCHEDULED;
+	case JOB_PAUSED:
+		return WAIT_PAUSED;
+	case JOB_QUEUED:
+		break;
+	default:
+		return WAIT_NONE;
+	}
+	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	if (s->paused[q])
+		return WAIT_PAUSED;
+	/* Ahead of it: another user's job of its priority that came later (fair share's turn). */
+	head = jobq_peek(s->queue[q]);
+	if (head != NULL && head != j && s->cfg->queue.fair_share && head->uid != j->uid &&
+	    head->spec.priority == j->spec.priority && head->seq > j->seq)
+		return WAIT_FAIR_SHARE;
+	return s->blocked[q] != WAIT_NONE ? s->blocked[q] : WAIT_SLOTS;
+}
+
+static void
+sched_json_cb(const struct job *j, json_t *o, void *arg)
+{
+	const char *w = wait_reason_name(sched_wait_reason(arg, j));
+
+	json_object_set_new(o, "wait_reason", w != NULL ? json_string(w) : json_null());
+	resources_job_json(j, o);
 }
 
 void
@@ -570,8 +739,10 @@ sched_add(struct sched *s, struct job *j)
 		router_decide(s->router, &k, &j->route);
 	j->routed = j->route.decided;
 	/* Without a process pool everything runs on threads. */
-	if (s->ppool == NULL)
+	if (s->ppool == NULL && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
+		j->route.by = ROUTE_NO_PPOOL;
+	}
 	j->seq = s->seq++;
 	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
 	stamp(s, j, q);
