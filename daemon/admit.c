@@ -9,14 +9,12 @@
 #include "admit.h"
 
 enum admit_verdict
-admit_check(const struct admit *a, long need_kb, bool probing)
+admit_check(const struct admit *a, long need_kb)
 {
 	uint64_t used;
 
 	if (a->budget_kb == 0)
 		return ADMIT_OK;
-	if (need_kb < 0 && probing)
-		return ADMIT_PROBE;
 	if (a->running == 0)
 		return ADMIT_OK; /* alone: even a job larger than the budget */
 	used = a->held_kb + a->promised_kb;
@@ -24,6 +22,12 @@ admit_check(const struct admit *a, long need_kb, bool probing)
 		return used < a->budget_kb ? ADMIT_OK : ADMIT_MEMORY;
 	return used <= a->budget_kb && (uint64_t)need_kb <= a->budget_kb - used ? ADMIT_OK
 										  : ADMIT_MEMORY;
+}
+
+long
+admit_need(long learned_kb, long live_kb)
+{
+	return learned_kb > live_kb ? learned_kb : live_kb;
 }
 
 uint64_t

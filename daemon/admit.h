@@ -8,9 +8,10 @@
  * minus what running jobs hold and minus what a job already waiting for
  * memory has been promised (so smaller jobs do not starve a bigger one).
  * A job larger than the whole budget starts when nothing else runs: alone
- * rather than never. A kind with no learned peak yet starts while the
- * budget is not full, one job of that kind at a time (its first run
- * measures it); built-ins hold nothing.
+ * rather than never. A kind's need is its learned peak, or more when one
+ * of its jobs running now uses more; a kind nothing is known of yet (no
+ * finished run, no sample) starts while the budget is not full, and is
+ * then counted by what its samples show. Built-ins hold nothing.
  *
  * Pressure. Above a threshold of "some" stall (avg10, percent) of CPU or
  * memory, no new cpu-class job starts while one of ours still runs, so
@@ -33,11 +34,12 @@ struct admit {
 enum admit_verdict {
 	ADMIT_OK = 0,
 	ADMIT_MEMORY,  /* its peak does not fit now */
-	ADMIT_PROBE,   /* its kind's first run is still measuring it */
 };
 
-/* need_kb: the kind's learned peak, -1 if none; probing: a job of the kind started unmeasured runs. */
-enum admit_verdict admit_check(const struct admit *a, long need_kb, bool probing);
+/* need_kb: what the job needs (admit_need), -1 if nothing is known. */
+enum admit_verdict admit_check(const struct admit *a, long need_kb);
+/* A kind's need: its learned peak, or what a running job of it uses now if more (-1: none). */
+long admit_need(long learned_kb, long live_kb);
 /* What a running job holds: its kind's peak, or more if it uses more now. */
 uint64_t admit_hold(long need_kb, long rss_kb);
 /*

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,7 +660,17 @@ job_record(const struct job *j)
 	if (s->labels.n > 0)
 		json_object_set_new(json_object_get(o, "spec"), "labels",
 				    labels_to_json(&s->labels));
+	if (s->limits.memory > 0 || s->limits.cpus > 0 || s->limits.pids > 0)
+		json_object_set_new(json_object_get(o, "spec"), "limits",
+				    json_pack("{s:I,s:f,s:I}", "memory",
+					      (json_int_t)s->limits.memory, "cpus", s->limits.cpus,
+					      "pids", (json_int_t)s->limits.pids));
 	json_object_set_new(o, "life", life_record(j));
+	json_object_set_new(o, "route", route_record(&j->route));
+	if (j->cgroup != NULL)
+		json_object_set_new(o, "cgroup", json_string(j->cgroup));
+	if (j->reclassified_at > 0)
+		json_object_set_new(o, "reclassified_at", json_real(j->reclassified_at));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -696,6 +707,56 @@ static char *
 str_from_json(json_t *s)
 {
 	return json_is_string(s) ? xstrdup(json_string_value(s)) : NULL;
+}
+
+/* spec.limits (absent in older records and in jobs without limits). */
+static int
+limits_restore(json_t *l, struct cg_limits *lim)
+{
+	json_int_t mem, pids;
+	double cpus;
+
+	if (l == NULL)
+		return 0;
+	if (json_unpack(l, "{s:I,s:F,s:I}", "memory", &mem, "cpus", &cpus, "pids", &pids) == -1 ||
+	    mem < 0 || pids < 0 || !isfinite(cpus) || cpus < 0)
+		return -1;
+	lim->memory = (uint64_t)mem;
+	lim->cpus = cpus;
+	lim->pids = (uint64_t)pids;
+	return 0;
+}
+
+/*
+ * How it was routed, its cgroup, and its kind keys (computed again: they
+ * are a function of its description). A record without "route" is from a
+ * taskd that kept only the kind key.
+ */
+static int
+route_restore(json_t *o, struct job *j, enum job_class cls, enum job_class routed,
+	      const char *key)
+{
+	json_t *r = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
+	json_t *re = json_object_get(o, "reclassified_at");
+	struct kind_keys k;
+
+	if (r != NULL) {
+		if (route_from_record(r, &j->route) == -1)
+			return -1;
+	} else {
+		memset(&j->route, 0, sizeof j->route);
+		j->route.by = cls != CLASS_AUTO ? ROUTE_CLASS : ROUTE_UNKNOWN;
+		j->route.decided = routed;
+		j->route.level = -1;
+		snprintf(j->route.key, sizeof j->route.key, "%s", key);
+	}
+	if ((cg != NULL && !json_is_string(cg)) || (re != NULL && !json_is_number(re)))
+		return -1;
+	j->cgroup = cg != NULL ? xstrdup(json_string_value(cg)) : NULL;
+	j->reclassified_at = re != NULL ? json_number_value(re) : 0;
+	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
+	j->kinds = kind_keys_pack(&k);
+	return 0;
 }
 
 struct job *
@@ -737,6 +798,9 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	labels = json_object_get(json_object_get(o, "spec"), "labels");
 	if (labels != NULL && labels_from_json(labels, "labels", &sp.labels, &err) == -1)
 		ok = false;
+	if (limits_restore(json_object_get(json_object_get(o, "spec"), "limits"), &sp.limits) ==
+	    -1)
+		ok = false;
 	if (sp.argv == NULL)
 		sp.argv = xcalloc(1, sizeof(char *));
 	j = xcalloc(1, sizeof *j);
@@ -761,12 +825,17 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 	}
 	j->id = id;
 	j->spec = sp;
+	if (route_restore(o, j, (enum job_class)cls, (enum job_class)routed, key) == -1) {
+		xasprintf(cause, "job %llu: unreadable record (bad route)", (unsigned long long)id);
+		job_free(j);
+		json_decref(o);
+		return NULL;
+	}
 	j->uid = (uid_t)uid;
 	j->gid = (gid_t)gid;
 	j->routed = (enum job_class)routed;
 	j->pool = (enum job_pool)pool;
 	j->worker = worker;
-	snprintf(j->route.key, sizeof j->route.key, "%s", key);
 	j->submitted_at = sub;
 	j->started_at = start;
 	j->finished_at = fin;

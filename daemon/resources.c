@@ -158,16 +158,17 @@ resources_cgroups(const struct resources *R)
 	return R->cg;
 }
 
-/* A running job of the same finest kind that started without a known peak. */
-static bool
-probing(const struct resources *R, const char *kind)
+/* The most a running job of this (finest) kind uses now, -1 if none was sampled. */
+static long
+live_kb(const struct resources *R, const char *kind)
 {
 	const struct job *j;
+	long most = -1, r;
 
 	TAILQ_FOREACH(j, &R->holding, holding)
-		if (j->probe && strcmp(kind_keys_first(j->kinds), kind) == 0)
-			return true;
-	return false;
+		if ((r = monitor_rss_kb(j)) > most && strcmp(kind_keys_first(j->kinds), kind) == 0)
+			most = r;
+	return most;
 }
 
 enum wait_reason
@@ -182,17 +183,11 @@ resources_admit(struct resources *R, const struct job *j, uint64_t promised, uin
 	if (j->spec.type != BUILTIN_EXEC || R->budget_kb == 0)
 		return WAIT_NONE;
 	kind_keys_unpack(j->kinds, &k);
-	need = router_peak_kb(R->router, &k);
-	switch (admit_check(&a, need, need < 0 && probing(R, k.key[0]))) {
-	case ADMIT_OK:
+	need = admit_need(router_peak_kb(R->router, &k), live_kb(R, k.key[0]));
+	if (admit_check(&a, need) == ADMIT_OK)
 		return WAIT_NONE;
-	case ADMIT_MEMORY:
-		*promise = need > 0 ? (uint64_t)need : 0;
-		return WAIT_MEMORY;
-	case ADMIT_PROBE:
-	default:
-		return WAIT_MEMORY;
-	}
+	*promise = need > 0 ? (uint64_t)need : 0;
+	return WAIT_MEMORY;
 }
 
 bool
@@ -215,8 +210,7 @@ resources_start(struct resources *R, struct job *j, struct run *r)
 	if (j->spec.type != BUILTIN_EXEC)
 		return;
 	kind_keys_unpack(j->kinds, &k);
-	j->need_kb = router_peak_kb(R->router, &k);
-	j->probe = j->need_kb < 0;
+	j->need_kb = admit_need(router_peak_kb(R->router, &k), live_kb(R, k.key[0]));
 	j->held_kb = admit_hold(j->need_kb, -1);
 	R->held_kb += j->held_kb;
 	R->holders++;
@@ -241,7 +235,6 @@ resources_end(struct resources *R, struct job *j)
 	monitor_forget(R->mon, j, &mr);
 	if (mr.peak_kb > j->res.mem_peak_kb)
 		j->res.mem_peak_kb = mr.peak_kb;
-	j->probe = false; /* its kind is measured now (resources_learn) */
 	R->held_kb -= j->held_kb;
 	j->held_kb = 0;
 	R->holders--;
@@ -347,8 +340,12 @@ resources_status_json(struct resources *R)
 	char *budget = config_share_text(&R->cfg->limits.memory_budget);
 	json_t *o;
 
+	json_t *cg = cgroups_to_json(R->cg);
+
+	if (R->cg == NULL)
+		json_object_set_new(cg, "reason", json_string(R->cg_why != NULL ? R->cg_why : "?"));
 	o = json_pack("{s:o,s:{s:s,s:I,s:I,s:I},s:{s:f,s:f,s:f,s:f},s:{s:f,s:i,s:I}}",
-		      "cgroups", cgroups_to_json(R->cg),
+		      "cgroups", cg,
 		      "memory", "budget", budget, "budget_kb", (json_int_t)R->budget_kb,
 		      "held_kb", (json_int_t)R->held_kb, "running", (json_int_t)R->holders,
 		      "pressure", "cpu", monitor_pressure_cpu(R->mon),

@@ -32,13 +32,56 @@ struct router {
 
 static const char *const by_names[] = {
 	[ROUTE_CLASS] = "class", [ROUTE_KEY] = "key", [ROUTE_DEFAULT] = "default",
-	[ROUTE_NO_PPOOL] = "no_process_pool",
+	[ROUTE_NO_PPOOL] = "no_process_pool", [ROUTE_UNKNOWN] = "unknown",
 };
 
 const char *
 route_by_name(enum route_by by)
 {
-	return by <= ROUTE_NO_PPOOL ? by_names[by] : "unknown";
+	return by <= ROUTE_UNKNOWN ? by_names[by] : "unknown";
+}
+
+int
+route_by_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof by_names / sizeof by_names[0]; i++)
+		if (strcmp(by_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+json_t *
+route_record(const struct route *r)
+{
+	return json_pack("{s:s,s:s,s:i,s:s,s:I,s:f}", "by", route_by_name(r->by), "class",
+			 config_class_name(r->decided), "level", r->level, "key", r->key,
+			 "samples", (json_int_t)r->samples, "ratio",
+			 isfinite(r->ratio) ? r->ratio : 0.0);
+}
+
+int
+route_from_record(const json_t *o, struct route *r)
+{
+	const char *by, *cls, *key;
+	json_int_t samples;
+	int level, b, c;
+	double ratio;
+
+	if (json_unpack((json_t *)o, "{s:s,s:s,s:i,s:s,s:I,s:F}", "by", &by, "class", &cls,
+			"level", &level, "key", &key, "samples", &samples, "ratio", &ratio) == -1 ||
+	    (b = route_by_parse(by)) < 0 || (c = config_class_parse(cls)) < 0 || level < -1 ||
+	    level >= KIND_MAX_KEYS || samples < 0 || !isfinite(ratio))
+		return -1;
+	memset(r, 0, sizeof *r);
+	r->by = (enum route_by)b;
+	r->decided = (enum job_class)c;
+	r->level = level;
+	snprintf(r->key, sizeof r->key, "%s", key);
+	r->samples = (uint64_t)samples;
+	r->ratio = ratio;
+	return 0;
 }
 
 struct router *

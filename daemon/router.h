@@ -44,6 +44,7 @@ enum route_by {
 	ROUTE_KEY,        /* class auto: a kind key decided */
 	ROUTE_DEFAULT,    /* class auto: no key had a sample, router.default_class */
 	ROUTE_NO_PPOOL,   /* no process pool: everything runs on threads */
+	ROUTE_UNKNOWN,    /* routed by a taskd that did not record how (an older record) */
 };
 
 /* The decision for one job, kept with it (`show`'s "route"). */
@@ -91,5 +92,9 @@ json_t *router_to_json(const struct router *rt);
 /* {"by","key","level","samples","cpu_ratio","class","keys":[...]} of a decision. */
 json_t *route_to_json(const struct route *r, const struct kind_keys *k);
 const char *route_by_name(enum route_by by);
+int route_by_parse(const char *name); /* -1 if unknown */
+/* A decision in a job's durable record, and back (-1 if malformed). */
+json_t *route_record(const struct route *r);
+int route_from_record(const json_t *o, struct route *r);
 
 #endif
