@@ -584,14 +584,20 @@ static int
 on_started(struct pworker *w, const json_t *msg, char **why)
 {
 	json_t *job = json_object_get(msg, "job"), *pid = json_object_get(msg, "pid");
+	json_t *cg = json_object_get(msg, "cgroup_error");
 
 	if (w->state != W_BUSY || w->run == NULL || !json_is_integer(job) ||
 	    (uint64_t)json_integer_value(job) != w->run->spec.job_id || !json_is_integer(pid) ||
-	    json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX) {
+	    json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX ||
+	    (cg != NULL && (!json_is_string(cg) ||
+			    strlen(json_string_value(cg)) != json_string_length(cg)))) {
 		*why = xstrdup("unexpected \"started\"");
 		return -1;
 	}
 	w->job_pid = (pid_t)json_integer_value(pid);
+	/* Set before live_pid is published: whoever sees the pid sees this too. */
+	if (cg != NULL && w->run->res.cgroup_error == NULL)
+		w->run->res.cgroup_error = xstrdup(json_string_value(cg));
 	atomic_store(&w->run->live_pid, (int)w->job_pid);
 	return 0;
 }

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -307,8 +308,18 @@ resources_ticked_cb(void *arg)
 void
 resources_job_json(const struct job *j, json_t *o)
 {
+	const char *cg_error = j->res.cgroup_error;
+	bool in_cgroup = j->res.in_cgroup;
 	struct kind_keys k;
 	json_t *route, *live;
+
+	/*
+	 * While it runs: the runner (a pool thread) or the worker's "started"
+	 * set cgroup_error before the command's pid was published; nothing
+	 * changes it afterwards until the run is over.
+	 */
+	if (j->state == JOB_RUNNING && j->run != NULL && atomic_load(&j->run->live_pid) > 0)
+		cg_error = j->run->res.cgroup_error;
 
 	kind_keys_unpack(j->kinds, &k);
 	route = route_to_json(&j->route, j->kinds != NULL ? &k : NULL);
@@ -323,13 +334,12 @@ resources_job_json(const struct job *j, json_t *o)
 						      ? json_integer(j->need_kb)
 						      : json_null());
 	json_object_set_new(o, "route", route);
-	json_object_set_new(o, "cgroup", j->cgroup != NULL && (j->res.in_cgroup ||
-							       j->state == JOB_RUNNING)
+	json_object_set_new(o, "cgroup", j->cgroup != NULL && (in_cgroup || cg_error == NULL) &&
+						 (in_cgroup || j->state == JOB_RUNNING)
 						 ? json_string(j->cgroup)
 						 : json_null());
-	json_object_set_new(o, "cgroup_error", j->res.cgroup_error != NULL
-						       ? json_string(j->res.cgroup_error)
-						       : json_null());
+	json_object_set_new(o, "cgroup_error", cg_error != NULL ? json_string(cg_error)
+								 : json_null());
 	live = monitor_job_json(j);
 	json_object_set_new(o, "live", live != NULL ? live : json_null());
 }
