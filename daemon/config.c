@@ -46,6 +46,9 @@
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
 _Static_assert(sizeof(enum ppool_mode) == sizeof(int), "enum ppool_mode is not int-sized");
+_Static_assert(sizeof(enum cgroups_mode) == sizeof(int), "enum cgroups_mode is not int-sized");
+/* The key table spells these ranges as numbers (the man page lint reads them there). */
+_Static_assert(TASKD_CPUS_MAX == 1024 && TASKD_PIDS_MAX == 4194304, "jobs.default_* ranges");
 
 enum key_kind {
 	K_INT,    /* int, integer only */
@@ -131,10 +134,9 @@ static const struct key keys[] = {
 	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
 	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
 	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
-	{ "jobs.default_memory", K_SIZE, OFF(jobs.default_memory), 0, TASKD_MEMORY_MAX, NULL,
-	  NULL },
-	{ "jobs.default_cpus", K_FLOAT, OFF(jobs.default_cpus), 0, TASKD_CPUS_MAX, NULL, NULL },
-	{ "jobs.default_pids", K_INT, OFF(jobs.default_pids), 0, TASKD_PIDS_MAX, NULL, NULL },
+	{ "jobs.default_memory", K_SIZE, OFF(jobs.default_memory), 0, NOMAX, NULL, NULL },
+	{ "jobs.default_cpus", K_FLOAT, OFF(jobs.default_cpus), 0, 1024, NULL, NULL },
+	{ "jobs.default_pids", K_INT, OFF(jobs.default_pids), 0, 4194304, NULL, NULL },
 
 	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
 	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
@@ -763,7 +765,7 @@ check_orders(struct loader *ld)
 	return 0;
 }
 
-/* Per-job limit defaults: 0 (none), or at least what a job may ask for. */
+/* Per-job limit defaults: 0 (none), or what a job may ask for (TASKD_* in protocol.h). */
 static int
 check_limits(struct loader *ld)
 {
@@ -773,9 +775,10 @@ check_limits(struct loader *ld)
 	int rc;
 
 	if (ld->cfg->jobs.default_memory > 0 &&
-	    ld->cfg->jobs.default_memory < (uint64_t)TASKD_MEMORY_MIN) {
+	    (ld->cfg->jobs.default_memory < (uint64_t)TASKD_MEMORY_MIN ||
+	     ld->cfg->jobs.default_memory > (uint64_t)TASKD_MEMORY_MAX)) {
 		key = "jobs.default_memory";
-		what = xstrdup("must be 0 (none) or at least 1M");
+		what = xstrdup("must be 0 (none) or 1M to 16T");
 	} else if (ld->cfg->jobs.default_cpus > 0 && ld->cfg->jobs.default_cpus < TASKD_CPUS_MIN) {
 		key = "jobs.default_cpus";
 		what = xprintf("must be 0 (none) or at least %g", TASKD_CPUS_MIN);

@@ -595,23 +595,53 @@ cpu_slots(const struct sched *s)
 }
 
 /*
+ * A class-auto job was decided when it was queued; the router may have
+ * learned since (a job of its kind was reclassified while it ran, or
+ * ended). At the head of its queue it is decided again, and moves to the
+ * other queue when its kind belongs there now. True if it moved.
+ */
+static bool
+reroute(struct sched *s, struct job *j)
+{
+	struct kind_keys k;
+	struct route r;
+	int to;
+
+	if (j->spec.class != CLASS_AUTO || s->ppool == NULL)
+		return false;
+	kind_keys_unpack(j->kinds, &k);
+	router_decide(s->router, &k, &r);
+	j->route = r;
+	if (r.decided == j->routed)
+		return false;
+	jobq_remove(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+	j->routed = r.decided;
+	to = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
+	stamp(s, j, to);
+	jobq_push(s->queue[to], j);
+	return true;
+}
+
+/*
  * Start queued jobs while their pool has room. io: a free thread and
  * memory. cpu: a free cpu slot (running jobs that count as cpu, those on
  * threads too once reclassified), no pressure brake, memory, and an idle
  * worker. A head that cannot start holds its queue (and may be promised
  * memory, which the other queue then leaves to it); blocked[] remembers why.
+ * Returns true if a cpu-queue job moved to the io queue (reroute).
  */
-void
-sched_dispatch(struct sched *s)
+static bool
+dispatch_once(struct sched *s)
 {
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
 	enum wait_reason why;
 	struct job *j;
-	size_t free_slots;
 
 	s->blocked[Q_IO] = WAIT_NONE;
 	s->promise[Q_IO] = 0;
 	while (!s->paused[Q_IO] && (j = jobq_peek(io)) != NULL) {
+		if (reroute(s, j))
+			continue;
 		why = tpool_capacity(s->tpool) > 0
 			      ? resources_admit(s->res, j, s->promise[Q_CPU], &s->promise[Q_IO])
 			      : WAIT_SLOTS;
@@ -624,10 +654,12 @@ sched_dispatch(struct sched *s)
 		start_thread(s, j);
 	}
 	if (s->ppool == NULL)
-		return;
+		return false;
 	s->blocked[Q_CPU] = WAIT_NONE;
 	s->promise[Q_CPU] = 0;
 	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL) {
+		if (reroute(s, j))
+			return true;
 		if (s->cpu_busy >= cpu_slots(s))
 			why = WAIT_SLOTS;
 		else if (resources_brake(s->res, s->cpu_busy))
@@ -643,10 +675,24 @@ sched_dispatch(struct sched *s)
 		jobq_remove(cpu, j);
 		sched_fair_started(&s->fair[Q_CPU], j);
 	}
+	return false;
+}
+
+void
+sched_dispatch(struct sched *s)
+{
+	size_t free_slots;
+
+	/* A job the cpu queue gives to the io queue may start there at once. */
+	while (dispatch_once(s))
+		;
+	if (s->ppool == NULL)
+		return;
 	/* Workers for the queued jobs the free cpu slots can take; a paused queue asks for none. */
 	free_slots = s->cpu_busy < cpu_slots(s) ? cpu_slots(s) - s->cpu_busy : 0;
 	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0
-			       : jobq_len(cpu) < free_slots ? jobq_len(cpu) : free_slots);
+			       : jobq_len(s->queue[Q_CPU]) < free_slots ? jobq_len(s->queue[Q_CPU])
+									: free_slots);
 }
 
 /* The monitor: running j counts as c from now on. Its slot moves; the command does not. */

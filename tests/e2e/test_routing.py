@@ -130,6 +130,27 @@ class ReclassifyTest(E2ETestCase):
         self.assertNotEqual(j["worker"], d.show(sleeper)["worker"])
         self.assertEqual(d.show(sleeper)["state"], "running")
 
+    def test_queued_job_follows_what_the_router_learns(self):
+        # one thread, one worker; the kind "flip" is known as io
+        d = self.start_daemon(dict(ONE_WORKER, **{"thread_pool.max_threads": 1,
+                                                  "thread_pool.min_threads": 1}))
+        d.wait_job(d.submit(["sleep", "0.05"], name="flip"))
+        blocker = d.submit(["sleep", "30"], **IO)
+        self.cancel_at_cleanup(blocker, d)
+        d.wait_state(blocker, "running")
+        queued = d.submit(LOOP, name="flip")
+        self.cancel_at_cleanup(queued, d)
+        j = d.show(queued)
+        self.assertEqual((j["state"], j["route"]["class"], j["wait_reason"]),
+                         ("queued", "io", "slots"))
+        # two runs teach the kind cpu; the queued job is decided again and moves
+        for _ in range(2):
+            d.wait_job(d.submit(LOOP, name="flip", **CPU), timeout=30)
+        j = d.wait_job(queued, timeout=30)
+        self.assertEqual((j["state"], j["routed"], j["pool"]), ("done", "cpu", "process"))
+        self.assertEqual(j["route"]["key"], "name:flip")
+        self.assertEqual(d.show(blocker)["state"], "running")
+
     def test_sampling_off(self):
         d = self.start_daemon({"router.sample_interval": 0})
         burner = d.submit(BURN, **IO)
