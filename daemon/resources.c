@@ -259,8 +259,12 @@ resources_learn(struct resources *R, const struct job *j)
 
 	kind_keys_unpack(j->kinds, &k);
 	/* A run the router already learned from at its reclassification counts once. */
-	if (measured && !j->learned_live)
+	if (measured && !j->learned_live) {
 		router_learn(R->router, &k, cpu, wall);
+		log_debug("job %llu teaches %s: %.3f s of CPU in %.3f s (wall %.3f, waited for a "
+			  "CPU %.3f)", (unsigned long long)j->id, k.key[0], cpu, wall, j->res.wall,
+			  j->res.runq_wait);
+	}
 	/*
 	 * Its peak: sampled or from its cgroup; a command that ended before the
 	 * first sample is small as far as admission goes (0).
