@@ -255,7 +255,7 @@ handle_line(struct bench *b, struct conn *c, const char *line, size_t len)
 	struct slot *s;
 	int idx;
 
-	resp = json_loadb(line, len, 0, NULL);
+	resp = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(resp))
 		taskctl_bad_response("a line that is not a JSON object");
 	id = json_object_get(resp, "id");

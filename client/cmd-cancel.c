@@ -22,7 +22,7 @@ print_one(const struct taskctl_per_job *c)
 	if (json_is_true(json_object_get(r, "cancelling")))
 		printf("%lld cancelling\n", (long long)c->id);
 	else
-		printf("%lld %s\n", (long long)c->id, state != NULL ? state : "cancelled");
+		fmt_line(stdout, "%lld %s", (long long)c->id, state != NULL ? state : "cancelled");
 }
 
 /* cancel --label/--name: "17 cancelled" / "18 cancelling" per job the daemon cancelled. */

@@ -30,20 +30,22 @@ print_event(const json_t *ev)
 	const char *error = json_string_value(json_object_get(ev, "error"));
 	const json_t *code = json_object_get(ev, "exit_code");
 	const json_t *sig = json_object_get(ev, "signal");
+	struct fmt_linebuf lb;
 	char buf[FMT_BUFSZ];
 
-	printf("%s %" JSON_INTEGER_FORMAT " %s -> %s", fmt_time(buf, json_object_get(ev, "at")),
-	       json_integer_value(json_object_get(ev, "id")), prev != NULL ? prev : "new",
-	       state != NULL ? state : "?");
+	fmt_line_begin(&lb);
+	fprintf(lb.fp, "%s %" JSON_INTEGER_FORMAT " %s -> %s",
+	        fmt_time(buf, json_object_get(ev, "at")), json_integer_value(json_object_get(ev, "id")), prev != NULL ? prev : "new",
+	        state != NULL ? state : "?");
 	if (name != NULL)
-		printf(" %s", name);
+		fprintf(lb.fp, " %s", name);
 	if (json_is_integer(code))
-		printf(" exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
+		fprintf(lb.fp, " exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
 	if (json_is_integer(sig) && json_integer_value(sig) > 0)
-		printf(" signal=%s", fmt_signal(buf, json_integer_value(sig)));
+		fprintf(lb.fp, " signal=%s", fmt_signal(buf, json_integer_value(sig)));
 	if (error != NULL)
-		printf(" (%s)", error);
-	putchar('\n');
+		fprintf(lb.fp, " (%s)", error);
+	fmt_line_end(&lb, stdout); /* anyone's job name: no raw control characters */
 }
 
 static int

@@ -2,8 +2,10 @@
  * taskctl logs ID [--stderr] [--follow]
  *
  * Reads one output stream of a job in chunks (offset → next_offset) and
- * writes the raw bytes to stdout: until eof, or until the current end
- * of a running job; with --follow, polls every 200 ms until eof.
+ * writes the raw bytes to stdout, exactly as the job wrote them (NUL bytes,
+ * invalid UTF-8 and terminal escapes included: that is what logs is for):
+ * until eof, or until the current end of a running job; with --follow,
+ * polls every 200 ms until eof.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,7 +92,10 @@ logs_request(json_int_t job, const char *stream, long long offset)
 	return req;
 }
 
-/* Returns 0, or 4 when the daemon rejected a request (reported). */
+/*
+ * Returns 0, or 4 when the daemon rejected a request (reported); with
+ * out->gone_ok a job removed meanwhile sets out->gone and returns 0.
+ */
 int
 cmd_logs_fetch(struct taskctl *ctx, const char *arg, json_int_t job, const char *stream, int follow,
                struct logs_out *out)
@@ -102,6 +107,12 @@ cmd_logs_fetch(struct taskctl *ctx, const char *arg, json_int_t job, const char 
 
 	for (;;) {
 		resp = taskctl_call(ctx, logs_request(job, stream, offset));
+		if (!taskd_response_ok(resp) && out->gone_ok &&
+		    strcmp(taskd_response_error_code(resp), TASKD_ERR_NOT_FOUND) == 0) {
+			out->gone = 1;
+			json_decref(resp);
+			return 0;
+		}
 		if (!taskd_response_ok(resp)) {
 			rc = taskctl_rejected(ctx, arg, resp);
 			json_decref(resp);
@@ -133,11 +144,15 @@ cmd_logs_warn_truncated(json_int_t job, const char *stream, const struct logs_ou
 	              out->size);
 }
 
-/* --json: all data in one document, UTF-8 text when it is, else base64. */
+/*
+ * --json: all data in one document, by the daemon's rule: UTF-8 text when it
+ * is UTF-8 without NUL, else base64.
+ */
 static void
 print_json(json_int_t job, const char *stream, const struct logs_out *out)
 {
-	json_t *data = json_stringn(out->data != NULL ? out->data : "", out->len);
+	const char *text = out->data != NULL ? out->data : "";
+	json_t *data = memchr(text, '\0', out->len) == NULL ? json_stringn(text, out->len) : NULL;
 	const char *enc = "utf-8";
 	json_t *doc;
 	char *b64;

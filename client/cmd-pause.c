@@ -23,7 +23,7 @@ print_one(const struct taskctl_per_job *p)
 	const char *state =
 	    json_string_value(json_object_get(taskd_response_result(p->resp), "state"));
 
-	printf("%lld %s\n", (long long)p->id, state != NULL ? state : "?");
+	fmt_line(stdout, "%lld %s", (long long)p->id, state != NULL ? state : "?");
 }
 
 /* Each id in its own request, pipelined. */

@@ -36,13 +36,13 @@ cmd_reload(struct taskctl *ctx, int argc, char **argv)
 	if (ctx->json) {
 		taskctl_print_json(result);
 	} else if (json_array_size(changed) == 0) {
-		printf("configuration reloaded from %s: nothing changed\n",
-		       json_string_value(json_object_get(result, "config")));
+		fmt_line(stdout, "configuration reloaded from %s: nothing changed",
+		         json_string_value(json_object_get(result, "config")));
 	} else {
-		printf("configuration reloaded from %s; changed:\n",
-		       json_string_value(json_object_get(result, "config")));
+		fmt_line(stdout, "configuration reloaded from %s; changed:",
+		         json_string_value(json_object_get(result, "config")));
 		json_array_foreach(changed, i, key)
-			printf("  %s\n", json_string_value(key));
+			fmt_line(stdout, "  %s", json_string_value(key));
 	}
 	json_decref(resp);
 	return TASKD_EXIT_OK;

@@ -3,7 +3,8 @@
  *
  * Every field of the job object as an aligned "key: value" line, in the
  * daemon's order: times as local ISO 8601, CPU and wall times in seconds
- * with three decimals, sizes with a human form alongside.
+ * with three decimals, sizes with a human form alongside. Names, labels and
+ * argv are shown with their control characters as '?' (fmt_line).
  */
 #include <math.h>
 #include <stdio.h>
@@ -244,7 +245,8 @@ print_job(const json_t *job)
 		key = json_object_iter_key(it);
 		v = json_object_iter_value(it);
 		s = format_value(key, v);
-		printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", s != NULL ? s : "?");
+		fmt_line(stdout, "%s:%*s %s", key, (int)(width - strlen(key)), "",
+		         s != NULL ? s : "?");
 		free(s);
 	}
 }

@@ -29,13 +29,15 @@ static void
 print_scalars(const char *label, const json_t *obj)
 {
 	const char *key, *sep = "";
+	struct fmt_linebuf lb;
 	json_t *v;
 	void *it;
 	char *s;
 
 	if (!json_is_object(obj))
 		return;
-	printf("%s:%*s", label, (int)(LABEL_WIDTH - strlen(label)), "");
+	fmt_line_begin(&lb);
+	fprintf(lb.fp, "%s:%*s", label, (int)(LABEL_WIDTH - strlen(label)), "");
 	for (it = json_object_iter((json_t *)obj); it != NULL;
 	     it = json_object_iter_next((json_t *)obj, it)) {
 		key = json_object_iter_key(it);
@@ -43,11 +45,11 @@ print_scalars(const char *label, const json_t *obj)
 		if (json_is_object(v) || json_is_array(v))
 			continue;
 		s = fmt_scalar(v);
-		printf("%s%s %s", sep, key, s != NULL ? s : "?");
+		fprintf(lb.fp, "%s%s %s", sep, key, s != NULL ? s : "?");
 		free(s);
 		sep = "  ";
 	}
-	putchar('\n');
+	fmt_line_end(&lb, stdout);
 }
 
 static void
@@ -58,9 +60,10 @@ print_header(const json_t *st)
 	const json_t *uptime = json_object_get(st, "uptime");
 	char buf[FMT_BUFSZ];
 
-	printf("taskd %s, pid %" JSON_INTEGER_FORMAT ", up %s\n",
-	       json_is_string(version) ? json_string_value(version) : "?", json_integer_value(pid),
-	       json_is_number(uptime) ? fmt_age(buf, json_number_value(uptime)) : "?");
+	fmt_line(stdout, "taskd %s, pid %" JSON_INTEGER_FORMAT ", up %s",
+	         json_is_string(version) ? json_string_value(version) : "?",
+	         json_integer_value(pid),
+	         json_is_number(uptime) ? fmt_age(buf, json_number_value(uptime)) : "?");
 }
 
 static void
@@ -201,7 +204,7 @@ print_counters(const json_t *counters)
 		key = json_object_iter_key(it);
 		v = json_object_iter_value(it);
 		s = fmt_scalar(v);
-		printf("  %-*s  %s\n", (int)width, key, s != NULL ? s : "?");
+		fmt_line(stdout, "  %-*s  %s", (int)width, key, s != NULL ? s : "?");
 		free(s);
 	}
 }

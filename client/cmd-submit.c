@@ -5,8 +5,10 @@
  * request, doc/protocol.md). Like running the command in the shell, an
  * exec job gets taskctl's cwd and whole environment unless --no-env.
  * Cheap checks happen here; the daemon has the last word.
- * With --wait: wait for the job, copy its stdout/stderr to ours, exit
- * with its code.
+ * With --wait: one request with "wait": true, answered with the finished
+ * job (so a job pruned as it ends, jobs.keep_finished, still gives its
+ * code), then copy its stdout/stderr to ours if the daemon still has them,
+ * and exit with its code.
  */
 #include <errno.h>
 #include <math.h>
@@ -424,18 +426,31 @@ build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	return -1;
 }
 
-/* Copy one stream of the finished job to fp. */
+/* Copy one stream of the finished job to fp; *gone: the daemon no longer has the job. */
 static int
-copy_stream(struct taskctl *ctx, const char *arg, json_int_t id, const char *stream, FILE *fp)
+copy_stream(struct taskctl *ctx, const char *arg, json_int_t id, const char *stream, FILE *fp,
+            int *gone)
 {
-	struct logs_out out = {.fp = fp};
+	struct logs_out out = {.fp = fp, .gone_ok = 1};
 	int rc;
 
 	rc = cmd_logs_fetch(ctx, arg, id, stream, 0, &out);
 	fflush(fp);
-	if (rc == 0)
+	if (rc == 0 && !out.gone)
 		cmd_logs_warn_truncated(id, stream, &out);
+	*gone = out.gone;
 	return rc;
+}
+
+/* Did the job write anything (or may it have: a count the daemon does not know)? */
+static int
+had_output(const json_t *job)
+{
+	const json_t *out = json_object_get(job, "stdout_bytes");
+	const json_t *err = json_object_get(job, "stderr_bytes");
+
+	return !json_is_integer(out) || !json_is_integer(err) || json_integer_value(out) > 0 ||
+	       json_integer_value(err) > 0;
 }
 
 static void
@@ -461,43 +476,35 @@ static int
 print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t *job)
 {
 	const char *result = json_string_value(json_object_get(job, "result"));
-	int rc;
+	int rc, gone;
 
-	if ((rc = copy_stream(ctx, arg, id, "stdout", stdout)) != 0)
+	if ((rc = copy_stream(ctx, arg, id, "stdout", stdout, &gone)) != 0)
 		return rc;
-	if ((rc = copy_stream(ctx, arg, id, "stderr", stderr)) != 0)
+	if (!gone && (rc = copy_stream(ctx, arg, id, "stderr", stderr, &gone)) != 0)
 		return rc;
+	/* Pruned as it ended (or cleaned right away): its output went with it. */
+	if (gone && had_output(job))
+		taskctl_warnx("job %lld: its output is gone: taskd removed the job when it ended "
+		              "(jobs.keep_finished)", (long long)id);
 	if (result != NULL)
-		printf("%s\n", result);
+		fmt_line(stdout, "%s", result);
 	explain_end(job, id);
 	return 0;
 }
 
+/* The answer to a submit with "wait": the finished job: its output, or --json it; its code. */
 static int
-wait_job(struct taskctl *ctx, json_int_t id)
+job_ended(struct taskctl *ctx, json_t *job, json_int_t id)
 {
-	json_t *req, *resp, *job;
 	char arg[32];
 	int rc;
 
 	snprintf(arg, sizeof arg, "%lld", (long long)id);
-	req = taskd_request(TASKD_OP_WAIT);
-	json_object_set_new(req, "job", json_integer(id));
-	resp = taskctl_call(ctx, req);
-	if (!taskd_response_ok(resp)) {
-		rc = taskctl_rejected(ctx, arg, resp);
-		json_decref(resp);
-		return rc;
-	}
-	job = taskd_response_result(resp);
 	if (ctx->json)
 		rc = taskctl_print_json(job);
 	else
 		rc = print_outputs(ctx, arg, id, job);
-	if (rc == 0)
-		rc = cmd_wait_exit_code(job);
-	json_decref(resp);
-	return rc;
+	return rc == 0 ? cmd_wait_exit_code(job) : rc;
 }
 
 static int
@@ -505,12 +512,14 @@ send_job(struct taskctl *ctx, struct submit *s)
 {
 	json_t *resp, *result, *id;
 	json_int_t n;
+	int rc;
 
+	if (s->wait)
+		json_object_set_new(s->req, "wait", json_true());
 	resp = taskctl_call(ctx, s->req);
 	s->req = NULL;
 	if (!taskd_response_ok(resp)) {
-		int rc = taskctl_rejected(ctx, NULL, resp);
-
+		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);
 		return rc;
 	}
@@ -519,16 +528,17 @@ send_job(struct taskctl *ctx, struct submit *s)
 	if (!json_is_integer(id))
 		taskctl_bad_response("submit result without an id");
 	n = json_integer_value(id);
-	if (!s->wait) {
+	if (s->wait) {
+		rc = job_ended(ctx, result, n);
+	} else {
 		if (ctx->json)
 			taskctl_print_json(result);
 		else
 			printf("%" JSON_INTEGER_FORMAT "\n", n);
-		json_decref(resp);
-		return TASKD_EXIT_OK;
+		rc = TASKD_EXIT_OK;
 	}
 	json_decref(resp);
-	return wait_job(ctx, n);
+	return rc;
 }
 
 int

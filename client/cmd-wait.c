@@ -58,21 +58,23 @@ cmd_wait_print_line(const json_t *job)
 	const char *result = json_string_value(json_object_get(job, "result"));
 	const char *error = json_string_value(json_object_get(job, "error"));
 	const char *state = json_string_value(json_object_get(job, "state"));
+	struct fmt_linebuf lb;
 	char buf[FMT_BUFSZ];
 
-	printf("%" JSON_INTEGER_FORMAT " %s", json_integer_value(json_object_get(job, "id")),
-	       state != NULL ? state : "?");
+	fmt_line_begin(&lb);
+	fprintf(lb.fp, "%" JSON_INTEGER_FORMAT " %s",
+	        json_integer_value(json_object_get(job, "id")), state != NULL ? state : "?");
 	if (json_is_integer(code))
-		printf(" exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
+		fprintf(lb.fp, " exit=%" JSON_INTEGER_FORMAT, json_integer_value(code));
 	if (json_is_integer(sig) && json_integer_value(sig) > 0)
-		printf(" signal=%s", fmt_signal(buf, json_integer_value(sig)));
+		fprintf(lb.fp, " signal=%s", fmt_signal(buf, json_integer_value(sig)));
 	if (json_is_number(wall))
-		printf(" wall=%s", fmt_duration(buf, json_number_value(wall)));
+		fprintf(lb.fp, " wall=%s", fmt_duration(buf, json_number_value(wall)));
 	if (result != NULL)
-		printf(" result=%s", result);
+		fprintf(lb.fp, " result=%s", result);
 	if (error != NULL)
-		printf(" (%s)", error);
-	putchar('\n');
+		fprintf(lb.fp, " (%s)", error); /* may quote the job's argv */
+	fmt_line_end(&lb, stdout);
 }
 
 struct waiter {

@@ -1,8 +1,9 @@
 /*
  * Human formatting for taskctl: durations, sizes, times, signals,
- * command lines. Functions taking a char * write at most FMT_BUFSZ bytes
- * there and return it.
+ * command lines, and terminal-safe text. Functions taking a char * write
+ * at most FMT_BUFSZ bytes there and return it.
  */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -194,18 +195,98 @@ fmt_argv(const json_t *argv)
 	return buf;
 }
 
+/*
+ * Make text from the daemon safe for a terminal, in place: every control
+ * character becomes '?' — C0 (tab and newline included: a name must not
+ * forge a line), DEL, and C1 (U+0080..U+009F; U+009B is CSI to some
+ * terminals). Job names, labels and argv are anyone's strings (another
+ * user's, for root), so every line taskctl prints for a human goes through
+ * here: table cells, fmt_line, taskctl_warnx. --json output and the job's
+ * own output (logs) are written as they are. Returns s.
+ */
+char *
+fmt_safe(char *s)
+{
+	unsigned char *p = (unsigned char *)s, *o = p;
+
+	for (; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			*o++ = '?';
+		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			*o++ = '?';
+			p++;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return s;
+}
+
+/* One line of human output: s made safe (fmt_safe, in place), then a newline. */
+void
+fmt_put_line(FILE *fp, char *s)
+{
+	fputs(fmt_safe(s), fp);
+	fputc('\n', fp);
+}
+
+/* Start a line built piece by piece: fprintf to lb->fp, then fmt_line_end. */
+void
+fmt_line_begin(struct fmt_linebuf *lb)
+{
+	lb->buf = NULL;
+	lb->len = 0;
+	if ((lb->fp = open_memstream(&lb->buf, &lb->len)) == NULL)
+		taskctl_lost(ENOMEM);
+}
+
+/* Print the line built since fmt_line_begin to out (fmt_put_line) and free it. */
+void
+fmt_line_end(struct fmt_linebuf *lb, FILE *out)
+{
+	if (fclose(lb->fp) == EOF)
+		taskctl_lost(ENOMEM);
+	fmt_put_line(out, lb->buf);
+	free(lb->buf);
+}
+
+/* printf one line of human output (the newline is added), made safe as a whole. */
+void
+fmt_line(FILE *fp, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = fmt_valloc(fmt, ap);
+	va_end(ap);
+	if (s == NULL)
+		taskctl_lost(ENOMEM);
+	fmt_put_line(fp, s);
+	free(s);
+}
+
+/* vprintf into a malloc'd string; NULL when out of memory. */
+char *
+fmt_valloc(const char *fmt, va_list ap)
+{
+	char *s;
+
+	return vasprintf(&s, fmt, ap) == -1 ? NULL : s;
+}
+
 /* printf into a malloc'd string; NULL when out of memory. */
 char *
 fmt_alloc(const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	s = fmt_valloc(fmt, ap);
 	va_end(ap);
-	return n == -1 ? NULL : s;
+	return s;
 }
 
 /* A scalar as text ("-" for null, compact JSON for the rest); malloc'd. */

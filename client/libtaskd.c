@@ -10,6 +10,11 @@
  * lines of a subscribed connection ({"event":...}, no "ok") are never taken
  * as answers: taskd_recv returns them in order with the rest.
  *
+ * taskd may close a connection with a last line saying why (an error with a
+ * null id: too_many_connections when it takes no more, idle_timeout after a
+ * long silence); taskd_call returns that line as the answer, even when the
+ * request could not be sent any more.
+ *
  * Library code never prints and never exits: every failure is reported
  * with a NULL or -1 return and errno.
  */
@@ -280,7 +285,8 @@ read_response(struct taskd_client *c)
 		searched = 0;
 		if (linelen == 0 || (linelen == 1 && line[0] == '\r'))
 			continue;
-		resp = json_loadb(line, linelen, 0, NULL);
+		/* A string may hold NUL (U+0000): json_string_length() tells its real length. */
+		resp = json_loadb(line, linelen, JSON_ALLOW_NUL, NULL);
 		if (!json_is_object(resp)) {
 			json_decref(resp);
 			errno = EBADMSG;
@@ -332,9 +338,16 @@ taskd_call(struct taskd_client *c, json_t *req)
 {
 	json_t *id, *resp;
 	int64_t n;
+	int closed;
 
 	n = taskd_send(c, json_incref(req));
-	id = n == -1 ? NULL : json_incref(json_object_get(req, "id"));
+	/*
+	 * taskd closed the connection (EPIPE): it may have said why first
+	 * (too_many_connections, idle_timeout, with a null id); that line,
+	 * still to be read, is the answer.
+	 */
+	closed = n == -1 && (errno == EPIPE || errno == ECONNRESET);
+	id = n == -1 && !closed ? NULL : json_incref(json_object_get(req, "id"));
 	json_decref(req);
 	if (id == NULL)
 		return NULL;

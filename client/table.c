@@ -1,8 +1,8 @@
 /*
  * Aligned text tables: cells are collected row by row, column widths are
  * computed over all rows, then printed. Control characters in cells are
- * shown as '?' so a job's argv cannot break the layout. Out of memory
- * aborts: taskctl is a short-lived command.
+ * shown as '?' (fmt_safe) so a job's argv can neither break the layout nor
+ * drive the terminal. Out of memory aborts: taskctl is a short-lived command.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,15 +33,11 @@ xrealloc(void *p, size_t n)
 static void
 add(struct table *t, char *s)
 {
-	char *p;
-
 	if (s == NULL) {
 		taskctl_warnx("out of memory");
 		abort();
 	}
-	for (p = s; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	fmt_safe(s);
 	if (t->ncells == t->cap) {
 		t->cap = t->cap == 0 ? 64 : t->cap * 2;
 		t->cells = xrealloc(t->cells, t->cap * sizeof *t->cells);
@@ -72,8 +68,7 @@ table_cell(struct table *t, const char *fmt, ...)
 	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
+	s = fmt_valloc(fmt, ap);
 	va_end(ap);
 	add(t, s);
 }

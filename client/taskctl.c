@@ -6,8 +6,9 @@
  * Global options are parsed up to the command word; the command's
  * handler (client/cmd-*.c, found in the table below) parses the rest.
  * This file also holds what all commands share: one lazily opened
- * connection, error reporting and exit codes (DESIGN §6):
- * 0 ok, 2 usage, 3 daemon unreachable, 4 rejected by the daemon.
+ * connection, error reporting and exit codes (include/taskd/protocol.h):
+ * 0 ok, 1 taskctl's own failure, 2 usage, 3 daemon unreachable, 4 rejected
+ * by the daemon, 5 invalid response from the daemon.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -54,18 +55,25 @@ static const struct taskctl_cmd commands[] = {
 #define GLOBAL_USAGE "[-s SOCKET] [--json] [-h|--help] [-V|--version] COMMAND [ARGS]"
 #define WRAP 78
 
+/* "taskctl: message" on stderr; messages carry the daemon's texts, so made safe (fmt_safe). */
 void
 taskctl_warnx(const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
 
 	progress_clear_shown(); /* a message never goes onto wait's progress line */
 	fflush(stdout);
-	fputs("taskctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	msg = fmt_valloc(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fputs("taskctl: ", stderr);
+	if (msg == NULL) {
+		fputs("out of memory\n", stderr);
+		return;
+	}
+	fmt_put_line(stderr, msg);
+	free(msg);
 }
 
 /* Print " word word..." from column col, wrapping at WRAP to column indent. */
@@ -123,7 +131,8 @@ print_usage(FILE *fp)
 	        "  --json             machine-readable output (also accepted after COMMAND)\n"
 	        "  -h, --help         this help; `taskctl COMMAND --help` for one command\n"
 	        "  -V, --version      print the version\n"
-	        "\nexit status: 0 ok, 2 usage error, 3 taskd unreachable, 4 rejected by taskd;\n"
+	        "\nexit status: 0 ok, 1 failure in taskctl (e.g. out of memory), 2 usage error,\n"
+	        "3 taskd unreachable, 4 rejected by taskd, 5 invalid response from taskd;\n"
 	        "wait and submit --wait exit with the job's own code.\n",
 	        TASKD_SOCKET_NAME, TASKD_SYSTEM_SOCKET);
 }
@@ -455,15 +464,24 @@ taskctl_client(struct taskctl *ctx)
 	return connect_or_exit(ctx, NULL);
 }
 
+/*
+ * Exit 3 only when taskd is gone; an answer that makes no sense (EBADMSG:
+ * not a JSON object, EMSGSIZE: a line without end) comes from a taskd that
+ * is there: 5.
+ */
 void
 taskctl_lost(int error)
 {
-	if (error == EBADMSG)
-		taskctl_warnx("invalid response from taskd");
-	else if (error == ENOMEM)
+	if (error == EBADMSG || error == EMSGSIZE) {
+		taskctl_warnx("invalid response from taskd%s",
+		              error == EMSGSIZE ? ": an answer line too long" : "");
+		exit(TASKD_EXIT_PROTOCOL);
+	}
+	if (error == ENOMEM) {
 		taskctl_warnx("out of memory");
-	else
-		taskctl_warnx("connection to taskd lost");
+		exit(TASKD_EXIT_FAILURE);
+	}
+	taskctl_warnx("connection to taskd lost");
 	exit(TASKD_EXIT_UNREACHABLE);
 }
 
@@ -471,7 +489,36 @@ void
 taskctl_bad_response(const char *what)
 {
 	taskctl_warnx("invalid response from taskd: %s", what);
-	exit(TASKD_EXIT_UNREACHABLE);
+	exit(TASKD_EXIT_PROTOCOL);
+}
+
+/*
+ * An error with a null id is about the connection, not one request: taskd
+ * closes it, or could not read a request.
+ */
+static int
+connection_error(const json_t *resp)
+{
+	return !taskd_response_ok(resp) && json_is_null(json_object_get(resp, "id")) &&
+	       taskd_response_error_code(resp) != NULL;
+}
+
+/*
+ * A send failed. If taskd closed the connection saying why (e.g.
+ * too_many_connections), report that and exit 4; else it is lost: exit 3.
+ */
+static void __attribute__((noreturn))
+send_failed(struct taskctl *ctx, int error)
+{
+	json_t *resp;
+
+	if (error == EPIPE || error == ECONNRESET) {
+		resp = taskd_recv(ctx->client);
+		if (resp != NULL && connection_error(resp))
+			exit(taskctl_rejected(ctx, NULL, resp));
+		json_decref(resp);
+	}
+	taskctl_lost(error);
 }
 
 int64_t
@@ -485,10 +532,11 @@ taskctl_send(struct taskctl *ctx, json_t *req)
 	c = connect_or_exit(ctx, req);
 	id = taskd_send(c, req);
 	if (id == -1)
-		taskctl_lost(errno);
+		send_failed(ctx, errno);
 	return id;
 }
 
+/* The next line; a connection-wide error (taskd refused or closed us) is reported: exit 4. */
 json_t *
 taskctl_recv(struct taskctl *ctx)
 {
@@ -496,21 +544,45 @@ taskctl_recv(struct taskctl *ctx)
 
 	if (resp == NULL)
 		taskctl_lost(errno);
+	if (connection_error(resp))
+		exit(taskctl_rejected(ctx, NULL, resp));
 	return resp;
 }
+
+/* At most this many new connections for one call closed as idle (see below). */
+#define IDLE_RETRIES 3
 
 json_t *
 taskctl_call(struct taskctl *ctx, json_t *req)
 {
 	struct taskd_client *c;
+	const char *code;
 	json_t *resp;
+	int tries;
 
 	if (req == NULL)
 		taskctl_lost(ENOMEM);
-	c = connect_or_exit(ctx, req);
-	resp = taskd_call(c, req);
-	if (resp == NULL)
-		taskctl_lost(errno);
+	for (tries = 0;; tries++) {
+		c = connect_or_exit(ctx, req);
+		resp = taskd_call(c, json_incref(req));
+		if (resp == NULL) {
+			json_decref(req);
+			taskctl_lost(errno);
+		}
+		/*
+		 * taskd closed the connection after limits.idle_timeout of silence
+		 * (e.g. logs blocked on a paused pager): it had read nothing of
+		 * this request. Ask again on a new connection.
+		 */
+		code = taskd_response_error_code(resp);
+		if (tries == IDLE_RETRIES || !connection_error(resp) ||
+		    strcmp(code, TASKD_ERR_IDLE_TIMEOUT) != 0)
+			break;
+		json_decref(resp);
+		taskd_close(ctx->client);
+		ctx->client = NULL;
+	}
+	json_decref(req);
 	if (!taskd_response_ok(resp) && taskd_response_error_code(resp) == NULL)
 		taskctl_bad_response("neither a result nor an error");
 	return resp;

@@ -5,12 +5,14 @@
  * Each command lives in client/cmd-<name>.c and is a handler
  * int cmd_<name>(struct taskctl *, int argc, char **argv) that gets
  * argv[0] = the command's name and returns taskctl's exit code. Transport
- * failures (daemon unreachable, connection lost) exit(3) from the helpers.
+ * failures (daemon unreachable, connection lost) exit(3) from the helpers,
+ * invalid answers exit(5).
  */
 #ifndef TASKCTL_H
 #define TASKCTL_H
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,6 +92,18 @@ double fmt_unix_time(const json_t *);
 char *fmt_argv(const json_t *);
 char *fmt_scalar(const json_t *);
 char *fmt_alloc(const char *, ...) __attribute__((format(printf, 1, 2)));
+char *fmt_valloc(const char *, va_list) __attribute__((format(printf, 1, 0)));
+/* Terminal-safe text: control characters (C0, DEL, C1) shown as '?'. */
+char *fmt_safe(char *);
+void fmt_put_line(FILE *, char *);
+void fmt_line(FILE *, const char *, ...) __attribute__((format(printf, 2, 3)));
+struct fmt_linebuf {
+	FILE *fp; /* fprintf the pieces here */
+	char *buf;
+	size_t len;
+};
+void fmt_line_begin(struct fmt_linebuf *);
+void fmt_line_end(struct fmt_linebuf *, FILE *);
 void fmt_truncate(char *, size_t);
 size_t fmt_width(const char *);
 size_t fmt_key_width(const json_t *);
@@ -151,6 +165,8 @@ struct logs_out {
 	size_t cap;
 	long long size;
 	int truncated;
+	int gone_ok; /* a job that no longer exists (not_found) is not an error: */
+	int gone;    /* ...set instead, nothing reported */
 };
 int cmd_logs_fetch(struct taskctl *, const char *, json_int_t, const char *, int,
                    struct logs_out *);

@@ -143,10 +143,13 @@ static const struct key keys[] = {
 
 	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
+	{ "limits.max_clients_per_user", K_INT, OFF(limits.max_clients_per_user), 0, 1000000, NULL,
+	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
 	{ "limits.memory_budget", K_SHARE, OFF(limits.memory_budget), 0, NOMAX, NULL, NULL },
 	{ "limits.pressure_cpu", K_FLOAT, OFF(limits.pressure_cpu), 0, 100, NULL, NULL },
 	{ "limits.pressure_memory", K_FLOAT, OFF(limits.pressure_memory), 0, 100, NULL, NULL },
+	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -212,10 +215,12 @@ config_defaults(struct config *cfg)
 
 	cfg->limits.max_frame = 1 * MIB;
 	cfg->limits.max_clients = 1024;
+	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
 	cfg->limits.memory_budget.share = 0.75;
 	cfg->limits.pressure_cpu = 0;
 	cfg->limits.pressure_memory = 25;
+	cfg->limits.idle_timeout = 300;
 }
 
 void
@@ -792,6 +797,22 @@ check_limits(struct loader *ld)
 	return rc;
 }
 
+/*
+ * limits.idle_timeout is checked once a second and logs --follow asks every
+ * 0.2 s: below 1 s it would cut clients that are busy. 0 turns it off.
+ */
+static int
+check_idle_timeout(struct loader *ld)
+{
+	const config_setting_t *s = config_lookup(ld->lc, "limits.idle_timeout");
+	double v = ld->cfg->limits.idle_timeout;
+
+	if (v == 0 || v >= 1 || s == NULL)
+		return 0;
+	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+		    "limits.idle_timeout: must be 0 (never) or at least 1 second, not %g", v);
+}
+
 static int
 read_file(struct loader *ld)
 {
@@ -829,6 +850,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = check_orders(&ld);
 	if (rc == 0)
 		rc = check_limits(&ld);
+	if (rc == 0)
+		rc = check_idle_timeout(&ld);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(cfg);

@@ -82,10 +82,12 @@ struct config {
 	struct {
 		uint64_t max_frame; /* bytes */
 		int max_clients;
+		int max_clients_per_user; /* per uid but root and taskd's own, 0 = no limit */
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
 		struct config_share memory_budget; /* of MemAvailable when applied */
 		double pressure_cpu;    /* "some" avg10 percent braking cpu starts, 0 = off */
 		double pressure_memory;
+		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 	} limits;
 };
 

@@ -1144,17 +1144,18 @@ base64(const unsigned char *p, size_t n)
 }
 
 /*
- * Text when the chunk is UTF-8 (a multi-byte character cut by the chunk end
- * is left for the next chunk), else base64. *used = bytes consumed.
+ * Text when the chunk is UTF-8 without NUL (a multi-byte character cut by the
+ * chunk end is left for the next chunk), else base64. *used = bytes consumed.
  */
 static void
 encode_chunk(json_t *r, const char *buf, size_t n, bool at_end, size_t *used)
 {
-	json_t *s = json_stringn(buf, n);
+	bool nul = memchr(buf, '\0', n) != NULL; /* "\u0000" breaks C-string readers */
+	json_t *s = nul ? NULL : json_stringn(buf, n);
 	size_t cut;
 	char *b64;
 
-	for (cut = 1; s == NULL && !at_end && cut <= 3 && cut < n; cut++) {
+	for (cut = 1; s == NULL && !nul && !at_end && cut <= 3 && cut < n; cut++) {
 		s = json_stringn(buf, n - cut);
 		if (s != NULL)
 			n -= cut;
@@ -1479,6 +1480,8 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		ppool_configure(td->ppool, &pc);
 	server_set_limits(td->server, td->cfg->limits.max_frame, ctl_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
+	server_set_client_limits(td->server, td->cfg->limits.max_clients_per_user,
+				 td->cfg->limits.idle_timeout);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);

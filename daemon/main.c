@@ -404,6 +404,8 @@ setup(void)
 	listen_socket();
 	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg),
 			  cfg.limits.stall_timeout);
+	server_set_client_limits(td.server, cfg.limits.max_clients_per_user,
+				 cfg.limits.idle_timeout);
 	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
 		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
 			  ctl_max_clients(&cfg));

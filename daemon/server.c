@@ -30,6 +30,16 @@
 /* Bytes read from a client per read(2) (what a bufferevent reads at most, too). */
 #define READ_CHUNK 16384
 
+/*
+ * Of limits.max_clients, the last RESERVE_MAX (a quarter when the limit is
+ * small) are for root and taskd's own user only: whoever else fills the
+ * socket, they can still get in to see and act.
+ */
+#define RESERVE_MAX 16
+
+/* Refused connections are logged at most once per this many seconds. */
+#define REFUSED_LOG_INTERVAL 10.0
+
 struct client {
 	struct server *srv;
 	int fd;
@@ -41,12 +51,14 @@ struct client {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	bool privileged;  /* root or taskd's own user: no per-user limit, the reserve */
 	bool discarding;  /* inside an oversized frame: drop until newline */
 	bool closing;     /* peer finished sending: close once answered and drained */
 	double partial_since; /* CLOCK_MONOTONIC when a partial frame started waiting, 0 none */
 	int holds;        /* requests still to be answered (server_client_hold) */
 	size_t unoffered; /* bytes queued since the last write attempt */
 	double stalled_since; /* CLOCK_MONOTONIC since when the socket took none of its output, 0 */
+	double active_at; /* CLOCK_MONOTONIC of its last request bytes or answer written */
 	void *data;
 	TAILQ_ENTRY(client) entry;
 	TAILQ_ENTRY(client) fentry; /* srv->flushq */
@@ -61,10 +73,19 @@ struct server {
 	ino_t ino;
 	size_t max_frame;
 	int max_clients;
+	int max_per_user;        /* limits.max_clients_per_user, 0 = none */
 	double stall_timeout;
-	struct event *stall_ev;  /* 1 s: closes clients stalled inside a frame */
+	double idle_timeout;     /* limits.idle_timeout, 0 = never */
+	struct event *tick_ev;   /* 1 s: closes clients stalled inside a frame, or idle */
 	int nclients;
-	bool paused;
+	uid_t self_uid;          /* taskd's own user */
+	struct user_count {
+		uid_t uid;
+		int n;
+	} *users;                /* connections per unprivileged user (those with n > 0) */
+	size_t nusers, users_cap;
+	double refused_logged_at;
+	unsigned long refused_unlogged;
 	struct event *retry;     /* re-enable accepting after EMFILE/ENFILE */
 	struct event *reaper;    /* finds half-closed clients whose peer has gone entirely */
 	server_frame_fn frame;
@@ -81,7 +102,7 @@ static void server_accept_error_cb(struct evconnlistener *, void *);
 static void server_retry_cb(evutil_socket_t, short, void *);
 static void server_reaper_cb(evutil_socket_t, short, void *);
 static void server_flush_cb(evutil_socket_t, short, void *);
-static void server_stall_cb(evutil_socket_t, short, void *);
+static void server_tick_cb(evutil_socket_t, short, void *);
 static const struct timeval one_second = { 1, 0 };
 
 static int
@@ -163,6 +184,9 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	}
 	srv->max_frame = 1 << 20;
 	srv->max_clients = 1024;
+	srv->max_per_user = 256;
+	srv->idle_timeout = 300;
+	srv->self_uid = getuid();
 	TAILQ_INIT(&srv->clients);
 	TAILQ_INIT(&srv->flushq);
 	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
@@ -176,10 +200,10 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
 	srv->retry = evtimer_new(base, server_retry_cb, srv);
 	srv->reaper = event_new(base, -1, EV_PERSIST, server_reaper_cb, srv);
-	srv->stall_ev = event_new(base, -1, EV_PERSIST, server_stall_cb, srv);
+	srv->tick_ev = event_new(base, -1, EV_PERSIST, server_tick_cb, srv);
 	srv->flush_ev = event_new(base, -1, 0, server_flush_cb, srv);
-	if (srv->reaper == NULL || srv->stall_ev == NULL || srv->flush_ev == NULL ||
-	    event_add(srv->stall_ev, &one_second))
+	if (srv->reaper == NULL || srv->tick_ev == NULL || srv->flush_ev == NULL ||
+	    event_add(srv->tick_ev, &one_second))
 		fatalx("cannot create the server's timers");
 	return srv;
 }
@@ -249,30 +273,113 @@ server_set_handlers(struct server *srv, server_frame_fn frame, server_close_fn c
 	srv->arg = arg;
 }
 
-static void
-update_accepting(struct server *srv)
-{
-	bool full = srv->nclients >= srv->max_clients;
-
-	if (srv->listener == NULL || full == srv->paused)
-		return;
-	srv->paused = full;
-	if (full) {
-		log_warnx("%d clients connected (limits.max_clients): not accepting for now",
-			  srv->nclients);
-		evconnlistener_disable(srv->listener);
-	} else if (!evtimer_pending(srv->retry, NULL)) {
-		evconnlistener_enable(srv->listener);
-	}
-}
-
 void
 server_set_limits(struct server *srv, size_t max_frame, int max_clients, double stall_timeout)
 {
 	srv->max_frame = max_frame;
 	srv->max_clients = max_clients;
 	srv->stall_timeout = stall_timeout;
-	update_accepting(srv);
+}
+
+void
+server_set_client_limits(struct server *srv, int max_per_user, double idle_timeout)
+{
+	srv->max_per_user = max_per_user;
+	srv->idle_timeout = idle_timeout;
+}
+
+/*
+ * The connections of an unprivileged user: its slot in srv->users (made on
+ * first use when add), or NULL. The table holds the users connected now:
+ * a few, so a scan is cheap.
+ */
+static struct user_count *
+user_slot(struct server *srv, uid_t uid, bool add)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nusers; i++)
+		if (srv->users[i].uid == uid)
+			return &srv->users[i];
+	if (!add)
+		return NULL;
+	if (srv->nusers == srv->users_cap) {
+		srv->users_cap = srv->users_cap == 0 ? 8 : srv->users_cap * 2;
+		srv->users = xreallocarray(srv->users, srv->users_cap, sizeof *srv->users);
+	}
+	srv->users[srv->nusers].uid = uid;
+	srv->users[srv->nusers].n = 0;
+	return &srv->users[srv->nusers++];
+}
+
+static void
+user_gone(struct server *srv, uid_t uid)
+{
+	struct user_count *u = user_slot(srv, uid, false);
+
+	/* Its last connection: the slot goes (the last one takes its place). */
+	if (u != NULL && --u->n == 0)
+		*u = srv->users[--srv->nusers];
+}
+
+/* Why a connection from uid cannot be taken now (into msg), or NULL when it can. */
+static const char *
+refusal(struct server *srv, uid_t uid, bool privileged, char *msg, size_t len)
+{
+	int reserve = srv->max_clients / 4 < RESERVE_MAX ? srv->max_clients / 4 : RESERVE_MAX;
+	struct user_count *mine;
+
+	if (srv->nclients >= srv->max_clients) {
+		snprintf(msg, len, "taskd has %d connections, its limit (limits.max_clients): "
+			 "try again later", srv->nclients);
+		return msg;
+	}
+	if (privileged)
+		return NULL;
+	if (srv->nclients >= srv->max_clients - reserve) {
+		snprintf(msg, len, "taskd has %d connections: the other %d of limits.max_clients "
+			 "are kept for root and taskd's own user; try again later", srv->nclients,
+			 reserve);
+		return msg;
+	}
+	mine = user_slot(srv, uid, false);
+	if (srv->max_per_user > 0 && mine != NULL && mine->n >= srv->max_per_user) {
+		snprintf(msg, len, "uid %u has %d connections open, its limit "
+			 "(limits.max_clients_per_user): close some first", (unsigned)uid, mine->n);
+		return msg;
+	}
+	return NULL;
+}
+
+/*
+ * Say why and close at once: a refused client is told, never left hanging
+ * in the listen backlog, and holds no descriptor. The line fits in the
+ * empty socket buffer of a new connection, so the write does not block.
+ */
+static void
+refuse(struct server *srv, int fd, uid_t uid, const char *why)
+{
+	double now = clock_now(CLOCK_MONOTONIC);
+	char *line;
+	size_t len;
+
+	STATS_INC(connections_refused);
+	line = proto_fail(NULL, TASKD_ERR_TOO_MANY_CONNECTIONS, why, &len);
+	if (send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+		log_debug("refused connection (uid %u): %s", (unsigned)uid, strerror(errno));
+	free(line);
+	close(fd);
+	if (now - srv->refused_logged_at < REFUSED_LOG_INTERVAL) {
+		srv->refused_unlogged++;
+		return;
+	}
+	if (srv->refused_unlogged > 0)
+		log_warnx("refused a connection from uid %u: %s (and %lu more refused since the "
+			  "last such message)", (unsigned)uid, why, srv->refused_unlogged);
+	else
+		log_warnx("refused a connection from uid %u: %s", (unsigned)uid, why);
+	srv->refused_logged_at = now;
+	srv->refused_unlogged = 0;
 }
 
 int
@@ -316,9 +423,10 @@ client_free(struct client *c)
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	close(c->fd);
+	if (!c->privileged)
+		user_gone(srv, c->uid);
 	free(c);
 	srv->nclients--;
-	update_accepting(srv);
 }
 
 static void
@@ -365,13 +473,14 @@ server_free(struct server *srv)
 	server_stop_listening(srv);
 	event_free(srv->retry);
 	event_free(srv->reaper);
-	event_free(srv->stall_ev);
+	event_free(srv->tick_ev);
 	event_free(srv->flush_ev);
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		/* Last answers (e.g. to shutdown) go out if the socket takes them. */
 		flush_now(c);
 		client_free(c);
 	}
+	free(srv->users);
 	free(srv->path);
 	free(srv);
 }
@@ -438,6 +547,8 @@ void
 server_client_release(struct client *c)
 {
 	c->holds--;
+	/* Idle from the answer on, not from the request. */
+	c->active_at = clock_now(CLOCK_MONOTONIC);
 	/* The answer just queued goes out, then client_written closes. */
 }
 
@@ -561,6 +672,7 @@ server_client_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n > 0) {
 		v.iov_len = (size_t)n;
 		evbuffer_commit_space(c->in, &v, 1);
+		c->active_at = clock_now(CLOCK_MONOTONIC);
 		read_frames(c);
 	} else if (n == 0) {
 		client_eof(c, false);
@@ -573,6 +685,7 @@ server_client_read_cb(evutil_socket_t fd, short what, void *arg)
 static void
 client_written(struct client *c)
 {
+	c->active_at = clock_now(CLOCK_MONOTONIC);
 	if (c->closing) {
 		if (c->holds == 0)
 			client_free(c);
@@ -648,10 +761,18 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	struct ucred cred;
 	socklen_t len = sizeof cred;
 	struct client *c;
+	const char *why;
+	bool privileged;
+	char msg[256];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("SO_PEERCRED");
 		close(fd);
+		return;
+	}
+	privileged = cred.uid == 0 || cred.uid == srv->self_uid;
+	if ((why = refusal(srv, cred.uid, privileged, msg, sizeof msg)) != NULL) {
+		refuse(srv, fd, cred.uid, why);
 		return;
 	}
 	c = xcalloc(1, sizeof *c);
@@ -659,6 +780,10 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
+	c->privileged = privileged;
+	if (!privileged)
+		user_slot(srv, cred.uid, true)->n++;
+	c->active_at = clock_now(CLOCK_MONOTONIC);
 	c->fd = fd;
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
@@ -671,7 +796,6 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	srv->nclients++;
 	STATS_INC(connections);
 	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
-	update_accepting(srv);
 }
 
 /*
@@ -702,33 +826,74 @@ server_reaper_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_del(srv->reaper);
 }
 
+/* Tell c why (an error line with a null id), then close it now. */
+static void
+close_with(struct client *c, const char *code, const char *msg)
+{
+	size_t len;
+	char *line = proto_fail(NULL, code, msg, &len);
+
+	server_client_send(c, line, len);
+	free(line);
+	flush_now(c);
+	client_free(c);
+}
+
 /*
- * A client that sent part of a request and then nothing for stall_timeout
- * holds a slot and a buffer for nothing: answer frame_timeout and close.
+ * Idle: nothing asked and nothing owed (no request in flight, no wait, no
+ * subscription: those hold the client), no partial request, and for
+ * idle_timeout either no traffic at all or an answer the peer does not read.
+ */
+static bool
+is_idle(const struct client *c, double now, double timeout)
+{
+	if (c->closing || c->holds > 0 || c->partial_since != 0)
+		return false;
+	if (evbuffer_get_length(c->out) > 0)
+		return server_client_stalled_for(c, now) >= timeout;
+	return now - c->active_at >= timeout;
+}
+
+/*
+ * Once a second. A client that sent part of a request and then nothing for
+ * stall_timeout holds a slot and a buffer for nothing: answer frame_timeout
+ * and close. One idle for idle_timeout holds a slot of its user's
+ * (limits.max_clients_per_user): idle_timeout, and close; nothing it asked
+ * is lost, as it has nothing in flight.
  */
 static void
-server_stall_cb(evutil_socket_t fd, short what, void *arg)
+server_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	struct client *c, *next;
 	double now = clock_now(CLOCK_MONOTONIC);
-	char msg[128], *line;
-	size_t len;
+	char msg[128];
 
-	if (srv->stall_timeout <= 0)
-		return;
 	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (c->closing || c->partial_since == 0 || now - c->partial_since < srv->stall_timeout)
-			continue;
-		snprintf(msg, sizeof msg, "no end of request within limits.stall_timeout (%g s)",
-			 srv->stall_timeout);
-		line = proto_fail(NULL, TASKD_ERR_FRAME_TIMEOUT, msg, &len);
-		server_client_send(c, line, len);
-		free(line);
-		log_info("closing a client stalled inside a request (uid %u)", (unsigned)c->uid);
-		flush_now(c);
-		client_free(c);
+		if (srv->stall_timeout > 0 && !c->closing && c->partial_since != 0 &&
+		    now - c->partial_since >= srv->stall_timeout) {
+			snprintf(msg, sizeof msg, "no end of request within limits.stall_timeout "
+				 "(%g s)", srv->stall_timeout);
+			log_info("closing a client stalled inside a request (uid %u)",
+				 (unsigned)c->uid);
+			close_with(c, TASKD_ERR_FRAME_TIMEOUT, msg);
+		} else if (srv->idle_timeout > 0 && is_idle(c, now, srv->idle_timeout)) {
+			STATS_INC(idle_connections_closed);
+			if (evbuffer_get_length(c->out) > 0) {
+				/* It reads nothing: no last word, and no waiting for it to. */
+				log_info("closing a client that read none of its answers for "
+					 "limits.idle_timeout (uid %u pid %d)", (unsigned)c->uid,
+					 (int)c->pid);
+				client_free(c);
+				continue;
+			}
+			snprintf(msg, sizeof msg, "connection idle for limits.idle_timeout (%g s): "
+				 "closed", srv->idle_timeout);
+			log_debug("closing an idle client (uid %u pid %d)", (unsigned)c->uid,
+				  (int)c->pid);
+			close_with(c, TASKD_ERR_IDLE_TIMEOUT, msg);
+		}
 	}
 }
 
@@ -749,6 +914,6 @@ server_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	if (srv->listener != NULL && !srv->paused)
+	if (srv->listener != NULL)
 		evconnlistener_enable(srv->listener);
 }

@@ -1,8 +1,9 @@
 /*
  * The control socket: listening (with stale-socket detection), client
- * connections, and JSON Lines framing with limits.max_frame. Each complete
- * line goes to the frame handler; responses are queued with
- * server_client_send. Loop thread only.
+ * connections (limited in number overall and per user, closed when idle),
+ * and JSON Lines framing with limits.max_frame. Each complete line goes to
+ * the frame handler; responses are queued with server_client_send. Loop
+ * thread only.
  */
 #ifndef TASKD_SERVER_H
 #define TASKD_SERVER_H
@@ -29,6 +30,14 @@ void server_set_handlers(struct server *srv, server_frame_fn frame, server_close
 			 void *arg);
 void server_set_limits(struct server *srv, size_t max_frame, int max_clients,
 		       double stall_timeout);
+/*
+ * Connections per user (0: no limit) and the idle time after which a
+ * connection with nothing in flight is closed (0: never). Root and taskd's
+ * own user have no per-user limit, and the last few of max_clients are kept
+ * for them. A connection over a limit is told too_many_connections and
+ * closed at once; a new value applies to new connections (and idle ones).
+ */
+void server_set_client_limits(struct server *srv, int max_per_user, double idle_timeout);
 /* Stop accepting connections and remove the socket file; clients stay. */
 void server_stop_listening(struct server *srv);
 /* Flush what can be flushed, close every client, free. */

@@ -9,6 +9,8 @@
 
 #define TASKD_COUNTERS(X)                                                                         \
 	X(connections, "client connections accepted")                                              \
+	X(connections_refused, "connections refused: limits.max_clients(_per_user) reached")       \
+	X(idle_connections_closed, "connections closed after limits.idle_timeout")                 \
 	X(requests, "requests handled")                                                            \
 	X(request_errors, "requests answered with an error")                                       \
 	X(frames_too_large, "frames rejected for exceeding limits.max_frame")                      \

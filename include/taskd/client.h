@@ -51,13 +51,20 @@ int64_t taskd_send(struct taskd_client *c, json_t *req);
  */
 int taskd_pending(const struct taskd_client *c);
 
-/* Next response line, blocking. NULL with errno set (ECONNRESET on EOF, EBADMSG if unparsable). */
+/*
+ * Next response line, blocking. NULL with errno set (ECONNRESET on EOF, EBADMSG if unparsable).
+ * Strings may contain NUL (\u0000 is valid JSON): use json_string_length() where it matters.
+ */
 json_t *taskd_recv(struct taskd_client *c);
 
 /*
  * Send req and wait for the response with its id (responses to other
  * requests that arrive first are kept and returned by later taskd_recv).
- * Steals req. NULL with errno on transport failure.
+ * An error with a null id answers too: taskd could not read the request
+ * (frame_too_large), or closed the connection saying why
+ * (too_many_connections, idle_timeout: the request was not read, send it
+ * again on a new connection). Steals req. NULL with errno on transport
+ * failure.
  */
 json_t *taskd_call(struct taskd_client *c, json_t *req);
 

@@ -43,6 +43,8 @@
 #define TASKD_ERR_FORBIDDEN "forbidden"
 #define TASKD_ERR_SHUTTING_DOWN "shutting_down"
 #define TASKD_ERR_TOO_MANY "too_many_requests"
+#define TASKD_ERR_TOO_MANY_CONNECTIONS "too_many_connections"
+#define TASKD_ERR_IDLE_TIMEOUT "idle_timeout"
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
@@ -96,11 +98,17 @@
 #define TASKD_SYSTEM_SOCKET "/run/taskd/taskd.sock"
 #define TASKD_SOCKET_NAME "taskd.sock"
 
-/* Exit codes of taskctl itself (jobs' own codes pass through `wait`). */
+/*
+ * Exit codes of taskctl itself (jobs' own codes pass through `wait`):
+ * 3 only when taskd cannot be reached or the connection is lost; a taskd
+ * that answers with something that is not a valid answer is 5.
+ */
 #define TASKD_EXIT_OK 0
+#define TASKD_EXIT_FAILURE 1 /* taskctl's own failure: out of memory, cannot write its output */
 #define TASKD_EXIT_USAGE 2
 #define TASKD_EXIT_UNREACHABLE 3
 #define TASKD_EXIT_REJECTED 4
+#define TASKD_EXIT_PROTOCOL 5 /* invalid response from taskd */
 /* `wait` codes for jobs that did not exit by themselves, like the shell. */
 #define TASKD_EXIT_JOB_TIMEOUT 124
 #define TASKD_EXIT_JOB_NOEXEC 126

@@ -640,6 +640,17 @@ class Daemon:
         return wait_for(check, timeout, what="output of job %s" % job)
 
 
+# Another user, for a root daemon's multi-user behaviour (tests that use it need root).
+NOBODY = 65534
+
+
+def ctl_as_nobody(d, *args):
+    """taskctl -s SOCK ARGS... run as uid/gid nobody → CompletedProcess (text)."""
+    return subprocess.run([TASKCTL, "-s", d.sock] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=30, cwd="/", stdin=subprocess.DEVNULL,
+                          user=NOBODY, group=NOBODY, extra_groups=[])
+
+
 def decode_logs(r):
     import base64
     if r.get("encoding") == "base64":

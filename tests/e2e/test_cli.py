@@ -1,5 +1,6 @@
 """taskctl against a real taskd: the CLI contract (DESIGN §6)."""
 
+import json
 import os
 import re
 import socket
@@ -440,6 +441,38 @@ class CliTest(E2ETestCase):
         p = subprocess.run([TASKCTL], capture_output=True, text=True, timeout=30,
                            stdin=subprocess.DEVNULL)
         self.assertRc(p, 2)
+
+
+class PrunedSubmitWaitTest(E2ETestCase):
+    """jobs.keep_finished = 0: a job is gone the moment it ends."""
+
+    shared_daemon = True
+    shared_overrides = {"jobs.keep_finished": 0}
+
+    def test_exit_code_of_a_pruned_job(self):
+        # Defect: the separate `wait` arrived after the job was pruned: exit 4 "no such job".
+        for _ in range(3):
+            p = self.d.ctl("submit", "--wait", "--", "sh", "-c", "echo out; exit 7")
+            self.assertRc(p, 7)
+            self.assertNotIn("no such job", p.stderr)
+            # its output went with it: said so, not printed
+            self.assertIn("output", p.stderr)
+            self.assertIn("jobs.keep_finished", p.stderr)
+        p = self.d.ctl("submit", "--wait", "--", "true")
+        self.assertRc(p, 0)
+        p = self.d.ctl("--json", "submit", "--wait", "--", "sh", "-c", "exit 7")
+        self.assertRc(p, 7)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["state"], j["exit_code"]), ("failed", 7))
+        p = self.d.ctl("submit", "--wait", "--", "sh", "-c", "kill -9 $$")
+        self.assertRc(p, 137)
+
+    def test_builtin_result_of_a_pruned_job(self):
+        # the result travels in the job object: printed, and no word about output it never had
+        p = self.d.ctl("submit", "--wait", "--type", "sumsq", "--", "10")
+        self.assertRc(p, 0)
+        self.assertEqual(p.stdout, "285\n")
+        self.assertEqual(p.stderr, "")
 
 
 class CliShutdownTest(E2ETestCase):

@@ -12,7 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import E2ETestCase, Daemon, TASKCTL, wait_for, jobs_of, main  # noqa: E402
+from harness import (E2ETestCase, Daemon, NOBODY, ctl_as_nobody, wait_for,  # noqa: E402
+                     jobs_of, main)
 
 IO = {"class": "io"}
 SLEEP = {"type": "sleep", "class": "io"}
@@ -576,8 +577,6 @@ class RestartTest(E2ETestCase):
         n.cancel(s)
 
 
-NOBODY = 65534
-
 # Requests as another user: a client process with uid/gid nobody.
 NOBODY_CLIENT = r"""
 import json, socket, sys
@@ -598,12 +597,6 @@ def as_nobody(d, *reqs):
     if p.returncode != 0:
         raise AssertionError("client as nobody failed: %s%s" % (p.stdout, p.stderr))
     return json.loads(p.stdout)
-
-
-def ctl_as_nobody(d, *args):
-    return subprocess.run([TASKCTL, "-s", d.sock] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=30, cwd="/", stdin=subprocess.DEVNULL,
-                          user=NOBODY, group=NOBODY, extra_groups=[])
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")

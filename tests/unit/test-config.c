@@ -96,6 +96,9 @@ assert_same(const struct config *a, const struct config *b)
 	assert_int_equal(a->jobs.keep_finished, b->jobs.keep_finished);
 	assert_int_equal(a->limits.max_frame, b->limits.max_frame);
 	assert_int_equal(a->limits.max_clients, b->limits.max_clients);
+	assert_int_equal(a->limits.max_clients_per_user, b->limits.max_clients_per_user);
+	assert_true(a->limits.stall_timeout == b->limits.stall_timeout);
+	assert_true(a->limits.idle_timeout == b->limits.idle_timeout);
 }
 
 static void
@@ -183,6 +186,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg.jobs.keep_finished, 10000);
 	assert_int_equal(cfg.limits.max_frame, 1 << 20);
 	assert_int_equal(cfg.limits.max_clients, 1024);
+	assert_int_equal(cfg.limits.max_clients_per_user, 256);
+	assert_true(cfg.limits.idle_timeout == 300);
 	config_free(&cfg);
 	config_free(&cfg); /* freeing twice is harmless: free resets to defaults */
 }
@@ -363,6 +368,18 @@ test_ranges(void **state)
 		  "limits.max_clients: must be between 1 and 1000000" },
 		{ "limits = { max_clients = 1000001; };\n", 1,
 		  "limits.max_clients: must be between 1 and 1000000" },
+		{ "limits = { max_clients_per_user = -1; };\n", 1,
+		  "limits.max_clients_per_user: must be between 0 and 1000000" },
+		{ "limits = { max_clients_per_user = 1000001; };\n", 1,
+		  "limits.max_clients_per_user: must be between 0 and 1000000" },
+		{ "limits = { max_clients_per_user = \"many\"; };\n", 1,
+		  "limits.max_clients_per_user: expected an integer" },
+		{ "limits = { idle_timeout = -1; };\n", 1,
+		  "limits.idle_timeout: must be between 0 and 604800" },
+		{ "limits = { idle_timeout = 604801; };\n", 1,
+		  "limits.idle_timeout: must be between 0 and 604800" },
+		{ "limits = {\n\tmax_clients = 5;\n\tidle_timeout = 0.5;\n};\n", 3,
+		  "limits.idle_timeout: must be 0 (never) or at least 1 second, not 0.5" },
 	};
 
 	(void)state;
@@ -381,7 +398,8 @@ test_range_bounds_ok(void **state)
 		  "queue = { max_pending = 1; max_pending_per_user = 1; };\n"
 		  "router = { cpu_ratio = 0.0; };\n"
 		  "jobs = { kill_grace = 3600; max_output = 0; keep_finished = 0; };\n"
-		  "limits = { max_frame = \"64M\"; max_clients = 1000000; };\n",
+		  "limits = { max_frame = \"64M\"; max_clients = 1000000;\n"
+		  "\tmax_clients_per_user = 0; idle_timeout = 0; };\n",
 		  &cfg);
 	assert_int_equal(cfg.thread_pool.min_threads, 0);
 	assert_int_equal(cfg.thread_pool.max_threads, 1024);
@@ -392,6 +410,16 @@ test_range_bounds_ok(void **state)
 	assert_true(cfg.jobs.kill_grace == 3600);
 	assert_int_equal(cfg.limits.max_frame, 64 << 20);
 	assert_int_equal(cfg.limits.max_clients, 1000000);
+	assert_int_equal(cfg.limits.max_clients_per_user, 0);
+	assert_true(cfg.limits.idle_timeout == 0);
+	config_free(&cfg);
+
+	expect_ok("limits = { max_clients_per_user = 1000000; idle_timeout = 1; };\n", &cfg);
+	assert_int_equal(cfg.limits.max_clients_per_user, 1000000);
+	assert_true(cfg.limits.idle_timeout == 1);
+	config_free(&cfg);
+	expect_ok("limits = { idle_timeout = 604800; };\n", &cfg);
+	assert_true(cfg.limits.idle_timeout == 604800);
 	config_free(&cfg);
 
 	expect_ok("limits = { max_frame = 1024; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
@@ -661,7 +689,8 @@ test_full_file(void **state)
 				   "router = { default_class = \"cpu\"; cpu_ratio = 0.75; };\n"
 				   "jobs = { default_timeout = 3.5; kill_grace = 1;\n"
 				   "\tmax_output = \"4K\"; keep_finished = 7; };\n"
-				   "limits = { max_frame = \"2M\"; max_clients = 9; };\n",
+				   "limits = { max_frame = \"2M\"; max_clients = 9;\n"
+				   "\tmax_clients_per_user = 3; idle_timeout = 45.5; };\n",
 				   &cfg, &cause, &path),
 			 0);
 	assert_null(cause);
@@ -691,6 +720,8 @@ test_full_file(void **state)
 	assert_int_equal(cfg.jobs.keep_finished, 7);
 	assert_int_equal(cfg.limits.max_frame, 2 << 20);
 	assert_int_equal(cfg.limits.max_clients, 9);
+	assert_int_equal(cfg.limits.max_clients_per_user, 3);
+	assert_true(cfg.limits.idle_timeout == 45.5);
 	config_free(&cfg);
 	assert_defaults(&cfg);
 	free(path);
