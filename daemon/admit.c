@@ -1,12 +1,9 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "admit.h"
+#include "textfile.h"
 
 enum admit_verdict
 admit_check(const struct admit *a, long need_kb)
@@ -65,18 +62,9 @@ long
 admit_mem_available(const char *path)
 {
 	char buf[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd == -1)
+	if (textfile_read(path, buf, sizeof buf) <= 0)
 		return -1;
-	do
-		n = read(fd, buf, sizeof buf - 1);
-	while (n == -1 && errno == EINTR);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	return admit_parse_meminfo(buf);
 }
 

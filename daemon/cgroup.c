@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "psi.h"
+#include "textfile.h"
 #include "xmalloc.h"
 
 #define CG_KILL_ROUNDS 20   /* one-by-one SIGKILL passes before Linux 5.14 */
@@ -36,52 +37,6 @@ static const struct {
 
 /* ---- files ---- */
 
-/* The text of path (at most len - 1 bytes), or -1 with errno. */
-static ssize_t
-read_text(const char *path, char *buf, size_t len)
-{
-	ssize_t n, got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
-
-	if (fd == -1)
-		return -1;
-	while ((size_t)got < len - 1) {
-		n = read(fd, buf + got, len - 1 - (size_t)got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	return got;
-}
-
-static int
-write_text(const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	int fd = open(path, O_WRONLY | O_CLOEXEC), saved;
-	ssize_t n;
-
-	if (fd == -1)
-		return -1;
-	do
-		n = write(fd, text, len);
-	while (n == -1 && errno == EINTR);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return n == (ssize_t)len ? 0 : -1;
-}
-
 static char *
 at(const char *dir, const char *file)
 {
@@ -92,7 +47,7 @@ static ssize_t
 read_at(const char *dir, const char *file, char *buf, size_t len)
 {
 	char *p = at(dir, file);
-	ssize_t n = read_text(p, buf, len);
+	ssize_t n = textfile_read(p, buf, len);
 	int saved = errno;
 
 	free(p);
@@ -104,7 +59,7 @@ static int
 write_at(const char *dir, const char *file, const char *text)
 {
 	char *p = at(dir, file);
-	int r = write_text(p, text), saved = errno;
+	int r = textfile_write(p, text), saved = errno;
 
 	free(p);
 	errno = saved;
@@ -233,7 +188,7 @@ own_path(void)
 {
 	char buf[4096], *line, *nl;
 
-	if (read_text("/proc/self/cgroup", buf, sizeof buf) <= 0)
+	if (textfile_read("/proc/self/cgroup", buf, sizeof buf) <= 0)
 		return NULL;
 	for (line = buf; line != NULL && *line != '\0'; line = nl) {
 		nl = strchr(line, '\n');

@@ -301,12 +301,6 @@ cgroups_parse(const char *name)
 	return name_index(cgroups_names, nitems(cgroups_names), name);
 }
 
-const char *
-config_cgroups_name(enum cgroups_mode m)
-{
-	return (size_t)m < nitems(cgroups_names) ? cgroups_names[m] : "?";
-}
-
 /* router.default_class decides for unknown kinds: it cannot be "auto". */
 static int
 router_class_parse(const char *name)

@@ -114,7 +114,6 @@ const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
-const char *config_cgroups_name(enum cgroups_mode m);
 /* "75%" or "512M" for messages and status (malloc'd). */
 char *config_share_text(const struct config_share *s);
 

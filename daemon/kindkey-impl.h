@@ -19,6 +19,8 @@ bool one_of(const char *s, const char *const *list);
 bool versioned(const char *name, const char *stem);
 /* NAME=VALUE with a shell-valid NAME. */
 bool assignment(const char *w);
+/* An option loop stops at av[*i]: an operand or "-" (*i stays), or "--" (*i moves past it). */
+bool options_end(char *const *av, size_t *i);
 /* The argument of a short option: the rest of its cluster, or the next word (*i moves on). */
 const char *opt_arg(const char *rest, char *const *av, size_t n, size_t *i);
 

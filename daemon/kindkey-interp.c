@@ -81,6 +81,29 @@ target_script(struct target *t, const char *flag, const char *path)
 	t->arg = path;
 }
 
+/*
+ * Where an interpreter's options end at av[i]: "--" (its script is next),
+ * an operand (its script) or "-" (standard input: none). True when they
+ * end there; the script goes into t unless code was given (perl -e).
+ */
+static bool
+script_at(char *const *av, size_t n, size_t i, struct target *t)
+{
+	const char *a = av[i];
+
+	if (strcmp(a, "--") == 0) {
+		if (t->what != T_CODE)
+			target_script(t, "", i + 1 < n ? av[i + 1] : NULL);
+		return true;
+	}
+	if (a[0] != '-' || a[1] == '\0') {
+		if (t->what != T_CODE && a[0] != '-')
+			target_script(t, "", a);
+		return true;
+	}
+	return false;
+}
+
 /* sh, bash...: [-abc...] [-o opt] [-c SCRIPT | FILE]. */
 static void
 parse_shell(char *const *av, size_t n, struct target *t)
@@ -126,15 +149,8 @@ parse_python(char *const *av, size_t n, struct target *t)
 
 	for (i = 1; i < n; i++) {
 		a = av[i];
-		if (strcmp(a, "--") == 0) {
-			target_script(t, "", i + 1 < n ? av[i + 1] : NULL);
+		if (script_at(av, n, i, t))
 			return;
-		}
-		if (a[0] != '-' || a[1] == '\0') {
-			if (a[0] != '-')
-				target_script(t, "", a);
-			return;
-		}
 		if (a[1] == '-') {
 			if (strcmp(a, "--check-hash-based-pycs") == 0)
 				i++;
@@ -186,16 +202,8 @@ parse_generic(char *const *av, size_t n, const struct iopts *o, struct target *t
 
 	for (i = 1; i < n; i++) {
 		a = av[i];
-		if (strcmp(a, "--") == 0) {
-			if (t->what != T_CODE)
-				target_script(t, "", i + 1 < n ? av[i + 1] : NULL);
+		if (script_at(av, n, i, t))
 			return;
-		}
-		if (a[0] != '-' || a[1] == '\0') {
-			if (t->what != T_CODE && a[0] != '-')
-				target_script(t, "", a);
-			return;
-		}
 		if (a[1] == '-') {
 			if (o->long_arg != NULL && strchr(a, '=') == NULL && one_of(a, o->long_arg))
 				i++;
@@ -237,15 +245,8 @@ parse_node(char *const *av, size_t n, struct target *t)
 
 	for (i = 1; i < n; i++) {
 		a = av[i];
-		if (strcmp(a, "--") == 0) {
-			target_script(t, "", i + 1 < n ? av[i + 1] : NULL);
+		if (script_at(av, n, i, t))
 			return;
-		}
-		if (a[0] != '-' || a[1] == '\0') {
-			if (a[0] != '-')
-				target_script(t, "", a);
-			return;
-		}
 		eq = strchr(a, '=');
 		len = eq != NULL ? (size_t)(eq - a) : strlen(a);
 		if (a[1] == '-') {
@@ -282,11 +283,7 @@ parse_awk(char *const *av, size_t n, struct target *t)
 
 	for (i = 1; i < n; i++) {
 		a = av[i];
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || a[1] == '\0')
+		if (options_end(av, &i))
 			break;
 		if (a[1] == '-') {
 			if (strcmp(a, "--file") == 0 || strncmp(a, "--file=", 7) == 0) {
@@ -355,35 +352,28 @@ parse_java(char *const *av, size_t n, struct target *t)
 void
 interp_target(enum ikind k, char *const *av, size_t n, struct target *t)
 {
+	/* Interpreters with the common -e/script layout, by their options. */
 	static const struct iopts perl = { "eE", "I", "MmxiCdDVF", "0l", '\0', NULL };
 	static const struct iopts ruby = { "e", "IrCEK", "xF", "0TW", '\0', NULL };
 	static const struct iopts php = { "rRFBE", "dcz", "", "", 'f', NULL };
 	static const struct iopts rscript = { "e", "", "", "", '\0', NULL };
 	static const struct iopts lua = { "e", "l", "", "", '\0', NULL };
+	static const struct iopts *const generic[] = {
+		[I_PERL] = &perl, [I_RUBY] = &ruby, [I_PHP] = &php, [I_R] = &rscript, [I_LUA] = &lua,
+	};
 	static const char *const tcl_long[] = { "-encoding", NULL };
 
 	memset(t, 0, sizeof *t);
+	if ((size_t)k < sizeof generic / sizeof generic[0] && generic[k] != NULL) {
+		parse_generic(av, n, generic[k], t);
+		return;
+	}
 	switch (k) {
 	case I_SHELL:
 		parse_shell(av, n, t);
 		break;
 	case I_PYTHON:
 		parse_python(av, n, t);
-		break;
-	case I_PERL:
-		parse_generic(av, n, &perl, t);
-		break;
-	case I_RUBY:
-		parse_generic(av, n, &ruby, t);
-		break;
-	case I_PHP:
-		parse_generic(av, n, &php, t);
-		break;
-	case I_R:
-		parse_generic(av, n, &rscript, t);
-		break;
-	case I_LUA:
-		parse_generic(av, n, &lua, t);
 		break;
 	case I_TCL:
 		if (n > 1 && one_of(av[1], tcl_long))
@@ -400,7 +390,7 @@ interp_target(enum ikind k, char *const *av, size_t n, struct target *t)
 	case I_JAVA:
 		parse_java(av, n, t);
 		break;
-	case I_NONE:
+	default:
 		break;
 	}
 }

@@ -260,6 +260,16 @@ path_tails(const char *path, const char *cwd, char **dirfile, char **file)
 }
 
 /* The argument of a short option: the rest of its cluster, or the next word. */
+bool
+options_end(char *const *av, size_t *i)
+{
+	if (strcmp(av[*i], "--") == 0) {
+		(*i)++;
+		return true;
+	}
+	return av[*i][0] != '-' || av[*i][1] == '\0';
+}
+
 const char *
 opt_arg(const char *rest, char *const *av, size_t n, size_t *i)
 {
@@ -365,11 +375,7 @@ unwrap(const struct wrapper *w, char *const *av, size_t n, size_t *start, const 
 
 	for (i = 1; i < n; i++) {
 		a = av[i];
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || a[1] == '\0')
+		if (options_end(av, &i))
 			break;
 		if (w->numeric && ((a[1] >= '0' && a[1] <= '9') || a[1] == '+'))
 			continue;
@@ -567,36 +573,34 @@ subcommand(const char *prog, char *const *av, size_t n)
 	return NULL;
 }
 
-/* "prog dir/file", "prog file" (flag between when given: "java -jar x.jar"). */
+/* "prog what" or "prog flag what" ("java -jar app.jar"); nothing for a NULL what. */
+static void
+emit_with(struct kctx *c, const char *prog, const char *flag, const char *what)
+{
+	struct kb b;
+
+	if (what == NULL)
+		return;
+	kb_init(&b);
+	kb_puts(&b, prog);
+	kb_putc(&b, ' ');
+	if (flag[0] != '\0') {
+		kb_puts(&b, flag);
+		kb_putc(&b, ' ');
+	}
+	kb_puts(&b, what);
+	kb_emit(c->out, &b);
+}
+
+/* "prog dir/file", then "prog file". */
 static void
 emit_script(struct kctx *c, const char *prog, const char *flag, const char *path)
 {
 	char *dirfile, *file;
-	struct kb b;
 
 	path_tails(path, c->cwd, &dirfile, &file);
-	if (dirfile != NULL) {
-		kb_init(&b);
-		kb_puts(&b, prog);
-		kb_putc(&b, ' ');
-		if (flag[0] != '\0') {
-			kb_puts(&b, flag);
-			kb_putc(&b, ' ');
-		}
-		kb_puts(&b, dirfile);
-		kb_emit(c->out, &b);
-	}
-	if (file != NULL) {
-		kb_init(&b);
-		kb_puts(&b, prog);
-		kb_putc(&b, ' ');
-		if (flag[0] != '\0') {
-			kb_puts(&b, flag);
-			kb_putc(&b, ' ');
-		}
-		kb_puts(&b, file);
-		kb_emit(c->out, &b);
-	}
+	emit_with(c, prog, flag, dirfile);
+	emit_with(c, prog, flag, file);
 	free(dirfile);
 	free(file);
 }
@@ -632,18 +636,10 @@ program_keys(struct kctx *c, char *const *av, size_t n)
 		emit_script(c, prog, t.flag, t.arg);
 		break;
 	case T_MODULE:
-		kb_init(&b);
-		kb_puts(&b, prog);
-		kb_puts(&b, " -m ");
-		kb_puts(&b, t.arg);
-		kb_emit(c->out, &b);
+		emit_with(c, prog, "-m", t.arg);
 		break;
 	case T_CLASS:
-		kb_init(&b);
-		kb_puts(&b, prog);
-		kb_putc(&b, ' ');
-		kb_puts(&b, t.arg);
-		kb_emit(c->out, &b);
+		emit_with(c, prog, "", t.arg);
 		break;
 	case T_NONE:
 		if (k != I_NONE)
@@ -662,11 +658,7 @@ program_keys(struct kctx *c, char *const *av, size_t n)
 			free(dirfile);
 			free(file);
 		} else if ((sub = subcommand(prog, av, n)) != NULL) {
-			kb_init(&b);
-			kb_puts(&b, prog);
-			kb_putc(&b, ' ');
-			kb_puts(&b, sub);
-			kb_emit(c->out, &b);
+			emit_with(c, prog, "", sub);
 		}
 		break;
 	}

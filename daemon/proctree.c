@@ -1,6 +1,5 @@
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,26 +8,8 @@
 #include <unistd.h>
 
 #include "proctree.h"
+#include "textfile.h"
 #include "xmalloc.h"
-
-/* Whole file into buf (NUL-terminated); -1 if it cannot be read. */
-static ssize_t
-slurp(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd == -1)
-		return -1;
-	do
-		n = read(fd, buf, len - 1);
-	while (n == -1 && errno == EINTR);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return n;
-}
 
 /* The next space-separated unsigned field; false if there is none. */
 static bool
@@ -137,7 +118,7 @@ proc_snap_take(struct proc_snap *s, const char *root)
 			continue;
 		snprintf(path, sizeof path, "%s/%s/stat", root, de->d_name);
 		/* Gone since readdir, or unreadable: skipped. */
-		if (slurp(path, buf, sizeof buf) <= 0 ||
+		if (textfile_read(path, buf, sizeof buf) <= 0 ||
 		    proc_parse_stat(buf, ticks, page_kb > 0 ? page_kb : 4, &e) == -1)
 			continue;
 		if (s->n == s->cap) {
@@ -255,7 +236,7 @@ proc_rss_kb(const char *root, pid_t pid)
 	long page_kb = sysconf(_SC_PAGESIZE) / 1024;
 
 	snprintf(path, sizeof path, "%s/%d/statm", root, (int)pid);
-	if (slurp(path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu %llu", &size, &resident) != 2)
+	if (textfile_read(path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu %llu", &size, &resident) != 2)
 		return -1;
 	if (page_kb <= 0)
 		page_kb = 4;
@@ -271,7 +252,7 @@ proc_wait(const char *root, pid_t pid)
 	unsigned long long run, wait;
 
 	snprintf(path, sizeof path, "%s/%d/schedstat", root, (int)pid);
-	if (slurp(path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu %llu", &run, &wait) != 2)
+	if (textfile_read(path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu %llu", &run, &wait) != 2)
 		return -1;
 	return (double)wait / 1e9;
 }

@@ -1,12 +1,9 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "psi.h"
+#include "textfile.h"
 
 /* "some avg10=1.23 avg60=0.50 avg300=0.10 total=123456" (total in microseconds). */
 static int
@@ -51,18 +48,9 @@ int
 psi_read(const char *path, struct psi *p)
 {
 	char buf[512];
-	ssize_t n;
-	int fd;
 
 	memset(p, 0, sizeof *p);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if (textfile_read(path, buf, sizeof buf) <= 0)
 		return -1;
-	do
-		n = read(fd, buf, sizeof buf - 1);
-	while (n == -1 && errno == EINTR);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	return psi_parse(buf, p);
 }
