@@ -10,9 +10,9 @@ with a bound.
 """
 
 import os
-import signal
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -215,9 +215,15 @@ class CgroupTest(E2ETestCase):
         self.assertGone([int(self.d.read_output(j["id"]))])
 
     def test_tree_cpu_is_counted(self):
-        # a grandchild the shell never reaps burns the CPU: its rusage does not show it
+        # A grandchild that is nobody's child by the time it ends burns a fixed
+        # amount of CPU; the command only waits for its file: its own rusage
+        # (it never reaps the burner) would show next to nothing.
+        tmp = tempfile.mkdtemp(prefix="taskd-e2e-tree-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        burn = "(i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; touch done) &"
         j = self.d.wait_job(self.d.submit(
-            ["sh", "-c", "setsid sh -c 'while :; do :; done' & sleep 0.5"], **IO), timeout=30)
+            ["sh", "-c", "setsid sh -c '%s'; while [ ! -e done ]; do sleep 0.05; done" % burn],
+            cwd=tmp, **IO), timeout=60)
         self.assertEqual(j["state"], "done")
         self.assertGreater(j["cpu_user"] + j["cpu_sys"], 0.2, j)
 
