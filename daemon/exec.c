@@ -1112,14 +1112,17 @@ exec_run(struct run *r)
 {
 	const char *cwd = r->spec.cwd != NULL ? r->spec.cwd : "/";
 	struct child c;
-	double t0 = clock_now(CLOCK_MONOTONIC);
+	double t0 = clock_now(CLOCK_MONOTONIC), t_spawned;
 
 	r->res.started_at = clock_now(CLOCK_REALTIME);
 	child_init(&c, r);
 	if (r->spec.timeout > 0)
 		c.deadline = t0 + r->spec.timeout;
 	if (child_prepare(&c, cwd) == 0 && child_spawn(&c, cwd) == 0) {
+		t_spawned = clock_now(CLOCK_MONOTONIC);
 		child_supervise(&c);
+		/* Its own lifetime, without the runner's work before and after (router.h). */
+		r->res.cmd_wall = clock_now(CLOCK_MONOTONIC) - t_spawned;
 		child_reap(&c);
 	}
 	child_close(&c);

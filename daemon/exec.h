@@ -54,6 +54,7 @@ struct run_result {
 	double cpu_sys;
 	long max_rss_kb;    /* -1 = unknown */
 	double wall;        /* seconds, start to finish */
+	double cmd_wall;    /* a command's own lifetime, spawn to exit (0 for built-ins, unknown) */
 	double runq_wait;   /* seconds it was runnable but waiting for a CPU (schedstat), 0 unknown */
 	double started_at;  /* unix time, fractional */
 	double finished_at;

@@ -109,7 +109,6 @@ struct job {
 	enum job_class counts_as; /* the slots it holds while running; reclassification moves it */
 	double reclassified_at;  /* unix time it last changed class while running, 0 = never */
 	long need_kb;            /* its kind's memory need when it started (admit_need), -1 unknown */
-	bool learned_live;       /* the router learned from this run at its reclassification */
 	uint64_t held_kb;        /* its share of the running jobs' memory sum (sched.c) */
 	char *cgroup;            /* its cgroup (while running and after), or NULL */
 	struct jobmon *mon;      /* monitor.c's samples while it runs */

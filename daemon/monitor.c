@@ -19,6 +19,12 @@
 
 enum source { SRC_NONE = 0, SRC_CGROUP, SRC_PROC };
 
+/* A process of a command's tree, and how long it had waited for a CPU when last seen. */
+struct member {
+	pid_t pid;
+	double wait;
+};
+
 struct jobmon {
 	TAILQ_ENTRY(jobmon) entry;
 	struct job *job;
@@ -31,12 +37,17 @@ struct jobmon {
 	double wall;          /* their wall time minus the wait for a CPU */
 	double last_ratio;    /* of the last period */
 	struct reclass rc;
+	bool streak_hot;      /* the periods since the last change of side: at or above cpu_ratio */
+	double streak_cpu;    /* their CPU and their wall (what a reclassification teaches) */
+	double streak_wall;
 	long rss_kb;
 	long peak_kb;
 	int samples;
 	bool reclassified;
-	bool learned;
 	bool sampled;         /* in this tick */
+	struct member *mem;   /* its processes at the last sample */
+	size_t nmem;
+	double tree_wait;     /* what they waited for a CPU, summed, since it started */
 };
 
 struct monitor {
@@ -47,6 +58,7 @@ struct monitor {
 	TAILQ_HEAD(, jobmon) jobs;
 	struct proc_snap snap;
 	pid_t *members;
+	struct member *next_mem; /* scratch for tree_wait */
 	struct psi cpu;
 	struct psi memory;
 };
@@ -83,6 +95,7 @@ monitor_new(struct event_base *base, const struct monitor_callbacks *cb)
 	if (m->timer == NULL)
 		fatalx("cannot create the sampling timer");
 	m->members = xcalloc(MONITOR_MAX_MEMBERS, sizeof *m->members);
+	m->next_mem = xcalloc(MONITOR_MAX_MEMBERS, sizeof *m->next_mem);
 	m->cfg.proc = "/proc";
 	return m;
 }
@@ -97,11 +110,13 @@ monitor_free(struct monitor *m)
 	while ((jm = TAILQ_FIRST(&m->jobs)) != NULL) {
 		TAILQ_REMOVE(&m->jobs, jm, entry);
 		jm->job->mon = NULL;
+		free(jm->mem);
 		free(jm);
 	}
 	event_free(m->timer);
 	proc_snap_free(&m->snap);
 	free(m->members);
+	free(m->next_mem);
 	free(m);
 }
 
@@ -154,25 +169,19 @@ monitor_forget(struct monitor *m, struct job *j, struct monitor_result *out)
 	if (out != NULL) {
 		out->peak_kb = jm != NULL ? jm->peak_kb : -1;
 		out->reclassified = jm != NULL && jm->reclassified;
-		out->learned = jm != NULL && jm->learned;
+		out->tree_wait = jm != NULL ? jm->tree_wait : 0;
 		out->samples = jm != NULL ? jm->samples : 0;
 	}
 	if (jm == NULL)
 		return;
 	TAILQ_REMOVE(&m->jobs, jm, entry);
 	j->mon = NULL;
+	free(jm->mem);
 	free(jm);
 	if (TAILQ_EMPTY(&m->jobs) && m->armed) {
 		evtimer_del(m->timer);
 		m->armed = false;
 	}
-}
-
-void
-monitor_mark_learned(struct job *j)
-{
-	if (j->mon != NULL)
-		j->mon->learned = true;
 }
 
 long
@@ -200,6 +209,36 @@ monitor_read_pressure(struct monitor *m)
 	psi_read("/proc/pressure/memory", &m->memory);
 }
 
+/*
+ * The time the command's processes waited for a CPU, summed, from each
+ * one's schedstat: what a process had waited when first seen counts
+ * whole, then only what it adds between samples (one that exits between
+ * two samples takes its last part with it). A cgroup's cpu.pressure is
+ * not used here: it averages over CPUs and shows less than the processes
+ * waited. Returns the new total.
+ */
+static double
+tree_wait(struct monitor *m, struct jobmon *jm, const pid_t *pids, size_t n)
+{
+	size_t i, k, nnext = 0;
+	double w;
+
+	for (i = 0; i < n && nnext < MONITOR_MAX_MEMBERS; i++) {
+		if ((w = proc_wait(m->cfg.proc, pids[i])) < 0)
+			continue;
+		for (k = 0; k < jm->nmem && jm->mem[k].pid != pids[i]; k++)
+			;
+		jm->tree_wait += k < jm->nmem ? fmax(0, w - jm->mem[k].wait) : w;
+		m->next_mem[nnext].pid = pids[i];
+		m->next_mem[nnext++].wait = w;
+	}
+	if (nnext > jm->nmem)
+		jm->mem = xreallocarray(jm->mem, nnext, sizeof *jm->mem);
+	memcpy(jm->mem, m->next_mem, nnext * sizeof *jm->mem);
+	jm->nmem = nnext;
+	return jm->tree_wait;
+}
+
 /* From the job's cgroup; false if it has none or it cannot be read (not made, or gone). */
 static bool
 sample_cgroup(struct monitor *m, struct jobmon *jm, double *cpu, double *wait, long *rss,
@@ -213,15 +252,15 @@ sample_cgroup(struct monitor *m, struct jobmon *jm, double *cpu, double *wait, l
 	if (path == NULL || cg_read_usage(path, &u) == -1)
 		return false;
 	*cpu = u.cpu;
-	*wait = u.stall >= 0 ? u.stall : 0;
 	*peak = u.mem_peak_kb;
+	n = cg_procs(path, m->members, MONITOR_MAX_MEMBERS);
+	*wait = tree_wait(m, jm, m->members, n > 0 ? (size_t)n : 0);
 	if (m->cfg.memory_ctl && u.mem_current_kb >= 0) {
 		*rss = u.mem_current_kb;
 		return true;
 	}
 	/* No memory controller: the members' resident memory. */
 	*rss = 0;
-	n = cg_procs(path, m->members, MONITOR_MAX_MEMBERS);
 	for (i = 0; i < n; i++)
 		if ((r = proc_rss_kb(m->cfg.proc, m->members[i])) > 0)
 			*rss += r;
@@ -234,11 +273,13 @@ sample_proc(struct monitor *m, struct jobmon *jm, double *cpu, double *wait, lon
 {
 	struct proc_usage u;
 	pid_t leader = jm->job->run != NULL ? (pid_t)atomic_load(&jm->job->run->live_pid) : 0;
+	size_t n;
 
-	if (leader <= 0 || proc_tree_usage(&m->snap, leader, &u) == -1)
+	if (leader <= 0 ||
+	    proc_tree_usage(&m->snap, leader, &u, m->members, MONITOR_MAX_MEMBERS, &n) == -1)
 		return false;
 	*cpu = u.cpu;
-	*wait = u.wait;
+	*wait = tree_wait(m, jm, m->members, n);
 	*rss = u.rss_kb;
 	return true;
 }
@@ -262,18 +303,30 @@ account(struct monitor *m, struct jobmon *jm, double now, double cpu, double wai
 	if (jm->have_prev && jm->source == src) {
 		dt = now - jm->prev_t;
 		dcpu = fmax(0, cpu - jm->prev_cpu); /* an exited, unreaped child takes its CPU away */
-		dwait = fmin(fmax(0, wait - jm->prev_wait), dt);
-		wall = dt - dwait;
+		dwait = fmax(0, wait - jm->prev_wait);
+		/*
+		 * The time it could have run. Several processes' waits add up:
+		 * beyond what leaves room for the CPU they used, none of them
+		 * blocked (router_sample's rule).
+		 */
+		wall = fmax(dt - dwait, fmin(dcpu, dt));
 		if (dt > 0 && wall > 0) {
 			ratio = dcpu / wall;
 			jm->last_ratio = ratio;
 			jm->cpu += dcpu;
 			jm->wall += wall;
+			if ((ratio >= m->cfg.cpu_ratio) != jm->streak_hot || jm->streak_wall == 0) {
+				jm->streak_hot = ratio >= m->cfg.cpu_ratio;
+				jm->streak_cpu = jm->streak_wall = 0;
+			}
+			jm->streak_cpu += dcpu;
+			jm->streak_wall += wall;
 			c = reclass_step(&jm->rc, j->counts_as, ratio, m->cfg.cpu_ratio,
 					 m->cfg.periods);
 			if (c != j->counts_as) {
 				jm->reclassified = true;
-				m->cb.reclassified(j, c, jm->cpu, jm->wall, m->cb.arg);
+				m->cb.reclassified(j, c, jm->streak_cpu, jm->streak_wall,
+						   m->cb.arg);
 			}
 		}
 	}

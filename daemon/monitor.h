@@ -52,7 +52,7 @@ struct monitor_config {
 };
 
 struct monitor_callbacks {
-	/* j now counts as class c; cpu/wall: what it used over its sampled periods. */
+	/* j now counts as class c; cpu/wall: what it used over the periods that decided it. */
 	void (*reclassified)(struct job *j, enum job_class c, double cpu, double wall, void *arg);
 	/* A round of samples is done (memory held and pressure are fresh). */
 	void (*ticked)(void *arg);
@@ -63,7 +63,7 @@ struct monitor_callbacks {
 struct monitor_result {
 	long peak_kb;      /* largest sampled memory of its tree, -1 if never sampled */
 	bool reclassified; /* counted as another class at some point */
-	bool learned;      /* the router learned from it while it ran */
+	double tree_wait;  /* seconds its processes waited for a CPU, summed (as far as sampled) */
 	int samples;
 };
 
@@ -74,8 +74,6 @@ void monitor_configure(struct monitor *m, const struct monitor_config *cfg);
 void monitor_watch(struct monitor *m, struct job *j);
 /* j ended: stop, and say what its samples said (out may be NULL). */
 void monitor_forget(struct monitor *m, struct job *j, struct monitor_result *out);
-/* The router learned from j at once (at its reclassification). */
-void monitor_mark_learned(struct job *j);
 /* Its memory now (the last sample), -1 if not sampled yet. */
 long monitor_rss_kb(const struct job *j);
 /* System pressure at the last tick ("some" avg10, percent; 0 if unknown). */

@@ -182,13 +182,15 @@ find_pid(const struct proc_snap *s, pid_t pid)
 }
 
 int
-proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u)
+proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u, pid_t *pids,
+		size_t max, size_t *npids)
 {
 	size_t *queue, head = 0, tail = 0, i, k;
-	double w;
 	pid_t p;
 
 	memset(u, 0, sizeof *u);
+	if (npids != NULL)
+		*npids = 0;
 	if ((i = find_pid(s, leader)) == SIZE_MAX)
 		return -1;
 	if (++s->gen == 0) {
@@ -221,8 +223,8 @@ proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u)
 		if (s->e[i].rss_kb < LONG_MAX - u->rss_kb)
 			u->rss_kb += s->e[i].rss_kb;
 		u->nprocs++;
-		if ((w = proc_wait(s->root, s->e[i].pid)) > 0)
-			u->wait += w;
+		if (pids != NULL && npids != NULL && *npids < max)
+			pids[(*npids)++] = s->e[i].pid;
 	}
 	free(queue);
 	return 0;

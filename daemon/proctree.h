@@ -37,7 +37,6 @@ struct proc_snap {
 /* What a tree uses now. */
 struct proc_usage {
 	double cpu;     /* seconds, summed over the tree */
-	double wait;    /* seconds its processes waited for a CPU (schedstat), summed */
 	long rss_kb;    /* resident memory, summed */
 	int nprocs;
 };
@@ -45,8 +44,13 @@ struct proc_usage {
 /* Read every process under root ("/proc"); 0, or -1 if root cannot be read. */
 int proc_snap_take(struct proc_snap *s, const char *root);
 void proc_snap_free(struct proc_snap *s);
-/* The tree of leader (leader included); -1 if the leader is not in the snapshot. */
-int proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u);
+/*
+ * The tree of leader (leader included); -1 if the leader is not in the
+ * snapshot. Its first max members' pids go to pids (may be NULL), *npids
+ * says how many.
+ */
+int proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u, pid_t *pids,
+		    size_t max, size_t *npids);
 /* Resident memory of one process (statm) in KiB, -1 if gone. */
 long proc_rss_kb(const char *root, pid_t pid);
 /* Seconds pid waited on a run queue (schedstat), -1 if gone. */

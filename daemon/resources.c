@@ -236,6 +236,9 @@ resources_end(struct resources *R, struct job *j)
 	monitor_forget(R->mon, j, &mr);
 	if (mr.peak_kb > j->res.mem_peak_kb)
 		j->res.mem_peak_kb = mr.peak_kb;
+	/* The leader's and the cgroup's own figures miss children's waits: the samples' sum. */
+	if (mr.tree_wait > j->res.runq_wait)
+		j->res.runq_wait = mr.tree_wait;
 	R->held_kb -= j->held_kb;
 	j->held_kb = 0;
 	R->holders--;
@@ -246,8 +249,6 @@ resources_end(struct resources *R, struct job *j)
 	if (j->res.status == RUN_LOST && j->cgroup != NULL && cg_remove(j->cgroup, 2.0) == -1)
 		log_warn("cannot remove cgroup %s of lost job %llu", j->cgroup,
 			 (unsigned long long)j->id);
-	/* monitor_forget said whether the router learned from it while it ran. */
-	j->learned_live = mr.learned;
 }
 
 void
@@ -258,8 +259,11 @@ resources_learn(struct resources *R, const struct job *j)
 	bool measured = router_sample(&j->res, &cpu, &wall);
 
 	kind_keys_unpack(j->kinds, &k);
-	/* A run the router already learned from at its reclassification counts once. */
-	if (measured && !j->learned_live) {
+	/*
+	 * Also a run the router learned from at its reclassification: that
+	 * sample was its streak of periods, this is the whole run.
+	 */
+	if (measured) {
 		router_learn(R->router, &k, cpu, wall);
 		log_debug("job %llu teaches %s: %.3f s of CPU in %.3f s (wall %.3f, waited for a "
 			  "CPU %.3f)", (unsigned long long)j->id, k.key[0], cpu, wall, j->res.wall,
@@ -284,7 +288,6 @@ resources_reclassified_cb(struct job *j, enum job_class c, double cpu, double wa
 
 	kind_keys_unpack(j->kinds, &k);
 	router_learn(R->router, &k, cpu, wall);
-	monitor_mark_learned(j);
 	j->reclassified_at = clock_now(CLOCK_REALTIME);
 	R->reclassified++;
 	STATS_INC(jobs_reclassified);

@@ -246,8 +246,13 @@ router_sample(const struct run_result *r, double *cpu, double *wall)
 {
 	if (r->status != RUN_EXITED && r->status != RUN_SIGNALED && r->status != RUN_TIMEOUT)
 		return false;
+	double w = r->cmd_wall > 0 ? r->cmd_wall : r->wall;
+
 	*cpu = r->cpu_user + r->cpu_sys;
-	*wall = r->wall - (r->runq_wait > 0 && r->runq_wait < r->wall ? r->runq_wait : 0);
+	*wall = w - (r->runq_wait > 0 ? r->runq_wait : 0);
+	/* Several processes' waits add up: beyond room for the CPU they used, none blocked. */
+	if (*wall < *cpu)
+		*wall = *cpu < w ? *cpu : w;
 	return *wall >= ROUTER_MIN_WALL && isfinite(*cpu) && *cpu >= 0;
 }
 

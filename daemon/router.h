@@ -78,7 +78,12 @@ long router_peak_kb(struct router *rt, const struct kind_keys *k);
  * a signal or timed out, for at least ROUTER_MIN_WALL seconds; cancelled,
  * lost or unstartable runs say nothing about their kind. The sample is cpu
  * / (wall - the time it waited for a CPU): a CPU-bound job on a busy
- * machine is still CPU-bound, it just queued for the cores.
+ * machine is still CPU-bound, it just queued for the cores. A command's
+ * wall is its own lifetime (cmd_wall: what taskd did before the spawn and
+ * after the exit is not the command's, and on a busy machine it waits for
+ * a CPU too); the wait is summed over its processes, and where the sum
+ * leaves less room than the CPU they used (several waited at once) the
+ * wall is taken as that CPU: nothing blocked.
  */
 bool router_sample(const struct run_result *r, double *cpu, double *wall);
 /* Learn one cpu/wall sample for every key of k (no-op if it says nothing). */

@@ -142,6 +142,7 @@ worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb)
 	json_object_set_new(m, "err_truncated", json_boolean(res->err_truncated));
 	json_object_set_new(m, "pid", json_integer(res->pid));
 	json_object_set_new(m, "mem_peak_kb", json_integer(res->mem_peak_kb));
+	json_object_set_new(m, "cmd_wall", real(res->cmd_wall));
 	json_object_set_new(m, "in_cgroup", json_boolean(res->in_cgroup));
 	json_object_set_new(m, "result", str_or_null(res->result));
 	json_object_set_new(m, "error", str_or_null(res->error));
@@ -385,6 +386,8 @@ worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, l
 		rss = (long)dec_int(&d, "rss_kb", -1, LONG_MAX);
 		if (dec_has(&d, "mem_peak_kb"))
 			r.mem_peak_kb = (long)dec_int(&d, "mem_peak_kb", -1, LONG_MAX);
+		if (dec_has(&d, "cmd_wall"))
+			r.cmd_wall = dec_time(&d, "cmd_wall");
 		if (dec_has(&d, "in_cgroup"))
 			r.in_cgroup = dec_bool(&d, "in_cgroup");
 		if (dec_has(&d, "cgroup_error"))

@@ -185,7 +185,6 @@ test_live_proc(void **state)
 	reap(pid);
 	monitor_forget(m, j, &res);
 	assert_true(res.reclassified);
-	assert_false(res.learned);
 	assert_true(res.samples >= 3);
 	assert_true(res.peak_kb > 0);
 	assert_null(j->mon);

@@ -107,6 +107,9 @@ test_tree(void **state)
 	long ticks = sysconf(_SC_CLK_TCK), page_kb = sysconf(_SC_PAGESIZE) / 1024;
 	struct proc_snap s = { 0 };
 	struct proc_usage u;
+	pid_t pids[16];
+	size_t np, k;
+	double w;
 
 	(void)state;
 	assert_non_null(mkdtemp(root));
@@ -123,18 +126,22 @@ test_tree(void **state)
 	put(root, "abc", "stat", "junk");
 	assert_int_equal(proc_snap_take(&s, root), 0);
 	assert_int_equal(s.n, 6);
-	assert_int_equal(proc_tree_usage(&s, 100, &u), 0);
+	assert_int_equal(proc_tree_usage(&s, 100, &u, pids, 16, &np), 0);
 	assert_int_equal(u.nprocs, 4);
 	assert_true(fabs(u.cpu - 4.0) < 1e-9);
 	assert_int_equal(u.rss_kb, (1 + 2 + 3 + 4) * page_kb);
-	assert_true(fabs(u.wait - 1.0) < 1e-9);
-	assert_int_equal(proc_tree_usage(&s, 300, &u), 0);
+	assert_int_equal(np, 4);
+	for (k = 0, w = 0; k < np; k++)
+		w += proc_wait(root, pids[k]);
+	assert_true(fabs(w - 1.0) < 1e-9); /* 0.25 s each (schedstat of the stand-ins) */
+	assert_int_equal(proc_tree_usage(&s, 300, &u, NULL, 0, NULL), 0);
 	assert_int_equal(u.nprocs, 2);
-	assert_int_equal(proc_tree_usage(&s, 999, &u), -1);
+	assert_int_equal(proc_tree_usage(&s, 999, &u, pids, 16, &np), -1);
 	assert_int_equal(u.nprocs, 0);
+	assert_int_equal(np, 0);
 	/* A snapshot again reuses the buffers; a gone root is an error, not a crash. */
 	assert_int_equal(proc_snap_take(&s, root), 0);
-	assert_int_equal(proc_tree_usage(&s, 101, &u), 0);
+	assert_int_equal(proc_tree_usage(&s, 101, &u, NULL, 0, NULL), 0);
 	assert_int_equal(u.nprocs, 2);
 	assert_int_equal(proc_rss_kb(root, 100), -1); /* no statm */
 	cmd = xprintf("rm -rf '%s'", root);
@@ -169,7 +176,7 @@ test_live(void **state)
 	assert_int_equal(read(out[0], &c, 1), 1);
 	for (i = 0; i < 200; i++) {
 		assert_int_equal(proc_snap_take(&s, "/proc"), 0);
-		assert_int_equal(proc_tree_usage(&s, pid, &u), 0);
+		assert_int_equal(proc_tree_usage(&s, pid, &u, NULL, 0, NULL), 0);
 		if (u.nprocs == 3)
 			break;
 		usleep(10000);
@@ -182,12 +189,12 @@ test_live(void **state)
 	/* Snapshots while they die: never a crash, never a negative count. */
 	for (i = 0; i < 20; i++) {
 		proc_snap_take(&s, "/proc");
-		if (proc_tree_usage(&s, pid, &u) == 0)
+		if (proc_tree_usage(&s, pid, &u, NULL, 0, NULL) == 0)
 			assert_true(u.nprocs >= 1 && u.nprocs <= 3);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(proc_snap_take(&s, "/proc"), 0);
-	assert_int_equal(proc_tree_usage(&s, pid, &u), -1);
+	assert_int_equal(proc_tree_usage(&s, pid, &u, NULL, 0, NULL), -1);
 	assert_int_equal(proc_rss_kb("/proc", pid), -1);
 	assert_true(proc_wait("/proc", pid) < 0);
 	close(out[0]);

@@ -180,9 +180,16 @@ test_sample(void **state)
 	assert_true(router_sample(&r, &cpu, &wall));
 	assert_true(fabs(cpu - 0.4) < 1e-9);
 	assert_true(fabs(wall - 0.5) < 1e-9);
-	r.runq_wait = 2.0; /* nonsense: more than the wall time, ignored */
+	/* Waits of several processes add up past the wall: none blocked, all CPU. */
+	r.runq_wait = 2.0;
 	assert_true(router_sample(&r, &cpu, &wall));
-	assert_true(fabs(wall - 1.0) < 1e-9);
+	assert_true(fabs(wall - 0.4) < 1e-9);
+	/* The command's own lifetime, not the runner's work around it. */
+	r.runq_wait = 0.1;
+	r.cmd_wall = 0.6;
+	assert_true(router_sample(&r, &cpu, &wall));
+	assert_true(fabs(wall - 0.5) < 1e-9);
+	r.cmd_wall = 0;
 	r.status = RUN_SIGNALED;
 	assert_true(router_sample(&r, &cpu, &wall));
 	r.status = RUN_TIMEOUT;
