@@ -287,7 +287,7 @@ resources_reclassified_cb(struct job *j, enum job_class c, double cpu, double wa
 	struct kind_keys k;
 
 	kind_keys_unpack(j->kinds, &k);
-	router_learn(R->router, &k, cpu, wall);
+	router_learn_live(R->router, &k, cpu, wall);
 	j->reclassified_at = clock_now(CLOCK_REALTIME);
 	R->reclassified++;
 	STATS_INC(jobs_reclassified);

@@ -17,6 +17,8 @@ struct entry {
 	char key[ROUTER_KEY_MAX + 1];
 	double ratio;           /* EWMA of cpu / wall */
 	uint64_t samples;
+	int other_runs;         /* runs in a row on the other side of cpu_ratio than ratio */
+	double other_sum;       /* their samples' sum */
 	double peak_kb;         /* learned peak memory, valid when peak_samples > 0 */
 	uint64_t peak_samples;
 	struct entry *hnext;    /* hash chain */
@@ -256,10 +258,40 @@ router_sample(const struct run_result *r, double *cpu, double *wall)
 	return *wall >= ROUTER_MIN_WALL && isfinite(*cpu) && *cpu >= 0;
 }
 
-void
-router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wall)
+/*
+ * One sample into a key: the EWMA, except that a second run in a row on
+ * the other side of cpu_ratio is a change of behaviour, not an odd run:
+ * the key then takes the mean of those runs. A reclassification's sample
+ * (live) moves the EWMA only: its run's final sample counts the run.
+ */
+static void
+learn_one(struct router *rt, struct entry *e, double ratio, bool live)
 {
-	struct entry *e;
+	bool other = e->samples > 0 && (ratio >= rt->cfg.cpu_ratio) != (e->ratio >= rt->cfg.cpu_ratio);
+
+	e->samples++;
+	if (e->samples == 1) {
+		e->ratio = ratio;
+		return;
+	}
+	if (!live && other && ++e->other_runs >= ROUTER_CHANGE_RUNS) {
+		e->ratio = (e->other_sum + ratio) / e->other_runs;
+		e->other_runs = 0;
+		e->other_sum = 0;
+		return;
+	}
+	if (!live && other)
+		e->other_sum += ratio;
+	else if (!live) {
+		e->other_runs = 0;
+		e->other_sum = 0;
+	}
+	e->ratio = ROUTER_ALPHA * ratio + (1 - ROUTER_ALPHA) * e->ratio;
+}
+
+static void
+learn(struct router *rt, const struct kind_keys *k, double cpu, double wall, bool live)
+{
 	double ratio;
 	size_t i;
 
@@ -267,11 +299,20 @@ router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wa
 		return;
 	/* Several threads of one job can use more CPU than wall time; 1 is "all CPU". */
 	ratio = fmin(cpu / wall, 1.0);
-	for (i = 0; i < k->n; i++) {
-		e = get(rt, k->key[i]);
-		e->ratio = e->samples == 0 ? ratio : ROUTER_ALPHA * ratio + (1 - ROUTER_ALPHA) * e->ratio;
-		e->samples++;
-	}
+	for (i = 0; i < k->n; i++)
+		learn_one(rt, get(rt, k->key[i]), ratio, live);
+}
+
+void
+router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wall)
+{
+	learn(rt, k, cpu, wall, false);
+}
+
+void
+router_learn_live(struct router *rt, const struct kind_keys *k, double cpu, double wall)
+{
+	learn(rt, k, cpu, wall, true);
 }
 
 void

@@ -6,7 +6,8 @@
  *
  * Kinds: a job has up to KIND_MAX_KEYS kind keys, finest first (kindkey.h).
  * Per key the router keeps an EWMA of cpu / wall over the runs that taught
- * it, the number of samples, and the learned peak memory of the kind.
+ * it (two runs in a row on the other side of cpu_ratio reset it to their
+ * mean), the number of samples, and the learned peak memory of the kind.
  * Decision: the finest key with at least min_samples samples decides
  * (ratio >= cpu_ratio → cpu, below → io); if none has that many, the
  * coarsest key with any sample; if no key has one, default_class. Every
@@ -28,6 +29,7 @@
 struct run_result;
 
 #define ROUTER_ALPHA 0.3        /* EWMA weight of the newest sample */
+#define ROUTER_CHANGE_RUNS 2    /* runs in a row on the other side that reset the EWMA */
 #define ROUTER_MAX_KEYS 1024
 #define ROUTER_MIN_WALL 0.001   /* seconds: shorter runs say nothing about the ratio */
 #define ROUTER_KEY_MAX KIND_KEY_MAX
@@ -86,8 +88,15 @@ long router_peak_kb(struct router *rt, const struct kind_keys *k);
  * wall is taken as that CPU: nothing blocked.
  */
 bool router_sample(const struct run_result *r, double *cpu, double *wall);
-/* Learn one cpu/wall sample for every key of k (no-op if it says nothing). */
+/*
+ * Learn one cpu/wall sample of a finished run for every key of k (no-op
+ * if it says nothing): the EWMA, or, for the second run in a row on the
+ * other side of cpu_ratio, the mean of those runs (a change of behaviour
+ * is followed by the third run, one odd run is not).
+ */
 void router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wall);
+/* The same at a running job's reclassification: the EWMA only (its end counts the run). */
+void router_learn_live(struct router *rt, const struct kind_keys *k, double cpu, double wall);
 /* Learn the peak memory (KiB, >= 0) of one finished run for every key of k. */
 void router_learn_peak(struct router *rt, const struct kind_keys *k, long peak_kb);
 

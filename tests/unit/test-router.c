@@ -113,10 +113,16 @@ test_ewma(void **state)
 	assert_string_equal(json_string_value(json_object_get(e, "class")), "cpu");
 	assert_true(json_is_null(json_object_get(e, "peak_kb")));
 	json_decref(t);
-	learn1(rt, "k", 0.0, 1.0); /* 0.49 */
+	learn1(rt, "k", 1.0, 1.0); /* 0.79 */
+	learn1(rt, "k", 0.2, 1.0); /* 0.613 */
+	learn1(rt, "k", 0.2, 1.0); /* EWMA 0.489, but two runs in a row below: their mean, 0.2 */
 	assert_int_equal(decide1(rt, "k"), CLASS_IO);
+	t = router_to_json(rt);
+	assert_true(fabs(json_real_value(json_object_get(json_array_get(t, 0), "cpu_ratio")) -
+			 0.2) < 1e-9);
+	json_decref(t);
 	/* The threshold is applied live on reconfigure. */
-	configure(rt, CLASS_IO, 0.4, 1);
+	configure(rt, CLASS_IO, 0.15, 1);
 	assert_int_equal(decide1(rt, "k"), CLASS_CPU);
 	router_free(rt);
 }
@@ -142,6 +148,38 @@ test_flips_within_three(void **state)
 		runs++;
 	}
 	assert_true(runs <= 3);
+	/* Runs of the new behaviour are rarely all-or-nothing: 0.15 (startup CPU) too. */
+	for (i = 0; i < 50; i++)
+		learn1(rt, "k", 1.0, 1.0);
+	runs = 0;
+	while (decide1(rt, "k") == CLASS_CPU && runs < 10) {
+		learn1(rt, "k", 0.15, 1.0);
+		runs++;
+	}
+	assert_int_equal(runs, 2); /* the third run is routed io */
+	router_free(rt);
+}
+
+/* One odd run does not flip a kind, even one near the threshold; live samples count no run. */
+static void
+test_one_odd_run(void **state)
+{
+	struct router *rt = new_router(CLASS_IO, 0.5, 1);
+	struct kind_keys k = keys("k", NULL, NULL);
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++)
+		learn1(rt, "k", 1.0, 1.0);
+	learn1(rt, "k", 0.0, 1.0);     /* 0.7 */
+	assert_int_equal(decide1(rt, "k"), CLASS_CPU);
+	learn1(rt, "k", 1.0, 1.0);     /* 0.79, back: the count starts over */
+	learn1(rt, "k", 0.0, 1.0);     /* 0.553 */
+	assert_int_equal(decide1(rt, "k"), CLASS_CPU);
+	/* A reclassification's live sample and its run's end are one run. */
+	router_learn_live(rt, &k, 0.0, 1.0);
+	learn1(rt, "k", 0.0, 1.0);
+	assert_int_equal(decide1(rt, "k"), CLASS_IO); /* the EWMA itself got there */
 	router_free(rt);
 }
 
@@ -328,6 +366,7 @@ main(void)
 		cmocka_unit_test(test_learns),
 		cmocka_unit_test(test_ewma),
 		cmocka_unit_test(test_flips_within_three),
+		cmocka_unit_test(test_one_odd_run),
 		cmocka_unit_test(test_ignores_useless_samples),
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_hierarchy),
