@@ -34,7 +34,8 @@ struct router {
 
 static const char *const by_names[] = {
 	[ROUTE_CLASS] = "class", [ROUTE_KEY] = "key", [ROUTE_DEFAULT] = "default",
-	[ROUTE_NO_PPOOL] = "no_process_pool", [ROUTE_UNKNOWN] = "unknown",
+	[ROUTE_NO_PPOOL] = "no_process_pool", [ROUTE_UNSURE] = "unsure",
+	[ROUTE_UNKNOWN] = "unknown",
 };
 
 const char *

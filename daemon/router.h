@@ -46,6 +46,7 @@ enum route_by {
 	ROUTE_KEY,        /* class auto: a kind key decided */
 	ROUTE_DEFAULT,    /* class auto: no key had a sample, router.default_class */
 	ROUTE_NO_PPOOL,   /* no process pool: everything runs on threads */
+	ROUTE_UNSURE,     /* a coarser key said cpu, the cpu slots were full: a thread, measured */
 	ROUTE_UNKNOWN,    /* routed by a taskd that did not record how (an older record) */
 };
 

@@ -594,11 +594,32 @@ cpu_slots(const struct sched *s)
 	return s->ppool != NULL ? (size_t)ppool_max_workers(s->ppool) : 0;
 }
 
+static size_t cpu_slots(const struct sched *s);
+
+/*
+ * The router's decision for a class-auto job, and one rule of the
+ * scheduler's: a job whose own kind has no sample, sent to cpu only by a
+ * coarser key (python3 for a script never seen), does not wait for a cpu
+ * slot on that guess: while every slot is taken it runs on a thread, where
+ * live sampling measures it (and counts it as cpu if it burns a core).
+ */
+static void
+decide(struct sched *s, const struct kind_keys *k, struct route *r)
+{
+	router_decide(s->router, k, r);
+	if (r->by == ROUTE_KEY && r->level > 0 && r->decided == CLASS_CPU && s->ppool != NULL &&
+	    s->cpu_busy >= cpu_slots(s)) {
+		r->decided = CLASS_IO;
+		r->by = ROUTE_UNSURE;
+	}
+}
+
 /*
  * A class-auto job was decided when it was queued; the router may have
  * learned since (a job of its kind was reclassified while it ran, or
- * ended). At the head of its queue it is decided again, and moves to the
- * other queue when its kind belongs there now. True if it moved.
+ * ended), and slots may have freed. At the head of its queue it is decided
+ * again, and moves to the other queue when it belongs there now. True if
+ * it moved.
  */
 static bool
 reroute(struct sched *s, struct job *j)
@@ -610,7 +631,7 @@ reroute(struct sched *s, struct job *j)
 	if (j->spec.class != CLASS_AUTO || s->ppool == NULL)
 		return false;
 	kind_keys_unpack(j->kinds, &k);
-	router_decide(s->router, &k, &r);
+	decide(s, &k, &r);
 	j->route = r;
 	if (r.decided == j->routed)
 		return false;
@@ -782,7 +803,7 @@ sched_add(struct sched *s, struct job *j)
 		j->route.level = -1;
 		j->route.decided = j->spec.class;
 	} else
-		router_decide(s->router, &k, &j->route);
+		decide(s, &k, &j->route);
 	j->routed = j->route.decided;
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL && j->routed != CLASS_IO) {

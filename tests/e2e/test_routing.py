@@ -151,6 +151,24 @@ class ReclassifyTest(E2ETestCase):
         self.assertEqual(j["route"]["key"], "name:flip")
         self.assertEqual(d.show(blocker)["state"], "running")
 
+    def test_a_guess_does_not_wait_for_a_cpu_slot(self):
+        d = self.start_daemon(dict(FAST, **ONE_WORKER))
+        d.wait_job(d.submit(LOOP), timeout=30)  # "sh" is cpu now (and "sh -c while [")
+        burner = d.submit(BURN, **CPU)           # the one cpu slot, taken
+        self.cancel_at_cleanup(burner, d)
+        d.wait_state(burner, "running")
+        # a script never seen: only the coarse key "sh" says cpu, no slot is free
+        j = d.wait_job(d.submit(["sh", "-c", "sleep 0.1; exit 0"]), timeout=30)
+        self.assertEqual((j["state"], j["pool"], j["route"]["by"], j["route"]["key"]),
+                         ("done", "thread", "unsure", "sh"))
+        self.assertEqual(d.show(burner)["state"], "running")
+        # the script it knows waits for the slot as decided
+        known = d.submit(LOOP)
+        self.cancel_at_cleanup(known, d)
+        time.sleep(0.2)
+        k = d.show(known)
+        self.assertEqual((k["state"], k["wait_reason"], k["route"]["by"]), ("queued", "slots", "key"))
+
     def test_sampling_off(self):
         d = self.start_daemon({"router.sample_interval": 0})
         burner = d.submit(BURN, **IO)
