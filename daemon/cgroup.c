@@ -594,6 +594,19 @@ read_kb(const char *path, const char *file)
 }
 
 int
+cg_read_final(const char *path, struct cg_usage *u)
+{
+	char buf[1024];
+
+	u->stall = -1;
+	u->mem_current_kb = -1;
+	if (read_at(path, "cpu.stat", buf, sizeof buf) < 0 || cg_parse_cpu_stat(buf, u) == -1)
+		return -1;
+	u->mem_peak_kb = read_kb(path, "memory.peak");
+	return 0;
+}
+
+int
 cg_read_usage(const char *path, struct cg_usage *u)
 {
 	char buf[1024];

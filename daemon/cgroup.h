@@ -98,6 +98,8 @@ bool cg_populated(const char *path);
 int cg_remove(const char *path, double wait);
 /* Read its usage; -1 if it is gone. */
 int cg_read_usage(const char *path, struct cg_usage *u);
+/* Only cpu.stat and memory.peak (what a finished job's result keeps); -1 if it is gone. */
+int cg_read_final(const char *path, struct cg_usage *u);
 /* Up to max member pids (cgroup.procs); -1 if it is gone. */
 int cg_procs(const char *path, pid_t *out, size_t max);
 

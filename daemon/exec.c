@@ -1058,13 +1058,11 @@ child_reap(struct child *c)
 
 	/*
 	 * Stragglers of a stopped job go now, while the group id is still
-	 * ours. In a cgroup, what a job left behind goes too however it
-	 * ended: the job is over when its command is.
+	 * ours. (In a cgroup, what a job that ended by itself left behind goes
+	 * when its cgroup is removed: the job is over when its command is.)
 	 */
 	if (c->stopping)
 		child_kill(c);
-	else if (c->cgroup != NULL && cg_populated(c->cgroup))
-		cg_kill(c->cgroup);
 	/* The zombie still has its scheduler statistics: time it waited for a CPU. */
 	snprintf(path, sizeof path, "/proc/%d/schedstat", (int)c->pid);
 	wait = run_schedstat_wait(path);
@@ -1084,8 +1082,9 @@ child_reap(struct child *c)
 
 /*
  * The whole tree's CPU and peak memory from its cgroup, which then goes
- * (anything still in it was killed at the reap; a spawn that failed left
- * it empty).
+ * with anything the command left in it (killed by cg_remove; a spawn that
+ * failed left it empty). Only what the result needs is read: a few file
+ * reads per job are the cost of a cgroup.
  */
 static void
 child_cgroup_done(struct child *c)
@@ -1093,13 +1092,11 @@ child_cgroup_done(struct child *c)
 	struct run_result *res = &c->r->res;
 	struct cg_usage u;
 
-	if (cg_read_usage(c->cgroup, &u) == 0 && res->status != RUN_FAILED) {
+	if (cg_read_final(c->cgroup, &u) == 0 && res->status != RUN_FAILED) {
 		if (u.cpu_user + u.cpu_sys > res->cpu_user + res->cpu_sys) {
 			res->cpu_user = u.cpu_user;
 			res->cpu_sys = u.cpu_sys;
 		}
-		if (u.stall > res->runq_wait)
-			res->runq_wait = u.stall;
 		res->mem_peak_kb = u.mem_peak_kb;
 	}
 	if (cg_remove(c->cgroup, 2.0) == -1)
