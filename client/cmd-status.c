@@ -2,6 +2,7 @@
  * taskctl status
  *
  *	taskd 0.1.0, pid 4242, up 1h02m03s
+ *	storage:    ERROR: ... (only when the daemon lost its database)
  *	jobs:       queued 0  running 1  done 12 ...
  *	queue:      pending 0
  *	paused:     cpu false  io false
@@ -64,6 +65,14 @@ print_header(const json_t *st)
 	         json_is_string(version) ? json_string_value(version) : "?",
 	         json_integer_value(pid),
 	         json_is_number(uptime) ? fmt_age(buf, json_number_value(uptime)) : "?");
+}
+
+/* The daemon lost its database (deleted under it): say so first. */
+static void
+print_storage(const json_t *error)
+{
+	if (json_is_string(error))
+		printf("storage:%*sERROR: %s\n", LABEL_WIDTH - 7, "", json_string_value(error));
 }
 
 static void
@@ -215,6 +224,7 @@ print_status(const json_t *st)
 	const json_t *pp = json_object_get(st, "process_pool");
 
 	print_header(st);
+	print_storage(json_object_get(st, "storage_error"));
 	print_scalars("jobs", json_object_get(st, "jobs"));
 	print_scalars("queue", json_object_get(st, "queue"));
 	print_scalars("paused", json_object_get(st, "paused"));

@@ -164,6 +164,10 @@ check_room(struct taskd *td, struct client *c, struct request *req, size_t n)
 		reply_err(c, req->id, TASKD_ERR_SHUTTING_DOWN, "taskd is shutting down");
 		return -1;
 	}
+	if (persist_storage_error(td->persist) != NULL) {
+		reply_err(c, req->id, TASKD_ERR_STORAGE, persist_storage_error(td->persist));
+		return -1;
+	}
 	if (pending + n > (size_t)td->cfg->queue.max_pending) {
 		snprintf(msg, sizeof msg, "queue full: %zu pending, queue.max_pending is %d", pending,
 			 td->cfg->queue.max_pending);
@@ -502,6 +506,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "resources", sched_resources_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
+	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
+			    ? json_string(persist_storage_error(td->persist)) : json_null());
 	reply_ok(c, req->id, r);
 }
 

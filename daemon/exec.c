@@ -3,7 +3,9 @@
  *
  * What runs where: run_execute() is called on a pool thread and blocks until
  * the job is over. For a command (exec_run) that thread posix_spawns the
- * child in its own process group, then sits in a poll() loop over the
+ * child in its own session (and so its own process group), records it on
+ * disk (leftover.h: a taskd killed meanwhile leaves it to the next one to
+ * kill), then sits in a poll() loop over the
  * child's pidfd, its stdout/stderr pipes and the run's cancel eventfd,
  * copying output into the files and enforcing the timeout; when the pidfd
  * says the child exited it reaps exactly that pid with wait4() (so the
@@ -56,6 +58,7 @@
 
 #include "exec.h"
 #include "clock.h"
+#include "leftover.h"
 #include "log.h"
 #include "spawncg.h"
 #include "xmalloc.h"
@@ -93,6 +96,7 @@ struct child {
 	int report;          /* --run-as: read end of the failure report pipe, -1 otherwise */
 	const char *cgroup;  /* its cgroup once made (spec.cgroup), else NULL */
 	int cg_procs;        /* that cgroup's cgroup.procs, for the spawn; -1 */
+	bool tracked;        /* recorded at spec.track_path: removed once reaped */
 	bool killed;         /* SIGKILL sent */
 	enum run_status why; /* RUN_TIMEOUT or RUN_CANCELLED once stopping */
 };
@@ -228,6 +232,7 @@ run_spec_free(struct run_spec *s)
 	free(s->out_path);
 	free(s->err_path);
 	free(s->cgroup);
+	free(s->track_path);
 	memset(s, 0, sizeof *s);
 }
 
@@ -540,6 +545,9 @@ child_close(struct child *c)
 	fd_close(&c->err.rfd);
 	fd_close(&c->err.wfd);
 	fd_close(&c->err.file);
+	/* Reaped (or never started): nothing of it for a restart to kill. */
+	if (c->tracked)
+		leftover_forget(c->r->spec.track_path);
 	free(c->path);
 	free(c->buf);
 }
@@ -627,7 +635,7 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct child *c, const char 
 }
 
 int
-exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group)
+exec_spawn_attrs(posix_spawnattr_t *attr, bool own_session)
 {
 	sigset_t mask, def;
 	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
@@ -637,11 +645,14 @@ exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group)
 	sigfillset(&def);
 	sigdelset(&def, SIGKILL);
 	sigdelset(&def, SIGSTOP);
-	if (own_group)
-		flags |= POSIX_SPAWN_SETPGROUP;
+	/*
+	 * A session rather than just a group: its members stay in it even when
+	 * they move to other groups (a shell with job control), which lets a
+	 * restart find all of them (leftover.c); and no controlling terminal.
+	 */
+	if (own_session)
+		flags |= POSIX_SPAWN_SETSID;
 	if ((err = posix_spawnattr_setflags(attr, flags)) != 0)
-		return err;
-	if (own_group && (err = posix_spawnattr_setpgroup(attr, 0)) != 0)
 		return err;
 	if ((err = posix_spawnattr_setsigmask(attr, &mask)) != 0)
 		return err;
@@ -813,6 +824,14 @@ child_spawn(struct child *c, const char *cwd)
 	if (err != 0)
 		return run_fail(r, err == ENOENT ? 127 : 126,
 		                xprintf("cannot execute %s: %s", c->path, strerror(err)));
+	/* At once: a taskd killed from now on leaves the next one a record of it. */
+	if (r->spec.track_path != NULL) {
+		if (leftover_record(r->spec.track_path, c->pid, r->res.started_at) == 0)
+			c->tracked = true;
+		else
+			log_warn("job %llu: cannot record its process in %s",
+				 (unsigned long long)r->spec.job_id, r->spec.track_path);
+	}
 	if (c->report != -1 && runas_check(c) == -1)
 		return -1;
 	r->res.pid = c->pid;

@@ -44,6 +44,7 @@ struct run_spec {
 	gid_t gid;
 	char *cgroup;       /* a command's own cgroup to create and run in, or NULL */
 	struct cg_limits limits; /* written into it (a command with limits fails without it) */
+	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
 struct run_result {
@@ -105,9 +106,11 @@ bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system c
 void run_execute(struct run *r);
 
 /*
- * Run a command: posix_spawn in its own process group (with spec.cgroup:
- * spawncg.c, into that cgroup, made here and removed at the end after
- * everything left in it was killed; its CPU is then the whole tree's), stdin /dev/null,
+ * Run a command: posix_spawn in its own session (so its own process group
+ * too, with the command's pid as its id; with spec.cgroup: spawncg.c, into
+ * that cgroup, made here and removed at the end with everything left in it;
+ * its CPU is then the whole tree's), recorded at spec.track_path until
+ * reaped, stdin /dev/null,
  * stdout/stderr through pipes into the output files capped at max_output,
  * wait for its own pid (pidfd + wait4, never waitpid(-1)), enforce timeout
  * and cancel. argv[0] is looked up in PATH from spec.env.
@@ -131,9 +134,10 @@ int exec_runas_main(int argc, char **argv);
 
 /*
  * Spawn attributes for a child of the daemon: empty signal mask, every
- * catchable signal back to its default, and (own_group) a process group of its own.
+ * catchable signal back to its default, and (own_session) a session of its
+ * own, which makes it the leader of a new process group too.
  */
-int exec_spawn_attrs(posix_spawnattr_t *attr, bool own_group);
+int exec_spawn_attrs(posix_spawnattr_t *attr, bool own_session);
 
 /* "No such file or directory" lookups as the shell does: 0, or 126/127 + message. */
 int exec_resolve(const char *file, char *const *env, const char *cwd, char **path, char **error);

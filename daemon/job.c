@@ -506,7 +506,8 @@ add_result(json_t *o, const struct job *j)
 						     ? json_integer(r->max_rss_kb) : json_null());
 	json_object_set_new(o, "mem_peak_kb", ran && r->mem_peak_kb >= 0
 						      ? json_integer(r->mem_peak_kb) : json_null());
-	json_object_set_new(o, "wall", ran ? json_real(r->wall) : json_null());
+	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
+	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
 	json_object_set_new(o, "result", str_or_null(r->result));
 	json_object_set_new(o, "error", str_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)

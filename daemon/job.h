@@ -128,6 +128,7 @@ struct job {
 	double due_at;           /* while scheduled: when it becomes queued */
 	size_t tidx;             /* position in life.c's timer heap, SIZE_MAX if none */
 	bool admitted;           /* its submit is on disk: life.c may move it on */
+	bool unkillable;         /* lost by a restart that could not kill what was left: no retry */
 	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
 
 	uint64_t seq;            /* queue order within a priority */

@@ -512,8 +512,12 @@ life_recover(struct life *l)
 	size_t retried = 0;
 
 	for (j = jobs_first(l->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
-		/* Lost by the restart (persist_recover) with retries left: try again. */
-		if (j->state == JOB_LOST && retryable(j, JOB_LOST) && j->started_at > 0) {
+		/*
+		 * Lost by the restart (persist_recover) with retries left: try again,
+		 * unless its old run could not be killed (it would run twice).
+		 */
+		if (j->state == JOB_LOST && retryable(j, JOB_LOST) && j->started_at > 0 &&
+		    !j->unkillable) {
 			delay = next_attempt(j, JOB_LOST);
 			STATS_INC(jobs_retried);
 			j->due_at = now_unix() + delay;

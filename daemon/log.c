@@ -100,6 +100,7 @@ vlog(int level, int errnum, const char *fmt, va_list ap)
 		errno = saved;                                                                     \
 	}
 
+LOG_FN(log_errorx, LOG_LEVEL_ERROR, 0)
 LOG_FN(log_warn, LOG_LEVEL_WARN, 1)
 LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)

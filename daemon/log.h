@@ -23,6 +23,7 @@ void log_init(int level, bool journal);
 void log_setlevel(int level);
 int log_getlevel(void);
 
+void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* not fatal */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* appends strerror(errno) */
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

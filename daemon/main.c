@@ -27,6 +27,7 @@
 #include "events.h"
 #include "exec.h"
 #include "job.h"
+#include "leftover.h"
 #include "life.h"
 #include "log.h"
 #include "ppool.h"
@@ -44,6 +45,8 @@
 #define TASKD_SYSCONFDIR "/etc"
 #endif
 #define DEFAULT_CONFIG TASKD_SYSCONFDIR "/taskd/taskd.conf"
+/* Seconds startup waits for what a dead taskd left running to die (SIGKILL). */
+#define LEFTOVER_WAIT 10.0
 
 struct options {
 	const char *config;
@@ -55,6 +58,9 @@ struct options {
 static struct config cfg;
 static struct taskd td;
 static struct options opts = { .log_level = -1 };
+static char *live_dir;                   /* STATE_DIR/live: leftover.h */
+static struct leftover_job *leftovers;   /* what the last taskd left running, killed */
+static size_t nleftovers;
 
 static void __attribute__((noreturn))
 usage(int code)
@@ -258,9 +264,14 @@ open_cgroups(void)
 		fatalx("%s", cause);
 }
 
-/* Open the store, load the jobs it holds, and keep it in step from now on. */
+/*
+ * Open the store, then kill what a taskd that died before us left running.
+ * Before the pools start: no process of ours may exist yet. The store
+ * first: its lock proves no other taskd runs on this state directory (its
+ * processes would be ours to kill otherwise).
+ */
 static void
-recover(void)
+open_store(void)
 {
 	char *path = xprintf("%s/taskd.db", td.state_dir), *cause = NULL;
 
@@ -268,11 +279,25 @@ recover(void)
 	if (td.store == NULL)
 		fatalx("%s", cause);
 	free(path);
+	live_dir = xprintf("%s/%s", td.state_dir, LEFTOVER_DIR);
+	make_dirs(live_dir, 0700);
+	leftover_reap(live_dir, LEFTOVER_WAIT, &leftovers, &nleftovers);
 	open_cgroups();
+}
+
+/* Load the jobs the store holds, and keep it in step from now on. */
+static void
+recover(void)
+{
+	char *cause = NULL;
+
 	td.persist = persist_new(td.base, td.store, td.jobs);
 	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
-	if (persist_recover(td.persist, requeue_cb, NULL, &cause) == -1)
+	if (persist_recover(td.persist, leftovers, nleftovers, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
+	free(leftovers);
+	leftovers = NULL;
+	nleftovers = 0;
 	if (ctl_restore_paused(&td, &cause) == -1)
 		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
@@ -342,7 +367,7 @@ start_ppool(void)
 		fatal("readlink /proc/self/exe");
 	self[n] = '\0';
 	sched_ppool_callbacks(td.sched, &cb);
-	td.ppool = ppool_new(td.base, &pc, self, &cb);
+	td.ppool = ppool_new(td.base, &pc, self, live_dir, &cb);
 	sched_set_ppool(td.sched, td.ppool);
 }
 
@@ -370,13 +395,23 @@ listen_socket(void)
 		fatalx("%s", cause);
 }
 
-/* STATUS= for systemd, refreshed every second (sent only when it changed). */
+/*
+ * Every second: is the database still there (deleted under us: taskd stops
+ * accepting jobs, persist.h), and STATUS= for systemd (sent only when it
+ * changed).
+ */
 static void
 main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char line[160];
+	char line[160], *lost;
 
 	ctl_status_line(&td, line, sizeof line);
+	if (persist_check(td.persist) == -1) {
+		lost = xprintf("STORAGE LOST, not accepting jobs: %s", line);
+		sd_set_status(lost);
+		free(lost);
+		return;
+	}
 	sd_set_status(line);
 }
 
@@ -413,6 +448,8 @@ setup(void)
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.base, td.jobs, td.tpool, &cfg, td.jobs_dir);
 	td.life = life_new(td.base, td.jobs, td.sched);
+	open_store();
+	sched_set_live_dir(td.sched, live_dir);
 	start_ppool();
 	recover();
 	td.events = events_new(td.jobs);
@@ -470,6 +507,7 @@ main(int argc, char **argv)
 	free(td.socket_path);
 	free(td.state_dir);
 	free(td.jobs_dir);
+	free(live_dir);
 	config_free(&cfg);
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 
 #include "job.h"
+#include "leftover.h"
 #include "log.h"
 #include "persist.h"
 #include "store.h"
@@ -51,6 +52,7 @@ struct persist {
 	double interval;        /* store.fsync_interval */
 	bool unsynced;          /* a commit since the last fsync */
 	bool recovering;
+	char *lost;             /* the database is gone (store_check): why; nothing is stored */
 };
 
 static void
@@ -125,6 +127,46 @@ removed_cb(uint64_t id, void *arg)
 	schedule_lazy(p);
 }
 
+/*
+ * Is the database still there? Once it is not (deleted, moved, replaced
+ * while we run), the loss is latched and logged: nothing we write can be
+ * read by the next start, so nothing is acknowledged any more.
+ */
+static bool
+storage_lost(struct persist *p)
+{
+	char *cause = NULL;
+
+	if (p->lost != NULL)
+		return true;
+	if (store_check(p->store, &cause) == 0)
+		return false;
+	p->lost = xprintf("%s: new jobs could not be stored, so none are accepted; "
+			  "restart taskd", cause);
+	free(cause);
+	log_errorx("storage lost: %s", p->lost);
+	return true;
+}
+
+/* The database is gone: forget what was to be written, refuse the waiters. */
+static void
+drop_all(struct persist *p)
+{
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < p->ndirty; i++)
+		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
+			j->persist_dirty = false;
+	p->ndirty = p->ngone = p->nmeta = 0;
+	p->unsynced = false;
+	evtimer_del(p->lazy_ev);
+	evtimer_del(p->sync_ev);
+	evtimer_del(p->retry_ev);
+	fire(&p->syncing, false, p->lost);
+	fire(&p->pending, false, p->lost);
+}
+
 /* Write every dirty job and delete every pruned one, in one transaction. */
 static int
 commit(struct persist *p, char **cause)
@@ -194,6 +236,10 @@ run_commit(struct persist *p, bool force_sync)
 	size_t i;
 
 	evtimer_del(p->lazy_ev); /* this commit takes every change so far */
+	if (p->lost != NULL) {
+		drop_all(p);
+		return;
+	}
 	if (p->ndirty > 0 || p->ngone > 0 || p->nmeta > 0) {
 		if (commit(p, &cause) == -1) {
 			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
@@ -204,6 +250,11 @@ run_commit(struct persist *p, bool force_sync)
 			return;
 		}
 		p->unsynced = true;
+	}
+	/* Committed to a database that is gone: acknowledge none of it. */
+	if (storage_lost(p)) {
+		drop_all(p);
+		return;
 	}
 	/* The pending waiters' changes are committed (or they had none). */
 	if (force_sync || p->interval <= 0 || p->syncing.n > 0 ||
@@ -295,6 +346,18 @@ persist_meta_set(struct persist *p, const char *key, int64_t value)
 	schedule(p);
 }
 
+int
+persist_check(struct persist *p)
+{
+	return storage_lost(p) ? -1 : 0;
+}
+
+const char *
+persist_storage_error(const struct persist *p)
+{
+	return p->lost;
+}
+
 void
 persist_flush(struct persist *p)
 {
@@ -316,6 +379,7 @@ persist_free(struct persist *p)
 	free(p->gone);
 	free(p->pending.v);
 	free(p->syncing.v);
+	free(p->lost);
 	free(p);
 }
 
@@ -342,12 +406,44 @@ load_cb(uint64_t id, const char *state, const char *record, void *arg)
 	return 0;
 }
 
+/*
+ * A job that was running when taskd died: lost, once what was left of it
+ * is gone (lo: what leftover_reap found of it, or NULL if it had no record).
+ */
+static void
+lose(struct persist *p, struct job *j, const struct leftover_job *lo)
+{
+	const char *why = "taskd stopped while the job was running";
+
+	/* Started, but the start was not committed before taskd died. */
+	if (j->state != JOB_RUNNING && lo != NULL) {
+		j->started_at = lo->started_at > 0 ? lo->started_at : now_unix();
+		j->res.started_at = j->started_at;
+	}
+	if (lo != NULL && lo->survived) {
+		why = "taskd stopped while the job was running; what was left of it could not be "
+		      "killed when taskd started again (not retried)";
+		j->unkillable = true;
+	} else if (lo != NULL && lo->killed) {
+		why = "taskd stopped while the job was running; what was left of it was killed "
+		      "when taskd started again";
+	}
+	free(j->res.error);
+	j->res.error = xstrdup(why);
+	/* The run's own time, from the kernel's start of its process to its kill. */
+	j->res.wall = lo != NULL ? lo->ran : 0;
+	j->finished_at = now_unix();
+	/* Dirty (written at the first commit); pruning comes after recovery. */
+	jobs_finish(p->jobs, j, JOB_LOST, INT_MAX, NULL, NULL);
+}
+
 int
-persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
-		char **cause)
+persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t nleftovers,
+		void (*requeue)(struct job *, void *), void *arg, char **cause)
 {
 	struct recovery rc = { .p = p };
 	struct job *j;
+	size_t i;
 
 	p->recovering = true;
 	if (store_load(p->store, load_cb, &rc, cause) != 0) {
@@ -360,13 +456,20 @@ persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *
 	}
 	p->recovering = false;
 	jobs_set_next_id(p->jobs, store_next_id(p->store));
+	for (i = 0; i < nleftovers; i++) {
+		if ((j = jobs_find(p->jobs, leftovers[i].id)) == NULL)
+			continue;
+		if (!job_state_final(j->state)) {
+			lose(p, j, &leftovers[i]);
+			rc.lost++;
+		} else if (leftovers[i].survived) {
+			/* Lost at an earlier start, whose kill failed too: still no retry. */
+			j->unkillable = true;
+		}
+	}
 	for (j = jobs_first(p->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
 		if (j->state == JOB_RUNNING) {
-			free(j->res.error);
-			j->res.error = xstrdup("taskd stopped while the job was running");
-			j->finished_at = now_unix();
-			/* Dirty (written at the first commit); pruning comes after recovery. */
-			jobs_finish(p->jobs, j, JOB_LOST, INT_MAX, NULL, NULL);
+			lose(p, j, NULL);
 			rc.lost++;
 		} else if (j->state == JOB_QUEUED) {
 			requeue(j, arg);

@@ -13,7 +13,7 @@
  * commit is fsync'ed within store.fsync_interval (a power loss may lose
  * that long of acknowledged submits; a daemon crash loses nothing). At startup, persist_recover() loads the
  * table back: queued jobs are queued again in their order, jobs that were
- * running are marked lost.
+ * running are marked lost (once what was left of them is killed: leftover.h).
  */
 #ifndef TASKD_PERSIST_H
 #define TASKD_PERSIST_H
@@ -46,15 +46,33 @@ void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cau
  */
 #define PERSIST_MAX_META 8
 void persist_meta_set(struct persist *p, const char *key, int64_t value);
+/*
+ * Deleting the database (or its directory) under a running taskd: each
+ * commit, and persist_check (called every second), look whether the
+ * database is still where it was opened (store_check). Once it is not,
+ * that is latched and logged as an error, and from then on nothing is
+ * written and every waiter of a commit fails with the cause: submits are
+ * refused (storage_error), while what is in memory goes on and reads work.
+ * persist_check: 0, or -1 once lost. persist_storage_error: why, or NULL.
+ */
+int persist_check(struct persist *p);
+const char *persist_storage_error(const struct persist *p);
 /* Commit what is dirty now (shutdown). */
 void persist_flush(struct persist *p);
 
+struct leftover_job;
 /*
  * Load every stored job into the (empty) table. Jobs that were running are
- * marked lost; for each job still queued, requeue(job, arg) is called in id
- * order. -1 with *cause if the store cannot be read.
+ * marked lost, and so are the jobs of leftovers[] (nleftovers of them: what
+ * leftover_reap found of the runs of a dead taskd), whatever their stored
+ * state: a record of a command means it was started, even if that start
+ * was not committed (then the store still has the job pending). The
+ * leftovers say how long the killed runs ran (their wall time) and whether
+ * they could be killed at all (if not, the job is not retried). For each
+ * job still queued, requeue(job, arg) is called in id order. -1 with *cause
+ * if the store cannot be read.
  */
-int persist_recover(struct persist *p, void (*requeue)(struct job *, void *), void *arg,
-		    char **cause);
+int persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t nleftovers,
+		    void (*requeue)(struct job *, void *), void *arg, char **cause);
 
 #endif

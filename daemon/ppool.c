@@ -30,6 +30,12 @@
  * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
  * built-in: the worker is SIGKILLed and replaced.
+ *
+ * Timeout. The worker enforces a job's timeout itself; should it not (it
+ * is stopped with SIGSTOP, or hung), a timer here kills the job's command
+ * and the worker PPOOL_TIMEOUT_SLACK seconds after timeout + kill_grace,
+ * and the run ends as RUN_TIMEOUT. Killing a busy worker always kills its
+ * command first: in a session of its own, it would outlive the worker.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -57,6 +63,7 @@
 #include "builtin.h"
 #include "exec.h"
 #include "clock.h"
+#include "leftover.h"
 #include "log.h"
 #include "ppool.h"
 #include "worker.h"
@@ -67,6 +74,7 @@
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
+#define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
 #define PPOOL_TITLE_PAD 64        /* bytes of argv padding for the worker's title */
@@ -88,10 +96,14 @@ struct pworker {
 	struct event *ev_read;
 	struct event *ev_dead;   /* pidfd readable, or a polling timer */
 	struct event *ev_cancel; /* safety timer after a cancel */
+	struct event *ev_timeout; /* the job's timeout, enforced from here if the worker does not */
 	enum wstate state;
 	struct run *run; /* while busy */
 	bool cancel;     /* cancel of run requested */
+	bool timed_out;  /* killed by ev_timeout: the run ends as a timeout */
 	pid_t job_pid;   /* from "started", 0 if unknown */
+	struct event *ev_job;  /* the command's pidfd: when it exits, by our clock */
+	double job_exited;     /* CLOCK_MONOTONIC, 0 until seen */
 	bool killed;     /* we sent SIGKILL */
 	char *why;       /* why we killed it, or NULL */
 	uint64_t jobs_done;
@@ -109,6 +121,7 @@ struct ppool {
 	struct ppool_config cfg;
 	struct ppool_callbacks cb;
 	char *self;
+	char *live_dir;  /* workers are recorded there while they live (leftover.h), or NULL */
 	struct pworkers workers;
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */
@@ -123,6 +136,8 @@ struct ppool {
 static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
 static void ppool_cancel_cb(evutil_socket_t, short, void *);
+static void ppool_timeout_cb(evutil_socket_t, short, void *);
+static void ppool_job_exit_cb(evutil_socket_t, short, void *);
 static void maintain(struct ppool *);
 
 static double
@@ -277,6 +292,34 @@ child_end(int fd)
 	return nfd;
 }
 
+/* STATE_DIR/live/worker-PID, or NULL without a live_dir. */
+static char *
+record_path(const struct ppool *pp, pid_t pid)
+{
+	return pp->live_dir != NULL ? xprintf("%s/worker-%d", pp->live_dir, (int)pid) : NULL;
+}
+
+/* A worker was spawned: record it, so that a restart kills it if it outlives us. */
+static void
+record_worker(const struct ppool *pp, pid_t pid)
+{
+	char *path = record_path(pp, pid);
+
+	if (path != NULL && leftover_record(path, pid, clock_now(CLOCK_REALTIME)) == -1)
+		log_warn("ppool: cannot record worker %d in %s", (int)pid, path);
+	free(path);
+}
+
+/* A worker was reaped: nothing of it for a restart to kill. */
+static void
+forget_worker(const struct ppool *pp, pid_t pid)
+{
+	char *path = record_path(pp, pid);
+
+	leftover_forget(path);
+	free(path);
+}
+
 static void
 failed_start(struct ppool *pp, const char *what)
 {
@@ -308,7 +351,9 @@ worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 	w->ev_dead =
 	    event_new(pp->base, pidfd, (pidfd != -1 ? EV_READ : 0) | EV_PERSIST, ppool_dead_cb, w);
 	w->ev_cancel = evtimer_new(pp->base, ppool_cancel_cb, w);
+	w->ev_timeout = evtimer_new(pp->base, ppool_timeout_cb, w);
 	if (w->ev_read == NULL || w->ev_dead == NULL || w->ev_cancel == NULL ||
+	    w->ev_timeout == NULL ||
 	    event_add(w->ev_read, NULL) == -1 ||
 	    event_add(w->ev_dead, pidfd != -1 ? NULL : &poll_tv) == -1)
 		fatalx("ppool: cannot watch worker %d", index);
@@ -336,6 +381,7 @@ spawn_worker(struct ppool *pp)
 		failed_start(pp, strerror(err));
 		return -1;
 	}
+	record_worker(pp, pid);
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd == -1)
 		log_debug("ppool: pidfd_open %d: %s (polling instead)", (int)pid, strerror(errno));
@@ -343,6 +389,7 @@ spawn_worker(struct ppool *pp)
 		err = errno;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		forget_worker(pp, pid);
 		close(sv[0]);
 		if (pidfd != -1)
 			close(pidfd);
@@ -364,20 +411,38 @@ close_socket(struct pworker *w)
 	w->fd = -1;
 }
 
+/* Stop watching the command's exit (its run is over). */
+static void
+unwatch_job(struct pworker *w)
+{
+	if (w->ev_job == NULL)
+		return;
+	close(event_get_fd(w->ev_job));
+	event_free(w->ev_job);
+	w->ev_job = NULL;
+}
+
 static void
 worker_free(struct pworker *w)
 {
+	unwatch_job(w);
 	close_socket(w);
 	event_free(w->ev_read);
 	event_free(w->ev_dead);
 	event_free(w->ev_cancel);
+	event_free(w->ev_timeout);
 	if (w->pidfd != -1)
 		close(w->pidfd);
 	free(w->why);
 	free(w);
 }
 
-/* Kill a worker we no longer trust (or a cancelled built-in's); its death comes via the pidfd. */
+/*
+ * Kill a worker we no longer trust (or a cancelled built-in's); its death
+ * comes via the pidfd. A command it runs goes first: in a session of its own
+ * it would outlive the worker, and while the worker lives (even stopped) its
+ * children are surely its own.
+ */
 static void
 worker_kill(struct pworker *w, const char *why)
 {
@@ -385,6 +450,8 @@ worker_kill(struct pworker *w, const char *why)
 		w->why = xstrdup(why);
 		log_warnx("ppool: killing worker %d (pid %d): %s", w->index, (int)w->pid, why);
 	}
+	if (!w->killed && w->run != NULL && w->run->spec.type == BUILTIN_EXEC)
+		leftover_kill_children(w->pid);
 	w->killed = true;
 	kill(w->pid, SIGKILL);
 	close_socket(w);
@@ -426,6 +493,23 @@ death_reason(const struct pworker *w, int status, bool reaped)
 	return xprintf("worker %d (pid %d) died: %s", w->index, (int)w->pid, how);
 }
 
+/*
+ * The run's wall time is the worker's measure, unless the daemon saw its
+ * command exit sooner (the worker was stopped meanwhile): then its own time,
+ * by the daemon's clock, from the hand-over (a little before the worker's
+ * start) to the exit.
+ */
+static void
+own_wall(const struct pworker *w, struct run_result *res)
+{
+	double seen = w->job_exited - w->job_start;
+
+	if (w->job_exited > 0 && seen < res->wall) {
+		res->wall = seen;
+		res->finished_at = res->started_at + seen;
+	}
+}
+
 /* The busy worker died under its run: fill the result in. Takes msg. */
 static void
 run_lost(struct pworker *w, char *msg)
@@ -435,7 +519,7 @@ run_lost(struct pworker *w, char *msg)
 	free(res->error);
 	free(res->result);
 	res->result = NULL;
-	res->status = w->cancel ? RUN_CANCELLED : RUN_LOST;
+	res->status = w->cancel ? RUN_CANCELLED : w->timed_out ? RUN_TIMEOUT : RUN_LOST;
 	res->error = w->cancel ? NULL : msg;
 	if (w->cancel)
 		free(msg);
@@ -445,7 +529,12 @@ run_lost(struct pworker *w, char *msg)
 	res->started_at = w->job_started_at;
 	res->finished_at = clock_now(CLOCK_REALTIME);
 	res->wall = mono() - w->job_start;
-	if (w->job_pid > 0)
+	own_wall(w, res);
+	unwatch_job(w);
+	/* Its command outlived the worker: killed if it still is the one recorded. */
+	if (w->run->spec.track_path != NULL)
+		leftover_kill(w->run->spec.track_path);
+	else if (w->job_pid > 0)
 		kill(-w->job_pid, SIGKILL);
 }
 
@@ -478,6 +567,7 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 	while (p == -1 && errno == EINTR);
 	if (p == 0)
 		return; /* still running (polling without a pidfd) */
+	forget_worker(pp, w->pid);
 	msg = death_reason(w, status, p == w->pid);
 	if (w->state == W_STARTING ||
 	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
@@ -502,6 +592,26 @@ static void
 ppool_cancel_cb(evutil_socket_t fd, short what, void *arg)
 {
 	worker_kill(arg, "did not stop its cancelled job in time");
+}
+
+/*
+ * The job's timeout passed (plus kill_grace and some slack) and its worker
+ * did not end it: stopped (SIGSTOP), or hung. Enforce it from here: the
+ * job's command and the worker are killed, the run ends as a timeout, and a
+ * new worker takes its place.
+ */
+static void
+ppool_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+	char why[160];
+
+	if (w->run == NULL || w->cancel)
+		return;
+	w->timed_out = true;
+	snprintf(why, sizeof why, "job %" PRIu64 " passed its timeout of %g s and the worker did "
+		 "not end it", w->run->spec.job_id, w->run->spec.timeout);
+	worker_kill(w, why);
 }
 
 static void
@@ -543,6 +653,8 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 		               r->spec.job_id);
 		return -1;
 	}
+	own_wall(w, &res);
+	unwatch_job(w);
 	run_result_move(&r->res, &res);
 	w->run = NULL;
 	w->cancel = false;
@@ -552,6 +664,7 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 	w->state = W_IDLE;
 	w->idle_since = mono();
 	event_del(w->ev_cancel);
+	event_del(w->ev_timeout);
 	recycle_check(pp, w);
 	deliver(pp, r);
 	return 0;
@@ -580,6 +693,42 @@ on_ready(struct pworker *w, const json_t *msg, char **why)
 	return 0;
 }
 
+/* The command exited: note when, by our clock (its worker may be stopped). */
+static void
+ppool_job_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pworker *w = arg;
+
+	if (w->job_exited == 0)
+		w->job_exited = mono();
+	event_del(w->ev_job);
+}
+
+/*
+ * Watch the command the worker started, through a pidfd: if the worker is
+ * stopped while the command ends, the run still gets its own wall time. (A
+ * command so short that its pid was reaped and handed out again before this
+ * runs makes us watch another process, which can only exit later: the
+ * worker's own measure, the smaller, then stands.)
+ */
+static void
+watch_job(struct pworker *w)
+{
+	int fd;
+
+	unwatch_job(w);
+	w->job_exited = 0;
+	if ((fd = (int)syscall(SYS_pidfd_open, w->job_pid, 0)) == -1)
+		return;
+	w->ev_job = event_new(w->pp->base, fd, EV_READ, ppool_job_exit_cb, w);
+	if (w->ev_job == NULL || event_add(w->ev_job, NULL) == -1) {
+		if (w->ev_job != NULL)
+			event_free(w->ev_job);
+		w->ev_job = NULL;
+		close(fd);
+	}
+}
+
 static int
 on_started(struct pworker *w, const json_t *msg, char **why)
 {
@@ -599,6 +748,7 @@ on_started(struct pworker *w, const json_t *msg, char **why)
 	if (cg != NULL && w->run->res.cgroup_error == NULL)
 		w->run->res.cgroup_error = xstrdup(json_string_value(cg));
 	atomic_store(&w->run->live_pid, (int)w->job_pid);
+	watch_job(w);
 	return 0;
 }
 
@@ -788,13 +938,14 @@ apply_config(struct ppool *pp, const struct ppool_config *cfg)
 
 struct ppool *
 ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
-          const struct ppool_callbacks *cb)
+          const char *live_dir, const struct ppool_callbacks *cb)
 {
 	struct ppool *pp = xcalloc(1, sizeof *pp);
 	struct timeval sec = {1, 0};
 
 	pp->base = base;
 	pp->self = xstrdup(self);
+	pp->live_dir = live_dir != NULL ? xstrdup(live_dir) : NULL;
 	if (cb != NULL)
 		pp->cb = *cb;
 	TAILQ_INIT(&pp->workers);
@@ -834,7 +985,15 @@ ppool_submit(struct ppool *pp, struct run *r)
 	w->state = W_BUSY;
 	w->run = r;
 	w->cancel = false;
+	w->timed_out = false;
 	w->job_pid = 0;
+	w->job_exited = 0;
+	if (r->spec.timeout > 0) {
+		struct timeval tv =
+		    tv_of(r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK);
+
+		evtimer_add(w->ev_timeout, &tv);
+	}
 	w->job_start = mono();
 	w->job_started_at = clock_now(CLOCK_REALTIME);
 	r->worker_pid = w->pid;
@@ -999,6 +1158,7 @@ ppool_free(struct ppool *pp)
 		TAILQ_REMOVE(&pp->workers, w, entry);
 		while (waitpid(w->pid, NULL, 0) == -1 && errno == EINTR)
 			;
+		forget_worker(pp, w->pid);
 		r = w->run;
 		if (r != NULL) {
 			msg = xprintf("worker %d (pid %d) stopped with the pool", w->index,
@@ -1012,5 +1172,6 @@ ppool_free(struct ppool *pp)
 	event_free(pp->ev_tick);
 	event_free(pp->ev_backoff);
 	free(pp->self);
+	free(pp->live_dir);
 	free(pp);
 }

@@ -8,7 +8,8 @@
  * socket and pidfd with libevent, hands a struct run to an idle worker,
  * and calls the done callback with the run's result filled in (RUN_LOST
  * when the worker died under it). Workers die with the daemon
- * (PR_SET_PDEATHSIG + EOF on the socket).
+ * (PR_SET_PDEATHSIG + EOF on the socket); each is recorded in live_dir
+ * while it lives, in case one outlives a crash (leftover.h).
  */
 #ifndef TASKD_PPOOL_H
 #define TASKD_PPOOL_H
@@ -43,9 +44,13 @@ struct ppool_callbacks {
 	void *arg;
 };
 
-/* self: path of the taskd binary to spawn in worker mode (e.g. /proc/self/exe resolved). */
+/*
+ * self: path of the taskd binary to spawn in worker mode (e.g. /proc/self/exe
+ * resolved). live_dir: where each worker is recorded while it lives
+ * (leftover.h), or NULL.
+ */
 struct ppool *ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
-			const struct ppool_callbacks *cb);
+			const char *live_dir, const struct ppool_callbacks *cb);
 /* Idle workers that can take a job right now. */
 int ppool_idle(const struct ppool *pp);
 /* Give r to an idle worker (sets r->worker_pid); -1 if none is idle. */

@@ -31,6 +31,7 @@ struct sched {
 	struct resources *res;
 	const struct config *cfg;
 	char *jobs_dir;
+	char *live_dir;      /* commands are recorded there while they run, or NULL */
 	struct jobq *queue[NQUEUES];
 	uint64_t seq;
 	size_t running;
@@ -266,6 +267,13 @@ sched_new(struct event_base *base, struct jobs *js, struct tpool *tp, const stru
 }
 
 void
+sched_set_live_dir(struct sched *s, const char *dir)
+{
+	free(s->live_dir);
+	s->live_dir = dir != NULL ? xstrdup(dir) : NULL;
+}
+
+void
 sched_set_ppool(struct sched *s, struct ppool *pp)
 {
 	s->ppool = pp;
@@ -294,6 +302,7 @@ sched_free(struct sched *s)
 	resources_free(s->res);
 	router_free(s->router);
 	free(s->jobs_dir);
+	free(s->live_dir);
 	free(s);
 }
 
@@ -518,6 +527,9 @@ make_run(struct sched *s, struct job *j)
 	if (j->spec.type == BUILTIN_EXEC) {
 		r->spec.out_path = output_path(s, j->id, "out");
 		r->spec.err_path = output_path(s, j->id, "err");
+		if (s->live_dir != NULL)
+			r->spec.track_path =
+			    xprintf("%s/job-%llu", s->live_dir, (unsigned long long)j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;

@@ -71,6 +71,12 @@ struct sched *sched_new(struct event_base *base, struct jobs *js, struct tpool *
 			const struct config *cfg, const char *jobs_dir);
 void sched_free(struct sched *s);
 
+/*
+ * Where commands are recorded while they run (leftover.h: STATE_DIR/live),
+ * so that a restart after a crash finds them; NULL (the default): nowhere.
+ */
+void sched_set_live_dir(struct sched *s, const char *dir);
+
 struct ppool;
 struct ppool_callbacks;
 /* The process pool for cpu-class jobs (NULL: everything runs on threads). */

@@ -26,7 +26,7 @@ child(const struct spawn_req *q)
 	for (sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			sigaction(sig, &dfl, NULL); /* EINVAL for the C library's own: harmless */
-	if (q->own_group && setpgid(0, 0) == -1)
+	if (q->own_session && setsid() == -1)
 		return errno;
 	if (q->cgroup_procs != -1 && write(q->cgroup_procs, "0", 1) != 1)
 		return errno;

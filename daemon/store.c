@@ -114,6 +114,11 @@ struct store {
 	bool in_tx;
 	bool dir_synced; /* the state directory was fsync'ed once (new WAL/db entries) */
 	char *tx_failed; /* first cause of a failed put/delete: the transaction is void */
+	int file_fd;     /* O_PATH to the database file SQLite opened (store_check) */
+	dev_t dev;       /* the database file's identity at open */
+	ino_t ino;
+	dev_t wal_dev;   /* the WAL file's, once it is seen (ino 0 until then) */
+	ino_t wal_ino;
 };
 
 /* Run s to completion, then reset it; on error *cause is "what: sqlite message". */
@@ -481,6 +486,26 @@ read_next_id(struct store *st, char **cause)
 	return 0;
 }
 
+/*
+ * Keep an O_PATH descriptor to the file SQLite opened, for store_check: once
+ * it is open, nobody else may use it (the exclusive lock), so the file at
+ * the path now is the one SQLite has.
+ */
+static int
+hold_file(struct store *st, char **cause)
+{
+	struct stat sb;
+
+	st->file_fd = open(st->path, O_PATH | O_CLOEXEC);
+	if (st->file_fd == -1 || fstat(st->file_fd, &sb) == -1) {
+		xasprintf(cause, "%s: %s", st->path, strerror(errno));
+		return -1;
+	}
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	return 0;
+}
+
 struct store *
 store_open(const char *path, char **cause)
 {
@@ -490,6 +515,7 @@ store_open(const char *path, char **cause)
 	int rc;
 
 	st = xcalloc(1, sizeof *st);
+	st->file_fd = -1;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
 		st->path = xprintf("%s/%s", path, STORE_FILE);
 	else
@@ -516,7 +542,8 @@ store_open(const char *path, char **cause)
 		goto fail;
 	if (version < STORE_SCHEMA_VERSION && migrate(st, version, cause) == -1)
 		goto fail;
-	if (prepare(st, cause) == -1 || read_next_id(st, cause) == -1)
+	if (prepare(st, cause) == -1 || read_next_id(st, cause) == -1 ||
+	    hold_file(st, cause) == -1)
 		goto fail;
 	return st;
 fail:
@@ -538,10 +565,56 @@ store_close(struct store *st)
 	/* The last connection checkpoints the WAL into the file and removes it. */
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_warnx("%s: close: %s", st->path, sqlite3_errmsg(st->db));
+	if (st->file_fd != -1)
+		close(st->file_fd);
 	free(st->tx_failed);
 	free(st->wal_path);
 	free(st->path);
 	free(st);
+}
+
+/* A path that no longer names what it named: ENOENT or ENOTDIR (its directory went). */
+static bool
+path_gone(int err)
+{
+	return err == ENOENT || err == ENOTDIR;
+}
+
+int
+store_check(struct store *st, char **cause)
+{
+	struct stat sb;
+
+	if (fstat(st->file_fd, &sb) == 0 && sb.st_nlink == 0) {
+		xasprintf(cause, "%s was deleted while taskd ran", st->path);
+		return -1;
+	}
+	if (stat(st->path, &sb) == -1) {
+		if (!path_gone(errno))
+			return 0; /* cannot tell (EACCES, EIO...): not known to be gone */
+		xasprintf(cause, "%s was deleted or moved while taskd ran (%s)", st->path,
+			  strerror(errno));
+		return -1;
+	}
+	if (sb.st_dev != st->dev || sb.st_ino != st->ino) {
+		xasprintf(cause, "%s was replaced by another file while taskd ran", st->path);
+		return -1;
+	}
+	/* The WAL holds the newest commits: it must stay too, once it exists. */
+	if (stat(st->wal_path, &sb) == 0) {
+		if (st->wal_ino == 0) {
+			st->wal_dev = sb.st_dev;
+			st->wal_ino = sb.st_ino;
+		} else if (sb.st_dev != st->wal_dev || sb.st_ino != st->wal_ino) {
+			xasprintf(cause, "%s was replaced by another file while taskd ran",
+				  st->wal_path);
+			return -1;
+		}
+	} else if (st->wal_ino != 0 && path_gone(errno)) {
+		xasprintf(cause, "%s was deleted while taskd ran", st->wal_path);
+		return -1;
+	}
+	return 0;
 }
 
 const char *

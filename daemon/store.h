@@ -72,6 +72,15 @@ int store_delete(struct store *st, uint64_t id, char **cause);
 int store_load(struct store *st,
                int (*cb)(uint64_t id, const char *state, const char *record, void *arg), void *arg,
                char **cause);
+/*
+ * Is the database still where it was opened? -1 with *cause ("PATH was
+ * deleted while taskd ran", "... replaced by another file", ...) when the
+ * file was unlinked (its link count is 0), its path is gone (the state
+ * directory deleted or moved) or names another file, or the WAL file, once
+ * seen, went the same way: commits would then go to a file nobody will
+ * ever open again. A few stat calls; 0 when it cannot tell (EACCES, EIO).
+ */
+int store_check(struct store *st, char **cause);
 /* Statistics for status: rows, file size of db + wal. */
 void store_stats(const struct store *st, uint64_t *rows, uint64_t *bytes);
 

@@ -115,6 +115,7 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "memory", json_integer((json_int_t)s->limits.memory));
 	json_object_set_new(m, "cpus", real(s->limits.cpus));
 	json_object_set_new(m, "pids", json_integer((json_int_t)s->limits.pids));
+	json_object_set_new(m, "track", str_or_null(s->track_path));
 	return m;
 }
 
@@ -342,6 +343,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 			s.limits.cpus = dec_time(&d, "cpus");
 		if (dec_has(&d, "pids"))
 			s.limits.pids = (uint64_t)dec_int(&d, "pids", 0, INT64_MAX);
+		s.track_path = dec_str(&d, "track");
 	}
 	if (d.error != NULL) {
 		run_spec_free(&s);
@@ -714,12 +716,19 @@ setup_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Only 0, 1, 2 and the socket stay open; stdin and stdout read/write /dev/null. */
+/*
+ * Only 0, 1, 2 and the socket stay open; stdin and stdout read/write
+ * /dev/null. The socket came through posix_spawn's dup2, which clears
+ * close-on-exec: set it again, or every command this worker runs would
+ * inherit it (and could forge messages to the daemon with it).
+ */
 static int
 setup_fds(int sock)
 {
 	int null;
 
+	if (fcntl(sock, F_SETFD, FD_CLOEXEC) == -1)
+		return -1;
 	if (sock > 3)
 		close_range(3, (unsigned)sock - 1, 0);
 	close_range((unsigned)sock + 1, ~0U, 0);

@@ -79,7 +79,7 @@ spec_roundtrip(const struct run_spec *s)
 	    !str_eq(t.out_path, s->out_path) || !str_eq(t.err_path, s->err_path) ||
 	    t.timeout != s->timeout || t.kill_grace != s->kill_grace ||
 	    t.max_output != s->max_output || t.nice != s->nice || t.as_user != s->as_user ||
-	    t.uid != s->uid || t.gid != s->gid) {
+	    t.uid != s->uid || t.gid != s->gid || !str_eq(t.track_path, s->track_path)) {
 		fprintf(stderr, "spec changed in an encode/decode round trip\n");
 		abort();
 	}

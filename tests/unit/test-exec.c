@@ -470,6 +470,45 @@ test_process_group(void **state)
 	run_free(r);
 }
 
+/*
+ * A command runs in a session of its own (its pid is its session and group
+ * id) and is recorded at track_path while it runs (leftover.h), no longer
+ * once reaped.
+ */
+static void
+test_session_and_record(void **state)
+{
+	/* It waits for its record (written just after the spawn), prints it, then its ids. */
+	static const char script[] =
+	    "i=0; while [ ! -s \"$1\" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done; "
+	    "cat \"$1\"; cut -d' ' -f1,5,6 /proc/$$/stat";
+	char *path = xprintf("%s/job-7", tmpdir), *out, boot[64];
+	struct run *r = mkrun("sh", "-c", script, "sh", path, NULL);
+	double at, t0 = (double)time(NULL);
+	unsigned long long start;
+	int pid, pgrp, sid, rpid;
+
+	(void)state;
+	r->spec.track_path = path;
+	exec_run(r);
+	assert_int_equal(r->res.status, RUN_EXITED);
+	assert_int_equal(r->res.exit_code, 0);
+	out = slurp(r->spec.out_path, NULL);
+	assert_int_equal(sscanf(out, "%d %llu %63s %lf %d %d %d", &rpid, &start, boot, &at, &pid,
+				&pgrp, &sid), 7);
+	free(out);
+	assert_int_equal(rpid, r->res.pid);
+	assert_int_equal(pid, r->res.pid);
+	assert_int_equal(pgrp, pid);
+	assert_int_equal(sid, pid);
+	assert_true(start > 0);
+	assert_int_equal(strlen(boot), 36);
+	assert_true(at >= t0 - 1 && at <= (double)time(NULL) + 1);
+	/* reaped: the record is gone */
+	assert_int_equal(access(r->spec.track_path, F_OK), -1);
+	run_free(r);
+}
+
 /* A background grandchild holding the pipes must not keep exec_run waiting. */
 static void
 test_grandchild_holds_pipe(void **state)
@@ -808,6 +847,7 @@ main(void)
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_cancel_before_start),
 	    cmocka_unit_test(test_process_group),
+	    cmocka_unit_test(test_session_and_record),
 	    cmocka_unit_test(test_grandchild_holds_pipe),
 	    cmocka_unit_test(test_not_found),
 	    cmocka_unit_test(test_not_executable),

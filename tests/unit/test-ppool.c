@@ -203,7 +203,7 @@ live_pool(int max, int max_jobs)
 		skip();
 	c.max_jobs_per_worker = max_jobs;
 	nfinished = 0;
-	pp = ppool_new(base, &c, taskd, &cb);
+	pp = ppool_new(base, &c, taskd, NULL, &cb);
 	assert_true(wait_idle(pp, max, 5));
 	return pp;
 }
@@ -404,7 +404,7 @@ test_live_backoff(void **state)
 {
 	struct ppool_config c = config(PPOOL_STATIC, 0, 2, 0, 0);
 	struct ppool_callbacks cb = {.done = done_cb};
-	struct ppool *pp = ppool_new(base, &c, "/bin/false", &cb);
+	struct ppool *pp = ppool_new(base, &c, "/bin/false", NULL, &cb);
 	double end = now() + 1.0;
 	json_t *j;
 	int failures;

@@ -914,6 +914,61 @@ test_crash(void **state)
 	}
 }
 
+/* store_check: -1 with a cause naming the file, once it is not where it was opened. */
+static void
+expect_lost(struct store *st, const char *want)
+{
+	char *cause = NULL;
+
+	assert_int_equal(store_check(st, &cause), -1);
+	assert_non_null(cause);
+	if (strstr(cause, want) == NULL)
+		fail_msg("cause \"%s\" does not say \"%s\"", cause, want);
+	free(cause);
+}
+
+static void
+test_check(void **state)
+{
+	char *cause = NULL, moved[PATH_MAX + 8], wal[PATH_MAX + 8];
+	struct store *st;
+	int fd;
+
+	/* there and still there after commits (the WAL appears) */
+	st = open_ok(tmpdir);
+	assert_int_equal(store_check(st, &cause), 0);
+	put_ok(st, 1, "queued", "{}");
+	assert_int_equal(store_check(st, &cause), 0);
+	assert_null(cause);
+	/* deleted: its link count drops to 0 */
+	assert_int_equal(unlink(dbpath), 0);
+	expect_lost(st, "taskd.db was deleted");
+	store_close(st);
+
+	/* moved away (the directory renamed): the path names nothing */
+	st = open_ok(dbpath);
+	snprintf(moved, sizeof moved, "%s.moved", dbpath);
+	assert_int_equal(rename(dbpath, moved), 0);
+	expect_lost(st, "was deleted or moved");
+	/* another file at the path */
+	fd = open(dbpath, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	expect_lost(st, "replaced by another file");
+	store_close(st);
+	unlink(dbpath);
+	unlink(moved);
+
+	/* the WAL alone deleted, once it exists */
+	st = open_ok(dbpath);
+	put_ok(st, 2, "queued", "{}");
+	assert_int_equal(store_check(st, &cause), 0);
+	snprintf(wal, sizeof wal, "%s-wal", dbpath);
+	assert_int_equal(unlink(wal), 0);
+	expect_lost(st, "taskd.db-wal was deleted");
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -932,6 +987,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_full_db, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,7 @@ full_spec(struct run_spec *s)
 	s->as_user = true;
 	s->uid = 65534;
 	s->gid = 65533;
+	s->track_path = xstrdup("/var/lib/taskd/live/job-1234567890123");
 }
 
 static void
@@ -103,6 +104,8 @@ test_spec_round_trip(void **state)
 	assert_true(d.as_user);
 	assert_int_equal(d.uid, 65534);
 	assert_int_equal(d.gid, 65533);
+	/* Losing this would leave the command unknown to a restart after a crash. */
+	assert_str_or_null(s.track_path, d.track_path);
 	json_decref(m);
 	run_spec_free(&d);
 
@@ -277,7 +280,7 @@ test_spec_rejects(void **state)
 	static const char *keys[] = {"t",       "job",        "type",       "argv",
 	                             "env",     "cwd",        "out_path",   "err_path",
 	                             "timeout", "kill_grace", "max_output", "nice",
-	                             "uid",     "gid"};
+	                             "uid",     "gid",        "track"};
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -300,6 +303,7 @@ test_spec_rejects(void **state)
 	reject_spec("argv", json_pack("[o]", json_stringn("a\0b", 3)));
 	reject_spec("env", json_pack("[s]", "NOEQUALS"));
 	reject_spec("cwd", json_stringn("/t\0mp", 5));
+	reject_spec("track", json_integer(1));
 	reject_spec("job", json_string("1"));
 }
 
