@@ -41,14 +41,19 @@ field(const char **p, unsigned long long *v)
 }
 
 int
-proc_parse_stat(const char *text, long ticks, long page_kb, struct proc_entry *e)
+proc_info_parse(const char *text, struct proc_info *pi)
 {
+	static long ticks, page_kb;
 	unsigned long long v[22];
 	const char *p, *close;
 	char *end;
 	long pid;
 	int i;
 
+	if (ticks == 0) {
+		ticks = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+		page_kb = sysconf(_SC_PAGESIZE) >= 1024 ? sysconf(_SC_PAGESIZE) / 1024 : 4;
+	}
 	errno = 0;
 	pid = strtol(text, &end, 10);
 	if (errno != 0 || end == text || pid <= 0 || pid > INT32_MAX || *end != ' ')
@@ -60,28 +65,43 @@ proc_parse_stat(const char *text, long ticks, long page_kb, struct proc_entry *e
 	p = close + 2;
 	if (*p == '\0' || p[1] != ' ')
 		return -1;
-	p += 2; /* state */
+	memset(pi, 0, sizeof *pi);
+	pi->state = *p;
+	p += 2;
 	/* ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
 	 * cutime cstime priority nice threads itreal starttime vsize rss */
 	for (i = 0; i < 21; i++)
 		if (!field(&p, &v[i]))
 			return -1;
-	if (v[0] > INT32_MAX || v[1] > INT32_MAX || ticks <= 0)
+	if (v[0] > INT32_MAX || v[1] > INT32_MAX || v[2] > INT32_MAX)
 		return -1;
-	e->pid = (pid_t)pid;
-	e->ppid = (pid_t)v[0];
-	e->pgid = (pid_t)v[1];
-	e->cpu = (double)(v[10] + v[11] + v[12] + v[13]) / (double)ticks;
-	e->rss_kb = v[20] > (unsigned long long)LONG_MAX / (unsigned long long)page_kb
-			    ? LONG_MAX
-			    : (long)v[20] * page_kb;
+	pi->pid = (pid_t)pid;
+	pi->ppid = (pid_t)v[0];
+	pi->pgrp = (pid_t)v[1];
+	pi->session = (pid_t)v[2];
+	pi->start = v[18];
+	pi->cpu = (double)(v[10] + v[11] + v[12] + v[13]) / (double)ticks;
+	pi->rss_kb = v[20] > (unsigned long long)LONG_MAX / (unsigned long long)page_kb
+			     ? LONG_MAX
+			     : (long)v[20] * page_kb;
 	return 0;
+}
+
+int
+proc_info_read(pid_t pid, struct proc_info *pi)
+{
+	char path[64], buf[1024];
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (textfile_read(path, buf, sizeof buf) <= 0)
+		return -1;
+	return proc_info_parse(buf, pi);
 }
 
 static int
 cmp_ppid(const void *a, const void *b, void *arg)
 {
-	const struct proc_entry *e = arg;
+	const struct proc_info *e = arg;
 	pid_t x = e[*(const size_t *)a].ppid, y = e[*(const size_t *)b].ppid;
 
 	return x < y ? -1 : x > y;
@@ -90,8 +110,8 @@ cmp_ppid(const void *a, const void *b, void *arg)
 static int
 cmp_pgid(const void *a, const void *b, void *arg)
 {
-	const struct proc_entry *e = arg;
-	pid_t x = e[*(const size_t *)a].pgid, y = e[*(const size_t *)b].pgid;
+	const struct proc_info *e = arg;
+	pid_t x = e[*(const size_t *)a].pgrp, y = e[*(const size_t *)b].pgrp;
 
 	return x < y ? -1 : x > y;
 }
@@ -99,10 +119,9 @@ cmp_pgid(const void *a, const void *b, void *arg)
 int
 proc_snap_take(struct proc_snap *s, const char *root)
 {
-	long ticks = sysconf(_SC_CLK_TCK), page_kb = sysconf(_SC_PAGESIZE) / 1024;
 	char path[PATH_MAX], buf[1024];
 	struct dirent *de;
-	struct proc_entry e;
+	struct proc_info e;
 	DIR *d;
 	size_t i;
 
@@ -118,8 +137,7 @@ proc_snap_take(struct proc_snap *s, const char *root)
 			continue;
 		snprintf(path, sizeof path, "%s/%s/stat", root, de->d_name);
 		/* Gone since readdir, or unreadable: skipped. */
-		if (textfile_read(path, buf, sizeof buf) <= 0 ||
-		    proc_parse_stat(buf, ticks, page_kb > 0 ? page_kb : 4, &e) == -1)
+		if (textfile_read(path, buf, sizeof buf) <= 0 || proc_info_parse(buf, &e) == -1)
 			continue;
 		if (s->n == s->cap) {
 			s->cap = s->cap ? s->cap * 2 : 256;
@@ -161,7 +179,7 @@ lower(const struct proc_snap *s, const size_t *idx, bool by_pgid, pid_t v)
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		k = by_pgid ? s->e[idx[mid]].pgid : s->e[idx[mid]].ppid;
+		k = by_pgid ? s->e[idx[mid]].pgrp : s->e[idx[mid]].ppid;
 		if (k < v)
 			lo = mid + 1;
 		else
@@ -201,7 +219,7 @@ proc_tree_usage(struct proc_snap *s, pid_t leader, struct proc_usage *u, pid_t *
 	s->mark[i] = s->gen;
 	queue[tail++] = i;
 	/* The group's members whose parent is gone (init or a subreaper adopted them). */
-	for (k = lower(s, s->by_pgid, true, leader); k < s->n && s->e[s->by_pgid[k]].pgid == leader;
+	for (k = lower(s, s->by_pgid, true, leader); k < s->n && s->e[s->by_pgid[k]].pgrp == leader;
 	     k++)
 		if (s->mark[s->by_pgid[k]] != s->gen) {
 			s->mark[s->by_pgid[k]] = s->gen;

@@ -15,16 +15,20 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct proc_entry {
+/* One process as /proc/PID/stat shows it. */
+struct proc_info {
 	pid_t pid;
+	char state;               /* R, S, D, Z, T, ... */
 	pid_t ppid;
-	pid_t pgid;
-	double cpu;  /* utime + stime + cutime + cstime, seconds (reaped children included) */
+	pid_t pgrp;
+	pid_t session;
+	unsigned long long start; /* field 22: clock ticks after boot */
+	double cpu;               /* utime + stime + cutime + cstime, seconds (reaped children too) */
 	long rss_kb;
 };
 
 struct proc_snap {
-	struct proc_entry *e;
+	struct proc_info *e;
 	size_t n;
 	size_t cap;
 	size_t *by_ppid; /* indexes into e, sorted by ppid */
@@ -56,7 +60,9 @@ long proc_rss_kb(const char *root, pid_t pid);
 /* Seconds pid waited on a run queue (schedstat), -1 if gone. */
 double proc_wait(const char *root, pid_t pid);
 
-/* One /proc/PID/stat text → entry; -1 if it does not parse. */
-int proc_parse_stat(const char *text, long ticks_per_s, long page_kb, struct proc_entry *e);
+/* The text of a /proc/PID/stat file (unit-tested): 0, or -1 if it does not parse. */
+int proc_info_parse(const char *text, struct proc_info *pi);
+/* 0, or -1 if the process does not exist (or its stat cannot be read). */
+int proc_info_read(pid_t pid, struct proc_info *pi);
 
 #endif

@@ -33,42 +33,54 @@ stat_line(int pid, const char *comm, int ppid, int pgid, unsigned utime, unsigne
 static void
 test_parse(void **state)
 {
-	struct proc_entry e;
+	long ticks = sysconf(_SC_CLK_TCK), page_kb = sysconf(_SC_PAGESIZE) / 1024;
+	struct proc_info e;
 	char *l;
 
 	(void)state;
-	l = stat_line(100, "sh", 1, 100, 150, 50, 10);
-	assert_int_equal(proc_parse_stat(l, 100, 4, &e), 0);
+	l = stat_line(100, "sh", 1, 100, (unsigned)(1.5 * ticks), (unsigned)(0.5 * ticks), 10);
+	assert_int_equal(proc_info_parse(l, &e), 0);
 	assert_int_equal(e.pid, 100);
+	assert_int_equal(e.state, 'S');
 	assert_int_equal(e.ppid, 1);
-	assert_int_equal(e.pgid, 100);
+	assert_int_equal(e.pgrp, 100);
+	assert_int_equal(e.session, 100);
+	assert_true(e.start == 12345ULL);
 	assert_true(fabs(e.cpu - 2.0) < 1e-9);
-	assert_int_equal(e.rss_kb, 40);
+	assert_int_equal(e.rss_kb, 10 * page_kb);
 	free(l);
 	/* A hostile name: parentheses, spaces, a fake field list. */
 	l = stat_line(7, ") S 1 1 1 (x) 9 9", 3, 3, 0, 0, 1);
-	assert_int_equal(proc_parse_stat(l, 100, 4, &e), 0);
+	assert_int_equal(proc_info_parse(l, &e), 0);
 	assert_int_equal(e.ppid, 3);
 	free(l);
-	assert_int_equal(proc_parse_stat("", 100, 4, &e), -1);
-	assert_int_equal(proc_parse_stat("12 (x", 100, 4, &e), -1);
-	assert_int_equal(proc_parse_stat("12 (x) S 1 2 3", 100, 4, &e), -1); /* cut short */
-	assert_int_equal(proc_parse_stat("0 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1",
-					 100, 4, &e),
+	assert_int_equal(proc_info_parse("4242 (a) b (c)) S 1 4200 4100 34816 4242 4194560 "
+					 "100 0 0 0 5 3 0 0 20 0 1 0 987654 1234 56 1844",
+					 &e), 0);
+	assert_int_equal(e.session, 4100);
+	assert_int_equal(e.pgrp, 4200);
+	assert_true(e.start == 987654ULL);
+	assert_int_equal(proc_info_parse("12 (x) Z 1 12 12", &e), -1);
+	assert_int_equal(proc_info_parse("no parenthesis", &e), -1);
+	assert_int_equal(proc_info_parse("", &e), -1);
+	assert_int_equal(proc_info_parse("12 (x", &e), -1);
+	assert_int_equal(proc_info_parse("12 (x) S 1 2 3", &e), -1); /* cut short */
+	assert_int_equal(proc_info_parse("0 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1", &e),
 			 -1);
-	assert_int_equal(proc_parse_stat("x (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1",
-					 100, 4, &e),
+	assert_int_equal(proc_info_parse("x (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1", &e),
 			 -1);
-	assert_int_equal(proc_parse_stat("5 (x) S 1 1 1 0 -1 0 0 0 0 0 "
+	assert_int_equal(proc_info_parse("5 (x) S 1 1 1 0 -1 0 0 0 0 0 "
 					 "99999999999999999999999 1 1 1 20 0 1 0 1 1 1",
-					 100, 4, &e),
+					 &e),
 			 -1);
-	assert_int_equal(proc_parse_stat("5 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1",
-					 100, 4, &e),
+	assert_int_equal(proc_info_parse("5 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1", &e),
 			 0);
-	assert_int_equal(proc_parse_stat("5 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 1 1 1",
-					 0, 4, &e),
-			 -1);
+	assert_int_equal(proc_info_read(getpid(), &e), 0);
+	assert_int_equal(e.pid, getpid());
+	assert_int_equal(e.ppid, getppid());
+	assert_int_equal(e.pgrp, getpgrp());
+	assert_int_equal(e.session, getsid(0));
+	assert_true(e.start > 0);
 }
 
 static void
