@@ -3,7 +3,7 @@
  *
  * All waits go out pipelined on one connection; each answers when its
  * job finishes, so lines are printed in completion order. The exit code
- * is the shell's view of the jobs (DESIGN §6): 0 when all succeeded, else
+ * is the shell's view of the jobs (doc/design.md "taskctl"): 0 when all succeeded, else
  * the code of the first failed one in argument order (4 for an id the
  * daemon rejected). With --label/--name the daemon waits for every
  * matching job that exists now and answers once; lines come in id order.

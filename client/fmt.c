@@ -76,7 +76,7 @@ fmt_size(char *buf, double bytes)
 
 /*
  * A time on the wire: unix seconds (with fraction) per doc/protocol.md;
- * RFC 3339 strings (DESIGN §5a allows them) are parsed too. NAN if none.
+ * RFC 3339 strings are parsed too, should a daemon send them. NAN if none.
  */
 double
 fmt_unix_time(const json_t *t)

@@ -19,6 +19,8 @@
 
 #include <taskd/client.h>
 
+#include "base64.h" /* common/: logs chunks */
+
 struct taskctl;
 
 struct taskctl_cmd {
@@ -128,9 +130,6 @@ void progress_end(struct progress *);
 /* Take whatever progress line is shown off the screen (taskctl_warnx does). */
 void progress_clear_shown(void);
 
-/* base64.c */
-int base64_decode(const char *, size_t, char **, size_t *);
-char *base64_encode(const char *, size_t);
 
 /* Commands. */
 int cmd_submit(struct taskctl *, int, char **);

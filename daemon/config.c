@@ -1,5 +1,6 @@
 /*
- * Configuration: built-in defaults (DESIGN §7) overlaid with a libconfig file.
+ * Configuration: built-in defaults (doc/design.md "Configuration")
+ * overlaid with a libconfig file.
  *
  * Every key the daemon knows is one row of keys[] below: its dotted path,
  * its kind (which setter parses it), where it lands in struct config and its

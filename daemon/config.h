@@ -1,5 +1,6 @@
 /*
- * Daemon configuration: defaults (DESIGN §7) overlaid with a libconfig file.
+ * Daemon configuration: defaults (doc/design.md "Configuration") overlaid
+ * with a libconfig file.
  * Loading never exits: errors come back as "FILE:LINE: message" in *cause.
  */
 #ifndef TASKD_CONFIG_H

@@ -141,33 +141,26 @@ static const struct {
 	{ "name", FILTER_NAME }, { "older_than", FILTER_OLDER_THAN }, { "ids", FILTER_IDS },
 };
 
-/* FILTER_STRICT: every field of req is the envelope's or an allowed selector. */
-static int
-check_fields(json_t *req, unsigned allow, struct proto_error *err)
+unsigned
+filter_field(const char *key)
 {
-	char names[128];
-	const char *key;
-	size_t i, off = 0;
-	json_t *v;
+	size_t i;
 
-	json_object_foreach(req, key, v) {
-		if (strcmp(key, "v") == 0 || strcmp(key, "id") == 0 || strcmp(key, "op") == 0)
-			continue;
-		for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
-			if ((allow & fields[i].bit) && strcmp(key, fields[i].name) == 0)
-				break;
-		if (i < sizeof fields / sizeof fields[0])
-			continue;
-		names[0] = '\0';
-		for (i = 0; i < sizeof fields / sizeof fields[0] && off < sizeof names; i++)
-			if (allow & fields[i].bit)
-				off += (size_t)snprintf(names + off, sizeof names - off, "%s\"%s\"",
-							off ? ", " : "", fields[i].name);
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"unknown field \"%.64s\" (this selects jobs by %s)", key, names);
-		return -1;
-	}
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (strcmp(key, fields[i].name) == 0)
+			return fields[i].bit;
 	return 0;
+}
+
+const char *
+filter_field_name(unsigned bit)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (fields[i].bit == bit)
+			return fields[i].name;
+	return NULL;
 }
 
 int
@@ -177,8 +170,6 @@ filter_decode(json_t *req, unsigned allow, struct filter *f, struct proto_error 
 
 	memset(f, 0, sizeof *f);
 	f->older_than = -1;
-	if ((allow & FILTER_STRICT) && check_fields(req, allow, err) == -1)
-		return -1;
 	if ((allow & FILTER_STATE) && (v = json_object_get(req, "state")) != NULL) {
 		f->given |= FILTER_STATE;
 		if (state_bit(v, "state", &f->states, err) == -1)

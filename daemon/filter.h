@@ -24,11 +24,7 @@
 #define FILTER_NAME 0x08       /* "name": exact job name */
 #define FILTER_OLDER_THAN 0x10 /* "older_than": seconds since the job finished */
 #define FILTER_IDS 0x20        /* "ids": [id, ...] */
-/*
- * And no other field than these and the envelope ("v", "id", "op"): for the
- * ops where a misspelt selector would widen what is touched (clean, cancel).
- */
-#define FILTER_STRICT 0x100
+#define FILTER_LAST FILTER_IDS
 
 struct filter {
 	unsigned states;       /* bit per enum job_state; 0 = any */
@@ -40,8 +36,15 @@ struct filter {
 	unsigned given;        /* FILTER_* fields present in the request */
 };
 
-/* Decode the fields of req that allow names; -1 with *err (bad_request). */
+/*
+ * Decode the fields of req that allow names (other fields are not looked
+ * at: the op table says which a request may carry); -1 with *err
+ * (bad_request).
+ */
 int filter_decode(json_t *req, unsigned allow, struct filter *f, struct proto_error *err);
+/* The FILTER_* bit of a selector field's name, 0 if key is none; and back. */
+unsigned filter_field(const char *key);
+const char *filter_field_name(unsigned bit);
 /* Does j pass? now: the current unix time (for older_than). */
 bool filter_match(const struct filter *f, const struct job *j, double now);
 /* Was st named by "state" or "states"? */

@@ -9,8 +9,8 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jsonutil.h"
 #include "log.h"
-#include "worker.h"
 #include "xmalloc.h"
 
 struct jobs {
@@ -162,7 +162,7 @@ job_spec_free(struct job_spec *spec)
 	memset(spec, 0, sizeof *spec);
 }
 
-static void
+void
 job_free(struct job *j)
 {
 	job_spec_free(&j->spec);
@@ -239,7 +239,7 @@ insert(struct jobs *js, struct job *j)
 struct job *
 jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double now)
 {
-	struct job *j = xcalloc(1, sizeof *j);
+	struct job *j = job_new();
 
 	j->id = js->next_id++;
 	j->state = JOB_QUEUED;
@@ -247,10 +247,7 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	memset(spec, 0, sizeof *spec);
 	j->uid = uid;
 	j->gid = gid;
-	j->worker = -1;
 	j->submitted_at = now;
-	run_result_clear(&j->res);
-	j->attempt = 1;
 	insert(js, j);
 	if (js->changed != NULL)
 		js->changed(j, js->hook_arg);
@@ -484,12 +481,6 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
-static json_t *
-str_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -508,8 +499,8 @@ add_result(json_t *o, const struct job *j)
 						      ? json_integer(r->mem_peak_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", str_or_null(r->result));
-	json_object_set_new(o, "error", str_or_null(r->error));
+	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "error", string_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
 	json_object_set_new(o, "stderr_bytes", ran ? json_integer((json_int_t)r->err_bytes)
@@ -554,12 +545,12 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
-	json_object_set_new(o, "pool", str_or_null(pool));
+	json_object_set_new(o, "pool", string_or_null(pool));
 	json_object_set_new(o, "worker", j->worker >= 0 ? json_integer(j->worker) : json_null());
-	json_object_set_new(o, "name", str_or_null(j->spec.name));
+	json_object_set_new(o, "name", string_or_null(j->spec.name));
 	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
-	json_object_set_new(o, "cwd", str_or_null(j->spec.cwd));
+	json_object_set_new(o, "cwd", string_or_null(j->spec.cwd));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,
@@ -582,270 +573,38 @@ job_to_json(const struct job *j)
 	return o;
 }
 
-/* ---- durable records (store.c keeps them as text) ---- */
-
-static json_t *
-strv_or_null(char *const *v)
-{
-	return v != NULL ? strv_to_json(v) : json_null();
-}
-
-/* The lifecycle part of a record (absent in records of older versions). */
-static json_t *
-life_record(const struct job *j)
-{
-	const struct job_spec *s = &j->spec;
-	json_t *deps = json_array();
-	size_t i;
-
-	for (i = 0; i < s->ndeps; i++)
-		json_array_append_new(deps, json_pack("[I,b,i]", (json_int_t)s->deps[i].id,
-						      s->deps[i].any, s->deps[i].state));
-	return json_pack("{s:o,s:f,s:i,s:f,s:i,s:O,s:f}", "deps", deps, "run_at", s->run_at,
-			 "retries", s->retries, "retry_delay", s->retry_delay, "attempt",
-			 j->attempt, "attempts", j->attempts != NULL ? j->attempts : json_null(),
-			 "due_at", j->due_at);
-}
-
-static int
-life_restore(json_t *l, struct job_spec *sp, struct job *j)
-{
-	json_t *deps, *attempts, *d;
-	json_int_t id;
-	size_t i;
-	int any, st;
-
-	if (l == NULL)
-		return 0;
-	if (json_unpack(l, "{s:o,s:F,s:i,s:F,s:i,s:o,s:F}", "deps", &deps, "run_at",
-			&sp->run_at, "retries", &sp->retries, "retry_delay", &sp->retry_delay,
-			"attempt", &j->attempt, "attempts", &attempts, "due_at", &j->due_at) == -1 ||
-	    !json_is_array(deps) || json_array_size(deps) > JOB_MAX_DEPS ||
-	    (!json_is_null(attempts) && !json_is_array(attempts)) || j->attempt < 1 ||
-	    sp->retries < 0)
-		return -1;
-	sp->ndeps = json_array_size(deps);
-	sp->deps = sp->ndeps > 0 ? xcalloc(sp->ndeps, sizeof *sp->deps) : NULL;
-	json_array_foreach(deps, i, d) {
-		if (json_unpack(d, "[I,b,i]", &id, &any, &st) == -1 || id <= 0 ||
-		    st < -1 || st >= JOB_NSTATES)
-			return -1;
-		sp->deps[i].id = (uint64_t)id;
-		sp->deps[i].any = any;
-		sp->deps[i].state = st;
-	}
-	if (json_is_array(attempts))
-		j->attempts = json_incref(attempts);
-	return 0;
-}
-
-char *
-job_record(const struct job *j)
-{
-	const struct job_spec *s = &j->spec;
-	json_t *res = worker_encode_result(j->id, &j->res, -1), *o;
-	char *text;
-
-	o = json_pack("{s:{s:i,s:o,s:o,s:o,s:o,s:i,s:i,s:f},s:I,s:I,s:i,s:i,s:i,s:s,"
-		      "s:f,s:f,s:f,s:o}",
-		      "spec", "type", s->type, "argv", strv_or_null(s->argv), "env",
-		      strv_or_null(s->env), "cwd", str_or_null(s->cwd), "name", str_or_null(s->name),
-		      "class", (int)s->class, "priority", s->priority, "timeout", s->timeout,
-		      "uid", (json_int_t)j->uid, "gid", (json_int_t)j->gid, "routed", (int)j->routed,
-		      "pool", (int)j->pool, "worker", j->worker, "route_key", j->route.key,
-		      "submitted_at", j->submitted_at, "started_at", j->started_at, "finished_at",
-		      j->finished_at, "res", res);
-	if (o == NULL)
-		fatalx("job %llu: cannot encode its record", (unsigned long long)j->id);
-	/* Optional in records (older ones have none). */
-	if (s->labels.n > 0)
-		json_object_set_new(json_object_get(o, "spec"), "labels",
-				    labels_to_json(&s->labels));
-	if (s->limits.memory > 0 || s->limits.cpus > 0 || s->limits.pids > 0)
-		json_object_set_new(json_object_get(o, "spec"), "limits",
-				    json_pack("{s:I,s:f,s:I}", "memory",
-					      (json_int_t)s->limits.memory, "cpus", s->limits.cpus,
-					      "pids", (json_int_t)s->limits.pids));
-	json_object_set_new(o, "life", life_record(j));
-	json_object_set_new(o, "route", route_record(&j->route));
-	if (j->cgroup != NULL)
-		json_object_set_new(o, "cgroup", json_string(j->cgroup));
-	if (j->reclassified_at > 0)
-		json_object_set_new(o, "reclassified_at", json_real(j->reclassified_at));
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (text == NULL)
-		fatalx("out of memory (json_dumps)");
-	return text;
-}
-
-static char **
-strv_from_json(json_t *a, bool *ok)
-{
-	size_t i, n;
-	char **v;
-
-	if (json_is_null(a))
-		return NULL;
-	if (!json_is_array(a)) {
-		*ok = false;
-		return NULL;
-	}
-	n = json_array_size(a);
-	v = xcalloc(n + 1, sizeof *v);
-	for (i = 0; i < n; i++) {
-		if (!json_is_string(json_array_get(a, i))) {
-			*ok = false;
-			strv_free(v);
-			return NULL;
-		}
-		v[i] = xstrdup(json_string_value(json_array_get(a, i)));
-	}
-	return v;
-}
-
-static char *
-str_from_json(json_t *s)
-{
-	return json_is_string(s) ? xstrdup(json_string_value(s)) : NULL;
-}
-
-/* spec.limits (absent in older records and in jobs without limits). */
-static int
-limits_restore(json_t *l, struct cg_limits *lim)
-{
-	json_int_t mem, pids;
-	double cpus;
-
-	if (l == NULL)
-		return 0;
-	if (json_unpack(l, "{s:I,s:F,s:I}", "memory", &mem, "cpus", &cpus, "pids", &pids) == -1 ||
-	    mem < 0 || pids < 0 || !isfinite(cpus) || cpus < 0)
-		return -1;
-	lim->memory = (uint64_t)mem;
-	lim->cpus = cpus;
-	lim->pids = (uint64_t)pids;
-	return 0;
-}
-
-/*
- * How it was routed, its cgroup, and its kind keys (computed again: they
- * are a function of its description). A record without "route" is from a
- * taskd that kept only the kind key.
- */
-static int
-route_restore(json_t *o, struct job *j, enum job_class cls, enum job_class routed,
-	      const char *key)
-{
-	json_t *r = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
-	json_t *re = json_object_get(o, "reclassified_at");
-	struct kind_keys k;
-
-	if (r != NULL) {
-		if (route_from_record(r, &j->route) == -1)
-			return -1;
-	} else {
-		memset(&j->route, 0, sizeof j->route);
-		j->route.by = cls != CLASS_AUTO ? ROUTE_CLASS : ROUTE_UNKNOWN;
-		j->route.decided = routed;
-		j->route.level = -1;
-		snprintf(j->route.key, sizeof j->route.key, "%s", key);
-	}
-	if ((cg != NULL && !json_is_string(cg)) || (re != NULL && !json_is_number(re)))
-		return -1;
-	j->cgroup = cg != NULL ? xstrdup(json_string_value(cg)) : NULL;
-	j->reclassified_at = re != NULL ? json_number_value(re) : 0;
-	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
-	j->kinds = kind_keys_pack(&k);
-	return 0;
-}
+/* ---- restored jobs (record.c decodes them) ---- */
 
 struct job *
-jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record, char **cause)
+job_new(void)
 {
-	json_t *o, *argv, *env, *cwd, *name, *res, *labels;
-	struct job_spec sp = { 0 };
-	json_int_t uid, gid;
-	int st = job_state_parse(state), routed, pool, worker, cls;
-	double sub, start, fin;
-	const char *key;
-	uint64_t rid;
-	long rss;
-	bool ok = true;
-	struct job *j;
-	char *err = NULL;
+	struct job *j = xcalloc(1, sizeof *j);
 
-	o = json_loads(record, 0, NULL);
-	if (o == NULL || st < 0 || jobs_find(js, id) != NULL ||
-	    json_unpack(o, "{s:{s:i,s:o,s:o,s:o,s:o,s:i,s:i,s:F},s:I,s:I,s:i,s:i,s:i,s:s,"
-			   "s:F,s:F,s:F,s:o}",
-			"spec", "type", &sp.type, "argv", &argv, "env", &env, "cwd", &cwd, "name",
-			&name, "class", &cls, "priority", &sp.priority, "timeout", &sp.timeout,
-			"uid", &uid, "gid", &gid, "routed", &routed, "pool", &pool, "worker",
-			&worker, "route_key", &key, "submitted_at", &sub, "started_at", &start,
-			"finished_at", &fin, "res", &res) == -1 ||
-	    cls < CLASS_AUTO || cls > CLASS_IO || routed < CLASS_AUTO || routed > CLASS_IO ||
-	    pool < POOL_NONE || pool > POOL_PROCESS || uid < 0 || gid < 0 ||
-	    sp.priority < TASKD_PRIORITY_MIN || sp.priority > TASKD_PRIORITY_MAX) {
-		xasprintf(cause, "job %llu: unreadable record", (unsigned long long)id);
-		json_decref(o);
-		return NULL;
-	}
-	sp.class = (enum job_class)cls;
-	sp.argv = strv_from_json(argv, &ok);
-	sp.env = strv_from_json(env, &ok);
-	sp.cwd = str_from_json(cwd);
-	sp.name = str_from_json(name);
-	labels = json_object_get(json_object_get(o, "spec"), "labels");
-	if (labels != NULL && labels_from_json(labels, "labels", &sp.labels, &err) == -1)
-		ok = false;
-	if (limits_restore(json_object_get(json_object_get(o, "spec"), "limits"), &sp.limits) ==
-	    -1)
-		ok = false;
-	if (sp.argv == NULL)
-		sp.argv = xcalloc(1, sizeof(char *));
-	j = xcalloc(1, sizeof *j);
+	j->worker = -1;
+	run_result_clear(&j->res);
 	j->attempt = 1;
-	if (!ok || worker_decode_result(res, &j->res, &rid, &rss, &err) == -1 || rid != id) {
-		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
-			  err != NULL ? err : rid != id ? "the result is another job's" : "bad spec");
-		free(err);
-		run_result_clear(&j->res); /* decoded, but of another job */
-		free(j);
-		job_spec_free(&sp);
-		json_decref(o);
-		return NULL;
+	return j;
+}
+
+int
+jobs_restore(struct jobs *js, struct job *j, char **cause)
+{
+	enum job_state st = j->state;
+	struct kind_keys k;
+
+	if (jobs_find(js, j->id) != NULL) {
+		xasprintf(cause, "job %llu: stored twice", (unsigned long long)j->id);
+		return -1;
 	}
-	if (life_restore(json_object_get(o, "life"), &sp, j) == -1) {
-		xasprintf(cause, "job %llu: unreadable record (bad lifecycle fields)",
-			  (unsigned long long)id);
-		j->spec = sp;
-		job_free(j);
-		json_decref(o);
-		return NULL;
-	}
-	j->id = id;
-	j->spec = sp;
-	if (route_restore(o, j, (enum job_class)cls, (enum job_class)routed, key) == -1) {
-		xasprintf(cause, "job %llu: unreadable record (bad route)", (unsigned long long)id);
-		job_free(j);
-		json_decref(o);
-		return NULL;
-	}
-	j->uid = (uid_t)uid;
-	j->gid = (gid_t)gid;
-	j->routed = (enum job_class)routed;
-	j->pool = (enum job_pool)pool;
-	j->worker = worker;
-	j->submitted_at = sub;
-	j->started_at = start;
-	j->finished_at = fin;
+	/* Its kind keys are not stored: they are a function of its description. */
+	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
+	free(j->kinds);
+	j->kinds = kind_keys_pack(&k);
 	j->state = JOB_QUEUED;
 	j->admitted = true; /* stored: life.c may move it on */
-	json_decref(o);
 	insert(js, j);
-	if (id >= js->next_id)
-		js->next_id = id + 1;
+	if (j->id >= js->next_id)
+		js->next_id = j->id + 1;
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
 	j->announced = true; /* stored long ago */
@@ -854,7 +613,7 @@ jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);
 		js->nfinished++;
 	}
-	return j;
+	return 0;
 }
 
 void

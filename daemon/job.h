@@ -218,14 +218,18 @@ const char *job_pool_name(enum job_pool p);
 
 void job_spec_free(struct job_spec *spec);
 
-/* The durable record of a job (JSON text, malloc'd) and back. */
-char *job_record(const struct job *j);
 /*
- * Re-create a job from its record with its own id (at startup, in id order:
- * the id-ordered list relies on it). NULL with *cause if unreadable.
+ * A job in no table, with the defaults of a new one (record.c builds the
+ * jobs it restores with it), and freeing one that is in no table.
  */
-struct job *jobs_restore(struct jobs *js, uint64_t id, const char *state, const char *record,
-			 char **cause);
+struct job *job_new(void);
+void job_free(struct job *j);
+/*
+ * Put a job restored from its stored row (record_decode: its own id and
+ * state) into the table, at startup, in id order (the id-ordered list
+ * relies on it). -1 with *cause if that id is already there (j is not taken).
+ */
+int jobs_restore(struct jobs *js, struct job *j, char **cause);
 /*
  * Drop a job that was never acknowledged (its submit could not be stored):
  * no hooks; its waiters are called with the job not in a final state.
@@ -234,7 +238,7 @@ void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
 
-/* The job object of DESIGN §5a. */
+/* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
 /*
  * Fields other modules own, added to every job object: the scheduler's

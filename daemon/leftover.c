@@ -340,7 +340,19 @@ struct found {
 	bool checked;     /* a process to look for (readable, this boot) */
 };
 
-/* "job-ID" or "worker-PID": 0, or -1 if the name is neither. */
+char *
+leftover_job_path(const char *dir, uint64_t id)
+{
+	return xprintf("%s/job-%llu", dir, (unsigned long long)id);
+}
+
+char *
+leftover_worker_path(const char *dir, pid_t pid)
+{
+	return xprintf("%s/worker-%d", dir, (int)pid);
+}
+
+/* "job-ID" or "worker-PID" (leftover_job_path, leftover_worker_path): 0, or -1 if neither. */
 static int
 parse_name(const char *name, struct found *f)
 {

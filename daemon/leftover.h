@@ -57,6 +57,9 @@
 int leftover_record(const char *path, pid_t pid, double started_at);
 /* Remove the record at path (its process was reaped). No-op for NULL. */
 void leftover_forget(const char *path);
+/* The record of job id's command / of worker pid in dir (malloc'd). */
+char *leftover_job_path(const char *dir, uint64_t id);
+char *leftover_worker_path(const char *dir, pid_t pid);
 
 /*
  * A worker died under a job: kill what path records of the job's command,

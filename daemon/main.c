@@ -3,7 +3,6 @@
  * (sockets, signals, job table, scheduler); io-class jobs run on the thread
  * pool (tpool.c), which hands results back to the loop.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -23,13 +22,14 @@
 
 #include "cgroup.h"
 #include "config.h"
-#include "ctl.h"
 #include "events.h"
 #include "exec.h"
 #include "job.h"
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "ops.h"
+#include "output.h"
 #include "ppool.h"
 #include "persist.h"
 #include "sched.h"
@@ -37,6 +37,7 @@
 #include "sd.h"
 #include "server.h"
 #include "stats.h"
+#include "taskd.h"
 #include "tpool.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -136,7 +137,10 @@ load_config(void)
 	}
 }
 
-/* Per DESIGN §5: the system socket as root, else the user's runtime dir. */
+/*
+ * The system socket as root, else the user's runtime dir (doc/design.md
+ * "Sockets and state directories").
+ */
 static char *
 default_socket(void)
 {
@@ -199,13 +203,11 @@ reload(void)
 	json_t *changed;
 	char *cause = NULL;
 
-	if (ctl_reload(&td, &changed, &cause) == -1) {
-		log_warnx("reload refused, keeping the old configuration: %s", cause);
+	/* taskd_reload logs the outcome. */
+	if (taskd_reload(&td, &changed, &cause) == -1) {
 		free(cause);
 		return;
 	}
-	log_info("configuration reloaded from %s (%zu changes)", td.config_path,
-		 json_array_size(changed));
 	json_decref(changed);
 }
 
@@ -219,12 +221,10 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("got %s", strsignal((int)sig));
-		ctl_shutdown(&td, false);
+		taskd_shutdown(&td, false);
 		break;
 	}
 }
-
-static void clean_jobs_dir(const char *dir, struct jobs *js);
 
 static void
 requeue_cb(struct job *j, void *arg)
@@ -273,12 +273,11 @@ open_cgroups(void)
 static void
 open_store(void)
 {
-	char *path = xprintf("%s/taskd.db", td.state_dir), *cause = NULL;
+	char *cause = NULL;
 
-	td.store = store_open(path, &cause);
+	td.store = store_open(td.state_dir, &cause);
 	if (td.store == NULL)
 		fatalx("%s", cause);
-	free(path);
 	live_dir = xprintf("%s/%s", td.state_dir, LEFTOVER_DIR);
 	make_dirs(live_dir, 0700);
 	leftover_reap(live_dir, LEFTOVER_WAIT, &leftovers, &nleftovers);
@@ -298,44 +297,14 @@ recover(void)
 	free(leftovers);
 	leftovers = NULL;
 	nleftovers = 0;
-	if (ctl_restore_paused(&td, &cause) == -1)
+	if (taskd_restore_paused(&td, &cause) == -1)
 		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
 	life_recover(td.life);
 	sched_prune(td.sched);
-	clean_jobs_dir(td.jobs_dir, td.jobs);
+	output_clean(td.jobs_dir, td.jobs);
 	/* Everything is queued again: now start in priority order. */
 	sched_dispatch(td.sched);
-}
-
-/* Output files of jobs the store no longer knows (pruned while taskd was down, or a lost db). */
-static void
-clean_jobs_dir(const char *dir, struct jobs *js)
-{
-	struct dirent *de;
-	size_t len, n = 0;
-	unsigned long long id;
-	char *end;
-	DIR *d = opendir(dir);
-
-	if (d == NULL)
-		fatal("opendir %s", dir);
-	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len < 5 || (strcmp(de->d_name + len - 4, ".out") != 0 &&
-				strcmp(de->d_name + len - 4, ".err") != 0))
-			continue;
-		id = strtoull(de->d_name, &end, 10);
-		if (end == de->d_name + len - 4 && jobs_find(js, id) != NULL)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == -1)
-			log_warn("unlink %s/%s", dir, de->d_name);
-		else
-			n++;
-	}
-	closedir(d);
-	if (n > 0)
-		log_info("removed %zu output files of unknown jobs from %s", n, dir);
 }
 
 static struct event *sigs[3];
@@ -358,7 +327,7 @@ watch_signals(void)
 static void
 start_ppool(void)
 {
-	struct ppool_config pc = ctl_ppool_config(&cfg);
+	struct ppool_config pc = taskd_ppool_config(&cfg);
 	struct ppool_callbacks cb;
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -405,7 +374,7 @@ main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char line[160], *lost;
 
-	ctl_status_line(&td, line, sizeof line);
+	taskd_status_line(&td, line, sizeof line);
 	if (persist_check(td.persist) == -1) {
 		lost = xprintf("STORAGE LOST, not accepting jobs: %s", line);
 		sd_set_status(lost);
@@ -418,7 +387,7 @@ main_status_cb(evutil_socket_t fd, short what, void *arg)
 static void
 setup(void)
 {
-	struct tpool_config tc = ctl_tpool_config(&cfg);
+	struct tpool_config tc = taskd_tpool_config(&cfg);
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -426,7 +395,7 @@ setup(void)
 	td.socket_path = opts.socket != NULL ? xstrdup(opts.socket)
 			 : cfg.socket != NULL ? xstrdup(cfg.socket) : default_socket();
 	td.state_dir = cfg.state_dir != NULL ? xstrdup(cfg.state_dir) : default_state_dir();
-	td.jobs_dir = xprintf("%s/jobs", td.state_dir);
+	td.jobs_dir = output_dir(td.state_dir);
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
 
@@ -437,13 +406,13 @@ setup(void)
 		fatalx("libevent: cannot create the event loop");
 	watch_signals();
 	listen_socket();
-	server_set_limits(td.server, cfg.limits.max_frame, ctl_max_clients(&cfg),
+	server_set_limits(td.server, cfg.limits.max_frame, taskd_max_clients(&cfg),
 			  cfg.limits.stall_timeout);
 	server_set_client_limits(td.server, cfg.limits.max_clients_per_user,
 				 cfg.limits.idle_timeout);
-	if (ctl_max_clients(&cfg) < cfg.limits.max_clients)
+	if (taskd_max_clients(&cfg) < cfg.limits.max_clients)
 		log_warnx("limits.max_clients lowered to %d to fit the open-files limit",
-			  ctl_max_clients(&cfg));
+			  taskd_max_clients(&cfg));
 	td.tpool = tpool_new(td.base, &tc);
 	td.jobs = jobs_new();
 	td.sched = sched_new(td.base, td.jobs, td.tpool, &cfg, td.jobs_dir);
@@ -453,7 +422,7 @@ setup(void)
 	start_ppool();
 	recover();
 	td.events = events_new(td.jobs);
-	server_set_handlers(td.server, ctl_frame_cb, ctl_close_cb, &td);
+	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.started_at = now_unix();
 }
 
@@ -479,7 +448,7 @@ main(int argc, char **argv)
 	setup();
 	log_info("taskd %s ready on %s (pid %d, state in %s)", TASKD_VERSION, td.socket_path,
 		 (int)getpid(), td.state_dir);
-	ctl_status_line(&td, line, sizeof line);
+	taskd_status_line(&td, line, sizeof line);
 	sd_ready(td.base, line);
 	status_ev = event_new(td.base, -1, EV_PERSIST, main_status_cb, NULL);
 	if (status_ev == NULL || event_add(status_ev, &second) == -1)

@@ -8,6 +8,7 @@
 #include "leftover.h"
 #include "log.h"
 #include "persist.h"
+#include "record.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -181,7 +182,7 @@ commit(struct persist *p, char **cause)
 	for (i = 0; i < p->ndirty && rc == 0; i++) {
 		if ((j = jobs_find(p->jobs, p->dirty[i])) == NULL)
 			continue; /* pruned since: its delete follows */
-		rec = job_record(j);
+		rec = record_encode(j);
 		rc = store_put(p->store, j->id, job_state_name(j->state), rec, cause);
 		free(rec);
 	}
@@ -346,6 +347,32 @@ persist_meta_set(struct persist *p, const char *key, int64_t value)
 	schedule(p);
 }
 
+#define META_PAUSED_CPU "paused_cpu"
+#define META_PAUSED_IO "paused_io"
+
+void
+persist_set_paused(struct persist *p, bool cpu, bool io)
+{
+	persist_meta_set(p, META_PAUSED_CPU, cpu);
+	persist_meta_set(p, META_PAUSED_IO, io);
+}
+
+int
+persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause)
+{
+	int64_t v;
+	int rc;
+
+	*cpu = *io = false;
+	if ((rc = store_meta_get(p->store, META_PAUSED_CPU, &v, cause)) == -1)
+		return -1;
+	*cpu = rc == 0 && v != 0;
+	if ((rc = store_meta_get(p->store, META_PAUSED_IO, &v, cause)) == -1)
+		return -1;
+	*io = rc == 0 && v != 0;
+	return 0;
+}
+
 int
 persist_check(struct persist *p)
 {
@@ -385,7 +412,10 @@ persist_free(struct persist *p)
 
 struct recovery {
 	struct persist *p;
-	size_t loaded, lost, bad;
+	size_t loaded, lost;
+	uint64_t *old;          /* ids of records of an older version, to write again */
+	size_t nold, capold;
+	int oldest;             /* the oldest record version seen */
 	char *cause;
 };
 
@@ -395,12 +425,20 @@ load_cb(uint64_t id, const char *state, const char *record, void *arg)
 	struct recovery *rc = arg;
 	struct job *j;
 	char *cause = NULL;
+	int version;
 
-	j = jobs_restore(rc->p->jobs, id, state, record, &cause);
-	if (j == NULL) {
-		/* Refuse to start rather than silently drop a job. */
+	/* Refuse to start rather than silently drop a job. */
+	if ((j = record_decode(id, state, record, &version, &cause)) == NULL ||
+	    jobs_restore(rc->p->jobs, j, &cause) == -1) {
+		if (j != NULL)
+			job_free(j);
 		rc->cause = cause;
 		return 1;
+	}
+	if (version < RECORD_VERSION) {
+		push_id(&rc->old, &rc->nold, &rc->capold, id);
+		if (version < rc->oldest)
+			rc->oldest = version;
 	}
 	rc->loaded++;
 	return 0;
@@ -441,7 +479,7 @@ int
 persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t nleftovers,
 		void (*requeue)(struct job *, void *), void *arg, char **cause)
 {
-	struct recovery rc = { .p = p };
+	struct recovery rc = { .p = p, .oldest = RECORD_VERSION };
 	struct job *j;
 	size_t i;
 
@@ -449,12 +487,23 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 	if (store_load(p->store, load_cb, &rc, cause) != 0) {
 		p->recovering = false;
 		if (rc.cause != NULL) {
+			/* A job the store holds but this taskd cannot read: name the file. */
 			free(*cause);
-			*cause = rc.cause;
+			xasprintf(cause, "%s: %s", store_path(p->store), rc.cause);
+			free(rc.cause);
 		}
+		free(rc.old);
 		return -1;
 	}
 	p->recovering = false;
+	/* Migration: records of an older version are written again in the current one. */
+	for (i = 0; i < rc.nold; i++)
+		if ((j = jobs_find(p->jobs, rc.old[i])) != NULL)
+			jobs_touch(p->jobs, j);
+	if (rc.nold > 0)
+		log_info("migrating %zu stored job records (oldest version %d) to record "
+			 "version %d", rc.nold, rc.oldest, RECORD_VERSION);
+	free(rc.old);
 	jobs_set_next_id(p->jobs, store_next_id(p->store));
 	for (i = 0; i < nleftovers; i++) {
 		if ((j = jobs_find(p->jobs, leftovers[i].id)) == NULL)

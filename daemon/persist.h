@@ -1,5 +1,6 @@
 /*
- * Keeping the job table durable (DESIGN §9), on the loop thread: every
+ * Keeping the job table durable (doc/design.md "Stored job records"), on
+ * the loop thread: every
  * change of the table (job added, state changed, job pruned) marks the job
  * dirty; once per loop iteration all dirty jobs are written in ONE store
  * transaction (group commit), each job once whatever happened to it since.
@@ -47,6 +48,14 @@ void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cau
 #define PERSIST_MAX_META 8
 void persist_meta_set(struct persist *p, const char *key, int64_t value);
 /*
+ * The class pauses of `pause --class`, kept in the store's meta table (keys
+ * paused_cpu and paused_io, 0 or 1): set stores them with the next commit
+ * (persist_meta_set); get reads what is stored (false when never stored),
+ * -1 with *cause.
+ */
+void persist_set_paused(struct persist *p, bool cpu, bool io);
+int persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause);
+/*
  * Deleting the database (or its directory) under a running taskd: each
  * commit, and persist_check (called every second), look whether the
  * database is still where it was opened (store_check). Once it is not,
@@ -69,8 +78,11 @@ struct leftover_job;
  * was not committed (then the store still has the job pending). The
  * leftovers say how long the killed runs ran (their wall time) and whether
  * they could be killed at all (if not, the job is not retried). For each
- * job still queued, requeue(job, arg) is called in id order. -1 with *cause
- * if the store cannot be read.
+ * job still queued, requeue(job, arg) is called in id order. Job records of
+ * an older version are written again in the current one at the first
+ * commit (record.h). -1 with *cause if the store cannot be read, or holds
+ * a job record this taskd cannot read whole ("PATH: job 17: unreadable
+ * record (...)").
  */
 int persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t nleftovers,
 		    void (*requeue)(struct job *, void *), void *arg, char **cause);

@@ -7,7 +7,7 @@
  * threads. Each worker has a SOCK_SEQPACKET socketpair (the daemon keeps
  * one end, non-blocking, watched with EV_READ|EV_PERSIST) and a pidfd
  * (watched for its death). A 1 s maintenance timer and a backoff timer run
- * the sizing plan (ppool_plan, pure) and respawn workers.
+ * the sizing plan (ppool_plan, pure) and respawn workers: ppool-size.c.
  *
  * Who owns what. The pool owns its workers (struct pworker) and, between
  * ppool_submit and the done callback, the struct run it was given; the
@@ -66,167 +66,23 @@
 #include "leftover.h"
 #include "log.h"
 #include "ppool.h"
+#include "ppool-private.h"
 #include "worker.h"
 #include "xmalloc.h"
 
-#define PPOOL_CHILD_FD 3       /* the socket's fd in the worker */
-#define PPOOL_FAILED_START 1.0 /* dying sooner than this after spawn is a failed start */
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
 #define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
-#define PPOOL_TITLE_PAD 64        /* bytes of argv padding for the worker's title */
 #define PPOOL_NOPIDFD_POLL 0.1    /* seconds between death checks without a pidfd */
-
-extern char **environ;
-
-enum wstate { W_STARTING, W_IDLE, W_BUSY, W_EXITING };
-
-static const char *const wstate_names[] = {"starting", "idle", "busy", "exiting"};
-
-struct pworker {
-	struct ppool *pp;
-	TAILQ_ENTRY(pworker) entry;
-	int index;
-	pid_t pid;
-	int fd;    /* our end of the socketpair, -1 once closed */
-	int pidfd; /* -1: no pidfd_open (e.g. under valgrind), poll with waitid */
-	struct event *ev_read;
-	struct event *ev_dead;   /* pidfd readable, or a polling timer */
-	struct event *ev_cancel; /* safety timer after a cancel */
-	struct event *ev_timeout; /* the job's timeout, enforced from here if the worker does not */
-	enum wstate state;
-	struct run *run; /* while busy */
-	bool cancel;     /* cancel of run requested */
-	bool timed_out;  /* killed by ev_timeout: the run ends as a timeout */
-	pid_t job_pid;   /* from "started", 0 if unknown */
-	struct event *ev_job;  /* the command's pidfd: when it exits, by our clock */
-	double job_exited;     /* CLOCK_MONOTONIC, 0 until seen */
-	bool killed;     /* we sent SIGKILL */
-	char *why;       /* why we killed it, or NULL */
-	uint64_t jobs_done;
-	long rss_kb;
-	double started_at; /* unix time */
-	double spawned;    /* CLOCK_MONOTONIC */
-	double idle_since; /* CLOCK_MONOTONIC */
-	double job_start;  /* CLOCK_MONOTONIC */
-	double job_started_at;
-};
-TAILQ_HEAD(pworkers, pworker);
-
-struct ppool {
-	struct event_base *base;
-	struct ppool_config cfg;
-	struct ppool_callbacks cb;
-	char *self;
-	char *live_dir;  /* workers are recorded there while they live (leftover.h), or NULL */
-	struct pworkers workers;
-	struct event *ev_tick;    /* 1 s maintenance */
-	struct event *ev_backoff; /* next spawn after a failed start */
-	size_t pending;
-	int extra;              /* workers allowed above max_workers (ppool_set_extra) */
-	int failures;      /* consecutive failed starts */
-	double backoff;    /* current delay, seconds */
-	double next_spawn; /* CLOCK_MONOTONIC; no spawn before */
-	bool stopping;
-};
 
 static void ppool_read_cb(evutil_socket_t, short, void *);
 static void ppool_dead_cb(evutil_socket_t, short, void *);
 static void ppool_cancel_cb(evutil_socket_t, short, void *);
 static void ppool_timeout_cb(evutil_socket_t, short, void *);
 static void ppool_job_exit_cb(evutil_socket_t, short, void *);
-static void maintain(struct ppool *);
-
-static double
-mono(void)
-{
-	return clock_now(CLOCK_MONOTONIC);
-}
-
-static struct timeval
-tv_of(double sec)
-{
-	struct timeval tv;
-
-	if (!(sec > 0))
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
-/* --- sizing (pure) ---------------------------------------------------- */
-
-static int
-imin(int a, int b)
-{
-	return a < b ? a : b;
-}
-
-static int
-imax(int a, int b)
-{
-	return a > b ? a : b;
-}
-
-static int
-clamp_pending(size_t pending)
-{
-	return pending > (size_t)INT_MAX ? INT_MAX : (int)pending;
-}
-
-static int
-plan_dynamic(const struct ppool_config *cfg, const struct ppool_state *st, int max)
-{
-	int pending = clamp_pending(st->pending);
-	int min = imin(imax(cfg->min_workers, 0), max);
-	int free_ = st->idle + st->starting - pending; /* spare once pending jobs are placed */
-	int need = 0, surplus;
-
-	if (st->alive < min)
-		need = min - st->alive;
-	if (free_ < cfg->min_spare)
-		need = imax(need, cfg->min_spare - free_);
-	need = imin(need, max - st->alive);
-	if (need > 0)
-		return need;
-	surplus = imin(st->idle - pending - imax(cfg->max_spare, 0), st->alive - min);
-	return surplus > 0 ? -imin(surplus, st->idle) : 0;
-}
-
-static int
-plan_ondemand(const struct ppool_state *st, int max)
-{
-	int pending = clamp_pending(st->pending);
-	int need = imin(pending - st->idle - st->starting, max - st->alive);
-	int retire;
-
-	if (need > 0)
-		return need;
-	retire = imin(st->idle_expired, st->idle - pending);
-	return retire > 0 ? -retire : 0;
-}
-
-int
-ppool_plan(const struct ppool_config *cfg, const struct ppool_state *st)
-{
-	int max = imax(cfg->max_workers, 1);
-
-	if (st->alive > max)
-		return st->idle > 0 ? -imin(st->idle, st->alive - max) : 0;
-	switch (cfg->mode) {
-	case PPOOL_DYNAMIC:
-		return plan_dynamic(cfg, st, max);
-	case PPOOL_ONDEMAND:
-		return plan_ondemand(st, max);
-	case PPOOL_STATIC:
-	default:
-		return max - st->alive;
-	}
-}
 
 /* --- workers ---------------------------------------------------------- */
 
@@ -248,55 +104,11 @@ next_index(const struct ppool *pp)
 	}
 }
 
-/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
-static int
-spawn_process(struct ppool *pp, int child, int index, pid_t *pid)
-{
-	char idx[16], ppid[16], fdstr[16], pad[PPOOL_TITLE_PAD + 1];
-	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	int err;
-
-	snprintf(fdstr, sizeof fdstr, "%d", PPOOL_CHILD_FD);
-	snprintf(idx, sizeof idx, "%d", index);
-	snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-	memset(pad, ' ', PPOOL_TITLE_PAD);
-	pad[PPOOL_TITLE_PAD] = '\0';
-	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
-		return err;
-	if ((err = posix_spawnattr_init(&attr)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return err;
-	}
-	err = posix_spawn_file_actions_adddup2(&fa, child, PPOOL_CHILD_FD);
-	if (err == 0)
-		err = exec_spawn_attrs(&attr, false);
-	if (err == 0)
-		err = posix_spawn(pid, pp->self, &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return err;
-}
-
-/* The child end must not already be PPOOL_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
-static int
-child_end(int fd)
-{
-	int nfd;
-
-	if (fd != PPOOL_CHILD_FD)
-		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, PPOOL_CHILD_FD + 1);
-	close(fd);
-	return nfd;
-}
-
-/* STATE_DIR/live/worker-PID, or NULL without a live_dir. */
+/* Its record in live_dir (leftover.h), or NULL without a live_dir. */
 static char *
 record_path(const struct ppool *pp, pid_t pid)
 {
-	return pp->live_dir != NULL ? xprintf("%s/worker-%d", pp->live_dir, (int)pid) : NULL;
+	return pp->live_dir != NULL ? leftover_worker_path(pp->live_dir, pid) : NULL;
 }
 
 /* A worker was spawned: record it, so that a restart kills it if it outlives us. */
@@ -362,7 +174,7 @@ worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 }
 
 /* Start one worker; -1 (and a failed start) if it cannot be spawned. */
-static int
+int
 spawn_worker(struct ppool *pp)
 {
 	int sv[2], index = next_index(pp), pidfd, err;
@@ -372,11 +184,7 @@ spawn_worker(struct ppool *pp)
 		failed_start(pp, strerror(errno));
 		return -1;
 	}
-	sv[1] = child_end(sv[1]);
-	err = sv[1] == -1 ? errno : spawn_process(pp, sv[1], index, &pid);
-	if (sv[1] != -1)
-		close(sv[1]);
-	if (err != 0) {
+	if ((err = worker_spawn(pp->self, sv[1], index, &pid)) != 0) {
 		close(sv[0]);
 		failed_start(pp, strerror(err));
 		return -1;
@@ -466,7 +274,7 @@ worker_msg(struct pworker *w, json_t *msg)
 	return rc;
 }
 
-static void
+void
 worker_retire(struct pworker *w)
 {
 	w->state = W_EXITING;
@@ -805,158 +613,7 @@ ppool_read_cb(evutil_socket_t fd, short what, void *arg)
 	notify_ready(pp);
 }
 
-/* --- maintenance ------------------------------------------------------ */
-
-static void
-count_state(const struct ppool *pp, struct ppool_state *st)
-{
-	const struct pworker *w;
-	double now = mono();
-
-	memset(st, 0, sizeof *st);
-	st->pending = pp->pending;
-	TAILQ_FOREACH(w, &pp->workers, entry) {
-		if (w->state == W_EXITING)
-			continue;
-		st->alive++;
-		if (w->state == W_STARTING)
-			st->starting++;
-		else if (w->state == W_BUSY)
-			st->busy++;
-		else {
-			st->idle++;
-			if (now - w->idle_since > pp->cfg.idle_timeout)
-				st->idle_expired++;
-		}
-	}
-}
-
-void
-ppool_get_state(const struct ppool *pp, struct ppool_state *st)
-{
-	count_state(pp, st);
-}
-
-/* The idle worker idle longest (retire) or shortest (submit). */
-static struct pworker *
-pick_idle(const struct ppool *pp, bool longest)
-{
-	struct pworker *w, *best = NULL;
-
-	TAILQ_FOREACH(w, &pp->workers, entry) {
-		if (w->state != W_IDLE)
-			continue;
-		if (best == NULL ||
-		    (longest ? w->idle_since < best->idle_since : w->idle_since > best->idle_since))
-			best = w;
-	}
-	return best;
-}
-
-static void
-grow(struct ppool *pp, int n)
-{
-	double now = mono(), wait;
-
-	if (pp->failures > 0 && n > 1)
-		n = 1; /* probe one at a time while starts fail */
-	if (now < pp->next_spawn) {
-		wait = pp->next_spawn - now;
-		if (!evtimer_pending(pp->ev_backoff, NULL)) {
-			struct timeval tv = tv_of(wait);
-
-			evtimer_add(pp->ev_backoff, &tv);
-		}
-		return;
-	}
-	while (n-- > 0)
-		if (spawn_worker(pp) == -1)
-			return;
-}
-
-/* Run the plan: start workers or retire idle ones. */
-static void
-maintain(struct ppool *pp)
-{
-	struct ppool_config cfg;
-	struct ppool_state st;
-	struct pworker *w;
-	int n;
-
-	if (pp->stopping)
-		return;
-	count_state(pp, &st);
-	cfg = pp->cfg;
-	cfg.max_workers += pp->extra;
-	n = ppool_plan(&cfg, &st);
-	if (n > 0) {
-		grow(pp, n);
-		return;
-	}
-	while (n++ < 0 && (w = pick_idle(pp, true)) != NULL)
-		worker_retire(w);
-}
-
-static void
-ppool_tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct ppool *pp = arg;
-	struct pworker *w;
-	double now = mono();
-
-	/* A worker up for a while ends a run of failed starts. */
-	TAILQ_FOREACH(w, &pp->workers, entry) {
-		if (w->state != W_STARTING && now - w->spawned >= PPOOL_FAILED_START)
-			pp->failures = 0;
-	}
-	maintain(pp);
-}
-
-static void
-ppool_backoff_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct ppool *pp = arg;
-
-	maintain(pp);
-}
-
 /* --- API -------------------------------------------------------------- */
-
-static void
-apply_config(struct ppool *pp, const struct ppool_config *cfg)
-{
-	pp->cfg = *cfg;
-	if (pp->cfg.max_workers < 1)
-		pp->cfg.max_workers = 1;
-	if (pp->cfg.min_workers < 0)
-		pp->cfg.min_workers = 0;
-	if (pp->cfg.min_workers > pp->cfg.max_workers)
-		pp->cfg.min_workers = pp->cfg.max_workers;
-	if (!(pp->cfg.idle_timeout >= 0))
-		pp->cfg.idle_timeout = 0;
-}
-
-struct ppool *
-ppool_new(struct event_base *base, const struct ppool_config *cfg, const char *self,
-          const char *live_dir, const struct ppool_callbacks *cb)
-{
-	struct ppool *pp = xcalloc(1, sizeof *pp);
-	struct timeval sec = {1, 0};
-
-	pp->base = base;
-	pp->self = xstrdup(self);
-	pp->live_dir = live_dir != NULL ? xstrdup(live_dir) : NULL;
-	if (cb != NULL)
-		pp->cb = *cb;
-	TAILQ_INIT(&pp->workers);
-	apply_config(pp, cfg);
-	pp->ev_tick = event_new(base, -1, EV_PERSIST, ppool_tick_cb, pp);
-	pp->ev_backoff = evtimer_new(base, ppool_backoff_cb, pp);
-	if (pp->ev_tick == NULL || pp->ev_backoff == NULL || event_add(pp->ev_tick, &sec) == -1)
-		fatalx("ppool: cannot create timers");
-	maintain(pp);
-	return pp;
-}
 
 int
 ppool_idle(const struct ppool *pp)
@@ -1055,36 +712,6 @@ ppool_cancel(struct ppool *pp, struct run *r)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
 	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
 	evtimer_add(w->ev_cancel, &tv);
-}
-
-void
-ppool_configure(struct ppool *pp, const struct ppool_config *cfg)
-{
-	apply_config(pp, cfg);
-	maintain(pp);
-}
-
-json_t *
-ppool_to_json(const struct ppool *pp)
-{
-	const struct pworker *w;
-	json_t *a = json_array(), *o;
-
-	TAILQ_FOREACH(w, &pp->workers, entry) {
-		o = json_pack("{s:i,s:i,s:s,s:o,s:I,s:o,s:f}", "index", w->index, "pid",
-		              (int)w->pid, "state", wstate_names[w->state], "job",
-		              w->run != NULL ? json_integer((json_int_t)w->run->spec.job_id)
-		                             : json_null(),
-		              "jobs_done", (json_int_t)w->jobs_done, "rss_kb",
-		              w->rss_kb >= 0 ? json_integer(w->rss_kb) : json_null(),
-		              "started_at", w->started_at);
-		json_array_append_new(a, o);
-	}
-	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:o}", "mode",
-	                 config_mode_name(pp->cfg.mode), "min", pp->cfg.min_workers, "max",
-	                 pp->cfg.max_workers, "min_spare", pp->cfg.min_spare, "max_spare",
-	                 pp->cfg.max_spare, "spawn_failures", pp->failures, "backoff",
-	                 pp->next_spawn > mono() ? pp->backoff : 0.0, "workers", a);
 }
 
 void

@@ -1,5 +1,6 @@
 /*
- * The prefork process pool for cpu-class jobs (DESIGN §4), PHP-FPM style.
+ * The prefork process pool for cpu-class jobs (doc/design.md "The process
+ * pool"), PHP-FPM style.
  *
  * Workers are `taskd --worker FD` processes started with posix_spawn (never
  * fork() of the threaded daemon), each talking to the loop over its own

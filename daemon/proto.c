@@ -92,25 +92,35 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 
 /* ---- job descriptions ---- */
 
+static const char *const envelope_fields[] = { "v", "id", "op" };
+
+/* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
 	"after", "after_any", "run_at", "retries", "retry_delay", "memory", "cpus", "pids",
 };
 
-static const char *const envelope_fields[] = { "v", "id", "op", "wait" };
-
-static int
-known_field(const char *key, int envelope)
+static bool
+in_list(const char *key, const char *const *list, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof job_fields / sizeof job_fields[0]; i++)
-		if (strcmp(key, job_fields[i]) == 0)
-			return 1;
-	for (i = 0; envelope && i < sizeof envelope_fields / sizeof envelope_fields[0]; i++)
-		if (strcmp(key, envelope_fields[i]) == 0)
-			return 1;
-	return 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(key, list[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+proto_envelope_field(const char *key)
+{
+	return in_list(key, envelope_fields, sizeof envelope_fields / sizeof envelope_fields[0]);
+}
+
+bool
+proto_job_field(const char *key)
+{
+	return in_list(key, job_fields, sizeof job_fields / sizeof job_fields[0]);
 }
 
 static int
@@ -461,7 +471,7 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 }
 
 static int
-decode_job(json_t *obj, int envelope, double default_timeout, bool check_cwd,
+decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
 	   struct job_spec *spec, struct proto_error *err)
 {
 	const char *key;
@@ -473,8 +483,8 @@ decode_job(json_t *obj, int envelope, double default_timeout, bool check_cwd,
 		return -1;
 	}
 	json_object_foreach(obj, key, v) {
-		if (!known_field(key, envelope)) {
-			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown field \"%s\"", key);
+		if (strict && !proto_job_field(key)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown field \"%.64s\"", key);
 			return -1;
 		}
 	}
@@ -496,15 +506,14 @@ int
 proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
 		 struct proto_error *err)
 {
-	return decode_job(obj, json_object_get(obj, "op") != NULL, default_timeout, check_cwd,
-			  spec, err);
+	return decode_job(obj, false, default_timeout, check_cwd, spec, err);
 }
 
 int
 proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
 		       struct job_spec *spec, struct proto_error *err)
 {
-	return decode_job(obj, 0, default_timeout, check_cwd, spec, err);
+	return decode_job(obj, true, default_timeout, check_cwd, spec, err);
 }
 
 int

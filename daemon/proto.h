@@ -5,6 +5,7 @@
 #ifndef TASKD_PROTO_H
 #define TASKD_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,10 +13,15 @@
 
 #include "job.h"
 
+struct op;
+
 struct request {
-	json_t *root; /* the whole object (owned) */
-	json_t *id;   /* borrowed from root; json_null() if absent */
+	json_t *root;    /* the whole object (owned) */
+	json_t *id;      /* borrowed from root; json_null() if absent */
 	const char *op;
+	/* Set by the dispatcher (ops.h): */
+	const struct op *entry; /* the op's entry in the op table */
+	struct job *job;        /* the job named by "job", or NULL */
 };
 
 /* An error to send back: code is one of TASKD_ERR_*, message malloc'd. */
@@ -31,16 +37,23 @@ struct proto_error {
 int proto_decode(const char *line, size_t len, struct request *req, struct proto_error *err);
 void proto_request_free(struct request *req);
 
+/* Is key a field of every request ("v", "id", "op")? */
+bool proto_envelope_field(const char *key);
+/* Is key a field of a job description ("argv", "cwd", ...: doc/protocol.md)? */
+bool proto_job_field(const char *key);
+
 /*
- * Job description → spec (validated). With check_cwd, cwd must be an
- * existing directory as the daemon sees it; without, only an absolute path
- * (a root daemon does not look at paths for other users: it would tell them
- * what exists where they cannot look; the run checks cwd as the user).
+ * The job description in a submit request → spec (validated). Fields that
+ * are not job fields are not looked at: the op table (ops.c) says which a
+ * submit may carry. With check_cwd, cwd must be an existing directory as
+ * the daemon sees it; without, only an absolute path (a root daemon does
+ * not look at paths for other users: it would tell them what exists where
+ * they cannot look; the run checks cwd as the user).
  */
 int proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
 		     struct proto_error *err);
 
-/* A job inside a batch's "jobs" array: envelope keys (v, id, op) are unknown fields there. */
+/* A job inside a batch's "jobs" array: any other field than a job field is unknown there. */
 int proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
 			   struct job_spec *spec, struct proto_error *err);
 

@@ -256,27 +256,16 @@ resources_learn(struct resources *R, const struct job *j)
 {
 	struct kind_keys k;
 	double cpu, wall;
-	bool measured = router_sample(&j->res, &cpu, &wall);
 
 	kind_keys_unpack(j->kinds, &k);
 	/*
 	 * Also a run the router learned from at its reclassification: that
 	 * sample was its streak of periods, this is the whole run.
 	 */
-	if (measured) {
-		router_learn(R->router, &k, cpu, wall);
+	if (router_learn_run(R->router, &k, j->spec.type, &j->res, &cpu, &wall))
 		log_debug("job %llu teaches %s: %.3f s of CPU in %.3f s (wall %.3f, waited for a "
 			  "CPU %.3f)", (unsigned long long)j->id, k.key[0], cpu, wall, j->res.wall,
 			  j->res.runq_wait);
-	}
-	/*
-	 * Its peak: sampled or from its cgroup; a command that ended before the
-	 * first sample is small as far as admission goes (0).
-	 */
-	if (j->spec.type == BUILTIN_EXEC &&
-	    (j->res.status == RUN_EXITED || j->res.status == RUN_SIGNALED ||
-	     j->res.status == RUN_TIMEOUT))
-		router_learn_peak(R->router, &k, j->res.mem_peak_kb > 0 ? j->res.mem_peak_kb : 0);
 }
 
 /* The monitor: a running command changed class. Learn from it now, and move its slot. */

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "builtin.h"
 #include "exec.h"
+#include "job.h"
 #include "router.h"
 #include "xmalloc.h"
 
@@ -68,13 +70,16 @@ int
 route_from_record(const json_t *o, struct route *r)
 {
 	const char *by, *cls, *key;
+	json_error_t jerr;
 	json_int_t samples;
 	int level, b, c;
 	double ratio;
 
-	if (json_unpack((json_t *)o, "{s:s,s:s,s:i,s:s,s:I,s:F}", "by", &by, "class", &cls,
-			"level", &level, "key", &key, "samples", &samples, "ratio", &ratio) == -1 ||
-	    (b = route_by_parse(by)) < 0 || (c = config_class_parse(cls)) < 0 || level < -1 ||
+	if (json_unpack_ex((json_t *)o, &jerr, JSON_STRICT, "{s:s,s:s,s:i,s:s,s:I,s:F}", "by", &by,
+			   "class", &cls, "level", &level, "key", &key, "samples", &samples,
+			   "ratio", &ratio) == -1 ||
+	    strlen(key) != json_string_length(json_object_get(o, "key")) ||
+	    strlen(key) > ROUTER_KEY_MAX || (b = route_by_parse(by)) < 0 || (c = config_class_parse(cls)) < 0 || level < -1 ||
 	    level >= KIND_MAX_KEYS || samples < 0 || !isfinite(ratio))
 		return -1;
 	memset(r, 0, sizeof *r);
@@ -244,6 +249,25 @@ router_peak_kb(struct router *rt, const struct kind_keys *k)
 	return -1;
 }
 
+enum job_class
+router_route(struct router *rt, const struct job_spec *spec, const struct kind_keys *k,
+	     bool cpu_full, struct route *out)
+{
+	if (spec->class != CLASS_AUTO) {
+		memset(out, 0, sizeof *out);
+		out->by = ROUTE_CLASS;
+		out->level = -1;
+		out->decided = spec->class;
+		return out->decided;
+	}
+	router_decide(rt, k, out);
+	if (out->by == ROUTE_KEY && out->level > 0 && out->decided == CLASS_CPU && cpu_full) {
+		out->decided = CLASS_IO;
+		out->by = ROUTE_UNSURE;
+	}
+	return out->decided;
+}
+
 bool
 router_sample(const struct run_result *r, double *cpu, double *wall)
 {
@@ -333,6 +357,20 @@ router_learn_peak(struct router *rt, const struct kind_keys *k, long peak_kb)
 			e->peak_kb -= ROUTER_ALPHA * (e->peak_kb - (double)peak_kb);
 		e->peak_samples++;
 	}
+}
+
+bool
+router_learn_run(struct router *rt, const struct kind_keys *k, int type,
+		 const struct run_result *r, double *cpu, double *wall)
+{
+	bool measured = router_sample(r, cpu, wall);
+
+	if (measured)
+		router_learn(rt, k, *cpu, *wall);
+	if (type == BUILTIN_EXEC &&
+	    (r->status == RUN_EXITED || r->status == RUN_SIGNALED || r->status == RUN_TIMEOUT))
+		router_learn_peak(rt, k, r->mem_peak_kb > 0 ? r->mem_peak_kb : 0);
+	return measured;
 }
 
 size_t

@@ -4,6 +4,12 @@
  * measured before, and it owns which measurements count and how. Pure
  * logic on the loop thread: no I/O, no clocks.
  *
+ * The scheduler (sched.c) calls router_route() when it queues a job (and
+ * again at the head of its queue) and router_learn_run() when a run comes
+ * back (through resources.c, which adds what live sampling measured); the
+ * monitor's reclassifications teach it through router_learn_live(). The
+ * rest is for those, admission (router_peak_kb), status and the tests.
+ *
  * Kinds: a job has up to KIND_MAX_KEYS kind keys, finest first (kindkey.h).
  * Per key the router keeps an EWMA of cpu / wall over the runs that taught
  * it (two runs in a row on the other side of cpu_ratio reset it to their
@@ -26,6 +32,7 @@
 #include "config.h"
 #include "kindkey.h"
 
+struct job_spec;
 struct run_result;
 
 #define ROUTER_ALPHA 0.3        /* EWMA weight of the newest sample */
@@ -67,6 +74,17 @@ void router_free(struct router *rt);
 /* Apply new settings (reload); learned samples are kept. */
 void router_configure(struct router *rt, const struct router_config *cfg);
 
+/*
+ * Route a job with kind keys k (kind_keys() of its spec): its own class
+ * unless auto (ROUTE_CLASS), else the decision for its kinds. One rule
+ * needs the scheduler's state: a guess does not wait for a cpu slot. A job
+ * whose own (finest) key has no sample, sent to cpu only by a coarser key
+ * (python3 for a script never seen), runs on a thread while every cpu slot
+ * is taken (cpu_full): ROUTE_UNSURE, where live sampling measures it and
+ * counts it as cpu if it burns a core. Returns out->decided.
+ */
+enum job_class router_route(struct router *rt, const struct job_spec *spec,
+			    const struct kind_keys *k, bool cpu_full, struct route *out);
 /* CLASS_CPU or CLASS_IO for a job of class auto with keys k; *out says why. */
 enum job_class router_decide(struct router *rt, const struct kind_keys *k, struct route *out);
 /*
@@ -96,6 +114,15 @@ bool router_sample(const struct run_result *r, double *cpu, double *wall);
  * is followed by the third run, one odd run is not).
  */
 void router_learn(struct router *rt, const struct kind_keys *k, double cpu, double wall);
+/*
+ * A run of a job of type type (enum builtin_type) with kind keys k came
+ * back: learn its sample (router_sample) for every key, and a command's
+ * peak memory (r->mem_peak_kb; a command that ended before it could be
+ * sampled counts as 0) when it exited, was killed or timed out. True if it
+ * gave a cpu sample, then in *cpu and *wall.
+ */
+bool router_learn_run(struct router *rt, const struct kind_keys *k, int type,
+		      const struct run_result *r, double *cpu, double *wall);
 /* The same at a running job's reclassification: the EWMA only (its end counts the run). */
 void router_learn_live(struct router *rt, const struct kind_keys *k, double cpu, double wall);
 /* Learn the peak memory (KiB, >= 0) of one finished run for every key of k. */

@@ -1,11 +1,12 @@
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "builtin.h"
+#include "leftover.h"
 #include "log.h"
+#include "output.h"
 #include "ppool.h"
 #include "resources.h"
 #include "router.h"
@@ -387,16 +388,9 @@ sched_cgroups(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	char path[4096];
-
-	if (j->spec.type != BUILTIN_EXEC || j->started_at <= 0)
-		return;
-	snprintf(path, sizeof path, "%s/%llu.out", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	snprintf(path, sizeof path, "%s/%llu.err", s->jobs_dir, (unsigned long long)j->id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
+	/* Only a command that started has output files. */
+	if (j->spec.type == BUILTIN_EXEC && j->started_at > 0)
+		output_remove(s->jobs_dir, j->id);
 }
 
 static void
@@ -508,12 +502,6 @@ run_task_cb(struct tpool_task *t)
 	run_execute((struct run *)t);
 }
 
-static char *
-output_path(struct sched *s, uint64_t id, const char *ext)
-{
-	return xprintf("%s/%llu.%s", s->jobs_dir, (unsigned long long)id, ext);
-}
-
 static struct run *
 make_run(struct sched *s, struct job *j)
 {
@@ -525,11 +513,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	if (j->spec.type == BUILTIN_EXEC) {
-		r->spec.out_path = output_path(s, j->id, "out");
-		r->spec.err_path = output_path(s, j->id, "err");
+		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
+		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
 		if (s->live_dir != NULL)
-			r->spec.track_path =
-			    xprintf("%s/job-%llu", s->live_dir, (unsigned long long)j->id);
+			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
@@ -606,24 +593,11 @@ cpu_slots(const struct sched *s)
 	return s->ppool != NULL ? (size_t)ppool_max_workers(s->ppool) : 0;
 }
 
-static size_t cpu_slots(const struct sched *s);
-
-/*
- * The router's decision for a class-auto job, and one rule of the
- * scheduler's: a job whose own kind has no sample, sent to cpu only by a
- * coarser key (python3 for a script never seen), does not wait for a cpu
- * slot on that guess: while every slot is taken it runs on a thread, where
- * live sampling measures it (and counts it as cpu if it burns a core).
- */
-static void
-decide(struct sched *s, const struct kind_keys *k, struct route *r)
+/* Every cpu slot taken: a guess of the router's runs on a thread (router_route). */
+static bool
+cpu_full(const struct sched *s)
 {
-	router_decide(s->router, k, r);
-	if (r->by == ROUTE_KEY && r->level > 0 && r->decided == CLASS_CPU && s->ppool != NULL &&
-	    s->cpu_busy >= cpu_slots(s)) {
-		r->decided = CLASS_IO;
-		r->by = ROUTE_UNSURE;
-	}
+	return s->ppool != NULL && s->cpu_busy >= cpu_slots(s);
 }
 
 /*
@@ -643,7 +617,7 @@ reroute(struct sched *s, struct job *j)
 	if (j->spec.class != CLASS_AUTO || s->ppool == NULL)
 		return false;
 	kind_keys_unpack(j->kinds, &k);
-	decide(s, &k, &r);
+	router_route(s->router, &j->spec, &k, cpu_full(s), &r);
 	j->route = r;
 	if (r.decided == j->routed)
 		return false;
@@ -809,14 +783,7 @@ sched_add(struct sched *s, struct job *j)
 	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
 	free(j->kinds);
 	j->kinds = kind_keys_pack(&k);
-	if (j->spec.class != CLASS_AUTO) {
-		memset(&j->route, 0, sizeof j->route);
-		j->route.by = ROUTE_CLASS;
-		j->route.level = -1;
-		j->route.decided = j->spec.class;
-	} else
-		decide(s, &k, &j->route);
-	j->routed = j->route.decided;
+	j->routed = router_route(s->router, &j->spec, &k, cpu_full(s), &j->route);
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
@@ -906,6 +873,12 @@ bool
 sched_paused(const struct sched *s, enum job_class c)
 {
 	return s->paused[c == CLASS_CPU ? Q_CPU : Q_IO];
+}
+
+json_t *
+sched_paused_json(const struct sched *s)
+{
+	return json_pack("{s:b,s:b}", "cpu", s->paused[Q_CPU], "io", s->paused[Q_IO]);
 }
 
 void

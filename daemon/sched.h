@@ -134,6 +134,8 @@ void sched_set_priority(struct sched *s, struct job *j, int priority);
 /* Stop / restart starting jobs of class c (CLASS_AUTO: both); running ones go on. */
 void sched_pause(struct sched *s, enum job_class c, bool pause);
 bool sched_paused(const struct sched *s, enum job_class c);
+/* {"cpu":bool,"io":bool}: which classes are paused. */
+json_t *sched_paused_json(const struct sched *s);
 /*
  * life.c's hooks. retry: asked when a run ended in state st, before the
  * job is finished; true means it took the job over (a retry) and the job

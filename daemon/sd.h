@@ -1,5 +1,6 @@
 /*
- * Everything systemd (DESIGN §8), through libsystemd's sd-daemon API. Each
+ * Everything systemd (doc/design.md "Running under systemd"), through
+ * libsystemd's sd-daemon API. Each
  * call is a no-op when taskd was not started by systemd (no NOTIFY_SOCKET,
  * no LISTEN_FDS, no JOURNAL_STREAM), so taskd works the same without it.
  * Loop thread only. Names avoid libsystemd's own sd_* symbols.

@@ -17,7 +17,9 @@
 
 #include <taskd/protocol.h>
 
+#include "admission.h"
 #include "clock.h"
+#include "listen.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
@@ -29,16 +31,6 @@
 
 /* Bytes read from a client per read(2) (what a bufferevent reads at most, too). */
 #define READ_CHUNK 16384
-
-/*
- * Of limits.max_clients, the last RESERVE_MAX (a quarter when the limit is
- * small) are for root and taskd's own user only: whoever else fills the
- * socket, they can still get in to see and act.
- */
-#define RESERVE_MAX 16
-
-/* Refused connections are logged at most once per this many seconds. */
-#define REFUSED_LOG_INTERVAL 10.0
 
 struct client {
 	struct server *srv;
@@ -72,20 +64,11 @@ struct server {
 	dev_t dev;
 	ino_t ino;
 	size_t max_frame;
-	int max_clients;
-	int max_per_user;        /* limits.max_clients_per_user, 0 = none */
 	double stall_timeout;
 	double idle_timeout;     /* limits.idle_timeout, 0 = never */
 	struct event *tick_ev;   /* 1 s: closes clients stalled inside a frame, or idle */
 	int nclients;
-	uid_t self_uid;          /* taskd's own user */
-	struct user_count {
-		uid_t uid;
-		int n;
-	} *users;                /* connections per unprivileged user (those with n > 0) */
-	size_t nusers, users_cap;
-	double refused_logged_at;
-	unsigned long refused_unlogged;
+	struct admission admission; /* who may connect: limits, the reserve, refusals */
 	struct event *retry;     /* re-enable accepting after EMFILE/ENFILE */
 	struct event *reaper;    /* finds half-closed clients whose peer has gone entirely */
 	server_frame_fn frame;
@@ -105,69 +88,6 @@ static void server_flush_cb(evutil_socket_t, short, void *);
 static void server_tick_cb(evutil_socket_t, short, void *);
 static const struct timeval one_second = { 1, 0 };
 
-static int
-fill_addr(struct sockaddr_un *sun, const char *path, char **cause)
-{
-	memset(sun, 0, sizeof *sun);
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun->sun_path) {
-		xasprintf(cause, "socket path too long (%zu bytes, at most %zu): %s",
-			  strlen(path), sizeof sun->sun_path - 1, path);
-		return -1;
-	}
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
-/* Is a live server answering on this path? */
-static int
-socket_alive(const struct sockaddr_un *sun)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), alive;
-
-	if (fd == -1)
-		return 0;
-	alive = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0;
-	close(fd);
-	return alive;
-}
-
-static int
-bind_socket(int fd, const struct sockaddr_un *sun, mode_t mode, char **cause)
-{
-	struct stat st;
-	mode_t old;
-	int rc;
-
-	old = umask(0177);
-	rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
-	if (rc == -1 && errno == EADDRINUSE) {
-		if (socket_alive(sun)) {
-			xasprintf(cause, "another taskd is already running on %s", sun->sun_path);
-			umask(old);
-			return -1;
-		}
-		if (lstat(sun->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			xasprintf(cause, "%s exists and is not a socket", sun->sun_path);
-			umask(old);
-			return -1;
-		}
-		log_info("replacing stale socket %s", sun->sun_path);
-		unlink(sun->sun_path);
-		rc = bind(fd, (const struct sockaddr *)sun, sizeof *sun);
-	}
-	umask(old);
-	if (rc == -1) {
-		xasprintf(cause, "bind %s: %s", sun->sun_path, strerror(errno));
-		return -1;
-	}
-	if (chmod(sun->sun_path, mode) == -1) {
-		xasprintf(cause, "chmod %s: %s", sun->sun_path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* Serve on a listening socket; owned: we made the file and remove it at the end. */
 static struct server *
 serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **cause)
@@ -183,10 +103,9 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 		srv->ino = st.st_ino;
 	}
 	srv->max_frame = 1 << 20;
-	srv->max_clients = 1024;
-	srv->max_per_user = 256;
+	srv->admission.max_clients = 1024;
+	srv->admission.max_per_user = 256;
 	srv->idle_timeout = 300;
-	srv->self_uid = getuid();
 	TAILQ_INIT(&srv->clients);
 	TAILQ_INIT(&srv->flushq);
 	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
@@ -211,21 +130,11 @@ serve_fd(struct event_base *base, int fd, const char *path, bool owned, char **c
 struct server *
 server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
 {
-	struct sockaddr_un sun;
 	struct server *srv;
 	int fd;
 
-	if (fill_addr(&sun, path, cause) == -1)
+	if ((fd = listen_bind(path, mode, cause)) == -1)
 		return NULL;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		xasprintf(cause, "socket: %s", strerror(errno));
-		return NULL;
-	}
-	if (bind_socket(fd, &sun, mode, cause) == -1) {
-		close(fd);
-		return NULL;
-	}
 	srv = serve_fd(base, fd, path, true, cause);
 	if (srv == NULL) {
 		close(fd);
@@ -237,24 +146,13 @@ server_new(struct event_base *base, const char *path, mode_t mode, char **cause)
 struct server *
 server_adopt(struct event_base *base, int fd, char **cause)
 {
-	struct sockaddr_un sun;
-	socklen_t len = sizeof sun;
 	struct server *srv;
-	int flags;
+	char *path;
 
-	memset(&sun, 0, sizeof sun);
-	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1) {
-		xasprintf(cause, "getsockname: %s", strerror(errno));
+	if (listen_adopt(fd, &path, cause) == -1)
 		return NULL;
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		xasprintf(cause, "fcntl on the passed socket: %s", strerror(errno));
-		return NULL;
-	}
-	srv = serve_fd(base, fd, sun.sun_path[0] != '\0' ? sun.sun_path : "(abstract)", false,
-		       cause);
+	srv = serve_fd(base, fd, path, false, cause);
+	free(path);
 	return srv;
 }
 
@@ -277,109 +175,15 @@ void
 server_set_limits(struct server *srv, size_t max_frame, int max_clients, double stall_timeout)
 {
 	srv->max_frame = max_frame;
-	srv->max_clients = max_clients;
+	srv->admission.max_clients = max_clients;
 	srv->stall_timeout = stall_timeout;
 }
 
 void
 server_set_client_limits(struct server *srv, int max_per_user, double idle_timeout)
 {
-	srv->max_per_user = max_per_user;
+	srv->admission.max_per_user = max_per_user;
 	srv->idle_timeout = idle_timeout;
-}
-
-/*
- * The connections of an unprivileged user: its slot in srv->users (made on
- * first use when add), or NULL. The table holds the users connected now:
- * a few, so a scan is cheap.
- */
-static struct user_count *
-user_slot(struct server *srv, uid_t uid, bool add)
-{
-	size_t i;
-
-	for (i = 0; i < srv->nusers; i++)
-		if (srv->users[i].uid == uid)
-			return &srv->users[i];
-	if (!add)
-		return NULL;
-	if (srv->nusers == srv->users_cap) {
-		srv->users_cap = srv->users_cap == 0 ? 8 : srv->users_cap * 2;
-		srv->users = xreallocarray(srv->users, srv->users_cap, sizeof *srv->users);
-	}
-	srv->users[srv->nusers].uid = uid;
-	srv->users[srv->nusers].n = 0;
-	return &srv->users[srv->nusers++];
-}
-
-static void
-user_gone(struct server *srv, uid_t uid)
-{
-	struct user_count *u = user_slot(srv, uid, false);
-
-	/* Its last connection: the slot goes (the last one takes its place). */
-	if (u != NULL && --u->n == 0)
-		*u = srv->users[--srv->nusers];
-}
-
-/* Why a connection from uid cannot be taken now (into msg), or NULL when it can. */
-static const char *
-refusal(struct server *srv, uid_t uid, bool privileged, char *msg, size_t len)
-{
-	int reserve = srv->max_clients / 4 < RESERVE_MAX ? srv->max_clients / 4 : RESERVE_MAX;
-	struct user_count *mine;
-
-	if (srv->nclients >= srv->max_clients) {
-		snprintf(msg, len, "taskd has %d connections, its limit (limits.max_clients): "
-			 "try again later", srv->nclients);
-		return msg;
-	}
-	if (privileged)
-		return NULL;
-	if (srv->nclients >= srv->max_clients - reserve) {
-		snprintf(msg, len, "taskd has %d connections: the other %d of limits.max_clients "
-			 "are kept for root and taskd's own user; try again later", srv->nclients,
-			 reserve);
-		return msg;
-	}
-	mine = user_slot(srv, uid, false);
-	if (srv->max_per_user > 0 && mine != NULL && mine->n >= srv->max_per_user) {
-		snprintf(msg, len, "uid %u has %d connections open, its limit "
-			 "(limits.max_clients_per_user): close some first", (unsigned)uid, mine->n);
-		return msg;
-	}
-	return NULL;
-}
-
-/*
- * Say why and close at once: a refused client is told, never left hanging
- * in the listen backlog, and holds no descriptor. The line fits in the
- * empty socket buffer of a new connection, so the write does not block.
- */
-static void
-refuse(struct server *srv, int fd, uid_t uid, const char *why)
-{
-	double now = clock_now(CLOCK_MONOTONIC);
-	char *line;
-	size_t len;
-
-	STATS_INC(connections_refused);
-	line = proto_fail(NULL, TASKD_ERR_TOO_MANY_CONNECTIONS, why, &len);
-	if (send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
-		log_debug("refused connection (uid %u): %s", (unsigned)uid, strerror(errno));
-	free(line);
-	close(fd);
-	if (now - srv->refused_logged_at < REFUSED_LOG_INTERVAL) {
-		srv->refused_unlogged++;
-		return;
-	}
-	if (srv->refused_unlogged > 0)
-		log_warnx("refused a connection from uid %u: %s (and %lu more refused since the "
-			  "last such message)", (unsigned)uid, why, srv->refused_unlogged);
-	else
-		log_warnx("refused a connection from uid %u: %s", (unsigned)uid, why);
-	srv->refused_logged_at = now;
-	srv->refused_unlogged = 0;
 }
 
 int
@@ -424,7 +228,7 @@ client_free(struct client *c)
 	evbuffer_free(c->out);
 	close(c->fd);
 	if (!c->privileged)
-		user_gone(srv, c->uid);
+		admission_gone(&srv->admission, c->uid);
 	free(c);
 	srv->nclients--;
 }
@@ -480,7 +284,7 @@ server_free(struct server *srv)
 		flush_now(c);
 		client_free(c);
 	}
-	free(srv->users);
+	admission_free(&srv->admission);
 	free(srv->path);
 	free(srv);
 }
@@ -770,9 +574,10 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 		close(fd);
 		return;
 	}
-	privileged = cred.uid == 0 || cred.uid == srv->self_uid;
-	if ((why = refusal(srv, cred.uid, privileged, msg, sizeof msg)) != NULL) {
-		refuse(srv, fd, cred.uid, why);
+	privileged = privileged_uid(cred.uid);
+	if ((why = admission_refusal(&srv->admission, srv->nclients, cred.uid, privileged, msg,
+				     sizeof msg)) != NULL) {
+		admission_refuse(&srv->admission, fd, cred.uid, why);
 		return;
 	}
 	c = xcalloc(1, sizeof *c);
@@ -782,7 +587,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	c->pid = cred.pid;
 	c->privileged = privileged;
 	if (!privileged)
-		user_slot(srv, cred.uid, true)->n++;
+		admission_taken(&srv->admission, cred.uid);
 	c->active_at = clock_now(CLOCK_MONOTONIC);
 	c->fd = fd;
 	c->in = evbuffer_new();

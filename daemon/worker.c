@@ -22,8 +22,9 @@
  * a timeout. The worker dies with the daemon: PR_SET_PDEATHSIG(SIGKILL),
  * and EOF on the socket while idle.
  *
- * The encoders and strict decoders below are used on both sides; the daemon
- * trusts nothing a worker sends that has not been through them.
+ * The messages' encoders and strict decoders are in worker-msg.c, used on
+ * both sides; the daemon trusts nothing a worker sends that has not been
+ * through them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,6 +37,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,358 +55,15 @@
 #include "xmalloc.h"
 
 #define WORKER_SPEC_MAX (256u << 20) /* what a worker accepts from the daemon */
-#define WORKER_NICE_MIN -20
-#define WORKER_NICE_MAX 19
-#define WORKER_SIGNAL_MAX 64
+#define WORKER_CHILD_FD 3            /* the socket's fd in the worker */
+#define WORKER_TITLE_PAD 64          /* bytes of argv padding for the worker's title */
+
+extern char **environ;
 
 /* Shared with the SIGUSR1 handler. */
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
 static _Atomic uint64_t worker_cancel; /* last job id a cancel was asked for */
 static struct run *volatile worker_current; /* the run in progress, for worker_usr1 */
-
-/* --- encoding --------------------------------------------------------- */
-
-static json_t *
-str_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
-/* json_real() refuses NaN and infinities; neither has a meaning here. */
-static json_t *
-real(double v)
-{
-	return json_real(isfinite(v) ? v : 0.0);
-}
-
-static json_t *
-strv_json(char *const *v)
-{
-	json_t *a;
-	size_t i;
-
-	if (v == NULL)
-		return json_null();
-	a = json_array();
-	for (i = 0; v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
-json_t *
-worker_encode_spec(const struct run_spec *s)
-{
-	json_t *m = json_object();
-
-	json_object_set_new(m, "t", json_string("run"));
-	json_object_set_new(m, "job", json_integer((json_int_t)s->job_id));
-	json_object_set_new(m, "type", json_integer(s->type));
-	json_object_set_new(m, "argv", strv_json(s->argv));
-	json_object_set_new(m, "env", strv_json(s->env));
-	json_object_set_new(m, "cwd", str_or_null(s->cwd));
-	json_object_set_new(m, "out_path", str_or_null(s->out_path));
-	json_object_set_new(m, "err_path", str_or_null(s->err_path));
-	json_object_set_new(m, "timeout", real(s->timeout));
-	json_object_set_new(m, "kill_grace", real(s->kill_grace));
-	json_object_set_new(m, "max_output", json_integer((json_int_t)s->max_output));
-	json_object_set_new(m, "nice", json_integer(s->nice));
-	json_object_set_new(m, "as_user", json_boolean(s->as_user));
-	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
-	json_object_set_new(m, "gid", json_integer((json_int_t)s->gid));
-	json_object_set_new(m, "cgroup", str_or_null(s->cgroup));
-	json_object_set_new(m, "memory", json_integer((json_int_t)s->limits.memory));
-	json_object_set_new(m, "cpus", real(s->limits.cpus));
-	json_object_set_new(m, "pids", json_integer((json_int_t)s->limits.pids));
-	json_object_set_new(m, "track", str_or_null(s->track_path));
-	return m;
-}
-
-json_t *
-worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb)
-{
-	json_t *m = json_object();
-
-	json_object_set_new(m, "t", json_string("done"));
-	json_object_set_new(m, "job", json_integer((json_int_t)job));
-	json_object_set_new(m, "status", json_integer(res->status));
-	json_object_set_new(m, "exit_code", json_integer(res->exit_code));
-	json_object_set_new(m, "signal", json_integer(res->signal));
-	json_object_set_new(m, "cpu_user", real(res->cpu_user));
-	json_object_set_new(m, "cpu_sys", real(res->cpu_sys));
-	json_object_set_new(m, "max_rss_kb", json_integer(res->max_rss_kb));
-	json_object_set_new(m, "wall", real(res->wall));
-	json_object_set_new(m, "runq_wait", real(res->runq_wait));
-	json_object_set_new(m, "runq_wait", real(res->runq_wait));
-	json_object_set_new(m, "started_at", real(res->started_at));
-	json_object_set_new(m, "finished_at", real(res->finished_at));
-	json_object_set_new(m, "out_bytes", json_integer((json_int_t)res->out_bytes));
-	json_object_set_new(m, "err_bytes", json_integer((json_int_t)res->err_bytes));
-	json_object_set_new(m, "out_truncated", json_boolean(res->out_truncated));
-	json_object_set_new(m, "err_truncated", json_boolean(res->err_truncated));
-	json_object_set_new(m, "pid", json_integer(res->pid));
-	json_object_set_new(m, "mem_peak_kb", json_integer(res->mem_peak_kb));
-	json_object_set_new(m, "cmd_wall", real(res->cmd_wall));
-	json_object_set_new(m, "in_cgroup", json_boolean(res->in_cgroup));
-	json_object_set_new(m, "result", str_or_null(res->result));
-	json_object_set_new(m, "error", str_or_null(res->error));
-	json_object_set_new(m, "cgroup_error", str_or_null(res->cgroup_error));
-	json_object_set_new(m, "rss_kb", json_integer(rss_kb));
-	return m;
-}
-
-/* --- decoding --------------------------------------------------------- */
-
-/* A decoder: the first error wins, later field reads are no-ops. */
-struct dec {
-	const json_t *msg;
-	char *error;
-};
-
-static void
-dec_fail(struct dec *d, const char *key, const char *what)
-{
-	if (d->error == NULL)
-		d->error = xprintf("\"%s\": %s", key, what);
-}
-
-static const json_t *
-dec_get(struct dec *d, const char *key)
-{
-	const json_t *v;
-
-	if (d->error != NULL)
-		return NULL;
-	v = json_object_get(d->msg, key);
-	if (v == NULL)
-		dec_fail(d, key, "missing");
-	return v;
-}
-
-static json_int_t
-dec_int(struct dec *d, const char *key, json_int_t min, json_int_t max)
-{
-	const json_t *v = dec_get(d, key);
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_integer(v)) {
-		dec_fail(d, key, "not an integer");
-		return 0;
-	}
-	if (json_integer_value(v) < min || json_integer_value(v) > max) {
-		dec_fail(d, key, "out of range");
-		return 0;
-	}
-	return json_integer_value(v);
-}
-
-/* A finite number >= 0 (integer or real). */
-static double
-dec_time(struct dec *d, const char *key)
-{
-	const json_t *v = dec_get(d, key);
-	double x;
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_number(v)) {
-		dec_fail(d, key, "not a number");
-		return 0;
-	}
-	x = json_number_value(v);
-	if (!isfinite(x) || x < 0) {
-		dec_fail(d, key, "out of range");
-		return 0;
-	}
-	return x;
-}
-
-static bool
-dec_bool(struct dec *d, const char *key)
-{
-	const json_t *v = dec_get(d, key);
-
-	if (v == NULL)
-		return false;
-	if (!json_is_boolean(v)) {
-		dec_fail(d, key, "not a boolean");
-		return false;
-	}
-	return json_is_true(v);
-}
-
-static bool
-clean_string(const json_t *v)
-{
-	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
-/* A string without NUL, or null (-> NULL). Returns a malloc'd copy. */
-static char *
-dec_str(struct dec *d, const char *key)
-{
-	const json_t *v = dec_get(d, key);
-
-	if (v == NULL || json_is_null(v))
-		return NULL;
-	if (!clean_string(v)) {
-		dec_fail(d, key, "not a string");
-		return NULL;
-	}
-	return xstrdup(json_string_value(v));
-}
-
-/* An array of strings (with '=' when env), or null (-> NULL). */
-static char **
-dec_strv(struct dec *d, const char *key, bool env)
-{
-	const json_t *v = dec_get(d, key), *e;
-	char **out;
-	size_t i;
-
-	if (v == NULL || json_is_null(v))
-		return NULL;
-	if (!json_is_array(v)) {
-		dec_fail(d, key, "not an array");
-		return NULL;
-	}
-	json_array_foreach(v, i, e) {
-		if (!clean_string(e) || (env && strchr(json_string_value(e), '=') == NULL)) {
-			dec_fail(d, key,
-			         env ? "not an array of K=V strings" : "not an array of strings");
-			return NULL;
-		}
-	}
-	out = xreallocarray(NULL, json_array_size(v) + 1, sizeof *out);
-	json_array_foreach(v, i, e) {
-		out[i] = xstrdup(json_string_value(e));
-	}
-	out[json_array_size(v)] = NULL;
-	return out;
-}
-
-/* Fields added later are optional (stored records of older versions lack them). */
-static bool
-dec_has(struct dec *d, const char *key)
-{
-	return d->error == NULL && json_object_get(d->msg, key) != NULL;
-}
-
-/* The message is an object whose "t" is want. */
-static int
-dec_type(struct dec *d, const char *want)
-{
-	const json_t *t;
-
-	if (!json_is_object(d->msg)) {
-		d->error = xstrdup("message is not an object");
-		return -1;
-	}
-	t = json_object_get(d->msg, "t");
-	if (!json_is_string(t)) {
-		d->error = xstrdup("message without \"t\"");
-		return -1;
-	}
-	if (strcmp(json_string_value(t), want) != 0) {
-		d->error =
-		    xprintf("unexpected message \"%s\" (want \"%s\")", json_string_value(t), want);
-		return -1;
-	}
-	return 0;
-}
-
-int
-worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
-{
-	struct dec d = {.msg = msg};
-	struct run_spec s;
-
-	memset(&s, 0, sizeof s);
-	if (dec_type(&d, "run") == 0) {
-		s.job_id = (uint64_t)dec_int(&d, "job", 0, INT64_MAX);
-		s.type = (int)dec_int(&d, "type", BUILTIN_EXEC, BUILTIN_COUNT);
-		s.argv = dec_strv(&d, "argv", false);
-		s.env = dec_strv(&d, "env", true);
-		s.cwd = dec_str(&d, "cwd");
-		s.out_path = dec_str(&d, "out_path");
-		s.err_path = dec_str(&d, "err_path");
-		s.timeout = dec_time(&d, "timeout");
-		s.kill_grace = dec_time(&d, "kill_grace");
-		s.max_output = (uint64_t)dec_int(&d, "max_output", 0, INT64_MAX);
-		s.nice = (int)dec_int(&d, "nice", WORKER_NICE_MIN, WORKER_NICE_MAX);
-		s.as_user = dec_bool(&d, "as_user");
-		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);
-		s.gid = (gid_t)dec_int(&d, "gid", 0, UINT32_MAX - 1);
-		if (dec_has(&d, "cgroup"))
-			s.cgroup = dec_str(&d, "cgroup");
-		if (dec_has(&d, "memory"))
-			s.limits.memory = (uint64_t)dec_int(&d, "memory", 0, INT64_MAX);
-		if (dec_has(&d, "cpus"))
-			s.limits.cpus = dec_time(&d, "cpus");
-		if (dec_has(&d, "pids"))
-			s.limits.pids = (uint64_t)dec_int(&d, "pids", 0, INT64_MAX);
-		s.track_path = dec_str(&d, "track");
-	}
-	if (d.error != NULL) {
-		run_spec_free(&s);
-		*error = d.error;
-		return -1;
-	}
-	*spec = s;
-	return 0;
-}
-
-int
-worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, long *rss_kb,
-                     char **error)
-{
-	struct dec d = {.msg = msg};
-	struct run_result r;
-	uint64_t id = 0;
-	long rss = 0;
-
-	memset(&r, 0, sizeof r);
-	r.mem_peak_kb = -1;
-	if (dec_type(&d, "done") == 0) {
-		id = (uint64_t)dec_int(&d, "job", 0, INT64_MAX);
-		r.status = (enum run_status)dec_int(&d, "status", RUN_EXITED, RUN_LOST);
-		r.exit_code = (int)dec_int(&d, "exit_code", -1, 255);
-		r.signal = (int)dec_int(&d, "signal", 0, WORKER_SIGNAL_MAX);
-		r.cpu_user = dec_time(&d, "cpu_user");
-		r.cpu_sys = dec_time(&d, "cpu_sys");
-		r.max_rss_kb = (long)dec_int(&d, "max_rss_kb", -1, LONG_MAX);
-		r.wall = dec_time(&d, "wall");
-		r.runq_wait = dec_time(&d, "runq_wait");
-		r.runq_wait = dec_time(&d, "runq_wait");
-		r.started_at = dec_time(&d, "started_at");
-		r.finished_at = dec_time(&d, "finished_at");
-		r.out_bytes = (uint64_t)dec_int(&d, "out_bytes", 0, INT64_MAX);
-		r.err_bytes = (uint64_t)dec_int(&d, "err_bytes", 0, INT64_MAX);
-		r.out_truncated = dec_bool(&d, "out_truncated");
-		r.err_truncated = dec_bool(&d, "err_truncated");
-		r.pid = (pid_t)dec_int(&d, "pid", 0, INT_MAX);
-		r.result = dec_str(&d, "result");
-		r.error = dec_str(&d, "error");
-		rss = (long)dec_int(&d, "rss_kb", -1, LONG_MAX);
-		if (dec_has(&d, "mem_peak_kb"))
-			r.mem_peak_kb = (long)dec_int(&d, "mem_peak_kb", -1, LONG_MAX);
-		if (dec_has(&d, "cmd_wall"))
-			r.cmd_wall = dec_time(&d, "cmd_wall");
-		if (dec_has(&d, "in_cgroup"))
-			r.in_cgroup = dec_bool(&d, "in_cgroup");
-		if (dec_has(&d, "cgroup_error"))
-			r.cgroup_error = dec_str(&d, "cgroup_error");
-	}
-	if (d.error != NULL) {
-		run_result_clear(&r);
-		*error = d.error;
-		return -1;
-	}
-	*res = r;
-	*job = id;
-	*rss_kb = rss;
-	return 0;
-}
 
 /* --- transport -------------------------------------------------------- */
 
@@ -894,6 +553,62 @@ parse_num(const char *s)
 	if (errno != 0 || end == s || *end != '\0' || v < 0)
 		return -1;
 	return v;
+}
+
+/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
+static int
+spawn_process(const char *self, int child, int index, pid_t *pid)
+{
+	char idx[16], ppid[16], fdstr[16], pad[WORKER_TITLE_PAD + 1];
+	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int err;
+
+	snprintf(fdstr, sizeof fdstr, "%d", WORKER_CHILD_FD);
+	snprintf(idx, sizeof idx, "%d", index);
+	snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+	memset(pad, ' ', WORKER_TITLE_PAD);
+	pad[WORKER_TITLE_PAD] = '\0';
+	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
+		return err;
+	if ((err = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return err;
+	}
+	err = posix_spawn_file_actions_adddup2(&fa, child, WORKER_CHILD_FD);
+	if (err == 0)
+		err = exec_spawn_attrs(&attr, false);
+	if (err == 0)
+		err = posix_spawn(pid, self, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
+}
+
+/* The child end must not already be WORKER_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
+static int
+child_end(int fd)
+{
+	int nfd;
+
+	if (fd != WORKER_CHILD_FD)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_CHILD_FD + 1);
+	close(fd);
+	return nfd;
+}
+
+int
+worker_spawn(const char *self, int sock, int index, pid_t *pid)
+{
+	int err;
+
+	sock = child_end(sock);
+	err = sock == -1 ? errno : spawn_process(self, sock, index, pid);
+	if (sock != -1)
+		close(sock);
+	return err;
 }
 
 int

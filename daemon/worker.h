@@ -28,6 +28,12 @@
 
 /* `taskd --worker FD [INDEX [DAEMONPID [PADDING]]]`: the worker's main loop; returns the exit code. */
 int worker_main(int argc, char **argv);
+/*
+ * Start a worker: self (the taskd binary) as `taskd --worker 3 INDEX
+ * DAEMONPID PADDING`, what worker_main reads, with sock as its fd 3; sock
+ * is closed here (the worker has its copy). 0 with *pid, or an errno.
+ */
+int worker_spawn(const char *self, int sock, int index, pid_t *pid);
 
 /* Encoding (both sides). decode returns 0, or -1 with *error (malloc'd). */
 json_t *worker_encode_spec(const struct run_spec *spec);

@@ -7,7 +7,7 @@
  *	json_t *resp = taskd_call(c, req);   // {"id":..,"ok":true,"result":{...}}
  *
  * Requests and responses are jansson objects (see <taskd/protocol.h> and
- * DESIGN §5). Several requests may be in flight (taskd_send many, then
+ * doc/protocol.md). Several requests may be in flight (taskd_send many, then
  * taskd_recv); responses are matched by "id".
  */
 #ifndef TASKD_CLIENT_H

@@ -94,7 +94,7 @@
 /* PATH of a job whose environment has none. */
 #define TASKD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
-/* Default socket locations (DESIGN §5). */
+/* Default socket locations (doc/design.md "Sockets and state directories"). */
 #define TASKD_SYSTEM_SOCKET "/run/taskd/taskd.sock"
 #define TASKD_SOCKET_NAME "taskd.sock"
 

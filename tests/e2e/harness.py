@@ -346,7 +346,7 @@ class Daemon:
     """A taskd on a temp socket with a generated config.
 
     overrides: {"thread_pool.max_threads": 1, "jobs.max_output": "1K", ...}
-    (dotted keys into the config of DESIGN §7; None removes a key).
+    (dotted keys into the configuration, man/taskd.conf.5.in; None removes a key).
     """
 
     def __init__(self, overrides=None, start=True, extra_args=(), tmpdir=None, env=None,

@@ -1,4 +1,4 @@
-"""taskctl against a real taskd: the CLI contract (DESIGN §6)."""
+"""taskctl against a real taskd: the CLI contract (doc/design.md "taskctl", man/taskctl.1.in)."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Job execution semantics (DESIGN §2, §3, doc/protocol.md)."""
+"""Job execution semantics (doc/protocol.md, doc/routing.md)."""
 
 import json
 import os

@@ -158,6 +158,51 @@ class ProtocolTest(E2ETestCase):
         self.assertError(r, "bad_request")
         self.assertEqual(self.count_jobs(), before)
 
+    def test_unknown_field_rejected_by_every_op(self):
+        """Every op answers a field it does not take with bad_request and
+        changes nothing: a misspelt field never passes silently (list,
+        logs, priority, status... used to ignore them)."""
+        done = self.d.submit(["true"], **{"class": "io"})
+        self.d.wait_job(done)
+        held = self.d.submit(["true"], **{"class": "io"}, run_at=time.time() + 600)
+        self.cancel_at_cleanup(held)
+        before = self.count_jobs()
+        reloads = self.d.status()["counters"]["reloads"]
+        bad = [
+            {"op": "submit", "argv": ["true"], "lables": {"a": "b"}},
+            {"op": "submit", "jobs": [{"argv": ["true"]}], "wiat": True},
+            {"op": "status", "verbose": True},
+            {"op": "list", "stat": "done"},
+            {"op": "show", "job": done, "fields": ["id"]},
+            {"op": "wait", "job": done, "timeout": 5},
+            {"op": "subscribe", "state": "done"},
+            {"op": "cancel", "job": held, "force": True},
+            {"op": "pause", "job": held, "clas": "io"},
+            {"op": "resume", "job": held, "now": True},
+            {"op": "priority", "job": held, "priority": 3, "prio": 3},
+            {"op": "clean", "ids": [done]},
+            {"op": "logs", "job": done, "stream": "stdout", "lenght": 10},
+            {"op": "shutdown", "drian": True},
+            {"op": "reload", "config": "/etc/passwd"},
+            {"op": "metrics", "format": "json"},
+        ]
+        ops = {req["op"] for req in bad}
+        self.assertEqual(len(ops), 15, "one request per op")
+        for req in bad:
+            with self.subTest(op=req["op"]):
+                r = self.d.request(dict(req, v=1, id="u"))
+                err = self.assertError(r, "bad_request")
+                self.assertIn("unknown field", err["message"])
+                self.assertIn(req["op"] + " takes", err["message"])
+        self.assertEqual(self.count_jobs(), before)
+        j = self.d.show(held)
+        self.assertEqual((j["state"], j["priority"]), ("scheduled", 0))
+        self.assertEqual(self.d.show(done)["state"], "done")
+        st = self.assertDaemonServes()
+        self.assertEqual(st["counters"]["reloads"], reloads)
+        self.assertEqual(st["paused"], {"cpu": False, "io": False})
+        self.assertIs(st["stopping"], False)
+
     # -- wait
     def test_wait_answers_when_finished(self):
         t0 = time.monotonic()

@@ -1,16 +1,17 @@
 /*
- * libFuzzer target: stored job records (jobs_restore).
+ * libFuzzer target: stored job records (record_decode, jobs_restore).
  *
  * At start-up the daemon re-creates every job from its row in taskd.db: a
- * state name and a record, JSON text made by job_record(). A damaged or
- * hand-edited database must be refused cleanly (NULL and a cause), never
- * crash or leak. Input: "STATE ID", a newline, the record text (ID, the
- * row's id, 7 when missing).
+ * state name and a record, JSON text made by record_encode() (or, for rows
+ * of taskd 0.1.0, the version 1 format). A damaged or hand-edited database
+ * must be refused cleanly (NULL and a cause), never crash or leak. Input:
+ * "STATE ID", a newline, the record text (ID, the row's id, 7 when missing).
  *
- * A record that loads is written again (job_record) and the job shown
+ * A record that loads is put in a table (jobs_restore), written again
+ * (record_encode, always the current version) and the job shown
  * (job_to_json); that record must load in a fresh table too and then write
  * itself out byte for byte the same: what the daemon stores, it reads back
- * unchanged.
+ * unchanged, and a migrated record stays as migrated.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include <jansson.h>
 
 #include "job.h"
+#include "record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,9 +33,13 @@ restore_and_record(const char *state, uint64_t id, const char *rec, bool *loaded
 	struct jobs *js = jobs_new();
 	struct job *j;
 	char *cause = NULL, *out = NULL, *text;
+	int version;
 	json_t *o;
 
-	j = jobs_restore(js, id, state, rec, &cause);
+	j = record_decode(id, state, rec, &version, &cause);
+	if (j != NULL && (version < 1 || version > RECORD_VERSION ||
+			  jobs_restore(js, j, &cause) == -1))
+		abort(); /* a fresh table holds no job with that id */
 	*loaded = j != NULL;
 	if (j == NULL) {
 		if (cause == NULL || cause[0] == '\0')
@@ -41,7 +47,7 @@ restore_and_record(const char *state, uint64_t id, const char *rec, bool *loaded
 	} else {
 		if (cause != NULL)
 			abort();
-		out = job_record(j);
+		out = record_encode(j);
 		if (out == NULL)
 			abort();
 		o = job_to_json(j);

@@ -1,15 +1,18 @@
 /*
- * libFuzzer target: one request frame, as ctl_frame_cb() sees it.
+ * libFuzzer target: one request frame, as ops_frame_cb() sees it.
  *
- * proto_decode() on the raw bytes; for "submit", the job decoding ctl.c's
- * op_submit() does (the request itself is the job, or each element of its
- * "jobs" array); proto_job_id() and the job selector (filter_decode(), as
- * list/wait/cancel/clean/subscribe use it) for every op; then the response encoders on
- * the request's id and the error message, which may quote client input.
- * A job that decodes gets its kind keys (kindkey.c reads its argv as a
- * shell or interpreter would): each must be valid UTF-8 JSON text of at
- * most KIND_KEY_MAX bytes, and survive pack/unpack.
- * Everything is freed: LeakSanitizer reports a leak as a crash.
+ * proto_decode() on the raw bytes; the dispatcher's checks of the op table
+ * (ops_check(), as root, then as another user while stopping: unknown
+ * fields, "job" with its alternatives, privilege, shutdown); for "submit",
+ * the job decoding op-submit.c does (the request itself is the job, or each
+ * element of its "jobs" array); proto_job_id() and the job selector
+ * (filter_decode(), as list/wait/cancel/clean/subscribe use it) for every
+ * op; then the response encoders on the request's id and the error
+ * message, which may quote client input. A job that decodes gets its
+ * kind keys (kindkey.c reads its argv as a shell or interpreter would):
+ * each must be valid UTF-8 JSON text of at most KIND_KEY_MAX bytes, and
+ * survive pack/unpack. Everything is freed: LeakSanitizer reports a leak
+ * as a crash.
  *
  * decode_cwd() stat()s "cwd" on the real filesystem: harmless.
  */
@@ -25,6 +28,7 @@
 #include "filter.h"
 #include "job.h"
 #include "kindkey.h"
+#include "ops.h"
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -106,6 +110,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proto_error err = { 0 };
+	const struct op *op;
 	struct request req;
 	struct filter f;
 	uint64_t id;
@@ -115,6 +120,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		respond_err(req.id, &err);
 		proto_request_free(&req);
 		return 0;
+	}
+	if ((op = ops_find(req.op)) != NULL) {
+		if (ops_check(op, req.root, 0, false, &err) == -1)
+			respond_err(req.id, &err);
+		if (ops_check(op, req.root, 4242, true, &err) == -1)
+			respond_err(req.id, &err);
 	}
 	if (strcmp(req.op, TASKD_OP_SUBMIT) == 0)
 		submit(&req);

@@ -25,6 +25,7 @@
 #include "builtin.h"
 #include "exec.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static char tmpdir[PATH_MAX];
 static atomic_int file_seq;
@@ -48,16 +49,6 @@ sleep_s(double s)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static int
 setup(void **state)
 {
 	(void)state;
@@ -71,7 +62,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(tmpdir);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Unit tests for daemon/job.c: ids, the id hash (also across growth),
  * per-state counts, waiters, pruning of old finished jobs, list order,
- * the job object of DESIGN §5a and state names.
+ * the job object (doc/protocol.md "Job object") and state names. Stored
+ * records: test-record.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,7 +55,7 @@ add_new(struct jobs *js)
 	return j;
 }
 
-/* A job whose submit is stored (ctl.c's submit_committed announced it). */
+/* A job whose submit is stored (op-submit.c's submit_committed announced it). */
 static struct job *
 add(struct jobs *js)
 {
@@ -712,139 +713,6 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
-/* A record with a priority out of range is refused (fair share indexes by priority). */
-static void
-test_record_bad_priority(void **state)
-{
-	struct jobs *js = jobs_new(), *back = jobs_new();
-	const int bad[] = { 20, -21, 1000000 };
-	struct job *j;
-	char *rec, *text, *cause = NULL;
-	json_t *o;
-	size_t i;
-
-	(void)state;
-	j = add(js);
-	rec = job_record(j);
-	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		o = json_loads(rec, 0, NULL);
-		json_object_set_new(json_object_get(o, "spec"), "priority", json_integer(bad[i]));
-		text = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		assert_null(jobs_restore(back, j->id, "queued", text, &cause));
-		assert_non_null(strstr(cause, "unreadable record"));
-		free(cause);
-		cause = NULL;
-		free(text);
-	}
-	assert_int_equal(jobs_total(back), 0);
-	free(rec);
-	jobs_free(js);
-	jobs_free(back);
-}
-
-/* Dependencies, start time, retries and attempts survive job_record → jobs_restore. */
-static void
-test_record_lifecycle(void **state)
-{
-	struct jobs *js = jobs_new(), *back = jobs_new();
-	struct job_spec spec;
-	struct job *j, *r;
-	char *rec, *cause = NULL;
-	json_t *o;
-
-	(void)state;
-	mkspec(&spec);
-	spec.ndeps = 2;
-	spec.deps = xcalloc(2, sizeof *spec.deps);
-	spec.deps[0].id = 4;
-	spec.deps[0].state = JOB_DONE;
-	spec.deps[1].id = 9;
-	spec.deps[1].any = true;
-	spec.deps[1].state = -1;
-	spec.run_at = 1800000000.25;
-	spec.retries = 3;
-	spec.retry_delay = 0.5;
-	j = jobs_add(js, &spec, 1000, 100, 1700000000.5);
-	j->attempt = 2;
-	j->attempts = json_pack("[{s:i,s:s}]", "attempt", 1, "state", "failed");
-	j->due_at = 1800000001.5;
-	job_set_state(js, j, JOB_SCHEDULED);
-	rec = job_record(j);
-	r = jobs_restore(back, j->id, "scheduled", rec, &cause);
-	if (r == NULL)
-		fail_msg("%s", cause);
-	assert_int_equal(r->state, JOB_SCHEDULED);
-	assert_int_equal(jobs_count(back, JOB_SCHEDULED), 1);
-	assert_int_equal(jobs_pending(back), 1);
-	assert_int_equal(r->spec.ndeps, 2);
-	assert_int_equal(r->spec.deps[0].id, 4);
-	assert_false(r->spec.deps[0].any);
-	assert_int_equal(r->spec.deps[0].state, JOB_DONE);
-	assert_int_equal(r->spec.deps[1].id, 9);
-	assert_true(r->spec.deps[1].any);
-	assert_int_equal(r->spec.deps[1].state, -1);
-	assert_true(r->spec.run_at == 1800000000.25);
-	assert_int_equal(r->spec.retries, 3);
-	assert_true(r->spec.retry_delay == 0.5);
-	assert_int_equal(r->attempt, 2);
-	assert_true(r->due_at == 1800000001.5);
-	assert_true(json_equal(r->attempts, j->attempts));
-	o = job_to_json(r);
-	assert_int_equal(json_array_size(json_object_get(o, "after")), 1);
-	assert_int_equal(json_integer_value(json_array_get(json_object_get(o, "after_any"), 0)), 9);
-	assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
-	assert_true(json_real_value(json_object_get(o, "due_at")) == 1800000001.5);
-	json_decref(o);
-	free(rec);
-	/* A record of an older version (no "life") restores with defaults. */
-	rec = job_record(j);
-	o = json_loads(rec, 0, NULL);
-	free(rec);
-	assert_int_equal(json_object_del(o, "life"), 0);
-	rec = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	r = jobs_restore(back, j->id + 1, "queued", rec, &cause);
-	free(rec);
-	assert_null(r); /* the result record names its own id: a mismatch is refused */
-	free(cause);
-	cause = NULL;
-	rec = job_record(j);
-	o = json_loads(rec, 0, NULL);
-	free(rec);
-	json_object_del(o, "life");
-	rec = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	jobs_free(back);
-	back = jobs_new();
-	r = jobs_restore(back, j->id, "queued", rec, &cause);
-	free(rec);
-	if (r == NULL)
-		fail_msg("%s", cause);
-	assert_int_equal(r->attempt, 1);
-	assert_int_equal(r->spec.ndeps, 0);
-	assert_null(r->spec.deps);
-	assert_int_equal(r->spec.retries, 0);
-	assert_null(r->attempts);
-	/* A bad "life" part is refused, not guessed. */
-	rec = job_record(j);
-	o = json_loads(rec, 0, NULL);
-	free(rec);
-	json_object_set_new(json_object_get(o, "life"), "attempt", json_integer(0));
-	rec = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	cause = NULL;
-	jobs_free(back);
-	back = jobs_new();
-	assert_null(jobs_restore(back, j->id, "scheduled", rec, &cause));
-	assert_non_null(cause);
-	assert_non_null(strstr(cause, "lifecycle"));
-	free(cause);
-	free(rec);
-	jobs_free(js);
-	jobs_free(back);
-}
-
 static void
 test_state_names(void **state)
 {
@@ -957,8 +825,6 @@ main(void)
 	    cmocka_unit_test(test_json_finished),
 	    cmocka_unit_test(test_json_cancelled_queued),
 	    cmocka_unit_test(test_state_names),
-	    cmocka_unit_test(test_record_lifecycle),
-	    cmocka_unit_test(test_record_bad_priority),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -324,7 +324,8 @@ job_decode(const char *text, double default_timeout, struct job_spec *spec, stru
 	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL)
 		fail_msg("test input is not JSON: %s: %s", text, jerr.text);
-	rc = proto_job_decode(o, default_timeout, true, spec, err);
+	/* A job of a batch: every field is looked at (test_job_envelope: a request). */
+	rc = proto_batch_job_decode(o, default_timeout, true, spec, err);
 	json_decref(o);
 	return rc;
 }
@@ -737,19 +738,43 @@ test_job_builtin_args(void **state)
 static void
 test_job_envelope(void **state)
 {
+	static const char *const request[] = {
+	    "{\"v\":1,\"id\":7,\"op\":\"submit\",\"argv\":[\"true\"]}",
+	    "{\"op\":\"submit\",\"wait\":true,\"argv\":[\"true\"]}",
+	    "{\"op\":\"submit\",\"type\":\"noop\",\"argv\":[]}",
+	};
+	struct proto_error err = {0};
 	struct job_spec spec;
+	json_t *o;
+	size_t i;
 
 	(void)state;
-	assert_job_ok("{\"v\":1,\"id\":7,\"op\":\"submit\",\"argv\":[\"true\"]}", &spec);
-	assert_string_equal(spec.argv[0], "true");
-	job_spec_free(&spec);
-	assert_job_ok("{\"op\":\"submit\",\"type\":\"noop\"}", &spec);
-	job_spec_free(&spec);
+	/*
+	 * The job in a submit request: fields other than job fields are not
+	 * looked at (the op table says which a submit may carry: test-ops).
+	 */
+	for (i = 0; i < nitems(request); i++) {
+		o = json_loads(request[i], 0, NULL);
+		assert_non_null(o);
+		if (proto_job_decode(o, 0, true, &spec, &err) != 0)
+			fail_msg("refused %s: %s", request[i], err.message);
+		assert_non_null(spec.argv);
+		job_spec_free(&spec);
+		json_decref(o);
+	}
+	assert_true(proto_envelope_field("v") && proto_envelope_field("id") &&
+		    proto_envelope_field("op"));
+	assert_false(proto_envelope_field("wait") || proto_envelope_field("job") ||
+		     proto_envelope_field("argv"));
+	assert_true(proto_job_field("argv") && proto_job_field("retry_delay"));
+	assert_false(proto_job_field("op") || proto_job_field("jobs") || proto_job_field("Argv"));
 
+	/* In a batch's "jobs", only job fields. */
 	assert_job_bad("{\"id\":7,\"argv\":[\"true\"]}");
 	assert_job_bad("{\"v\":1,\"argv\":[\"true\"]}");
 	assert_job_bad("{\"v\":1,\"id\":\"x\",\"argv\":[\"true\"]}");
-	/* Other request fields are not job fields, even with op. */
+	assert_job_bad("{\"op\":\"submit\",\"argv\":[\"true\"]}");
+	assert_job_bad("{\"wait\":true,\"argv\":[\"true\"]}");
 	assert_job_bad("{\"op\":\"submit\",\"job\":1,\"argv\":[\"true\"]}");
 	assert_job_bad("{\"op\":\"submit\",\"jobs\":[],\"argv\":[\"true\"]}");
 }

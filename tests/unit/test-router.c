@@ -10,7 +10,9 @@
 
 #include <jansson.h>
 
+#include "builtin.h"
 #include "exec.h"
+#include "job.h"
 #include "router.h"
 
 static struct router *
@@ -329,6 +331,86 @@ test_peak(void **state)
 	router_free(rt);
 }
 
+/* router_route: an explicit class wins; auto is the decision; a guess does not wait for a slot. */
+static void
+test_route(void **state)
+{
+	struct router *rt = new_router(CLASS_IO, 0.5, 1);
+	char *argv[] = { "python3", "new.py", NULL };
+	struct job_spec spec = { .type = BUILTIN_EXEC, .argv = argv, .class = CLASS_AUTO };
+	struct kind_keys k = keys("python3 new.py", "python3", NULL);
+	struct kind_keys known = keys("python3 old.py", "python3", NULL);
+	struct route r;
+
+	(void)state;
+	assert_int_equal(router_route(rt, &spec, &k, false, &r), CLASS_IO);
+	assert_int_equal(r.by, ROUTE_DEFAULT);
+	router_learn(rt, &known, 1.0, 1.0);
+	/* The interpreter's key guesses cpu for a script never seen: a free slot takes it. */
+	assert_int_equal(router_route(rt, &spec, &k, false, &r), CLASS_CPU);
+	assert_int_equal(r.by, ROUTE_KEY);
+	assert_int_equal(r.level, 1);
+	/* Every cpu slot taken: the guess runs on a thread, to be measured. */
+	assert_int_equal(router_route(rt, &spec, &k, true, &r), CLASS_IO);
+	assert_int_equal(r.by, ROUTE_UNSURE);
+	assert_string_equal(r.key, "python3");
+	/* Its own key known: it waits for a slot like any cpu job. */
+	assert_int_equal(router_route(rt, &spec, &known, true, &r), CLASS_CPU);
+	assert_int_equal(r.by, ROUTE_KEY);
+	assert_int_equal(r.level, 0);
+	/* --class io / cpu: the submitter decided, whatever the router knows. */
+	spec.class = CLASS_IO;
+	assert_int_equal(router_route(rt, &spec, &known, false, &r), CLASS_IO);
+	assert_int_equal(r.by, ROUTE_CLASS);
+	assert_int_equal(r.level, -1);
+	spec.class = CLASS_CPU;
+	assert_int_equal(router_route(rt, &spec, &k, true, &r), CLASS_CPU);
+	assert_int_equal(r.by, ROUTE_CLASS);
+	router_free(rt);
+}
+
+/* router_learn_run: which outcomes teach the ratio, and a command's peak memory. */
+static void
+test_learn_run(void **state)
+{
+	static const enum run_status silent[] = { RUN_CANCELLED, RUN_FAILED, RUN_LOST };
+	static const enum run_status counted[] = { RUN_EXITED, RUN_SIGNALED, RUN_TIMEOUT };
+	struct run_result r = { .cpu_user = 0.4, .cpu_sys = 0.1, .wall = 1.0, .mem_peak_kb = 5000 };
+	struct router *rt = new_router(CLASS_IO, 0.5, 1);
+	struct kind_keys k = keys("gzip", NULL, NULL), b = keys("builtin:spin", NULL, NULL);
+	double cpu, wall;
+	json_t *t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof silent / sizeof silent[0]; i++) {
+		r.status = silent[i];
+		assert_false(router_learn_run(rt, &k, BUILTIN_EXEC, &r, &cpu, &wall));
+	}
+	assert_int_equal(router_size(rt), 0);
+	assert_int_equal(router_peak_kb(rt, &k), -1);
+	for (i = 0; i < sizeof counted / sizeof counted[0]; i++) {
+		r.status = counted[i];
+		assert_true(router_learn_run(rt, &k, BUILTIN_EXEC, &r, &cpu, &wall));
+		assert_true(fabs(cpu - 0.5) < 1e-9 && fabs(wall - 1.0) < 1e-9);
+	}
+	t = router_to_json(rt);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(t, 0), "samples")), 3);
+	assert_true(fabs(json_real_value(json_object_get(json_array_get(t, 0), "cpu_ratio")) -
+			 0.5) < 1e-9);
+	json_decref(t);
+	assert_int_equal(router_peak_kb(rt, &k), 5000);
+	/* A command too short to be sampled: small as far as admission goes. */
+	r.mem_peak_kb = -1;
+	router_learn_run(rt, &k, BUILTIN_EXEC, &r, &cpu, &wall);
+	assert_int_equal(router_peak_kb(rt, &k), 3500);
+	/* A built-in teaches its ratio, not a peak (it runs inside taskd or a worker). */
+	r.mem_peak_kb = 100;
+	assert_true(router_learn_run(rt, &b, BUILTIN_SPIN, &r, &cpu, &wall));
+	assert_int_equal(router_peak_kb(rt, &b), -1);
+	router_free(rt);
+}
+
 static void
 test_bounded_lru(void **state)
 {
@@ -372,6 +454,8 @@ main(void)
 		cmocka_unit_test(test_hierarchy),
 		cmocka_unit_test(test_peak),
 		cmocka_unit_test(test_bounded_lru),
+		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_learn_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 
 #include "store.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 #define MANY 10000
 #define SINGLE 200
@@ -53,13 +54,6 @@ mono(void)
 }
 
 static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static int
 setup(void **state)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test-store.XXXXXX");
@@ -75,7 +69,7 @@ teardown(void **state)
 {
 	if (mountpoint[0] != '\0')
 		umount2(mountpoint, MNT_DETACH);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rmtree(tmpdir);
 	return 0;
 }
 

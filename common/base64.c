@@ -1,11 +1,8 @@
-/*
- * Standard base64 (RFC 4648, with padding), for the "base64" encoding of
- * logs chunks.
- */
+/* Standard base64 (RFC 4648, with padding): see base64.h. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "taskctl.h"
+#include "base64.h"
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -25,7 +22,6 @@ value(char c)
 	return -1;
 }
 
-/* Decode len bytes of s into a malloc'd *out; -1 on bad input or no memory. */
 int
 base64_decode(const char *s, size_t len, char **out, size_t *outlen)
 {
@@ -58,7 +54,6 @@ base64_decode(const char *s, size_t len, char **out, size_t *outlen)
 	return 0;
 }
 
-/* Encode len bytes; malloc'd NUL-terminated string, NULL when out of memory. */
 char *
 base64_encode(const char *s, size_t len)
 {

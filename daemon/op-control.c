@@ -1,0 +1,279 @@
+/*
+ * Acting on jobs and on dispatching: cancel (one job, or every job a
+ * selector picks), pause and resume (one job, a class, or all), priority,
+ * and clean (finished jobs and their output). doc/protocol.md.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <taskd/protocol.h>
+
+#include "life.h"
+#include "log.h"
+#include "ops.h"
+#include "persist.h"
+#include "sched.h"
+#include "stats.h"
+#include "taskd.h"
+#include "xmalloc.h"
+
+static op_fn op_cancel;
+static op_fn op_pause;
+static op_fn op_resume;
+static op_fn op_priority;
+static op_fn op_clean;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_cancel_entry = {
+	.name = TASKD_OP_CANCEL,
+	.fn = op_cancel,
+	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
+	.select = FILTER_LABELS | FILTER_NAME,
+};
+
+/*
+ * Refused once a shutdown began: a class paused during a drain would hold
+ * it forever; a job resumed during a shutdown without drain would start
+ * after the cancels.
+ */
+const struct op op_pause_entry = {
+	.name = TASKD_OP_PAUSE,
+	.fn = op_pause,
+	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
+	.fields = { "class" },
+};
+
+const struct op op_resume_entry = {
+	.name = TASKD_OP_RESUME,
+	.fn = op_resume,
+	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
+	.fields = { "class" },
+};
+
+const struct op op_priority_entry = {
+	.name = TASKD_OP_PRIORITY,
+	.fn = op_priority,
+	.flags = OP_JOB | OP_WHILE_STOPPING,
+	.fields = { "priority" },
+};
+
+const struct op op_clean_entry = {
+	.name = TASKD_OP_CLEAN,
+	.fn = op_clean,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME |
+		  FILTER_OLDER_THAN,
+};
+
+/* ---- cancel ---- */
+
+/* Cancel every matching job not finished yet: {"ids":[...],"cancelling":[running ones]}. */
+static void
+cancel_selected(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *ids = json_array(), *running = json_array();
+	struct job **v, *j;
+	struct filter f;
+	uint64_t *want;
+	size_t i, n;
+
+	if (ops_selector(c, req, &f) == -1) {
+		json_decref(ids);
+		json_decref(running);
+		return;
+	}
+	v = ops_select(td, c, &f, true, &n);
+	filter_free(&f);
+	/* By id: cancelling a queued job finishes it, and pruning may free others. */
+	want = xcalloc(n + 1, sizeof *want);
+	for (i = 0; i < n; i++)
+		want[i] = v[i]->id;
+	free(v);
+	for (i = 0; i < n; i++) {
+		if ((j = jobs_find(td->jobs, want[i])) == NULL || job_state_final(j->state))
+			continue;
+		json_array_append_new(ids, json_integer((json_int_t)want[i]));
+		if (j->state == JOB_RUNNING)
+			json_array_append_new(running, json_integer((json_int_t)want[i]));
+		sched_cancel(td->sched, j, "cancelled by request");
+	}
+	free(want);
+	log_debug("cancel by selector: %zu jobs", json_array_size(ids));
+	reply_ok(c, req->id, json_pack("{s:o,s:o}", "ids", ids, "cancelling", running));
+}
+
+/* One job ("job"), or every job a selector picks. */
+static void
+op_cancel(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = req->job;
+	json_int_t id;
+	char msg[128];
+	int rc;
+
+	if (j == NULL) {
+		if (ops_has_selector(req))
+			cancel_selected(td, c, req);
+		else
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
+		return;
+	}
+	id = (json_int_t)j->id;
+	if (job_state_final(j->state)) {
+		snprintf(msg, sizeof msg, "job %llu already finished: %s",
+			 (unsigned long long)j->id, job_state_name(j->state));
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	/* Answer first: a job not running is finished (and maybe pruned) by the cancel. */
+	if (j->state != JOB_RUNNING)
+		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
+	else
+		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state", "running",
+					       "cancelling", 1));
+	rc = sched_cancel(td->sched, j, "cancelled by request");
+	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "not running" : "running");
+}
+
+/* ---- pause, resume, priority ---- */
+
+/* "class": "cpu"|"io" or absent (CLASS_AUTO: both); -1 after replying. */
+static int
+pause_class(struct client *c, struct request *req, enum job_class *cls)
+{
+	json_t *v = json_object_get(req->root, "class");
+	int k;
+
+	*cls = CLASS_AUTO;
+	if (v == NULL)
+		return 0;
+	k = json_is_string(v) ? config_class_parse(json_string_value(v)) : -1;
+	if (k != CLASS_CPU && k != CLASS_IO) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"class\" must be \"cpu\" or \"io\"");
+		return -1;
+	}
+	*cls = (enum job_class)k;
+	return 0;
+}
+
+/* pause/resume: of one job ("job") or of dispatching (all, or "class"). */
+static void
+pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause)
+{
+	struct job *j = req->job;
+	enum job_class cls;
+	char msg[160];
+
+	if (j == NULL) {
+		if (pause_class(c, req, &cls) == -1)
+			return;
+		sched_pause(td->sched, cls, pause);
+		/* Stored with the next commit: a restart keeps it. */
+		persist_set_paused(td->persist, sched_paused(td->sched, CLASS_CPU),
+				   sched_paused(td->sched, CLASS_IO));
+		log_info("%s %s jobs", pause ? "paused starting" : "resumed starting",
+			 cls == CLASS_AUTO ? "all" : config_class_name(cls));
+		reply_ok(c, req->id, json_pack("{s:o}", "paused", sched_paused_json(td->sched)));
+		return;
+	}
+	if (j->state != (pause ? JOB_QUEUED : JOB_PAUSED)) {
+		snprintf(msg, sizeof msg, "job %llu is %s: only a %s job can be %s",
+			 (unsigned long long)j->id, job_state_name(j->state),
+			 pause ? "queued" : "paused", pause ? "paused" : "resumed");
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	if (pause)
+		life_hold(td->life, j);
+	else
+		life_release(td->life, j);
+	reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state",
+				       job_state_name(j->state)));
+}
+
+static void
+op_pause(struct taskd *td, struct client *c, struct request *req)
+{
+	pause_resume(td, c, req, true);
+}
+
+static void
+op_resume(struct taskd *td, struct client *c, struct request *req)
+{
+	pause_resume(td, c, req, false);
+}
+
+static void
+op_priority(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *v = json_object_get(req->root, "priority");
+	struct proto_error err = { 0 };
+	struct job *j = req->job;
+	char msg[160];
+
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < TASKD_PRIORITY_MIN ||
+	    json_integer_value(v) > TASKD_PRIORITY_MAX) {
+		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
+				"\"priority\" must be an integer from %d to %d", TASKD_PRIORITY_MIN,
+				TASKD_PRIORITY_MAX);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (!job_state_pending(j->state)) {
+		snprintf(msg, sizeof msg, "job %llu is %s: only a job that has not started can "
+			 "change priority", (unsigned long long)j->id, job_state_name(j->state));
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	sched_set_priority(td->sched, j, (int)json_integer_value(v));
+	jobs_touch(td->jobs, j);
+	reply_ok(c, req->id, json_pack("{s:I,s:i,s:s}", "id", (json_int_t)j->id, "priority",
+				       j->spec.priority, "state", job_state_name(j->state)));
+}
+
+/* ---- clean ---- */
+
+static void
+clean_prune(struct job *j, void *arg)
+{
+	sched_remove_output(arg, j);
+}
+
+/* Remove finished jobs (rows and output files): {"removed":N}. */
+static void
+op_clean(struct taskd *td, struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+	struct job **v;
+	struct filter f;
+	size_t i, n, removed = 0;
+	int st;
+
+	if (ops_selector(c, req, &f) == -1)
+		return;
+	for (st = 0; st < JOB_NSTATES; st++) {
+		if (!job_state_final(st) && filter_state_given(&f, st)) {
+			filter_free(&f);
+			proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
+					"clean removes finished jobs only: state \"%s\" is not "
+					"final", job_state_name(st));
+			reply_proto_err(c, req->id, &err);
+			return;
+		}
+	}
+	v = ops_select(td, c, &f, false, &n);
+	filter_free(&f);
+	for (i = 0; i < n; i++) {
+		if (!job_state_final(v[i]->state))
+			continue;
+		jobs_delete(td->jobs, v[i], clean_prune, td->sched);
+		STATS_INC(jobs_cleaned);
+		removed++;
+	}
+	free(v);
+	log_debug("clean: %zu jobs removed", removed);
+	reply_ok(c, req->id, json_pack("{s:I}", "removed", (json_int_t)removed));
+}

@@ -1,0 +1,408 @@
+/*
+ * Reading jobs and the daemon, now or when they change: status, list,
+ * show (doc/protocol.md), wait (answered when its jobs are final) and
+ * subscribe (a stream of job events, events.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <taskd/protocol.h>
+
+#include "admission.h"
+#include "events.h"
+#include "log.h"
+#include "ops.h"
+#include "persist.h"
+#include "ppool.h"
+#include "sched.h"
+#include "server.h"
+#include "stats.h"
+#include "taskd.h"
+#include "tpool.h"
+#include "xmalloc.h"
+
+#define LIST_LIMIT_DEFAULT 100
+
+static op_fn op_status;
+static op_fn op_list;
+static op_fn op_show;
+static op_fn op_wait;
+static op_fn op_subscribe;
+
+/* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
+
+const struct op op_status_entry = {
+	.name = TASKD_OP_STATUS,
+	.fn = op_status,
+	.flags = OP_WHILE_STOPPING,
+};
+
+const struct op op_list_entry = {
+	.name = TASKD_OP_LIST,
+	.fn = op_list,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS,
+	.fields = { "limit" },
+};
+
+const struct op op_show_entry = {
+	.name = TASKD_OP_SHOW,
+	.fn = op_show,
+	.flags = OP_JOB | OP_WHILE_STOPPING,
+};
+
+const struct op op_wait_entry = {
+	.name = TASKD_OP_WAIT,
+	.fn = op_wait,
+	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
+	.select = FILTER_LABELS | FILTER_NAME,
+};
+
+const struct op op_subscribe_entry = {
+	.name = TASKD_OP_SUBSCRIBE,
+	.fn = op_subscribe,
+	.flags = OP_WHILE_STOPPING,
+	.select = FILTER_IDS | FILTER_LABELS | FILTER_STATES | FILTER_NAME,
+};
+
+/* A `wait` request parked on a job until it finishes. */
+struct pending_wait {
+	struct job_waiter waiter;
+	struct taskd *td;
+	struct client *client;
+	struct job *job;
+	json_t *id;
+	TAILQ_ENTRY(pending_wait) entry;
+};
+
+/* A `wait` by selector (labels, name): answered once all its jobs are final. */
+struct pending_group {
+	struct client *client;
+	json_t *id;
+	json_t *jobs;       /* job objects in id order; null until that job is final */
+	size_t left;        /* jobs not final yet */
+	size_t n;
+	TAILQ_ENTRY(pending_group) entry;
+	struct group_waiter {
+		struct job_waiter waiter;
+		struct pending_group *group;
+		struct job *job; /* NULL once final */
+		size_t slot;
+	} w[];
+};
+
+/* ---- status, list, show ---- */
+
+static json_t *
+status_jobs(struct taskd *td)
+{
+	json_t *o = json_object();
+	int st;
+
+	for (st = 0; st < JOB_NSTATES; st++)
+		json_object_set_new(o, job_state_name(st),
+				    json_integer((json_int_t)jobs_count(td->jobs, st)));
+	return o;
+}
+
+static json_t *
+process_pool_json(struct taskd *td)
+{
+	struct ppool_config pc;
+
+	if (td->ppool != NULL)
+		return ppool_to_json(td->ppool);
+	pc = taskd_ppool_config(td->cfg);
+	return json_pack("{s:s,s:i,s:i,s:[]}", "mode", config_mode_name(pc.mode), "min",
+			 pc.min_workers, "max", pc.max_workers, "workers");
+}
+
+static void
+op_status(struct taskd *td, struct client *c, struct request *req)
+{
+	struct tpool_stats ts;
+	json_t *r;
+
+	tpool_stats(td->tpool, &ts);
+	r = json_pack("{s:s,s:i,s:f,s:o,s:{s:I,s:I,s:I},s:o,"
+		      "s:{s:i,s:i,s:i,s:i,s:i,s:I},s:o,s:o,s:s,s:s,s:b}",
+		      "version", TASKD_VERSION, "pid", (int)getpid(),
+		      "uptime", now_unix() - td->started_at,
+		      "jobs", status_jobs(td),
+		      "queue", "pending", (json_int_t)sched_pending(td->sched),
+		      "cpu", (json_int_t)sched_pending_class(td->sched, CLASS_CPU),
+		      "io", (json_int_t)sched_pending_class(td->sched, CLASS_IO),
+		      "process_pool", process_pool_json(td),
+		      "thread_pool", "threads", ts.threads, "busy", ts.busy, "idle", ts.idle,
+		      "max", ts.max, "queued", ts.queued, "completed", (json_int_t)ts.completed,
+		      "router", sched_router_json(td->sched),
+		      "counters", stats_to_json(),
+		      "socket", td->socket_path, "state_dir", td->state_dir,
+		      "stopping", td->stopping);
+	json_object_set_new(r, "paused", sched_paused_json(td->sched));
+	json_object_set_new(r, "resources", sched_resources_json(td->sched));
+	json_object_set_new(r, "subscribers",
+			    json_integer((json_int_t)events_subscribers(td->events)));
+	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
+			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	reply_ok(c, req->id, r);
+}
+
+static void
+op_list(struct taskd *td, struct client *c, struct request *req)
+{
+	json_t *limit = json_object_get(req->root, "limit");
+	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
+	uid_t uid = server_client_uid(c);
+	double now = now_unix();
+	struct filter f;
+	json_t *arr;
+	struct job *j, *first;
+
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 0)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "\"limit\" must be an integer >= 0 (0 = all)");
+		return;
+	}
+	if (limit != NULL)
+		max = json_integer_value(limit);
+	if (ops_selector(c, req, &f) == -1)
+		return;
+	/* Most recent `max` matching jobs, in id order: find the first, then walk forward. */
+	first = NULL;
+	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
+	     j = TAILQ_PREV(j, job_list, all)) {
+		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
+			continue;
+		first = j;
+		n++;
+	}
+	arr = json_array();
+	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
+		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
+			continue;
+		json_array_append_new(arr, job_to_json(j));
+	}
+	filter_free(&f);
+	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
+}
+
+static void
+op_show(struct taskd *td, struct client *c, struct request *req)
+{
+	reply_ok(c, req->id, job_to_json(req->job));
+}
+
+/* ---- wait ---- */
+
+static void
+pending_free(struct client *c, struct pending_wait *p)
+{
+	struct conn *cs = server_client_data(c);
+
+	TAILQ_REMOVE(&cs->waits, p, entry);
+	cs->nwaits--;
+	json_decref(p->id);
+	free(p);
+}
+
+static void
+wait_done(struct job *j, void *arg)
+{
+	struct pending_wait *p = arg;
+
+	struct client *c = p->client;
+	char msg[96];
+
+	if (job_state_final(j->state)) {
+		reply_ok(c, p->id, job_to_json(j));
+	} else {
+		/* Discarded: its submit could not be stored. */
+		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
+			 (unsigned long long)j->id);
+		reply_err(c, p->id, TASKD_ERR_NOT_FOUND, msg);
+	}
+	pending_free(c, p);
+	server_client_release(c);
+}
+
+void
+reply_too_many_waits(struct client *c, struct request *req)
+{
+	struct proto_error err = { 0 };
+
+	proto_error_set(&err, TASKD_ERR_TOO_MANY, "%d waits already in flight on this "
+			"connection: wait for some answers first", OPS_MAX_WAITS);
+	reply_proto_err(c, req->id, &err);
+}
+
+/* Park a wait (its slot in nwaits already counted) on j, or answer now if j has ended. */
+void
+wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
+{
+	struct conn *cs = conn_of(c);
+	struct pending_wait *p;
+
+	if (job_state_final(j->state)) {
+		cs->nwaits--;
+		reply_ok(c, id, job_to_json(j));
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->td = td;
+	p->client = c;
+	p->job = j;
+	p->id = json_incref(id);
+	p->waiter.cb = wait_done;
+	p->waiter.arg = p;
+	TAILQ_INSERT_TAIL(&cs->waits, p, entry);
+	job_wait(j, &p->waiter);
+	server_client_hold(c);
+}
+
+static void
+group_free(struct client *c, struct pending_group *g)
+{
+	struct conn *cs = server_client_data(c);
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		if (g->w[i].job != NULL)
+			job_unwait(g->w[i].job, &g->w[i].waiter);
+	TAILQ_REMOVE(&cs->groups, g, entry);
+	cs->nwaits--;
+	json_decref(g->jobs);
+	json_decref(g->id);
+	free(g);
+}
+
+static void
+group_job_done(struct job *j, void *arg)
+{
+	struct group_waiter *w = arg;
+	struct pending_group *g = w->group;
+	struct client *c = g->client;
+
+	json_array_set_new(g->jobs, w->slot, job_to_json(j));
+	w->job = NULL;
+	if (--g->left > 0)
+		return;
+	reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+	group_free(c, g);
+	server_client_release(c);
+}
+
+static void
+wait_group(struct taskd *td, struct client *c, struct request *req)
+{
+	struct pending_group *g;
+	struct conn *cs = conn_of(c);
+	struct job **v;
+	struct filter f;
+	size_t i, n;
+
+	if (ops_selector(c, req, &f) == -1)
+		return;
+	if (cs->nwaits >= OPS_MAX_WAITS) {
+		filter_free(&f);
+		reply_too_many_waits(c, req);
+		return;
+	}
+	v = ops_select(td, c, &f, false, &n);
+	filter_free(&f);
+	g = xcalloc(1, sizeof *g + n * sizeof g->w[0]);
+	g->client = c;
+	g->id = json_incref(req->id);
+	g->jobs = json_array();
+	g->n = n;
+	for (i = 0; i < n; i++) {
+		g->w[i].group = g;
+		g->w[i].slot = i;
+		if (job_state_final(v[i]->state)) {
+			json_array_append_new(g->jobs, job_to_json(v[i]));
+			continue;
+		}
+		json_array_append_new(g->jobs, json_null());
+		g->w[i].job = v[i];
+		g->w[i].waiter.cb = group_job_done;
+		g->w[i].waiter.arg = &g->w[i];
+		job_wait(v[i], &g->w[i].waiter);
+		g->left++;
+	}
+	free(v);
+	cs->nwaits++;
+	TAILQ_INSERT_TAIL(&cs->groups, g, entry);
+	if (g->left == 0) {
+		reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+		group_free(c, g);
+		return;
+	}
+	server_client_hold(c);
+}
+
+/* One job ("job"), or every job a selector picks that exists now. */
+static void
+op_wait(struct taskd *td, struct client *c, struct request *req)
+{
+	struct job *j = req->job;
+	struct conn *cs;
+
+	if (j == NULL) {
+		if (ops_has_selector(req))
+			wait_group(td, c, req);
+		else
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
+		return;
+	}
+	if (job_state_final(j->state)) {
+		reply_ok(c, req->id, job_to_json(j));
+		return;
+	}
+	cs = conn_of(c);
+	if (cs->nwaits >= OPS_MAX_WAITS) {
+		reply_too_many_waits(c, req);
+		return;
+	}
+	cs->nwaits++;
+	wait_attach(td, c, req->id, j);
+}
+
+void
+op_wait_closed(struct taskd *td, struct conn *cs, struct client *c)
+{
+	struct pending_group *g;
+	struct pending_wait *p;
+
+	while ((p = TAILQ_FIRST(&cs->waits)) != NULL) {
+		job_unwait(p->job, &p->waiter);
+		pending_free(c, p);
+	}
+	while ((g = TAILQ_FIRST(&cs->groups)) != NULL)
+		group_free(c, g);
+	if (cs->sub != NULL)
+		events_unsubscribe(td->events, cs->sub);
+}
+
+/* ---- subscribe ---- */
+
+/* From the answer on, this connection gets a line per job event (events.c). */
+static void
+op_subscribe(struct taskd *td, struct client *c, struct request *req)
+{
+	struct conn *cs = conn_of(c);
+	uid_t uid = server_client_uid(c);
+	struct filter f;
+
+	if (cs->sub != NULL) {
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE,
+			  "this connection is already subscribed");
+		return;
+	}
+	if (ops_selector(c, req, &f) == -1)
+		return;
+	reply_ok(c, req->id, json_pack("{s:b}", "subscribed", 1));
+	cs->sub = events_subscribe(td->events, c, &f, privileged_uid(uid), uid);
+	log_debug("uid %u subscribed to job events", (unsigned)uid);
+}

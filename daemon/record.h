@@ -1,0 +1,45 @@
+/*
+ * Stored job records (doc/design.md "Stored job records"): the JSON text in
+ * the `record` column of table jobs (store.c keeps it, never looks inside).
+ * This module alone knows the format. It encodes a job in the current
+ * version and decodes a stored row of any version up to it; a record of an
+ * older version is migrated in memory as it is read, and written back in
+ * the current version by persist.c after startup.
+ *
+ * Version 3 (RECORD_VERSION): version 2 without "route_key", with how the
+ * job was routed ("route"), its cgroup, "reclassified_at", its limits
+ * (spec.limits) and what its run measured of its cgroup (result:
+ * "mem_peak_kb", "in_cgroup", "cgroup_error").
+ * Version 2: {"v":2,...}; states, classes, job types,
+ * pools and run outcomes by name; nothing but the job's own fields.
+ * Version 1 (taskd 0.1.0): no "v"; those as integers, the result stored as
+ * the worker's "done" message ("t", "job", "rss_kb" included), the
+ * lifecycle fields under "life" (absent in the oldest records).
+ *
+ * A new stored field means a new version: RECORD_VERSION + 1, written by
+ * record_encode, and a decoder that still reads every older version
+ * (doc/design.md "Adding a job field").
+ */
+#ifndef TASKD_RECORD_H
+#define TASKD_RECORD_H
+
+#include <stdint.h>
+
+#include "job.h"
+
+#define RECORD_VERSION 3
+
+/* The record of j in the current version (JSON text, malloc'd). */
+char *record_encode(const struct job *j);
+
+/*
+ * A job from its stored row (id, state name, record text), in no table yet
+ * (jobs_restore puts it in one); its state is the row's. *version is the
+ * record's version (RECORD_VERSION: nothing to migrate). NULL with *cause
+ * ("job 17: unreadable record (...)", "job 17: record version 3 written by a
+ * newer taskd ...") for anything it cannot read whole: never a guess.
+ */
+struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,
+			  char **cause);
+
+#endif
