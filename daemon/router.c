@@ -410,8 +410,12 @@ route_to_json(const struct route *r, const struct kind_keys *k)
 
 	for (i = 0; k != NULL && i < k->n; i++)
 		json_array_append_new(keys, json_string(k->key[i]));
-	json_object_set_new(o, "by", json_string(route_by_name(r->by)));
-	json_object_set_new(o, "class", json_string(config_class_name(r->decided)));
+	/* Not routed yet (waiting, scheduled, paused before it was queued): nothing decided. */
+	json_object_set_new(o, "by", r->decided != CLASS_AUTO ? json_string(route_by_name(r->by))
+							     : json_null());
+	json_object_set_new(o, "class", r->decided != CLASS_AUTO
+						? json_string(config_class_name(r->decided))
+						: json_null());
 	json_object_set_new(o, "keys", keys);
 	if (r->level >= 0) {
 		json_object_set_new(o, "key", json_string(r->key));

@@ -551,8 +551,8 @@ class BadDatabaseTest(DurabilityCase):
     def test_newer_record_version(self):
         # a job record of a later format: refused, never guessed at or rewritten
         d = self.prepared()
-        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=3)))
-        self.refused(d, "job 3: record version 3 written by a newer taskd")
+        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=4)))
+        self.refused(d, "job 3: record version 4 written by a newer taskd")
 
     def test_unreadable_record(self):
         d = self.prepared()
@@ -858,10 +858,28 @@ class RecordMigrationTest(DurabilityCase):
         d.start()
         return d
 
+    # Job fields added since 0.1.0 by issue 15 (doc/protocol.md "Job object"):
+    # a job of that release ran with no limits and in no cgroup, and its peak
+    # memory was not measured; how it was routed is its class, or unknown.
+    ADDED = {"memory": None, "cpus": None, "pids": None, "mem_peak_kb": None,
+             "cgroup": None, "cgroup_error": None, "live": None, "wait_reason": None}
+
     def check_jobs(self, d, expected):
         for want in expected:
             with self.subTest(job=want["id"]):
-                self.assertEqual(d.show(want["id"]), want)
+                got = d.show(want["id"])
+                route = got.pop("route")
+                by = "class" if want["class"] != "auto" else "unknown"
+                if want["routed"] is not None:
+                    self.assertEqual((route["by"], route["class"]), (by, want["routed"]))
+                else:  # never ran: queued (then routed) or not
+                    self.assertIn((route["by"], route["class"]),
+                                  ((None, None), (by, want["class"])))
+                self.assertEqual((route["key"], route["level"], route["counts_as"],
+                                  route["reclassified_at"]), (None, None, None, None))
+                self.assertTrue(route["keys"] and all(isinstance(k, str) for k in route["keys"]))
+                reason = want["state"] if want["state"] in ("paused", "scheduled") else None
+                self.assertEqual(got, dict(want, **dict(self.ADDED, wait_reason=reason)))
 
     def test_release_0_1_0_database(self):
         with open(os.path.join(FIXTURES, "records-v1.show.json")) as f:
@@ -885,7 +903,7 @@ class RecordMigrationTest(DurabilityCase):
         self.assertEqual(d.show(14)["due_at"], 4102444800.0)
         self.assertNextIdAbove(d, range(1, 16))
         after = {i: d.show(i) for i in (10, 11, 13)}
-        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 2",
+        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 3",
                       d.log_text())
         # Stopped: every row is now a record of the current version.
         self.assertEqual(d.stop(), 0)
@@ -908,7 +926,11 @@ class RecordMigrationTest(DurabilityCase):
         for jid, state, text in rows:
             with self.subTest(row=jid):
                 rec = json.loads(text)
-                self.assertEqual(rec["v"], 2)
+                self.assertEqual(rec["v"], 3)
+                self.assertNotIn("route_key", rec)
+                self.assertIn(rec["route"]["by"], ("class", "unknown", "key", "default"))
+                self.assertIn("limits", rec["spec"])
+                self.assertIn("mem_peak_kb", rec["result"])
                 self.assertNotIn("res", rec)
                 self.assertNotIn("life", rec)
                 self.assertNotIn("t", rec["result"])
