@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "proctree.h"
 #include "textfile.h"
 #include "xmalloc.h"
@@ -268,11 +269,8 @@ proc_rss_kb(const char *root, pid_t pid)
 double
 proc_wait(const char *root, pid_t pid)
 {
-	char path[PATH_MAX], buf[128];
-	unsigned long long run, wait;
+	char path[PATH_MAX];
 
 	snprintf(path, sizeof path, "%s/%d/schedstat", root, (int)pid);
-	if (textfile_read(path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu %llu", &run, &wait) != 2)
-		return -1;
-	return (double)wait / 1e9;
+	return run_schedstat_wait(path);
 }
