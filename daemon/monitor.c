@@ -234,7 +234,8 @@ tree_wait(struct monitor *m, struct jobmon *jm, const pid_t *pids, size_t n)
 	}
 	if (nnext > jm->nmem)
 		jm->mem = xreallocarray(jm->mem, nnext, sizeof *jm->mem);
-	memcpy(jm->mem, m->next_mem, nnext * sizeof *jm->mem);
+	if (nnext > 0) /* none seen yet: jm->mem may still be NULL */
+		memcpy(jm->mem, m->next_mem, nnext * sizeof *jm->mem);
 	jm->nmem = nnext;
 	return jm->tree_wait;
 }

@@ -155,8 +155,10 @@ proc_snap_take(struct proc_snap *s, const char *root)
 		s->mark[i] = 0;
 	}
 	s->gen = 0;
-	qsort_r(s->by_ppid, s->n, sizeof *s->by_ppid, cmp_ppid, s->e);
-	qsort_r(s->by_pgid, s->n, sizeof *s->by_pgid, cmp_pgid, s->e);
+	if (s->n > 0) { /* the arrays are NULL before the first process */
+		qsort_r(s->by_ppid, s->n, sizeof *s->by_ppid, cmp_ppid, s->e);
+		qsort_r(s->by_pgid, s->n, sizeof *s->by_pgid, cmp_pgid, s->e);
+	}
 	return 0;
 }
 

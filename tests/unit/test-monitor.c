@@ -247,6 +247,21 @@ test_live_cgroup(void **state)
 	assert_true(s.ticks >= 2);
 	assert_int_equal(monitor_rss_kb(j), -1);
 	monitor_forget(m, j, NULL);
+	/* A cgroup with nobody in it (its command gone, or not in yet): sampled, nothing found. */
+	free(job);
+	job = cgroups_job_path(cg, 2);
+	assert_int_equal(cg_create(job, &none, &err), 0);
+	free(j->cgroup);
+	j->cgroup = xstrdup(job);
+	monitor_watch(m, j);
+	s.ticks = 0;
+	run_until(&s, 0.3);
+	assert_true(s.ticks >= 2);
+	o = monitor_job_json(j);
+	assert_string_equal(json_string_value(json_object_get(o, "source")), "cgroup");
+	json_decref(o);
+	monitor_forget(m, j, NULL);
+	assert_int_equal(cg_remove(job, 2.0), 0);
 	/* No job: no tick (the timer is disarmed). */
 	s.ticks = 0;
 	run_until(&s, 0.2);

@@ -161,6 +161,14 @@ test_tree(void **state)
 	free(cmd);
 	assert_int_equal(proc_snap_take(&s, root), -1);
 	proc_snap_free(&s);
+	/* No process at all (a fresh snapshot of an empty directory). */
+	assert_non_null(mkdtemp(strcpy(root, "/tmp/taskd-test-proc-XXXXXX")));
+	memset(&s, 0, sizeof s);
+	assert_int_equal(proc_snap_take(&s, root), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(proc_tree_usage(&s, 100, &u, pids, 16, &np), -1);
+	proc_snap_free(&s);
+	rmdir(root);
 }
 
 /* The real /proc, with processes exiting while it is read. */
