@@ -43,6 +43,7 @@ enum {
 	OPT_MEMORY,
 	OPT_CPUS,
 	OPT_PIDS,
+	OPT_INPUT,
 };
 
 struct submit {
@@ -50,6 +51,7 @@ struct submit {
 	json_t *env; /* --env pairs */
 	const char *type;
 	const char *cwd;
+	const char *input; /* --input FILE, or "-" */
 	int no_env;
 	int wait;
 };
@@ -275,6 +277,9 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 	case OPT_NO_ENV:
 		s->no_env = 1;
 		return -1;
+	case OPT_INPUT:
+		s->input = optarg;
+		return -1;
 	case OPT_TYPE:
 		s->type = optarg;
 		return -1;
@@ -311,6 +316,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"pids", required_argument, NULL, OPT_PIDS},
+	    {"input", required_argument, NULL, OPT_INPUT},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -405,6 +411,43 @@ set_cwd(struct submit *s)
 	return json_object_set_new(s->req, "cwd", v);
 }
 
+/* --input FILE|-: the job's input (for handler types), sent as base64. */
+static int
+set_input(struct taskctl *ctx, struct submit *s)
+{
+	FILE *fp = strcmp(s->input, "-") == 0 ? stdin : fopen(s->input, "rb");
+	char *data = NULL, *b64;
+	size_t len = 0, cap = 0, n;
+
+	if (fp == NULL) {
+		taskctl_warnx("--input %s: %s", s->input, strerror(errno));
+		return -1;
+	}
+	do {
+		if (len == cap && (data = realloc(data, cap = cap ? cap * 2 : 65536)) == NULL) {
+			taskctl_warnx("--input %s: out of memory", s->input);
+			exit(1);
+		}
+		n = fread(data + len, 1, cap - len, fp);
+		len += n;
+	} while (n > 0);
+	if (ferror(fp)) {
+		taskctl_warnx("--input %s: %s", s->input, strerror(errno));
+		free(data);
+		if (fp != stdin)
+			fclose(fp);
+		return -1;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	b64 = base64_encode(data != NULL ? data : "", len);
+	json_object_set_new(s->req, "input", json_string(b64));
+	free(b64);
+	free(data);
+	(void)ctx;
+	return 0;
+}
+
 /* Fill the request from the words after the options; -1 or an exit code. */
 static int
 build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
@@ -418,6 +461,8 @@ build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 		json_object_set_new(s->req, "type", json_string(s->type));
 	if ((rc = set_argv(ctx, s, argc, argv)) != -1)
 		return rc;
+	if (s->input != NULL && set_input(ctx, s) == -1)
+		return 1;
 	if ((is_exec || s->cwd != NULL) && set_cwd(s) == -1)
 		return 1;
 	/* A built-in gets no environment but the --env pairs. */
@@ -475,7 +520,6 @@ explain_end(const json_t *job, json_int_t id)
 static int
 print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t *job)
 {
-	const char *result = json_string_value(json_object_get(job, "result"));
 	int rc, gone;
 
 	if ((rc = copy_stream(ctx, arg, id, "stdout", stdout, &gone)) != 0)
@@ -486,8 +530,7 @@ print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t 
 	if (gone && had_output(job))
 		taskctl_warnx("job %lld: its output is gone: taskd removed the job when it ended "
 		              "(jobs.keep_finished)", (long long)id);
-	if (result != NULL)
-		fmt_line(stdout, "%s", result);
+	cmd_wait_print_result(job);
 	explain_end(job, id);
 	return 0;
 }

@@ -24,7 +24,7 @@
 static const struct taskctl_cmd commands[] = {
     {"submit",
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
-     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--after ID[,ID...]] "
+     "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
      "[--memory SIZE] [--cpus N] [--pids N] [--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},

@@ -35,6 +35,7 @@
 #include <taskd/protocol.h>
 
 #include "config.h"
+#include "hconfig.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -227,6 +228,7 @@ config_defaults(struct config *cfg)
 void
 config_free(struct config *cfg)
 {
+	hconfig_free(cfg);
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
@@ -653,8 +655,7 @@ fail(struct loader *ld, const char *file, unsigned int line, const char *fmt, ..
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory (asprintf)");
+	msg = xvprintf(fmt, ap);
 	va_end(ap);
 	free(ld->cause);
 	ld->cause = xprintf("%s:%u: %s", file != NULL ? file : ld->path, line, msg);
@@ -708,6 +709,14 @@ visit(struct loader *ld, const config_setting_t *s, const char *path)
 
 	if ((k = key_find(path)) != NULL)
 		return apply(ld, k, s);
+	/* A list of groups, with rules of its own (hconfig.c). */
+	if (strcmp(path, "handlers") == 0) {
+		hconfig_free(ld->cfg);
+		free(ld->cause);
+		ld->cause = NULL;
+		return hconfig_load(s, ld->path, &ld->cfg->handlers, &ld->cfg->nhandlers,
+				    &ld->cause);
+	}
 	if (!is_group(path))
 		return fail(ld, file, line, "unknown key '%s'", path);
 	if (!config_setting_is_group(s))
@@ -905,5 +914,5 @@ config_diff(const struct config *a, const struct config *b,
 		if (fn != NULL)
 			fn(keys[i].path, arg);
 	}
-	return n;
+	return n + hconfig_diff(a, b, fn, arg);
 }

@@ -23,6 +23,35 @@ struct config_share {
 /* store.fsync: when an acknowledged submit reaches the disk. */
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
 
+/*
+ * One handler (`handlers = ( { name = ...; command = [...]; ... } )`): a
+ * job type served by a program the user writes, kept warm in worker
+ * processes by hpool.c. doc/handlers.md and taskd.conf(5) describe the keys.
+ */
+struct handler_config {
+	char *name;
+	char **command;          /* NULL-terminated; command[0] an absolute path */
+	enum job_class class;
+	int min_workers;
+	int max_workers;         /* 0 = the number of CPUs (cpu), thread_pool.max_threads (io, auto) */
+	int concurrency;         /* jobs one worker takes at once (io) */
+	int max_jobs_per_worker; /* 0 = never recycle for that */
+	uint64_t max_worker_rss; /* bytes, 0 = no limit */
+	double idle_timeout;     /* seconds an idle worker above min_workers lives */
+	double timeout;          /* default for its jobs; 0 = jobs.default_timeout */
+	double start_timeout;    /* seconds from spawn to hello */
+	char **env;              /* NULL-terminated "K=V" */
+	char *cwd;
+	char *user;              /* NULL: the daemon's own user */
+	uid_t uid;               /* resolved: the user the workers run as */
+	gid_t gid;
+	uid_t *users;            /* who may submit (with groups); none of both: everyone */
+	size_t nusers;
+	gid_t *groups;
+	size_t ngroups;
+	unsigned int line;       /* where it is in the file, for messages */
+};
+
 struct config {
 	char *path;       /* file it was loaded from, or NULL for built-in defaults */
 	char *socket;     /* NULL: not set in the file (main picks the default) */
@@ -90,6 +119,9 @@ struct config {
 		double pressure_memory;
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 	} limits;
+
+	struct handler_config *handlers;
+	size_t nhandlers;
 };
 
 /* Fill *cfg with the built-in defaults (strings NULL where main decides). */
@@ -117,5 +149,13 @@ const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
 /* "75%" or "512M" for messages and status (malloc'd). */
 char *config_share_text(const struct config_share *s);
+
+/* The handler named name, or NULL. */
+const struct handler_config *config_handler(const struct config *cfg, const char *name);
+/* Do two handler configurations need different worker processes (command, env, user...)? */
+int handler_config_respawn(const struct handler_config *a, const struct handler_config *b);
+void handler_config_free(struct handler_config *h);
+/* A deep copy (hpool keeps its own while the configuration is reloaded). */
+void handler_config_copy(struct handler_config *dst, const struct handler_config *src);
 
 #endif

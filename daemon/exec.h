@@ -44,6 +44,7 @@ struct run_spec {
 	gid_t gid;
 	char *cgroup;       /* a command's own cgroup to create and run in, or NULL */
 	struct cg_limits limits; /* written into it (a command with limits fails without it) */
+	char *input;        /* handler jobs: the job's input as base64 text, or NULL */
 	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
@@ -67,6 +68,7 @@ struct run_result {
 	long mem_peak_kb;   /* peak memory of its whole tree (cgroup memory.peak, or samples), -1 */
 	bool in_cgroup;     /* it ran in its own cgroup (spec.cgroup) */
 	char *result;       /* built-in result (text), malloc'd, or NULL */
+	bool result_json;   /* result is JSON text (a handler's), not plain text */
 	char *error;        /* human message when it failed to run, malloc'd, or NULL */
 	char *cgroup_error; /* why it ran without the cgroup it was given, malloc'd, or NULL */
 };

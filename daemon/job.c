@@ -9,6 +9,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -105,6 +106,8 @@ job_pool_name(enum job_pool p)
 		return "thread";
 	case POOL_PROCESS:
 		return "process";
+	case POOL_HANDLER:
+		return "handler";
 	default:
 		return NULL;
 	}
@@ -151,12 +154,21 @@ jobs_new(void)
 }
 
 void
+job_kind_keys(const struct job_spec *spec, struct kind_keys *k)
+{
+	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : builtin_name(spec->type),
+		  spec->type == JOBTYPE_HANDLER ? spec->handler : NULL, spec->argv, spec->cwd, k);
+}
+
+void
 job_spec_free(struct job_spec *spec)
 {
 	strv_free(spec->argv);
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->handler);
+	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
@@ -168,6 +180,7 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->kinds);
 	free(j->cgroup);
+	free(j->progress);
 	run_result_clear(&j->res);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
@@ -481,6 +494,20 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
+/* A handler's result is JSON; a built-in's is text. */
+static json_t *
+result_json(const struct run_result *r)
+{
+	json_t *v;
+
+	if (r->result == NULL)
+		return json_null();
+	if (r->result_json &&
+	    (v = json_loads(r->result, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) != NULL)
+		return v;
+	return json_string(r->result);
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -499,7 +526,7 @@ add_result(json_t *o, const struct job *j)
 						      ? json_integer(r->mem_peak_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "result", result_json(r));
 	json_object_set_new(o, "error", string_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
@@ -541,7 +568,7 @@ job_to_json(const struct job *j)
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(j->spec.type, j->spec.handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
@@ -558,6 +585,8 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "progress", string_or_null(j->progress));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
@@ -597,7 +626,7 @@ jobs_restore(struct jobs *js, struct job *j, char **cause)
 		return -1;
 	}
 	/* Its kind keys are not stored: they are a function of its description. */
-	kind_keys(j->spec.name, builtin_name(j->spec.type), j->spec.argv, j->spec.cwd, &k);
+	job_kind_keys(&j->spec, &k);
 	free(j->kinds);
 	j->kinds = kind_keys_pack(&k);
 	j->state = JOB_QUEUED;

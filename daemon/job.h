@@ -33,7 +33,7 @@ enum job_state {
 	JOB_NSTATES
 };
 
-enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
 /* Why a pending job is not running (`list`/`show` "wait_reason"). */
 enum wait_reason {
@@ -80,7 +80,9 @@ struct job_dep {
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
-	int type;          /* enum builtin_type */
+	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
+	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
+	char *input;       /* JOBTYPE_HANDLER: the job's input, base64, or NULL */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -121,6 +123,7 @@ struct job {
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	char *progress;          /* a handler's last progress message while it runs, or NULL */
 	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	int attempt;             /* 1-based */
@@ -217,6 +220,8 @@ int job_state_parse(const char *name); /* -1 if unknown */
 const char *job_pool_name(enum job_pool p);
 
 void job_spec_free(struct job_spec *spec);
+/* The kind keys of a job as submitted (kindkey.h): its name, type or handler, command. */
+void job_kind_keys(const struct job_spec *spec, struct kind_keys *k);
 
 /*
  * A job in no table, with the defaults of a new one (record.c builds the

@@ -734,8 +734,8 @@ argv_keys(struct kctx *c, char *const *av, size_t n)
 }
 
 void
-kind_keys(const char *name, const char *type, char *const *argv, const char *cwd,
-	  struct kind_keys *out)
+kind_keys(const char *name, const char *type, const char *handler, char *const *argv,
+	  const char *cwd, struct kind_keys *out)
 {
 	struct kctx c = { out, cwd, 0 };
 	size_t n = 0;
@@ -743,7 +743,9 @@ kind_keys(const char *name, const char *type, char *const *argv, const char *cwd
 	memset(out, 0, sizeof *out);
 	if (name != NULL && name[0] != '\0')
 		emit2(out, "name:", name);
-	if (type != NULL && strcmp(type, "exec") != 0)
+	if (handler != NULL)
+		emit2(out, "handler:", handler);
+	else if (type != NULL && strcmp(type, "exec") != 0)
 		emit2(out, "builtin:", type);
 	else if (argv != NULL) {
 		while (argv[n] != NULL)

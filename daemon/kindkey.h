@@ -31,12 +31,13 @@ struct kind_keys {
 
 /*
  * The keys of a job: "name:NAME" first when it has a name, then
+ * "handler:HANDLER" for a job a handler runs (handler not NULL),
  * "builtin:TYPE" for a built-in (type not NULL and not "exec"), else the
  * keys of argv (relative script paths are taken relative to cwd, which
  * may be NULL). Never empty: "?" when nothing else applies.
  */
-void kind_keys(const char *name, const char *type, char *const *argv, const char *cwd,
-	       struct kind_keys *out);
+void kind_keys(const char *name, const char *type, const char *handler, char *const *argv,
+	       const char *cwd, struct kind_keys *out);
 
 /* The keys as one malloc'd block "k1\0k2\0...\0\0" (kind_keys_next walks it). */
 char *kind_keys_pack(const struct kind_keys *k);

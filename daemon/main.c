@@ -24,6 +24,8 @@
 #include "config.h"
 #include "events.h"
 #include "exec.h"
+#include "hpool.h"
+#include "jobtype.h"
 #include "job.h"
 #include "leftover.h"
 #include "life.h"
@@ -323,6 +325,20 @@ watch_signals(void)
 	}
 }
 
+/* Handler workers start through this binary too (`taskd --handler-exec`). */
+static void
+start_hpool(const char *self)
+{
+	struct hpool_limits hl = taskd_hpool_limits(&cfg);
+	struct hpool_callbacks cb;
+
+	jobtype_use(&cfg);
+	sched_hpool_callbacks(td.sched, &cb);
+	td.hpool = hpool_new(td.base, self, &cb);
+	hpool_configure(td.hpool, cfg.handlers, cfg.nhandlers, &hl);
+	sched_set_hpool(td.sched, td.hpool, hl.cpu_max);
+}
+
 /* Workers are this very binary, started in worker mode. */
 static void
 start_ppool(void)
@@ -338,6 +354,7 @@ start_ppool(void)
 	sched_ppool_callbacks(td.sched, &cb);
 	td.ppool = ppool_new(td.base, &pc, self, live_dir, &cb);
 	sched_set_ppool(td.sched, td.ppool);
+	start_hpool(self);
 }
 
 /* The socket systemd passed, else our own. */
@@ -438,6 +455,8 @@ main(int argc, char **argv)
 		return worker_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--run-as") == 0)
 		return exec_runas_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--handler-exec") == 0)
+		return hpool_exec_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());
@@ -463,6 +482,7 @@ main(int argc, char **argv)
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);

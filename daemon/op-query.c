@@ -146,6 +146,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	reply_ok(c, req->id, r);
 }
 

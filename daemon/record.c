@@ -7,6 +7,12 @@
  * record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
+ *
+ * A handler's job (doc/handlers.md) has the handler's name as its "type"
+ * and one more field, "handler": {"input": base64 text or "", "result_json":
+ * whether "result" is JSON text}; the name is checked against the
+ * configuration only when the job is queued (a handler gone by then fails
+ * it: "handler removed").
  */
 #include <limits.h>
 #include <math.h>
@@ -17,6 +23,7 @@
 #include <taskd/protocol.h>
 
 #include "builtin.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "record.h"
@@ -60,7 +67,7 @@ encode_spec(const struct job *j)
 	json_t *o = json_object(), *deps = json_array(), *d;
 	size_t i;
 
-	set(o, "type", string_or_null(builtin_name(s->type)), j->id);
+	set(o, "type", string_or_null(jobtype_name(s->type, s->handler)), j->id);
 	set(o, "argv", strv_or_null(s->argv), j->id);
 	set(o, "env", strv_or_null(s->env), j->id);
 	set(o, "cwd", string_or_null(s->cwd), j->id);
@@ -139,6 +146,10 @@ record_encode(const struct job *j)
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
 	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		set(o, "handler", json_pack("{s:s,s:b}", "input",
+					    j->spec.input != NULL ? j->spec.input : "",
+					    "result_json", j->res.result_json), j->id);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -243,9 +254,10 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 
 	*why = "bad field values";
 	if (in->uid < 0 || in->uid >= UINT32_MAX || in->gid < 0 || in->gid >= UINT32_MAX ||
-	    builtin_name(in->type) == NULL || in->class < CLASS_AUTO || in->class > CLASS_IO ||
+	    (builtin_name(in->type) == NULL && in->type != JOBTYPE_HANDLER) ||
+	    in->class < CLASS_AUTO || in->class > CLASS_IO ||
 	    in->routed < CLASS_AUTO || in->routed > CLASS_IO || in->pool < POOL_NONE ||
-	    in->pool > POOL_PROCESS || in->worker < INT_MIN || in->worker > INT_MAX ||
+	    in->pool > POOL_HANDLER || in->worker < INT_MIN || in->worker > INT_MAX ||
 	    in->priority < TASKD_PRIORITY_MIN || in->priority > TASKD_PRIORITY_MAX ||
 	    in->retries < 0 || in->retries > INT_MAX || in->attempt < 1 || in->attempt > INT_MAX ||
 	    (in->attempts != NULL && !json_is_null(in->attempts) && !json_is_array(in->attempts)))
@@ -323,12 +335,51 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
+static int decode_v2_job(json_t *o, struct job *j, bool v3, const char **why);
+
 /*
- * Version 2: exactly its fields. Also the part of a version 3 record left
- * once decode_v3 took its own fields out (v3: no "route_key" then).
+ * Version 2: exactly its fields (a handler's job with its "handler" part).
+ * Also the part of a version 3 record left once decode_v3 took its own
+ * fields out (v3: no "route_key" then).
  */
 static int
 decode_v2(json_t *o, struct job *j, bool v3, const char **why)
+{
+	json_t *handler;
+	json_error_t jerr;
+	const char *input = NULL;
+	int result_json = 0, rc;
+
+	/* A handler's job: its own part first (the rest is read strictly as for any job). */
+	*why = "bad handler fields";
+	if ((handler = json_object_get(o, "handler")) != NULL) {
+		if (json_unpack_ex(handler, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
+				   "result_json", &result_json) == -1)
+			return -1;
+		json_incref(handler);
+		json_object_del(o, "handler");
+	}
+	rc = decode_v2_job(o, j, v3, why);
+	if (rc == 0 && handler != NULL) {
+		/* The type was the handler's name: no built-in has it. */
+		if (j->spec.type != JOBTYPE_HANDLER) {
+			*why = "a handler's record with a built-in type";
+			rc = -1;
+		} else {
+			j->spec.input = *input != '\0' ? xstrdup(input) : NULL;
+			j->res.result_json = result_json;
+		}
+	} else if (rc == 0 && j->spec.type == JOBTYPE_HANDLER) {
+		*why = "bad names"; /* not a built-in's, and not a handler's record */
+		rc = -1;
+	}
+	if (handler != NULL)
+		json_decref(handler);
+	return rc;
+}
+
+static int
+decode_v2_job(json_t *o, struct job *j, bool v3, const char **why)
 {
 	const char *type, *cls, *routed, *status;
 	struct result_in r = { 0 };
@@ -370,17 +421,21 @@ decode_v2(json_t *o, struct job *j, bool v3, const char **why)
 	    (r.status = status_parse(status)) < 0 || take_result(&r, &j->res) == -1)
 		return -1;
 	*why = "bad names";
-	in.type = builtin_lookup(type);
+	/* Not a built-in's name: a handler's (the caller checks the record says so). */
+	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.routed = config_class_parse(routed);
 	in.pool = json_is_null(pool) ? POOL_NONE
 		  : !json_is_string(pool) ? -1
 		  : strcmp(json_string_value(pool), "thread") == 0 ? POOL_THREAD
-		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS : -1;
-	if (in.type < 0 || in.class < 0 || in.routed < 0 || in.pool < 0)
+		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS
+		  : strcmp(json_string_value(pool), "handler") == 0 ? POOL_HANDLER : -1;
+	if (in.class < 0 || in.routed < 0 || in.pool < 0)
 		return -1;
 	if (take_job(&in, j, why) == -1)
 		return -1;
+	if (in.type == JOBTYPE_HANDLER)
+		j->spec.handler = xstrdup(type);
 	*why = "bad dependencies";
 	if (deps_alloc(&j->spec, deps) == -1)
 		return -1;

@@ -81,6 +81,7 @@ run_spec_free(struct run_spec *s)
 	free(s->err_path);
 	free(s->cgroup);
 	free(s->track_path);
+	free(s->input);
 	memset(s, 0, sizeof *s);
 }
 

@@ -17,6 +17,20 @@
 
 /* ---- pool settings from a configuration ---- */
 
+struct hpool_limits
+taskd_hpool_limits(const struct config *cfg)
+{
+	struct hpool_limits l = {
+		.cpu_max = taskd_ppool_config(cfg).max_workers,
+		.io_max = cfg->thread_pool.max_threads,
+		.kill_grace = cfg->jobs.kill_grace,
+		.max_frame = cfg->limits.max_frame,
+		.max_output = cfg->jobs.max_output,
+	};
+
+	return l;
+}
+
 struct tpool_config
 taskd_tpool_config(const struct config *cfg)
 {
@@ -81,6 +95,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
+	struct hpool_limits hl;
 
 	if (td->config_path == NULL) {
 		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
@@ -115,6 +130,10 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 			  td->cfg->limits.stall_timeout);
 	server_set_client_limits(td->server, td->cfg->limits.max_clients_per_user,
 				 td->cfg->limits.idle_timeout);
+	/* Handlers added, changed, removed; the scheduler fails a removed one's queued jobs. */
+	hl = taskd_hpool_limits(td->cfg);
+	hpool_configure(td->hpool, td->cfg->handlers, td->cfg->nhandlers, &hl);
+	sched_set_hpool(td->sched, td->hpool, hl.cpu_max);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
 	STATS_INC(reloads);

@@ -81,9 +81,18 @@ xprintf(const char *fmt, ...)
 	char *s;
 
 	va_start(ap, fmt);
+	s = xvprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
+xvprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
 	if (vasprintf(&s, fmt, ap) < 0)
 		fatalx("out of memory (asprintf)");
-	va_end(ap);
 	return s;
 }
 

@@ -51,7 +51,7 @@ keys_of(const struct job_spec *spec)
 	char *p;
 	size_t i;
 
-	kind_keys(spec->name, builtin_name(spec->type), spec->argv, spec->cwd, &k);
+	job_kind_keys(spec, &k);
 	if (k.n < 1 || k.n > KIND_MAX_KEYS)
 		abort();
 	for (i = 0; i < k.n; i++) {

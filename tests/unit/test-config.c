@@ -793,6 +793,117 @@ test_failed_load_no_leak(void **state)
 	free(path);
 }
 
+/* ---- handlers (hconfig.c) ---- */
+
+#define USER_KEY (geteuid() == 0 ? "user = \"root\"; " : "")
+
+static void
+test_handlers_load(void **state)
+{
+	struct config cfg, other;
+	const struct handler_config *h;
+	char *cause = NULL, *text;
+	int changed = 0;
+
+	text = xprintf("handlers = (\n"
+		       "  { name = \"thumb\"; command = [ \"/bin/sh\", \"-c\", \"x\" ]; %s\n"
+		       "    class = \"cpu\"; min_workers = 0; max_workers = 3; concurrency = 4;\n"
+		       "    max_jobs_per_worker = 7; max_worker_rss = \"64M\"; idle_timeout = 1.5;\n"
+		       "    timeout = 2; start_timeout = 3; env = [ \"A=1\", \"B=x=y\" ]; cwd = \"/tmp\"; },\n"
+		       "  { name = \"b.2-x_y\"; command = [ \"/bin/true\" ]; %s}\n"
+		       ");\n", USER_KEY, USER_KEY);
+	assert_int_equal(load_text(text, &cfg, &cause, NULL), 0);
+	assert_int_equal(cfg.nhandlers, 2);
+	h = config_handler(&cfg, "thumb");
+	assert_non_null(h);
+	assert_string_equal(h->command[2], "x");
+	assert_null(h->command[3]);
+	assert_int_equal(h->class, CLASS_CPU);
+	assert_int_equal(h->min_workers, 0);
+	assert_int_equal(h->max_workers, 3);
+	assert_int_equal(h->concurrency, 4);
+	assert_int_equal(h->max_jobs_per_worker, 7);
+	assert_int_equal(h->max_worker_rss, 64u << 20);
+	assert_true(h->idle_timeout == 1.5 && h->timeout == 2 && h->start_timeout == 3);
+	assert_string_equal(h->env[1], "B=x=y");
+	assert_string_equal(h->cwd, "/tmp");
+	assert_int_equal(h->line, 2);
+	/* Defaults. */
+	h = config_handler(&cfg, "b.2-x_y");
+	assert_non_null(h);
+	assert_int_equal(h->class, CLASS_AUTO);
+	assert_int_equal(h->min_workers, 1);
+	assert_int_equal(h->concurrency, 1);
+	assert_int_equal(h->max_jobs_per_worker, 10000);
+	assert_string_equal(h->cwd, "/");
+	assert_null(config_handler(&cfg, "nope"));
+	/* A changed handler, a removed one: handlers.NAME each. */
+	free(text);
+	text = xprintf("handlers = ( { name = \"thumb\"; command = [ \"/bin/sh\" ]; %s} );\n",
+		       USER_KEY);
+	assert_int_equal(load_text(text, &other, &cause, NULL), 0);
+	changed = config_diff(&cfg, &other, NULL, NULL);
+	assert_int_equal(changed, 2);
+	assert_true(handler_config_respawn(config_handler(&cfg, "thumb"),
+					   config_handler(&other, "thumb")));
+	assert_int_equal(config_diff(&other, &other, NULL, NULL), 0);
+	config_free(&other);
+	config_free(&cfg);
+	free(text);
+}
+
+static void
+test_handlers_errors(void **state)
+{
+	char *u = xstrdup(USER_KEY);
+	char *t[12];
+	const struct bad *cases;
+	size_t i, n = 0;
+	struct bad b[12];
+
+	t[n] = xprintf("\nhandlers = ( { name = \"x\"; command = [ \"/no/such\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 2, "handlers[0] (x).command: /no/such: No such file"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; %s\n command = [ \"sh\" ]; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).command: 'sh' must be an absolute path"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/etc\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "/etc: not a regular file"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"sleep\"; command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "handlers[0].name: 'sleep' is a built-in job type"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"a b\"; command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "may hold only letters"};
+	n++;
+	t[n] = xprintf("handlers = ( { command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "handlers[0]: needs a name"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "(x): needs a command"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s},\n"
+		       "  { name = \"x\"; command = [ \"/bin/true\" ]; %s} );", u, u);
+	b[n] = (struct bad){t[n], 2, "handlers[1] (x).name: a second handler named 'x'"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s\n"
+		       " concurrency = 0; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).concurrency: must be between 1 and 1024"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s\n"
+		       " env = [ \"NOEQUALS\" ]; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).env: entry 0 ('NOEQUALS'): expected NAME=VALUE"};
+	n++;
+	t[n] = xstrdup("handlers = { name = \"x\"; };");
+	b[n] = (struct bad){t[n], 1, "handlers: expected a list of groups"};
+	n++;
+	cases = b;
+	expect_errors(cases, n);
+	for (i = 0; i < n; i++)
+		free(t[i]);
+	free(u);
+}
+
 int
 main(void)
 {
@@ -816,6 +927,8 @@ main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_failed_load_no_leak),
+		cmocka_unit_test(test_handlers_load),
+		cmocka_unit_test(test_handlers_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,7 +180,7 @@ test_table(void **state)
 	(void)state;
 	assert_true(sizeof rows / sizeof rows[0] >= 40);
 	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		kind_keys(NULL, "exec", (char *const *)rows[i].argv, rows[i].cwd, &k);
+		kind_keys(NULL, "exec", NULL, (char *const *)rows[i].argv, rows[i].cwd, &k);
 		bad += !expect_keys(&rows[i], &k);
 	}
 	assert_int_equal(bad, 0);
@@ -194,19 +194,26 @@ test_name_and_builtin(void **state)
 	struct kind_keys k;
 
 	(void)state;
-	kind_keys("nightly", "exec", argv, NULL, &k);
+	kind_keys("nightly", "exec", NULL, argv, NULL, &k);
 	assert_int_equal(k.n, 3);
 	assert_string_equal(k.key[0], "name:nightly");
 	assert_string_equal(k.key[1], "sleep");
 	assert_string_equal(k.key[2], "sh");
-	kind_keys(NULL, "spin", none, NULL, &k);
+	kind_keys(NULL, "spin", NULL, none, NULL, &k);
 	assert_int_equal(k.n, 1);
 	assert_string_equal(k.key[0], "builtin:spin");
-	kind_keys("", "sleep", none, NULL, &k);
+	kind_keys("", "sleep", NULL, none, NULL, &k);
 	assert_string_equal(k.key[0], "builtin:sleep");
-	kind_keys(NULL, NULL, NULL, NULL, &k);
+	kind_keys(NULL, NULL, NULL, NULL, NULL, &k);
 	assert_int_equal(k.n, 1);
 	assert_string_equal(k.key[0], "?");
+	/* A job a handler runs: its handler, whatever its argv. */
+	kind_keys(NULL, NULL, "thumb", argv, NULL, &k);
+	assert_int_equal(k.n, 1);
+	assert_string_equal(k.key[0], "handler:thumb");
+	kind_keys("big", NULL, "thumb", none, NULL, &k);
+	assert_int_equal(k.n, 2);
+	assert_string_equal(k.key[1], "handler:thumb");
 }
 
 /* Long, binary or hostile text: a key is at most KIND_KEY_MAX bytes of valid UTF-8. */
@@ -223,17 +230,17 @@ test_long_and_binary(void **state)
 	(void)state;
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
-	kind_keys(NULL, "exec", argv, NULL, &k);
+	kind_keys(NULL, "exec", NULL, argv, NULL, &k);
 	assert_int_equal(strlen(k.key[0]), KIND_KEY_MAX);
 	assert_non_null(strchr(k.key[0], '~'));
 	big[100] = 'y'; /* differs after the cut: the hash tells them apart */
-	kind_keys(NULL, "exec", argv, NULL, &k2);
+	kind_keys(NULL, "exec", NULL, argv, NULL, &k2);
 	assert_string_not_equal(k.key[0], k2.key[0]);
 	assert_memory_equal(k.key[0], k2.key[0], 55);
 	for (i = 0; i < sizeof bin - 1; i++)
 		bin[i] = (char)(i * 37 + 1);
 	bin[sizeof bin - 1] = '\0';
-	kind_keys(NULL, "exec", argv2, NULL, &k);
+	kind_keys(NULL, "exec", NULL, argv2, NULL, &k);
 	for (i = 0; i < k.n; i++) {
 		j = json_string(k.key[i]); /* NULL if not valid UTF-8 */
 		assert_non_null(j);
@@ -245,7 +252,7 @@ test_long_and_binary(void **state)
 	for (i = 0; i + 2 < 150; i += 2)
 		memcpy(script + i, "\xc3\xa9", 2);
 	argv[2] = script;
-	kind_keys(NULL, "exec", argv, NULL, &k);
+	kind_keys(NULL, "exec", NULL, argv, NULL, &k);
 	j = json_string(k.key[0]);
 	assert_non_null(j);
 	json_decref(j);
@@ -254,9 +261,9 @@ test_long_and_binary(void **state)
 	snprintf(b, sizeof b, "for i in $(seq 1 99); do gzip -%d f$i; done", 9);
 	argv[0] = "sh";
 	argv[2] = a;
-	kind_keys(NULL, "exec", argv, NULL, &k);
+	kind_keys(NULL, "exec", NULL, argv, NULL, &k);
 	argv[2] = b;
-	kind_keys(NULL, "exec", argv, NULL, &k2);
+	kind_keys(NULL, "exec", NULL, argv, NULL, &k2);
 	assert_string_equal(k.key[0], "sh -c for gzip");
 	assert_string_equal(k.key[0], k2.key[0]);
 }
@@ -278,7 +285,7 @@ test_hostile_scripts(void **state)
 	(void)state;
 	for (i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
 		argv[2] = (char *)scripts[i];
-		kind_keys(NULL, "exec", argv, NULL, &k);
+		kind_keys(NULL, "exec", NULL, argv, NULL, &k);
 		assert_true(k.n >= 1 && k.n <= KIND_MAX_KEYS);
 		assert_string_equal(k.key[k.n - 1], "sh");
 	}
@@ -293,7 +300,7 @@ test_pack(void **state)
 	size_t i;
 
 	(void)state;
-	kind_keys("n", "exec", argv, "/d", &k);
+	kind_keys("n", "exec", NULL, argv, "/d", &k);
 	p = kind_keys_pack(&k);
 	assert_string_equal(kind_keys_first(p), "name:n");
 	kind_keys_unpack(p, &back);

@@ -22,6 +22,7 @@
 
 #include "builtin.h"
 #include "job.h"
+#include "jobtype.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -439,6 +440,53 @@ full_job(void)
 	return j;
 }
 
+/* A handler's job: its type by name, its input, a JSON result, pool "handler". */
+static void
+test_handler_job(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text, *cause = NULL, *t;
+	json_t *o;
+	int version;
+
+	(void)state;
+	j->spec.type = JOBTYPE_HANDLER;
+	j->spec.handler = xstrdup("thumb");
+	j->spec.input = xstrdup("aGk=");
+	j->pool = POOL_HANDLER;
+	j->res.result = xstrdup("{\"w\":320}");
+	j->res.result_json = true;
+	text = round_trip(j);
+	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "thumb");
+	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->pool, POOL_HANDLER);
+	assert_true(back->res.result_json);
+	assert_string_equal(back->res.result, "{\"w\":320}");
+	job_free(back);
+	/* A type no built-in has, without the handler part: refused. */
+	o = json_loads(text, 0, NULL);
+	json_object_del(o, "handler");
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &cause));
+	free(cause);
+	cause = NULL;
+	free(t);
+	/* The handler part on a built-in's record: refused. */
+	json_object_set_new(json_object_get(o, "spec"), "type", json_string("exec"));
+	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "", "result_json", 0));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &cause));
+	free(cause);
+	free(t);
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
+/* Every field of a version 2 record comes back as it was. */
 /* Every field of a current record comes back as it was. */
 static void
 test_round_trip(void **state)
@@ -716,6 +764,7 @@ main(void)
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_v2_rows),
+	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_restore),
 	};
