@@ -619,6 +619,21 @@ test_v2_rows(void **state)
 	refused_with(42, "done", v2, NULL, "route_key", NULL, "bad fields");
 	free(v2);
 	free(v3);
+	/* A handler's job of version 2: its handler part still read. */
+	j->spec.type = JOBTYPE_HANDLER;
+	j->spec.handler = xstrdup("thumb");
+	j->spec.input = xstrdup("aGk=");
+	j->pool = POOL_HANDLER;
+	v3 = record_encode(j);
+	v2 = as_v2(v3);
+	back = decode(42, "scheduled", v2, 2);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "thumb");
+	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->route.by, ROUTE_CLASS);
+	job_free(back);
+	free(v2);
+	free(v3);
 	job_free(j);
 }
 
