@@ -82,6 +82,18 @@ reclass_step(struct reclass *st, enum job_class now, double ratio, double cpu_ra
 	return now;
 }
 
+bool
+monitor_period(double dt, double dcpu, double dwait, double *wall, double *ratio)
+{
+	if (!(dt > 0) || !isfinite(dcpu) || !isfinite(dwait))
+		return false;
+	*wall = fmax(dt - dwait, fmin(dcpu, dt));
+	if (*wall < dt * MONITOR_MIN_RUN_SHARE)
+		return false;
+	*ratio = dcpu / *wall;
+	return true;
+}
+
 static void monitor_tick_cb(evutil_socket_t fd, short what, void *arg);
 
 struct monitor *
@@ -305,14 +317,7 @@ account(struct monitor *m, struct jobmon *jm, double now, double cpu, double wai
 		dt = now - jm->prev_t;
 		dcpu = fmax(0, cpu - jm->prev_cpu); /* an exited, unreaped child takes its CPU away */
 		dwait = fmax(0, wait - jm->prev_wait);
-		/*
-		 * The time it could have run. Several processes' waits add up:
-		 * beyond what leaves room for the CPU they used, none of them
-		 * blocked (router_sample's rule).
-		 */
-		wall = fmax(dt - dwait, fmin(dcpu, dt));
-		if (dt > 0 && wall > 0) {
-			ratio = dcpu / wall;
+		if (monitor_period(dt, dcpu, dwait, &wall, &ratio)) {
 			jm->last_ratio = ratio;
 			jm->cpu += dcpu;
 			jm->wall += wall;

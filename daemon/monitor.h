@@ -2,11 +2,12 @@
  * Live measurement of running commands (doc/routing.md "Live sampling").
  *
  * Every monitor.interval seconds, while commands run, each one's CPU use
- * and memory are read: from its cgroup (cpu.stat, cpu.pressure for the
- * time it waited for a CPU, memory.current or its members' RSS), or where
- * it has none (cgroups off, or its cgroup could not be made) from its
- * process tree in /proc (proctree.h). One period's ratio is the CPU it
- * used over the time it could have run (wall minus the wait for a CPU).
+ * and memory are read: from its cgroup (cpu.stat, memory.current or its
+ * members' RSS), or where it has none (cgroups off, or its cgroup could
+ * not be made) from its process tree in /proc (proctree.h); the time its
+ * processes waited for a CPU from their schedstat. One period's ratio is
+ * the CPU it used over the time it could have run (wall minus the wait
+ * for a CPU, monitor_period).
  * reclass_step turns ratios into reclassification: a command that counts
  * as io but burns at least router.cpu_ratio of a core for `periods`
  * periods in a row counts as cpu from then on, and the reverse. The
@@ -42,6 +43,20 @@ struct reclass {
  */
 enum job_class reclass_step(struct reclass *st, enum job_class now, double ratio,
 			    double cpu_ratio, int periods);
+
+/* A period it could run less than this share of says nothing (it waited for a CPU). */
+#define MONITOR_MIN_RUN_SHARE 0.25
+
+/*
+ * One period of dt seconds in which a command used dcpu seconds of CPU and
+ * its processes waited dwait seconds for one: the time it could have run
+ * into *wall and its ratio into *ratio. False if the period says nothing:
+ * it could run less than MONITOR_MIN_RUN_SHARE of it (starved by other
+ * work, its ratio would be noise), or dt is not positive. Several
+ * processes' waits add up: beyond what leaves room for the CPU they used,
+ * none of them blocked (router_sample's rule).
+ */
+bool monitor_period(double dt, double dcpu, double dwait, double *wall, double *ratio);
 
 struct monitor_config {
 	double interval;     /* seconds between samples, 0 = no live sampling */

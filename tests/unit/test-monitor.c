@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,32 @@ test_reclass_step(void **state)
 	assert_int_equal(reclass_step(&st, CLASS_IO, 1.0, 0.5, 0), CLASS_IO);
 	assert_int_equal(reclass_step(&st, CLASS_IO, 0.0 / 0.0, 0.5, 1), CLASS_IO);
 	assert_int_equal(st.hot, 0);
+}
+
+/* A period's ratio over the time it could run; a starved period says nothing. */
+static void
+test_period(void **state)
+{
+	double wall, ratio;
+
+	(void)state;
+	/* Burning all along: 1. */
+	assert_true(monitor_period(0.5, 0.5, 0, &wall, &ratio));
+	assert_true(fabs(ratio - 1) < 1e-9);
+	/* Half of it waiting for a core: still all CPU when it could run. */
+	assert_true(monitor_period(0.5, 0.25, 0.25, &wall, &ratio));
+	assert_true(fabs(wall - 0.25) < 1e-9 && fabs(ratio - 1) < 1e-9);
+	/* Sleeping: 0. */
+	assert_true(monitor_period(0.5, 0, 0, &wall, &ratio));
+	assert_true(ratio == 0);
+	/* Three processes that waited 0.3 s each and burnt 0.6 s: no room was lost. */
+	assert_true(monitor_period(0.5, 0.6, 0.9, &wall, &ratio));
+	assert_true(fabs(wall - 0.5) < 1e-9 && ratio > 1);
+	/* Starved: it waited 95 % of the period; what it did in the rest is noise. */
+	assert_false(monitor_period(0.5, 0.001, 0.475, &wall, &ratio));
+	assert_false(monitor_period(0.5, 0.0, 0.5, &wall, &ratio));
+	assert_false(monitor_period(0, 0.1, 0, &wall, &ratio));
+	assert_false(monitor_period(0.5, 0.0 / 0.0, 0, &wall, &ratio));
 }
 
 struct seen {
@@ -279,6 +306,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reclass_step),
+		cmocka_unit_test(test_period),
 		cmocka_unit_test(test_live_proc),
 		cmocka_unit_test(test_live_cgroup),
 	};
