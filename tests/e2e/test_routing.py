@@ -107,7 +107,8 @@ class ReclassifyTest(E2ETestCase):
         waiting = d.submit(["true"], **CPU)
         time.sleep(0.3)
         w = d.show(waiting)
-        self.assertEqual((w["state"], w["wait_reason"]), ("queued", "slots"), w)
+        self.assertEqual((w["state"], w["wait_reason"]), ("queued", "slots"),
+                         (w, d.show(burner), d.status()["counters"]["jobs_reclassified"]))
         d.cancel(burner)
         self.assertEqual(d.wait_job(waiting)["state"], "done")
         # and the kind now goes to the process pool
