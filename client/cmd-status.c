@@ -12,6 +12,7 @@
  *	memory:     budget 75% (17.3G)  held 1.6M by 1 running
  *	pressure:   cpu 12.5%  memory 0.0%  (brake at cpu off, memory 25%)
  *	sampling:   every 0.5s  reclassify after 3  reclassified 1
+ *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
  * then tables of the process pool's workers and of the router, and the
  * counters, each only when the daemon reports any.
@@ -313,6 +314,7 @@ print_status(const json_t *st)
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
 	print_resources(json_object_get(st, "resources"));
+	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));
 	print_router(json_object_get(st, "router"));
@@ -322,12 +324,14 @@ print_status(const json_t *st)
 int
 cmd_status(struct taskctl *ctx, int argc, char **argv)
 {
+	static const char *const pages[] = {"process_pool.workers", "router", "handlers[].workers",
+	                                    NULL};
 	json_t *resp;
 	int rc;
 
 	if ((rc = taskctl_no_args(ctx, argc, argv)) != -1)
 		return rc;
-	resp = taskctl_call(ctx, taskd_request(TASKD_OP_STATUS));
+	resp = taskctl_call_pages(ctx, taskd_request(TASKD_OP_STATUS), NULL, pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);

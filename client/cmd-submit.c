@@ -43,6 +43,7 @@ enum {
 	OPT_MEMORY,
 	OPT_CPUS,
 	OPT_PIDS,
+	OPT_NOTIFY,
 	OPT_INPUT,
 };
 
@@ -243,6 +244,21 @@ opt_limit(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 	return -1;
 }
 
+/* --notify CMD: a shell command line taskd runs when the job ends. */
+static int
+opt_notify(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	json_t *v;
+
+	if (*arg == '\0' || strlen(arg) > TASKD_MAX_NOTIFY)
+		return taskctl_usage_error(ctx, "--notify needs a command line of 1 to %d bytes",
+		                           TASKD_MAX_NOTIFY);
+	if ((v = json_string(arg)) == NULL)
+		return taskctl_usage_error(ctx, "--notify command is not valid UTF-8");
+	json_object_set_new(s->req, "notify", v);
+	return -1;
+}
+
 static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
@@ -251,6 +267,8 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 	case OPT_CPUS:
 	case OPT_PIDS:
 		return opt_limit(ctx, s, c, optarg);
+	case OPT_NOTIFY:
+		return opt_notify(ctx, s, optarg);
 	case OPT_AFTER:
 		return opt_after(ctx, s, "after", optarg);
 	case OPT_AFTER_ANY:
@@ -316,6 +334,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"pids", required_argument, NULL, OPT_PIDS},
+	    {"notify", required_argument, NULL, OPT_NOTIFY},
 	    {"input", required_argument, NULL, OPT_INPUT},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},

@@ -11,6 +11,10 @@
 
 enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
 
+/* jobs.on_finish: at most this many commands, each at most CONFIG_MAX_COMMAND bytes. */
+#define CONFIG_MAX_ON_FINISH 16
+#define CONFIG_MAX_COMMAND 4096
+
 enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
 /* cgroups.enable: per-job cgroups where taskd can make them, or never. */
 enum cgroups_mode { CGROUPS_AUTO = 0, CGROUPS_OFF };
@@ -102,6 +106,10 @@ struct config {
 		uint64_t default_memory; /* memory.max of a job that sets none, 0 = none */
 		double default_cpus;     /* cpu.max in CPUs, 0 = none */
 		int default_pids;        /* pids.max, 0 = none */
+		char **on_finish;       /* shell command lines run when a job ends, or NULL */
+		char *webhook;          /* http:// URL the job is posted to when it ends, or NULL */
+		double slow_log;        /* seconds: log a job running longer, once; 0 = off */
+		double notify_timeout;  /* seconds a notification command may run, 0 = no limit */
 	} jobs;
 
 	struct {
@@ -118,8 +126,20 @@ struct config {
 		double pressure_cpu;    /* "some" avg10 percent braking cpu starts, 0 = off */
 		double pressure_memory;
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
+		/* What one user's jobs may store (quota.h), 0 = no limit; not root's nor taskd's own. */
+		uint64_t max_job_bytes_per_user; /* descriptions: argv, environment, ... */
+		uint64_t max_output_per_user;    /* output files */
 	} limits;
 
+	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */
+	struct {
+		char *listen;         /* "HOST:PORT" or a socket path (addr.h); NULL: no endpoint */
+		int allow_remote;     /* a listen address that is not loopback is allowed */
+		char *token_file;     /* bearer token for everything but /metrics, or NULL */
+		mode_t socket_mode;   /* of a unix socket listen path */
+		int max_connections;
+		double timeout;       /* seconds for a request to arrive, and for a stalled reader */
+	} http;
 	struct handler_config *handlers;
 	size_t nhandlers;
 };
@@ -142,6 +162,8 @@ int config_diff(const struct config *a, const struct config *b,
 
 /* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
 int config_parse_size(const char *text, uint64_t *out);
+/* The other way, for messages: "64M" for round sizes, else plain bytes (malloc'd). */
+char *config_size_text(uint64_t v);
 
 const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */

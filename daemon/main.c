@@ -24,16 +24,20 @@
 #include "config.h"
 #include "events.h"
 #include "exec.h"
+#include "http.h"
 #include "hpool.h"
 #include "jobtype.h"
 #include "job.h"
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "monitor.h"
+#include "notify.h"
 #include "ops.h"
 #include "output.h"
 #include "ppool.h"
 #include "persist.h"
+#include "quota.h"
 #include "sched.h"
 #include "store.h"
 #include "sd.h"
@@ -305,6 +309,8 @@ recover(void)
 	life_recover(td.life);
 	sched_prune(td.sched);
 	output_clean(td.jobs_dir, td.jobs);
+	/* What each user's jobs store is counted again from the store and the output files. */
+	quota_recount(td.jobs, td.jobs_dir);
 	/* Everything is queued again: now start in priority order. */
 	sched_dispatch(td.sched);
 }
@@ -382,7 +388,8 @@ listen_socket(void)
 }
 
 /*
- * Every second: is the database still there (deleted under us: taskd stops
+ * Every second: the running jobs' output against their owners' quotas
+ * (quota.h), is the database still there (deleted under us: taskd stops
  * accepting jobs, persist.h), and STATUS= for systemd (sent only when it
  * changed).
  */
@@ -391,6 +398,7 @@ main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char line[160], *lost;
 
+	quota_tick(td.cfg, td.jobs, td.sched, td.jobs_dir);
 	taskd_status_line(&td, line, sizeof line);
 	if (persist_check(td.persist) == -1) {
 		lost = xprintf("STORAGE LOST, not accepting jobs: %s", line);
@@ -405,6 +413,7 @@ static void
 setup(void)
 {
 	struct tpool_config tc = taskd_tpool_config(&cfg);
+	char *cause = NULL;
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -437,10 +446,16 @@ setup(void)
 	open_store();
 	sched_set_live_dir(td.sched, live_dir);
 	start_ppool();
+	/* Before recovery: jobs a restart lost count, and are notified of. */
+	monitor_watch(td.jobs);
+	td.notify = notify_new(td.base, td.jobs, &cfg);
 	recover();
 	td.events = events_new(td.jobs);
 	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.started_at = now_unix();
+	td.http = http_new(&td, &cause);
+	if (td.http == NULL && cause != NULL)
+		fatalx("%s", cause);
 }
 
 int
@@ -479,9 +494,11 @@ main(int argc, char **argv)
 	log_info("taskd stopped");
 	event_free(status_ev);
 	sd_done();
+	http_free(td.http);
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	notify_free(td.notify);
 	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
@@ -489,6 +506,7 @@ main(int argc, char **argv)
 	store_close(td.store);
 	life_free(td.life);
 	sched_free(td.sched);
+	monitor_unwatch(td.jobs);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);

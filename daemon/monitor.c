@@ -1,396 +1,388 @@
-#include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
-#include <event2/event.h>
+#include <event2/buffer.h>
+#include <jansson.h>
 
-#include "builtin.h"
-#include "cgroup.h"
-#include "clock.h"
+#include <taskd/protocol.h>
+
+#include "taskd.h"
+#include "events.h"
+#include "http.h"
 #include "job.h"
-#include "log.h"
 #include "monitor.h"
-#include "proctree.h"
-#include "xmalloc.h"
+#include "notify.h"
+#include "ppool.h"
+#include "sched.h"
+#include "server.h"
+#include "stats.h"
+#include "tpool.h"
 
-#define MONITOR_MAX_MEMBERS 1024 /* cgroup members whose RSS is summed (no memory controller) */
+/* Labels by class: a job's class is where it was routed, else what it asked for. */
+enum { MC_AUTO = 0, MC_CPU, MC_IO, MC_N };
+static const char *const mc_names[MC_N] = { "auto", "cpu", "io" };
 
-enum source { SRC_NONE = 0, SRC_CGROUP, SRC_PROC };
+/* Run times: from a no-op to hours. */
+static const double duration_bounds[] = { 0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 60, 300,
+					  900, 3600, 14400 };
+/* Waits in a run queue: from the next loop iteration to a long backlog. */
+static const double wait_bounds[] = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5,
+				      30, 300, 3600 };
+/* Store latency: SQLite in WAL mode, with and without a disk flush. */
+static const double store_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+				       0.025, 0.05, 0.1, 0.25, 1 };
+#define NB(a) (sizeof(a) / sizeof((a)[0]))
 
-/* A process of a command's tree, and how long it had waited for a CPU when last seen. */
-struct member {
-	pid_t pid;
-	double wait;
-};
+static struct {
+	bool ready;
+	bool watching;
+	struct job_observer observer;
+	uint64_t started[MC_N];
+	uint64_t finished[MC_N][JOB_NSTATES];
+	uint64_t routed[MC_N];
+	struct histogram duration[MC_N];
+	struct histogram wait[MC_N];
+	struct histogram commit;
+	struct histogram fsync;
+} mon;
 
-struct jobmon {
-	TAILQ_ENTRY(jobmon) entry;
-	struct job *job;
-	enum source source;   /* where the last sample came from */
-	bool have_prev;
-	double prev_t;        /* CLOCK_MONOTONIC of the previous sample */
-	double prev_cpu;      /* its cumulative CPU seconds */
-	double prev_wait;     /* its cumulative wait for a CPU */
-	double cpu;           /* over the sampled periods */
-	double wall;          /* their wall time minus the wait for a CPU */
-	double last_ratio;    /* of the last period */
-	struct reclass rc;
-	bool streak_hot;      /* the periods since the last change of side: at or above cpu_ratio */
-	double streak_cpu;    /* their CPU and their wall (what a reclassification teaches) */
-	double streak_wall;
-	long rss_kb;
-	long peak_kb;
-	int samples;
-	bool reclassified;
-	bool sampled;         /* in this tick */
-	struct member *mem;   /* its processes at the last sample */
-	size_t nmem;
-	double tree_wait;     /* what they waited for a CPU, summed, since it started */
-};
-
-struct monitor {
-	struct monitor_config cfg;
-	struct monitor_callbacks cb;
-	struct event *timer;
-	bool armed;
-	TAILQ_HEAD(, jobmon) jobs;
-	struct proc_snap snap;
-	pid_t *members;
-	struct member *next_mem; /* scratch for tree_wait */
-	struct psi cpu;
-	struct psi memory;
-};
-
-enum job_class
-reclass_step(struct reclass *st, enum job_class now, double ratio, double cpu_ratio, int periods)
+static void
+init_once(void)
 {
-	if (periods <= 0 || !isfinite(ratio))
-		return now;
-	if (ratio >= cpu_ratio) {
-		st->hot++;
-		st->cold = 0;
-	} else {
-		st->cold++;
-		st->hot = 0;
-	}
-	if (now != CLASS_CPU && st->hot >= periods)
-		return CLASS_CPU;
-	if (now == CLASS_CPU && st->cold >= periods)
-		return CLASS_IO;
-	return now;
-}
+	int c;
 
-bool
-monitor_period(double dt, double dcpu, double dwait, double *wall, double *ratio)
-{
-	if (!(dt > 0) || !isfinite(dcpu) || !isfinite(dwait))
-		return false;
-	*wall = fmax(dt - dwait, fmin(dcpu, dt));
-	if (*wall < dt * MONITOR_MIN_RUN_SHARE)
-		return false;
-	*ratio = dcpu / *wall;
-	return true;
-}
-
-static void monitor_tick_cb(evutil_socket_t fd, short what, void *arg);
-
-struct monitor *
-monitor_new(struct event_base *base, const struct monitor_callbacks *cb)
-{
-	struct monitor *m = xcalloc(1, sizeof *m);
-
-	m->cb = *cb;
-	TAILQ_INIT(&m->jobs);
-	m->timer = evtimer_new(base, monitor_tick_cb, m);
-	if (m->timer == NULL)
-		fatalx("cannot create the sampling timer");
-	m->members = xcalloc(MONITOR_MAX_MEMBERS, sizeof *m->members);
-	m->next_mem = xcalloc(MONITOR_MAX_MEMBERS, sizeof *m->next_mem);
-	m->cfg.proc = "/proc";
-	return m;
-}
-
-void
-monitor_free(struct monitor *m)
-{
-	struct jobmon *jm;
-
-	if (m == NULL)
+	if (mon.ready)
 		return;
-	while ((jm = TAILQ_FIRST(&m->jobs)) != NULL) {
-		TAILQ_REMOVE(&m->jobs, jm, entry);
-		jm->job->mon = NULL;
-		free(jm->mem);
-		free(jm);
+	for (c = 0; c < MC_N; c++) {
+		histogram_init(&mon.duration[c], duration_bounds, NB(duration_bounds));
+		histogram_init(&mon.wait[c], wait_bounds, NB(wait_bounds));
 	}
-	event_free(m->timer);
-	proc_snap_free(&m->snap);
-	free(m->members);
-	free(m->next_mem);
-	free(m);
+	histogram_init(&mon.commit, store_bounds, NB(store_bounds));
+	histogram_init(&mon.fsync, store_bounds, NB(store_bounds));
+	mon.ready = true;
+}
+
+static int
+class_of(const struct job *j)
+{
+	enum job_class c = j->routed != CLASS_AUTO ? j->routed : j->spec.class;
+
+	return c == CLASS_CPU ? MC_CPU : c == CLASS_IO ? MC_IO : MC_AUTO;
 }
 
 static void
-arm(struct monitor *m)
+monitor_job_cb(struct job *j, int prev, void *arg)
 {
-	struct timeval tv;
+	int c = class_of(j);
+	double wall;
 
-	if (m->armed || !(m->cfg.interval > 0) || TAILQ_EMPTY(&m->jobs))
+	(void)arg;
+	if (j->state == JOB_RUNNING) {
+		mon.started[c]++;
+		if (j->queued_at > 0 && j->started_at >= j->queued_at)
+			histogram_observe(&mon.wait[c], j->started_at - j->queued_at);
 		return;
-	tv.tv_sec = (time_t)m->cfg.interval;
-	tv.tv_usec = (suseconds_t)((m->cfg.interval - (double)tv.tv_sec) * 1e6);
-	evtimer_add(m->timer, &tv);
-	m->armed = true;
-}
-
-void
-monitor_configure(struct monitor *m, const struct monitor_config *cfg)
-{
-	m->cfg = *cfg;
-	if (m->cfg.proc == NULL)
-		m->cfg.proc = "/proc";
-	if (m->armed && !(m->cfg.interval > 0)) {
-		evtimer_del(m->timer);
-		m->armed = false;
 	}
-	arm(m);
+	/* A run ended (finished, or taken back for a retry). */
+	if (prev == JOB_RUNNING) {
+		wall = j->res.wall > 0 ? j->res.wall : j->finished_at - j->started_at;
+		if (wall >= 0)
+			histogram_observe(&mon.duration[c], wall);
+	}
+	if (job_state_final(j->state))
+		mon.finished[c][j->state]++;
 }
 
 void
-monitor_watch(struct monitor *m, struct job *j)
+monitor_watch(struct jobs *js)
 {
-	struct jobmon *jm;
-
-	if (j->mon != NULL || j->spec.type != BUILTIN_EXEC)
+	init_once();
+	if (mon.watching)
 		return;
-	jm = xcalloc(1, sizeof *jm);
-	jm->job = j;
-	jm->rss_kb = jm->peak_kb = -1;
-	j->mon = jm;
-	TAILQ_INSERT_TAIL(&m->jobs, jm, entry);
-	arm(m);
+	mon.observer.changed = monitor_job_cb;
+	mon.observer.arg = NULL;
+	jobs_observe(js, &mon.observer);
+	mon.watching = true;
 }
 
 void
-monitor_forget(struct monitor *m, struct job *j, struct monitor_result *out)
+monitor_unwatch(struct jobs *js)
 {
-	struct jobmon *jm = j->mon;
-
-	if (out != NULL) {
-		out->peak_kb = jm != NULL ? jm->peak_kb : -1;
-		out->reclassified = jm != NULL && jm->reclassified;
-		out->tree_wait = jm != NULL ? jm->tree_wait : 0;
-		out->samples = jm != NULL ? jm->samples : 0;
-	}
-	if (jm == NULL)
+	if (!mon.watching)
 		return;
-	TAILQ_REMOVE(&m->jobs, jm, entry);
-	j->mon = NULL;
-	free(jm->mem);
-	free(jm);
-	if (TAILQ_EMPTY(&m->jobs) && m->armed) {
-		evtimer_del(m->timer);
-		m->armed = false;
-	}
-}
-
-long
-monitor_rss_kb(const struct job *j)
-{
-	return j->mon != NULL ? j->mon->rss_kb : -1;
-}
-
-double
-monitor_pressure_cpu(const struct monitor *m)
-{
-	return m->cpu.some.valid ? m->cpu.some.avg10 : 0;
-}
-
-double
-monitor_pressure_memory(const struct monitor *m)
-{
-	return m->memory.some.valid ? m->memory.some.avg10 : 0;
+	jobs_unobserve(js, &mon.observer);
+	mon.watching = false;
 }
 
 void
-monitor_read_pressure(struct monitor *m)
+monitor_routed(enum job_class c)
 {
-	psi_read("/proc/pressure/cpu", &m->cpu);
-	psi_read("/proc/pressure/memory", &m->memory);
+	mon.routed[c == CLASS_CPU ? MC_CPU : MC_IO]++;
+}
+
+void
+monitor_store_commit(double seconds)
+{
+	init_once();
+	histogram_observe(&mon.commit, seconds);
+}
+
+void
+monitor_store_fsync(double seconds)
+{
+	init_once();
+	histogram_observe(&mon.fsync, seconds);
+}
+
+/* ---- rendering ---- */
+
+/* The plain counters of stats.h; jobs started and finished come by class instead. */
+static void
+render_counters(struct metrics_out *m)
+{
+	char labels[96];
+	int c, st;
+
+#define X(name, help)                                                                              \
+	if (strcmp(#name, "jobs_started") != 0 && strcmp(#name, "jobs_finished") != 0)             \
+		metrics_counter(m, "taskd_" #name, help, stats.name);
+	TASKD_COUNTERS(X)
+#undef X
+	metrics_family(m, "taskd_jobs_started", METRIC_COUNTER, NULL,
+		       "jobs started, by class (where they ran)");
+	for (c = 0; c < MC_N; c++)
+		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "class", mc_names[c],
+						      NULL), mon.started[c]);
+	metrics_family(m, "taskd_jobs_finished", METRIC_COUNTER, NULL,
+		       "jobs that reached a final state, by class and state");
+	for (c = 0; c < MC_N; c++) {
+		for (st = 0; st < JOB_NSTATES; st++) {
+			if (!job_state_final(st))
+				continue;
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "class",
+							      mc_names[c], "state",
+							      job_state_name(st), NULL),
+					    mon.finished[c][st]);
+		}
+	}
+	metrics_family(m, "taskd_router_decisions", METRIC_COUNTER, NULL,
+		       "class-auto jobs the router sent to each class");
+	for (c = MC_CPU; c < MC_N; c++)
+		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "class", mc_names[c],
+						      NULL), mon.routed[c]);
+}
+
+/* A gauge with one sample per class, cpu and io. */
+static void
+by_class(struct metrics_out *m, const char *name, const char *help, const double v[2])
+{
+	char labels[32];
+
+	metrics_family(m, name, METRIC_GAUGE, NULL, help);
+	metrics_sample(m, metrics_labels(labels, sizeof labels, "class", "cpu", NULL), v[0]);
+	metrics_sample(m, metrics_labels(labels, sizeof labels, "class", "io", NULL), v[1]);
+}
+
+static void
+render_jobs(struct taskd *td, struct metrics_out *m)
+{
+	static const enum job_class classes[2] = { CLASS_CPU, CLASS_IO };
+	double queued[2], paused[2], running[2];
+	char labels[96];
+	size_t i;
+	int st;
+
+	metrics_family(m, "taskd_jobs", METRIC_GAUGE, NULL, "jobs in the table by state");
+	for (st = 0; st < JOB_NSTATES; st++)
+		metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "state",
+						      job_state_name(st), NULL),
+				    jobs_count(td->jobs, st));
+	metrics_gauge(m, "taskd_queue_pending", "jobs waiting to run",
+		      (double)sched_pending(td->sched));
+	for (i = 0; i < 2; i++) {
+		queued[i] = (double)sched_pending_class(td->sched, classes[i]);
+		paused[i] = sched_paused(td->sched, classes[i]) ? 1 : 0;
+		running[i] = (double)sched_running_class(td->sched, classes[i]);
+	}
+	by_class(m, "taskd_queue_jobs", "jobs in the run queue of each class", queued);
+	by_class(m, "taskd_queue_paused", "1 while starting jobs of the class is paused", paused);
+	by_class(m, "taskd_running_jobs",
+		 "jobs running in the process pool (cpu) and the thread pool (io)", running);
+}
+
+static void
+render_histograms(struct metrics_out *m)
+{
+	char labels[64];
+	int c;
+
+	metrics_family(m, "taskd_job_duration_seconds", METRIC_HISTOGRAM, "seconds",
+		       "wall time of each run, by class");
+	for (c = 0; c < MC_N; c++)
+		metrics_sample_histogram(m, metrics_labels(labels, sizeof labels, "class",
+							   mc_names[c], NULL), &mon.duration[c]);
+	metrics_family(m, "taskd_job_queue_wait_seconds", METRIC_HISTOGRAM, "seconds",
+		       "time from entering a run queue to starting, by class");
+	for (c = 0; c < MC_N; c++)
+		metrics_sample_histogram(m, metrics_labels(labels, sizeof labels, "class",
+							   mc_names[c], NULL), &mon.wait[c]);
+	metrics_family(m, "taskd_store_commit_seconds", METRIC_HISTOGRAM, "seconds",
+		       "time to write one group commit of job changes");
+	metrics_sample_histogram(m, NULL, &mon.commit);
+	metrics_family(m, "taskd_store_fsync_seconds", METRIC_HISTOGRAM, "seconds",
+		       "time to flush the store to the disk");
+	metrics_sample_histogram(m, NULL, &mon.fsync);
+}
+
+static void
+render_pools(struct taskd *td, struct metrics_out *m)
+{
+	static const char *const wstates[] = { "starting", "idle", "busy" };
+	struct ppool_config pc = taskd_ppool_config(td->cfg);
+	struct ppool_state ps = { 0 };
+	struct tpool_stats ts;
+	json_t *pj = NULL;
+	char labels[64];
+	int counts[3];
+	size_t i;
+
+	if (td->ppool != NULL) {
+		ppool_get_state(td->ppool, &ps);
+		pj = ppool_to_json(td->ppool);
+	}
+	counts[0] = ps.starting;
+	counts[1] = ps.idle;
+	counts[2] = ps.busy;
+	metrics_family(m, "taskd_process_pool_workers", METRIC_GAUGE, NULL,
+		       "worker processes by state");
+	for (i = 0; i < 3; i++)
+		metrics_sample(m, metrics_labels(labels, sizeof labels, "state", wstates[i], NULL),
+			       counts[i]);
+	metrics_gauge(m, "taskd_process_pool_max_workers", "process_pool.max_workers (resolved)",
+	      td->ppool != NULL ? pc.max_workers : 0);
+	metrics_gauge(m, "taskd_process_pool_spawn_failures",
+	      "worker starts that failed in a row (0 once one starts)",
+	      pj != NULL ? (double)json_integer_value(json_object_get(pj, "spawn_failures")) : 0);
+	metrics_gauge(m, "taskd_process_pool_backoff_seconds",
+	      "delay before the next worker start after failures (0: none)",
+	      pj != NULL ? json_number_value(json_object_get(pj, "backoff")) : 0);
+	json_decref(pj);
+
+	tpool_stats(td->tpool, &ts);
+	metrics_gauge(m, "taskd_thread_pool_threads", "pool threads alive", ts.threads);
+	metrics_gauge(m, "taskd_thread_pool_busy", "pool threads running a job", ts.busy);
+	metrics_gauge(m, "taskd_thread_pool_idle", "pool threads waiting for a job", ts.idle);
+	metrics_gauge(m, "taskd_thread_pool_max", "thread_pool.max_threads", ts.max);
+	metrics_gauge(m, "taskd_thread_pool_queued", "tasks handed to the pool, not yet picked up",
+	      ts.queued);
+	metrics_counter(m, "taskd_thread_pool_completed", "tasks the pool threads completed",
+		ts.completed);
+}
+
+/* A gauge with one sample per handler: its status field key. */
+static void
+per_handler(struct metrics_out *m, json_t *hs, const char *name, const char *help,
+	    const char *key)
+{
+	char labels[160];
+	json_t *h;
+	size_t i;
+
+	metrics_family(m, name, METRIC_GAUGE, NULL, help);
+	json_array_foreach(hs, i, h)
+		metrics_sample(m, metrics_labels(labels, sizeof labels, "handler",
+						 json_string_value(json_object_get(h, "name")), NULL),
+			       json_number_value(json_object_get(h, key)));
 }
 
 /*
- * The time the command's processes waited for a CPU, summed, from each
- * one's schedstat: what a process had waited when first seen counts
- * whole, then only what it adds between samples (one that exits between
- * two samples takes its last part with it). A cgroup's cpu.pressure is
- * not used here: it averages over CPUs and shows less than the processes
- * waited. Returns the new total.
+ * Per handler (doc/handlers.md), from the status JSON sched.c makes for
+ * them: its workers by state, its queue, its jobs' ends, its workers'
+ * starts, crashes and recycling, its start backoff.
  */
-static double
-tree_wait(struct monitor *m, struct jobmon *jm, const pid_t *pids, size_t n)
-{
-	size_t i, k, nnext = 0;
-	double w;
-
-	for (i = 0; i < n && nnext < MONITOR_MAX_MEMBERS; i++) {
-		if ((w = proc_wait(m->cfg.proc, pids[i])) < 0)
-			continue;
-		for (k = 0; k < jm->nmem && jm->mem[k].pid != pids[i]; k++)
-			;
-		jm->tree_wait += k < jm->nmem ? fmax(0, w - jm->mem[k].wait) : w;
-		m->next_mem[nnext].pid = pids[i];
-		m->next_mem[nnext++].wait = w;
-	}
-	if (nnext > jm->nmem)
-		jm->mem = xreallocarray(jm->mem, nnext, sizeof *jm->mem);
-	if (nnext > 0) /* none seen yet: jm->mem may still be NULL */
-		memcpy(jm->mem, m->next_mem, nnext * sizeof *jm->mem);
-	jm->nmem = nnext;
-	return jm->tree_wait;
-}
-
-/* From the job's cgroup; false if it has none or it cannot be read (not made, or gone). */
-static bool
-sample_cgroup(struct monitor *m, struct jobmon *jm, double *cpu, double *wait, long *rss,
-	      long *peak)
-{
-	const char *path = jm->job->cgroup;
-	struct cg_usage u;
-	int n, i;
-	long r;
-
-	if (path == NULL || cg_read_usage(path, &u) == -1)
-		return false;
-	*cpu = u.cpu;
-	*peak = u.mem_peak_kb;
-	n = cg_procs(path, m->members, MONITOR_MAX_MEMBERS);
-	*wait = tree_wait(m, jm, m->members, n > 0 ? (size_t)n : 0);
-	if (m->cfg.memory_ctl && u.mem_current_kb >= 0) {
-		*rss = u.mem_current_kb;
-		return true;
-	}
-	/* No memory controller: the members' resident memory. */
-	*rss = 0;
-	for (i = 0; i < n; i++)
-		if ((r = proc_rss_kb(m->cfg.proc, m->members[i])) > 0)
-			*rss += r;
-	return true;
-}
-
-/* From the leader's process tree; false if it has not started or is gone. */
-static bool
-sample_proc(struct monitor *m, struct jobmon *jm, double *cpu, double *wait, long *rss)
-{
-	struct proc_usage u;
-	pid_t leader = jm->job->run != NULL ? (pid_t)atomic_load(&jm->job->run->live_pid) : 0;
-	size_t n;
-
-	if (leader <= 0 ||
-	    proc_tree_usage(&m->snap, leader, &u, m->members, MONITOR_MAX_MEMBERS, &n) == -1)
-		return false;
-	*cpu = u.cpu;
-	*wait = tree_wait(m, jm, m->members, n);
-	*rss = u.rss_kb;
-	return true;
-}
-
-/* One sample of jm taken at now: a period's ratio, memory, and maybe a reclassification. */
 static void
-account(struct monitor *m, struct jobmon *jm, double now, double cpu, double wait, long rss,
-	long peak, enum source src)
+render_handlers(struct taskd *td, struct metrics_out *m)
 {
-	struct job *j = jm->job;
-	double dt, dcpu, dwait, wall, ratio;
-	enum job_class c;
+	static const char *const wstates[] = { "starting", "idle", "busy", "exiting" };
+	static const char *const ends[] = { "done", "failed", "timeout", "cancelled", "lost" };
+	static const struct {
+		const char *name, *key, *help;
+	} counts[] = {
+		{ "taskd_handler_worker_starts", "workers_started", "worker processes started" },
+		{ "taskd_handler_worker_start_failures", "start_failures",
+		  "worker processes that failed to start" },
+		{ "taskd_handler_worker_crashes", "crashes", "worker processes that died or broke "
+							       "the protocol" },
+		{ "taskd_handler_worker_recycled", "recycled",
+		  "worker processes replaced after max_jobs_per_worker or max_worker_rss" },
+	};
+	json_t *hs = sched_handlers_json(td->sched), *h, *w, *c;
+	const char *name, *st;
+	char labels[192];
+	size_t i, k, n, x;
 
-	jm->samples++;
-	jm->rss_kb = rss;
-	if (rss > jm->peak_kb)
-		jm->peak_kb = rss;
-	if (peak > jm->peak_kb)
-		jm->peak_kb = peak;
-	/* A source change (its cgroup vanished) restarts the baseline. */
-	if (jm->have_prev && jm->source == src) {
-		dt = now - jm->prev_t;
-		dcpu = fmax(0, cpu - jm->prev_cpu); /* an exited, unreaped child takes its CPU away */
-		dwait = fmax(0, wait - jm->prev_wait);
-		if (monitor_period(dt, dcpu, dwait, &wall, &ratio)) {
-			jm->last_ratio = ratio;
-			jm->cpu += dcpu;
-			jm->wall += wall;
-			if ((ratio >= m->cfg.cpu_ratio) != jm->streak_hot || jm->streak_wall == 0) {
-				jm->streak_hot = ratio >= m->cfg.cpu_ratio;
-				jm->streak_cpu = jm->streak_wall = 0;
+	metrics_family(m, "taskd_handler_workers", METRIC_GAUGE, NULL,
+		       "a handler's worker processes by state");
+	json_array_foreach(hs, i, h) {
+		name = json_string_value(json_object_get(h, "name"));
+		for (k = 0; k < 4; k++) {
+			n = 0;
+			json_array_foreach(json_object_get(h, "workers"), x, w) {
+				st = json_string_value(json_object_get(w, "state"));
+				n += st != NULL && strcmp(st, wstates[k]) == 0;
 			}
-			jm->streak_cpu += dcpu;
-			jm->streak_wall += wall;
-			c = reclass_step(&jm->rc, j->counts_as, ratio, m->cfg.cpu_ratio,
-					 m->cfg.periods);
-			if (c != j->counts_as) {
-				jm->reclassified = true;
-				m->cb.reclassified(j, c, jm->streak_cpu, jm->streak_wall,
-						   m->cb.arg);
-			}
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler", name,
+							      "state", wstates[k], NULL), n);
 		}
 	}
-	jm->source = src;
-	jm->have_prev = true;
-	jm->prev_t = now;
-	jm->prev_cpu = cpu;
-	jm->prev_wait = wait;
+	per_handler(m, hs, "taskd_handler_queued", "a handler's jobs waiting for a worker",
+		    "queued");
+	metrics_family(m, "taskd_handler_jobs", METRIC_COUNTER, NULL,
+		       "a handler's jobs that ended, by how");
+	json_array_foreach(hs, i, h) {
+		c = json_object_get(h, "counters");
+		for (k = 0; k < 5; k++)
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler",
+							      json_string_value(json_object_get(h, "name")),
+							      "state", ends[k], NULL),
+					    (uint64_t)json_integer_value(json_object_get(c, ends[k])));
+	}
+	for (k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+		metrics_family(m, counts[k].name, METRIC_COUNTER, NULL, counts[k].help);
+		json_array_foreach(hs, i, h)
+			metrics_sample_uint(m, metrics_labels(labels, sizeof labels, "handler",
+							      json_string_value(json_object_get(h, "name")),
+							      NULL),
+					    (uint64_t)json_integer_value(json_object_get(
+						    json_object_get(h, "counters"), counts[k].key)));
+	}
+	per_handler(m, hs, "taskd_handler_backoff_seconds",
+		    "delay before a handler's next worker start after failures (0: none)", "backoff");
+	json_decref(hs);
 }
 
-static void
-monitor_tick_cb(evutil_socket_t fd, short what, void *arg)
+void
+monitor_render(struct taskd *td, struct evbuffer *out, enum metrics_format f)
 {
-	struct monitor *m = arg;
-	struct jobmon *jm;
-	bool need_proc = false;
-	double now = clock_now(CLOCK_MONOTONIC), cpu, wait;
-	long rss, peak;
+	struct metrics_out m;
+	char labels[64];
 
-	m->armed = false;
-	monitor_read_pressure(m);
-	/* The reclassified callback only changes accounting: the list stays as it is. */
-	TAILQ_FOREACH(jm, &m->jobs, entry) {
-		jm->sampled = sample_cgroup(m, jm, &cpu, &wait, &rss, &peak);
-		if (jm->sampled)
-			account(m, jm, now, cpu, wait, rss, peak, SRC_CGROUP);
-		else
-			need_proc = true;
-	}
-	/* One /proc snapshot for all the commands without a (readable) cgroup. */
-	if (need_proc && proc_snap_take(&m->snap, m->cfg.proc) == 0) {
-		TAILQ_FOREACH(jm, &m->jobs, entry)
-			if (!jm->sampled && sample_proc(m, jm, &cpu, &wait, &rss))
-				account(m, jm, now, cpu, wait, rss, -1, SRC_PROC);
-	}
-	if (m->cb.ticked != NULL)
-		m->cb.ticked(m->cb.arg);
-	arm(m);
-}
-
-json_t *
-monitor_job_json(const struct job *j)
-{
-	const struct jobmon *jm = j->mon;
-	json_t *o;
-
-	if (jm == NULL)
-		return NULL;
-	o = json_object();
-	json_object_set_new(o, "source", jm->source == SRC_CGROUP ? json_string("cgroup")
-					 : jm->source == SRC_PROC ? json_string("proc")
-								  : json_null());
-	json_object_set_new(o, "samples", json_integer(jm->samples));
-	json_object_set_new(o, "cpu_ratio", jm->wall > 0
-				? json_real(round(fmin(jm->cpu / jm->wall, 1.0) * 1000) / 1000)
-				: json_null());
-	json_object_set_new(o, "rss_kb", jm->rss_kb >= 0 ? json_integer(jm->rss_kb) : json_null());
-	json_object_set_new(o, "peak_kb", jm->peak_kb >= 0 ? json_integer(jm->peak_kb)
-							   : json_null());
-	return o;
+	init_once();
+	metrics_open(&m, out, f);
+	metrics_family(&m, "taskd_build", METRIC_INFO, NULL, "the version of taskd running");
+	metrics_sample(&m, metrics_labels(labels, sizeof labels, "version", TASKD_VERSION, NULL),
+		       1);
+	metrics_gauge(&m, "taskd_uptime_seconds", "seconds since taskd started",
+	      now_unix() - td->started_at);
+	render_counters(&m);
+	render_jobs(td, &m);
+	render_histograms(&m);
+	render_pools(td, &m);
+	metrics_gauge(&m, "taskd_clients", "connected clients", server_nclients(td->server));
+	metrics_gauge(&m, "taskd_subscribers", "connections subscribed to job events",
+	      (double)events_subscribers(td->events));
+	render_handlers(td, &m);
+	notify_metrics(td->notify, &m);
+	http_metrics(td->http, &m);
+	metrics_close(&m);
 }

@@ -1,102 +1,33 @@
 /*
- * Live measurement of running commands (doc/routing.md "Live sampling").
- *
- * Every monitor.interval seconds, while commands run, each one's CPU use
- * and memory are read: from its cgroup (cpu.stat, memory.current or its
- * members' RSS), or where it has none (cgroups off, or its cgroup could
- * not be made) from its process tree in /proc (proctree.h); the time its
- * processes waited for a CPU from their schedstat. One period's ratio is
- * the CPU it used over the time it could have run (wall minus the wait
- * for a CPU, monitor_period).
- * reclass_step turns ratios into reclassification: a command that counts
- * as io but burns at least router.cpu_ratio of a core for `periods`
- * periods in a row counts as cpu from then on, and the reverse. The
- * scheduler is told through callbacks; nothing here moves a command.
- *
- * Loop thread only. Built-ins are not sampled (they run inside taskd or a
- * worker); they are measured when they end.
+ * taskd's metrics: what the exposition (metrics.c) is filled with, for
+ * GET /metrics (http.c) and the metrics op alike. Gauges are read from the
+ * parts of the daemon when a scrape asks; the figures nothing else keeps
+ * (starts and ends by class, run times and queue waits, router decisions,
+ * store commit latency) are gathered here as they happen: from a job
+ * observer (jobs_observe) and from a call where the event is. Loop thread
+ * only; all of it is cheap enough to stay on whether or not anyone scrapes.
  */
 #ifndef TASKD_MONITOR_H
 #define TASKD_MONITOR_H
 
-#include <stdbool.h>
-
-#include <jansson.h>
-
 #include "config.h"
-#include "psi.h"
+#include "metrics.h"
 
-struct event_base;
-struct job;
-struct monitor;
+struct evbuffer;
+struct jobs;
+struct taskd;
 
-/* Consecutive periods on one side of the threshold (reclass_step's state). */
-struct reclass {
-	int hot;
-	int cold;
-};
+/* Watch the job table (once, before jobs are restored, so jobs lost by a restart count). */
+void monitor_watch(struct jobs *js);
+void monitor_unwatch(struct jobs *js);
 
-/*
- * One period's ratio for a command that counts as `now`: the class it
- * should count as after it (now, unless `periods` periods in a row say
- * otherwise; periods <= 0: never).
- */
-enum job_class reclass_step(struct reclass *st, enum job_class now, double ratio,
-			    double cpu_ratio, int periods);
+/* The router sent a class-auto job to c (sched_add). */
+void monitor_routed(enum job_class c);
+/* A store commit (begin to commit) / an fsync took this many seconds. */
+void monitor_store_commit(double seconds);
+void monitor_store_fsync(double seconds);
 
-/* A period it could run less than this share of says nothing (it waited for a CPU). */
-#define MONITOR_MIN_RUN_SHARE 0.25
-
-/*
- * One period of dt seconds in which a command used dcpu seconds of CPU and
- * its processes waited dwait seconds for one: the time it could have run
- * into *wall and its ratio into *ratio. False if the period says nothing:
- * it could run less than MONITOR_MIN_RUN_SHARE of it (starved by other
- * work, its ratio would be noise), or dt is not positive. Several
- * processes' waits add up: beyond what leaves room for the CPU they used,
- * none of them blocked (router_sample's rule).
- */
-bool monitor_period(double dt, double dcpu, double dwait, double *wall, double *ratio);
-
-struct monitor_config {
-	double interval;     /* seconds between samples, 0 = no live sampling */
-	int periods;         /* reclassify after this many periods in a row, 0 = never */
-	double cpu_ratio;    /* router.cpu_ratio */
-	bool memory_ctl;     /* job cgroups have the memory controller (memory.current) */
-	const char *proc;    /* "/proc" (tests: a stand-in) */
-};
-
-struct monitor_callbacks {
-	/* j now counts as class c; cpu/wall: what it used over the periods that decided it. */
-	void (*reclassified)(struct job *j, enum job_class c, double cpu, double wall, void *arg);
-	/* A round of samples is done (memory held and pressure are fresh). */
-	void (*ticked)(void *arg);
-	void *arg;
-};
-
-/* What a command's samples said, when it ends. */
-struct monitor_result {
-	long peak_kb;      /* largest sampled memory of its tree, -1 if never sampled */
-	bool reclassified; /* counted as another class at some point */
-	double tree_wait;  /* seconds its processes waited for a CPU, summed (as far as sampled) */
-	int samples;
-};
-
-struct monitor *monitor_new(struct event_base *base, const struct monitor_callbacks *cb);
-void monitor_free(struct monitor *m);
-void monitor_configure(struct monitor *m, const struct monitor_config *cfg);
-/* j started (a command: j->run set): sample it from now on. */
-void monitor_watch(struct monitor *m, struct job *j);
-/* j ended: stop, and say what its samples said (out may be NULL). */
-void monitor_forget(struct monitor *m, struct job *j, struct monitor_result *out);
-/* Its memory now (the last sample), -1 if not sampled yet. */
-long monitor_rss_kb(const struct job *j);
-/* System pressure at the last tick ("some" avg10, percent; 0 if unknown). */
-double monitor_pressure_cpu(const struct monitor *m);
-double monitor_pressure_memory(const struct monitor *m);
-/* Read /proc/pressure now (when nothing runs there is no tick). */
-void monitor_read_pressure(struct monitor *m);
-/* {"source","samples","cpu_ratio","rss_kb","peak_kb","reclassified_at"} while it runs, or NULL. */
-json_t *monitor_job_json(const struct job *j);
+/* Every metric of the daemon, in format f. */
+void monitor_render(struct taskd *td, struct evbuffer *out, enum metrics_format f);
 
 #endif

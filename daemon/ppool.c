@@ -29,7 +29,9 @@
  * Cancel. A command: SIGUSR1 queued with the job id; the worker stops the
  * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
- * built-in: the worker is SIGKILLed and replaced.
+ * built-in: the worker is SIGKILLed and replaced. Stopping a command's
+ * output (its owner's output quota is used up, quota.h): SIGUSR2, queued
+ * with the job id in the same way.
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command
@@ -66,6 +68,7 @@
 #include "leftover.h"
 #include "log.h"
 #include "ppool.h"
+#include "stats.h"
 #include "ppool-private.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -205,6 +208,7 @@ spawn_worker(struct ppool *pp)
 		return -1;
 	}
 	worker_new(pp, sv[0], pidfd, pid, index);
+	STATS_INC(workers_spawned);
 	log_debug("ppool: worker %d started (pid %d)", index, (int)pid);
 	return 0;
 }
@@ -377,6 +381,8 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 		return; /* still running (polling without a pidfd) */
 	forget_worker(pp, w->pid);
 	msg = death_reason(w, status, p == w->pid);
+	if (w->state != W_EXITING && !w->killed)
+		STATS_INC(worker_deaths);
 	if (w->state == W_STARTING ||
 	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
 		failed_start(pp, msg);
@@ -712,6 +718,19 @@ ppool_cancel(struct ppool *pp, struct run *r)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
 	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
 	evtimer_add(w->ev_cancel, &tv);
+}
+
+void
+ppool_stop_output(struct ppool *pp, struct run *r)
+{
+	struct pworker *w = find_run(pp, r);
+	union sigval v = {.sival_ptr = (void *)(uintptr_t)r->spec.job_id};
+
+	if (w == NULL || r->spec.type != BUILTIN_EXEC)
+		return;
+	if (sigqueue(w->pid, SIGUSR2, v) == -1)
+		log_warn("ppool: stop the output of job %" PRIu64 " in worker %d", r->spec.job_id,
+			 w->index);
 }
 
 void

@@ -68,6 +68,8 @@ int ppool_max_workers(const struct ppool *pp);
 void ppool_set_extra(struct ppool *pp, int n);
 /* Cancel r: a command gets SIGTERM/SIGKILL through its worker; a built-in's worker is killed. */
 void ppool_cancel(struct ppool *pp, struct run *r);
+/* Keep no more of r's output (SIGUSR2 queued with its job id; run_stop_output in the worker). */
+void ppool_stop_output(struct ppool *pp, struct run *r);
 /* New sizes/mode live: surplus idle workers exit now, busy ones after their job. */
 void ppool_configure(struct ppool *pp, const struct ppool_config *cfg);
 /* {"mode","min","max","workers":[{"pid","state","job","jobs_done","rss_kb","started_at"}],...} */

@@ -12,6 +12,7 @@
 #include "builtin.h"
 #include "hproto.h"
 #include "jobtype.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "proto.h"
 #include "xmalloc.h"
@@ -75,6 +76,12 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 		req->id = json_null();
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"id\" must be a number or a string");
 		return -1;
+	} else if (json_text_size(req->id) > TASKD_MAX_ID) {
+		/* Echoed in the answer: it would take the room the answer needs. */
+		req->id = json_null();
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"id\" takes more than %d bytes",
+				TASKD_MAX_ID);
+		return -1;
 	}
 	v = json_object_get(root, "v");
 	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) != TASKD_PROTO_VERSION)) {
@@ -99,8 +106,8 @@ static const char *const envelope_fields[] = { "v", "id", "op" };
 /* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
-	"after", "after_any", "run_at", "retries", "retry_delay", "input", "memory", "cpus",
-	"pids",
+	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify", "memory",
+	"cpus", "pids",
 };
 
 static bool
@@ -274,6 +281,17 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 			return -1;
 		}
 		spec->name = xstrdup(json_string_value(v));
+	}
+	if ((v = json_object_get(obj, "notify")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > TASKD_MAX_NOTIFY ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"notify\" must be a shell command line of 1 to %d bytes",
+					TASKD_MAX_NOTIFY);
+			return -1;
+		}
+		spec->notify = xstrdup(json_string_value(v));
 	}
 	return 0;
 }

@@ -4,7 +4,7 @@
  *
  * Decoding is strict: a record is read whole or refused with the reason
  * (persist.c then refuses to start rather than drop a job). A version 2
- * record must have exactly its fields; a version 1 record is read the way
+ * or 3 record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
  *
@@ -88,9 +88,10 @@ encode_spec(const struct job *j)
 	set(o, "run_at", finite_real(s->run_at), j->id);
 	set(o, "retries", json_integer(s->retries), j->id);
 	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
+	set(o, "notify", string_or_null(s->notify), j->id); /* version 3 */
 	set(o, "limits", json_pack("{s:I,s:f,s:I}", "memory", (json_int_t)s->limits.memory, "cpus",
 				   isfinite(s->limits.cpus) ? s->limits.cpus : 0.0, "pids",
-				   (json_int_t)s->limits.pids), j->id);
+				   (json_int_t)s->limits.pids), j->id); /* version 4 */
 	return o;
 }
 
@@ -242,7 +243,7 @@ struct job_in {
 	json_int_t uid, gid, worker, priority, retries, attempt;
 	int type, class, routed, pool;
 	const char *route_key;
-	json_t *argv, *env, *cwd, *name, *labels, *attempts;
+	json_t *argv, *env, *cwd, *name, *labels, *attempts, *notify;
 	double timeout, run_at, retry_delay, submitted_at, started_at, finished_at, due_at;
 };
 
@@ -264,7 +265,8 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 		return -1;
 	*why = "bad spec";
 	if (take_strv(in->argv, &sp->argv) == -1 || take_strv(in->env, &sp->env) == -1 ||
-	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1)
+	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1 ||
+	    (in->notify != NULL && take_str(in->notify, &sp->notify) == -1))
 		return -1;
 	if (in->labels != NULL && labels_from_json(in->labels, "labels", &sp->labels, &cause) == -1) {
 		free(cause);
@@ -335,15 +337,16 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-static int decode_v2_job(json_t *o, struct job *j, bool v3, const char **why);
+static int decode_v2_job(json_t *o, int v, struct job *j, const char **why);
 
 /*
- * Version 2: exactly its fields (a handler's job with its "handler" part).
- * Also the part of a version 3 record left once decode_v3 took its own
- * fields out (v3: no "route_key" then).
+ * Versions 2 and 3: exactly the fields record_encode writes (version 3
+ * adds spec.notify; a version 2 record has none), a handler's job with its
+ * "handler" part. Also the part of a version 4 record left once decode_v4
+ * took its own fields out (v 4: no "route_key" then).
  */
 static int
-decode_v2(json_t *o, struct job *j, bool v3, const char **why)
+decode_v2(json_t *o, int v, struct job *j, const char **why)
 {
 	json_t *handler;
 	json_error_t jerr;
@@ -359,7 +362,7 @@ decode_v2(json_t *o, struct job *j, bool v3, const char **why)
 		json_incref(handler);
 		json_object_del(o, "handler");
 	}
-	rc = decode_v2_job(o, j, v3, why);
+	rc = decode_v2_job(o, v, j, why);
 	if (rc == 0 && handler != NULL) {
 		/* The type was the handler's name: no built-in has it. */
 		if (j->spec.type != JOBTYPE_HANDLER) {
@@ -379,7 +382,7 @@ decode_v2(json_t *o, struct job *j, bool v3, const char **why)
 }
 
 static int
-decode_v2_job(json_t *o, struct job *j, bool v3, const char **why)
+decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 {
 	const char *type, *cls, *routed, *status;
 	struct result_in r = { 0 };
@@ -398,15 +401,16 @@ decode_v2_job(json_t *o, struct job *j, bool v3, const char **why)
 			   "submitted_at", &in.submitted_at, "started_at", &in.started_at,
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
 			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1 ||
-	    (in.route_key == NULL) != v3)
+	    (in.route_key == NULL) != (v >= 4))
 		return -1;
 	*why = "bad spec";
 	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-			   "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}", "type", &type,
-			   "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name", &in.name,
-			   "labels", &in.labels, "class", &cls, "priority", &in.priority, "timeout",
-			   &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries", &in.retries,
-			   "retry_delay", &in.retry_delay) == -1)
+			   v >= 3 ? "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F,s:o}"
+			   : "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
+			   "type", &type, "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name",
+			   &in.name, "labels", &in.labels, "class", &cls, "priority", &in.priority,
+			   "timeout", &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries",
+			   &in.retries, "retry_delay", &in.retry_delay, "notify", &in.notify) == -1)
 		return -1;
 	*why = "bad result";
 	if (json_unpack_ex(res, &jerr, JSON_STRICT,
@@ -468,14 +472,14 @@ take_limits(json_t *l, struct cg_limits *lim)
 }
 
 /*
- * Version 3: version 2 without "route_key", and how the job was routed
+ * Version 4: version 3 without "route_key", and how the job was routed
  * ("route"), its cgroup, when it last changed class while running, its
  * limits (spec.limits) and what its run measured of its cgroup
  * (result.mem_peak_kb, in_cgroup, cgroup_error). Those are taken out of
- * o, and the rest must read as version 2.
+ * o, and the rest must read as version 3.
  */
 static int
-decode_v3(json_t *o, struct job *j, const char **why)
+decode_v4(json_t *o, struct job *j, const char **why)
 {
 	json_t *spec = json_object_get(o, "spec"), *res = json_object_get(o, "result");
 	json_t *route = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
@@ -508,7 +512,7 @@ decode_v3(json_t *o, struct job *j, const char **why)
 	json_object_del(o, "route");
 	json_object_del(o, "cgroup");
 	json_object_del(o, "reclassified_at");
-	return decode_v2(o, j, true, why);
+	return decode_v2(o, 4, j, why);
 }
 
 /* Version 1 (taskd 0.1.0), read as that release read it. */
@@ -618,9 +622,9 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1   ? decode_v1(o, id, j, &why)
-	     : *version == 2 ? decode_v2(o, j, false, &why)
-			     : decode_v3(o, j, &why);
+	rc = *version == 1  ? decode_v1(o, id, j, &why)
+	     : *version < 4 ? decode_v2(o, *version, j, &why)
+			    : decode_v4(o, j, &why);
 	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);

@@ -10,7 +10,7 @@
 #include "clock.h"
 #include "kindkey.h"
 #include "log.h"
-#include "monitor.h"
+#include "sampler.h"
 #include "resources.h"
 #include "router.h"
 #include "stats.h"
@@ -22,7 +22,7 @@ struct resources {
 	struct resources_callbacks cb;
 	struct cgroups *cg;
 	char *cg_why;           /* why there are none */
-	struct monitor *mon;
+	struct sampler *mon;
 	uint64_t budget_kb;     /* 0: no memory admission */
 	uint64_t held_kb;       /* sum of holding jobs' held_kb */
 	size_t holders;
@@ -35,9 +35,9 @@ static void resources_reclassified_cb(struct job *j, enum job_class c, double cp
 static void resources_ticked_cb(void *arg);
 
 static void
-configure_monitor(struct resources *R)
+configure_sampler(struct resources *R)
 {
-	struct monitor_config mc = {
+	struct sampler_config mc = {
 		.interval = R->cfg->router.sample_interval,
 		.periods = R->cfg->router.reclassify_after,
 		.cpu_ratio = R->cfg->router.cpu_ratio,
@@ -45,7 +45,7 @@ configure_monitor(struct resources *R)
 		.proc = "/proc",
 	};
 
-	monitor_configure(R->mon, &mc);
+	sampler_configure(R->mon, &mc);
 }
 
 struct resources *
@@ -53,13 +53,13 @@ resources_new(struct event_base *base, struct router *rt, const struct config *c
 	      const struct resources_callbacks *cb)
 {
 	struct resources *R = xcalloc(1, sizeof *R);
-	struct monitor_callbacks mcb = { resources_reclassified_cb, resources_ticked_cb, R };
+	struct sampler_callbacks mcb = { resources_reclassified_cb, resources_ticked_cb, R };
 
 	R->router = rt;
 	R->cfg = cfg;
 	R->cb = *cb;
 	TAILQ_INIT(&R->holding);
-	R->mon = monitor_new(base, &mcb);
+	R->mon = sampler_new(base, &mcb);
 	resources_configure(R);
 	return R;
 }
@@ -69,7 +69,7 @@ resources_free(struct resources *R)
 {
 	if (R == NULL)
 		return;
-	monitor_free(R->mon);
+	sampler_free(R->mon);
 	cgroups_close(R->cg);
 	free(R->cg_why);
 	free(R);
@@ -85,7 +85,7 @@ resources_configure(struct resources *R)
 	if (b->bytes == 0 && b->share > 0 && avail < 0)
 		log_warnx("limits.memory_budget: MemAvailable unknown (/proc/meminfo), no "
 			  "memory admission");
-	configure_monitor(R);
+	configure_sampler(R);
 }
 
 void
@@ -94,7 +94,7 @@ resources_set_cgroups(struct resources *R, struct cgroups *cg, const char *why)
 	R->cg = cg;
 	free(R->cg_why);
 	R->cg_why = why != NULL ? xstrdup(why) : NULL;
-	configure_monitor(R);
+	configure_sampler(R);
 }
 
 /* -1 and why if lim asks for what taskd's cgroups cannot do; what: "limits", "jobs.default_*". */
@@ -167,7 +167,7 @@ live_kb(const struct resources *R, const char *kind)
 	long most = -1, r;
 
 	TAILQ_FOREACH(j, &R->holding, holding)
-		if ((r = monitor_rss_kb(j)) > most && strcmp(kind_keys_first(j->kinds), kind) == 0)
+		if ((r = sampler_rss_kb(j)) > most && strcmp(kind_keys_first(j->kinds), kind) == 0)
 			most = r;
 	return most;
 }
@@ -196,8 +196,8 @@ resources_brake(struct resources *R, size_t cpu_running)
 {
 	if (R->cfg->limits.pressure_cpu <= 0 && R->cfg->limits.pressure_memory <= 0)
 		return false;
-	return admit_brake(monitor_pressure_cpu(R->mon), R->cfg->limits.pressure_cpu,
-			   monitor_pressure_memory(R->mon), R->cfg->limits.pressure_memory,
+	return admit_brake(sampler_pressure_cpu(R->mon), R->cfg->limits.pressure_cpu,
+			   sampler_pressure_memory(R->mon), R->cfg->limits.pressure_memory,
 			   cpu_running);
 }
 
@@ -223,17 +223,17 @@ resources_start(struct resources *R, struct job *j, struct run *r)
 		r->spec.cgroup = xstrdup(j->cgroup);
 	}
 	r->spec.limits = j->spec.limits;
-	monitor_watch(R->mon, j);
+	sampler_watch(R->mon, j);
 }
 
 void
 resources_end(struct resources *R, struct job *j)
 {
-	struct monitor_result mr;
+	struct sampler_result mr;
 
 	if (j->spec.type != BUILTIN_EXEC)
 		return;
-	monitor_forget(R->mon, j, &mr);
+	sampler_forget(R->mon, j, &mr);
 	if (mr.peak_kb > j->res.mem_peak_kb)
 		j->res.mem_peak_kb = mr.peak_kb;
 	/* The leader's and the cgroup's own figures miss children's waits: the samples' sum. */
@@ -268,7 +268,7 @@ resources_learn(struct resources *R, const struct job *j)
 			  j->res.runq_wait);
 }
 
-/* The monitor: a running command changed class. Learn from it now, and move its slot. */
+/* The sampler: a running command changed class. Learn from it now, and move its slot. */
 static void
 resources_reclassified_cb(struct job *j, enum job_class c, double cpu, double wall, void *arg)
 {
@@ -294,7 +294,7 @@ resources_ticked_cb(void *arg)
 	uint64_t h;
 
 	TAILQ_FOREACH(j, &R->holding, holding) {
-		h = admit_hold(j->need_kb, monitor_rss_kb(j));
+		h = admit_hold(j->need_kb, sampler_rss_kb(j));
 		R->held_kb = R->held_kb - j->held_kb + h;
 		j->held_kb = h;
 	}
@@ -336,7 +336,7 @@ resources_job_json(const struct job *j, json_t *o)
 						 : json_null());
 	json_object_set_new(o, "cgroup_error", cg_error != NULL ? json_string(cg_error)
 								 : json_null());
-	live = monitor_job_json(j);
+	live = sampler_job_json(j);
 	json_object_set_new(o, "live", live != NULL ? live : json_null());
 }
 
@@ -354,8 +354,8 @@ resources_status_json(struct resources *R)
 		      "cgroups", cg,
 		      "memory", "budget", budget, "budget_kb", (json_int_t)R->budget_kb,
 		      "held_kb", (json_int_t)R->held_kb, "running", (json_int_t)R->holders,
-		      "pressure", "cpu", monitor_pressure_cpu(R->mon),
-		      "memory", monitor_pressure_memory(R->mon),
+		      "pressure", "cpu", sampler_pressure_cpu(R->mon),
+		      "memory", sampler_pressure_memory(R->mon),
 		      "cpu_limit", R->cfg->limits.pressure_cpu,
 		      "memory_limit", R->cfg->limits.pressure_memory,
 		      "sampling", "interval", R->cfg->router.sample_interval,

@@ -1,7 +1,7 @@
 /*
  * What running jobs use, and whether a queued one may start: the
  * scheduler's side of per-job cgroups (cgroup.h), live sampling and
- * reclassification (monitor.h), memory admission and the pressure brake
+ * reclassification (sampler.h), memory admission and the pressure brake
  * (admit.h), and what every run teaches the router (router.h). The
  * scheduler (sched.c) keeps the queues, slots and dispatch; it asks here
  * before a start, tells when a job starts and ends, and hears back when a

@@ -7,7 +7,7 @@
  * The scheduler (sched.c) calls router_route() when it queues a job (and
  * again at the head of its queue) and router_learn_run() when a run comes
  * back (through resources.c, which adds what live sampling measured); the
- * monitor's reclassifications teach it through router_learn_live(). The
+ * sampler's reclassifications teach it through router_learn_live(). The
  * rest is for those, admission (router_peak_kb), status and the tests.
  *
  * Kinds: a job has up to KIND_MAX_KEYS kind keys, finest first (kindkey.h).

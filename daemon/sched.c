@@ -10,6 +10,8 @@
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
+#include "monitor.h"
+#include "quota.h"
 #include "resources.h"
 #include "router.h"
 #include "sched.h"
@@ -325,8 +327,7 @@ sched_cgroups(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	/* Only a command or a handler job that started has output files. */
-	if ((j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) && j->started_at > 0)
+	if (job_has_output(j))
 		output_remove(s->jobs_dir, j->id);
 }
 
@@ -341,9 +342,13 @@ static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
-	/* The environment is not shown anywhere once the job is over: give it back. */
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	/*
+	 * The environment is not shown anywhere once the job is over: give it
+	 * back, unless its notify command still needs it (notify.c gives it
+	 * back then).
+	 */
+	if (j->spec.notify == NULL)
+		jobs_drop_env(s->jobs, j);
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -410,6 +415,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	run_free(r);
 	release(s, j);
 	resources_end(s->res, j);
+	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	resources_learn(s->res, j);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
@@ -472,6 +478,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	/* And in all no more than what is left of its owner's output quota. */
+	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	if (j->output_stopped)
+		run_stop_output(r); /* a worker process is told once it has the run */
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -540,6 +550,8 @@ start_process(struct sched *s, struct job *j)
 	}
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
+	if (j->output_stopped)
+		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 
@@ -796,7 +808,7 @@ sched_dispatch(struct sched *s)
 	demand(s);
 }
 
-/* The monitor: running j counts as c from now on. Its slot moves; the command does not. */
+/* The sampler: running j counts as c from now on. Its slot moves; the command does not. */
 static void
 sched_reclassified_cb(struct job *j, enum job_class c, void *arg)
 {
@@ -887,6 +899,9 @@ sched_add(struct sched *s, struct job *j)
 		j->routed = CLASS_IO;
 		j->route.by = ROUTE_NO_PPOOL;
 	}
+	if (j->spec.class == CLASS_AUTO)
+		monitor_routed(j->routed);
+	j->queued_at = now_unix();
 	j->seq = s->seq++;
 	stamp_in(s, j, fair_of(s, j));
 	jobq_push(queue_of(s, j), j);
@@ -919,6 +934,17 @@ cancel_running(struct sched *s, struct job *j)
 		hpool_cancel(s->hpool, j->run);
 	else
 		run_cancel(j->run);
+}
+
+void
+sched_stop_output(struct sched *s, struct job *j)
+{
+	if (j->run == NULL)
+		return;
+	if (j->pool == POOL_PROCESS)
+		ppool_stop_output(s->ppool, j->run);
+	else
+		run_stop_output(j->run);
 }
 
 static void

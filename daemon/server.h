@@ -44,6 +44,15 @@ void server_stop_listening(struct server *srv);
 void server_free(struct server *srv);
 int server_nclients(const struct server *srv);
 
+/*
+ * A client from inside the daemon, acting as uid/gid (the HTTP endpoint
+ * runs the read-only ops through it, so they answer exactly as on the
+ * socket): one end of a socketpair is served like an accepted connection,
+ * under the same limits, the other is returned (non-blocking,
+ * close-on-exec); -1 with errno (EMFILE: a connection limit refused it).
+ */
+int server_add_local(struct server *srv, uid_t uid, gid_t gid);
+
 void server_client_send(struct client *c, const char *data, size_t len);
 /*
  * Bytes queued for c that the socket did not take when offered (what a slow
@@ -70,6 +79,8 @@ void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);
 void *server_client_data(const struct client *c);
 uid_t server_client_uid(const struct client *c);
+/* limits.max_frame: the longest line c may send, and be sent. */
+size_t server_client_max_frame(const struct client *c);
 gid_t server_client_gid(const struct client *c);
 
 #endif

@@ -49,6 +49,7 @@
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
 #define TASKD_ERR_UNSUPPORTED "unsupported"
+#define TASKD_ERR_QUOTA "quota_exceeded"
 
 /* Job classes and states, as spelled on the wire. */
 #define TASKD_CLASS_CPU "cpu"
@@ -66,9 +67,14 @@
 #define TASKD_STATE_CANCELLED "cancelled"
 #define TASKD_STATE_LOST "lost"
 
+/* The longest "id" of a request, in bytes of JSON text (it is echoed in the answer). */
+#define TASKD_MAX_ID 256
+
 /* Limits on a job description. */
 #define TASKD_PRIORITY_MIN (-20)
 #define TASKD_PRIORITY_MAX 19
+/* Longest "notify" command line (a shell command run when the job ends). */
+#define TASKD_MAX_NOTIFY 4096
 #define TASKD_MAX_NAME 256
 /* Labels: "labels":{"KEY":"value"}, keys of [A-Za-z0-9_.-]. */
 #define TASKD_MAX_LABELS 32

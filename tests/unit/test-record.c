@@ -203,6 +203,7 @@ test_v1_rows(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "route"), "key")),
 			    "sh");
 	spec = json_object_get(o, "spec");
+	assert_true(json_is_null(json_object_get(spec, "notify")));
 	res = json_object_get(o, "result");
 	assert_string_equal(json_string_value(json_object_get(spec, "type")), "exec");
 	assert_string_equal(json_string_value(json_object_get(spec, "class")), "io");
@@ -381,6 +382,7 @@ full_job(void)
 	j->spec.env[0] = xstrdup("PATH=/bin");
 	j->spec.cwd = xstrdup("/srv/build");
 	j->spec.name = xstrdup("nightly");
+	j->spec.notify = xstrdup("notify-send done");
 	labels = json_pack("{s:s,s:s}", "team", "infra", "run", "7");
 	assert_int_equal(labels_from_json(labels, "labels", &j->spec.labels, &cause), 0);
 	json_decref(labels);
@@ -526,6 +528,7 @@ test_round_trip(void **state)
 	assert_int_equal(back->res.mem_peak_kb, 65536);
 	assert_true(back->res.in_cgroup);
 	assert_string_equal(back->res.cgroup_error, "pids.max: Permission denied");
+	assert_string_equal(back->spec.notify, "notify-send done");
 	job_free(back);
 	free(text);
 	/* Every run outcome and state has its name. */
@@ -563,14 +566,19 @@ test_round_trip(void **state)
 	job_free(j);
 }
 
-/* A version 2 record of the same job: what version 3 added, from the old fields. */
+/*
+ * A version 2 or 3 record of the same job: without what version 4 added,
+ * with the old "route_key" (and version 2 without version 3's notify).
+ */
 static char *
-as_v2(const char *v3)
+as_old(const char *cur, int v)
 {
-	json_t *o = parse(v3);
+	json_t *o = parse(cur);
 	char *out;
 
-	json_object_set_new(o, "v", json_integer(2));
+	json_object_set_new(o, "v", json_integer(v));
+	if (v < 3)
+		json_object_del(json_object_get(o, "spec"), "notify");
 	json_object_set_new(o, "route_key", json_string("nightly"));
 	json_object_del(o, "route");
 	json_object_del(o, "cgroup");
@@ -584,48 +592,56 @@ as_v2(const char *v3)
 	return out;
 }
 
-/* Version 2 records (before issue 15's fields): read, and written back as version 3. */
+/* Version 2 and 3 records (before the route and cgroup fields): read, written back as version 4. */
 static void
-test_v2_rows(void **state)
+test_v2_v3_rows(void **state)
 {
 	struct job *j = full_job(), *back;
-	char *v3 = record_encode(j), *v2 = as_v2(v3), *again;
+	char *v4 = record_encode(j), *v2, *again;
 	json_t *o;
+	int v;
 
 	(void)state;
-	back = decode(42, "scheduled", v2, 2);
-	assert_int_equal(back->route.by, ROUTE_CLASS); /* --class cpu */
-	assert_int_equal(back->route.decided, CLASS_CPU);
-	assert_int_equal(back->route.level, -1);
-	assert_string_equal(back->route.key, "nightly");
-	assert_null(back->cgroup);
-	assert_true(back->reclassified_at == 0);
-	assert_int_equal(back->spec.limits.memory, 0);
-	assert_int_equal(back->res.mem_peak_kb, -1);
-	assert_false(back->res.in_cgroup);
-	assert_null(back->res.cgroup_error);
-	assert_int_equal(back->res.max_rss_kb, 123456);
-	again = round_trip(back);
-	o = parse(again);
-	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "route"), "by")),
-			    "class");
-	json_decref(o);
-	free(again);
-	job_free(back);
-	/* Exactly version 2's fields: one of version 3 in a version 2 record is refused. */
-	refused_with(42, "done", v2, NULL, "cgroup", json_null(), "unreadable record");
-	refused_with(42, "done", v2, "result", "in_cgroup", json_false(), "bad result");
-	refused_with(42, "done", v2, NULL, "route_key", NULL, "bad fields");
-	free(v2);
-	free(v3);
+	for (v = 2; v <= 3; v++) {
+		v2 = as_old(v4, v);
+		back = decode(42, "scheduled", v2, v);
+		if (v == 3)
+			assert_string_equal(back->spec.notify, "notify-send done");
+		else
+			assert_null(back->spec.notify);
+		assert_int_equal(back->route.by, ROUTE_CLASS); /* --class cpu */
+		assert_int_equal(back->route.decided, CLASS_CPU);
+		assert_int_equal(back->route.level, -1);
+		assert_string_equal(back->route.key, "nightly");
+		assert_null(back->cgroup);
+		assert_true(back->reclassified_at == 0);
+		assert_int_equal(back->spec.limits.memory, 0);
+		assert_int_equal(back->res.mem_peak_kb, -1);
+		assert_false(back->res.in_cgroup);
+		assert_null(back->res.cgroup_error);
+		assert_int_equal(back->res.max_rss_kb, 123456);
+		again = round_trip(back);
+		o = parse(again);
+		assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "route"), "by")),
+				    "class");
+		json_decref(o);
+		free(again);
+		job_free(back);
+		/* Exactly the version's fields: one of version 4 in an older record is refused. */
+		refused_with(42, "done", v2, NULL, "cgroup", json_null(), "unreadable record");
+		refused_with(42, "done", v2, "result", "in_cgroup", json_false(), "bad result");
+		refused_with(42, "done", v2, NULL, "route_key", NULL, "bad fields");
+		free(v2);
+	}
+	free(v4);
 	/* A handler's job of version 2: its handler part still read. */
 	j->spec.type = JOBTYPE_HANDLER;
 	j->spec.handler = xstrdup("thumb");
 	j->spec.input = xstrdup("aGk=");
 	j->pool = POOL_HANDLER;
-	v3 = record_encode(j);
-	v2 = as_v2(v3);
+	v4 = record_encode(j);
+	v2 = as_old(v4, 2);
 	back = decode(42, "scheduled", v2, 2);
 	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
 	assert_string_equal(back->spec.handler, "thumb");
@@ -633,7 +649,7 @@ test_v2_rows(void **state)
 	assert_int_equal(back->route.by, ROUTE_CLASS);
 	job_free(back);
 	free(v2);
-	free(v3);
+	free(v4);
 	job_free(j);
 }
 
@@ -733,6 +749,42 @@ test_refused(void **state)
 	job_free(j);
 }
 
+/*
+ * Version 2 records (taskd before "notify") are read as they were, with no
+ * notify command; version 3 has exactly one more spec field, notify.
+ */
+static void
+test_v2_records_and_v3(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *cur = record_encode(j), *text = as_old(cur, 3), *v2, *cause = NULL;
+	int version;
+
+	(void)state;
+	free(cur);
+	/* The same record as taskd wrote it at version 2: "v":2, no spec.notify. */
+	v2 = with(text, NULL, "v", json_integer(2));
+	free(text);
+	text = with(v2, "spec", "notify", NULL);
+	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 2);
+	assert_null(back->spec.notify);
+	assert_string_equal(back->spec.cwd, "/srv/build");
+	job_free(back);
+	/* Version 2 has no notify; versions 3 and 4 must have it (null or a string, no NUL). */
+	refused_with(42, "done", v2, NULL, "v", json_integer(2), "bad spec");
+	free(v2);
+	v2 = record_encode(j);
+	refused_with(42, "done", v2, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_integer(1), "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_stringn("a\0b", 3),
+		     "unreadable record");
+	free(v2);
+	free(text);
+	job_free(j);
+}
+
 /* Decoded jobs go into a table with their own ids and states. */
 static void
 test_restore(void **state)
@@ -778,7 +830,8 @@ main(void)
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_v2_rows),
+	    cmocka_unit_test(test_v2_v3_rows),
+	    cmocka_unit_test(test_v2_records_and_v3),
 	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_restore),

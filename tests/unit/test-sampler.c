@@ -19,7 +19,7 @@
 #include "cgroup.h"
 #include "exec.h"
 #include "job.h"
-#include "monitor.h"
+#include "sampler.h"
 #include "spawncg.h"
 #include "xmalloc.h"
 
@@ -67,22 +67,22 @@ test_period(void **state)
 
 	(void)state;
 	/* Burning all along: 1. */
-	assert_true(monitor_period(0.5, 0.5, 0, &wall, &ratio));
+	assert_true(sampler_period(0.5, 0.5, 0, &wall, &ratio));
 	assert_true(fabs(ratio - 1) < 1e-9);
 	/* Half of it waiting for a core: still all CPU when it could run. */
-	assert_true(monitor_period(0.5, 0.25, 0.25, &wall, &ratio));
+	assert_true(sampler_period(0.5, 0.25, 0.25, &wall, &ratio));
 	assert_true(fabs(wall - 0.25) < 1e-9 && fabs(ratio - 1) < 1e-9);
 	/* Sleeping: 0. */
-	assert_true(monitor_period(0.5, 0, 0, &wall, &ratio));
+	assert_true(sampler_period(0.5, 0, 0, &wall, &ratio));
 	assert_true(ratio == 0);
 	/* Three processes that waited 0.3 s each and burnt 0.6 s: no room was lost. */
-	assert_true(monitor_period(0.5, 0.6, 0.9, &wall, &ratio));
+	assert_true(sampler_period(0.5, 0.6, 0.9, &wall, &ratio));
 	assert_true(fabs(wall - 0.5) < 1e-9 && ratio > 1);
 	/* Starved: it waited 95 % of the period; what it did in the rest is noise. */
-	assert_false(monitor_period(0.5, 0.001, 0.475, &wall, &ratio));
-	assert_false(monitor_period(0.5, 0.0, 0.5, &wall, &ratio));
-	assert_false(monitor_period(0, 0.1, 0, &wall, &ratio));
-	assert_false(monitor_period(0.5, 0.0 / 0.0, 0, &wall, &ratio));
+	assert_false(sampler_period(0.5, 0.001, 0.475, &wall, &ratio));
+	assert_false(sampler_period(0.5, 0.0, 0.5, &wall, &ratio));
+	assert_false(sampler_period(0, 0.1, 0, &wall, &ratio));
+	assert_false(sampler_period(0.5, 0.0 / 0.0, 0, &wall, &ratio));
 }
 
 struct seen {
@@ -112,7 +112,7 @@ on_tick(void *arg)
 	((struct seen *)arg)->ticks++;
 }
 
-/* A fake running job for the monitor: a command with a live pid. */
+/* A fake running job for the sampler: a command with a live pid. */
 static struct job *
 fake_job(pid_t pid, enum job_class counts_as, const char *cgroup)
 {
@@ -171,24 +171,24 @@ static void
 test_live_proc(void **state)
 {
 	struct seen s = { 0 };
-	struct monitor_callbacks cb = { on_reclass, on_tick, &s };
-	struct monitor_config cfg = { 0.05, 2, 0.5, false, "/proc" };
-	struct monitor_result res;
-	struct monitor *m;
+	struct sampler_callbacks cb = { on_reclass, on_tick, &s };
+	struct sampler_config cfg = { 0.05, 2, 0.5, false, "/proc" };
+	struct sampler_result res;
+	struct sampler *m;
 	struct job *j, *gone;
 	pid_t pid;
 
 	(void)state;
 	s.base = event_base_new();
-	m = monitor_new(s.base, &cb);
-	monitor_configure(m, &cfg);
+	m = sampler_new(s.base, &cb);
+	sampler_configure(m, &cfg);
 	pid = spawn("while :; do :; done", NULL);
 	j = fake_job(pid, CLASS_IO, NULL);
 	gone = fake_job(999999999, CLASS_IO, NULL); /* its leader vanished: never sampled */
-	monitor_watch(m, j);
-	monitor_watch(m, gone);
+	sampler_watch(m, j);
+	sampler_watch(m, gone);
 	{
-		json_t *o = monitor_job_json(j); /* not sampled yet */
+		json_t *o = sampler_job_json(j); /* not sampled yet */
 
 		assert_int_equal(json_integer_value(json_object_get(o, "samples")), 0);
 		assert_true(json_is_null(json_object_get(o, "source")));
@@ -198,24 +198,24 @@ test_live_proc(void **state)
 	assert_int_equal(s.reclassified, 1);
 	assert_int_equal(s.to, CLASS_CPU);
 	assert_true(s.wall > 0 && s.cpu / s.wall >= 0.5);
-	assert_true(monitor_rss_kb(j) > 0);
+	assert_true(sampler_rss_kb(j) > 0);
 	{
-		json_t *o = monitor_job_json(j);
+		json_t *o = sampler_job_json(j);
 
 		assert_string_equal(json_string_value(json_object_get(o, "source")), "proc");
 		json_decref(o);
 	}
-	assert_int_equal(monitor_rss_kb(gone), -1);
-	monitor_forget(m, gone, &res);
+	assert_int_equal(sampler_rss_kb(gone), -1);
+	sampler_forget(m, gone, &res);
 	assert_int_equal(res.samples, 0);
 	assert_int_equal(res.peak_kb, -1);
 	reap(pid);
-	monitor_forget(m, j, &res);
+	sampler_forget(m, j, &res);
 	assert_true(res.reclassified);
 	assert_true(res.samples >= 3);
 	assert_true(res.peak_kb > 0);
 	assert_null(j->mon);
-	monitor_free(m);
+	sampler_free(m);
 	event_base_free(s.base);
 	free_job(j);
 	free_job(gone);
@@ -225,14 +225,14 @@ test_live_proc(void **state)
 static void
 test_live_cgroup(void **state)
 {
-	char sd[] = "/tmp/taskd-test-monitor-XXXXXX", *why = NULL, *job, *err = NULL;
+	char sd[] = "/tmp/taskd-test-sampler-XXXXXX", *why = NULL, *job, *err = NULL;
 	struct seen s = { 0 };
-	struct monitor_callbacks cb = { on_reclass, on_tick, &s };
-	struct monitor_config cfg = { 0.05, 2, 0.5, false, "/proc" };
+	struct sampler_callbacks cb = { on_reclass, on_tick, &s };
+	struct sampler_config cfg = { 0.05, 2, 0.5, false, "/proc" };
 	struct cg_limits none = { 0 };
-	struct monitor_result res;
+	struct sampler_result res;
 	struct cgroups *cg;
-	struct monitor *m;
+	struct sampler *m;
 	struct job *j;
 	json_t *o;
 	pid_t pid;
@@ -249,51 +249,51 @@ test_live_cgroup(void **state)
 	job = cgroups_job_path(cg, 1);
 	assert_int_equal(cg_create(job, &none, &err), 0);
 	s.base = event_base_new();
-	m = monitor_new(s.base, &cb);
-	monitor_configure(m, &cfg);
+	m = sampler_new(s.base, &cb);
+	sampler_configure(m, &cfg);
 	pid = spawn("sleep 30", job);
 	j = fake_job(pid, CLASS_CPU, job);
-	monitor_watch(m, j);
+	sampler_watch(m, j);
 	run_until(&s, 10);
 	assert_int_equal(s.reclassified, 1);
 	assert_int_equal(s.to, CLASS_IO);
-	o = monitor_job_json(j);
+	o = sampler_job_json(j);
 	assert_string_equal(json_string_value(json_object_get(o, "source")), "cgroup");
 	assert_true(json_integer_value(json_object_get(o, "samples")) >= 3);
 	json_decref(o);
-	assert_true(monitor_rss_kb(j) > 0); /* the members' RSS without a memory controller */
-	monitor_forget(m, j, &res);
+	assert_true(sampler_rss_kb(j) > 0); /* the members' RSS without a memory controller */
+	sampler_forget(m, j, &res);
 	assert_true(res.reclassified);
 	assert_int_equal(cg_remove(job, 2.0), 0);
 	waitpid(pid, NULL, 0);
 	/* Its cgroup gone and its leader too: the next tick finds nothing, quietly. */
 	j->counts_as = CLASS_IO;
-	monitor_watch(m, j);
+	sampler_watch(m, j);
 	s.ticks = 0;
 	run_until(&s, 0.3);
 	assert_true(s.ticks >= 2);
-	assert_int_equal(monitor_rss_kb(j), -1);
-	monitor_forget(m, j, NULL);
+	assert_int_equal(sampler_rss_kb(j), -1);
+	sampler_forget(m, j, NULL);
 	/* A cgroup with nobody in it (its command gone, or not in yet): sampled, nothing found. */
 	free(job);
 	job = cgroups_job_path(cg, 2);
 	assert_int_equal(cg_create(job, &none, &err), 0);
 	free(j->cgroup);
 	j->cgroup = xstrdup(job);
-	monitor_watch(m, j);
+	sampler_watch(m, j);
 	s.ticks = 0;
 	run_until(&s, 0.3);
 	assert_true(s.ticks >= 2);
-	o = monitor_job_json(j);
+	o = sampler_job_json(j);
 	assert_string_equal(json_string_value(json_object_get(o, "source")), "cgroup");
 	json_decref(o);
-	monitor_forget(m, j, NULL);
+	sampler_forget(m, j, NULL);
 	assert_int_equal(cg_remove(job, 2.0), 0);
 	/* No job: no tick (the timer is disarmed). */
 	s.ticks = 0;
 	run_until(&s, 0.2);
 	assert_int_equal(s.ticks, 0);
-	monitor_free(m);
+	sampler_free(m);
 	event_base_free(s.base);
 	free_job(j);
 	free(job);
