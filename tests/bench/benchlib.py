@@ -463,6 +463,16 @@ def run_jobs(d, jobs, timeout=120.0):
     return Run(t_submit, t_acked, final, [recv_times["w%d" % i] for i in ids])
 
 
+def kill_children(pids):
+    """Interrupted: leave none of these children behind."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+
+
 def bare_spin(n, seconds, parallel):
     """Reference without taskd: n forked children each burning `seconds` of
     CPU, at most `parallel` at once. Returns the makespan (s). Measured under
@@ -486,12 +496,7 @@ def bare_spin(n, seconds, parallel):
             pid, _ = os.wait()
             running.discard(pid)
     finally:
-        for pid in running:  # interrupted: do not leave children behind
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        kill_children(running)
     return time.monotonic() - t0
 
 
@@ -516,12 +521,7 @@ def bare_commands(argvs, parallel):
             pid, _ = os.wait()
             running.discard(pid)
     finally:
-        for pid in running:  # interrupted: do not leave children behind
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        kill_children(running)
     return time.monotonic() - t0
 
 
