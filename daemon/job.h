@@ -17,6 +17,7 @@
 #include "config.h"
 #include "exec.h"
 #include "labels.h"
+#include "router.h"
 
 enum job_state {
 	JOB_QUEUED = 0,
@@ -46,9 +47,12 @@ enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 enum wait_reason {
 	WAIT_NONE = 0,
 	WAIT_SLOTS,         /* its class's slots are full (cpu slots, workers, threads) */
+	WAIT_MEMORY,        /* its kind's peak does not fit in the memory budget now */
 	WAIT_DEPENDENCY,    /* --after: jobs it waits for have not ended */
+	WAIT_FAIR_SHARE,    /* another user's turn at its priority */
 	WAIT_PAUSED,        /* `pause ID`, or its class or its queue is paused */
 	WAIT_SCHEDULED,     /* --in/--at, or a retry's backoff */
+	WAIT_PRESSURE,      /* CPU or memory pressure above the brake's threshold */
 	WAIT_QUEUE,         /* its queue (--queue) has no free slot */
 	WAIT_QUEUE_REMOVED, /* its queue is no longer in the configuration */
 	WAIT_ARRAY,         /* its array has --array ...%MAX jobs running */
@@ -57,6 +61,7 @@ const char *wait_reason_name(enum wait_reason w); /* NULL for WAIT_NONE */
 
 struct job;
 struct gate;
+struct jobmon;
 
 /* Someone waiting for a job to reach a final state (a `wait` request). */
 struct job_waiter {
@@ -110,10 +115,11 @@ struct job_spec {
 	 * Its input (submit "input": a command's standard input, a handler job's
 	 * input), stored beside it in a file (output.h): its size, 0 if none;
 	 * the bytes themselves only between decoding and the file (op-submit.c,
-	 * and a version 2 record of a handler's job: main.c), else NULL.
+	 * and a record before version 5 of a handler's job: main.c), else NULL.
 	 */
 	uint64_t input_bytes;
 	char *input;
+	struct cg_limits limits; /* --memory, --cpus, --pids (0: none) */
 	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
 };
 
@@ -155,7 +161,15 @@ struct job {
 	uid_t uid;
 	gid_t gid;
 	enum job_class routed;
-	char route_key[65];      /* the router's kind key (ROUTER_KEY_MAX + 1) */
+	char *kinds;             /* its kind keys, packed (kindkey.h), set when queued */
+	struct route route;      /* how it was routed (route.key: the key that decided) */
+	enum job_class counts_as; /* the slots it holds while running; reclassification moves it */
+	double reclassified_at;  /* unix time it last changed class while running, 0 = never */
+	long need_kb;            /* its kind's memory need when it started (admit_need), -1 unknown */
+	uint64_t held_kb;        /* its share of the running jobs' memory sum (sched.c) */
+	char *cgroup;            /* its cgroup (while running and after), or NULL */
+	struct jobmon *mon;      /* sampler.c's samples while it runs */
+	TAILQ_ENTRY(job) holding; /* resources.c: running commands that hold memory */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
@@ -339,6 +353,8 @@ void job_spec_free(struct job_spec *spec);
  * its environment, its TASKD_ARRAY_ID and TASKD_ARRAY_INDEX.
  */
 void job_spec_rerun(struct job_spec *dst, const struct job *j);
+/* The kind keys of a job as submitted (kindkey.h): its name, type or handler, command. */
+void job_kind_keys(const struct job_spec *spec, struct kind_keys *k);
 
 /*
  * A job in no table, with the defaults of a new one (record.c builds the
@@ -382,10 +398,11 @@ bool job_type_has_output(int type);
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
 /*
- * What the scheduler adds to every job object ("wait_reason"): fn(job,
- * object, arg) is called last by job_to_json (NULL: "wait_reason" is null).
+ * Fields other modules own, added to every job object, called last by
+ * job_to_json: the scheduler's wait reason and the resources' route, cgroup
+ * and live samples (NULL: "wait_reason" is null).
  */
-void job_set_json_hook(void (*fn)(const struct job *, json_t *, void *), void *arg);
+void job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg);
 /*
  * The job object within budget bytes of compact JSON (an answer must fit
  * limits.max_frame): when it does not fit, the oldest attempts are left out

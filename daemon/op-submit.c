@@ -154,6 +154,19 @@ check_deps(struct taskd *td, uid_t uid, const struct job_spec *spec, struct prot
 	return 0;
 }
 
+/* A command's limits (with the config's defaults) must be ones taskd can apply here. */
+static int
+check_limits(struct taskd *td, struct job_spec *spec, struct proto_error *err)
+{
+	char *why = NULL;
+
+	if (sched_job_limits(td->sched, spec, &why) == 0)
+		return 0;
+	proto_error_set(err, TASKD_ERR_UNSUPPORTED, "%s", why);
+	free(why);
+	return -1;
+}
+
 /*
  * A handler with users/groups lists serves only those (and root and
  * taskd's own user). The submitter's supplementary groups are looked up
@@ -210,12 +223,12 @@ check_workflow(struct taskd *td, const struct job_spec *spec, struct proto_error
 
 /*
  * What a decoded job may ask for, as uid (gid) who will own it: its
- * priority, its dependencies, its handler, its queue and slots; and its
- * job object must fit in an answer (limits.max_frame, with the longest id
- * a request may have).
+ * priority, its dependencies, its handler, its queue and slots, its limits
+ * (the config's defaults filled in); and its job object must fit in an
+ * answer (limits.max_frame, with the longest id a request may have).
  */
 static int
-check_job(struct taskd *td, uid_t uid, gid_t gid, const struct job_spec *spec,
+check_job(struct taskd *td, uid_t uid, gid_t gid, struct job_spec *spec,
 	  struct proto_error *err)
 {
 	size_t shown = job_spec_shown_bytes(spec);
@@ -232,9 +245,9 @@ check_job(struct taskd *td, uid_t uid, gid_t gid, const struct job_spec *spec,
 		return -1;
 	if (check_deps(td, uid, spec, err) == -1)
 		return -1;
-	if (check_handler(td, uid, gid, spec, err) == -1)
+	if (check_handler(td, uid, gid, spec, err) == -1 || check_workflow(td, spec, err) == -1)
 		return -1;
-	return check_workflow(td, spec, err);
+	return check_limits(td, spec, err);
 }
 
 /*

@@ -62,8 +62,8 @@ void ppool_demand(struct ppool *pp, size_t pending);
 int ppool_max_workers(const struct ppool *pp);
 /*
  * Workers allowed above max_workers: as many as running jobs hold a worker
- * without holding a cpu slot (suspended ones), so the slot they freed can
- * be used.
+ * without holding a cpu slot (suspended ones, and ones reclassified to io),
+ * so the slot they freed can be used.
  */
 void ppool_set_extra(struct ppool *pp, int n);
 /*

@@ -3,16 +3,15 @@
  * records" for the fields of each version.
  *
  * Decoding is strict: a record is read whole or refused with the reason
- * (persist.c then refuses to start rather than drop a job). A version 2
- * or 3 record must have exactly its fields; a version 1 record is read the way
+ * (persist.c then refuses to start rather than drop a job). A record of
+ * version 2 to 5 must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
  *
  * A handler's job (doc/handlers.md) has the handler's name as its "type"
  * and one more field, "handler": {"result_json": whether "result" is JSON
- * text} (version 2 also had "input": base64 text or "", which version 3
- * keeps in the job's input file, as a command's: see record.h); "result_json":
- * whether "result" is JSON text}; the name is checked against the
+ * text} (versions 2 to 4 also had "input": base64 text or "", which version
+ * 5 keeps in the job's input file, as a command's: see record.h); the name is checked against the
  * configuration only when the job is queued (a handler gone by then fails
  * it: "handler removed").
  */
@@ -99,8 +98,11 @@ encode_spec(const struct job_spec *s, const struct job_dep *deps, size_t ndeps, 
 	set(o, "run_at", finite_real(s->run_at), id);
 	set(o, "retries", json_integer(s->retries), id);
 	set(o, "retry_delay", finite_real(s->retry_delay), id);
-	set(o, "notify", string_or_null(s->notify), id);
-	set(o, "unique", string_or_null(s->unique), id);
+	set(o, "notify", string_or_null(s->notify), id); /* version 3 */
+	set(o, "limits", json_pack("{s:I,s:f,s:I}", "memory", (json_int_t)s->limits.memory, "cpus",
+				   isfinite(s->limits.cpus) ? s->limits.cpus : 0.0, "pids",
+				   (json_int_t)s->limits.pids), id); /* version 4 */
+	set(o, "unique", string_or_null(s->unique), id); /* version 5 */
 	set(o, "queue", string_or_null(s->queue), id);
 	set(o, "slots", json_integer(s->slots), id);
 	set(o, "input_bytes", json_integer((json_int_t)s->input_bytes), id);
@@ -141,6 +143,9 @@ encode_result(const struct job *j)
 	set(o, "pid", json_integer(r->pid), j->id);
 	set(o, "result", string_or_null(r->result), j->id);
 	set(o, "error", string_or_null(r->error), j->id);
+	set(o, "mem_peak_kb", json_integer(r->mem_peak_kb), j->id);
+	set(o, "in_cgroup", json_boolean(r->in_cgroup), j->id);
+	set(o, "cgroup_error", string_or_null(r->cgroup_error), j->id);
 	return o;
 }
 
@@ -175,7 +180,9 @@ record_encode(const struct job *j)
 	set(o, "routed", json_string(config_class_name(j->routed)), j->id);
 	set(o, "pool", string_or_null(job_pool_name(j->pool)), j->id);
 	set(o, "worker", json_integer(j->worker), j->id);
-	set(o, "route_key", json_string(j->route_key), j->id);
+	set(o, "route", route_record(&j->route), j->id);
+	set(o, "cgroup", string_or_null(j->cgroup), j->id);
+	set(o, "reclassified_at", finite_real(j->reclassified_at), j->id);
 	set(o, "submitted_at", finite_real(j->submitted_at), j->id);
 	set(o, "started_at", finite_real(j->started_at), j->id);
 	set(o, "finished_at", finite_real(j->finished_at), j->id);
@@ -340,7 +347,14 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 	j->routed = (enum job_class)in->routed;
 	j->pool = (enum job_pool)in->pool;
 	j->worker = (int)in->worker;
-	snprintf(j->route_key, sizeof j->route_key, "%s", in->route_key);
+	/* Before version 3 a record kept only the kind key: how it was routed is unknown. */
+	if (in->route_key != NULL) {
+		memset(&j->route, 0, sizeof j->route);
+		j->route.by = in->class != CLASS_AUTO ? ROUTE_CLASS : ROUTE_UNKNOWN;
+		j->route.decided = (enum job_class)in->routed;
+		j->route.level = -1;
+		snprintf(j->route.key, sizeof j->route.key, "%s", in->route_key);
+	}
 	j->submitted_at = in->submitted_at;
 	j->started_at = in->started_at;
 	j->finished_at = in->finished_at;
@@ -384,7 +398,7 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-/* The dependencies of a version 2 or 3 record: [{"id","any","state"}]. */
+/* The dependencies of a version 2 or later record: [{"id","any","state"}]. */
 static int
 take_deps(json_t *deps, struct job_dep **out, size_t *nout)
 {
@@ -410,7 +424,7 @@ take_deps(json_t *deps, struct job_dep **out, size_t *nout)
 	return 0;
 }
 
-/* What version 4 added to the spec, read: -1 if a value is out of range. */
+/* What version 5 added to the spec, read: -1 if a value is out of range. */
 struct spec3_in {
 	json_t *unique, *queue;
 	json_int_t slots, input_bytes;
@@ -428,8 +442,8 @@ take_spec3(const struct spec3_in *in, struct job_spec *sp)
 }
 
 /*
- * A whole spec of version 2, 3 (and notify) or 4 (and unique, queue,
- * slots, input_bytes): exactly its fields. The names are checked by the
+ * A whole spec of version 2, 3 or 4 (and notify; version 4's limits taken
+ * out) or 5 (and unique, queue, slots, input_bytes): exactly its fields. The names are checked by the
  * caller.
  */
 static int
@@ -448,16 +462,16 @@ unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
 	in3->slots = 1;
 	if (version >= 3 && json_unpack_ex(spec, &jerr, 0, "{s:o}", "notify", &in->notify) == -1)
 		return -1;
-	if (version >= 4 &&
+	if (version >= 5 &&
 	    json_unpack_ex(spec, &jerr, 0, "{s:o,s:o,s:I,s:I}", "unique", &in3->unique, "queue",
 			   &in3->queue, "slots", &in3->slots, "input_bytes", &in3->input_bytes) == -1)
 		return -1;
 	/* Every field it must have is there: so exactly those if it has no more. */
-	return json_object_size(spec) == (version >= 4 ? 18u : version == 3 ? 14u : 13u) ? 0 : -1;
+	return json_object_size(spec) == (version >= 5 ? 18u : version >= 3 ? 14u : 13u) ? 0 : -1;
 }
 
 /*
- * A handler's job's own part, "handler": {"result_json"} (versions 2 and 3:
+ * A handler's job's own part, "handler": {"result_json"} (versions 2 to 4:
  * and "input", base64: decoded into spec.input, for the caller to store in
  * the job's input file). 0 if there is none, 1 if there is, -1 if it is bad.
  */
@@ -472,7 +486,7 @@ decode_handler_part(json_t *o, int version, struct job *j)
 
 	if (h == NULL)
 		return 0;
-	if ((version >= 4 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
+	if ((version >= 5 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
 					   &result_json)
 			  : json_unpack_ex(h, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
 					   "result_json", &result_json)) == -1)
@@ -486,7 +500,10 @@ decode_handler_part(json_t *o, int version, struct job *j)
 	return 1;
 }
 
-/* Versions 2 to 4: exactly the fields record_encode wrote (in that version). */
+/*
+ * Versions 2 to 5: exactly the fields record_encode wrote (in that
+ * version), once decode_v4 took out those version 4 added.
+ */
 static int
 decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
 {
@@ -503,14 +520,15 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	*why = "bad fields";
 	*array = 0;
 	if (json_unpack_ex(o, &jerr, 0,
-			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s:s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
+			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s?s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
 			   "v", &version_, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
 			   &routed, "pool", &pool, "worker", &in.worker, "route_key", &in.route_key,
 			   "submitted_at", &in.submitted_at, "started_at", &in.started_at,
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
-			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1)
+			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1 ||
+	    (in.route_key == NULL) != (version >= 4))
 		return -1;
-	if (version >= 4 &&
+	if (version >= 5 &&
 	    json_unpack_ex(o, &jerr, 0, "{s:o,s:I,s:F}", "array", &arr, "restarted_from",
 			   &restarted, "suspended_for", &suspended) == -1)
 		return -1;
@@ -518,7 +536,9 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	if ((handler = decode_handler_part(o, version, j)) == -1)
 		return -1;
 	*why = "bad fields";
-	if (json_object_size(o) != (version >= 4 ? 18u : 15u) + (size_t)handler || restarted < 0 ||
+	/* 15 fields up to version 3; version 4 has no "route_key" (decode_v4 took its own out). */
+	if (json_object_size(o) != (version >= 5 ? 17u : version == 4 ? 14u : 15u) + (size_t)handler ||
+	    restarted < 0 ||
 	    !time_ok(suspended) || (arr != NULL && !json_is_null(arr) &&
 				    (!json_is_integer(arr) || json_integer_value(arr) <= 0)))
 		return -1;
@@ -566,12 +586,79 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	if (*array == 0 && (in.type == JOBTYPE_HANDLER) != (handler == 1))
 		return -1;
 	*why = "bad spec";
-	if (*array == 0 && version >= 4 && take_spec3(&in3, &j->spec) == -1)
+	if (*array == 0 && version >= 5 && take_spec3(&in3, &j->spec) == -1)
 		return -1;
 	j->restarted_from = (uint64_t)restarted;
 	j->suspended_for = suspended;
 	*why = "bad dependencies";
 	return take_deps(deps, &j->spec.deps, &j->spec.ndeps);
+}
+
+/* Limits as stored: {"memory","cpus","pids"}, 0 for none. */
+static int
+take_limits(json_t *l, struct cg_limits *lim)
+{
+	json_int_t mem, pids;
+	json_error_t jerr;
+	double cpus;
+
+	if (l == NULL ||
+	    json_unpack_ex(l, &jerr, JSON_STRICT, "{s:I,s:F,s:I}", "memory", &mem, "cpus", &cpus,
+			   "pids", &pids) == -1 ||
+	    mem < 0 || pids < 0 || !isfinite(cpus) || cpus < 0)
+		return -1;
+	lim->memory = (uint64_t)mem;
+	lim->cpus = cpus;
+	lim->pids = (uint64_t)pids;
+	return 0;
+}
+
+/*
+ * Versions 4 and 5. Version 4: version 3 without "route_key", and how the
+ * job was routed ("route"), its cgroup, when it last changed class while
+ * running, its limits (spec.limits) and what its run measured of its cgroup
+ * (result.mem_peak_kb, in_cgroup, cgroup_error). Those are taken out of o,
+ * and the rest must read as version 3 without "route_key" (decode_v23;
+ * version 5: with what it added there). A job of an array (version 5) has
+ * no limits of its own: they are its array's.
+ */
+static int
+decode_v4(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
+{
+	json_t *arr = version >= 5 ? json_object_get(o, "array") : NULL;
+	bool member = json_is_integer(arr);
+	json_t *spec = json_object_get(o, "spec"), *res = json_object_get(o, "result");
+	json_t *route = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
+	json_t *re = json_object_get(o, "reclassified_at"), *peak, *inc, *cge;
+
+	*why = "bad fields";
+	if (!json_is_object(spec) || !json_is_object(res) || route == NULL || cg == NULL ||
+	    re == NULL)
+		return -1;
+	peak = json_object_get(res, "mem_peak_kb");
+	inc = json_object_get(res, "in_cgroup");
+	cge = json_object_get(res, "cgroup_error");
+	*why = "bad route";
+	if (route_from_record(route, &j->route) == -1)
+		return -1;
+	*why = "bad cgroup fields";
+	if ((!member && take_limits(json_object_get(spec, "limits"), &j->spec.limits) == -1) ||
+	    take_str(cg, &j->cgroup) == -1 || !json_is_number(re) ||
+	    !time_ok(json_number_value(re)) || !json_is_integer(peak) ||
+	    json_integer_value(peak) < -1 || json_integer_value(peak) > LONG_MAX ||
+	    !json_is_boolean(inc) || cge == NULL || take_str(cge, &j->res.cgroup_error) == -1)
+		return -1;
+	j->reclassified_at = json_number_value(re);
+	j->res.mem_peak_kb = (long)json_integer_value(peak);
+	j->res.in_cgroup = json_is_true(inc);
+	json_object_del(spec, "limits");
+	json_object_del(res, "mem_peak_kb");
+	json_object_del(res, "in_cgroup");
+	json_object_del(res, "cgroup_error");
+	json_object_del(o, "route");
+	json_object_del(o, "cgroup");
+	json_object_del(o, "reclassified_at");
+	return decode_v23(o, version, j, array, why);
 }
 
 /* Version 1 (taskd 0.1.0), read as that release read it. */
@@ -683,7 +770,9 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ui
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v23(o, *version, j, array, &why);
+	rc = *version == 1  ? decode_v1(o, id, j, &why)
+	     : *version < 4 ? decode_v23(o, *version, j, array, &why)
+			    : decode_v4(o, *version, j, array, &why);
 	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
@@ -693,7 +782,7 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ui
 	return j;
 }
 
-/* An array's record (version 4 and later): exactly its fields. */
+/* An array's record (version 5 and later): exactly its fields, its spec's limits too. */
 static int
 decode_array(json_t *o, struct job_array *a, const char **why)
 {
@@ -719,6 +808,10 @@ decode_array(json_t *o, struct job_array *a, const char **why)
 	    (st != JOB_QUEUED && st != JOB_WAITING && st != JOB_SCHEDULED))
 		return -1;
 	*why = "bad spec";
+	if (!json_is_object(spec) ||
+	    take_limits(json_object_get(spec, "limits"), &a->spec.limits) == -1)
+		return -1;
+	json_object_del(spec, "limits");
 	if (unpack_spec(spec, (int)version, &in, &in3, &type, &cls, &deps) == -1)
 		return -1;
 	/* Not a built-in's name: a handler's (checked when its jobs are queued). */
@@ -738,6 +831,7 @@ decode_array(json_t *o, struct job_array *a, const char **why)
 	}
 	if (in.type == JOBTYPE_HANDLER)
 		j->spec.handler = xstrdup(type);
+	j->spec.limits = a->spec.limits;
 	a->spec = j->spec;
 	memset(&j->spec, 0, sizeof j->spec);
 	job_free(j);
@@ -773,10 +867,10 @@ record_decode_array(uint64_t id, const char *text, char **cause)
 	a = xcalloc(1, sizeof *a);
 	a->id = id;
 	if (o == NULL || !json_is_object(o) || !json_is_integer(v) ||
-	    json_integer_value(v) < 4 || decode_array(o, a, &why) == -1) {
+	    json_integer_value(v) < 5 || decode_array(o, a, &why) == -1) {
 		xasprintf(cause, "array %llu: unreadable record (%s)", (unsigned long long)id,
 			  o == NULL || !json_is_object(o) ? "not a JSON object"
-			  : !json_is_integer(v) || json_integer_value(v) < 4 ? "bad version" : why);
+			  : !json_is_integer(v) || json_integer_value(v) < 5 ? "bad version" : why);
 		json_decref(o);
 		job_array_free(a);
 		return NULL;

@@ -6,10 +6,16 @@
  * older version is migrated in memory as it is read, and written back in
  * the current version by persist.c after startup.
  *
- * Version 4 (RECORD_VERSION): version 3 with "array", "restarted_from",
+ * Version 5 (RECORD_VERSION): version 4 with "array", "restarted_from",
  * "suspended_for" and, in the spec, "unique", "queue", "slots",
- * "input_bytes"; a job of an array has only "priority" and "deps" in its
- * spec. Arrays have records of their own (record_encode_array).
+ * "input_bytes"; a handler's job's input is no longer in its "handler" part
+ * but in its input file, as a command's; a job of an array has only
+ * "priority" and "deps" in its spec (its limits are its array's). Arrays
+ * have records of their own (record_encode_array).
+ * Version 4: version 3 without "route_key", with how the job was routed
+ * ("route"), its cgroup, "reclassified_at", its limits (spec.limits) and
+ * what its run measured of its cgroup (result: "mem_peak_kb", "in_cgroup",
+ * "cgroup_error").
  * Version 3: version 2 and the spec's "notify" (the command run when the
  * job ends, or null).
  * Version 2: {"v":2,...}; states, classes, job types, pools and run
@@ -29,8 +35,8 @@
 
 #include "job.h"
 
-#define RECORD_VERSION 4
-#define RECORD_VERSION_TEXT "4"
+#define RECORD_VERSION 5
+#define RECORD_VERSION_TEXT "5"
 
 /*
  * The record of j in the current version (JSON text, malloc'd). A job of an
@@ -54,7 +60,7 @@ const char *record_removed(void);
  * (jobs_restore puts it in one); its state is the row's. *version is the
  * record's version (RECORD_VERSION: nothing to migrate). *array is its
  * array's id (join it: job_array_join), 0 if none. NULL with *cause ("job
- * 17: unreadable record (...)", "job 17: record version 4 written by a
+ * 17: unreadable record (...)", "job 17: record version 6 written by a
  * newer taskd ...") for anything it cannot read whole: never a guess.
  */
 struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,

@@ -37,6 +37,7 @@ struct sched {
 	struct tpool *tpool;
 	struct ppool *ppool;
 	struct router *router;
+	struct resources *res;
 	const struct config *cfg;
 	char *jobs_dir;
 	char *live_dir;      /* commands are recorded there while they run, or NULL */
@@ -44,6 +45,8 @@ struct sched {
 	uint64_t seq;
 	size_t running;      /* running or suspended: they hold their run */
 	size_t running_cpu;  /* of running: in the process pool */
+	enum wait_reason blocked[NQUEUES]; /* why a queue's head did not start at the last dispatch */
+	uint64_t promise[NQUEUES];         /* memory its head waits for (resources_admit) */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 	bool (*retry_cb)(struct job *, enum job_state, void *);
@@ -52,13 +55,18 @@ struct sched {
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
 	struct hpool *hpool;     /* handler workers, or NULL */
-	int cpu_slots;           /* cpu slots, commands and handlers together (0: the pool's size) */
+	int cpu_slots;           /* cpu jobs at once without a process pool (handlers only) */
 	struct hqueue *hq;       /* nhq of them */
 	size_t nhq;
 
-	/* cpu slots (sched-suspend.c): one per worker the pool may have */
-	size_t cpu_used;     /* held by running jobs (job.slots_held, --slots) */
-	int unslotted;       /* workers held by suspended jobs, which gave their slots back */
+	/*
+	 * cpu slots (sched_cpu_slots, sched-suspend.c): one per worker the
+	 * pool may have. A running command that counts as cpu holds its
+	 * --slots (job.slots_held); one suspended, or counting as io
+	 * (reclassified), holds none.
+	 */
+	size_t cpu_used;     /* held by running commands (job.slots_held) */
+	int unslotted;       /* workers held by commands that hold no slot (suspended, io) */
 	uint64_t *resuming;  /* suspended jobs asked to resume, waiting for cpu slots, in order */
 	size_t nresuming, capresuming;
 
@@ -71,7 +79,10 @@ struct sched {
 int sched_class_queue(const struct job *j); /* Q_CPU or Q_IO: the class it was routed to */
 /* The queue j waits in once past its gates: its class's, or its handler's for that class. */
 struct jobq *sched_queue_of(struct sched *s, const struct job *j);
-size_t sched_cpu_slots(const struct sched *s); /* the pool's max_workers, 0 without a pool */
+/* The cpu slots: the pool's max_workers (without a pool: the handlers' cpu slots, or 0). */
+size_t sched_cpu_slots(const struct sched *s);
+/* Those held now: by commands (cpu_used) and cpu-routed handler jobs. */
+size_t sched_cpu_used(const struct sched *s);
 /* The cpu slots j takes: its --slots, at most all of them (a reload may shrink the pool). */
 size_t sched_slots_of(const struct sched *s, const struct job *j);
 
@@ -95,6 +106,8 @@ void gates_free(struct sched *s);
 /* sched-suspend.c */
 /* A run ended (or never held slots): give back what j held of cpu slots and workers. */
 void slots_release(struct sched *s, struct job *j);
+/* Running j holds n cpu slots from now on (0: it keeps its worker without a slot). */
+void slots_set(struct sched *s, struct job *j, size_t n);
 /* Suspended jobs asked to resume, in order, while cpu slots are free; true if one is still waiting. */
 bool resume_waiting(struct sched *s);
 /* j ended while suspended: drop it from the resume list. */

@@ -6,12 +6,15 @@
  * pool thread or the worker that started it, exec.c: SIGSTOP, and SIGCONT
  * to continue), which also holds its timeout while it is stopped. The job
  * keeps its run, its worker or thread, and its places in its queue and its
- * array (gate.h), but a job in the process pool gives its cpu slots back:
+ * array (gate.h), but a job that counts as cpu gives its cpu slots back:
  * another cpu job may start, and the pool may start a worker beyond
- * max_workers for it (ppool_set_extra: as many as suspended jobs hold). On
- * `resume` it takes its slots again, at once if they are free, else it
- * stays suspended (wait_reason "slots") until they are: suspended jobs
- * asked to resume come before queued cpu jobs, in the order they asked.
+ * max_workers for it (ppool_set_extra: as many as commands in workers hold
+ * no slot, suspended or counting as io). On `resume` it takes its slots
+ * again, at once if they are free, else it stays suspended (wait_reason
+ * "slots") until they are: suspended jobs asked to resume come before
+ * queued cpu jobs, in the order they asked. While it is stopped the
+ * sampler does not reclassify it (sampler.c), and the time it was
+ * suspended is not part of what its run teaches the router (resources.c).
  * Loop thread only.
  */
 #include <stdlib.h>
@@ -45,10 +48,27 @@ set_unslotted(struct sched *s, int delta)
 void
 slots_release(struct sched *s, struct job *j)
 {
-	if (j->state == JOB_SUSPENDED && j->pool == POOL_PROCESS)
+	/* A command in a worker without a slot (suspended, or counting as io) had an extra worker. */
+	if (j->pool == POOL_PROCESS && j->slots_held == 0)
 		set_unslotted(s, -1);
 	s->cpu_used -= (size_t)j->slots_held;
 	j->slots_held = 0;
+}
+
+void
+slots_set(struct sched *s, struct job *j, size_t n)
+{
+	if (j->pool == POOL_PROCESS && (j->slots_held == 0) != (n == 0))
+		set_unslotted(s, n == 0 ? 1 : -1);
+	s->cpu_used = s->cpu_used - (size_t)j->slots_held + n;
+	j->slots_held = (int)n;
+}
+
+/* The cpu slots j holds when it runs: its --slots if it counts as cpu, none as io. */
+static size_t
+slots_wanted(const struct sched *s, const struct job *j)
+{
+	return j->counts_as == CLASS_CPU && j->pool != POOL_HANDLER ? sched_slots_of(s, j) : 0;
 }
 
 int
@@ -72,11 +92,7 @@ sched_suspend(struct sched *s, struct job *j, char **why)
 	signal_run(s, j, true);
 	j->suspended_at = now_unix();
 	job_set_state(s->jobs, j, JOB_SUSPENDED);
-	if (j->pool == POOL_PROCESS) {
-		s->cpu_used -= (size_t)j->slots_held;
-		j->slots_held = 0;
-		set_unslotted(s, 1);
-	}
+	slots_set(s, j, 0);
 	STATS_INC(jobs_suspended);
 	log_debug("job %llu suspended", (unsigned long long)j->id);
 	sched_dispatch(s);
@@ -124,13 +140,11 @@ resume_waiting(struct sched *s)
 			resuming_shift(s);
 			continue;
 		}
-		need = sched_slots_of(s, j);
-		if (s->cpu_used + need > sched_cpu_slots(s))
+		need = slots_wanted(s, j);
+		if (sched_cpu_used(s) + need > sched_cpu_slots(s))
 			return true;
 		resuming_shift(s);
-		j->slots_held = (int)need;
-		s->cpu_used += need;
-		set_unslotted(s, -1);
+		slots_set(s, j, need);
 		resume_now(s, j);
 	}
 	return false;
@@ -149,7 +163,8 @@ sched_resume(struct sched *s, struct job *j)
 {
 	if (j->state != JOB_SUSPENDED)
 		return j->state == JOB_RUNNING;
-	if (j->pool != POOL_PROCESS) {
+	/* Without slots to take again (on a thread, or counting as io) it goes on at once. */
+	if (slots_wanted(s, j) == 0) {
 		resume_now(s, j);
 		return true;
 	}

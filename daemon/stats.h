@@ -25,6 +25,8 @@
 	X(jobs_restarted, "finished jobs submitted again (restart)")                               \
 	X(jobs_suspended, "running jobs suspended (pause of a running job)")                       \
 	X(submits_existing, "submits answered with the job holding their unique key")              \
+	X(jobs_reclassified, "running jobs that changed class (live sampling)")                    \
+	X(cgroup_failures, "commands that ran without the cgroup they were given")                 \
 	X(workers_spawned, "worker processes started (the first ones and every replacement)")    \
 	X(worker_deaths, "worker processes that died without being asked to exit")                \
 	X(reloads, "successful configuration reloads")                                             \
