@@ -16,6 +16,18 @@ json_t *string_or_null(const char *s);
 json_t *strv_or_null(char *const *v);
 /* A number; NaN and infinities, which JSON cannot hold, as 0. */
 json_t *finite_real(double v);
+/* Room for any text json_real_text writes, its NUL included. */
+#define JSON_REAL_TEXT_MAX 32
+/*
+ * v (finite) as jansson writes a real into JSON text: "%.17g", ".0" added
+ * to an integral value, the exponent without "+" or leading zeros. The
+ * text reads back as exactly v. Writes it and its NUL to buf, returns its
+ * length. Without printf for 1e-6 <= |v| < 2^53 (the times and durations a
+ * job holds), where glibc's exact formatting is slow.
+ */
+size_t json_real_text(double v, char *buf);
+/* Are the n bytes of s UTF-8 as jansson takes it (no overlong forms, surrogates, > U+10FFFF)? */
+bool utf8_valid(const char *s, size_t n);
 /* Is v a string without NUL bytes (one a C string holds whole)? */
 bool string_without_nul(const json_t *v);
 /* The bytes of v as compact JSON, as the answers are written (proto_line). */
