@@ -280,3 +280,129 @@ utf8_valid(const char *s, size_t n)
 	}
 	return true;
 }
+
+void
+jtext_put(struct jtext *t, const char *s, size_t n)
+{
+	if (t->n + n > t->cap) {
+		while (t->n + n > t->cap)
+			t->cap = t->cap != 0 ? t->cap * 2 : 512;
+		t->p = xreallocarray(t->p, t->cap, 1);
+	}
+	memcpy(t->p + t->n, s, n);
+	t->n += n;
+}
+
+void
+jtext_string(struct jtext *t, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF", shorts[] = "\"\\\b\f\n\r\t",
+			  letters[] = "\"\\bfnrt";
+	const unsigned char *c = (const unsigned char *)s, *end = c + n, *run;
+	const char *e;
+	char esc[6] = { '\\', 'u', '0', '0' };
+
+	JTEXT_PUT(t, "\"");
+	/* As jansson writes it: short escapes, \u00XX for other controls, UTF-8 as is. */
+	while (c < end) {
+		for (run = c; c < end && *c >= 0x20 && *c != '"' && *c != '\\'; c++)
+			;
+		jtext_put(t, (const char *)run, (size_t)(c - run));
+		if (c == end)
+			break;
+		if (*c != '\0' && (e = memchr(shorts, *c, sizeof shorts - 1)) != NULL) {
+			esc[1] = letters[e - shorts];
+			jtext_put(t, esc, 2);
+		} else {
+			esc[1] = 'u';
+			esc[4] = hex[*c >> 4];
+			esc[5] = hex[*c & 0xF];
+			jtext_put(t, esc, 6);
+		}
+		c++;
+	}
+	JTEXT_PUT(t, "\"");
+}
+
+void
+jtext_integer(struct jtext *t, long long v)
+{
+	char buf[24], *w = buf + sizeof buf;
+	unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--w = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--w = '-';
+	jtext_put(t, w, (size_t)(buf + sizeof buf - w));
+}
+
+void
+jtext_real(struct jtext *t, double v)
+{
+	char buf[JSON_REAL_TEXT_MAX];
+
+	jtext_put(t, buf, json_real_text(v, buf));
+}
+
+void
+jtext_value(struct jtext *t, const json_t *v)
+{
+	const char *key;
+	const json_t *e;
+	size_t i;
+	bool first = true;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		JTEXT_PUT(t, "{");
+		/* Insertion order, as json_dumps without JSON_SORT_KEYS. */
+		json_object_foreach((json_t *)v, key, e) {
+			if (!first)
+				JTEXT_PUT(t, ",");
+			first = false;
+			jtext_string(t, key, strlen(key));
+			JTEXT_PUT(t, ":");
+			jtext_value(t, e);
+		}
+		JTEXT_PUT(t, "}");
+		break;
+	case JSON_ARRAY:
+		JTEXT_PUT(t, "[");
+		json_array_foreach(v, i, e) {
+			if (i > 0)
+				JTEXT_PUT(t, ",");
+			jtext_value(t, e);
+		}
+		JTEXT_PUT(t, "]");
+		break;
+	case JSON_STRING:
+		jtext_string(t, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		jtext_integer(t, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		jtext_real(t, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		JTEXT_PUT(t, "true");
+		break;
+	case JSON_FALSE:
+		JTEXT_PUT(t, "false");
+		break;
+	case JSON_NULL:
+		JTEXT_PUT(t, "null");
+		break;
+	}
+}
+
+char *
+jtext_end(struct jtext *t)
+{
+	jtext_put(t, "", 1);
+	t->n--;
+	return t->p;
+}

@@ -26,6 +26,26 @@ json_t *finite_real(double v);
  * job holds), where glibc's exact formatting is slow.
  */
 size_t json_real_text(double v, char *buf);
+/*
+ * JSON text built in a growing buffer, written as json_dumps(JSON_COMPACT)
+ * writes it, byte for byte, but faster (reals: json_real_text). Start from
+ * { 0 }; p is malloc'd (free it), NUL-terminated after jtext_end.
+ */
+struct jtext {
+	char *p;
+	size_t n, cap;
+};
+
+void jtext_put(struct jtext *t, const char *s, size_t n);
+#define JTEXT_PUT(t, lit) jtext_put((t), (lit), sizeof(lit) - 1)
+/* The n bytes of s as a JSON string (quotes, escapes); not checked to be UTF-8. */
+void jtext_string(struct jtext *t, const char *s, size_t n);
+void jtext_integer(struct jtext *t, long long v);
+void jtext_real(struct jtext *t, double v); /* finite */
+/* Any value, as json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
+void jtext_value(struct jtext *t, const json_t *v);
+/* The text, NUL-terminated (t->n does not count the NUL). */
+char *jtext_end(struct jtext *t);
 /* Are the n bytes of s UTF-8 as jansson takes it (no overlong forms, surrogates, > U+10FFFF)? */
 bool utf8_valid(const char *s, size_t n);
 /* Is v a string without NUL bytes (one a C string holds whole)? */

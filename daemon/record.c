@@ -59,52 +59,27 @@ status_parse(const char *name)
  * the cost; every job's state change is one.
  */
 struct out {
-	char *p;
-	size_t n, cap;
+	struct jtext t;
 	uint64_t id; /* the job's, for messages */
 };
 
-static void
-out_room(struct out *o, size_t more)
-{
-	if (o->n + more <= o->cap)
-		return;
-	while (o->cap < o->n + more)
-		o->cap = o->cap != 0 ? o->cap * 2 : 1024;
-	o->p = xreallocarray(o->p, o->cap, 1);
-}
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	out_room(o, n);
-	memcpy(o->p + o->n, s, n);
-	o->n += n;
-}
-
-#define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
+#define PUT(o, lit) JTEXT_PUT(&(o)->t, lit)
 
 /* "key": after "," unless it is the first member. */
 static void
 key(struct out *o, const char *k)
 {
-	if (o->p[o->n - 1] != '{')
+	if (o->t.p[o->t.n - 1] != '{')
 		PUT(o, ",");
-	PUT(o, "\"");
-	put(o, k, strlen(k));
-	PUT(o, "\":");
+	jtext_string(&o->t, k, strlen(k));
+	PUT(o, ":");
 }
 
-/* A value that cannot be JSON (not UTF-8) would lose the job. */
+/* A string, or null for NULL. One that cannot be JSON (not UTF-8) would lose the job. */
 static void
 str(struct out *o, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF", shorts[] = "\"\\\b\f\n\r\t",
-			  letters[] = "\"\\bfnrt";
-	const unsigned char *c;
-	const char *e;
 	size_t n;
-	char *w;
 
 	if (s == NULL) {
 		PUT(o, "null");
@@ -114,25 +89,7 @@ str(struct out *o, const char *s)
 	if (!utf8_valid(s, n))
 		fatalx("job %llu: cannot encode a string of its record (not UTF-8)",
 		       (unsigned long long)o->id);
-	out_room(o, 6 * n + 2);
-	w = o->p + o->n;
-	*w++ = '"';
-	/* As jansson writes it: short escapes, \u00XX for other controls, UTF-8 as is. */
-	for (c = (const unsigned char *)s; *c != '\0'; c++) {
-		if (*c >= 0x20 && *c != '"' && *c != '\\') {
-			*w++ = (char)*c;
-		} else if ((e = memchr(shorts, *c, sizeof shorts - 1)) != NULL) {
-			*w++ = '\\';
-			*w++ = letters[e - shorts];
-		} else {
-			memcpy(w, "\\u00", 4);
-			w[4] = hex[*c >> 4];
-			w[5] = hex[*c & 0xF];
-			w += 6;
-		}
-	}
-	*w++ = '"';
-	o->n = (size_t)(w - o->p);
+	jtext_string(&o->t, s, n);
 }
 
 static void
@@ -156,25 +113,14 @@ strv(struct out *o, char *const *v)
 static void
 integer(struct out *o, long long v)
 {
-	char buf[24], *w = buf + sizeof buf;
-	unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
-
-	do {
-		*--w = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		*--w = '-';
-	put(o, w, (size_t)(buf + sizeof buf - w));
+	jtext_integer(&o->t, v);
 }
 
 /* NaN and infinities, which JSON cannot hold, as 0 (finite_real). */
 static void
 real(struct out *o, double v)
 {
-	char buf[JSON_REAL_TEXT_MAX];
-
-	put(o, buf, json_real_text(isfinite(v) ? v : 0.0, buf));
+	jtext_real(&o->t, isfinite(v) ? v : 0.0);
 }
 
 static void
@@ -184,23 +130,6 @@ boolean(struct out *o, bool v)
 		PUT(o, "true");
 	else
 		PUT(o, "false");
-}
-
-static int
-dump_cb(const char *buf, size_t n, void *arg)
-{
-	put(arg, buf, n);
-	return 0;
-}
-
-/* A value the job holds as JSON (its attempts), or null for NULL. */
-static void
-value(struct out *o, const json_t *v)
-{
-	if (v == NULL)
-		PUT(o, "null");
-	else if (json_dump_callback(v, dump_cb, o, JSON_COMPACT | JSON_ENCODE_ANY) == -1)
-		fatalx("job %llu: cannot encode its attempts in its record", (unsigned long long)o->id);
 }
 
 static void
@@ -337,7 +266,10 @@ record_encode(const struct job *j)
 	key(&o, "attempt");
 	integer(&o, j->attempt);
 	key(&o, "attempts");
-	value(&o, j->attempts);
+	if (j->attempts != NULL)
+		jtext_value(&o.t, j->attempts);
+	else
+		PUT(&o, "null");
 	key(&o, "due_at");
 	real(&o, j->due_at);
 	encode_result(&o, j);
@@ -351,8 +283,7 @@ record_encode(const struct job *j)
 		PUT(&o, "}");
 	}
 	PUT(&o, "}");
-	put(&o, "", 1);
-	return o.p;
+	return jtext_end(&o.t);
 }
 
 /* ---- decoding (every version) ---- */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,6 +564,91 @@ test_v2_as_jansson(void **state)
 	job_free(j);
 }
 
+/* jtext_value writes what json_dumps writes. */
+static void
+text_as_jansson(const json_t *v)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct jtext t = { 0 };
+	char *got;
+
+	jtext_value(&t, v);
+	got = jtext_end(&t);
+	assert_non_null(want);
+	if (strcmp(got, want) != 0 || t.n != strlen(want))
+		fail_msg("jtext \"%s\" (%zu), jansson \"%s\"", got, t.n, want);
+	free(got);
+	free(want);
+}
+
+/* A random tree of every kind of value, depth at most d. */
+static json_t *
+random_tree(uint64_t *seed, int d)
+{
+	static const char *const strs[] = { "", "a", "\"q\"", "back\\slash", "\x01\x1f\x7f",
+					    "\b\f\n\r\t/", "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e" };
+	json_t *v;
+	uint64_t r = xorshift(seed), bits;
+	double x;
+	char key[16];
+	int i, n;
+
+	switch (r % (d > 0 ? 9 : 7)) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(r & 16);
+	case 2:
+		return json_integer((json_int_t)xorshift(seed) >> (r % 64));
+	case 3:
+		bits = xorshift(seed);
+		memcpy(&x, &bits, sizeof x);
+		return json_real(isfinite(x) ? x : (double)(r % 1000) / 7);
+	case 4:
+		return json_real((double)(xorshift(seed) % 10000000) / 1e6);
+	case 5:
+		return json_string(strs[r % nitems(strs)]);
+	case 6:
+		return json_stringn("nul\0inside", 10);
+	case 7:
+		v = json_array();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++)
+			json_array_append_new(v, random_tree(seed, d - 1));
+		return v;
+	default:
+		v = json_object();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++) {
+			snprintf(key, sizeof key, "%s%d", i % 2 ? "k\n" : "key", (int)(r >> 16) % 97);
+			json_object_set_new(v, key, random_tree(seed, d - 1));
+		}
+		return v;
+	}
+}
+
+static void
+test_jtext_as_jansson(void **state)
+{
+	struct job *j = full_job();
+	uint64_t seed = 42;
+	json_t *v;
+	int k;
+
+	(void)state;
+	v = job_to_json(j);
+	text_as_jansson(v);
+	json_decref(v);
+	v = json_pack("[I,I,I,I,{},[],{s:[]}]", (json_int_t)LLONG_MIN, (json_int_t)LLONG_MAX,
+		      (json_int_t)0, (json_int_t)-1, "");
+	text_as_jansson(v);
+	json_decref(v);
+	for (k = 0; k < 20000; k++) {
+		v = random_tree(&seed, 4);
+		text_as_jansson(v);
+		json_decref(v);
+	}
+	job_free(j);
+}
+
 /* A handler's job: its type by name, its input, a JSON result, pool "handler". */
 static void
 test_v2_handler_job(void **state)
@@ -808,6 +894,7 @@ main(void)
 	    cmocka_unit_test(test_real_text),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_v2_as_jansson),
+	    cmocka_unit_test(test_jtext_as_jansson),
 	    cmocka_unit_test(test_v2_records_and_v3),
 	    cmocka_unit_test(test_v2_handler_job),
 	    cmocka_unit_test(test_v2_refused),
