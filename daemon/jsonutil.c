@@ -282,15 +282,13 @@ utf8_valid(const char *s, size_t n)
 }
 
 void
-jtext_put(struct jtext *t, const char *s, size_t n)
+jtext_grow(struct jtext *t, size_t n)
 {
-	if (t->n + n > t->cap) {
-		while (t->n + n > t->cap)
-			t->cap = t->cap != 0 ? t->cap * 2 : 512;
-		t->p = xreallocarray(t->p, t->cap, 1);
-	}
-	memcpy(t->p + t->n, s, n);
-	t->n += n;
+	if (t->n + n <= t->cap)
+		return;
+	while (t->n + n > t->cap)
+		t->cap = t->cap != 0 ? t->cap * 2 : 1024;
+	t->p = xreallocarray(t->p, t->cap, 1);
 }
 
 void

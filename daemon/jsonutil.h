@@ -7,6 +7,7 @@
 #define TASKD_JSONUTIL_H
 
 #include <stdbool.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -36,7 +37,18 @@ struct jtext {
 	size_t n, cap;
 };
 
-void jtext_put(struct jtext *t, const char *s, size_t n);
+/* Room for n more bytes. */
+void jtext_grow(struct jtext *t, size_t n);
+
+static inline void
+jtext_put(struct jtext *t, const char *s, size_t n)
+{
+	if (t->n + n > t->cap)
+		jtext_grow(t, n);
+	memcpy(t->p + t->n, s, n);
+	t->n += n;
+}
+
 #define JTEXT_PUT(t, lit) jtext_put((t), (lit), sizeof(lit) - 1)
 /* The n bytes of s as a JSON string (quotes, escapes); not checked to be UTF-8. */
 void jtext_string(struct jtext *t, const char *s, size_t n);

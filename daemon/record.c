@@ -65,14 +65,23 @@ struct out {
 
 #define PUT(o, lit) JTEXT_PUT(&(o)->t, lit)
 
-/* "key": after "," unless it is the first member. */
+/* "key": after "," unless it is the first member (keys need no escapes). */
 static void
 key(struct out *o, const char *k)
 {
-	if (o->t.p[o->t.n - 1] != '{')
-		PUT(o, ",");
-	jtext_string(&o->t, k, strlen(k));
-	PUT(o, ":");
+	size_t n = strlen(k);
+	char *w;
+
+	jtext_grow(&o->t, n + 4);
+	w = o->t.p + o->t.n;
+	if (w[-1] != '{')
+		*w++ = ',';
+	*w++ = '"';
+	memcpy(w, k, n);
+	w += n;
+	*w++ = '"';
+	*w++ = ':';
+	o->t.n = (size_t)(w - o->t.p);
 }
 
 /* A string, or null for NULL. One that cannot be JSON (not UTF-8) would lose the job. */
