@@ -113,14 +113,19 @@ real_tidy(char *buf, size_t n)
 #ifdef __SIZEOF_INT128__
 typedef unsigned __int128 u128;
 
+/* 10^p, 0 <= p <= 38. */
 static u128
 pow10_u128(int p)
 {
-	u128 r = 1;
+	static const uint64_t small[20] = {
+		1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+		100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+		10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+		10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
+		10000000000000000000ULL,
+	};
 
-	while (p-- > 0)
-		r *= 10;
-	return r;
+	return p < 20 ? small[p] : (u128)small[19] * small[p - 19];
 }
 
 /*
@@ -284,10 +289,11 @@ utf8_valid(const char *s, size_t n)
 void
 jtext_grow(struct jtext *t, size_t n)
 {
+	/* First 1000 bytes: most records and answers, and below glibc's tcache limit (1032). */
 	if (t->n + n <= t->cap)
 		return;
 	while (t->n + n > t->cap)
-		t->cap = t->cap != 0 ? t->cap * 2 : 1024;
+		t->cap = t->cap != 0 ? t->cap * 2 : 1000;
 	t->p = xreallocarray(t->p, t->cap, 1);
 }
 
