@@ -113,11 +113,18 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		STATS_INC(reload_errors);
 		return -1;
 	}
+	if (sched_check_defaults(td->sched, &next, cause) == -1) {
+		config_free(&next);
+		STATS_INC(reload_errors);
+		return -1;
+	}
 	*changed = json_array();
 	config_diff(td->cfg, &next, note_change, *changed);
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
 	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
 		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	if (next.cgroups.enable != td->cfg->cgroups.enable)
+		log_warnx("reload: a cgroups.enable change takes effect after a restart");
 	config_free(td->cfg);
 	*td->cfg = next;
 	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);
