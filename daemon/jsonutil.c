@@ -113,7 +113,7 @@ real_tidy(char *buf, size_t n)
 #ifdef __SIZEOF_INT128__
 typedef unsigned __int128 u128;
 
-/* 10^p, 0 <= p <= 38. */
+/* 10^p for 0 <= p <= 38. */
 static u128
 pow10_u128(int p)
 {
@@ -289,9 +289,9 @@ utf8_valid(const char *s, size_t n)
 void
 jtext_grow(struct jtext *t, size_t n)
 {
-	/* First 1000 bytes: most records and answers, and below glibc's tcache limit (1032). */
 	if (t->n + n <= t->cap)
 		return;
+	/* First 1000 bytes: most records and answers, and below glibc's tcache limit (1032). */
 	while (t->n + n > t->cap)
 		t->cap = t->cap != 0 ? t->cap * 2 : 1000;
 	t->p = xreallocarray(t->p, t->cap, 1);
