@@ -871,6 +871,7 @@ jobs_restore(struct jobs *js, struct job *j, char **cause)
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
 	j->announced = true; /* stored long ago */
+	j->output_written = true; /* by a run of an earlier taskd, maybe */
 	if (job_state_final(st)) {
 		/* Restored in id order: the oldest finished are pruned first. */
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);

@@ -140,6 +140,7 @@ struct job {
 	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
 	bool output_capped;      /* this run may keep only what was left of its owner's quota */
 	bool output_stopped;     /* this run keeps no more output: its owner's quota is used up */
+	bool output_written;     /* a run may have left bytes in its output files (quota.c) */
 	bool cancel_running;     /* it was running when cancel_tag was set */
 	uint64_t cancel_tag;     /* the cancel by selector that cancelled it (op-control.c) */
 

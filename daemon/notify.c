@@ -256,7 +256,7 @@ cmd_queue(struct notify *n, const struct job *j, const char *cmd, char **env, co
 	}
 	c = xcalloc(1, sizeof *c);
 	c->n = n;
-	c->run = r = run_new();
+	c->run = r = run_new(true);
 	r->spec.job_id = j->id;
 	r->spec.type = BUILTIN_EXEC;
 	r->spec.argv = xcalloc(4, sizeof *r->spec.argv);

@@ -310,7 +310,7 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 static void
 op_show(struct taskd *td, struct client *c, struct request *req)
 {
-	reply_ok(c, req->id, job_to_json_fit(req->job, ops_budget(c, req->id)));
+	reply_job(c, req->id, req->job);
 }
 
 /* ---- wait ---- */
@@ -335,7 +335,7 @@ wait_done(struct job *j, void *arg)
 	char msg[96];
 
 	if (job_state_final(j->state)) {
-		reply_ok(c, p->id, job_to_json_fit(j, ops_budget(c, p->id)));
+		reply_job(c, p->id, j);
 	} else {
 		/* Discarded: its submit could not be stored. */
 		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
@@ -365,7 +365,7 @@ wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
 
 	if (job_state_final(j->state)) {
 		cs->nwaits--;
-		reply_ok(c, id, job_to_json_fit(j, ops_budget(c, id)));
+		reply_job(c, id, j);
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
@@ -504,7 +504,7 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	if (job_state_final(j->state)) {
-		reply_ok(c, req->id, job_to_json_fit(j, ops_budget(c, req->id)));
+		reply_job(c, req->id, j);
 		return;
 	}
 	cs = conn_of(c);

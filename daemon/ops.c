@@ -225,6 +225,25 @@ reply_ok(struct client *c, json_t *id, json_t *result)
 }
 
 void
+reply_job(struct client *c, json_t *id, const struct job *j)
+{
+	size_t len;
+	char *line = proto_ok(id, job_to_json(j), &len);
+
+	/*
+	 * The answer is written once: measuring the object first (job_to_json_fit)
+	 * would write it twice. It fits exactly when the object fits ops_budget.
+	 */
+	if (len > server_client_max_frame(c)) {
+		free(line);
+		reply_ok(c, id, job_to_json_fit(j, ops_budget(c, id)));
+		return;
+	}
+	server_client_send(c, line, len);
+	free(line);
+}
+
+void
 reply_err(struct client *c, json_t *id, const char *code, const char *message)
 {
 	size_t len, max;

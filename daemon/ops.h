@@ -91,6 +91,8 @@ int ops_resolve_job(const struct op *op, json_t *root, struct jobs *js, uid_t ui
 /* ---- replies (exactly one per request) ---- */
 
 void reply_ok(struct client *c, json_t *id, json_t *result); /* steals result */
+/* j's job object (job_to_json), cut to fit limits.max_frame only if it must (job_json_fit). */
+void reply_job(struct client *c, json_t *id, const struct job *j);
 void reply_err(struct client *c, json_t *id, const char *code, const char *message);
 void reply_proto_err(struct client *c, json_t *id, struct proto_error *err); /* clears err */
 

@@ -459,9 +459,9 @@ run_task_cb(struct tpool_task *t)
 }
 
 static struct run *
-make_run(struct sched *s, struct job *j)
+make_run(struct sched *s, struct job *j, bool cancellable)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(cancellable);
 
 	r->spec.job_id = j->id;
 	r->spec.type = j->spec.type;
@@ -523,7 +523,7 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 static void
 start_thread(struct sched *s, struct job *j)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, true);
 
 	r->task.run = run_task_cb;
 	r->task.done = run_done_cb;
@@ -538,7 +538,7 @@ start_thread(struct sched *s, struct job *j)
 static int
 start_process(struct sched *s, struct job *j)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* ppool_cancel */
 
 	resources_start(s->res, j, r);
 	if (ppool_submit(s->ppool, r) == -1) {
@@ -558,7 +558,7 @@ start_process(struct sched *s, struct job *j)
 static int
 start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class cls)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* hpool_cancel */
 
 	if (hpool_submit(h, r, cls) == -1) {
 		run_free(r);

@@ -459,7 +459,7 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	char *error = NULL;
 	int rc;
 
-	r = run_new();
+	r = run_new(true);
 	if (worker_decode_spec(msg, &r->spec, &error) == -1) {
 		log_warnx("worker %d: bad run message: %s", index, error);
 		free(error);
