@@ -40,6 +40,7 @@ enum {
 	OPT_AT,
 	OPT_RETRIES,
 	OPT_RETRY_DELAY,
+	OPT_LOCAL,
 };
 
 struct submit {
@@ -244,6 +245,10 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 		return -1;
 	case OPT_LABEL:
 		return taskctl_parse_label(ctx, s->req, optarg);
+	case OPT_LOCAL:
+		/* Cluster mode: run on this node, not on whichever takes it (a single node: all are). */
+		json_object_set_new(s->req, "local", json_true());
+		return -1;
 	default:
 		return taskctl_common_option(ctx, argv, c);
 	}
@@ -269,6 +274,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"at", required_argument, NULL, OPT_AT},
 	    {"retries", required_argument, NULL, OPT_RETRIES},
 	    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+	    {"local", no_argument, NULL, OPT_LOCAL},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

@@ -142,6 +142,10 @@ job_spec_free(struct job_spec *spec)
 void
 job_free(struct job *j)
 {
+	if (j->cl.hold != NULL)
+		fatalx("job %llu: freed while the cluster holds it", (unsigned long long)j->id);
+	free(j->cl.node);
+	free(j->cl.from);
 	job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
@@ -193,10 +197,14 @@ grow(struct jobs *js)
 	free(old);
 }
 
-/* Into the hash, the id-ordered list (ids only grow: the tail) and the counts. */
+/*
+ * Into the hash, the id-ordered list and the counts. Ids mostly grow (the
+ * tail); a cluster's jobs may come in a little out of order: walk back.
+ */
 static void
 insert(struct jobs *js, struct job *j)
 {
+	struct job *after;
 	size_t b;
 
 	j->qidx = SIZE_MAX;
@@ -207,7 +215,13 @@ insert(struct jobs *js, struct job *j)
 	b = bucket_of(js, j->id);
 	j->hnext = js->buckets[b];
 	js->buckets[b] = j;
-	TAILQ_INSERT_TAIL(&js->all, j, all);
+	for (after = TAILQ_LAST(&js->all, job_list); after != NULL && after->id > j->id;
+	     after = TAILQ_PREV(after, job_list, all))
+		;
+	if (after == NULL)
+		TAILQ_INSERT_HEAD(&js->all, j, all);
+	else
+		TAILQ_INSERT_AFTER(&js->all, after, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
 }
@@ -536,6 +550,10 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	/* Cluster mode: where it ran, and whether this attempt is a redelivery (doc/cluster.md). */
+	json_object_set_new(o, "node", string_or_null(j->cl.node));
+	json_object_set_new(o, "redelivered", json_boolean(j->cl.redelivered));
+	json_object_set_new(o, "redelivered_from", string_or_null(j->cl.from));
 	return o;
 }
 
@@ -575,6 +593,27 @@ jobs_restore(struct jobs *js, struct job *j, char **cause)
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);
 		js->nfinished++;
 	}
+	return 0;
+}
+
+int
+jobs_insert(struct jobs *js, struct job *j)
+{
+	enum job_state st = j->state;
+
+	if (jobs_find(js, j->id) != NULL)
+		return -1;
+	j->state = JOB_QUEUED;
+	insert(js, j);
+	if (j->id >= js->next_id)
+		js->next_id = j->id + 1;
+	if (st != JOB_QUEUED)
+		job_set_state(js, j, st);
+	if (job_state_final(st)) {
+		TAILQ_INSERT_TAIL(&js->finished, j, finished);
+		js->nfinished++;
+	}
+	jobs_announce(js, j);
 	return 0;
 }
 

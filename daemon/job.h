@@ -81,6 +81,19 @@ struct job_spec {
 	double retry_delay;   /* before the first retry, doubled for each next one */
 };
 
+/*
+ * Cluster mode (cluster.c, doc/cluster.md): where a job stands in the
+ * cluster. All zero on a single node.
+ */
+struct cluster_hold;
+struct job_cluster {
+	char *node;                /* the node that runs or ran it, or NULL */
+	char *from;                /* redelivered: the node that had it before, or NULL */
+	bool redelivered;          /* this attempt runs again: a node took it and went silent */
+	uint64_t rev;              /* revision of its entry in the jobs bucket the table holds */
+	struct cluster_hold *hold; /* the delivery this node holds it by (cluster.c), or NULL */
+};
+
 struct job {
 	uint64_t id;
 	enum job_state state;
@@ -106,6 +119,8 @@ struct job {
 	bool admitted;           /* its submit is on disk: life.c may move it on */
 	bool unkillable;         /* lost by a restart that could not kill what was left: no retry */
 	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
+
+	struct job_cluster cl;   /* cluster mode only */
 
 	uint64_t seq;            /* queue order within a priority */
 	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
@@ -206,6 +221,12 @@ void job_free(struct job *j);
  * relies on it). -1 with *cause if that id is already there (j is not taken).
  */
 int jobs_restore(struct jobs *js, struct job *j, char **cause);
+/*
+ * Put a job of the cluster (cluster.c: its own id and state, read from the
+ * cluster) into the table wherever its id falls, and announce it. -1 if
+ * that id is there already (j is not taken).
+ */
+int jobs_insert(struct jobs *js, struct job *j);
 /*
  * Drop a job that was never acknowledged (its submit could not be stored):
  * no hooks; its waiters are called with the job not in a final state.

@@ -10,6 +10,7 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "events.h"
 #include "log.h"
 #include "ops.h"
@@ -145,6 +146,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	json_object_set_new(r, "cluster", td->cluster != NULL ? cluster_status(td->cluster)
+							      : json_null());
 	reply_ok(c, req->id, r);
 }
 

@@ -110,11 +110,10 @@ encode_result(const struct job *j)
 	return o;
 }
 
-char *
-record_encode(const struct job *j)
+json_t *
+record_encode_json(const struct job *j)
 {
 	json_t *o = json_object();
-	char *text;
 
 	set(o, "v", json_integer(RECORD_VERSION), j->id);
 	set(o, "uid", json_integer((json_int_t)j->uid), j->id);
@@ -131,6 +130,15 @@ record_encode(const struct job *j)
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
 	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
+	return o;
+}
+
+char *
+record_encode(const struct job *j)
+{
+	json_t *o = record_encode_json(j);
+	char *text;
+
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
@@ -445,21 +453,18 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 }
 
 struct job *
-record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char **cause)
 {
 	int st = job_state_parse(state);
 	const char *why = NULL;
-	json_error_t jerr;
-	json_t *o, *v;
 	struct job *j;
+	json_t *v;
 	int rc;
 
 	*version = 0;
-	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	if (o == NULL || !json_is_object(o) || st < 0) {
+	if (!json_is_object(o) || st < 0) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  st < 0 ? "unknown state" : "not a JSON object");
-		json_decref(o);
 		return NULL;
 	}
 	v = json_object_get(o, "v");
@@ -467,13 +472,11 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 		*version = 1;
 	} else if (!json_is_integer(v) || json_integer_value(v) < 2) {
 		xasprintf(cause, "job %llu: unreadable record (bad version)", (unsigned long long)id);
-		json_decref(o);
 		return NULL;
 	} else if (json_integer_value(v) > RECORD_VERSION) {
 		xasprintf(cause, "job %llu: record version %lld written by a newer taskd (this one "
 			  "reads up to %d)", (unsigned long long)id, (long long)json_integer_value(v),
 			  RECORD_VERSION);
-		json_decref(o);
 		return NULL;
 	} else {
 		*version = (int)json_integer_value(v);
@@ -482,11 +485,29 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	j->id = id;
 	j->state = (enum job_state)st;
 	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, j, &why);
-	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
 		job_free(j);
 		return NULL;
 	}
+	return j;
+}
+
+struct job *
+record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+{
+	json_error_t jerr;
+	struct job *j;
+	json_t *o;
+
+	*version = 0;
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL) {
+		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
+			  job_state_parse(state) < 0 ? "unknown state" : "not a JSON object");
+		return NULL;
+	}
+	j = record_decode_json(id, state, o, version, cause);
+	json_decref(o);
 	return j;
 }

@@ -27,6 +27,8 @@
 
 /* The record of j in the current version (JSON text, malloc'd). */
 char *record_encode(const struct job *j);
+/* The same as a JSON object (a cluster's messages carry it: cluster-msg.c). */
+json_t *record_encode_json(const struct job *j);
 
 /*
  * A job from its stored row (id, state name, record text), in no table yet
@@ -37,5 +39,8 @@ char *record_encode(const struct job *j);
  */
 struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,
 			  char **cause);
+/* The same from a parsed record (o is not taken). */
+struct job *record_decode_json(uint64_t id, const char *state, json_t *o, int *version,
+			       char **cause);
 
 #endif

@@ -43,6 +43,8 @@ struct sched {
 	bool (*retry_cb)(struct job *, enum job_state, void *);
 	void (*forget_cb)(struct job *, void *);
 	void *retry_arg;
+	bool (*cluster_cb)(struct job *, enum job_state, void *);
+	void *cluster_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
 };
@@ -403,8 +405,9 @@ run_finished(struct sched *s, struct run *r, int worker)
 		s->running_cpu--;
 	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
-	/* A retry takes the job back (scheduled); else it is over. */
-	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+	/* The cluster, or a retry, takes the job back; else it is over. */
+	if ((s->cluster_cb == NULL || !s->cluster_cb(j, st, s->cluster_arg)) &&
+	    (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg)))
 		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
@@ -539,12 +542,19 @@ sched_enqueue(struct sched *s, struct job *j)
 	sched_dispatch(s);
 }
 
+enum job_class
+sched_route(struct sched *s, struct job *j)
+{
+	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
+	return j->routed;
+}
+
 void
 sched_add(struct sched *s, struct job *j)
 {
 	int q;
 
-	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
+	sched_route(s, j);
 	/* Without a process pool everything runs on threads. */
 	if (s->ppool == NULL)
 		j->routed = CLASS_IO;
@@ -647,6 +657,13 @@ sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, 
 	s->retry_cb = retry;
 	s->forget_cb = forget;
 	s->retry_arg = arg;
+}
+
+void
+sched_set_cluster_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+{
+	s->cluster_cb = cb;
+	s->cluster_arg = arg;
 }
 
 void
