@@ -551,9 +551,11 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	/* Cluster mode: where it ran, and whether this attempt is a redelivery (doc/cluster.md). */
-	json_object_set_new(o, "node", string_or_null(j->cl.node));
-	json_object_set_new(o, "redelivered", json_boolean(j->cl.redelivered));
-	json_object_set_new(o, "redelivered_from", string_or_null(j->cl.from));
+	if (j->cl.member) {
+		json_object_set_new(o, "node", string_or_null(j->cl.node));
+		json_object_set_new(o, "redelivered", json_boolean(j->cl.redelivered));
+		json_object_set_new(o, "redelivered_from", string_or_null(j->cl.from));
+	}
 	return o;
 }
 
@@ -603,6 +605,7 @@ jobs_insert(struct jobs *js, struct job *j)
 
 	if (jobs_find(js, j->id) != NULL)
 		return -1;
+	j->cl.member = true;
 	j->state = JOB_QUEUED;
 	insert(js, j);
 	if (j->id >= js->next_id)

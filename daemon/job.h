@@ -87,6 +87,7 @@ struct job_spec {
  */
 struct cluster_hold;
 struct job_cluster {
+	bool member;               /* a job of the cluster (jobs_insert): its object shows these */
 	char *node;                /* the node that runs or ran it, or NULL */
 	char *from;                /* redelivered: the node that had it before, or NULL */
 	bool redelivered;          /* this attempt runs again: a node took it and went silent */
