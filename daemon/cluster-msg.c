@@ -27,10 +27,10 @@ cluster_entry_encode(const struct job *j, enum job_state st, const char *by, boo
 
 	if (!with_env)
 		json_object_set_new(json_object_get(rec, "spec"), "env", json_null());
-	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:b,s:b,s:o}", "v", CLUSTER_ENTRY_VERSION,
+	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:b,s:I,s:b,s:o}", "v", CLUSTER_ENTRY_VERSION,
 		      "state", job_state_name(st), "by", by, "node", string_or_null(j->cl.node),
 		      "from", string_or_null(j->cl.from), "redelivered", j->cl.redelivered,
-		      "cancel", cancel, "job", rec);
+		      "delivery", (json_int_t)j->cl.delivery, "cancel", cancel, "job", rec);
 	if (o == NULL)
 		fatalx("job %llu: cannot encode its cluster entry", (unsigned long long)j->id);
 	text = json_dumps(o, JSON_COMPACT);
@@ -66,7 +66,7 @@ cluster_entry_decode(uint64_t id, const char *data, size_t len, struct cluster_e
 {
 	json_t *o, *node, *from, *rec, *by;
 	const char *state;
-	json_int_t v;
+	json_int_t v, delivery;
 	json_error_t jerr;
 	struct job *j = NULL;
 	int redelivered, cancel, version;
@@ -88,10 +88,15 @@ cluster_entry_decode(uint64_t id, const char *data, size_t len, struct cluster_e
 			  CLUSTER_ENTRY_VERSION);
 		goto out;
 	}
-	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:s,s:o,s:o,s:o,s:b,s:b,s:o}", "v", &v,
-			   "state", &state, "by", &by, "node", &node, "from", &from,
-			   "redelivered", &redelivered, "cancel", &cancel, "job", &rec) == -1) {
+	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:s,s:o,s:o,s:o,s:b,s:I,s:b,s:o}", "v",
+			   &v, "state", &state, "by", &by, "node", &node, "from", &from,
+			   "redelivered", &redelivered, "delivery", &delivery, "cancel", &cancel,
+			   "job", &rec) == -1) {
 		xasprintf(cause, "bad entry: %s", jerr.text);
+		goto out;
+	}
+	if (delivery < 0) {
+		xasprintf(cause, "bad entry: \"delivery\" is negative");
 		goto out;
 	}
 	if (take_node(by, &e->by) == -1 || e->by == NULL) {
@@ -110,6 +115,7 @@ cluster_entry_decode(uint64_t id, const char *data, size_t len, struct cluster_e
 		goto out;
 	}
 	j->cl.redelivered = redelivered;
+	j->cl.delivery = (uint64_t)delivery;
 	e->cancel = cancel;
 out:
 	if (j == NULL)

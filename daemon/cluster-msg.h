@@ -21,10 +21,11 @@
 
 /*
  * {"v":1,"state":S,"by":NODE,"node":NODE|null,"from":NODE|null,
- *  "redelivered":bool,"cancel":bool,"job":RECORD}
+ *  "redelivered":bool,"delivery":N,"cancel":bool,"job":RECORD}
  * state: the job's state; by: the node that wrote the entry; node, from,
- * redelivered: j->cl; cancel: a cancel request by `by`; job: the stored
- * record (record.c) of the job, without its environment in the bucket.
+ * redelivered, delivery: j->cl; cancel: a cancel request by `by`; job: the
+ * stored record (record.c) of the job, without its environment in the
+ * bucket.
  */
 struct cluster_entry {
 	char *by;
@@ -40,7 +41,7 @@ char *cluster_entry_encode(const struct job *j, enum job_state st, const char *b
 			   bool with_env, size_t *len);
 /*
  * A job (in no table, id `id`) from an entry: its state, its record, its
- * cl.node, cl.from, cl.redelivered; *e the rest. NULL with *cause (what is
+ * cl.node, cl.from, cl.redelivered, cl.delivery; *e the rest. NULL with *cause (what is
  * wrong, for a log line) if data is not an entry this taskd can read.
  */
 struct job *cluster_entry_decode(uint64_t id, const char *data, size_t len,

@@ -581,14 +581,14 @@ cluster_nats_free(struct cluster *cl)
 	if (cl->nc != NULL)
 		natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
-	/* What the library's threads posted last. */
+	/* The library's threads are done (its callbacks post): then what they posted last. */
+	nats_CloseAndWait(2000);
 	while ((ev = STAILQ_FIRST(&cl->evq)) != NULL) {
 		STAILQ_REMOVE_HEAD(&cl->evq, entry);
 		ev_free(ev);
 	}
 	if (cl->wake != NULL)
 		event_free(cl->wake);
-	nats_CloseAndWait(2000);
 }
 
 /* ---- publishing (loop thread) ---- */

@@ -388,6 +388,7 @@ take_job(struct cluster *cl, enum cl_pull kind, const struct cluster_ack *a, con
 	struct job *j = jobs_find(td->jobs, a->sseq);
 	struct cluster_hold *h;
 	double due, now = now_unix();
+	bool redelivered;
 
 	cl->n.taken++;
 	if (j != NULL && j->cl.hold != NULL) {
@@ -421,15 +422,23 @@ take_job(struct cluster *cl, enum cl_pull kind, const struct cluster_ack *a, con
 		n->spec.env = NULL;
 		job_free(n);
 	}
+	/*
+	 * An earlier delivery may have run it: its node said it was running,
+	 * or left no entry for its delivery (killed before it wrote one).
+	 * Every delivery this node answers gets an entry with its number.
+	 */
+	redelivered = j->state == JOB_RUNNING || a->delivered > j->cl.delivery + 1;
+	j->cl.delivery = a->delivered;
 	due = j->state == JOB_SCHEDULED ? j->due_at : j->spec.run_at;
 	if (cl->stopping || due > now + 0.05) {
-		/* Not due yet: back to the stream until it is (a NAK with the delay). */
+		/* Not due yet (or stopping): back to the stream until it is, a NAK with the delay. */
+		if (!redelivered)
+			put_state(cl, j);
 		nak_send(cl, ack, cl->stopping ? 0 : due - now);
 		return;
 	}
 	h = hold_new(cl, j, kind, ack);
-	/* The mirror says it was running: whoever had it went silent (doc/cluster.md). */
-	if (j->state == JOB_RUNNING) {
+	if (redelivered) {
 		cl->n.redelivered++;
 		j->cl.redelivered = true;
 		free(j->cl.from);
@@ -635,6 +644,7 @@ mirror_update(struct cluster *cl, struct job *j, struct job *n)
 	j->cl.from = n->cl.from;
 	n->cl.from = s;
 	j->cl.redelivered = n->cl.redelivered;
+	j->cl.delivery = n->cl.delivery;
 	if (n->state == j->state)
 		return;
 	if (job_state_final(n->state) && !job_state_final(j->state))
@@ -1440,7 +1450,8 @@ cluster_status(struct cluster *cl)
 	json_t *nodes = json_array(), *o;
 	size_t i;
 
-	qsort(cl->nodes, cl->nnodes, sizeof *cl->nodes, node_cmp);
+	if (cl->nnodes > 1)
+		qsort(cl->nodes, cl->nnodes, sizeof *cl->nodes, node_cmp);
 	for (i = 0; i < cl->nnodes; i++) {
 		o = json_deep_copy(cl->nodes[i].info);
 		json_object_set_new(o, "seen", json_real(now - cl->nodes[i].seen));
@@ -1490,6 +1501,8 @@ cluster_stop(struct cluster *cl, bool drain)
 			sched_unqueue(td->sched, j);
 		else
 			life_forget(td->life, j);
+		/* It did not run here: its entry says so (the next delivery is no redelivery). */
+		put_state(cl, j);
 		hold_release(cl, h, 0);
 	}
 	if (cl->nholds > 0 || !TAILQ_EMPTY(&cl->storing))

@@ -91,6 +91,7 @@ struct job_cluster {
 	char *node;                /* the node that runs or ran it, or NULL */
 	char *from;                /* redelivered: the node that had it before, or NULL */
 	bool redelivered;          /* this attempt runs again: a node took it and went silent */
+	uint64_t delivery;         /* the stream's delivery count when its entry was written (0: none) */
 	uint64_t rev;              /* revision of its entry in the jobs bucket the table holds */
 	struct cluster_hold *hold; /* the delivery this node holds it by (cluster.c), or NULL */
 };

@@ -120,10 +120,12 @@ class NatsServer:
 class NatsCluster:
     """Three nats-servers with routes between them (JetStream replicas up to 3)."""
 
+    server_class = NatsServer
+
     def __init__(self, tmp, n=3):
         ports = [free_port() for _ in range(n)]
         cports = [free_port() for _ in range(n)]
-        self.servers = [NatsServer(tmp, "nats%d" % i, ports[i], cports[i],
+        self.servers = [self.server_class(tmp, "nats%d" % i, ports[i], cports[i],
                                    [p for j, p in enumerate(cports) if j != i], "taskd-test")
                         for i in range(n)]
 

@@ -49,6 +49,7 @@ sample_job(void)
 	j->cl.node = xstrdup("web-2");
 	j->cl.from = xstrdup("web-1");
 	j->cl.redelivered = true;
+	j->cl.delivery = 3;
 	return j;
 }
 
@@ -77,6 +78,7 @@ test_entry_roundtrip(void **state)
 	assert_string_equal(k->cl.node, "web-2");
 	assert_string_equal(k->cl.from, "web-1");
 	assert_true(k->cl.redelivered);
+	assert_int_equal(k->cl.delivery, 3);
 	assert_string_equal(e.by, "web-2");
 	assert_false(e.cancel);
 	/* The same job encodes to the same text: nothing lost on the way. */
@@ -114,13 +116,20 @@ test_entry_refused(void **state)
 		{ "{\"v\":2,\"state\":\"queued\"}", "entry version 2" },
 		{ "{\"v\":1,\"state\":\"queued\"}", "bad entry" },
 		{ "{\"v\":1,\"state\":\"queued\",\"by\":\"a\",\"node\":null,\"from\":null,"
-		  "\"redelivered\":false,\"cancel\":false,\"job\":{},\"more\":1}", "bad entry" },
+		  "\"redelivered\":false,\"delivery\":0,\"cancel\":false,\"job\":{},\"more\":1}",
+		  "bad entry" },
 		{ "{\"v\":1,\"state\":\"queued\",\"by\":\"a.b\",\"node\":null,\"from\":null,"
-		  "\"redelivered\":false,\"cancel\":false,\"job\":{}}", "\"by\" is not a node name" },
-		{ "{\"v\":1,\"state\":\"nope\",\"by\":\"a\",\"node\":null,\"from\":null,"
-		  "\"redelivered\":false,\"cancel\":false,\"job\":{\"v\":2}}", "unknown state" },
+		  "\"redelivered\":false,\"delivery\":0,\"cancel\":false,\"job\":{}}",
+		  "\"by\" is not a node name" },
 		{ "{\"v\":1,\"state\":\"queued\",\"by\":\"a\",\"node\":null,\"from\":null,"
-		  "\"redelivered\":false,\"cancel\":false,\"job\":{\"v\":2}}", "unreadable record" },
+		  "\"redelivered\":false,\"delivery\":-1,\"cancel\":false,\"job\":{}}",
+		  "\"delivery\" is negative" },
+		{ "{\"v\":1,\"state\":\"nope\",\"by\":\"a\",\"node\":null,\"from\":null,"
+		  "\"redelivered\":false,\"delivery\":0,\"cancel\":false,\"job\":{\"v\":2}}",
+		  "unknown state" },
+		{ "{\"v\":1,\"state\":\"queued\",\"by\":\"a\",\"node\":null,\"from\":null,"
+		  "\"redelivered\":false,\"delivery\":0,\"cancel\":false,\"job\":{\"v\":2}}",
+		  "unreadable record" },
 	};
 	struct cluster_entry e;
 	struct job *j, *k;
