@@ -1181,6 +1181,23 @@ cluster_submit(struct cluster *cl, struct client *c, json_t *id, struct job_spec
 		free(specs);
 		return;
 	}
+	for (i = 0; i < n; i++) {
+		/* Its state would be forgotten first (the bucket's TTL): refused, not lost. */
+		if (specs[i].run_at <= now + cl->keep)
+			continue;
+		if (batch)
+			e = xprintf("jobs[%zu]: a start time more than cluster.keep (%.0f s) away "
+				    "cannot be kept in cluster mode", i, cl->keep);
+		else
+			e = xprintf("a start time more than cluster.keep (%.0f s) away cannot be "
+				    "kept in cluster mode", cl->keep);
+		reply_err(c, id, TASKD_ERR_BAD_REQUEST, e);
+		free(e);
+		for (i = 0; i < n; i++)
+			job_spec_free(&specs[i]);
+		free(specs);
+		return;
+	}
 	w = wait_new(cl, c, id, W_SUBMIT);
 	w->batch = batch;
 	w->wait = wait;

@@ -132,6 +132,18 @@ class ClusterCase(E2ETestCase):
         return ids
 
 
+class SingleNodeTest(E2ETestCase):
+    def test_local_is_accepted_without_a_cluster(self):
+        """A single node keeps every job: "local" changes nothing there."""
+        d = self.start_daemon()
+        jid = d.submit(["true"], local=True)
+        self.assertEqual(d.wait_job(jid)["state"], "done")
+        self.assertNotIn("node", d.show(jid), "a single node's job object is unchanged")
+        self.assertIsNone(d.status()["cluster"])
+        self.assertError(d.request({"v": 1, "id": 1, "op": "submit", "argv": ["true"],
+                                    "local": 1}), "bad_request")
+
+
 class ClusterConfigTest(unittest.TestCase):
     def test_check_reports_file_and_line(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
@@ -296,6 +308,62 @@ class ThreeNodesTest(ClusterCase):
         self.assertEqual(p.returncode, 4)
         self.assertRegex(p.stderr, "node n1, which ran job %d.*(not connected|did not answer)"
                          % a)
+
+
+class StopTest(ClusterCase):
+    def test_stop_hands_jobs_back(self):
+        """SIGTERM of a node: what it holds goes to the other nodes; nothing is cancelled."""
+        s = self.nats()
+        n1 = self.node("n1", s.url)
+        ids = n1.submit_batch([{"argv": ["sleep", "1"], "class": "io", "labels": {"t": "st"}}
+                               for _ in range(12)])
+        wait_for(lambda: sum(1 for j in n1.list_jobs(labels={"t": "st"})
+                             if j["state"] == "running") == 8, 10, what="8 running on n1")
+        n2 = self.node("n2", s.url)
+        self.wait_listed(n2, "st", 12)
+        n1.stop()
+        self.assertEqual(n1.returncode, 0)
+        self.assertIn("stopped, handed back to the cluster", n1.log_text())
+        jobs = self.wait_all(n2, "st", 12, timeout=60)
+        self.assertEqual({j["state"] for j in jobs}, {"done"})
+        self.assertEqual({j["node"] for j in jobs}, {"n2"})
+        # The 8 that ran on n1 ran again (marked); the 4 queued there just moved.
+        self.assertEqual(sum(1 for j in jobs if j["redelivered"]), 8)
+        self.assertEqual({j["redelivered_from"] for j in jobs if j["redelivered"]}, {"n1"})
+        self.assertEqual(sorted(j["id"] for j in jobs), sorted(ids))
+        # n1 left the nodes' list at once.
+        self.assertEqual([x["node"] for x in self.cluster_status(n2)["nodes"]], ["n2"])
+
+    def test_drain_finishes_what_runs(self):
+        s = self.nats()
+        n1 = self.node("n1", s.url)
+        ids = n1.submit_batch([{"argv": ["sleep", "0.5"], "class": "io", "labels": {"t": "dr"}}
+                               for _ in range(3)])
+        wait_for(lambda: all(n1.show(i)["state"] == "running" for i in ids), 10,
+                 what="running")
+        p = n1.ctl("shutdown", "--drain")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(n1.wait_exit(30), 0)
+        n2 = self.node("n2", s.url)
+        jobs = self.wait_all(n2, "dr", 3)
+        self.assertEqual([(j["state"], j["node"], j["redelivered"]) for j in jobs],
+                         [("done", "n1", False)] * 3)
+
+    def test_clean_and_limits(self):
+        s = self.nats()
+        n1, n2 = self.node("n1", s.url), self.node("n2", s.url)
+        jid = int(n1.ctl("submit", "--", "true").stdout)
+        self.wait_known(n2, jid)
+        self.assertEqual(n2.wait_job(jid)["state"], "done")
+        self.assertEqual(n2.ok({"v": 1, "id": "c", "op": "clean"})["removed"], 1)
+        wait_for(lambda: not n1.request({"v": 1, "id": "k", "op": "show", "job": jid})["ok"],
+                 5, what="n1 to forget the cleaned job")
+        # A start time beyond what the bucket keeps is refused, not lost.
+        p = n1.ctl("submit", "--in", "30d", "--", "true")
+        self.assertEqual(p.returncode, 4)
+        self.assertIn("more than cluster.keep", p.stderr)
+        r = n1.request({"v": 1, "id": 1, "op": "submit", "argv": ["true"], "local": "yes"})
+        self.assertError(r, "bad_request")
 
 
 class NodeKilledTest(ClusterCase):
