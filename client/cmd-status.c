@@ -214,6 +214,88 @@ print_counters(const json_t *counters)
 }
 
 static void
+print_handler_workers(const json_t *h)
+{
+	static const char *const headers[] = {
+	    "PID", "STATE", "MODE", "JOBS", "JOBS_DONE", "RSS", "AGE", NULL,
+	};
+	const json_t *workers = json_object_get(h, "workers"), *w, *rss, *jobs;
+	char buf[FMT_BUFSZ];
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(workers) == 0)
+		return;
+	t = table_new(headers, "rllrrrr");
+	for (i = 0; i < json_array_size(workers); i++) {
+		w = json_array_get(workers, i);
+		rss = json_object_get(w, "rss_kb");
+		jobs = json_object_get(w, "jobs");
+		table_cell_scalar(t, json_object_get(w, "pid"));
+		table_cell_scalar(t, json_object_get(w, "state"));
+		table_cell_scalar(t, json_object_get(w, "mode"));
+		if (json_array_size(jobs) == 1)
+			table_cell_scalar(t, json_array_get(jobs, 0));
+		else if (json_array_size(jobs) == 0)
+			table_cell(t, "-");
+		else
+			table_cell(t, "%zu jobs", json_array_size(jobs));
+		table_cell_scalar(t, json_object_get(w, "jobs_done"));
+		table_cell(t, "%s",
+		           json_is_number(rss) ? fmt_size(buf, json_number_value(rss) * 1024)
+		                               : "-");
+		table_cell(t, "%s", fmt_age(buf, json_number_value(json_object_get(w, "age"))));
+	}
+	printf("\nhandler %s workers:\n", json_string_value(json_object_get(h, "name")));
+	table_print(t, stdout);
+	table_free(t);
+}
+
+/* Each handler: sizes, counters, why it is in backoff; then its workers. */
+static void
+print_handlers(const json_t *handlers)
+{
+	static const char *const headers[] = {
+	    "NAME", "CLASS", "WORKERS", "QUEUED", "DONE", "FAILED", "LOST", "TIMEOUT",
+	    "CANCELLED", "CRASHES", "BACKOFF", "LAST_ERROR", NULL,
+	};
+	const json_t *h, *n, *err;
+	char buf[FMT_BUFSZ];
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(handlers) == 0)
+		return;
+	t = table_new(headers, "llrrrrrrrrrl");
+	for (i = 0; i < json_array_size(handlers); i++) {
+		h = json_array_get(handlers, i);
+		n = json_object_get(h, "counters");
+		err = json_object_get(h, "last_error");
+		table_cell_scalar(t, json_object_get(h, "name"));
+		table_cell_scalar(t, json_object_get(h, "class"));
+		table_cell(t, "%zu/%" JSON_INTEGER_FORMAT,
+		           json_array_size(json_object_get(h, "workers")),
+		           json_integer_value(json_object_get(h, "max")));
+		table_cell_scalar(t, json_object_get(h, "queued"));
+		table_cell_scalar(t, json_object_get(n, "done"));
+		table_cell_scalar(t, json_object_get(n, "failed"));
+		table_cell_scalar(t, json_object_get(n, "lost"));
+		table_cell_scalar(t, json_object_get(n, "timeout"));
+		table_cell_scalar(t, json_object_get(n, "cancelled"));
+		table_cell_scalar(t, json_object_get(n, "crashes"));
+		table_cell(t, "%s", json_number_value(json_object_get(h, "backoff")) > 0
+		                        ? fmt_duration(buf, json_number_value(json_object_get(h, "backoff")))
+		                        : "-");
+		table_cell(t, "%s", json_is_string(err) ? json_string_value(err) : "-");
+	}
+	printf("\nhandlers:\n");
+	table_print(t, stdout);
+	table_free(t);
+	for (i = 0; i < json_array_size(handlers); i++)
+		print_handler_workers(json_array_get(handlers, i));
+}
+
+static void
 print_status(const json_t *st)
 {
 	const json_t *pp = json_object_get(st, "process_pool");
@@ -227,6 +309,7 @@ print_status(const json_t *st)
 	print_scalars("processes", pp);
 	print_cluster(json_object_get(st, "cluster"));
 	print_workers(json_object_get(pp, "workers"));
+	print_handlers(json_object_get(st, "handlers"));
 	print_router(json_object_get(st, "router"));
 	print_counters(json_object_get(st, "counters"));
 }

@@ -40,6 +40,8 @@ enum {
 	OPT_AT,
 	OPT_RETRIES,
 	OPT_RETRY_DELAY,
+	OPT_NOTIFY,
+	OPT_INPUT,
 	OPT_LOCAL,
 };
 
@@ -48,6 +50,7 @@ struct submit {
 	json_t *env; /* --env pairs */
 	const char *type;
 	const char *cwd;
+	const char *input; /* --input FILE, or "-" */
 	int no_env;
 	int wait;
 };
@@ -207,10 +210,27 @@ opt_retries(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 	return -1;
 }
 
+/* --notify CMD: a shell command line taskd runs when the job ends. */
+static int
+opt_notify(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	json_t *v;
+
+	if (*arg == '\0' || strlen(arg) > TASKD_MAX_NOTIFY)
+		return taskctl_usage_error(ctx, "--notify needs a command line of 1 to %d bytes",
+		                           TASKD_MAX_NOTIFY);
+	if ((v = json_string(arg)) == NULL)
+		return taskctl_usage_error(ctx, "--notify command is not valid UTF-8");
+	json_object_set_new(s->req, "notify", v);
+	return -1;
+}
+
 static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
 	switch (c) {
+	case OPT_NOTIFY:
+		return opt_notify(ctx, s, optarg);
 	case OPT_AFTER:
 		return opt_after(ctx, s, "after", optarg);
 	case OPT_AFTER_ANY:
@@ -236,6 +256,9 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 		return -1;
 	case OPT_NO_ENV:
 		s->no_env = 1;
+		return -1;
+	case OPT_INPUT:
+		s->input = optarg;
 		return -1;
 	case OPT_TYPE:
 		s->type = optarg;
@@ -274,6 +297,8 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"at", required_argument, NULL, OPT_AT},
 	    {"retries", required_argument, NULL, OPT_RETRIES},
 	    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+	    {"notify", required_argument, NULL, OPT_NOTIFY},
+	    {"input", required_argument, NULL, OPT_INPUT},
 	    {"local", no_argument, NULL, OPT_LOCAL},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -369,6 +394,43 @@ set_cwd(struct submit *s)
 	return json_object_set_new(s->req, "cwd", v);
 }
 
+/* --input FILE|-: the job's input (for handler types), sent as base64. */
+static int
+set_input(struct taskctl *ctx, struct submit *s)
+{
+	FILE *fp = strcmp(s->input, "-") == 0 ? stdin : fopen(s->input, "rb");
+	char *data = NULL, *b64;
+	size_t len = 0, cap = 0, n;
+
+	if (fp == NULL) {
+		taskctl_warnx("--input %s: %s", s->input, strerror(errno));
+		return -1;
+	}
+	do {
+		if (len == cap && (data = realloc(data, cap = cap ? cap * 2 : 65536)) == NULL) {
+			taskctl_warnx("--input %s: out of memory", s->input);
+			exit(1);
+		}
+		n = fread(data + len, 1, cap - len, fp);
+		len += n;
+	} while (n > 0);
+	if (ferror(fp)) {
+		taskctl_warnx("--input %s: %s", s->input, strerror(errno));
+		free(data);
+		if (fp != stdin)
+			fclose(fp);
+		return -1;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	b64 = base64_encode(data != NULL ? data : "", len);
+	json_object_set_new(s->req, "input", json_string(b64));
+	free(b64);
+	free(data);
+	(void)ctx;
+	return 0;
+}
+
 /* Fill the request from the words after the options; -1 or an exit code. */
 static int
 build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
@@ -382,6 +444,8 @@ build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 		json_object_set_new(s->req, "type", json_string(s->type));
 	if ((rc = set_argv(ctx, s, argc, argv)) != -1)
 		return rc;
+	if (s->input != NULL && set_input(ctx, s) == -1)
+		return 1;
 	if ((is_exec || s->cwd != NULL) && set_cwd(s) == -1)
 		return 1;
 	/* A built-in gets no environment but the --env pairs. */
@@ -439,7 +503,6 @@ explain_end(const json_t *job, json_int_t id)
 static int
 print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t *job)
 {
-	const char *result = json_string_value(json_object_get(job, "result"));
 	int rc, gone;
 
 	if ((rc = copy_stream(ctx, arg, id, "stdout", stdout, &gone)) != 0)
@@ -450,8 +513,7 @@ print_outputs(struct taskctl *ctx, const char *arg, json_int_t id, const json_t 
 	if (gone && had_output(job))
 		taskctl_warnx("job %lld: its output is gone: taskd removed the job when it ended "
 		              "(jobs.keep_finished)", (long long)id);
-	if (result != NULL)
-		fmt_line(stdout, "%s", result);
+	cmd_wait_print_result(job);
 	explain_end(job, id);
 	return 0;
 }

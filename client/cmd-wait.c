@@ -48,7 +48,45 @@ cmd_wait_exit_code(const json_t *job)
 	return 1;
 }
 
-/* "17 done exit=0 wall=0.123s", "18 failed signal=SIGKILL wall=2.000s (why)". */
+int
+cmd_wait_print_result(const json_t *job)
+{
+	const json_t *result = json_object_get(job, "result");
+	char *text;
+
+	if (result == NULL || json_is_null(result))
+		return 0;
+	/* Control characters escaped like all human output (JSON has them escaped already). */
+	if (json_is_string(result)) {
+		fmt_line(stdout, "%s", json_string_value(result));
+		return 1;
+	}
+	if ((text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		taskctl_bad_response("result cannot be printed");
+	fmt_line(stdout, "%s", text);
+	free(text);
+	return 1;
+}
+
+/* A handler's job: its result on stdout, or why it failed on stderr. */
+static void
+print_handler_job(const json_t *job)
+{
+	const char *error = json_string_value(json_object_get(job, "error"));
+	const char *state = json_string_value(json_object_get(job, "state"));
+
+	if (cmd_wait_print_result(job))
+		return;
+	fflush(stdout);
+	taskctl_warnx("job %" JSON_INTEGER_FORMAT " %s%s%s",
+		      json_integer_value(json_object_get(job, "id")), state != NULL ? state : "?",
+		      error != NULL ? ": " : "", error != NULL ? error : "");
+}
+
+/*
+ * "17 done exit=0 wall=0.123s", "18 failed signal=SIGKILL wall=2.000s (why)";
+ * a handler's job: its result, or its error on stderr.
+ */
 void
 cmd_wait_print_line(const json_t *job)
 {
@@ -58,9 +96,14 @@ cmd_wait_print_line(const json_t *job)
 	const char *result = json_string_value(json_object_get(job, "result"));
 	const char *error = json_string_value(json_object_get(job, "error"));
 	const char *state = json_string_value(json_object_get(job, "state"));
+	const char *pool = json_string_value(json_object_get(job, "pool"));
 	struct fmt_linebuf lb;
 	char buf[FMT_BUFSZ];
 
+	if (pool != NULL && strcmp(pool, "handler") == 0) {
+		print_handler_job(job);
+		return;
+	}
 	fmt_line_begin(&lb);
 	fprintf(lb.fp, "%" JSON_INTEGER_FORMAT " %s",
 	        json_integer_value(json_object_get(job, "id")), state != NULL ? state : "?");

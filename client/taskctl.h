@@ -154,6 +154,8 @@ int cmd_pause_resume(struct taskctl *, const char *, int, char **);
 /* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
 int cmd_wait_exit_code(const json_t *);
 void cmd_wait_print_line(const json_t *);
+/* The job's result on stdout (a string as it is, else JSON on one line); 0 if it has none. */
+int cmd_wait_print_result(const json_t *);
 
 /* cmd-logs.c: fetch one stream of a job, write it to fp or collect it. */
 struct logs_out {

@@ -7,5 +7,7 @@
 
 double clock_now(clockid_t id);
 double clock_tv_seconds(const struct timeval *tv);
+/* Seconds as a timeval for libevent timers (negative or NaN: 0). */
+struct timeval clock_timeval(double sec);
 
 #endif

@@ -37,6 +37,8 @@
 #include <taskd/protocol.h>
 
 #include "clock.h"
+#include "hpool.h"
+#include "jobtype.h"
 #include "cluster-msg.h"
 #include "cluster-private.h"
 #include "life.h"
@@ -430,6 +432,13 @@ take_job(struct cluster *cl, enum cl_pull kind, const struct cluster_ack *a, con
 	redelivered = j->state == JOB_RUNNING || a->delivered > j->cl.delivery + 1;
 	j->cl.delivery = a->delivered;
 	due = j->state == JOB_SCHEDULED ? j->due_at : j->spec.run_at;
+	if (j->spec.type == JOBTYPE_HANDLER && hpool_find(td->hpool, j->spec.handler) == NULL) {
+		/* Handlers are configured per node: leave it to a node that has this one. */
+		log_warnx("job %llu: handler %s is not configured on this node: left to the other "
+			  "nodes", (unsigned long long)j->id, j->spec.handler);
+		nak_send(cl, ack, cl->ack_wait);
+		return;
+	}
 	if (cl->stopping || due > now + 0.05) {
 		/* Not due yet (or stopping): back to the stream until it is, a NAK with the delay. */
 		if (!redelivered)

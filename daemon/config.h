@@ -12,9 +12,42 @@
 
 enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
 
+/* jobs.on_finish: at most this many commands, each at most CONFIG_MAX_COMMAND bytes. */
+#define CONFIG_MAX_ON_FINISH 16
+#define CONFIG_MAX_COMMAND 4096
+
 enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
 /* store.fsync: when an acknowledged submit reaches the disk. */
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
+
+/*
+ * One handler (`handlers = ( { name = ...; command = [...]; ... } )`): a
+ * job type served by a program the user writes, kept warm in worker
+ * processes by hpool.c. doc/handlers.md and taskd.conf(5) describe the keys.
+ */
+struct handler_config {
+	char *name;
+	char **command;          /* NULL-terminated; command[0] an absolute path */
+	enum job_class class;
+	int min_workers;
+	int max_workers;         /* 0 = the number of CPUs (cpu), thread_pool.max_threads (io, auto) */
+	int concurrency;         /* jobs one worker takes at once (io) */
+	int max_jobs_per_worker; /* 0 = never recycle for that */
+	uint64_t max_worker_rss; /* bytes, 0 = no limit */
+	double idle_timeout;     /* seconds an idle worker above min_workers lives */
+	double timeout;          /* default for its jobs; 0 = jobs.default_timeout */
+	double start_timeout;    /* seconds from spawn to hello */
+	char **env;              /* NULL-terminated "K=V" */
+	char *cwd;
+	char *user;              /* NULL: the daemon's own user */
+	uid_t uid;               /* resolved: the user the workers run as */
+	gid_t gid;
+	uid_t *users;            /* who may submit (with groups); none of both: everyone */
+	size_t nusers;
+	gid_t *groups;
+	size_t ngroups;
+	unsigned int line;       /* where it is in the file, for messages */
+};
 
 struct config {
 	char *path;       /* file it was loaded from, or NULL for built-in defaults */
@@ -56,6 +89,10 @@ struct config {
 		double kill_grace;      /* seconds */
 		uint64_t max_output;    /* bytes per stream, 0 = unlimited */
 		int keep_finished;
+		char **on_finish;       /* shell command lines run when a job ends, or NULL */
+		char *webhook;          /* http:// URL the job is posted to when it ends, or NULL */
+		double slow_log;        /* seconds: log a job running longer, once; 0 = off */
+		double notify_timeout;  /* seconds a notification command may run, 0 = no limit */
 	} jobs;
 
 	struct {
@@ -70,6 +107,18 @@ struct config {
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 	} limits;
+
+	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */
+	struct {
+		char *listen;         /* "HOST:PORT" or a socket path (addr.h); NULL: no endpoint */
+		int allow_remote;     /* a listen address that is not loopback is allowed */
+		char *token_file;     /* bearer token for everything but /metrics, or NULL */
+		mode_t socket_mode;   /* of a unix socket listen path */
+		int max_connections;
+		double timeout;       /* seconds for a request to arrive, and for a stalled reader */
+	} http;
+	struct handler_config *handlers;
+	size_t nhandlers;
 
 	/* Cluster mode (doc/cluster.md): url set, else a single node. A restart applies changes. */
 	struct {
@@ -114,5 +163,13 @@ const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
 /* The stream name of a configuration (cluster.stream or its default). */
 const char *config_cluster_stream(const struct config *cfg);
+
+/* The handler named name, or NULL. */
+const struct handler_config *config_handler(const struct config *cfg, const char *name);
+/* Do two handler configurations need different worker processes (command, env, user...)? */
+int handler_config_respawn(const struct handler_config *a, const struct handler_config *b);
+void handler_config_free(struct handler_config *h);
+/* A deep copy (hpool keeps its own while the configuration is reloaded). */
+void handler_config_copy(struct handler_config *dst, const struct handler_config *src);
 
 #endif

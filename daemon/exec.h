@@ -41,6 +41,7 @@ struct run_spec {
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
 	gid_t gid;
+	char *input;        /* handler jobs: the job's input as base64 text, or NULL */
 	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
@@ -61,6 +62,7 @@ struct run_result {
 	bool err_truncated;
 	pid_t pid;          /* of the command, 0 for built-ins */
 	char *result;       /* built-in result (text), malloc'd, or NULL */
+	bool result_json;   /* result is JSON text (a handler's), not plain text */
 	char *error;        /* human message when it failed to run, malloc'd, or NULL */
 };
 

@@ -8,6 +8,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "job.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -82,6 +83,8 @@ job_pool_name(enum job_pool p)
 		return "thread";
 	case POOL_PROCESS:
 		return "process";
+	case POOL_HANDLER:
+		return "handler";
 	default:
 		return NULL;
 	}
@@ -134,6 +137,9 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->notify);
+	free(spec->handler);
+	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
 	memset(spec, 0, sizeof *spec);
@@ -149,6 +155,7 @@ job_free(struct job *j)
 	job_spec_free(&j->spec);
 	free(j->res.result);
 	free(j->res.error);
+	free(j->progress);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -471,6 +478,20 @@ time_or_null(double t)
 	return t > 0 ? json_real(t) : json_null();
 }
 
+/* A handler's result is JSON; a built-in's is text. */
+static json_t *
+result_json(const struct run_result *r)
+{
+	json_t *v;
+
+	if (r->result == NULL)
+		return json_null();
+	if (r->result_json &&
+	    (v = json_loads(r->result, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) != NULL)
+		return v;
+	return json_string(r->result);
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -487,7 +508,7 @@ add_result(json_t *o, const struct job *j)
 						     ? json_integer(r->max_rss_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
-	json_object_set_new(o, "result", string_or_null(r->result));
+	json_object_set_new(o, "result", result_json(r));
 	json_object_set_new(o, "error", string_or_null(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
@@ -520,6 +541,12 @@ add_lifecycle(json_t *o, const struct job *j)
 							       : json_array());
 }
 
+bool
+job_elsewhere(const struct job *j)
+{
+	return j->cl.member && j->cl.hold == NULL;
+}
+
 json_t *
 job_to_json(const struct job *j)
 {
@@ -529,7 +556,7 @@ job_to_json(const struct job *j)
 
 	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
 	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	json_object_set_new(o, "type", json_string(builtin_name(j->spec.type)));
+	json_object_set_new(o, "type", json_string(jobtype_name(j->spec.type, j->spec.handler)));
 	json_object_set_new(o, "class", json_string(config_class_name(j->spec.class)));
 	json_object_set_new(o, "routed", pool != NULL ? json_string(config_class_name(j->routed))
 						      : json_null());
@@ -539,6 +566,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
 	json_object_set_new(o, "cwd", string_or_null(j->spec.cwd));
+	json_object_set_new(o, "notify", string_or_null(j->spec.notify));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,
@@ -546,6 +574,8 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		json_object_set_new(o, "progress", string_or_null(j->progress));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));

@@ -32,7 +32,7 @@ enum job_state {
 	JOB_NSTATES
 };
 
-enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS };
+enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
 struct job;
 
@@ -65,7 +65,9 @@ struct job_dep {
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
-	int type;          /* enum builtin_type */
+	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
+	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
+	char *input;       /* JOBTYPE_HANDLER: the job's input, base64, or NULL */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -79,6 +81,7 @@ struct job_spec {
 	double run_at;        /* unix seconds, 0 = as soon as possible */
 	int retries;          /* extra attempts after a failed/timeout/lost one */
 	double retry_delay;   /* before the first retry, doubled for each next one */
+	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
 };
 
 /*
@@ -107,11 +110,13 @@ struct job {
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
+	double queued_at;        /* when it last entered a run queue (sched_add), 0 = never */
 	double started_at;       /* 0 = not yet */
 	double finished_at;
 	struct run_result res;   /* valid once finished (strings owned by the job) */
 	struct run *run;         /* while running */
 	bool cancel_requested;
+	char *progress;          /* a handler's last progress message while it runs, or NULL */
 	bool persist_dirty;      /* persist.c: queued for the next commit */
 
 	int attempt;             /* 1-based */
@@ -236,6 +241,13 @@ int jobs_insert(struct jobs *js, struct job *j);
 void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
+
+/*
+ * Cluster mode: is j a job of the cluster this node does not hold? Its
+ * changes are other nodes' runs, seen in the mirror (cluster.h): counted,
+ * notified and logged by the node that holds it, not here.
+ */
+bool job_elsewhere(const struct job *j);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);

@@ -24,10 +24,15 @@
 #include "config.h"
 #include "events.h"
 #include "exec.h"
+#include "http.h"
+#include "hpool.h"
+#include "jobtype.h"
 #include "job.h"
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "monitor.h"
+#include "notify.h"
 #include "ops.h"
 #include "output.h"
 #include "ppool.h"
@@ -305,6 +310,20 @@ watch_signals(void)
 	}
 }
 
+/* Handler workers start through this binary too (`taskd --handler-exec`). */
+static void
+start_hpool(const char *self)
+{
+	struct hpool_limits hl = taskd_hpool_limits(&cfg);
+	struct hpool_callbacks cb;
+
+	jobtype_use(&cfg);
+	sched_hpool_callbacks(td.sched, &cb);
+	td.hpool = hpool_new(td.base, self, &cb);
+	hpool_configure(td.hpool, cfg.handlers, cfg.nhandlers, &hl);
+	sched_set_hpool(td.sched, td.hpool, hl.cpu_max);
+}
+
 /* Workers are this very binary, started in worker mode. */
 static void
 start_ppool(void)
@@ -320,6 +339,7 @@ start_ppool(void)
 	sched_ppool_callbacks(td.sched, &cb);
 	td.ppool = ppool_new(td.base, &pc, self, live_dir, &cb);
 	sched_set_ppool(td.sched, td.ppool);
+	start_hpool(self);
 }
 
 /* The socket systemd passed, else our own. */
@@ -370,6 +390,7 @@ static void
 setup(void)
 {
 	struct tpool_config tc = taskd_tpool_config(&cfg);
+	char *cause = NULL;
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -404,12 +425,18 @@ setup(void)
 	open_store();
 	sched_set_live_dir(td.sched, live_dir);
 	start_ppool();
+	/* Before recovery: jobs a restart lost count, and are notified of. */
+	monitor_watch(td.jobs);
+	td.notify = notify_new(td.base, td.jobs, &cfg);
 	recover();
 	td.events = events_new(td.jobs);
 	td.started_at = now_unix();
 	if (cfg.cluster.url != NULL)
 		td.cluster = cluster_new(&td);
 	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
+	td.http = http_new(&td, &cause);
+	if (td.http == NULL && cause != NULL)
+		fatalx("%s", cause);
 }
 
 int
@@ -424,6 +451,8 @@ main(int argc, char **argv)
 		return worker_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--run-as") == 0)
 		return exec_runas_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--handler-exec") == 0)
+		return hpool_exec_main(argc, argv);
 	parse_args(argc, argv);
 	load_config();
 	log_init(opts.log_level >= 0 ? opts.log_level : cfg.log_level, sd_stderr_journal());
@@ -446,16 +475,20 @@ main(int argc, char **argv)
 	log_info("taskd stopped");
 	event_free(status_ev);
 	sd_done();
+	http_free(td.http);
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
 	cluster_free(td.cluster);
+	notify_free(td.notify);
+	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
 	persist_free(td.persist);
 	store_close(td.store);
 	life_free(td.life);
 	sched_free(td.sched);
+	monitor_unwatch(td.jobs);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);

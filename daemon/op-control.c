@@ -74,7 +74,7 @@ const struct op op_clean_entry = {
 static bool
 held_elsewhere(struct taskd *td, const struct job *j)
 {
-	return td->cluster != NULL && j->cl.hold == NULL && !job_state_final(j->state);
+	return job_elsewhere(j) && !job_state_final(j->state);
 }
 
 /* pause, resume and priority act on the jobs a node holds: -1 after replying. */

@@ -10,8 +10,13 @@
 
 #include <taskd/protocol.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include "admission.h"
 #include "cluster.h"
+#include "hconfig.h"
+#include "jobtype.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
@@ -105,6 +110,34 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 		}
 	}
 	return 0;
+}
+
+/*
+ * A handler with users/groups lists serves only those (and root and
+ * taskd's own user). The submitter's supplementary groups are looked up
+ * only when its uid and primary group are not enough.
+ */
+static int
+check_handler(struct taskd *td, struct client *c, const struct job_spec *spec,
+	      struct proto_error *err)
+{
+	const struct handler_config *h;
+	uid_t uid = server_client_uid(c);
+	gid_t gid = server_client_gid(c), groups[256];
+	int n = (int)(sizeof groups / sizeof groups[0]);
+	struct passwd *pw;
+
+	if (spec->type != JOBTYPE_HANDLER || (h = config_handler(td->cfg, spec->handler)) == NULL)
+		return 0;
+	if (handler_allows(h, uid, gid, NULL, 0))
+		return 0;
+	if (h->ngroups > 0 && (pw = getpwuid(uid)) != NULL &&
+	    getgrouplist(pw->pw_name, gid, groups, &n) != -1 &&
+	    handler_allows(h, uid, gid, groups, (size_t)n))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "handler %s does not serve uid %u "
+			"(its users and groups lists)", h->name, (unsigned)uid);
+	return -1;
 }
 
 /*
@@ -240,7 +273,8 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
 					   check_cwd(c), &specs[i], &err) == 0 &&
-		    check_deps(td, c, &specs[i], &err) == 0)
+		    check_deps(td, c, &specs[i], &err) == 0 &&
+		    check_handler(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -329,7 +363,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1) {
+	if (check_deps(td, c, &spec, &err) == -1 || check_handler(td, c, &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;

@@ -10,6 +10,8 @@
 #include <taskd/protocol.h>
 
 #include "builtin.h"
+#include "hproto.h"
+#include "jobtype.h"
 #include "log.h"
 #include "proto.h"
 #include "xmalloc.h"
@@ -97,7 +99,7 @@ static const char *const envelope_fields[] = { "v", "id", "op" };
 /* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
-	"after", "after_any", "run_at", "retries", "retry_delay",
+	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify",
 };
 
 static bool
@@ -272,6 +274,17 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 		}
 		spec->name = xstrdup(json_string_value(v));
 	}
+	if ((v = json_object_get(obj, "notify")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > TASKD_MAX_NOTIFY ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"notify\" must be a shell command line of 1 to %d bytes",
+					TASKD_MAX_NOTIFY);
+			return -1;
+		}
+		spec->notify = xstrdup(json_string_value(v));
+	}
 	return 0;
 }
 
@@ -390,21 +403,65 @@ decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
 	return 0;
 }
 
+/*
+ * A handler's job: its input (base64), its class against the handler's,
+ * its default timeout; the environment is the handler's, not the job's.
+ */
+static int
+decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
+	       struct proto_error *err)
+{
+	json_t *v = json_object_get(obj, "input");
+
+	spec->handler = xstrdup(h->name);
+	if (v != NULL && (!json_is_string(v) ||
+			  !hproto_base64_valid(json_string_value(v), json_string_length(v)))) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"input\" must be base64 text");
+		return -1;
+	}
+	if (v != NULL && json_string_length(v) > 0)
+		spec->input = xstrdup(json_string_value(v));
+	if (h->class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != h->class) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"handler %s is class %s: a job of it cannot be class %s", h->name,
+				config_class_name(h->class), config_class_name(spec->class));
+		return -1;
+	}
+	if (h->class != CLASS_AUTO)
+		spec->class = h->class;
+	if (h->timeout > 0 && json_object_get(obj, "timeout") == NULL)
+		spec->timeout = h->timeout;
+	strv_free(spec->env);
+	spec->env = NULL;
+	return 0;
+}
+
 static int
 decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
-	char *msg = NULL;
+	struct jobtype t;
+	char *msg = NULL, *known;
 
 	spec->type = BUILTIN_EXEC;
 	if (v != NULL) {
-		spec->type = json_is_string(v) ? builtin_lookup(json_string_value(v)) : -1;
-		if (spec->type < 0) {
-			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-					"unknown job type (known: exec, noop, sleep, spin, sumsq, count)");
-			spec->type = BUILTIN_EXEC;
+		if (!json_is_string(v) || jobtype_find(json_string_value(v), &t) == -1) {
+			known = jobtype_known();
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST, "unknown job type%s%s%s (known: %s)",
+					json_is_string(v) ? " '" : "",
+					json_is_string(v) ? json_string_value(v) : "",
+					json_is_string(v) ? "'" : "", known);
+			free(known);
 			return -1;
 		}
+		spec->type = t.type;
+		if (t.source == JOBTYPE_FROM_HANDLER)
+			return decode_handler(obj, t.handler, spec, err);
+	}
+	if (json_object_get(obj, "input") != NULL) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"input\" is for handler job types only");
+		return -1;
 	}
 	if (spec->type == BUILTIN_EXEC) {
 		if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
@@ -440,10 +497,11 @@ decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
 			return -1;
 		}
 	}
+	/* The type last of these: a handler's defaults and rules override. */
 	if (decode_argv(json_object_get(obj, "argv"), spec, err) == -1 ||
-	    decode_type(obj, spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
+	    decode_type(obj, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), check_cwd, spec, err) == -1) {

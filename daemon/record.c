@@ -4,9 +4,15 @@
  *
  * Decoding is strict: a record is read whole or refused with the reason
  * (persist.c then refuses to start rather than drop a job). A version 2
- * record must have exactly its fields; a version 1 record is read the way
+ * or 3 record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
+ *
+ * A handler's job (doc/handlers.md) has the handler's name as its "type"
+ * and one more field, "handler": {"input": base64 text or "", "result_json":
+ * whether "result" is JSON text}; the name is checked against the
+ * configuration only when the job is queued (a handler gone by then fails
+ * it: "handler removed").
  */
 #include <limits.h>
 #include <math.h>
@@ -17,6 +23,7 @@
 #include <taskd/protocol.h>
 
 #include "builtin.h"
+#include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "record.h"
@@ -60,7 +67,7 @@ encode_spec(const struct job *j)
 	json_t *o = json_object(), *deps = json_array(), *d;
 	size_t i;
 
-	set(o, "type", string_or_null(builtin_name(s->type)), j->id);
+	set(o, "type", string_or_null(jobtype_name(s->type, s->handler)), j->id);
 	set(o, "argv", strv_or_null(s->argv), j->id);
 	set(o, "env", strv_or_null(s->env), j->id);
 	set(o, "cwd", string_or_null(s->cwd), j->id);
@@ -81,6 +88,7 @@ encode_spec(const struct job *j)
 	set(o, "run_at", finite_real(s->run_at), j->id);
 	set(o, "retries", json_integer(s->retries), j->id);
 	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
+	set(o, "notify", string_or_null(s->notify), j->id); /* version 3 */
 	return o;
 }
 
@@ -130,6 +138,10 @@ record_encode_json(const struct job *j)
 	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
 	set(o, "due_at", finite_real(j->due_at), j->id);
 	set(o, "result", encode_result(j), j->id);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		set(o, "handler", json_pack("{s:s,s:b}", "input",
+					    j->spec.input != NULL ? j->spec.input : "",
+					    "result_json", j->res.result_json), j->id);
 	return o;
 }
 
@@ -231,7 +243,7 @@ struct job_in {
 	json_int_t uid, gid, worker, priority, retries, attempt;
 	int type, class, routed, pool;
 	const char *route_key;
-	json_t *argv, *env, *cwd, *name, *labels, *attempts;
+	json_t *argv, *env, *cwd, *name, *labels, *attempts, *notify;
 	double timeout, run_at, retry_delay, submitted_at, started_at, finished_at, due_at;
 };
 
@@ -243,16 +255,18 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 
 	*why = "bad field values";
 	if (in->uid < 0 || in->uid >= UINT32_MAX || in->gid < 0 || in->gid >= UINT32_MAX ||
-	    builtin_name(in->type) == NULL || in->class < CLASS_AUTO || in->class > CLASS_IO ||
+	    (builtin_name(in->type) == NULL && in->type != JOBTYPE_HANDLER) ||
+	    in->class < CLASS_AUTO || in->class > CLASS_IO ||
 	    in->routed < CLASS_AUTO || in->routed > CLASS_IO || in->pool < POOL_NONE ||
-	    in->pool > POOL_PROCESS || in->worker < INT_MIN || in->worker > INT_MAX ||
+	    in->pool > POOL_HANDLER || in->worker < INT_MIN || in->worker > INT_MAX ||
 	    in->priority < TASKD_PRIORITY_MIN || in->priority > TASKD_PRIORITY_MAX ||
 	    in->retries < 0 || in->retries > INT_MAX || in->attempt < 1 || in->attempt > INT_MAX ||
 	    (in->attempts != NULL && !json_is_null(in->attempts) && !json_is_array(in->attempts)))
 		return -1;
 	*why = "bad spec";
 	if (take_strv(in->argv, &sp->argv) == -1 || take_strv(in->env, &sp->env) == -1 ||
-	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1)
+	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1 ||
+	    (in->notify != NULL && take_str(in->notify, &sp->notify) == -1))
 		return -1;
 	if (in->labels != NULL && labels_from_json(in->labels, "labels", &sp->labels, &cause) == -1) {
 		free(cause);
@@ -316,9 +330,50 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-/* Version 2: exactly the fields record_encode writes. */
+static int decode_v2_job(json_t *o, int v, struct job *j, const char **why);
+
+/*
+ * Versions 2 and 3: exactly the fields record_encode writes (version 3
+ * adds spec.notify; a version 2 record has none).
+ */
 static int
-decode_v2(json_t *o, struct job *j, const char **why)
+decode_v2(json_t *o, int v, struct job *j, const char **why)
+{
+	json_t *handler;
+	json_error_t jerr;
+	const char *input = NULL;
+	int result_json = 0, rc;
+
+	/* A handler's job: its own part first (the rest is read strictly as for any job). */
+	*why = "bad handler fields";
+	if ((handler = json_object_get(o, "handler")) != NULL) {
+		if (json_unpack_ex(handler, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
+				   "result_json", &result_json) == -1)
+			return -1;
+		json_incref(handler);
+		json_object_del(o, "handler");
+	}
+	rc = decode_v2_job(o, v, j, why);
+	if (rc == 0 && handler != NULL) {
+		/* The type was the handler's name: no built-in has it. */
+		if (j->spec.type != JOBTYPE_HANDLER) {
+			*why = "a handler's record with a built-in type";
+			rc = -1;
+		} else {
+			j->spec.input = *input != '\0' ? xstrdup(input) : NULL;
+			j->res.result_json = result_json;
+		}
+	} else if (rc == 0 && j->spec.type == JOBTYPE_HANDLER) {
+		*why = "bad names"; /* not a built-in's, and not a handler's record */
+		rc = -1;
+	}
+	if (handler != NULL)
+		json_decref(handler);
+	return rc;
+}
+
+static int
+decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 {
 	const char *type, *cls, *routed, *status;
 	struct result_in r = { 0 };
@@ -340,11 +395,12 @@ decode_v2(json_t *o, struct job *j, const char **why)
 		return -1;
 	*why = "bad spec";
 	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-			   "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}", "type", &type,
-			   "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name", &in.name,
-			   "labels", &in.labels, "class", &cls, "priority", &in.priority, "timeout",
-			   &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries", &in.retries,
-			   "retry_delay", &in.retry_delay) == -1)
+			   v >= 3 ? "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F,s:o}"
+			   : "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
+			   "type", &type, "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name",
+			   &in.name, "labels", &in.labels, "class", &cls, "priority", &in.priority,
+			   "timeout", &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries",
+			   &in.retries, "retry_delay", &in.retry_delay, "notify", &in.notify) == -1)
 		return -1;
 	*why = "bad result";
 	if (json_unpack_ex(res, &jerr, JSON_STRICT,
@@ -359,17 +415,21 @@ decode_v2(json_t *o, struct job *j, const char **why)
 	    (r.status = status_parse(status)) < 0 || take_result(&r, &j->res) == -1)
 		return -1;
 	*why = "bad names";
-	in.type = builtin_lookup(type);
+	/* Not a built-in's name: a handler's (the caller checks the record says so). */
+	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.routed = config_class_parse(routed);
 	in.pool = json_is_null(pool) ? POOL_NONE
 		  : !json_is_string(pool) ? -1
 		  : strcmp(json_string_value(pool), "thread") == 0 ? POOL_THREAD
-		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS : -1;
-	if (in.type < 0 || in.class < 0 || in.routed < 0 || in.pool < 0)
+		  : strcmp(json_string_value(pool), "process") == 0 ? POOL_PROCESS
+		  : strcmp(json_string_value(pool), "handler") == 0 ? POOL_HANDLER : -1;
+	if (in.class < 0 || in.routed < 0 || in.pool < 0)
 		return -1;
 	if (take_job(&in, j, why) == -1)
 		return -1;
+	if (in.type == JOBTYPE_HANDLER)
+		j->spec.handler = xstrdup(type);
 	*why = "bad dependencies";
 	if (deps_alloc(&j->spec, deps) == -1)
 		return -1;
@@ -484,7 +544,7 @@ record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, j, &why);
+	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, *version, j, &why);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
 		job_free(j);

@@ -5,6 +5,7 @@
 #include <sys/queue.h>
 
 #include "builtin.h"
+#include "jobtype.h"
 #include "router.h"
 #include "xmalloc.h"
 
@@ -143,7 +144,7 @@ router_learn(struct router *rt, const char *key, double cpu, double wall)
 enum job_class
 router_route(struct router *rt, const struct job_spec *spec, char *key, size_t len)
 {
-	router_key(spec->name, builtin_name(spec->type), spec->argv, key, len);
+	router_key(spec->name, jobtype_name(spec->type, spec->handler), spec->argv, key, len);
 	return spec->class != CLASS_AUTO ? spec->class : router_decide(rt, key);
 }
 

@@ -80,6 +80,7 @@ run_spec_free(struct run_spec *s)
 	free(s->out_path);
 	free(s->err_path);
 	free(s->track_path);
+	free(s->input);
 	memset(s, 0, sizeof *s);
 }
 

@@ -4,26 +4,35 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "hpool.h"
+#include "jobtype.h"
 #include "leftover.h"
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
+#include "monitor.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
 #include "xmalloc.h"
-
-struct jobq {
-	struct job **heap;
-	size_t len;
-	size_t cap;
-};
 
 _Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
 	       "job.route_key must hold a router key");
 
 /* One queue per pool: a flood of one class never holds up the other. */
 enum { Q_CPU, Q_IO, NQUEUES };
+
+/*
+ * The queues of one handler's jobs, by the class they were routed to: a
+ * handler whose workers are not up (starting, in backoff) holds up only
+ * its own jobs. Kept while the handler is configured; a handler removed
+ * by a reload fails its queued jobs ("handler removed").
+ */
+struct hqueue {
+	char *name;
+	struct jobq *q[NQUEUES];
+	struct sched_fair fair[NQUEUES];
+};
 
 struct sched {
 	bool root;           /* the daemon runs as root: other users' jobs run as them */
@@ -47,190 +56,94 @@ struct sched {
 	void *cluster_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
+	struct hpool *hpool;     /* handler workers, or NULL */
+	int cpu_slots;           /* cpu jobs at once, commands and handlers together */
+	struct hqueue *hq;       /* nhq of them */
+	size_t nhq;
 };
 
-/* ---- the heap ---- */
-
-struct jobq *
-jobq_new(void)
+static void
+stamp_in(struct sched *s, struct job *j, struct sched_fair *f)
 {
-	return xcalloc(1, sizeof(struct jobq));
+	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(f, j->uid, j->spec.priority)
+					 : sched_fair_fifo(f, j->spec.priority);
 }
 
-void
-jobq_free(struct jobq *q)
+/* ---- handler queues ---- */
+
+static struct hqueue *
+hq_find(struct sched *s, const char *name, bool create)
 {
-	if (q == NULL)
-		return;
-	free(q->heap);
-	free(q);
+	struct hqueue *h;
+	size_t i;
+	int q;
+
+	for (i = 0; i < s->nhq; i++)
+		if (strcmp(s->hq[i].name, name) == 0)
+			return &s->hq[i];
+	if (!create)
+		return NULL;
+	s->hq = xreallocarray(s->hq, s->nhq + 1, sizeof *s->hq);
+	h = &s->hq[s->nhq++];
+	memset(h, 0, sizeof *h);
+	h->name = xstrdup(name);
+	for (q = 0; q < NQUEUES; q++)
+		h->q[q] = jobq_new();
+	return h;
+}
+
+static void
+hq_free(struct hqueue *h)
+{
+	int q;
+
+	free(h->name);
+	for (q = 0; q < NQUEUES; q++) {
+		jobq_free(h->q[q]);
+		sched_fair_free(&h->fair[q]);
+	}
 }
 
 static int
-before(const struct job *a, const struct job *b)
+qindex(const struct job *j)
 {
-	if (a->spec.priority != b->spec.priority)
-		return a->spec.priority < b->spec.priority;
-	if (a->vt != b->vt)
-		return a->vt < b->vt;
-	return a->seq < b->seq;
+	return j->routed == CLASS_CPU ? Q_CPU : Q_IO;
 }
 
-static void
-place(struct jobq *q, size_t i, struct job *j)
+/* The queue j is (or would be) in: its handler's, or its pool's. */
+static struct jobq *
+queue_of(struct sched *s, const struct job *j)
 {
-	q->heap[i] = j;
-	j->qidx = i;
+	struct hqueue *h;
+
+	if (j->spec.type == JOBTYPE_HANDLER)
+		return (h = hq_find(s, j->spec.handler, false)) != NULL ? h->q[qindex(j)] : NULL;
+	return s->queue[qindex(j)];
 }
 
-static void
-sift_up(struct jobq *q, size_t i)
+static struct sched_fair *
+fair_of(struct sched *s, const struct job *j)
 {
-	struct job *j = q->heap[i];
-
-	while (i > 0 && before(j, q->heap[(i - 1) / 2])) {
-		place(q, i, q->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	place(q, i, j);
+	if (j->spec.type == JOBTYPE_HANDLER)
+		return &hq_find(s, j->spec.handler, true)->fair[qindex(j)];
+	return &s->fair[qindex(j)];
 }
-
-static void
-sift_down(struct jobq *q, size_t i)
-{
-	struct job *j = q->heap[i];
-	size_t c;
-
-	for (;;) {
-		c = 2 * i + 1;
-		if (c >= q->len)
-			break;
-		if (c + 1 < q->len && before(q->heap[c + 1], q->heap[c]))
-			c++;
-		if (!before(q->heap[c], j))
-			break;
-		place(q, i, q->heap[c]);
-		i = c;
-	}
-	place(q, i, j);
-}
-
-void
-jobq_push(struct jobq *q, struct job *j)
-{
-	if (q->len == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
-		q->heap = xreallocarray(q->heap, q->cap, sizeof *q->heap);
-	}
-	q->heap[q->len++] = j;
-	sift_up(q, q->len - 1);
-}
-
-struct job *
-jobq_peek(const struct jobq *q)
-{
-	return q->len > 0 ? q->heap[0] : NULL;
-}
-
-void
-jobq_remove(struct jobq *q, struct job *j)
-{
-	size_t i = j->qidx;
-	struct job *last;
-
-	if (i >= q->len || q->heap[i] != j)
-		return;
-	j->qidx = SIZE_MAX;
-	last = q->heap[--q->len];
-	if (i == q->len)
-		return;
-	place(q, i, last);
-	if (i > 0 && before(last, q->heap[(i - 1) / 2]))
-		sift_up(q, i);
-	else
-		sift_down(q, i);
-}
-
-struct job *
-jobq_pop(struct jobq *q)
-{
-	struct job *j = jobq_peek(q);
-
-	if (j != NULL)
-		jobq_remove(q, j);
-	return j;
-}
-
-size_t
-jobq_len(const struct jobq *q)
-{
-	return q->len;
-}
-
-/* ---- fair share ---- */
 
 static size_t
-level(int priority)
+hq_len(const struct sched *s, int q)
 {
-	return (size_t)(priority - TASKD_PRIORITY_MIN);
-}
+	size_t i, n = 0;
 
-uint64_t
-sched_fair_stamp(struct sched_fair *f, uid_t uid, int priority)
-{
-	struct sched_fair_user *u = NULL;
-	size_t i, lv = level(priority);
-	uint64_t vt;
-
-	for (i = 0; i < f->nusers && u == NULL; i++)
-		if (f->users[i].uid == uid)
-			u = &f->users[i];
-	if (u == NULL) {
-		f->users = xreallocarray(f->users, f->nusers + 1, sizeof *f->users);
-		u = &f->users[f->nusers++];
-		memset(u, 0, sizeof *u);
-		u->uid = uid;
-	}
-	vt = (u->last[lv] > f->clock[lv] ? u->last[lv] : f->clock[lv]) + 1;
-	u->last[lv] = vt;
-	if (vt > f->top[lv])
-		f->top[lv] = vt;
-	return vt;
-}
-
-uint64_t
-sched_fair_fifo(const struct sched_fair *f, int priority)
-{
-	return f->top[level(priority)];
-}
-
-void
-sched_fair_started(struct sched_fair *f, const struct job *j)
-{
-	size_t lv = level(j->spec.priority);
-
-	if (j->vt > f->clock[lv])
-		f->clock[lv] = j->vt;
-}
-
-void
-sched_fair_free(struct sched_fair *f)
-{
-	free(f->users);
-	memset(f, 0, sizeof *f);
-}
-
-static void
-stamp(struct sched *s, struct job *j, int q)
-{
-	j->vt = s->cfg->queue.fair_share ? sched_fair_stamp(&s->fair[q], j->uid, j->spec.priority)
-					 : sched_fair_fifo(&s->fair[q], j->spec.priority);
+	for (i = 0; i < s->nhq; i++)
+		n += jobq_len(s->hq[i].q[q]);
+	return n;
 }
 
 /* ---- dispatch ---- */
 
 static void sched_ppool_done_cb(struct run *r, void *arg);
 static void sched_ppool_ready_cb(void *arg);
+static void sched_hpool_progress_cb(struct run *r, const char *message, void *arg);
 
 struct sched *
 sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const char *jobs_dir)
@@ -271,6 +184,22 @@ sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb)
 }
 
 void
+sched_set_hpool(struct sched *s, struct hpool *hp, int cpu_slots)
+{
+	s->hpool = hp;
+	s->cpu_slots = cpu_slots > 0 ? cpu_slots : 1;
+}
+
+void
+sched_hpool_callbacks(struct sched *s, struct hpool_callbacks *cb)
+{
+	cb->done = sched_ppool_done_cb;
+	cb->ready = sched_ppool_ready_cb;
+	cb->progress = sched_hpool_progress_cb;
+	cb->arg = s;
+}
+
+void
 sched_free(struct sched *s)
 {
 	int q;
@@ -281,6 +210,9 @@ sched_free(struct sched *s)
 		jobq_free(s->queue[q]);
 		sched_fair_free(&s->fair[q]);
 	}
+	for (size_t i = 0; i < s->nhq; i++)
+		hq_free(&s->hq[i]);
+	free(s->hq);
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s->live_dir);
@@ -304,13 +236,16 @@ sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg)
 size_t
 sched_pending(const struct sched *s)
 {
-	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]);
+	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]) + hq_len(s, Q_CPU) +
+	       hq_len(s, Q_IO);
 }
 
 size_t
 sched_pending_class(const struct sched *s, enum job_class c)
 {
-	return jobq_len(s->queue[c == CLASS_CPU ? Q_CPU : Q_IO]);
+	int q = c == CLASS_CPU ? Q_CPU : Q_IO;
+
+	return jobq_len(s->queue[q]) + hq_len(s, q);
 }
 
 size_t
@@ -322,7 +257,10 @@ sched_running(const struct sched *s)
 size_t
 sched_running_class(const struct sched *s, enum job_class c)
 {
-	return c == CLASS_CPU ? s->running_cpu : s->running - s->running_cpu;
+	/* Handler jobs count with the class they were routed to. */
+	size_t cpu = s->running_cpu + (size_t)hpool_cpu_busy(s->hpool);
+
+	return c == CLASS_CPU ? cpu : s->running - cpu;
 }
 
 json_t *
@@ -334,8 +272,8 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	/* Only a command that started has output files. */
-	if (j->spec.type == BUILTIN_EXEC && j->started_at > 0)
+	/* Only a command or a handler job that started has output files. */
+	if ((j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) && j->started_at > 0)
 		output_remove(s->jobs_dir, j->id);
 }
 
@@ -350,9 +288,14 @@ static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
-	/* The environment is not shown anywhere once the job is over: give it back. */
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	/*
+	 * The environment is not shown anywhere once the job is over: give it
+	 * back, unless its notify command still needs it (notify.c frees it).
+	 */
+	if (j->spec.notify == NULL) {
+		strv_free(j->spec.env);
+		j->spec.env = NULL;
+	}
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -399,6 +342,8 @@ run_finished(struct sched *s, struct run *r, int worker)
 		j->started_at = j->res.started_at;
 	j->worker = worker;
 	j->run = NULL;
+	free(j->progress);
+	j->progress = NULL;
 	run_free(r);
 	s->running--;
 	if (j->pool == POOL_PROCESS)
@@ -432,6 +377,15 @@ sched_ppool_ready_cb(void *arg)
 }
 
 static void
+sched_hpool_progress_cb(struct run *r, const char *message, void *arg)
+{
+	struct job *j = r->owner;
+
+	free(j->progress);
+	j->progress = xstrdup(message);
+}
+
+static void
 run_task_cb(struct tpool_task *t)
 {
 	run_execute((struct run *)t);
@@ -447,7 +401,8 @@ make_run(struct sched *s, struct job *j)
 	r->spec.argv = strv_dup(j->spec.argv);
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
-	if (j->spec.type == BUILTIN_EXEC) {
+	r->spec.input = j->spec.input != NULL ? xstrdup(j->spec.input) : NULL;
+	if (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
 		if (s->live_dir != NULL)
@@ -512,27 +467,153 @@ start_process(struct sched *s, struct job *j)
 	return 0;
 }
 
+static int
+start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class cls)
+{
+	struct run *r = make_run(s, j);
+
+	if (hpool_submit(h, r, cls) == -1) {
+		run_free(r);
+		return -1;
+	}
+	mark_started(s, j, r, POOL_HANDLER);
+	j->worker = (int)r->worker_pid;
+	return 0;
+}
+
+/* Before b in a merged queue: by priority, then submission. */
+static bool
+earlier(const struct job *a, const struct job *b)
+{
+	if (a->spec.priority != b->spec.priority)
+		return a->spec.priority < b->spec.priority;
+	return a->seq < b->seq;
+}
+
+/*
+ * One CPU budget for commands and handlers: cpu-class jobs in the process
+ * pool and cpu-routed handler jobs (each alone in its worker) together
+ * never outnumber cpu_slots (the process pool's size, by default the
+ * number of CPUs).
+ */
+static bool
+cpu_room(const struct sched *s)
+{
+	return s->hpool == NULL ||
+	       (int)s->running_cpu + hpool_cpu_busy(s->hpool) < s->cpu_slots;
+}
+
+/* A handler gone in a reload (or never there, for a restored job): its queued jobs fail. */
+static void
+fail_removed(struct sched *s, size_t i)
+{
+	struct job *j;
+	int q;
+
+	for (q = 0; q < NQUEUES; q++)
+		while ((j = jobq_peek(s->hq[i].q[q])) != NULL) {
+			jobq_remove(s->hq[i].q[q], j);
+			sched_finish(s, j, JOB_FAILED, "handler removed");
+		}
+}
+
+static void
+dispatch_handlers_io(struct sched *s)
+{
+	struct handler *h;
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < s->nhq; i++) {
+		if ((h = hpool_find(s->hpool, s->hq[i].name)) == NULL) {
+			fail_removed(s, i);
+			continue;
+		}
+		while (!s->paused[Q_IO] && (j = jobq_peek(s->hq[i].q[Q_IO])) != NULL &&
+		       hpool_room(h, CLASS_IO)) {
+			if (start_handler(s, j, h, CLASS_IO) == -1)
+				break;
+			jobq_remove(s->hq[i].q[Q_IO], j);
+			sched_fair_started(&s->hq[i].fair[Q_IO], j);
+		}
+	}
+}
+
+/* The next cpu job that can start: the process pool's or a handler's, in priority order. */
+static struct job *
+next_cpu(struct sched *s, struct handler **hp, size_t *hi)
+{
+	struct job *best = NULL, *j;
+	struct handler *h;
+	size_t i;
+
+	*hp = NULL;
+	if (s->ppool != NULL && (j = jobq_peek(s->queue[Q_CPU])) != NULL &&
+	    ppool_idle(s->ppool) > 0)
+		best = j;
+	for (i = 0; i < s->nhq; i++) {
+		j = jobq_peek(s->hq[i].q[Q_CPU]);
+		if (j == NULL || (best != NULL && !earlier(j, best)) ||
+		    (h = hpool_find(s->hpool, s->hq[i].name)) == NULL || !hpool_room(h, CLASS_CPU))
+			continue;
+		best = j;
+		*hp = h;
+		*hi = i;
+	}
+	return best;
+}
+
+static size_t
+imin_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+static void
+demand(struct sched *s)
+{
+	struct handler *h;
+	size_t i;
+
+	/* A paused queue asks for no workers. */
+	if (s->ppool != NULL)
+		ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(s->queue[Q_CPU]));
+	/* No more workers for cpu jobs than could run at once (the CPU budget). */
+	for (i = 0; i < s->nhq; i++)
+		if ((h = hpool_find(s->hpool, s->hq[i].name)) != NULL)
+			hpool_demand(h, s->paused[Q_CPU] ? 0 : imin_size(jobq_len(s->hq[i].q[Q_CPU]),
+								       (size_t)s->cpu_slots),
+				     s->paused[Q_IO] ? 0 : jobq_len(s->hq[i].q[Q_IO]));
+}
+
 void
 sched_dispatch(struct sched *s)
 {
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
+	struct handler *h;
 	struct job *j;
+	size_t hi = 0;
 
 	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
 		j = jobq_pop(io);
 		sched_fair_started(&s->fair[Q_IO], j);
 		start_thread(s, j);
 	}
-	if (s->ppool == NULL)
-		return;
-	while (!s->paused[Q_CPU] && (j = jobq_peek(cpu)) != NULL && ppool_idle(s->ppool) > 0) {
-		if (start_process(s, j) == -1)
-			break;
-		jobq_remove(cpu, j);
-		sched_fair_started(&s->fair[Q_CPU], j);
+	dispatch_handlers_io(s);
+	while (!s->paused[Q_CPU] && cpu_room(s) && (j = next_cpu(s, &h, &hi)) != NULL) {
+		if (h == NULL) {
+			if (start_process(s, j) == -1)
+				break;
+			jobq_remove(cpu, j);
+			sched_fair_started(&s->fair[Q_CPU], j);
+		} else {
+			if (start_handler(s, j, h, CLASS_CPU) == -1)
+				break;
+			jobq_remove(s->hq[hi].q[Q_CPU], j);
+			sched_fair_started(&s->hq[hi].fair[Q_CPU], j);
+		}
 	}
-	/* A paused queue asks for no workers. */
-	ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(cpu));
+	demand(s);
 }
 
 void
@@ -552,16 +633,16 @@ sched_route(struct sched *s, struct job *j)
 void
 sched_add(struct sched *s, struct job *j)
 {
-	int q;
-
 	sched_route(s, j);
-	/* Without a process pool everything runs on threads. */
-	if (s->ppool == NULL)
+	/* Without a process pool everything runs on threads (handlers have workers of their own). */
+	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER)
 		j->routed = CLASS_IO;
+	if (j->spec.class == CLASS_AUTO)
+		monitor_routed(j->routed);
+	j->queued_at = now_unix();
 	j->seq = s->seq++;
-	q = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
-	stamp(s, j, q);
-	jobq_push(s->queue[q], j);
+	stamp_in(s, j, fair_of(s, j));
+	jobq_push(queue_of(s, j), j);
 }
 
 void
@@ -573,7 +654,10 @@ sched_prune(struct sched *s)
 static void
 unqueue(struct sched *s, struct job *j)
 {
-	jobq_remove(s->queue[j->routed == CLASS_CPU ? Q_CPU : Q_IO], j);
+	struct jobq *q = queue_of(s, j);
+
+	if (q != NULL)
+		jobq_remove(q, j);
 }
 
 static void
@@ -584,6 +668,8 @@ cancel_running(struct sched *s, struct job *j)
 		return;
 	if (j->pool == POOL_PROCESS)
 		ppool_cancel(s->ppool, j->run);
+	else if (j->pool == POOL_HANDLER)
+		hpool_cancel(s->hpool, j->run);
 	else
 		run_cancel(j->run);
 }
@@ -612,16 +698,15 @@ sched_unqueue(struct sched *s, struct job *j)
 void
 sched_set_priority(struct sched *s, struct job *j, int priority)
 {
-	int qi = j->routed == CLASS_CPU ? Q_CPU : Q_IO;
-	struct jobq *q = s->queue[qi];
-	bool queued = j->state == JOB_QUEUED && j->qidx < jobq_len(q);
+	struct jobq *q = queue_of(s, j);
+	bool queued = j->state == JOB_QUEUED && q != NULL && j->qidx < jobq_len(q);
 
 	/* Out and back in with a turn at its new level, keeping its seq: O(log n). */
 	if (queued)
 		jobq_remove(q, j);
 	j->spec.priority = priority;
 	if (queued) {
-		stamp(s, j, qi);
+		stamp_in(s, j, fair_of(s, j));
 		jobq_push(q, j);
 		sched_dispatch(s);
 	}
@@ -704,10 +789,32 @@ sched_cancel_all(struct sched *s, const char *why)
 	for (q = 0; q < NQUEUES; q++)
 		while ((j = jobq_peek(s->queue[q])) != NULL)
 			cancel_queued(s, j, why);
+	for (size_t i = 0; i < s->nhq; i++)
+		for (q = 0; q < NQUEUES; q++)
+			while ((j = jobq_peek(s->hq[i].q[q])) != NULL)
+				cancel_queued(s, j, why);
 	for (j = jobs_first(s->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, all);
 		if (j->state == JOB_RUNNING)
 			cancel_running(s, j);
 	}
 	check_idle(s);
+}
+
+json_t *
+sched_handlers_json(const struct sched *s)
+{
+	json_t *a = hpool_to_json(s->hpool), *h;
+	const struct hqueue *q;
+	const char *name;
+	size_t i;
+
+	json_array_foreach(a, i, h) {
+		name = json_string_value(json_object_get(h, "name"));
+		q = hq_find((struct sched *)s, name, false);
+		json_object_set_new(h, "queued", json_integer(q != NULL ? (json_int_t)(jobq_len(
+								 q->q[Q_CPU]) + jobq_len(q->q[Q_IO]))
+							    : 0));
+	}
+	return a;
 }

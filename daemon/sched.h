@@ -4,9 +4,13 @@
  * binary heap ordered by priority, then submission order: O(log n)
  * push/pop/remove), and dispatch to each pool as it has room: a cpu job
  * runs only on an idle worker process (never more CPU work than workers),
- * an io job whenever the thread pool has a free thread. Runs on the loop
- * thread; both pools hand finished runs back through callbacks, which is
- * where jobs reach their final state and the router learns.
+ * an io job whenever the thread pool has a free thread. Jobs of a handler
+ * (hpool.h) wait in that handler's own pair of queues (cpu, io) and start
+ * when one of its workers has room; cpu-routed handler jobs and cpu-class
+ * commands share one CPU budget (the process pool's size). Runs on the
+ * loop thread; the pools hand finished runs back through callbacks, which
+ * is where jobs reach their final state and the router learns. The heap and
+ * the fair-share turns are in jobq.c.
  */
 #ifndef TASKD_SCHED_H
 #define TASKD_SCHED_H
@@ -80,6 +84,17 @@ struct ppool_callbacks;
 void sched_set_ppool(struct sched *s, struct ppool *pp);
 /* The callbacks the process pool must be created with. */
 void sched_ppool_callbacks(struct sched *s, struct ppool_callbacks *cb);
+struct hpool;
+struct hpool_callbacks;
+/*
+ * Handler workers (NULL: none), and the CPU budget they share with the
+ * process pool: cpu-class jobs of both never run more than cpu_slots at once.
+ */
+void sched_set_hpool(struct sched *s, struct hpool *hp, int cpu_slots);
+/* The callbacks the handler pool must be created with. */
+void sched_hpool_callbacks(struct sched *s, struct hpool_callbacks *cb);
+/* hpool_to_json with each handler's number of queued jobs ("queued"). */
+json_t *sched_handlers_json(const struct sched *s);
 /* After a reload changed *cfg: router settings, then dispatch. */
 void sched_configure(struct sched *s);
 
@@ -106,7 +121,7 @@ size_t sched_pending_class(const struct sched *s, enum job_class c);
 /* The router table, for status. */
 json_t *sched_router_json(const struct sched *s);
 size_t sched_running(const struct sched *s);
-/* Running in the process pool (CLASS_CPU) or the thread pool (CLASS_IO). */
+/* Running as cpu (process pool, cpu-routed handler jobs) or io (thread pool, io-routed handler jobs). */
 size_t sched_running_class(const struct sched *s, enum job_class c);
 /* Called after a job finished and nothing is running or queued. */
 void sched_set_idle_cb(struct sched *s, void (*cb)(void *), void *arg);

@@ -6,8 +6,10 @@
 #include <event2/event.h>
 
 #include "cluster.h"
+#include "http.h"
 #include "life.h"
 #include "log.h"
+#include "notify.h"
 #include "persist.h"
 #include "sched.h"
 #include "sd.h"
@@ -17,6 +19,20 @@
 #include "xmalloc.h"
 
 /* ---- pool settings from a configuration ---- */
+
+struct hpool_limits
+taskd_hpool_limits(const struct config *cfg)
+{
+	struct hpool_limits l = {
+		.cpu_max = taskd_ppool_config(cfg).max_workers,
+		.io_max = cfg->thread_pool.max_threads,
+		.kill_grace = cfg->jobs.kill_grace,
+		.max_frame = cfg->limits.max_frame,
+		.max_output = cfg->jobs.max_output,
+	};
+
+	return l;
+}
 
 struct tpool_config
 taskd_tpool_config(const struct config *cfg)
@@ -62,6 +78,10 @@ taskd_max_clients(const struct config *cfg)
 		return cfg->limits.max_clients;
 	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
 	reserve = 9L * cfg->thread_pool.max_threads + 4L * taskd_ppool_config(cfg).max_workers + 64;
+	/* Notification commands run like jobs; an HTTP request holds up to 3 (http.c). */
+	reserve += 9L * NOTIFY_THREADS + WEBHOOK_INFLIGHT;
+	if (cfg->http.listen != NULL)
+		reserve += 3L * cfg->http.max_connections;
 	room = (long)rl.rlim_cur - reserve;
 	if (room < 16)
 		room = 16;
@@ -82,6 +102,8 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
+	char *cause_http = NULL;
+	struct hpool_limits hl;
 
 	if (td->config_path == NULL) {
 		*cause = xstrdup("taskd runs on built-in defaults (no -c FILE): nothing to reload");
@@ -111,8 +133,17 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 			  td->cfg->limits.stall_timeout);
 	server_set_client_limits(td->server, td->cfg->limits.max_clients_per_user,
 				 td->cfg->limits.idle_timeout);
+	/* Handlers added, changed, removed; the scheduler fails a removed one's queued jobs. */
+	hl = taskd_hpool_limits(td->cfg);
+	hpool_configure(td->hpool, td->cfg->handlers, td->cfg->nhandlers, &hl);
+	sched_set_hpool(td->sched, td->hpool, hl.cpu_max);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
+	notify_configure(td->notify);
+	if (http_reconfigure(td->http, &cause_http) == -1) {
+		log_warnx("reload: %s (the old token stays)", cause_http);
+		free(cause_http);
+	}
 	STATS_INC(reloads);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "hpool.h"
 #include "ppool.h"
 #include "tpool.h"
 
@@ -24,6 +25,8 @@ struct server;
 struct persist;
 struct store;
 struct events;
+struct http;
+struct notify;
 struct cluster;
 
 struct taskd {
@@ -39,10 +42,13 @@ struct taskd {
 	struct life *life;
 	struct tpool *tpool;
 	struct ppool *ppool;      /* NULL if process_pool.max_workers resolves to 0 */
+	struct hpool *hpool;      /* handler workers (config `handlers`) */
 	struct server *server;
 	struct persist *persist;
 	struct store *store;
 	struct events *events;    /* subscribers to job events */
+	struct notify *notify;    /* commands and webhook posts when jobs end; the slow log */
+	struct http *http;        /* the HTTP endpoint, NULL without http.listen */
 	struct cluster *cluster;  /* cluster mode (cluster.h), or NULL: a single node */
 	double started_at;
 	bool stopping;
@@ -53,6 +59,8 @@ struct taskd {
 struct tpool_config taskd_tpool_config(const struct config *cfg);
 /* The process-pool part (max_workers 0 resolved to the number of CPUs). */
 struct ppool_config taskd_ppool_config(const struct config *cfg);
+/* What the handler pool takes from a configuration (sizes resolved). */
+struct hpool_limits taskd_hpool_limits(const struct config *cfg);
 /* limits.max_clients, lowered so clients cannot take the descriptors jobs need. */
 int taskd_max_clients(const struct config *cfg);
 

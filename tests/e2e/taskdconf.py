@@ -32,16 +32,25 @@ def render_value(v):
         return r if ("." in r or "e" in r) else r + ".0"
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)  # libconfig: same escapes for our values
+    if isinstance(v, list) and all(isinstance(x, dict) for x in v) and v:
+        return "( %s )" % ", ".join(render_group(x) for x in v)  # a list of groups (handlers)
+    if isinstance(v, list):
+        return "[ %s ]" % ", ".join(render_value(x) for x in v)  # an array of scalars
     raise TypeError("unsupported config value %r" % (v,))
 
 
+def render_group(d):
+    """{"k": v, ...} → "{ k = v; ... }"."""
+    return "{ %s }" % " ".join("%s = %s;" % (k, render_value(v)) for k, v in d.items())
+
+
 def render(cfg, source):
-    """A dict of (nested dicts of) scalars → libconfig text, headed "# written by SOURCE"."""
+    """A dict of (nested dicts of) scalars or lists of scalars → libconfig text, headed
+    "# written by SOURCE"."""
     lines = ["# written by " + source]
     for k, v in cfg.items():
         if isinstance(v, dict):
-            inner = " ".join("%s = %s;" % (ik, render_value(iv)) for ik, iv in v.items())
-            lines.append("%s = { %s };" % (k, inner))
+            lines.append("%s = %s;" % (k, render_group(v)))
         else:
             lines.append("%s = %s;" % (k, render_value(v)))
     return "\n".join(lines) + "\n"

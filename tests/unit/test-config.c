@@ -99,6 +99,16 @@ assert_same(const struct config *a, const struct config *b)
 	assert_int_equal(a->limits.max_clients_per_user, b->limits.max_clients_per_user);
 	assert_true(a->limits.stall_timeout == b->limits.stall_timeout);
 	assert_true(a->limits.idle_timeout == b->limits.idle_timeout);
+	assert_true((a->jobs.on_finish == NULL) == (b->jobs.on_finish == NULL));
+	assert_true((a->jobs.webhook == NULL) == (b->jobs.webhook == NULL));
+	assert_true(a->jobs.slow_log == b->jobs.slow_log);
+	assert_true(a->jobs.notify_timeout == b->jobs.notify_timeout);
+	assert_true((a->http.listen == NULL) == (b->http.listen == NULL));
+	assert_true((a->http.token_file == NULL) == (b->http.token_file == NULL));
+	assert_int_equal(a->http.allow_remote, b->http.allow_remote);
+	assert_int_equal(a->http.socket_mode, b->http.socket_mode);
+	assert_int_equal(a->http.max_connections, b->http.max_connections);
+	assert_true(a->http.timeout == b->http.timeout);
 	assert_true((a->cluster.url == NULL) == (b->cluster.url == NULL));
 	assert_int_equal(a->cluster.replicas, b->cluster.replicas);
 	assert_true(a->cluster.ack_wait == b->cluster.ack_wait);
@@ -192,6 +202,16 @@ test_defaults(void **state)
 	assert_int_equal(cfg.limits.max_clients, 1024);
 	assert_int_equal(cfg.limits.max_clients_per_user, 256);
 	assert_true(cfg.limits.idle_timeout == 300);
+	assert_null(cfg.jobs.on_finish);
+	assert_null(cfg.jobs.webhook);
+	assert_true(cfg.jobs.slow_log == 0);
+	assert_true(cfg.jobs.notify_timeout == 60);
+	assert_null(cfg.http.listen);
+	assert_null(cfg.http.token_file);
+	assert_int_equal(cfg.http.allow_remote, 0);
+	assert_int_equal(cfg.http.socket_mode, 0660);
+	assert_int_equal(cfg.http.max_connections, 64);
+	assert_true(cfg.http.timeout == 10);
 	assert_null(cfg.cluster.url);
 	assert_null(cfg.cluster.node);
 	assert_string_equal(config_cluster_stream(&cfg), "TASKD");
@@ -792,6 +812,83 @@ test_full_file(void **state)
 	free(path);
 }
 
+/* The HTTP endpoint and the notifications: addresses, URLs, command lists, the remote rule. */
+static void
+test_http_and_notify(void **state)
+{
+	static const struct bad cases[] = {
+		{ "http = {\n\tlisten = \"9181\";\n};\n", 2, "http.listen: '9181': expected HOST:PORT" },
+		{ "http = { listen = \"127.0.0.1:99999\"; };\n", 1, "a port from 0 to 65535" },
+		{ "http = { listen = \"example.com:80\"; };\n", 1,
+		  "the host must be an IP address (like 127.0.0.1 or [::1]) or localhost" },
+		{ "http = { listen = \"::1:80\"; };\n", 1, "write an IPv6 address in brackets" },
+		{ "http = { listen = \"relative/path\"; };\n", 1, "expected HOST:PORT" },
+		{ "http = { listen = 9181; };\n", 1, "http.listen: expected a string" },
+		{ "\nhttp = {\n\tlisten = \"0.0.0.0:9181\";\n};\n", 3,
+		  "http.listen: 0.0.0.0 is not a loopback address: set http.allow_remote = true" },
+		{ "http = { listen = \"[::]:9181\"; allow_remote = false; };\n", 1,
+		  "is not a loopback address" },
+		{ "http = { token_file = \"token\"; };\n", 1, "http.token_file: must be an absolute path" },
+		{ "http = { max_connections = 1; };\n", 1, "http.max_connections: must be between 2" },
+		{ "http = { timeout = 0; };\n", 1, "http.timeout: must be between 1 and 3600" },
+		{ "http = { socket_mode = \"0999\"; };\n", 1, "http.socket_mode: must be octal digits" },
+		{ "http = { port = 1; };\n", 1, "unknown key 'http.port'" },
+		{ "jobs = { webhook = \"https://example.com/x\"; };\n", 1, "https is not supported" },
+		{ "jobs = { webhook = \"ftp://example.com/x\"; };\n", 1, "expected http://HOST[:PORT]/PATH" },
+		{ "jobs = { webhook = \"http://user@host/x\"; };\n", 1, "user information" },
+		{ "jobs = { webhook = \"http://host:0/x\"; };\n", 1, "the port must be from 1 to 65535" },
+		{ "jobs = { webhook = \"http://bad_host/x\"; };\n", 1, "invalid host 'bad_host'" },
+		{ "jobs = { webhook = \"http://host/a b\"; };\n", 1, "printable ASCII without spaces" },
+		{ "jobs = { on_finish = \"echo\"; };\n", 1, "jobs.on_finish: expected a list of strings" },
+		{ "jobs = { on_finish = [ ]; };\n", 1, "must hold 1 to 16 strings" },
+		{ "jobs = {\n\ton_finish = ( \"a\", 1 );\n};\n", 2,
+		  "element 1 must be a non-empty string" },
+		{ "jobs = { on_finish = [ \"\" ]; };\n", 1, "element 0 must be a non-empty string" },
+		{ "jobs = { slow_log = -1; };\n", 1, "jobs.slow_log: must be at least 0" },
+		{ "jobs = { notify_timeout = 100000; };\n", 1, "jobs.notify_timeout: must be between" },
+	};
+	struct config cfg, other;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+
+	expect_ok("http = { listen = \"localhost:0\"; token_file = \"/etc/taskd/token\";\n"
+		  "\tmax_connections = 8; timeout = 2.5; socket_mode = \"0600\"; };\n"
+		  "jobs = { on_finish = [ \"logger done\", \"true\" ]; slow_log = 60;\n"
+		  "\twebhook = \"http://[::1]:8080/hook?x=1\"; notify_timeout = 5; };\n", &cfg);
+	assert_string_equal(cfg.http.listen, "localhost:0");
+	assert_string_equal(cfg.http.token_file, "/etc/taskd/token");
+	assert_int_equal(cfg.http.max_connections, 8);
+	assert_true(cfg.http.timeout == 2.5);
+	assert_int_equal(cfg.http.socket_mode, 0600);
+	assert_string_equal(cfg.jobs.on_finish[0], "logger done");
+	assert_string_equal(cfg.jobs.on_finish[1], "true");
+	assert_null(cfg.jobs.on_finish[2]);
+	assert_true(cfg.jobs.slow_log == 60);
+	assert_true(cfg.jobs.notify_timeout == 5);
+	assert_string_equal(cfg.jobs.webhook, "http://[::1]:8080/hook?x=1");
+
+	/* A reload sees which of them changed. */
+	expect_ok("http = { listen = \"localhost:0\"; token_file = \"/etc/taskd/token\";\n"
+		  "\tmax_connections = 8; timeout = 2.5; socket_mode = \"0600\"; };\n"
+		  "jobs = { on_finish = [ \"logger done\" ]; slow_log = 60;\n"
+		  "\twebhook = \"http://[::1]:8080/hook?x=1\"; notify_timeout = 5; };\n", &other);
+	assert_int_equal(config_diff(&cfg, &other, NULL, NULL), 1);
+	config_free(&other);
+	config_free(&cfg);
+
+	/* Remote addresses with allow_remote; a unix socket path; IPv6 loopback. */
+	expect_ok("http = { listen = \"0.0.0.0:9181\"; allow_remote = true; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("http = { listen = \"/run/taskd/http.sock\"; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("http = { listen = \"[::1]:9181\"; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("jobs = { on_finish = ( \"a\" ); webhook = \"http://hooks.example:80\"; };\n",
+		  &cfg);
+	config_free(&cfg);
+}
+
 static void
 test_empty_file(void **state)
 {
@@ -836,6 +933,8 @@ test_failed_load_no_leak(void **state)
 		"socket = \"/tmp/a.sock\";\nstate_dir = \"/tmp/s\";\nthread_pool = { max_threads = 0; };\n",
 		"state_dir = \"/tmp/s\";\nsocket = \"/tmp/a.sock\";\nthread_pool = { min_threads = 99; };\n",
 		"socket = \"/tmp/a.sock\";\nstate_dir = ;\n",
+		("jobs = { on_finish = [ \"a\", \"b\" ]; webhook = \"http://h/x\"; };\n"
+		 "http = { listen = \"127.0.0.1:1\"; token_file = \"/t\"; timeout = 0; };\n"),
 	};
 	char *path;
 	size_t before, after, round;
@@ -856,6 +955,117 @@ test_failed_load_no_leak(void **state)
 #endif
 	unlink(path);
 	free(path);
+}
+
+/* ---- handlers (hconfig.c) ---- */
+
+#define USER_KEY (geteuid() == 0 ? "user = \"root\"; " : "")
+
+static void
+test_handlers_load(void **state)
+{
+	struct config cfg, other;
+	const struct handler_config *h;
+	char *cause = NULL, *text;
+	int changed = 0;
+
+	text = xprintf("handlers = (\n"
+		       "  { name = \"thumb\"; command = [ \"/bin/sh\", \"-c\", \"x\" ]; %s\n"
+		       "    class = \"cpu\"; min_workers = 0; max_workers = 3; concurrency = 4;\n"
+		       "    max_jobs_per_worker = 7; max_worker_rss = \"64M\"; idle_timeout = 1.5;\n"
+		       "    timeout = 2; start_timeout = 3; env = [ \"A=1\", \"B=x=y\" ]; cwd = \"/tmp\"; },\n"
+		       "  { name = \"b.2-x_y\"; command = [ \"/bin/true\" ]; %s}\n"
+		       ");\n", USER_KEY, USER_KEY);
+	assert_int_equal(load_text(text, &cfg, &cause, NULL), 0);
+	assert_int_equal(cfg.nhandlers, 2);
+	h = config_handler(&cfg, "thumb");
+	assert_non_null(h);
+	assert_string_equal(h->command[2], "x");
+	assert_null(h->command[3]);
+	assert_int_equal(h->class, CLASS_CPU);
+	assert_int_equal(h->min_workers, 0);
+	assert_int_equal(h->max_workers, 3);
+	assert_int_equal(h->concurrency, 4);
+	assert_int_equal(h->max_jobs_per_worker, 7);
+	assert_int_equal(h->max_worker_rss, 64u << 20);
+	assert_true(h->idle_timeout == 1.5 && h->timeout == 2 && h->start_timeout == 3);
+	assert_string_equal(h->env[1], "B=x=y");
+	assert_string_equal(h->cwd, "/tmp");
+	assert_int_equal(h->line, 2);
+	/* Defaults. */
+	h = config_handler(&cfg, "b.2-x_y");
+	assert_non_null(h);
+	assert_int_equal(h->class, CLASS_AUTO);
+	assert_int_equal(h->min_workers, 1);
+	assert_int_equal(h->concurrency, 1);
+	assert_int_equal(h->max_jobs_per_worker, 10000);
+	assert_string_equal(h->cwd, "/");
+	assert_null(config_handler(&cfg, "nope"));
+	/* A changed handler, a removed one: handlers.NAME each. */
+	free(text);
+	text = xprintf("handlers = ( { name = \"thumb\"; command = [ \"/bin/sh\" ]; %s} );\n",
+		       USER_KEY);
+	assert_int_equal(load_text(text, &other, &cause, NULL), 0);
+	changed = config_diff(&cfg, &other, NULL, NULL);
+	assert_int_equal(changed, 2);
+	assert_true(handler_config_respawn(config_handler(&cfg, "thumb"),
+					   config_handler(&other, "thumb")));
+	assert_int_equal(config_diff(&other, &other, NULL, NULL), 0);
+	config_free(&other);
+	config_free(&cfg);
+	free(text);
+}
+
+static void
+test_handlers_errors(void **state)
+{
+	char *u = xstrdup(USER_KEY);
+	char *t[12];
+	const struct bad *cases;
+	size_t i, n = 0;
+	struct bad b[12];
+
+	t[n] = xprintf("\nhandlers = ( { name = \"x\"; command = [ \"/no/such\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 2, "handlers[0] (x).command: /no/such: No such file"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; %s\n command = [ \"sh\" ]; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).command: 'sh' must be an absolute path"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/etc\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "/etc: not a regular file"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"sleep\"; command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "handlers[0].name: 'sleep' is a built-in job type"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"a b\"; command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "may hold only letters"};
+	n++;
+	t[n] = xprintf("handlers = ( { command = [ \"/bin/true\" ]; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "handlers[0]: needs a name"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; %s} );", u);
+	b[n] = (struct bad){t[n], 1, "(x): needs a command"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s},\n"
+		       "  { name = \"x\"; command = [ \"/bin/true\" ]; %s} );", u, u);
+	b[n] = (struct bad){t[n], 2, "handlers[1] (x).name: a second handler named 'x'"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s\n"
+		       " concurrency = 0; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).concurrency: must be between 1 and 1024"};
+	n++;
+	t[n] = xprintf("handlers = ( { name = \"x\"; command = [ \"/bin/true\" ]; %s\n"
+		       " env = [ \"NOEQUALS\" ]; } );", u);
+	b[n] = (struct bad){t[n], 2, "(x).env: entry 0 ('NOEQUALS'): expected NAME=VALUE"};
+	n++;
+	t[n] = xstrdup("handlers = { name = \"x\"; };");
+	b[n] = (struct bad){t[n], 1, "handlers: expected a list of groups"};
+	n++;
+	cases = b;
+	expect_errors(cases, n);
+	for (i = 0; i < n; i++)
+		free(t[i]);
+	free(u);
 }
 
 int
@@ -880,8 +1090,11 @@ main(void)
 		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_http_and_notify),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_failed_load_no_leak),
+		cmocka_unit_test(test_handlers_load),
+		cmocka_unit_test(test_handlers_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

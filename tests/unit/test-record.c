@@ -22,6 +22,7 @@
 
 #include "builtin.h"
 #include "job.h"
+#include "jobtype.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -188,8 +189,9 @@ test_v1_rows(void **state)
 	assert_string_equal(j->route_key, "sh");
 	text = round_trip(j);
 	o = parse(text);
-	assert_int_equal(json_integer_value(json_object_get(o, "v")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
 	spec = json_object_get(o, "spec");
+	assert_true(json_is_null(json_object_get(spec, "notify")));
 	res = json_object_get(o, "result");
 	assert_string_equal(json_string_value(json_object_get(spec, "type")), "exec");
 	assert_string_equal(json_string_value(json_object_get(spec, "class")), "io");
@@ -358,6 +360,7 @@ full_job(void)
 	j->spec.env[0] = xstrdup("PATH=/bin");
 	j->spec.cwd = xstrdup("/srv/build");
 	j->spec.name = xstrdup("nightly");
+	j->spec.notify = xstrdup("notify-send done");
 	labels = json_pack("{s:s,s:s}", "team", "infra", "run", "7");
 	assert_int_equal(labels_from_json(labels, "labels", &j->spec.labels, &cause), 0);
 	json_decref(labels);
@@ -404,6 +407,52 @@ full_job(void)
 	return j;
 }
 
+/* A handler's job: its type by name, its input, a JSON result, pool "handler". */
+static void
+test_v2_handler_job(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text, *cause = NULL, *t;
+	json_t *o;
+	int version;
+
+	(void)state;
+	j->spec.type = JOBTYPE_HANDLER;
+	j->spec.handler = xstrdup("thumb");
+	j->spec.input = xstrdup("aGk=");
+	j->pool = POOL_HANDLER;
+	j->res.result = xstrdup("{\"w\":320}");
+	j->res.result_json = true;
+	text = round_trip(j);
+	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "thumb");
+	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->pool, POOL_HANDLER);
+	assert_true(back->res.result_json);
+	assert_string_equal(back->res.result, "{\"w\":320}");
+	job_free(back);
+	/* A type no built-in has, without the handler part: refused. */
+	o = json_loads(text, 0, NULL);
+	json_object_del(o, "handler");
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &cause));
+	free(cause);
+	cause = NULL;
+	free(t);
+	/* The handler part on a built-in's record: refused. */
+	json_object_set_new(json_object_get(o, "spec"), "type", json_string("exec"));
+	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "", "result_json", 0));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &cause));
+	free(cause);
+	free(t);
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
 /* Every field of a version 2 record comes back as it was. */
 static void
 test_v2_round_trip(void **state)
@@ -429,6 +478,7 @@ test_v2_round_trip(void **state)
 	assert_true(back->res.out_truncated);
 	assert_false(back->res.err_truncated);
 	assert_true(json_equal(back->attempts, j->attempts));
+	assert_string_equal(back->spec.notify, "notify-send done");
 	job_free(back);
 	free(text);
 	/* Every run outcome and state has its name. */
@@ -519,6 +569,41 @@ test_v2_refused(void **state)
 	job_free(j);
 }
 
+/*
+ * Version 2 records (taskd before "notify") are read as they were, with no
+ * notify command; version 3 has exactly one more spec field, notify.
+ */
+static void
+test_v2_records_and_v3(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text = record_encode(j), *v2, *cause = NULL;
+	int version;
+
+	(void)state;
+	/* The same record as taskd wrote it at version 2: "v":2, no spec.notify. */
+	v2 = with(text, NULL, "v", json_integer(2));
+	free(text);
+	text = with(v2, "spec", "notify", NULL);
+	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 2);
+	assert_null(back->spec.notify);
+	assert_string_equal(back->spec.cwd, "/srv/build");
+	job_free(back);
+	/* Version 2 has no notify; version 3 must have it (null or a string, no NUL). */
+	refused_with(42, "done", v2, NULL, "v", json_integer(2), "bad spec");
+	free(v2);
+	v2 = record_encode(j);
+	refused_with(42, "done", v2, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_integer(1), "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_stringn("a\0b", 3),
+		     "unreadable record");
+	free(v2);
+	free(text);
+	job_free(j);
+}
+
 /* Decoded jobs go into a table with their own ids and states. */
 static void
 test_restore(void **state)
@@ -564,6 +649,8 @@ main(void)
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_v2_round_trip),
+	    cmocka_unit_test(test_v2_records_and_v3),
+	    cmocka_unit_test(test_v2_handler_job),
 	    cmocka_unit_test(test_v2_refused),
 	    cmocka_unit_test(test_restore),
 	};
