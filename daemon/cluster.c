@@ -47,6 +47,7 @@
 #include "output.h"
 #include "sched.h"
 #include "server.h"
+#include "stats.h"
 #include "taskd.h"
 #include "xmalloc.h"
 
@@ -1249,6 +1250,7 @@ cluster_submit(struct cluster *cl, struct client *c, json_t *id, struct job_spec
 		w->jobs[i] = j;
 		w->left++;
 		cl->n.submitted++;
+		STATS_INC(jobs_submitted);
 	}
 	for (i++; i < n; i++)
 		job_spec_free(&specs[i]);

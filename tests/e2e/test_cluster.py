@@ -395,7 +395,8 @@ class NodeKilledTest(ClusterCase):
         redelivered = [j for j in jobs if j["redelivered"]]
         self.assertTrue(redelivered, "the jobs n1 was running went to other nodes")
         for j in redelivered:
-            self.assertEqual(j["redelivered_from"], "n1")
+            # null: n1 took it and was killed before it wrote a word about it.
+            self.assertIn(j["redelivered_from"], ("n1", None))
             self.assertIn(j["node"], ("n2", "n3"))
         # Duplicates: which commands ran twice (the killed node's runs go on until killed).
         time.sleep(0.5)
