@@ -48,11 +48,16 @@
 void
 cluster_post(struct cluster *cl, struct cl_ev *ev)
 {
+	bool wake;
+
 	pthread_mutex_lock(&cl->mu);
+	/* Not empty: a wake-up is on its way, and it takes the whole queue. */
+	wake = STAILQ_EMPTY(&cl->evq);
 	STAILQ_INSERT_TAIL(&cl->evq, ev, entry);
 	pthread_mutex_unlock(&cl->mu);
 	/* libevent is thread-aware (evthread_use_pthreads): this wakes the loop. */
-	event_active(cl->wake, EV_READ, 0);
+	if (wake)
+		event_active(cl->wake, EV_READ, 0);
 }
 
 static void
