@@ -420,8 +420,7 @@ take_job(struct cluster *cl, enum cl_pull kind, const struct cluster_ack *a, con
 			fatalx("job %llu: in the table twice", (unsigned long long)j->id);
 	} else {
 		/* The bucket's entry is newer; only the message has the environment. */
-		strv_free(j->spec.env);
-		j->spec.env = n->spec.env;
+		jobs_set_env(td->jobs, j, n->spec.env);
 		n->spec.env = NULL;
 		job_free(n);
 	}

@@ -107,7 +107,7 @@ logs_answer(struct taskd *td, const struct job *j, bool errs, json_int_t off, js
 	json_t *r;
 	int fd;
 
-	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
+	/* Within this node's limits.max_frame (another node's asking gives its own bound). */
 	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)
 		max = (json_int_t)(td->cfg->limits.max_frame - 512) / 6;
 	path = output_path(td->jobs_dir, j->id, errs ? OUTPUT_STDERR : OUTPUT_STDOUT);
@@ -146,6 +146,9 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 
 	if (logs_args(c, req, &errs, &off, &max) == -1)
 		return;
+	/* Answers stay within the frame: a raw byte may become "\\u0001" (6 bytes). */
+	if (max > (json_int_t)(ops_budget(c, req->id) - 512) / 6)
+		max = (json_int_t)(ops_budget(c, req->id) - 512) / 6;
 	/* Cluster mode: the output is on the node that ran the job. */
 	if (td->cluster != NULL && cluster_output_elsewhere(td->cluster, req->job)) {
 		cluster_logs(td->cluster, c, req->id, req->job, errs, off, max);

@@ -29,7 +29,9 @@
  * Cancel. A command: SIGUSR1 queued with the job id; the worker stops the
  * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
- * built-in: the worker is SIGKILLed and replaced.
+ * built-in: the worker is SIGKILLed and replaced. Stopping a command's
+ * output (its owner's output quota is used up, quota.h): SIGUSR2, queued
+ * with the job id in the same way.
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command
@@ -698,6 +700,19 @@ ppool_cancel(struct ppool *pp, struct run *r)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
 	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
 	evtimer_add(w->ev_cancel, &tv);
+}
+
+void
+ppool_stop_output(struct ppool *pp, struct run *r)
+{
+	struct pworker *w = find_run(pp, r);
+	union sigval v = {.sival_ptr = (void *)(uintptr_t)r->spec.job_id};
+
+	if (w == NULL || r->spec.type != BUILTIN_EXEC)
+		return;
+	if (sigqueue(w->pid, SIGUSR2, v) == -1)
+		log_warn("ppool: stop the output of job %" PRIu64 " in worker %d", r->spec.job_id,
+			 w->index);
 }
 
 void

@@ -50,6 +50,7 @@
 #define TASKD_ERR_STORAGE "storage_error"
 /* Cluster mode: the cluster (NATS), or the node that holds what was asked, cannot be reached. */
 #define TASKD_ERR_UNAVAILABLE "unavailable"
+#define TASKD_ERR_QUOTA "quota_exceeded"
 
 /* Job classes and states, as spelled on the wire. */
 #define TASKD_CLASS_CPU "cpu"
@@ -66,6 +67,9 @@
 #define TASKD_STATE_TIMEOUT "timeout"
 #define TASKD_STATE_CANCELLED "cancelled"
 #define TASKD_STATE_LOST "lost"
+
+/* The longest "id" of a request, in bytes of JSON text (it is echoed in the answer). */
+#define TASKD_MAX_ID 256
 
 /* Limits on a job description. */
 #define TASKD_PRIORITY_MIN (-20)

@@ -103,8 +103,13 @@ class ClusterCase(E2ETestCase):
     def wait_all(self, d, label, n, timeout=120):
         """Wait (on node d) for the n jobs labelled t=label to end; their objects."""
         self.wait_listed(d, label, n)
-        jobs = d.ok({"v": 1, "id": "w", "op": "wait", "labels": {"t": label}},
-                    timeout=timeout)["jobs"]
+        r = d.ok({"v": 1, "id": "w", "op": "wait", "labels": {"t": label}}, timeout=timeout)
+        jobs = r["jobs"]
+        # The answer's other pages come from list (doc/protocol.md "Pages").
+        while r.get("next") is not None:
+            r = d.ok({"v": 1, "id": "l", "op": "list", "labels": {"t": label},
+                      "cursor": r["next"]})
+            jobs += r["jobs"]
         self.assertEqual(len(jobs), n)
         return jobs
 
