@@ -125,10 +125,31 @@ disconnected_cb(natsConnection *nc, void *closure)
 	post(closure, CLEV_DISCONNECTED, 0, NULL, 0, NULL, 0, 0);
 }
 
+/*
+ * An error of a bucket's watch (an ordered consumer): it missed the
+ * server's heartbeats (its consumer was on a server that is gone), the
+ * library could not make its consumer again after a reconnection (the
+ * stream was between leaders), or it lost messages. Its mirror would go
+ * stale: the admin thread makes it again, from each key's last value.
+ */
 static void
 error_cb(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-	post(closure, CLEV_ASYNC_ERROR, 0, NULL, (int)err, natsStatus_GetText(err), 0, 0);
+	struct cluster *cl = closure;
+	int k;
+
+	post(cl, CLEV_ASYNC_ERROR, 0, NULL, (int)err, natsStatus_GetText(err), 0, 0);
+	if (sub == NULL)
+		return;
+	pthread_mutex_lock(&cl->mu);
+	for (k = SUB_JOBS; k <= SUB_NODES; k++) {
+		if (cl->subs[k] == sub && !(cl->rewatch & (1u << k))) {
+			cl->rewatch |= 1u << k;
+			cl->tasks |= TASK_REWATCH;
+			pthread_cond_signal(&cl->cond);
+		}
+	}
+	pthread_mutex_unlock(&cl->mu);
 }
 
 /*
@@ -163,9 +184,11 @@ backoff_cb(natsConnection *nc, int attempts, void *closure)
 static const char *
 last_error(natsStatus s)
 {
-	const char *text = nats_GetLastError(NULL);
+	natsStatus last = NATS_OK;
+	const char *text = nats_GetLastError(&last);
 
-	return text != NULL && *text != '\0' ? text : natsStatus_GetText(s);
+	/* (The thread's last error may be an older one, of another call.) */
+	return text != NULL && *text != '\0' && last == s ? text : natsStatus_GetText(s);
 }
 
 static int
@@ -384,6 +407,7 @@ ensure_bucket(struct cluster *cl, const char *bucket, double ttl, char **why)
 static int
 watch_bucket(struct cluster *cl, enum cl_sub kind, const char *bucket, char **why)
 {
+	natsSubscription *sub = NULL;
 	char *subject, *stream;
 	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
@@ -398,14 +422,15 @@ watch_bucket(struct cluster *cl, enum cl_sub kind, const char *bucket, char **wh
 	so.Stream = stream;
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
-	s = js_Subscribe(&cl->subs[kind], cl->js, subject, msg_cb, &cl->subarg[kind], NULL, &so,
-			 &jerr);
+	s = js_Subscribe(&sub, cl->js, subject, msg_cb, &cl->subarg[kind], NULL, &so, &jerr);
 	free(subject);
 	free(stream);
-	if (s != NATS_OK) {
-		cl->subs[kind] = NULL;
+	if (s != NATS_OK)
 		return setup_fail(why, s, "cannot watch bucket %s", bucket);
-	}
+	/* (error_cb looks for it there.) */
+	pthread_mutex_lock(&cl->mu);
+	cl->subs[kind] = sub;
+	pthread_mutex_unlock(&cl->mu);
 	/* How much there is to read: the loop knows it caught up when that much came. */
 	s = natsSubscription_GetConsumerInfo(&ci, cl->subs[kind], NULL, &jerr);
 	if (s != NATS_OK)
@@ -468,6 +493,47 @@ out:
 	return rc;
 }
 
+/*
+ * Take the watches error_cb found dead out of subs, into old: the setup
+ * that follows makes them again, then drop_watches ends the old ones (that
+ * may wait for a server that is gone).
+ */
+static void
+unwatch(struct cluster *cl, natsSubscription *old[NSUBS])
+{
+	unsigned which;
+	int k;
+
+	pthread_mutex_lock(&cl->mu);
+	which = cl->rewatch;
+	cl->rewatch = 0;
+	for (k = SUB_JOBS; k <= SUB_NODES; k++) {
+		if ((which & (1u << k)) && cl->subs[k] != NULL) {
+			old[k] = cl->subs[k];
+			cl->subs[k] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&cl->mu);
+	for (k = SUB_JOBS; k <= SUB_NODES; k++)
+		if (old[k] != NULL)
+			log_warnx("cluster: the watch of bucket %s failed: watching it again",
+				  k == SUB_JOBS ? cl->bucket_jobs : cl->bucket_nodes);
+}
+
+static void
+drop_watches(natsSubscription *old[NSUBS])
+{
+	int k;
+
+	for (k = 0; k < NSUBS; k++) {
+		if (old[k] != NULL) {
+			natsSubscription_Unsubscribe(old[k]);
+			natsSubscription_Destroy(old[k]);
+			old[k] = NULL;
+		}
+	}
+}
+
 static void
 do_connect(struct cluster *cl)
 {
@@ -492,6 +558,7 @@ do_connect(struct cluster *cl)
 static void *
 admin_main(void *arg)
 {
+	natsSubscription *old[NSUBS] = { NULL };
 	struct cluster *cl = arg;
 	char *why = NULL;
 	unsigned tasks;
@@ -511,7 +578,9 @@ admin_main(void *arg)
 			break;
 		if (tasks & TASK_CONNECT)
 			do_connect(cl);
-		if ((tasks & TASK_SETUP) && cl->nc != NULL) {
+		if (tasks & TASK_REWATCH)
+			unwatch(cl, old);
+		if ((tasks & (TASK_SETUP | TASK_REWATCH)) && cl->nc != NULL) {
 			if (setup(cl, &why) == 0)
 				post(cl, CLEV_SETUP, 0, NULL, 0, NULL, 0, 0);
 			else
@@ -519,6 +588,7 @@ admin_main(void *arg)
 			free(why);
 			why = NULL;
 		}
+		drop_watches(old);
 		if (tasks & TASK_CLOSE) {
 			/* From here, while the loop still runs: the close flushes and waits for its PONG. */
 			if (cl->nc != NULL)
@@ -692,17 +762,50 @@ cluster_pubs_expire(struct cluster *cl, double now)
 
 	while ((p = TAILQ_FIRST(&cl->pubs)) != NULL && p->deadline <= now) {
 		TAILQ_REMOVE(&cl->pubs, p, entry);
-		/* A message id (or an idempotent put) makes a second send harmless. */
-		if (p->o.resend && p->tries < CL_PUB_TRIES && send_pub(cl, p) == NATS_OK) {
-			p->tries++;
-			p->deadline = now + CL_PUB_TIMEOUT;
-			TAILQ_INSERT_TAIL(&cl->pubs, p, entry);
+		cl->npubs--;
+		/* Not again: it would come after the later one and undo it (done has nothing to do). */
+		if (cluster_pub_outdated(cl, p)) {
+			cluster_pub_free(p);
 			continue;
 		}
-		cl->npubs--;
+		/* A message id (or an idempotent put) makes a second send harmless. */
+		if (p->o.resend && (p->noresp || p->tries < CL_PUB_TRIES) &&
+		    send_pub(cl, p) == NATS_OK) {
+			/* (A send after "no responders" is not one of the tries: none took it.) */
+			if (!p->noresp)
+				p->tries++;
+			p->noresp = false;
+			p->deadline = now + CL_PUB_TIMEOUT;
+			TAILQ_INSERT_TAIL(&cl->pubs, p, entry);
+			cl->npubs++;
+			continue;
+		}
 		p->done(cl, p, NULL);
 		cluster_pub_free(p);
 	}
+}
+
+bool
+cluster_pub_later(struct cluster *cl, struct cl_pub *p)
+{
+	double now = clock_now(CLOCK_MONOTONIC);
+
+	if (cluster_pub_outdated(cl, p)) {
+		cluster_pub_free(p);
+		return true;
+	}
+	if (!p->o.resend)
+		return false;
+	if (p->noresp_since == 0)
+		p->noresp_since = now;
+	else if (now - p->noresp_since >= CL_PUB_NORESP_FOR)
+		return false;
+	p->noresp = true;
+	p->deadline = now + CL_PUB_NORESP_WAIT;
+	/* At the head: due before the others, or little after (the tick takes it). */
+	TAILQ_INSERT_HEAD(&cl->pubs, p, entry);
+	cl->npubs++;
+	return true;
 }
 
 int

@@ -31,6 +31,9 @@
 #define CL_PULL_EXPIRES 5.0    /* seconds a pull request waits for jobs */
 #define CL_PUB_TIMEOUT 5.0     /* seconds JetStream has to answer a publish before it is sent again */
 #define CL_PUB_TRIES 3         /* sends of one publish before it fails */
+/* "No responders" to a JetStream publish: a stream between leaders; sent again this often, so long. */
+#define CL_PUB_NORESP_WAIT 0.25
+#define CL_PUB_NORESP_FOR 10.0
 #define CL_LOCAL_BATCH 64      /* jobs of this node's own queue asked for at once */
 #define CL_REQUEST_TIMEOUT 5.0 /* seconds another node has to answer (logs) */
 #define CL_CLOSE_WAIT 5.0      /* seconds a stopping node waits for its last results to be stored */
@@ -79,6 +82,7 @@ struct cl_ev {
 #define TASK_SETUP 0x2
 #define TASK_CLOSE 0x4
 #define TASK_QUIT 0x8
+#define TASK_REWATCH 0x10 /* watch again the buckets in rewatch (their watch went silent) */
 
 struct cl_subarg {
 	struct cluster *cl;
@@ -101,6 +105,8 @@ struct cl_pub {
 	uint64_t ref;           /* its reply subject: INBOX.p.REF */
 	double deadline;        /* monotonic */
 	int tries;
+	double noresp_since;    /* monotonic: the first "no responders" (0: none) */
+	bool noresp;            /* the last answer was "no responders": due again at deadline */
 	char *subject;
 	char *data;
 	size_t len;
@@ -109,6 +115,8 @@ struct cl_pub {
 	cl_pub_fn *done;        /* answer NULL: no answer in time (every try) */
 	void *ctx;
 	size_t idx;
+	uint64_t job;           /* an entry of job (0: none): not sent again once another is written */
+	uint32_t put;           /* its job_cluster.puts */
 	TAILQ_ENTRY(cl_pub) entry;
 };
 
@@ -203,11 +211,12 @@ struct cluster {
 	natsConnection *nc;            /* admin thread: set (under mu) once Connect returned */
 	natsConnection *conn;          /* the loop's: nc, taken on the first CLEV_CONNECTED */
 	jsCtx *js;                     /* admin thread only */
-	natsSubscription *subs[NSUBS]; /* admin thread creates, teardown destroys */
+	natsSubscription *subs[NSUBS]; /* admin thread creates (under mu), teardown destroys */
+	unsigned rewatch;              /* under mu: 1 << kind of the watches to make again */
 	struct cl_subarg subarg[NSUBS];
 	pthread_t admin;
 	bool admin_started;
-	pthread_mutex_t mu;            /* guards tasks, evq, nc_ready */
+	pthread_mutex_t mu;            /* guards tasks, evq, nc, rewatch, setting subs */
 	pthread_cond_t cond;
 	unsigned tasks;
 	STAILQ_HEAD(, cl_ev) evq;
@@ -280,6 +289,15 @@ struct cl_pub *cluster_pub_take(struct cluster *cl, uint64_t ref);
 void cluster_pub_free(struct cl_pub *p);
 /* Send again what timed out; fail what ran out of tries (answer NULL). */
 void cluster_pubs_expire(struct cluster *cl, double now);
+/*
+ * p (taken) was answered "no responders": true if it was taken care of
+ * (it will be sent again in CL_PUB_NORESP_WAIT: o.resend, and
+ * CL_PUB_NORESP_FOR has not passed since the first such answer; or it was
+ * freed, outdated), false if done must be called.
+ */
+bool cluster_pub_later(struct cluster *cl, struct cl_pub *p);
+/* Is p an entry of a job that has a later one (cluster.c)? Then it is not sent again. */
+bool cluster_pub_outdated(struct cluster *cl, const struct cl_pub *p);
 /* A message without a reply wanted (acks, heartbeats); -1 if the connection refused it. */
 int cluster_send(struct cluster *cl, const char *subject, const char *reply, const char *data,
 		 size_t len);

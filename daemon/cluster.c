@@ -170,16 +170,33 @@ put_done(struct cluster *cl, struct cl_pub *p, natsMsg *answer)
 	cluster_puback_clear(&pa);
 }
 
-/* The state of held job j, for every node to see (fire and forget: the next change comes). */
+bool
+cluster_pub_outdated(struct cluster *cl, const struct cl_pub *p)
+{
+	struct job *j;
+
+	return p->job != 0 && ((j = jobs_find(cl->td->jobs, p->job)) == NULL ||
+			       j->cl.puts != p->put);
+}
+
+/*
+ * The state of held job j, for every node to see (fire and forget: the
+ * next change comes). Sent again only while it is j's latest entry: a
+ * "running" sent again after the final entry would undo it.
+ */
 static void
-put_state(struct cluster *cl, const struct job *j)
+put_state(struct cluster *cl, struct job *j)
 {
 	struct cl_pubopts o = { .resend = true };
 	char *subject = kv_subject(cl, j->id), *e;
+	struct cl_pub *p;
 	size_t len;
 
 	e = cluster_entry_encode(j, j->state, cl->node, false, false, &len);
-	cluster_publish(cl, subject, e, len, &o, put_done, NULL);
+	if ((p = cluster_publish(cl, subject, e, len, &o, put_done, NULL)) != NULL) {
+		p->job = j->id;
+		p->put = ++j->cl.puts;
+	}
 	free(subject);
 	free(e);
 }
@@ -303,8 +320,12 @@ store_entry(struct cluster *cl, struct cluster_hold *h)
 {
 	struct cl_pubopts o = { .resend = true };
 	char *subject = kv_subject(cl, h->id);
+	struct job *j;
 
 	h->put_at = 0;
+	/* The entries put_state sent before are outdated by this one. */
+	if ((j = jobs_find(cl->td->jobs, h->id)) != NULL)
+		j->cl.puts++;
 	if (cluster_publish(cl, subject, h->text, h->text_len, &o, stored_done, h) == NULL)
 		h->put_at = mono() + 1;
 	free(subject);
@@ -877,6 +898,9 @@ inbox_msg(struct cluster *cl, natsMsg *msg)
 		ref = strtoull(rest + 3, &end, 10);
 		/* None: answered already (a publish sent twice is answered twice). */
 		if (*end == '\0' && (p = cluster_pub_take(cl, ref)) != NULL) {
+			/* A stream between leaders (a server of the cluster lost): later. */
+			if (natsMsg_IsNoResponders(msg) && cluster_pub_later(cl, p))
+				return;
 			p->done(cl, p, msg);
 			cluster_pub_free(p);
 		}

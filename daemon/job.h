@@ -97,6 +97,7 @@ struct job_cluster {
 	uint64_t delivery;         /* the stream's delivery count when its entry was written (0: none) */
 	uint64_t rev;              /* revision of its entry in the jobs bucket the table holds */
 	struct cluster_hold *hold; /* the delivery this node holds it by (cluster.c), or NULL */
+	uint32_t puts;             /* entries this node wrote for it: a later one outdates a resend */
 };
 
 struct job {

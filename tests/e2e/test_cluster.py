@@ -100,9 +100,9 @@ class ClusterCase(E2ETestCase):
         wait_for(lambda: self.cluster_status(d)["state"] == "ready", timeout,
                  what="node %s ready" % d.sock)
 
-    def wait_all(self, d, label, n, timeout=120):
+    def wait_all(self, d, label, n, timeout=120, listed=20):
         """Wait (on node d) for the n jobs labelled t=label to end; their objects."""
-        self.wait_listed(d, label, n)
+        self.wait_listed(d, label, n, listed)
         r = d.ok({"v": 1, "id": "w", "op": "wait", "labels": {"t": label}}, timeout=timeout)
         jobs = r["jobs"]
         # The answer's other pages come from list (doc/protocol.md "Pages").
@@ -458,11 +458,25 @@ class NatsClusterTest(ClusterCase):
         wait_for(lambda: sum(1 for j in nodes[0].list_jobs(labels={"t": "nc"})
                              if j["state"] == "done") > 10, 30, what="some jobs done")
         c.servers[0].kill()
-        later = nodes[1].submit_batch([{"argv": ["true"], "class": "io", "labels": {"t": "nc"}}
-                                       for _ in range(10)])
-        jobs = self.wait_all(nodes[2], "nc", n + 10, timeout=180)
+        # A node that was connected to it refuses submits (unavailable) until it reconnected.
+        batch = [{"argv": ["true"], "class": "io", "labels": {"t": "nc"}} for _ in range(10)]
+
+        def submit():
+            r = nodes[1].request({"v": 1, "id": "b", "op": "submit", "jobs": batch})
+            if not r["ok"]:
+                self.assertEqual(r["error"]["code"], "unavailable", r)
+                return None
+            return r["result"]["ids"]
+        later = wait_for(submit, 30, what="a submit after the kill")
+        # A node whose bucket watches were on the killed server sees nothing new
+        # until it finds them silent (the heartbeats of 5 s) and watches again.
+        jobs = self.wait_all(nodes[2], "nc", n + 10, timeout=180, listed=60)
         self.assertEqual({j["state"] for j in jobs}, {"done"})
         self.assertEqual(sorted(j["id"] for j in jobs), sorted(ids + later))
+        # Every node's mirror goes on.
+        for d in nodes[:2]:
+            wait_for(lambda: [j["state"] for j in d.list_jobs(labels={"t": "nc"})] ==
+                     ["done"] * (n + 10), 60, what="%s to see every job done" % d.sock)
 
 
 if __name__ == "__main__":
