@@ -230,7 +230,7 @@ class ThreeNodesTest(ClusterCase):
         self.assertOk(ev.call({"id": "sub", "op": "subscribe", "labels": {"t": "big"},
                                "states": ["done"]}))
         t0 = time.monotonic()
-        self.submit_spread(nodes, "big", n, {"type": "noop", "class": "io"})
+        ids = self.submit_spread(nodes, "big", n, {"type": "noop", "class": "io"})
         jobs = self.wait_all(nodes[0], "big", n)
         took = time.monotonic() - t0
         self.assertEqual({j["state"] for j in jobs}, {"done"})
@@ -239,6 +239,11 @@ class ThreeNodesTest(ClusterCase):
             ran[j["node"]] = ran.get(j["node"], 0) + 1
         sys.stderr.write("\n%d jobs in %.1fs through 3 nodes: %s\n" % (n, took, ran))
         self.assertEqual(set(ran), {"n1", "n2", "n3"}, "every node ran jobs: %r" % ran)
+        # A job submitted on one node runs on another (n1 took the first share of ids).
+        per = (n + 2) // 3
+        on_n1 = set(ids[:per])
+        moved = sum(1 for j in jobs if j["id"] in on_n1 and j["node"] != "n1")
+        self.assertGreater(moved, 0, "jobs submitted on n1 ran on n2 or n3")
         done = set()
         deadline = time.monotonic() + 30
         while len(done) < n and time.monotonic() < deadline:
