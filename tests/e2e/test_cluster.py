@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -229,6 +230,19 @@ class ThreeNodesTest(ClusterCase):
         self.addCleanup(ev.close)
         self.assertOk(ev.call({"id": "sub", "op": "subscribe", "labels": {"t": "big"},
                                "states": ["done"]}))
+        # Read as they come (a subscriber that does not read is cut off: overflow).
+        done, lines = set(), []
+
+        def read_events():
+            deadline = time.monotonic() + 180
+            while len(done) < n and time.monotonic() < deadline:
+                e = ev.recv(timeout=deadline - time.monotonic())
+                lines.append(e)
+                if "id" not in e:
+                    return
+                done.add(e["id"])
+        reader = threading.Thread(target=read_events, daemon=True)
+        reader.start()
         t0 = time.monotonic()
         ids = self.submit_spread(nodes, "big", n, {"type": "noop", "class": "io"})
         jobs = self.wait_all(nodes[0], "big", n)
@@ -244,12 +258,9 @@ class ThreeNodesTest(ClusterCase):
         on_n1 = set(ids[:per])
         moved = sum(1 for j in jobs if j["id"] in on_n1 and j["node"] != "n1")
         self.assertGreater(moved, 0, "jobs submitted on n1 ran on n2 or n3")
-        done = set()
-        deadline = time.monotonic() + 30
-        while len(done) < n and time.monotonic() < deadline:
-            e = ev.recv(timeout=30)
-            done.add(e["id"])
-        self.assertEqual(len(done), n, "node n3 saw every job of the cluster end")
+        reader.join(60)
+        self.assertEqual(len(done), n, "node n3 saw every job of the cluster end: %r"
+                         % lines[-1:])
         # show from a node that did not run the job.
         for j in jobs[:50]:
             other = next(d for i, d in enumerate(nodes) if "n%d" % (i + 1) != j["node"])
