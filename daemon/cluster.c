@@ -653,7 +653,15 @@ mirror_update(struct cluster *cl, struct job *j, struct job *n)
 	j->routed = n->routed;
 	j->pool = n->pool;
 	j->worker = n->worker;
-	memcpy(j->route_key, n->route_key, sizeof j->route_key);
+	j->route = n->route;
+	j->counts_as = n->counts_as;
+	j->reclassified_at = n->reclassified_at;
+	s = j->kinds;
+	j->kinds = n->kinds;
+	n->kinds = s;
+	s = j->cgroup;
+	j->cgroup = n->cgroup;
+	n->cgroup = s;
 	j->started_at = n->started_at;
 	j->finished_at = n->finished_at;
 	j->attempt = n->attempt;
