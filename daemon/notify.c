@@ -613,6 +613,9 @@ notify_job_cb(struct job *j, int prev, void *arg)
 	struct notify *n = arg;
 	char **on;
 
+	/* Cluster mode: the node that runs a job tells of it, once (job_elsewhere). */
+	if (job_elsewhere(j))
+		return;
 	if (j->state == JOB_RUNNING) {
 		if (n->cfg->jobs.slow_log > 0)
 			slow_push(n, j);

@@ -10,6 +10,7 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "events.h"
 #include "http.h"
 #include "jsonutil.h"
@@ -211,6 +212,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "http", http_address(td->http) != NULL
 				       ? json_string(http_address(td->http)) : json_null());
 	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
+	json_object_set_new(r, "cluster", td->cluster != NULL ? cluster_status(td->cluster)
+							      : json_null());
 	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));
 	status_reply(c, req->id, r, cur[0], cur[1], cur[2]);
 }

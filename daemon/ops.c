@@ -14,6 +14,7 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "ops.h"
@@ -553,6 +554,8 @@ ops_close_cb(struct client *c, void *arg)
 		return;
 	op_wait_closed(td, cs, c);
 	op_submit_closed(cs);
+	if (td->cluster != NULL)
+		cluster_client_closed(td->cluster, c);
 	free(cs);
 	server_client_set_data(c, NULL);
 }

@@ -177,6 +177,13 @@ void op_submit_closed(struct conn *cs);
 void wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j);
 void reply_too_many_waits(struct client *c, struct request *req);
 
+/*
+ * op-logs.c: the answer of a logs request for j from this node's output
+ * files (cluster.c serves other nodes' requests with it).
+ */
+json_t *logs_answer(struct taskd *td, const struct job *j, bool errs, json_int_t off,
+		    json_int_t max);
+
 /* ---- who may see what, which jobs ---- */
 
 /* May uid see and act on j? privileged_uid (admission.h, the one rule), or its owner. */

@@ -61,6 +61,7 @@ status_parse(const char *name)
 struct out {
 	struct jtext t;
 	uint64_t id; /* the job's, for messages */
+	bool no_env; /* write "env":null */
 };
 
 #define PUT(o, lit) JTEXT_PUT(&(o)->t, lit)
@@ -154,7 +155,7 @@ encode_spec(struct out *o, const struct job *j)
 	key(o, "argv");
 	strv(o, s->argv);
 	key(o, "env");
-	strv(o, s->env);
+	strv(o, o->no_env ? NULL : s->env);
 	key(o, "cwd");
 	str(o, s->cwd);
 	key(o, "name");
@@ -282,9 +283,9 @@ encode_route(struct out *o, const struct route *r)
 }
 
 char *
-record_encode(const struct job *j)
+record_encode_env(const struct job *j, bool with_env)
 {
-	struct out o = { .id = j->id };
+	struct out o = { .id = j->id, .no_env = !with_env };
 
 	PUT(&o, "{");
 	key(&o, "v");
@@ -332,6 +333,12 @@ record_encode(const struct job *j)
 	}
 	PUT(&o, "}");
 	return jtext_end(&o.t);
+}
+
+char *
+record_encode(const struct job *j)
+{
+	return record_encode_env(j, true);
 }
 
 /* ---- decoding (every version) ---- */
@@ -762,21 +769,18 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 }
 
 struct job *
-record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char **cause)
 {
 	int st = job_state_parse(state);
 	const char *why = NULL;
-	json_error_t jerr;
-	json_t *o, *v;
 	struct job *j;
+	json_t *v;
 	int rc;
 
 	*version = 0;
-	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	if (o == NULL || !json_is_object(o) || st < 0) {
+	if (!json_is_object(o) || st < 0) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  st < 0 ? "unknown state" : "not a JSON object");
-		json_decref(o);
 		return NULL;
 	}
 	v = json_object_get(o, "v");
@@ -784,13 +788,11 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 		*version = 1;
 	} else if (!json_is_integer(v) || json_integer_value(v) < 2) {
 		xasprintf(cause, "job %llu: unreadable record (bad version)", (unsigned long long)id);
-		json_decref(o);
 		return NULL;
 	} else if (json_integer_value(v) > RECORD_VERSION) {
 		xasprintf(cause, "job %llu: record version %lld written by a newer taskd (this one "
 			  "reads up to %d)", (unsigned long long)id, (long long)json_integer_value(v),
 			  RECORD_VERSION);
-		json_decref(o);
 		return NULL;
 	} else {
 		*version = (int)json_integer_value(v);
@@ -801,11 +803,29 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	rc = *version == 1  ? decode_v1(o, id, j, &why)
 	     : *version < 4 ? decode_v2(o, *version, j, &why)
 			    : decode_v4(o, j, &why);
-	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
 		job_free(j);
 		return NULL;
 	}
+	return j;
+}
+
+struct job *
+record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+{
+	json_error_t jerr;
+	struct job *j;
+	json_t *o;
+
+	*version = 0;
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL) {
+		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
+			  job_state_parse(state) < 0 ? "unknown state" : "not a JSON object");
+		return NULL;
+	}
+	j = record_decode_json(id, state, o, version, cause);
+	json_decref(o);
 	return j;
 }

@@ -56,6 +56,8 @@ struct sched {
 	bool (*retry_cb)(struct job *, enum job_state, void *);
 	void (*forget_cb)(struct job *, void *);
 	void *retry_arg;
+	bool (*cluster_cb)(struct job *, enum job_state, void *);
+	void *cluster_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
 	struct hpool *hpool;     /* handler workers, or NULL */
@@ -418,8 +420,9 @@ run_finished(struct sched *s, struct run *r, int worker)
 	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	resources_learn(s->res, j);
 	st = final_state(&j->res);
-	/* A retry takes the job back (scheduled); else it is over. */
-	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+	/* The cluster, or a retry, takes the job back; else it is over. */
+	if ((s->cluster_cb == NULL || !s->cluster_cb(j, st, s->cluster_arg)) &&
+	    (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg)))
 		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
@@ -885,8 +888,8 @@ sched_enqueue(struct sched *s, struct job *j)
 	sched_dispatch(s);
 }
 
-void
-sched_add(struct sched *s, struct job *j)
+enum job_class
+sched_route(struct sched *s, struct job *j)
 {
 	struct kind_keys k;
 
@@ -894,6 +897,13 @@ sched_add(struct sched *s, struct job *j)
 	free(j->kinds);
 	j->kinds = kind_keys_pack(&k);
 	j->routed = router_route(s->router, &j->spec, &k, cpu_full(s), &j->route);
+	return j->routed;
+}
+
+void
+sched_add(struct sched *s, struct job *j)
+{
+	sched_route(s, j);
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
 	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
@@ -1015,6 +1025,13 @@ sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, 
 	s->retry_cb = retry;
 	s->forget_cb = forget;
 	s->retry_arg = arg;
+}
+
+void
+sched_set_cluster_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+{
+	s->cluster_cb = cb;
+	s->cluster_arg = arg;
 }
 
 void
