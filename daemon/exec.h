@@ -9,6 +9,7 @@
 #ifndef TASKD_EXEC_H
 #define TASKD_EXEC_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <spawn.h>
@@ -28,8 +29,8 @@ enum run_status {
 
 struct run_spec {
 	uint64_t job_id;
-	int type;           /* enum builtin_type (BUILTIN_EXEC for commands) */
-	char **argv;        /* NULL-terminated; for built-ins, their arguments */
+	int type;           /* BUILTIN_EXEC for commands, else a module type's index (modules.h) */
+	char **argv;        /* NULL-terminated; for module types, their arguments */
 	char **env;         /* NULL-terminated "K=V"; NULL = inherit nothing but a default PATH */
 	char *cwd;          /* NULL = "/" */
 	char *out_path;     /* stdout file (created 0600, truncated); NULL = /dev/null */
@@ -41,7 +42,8 @@ struct run_spec {
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
 	gid_t gid;
-	char *input;        /* handler jobs: the job's input as base64 text, or NULL */
+	char *input;        /* handler and module jobs: the job's input as base64 text, or NULL */
+	uint64_t max_result; /* module jobs: the longest result (limits.max_frame), 0 = no limit */
 	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
@@ -61,8 +63,8 @@ struct run_result {
 	bool out_truncated;
 	bool err_truncated;
 	pid_t pid;          /* of the command, 0 for built-ins */
-	char *result;       /* built-in result (text), malloc'd, or NULL */
-	bool result_json;   /* result is JSON text (a handler's), not plain text */
+	char *result;       /* a module type's or handler's result (text), malloc'd, or NULL */
+	bool result_json;   /* result is JSON text, not plain text */
 	char *error;        /* human message when it failed to run, malloc'd, or NULL */
 };
 
@@ -78,6 +80,15 @@ struct run {
 	void (*spawned)(struct run *r, void *arg);
 	void *spawned_arg;
 	void *owner;            /* for the loop side (the job), never used by the runner */
+	/*
+	 * A module job's last progress message (run_set_progress), read by
+	 * the loop while it runs (run_progress); progress_cb, if set, is also
+	 * called with it on the runner's side (a worker passes it on).
+	 */
+	pthread_mutex_t progress_lock;
+	char *progress;
+	void (*progress_cb)(struct run *r, const char *message, void *arg);
+	void *progress_arg;
 };
 
 /*
@@ -93,7 +104,12 @@ void run_spec_free(struct run_spec *s);
 void run_cancel(struct run *r);
 bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system call) */
 
-/* Execute r (dispatches to exec_run or builtin_run); fills r->res. Blocks. */
+/* From the runner: the job's progress message now (copied). */
+void run_set_progress(struct run *r, const char *message);
+/* From the loop: a copy of the last progress message, or NULL. */
+char *run_progress(struct run *r);
+
+/* Execute r (dispatches to exec_run or module_run); fills r->res. Blocks. */
 void run_execute(struct run *r);
 
 /*

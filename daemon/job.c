@@ -11,6 +11,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 struct jobs {
@@ -477,6 +478,22 @@ result_json(const struct run_result *r)
 	return json_string(r->result);
 }
 
+/* The last progress message while it runs: a handler's (kept in the job), a module job's (in its run). */
+static json_t *
+progress_json(const struct job *j)
+{
+	json_t *v;
+	char *p;
+
+	if (j->progress != NULL)
+		return json_string(j->progress);
+	if (j->state != JOB_RUNNING || j->run == NULL || (p = run_progress(j->run)) == NULL)
+		return json_null();
+	v = json_string(p); /* UTF-8: modrun.c made it so */
+	free(p);
+	return v != NULL ? v : json_null();
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -552,8 +569,10 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
-	if (j->spec.type == JOBTYPE_HANDLER)
-		json_object_set_new(o, "progress", string_or_null(j->progress));
+	/* Types that may report progress: handlers and modules (the built-in types do not). */
+	if (j->spec.type == JOBTYPE_HANDLER ||
+	    (j->spec.type != BUILTIN_EXEC && !module_builtin(j->spec.type)))
+		json_object_set_new(o, "progress", progress_json(j));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));

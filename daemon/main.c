@@ -29,6 +29,7 @@
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "ops.h"
 #include "output.h"
 #include "ppool.h"
@@ -126,7 +127,10 @@ load_config(void)
 	char *cause = NULL;
 
 	config_defaults(&cfg);
-	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == -1) {
+	/* The modules before anything that may look a type up (the stored jobs, handler names). */
+	if (opts.config != NULL &&
+	    (config_load(opts.config, &cfg, &cause) == -1 || module_load_all(&cfg, &cause) == -1 ||
+	     module_check_handlers(&cfg, &cause) == -1)) {
 		fprintf(stderr, "%s\n", cause);
 		free(cause);
 		exit(1);

@@ -26,10 +26,12 @@
  * PPOOL_FAILED_START seconds counts as a failed start, and consecutive
  * failed starts delay the next spawn exponentially.
  *
- * Cancel. A command: SIGUSR1 queued with the job id; the worker stops the
- * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
+ * Cancel. SIGUSR1 queued with the job id. A command: the worker stops the
+ * job's group as for a timeout and answers "done" (RUN_CANCELLED); a safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
- * built-in: the worker is SIGKILLed and replaced.
+ * module job (the built-in types too): its taskd_stop() says so and it
+ * returns; one that has not after kill_grace (+ 0.5 s) gets its worker
+ * SIGKILLed and replaced, and ends cancelled all the same.
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command
@@ -73,6 +75,7 @@
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
+#define PPOOL_MODULE_CANCEL_SLACK 0.5 /* the same for a module job, which stops by itself */
 #define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
@@ -557,6 +560,29 @@ on_started(struct pworker *w, const json_t *msg, char **why)
 	return 0;
 }
 
+/* A module job's progress: kept in its run, for `taskctl show`. */
+static int
+on_progress(struct pworker *w, const json_t *msg, char **why)
+{
+	char *message = NULL, *error = NULL;
+	uint64_t job;
+
+	if (worker_decode_progress(msg, &job, &message, &error) == -1) {
+		*why = xprintf("bad \"progress\": %s", error);
+		free(error);
+		return -1;
+	}
+	if (w->state != W_BUSY || w->run == NULL || job != w->run->spec.job_id ||
+	    w->run->spec.type == BUILTIN_EXEC) {
+		free(message);
+		*why = xstrdup("unexpected \"progress\"");
+		return -1;
+	}
+	run_set_progress(w->run, message);
+	free(message);
+	return 0;
+}
+
 static int
 dispatch(struct pworker *w, const json_t *msg, char **why)
 {
@@ -572,6 +598,8 @@ dispatch(struct pworker *w, const json_t *msg, char **why)
 		return on_done(w, msg, why);
 	if (strcmp(t, "started") == 0)
 		return on_started(w, msg, why);
+	if (strcmp(t, "progress") == 0)
+		return on_progress(w, msg, why);
 	*why = xprintf("unknown message \"%.32s\"", t);
 	return -1;
 }

@@ -1,8 +1,8 @@
 /*
  * The struct run object (exec.h): creating one with its cancel eventfd
  * (reused from runs freed earlier: two system calls less per job),
- * cancelling it from any thread, freeing it. Running it: exec.c
- * (run_execute, exec_run) and builtin.c.
+ * cancelling it from any thread, its progress message, freeing it.
+ * Running it: exec.c (run_execute, exec_run) and modrun.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +66,7 @@ run_new(void)
 	struct run *r = xcalloc(1, sizeof *r);
 
 	r->cancel_fd = cancel_fd_get();
+	pthread_mutex_init(&r->progress_lock, NULL);
 	r->res.exit_code = -1;
 	r->res.max_rss_kb = -1;
 	return r;
@@ -92,6 +93,8 @@ run_free(struct run *r)
 	run_spec_free(&r->spec);
 	free(r->res.result);
 	free(r->res.error);
+	free(r->progress);
+	pthread_mutex_destroy(&r->progress_lock);
 	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled));
 	free(r);
 }
@@ -113,4 +116,29 @@ bool
 run_cancelled(struct run *r)
 {
 	return atomic_load(&r->cancelled);
+}
+
+void
+run_set_progress(struct run *r, const char *message)
+{
+	char *copy = xstrdup(message), *old;
+
+	pthread_mutex_lock(&r->progress_lock);
+	old = r->progress;
+	r->progress = copy;
+	pthread_mutex_unlock(&r->progress_lock);
+	free(old);
+	if (r->progress_cb != NULL)
+		r->progress_cb(r, message, r->progress_arg);
+}
+
+char *
+run_progress(struct run *r)
+{
+	char *copy;
+
+	pthread_mutex_lock(&r->progress_lock);
+	copy = r->progress != NULL ? xstrdup(r->progress) : NULL;
+	pthread_mutex_unlock(&r->progress_lock);
+	return copy;
 }

@@ -269,8 +269,8 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	/* Only a command or a handler job that started has output files. */
-	if ((j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) && j->started_at > 0)
+	/* Only a job that started, of a type that may write output, has output files. */
+	if (j->started_at > 0 && jobtype_has_output(j->spec.type))
 		output_remove(s->jobs_dir, j->id);
 }
 
@@ -393,15 +393,18 @@ make_run(struct sched *s, struct job *j)
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	r->spec.input = j->spec.input != NULL ? xstrdup(j->spec.input) : NULL;
-	if (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) {
+	if (jobtype_has_output(j->spec.type)) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
-		if (s->live_dir != NULL)
+		/* A module job starts no command: nothing of it to kill after a crash. */
+		if (s->live_dir != NULL &&
+		    (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER))
 			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	r->spec.max_result = s->cfg->limits.max_frame;
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*

@@ -7,6 +7,7 @@
 
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "persist.h"
 #include "sched.h"
 #include "sd.h"
@@ -111,6 +112,10 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
 	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
 		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	/* Module code cannot be unloaded while threads may run it (doc/modules.md). */
+	if (!module_same(&next))
+		log_warnx("reload: modules changes take effect after a restart (the loaded ones "
+			  "stay: taskctl status lists them)");
 	config_free(td->cfg);
 	*td->cfg = next;
 	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);
