@@ -661,7 +661,33 @@ module_path(const char *v)
 	return xprintf("%s/%s.so", TASKD_MODULEDIR, v);
 }
 
-/* `modules = ( "PATH", ... )` (a list or an array of strings); module.c loads them. */
+/*
+ * The line of a string element of a list. libconfig gives the line its
+ * parser was on when it took the element, which for the last one is the
+ * line of the closing parenthesis: the last line up to that one that holds
+ * the string quoted is where it is written.
+ */
+static unsigned int
+element_line(const char *file, unsigned int line, const char *v)
+{
+	char *quoted = xprintf("\"%s\"", v), *buf = NULL;
+	unsigned int n = 0, found = line;
+	size_t cap = 0;
+	FILE *f = fopen(file, "re");
+
+	while (f != NULL && n < line && getline(&buf, &cap, f) != -1) {
+		n++;
+		if (strstr(buf, quoted) != NULL)
+			found = n;
+	}
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	free(quoted);
+	return found;
+}
+
+/* `modules = ( "PATH", ... )` (a list or an array of strings); modules.c loads them. */
 static int
 load_modules(struct loader *ld, const config_setting_t *s)
 {
@@ -688,6 +714,7 @@ load_modules(struct loader *ld, const config_setting_t *s)
 		if (config_setting_type(e) != CONFIG_TYPE_STRING)
 			return fail(ld, file, line, "modules[%zu]: expected a string (a path)", i);
 		v = config_setting_get_string(e);
+		line = element_line(file, line, v);
 		if (*v == '\0' || (v[0] != '/' && strchr(v, '/') != NULL))
 			return fail(ld, file, line, "modules[%zu]: '%s': expected an absolute path, "
 				    "or the name of a module in %s", i, v, TASKD_MODULEDIR);

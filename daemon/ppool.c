@@ -714,13 +714,10 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	if (w == NULL || w->cancel)
 		return;
 	w->cancel = true;
-	if (r->spec.type != BUILTIN_EXEC) {
-		worker_kill(w, NULL);
-		return;
-	}
 	if (sigqueue(w->pid, SIGUSR1, v) == -1)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
-	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
+	tv = tv_of(r->spec.kill_grace + (r->spec.type == BUILTIN_EXEC ? PPOOL_CANCEL_SLACK
+								      : PPOOL_MODULE_CANCEL_SLACK));
 	evtimer_add(w->ev_cancel, &tv);
 }
 
