@@ -273,7 +273,7 @@ print_modules(const json_t *modules)
 	json_array_foreach(modules, i, m) {
 		path = json_object_get(m, "path");
 		version = json_object_get(m, "version");
-		table_cell_scalar(t, json_object_get(m, "name"));
+		table_cell_scalar(t, json_object_get(m, "module"));
 		table_cell(t, "%s", json_is_string(version) ? json_string_value(version) : "-");
 		table_cell(t, "%s", json_is_string(path) ? json_string_value(path) : "(built in)");
 		types = module_types(json_object_get(m, "types"));

@@ -486,7 +486,7 @@ module_to_json(void)
 							    "usage", t->usage, "pure",
 							    (t->flags & TASKD_TYPE_PURE) != 0));
 		}
-		m = json_pack("{s:s,s:s?,s:s?,s:o}", "name", mods[i].name, "version",
+		m = json_pack("{s:s,s:s?,s:s?,s:o}", "module", mods[i].name, "version",
 			      mods[i].version, "path", mods[i].path, "types", ts);
 		json_array_append_new(a, m);
 	}

@@ -70,7 +70,10 @@ bool module_builtin(int index);
 const char *module_of(int index);
 /* Does the configuration list the modules that are loaded (the same paths, in order)? */
 bool module_same(const struct config *cfg);
-/* Status: [{"name","version","path","types":[{"name","class","usage"}]}], the built-in one first. */
+/*
+ * Status: [{"module","version","path","types":[{"name","class","usage","pure"}]}], the
+ * built-in one first ("module", not "name": a "name" in status is a job type's or a handler's).
+ */
 json_t *module_to_json(void);
 
 /*

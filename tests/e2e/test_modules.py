@@ -122,7 +122,7 @@ class Running(ModuleCase):
 
     def test_status(self):
         st = self.d.status()
-        mods = {m["name"]: m for m in st["modules"]}
+        mods = {m["module"]: m for m in st["modules"]}
         self.assertEqual(list(mods), ["builtin", "testmod", "hash"])
         self.assertIsNone(mods["builtin"]["path"])
         self.assertEqual(mods["testmod"]["path"], TESTMOD)
@@ -363,7 +363,7 @@ class Configuration(ModuleCase):
         self.assertIn("modules", r["changed"])
         wait_for(lambda: "modules changes take effect after a restart" in d.log_text(),
                  what="the reload's warning")
-        self.assertEqual([m["name"] for m in d.status()["modules"]], ["builtin", "testmod"])
+        self.assertEqual([m["module"] for m in d.status()["modules"]], ["builtin", "testmod"])
         self.assertEqual(self.job(d, "tm-io", "echo", "still")["result"], "still")
         # the new set after a restart; a handler named like a loaded type is refused by reload
         d.write_config(dict(o, handlers=[{"name": "tm-io", "command": ["/bin/cat"],

@@ -203,7 +203,7 @@ test_builtin_module(void **state)
 	assert_string_equal(module_of(BUILTIN_NOOP), "builtin");
 	mods = module_to_json();
 	assert_int_equal(json_array_size(mods), 1);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(mods, 0), "name")),
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mods, 0), "module")),
 			    "builtin");
 	assert_true(json_is_null(json_object_get(json_array_get(mods, 0), "path")));
 	assert_int_equal(json_array_size(json_object_get(json_array_get(mods, 0), "types")), 5);
@@ -368,7 +368,7 @@ test_good_module(void **state)
 	mods = module_to_json();
 	assert_int_equal(json_array_size(mods), 2);
 	m = json_array_get(mods, 1);
-	assert_string_equal(json_string_value(json_object_get(m, "name")), "testmod");
+	assert_string_equal(json_string_value(json_object_get(m, "module")), "testmod");
 	assert_string_equal(json_string_value(json_object_get(m, "version")), "0.1");
 	assert_string_equal(json_string_value(json_object_get(m, "path")), good);
 	assert_string_equal(json_string_value(json_object_get(
