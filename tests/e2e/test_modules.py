@@ -28,6 +28,8 @@ MODDIR = os.path.abspath(os.environ.get("TASKD_TEST_MODULES") or os.path.join(
 TESTMOD = os.path.join(MODDIR, "testmod.so")
 HASH = os.path.abspath(os.environ.get("TASKD_HASH_MODULE") or os.path.join(
     os.path.dirname(TASKD), "modules", "hash.so"))
+WC = os.path.join(MODDIR, "wc.so")
+SRCROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ROOT = os.geteuid() == 0
 FAST = {"jobs.kill_grace": 0.3}
 
@@ -315,6 +317,46 @@ class Hash(ModuleCase):
             j = self.job(self.d, "hash", name, cwd=self.dir)
             self.assertEqual(j["state"], "failed")
             self.assertEqual(j["error"], "%s: %s" % (name, want))
+
+
+class Example(ModuleCase):
+    """examples/wc.c, the example of doc/modules.md, built as a user would build it."""
+
+    def test_wc(self):
+        d = self.daemon(modules=[WC])
+        tmp = tempfile.mkdtemp(prefix="taskd-wc-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        texts = {"a": b"one two\nthree\n", "b \"q\"": b"", "c": b"  x\ty  z" * 1000}
+        for name, data in texts.items():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
+        p = self.d_ctl(d, tmp, "submit", "--wait", "--type", "wc", "--", *texts)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), {"files": [
+            {"path": n, "lines": t.count(b"\n"), "words": len(t.split()), "bytes": len(t)}
+            for n, t in texts.items()]})
+        j = self.job(d, "wc", "missing", cwd=tmp)
+        self.assertEqual((j["state"], j["error"]), ("failed", "missing: No such file or directory"))
+        r = d.request({"op": "submit", "type": "wc", "argv": []})
+        self.assertEqual(self.assertError(r, "bad_request")["message"], "wc: expected FILE...")
+        # wait: the JSON result in the job's line
+        jid = d.submit(["a"], type="wc", cwd=tmp)
+        p = d.ctl("wait", jid)
+        self.assertRc(p, 0, p.stderr)
+        self.assertIn(' result={"files":[{"path":"a","lines":2,"words":3,"bytes":14}]}',
+                      p.stdout)
+
+    def d_ctl(self, d, cwd, *args):
+        return subprocess.run([TASKCTL, "-s", d.sock] + list(args), capture_output=True,
+                              text=True, cwd=cwd, timeout=30)
+
+    def test_doc_shows_the_example(self):
+        with open(os.path.join(SRCROOT, "doc", "modules.md")) as f:
+            doc = f.read()
+        with open(os.path.join(SRCROOT, "examples", "wc.c")) as f:
+            src = f.read()
+        self.assertIn("```c\n" + src + "```\n", doc,
+                      "doc/modules.md's complete example is not examples/wc.c")
 
 
 class Configuration(ModuleCase):
