@@ -42,6 +42,7 @@ enum {
 	OPT_AT,
 	OPT_RETRIES,
 	OPT_RETRY_DELAY,
+	OPT_NOTIFY,
 	OPT_INPUT,
 };
 
@@ -210,10 +211,27 @@ opt_retries(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 	return -1;
 }
 
+/* --notify CMD: a shell command line taskd runs when the job ends. */
+static int
+opt_notify(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	json_t *v;
+
+	if (*arg == '\0' || strlen(arg) > TASKD_MAX_NOTIFY)
+		return taskctl_usage_error(ctx, "--notify needs a command line of 1 to %d bytes",
+		                           TASKD_MAX_NOTIFY);
+	if ((v = json_string(arg)) == NULL)
+		return taskctl_usage_error(ctx, "--notify command is not valid UTF-8");
+	json_object_set_new(s->req, "notify", v);
+	return -1;
+}
+
 static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
 	switch (c) {
+	case OPT_NOTIFY:
+		return opt_notify(ctx, s, optarg);
 	case OPT_AFTER:
 		return opt_after(ctx, s, "after", optarg);
 	case OPT_AFTER_ANY:
@@ -276,6 +294,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"at", required_argument, NULL, OPT_AT},
 	    {"retries", required_argument, NULL, OPT_RETRIES},
 	    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+	    {"notify", required_argument, NULL, OPT_NOTIFY},
 	    {"input", required_argument, NULL, OPT_INPUT},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},

@@ -32,6 +32,7 @@
 
 #include <libconfig.h>
 
+#include "addr.h"
 #include "config.h"
 #include "hconfig.h"
 #include "log.h"
@@ -60,6 +61,9 @@ enum key_kind {
 	K_MODE,   /* mode_t, "0660" or an integer */
 	K_ENUM,   /* int, a name turned into a value by parse() */
 	K_BOOL,   /* int 0/1, true or false */
+	K_STRV,   /* char ** (NULL-terminated), an array or list of non-empty strings */
+	K_LISTEN, /* char *, an address to listen on (addr_parse_listen) */
+	K_URL,    /* char *, an http:// URL (addr_parse_url) */
 };
 
 struct key {
@@ -138,6 +142,18 @@ static const struct key keys[] = {
 	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
 	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
+
+	{ "jobs.on_finish", K_STRV, OFF(jobs.on_finish), 1, CONFIG_MAX_ON_FINISH, NULL, NULL },
+	{ "jobs.webhook", K_URL, OFF(jobs.webhook), 0, 0, NULL, NULL },
+	{ "jobs.slow_log", K_FLOAT, OFF(jobs.slow_log), 0, NOMAX, NULL, NULL },
+	{ "jobs.notify_timeout", K_FLOAT, OFF(jobs.notify_timeout), 0, 86400, NULL, NULL },
+
+	{ "http.listen", K_LISTEN, OFF(http.listen), 0, 0, NULL, NULL },
+	{ "http.allow_remote", K_BOOL, OFF(http.allow_remote), 0, 1, NULL, NULL },
+	{ "http.token_file", K_PATH, OFF(http.token_file), 0, 0, NULL, NULL },
+	{ "http.socket_mode", K_MODE, OFF(http.socket_mode), 0, 0777, NULL, NULL },
+	{ "http.max_connections", K_INT, OFF(http.max_connections), 2, 4096, NULL, NULL },
+	{ "http.timeout", K_FLOAT, OFF(http.timeout), 1, 3600, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -201,6 +217,12 @@ config_defaults(struct config *cfg)
 	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
 	cfg->limits.idle_timeout = 300;
+
+	cfg->jobs.notify_timeout = 60;
+
+	cfg->http.socket_mode = 0660;
+	cfg->http.max_connections = 64;
+	cfg->http.timeout = 10;
 }
 
 static void
@@ -225,6 +247,10 @@ config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
+	strv_free(cfg->jobs.on_finish);
+	free(cfg->jobs.webhook);
+	free(cfg->http.listen);
+	free(cfg->http.token_file);
 	config_defaults(cfg);
 }
 
@@ -583,6 +609,79 @@ set_enum(const struct key *k, const config_setting_t *s, void *field, char **why
 	return 0;
 }
 
+/* An array or list of 1..max non-empty strings, each at most CONFIG_MAX_COMMAND bytes. */
+static int
+set_strv(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	char ***dst = field, **v;
+	const char *e;
+	int i, n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		*why = xstrdup("expected a list of strings ([ \"...\", ... ])");
+		return -1;
+	}
+	n = config_setting_length(s);
+	if (n < k->min || n > k->max) {
+		*why = xprintf("must hold %lld to %lld strings", k->min, k->max);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_string_elem(s, i);
+		if (e == NULL || *e == '\0' || strlen(e) > CONFIG_MAX_COMMAND) {
+			*why = xprintf("element %d must be a non-empty string of at most %d bytes", i,
+				       CONFIG_MAX_COMMAND);
+			return -1;
+		}
+	}
+	v = xcalloc((size_t)n + 1, sizeof *v);
+	for (i = 0; i < n; i++)
+		v[i] = xstrdup(config_setting_get_string_elem(s, i));
+	strv_free(*dst);
+	*dst = v;
+	return 0;
+}
+
+static int
+set_string(const config_setting_t *s, void *field, char **why)
+{
+	char **dst = field;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xstrdup("expected a string");
+		return -1;
+	}
+	free(*dst);
+	*dst = xstrdup(config_setting_get_string(s));
+	return 0;
+}
+
+static int
+set_listen(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	struct listen_addr a;
+
+	(void)k;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    addr_parse_listen(config_setting_get_string(s), &a, why) == -1)
+		return -1;
+	return set_string(s, field, why);
+}
+
+static int
+set_url(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	struct http_url u;
+
+	(void)k;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (addr_parse_url(config_setting_get_string(s), &u, why) == -1)
+			return -1;
+		addr_url_free(&u);
+	}
+	return set_string(s, field, why);
+}
+
 static const setter_fn setters[] = {
 	[K_INT] = set_int,
 	[K_FLOAT] = set_float,
@@ -592,6 +691,9 @@ static const setter_fn setters[] = {
 	[K_MODE] = set_mode,
 	[K_ENUM] = set_enum,
 	[K_BOOL] = set_bool,
+	[K_STRV] = set_strv,
+	[K_LISTEN] = set_listen,
+	[K_URL] = set_url,
 };
 
 /* The walk over the file. */
@@ -822,6 +924,29 @@ check_idle_timeout(struct loader *ld)
 		    "limits.idle_timeout: must be 0 (never) or at least 1 second, not %g", v);
 }
 
+/* A listen address that is not loopback only with http.allow_remote. */
+static int
+check_http(struct loader *ld)
+{
+	const config_setting_t *s;
+	struct listen_addr a;
+	char *why = NULL;
+
+	if (ld->cfg->http.listen == NULL || ld->cfg->http.allow_remote)
+		return 0;
+	if (addr_parse_listen(ld->cfg->http.listen, &a, &why) == -1) {
+		free(why); /* checked when it was set */
+		return 0;
+	}
+	if (a.loopback)
+		return 0;
+	s = config_lookup(ld->lc, "http.listen");
+	return fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
+		    s != NULL ? config_setting_source_line(s) : 0,
+		    "http.listen: %s is not a loopback address: set http.allow_remote = true to "
+		    "serve other hosts (and set http.token_file)", a.host);
+}
+
 static int
 read_file(struct loader *ld)
 {
@@ -859,6 +984,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = check_orders(&ld);
 	if (rc == 0)
 		rc = check_idle_timeout(&ld);
+	if (rc == 0)
+		rc = check_http(&ld);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(cfg);
@@ -889,8 +1016,12 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 		return *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
 	case K_MODE:
 		return *(const mode_t *)(const void *)pa == *(const mode_t *)(const void *)pb;
+	case K_STRV:
+		return strv_equal(*(char **const *)(const void *)pa, *(char **const *)(const void *)pb);
 	case K_PATH:
 	case K_SOCKET:
+	case K_LISTEN:
+	case K_URL:
 		sa = *(char *const *)(const void *)pa;
 		sb = *(char *const *)(const void *)pb;
 		return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);

@@ -11,6 +11,10 @@
 
 enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
 
+/* jobs.on_finish: at most this many commands, each at most CONFIG_MAX_COMMAND bytes. */
+#define CONFIG_MAX_ON_FINISH 16
+#define CONFIG_MAX_COMMAND 4096
+
 enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
 /* store.fsync: when an acknowledged submit reaches the disk. */
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
@@ -95,6 +99,10 @@ struct config {
 		double kill_grace;      /* seconds */
 		uint64_t max_output;    /* bytes per stream, 0 = unlimited */
 		int keep_finished;
+		char **on_finish;       /* shell command lines run when a job ends, or NULL */
+		char *webhook;          /* http:// URL the job is posted to when it ends, or NULL */
+		double slow_log;        /* seconds: log a job running longer, once; 0 = off */
+		double notify_timeout;  /* seconds a notification command may run, 0 = no limit */
 	} jobs;
 
 	struct {
@@ -110,6 +118,15 @@ struct config {
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 	} limits;
 
+	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */
+	struct {
+		char *listen;         /* "HOST:PORT" or a socket path (addr.h); NULL: no endpoint */
+		int allow_remote;     /* a listen address that is not loopback is allowed */
+		char *token_file;     /* bearer token for everything but /metrics, or NULL */
+		mode_t socket_mode;   /* of a unix socket listen path */
+		int max_connections;
+		double timeout;       /* seconds for a request to arrive, and for a stalled reader */
+	} http;
 	struct handler_config *handlers;
 	size_t nhandlers;
 

@@ -1,8 +1,8 @@
 /*
  * One job run, self-contained: a struct run is built by the event loop from
  * a job, handed to a pool thread, executed there (exec_run for commands,
- * builtin_run for built-in types), and handed back with its result filled
- * in. It owns copies of everything it needs and never points into the job
+ * module_run for module types, the built-in ones too), and handed back with
+ * its result filled in. It owns copies of everything it needs and never points into the job
  * table, so the thread and the loop share nothing but the struct itself,
  * which only one side touches at a time (plus the cancel eventfd).
  */

@@ -513,8 +513,9 @@ handler_config_copy(struct handler_config *dst, const struct handler_config *src
 	dst->groups = dup_array(src->groups, src->ngroups, sizeof *src->groups);
 }
 
+/* As strv_equal, but NULL is the same as an empty vector (no env, env = []). */
 static bool
-strv_equal(char *const *a, char *const *b)
+strv_same(char *const *a, char *const *b)
 {
 	size_t i;
 
@@ -535,7 +536,7 @@ str_equal(const char *a, const char *b)
 int
 handler_config_respawn(const struct handler_config *a, const struct handler_config *b)
 {
-	return !strv_equal(a->command, b->command) || !strv_equal(a->env, b->env) ||
+	return !strv_same(a->command, b->command) || !strv_same(a->env, b->env) ||
 	       !str_equal(a->cwd, b->cwd) || !str_equal(a->user, b->user) || a->uid != b->uid ||
 	       a->gid != b->gid || a->concurrency != b->concurrency;
 }

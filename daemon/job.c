@@ -138,6 +138,7 @@ job_spec_free(struct job_spec *spec)
 	strv_free(spec->env);
 	free(spec->cwd);
 	free(spec->name);
+	free(spec->notify);
 	free(spec->handler);
 	free(spec->input);
 	labels_free(&spec->labels);
@@ -562,6 +563,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "labels", labels_to_json(&j->spec.labels));
 	json_object_set_new(o, "argv", strv_to_json(j->spec.argv));
 	json_object_set_new(o, "cwd", string_or_null(j->spec.cwd));
+	json_object_set_new(o, "notify", string_or_null(j->spec.notify));
 	json_object_set_new(o, "priority", json_integer(j->spec.priority));
 	json_object_set_new(o, "timeout", json_real(j->spec.timeout));
 	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)j->uid,

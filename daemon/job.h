@@ -81,6 +81,7 @@ struct job_spec {
 	double run_at;        /* unix seconds, 0 = as soon as possible */
 	int retries;          /* extra attempts after a failed/timeout/lost one */
 	double retry_delay;   /* before the first retry, doubled for each next one */
+	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
 };
 
 struct job {
@@ -94,6 +95,7 @@ struct job {
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
+	double queued_at;        /* when it last entered a run queue (sched_add), 0 = never */
 	double started_at;       /* 0 = not yet */
 	double finished_at;
 	struct run_result res;   /* valid once finished (strings owned by the job) */

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "events.h"
 #include "exec.h"
+#include "http.h"
 #include "hpool.h"
 #include "jobtype.h"
 #include "job.h"
@@ -30,6 +31,8 @@
 #include "life.h"
 #include "log.h"
 #include "modules.h"
+#include "monitor.h"
+#include "notify.h"
 #include "ops.h"
 #include "output.h"
 #include "ppool.h"
@@ -377,6 +380,7 @@ static void
 setup(void)
 {
 	struct tpool_config tc = taskd_tpool_config(&cfg);
+	char *cause = NULL;
 
 	td.cfg = &cfg;
 	td.config_path = opts.config;
@@ -409,10 +413,16 @@ setup(void)
 	open_store();
 	sched_set_live_dir(td.sched, live_dir);
 	start_ppool();
+	/* Before recovery: jobs a restart lost count, and are notified of. */
+	monitor_watch(td.jobs);
+	td.notify = notify_new(td.base, td.jobs, &cfg);
 	recover();
 	td.events = events_new(td.jobs);
 	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.started_at = now_unix();
+	td.http = http_new(&td, &cause);
+	if (td.http == NULL && cause != NULL)
+		fatalx("%s", cause);
 }
 
 int
@@ -451,9 +461,11 @@ main(int argc, char **argv)
 	log_info("taskd stopped");
 	event_free(status_ev);
 	sd_done();
+	http_free(td.http);
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	notify_free(td.notify);
 	hpool_free(td.hpool);
 	ppool_free(td.ppool);
 	tpool_free(td.tpool);
@@ -461,6 +473,7 @@ main(int argc, char **argv)
 	store_close(td.store);
 	life_free(td.life);
 	sched_free(td.sched);
+	monitor_unwatch(td.jobs);
 	jobs_free(td.jobs);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);

@@ -1,6 +1,6 @@
 /*
  * The daemon as a whole: shutdown and reload (root and the daemon's own
- * user only), metrics (Prometheus text). doc/protocol.md.
+ * user only), metrics (Prometheus text, monitor.c). doc/protocol.md.
  */
 #include <stdlib.h>
 
@@ -8,14 +8,10 @@
 
 #include <taskd/protocol.h>
 
-#include "events.h"
 #include "log.h"
+#include "monitor.h"
 #include "ops.h"
-#include "sched.h"
-#include "server.h"
-#include "stats.h"
 #include "taskd.h"
-#include "tpool.h"
 
 static op_fn op_shutdown;
 static op_fn op_reload;
@@ -60,30 +56,11 @@ static void
 op_metrics(struct taskd *td, struct client *c, struct request *req)
 {
 	struct evbuffer *out = evbuffer_new();
-	struct tpool_stats ts;
-	char labels[64];
 	json_t *text;
-	int st;
 
 	if (out == NULL)
 		fatalx("out of memory (evbuffer)");
-	stats_to_prometheus(out);
-	for (st = 0; st < JOB_NSTATES; st++) {
-		snprintf(labels, sizeof labels, "{state=\"%s\"}", job_state_name(st));
-		stats_gauge(out, "jobs", labels, (double)jobs_count(td->jobs, st),
-			    st == 0 ? "jobs in the table by state" : NULL);
-	}
-	stats_gauge(out, "queue_pending", NULL, (double)sched_pending(td->sched),
-		    "jobs waiting to run");
-	tpool_stats(td->tpool, &ts);
-	stats_gauge(out, "thread_pool_threads", NULL, ts.threads, "pool threads alive");
-	stats_gauge(out, "thread_pool_busy", NULL, ts.busy, "pool threads running a job");
-	stats_gauge(out, "thread_pool_max", NULL, ts.max, "thread_pool.max_threads");
-	stats_gauge(out, "clients", NULL, server_nclients(td->server), "connected clients");
-	stats_gauge(out, "subscribers", NULL, (double)events_subscribers(td->events),
-		    "connections subscribed to job events");
-	stats_gauge(out, "uptime_seconds", NULL, now_unix() - td->started_at,
-		    "seconds since taskd started");
+	monitor_render(td, out, METRICS_PROMETHEUS);
 	text = json_stringn((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out));
 	evbuffer_free(out);
 	reply_ok(c, req->id, json_pack("{s:o}", "text", text));

@@ -11,6 +11,7 @@
 
 #include "admission.h"
 #include "events.h"
+#include "http.h"
 #include "log.h"
 #include "modules.h"
 #include "ops.h"
@@ -146,6 +147,8 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL
 			    ? json_string(persist_storage_error(td->persist)) : json_null());
+	json_object_set_new(r, "http", http_address(td->http) != NULL
+				       ? json_string(http_address(td->http)) : json_null());
 	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	json_object_set_new(r, "modules", module_to_json());
 	reply_ok(c, req->id, r);

@@ -4,9 +4,11 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "job.h"
 #include "leftover.h"
 #include "log.h"
+#include "monitor.h"
 #include "persist.h"
 #include "record.h"
 #include "store.h"
@@ -173,6 +175,7 @@ static int
 commit(struct persist *p, char **cause)
 {
 	struct job *j;
+	double t0 = clock_now(CLOCK_MONOTONIC);
 	char *rec;
 	size_t i;
 	int rc = 0;
@@ -196,6 +199,7 @@ commit(struct persist *p, char **cause)
 	}
 	if (store_commit(p->store, cause) == -1)
 		return -1;
+	monitor_store_commit(clock_now(CLOCK_MONOTONIC) - t0);
 	for (i = 0; i < p->ndirty; i++)
 		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
 			j->persist_dirty = false;
@@ -208,12 +212,17 @@ static void
 sync_now(struct persist *p)
 {
 	char *cause = NULL;
+	double t0;
+	int rc;
 
 	if (!p->unsynced) {
 		fire(&p->syncing, true, NULL);
 		return;
 	}
-	if (store_sync(p->store, &cause) == -1) {
+	t0 = clock_now(CLOCK_MONOTONIC);
+	rc = store_sync(p->store, &cause);
+	monitor_store_fsync(clock_now(CLOCK_MONOTONIC) - t0);
+	if (rc == -1) {
 		/* Committed but not yet durable: hold the answers, try again. */
 		log_warnx("storage: %s (retrying in 1 s)", cause);
 		free(cause);

@@ -75,13 +75,7 @@ mono(void)
 static inline struct timeval
 tv_of(double sec)
 {
-	struct timeval tv;
-
-	if (!(sec > 0))
-		sec = 0;
-	tv.tv_sec = (time_t)sec;
-	tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
-	return tv;
+	return clock_timeval(sec);
 }
 
 static inline int

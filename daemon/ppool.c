@@ -68,6 +68,7 @@
 #include "leftover.h"
 #include "log.h"
 #include "ppool.h"
+#include "stats.h"
 #include "ppool-private.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -208,6 +209,7 @@ spawn_worker(struct ppool *pp)
 		return -1;
 	}
 	worker_new(pp, sv[0], pidfd, pid, index);
+	STATS_INC(workers_spawned);
 	log_debug("ppool: worker %d started (pid %d)", index, (int)pid);
 	return 0;
 }
@@ -380,6 +382,8 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 		return; /* still running (polling without a pidfd) */
 	forget_worker(pp, w->pid);
 	msg = death_reason(w, status, p == w->pid);
+	if (w->state != W_EXITING && !w->killed)
+		STATS_INC(worker_deaths);
 	if (w->state == W_STARTING ||
 	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
 		failed_start(pp, msg);

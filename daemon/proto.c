@@ -101,7 +101,7 @@ static const char *const envelope_fields[] = { "v", "id", "op" };
 /* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
-	"after", "after_any", "run_at", "retries", "retry_delay", "input",
+	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify",
 };
 
 static bool
@@ -275,6 +275,17 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 			return -1;
 		}
 		spec->name = xstrdup(json_string_value(v));
+	}
+	if ((v = json_object_get(obj, "notify")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > TASKD_MAX_NOTIFY ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"notify\" must be a shell command line of 1 to %d bytes",
+					TASKD_MAX_NOTIFY);
+			return -1;
+		}
+		spec->notify = xstrdup(json_string_value(v));
 	}
 	return 0;
 }

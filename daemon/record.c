@@ -4,7 +4,7 @@
  *
  * Decoding is strict: a record is read whole or refused with the reason
  * (persist.c then refuses to start rather than drop a job). A version 2
- * record must have exactly its fields; a version 1 record is read the way
+ * or 3 record must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
  *
@@ -93,6 +93,7 @@ encode_spec(const struct job *j)
 	set(o, "run_at", finite_real(s->run_at), j->id);
 	set(o, "retries", json_integer(s->retries), j->id);
 	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
+	set(o, "notify", string_or_null(s->notify), j->id); /* version 3 */
 	return o;
 }
 
@@ -240,7 +241,7 @@ struct job_in {
 	json_int_t uid, gid, worker, priority, retries, attempt;
 	int type, class, routed, pool;
 	const char *route_key;
-	json_t *argv, *env, *cwd, *name, *labels, *attempts;
+	json_t *argv, *env, *cwd, *name, *labels, *attempts, *notify;
 	double timeout, run_at, retry_delay, submitted_at, started_at, finished_at, due_at;
 };
 
@@ -262,7 +263,8 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 		return -1;
 	*why = "bad spec";
 	if (take_strv(in->argv, &sp->argv) == -1 || take_strv(in->env, &sp->env) == -1 ||
-	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1)
+	    take_str(in->cwd, &sp->cwd) == -1 || take_str(in->name, &sp->name) == -1 ||
+	    (in->notify != NULL && take_str(in->notify, &sp->notify) == -1))
 		return -1;
 	if (in->labels != NULL && labels_from_json(in->labels, "labels", &sp->labels, &cause) == -1) {
 		free(cause);
@@ -326,11 +328,14 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-static int decode_v2_job(json_t *o, struct job *j, const char **why);
+static int decode_v2_job(json_t *o, int v, struct job *j, const char **why);
 
-/* Version 2: exactly the fields record_encode writes. */
+/*
+ * Versions 2 and 3: exactly the fields record_encode writes (version 3
+ * adds spec.notify; a version 2 record has none).
+ */
 static int
-decode_v2(json_t *o, struct job *j, const char **why)
+decode_v2(json_t *o, int v, struct job *j, const char **why)
 {
 	json_t *handler;
 	json_error_t jerr;
@@ -346,7 +351,7 @@ decode_v2(json_t *o, struct job *j, const char **why)
 		json_incref(handler);
 		json_object_del(o, "handler");
 	}
-	rc = decode_v2_job(o, j, why);
+	rc = decode_v2_job(o, v, j, why);
 	if (rc == 0 && handler != NULL) {
 		/* The type was a handler's or a module's name: not exec, not a built-in type. */
 		if (j->spec.type == BUILTIN_EXEC || module_builtin(j->spec.type)) {
@@ -366,7 +371,7 @@ decode_v2(json_t *o, struct job *j, const char **why)
 }
 
 static int
-decode_v2_job(json_t *o, struct job *j, const char **why)
+decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 {
 	const char *type, *cls, *routed, *status;
 	struct result_in r = { 0 };
@@ -388,11 +393,12 @@ decode_v2_job(json_t *o, struct job *j, const char **why)
 		return -1;
 	*why = "bad spec";
 	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-			   "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}", "type", &type,
-			   "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name", &in.name,
-			   "labels", &in.labels, "class", &cls, "priority", &in.priority, "timeout",
-			   &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries", &in.retries,
-			   "retry_delay", &in.retry_delay) == -1)
+			   v >= 3 ? "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F,s:o}"
+			   : "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
+			   "type", &type, "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name",
+			   &in.name, "labels", &in.labels, "class", &cls, "priority", &in.priority,
+			   "timeout", &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries",
+			   &in.retries, "retry_delay", &in.retry_delay, "notify", &in.notify) == -1)
 		return -1;
 	*why = "bad result";
 	if (json_unpack_ex(res, &jerr, JSON_STRICT,
@@ -543,7 +549,7 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, j, &why);
+	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, *version, j, &why);
 	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);

@@ -6,8 +6,10 @@
  * older version is migrated in memory as it is read, and written back in
  * the current version by persist.c after startup.
  *
- * Version 2 (RECORD_VERSION): {"v":2,...}; states, classes, job types,
- * pools and run outcomes by name; nothing but the job's own fields.
+ * Version 3 (RECORD_VERSION): version 2 and the spec's "notify" (the
+ * command run when the job ends, or null).
+ * Version 2: {"v":2,...}; states, classes, job types, pools and run
+ * outcomes by name; nothing but the job's own fields.
  * Version 1 (taskd 0.1.0): no "v"; those as integers, the result stored as
  * the worker's "done" message ("t", "job", "rss_kb" included), the
  * lifecycle fields under "life" (absent in the oldest records).
@@ -23,7 +25,7 @@
 
 #include "job.h"
 
-#define RECORD_VERSION 2
+#define RECORD_VERSION 3
 
 /* The record of j in the current version (JSON text, malloc'd). */
 char *record_encode(const struct job *j);

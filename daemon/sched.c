@@ -10,6 +10,7 @@
 #include "log.h"
 #include "output.h"
 #include "ppool.h"
+#include "monitor.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
@@ -285,9 +286,14 @@ static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
-	/* The environment is not shown anywhere once the job is over: give it back. */
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	/*
+	 * The environment is not shown anywhere once the job is over: give it
+	 * back, unless its notify command still needs it (notify.c frees it).
+	 */
+	if (j->spec.notify == NULL) {
+		strv_free(j->spec.env);
+		j->spec.env = NULL;
+	}
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -624,6 +630,9 @@ sched_add(struct sched *s, struct job *j)
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
 	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER)
 		j->routed = CLASS_IO;
+	if (j->spec.class == CLASS_AUTO)
+		monitor_routed(j->routed);
+	j->queued_at = now_unix();
 	j->seq = s->seq++;
 	stamp_in(s, j, fair_of(s, j));
 	jobq_push(queue_of(s, j), j);

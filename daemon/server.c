@@ -557,37 +557,31 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void
-server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		 void *arg)
+/*
+ * A client on fd acting as uid/gid, or NULL when admission refuses it (it
+ * was told why, and fd closed).
+ */
+static struct client *
+add_client(struct server *srv, int fd, uid_t uid, gid_t gid, pid_t pid)
 {
-	struct server *srv = arg;
-	struct ucred cred;
-	socklen_t len = sizeof cred;
+	bool privileged = privileged_uid(uid);
 	struct client *c;
 	const char *why;
-	bool privileged;
 	char msg[256];
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		log_warn("SO_PEERCRED");
-		close(fd);
-		return;
-	}
-	privileged = privileged_uid(cred.uid);
-	if ((why = admission_refusal(&srv->admission, srv->nclients, cred.uid, privileged, msg,
+	if ((why = admission_refusal(&srv->admission, srv->nclients, uid, privileged, msg,
 				     sizeof msg)) != NULL) {
-		admission_refuse(&srv->admission, fd, cred.uid, why);
-		return;
+		admission_refuse(&srv->admission, fd, uid, why);
+		return NULL;
 	}
 	c = xcalloc(1, sizeof *c);
 	c->srv = srv;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	c->pid = cred.pid;
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = pid;
 	c->privileged = privileged;
 	if (!privileged)
-		admission_taken(&srv->admission, cred.uid);
+		admission_taken(&srv->admission, uid);
 	c->active_at = clock_now(CLOCK_MONOTONIC);
 	c->fd = fd;
 	c->in = evbuffer_new();
@@ -600,7 +594,38 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
 	srv->nclients++;
 	STATS_INC(connections);
-	log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
+	return c;
+}
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		 void *arg)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if (add_client(arg, fd, cred.uid, cred.gid, cred.pid) != NULL)
+		log_debug("client connected (uid %u pid %d)", (unsigned)cred.uid, (int)cred.pid);
+}
+
+int
+server_add_local(struct server *srv, uid_t uid, gid_t gid)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if (add_client(srv, sv[0], uid, gid, getpid()) == NULL) {
+		close(sv[1]);
+		errno = EMFILE; /* a connection limit: like running out of descriptors */
+		return -1;
+	}
+	return sv[1];
 }
 
 /*

@@ -44,6 +44,15 @@ void server_stop_listening(struct server *srv);
 void server_free(struct server *srv);
 int server_nclients(const struct server *srv);
 
+/*
+ * A client from inside the daemon, acting as uid/gid (the HTTP endpoint
+ * runs the read-only ops through it, so they answer exactly as on the
+ * socket): one end of a socketpair is served like an accepted connection,
+ * under the same limits, the other is returned (non-blocking,
+ * close-on-exec); -1 with errno (EMFILE: a connection limit refused it).
+ */
+int server_add_local(struct server *srv, uid_t uid, gid_t gid);
+
 void server_client_send(struct client *c, const char *data, size_t len);
 /*
  * Bytes queued for c that the socket did not take when offered (what a slow

@@ -1,6 +1,6 @@
 /*
  * Daemon-wide counters, declared once: the same X-macro list drives the
- * struct, `status` (and later `metrics`) and the tests. Loop thread only.
+ * struct, `status`, the metrics (monitor.c) and the tests. Loop thread only.
  */
 #ifndef TASKD_STATS_H
 #define TASKD_STATS_H
@@ -22,6 +22,8 @@
 	X(events_sent, "job event lines sent to subscribers")                                      \
 	X(event_overflows, "subscribers cut off for falling behind")                               \
 	X(jobs_retried, "failed, timed-out or lost attempts scheduled again (retries)")            \
+	X(workers_spawned, "worker processes started (the first ones and every replacement)")    \
+	X(worker_deaths, "worker processes that died without being asked to exit")                \
 	X(reloads, "successful configuration reloads")                                             \
 	X(reload_errors, "refused configuration reloads")
 
@@ -39,11 +41,5 @@ struct json_t;
 /* {"connections":N, ...} */
 struct json_t *stats_to_json(void);
 
-struct evbuffer;
-/* Append the counters in Prometheus text format (taskd_<name>_total). */
-void stats_to_prometheus(struct evbuffer *out);
-/* Append one gauge (with HELP/TYPE lines unless help is NULL). */
-void stats_gauge(struct evbuffer *out, const char *name, const char *labels, double value,
-		 const char *help);
 
 #endif

@@ -5,9 +5,11 @@
 
 #include <event2/event.h>
 
+#include "http.h"
 #include "life.h"
 #include "log.h"
 #include "modules.h"
+#include "notify.h"
 #include "persist.h"
 #include "sched.h"
 #include "sd.h"
@@ -76,6 +78,10 @@ taskd_max_clients(const struct config *cfg)
 		return cfg->limits.max_clients;
 	/* Each running job holds a few descriptors (pipes, files, pidfd, eventfd, schedstat). */
 	reserve = 9L * cfg->thread_pool.max_threads + 4L * taskd_ppool_config(cfg).max_workers + 64;
+	/* Notification commands run like jobs; an HTTP request holds up to 3 (http.c). */
+	reserve += 9L * NOTIFY_THREADS + WEBHOOK_INFLIGHT;
+	if (cfg->http.listen != NULL)
+		reserve += 3L * cfg->http.max_connections;
 	room = (long)rl.rlim_cur - reserve;
 	if (room < 16)
 		room = 16;
@@ -96,6 +102,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	struct config next;
 	struct tpool_config tc;
 	struct ppool_config pc;
+	char *cause_http = NULL;
 	struct hpool_limits hl;
 
 	if (td->config_path == NULL) {
@@ -134,6 +141,11 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	sched_set_hpool(td->sched, td->hpool, hl.cpu_max);
 	sched_configure(td->sched);
 	persist_configure(td->persist, td->cfg->store.fsync, td->cfg->store.fsync_interval);
+	notify_configure(td->notify);
+	if (http_reconfigure(td->http, &cause_http) == -1) {
+		log_warnx("reload: %s (the old token stays)", cause_http);
+		free(cause_http);
+	}
 	STATS_INC(reloads);
 	return 0;
 }

@@ -25,6 +25,8 @@ struct server;
 struct persist;
 struct store;
 struct events;
+struct http;
+struct notify;
 
 struct taskd {
 	struct event_base *base;
@@ -44,6 +46,8 @@ struct taskd {
 	struct persist *persist;
 	struct store *store;
 	struct events *events;    /* subscribers to job events */
+	struct notify *notify;    /* commands and webhook posts when jobs end; the slow log */
+	struct http *http;        /* the HTTP endpoint, NULL without http.listen */
 	double started_at;
 	bool stopping;
 	bool draining;

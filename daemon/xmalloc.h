@@ -2,6 +2,7 @@
 #ifndef TASKD_XMALLOC_H
 #define TASKD_XMALLOC_H
 
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -18,5 +19,7 @@ char *xvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0))
 char **strv_dup(char *const *v);
 size_t strv_len(char *const *v);
 void strv_free(char **v);
+/* Same strings in the same order (NULL equals only NULL). */
+bool strv_equal(char *const *a, char *const *b);
 
 #endif

@@ -68,6 +68,8 @@
 /* Limits on a job description. */
 #define TASKD_PRIORITY_MIN (-20)
 #define TASKD_PRIORITY_MAX 19
+/* Longest "notify" command line (a shell command run when the job ends). */
+#define TASKD_MAX_NOTIFY 4096
 #define TASKD_MAX_NAME 256
 /* Labels: "labels":{"KEY":"value"}, keys of [A-Za-z0-9_.-]. */
 #define TASKD_MAX_LABELS 32

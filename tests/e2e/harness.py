@@ -86,6 +86,11 @@ def _children_of_us():
     return kids
 
 
+def protect(pid):
+    """A child the test started itself (a browser, a server): reap_strays leaves it alone."""
+    _protected_pids.add(pid)
+
+
 def reap_strays():
     """Kill and reap processes re-parented to us that nobody waits for."""
     for pid in _children_of_us():

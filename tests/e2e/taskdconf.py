@@ -45,7 +45,8 @@ def render_group(d):
 
 
 def render(cfg, source):
-    """A dict of (nested dicts of) scalars → libconfig text, headed "# written by SOURCE"."""
+    """A dict of (nested dicts of) scalars or lists of scalars → libconfig text, headed
+    "# written by SOURCE"."""
     lines = ["# written by " + source]
     for k, v in cfg.items():
         if isinstance(v, dict):

@@ -551,8 +551,9 @@ class BadDatabaseTest(DurabilityCase):
     def test_newer_record_version(self):
         # a job record of a later format: refused, never guessed at or rewritten
         d = self.prepared()
-        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=3)))
-        self.refused(d, "job 3: record version 3 written by a newer taskd")
+        newer = RECORD_VERSION + 1
+        self.rewrite_record(d, 3, lambda t: json.dumps(dict(json.loads(t), v=newer)))
+        self.refused(d, "job 3: record version %d written by a newer taskd" % newer)
 
     def test_unreadable_record(self):
         d = self.prepared()
@@ -832,6 +833,9 @@ class DiskFullTest(DurabilityCase):
 
 # ---------------------------------------------------------------------------
 
+# The record version this taskd writes (daemon/record.h RECORD_VERSION).
+RECORD_VERSION = 3
+
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
@@ -868,9 +872,11 @@ class RecordMigrationTest(DurabilityCase):
             expected = json.load(f)
         # Since 0.1.0, a wall time never measured (0: job 1, lost by a restart)
         # is shown as null (doc/protocol.md "Job object"); nothing else differs.
+        # The job object has had "notify" since (null: no command when the job ends).
         for j in expected:
             if j["wall"] == 0:
                 j["wall"] = None
+            j["notify"] = None
         self.assertEqual([j["id"] for j in expected], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15])
         d = self.on_fixture()
         self.check_jobs(d, expected)
@@ -885,8 +891,8 @@ class RecordMigrationTest(DurabilityCase):
         self.assertEqual(d.show(14)["due_at"], 4102444800.0)
         self.assertNextIdAbove(d, range(1, 16))
         after = {i: d.show(i) for i in (10, 11, 13)}
-        self.assertIn("migrating 15 stored job records (oldest version 1) to record version 2",
-                      d.log_text())
+        self.assertIn("migrating 15 stored job records (oldest version 1) to record version %d"
+                      % RECORD_VERSION, d.log_text())
         # Stopped: every row is now a record of the current version.
         self.assertEqual(d.stop(), 0)
         self.assertCurrentRecords(db_path(d), range(1, 17))
@@ -908,7 +914,7 @@ class RecordMigrationTest(DurabilityCase):
         for jid, state, text in rows:
             with self.subTest(row=jid):
                 rec = json.loads(text)
-                self.assertEqual(rec["v"], 2)
+                self.assertEqual(rec["v"], RECORD_VERSION)
                 self.assertNotIn("res", rec)
                 self.assertNotIn("life", rec)
                 self.assertNotIn("t", rec["result"])

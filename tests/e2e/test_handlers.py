@@ -64,6 +64,26 @@ class HandlerCase(E2ETestCase):
 
 
 class Basics(HandlerCase):
+    def test_metrics_per_handler(self):
+        d = self.daemon([py("py")])
+        self.run_job(d, "py", "echo", "x")
+        self.run_job(d, "py", "fail", "no")
+        text = d.ctl("metrics").stdout
+        def sample(name, **labels):
+            want = ",".join('%s="%s"' % kv for kv in labels.items())
+            m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(name), re.escape(want)), text, re.M)
+            return float(m.group(1)) if m else None
+        self.assertEqual(sample("taskd_handler_jobs_total", handler="py", state="done"), 1)
+        self.assertEqual(sample("taskd_handler_jobs_total", handler="py", state="failed"), 1)
+        self.assertGreaterEqual(sample("taskd_handler_worker_starts_total", handler="py"), 1)
+        self.assertEqual(sample("taskd_handler_queued", handler="py"), 0)
+        self.assertGreaterEqual(sample("taskd_handler_workers", handler="py", state="idle"), 1)
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                               capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
     def test_python_result_input_and_show(self):
         d = self.daemon([py("py")])
         p = d.ctl("submit", "--wait", "--type", "py", "--input", "-", "--", "echo", "a b",

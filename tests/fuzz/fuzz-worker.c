@@ -29,19 +29,6 @@ str_eq(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-static bool
-strv_eq(char *const *a, char *const *b)
-{
-	size_t i;
-
-	if (a == NULL || b == NULL)
-		return a == b;
-	for (i = 0; a[i] != NULL && b[i] != NULL; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return a[i] == NULL && b[i] == NULL;
-}
-
 /* msg → text → msg, as over the socket. Steals msg. */
 static json_t *
 transport(json_t *msg)
@@ -74,8 +61,8 @@ spec_roundtrip(const struct run_spec *s)
 		fprintf(stderr, "re-encoded spec refused: %s\n", error);
 		abort();
 	}
-	if (t.job_id != s->job_id || t.type != s->type || !strv_eq(t.argv, s->argv) ||
-	    !strv_eq(t.env, s->env) || !str_eq(t.cwd, s->cwd) ||
+	if (t.job_id != s->job_id || t.type != s->type || !strv_equal(t.argv, s->argv) ||
+	    !strv_equal(t.env, s->env) || !str_eq(t.cwd, s->cwd) ||
 	    !str_eq(t.out_path, s->out_path) || !str_eq(t.err_path, s->err_path) ||
 	    t.timeout != s->timeout || t.kill_grace != s->kill_grace ||
 	    t.max_output != s->max_output || t.nice != s->nice || t.as_user != s->as_user ||

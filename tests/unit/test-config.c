@@ -99,6 +99,16 @@ assert_same(const struct config *a, const struct config *b)
 	assert_int_equal(a->limits.max_clients_per_user, b->limits.max_clients_per_user);
 	assert_true(a->limits.stall_timeout == b->limits.stall_timeout);
 	assert_true(a->limits.idle_timeout == b->limits.idle_timeout);
+	assert_true((a->jobs.on_finish == NULL) == (b->jobs.on_finish == NULL));
+	assert_true((a->jobs.webhook == NULL) == (b->jobs.webhook == NULL));
+	assert_true(a->jobs.slow_log == b->jobs.slow_log);
+	assert_true(a->jobs.notify_timeout == b->jobs.notify_timeout);
+	assert_true((a->http.listen == NULL) == (b->http.listen == NULL));
+	assert_true((a->http.token_file == NULL) == (b->http.token_file == NULL));
+	assert_int_equal(a->http.allow_remote, b->http.allow_remote);
+	assert_int_equal(a->http.socket_mode, b->http.socket_mode);
+	assert_int_equal(a->http.max_connections, b->http.max_connections);
+	assert_true(a->http.timeout == b->http.timeout);
 }
 
 static void
@@ -188,6 +198,16 @@ test_defaults(void **state)
 	assert_int_equal(cfg.limits.max_clients, 1024);
 	assert_int_equal(cfg.limits.max_clients_per_user, 256);
 	assert_true(cfg.limits.idle_timeout == 300);
+	assert_null(cfg.jobs.on_finish);
+	assert_null(cfg.jobs.webhook);
+	assert_true(cfg.jobs.slow_log == 0);
+	assert_true(cfg.jobs.notify_timeout == 60);
+	assert_null(cfg.http.listen);
+	assert_null(cfg.http.token_file);
+	assert_int_equal(cfg.http.allow_remote, 0);
+	assert_int_equal(cfg.http.socket_mode, 0660);
+	assert_int_equal(cfg.http.max_connections, 64);
+	assert_true(cfg.http.timeout == 10);
 	config_free(&cfg);
 	config_free(&cfg); /* freeing twice is harmless: free resets to defaults */
 }
@@ -727,6 +747,83 @@ test_full_file(void **state)
 	free(path);
 }
 
+/* The HTTP endpoint and the notifications: addresses, URLs, command lists, the remote rule. */
+static void
+test_http_and_notify(void **state)
+{
+	static const struct bad cases[] = {
+		{ "http = {\n\tlisten = \"9181\";\n};\n", 2, "http.listen: '9181': expected HOST:PORT" },
+		{ "http = { listen = \"127.0.0.1:99999\"; };\n", 1, "a port from 0 to 65535" },
+		{ "http = { listen = \"example.com:80\"; };\n", 1,
+		  "the host must be an IP address (like 127.0.0.1 or [::1]) or localhost" },
+		{ "http = { listen = \"::1:80\"; };\n", 1, "write an IPv6 address in brackets" },
+		{ "http = { listen = \"relative/path\"; };\n", 1, "expected HOST:PORT" },
+		{ "http = { listen = 9181; };\n", 1, "http.listen: expected a string" },
+		{ "\nhttp = {\n\tlisten = \"0.0.0.0:9181\";\n};\n", 3,
+		  "http.listen: 0.0.0.0 is not a loopback address: set http.allow_remote = true" },
+		{ "http = { listen = \"[::]:9181\"; allow_remote = false; };\n", 1,
+		  "is not a loopback address" },
+		{ "http = { token_file = \"token\"; };\n", 1, "http.token_file: must be an absolute path" },
+		{ "http = { max_connections = 1; };\n", 1, "http.max_connections: must be between 2" },
+		{ "http = { timeout = 0; };\n", 1, "http.timeout: must be between 1 and 3600" },
+		{ "http = { socket_mode = \"0999\"; };\n", 1, "http.socket_mode: must be octal digits" },
+		{ "http = { port = 1; };\n", 1, "unknown key 'http.port'" },
+		{ "jobs = { webhook = \"https://example.com/x\"; };\n", 1, "https is not supported" },
+		{ "jobs = { webhook = \"ftp://example.com/x\"; };\n", 1, "expected http://HOST[:PORT]/PATH" },
+		{ "jobs = { webhook = \"http://user@host/x\"; };\n", 1, "user information" },
+		{ "jobs = { webhook = \"http://host:0/x\"; };\n", 1, "the port must be from 1 to 65535" },
+		{ "jobs = { webhook = \"http://bad_host/x\"; };\n", 1, "invalid host 'bad_host'" },
+		{ "jobs = { webhook = \"http://host/a b\"; };\n", 1, "printable ASCII without spaces" },
+		{ "jobs = { on_finish = \"echo\"; };\n", 1, "jobs.on_finish: expected a list of strings" },
+		{ "jobs = { on_finish = [ ]; };\n", 1, "must hold 1 to 16 strings" },
+		{ "jobs = {\n\ton_finish = ( \"a\", 1 );\n};\n", 2,
+		  "element 1 must be a non-empty string" },
+		{ "jobs = { on_finish = [ \"\" ]; };\n", 1, "element 0 must be a non-empty string" },
+		{ "jobs = { slow_log = -1; };\n", 1, "jobs.slow_log: must be at least 0" },
+		{ "jobs = { notify_timeout = 100000; };\n", 1, "jobs.notify_timeout: must be between" },
+	};
+	struct config cfg, other;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+
+	expect_ok("http = { listen = \"localhost:0\"; token_file = \"/etc/taskd/token\";\n"
+		  "\tmax_connections = 8; timeout = 2.5; socket_mode = \"0600\"; };\n"
+		  "jobs = { on_finish = [ \"logger done\", \"true\" ]; slow_log = 60;\n"
+		  "\twebhook = \"http://[::1]:8080/hook?x=1\"; notify_timeout = 5; };\n", &cfg);
+	assert_string_equal(cfg.http.listen, "localhost:0");
+	assert_string_equal(cfg.http.token_file, "/etc/taskd/token");
+	assert_int_equal(cfg.http.max_connections, 8);
+	assert_true(cfg.http.timeout == 2.5);
+	assert_int_equal(cfg.http.socket_mode, 0600);
+	assert_string_equal(cfg.jobs.on_finish[0], "logger done");
+	assert_string_equal(cfg.jobs.on_finish[1], "true");
+	assert_null(cfg.jobs.on_finish[2]);
+	assert_true(cfg.jobs.slow_log == 60);
+	assert_true(cfg.jobs.notify_timeout == 5);
+	assert_string_equal(cfg.jobs.webhook, "http://[::1]:8080/hook?x=1");
+
+	/* A reload sees which of them changed. */
+	expect_ok("http = { listen = \"localhost:0\"; token_file = \"/etc/taskd/token\";\n"
+		  "\tmax_connections = 8; timeout = 2.5; socket_mode = \"0600\"; };\n"
+		  "jobs = { on_finish = [ \"logger done\" ]; slow_log = 60;\n"
+		  "\twebhook = \"http://[::1]:8080/hook?x=1\"; notify_timeout = 5; };\n", &other);
+	assert_int_equal(config_diff(&cfg, &other, NULL, NULL), 1);
+	config_free(&other);
+	config_free(&cfg);
+
+	/* Remote addresses with allow_remote; a unix socket path; IPv6 loopback. */
+	expect_ok("http = { listen = \"0.0.0.0:9181\"; allow_remote = true; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("http = { listen = \"/run/taskd/http.sock\"; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("http = { listen = \"[::1]:9181\"; };\n", &cfg);
+	config_free(&cfg);
+	expect_ok("jobs = { on_finish = ( \"a\" ); webhook = \"http://hooks.example:80\"; };\n",
+		  &cfg);
+	config_free(&cfg);
+}
+
 static void
 test_empty_file(void **state)
 {
@@ -771,6 +868,8 @@ test_failed_load_no_leak(void **state)
 		"socket = \"/tmp/a.sock\";\nstate_dir = \"/tmp/s\";\nthread_pool = { max_threads = 0; };\n",
 		"state_dir = \"/tmp/s\";\nsocket = \"/tmp/a.sock\";\nthread_pool = { min_threads = 99; };\n",
 		"socket = \"/tmp/a.sock\";\nstate_dir = ;\n",
+		("jobs = { on_finish = [ \"a\", \"b\" ]; webhook = \"http://h/x\"; };\n"
+		 "http = { listen = \"127.0.0.1:1\"; token_file = \"/t\"; timeout = 0; };\n"),
 	};
 	char *path;
 	size_t before, after, round;
@@ -925,6 +1024,7 @@ main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_http_and_notify),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_failed_load_no_leak),
 		cmocka_unit_test(test_handlers_load),

@@ -190,8 +190,9 @@ test_v1_rows(void **state)
 	assert_string_equal(j->route_key, "sh");
 	text = round_trip(j);
 	o = parse(text);
-	assert_int_equal(json_integer_value(json_object_get(o, "v")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
 	spec = json_object_get(o, "spec");
+	assert_true(json_is_null(json_object_get(spec, "notify")));
 	res = json_object_get(o, "result");
 	assert_string_equal(json_string_value(json_object_get(spec, "type")), "exec");
 	assert_string_equal(json_string_value(json_object_get(spec, "class")), "io");
@@ -360,6 +361,7 @@ full_job(void)
 	j->spec.env[0] = xstrdup("PATH=/bin");
 	j->spec.cwd = xstrdup("/srv/build");
 	j->spec.name = xstrdup("nightly");
+	j->spec.notify = xstrdup("notify-send done");
 	labels = json_pack("{s:s,s:s}", "team", "infra", "run", "7");
 	assert_int_equal(labels_from_json(labels, "labels", &j->spec.labels, &cause), 0);
 	json_decref(labels);
@@ -544,6 +546,7 @@ test_v2_round_trip(void **state)
 	assert_true(back->res.out_truncated);
 	assert_false(back->res.err_truncated);
 	assert_true(json_equal(back->attempts, j->attempts));
+	assert_string_equal(back->spec.notify, "notify-send done");
 	job_free(back);
 	free(text);
 	/* Every run outcome and state has its name. */
@@ -634,6 +637,41 @@ test_v2_refused(void **state)
 	job_free(j);
 }
 
+/*
+ * Version 2 records (taskd before "notify") are read as they were, with no
+ * notify command; version 3 has exactly one more spec field, notify.
+ */
+static void
+test_v2_records_and_v3(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text = record_encode(j), *v2, *cause = NULL;
+	int version;
+
+	(void)state;
+	/* The same record as taskd wrote it at version 2: "v":2, no spec.notify. */
+	v2 = with(text, NULL, "v", json_integer(2));
+	free(text);
+	text = with(v2, "spec", "notify", NULL);
+	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 2);
+	assert_null(back->spec.notify);
+	assert_string_equal(back->spec.cwd, "/srv/build");
+	job_free(back);
+	/* Version 2 has no notify; version 3 must have it (null or a string, no NUL). */
+	refused_with(42, "done", v2, NULL, "v", json_integer(2), "bad spec");
+	free(v2);
+	v2 = record_encode(j);
+	refused_with(42, "done", v2, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_integer(1), "bad spec");
+	refused_with(42, "done", v2, "spec", "notify", json_stringn("a\0b", 3),
+		     "unreadable record");
+	free(v2);
+	free(text);
+	job_free(j);
+}
+
 /* Decoded jobs go into a table with their own ids and states. */
 static void
 test_restore(void **state)
@@ -679,6 +717,7 @@ main(void)
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_v2_round_trip),
+	    cmocka_unit_test(test_v2_records_and_v3),
 	    cmocka_unit_test(test_v2_handler_job),
 	    cmocka_unit_test(test_v2_module_job),
 	    cmocka_unit_test(test_v2_refused),
