@@ -110,15 +110,28 @@ mrun_of(struct taskd_job *job)
 
 /* --- ids --------------------------------------------------------------- */
 
-/* The submitter's groups (getgrouplist, or just gid without a passwd entry): 0 or -1. */
+/*
+ * The submitter's groups, as --run-as gives a command: getgrouplist of
+ * their name, or just their gid without a passwd entry. 0, or -1.
+ */
 static int
 user_groups(struct ident *id, char **error)
 {
 	struct passwd pw, *pwp = NULL;
-	char buf[4096];
+	size_t len = 4096;
+	char *buf = NULL;
 	int n = 32, rc;
 
-	if (getpwuid_r(id->uid, &pw, buf, sizeof buf, &pwp) != 0 || pwp == NULL) {
+	do {
+		buf = xreallocarray(buf, len *= 2, 1);
+		rc = getpwuid_r(id->uid, &pw, buf, len, &pwp);
+	} while (rc == ERANGE && len < (1u << 20));
+	if (rc != 0 || pwp == NULL) {
+		free(buf);
+		if (rc != 0 && rc != ENOENT && rc != ESRCH) {
+			*error = xprintf("cannot look uid %u up: %s", (unsigned)id->uid, strerror(rc));
+			return -1;
+		}
 		id->user_groups = xmalloc(sizeof(gid_t));
 		id->user_groups[0] = id->gid;
 		id->nuser_groups = 1;
@@ -126,13 +139,14 @@ user_groups(struct ident *id, char **error)
 	}
 	for (;;) {
 		id->user_groups = xreallocarray(id->user_groups, (size_t)n, sizeof(gid_t));
-		rc = getgrouplist(pw.pw_name, id->gid, id->user_groups, &n);
-		if (rc >= 0) {
+		if (getgrouplist(pw.pw_name, id->gid, id->user_groups, &n) >= 0) {
 			id->nuser_groups = n;
+			free(buf);
 			return 0;
 		}
 		if (n > NGROUPS_MAX * 2 + 64) {
 			*error = xprintf("the groups of uid %u: too many", (unsigned)id->uid);
+			free(buf);
 			return -1;
 		}
 	}
