@@ -29,12 +29,14 @@ print_one(const struct taskctl_per_job *c)
 static int
 cancel_selected(struct taskctl *ctx, json_t *sel)
 {
+	static const char *const pages[] = {"ids", "cancelling", NULL};
 	json_t *req = taskd_request(TASKD_OP_CANCEL), *resp, *ids, *running, *id, *r;
 	size_t i, k;
 	int rc, busy;
 
 	json_object_update(req, sel);
-	resp = taskctl_call(ctx, req);
+	/* Everything is cancelled by the first request; later pages only tell the rest. */
+	resp = taskctl_call_pages(ctx, req, NULL, pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);

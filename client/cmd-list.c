@@ -174,6 +174,7 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 int
 cmd_list(struct taskctl *ctx, int argc, char **argv)
 {
+	static const char *const pages[] = {"jobs", NULL};
 	json_t *req = taskd_request(TASKD_OP_LIST), *resp, *jobs;
 	int rc;
 
@@ -181,7 +182,7 @@ cmd_list(struct taskctl *ctx, int argc, char **argv)
 		json_decref(req);
 		return rc;
 	}
-	resp = taskctl_call(ctx, req);
+	resp = taskctl_call_pages(ctx, req, NULL, pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);

@@ -48,6 +48,8 @@ cmd_reload(struct taskctl *ctx, int argc, char **argv)
 	return TASKD_EXIT_OK;
 }
 
+static const char *const text_path[] = { "text", NULL };
+
 int
 cmd_metrics(struct taskctl *ctx, int argc, char **argv)
 {
@@ -56,8 +58,13 @@ cmd_metrics(struct taskctl *ctx, int argc, char **argv)
 
 	if ((rc = taskctl_no_args(ctx, argc, argv)) != -1)
 		return rc;
-	if ((resp = simple_call(ctx, TASKD_OP_METRICS, &rc)) == NULL)
+	/* The text comes in pages of whole lines when it is longer than a frame. */
+	resp = taskctl_call_pages(ctx, taskd_request(TASKD_OP_METRICS), NULL, text_path);
+	if (!taskd_response_ok(resp)) {
+		rc = taskctl_rejected(ctx, NULL, resp);
+		json_decref(resp);
 		return rc;
+	}
 	result = taskd_response_result(resp);
 	if (ctx->json)
 		taskctl_print_json(result);

@@ -8,6 +8,7 @@
  *	paused:     cpu false  io false
  *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
  *	processes:  mode dynamic  min 1  max 8
+ *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
  * then tables of the process pool's workers and of the router, and the
  * counters, each only when the daemon reports any.
@@ -297,6 +298,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));
 	print_modules(json_object_get(st, "modules"));
@@ -307,12 +309,14 @@ print_status(const json_t *st)
 int
 cmd_status(struct taskctl *ctx, int argc, char **argv)
 {
+	static const char *const pages[] = {"process_pool.workers", "router", "handlers[].workers",
+	                                    NULL};
 	json_t *resp;
 	int rc;
 
 	if ((rc = taskctl_no_args(ctx, argc, argv)) != -1)
 		return rc;
-	resp = taskctl_call(ctx, taskd_request(TASKD_OP_STATUS));
+	resp = taskctl_call_pages(ctx, taskd_request(TASKD_OP_STATUS), NULL, pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);

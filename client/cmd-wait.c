@@ -180,56 +180,39 @@ receive_one(struct taskctl *ctx, struct waiter *w, int n, json_t *resp, struct p
 	json_decref(resp);
 }
 
+static const char *const list_pages[] = {"jobs", NULL};
+
 /*
  * On a terminal: the progress line (progress.c) of the jobs sel selects
- * (ids, or the selector), whose starting states come from a `list` sent
- * now; its request id goes to *list_req (-1 without progress).
+ * (ids, or the selector), whose starting states come from a `list` (all
+ * its pages) asked before the waits go out.
  */
 static struct progress *
-start_progress(struct taskctl *ctx, json_t *sel, const json_int_t *ids, size_t n,
-               int64_t *list_req)
+start_progress(struct taskctl *ctx, json_t *sel, const json_int_t *ids, size_t n)
 {
 	struct progress *p = progress_start(ctx, sel, ids, n);
-	json_t *req;
+	json_t *req, *resp;
 
-	*list_req = -1;
 	if (p == NULL)
 		return NULL;
 	req = taskd_request(TASKD_OP_LIST);
 	json_object_update(req, sel);
 	json_object_set_new(req, "limit", json_integer(0));
-	*list_req = taskctl_send(ctx, req);
-	return p;
-}
-
-/* Is resp the answer to the progress line's list? Then it is used up. */
-static int
-took_list(struct progress *p, int64_t list_req, json_t *resp)
-{
-	const json_t *id = json_object_get(resp, "id");
-
-	if (p == NULL || !json_is_integer(id) || json_integer_value(id) != list_req)
-		return 0;
+	resp = taskctl_call_pages(ctx, req, NULL, list_pages);
 	/* A refused list (e.g. too many ids) leaves the line counting answers only. */
 	if (taskd_response_ok(resp))
 		progress_snapshot(p, json_object_get(taskd_response_result(resp), "jobs"));
 	json_decref(resp);
-	return 1;
+	return p;
 }
 
 /* The next answer on the main connection, keeping the progress line going meanwhile. */
 static json_t *
-next_answer(struct taskctl *ctx, struct progress *p, int64_t list_req)
+next_answer(struct taskctl *ctx, struct progress *p)
 {
-	json_t *resp;
-
-	for (;;) {
-		if (p != NULL)
-			progress_wait(p, taskctl_client(ctx));
-		resp = taskctl_recv(ctx);
-		if (!took_list(p, list_req, resp))
-			return resp;
-	}
+	if (p != NULL)
+		progress_wait(p, taskctl_client(ctx));
+	return taskctl_recv(ctx);
 }
 
 static void
@@ -250,24 +233,28 @@ print_json(struct waiter *w, int n)
 	json_decref(arr);
 }
 
-/* wait --label/--name: one request, answered when all its jobs are final. */
+/*
+ * wait --label/--name: one request, answered when all its jobs are final;
+ * the rest of a long answer comes from `list` pages (doc/protocol.md "Pages").
+ */
 static int
 wait_selected(struct taskctl *ctx, json_t *sel)
 {
 	json_t *req = taskd_request(TASKD_OP_WAIT), *resp, *jobs;
 	int rc = TASKD_EXIT_OK, code;
 	struct progress *prog;
-	int64_t list_req, wait_req;
+	int64_t wait_req;
 	size_t i;
 
-	prog = start_progress(ctx, sel, NULL, 0, &list_req);
+	prog = start_progress(ctx, sel, NULL, 0);
 	json_object_update(req, sel);
-	wait_req = taskctl_send(ctx, req);
-	resp = next_answer(ctx, prog, list_req);
+	wait_req = taskctl_send(ctx, json_incref(req));
+	resp = next_answer(ctx, prog);
 	progress_end(prog);
 	if (json_integer_value(json_object_get(resp, "id")) != wait_req &&
 	    !json_is_null(json_object_get(resp, "id")))
 		taskctl_bad_response("answer to no pending wait");
+	resp = taskctl_more_pages(ctx, resp, req, TASKD_OP_LIST, list_pages);
 	if (!taskd_response_ok(resp)) {
 		rc = taskctl_rejected(ctx, NULL, resp);
 		json_decref(resp);
@@ -304,7 +291,6 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 	struct waiter *w;
 	json_int_t *ids;
 	json_t *req, *sel = json_object(), *idarr = json_array();
-	int64_t list_req;
 	int i, n, rc;
 
 	ids = calloc((size_t)argc, sizeof *ids);
@@ -324,7 +310,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 	for (i = 0; i < n; i++)
 		json_array_append_new(idarr, json_integer(ids[i]));
 	json_object_set_new(sel, "ids", idarr);
-	prog = start_progress(ctx, sel, ids, (size_t)n, &list_req);
+	prog = start_progress(ctx, sel, ids, (size_t)n);
 	for (i = 0; i < n; i++) {
 		req = taskd_request(TASKD_OP_WAIT);
 		json_object_set_new(req, "job", json_integer(ids[i]));
@@ -334,7 +320,7 @@ cmd_wait(struct taskctl *ctx, int argc, char **argv)
 		w[i].req = taskctl_send(ctx, req);
 	}
 	for (i = 0; i < n; i++)
-		receive_one(ctx, w, n, next_answer(ctx, prog, list_req), prog);
+		receive_one(ctx, w, n, next_answer(ctx, prog), prog);
 	progress_end(prog);
 	if (ctx->json)
 		print_json(w, n);

@@ -561,6 +561,147 @@ taskctl_call(struct taskctl *ctx, json_t *req)
 	return resp;
 }
 
+/* The array at a dotted path ("process_pool.workers") of a result, or NULL. */
+static json_t *
+array_at(json_t *result, const char *path)
+{
+	char key[64];
+	const char *dot;
+	size_t n;
+
+	while ((dot = strchr(path, '.')) != NULL) {
+		n = (size_t)(dot - path) < sizeof key - 1 ? (size_t)(dot - path) : sizeof key - 1;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		result = json_object_get(result, key);
+		path = dot + 1;
+	}
+	result = json_object_get(result, path);
+	return json_is_array(result) ? result : NULL;
+}
+
+/* Append the page's text at key to the first page's (metrics: whole lines a page). */
+static void
+merge_text(json_t *all, json_t *page, const char *key)
+{
+	json_t *more = json_object_get(page, key);
+	size_t n = json_string_length(all), m;
+	char *both;
+
+	if (!json_is_string(more))
+		taskctl_bad_response("a page without the text of the first");
+	m = json_string_length(more);
+	if ((both = malloc(n + m + 1)) == NULL)
+		taskctl_lost(ENOMEM);
+	memcpy(both, json_string_value(all), n);
+	memcpy(both + n, json_string_value(more), m);
+	both[n + m] = '\0';
+	if (json_string_setn_nocheck(all, both, n + m) == -1)
+		taskctl_lost(ENOMEM);
+	free(both);
+}
+
+/*
+ * Append a page's list at path to the first page's: "a.b" names an array
+ * by its keys; "a[].b" the arrays b of the objects in array a, matched by
+ * their "name" (status: each handler's workers). A string at a top-level
+ * key is a text cut in pages: the page's goes after the first's.
+ */
+static void
+merge_page(json_t *first, json_t *page, const char *path)
+{
+	const char *sub = strstr(path, "[].");
+	json_t *all, *more, *o = NULL, *p;
+	char key[64];
+	size_t i, k;
+
+	if (sub == NULL && json_is_string(json_object_get(first, path))) {
+		merge_text(json_object_get(first, path), page, path);
+		return;
+	}
+	if (sub == NULL) {
+		all = array_at(first, path);
+		more = array_at(page, path);
+		if ((all == NULL) != (more == NULL))
+			taskctl_bad_response("a page without the list of the first");
+		if (all != NULL)
+			json_array_extend(all, more);
+		return;
+	}
+	snprintf(key, sizeof key, "%.*s", (int)(sub - path), path);
+	all = array_at(first, key);
+	more = array_at(page, key);
+	json_array_foreach(more, i, p) {
+		json_array_foreach(all, k, o) {
+			if (json_equal(json_object_get(o, "name"), json_object_get(p, "name")))
+				break;
+		}
+		if (k == json_array_size(all))
+			taskctl_bad_response("a page with an item the first did not have");
+		merge_page(o, p, sub + 3);
+	}
+}
+
+/*
+ * An answer that comes in pages (doc/protocol.md "Pages"), first: while
+ * its result has a "next" cursor, ask again with req, its op replaced by
+ * next_op (if not NULL) and "cursor": next, and append the arrays at paths
+ * of each page to first's. Returns first with every page in it and
+ * "next": null, or the first refusal (first is freed then). Steals both.
+ */
+json_t *
+taskctl_more_pages(struct taskctl *ctx, json_t *first, json_t *req, const char *next_op,
+                   const char *const *paths)
+{
+	json_t *resp, *next;
+	char *cursor = NULL;
+	size_t i;
+
+	if (next_op != NULL)
+		json_object_set_new(req, "op", json_string(next_op));
+	for (resp = first; taskd_response_ok(resp);) {
+		next = json_object_get(taskd_response_result(resp), "next");
+		if (next == NULL || json_is_null(next))
+			break;
+		if (!json_is_string(next) ||
+		    (cursor != NULL && strcmp(cursor, json_string_value(next)) == 0))
+			taskctl_bad_response("a page whose \"next\" is no new cursor");
+		free(cursor);
+		cursor = strdup(json_string_value(next));
+		if (cursor == NULL)
+			taskctl_lost(ENOMEM);
+		if (resp != first)
+			json_decref(resp);
+		json_object_del(req, "id");
+		json_object_set_new(req, "cursor", json_string(cursor));
+		resp = taskctl_call(ctx, json_incref(req));
+		if (!taskd_response_ok(resp))
+			break;
+		for (i = 0; paths[i] != NULL; i++)
+			merge_page(taskd_response_result(first), taskd_response_result(resp),
+				   paths[i]);
+	}
+	free(cursor);
+	json_decref(req);
+	if (resp != first && !taskd_response_ok(resp)) {
+		json_decref(first);
+		return resp;
+	}
+	if (resp != first)
+		json_decref(resp);
+	if (taskd_response_ok(first))
+		json_object_set_new(taskd_response_result(first), "next", json_null());
+	return first;
+}
+
+/* taskctl_call, then taskctl_more_pages with the same request. */
+json_t *
+taskctl_call_pages(struct taskctl *ctx, json_t *req, const char *next_op,
+                   const char *const *paths)
+{
+	return taskctl_more_pages(ctx, taskctl_call(ctx, json_incref(req)), req, next_op, paths);
+}
+
 /* "taskctl: show 99: no such job 99 (not_found)"; returns 4. */
 int
 taskctl_rejected(struct taskctl *ctx, const char *arg, const json_t *resp)

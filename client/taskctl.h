@@ -75,6 +75,9 @@ int taskctl_per_job_report(struct taskctl *, const struct taskctl_per_job *, int
 void taskctl_per_job_free(struct taskctl_per_job *, int);
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
+json_t *taskctl_call_pages(struct taskctl *, json_t *, const char *, const char *const *);
+json_t *taskctl_more_pages(struct taskctl *, json_t *, json_t *, const char *,
+                           const char *const *);
 int64_t taskctl_send(struct taskctl *, json_t *);
 json_t *taskctl_recv(struct taskctl *);
 void taskctl_lost(int) __attribute__((noreturn));

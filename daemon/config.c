@@ -40,6 +40,7 @@
 
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
+#define GIB (UINT64_C(1) << 30)
 #define NOMAX LLONG_MAX /* no upper bound besides the field's type */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
@@ -136,7 +137,8 @@ static const struct key keys[] = {
 	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
 	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
 
-	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 1 * KIB, 64 * MIB, NULL, NULL },
+	/* Below 16K the answers of fixed size (status, metrics) and one job object may not fit. */
+	{ "limits.max_frame", K_SIZE, OFF(limits.max_frame), 16 * KIB, 64 * MIB, NULL, NULL },
 	{ "limits.max_clients", K_INT, OFF(limits.max_clients), 1, 1000000, NULL, NULL },
 	{ "limits.max_clients_per_user", K_INT, OFF(limits.max_clients_per_user), 0, 1000000, NULL,
 	  NULL },
@@ -154,6 +156,10 @@ static const struct key keys[] = {
 	{ "http.socket_mode", K_MODE, OFF(http.socket_mode), 0, 0777, NULL, NULL },
 	{ "http.max_connections", K_INT, OFF(http.max_connections), 2, 4096, NULL, NULL },
 	{ "http.timeout", K_FLOAT, OFF(http.timeout), 1, 3600, NULL, NULL },
+	{ "limits.max_job_bytes_per_user", K_SIZE, OFF(limits.max_job_bytes_per_user), 0, NOMAX,
+	  NULL, NULL },
+	{ "limits.max_output_per_user", K_SIZE, OFF(limits.max_output_per_user), 0, NOMAX, NULL,
+	  NULL },
 };
 
 static const struct order orders[] = {
@@ -223,6 +229,8 @@ config_defaults(struct config *cfg)
 	cfg->http.socket_mode = 0660;
 	cfg->http.max_connections = 64;
 	cfg->http.timeout = 10;
+	cfg->limits.max_job_bytes_per_user = 64 * MIB;
+	cfg->limits.max_output_per_user = 1 * GIB;
 }
 
 static void
@@ -358,9 +366,8 @@ config_parse_size(const char *text, uint64_t *out)
 	return 0;
 }
 
-/* "64M" for round sizes, else plain bytes: for messages. */
-static char *
-size_text(uint64_t v)
+char *
+config_size_text(uint64_t v)
 {
 	static const char units[] = "TGMK";
 	int shift;
@@ -383,11 +390,11 @@ range_text(const struct key *k, long long max)
 			return xprintf("must be at least %lld", k->min);
 		return xprintf("must be between %lld and %lld", k->min, max);
 	}
-	lo = size_text((uint64_t)k->min);
+	lo = config_size_text((uint64_t)k->min);
 	if (max == NOMAX)
 		s = xprintf("must be at least %s", lo);
 	else {
-		hi = size_text((uint64_t)max);
+		hi = config_size_text((uint64_t)max);
 		s = xprintf("must be between %s and %s", lo, hi);
 		free(hi);
 	}

@@ -116,6 +116,9 @@ struct config {
 		int max_clients_per_user; /* per uid but root and taskd's own, 0 = no limit */
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
+		/* What one user's jobs may store (quota.h), 0 = no limit; not root's nor taskd's own. */
+		uint64_t max_job_bytes_per_user; /* descriptions: argv, environment, ... */
+		uint64_t max_output_per_user;    /* output files */
 	} limits;
 
 	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */
@@ -152,6 +155,8 @@ int config_diff(const struct config *a, const struct config *b,
 
 /* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
 int config_parse_size(const char *text, uint64_t *out);
+/* The other way, for messages: "64M" for round sizes, else plain bytes (malloc'd). */
+char *config_size_text(uint64_t v);
 
 const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */

@@ -55,8 +55,8 @@ event_line(const struct job *j, int prev, size_t *len)
 							? json_integer(j->res.exit_code) : json_null());
 		json_object_set_new(o, "signal", j->res.signal > 0 ? json_integer(j->res.signal)
 								  : json_null());
-		json_object_set_new(o, "error", j->res.error != NULL ? json_string(j->res.error)
-								    : json_null());
+		/* As the job object shows it: an event line stays within limits.max_frame. */
+		json_object_set_new(o, "error", job_error_json(j->res.error));
 	}
 	line = proto_line(o, len);
 	json_decref(o);

@@ -498,16 +498,24 @@ write_all(struct stream *s, const char *p, size_t n)
 	}
 }
 
-/* Count n bytes, write what fits under max_output, drop the rest. */
+/*
+ * Count n bytes, write what fits under max_output and (both streams
+ * together) max_kept, none once quiet; drop the rest.
+ */
 static void
 stream_keep(struct child *c, struct stream *s, size_t n)
 {
-	uint64_t max = c->r->spec.max_output;
+	uint64_t max = c->r->spec.max_output, total = c->r->spec.max_kept;
+	uint64_t kept = c->out.kept + c->err.kept;
 	size_t keep = n;
 
 	*s->bytes += n;
 	if (max > 0 && keep > max - s->kept)
 		keep = (size_t)(max - s->kept);
+	if (total > 0 && keep > total - kept)
+		keep = (size_t)(total - kept);
+	if (atomic_load(&c->r->quiet))
+		keep = 0;
 	if (keep < n)
 		*s->truncated = true;
 	if (keep > 0 && s->file != -1)

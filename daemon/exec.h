@@ -38,6 +38,7 @@ struct run_spec {
 	double timeout;     /* seconds, 0 = none */
 	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
 	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
+	uint64_t max_kept;   /* bytes kept over both streams, 0 = unlimited (quota.h) */
 	int nice;           /* applied to a command with setpriority() after spawn; 0 = leave */
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
@@ -74,6 +75,7 @@ struct run {
 	struct run_result res;
 	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
 	_Atomic bool cancelled; /* set by run_cancel() before it writes cancel_fd */
+	_Atomic bool quiet;     /* run_stop_output(): keep no more of the command's output */
 	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
 	_Atomic int live_pid;   /* the command's pid once spawned, readable by the loop while it runs */
 	/* Called by exec_run right after the command was spawned (res.pid set), or NULL. */
@@ -103,6 +105,12 @@ void run_spec_free(struct run_spec *s);
 /* From any thread: ask the run to stop (SIGTERM to the group, SIGKILL after kill_grace). */
 void run_cancel(struct run *r);
 bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system call) */
+/*
+ * From any thread, or a signal handler: keep no more of the command's
+ * output (what it writes from now on is counted and dropped, the stream is
+ * marked truncated, as beyond max_output). Its owner's output quota is used up.
+ */
+void run_stop_output(struct run *r);
 
 /* From the runner: the job's progress message now (copied). */
 void run_set_progress(struct run *r, const char *message);

@@ -284,11 +284,17 @@ to_job(struct hworker *w, struct hjob *j, int stream, const char *p, size_t n)
 	const char *path = stream == 0 ? j->r->spec.out_path : j->r->spec.err_path;
 	ssize_t k;
 
-	if (max > 0 && j->bytes[stream] + n > max) {
+	if (max > 0 && j->bytes[stream] + n > max)
 		keep = j->bytes[stream] < max ? max - j->bytes[stream] : 0;
+	/* Its owner's output quota (quota.h): what is left of it, or nothing at all. */
+	if (j->r->spec.max_kept > 0 && keep > j->r->spec.max_kept - j->kept)
+		keep = j->r->spec.max_kept - j->kept;
+	if (atomic_load(&j->r->quiet))
+		keep = 0;
+	if (keep < n)
 		j->truncated[stream] = true;
-	}
 	j->bytes[stream] += n;
+	j->kept += keep;
 	if (keep == 0 || path == NULL)
 		return;
 	if (j->fd[stream] == -1 &&

@@ -52,6 +52,7 @@ struct hjob {
 	double cpu_user, cpu_sys, share; /* this job's part of the worker's CPU and wall time */
 	int fd[2];          /* its stdout/stderr files, -1 until written to */
 	uint64_t bytes[2];
+	uint64_t kept;      /* bytes written to its files, both streams (the run's max_kept) */
 	bool truncated[2];
 };
 

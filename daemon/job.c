@@ -23,9 +23,12 @@ struct jobs {
 	uint64_t next_id;
 	struct job_list all;
 	struct job_list finished;
+	struct job_list running;
 	struct user_count {
 		uid_t uid;
 		size_t queued;
+		uint64_t job_bytes;    /* job_spec_bytes of its jobs */
+		uint64_t output_bytes; /* their output files */
 	} *users;               /* few submitting users: a small array */
 	size_t nusers;
 	void (*changed)(struct job *, void *);
@@ -91,7 +94,8 @@ job_pool_name(enum job_pool p)
 	}
 }
 
-static void count_state(struct jobs *js, const struct job *j, enum job_state st, int delta);
+static void count_state(struct jobs *js, struct job *j, enum job_state st, int delta);
+static struct user_count *user_count(struct jobs *js, uid_t uid);
 
 static void
 notify(struct jobs *js, struct job *j, int prev)
@@ -127,6 +131,7 @@ jobs_new(void)
 	js->next_id = 1;
 	TAILQ_INIT(&js->all);
 	TAILQ_INIT(&js->finished);
+	TAILQ_INIT(&js->running);
 	TAILQ_INIT(&js->observers);
 	return js;
 }
@@ -218,6 +223,8 @@ insert(struct jobs *js, struct job *j)
 	TAILQ_INSERT_TAIL(&js->all, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
+	j->job_bytes = job_spec_bytes(&j->spec);
+	user_count(js, j->uid)->job_bytes += j->job_bytes;
 }
 
 struct job *
@@ -268,6 +275,24 @@ jobs_last(struct jobs *js)
 	return TAILQ_LAST(&js->all, job_list);
 }
 
+struct job *
+jobs_seek(struct jobs *js, uint64_t id)
+{
+	struct job *j = jobs_find(js, id), *last = jobs_last(js);
+
+	/* Usually the job a page stopped at is still there. */
+	if (j != NULL)
+		return j;
+	if (last == NULL || id > last->id)
+		return NULL;
+	/* Gone (pruned, cleaned): walk back from the newest, where pages mostly are. */
+	for (j = last; TAILQ_PREV(j, job_list, all) != NULL &&
+		       TAILQ_PREV(j, job_list, all)->id >= id;
+	     j = TAILQ_PREV(j, job_list, all))
+		;
+	return j;
+}
+
 size_t
 jobs_count(struct jobs *js, enum job_state st)
 {
@@ -295,8 +320,8 @@ user_count(struct jobs *js, uid_t uid)
 		if (js->users[i].uid == uid)
 			return &js->users[i];
 	js->users = xreallocarray(js->users, js->nusers + 1, sizeof *js->users);
+	memset(&js->users[js->nusers], 0, sizeof js->users[0]);
 	js->users[js->nusers].uid = uid;
-	js->users[js->nusers].queued = 0;
 	return &js->users[js->nusers++];
 }
 
@@ -311,12 +336,84 @@ jobs_queued_by(struct jobs *js, uid_t uid)
 	return 0;
 }
 
+struct job *
+jobs_first_running(struct jobs *js)
+{
+	return TAILQ_FIRST(&js->running);
+}
+
 static void
-count_state(struct jobs *js, const struct job *j, enum job_state st, int delta)
+count_state(struct jobs *js, struct job *j, enum job_state st, int delta)
 {
 	js->counts[st] += (size_t)delta;
 	if (job_state_pending(st))
 		user_count(js, j->uid)->queued += (size_t)delta;
+	if (st == JOB_RUNNING && delta > 0)
+		TAILQ_INSERT_TAIL(&js->running, j, running);
+	else if (st == JOB_RUNNING)
+		TAILQ_REMOVE(&js->running, j, running);
+}
+
+static uint64_t
+strv_bytes(char *const *v)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		n += strlen(v[i]) + 1;
+	return n;
+}
+
+uint64_t
+job_spec_bytes(const struct job_spec *spec)
+{
+	uint64_t n = strv_bytes(spec->argv) + strv_bytes(spec->env);
+	size_t i;
+
+	n += spec->cwd != NULL ? strlen(spec->cwd) + 1 : 0;
+	n += spec->name != NULL ? strlen(spec->name) + 1 : 0;
+	n += spec->handler != NULL ? strlen(spec->handler) + 1 : 0;
+	n += spec->input != NULL ? strlen(spec->input) + 1 : 0;
+	for (i = 0; i < spec->labels.n; i++)
+		n += strlen(spec->labels.v[i].key) + strlen(spec->labels.v[i].value) + 2;
+	return n + spec->ndeps * sizeof spec->deps[0];
+}
+
+void
+jobs_user_bytes(struct jobs *js, uid_t uid, uint64_t *job_bytes, uint64_t *output_bytes)
+{
+	size_t i;
+
+	*job_bytes = *output_bytes = 0;
+	for (i = 0; i < js->nusers; i++) {
+		if (js->users[i].uid == uid) {
+			*job_bytes = js->users[i].job_bytes;
+			*output_bytes = js->users[i].output_bytes;
+			return;
+		}
+	}
+}
+
+void
+jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n)
+{
+	struct user_count *u = user_count(js, j->uid);
+
+	u->output_bytes = u->output_bytes - j->output_bytes + n;
+	j->output_bytes = n;
+}
+
+void
+jobs_drop_env(struct jobs *js, struct job *j)
+{
+	struct user_count *u = user_count(js, j->uid);
+
+	strv_free(j->spec.env);
+	j->spec.env = NULL;
+	u->job_bytes -= j->job_bytes;
+	j->job_bytes = job_spec_bytes(&j->spec);
+	u->job_bytes += j->job_bytes;
 }
 
 void
@@ -376,6 +473,10 @@ jobs_remove(struct jobs *js, struct job *j)
 	TAILQ_REMOVE(&js->all, j, all);
 	count_state(js, j, j->state, -1);
 	js->total--;
+	/* Its record and its output files go with it (output_remove, the store's delete). */
+	jobs_set_output_bytes(js, j, 0);
+	user_count(js, j->uid)->job_bytes -= j->job_bytes;
+	j->job_bytes = 0;
 }
 
 void
@@ -512,13 +613,40 @@ add_result(json_t *o, const struct job *j)
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
 	json_object_set_new(o, "result", result_json(r));
-	json_object_set_new(o, "error", string_or_null(r->error));
+	json_object_set_new(o, "error", job_error_json(r->error));
 	json_object_set_new(o, "stdout_bytes", ran ? json_integer((json_int_t)r->out_bytes)
 						   : json_null());
 	json_object_set_new(o, "stderr_bytes", ran ? json_integer((json_int_t)r->err_bytes)
 						   : json_null());
 	json_object_set_new(o, "stdout_truncated", json_boolean(r->out_truncated));
 	json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
+}
+
+bool
+job_has_output(const struct job *j)
+{
+	return jobtype_has_output(j->spec.type) && j->started_at > 0;
+}
+
+json_t *
+job_error_json(const char *error)
+{
+	return error != NULL ? string_cut(error, JOB_ERROR_SHOWN) : json_null();
+}
+
+/* Earlier attempts' outcomes (life.c), their errors as shown. */
+static json_t *
+attempts_json(const json_t *attempts)
+{
+	json_t *a = attempts != NULL ? json_deep_copy(attempts) : json_array(), *o, *e;
+	size_t i;
+
+	json_array_foreach(a, i, o) {
+		e = json_object_get(o, "error");
+		if (json_is_string(e) && json_string_length(e) > JOB_ERROR_SHOWN)
+			json_object_set_new(o, "error", job_error_json(json_string_value(e)));
+	}
+	return a;
 }
 
 /* Dependencies, start time and retries (life.c). */
@@ -540,8 +668,7 @@ add_lifecycle(json_t *o, const struct job *j)
 	json_object_set_new(o, "retries", json_integer(s->retries));
 	json_object_set_new(o, "retry_delay", json_real(s->retry_delay));
 	json_object_set_new(o, "attempt", json_integer(j->attempt));
-	json_object_set_new(o, "attempts", j->attempts != NULL ? json_deep_copy(j->attempts)
-							       : json_array());
+	json_object_set_new(o, "attempts", attempts_json(j->attempts));
 }
 
 json_t *
@@ -580,6 +707,105 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	return o;
+}
+
+/* ---- the job object within a budget ---- */
+
+/* Leave out the oldest attempts until o fits; size is its size now. */
+static size_t
+fit_attempts(json_t *o, size_t size, size_t budget)
+{
+	json_t *a = json_object_get(o, "attempts");
+	size_t n = 0;
+
+	while (size > budget && json_array_size(a) > 0) {
+		/* The element and its comma (or, for the last one, nothing more to save). */
+		size -= json_text_size(json_array_get(a, 0)) + (json_array_size(a) > 1);
+		json_array_remove(a, 0);
+		n++;
+	}
+	if (n > 0)
+		json_object_set_new(o, "attempts_omitted", json_integer((json_int_t)n));
+	return json_text_size(o);
+}
+
+/* Strings longer than max bytes cut, arrays longer than keep elements shortened. */
+static void
+cut_value(json_t *v, size_t max, size_t keep)
+{
+	json_t *e;
+	const char *key;
+	void *tmp;
+	size_t i;
+
+	if (json_is_array(v)) {
+		while (json_array_size(v) > keep)
+			json_array_remove(v, json_array_size(v) - 1);
+		json_array_foreach(v, i, e) {
+			if (json_is_string(e) && json_string_length(e) > max)
+				json_array_set_new(v, i, string_cut(json_string_value(e), max));
+			else
+				cut_value(e, max, keep);
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach_safe(v, tmp, key, e) {
+			if (json_is_string(e) && json_string_length(e) > max)
+				json_object_set_new(v, key, string_cut(json_string_value(e), max));
+			else
+				cut_value(e, max, keep);
+		}
+	}
+}
+
+void
+job_json_fit(json_t *o, size_t budget)
+{
+	static const char *const cuttable[] = {"argv", "cwd", "name", "labels", "after",
+					       "after_any", "result", "error"};
+	size_t size = json_text_size(o), max, keep, i;
+	json_t *v;
+
+	if (size <= budget)
+		return;
+	size = fit_attempts(o, size, budget);
+	/* Still too big: its description is (limits.max_frame was lowered since its submit). */
+	for (max = 4096, keep = 1024; size > budget && max >= 16; max /= 2, keep /= 2) {
+		for (i = 0; i < sizeof cuttable / sizeof cuttable[0]; i++) {
+			v = json_object_get(o, cuttable[i]);
+			if (json_is_string(v) && json_string_length(v) > max)
+				json_object_set_new(o, cuttable[i],
+						    string_cut(json_string_value(v), max));
+			else
+				cut_value(v, max, keep);
+		}
+		json_object_set_new(o, "cut", json_true());
+		size = json_text_size(o);
+	}
+}
+
+json_t *
+job_to_json_fit(const struct job *j, size_t budget)
+{
+	json_t *o = job_to_json(j);
+
+	job_json_fit(o, budget);
+	return o;
+}
+
+size_t
+job_spec_shown_bytes(const struct job_spec *spec)
+{
+	size_t n = JOB_OBJECT_RESERVE, i;
+
+	for (i = 0; spec->argv != NULL && spec->argv[i] != NULL; i++)
+		n += string_text_size(spec->argv[i]) + 1;
+	n += spec->cwd != NULL ? string_text_size(spec->cwd) : 0;
+	n += spec->name != NULL ? string_text_size(spec->name) : 0;
+	for (i = 0; i < spec->labels.n; i++)
+		n += string_text_size(spec->labels.v[i].key) +
+		     string_text_size(spec->labels.v[i].value) + 2;
+	/* An id in "after" or "after_any": up to 20 digits and a comma. */
+	return n + spec->ndeps * 21;
 }
 
 /* ---- restored jobs (record.c decodes them) ---- */

@@ -112,6 +112,13 @@ struct job {
 	bool unkillable;         /* lost by a restart that could not kill what was left: no retry */
 	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
 
+	uint64_t job_bytes;      /* its description, as counted for its owner (job_spec_bytes) */
+	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
+	bool output_capped;      /* this run may keep only what was left of its owner's quota */
+	bool output_stopped;     /* this run keeps no more output: its owner's quota is used up */
+	bool cancel_running;     /* it was running when cancel_tag was set */
+	uint64_t cancel_tag;     /* the cancel by selector that cancelled it (op-control.c) */
+
 	uint64_t seq;            /* queue order within a priority */
 	uint64_t vt;             /* fair-share turn within a priority (sched.c), 0 = off */
 	size_t qidx;             /* position in the queue heap, SIZE_MAX if not queued */
@@ -119,6 +126,7 @@ struct job {
 	struct job *hnext;       /* hash chain */
 	TAILQ_ENTRY(job) all;
 	TAILQ_ENTRY(job) finished;
+	TAILQ_ENTRY(job) running; /* while JOB_RUNNING (jobs_first_running) */
 	TAILQ_HEAD(, job_waiter) waiters;
 };
 
@@ -135,10 +143,34 @@ struct job *jobs_find(struct jobs *js, uint64_t id);
 /* First job in id order (TAILQ_NEXT(j, all) for the next) / last. */
 struct job *jobs_first(struct jobs *js);
 struct job *jobs_last(struct jobs *js);
+/* The first job whose id is id or more (a page's cursor), or NULL. */
+struct job *jobs_seek(struct jobs *js, uint64_t id);
 size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
 /* Jobs of this user still pending (job_state_pending: for queue.max_pending_per_user). */
 size_t jobs_queued_by(struct jobs *js, uid_t uid);
+/* The running jobs: the first, then TAILQ_NEXT(j, running). */
+struct job *jobs_first_running(struct jobs *js);
+
+/*
+ * What a user's jobs store (quota.h decides what that may be): the bytes
+ * of their descriptions (job_spec_bytes, counted from jobs_add or
+ * jobs_restore until the job is gone) and of their output files (as last
+ * set by jobs_set_output_bytes).
+ */
+void jobs_user_bytes(struct jobs *js, uid_t uid, uint64_t *job_bytes, uint64_t *output_bytes);
+/* j's output files take n bytes now. */
+void jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n);
+/* Free j's environment (nothing shows it once j is over) and count what is left of it. */
+void jobs_drop_env(struct jobs *js, struct job *j);
+/*
+ * The bytes a job's description takes, in memory and in its stored record:
+ * its argv, environment, cwd, name, labels, dependencies, and a handler
+ * job's handler and input. The one place that says what a job brings:
+ * whatever else a job comes to carry (an input for a command) is counted
+ * here.
+ */
+uint64_t job_spec_bytes(const struct job_spec *spec);
 uint64_t jobs_next_id(struct jobs *js);
 
 void job_set_state(struct jobs *js, struct job *j, enum job_state st);
@@ -219,8 +251,32 @@ void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
 
+/* Does j have output files: a job of a type that may write some (jobtype.h), once started? */
+bool job_has_output(const struct job *j);
+
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
+/*
+ * The job object within budget bytes of compact JSON (an answer must fit
+ * limits.max_frame): when it does not fit, the oldest attempts are left out
+ * ("attempts_omitted": how many), then, if still needed, long strings and
+ * lists are cut ("cut": true). job_json_fit does it to a job object made
+ * before (a wait by selector keeps them until all its jobs are final).
+ */
+json_t *job_to_json_fit(const struct job *j, size_t budget);
+void job_json_fit(json_t *o, size_t budget);
+/* A job's error as shown (job object, events): at most JOB_ERROR_SHOWN bytes, or null. */
+json_t *job_error_json(const char *error);
+#define JOB_ERROR_SHOWN 1024
+/*
+ * The bytes the job object of a new job with this description takes: what
+ * it shows of the description (argv, cwd, name, labels, dependencies) and
+ * JOB_OBJECT_RESERVE for its other fields with their values. A submit is
+ * refused when that would not fit limits.max_frame. (A long error, or many
+ * attempts, may still make it too big later: then job_json_fit cuts.)
+ */
+size_t job_spec_shown_bytes(const struct job_spec *spec);
+#define JOB_OBJECT_RESERVE (2u << 10)
 
 /* Current time as unix seconds with a fraction. */
 double now_unix(void);

@@ -37,6 +37,7 @@
 #include "output.h"
 #include "ppool.h"
 #include "persist.h"
+#include "quota.h"
 #include "sched.h"
 #include "store.h"
 #include "sd.h"
@@ -280,6 +281,8 @@ recover(void)
 	life_recover(td.life);
 	sched_prune(td.sched);
 	output_clean(td.jobs_dir, td.jobs);
+	/* What each user's jobs store is counted again from the store and the output files. */
+	quota_recount(td.jobs, td.jobs_dir);
 	/* Everything is queued again: now start in priority order. */
 	sched_dispatch(td.sched);
 }
@@ -357,7 +360,8 @@ listen_socket(void)
 }
 
 /*
- * Every second: is the database still there (deleted under us: taskd stops
+ * Every second: the running jobs' output against their owners' quotas
+ * (quota.h), is the database still there (deleted under us: taskd stops
  * accepting jobs, persist.h), and STATUS= for systemd (sent only when it
  * changed).
  */
@@ -366,6 +370,7 @@ main_status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char line[160], *lost;
 
+	quota_tick(td.cfg, td.jobs, td.sched, td.jobs_dir);
 	taskd_status_line(&td, line, sizeof line);
 	if (persist_check(td.persist) == -1) {
 		lost = xprintf("STORAGE LOST, not accepting jobs: %s", line);

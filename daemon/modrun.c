@@ -417,7 +417,7 @@ host_write(struct taskd_job *job, int stream, const void *buf, size_t len)
 	struct mrun *m = mrun_of(job);
 	struct run *r = m->r;
 	struct mout *o;
-	uint64_t room, take, max = r->spec.max_output;
+	uint64_t room, take, kept, max = r->spec.max_output, total = r->spec.max_kept;
 	const char *p = buf;
 	ssize_t w;
 
@@ -432,7 +432,13 @@ host_write(struct taskd_job *job, int stream, const void *buf, size_t len)
 		errno = EIO;
 		return -1;
 	}
+	/* As a command's output (exec.c): max_output a stream, max_kept both, none once quiet. */
 	room = max == 0 ? len : o->kept < max ? max - o->kept : 0;
+	kept = m->out[0].kept + m->out[1].kept;
+	if (total > 0 && room > (kept < total ? total - kept : 0))
+		room = kept < total ? total - kept : 0;
+	if (atomic_load(&r->quiet))
+		room = 0;
 	take = len < room ? len : room;
 	if (stream == 1)
 		r->res.out_bytes += len;

@@ -627,8 +627,8 @@ notify_job_cb(struct job *j, int prev, void *arg)
 	/* The job's environment is its own notify command's (sched.c kept it for us). */
 	if (j->spec.notify != NULL)
 		cmd_queue(n, j, j->spec.notify, job_env(j, j->spec.env), j->spec.cwd);
-	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	if (j->spec.env != NULL)
+		jobs_drop_env(n->jobs, j);
 	for (on = n->cfg->jobs.on_finish; on != NULL && *on != NULL; on++)
 		cmd_queue(n, j, *on, job_env(j, NULL), NULL);
 	if (n->webhook != NULL)

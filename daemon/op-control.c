@@ -9,11 +9,13 @@
 
 #include <taskd/protocol.h>
 
+#include "jsonutil.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
 #include "persist.h"
 #include "sched.h"
+#include "server.h"
 #include "stats.h"
 #include "taskd.h"
 #include "xmalloc.h"
@@ -31,6 +33,7 @@ const struct op op_cancel_entry = {
 	.fn = op_cancel,
 	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
 	.select = FILTER_LABELS | FILTER_NAME,
+	.fields = { "cursor" },
 };
 
 /*
@@ -69,39 +72,121 @@ const struct op op_clean_entry = {
 
 /* ---- cancel ---- */
 
+/*
+ * A cancel by selector tags the jobs it cancels, so that the pages of its
+ * answer can be read later: tags differ from one cancel to the next, and
+ * from one run of taskd to the next (they start at the time it started).
+ */
+static uint64_t
+cancel_tag(void)
+{
+	static uint64_t last;
+
+	if (last == 0)
+		last = (uint64_t)(now_unix() * 1e6);
+	return ++last;
+}
+
+static void
+cancel_add(struct page *p, json_t *running, uint64_t id, bool busy, bool *full)
+{
+	json_t *v = json_integer((json_int_t)id);
+	/* A running one is in "cancelling" too: its room is taken now. */
+	size_t extra = busy ? json_text_size(v) + 1 : 0;
+
+	if (!*full && page_add(p, v, extra)) {
+		if (busy)
+			json_array_append(running, v);
+	} else {
+		*full = true;
+	}
+	json_decref(v);
+}
+
+/*
+ * A page of what the cancel tagged `tag` cancelled, from id `from` on
+ * (ids below `upto`): {"ids":[...],"cancelling":[running ones],"next"}.
+ */
+static void
+cancel_page(struct taskd *td, struct client *c, json_t *id, uint64_t tag, uint64_t from,
+	    uint64_t upto)
+{
+	json_t *running = json_array();
+	uid_t uid = server_client_uid(c);
+	bool full = false;
+	char *next = NULL;
+	struct page p;
+	struct job *j;
+
+	page_init(&p, c, id, "ids", sizeof ",\"cancelling\":[]" - 1);
+	for (j = jobs_seek(td->jobs, from); j != NULL && j->id < upto; j = TAILQ_NEXT(j, all)) {
+		if (j->cancel_tag != tag || !ops_may_see(uid, j))
+			continue;
+		cancel_add(&p, running, j->id, j->cancel_running, &full);
+		if (full) {
+			next = ops_cursor_text('C', tag, j->id, upto);
+			break;
+		}
+	}
+	page_send(&p, json_pack("{s:o}", "cancelling", running), next);
+	free(next);
+}
+
 /* Cancel every matching job not finished yet: {"ids":[...],"cancelling":[running ones]}. */
 static void
 cancel_selected(struct taskd *td, struct client *c, struct request *req)
 {
-	json_t *ids = json_array(), *running = json_array();
+	uint64_t *want, tag, upto = jobs_next_id(td->jobs), cur[3];
+	json_t *running = json_array();
+	bool *busy, full = false;
+	char *next = NULL;
 	struct job **v, *j;
+	struct page p;
 	struct filter f;
-	uint64_t *want;
-	size_t i, n;
+	size_t i, n, sent = 0;
+	int rc;
 
+	if ((rc = ops_cursor(c, req, 'C', cur)) != 0) {
+		/* A later page of the answer to an earlier cancel: nothing more is cancelled. */
+		if (rc == 1)
+			cancel_page(td, c, req->id, cur[0], cur[1], cur[2]);
+		json_decref(running);
+		return;
+	}
 	if (ops_selector(c, req, &f) == -1) {
-		json_decref(ids);
 		json_decref(running);
 		return;
 	}
 	v = ops_select(td, c, &f, true, &n);
 	filter_free(&f);
 	/* By id: cancelling a queued job finishes it, and pruning may free others. */
+	tag = cancel_tag();
 	want = xcalloc(n + 1, sizeof *want);
-	for (i = 0; i < n; i++)
-		want[i] = v[i]->id;
-	free(v);
+	busy = xcalloc(n + 1, sizeof *busy);
 	for (i = 0; i < n; i++) {
-		if ((j = jobs_find(td->jobs, want[i])) == NULL || job_state_final(j->state))
-			continue;
-		json_array_append_new(ids, json_integer((json_int_t)want[i]));
-		if (j->state == JOB_RUNNING)
-			json_array_append_new(running, json_integer((json_int_t)want[i]));
-		sched_cancel(td->sched, j, "cancelled by request");
+		want[i] = v[i]->id;
+		v[i]->cancel_tag = tag;
+		v[i]->cancel_running = busy[i] = v[i]->state == JOB_RUNNING;
+	}
+	free(v);
+	/* The first page from what was picked: a job cancelled now may be pruned at once. */
+	page_init(&p, c, req->id, "ids", sizeof ",\"cancelling\":[]" - 1);
+	for (i = 0; i < n; i++) {
+		if (!full) {
+			cancel_add(&p, running, want[i], busy[i], &full);
+			if (full)
+				next = ops_cursor_text('C', tag, want[i], upto);
+		}
+		if ((j = jobs_find(td->jobs, want[i])) != NULL && !job_state_final(j->state)) {
+			sched_cancel(td->sched, j, "cancelled by request");
+			sent++;
+		}
 	}
 	free(want);
-	log_debug("cancel by selector: %zu jobs", json_array_size(ids));
-	reply_ok(c, req->id, json_pack("{s:o,s:o}", "ids", ids, "cancelling", running));
+	free(busy);
+	log_debug("cancel by selector: %zu jobs", sent);
+	page_send(&p, json_pack("{s:o}", "cancelling", running), next);
+	free(next);
 }
 
 /* One job ("job"), or every job a selector picks. */
@@ -114,7 +199,7 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 	int rc;
 
 	if (j == NULL) {
-		if (ops_has_selector(req))
+		if (ops_has_selector(req) || json_object_get(req->root, "cursor") != NULL)
 			cancel_selected(td, c, req);
 		else
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
@@ -219,6 +304,10 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
 				"\"priority\" must be an integer from %d to %d", TASKD_PRIORITY_MIN,
 				TASKD_PRIORITY_MAX);
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (ops_check_priority(server_client_uid(c), (int)json_integer_value(v), &err) == -1) {
 		reply_proto_err(c, req->id, &err);
 		return;
 	}

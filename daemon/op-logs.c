@@ -111,8 +111,8 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 	if (logs_args(c, req, &errs, &off, &max) == -1)
 		return;
 	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
-	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)
-		max = (json_int_t)(td->cfg->limits.max_frame - 512) / 6;
+	if (max > (json_int_t)(ops_budget(c, req->id) - 512) / 6)
+		max = (json_int_t)(ops_budget(c, req->id) - 512) / 6;
 	path = output_path(td->jobs_dir, j->id, errs ? OUTPUT_STDERR : OUTPUT_STDOUT);
 	buf = xmalloc((size_t)max);
 	fd = open(path, O_RDONLY | O_CLOEXEC);

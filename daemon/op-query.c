@@ -12,11 +12,13 @@
 #include "admission.h"
 #include "events.h"
 #include "http.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "modules.h"
 #include "ops.h"
 #include "persist.h"
 #include "ppool.h"
+#include "quota.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
@@ -38,6 +40,7 @@ const struct op op_status_entry = {
 	.name = TASKD_OP_STATUS,
 	.fn = op_status,
 	.flags = OP_WHILE_STOPPING,
+	.fields = { "cursor" },
 };
 
 const struct op op_list_entry = {
@@ -45,7 +48,7 @@ const struct op op_list_entry = {
 	.fn = op_list,
 	.flags = OP_WHILE_STOPPING,
 	.select = FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS,
-	.fields = { "limit" },
+	.fields = { "limit", "cursor" },
 };
 
 const struct op op_show_entry = {
@@ -82,6 +85,7 @@ struct pending_wait {
 struct pending_group {
 	struct client *client;
 	json_t *id;
+	uint64_t upto;      /* jobs_next_id when it came: its jobs are older */
 	json_t *jobs;       /* job objects in id order; null until that job is final */
 	size_t left;        /* jobs not final yet */
 	size_t n;
@@ -120,11 +124,68 @@ process_pool_json(struct taskd *td)
 			 pc.min_workers, "max", pc.max_workers, "workers");
 }
 
+/*
+ * The router table's kind keys are job names and command names of every
+ * user: root and the daemon's own user see them, others get null.
+ */
+static json_t *
+status_router(struct taskd *td, struct client *c)
+{
+	if (!privileged_uid(server_client_uid(c)))
+		return json_null();
+	return sched_router_json(td->sched);
+}
+
+/*
+ * The lists in a status answer r grow with the pools and the kinds of
+ * jobs: r holds what fits of the process pool's workers, of the router
+ * table and of the handlers' workers, from where the cursor said (worker
+ * w, key k, handler worker hw), and "next" for the rest.
+ */
+static void
+status_reply(struct client *c, json_t *id, json_t *r, uint64_t w, uint64_t k, uint64_t hw)
+{
+	json_t *pp = json_object_get(r, "process_pool");
+	json_t *workers = json_incref(json_object_get(pp, "workers"));
+	json_t *router = json_incref(json_object_get(r, "router"));
+	json_t *ws = json_array(), *ks = json_is_array(router) ? json_array() : json_null();
+	json_t *handlers = json_object_get(r, "handlers"), *hws = json_array();
+	size_t room, fixed, wi, ki, hi, nh;
+	char *next = NULL;
+
+	json_object_set(pp, "workers", ws);
+	json_object_set(r, "router", ks);
+	nh = ops_split_lists(handlers, "workers", hws);
+	json_object_set_new(r, "next", json_null());
+	fixed = json_text_size(r) + CURSOR_MAX;
+	room = ops_budget(c, id) > fixed ? ops_budget(c, id) - fixed : 0;
+	wi = ops_take_items(ws, workers, w, &room);
+	ki = json_is_array(router) ? ops_take_items(ks, router, k, &room) : 0;
+	hi = ops_take_split(handlers, "workers", hws, hw, &room);
+	/* (A page that took nothing would be asked for again and again.) */
+	if ((wi < json_array_size(workers) || ki < json_array_size(router) || hi < nh) &&
+	    (wi > w || ki > k || hi > hw)) {
+		next = ops_cursor_text('S', wi, ki, hi);
+		json_object_set_new(r, "next", json_string(next));
+		free(next);
+	}
+	json_decref(ws);
+	json_decref(ks);
+	json_decref(hws);
+	json_decref(workers);
+	json_decref(router);
+	reply_ok(c, id, r);
+}
+
 static void
 op_status(struct taskd *td, struct client *c, struct request *req)
 {
 	struct tpool_stats ts;
+	uint64_t cur[3] = { 0, 0, 0 };
 	json_t *r;
+
+	if (ops_cursor(c, req, 'S', cur) == -1)
+		return;
 
 	tpool_stats(td->tpool, &ts);
 	r = json_pack("{s:s,s:i,s:f,s:o,s:{s:I,s:I,s:I},s:o,"
@@ -138,7 +199,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "process_pool", process_pool_json(td),
 		      "thread_pool", "threads", ts.threads, "busy", ts.busy, "idle", ts.idle,
 		      "max", ts.max, "queued", ts.queued, "completed", (json_int_t)ts.completed,
-		      "router", sched_router_json(td->sched),
+		      "router", status_router(td, c),
 		      "counters", stats_to_json(),
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
@@ -151,7 +212,56 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 				       ? json_string(http_address(td->http)) : json_null());
 	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
 	json_object_set_new(r, "modules", module_to_json());
-	reply_ok(c, req->id, r);
+	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));
+	status_reply(c, req->id, r, cur[0], cur[1], cur[2]);
+}
+
+/* Is j one a list (or a wait by selector) of uid shows, passing f? */
+static bool
+listed(const struct job *j, uid_t uid, const struct filter *f, double now)
+{
+	return j->announced && filter_match(f, j, now) && ops_may_see(uid, j);
+}
+
+/*
+ * One page of the jobs passing f with ids from `from` up to `upto`
+ * (excluded; 0: no bound), `left` of them at most (0: no limit), in id
+ * order: as many as fit, and a cursor for the rest.
+ */
+static void
+list_page(struct taskd *td, struct client *c, json_t *id, const struct filter *f,
+	  uint64_t from, uint64_t upto, uint64_t left)
+{
+	uid_t uid = server_client_uid(c);
+	bool limited = left > 0;
+	double now = now_unix();
+	char *next = NULL;
+	struct page p;
+	struct job *j;
+	json_t *o;
+
+	page_init(&p, c, id, "jobs", 0);
+	for (j = jobs_seek(td->jobs, from); j != NULL && (upto == 0 || j->id < upto);
+	     j = TAILQ_NEXT(j, all)) {
+		if (!listed(j, uid, f, now))
+			continue;
+		if (limited && left == 0) {
+			j = NULL;
+			break;
+		}
+		/* The first of a page always goes in, made to fit if need be. */
+		o = p.n == 0 ? job_to_json_fit(j, page_room(&p)) : job_to_json(j);
+		if (!page_add(&p, o, 0)) {
+			json_decref(o);
+			break;
+		}
+		json_decref(o);
+		left -= limited;
+	}
+	if (j != NULL && (upto == 0 || j->id < upto))
+		next = ops_cursor_text('L', j->id, upto, left);
+	page_send(&p, NULL, next);
+	free(next);
 }
 
 static void
@@ -161,9 +271,10 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	json_int_t max = LIST_LIMIT_DEFAULT, n = 0;
 	uid_t uid = server_client_uid(c);
 	double now = now_unix();
+	uint64_t cur[3];
 	struct filter f;
-	json_t *arr;
 	struct job *j, *first;
+	int rc;
 
 	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 0)) {
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
@@ -172,31 +283,35 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 	}
 	if (limit != NULL)
 		max = json_integer_value(limit);
-	if (ops_selector(c, req, &f) == -1)
+	if ((rc = ops_cursor(c, req, 'L', cur)) == -1 || ops_selector(c, req, &f) == -1)
 		return;
-	/* Most recent `max` matching jobs, in id order: find the first, then walk forward. */
+	if (rc == 1) {
+		/* A later page: where the last one stopped, among the jobs it was part of. */
+		list_page(td, c, req->id, &f, cur[0], cur[1], cur[2]);
+		filter_free(&f);
+		return;
+	}
+	/*
+	 * The most recent `max` matching jobs, in id order: find the first, then
+	 * page forward, over the jobs there are now.
+	 */
 	first = NULL;
 	for (j = jobs_last(td->jobs); j != NULL && (max == 0 || n < max);
 	     j = TAILQ_PREV(j, job_list, all)) {
-		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
+		if (!listed(j, uid, &f, now))
 			continue;
 		first = j;
 		n++;
 	}
-	arr = json_array();
-	for (j = first; j != NULL; j = TAILQ_NEXT(j, all)) {
-		if (!j->announced || !filter_match(&f, j, now) || !ops_may_see(uid, j))
-			continue;
-		json_array_append_new(arr, job_to_json(j));
-	}
+	list_page(td, c, req->id, &f, first != NULL ? first->id : jobs_next_id(td->jobs),
+		  jobs_next_id(td->jobs), (uint64_t)n);
 	filter_free(&f);
-	reply_ok(c, req->id, json_pack("{s:o}", "jobs", arr));
 }
 
 static void
 op_show(struct taskd *td, struct client *c, struct request *req)
 {
-	reply_ok(c, req->id, job_to_json(req->job));
+	reply_ok(c, req->id, job_to_json_fit(req->job, ops_budget(c, req->id)));
 }
 
 /* ---- wait ---- */
@@ -221,7 +336,7 @@ wait_done(struct job *j, void *arg)
 	char msg[96];
 
 	if (job_state_final(j->state)) {
-		reply_ok(c, p->id, job_to_json(j));
+		reply_ok(c, p->id, job_to_json_fit(j, ops_budget(c, p->id)));
 	} else {
 		/* Discarded: its submit could not be stored. */
 		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
@@ -251,7 +366,7 @@ wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
 
 	if (job_state_final(j->state)) {
 		cs->nwaits--;
-		reply_ok(c, id, job_to_json(j));
+		reply_ok(c, id, job_to_json_fit(j, ops_budget(c, id)));
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
@@ -282,6 +397,33 @@ group_free(struct client *c, struct pending_group *g)
 	free(g);
 }
 
+/*
+ * Its answer: a page of the job objects, the rest from `list` with the same
+ * selector and the cursor (its jobs are final, so list shows them as they
+ * ended; the cursor's upto keeps later jobs out).
+ */
+static void
+group_reply(struct client *c, struct pending_group *g)
+{
+	char *next = NULL;
+	struct page p;
+	json_t *o;
+	size_t i;
+
+	page_init(&p, c, g->id, "jobs", 0);
+	json_array_foreach(g->jobs, i, o) {
+		if (p.n == 0)
+			job_json_fit(o, page_room(&p));
+		if (!page_add(&p, o, 0)) {
+			next = ops_cursor_text('L', (uint64_t)json_integer_value(
+							 json_object_get(o, "id")), g->upto, 0);
+			break;
+		}
+	}
+	page_send(&p, NULL, next);
+	free(next);
+}
+
 static void
 group_job_done(struct job *j, void *arg)
 {
@@ -293,7 +435,7 @@ group_job_done(struct job *j, void *arg)
 	w->job = NULL;
 	if (--g->left > 0)
 		return;
-	reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+	group_reply(c, g);
 	group_free(c, g);
 	server_client_release(c);
 }
@@ -319,6 +461,7 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 	g = xcalloc(1, sizeof *g + n * sizeof g->w[0]);
 	g->client = c;
 	g->id = json_incref(req->id);
+	g->upto = jobs_next_id(td->jobs);
 	g->jobs = json_array();
 	g->n = n;
 	for (i = 0; i < n; i++) {
@@ -339,7 +482,7 @@ wait_group(struct taskd *td, struct client *c, struct request *req)
 	cs->nwaits++;
 	TAILQ_INSERT_TAIL(&cs->groups, g, entry);
 	if (g->left == 0) {
-		reply_ok(c, g->id, json_pack("{s:O}", "jobs", g->jobs));
+		group_reply(c, g);
 		group_free(c, g);
 		return;
 	}
@@ -362,7 +505,7 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	if (job_state_final(j->state)) {
-		reply_ok(c, req->id, job_to_json(j));
+		reply_ok(c, req->id, job_to_json_fit(j, ops_budget(c, req->id)));
 		return;
 	}
 	cs = conn_of(c);

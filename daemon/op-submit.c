@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ops.h"
 #include "persist.h"
+#include "quota.h"
 #include "sched.h"
 #include "server.h"
 #include "stats.h"
@@ -140,6 +141,32 @@ check_handler(struct taskd *td, struct client *c, const struct job_spec *spec,
 }
 
 /*
+ * What a decoded job may ask for, as this caller: its priority, its
+ * dependencies, its handler; and its job object must fit in an answer
+ * (limits.max_frame, with the longest id a request may have).
+ */
+static int
+check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
+	  struct proto_error *err)
+{
+	size_t shown = job_spec_shown_bytes(spec);
+	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
+
+	if (shown > room) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would "
+				"take %zu bytes, more than limits.max_frame (%zu) leaves for one: "
+				"shorten its argv, cwd, name or labels", shown,
+				(size_t)td->cfg->limits.max_frame);
+		return -1;
+	}
+	if (ops_check_priority(server_client_uid(c), spec->priority, err) == -1)
+		return -1;
+	if (check_deps(td, c, spec, err) == -1)
+		return -1;
+	return check_handler(td, c, spec, err);
+}
+
+/*
  * Look at a job's cwd at submit only with the submitter's own rights: a
  * root daemon does not stat paths for other users (it would tell them what
  * exists where they may not look, and a hung network mount would stall the
@@ -247,6 +274,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	size_t i, n = json_array_size(arr);
 	struct pending_submit *ps;
 	double now = now_unix();
+	uint64_t bytes = 0;
 	char *msg;
 
 	if (n == 0 || n > TASKD_MAX_BATCH) {
@@ -262,8 +290,7 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	for (i = 0; i < n; i++) {
 		if (proto_batch_job_decode(json_array_get(arr, i), td->cfg->jobs.default_timeout,
 					   check_cwd(c), &specs[i], &err) == 0 &&
-		    check_deps(td, c, &specs[i], &err) == 0 &&
-		    check_handler(td, c, &specs[i], &err) == 0)
+		    check_job(td, c, &specs[i], &err) == 0)
 			continue;
 		msg = err.message;
 		err.message = NULL;
@@ -271,6 +298,15 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		free(msg);
 		reply_proto_err(c, req->id, &err);
 		/* Specs not decoded (or freed on failure) are zeroed: freeing all is safe. */
+		for (i = 0; i < n; i++)
+			job_spec_free(&specs[i]);
+		free(specs);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		bytes += job_spec_bytes(&specs[i]);
+	if (quota_check_submit(td->cfg, td->jobs, server_client_uid(c), bytes, &err) == -1) {
+		reply_proto_err(c, req->id, &err);
 		for (i = 0; i < n; i++)
 			job_spec_free(&specs[i]);
 		free(specs);
@@ -342,7 +378,9 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_deps(td, c, &spec, &err) == -1 || check_handler(td, c, &spec, &err) == -1) {
+	if (check_job(td, c, &spec, &err) == -1 ||
+	    quota_check_submit(td->cfg, td->jobs, server_client_uid(c), job_spec_bytes(&spec),
+			       &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;

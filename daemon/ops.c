@@ -4,6 +4,8 @@
  *
  * Adding an op: doc/design.md "Adding an op".
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "ops.h"
 #include "server.h"
@@ -75,6 +78,17 @@ bool
 ops_may_see(uid_t uid, const struct job *j)
 {
 	return privileged_uid(uid) || uid == j->uid;
+}
+
+int
+ops_check_priority(uid_t uid, int priority, struct proto_error *err)
+{
+	if (priority >= 0 || privileged_uid(uid))
+		return 0;
+	proto_error_set(err, TASKD_ERR_FORBIDDEN, "priority %d: only root or taskd's own user may "
+			"ask for a priority below 0 (0 to %d are anyone's)", priority,
+			TASKD_PRIORITY_MAX);
+	return -1;
 }
 
 static bool
@@ -202,6 +216,10 @@ reply_ok(struct client *c, json_t *id, json_t *result)
 	size_t len;
 	char *line = proto_ok(id, result, &len);
 
+	/* Every answer is made to fit (pages, job objects cut): this would be a bug. */
+	if (len > server_client_max_frame(c))
+		log_warnx("an answer of %zu bytes exceeds limits.max_frame (%zu)", len,
+			  server_client_max_frame(c));
 	server_client_send(c, line, len);
 	free(line);
 }
@@ -209,12 +227,147 @@ reply_ok(struct client *c, json_t *id, json_t *result)
 void
 reply_err(struct client *c, json_t *id, const char *code, const char *message)
 {
-	size_t len;
+	size_t len, max;
 	char *line = proto_fail(id, code, message, &len);
+	json_t *cut;
 
+	/* A message quoting a long input (a path) is cut to fit limits.max_frame. */
+	if (len > server_client_max_frame(c)) {
+		free(line);
+		max = ops_budget(c, id) / 6;
+		cut = string_cut(message, max > 64 ? max : 64);
+		line = proto_fail(id, code, json_string_value(cut), &len);
+		json_decref(cut);
+	}
 	STATS_INC(request_errors);
 	server_client_send(c, line, len);
 	free(line);
+}
+
+/* ---- answers within limits.max_frame ---- */
+
+/* {"id":ID,"ok":true,"result":RESULT}\n around a result of size 0: what an answer adds. */
+#define ENVELOPE_BYTES (sizeof "{\"id\":,\"ok\":true,\"result\":}\n" - 1)
+
+size_t
+ops_budget(struct client *c, json_t *id)
+{
+	size_t max = server_client_max_frame(c);
+	size_t used = ENVELOPE_BYTES + json_text_size(id != NULL ? id : json_null());
+
+	return used < max ? max - used : 0;
+}
+
+char *
+ops_cursor_text(char kind, uint64_t a, uint64_t b, uint64_t c)
+{
+	return xprintf("%c%" PRIu64 ".%" PRIu64 ".%" PRIu64, kind, a, b, c);
+}
+
+int
+ops_cursor_parse(const char *s, char kind, uint64_t v[3])
+{
+	unsigned long long n;
+	char *end;
+	int i;
+
+	if (*s++ != kind)
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		errno = 0;
+		n = strtoull(s, &end, 10);
+		if (errno != 0 || *end != (i < 2 ? '.' : '\0'))
+			return -1;
+		v[i] = n;
+		s = end + 1;
+	}
+	return 0;
+}
+
+int
+ops_cursor(struct client *c, struct request *req, char kind, uint64_t v[3])
+{
+	json_t *cur = json_object_get(req->root, "cursor");
+
+	if (cur == NULL)
+		return 0;
+	if (!json_is_string(cur) || ops_cursor_parse(json_string_value(cur), kind, v) == -1) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"cursor\" must be the \"next\" "
+			  "of an earlier answer to the same request");
+		return -1;
+	}
+	return 1;
+}
+
+void
+page_init(struct page *p, struct client *c, json_t *id, const char *key, size_t reserve)
+{
+	/* {"KEY":[...],"next":CURSOR} around the items */
+	size_t frame = strlen(key) + sizeof "{\"\":[],\"next\":}" - 1 + CURSOR_MAX + reserve;
+	size_t budget = ops_budget(c, id);
+
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	p->id = id;
+	p->key = key;
+	p->room = budget > frame ? budget - frame : 0;
+}
+
+size_t
+page_room(const struct page *p)
+{
+	return p->room > (p->n > 0) ? p->room - (p->n > 0) : 0;
+}
+
+bool
+page_add(struct page *p, json_t *item, size_t extra)
+{
+	size_t size = json_text_size(item), need = size + (p->n > 0) + extra;
+
+	if (need > p->room)
+		return false;
+	if (p->len + need + 1 > p->cap) {
+		p->cap = (p->len + need + 1) * 2;
+		p->buf = xreallocarray(p->buf, p->cap, 1);
+	}
+	if (p->n > 0)
+		p->buf[p->len++] = ',';
+	if (json_dumpb(item, p->buf + p->len, size, JSON_COMPACT | JSON_ENCODE_ANY) != size)
+		fatalx("json_dumpb: the item changed size");
+	p->len += size;
+	p->room -= need;
+	p->n++;
+	return true;
+}
+
+void
+page_send(struct page *p, json_t *more, const char *next)
+{
+	json_t *rest = more != NULL ? more : json_object();
+	char *id, *fields, *line;
+	size_t len;
+
+	json_object_set_new(rest, "next", next != NULL ? json_string(next) : json_null());
+	id = json_dumps(p->id != NULL ? p->id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	fields = json_dumps(rest, JSON_COMPACT);
+	if (id == NULL || fields == NULL)
+		fatalx("out of memory (json_dumps)");
+	/* fields is {...}: the items go first, then its members. */
+	line = xprintf("{\"id\":%s,\"ok\":true,\"result\":{\"%s\":[%.*s],%s}\n", id, p->key,
+		       (int)p->len, p->len > 0 ? p->buf : "", fields + 1);
+	len = strlen(line);
+	if (len > server_client_max_frame(p->c))
+		log_warnx("a page of %zu bytes exceeds limits.max_frame (%zu)", len,
+			  server_client_max_frame(p->c));
+	server_client_send(p->c, line, len);
+	free(line);
+	free(fields);
+	free(id);
+	json_decref(rest);
+	free(p->buf);
+	p->buf = NULL;
 }
 
 void
@@ -222,6 +375,54 @@ reply_proto_err(struct client *c, json_t *id, struct proto_error *err)
 {
 	reply_err(c, id, err->code, err->message != NULL ? err->message : "error");
 	proto_error_clear(err);
+}
+
+size_t
+ops_take_items(json_t *page, json_t *list, size_t from, size_t *room)
+{
+	size_t i, size;
+
+	for (i = from; i < json_array_size(list); i++) {
+		size = json_text_size(json_array_get(list, i)) + (json_array_size(page) > 0);
+		if (size > *room)
+			break;
+		json_array_append(page, json_array_get(list, i));
+		*room -= size;
+	}
+	return i;
+}
+
+size_t
+ops_split_lists(json_t *objects, const char *key, json_t *all)
+{
+	size_t i, n = 0;
+	json_t *o;
+
+	json_array_foreach(objects, i, o) {
+		json_array_append(all, json_object_get(o, key));
+		n += json_array_size(json_object_get(o, key));
+		json_object_set_new(o, key, json_array());
+	}
+	return n;
+}
+
+size_t
+ops_take_split(json_t *objects, const char *key, json_t *all, size_t from, size_t *room)
+{
+	size_t i, n = 0, took;
+	json_t *o, *list;
+
+	json_array_foreach(objects, i, o) {
+		list = json_array_get(all, i);
+		if (from < n + json_array_size(list)) {
+			took = ops_take_items(json_object_get(o, key), list, from > n ? from - n : 0,
+					      room);
+			if (took < json_array_size(list))
+				return n + took;
+		}
+		n += json_array_size(list);
+	}
+	return n;
 }
 
 /* ---- the caller, the connection, the jobs ---- */

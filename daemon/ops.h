@@ -94,6 +94,61 @@ void reply_ok(struct client *c, json_t *id, json_t *result); /* steals result */
 void reply_err(struct client *c, json_t *id, const char *code, const char *message);
 void reply_proto_err(struct client *c, json_t *id, struct proto_error *err); /* clears err */
 
+/* ---- answers within limits.max_frame (doc/protocol.md "Pages") ---- */
+
+/* The bytes a result may take in an answer to id on c: limits.max_frame less the envelope. */
+size_t ops_budget(struct client *c, json_t *id);
+
+/*
+ * A page's cursor: a letter for what it continues (L a list of jobs, C a
+ * cancel by selector, S status), then up to three numbers. Its text is
+ * opaque to clients, who send it back as "cursor".
+ */
+#define CURSOR_MAX 80 /* bytes of a cursor as JSON text, at most */
+/* "cursor" of req, if given, of kind: 1 with v[3], 0 when absent, -1 after replying. */
+int ops_cursor(struct client *c, struct request *req, char kind, uint64_t v[3]);
+/* The text of a cursor (malloc'd), and back: 0 with v[3], or -1 (not one of kind). */
+char *ops_cursor_text(char kind, uint64_t a, uint64_t b, uint64_t c);
+int ops_cursor_parse(const char *s, char kind, uint64_t v[3]);
+
+/*
+ * An answer holding a list cut to fit: {"KEY":[items...], more..., "next":cursor}.
+ * page_init, then page_add for each item until it is full, then page_send.
+ */
+struct page {
+	struct client *c;
+	json_t *id;
+	const char *key;
+	char *buf;          /* the items as JSON text, comma-separated */
+	size_t len, cap;
+	size_t room;        /* bytes left for items */
+	size_t n;           /* items taken */
+};
+/* reserve: bytes the answer's other fields (more) take, at most. */
+void page_init(struct page *p, struct client *c, json_t *id, const char *key, size_t reserve);
+/* The bytes one more item may take. */
+size_t page_room(const struct page *p);
+/* Add item (written out now; the caller keeps it) if it fits with extra bytes more elsewhere. */
+bool page_add(struct page *p, json_t *item, size_t extra);
+/* Answer with the page; more: the other fields (stolen, may be NULL); next: NULL for the last. */
+void page_send(struct page *p, json_t *more, const char *next);
+
+/*
+ * For an answer with several lists (status): take into page (an array) what
+ * fits in *room of list from its from-th item on; the index it stopped at.
+ */
+size_t ops_take_items(json_t *page, json_t *list, size_t from, size_t *room);
+/*
+ * Lists in the objects of an array (the workers of each handler), taken as
+ * one list, one object after the other: ops_split_lists moves each
+ * object's list named key into all (in the same order), leaves it empty,
+ * and returns how many items there are; ops_take_split puts back what fits
+ * from the from-th item on, and returns the index it stopped at.
+ */
+size_t ops_split_lists(json_t *objects, const char *key, json_t *all);
+size_t ops_take_split(json_t *objects, const char *key, json_t *all, size_t from,
+		      size_t *room);
+
 /* ---- per connection ---- */
 
 /* Waits (by id, by selector, submit "wait") in flight on one connection at most. */
@@ -124,6 +179,12 @@ void reply_too_many_waits(struct client *c, struct request *req);
 
 /* May uid see and act on j? privileged_uid (admission.h, the one rule), or its owner. */
 bool ops_may_see(uid_t uid, const struct job *j);
+/*
+ * May uid ask for this priority (submit, the priority op)? Below 0 is for
+ * root and the daemon's own user only, as with nice(1): a lower priority
+ * runs first, past fair share. -1 with *err (forbidden) if not.
+ */
+int ops_check_priority(uid_t uid, int priority, struct proto_error *err);
 /*
  * Jobs the client may see that pass f (in id order; malloc'd, *n of them),
  * non-final ones only if live. Like "job", not those whose submit is not

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "job.h"
@@ -21,6 +22,25 @@ char *
 output_path(const char *dir, uint64_t id, enum output_stream stream)
 {
 	return xprintf("%s/%llu.%s", dir, (unsigned long long)id, ext[stream]);
+}
+
+uint64_t
+output_size(const char *dir, uint64_t id)
+{
+	uint64_t n = 0;
+	struct stat st;
+	char *path;
+	int s;
+
+	for (s = OUTPUT_STDOUT; s <= OUTPUT_STDERR; s++) {
+		path = output_path(dir, id, (enum output_stream)s);
+		if (stat(path, &st) == 0)
+			n += (uint64_t)st.st_size;
+		else if (errno != ENOENT)
+			log_warn("stat %s", path);
+		free(path);
+	}
+	return n;
 }
 
 void

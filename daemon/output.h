@@ -19,6 +19,8 @@ enum output_stream { OUTPUT_STDOUT, OUTPUT_STDERR };
 char *output_dir(const char *state_dir);
 /* dir/ID.out or dir/ID.err (malloc'd). */
 char *output_path(const char *dir, uint64_t id, enum output_stream stream);
+/* The bytes both files of job id take (a missing one: 0). */
+uint64_t output_size(const char *dir, uint64_t id);
 /* Remove both files of job id (a missing one is fine; other errors are logged). */
 void output_remove(const char *dir, uint64_t id);
 /*

@@ -32,6 +32,8 @@
  * module job (the built-in types too): its taskd_stop() says so and it
  * returns; one that has not after kill_grace (+ 0.5 s) gets its worker
  * SIGKILLed and replaced, and ends cancelled all the same.
+ * Stopping a job's output (its owner's output quota is used up, quota.h):
+ * SIGUSR2, queued with the job id in the same way.
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command
@@ -65,6 +67,7 @@
 #include "builtin.h"
 #include "exec.h"
 #include "clock.h"
+#include "jobtype.h"
 #include "leftover.h"
 #include "log.h"
 #include "ppool.h"
@@ -723,6 +726,20 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	tv = tv_of(r->spec.kill_grace + (r->spec.type == BUILTIN_EXEC ? PPOOL_CANCEL_SLACK
 								      : PPOOL_MODULE_CANCEL_SLACK));
 	evtimer_add(w->ev_cancel, &tv);
+}
+
+void
+ppool_stop_output(struct ppool *pp, struct run *r)
+{
+	struct pworker *w = find_run(pp, r);
+	union sigval v = {.sival_ptr = (void *)(uintptr_t)r->spec.job_id};
+
+	/* A command's or a module job's that writes output (jobtype_has_output). */
+	if (w == NULL || !jobtype_has_output(r->spec.type))
+		return;
+	if (sigqueue(w->pid, SIGUSR2, v) == -1)
+		log_warn("ppool: stop the output of job %" PRIu64 " in worker %d", r->spec.job_id,
+			 w->index);
 }
 
 void

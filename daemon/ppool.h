@@ -60,6 +60,8 @@ int ppool_submit(struct ppool *pp, struct run *r);
 void ppool_demand(struct ppool *pp, size_t pending);
 /* Cancel r: a command gets SIGTERM/SIGKILL through its worker; a built-in's worker is killed. */
 void ppool_cancel(struct ppool *pp, struct run *r);
+/* Keep no more of r's output (SIGUSR2 queued with its job id; run_stop_output in the worker). */
+void ppool_stop_output(struct ppool *pp, struct run *r);
 /* New sizes/mode live: surplus idle workers exit now, busy ones after their job. */
 void ppool_configure(struct ppool *pp, const struct ppool_config *cfg);
 /* {"mode","min","max","workers":[{"pid","state","job","jobs_done","rss_kb","started_at"}],...} */

@@ -13,6 +13,7 @@
 #include "builtin.h"
 #include "hproto.h"
 #include "jobtype.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "modules.h"
 #include "proto.h"
@@ -76,6 +77,12 @@ proto_decode(const char *line, size_t len, struct request *req, struct proto_err
 	} else if (json_is_object(req->id) || json_is_array(req->id)) {
 		req->id = json_null();
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"id\" must be a number or a string");
+		return -1;
+	} else if (json_text_size(req->id) > TASKD_MAX_ID) {
+		/* Echoed in the answer: it would take the room the answer needs. */
+		req->id = json_null();
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"id\" takes more than %d bytes",
+				TASKD_MAX_ID);
 		return -1;
 	}
 	v = json_object_get(root, "v");

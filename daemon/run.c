@@ -112,6 +112,12 @@ run_cancel(struct run *r)
 	errno = saved;
 }
 
+void
+run_stop_output(struct run *r)
+{
+	atomic_store(&r->quiet, true);
+}
+
 bool
 run_cancelled(struct run *r)
 {

@@ -11,6 +11,7 @@
 #include "output.h"
 #include "ppool.h"
 #include "monitor.h"
+#include "quota.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
@@ -270,8 +271,7 @@ sched_router_json(const struct sched *s)
 void
 sched_remove_output(struct sched *s, const struct job *j)
 {
-	/* Only a job that started, of a type that may write output, has output files. */
-	if (j->started_at > 0 && jobtype_has_output(j->spec.type))
+	if (job_has_output(j))
 		output_remove(s->jobs_dir, j->id);
 }
 
@@ -288,12 +288,11 @@ finish(struct sched *s, struct job *j, enum job_state st)
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
 	/*
 	 * The environment is not shown anywhere once the job is over: give it
-	 * back, unless its notify command still needs it (notify.c frees it).
+	 * back, unless its notify command still needs it (notify.c gives it
+	 * back then).
 	 */
-	if (j->spec.notify == NULL) {
-		strv_free(j->spec.env);
-		j->spec.env = NULL;
-	}
+	if (j->spec.notify == NULL)
+		jobs_drop_env(s->jobs, j);
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -346,6 +345,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
+	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	router_learn_run(s->router, j->route_key, &j->res);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
@@ -411,6 +411,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
 	r->spec.max_result = s->cfg->limits.max_frame;
+	/* And in all no more than what is left of its owner's output quota. */
+	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	if (j->output_stopped)
+		run_stop_output(r); /* a worker process is told once it has the run */
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -464,6 +468,8 @@ start_process(struct sched *s, struct job *j)
 	}
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
+	if (j->output_stopped)
+		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 
@@ -665,6 +671,17 @@ cancel_running(struct sched *s, struct job *j)
 		hpool_cancel(s->hpool, j->run);
 	else
 		run_cancel(j->run);
+}
+
+void
+sched_stop_output(struct sched *s, struct job *j)
+{
+	if (j->run == NULL)
+		return;
+	if (j->pool == POOL_PROCESS)
+		ppool_stop_output(s->ppool, j->run);
+	else
+		run_stop_output(j->run);
 }
 
 static void

@@ -112,6 +112,8 @@ void sched_dispatch(struct sched *s);
  * signalled (returns 1); a finished one: -1.
  */
 int sched_cancel(struct sched *s, struct job *j, const char *why);
+/* Keep no more of a running job's output (quota.c: its owner's output quota is used up). */
+void sched_stop_output(struct sched *s, struct job *j);
 /* Cancel everything (shutdown without drain). */
 void sched_cancel_all(struct sched *s, const char *why);
 size_t sched_pending(const struct sched *s);

@@ -374,6 +374,12 @@ server_client_uid(const struct client *c)
 	return c->uid;
 }
 
+size_t
+server_client_max_frame(const struct client *c)
+{
+	return c->srv->max_frame;
+}
+
 gid_t
 server_client_gid(const struct client *c)
 {

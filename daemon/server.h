@@ -79,6 +79,8 @@ void server_client_release(struct client *c);
 void server_client_set_data(struct client *c, void *data);
 void *server_client_data(const struct client *c);
 uid_t server_client_uid(const struct client *c);
+/* limits.max_frame: the longest line c may send, and be sent. */
+size_t server_client_max_frame(const struct client *c);
 gid_t server_client_gid(const struct client *c);
 
 #endif

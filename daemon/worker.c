@@ -22,7 +22,10 @@
  * by {"t":"memfd","len":N}. Cancel is SIGUSR1, queued with the job id as
  * its value (a plain kill means "the current job"); the handler writes the
  * run's cancel eventfd: exec_run stops the job's group as for a timeout, a
- * module job sees taskd_stop() say so. The worker dies with the daemon: PR_SET_PDEATHSIG(SIGKILL),
+ * module job sees taskd_stop() say so. SIGUSR2, queued with the job id in
+ * the same way, tells it to keep no more of the job's output
+ * (run_stop_output: its owner's output quota is used up). The worker dies
+ * with the daemon: PR_SET_PDEATHSIG(SIGKILL),
  * and EOF on the socket while idle.
  *
  * The messages' encoders and strict decoders are in worker-msg.c, used on
@@ -69,7 +72,8 @@ extern char **environ;
 /* Shared with the SIGUSR1 handler. */
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
 static _Atomic uint64_t worker_cancel; /* last job id a cancel was asked for */
-static struct run *volatile worker_current; /* the run in progress, for worker_usr1 */
+static _Atomic uint64_t worker_quiet;  /* last job id whose output was to be stopped */
+static struct run *volatile worker_current; /* the run in progress, for worker_signal */
 
 /* --- transport -------------------------------------------------------- */
 
@@ -322,21 +326,27 @@ worker_recv(int fd, size_t max, char **error)
 
 /* --- the worker process ------------------------------------------------ */
 
-/* SIGUSR1: cancel the job named by the queued value (any job for a plain kill). */
+/*
+ * SIGUSR1 (cancel) and SIGUSR2 (keep no more output) of the job named by
+ * the queued value (the current job for a plain kill).
+ */
 static void
-worker_usr1(int sig, siginfo_t *si, void *ctx)
+worker_signal(int sig, siginfo_t *si, void *ctx)
 {
 	uint64_t job = atomic_load(&worker_job);
 	struct run *r = worker_current;
 
-	(void)sig;
 	(void)ctx;
 	if (si->si_code == SI_QUEUE)
 		job = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
-	atomic_store(&worker_cancel, job);
+	atomic_store(sig == SIGUSR1 ? &worker_cancel : &worker_quiet, job);
+	if (job == 0 || job != atomic_load(&worker_job) || r == NULL)
+		return;
 	/* run_cancel: an atomic store and a write(2), both async-signal-safe; keeps errno. */
-	if (job != 0 && job == atomic_load(&worker_job) && r != NULL)
+	if (sig == SIGUSR1)
 		run_cancel(r);
+	else
+		run_stop_output(r);
 }
 
 /* The process title area: argv[0] up to the end of the last argument. */
@@ -369,10 +379,11 @@ setup_signals(void)
 	sigset_t none;
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = worker_usr1;
+	sa.sa_sigaction = worker_signal;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	/* Terminal and reload signals are the daemon's business; SIGTERM still kills. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -495,9 +506,11 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	title_set(t, "taskd: worker %d busy job %" PRIu64, index, r->spec.job_id);
 	atomic_store(&worker_job, r->spec.job_id);
 	worker_current = r;
-	/* A cancel that came before the run was published. */
+	/* A cancel (or a stop of its output) that came before the run was published. */
 	if (atomic_load(&worker_cancel) == r->spec.job_id)
 		run_cancel(r);
+	if (atomic_load(&worker_quiet) == r->spec.job_id)
+		run_stop_output(r);
 	r->spawned = worker_spawned;
 	r->spawned_arg = &sock;
 	r->progress_cb = worker_progress;

@@ -48,6 +48,7 @@
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
+#define TASKD_ERR_QUOTA "quota_exceeded"
 
 /* Job classes and states, as spelled on the wire. */
 #define TASKD_CLASS_CPU "cpu"
@@ -64,6 +65,9 @@
 #define TASKD_STATE_TIMEOUT "timeout"
 #define TASKD_STATE_CANCELLED "cancelled"
 #define TASKD_STATE_LOST "lost"
+
+/* The longest "id" of a request, in bytes of JSON text (it is echoed in the answer). */
+#define TASKD_MAX_ID 256
 
 /* Limits on a job description. */
 #define TASKD_PRIORITY_MIN (-20)

@@ -579,9 +579,15 @@ class Daemon:
         return self.ok({"v": 1, "id": "st", "op": "status"})
 
     def list_jobs(self, **args):
+        """Every job a list selects: all its pages (doc/protocol.md "Pages")."""
         req = {"v": 1, "id": "l", "op": "list", "limit": 0}
         req.update(args)
-        return self.ok(req)["jobs"]
+        r = self.ok(req)
+        jobs = r["jobs"]
+        while r.get("next") is not None:
+            r = self.ok(dict(req, cursor=r["next"]))
+            jobs += r["jobs"]
+        return jobs
 
     def cancel(self, job):
         return self.ok({"v": 1, "id": "c", "op": "cancel", "job": job})
@@ -624,6 +630,28 @@ def ctl_as_nobody(d, *args):
     return subprocess.run([TASKCTL, "-s", d.sock] + [str(a) for a in args], capture_output=True,
                           text=True, timeout=30, cwd="/", stdin=subprocess.DEVNULL,
                           user=NOBODY, group=NOBODY, extra_groups=[])
+
+
+# Requests as another user: a client process with uid/gid nobody.
+NOBODY_CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+reqs = json.loads(sys.argv[2])
+s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+f = s.makefile("rb")
+print(json.dumps([json.loads(f.readline()) for _ in reqs]))
+"""
+
+
+def as_nobody(d, *reqs):
+    """Send reqs as uid nobody on one connection; the list of responses."""
+    p = subprocess.run(["/usr/bin/python3", "-c", NOBODY_CLIENT, d.sock, json.dumps(list(reqs))],
+                       capture_output=True, text=True, timeout=60, cwd="/",
+                       stdin=subprocess.DEVNULL, user=NOBODY, group=NOBODY, extra_groups=[])
+    if p.returncode != 0:
+        raise AssertionError("client as nobody failed: %s%s" % (p.stdout, p.stderr))
+    return json.loads(p.stdout)
 
 
 def decode_logs(r):

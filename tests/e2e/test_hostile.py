@@ -50,7 +50,7 @@ class BinaryOutputTest(E2ETestCase):
 
     shared_daemon = True
     # Small frames: logs come in many chunks, so chunk ends fall inside UTF-8 characters.
-    shared_overrides = {"limits.max_frame": "8K"}
+    shared_overrides = {"limits.max_frame": "16K"}
 
     @classmethod
     def setUpClass(cls):

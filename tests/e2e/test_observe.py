@@ -118,7 +118,7 @@ class LabelTest(E2ETestCase):
         self.assertEqual(ids_of(js), ids + [bad])
         # nothing matches: answered at once, empty
         self.assertEqual(self.d.ok({"id": 2, "op": "wait", "labels": {"grp": "none"}}),
-                         {"jobs": []})
+                         {"jobs": [], "next": None})
         p = self.d.ctl("wait", "--label", "grp=none")
         self.assertRc(p, 0)
         self.assertIn("no job matches", p.stderr)
@@ -159,7 +159,7 @@ class LabelTest(E2ETestCase):
         self.assertRc(p, 0)
         self.assertIn("no unfinished job matches", p.stderr)
         self.assertEqual(self.d.ctl_json("cancel", "--label", "grp=c1"),
-                         {"ids": [], "cancelling": []})
+                         {"ids": [], "cancelling": [], "next": None})
 
     def test_selector_with_unknown_field_rejected(self):
         """A misspelt selector field would widen what clean/cancel touch (to
@@ -269,7 +269,7 @@ class CleanTest(E2ETestCase):
             self.assertError(s.recv_id(5), "not_found")
             self.assertError(s.recv_id(6), "not_found")
             self.assertEqual(self.assertOk(s.recv_id(7)), {"removed": 0})
-            self.assertEqual(self.assertOk(s.recv_id(8)), {"jobs": []})
+            self.assertEqual(self.assertOk(s.recv_id(8)), {"jobs": [], "next": None})
             self.assertError(s.recv_id(9), "not_found")
         self.cancel_at_cleanup(nid, d)
         j = d.show(nid)
@@ -455,7 +455,8 @@ class EventsTest(E2ETestCase):
                        json.dumps({"id": 2, "op": "cancel",
                                    "labels": {"grp": "precommit"}}) + "\n")
             jid = self.assertOk(s.recv_id(1))["id"]
-            self.assertEqual(self.assertOk(s.recv_id(2)), {"ids": [], "cancelling": []})
+            self.assertEqual(self.assertOk(s.recv_id(2)),
+                             {"ids": [], "cancelling": [], "next": None})
         self.cancel_at_cleanup(jid)
         [e] = job_events(c, 1)
         self.assertEqual((e["id"], e["prev"], e["state"]), (jid, None, "scheduled"))
@@ -730,7 +731,7 @@ print(json.dumps(seen), flush=True)
         d.wait_job(mine)
         p = self.ctl_as_nobody(d, "--json", "cancel", "--label", "grp=x")
         self.assertRc(p, 0)
-        self.assertEqual(json.loads(p.stdout), {"ids": [], "cancelling": []})
+        self.assertEqual(json.loads(p.stdout), {"ids": [], "cancelling": [], "next": None})
         self.assertEqual(d.show(roots_running)["state"], "running")
         p = self.ctl_as_nobody(d, "--json", "wait", "--label", "grp=x")
         self.assertRc(p, 0)

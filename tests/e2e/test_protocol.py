@@ -565,6 +565,70 @@ while len(out) < len(reqs):
 print(json.dumps(out))
 """
 
+class DocumentedErrorCodesTest(unittest.TestCase):
+    """Every error code taskd can send is in doc/protocol.md's list (issue 12, 11).
+
+    Reads the sources, no daemon: the codes are the TASKD_ERR_* macros the
+    daemon uses (include/taskd/protocol.h gives their text) and any code
+    written as a literal where an error is made; the list is doc/protocol.md's
+    "Error codes" section, one "- `code`" line each.
+    """
+
+    ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+    def read(self, *path):
+        with open(os.path.join(self.ROOT, *path), encoding="utf-8") as f:
+            return f.read()
+
+    def defined(self):
+        text = self.read("include", "taskd", "protocol.h")
+        return dict(re.findall(r'#define\s+(TASKD_ERR_[A-Z_]+)\s+"([a-z_]+)"', text))
+
+    def sent(self):
+        macros = self.defined()
+        codes = {}
+        ddir = os.path.join(self.ROOT, "daemon")
+        for name in sorted(os.listdir(ddir)):
+            if not name.endswith(".c"):
+                continue
+            text = self.read("daemon", name)
+            for m in re.findall(r"\bTASKD_ERR_[A-Z_]+\b", text):
+                self.assertIn(m, macros, "daemon/%s uses %s, not in protocol.h" % (name, m))
+                codes.setdefault(macros[m], name)
+            # a code written out where an error is made, instead of its macro
+            for m in re.findall(r'(?:reply_err|proto_fail|proto_error_set|close_with|'
+                                r'admission_refuse)\s*\([^;"]*?"([a-z]+_[a-z_]+)"', text):
+                codes.setdefault(m, name)
+        return codes
+
+    def documented(self):
+        doc = self.read("doc", "protocol.md")
+        m = re.search(r"^## Error codes\n(.*?)(?=^## )", doc, re.M | re.S)
+        self.assertIsNotNone(m, "doc/protocol.md has no \"## Error codes\" section")
+        return re.findall(r"^- `([a-z_]+)`", m.group(1), re.M)
+
+    def test_every_sent_code_is_documented(self):
+        doc = set(self.documented())
+        missing = {c: f for c, f in self.sent().items() if c not in doc}
+        self.assertEqual(missing, {}, "error codes sent but not in doc/protocol.md's list "
+                         "(code: a file sending it)")
+
+    def test_documented_codes_exist(self):
+        doc = self.documented()
+        self.assertEqual(len(doc), len(set(doc)), "a code listed twice")
+        self.assertEqual(sorted(set(doc) - set(self.defined().values())), [],
+                         "listed in doc/protocol.md but not defined in protocol.h")
+        self.assertEqual(sorted(set(self.defined().values()) - set(doc)), [],
+                         "defined in protocol.h but not listed in doc/protocol.md")
+
+    def test_scan_finds_codes(self):
+        # the scan itself works: codes every taskd sends are found
+        sent = self.sent()
+        for code in ("bad_request", "frame_too_large", "frame_timeout", "too_many_requests",
+                     "storage_error", "too_many_connections", "idle_timeout"):
+            self.assertIn(code, sent)
+
+
 NOBODY = 65534
 RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
 
@@ -680,6 +744,24 @@ class ForeignUserTest(E2ETestCase):
         j = self.d.wait_job(self.assertOk(nx)["id"])
         self.assertEqual((j["state"], j["exit_code"]), ("failed", 126))
         self.assertTrue(j["error"])
+
+    def test_router_keys_only_for_root(self):
+        # Kind keys are job names and command names of every user: status
+        # shows the router table to root and taskd's own user only.
+        j = self.d.submit(["sh", "-c", "sleep 0.01"], name="root-secret-kind")
+        self.d.wait_job(j)
+        keys = [k["key"] for k in self.d.status()["router"]]
+        self.assertIn("root-secret-kind", keys)
+        [st] = self.as_nobody({"id": 1, "op": "status"})
+        st = self.assertOk(st)
+        self.assertIsNone(st["router"])
+        self.assertNotIn("root-secret-kind", json.dumps(st))
+        for args in (("status",), ("--json", "status")):
+            p = self.ctl_as_nobody(*args)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("root-secret-kind", p.stdout)
+        p = self.d.ctl("status")
+        self.assertIn("root-secret-kind", p.stdout)
 
     def test_builtin_accepted(self):
         rs = self.as_nobody({"id": 1, "op": "submit", "type": "noop"},

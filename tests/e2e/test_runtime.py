@@ -210,9 +210,11 @@ class LeftoverJobsTest(LeftoverCase):
         tmp = self.job_dir()
         # attempt 1 records its pids and hangs; attempt 2 notes whether the
         # processes of attempt 1 still exist, then ends
+        # (stat is read once: a zombie reaped between two reads is not alive)
         script = ('if [ -e pids ]; then for p in $(cat pids); do '
-                  '[ -d /proc/$p ] && ! grep -q "^[0-9]* ([^)]*) Z" /proc/$p/stat '
-                  '&& echo "$p alive" >> beside; done; exit 0; fi; ' + TWO_PROCS[2])
+                  's=$(cat /proc/$p/stat 2>/dev/null) || continue; '
+                  'case "$s" in *") Z "*|*") X "*) ;; *) echo "$p alive: $s" >> beside;; esac; '
+                  'done; exit 0; fi; ' + TWO_PROCS[2])
         jid = d.submit(["sh", "-c", script], cwd=tmp, retries=1, retry_delay=0, **IO)
         self.cancel_at_cleanup(jid, d)
         d.wait_state(jid, "running")

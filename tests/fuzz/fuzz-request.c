@@ -5,7 +5,8 @@
  * (ops_check(), as root, then as another user while stopping: unknown
  * fields, "job" with its alternatives, privilege, shutdown); for "submit",
  * the job decoding op-submit.c does (the request itself is the job, or each
- * element of its "jobs" array); proto_job_id() and the job selector
+ * element of its "jobs" array); a "cursor" as each kind of page reads it
+ * (ops_cursor_parse); proto_job_id() and the job selector
  * (filter_decode(), as list/wait/cancel/clean/subscribe use it) for every
  * op; then the response encoders on the request's id and the error
  * message, which may quote client input. Everything is freed:
@@ -80,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct op *op;
 	struct request req;
 	struct filter f;
-	uint64_t id;
+	uint64_t id, v[3];
 	size_t len;
 
 	if (proto_decode((const char *)data, size, &req, &err) == -1) {
@@ -96,6 +97,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (strcmp(req.op, TASKD_OP_SUBMIT) == 0)
 		submit(&req);
+	if (json_is_string(json_object_get(req.root, "cursor"))) {
+		ops_cursor_parse(json_string_value(json_object_get(req.root, "cursor")), 'L', v);
+		ops_cursor_parse(json_string_value(json_object_get(req.root, "cursor")), 'C', v);
+	}
 	if (filter_decode(req.root, FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME |
 				      FILTER_OLDER_THAN | FILTER_IDS, &f, &err) == -1)
 		respond_err(req.id, &err);

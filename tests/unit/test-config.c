@@ -208,6 +208,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg.http.socket_mode, 0660);
 	assert_int_equal(cfg.http.max_connections, 64);
 	assert_true(cfg.http.timeout == 10);
+	assert_int_equal(cfg.limits.max_job_bytes_per_user, 64 << 20);
+	assert_int_equal(cfg.limits.max_output_per_user, 1 << 30);
 	config_free(&cfg);
 	config_free(&cfg); /* freeing twice is harmless: free resets to defaults */
 }
@@ -379,11 +381,11 @@ test_ranges(void **state)
 		{ "jobs = { keep_finished = -1; };\n", 1, "jobs.keep_finished: must be at least 0" },
 		{ "jobs = { max_output = -5; };\n", 1, "jobs.max_output: must be at least 0" },
 		{ "limits = {\n\tmax_frame = \"512\";\n};\n", 2,
-		  "limits.max_frame: must be between 1K and 64M" },
-		{ "limits = { max_frame = 1023; };\n", 1,
-		  "limits.max_frame: must be between 1K and 64M" },
+		  "limits.max_frame: must be between 16K and 64M" },
+		{ "limits = { max_frame = 16383; };\n", 1,
+		  "limits.max_frame: must be between 16K and 64M" },
 		{ "limits = { max_frame = \"65M\"; };\n", 1,
-		  "limits.max_frame: must be between 1K and 64M" },
+		  "limits.max_frame: must be between 16K and 64M" },
 		{ "limits = { max_clients = 0; };\n", 1,
 		  "limits.max_clients: must be between 1 and 1000000" },
 		{ "limits = { max_clients = 1000001; };\n", 1,
@@ -419,7 +421,8 @@ test_range_bounds_ok(void **state)
 		  "router = { cpu_ratio = 0.0; };\n"
 		  "jobs = { kill_grace = 3600; max_output = 0; keep_finished = 0; };\n"
 		  "limits = { max_frame = \"64M\"; max_clients = 1000000;\n"
-		  "\tmax_clients_per_user = 0; idle_timeout = 0; };\n",
+		  "\tmax_clients_per_user = 0; idle_timeout = 0;\n"
+		  "\tmax_job_bytes_per_user = 0; max_output_per_user = \"5G\"; };\n",
 		  &cfg);
 	assert_int_equal(cfg.thread_pool.min_threads, 0);
 	assert_int_equal(cfg.thread_pool.max_threads, 1024);
@@ -432,6 +435,8 @@ test_range_bounds_ok(void **state)
 	assert_int_equal(cfg.limits.max_clients, 1000000);
 	assert_int_equal(cfg.limits.max_clients_per_user, 0);
 	assert_true(cfg.limits.idle_timeout == 0);
+	assert_int_equal(cfg.limits.max_job_bytes_per_user, 0);
+	assert_true(cfg.limits.max_output_per_user == UINT64_C(5) << 30);
 	config_free(&cfg);
 
 	expect_ok("limits = { max_clients_per_user = 1000000; idle_timeout = 1; };\n", &cfg);
@@ -442,8 +447,8 @@ test_range_bounds_ok(void **state)
 	assert_true(cfg.limits.idle_timeout == 604800);
 	config_free(&cfg);
 
-	expect_ok("limits = { max_frame = 1024; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
-	assert_int_equal(cfg.limits.max_frame, 1024);
+	expect_ok("limits = { max_frame = 16384; };\nrouter = { cpu_ratio = 1; };\n", &cfg);
+	assert_int_equal(cfg.limits.max_frame, 16384);
 	assert_true(cfg.router.cpu_ratio == 1);
 	config_free(&cfg);
 }

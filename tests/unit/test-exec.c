@@ -237,6 +237,49 @@ test_output_cap(void **state)
 	run_free(r);
 }
 
+/* max_kept bounds both streams together (what is left of a user's output quota). */
+static void
+test_output_kept_over_both_streams(void **state)
+{
+	struct run *r = mkrun("sh", "-c", "head -c 600 /dev/zero; head -c 600 /dev/zero >&2; "
+			      "head -c 600 /dev/zero", NULL);
+	struct stat so, se;
+
+	(void)state;
+	r->spec.max_output = 1000;
+	r->spec.max_kept = 1000;
+	exec_run(r);
+	assert_int_equal(r->res.status, RUN_EXITED);
+	assert_int_equal(stat(r->spec.out_path, &so), 0);
+	assert_int_equal(stat(r->spec.err_path, &se), 0);
+	/* (which stream gets the last bytes depends on when the pipes are read) */
+	assert_int_equal(so.st_size + se.st_size, 1000);
+	assert_int_equal(r->res.out_bytes, 1200);
+	assert_int_equal(r->res.err_bytes, 600);
+	assert_true(r->res.out_truncated);
+	assert_true(r->res.err_truncated == (se.st_size < 600));
+	run_free(r);
+}
+
+/* run_stop_output, before or while it runs: nothing more is kept, all is counted. */
+static void
+test_output_stopped(void **state)
+{
+	struct run *r = mkrun("sh", "-c", "echo hi; echo ho >&2", NULL);
+	struct stat st;
+
+	(void)state;
+	run_stop_output(r);
+	exec_run(r);
+	assert_int_equal(r->res.status, RUN_EXITED);
+	assert_int_equal(stat(r->spec.out_path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(r->res.out_bytes, 3);
+	assert_true(r->res.out_truncated);
+	assert_true(r->res.err_truncated);
+	run_free(r);
+}
+
 static void
 test_big_output_uncapped(void **state)
 {
@@ -826,6 +869,8 @@ main(void)
 	    cmocka_unit_test(test_signaled),
 	    cmocka_unit_test(test_output),
 	    cmocka_unit_test(test_output_cap),
+	    cmocka_unit_test(test_output_kept_over_both_streams),
+	    cmocka_unit_test(test_output_stopped),
 	    cmocka_unit_test(test_big_output_uncapped),
 	    cmocka_unit_test(test_null_paths),
 	    cmocka_unit_test(test_stdin_devnull),

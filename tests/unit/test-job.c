@@ -20,6 +20,7 @@
 #include "builtin.h"
 #include "config.h"
 #include "job.h"
+#include "jsonutil.h"
 #include "xmalloc.h"
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
@@ -713,6 +714,183 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/* What each user's jobs store (quota.h decides on it): counted from add to removal. */
+static void
+test_user_bytes(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_spec spec;
+	struct job *a, *b, *c;
+	uint64_t jb, out, echo;
+	json_t *lab;
+
+	(void)state;
+	mkspec(&spec);
+	/* "echo", "hi", "/" with their NULs */
+	echo = job_spec_bytes(&spec);
+	assert_int_equal(echo, 5 + 3 + 2);
+	spec.env = xcalloc(3, sizeof(char *));
+	spec.env[0] = xstrdup("PATH=/bin");
+	spec.env[1] = xstrdup("BIG=0123456789");
+	spec.name = xstrdup("nm");
+	lab = json_pack("{s:s}", "k", "vv");
+	assert_int_equal(labels_from_json(lab, "labels", &spec.labels, NULL), 0);
+	json_decref(lab);
+	spec.ndeps = 2;
+	spec.deps = xcalloc(2, sizeof *spec.deps);
+	assert_int_equal(job_spec_bytes(&spec), echo + 10 + 15 + 3 + 5 + 2 * sizeof *spec.deps);
+	a = jobs_add(js, &spec, 1000, 100, 1700000000.5);
+	b = add(js);
+	mkspec(&spec);
+	c = jobs_add(js, &spec, 2000, 200, 1700000000.5);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, a->job_bytes + b->job_bytes);
+	assert_int_equal(jb, echo + 10 + 15 + 3 + 5 + 2 * sizeof *spec.deps + echo);
+	assert_int_equal(out, 0);
+	jobs_user_bytes(js, 2000, &jb, &out);
+	assert_int_equal(jb, echo);
+	jobs_user_bytes(js, 3000, &jb, &out);
+	assert_int_equal(jb + out, 0);
+	/* Output as measured, replaced by each new measure. */
+	jobs_set_output_bytes(js, a, 700);
+	jobs_set_output_bytes(js, b, 50);
+	jobs_set_output_bytes(js, a, 1000);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(out, 1050);
+	/* Over: its environment goes, and with it its bytes. */
+	job_set_state(js, a, JOB_RUNNING);
+	assert_ptr_equal(jobs_first_running(js), a);
+	assert_null(TAILQ_NEXT(a, running));
+	jobs_drop_env(js, a);
+	assert_null(a->spec.env);
+	jobs_finish(js, a, JOB_DONE, 10, NULL, NULL);
+	assert_null(jobs_first_running(js));
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, echo + 3 + 5 + 2 * sizeof *spec.deps + echo);
+	/* Removed (clean or pruning): its description and its output are given back. */
+	jobs_delete(js, a, NULL, NULL);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, echo);
+	assert_int_equal(out, 50);
+	jobs_finish(js, b, JOB_CANCELLED, 0, NULL, NULL);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb + out, 0);
+	/* A discarded submit too. */
+	jobs_discard(js, c);
+	jobs_user_bytes(js, 2000, &jb, &out);
+	assert_int_equal(jb, 0);
+	jobs_free(js);
+}
+
+/* jobs_seek: the first job at or after an id (a page's cursor), also when that one is gone. */
+static void
+test_seek(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *v[10];
+	size_t i;
+
+	(void)state;
+	assert_null(jobs_seek(js, 1));
+	for (i = 0; i < 10; i++)
+		v[i] = add(js);
+	assert_ptr_equal(jobs_seek(js, 0), v[0]);
+	assert_ptr_equal(jobs_seek(js, v[4]->id), v[4]);
+	for (i = 3; i < 7; i++)
+		jobs_finish(js, v[i], JOB_DONE, 100, NULL, NULL);
+	for (i = 3; i < 7; i++)
+		jobs_delete(js, v[i], NULL, NULL);
+	assert_ptr_equal(jobs_seek(js, v[2]->id + 1), v[7]);
+	assert_ptr_equal(jobs_seek(js, v[2]->id + 3), v[7]);
+	assert_null(jobs_seek(js, v[9]->id + 1));
+	jobs_free(js);
+}
+
+/* string_text_size agrees with jansson; string_cut keeps UTF-8 whole. */
+static void
+test_text_sizes(void **state)
+{
+	static const char *const strs[] = {"", "plain", "quote\" back\\slash", "\b\f\n\r\t",
+					   "\x01\x1f\x7f", "\xc3\xa9\xe2\x82\xac", "/slash/"};
+	json_t *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(strs); i++) {
+		s = json_string(strs[i]);
+		assert_int_equal(string_text_size(strs[i]), json_text_size(s));
+		json_decref(s);
+	}
+	s = string_cut("abcdefghij", 20);
+	assert_string_equal(json_string_value(s), "abcdefghij");
+	json_decref(s);
+	s = string_cut("abcdefghij", 8);
+	assert_string_equal(json_string_value(s), "abcde...");
+	json_decref(s);
+	/* "ab" then a 3-byte euro sign: cut before it, not inside */
+	s = string_cut("ab\xe2\x82\xac\xe2\x82\xacxyz", 8);
+	assert_non_null(s);
+	assert_string_equal(json_string_value(s), "ab\xe2\x82\xac...");
+	json_decref(s);
+}
+
+/* A job object made to fit: the oldest attempts first, then long strings and lists. */
+static void
+test_fit(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job *j = add(js);
+	json_t *o, *a;
+	size_t full, i;
+	char err[2000];
+
+	(void)state;
+	memset(err, 'e', sizeof err - 1);
+	err[sizeof err - 1] = '\0';
+	j->attempts = json_array();
+	for (i = 1; i <= 50; i++)
+		json_array_append_new(j->attempts, json_pack("{s:I,s:s,s:s}", "attempt",
+							     (json_int_t)i, "state", "failed",
+							     "error", err));
+	j->attempt = 51;
+	o = job_to_json(j);
+	full = json_text_size(o);
+	/* errors shown cut to JOB_ERROR_SHOWN */
+	a = json_object_get(o, "attempts");
+	assert_true(json_string_length(json_object_get(json_array_get(a, 0), "error")) <=
+		    JOB_ERROR_SHOWN);
+	assert_null(json_object_get(o, "attempts_omitted"));
+	json_decref(o);
+	/* Fits: unchanged. */
+	o = job_to_json_fit(j, full);
+	assert_int_equal(json_text_size(o), full);
+	assert_null(json_object_get(o, "cut"));
+	json_decref(o);
+	/* The oldest attempts go first. */
+	o = job_to_json_fit(j, 16384);
+	assert_true(json_text_size(o) <= 16384);
+	a = json_object_get(o, "attempts");
+	assert_true(json_array_size(a) > 0 && json_array_size(a) < 50);
+	assert_int_equal(json_integer_value(json_object_get(o, "attempts_omitted")) +
+			 (json_int_t)json_array_size(a), 50);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0), "attempt")),
+			 51 - (json_int_t)json_array_size(a));
+	assert_null(json_object_get(o, "cut"));
+	json_decref(o);
+	/* Then the description. */
+	free(j->spec.argv[1]);
+	j->spec.argv[1] = xcalloc(1, 9000);
+	memset(j->spec.argv[1], 'a', 8999);
+	o = job_to_json_fit(j, 4096);
+	assert_true(json_text_size(o) <= 4096);
+	assert_true(json_is_true(json_object_get(o, "cut")));
+	assert_int_equal(json_integer_value(json_object_get(o, "attempts_omitted")), 50);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "argv"), 0)),
+			    "echo");
+	json_decref(o);
+	jobs_free(js);
+}
+
 static void
 test_state_names(void **state)
 {
@@ -809,6 +987,10 @@ main(void)
 	    cmocka_unit_test(test_observers),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_queued_by_user),
+	    cmocka_unit_test(test_user_bytes),
+	    cmocka_unit_test(test_seek),
+	    cmocka_unit_test(test_text_sizes),
+	    cmocka_unit_test(test_fit),
 	    cmocka_unit_test(test_find),
 	    cmocka_unit_test(test_find_after_growth),
 	    cmocka_unit_test(test_counts),

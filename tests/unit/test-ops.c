@@ -50,12 +50,12 @@ static const struct expect {
 	const char *fields;   /* what it takes besides the envelope and "job" */
 } expect[] = {
 	{ "submit", false, false, false, NO_JOB, "wait jobs " JOB_FIELDS },
-	{ "status", false, false, true, NO_JOB, "" },
-	{ "list", false, false, true, NO_JOB, "limit state labels name ids" },
+	{ "status", false, false, true, NO_JOB, "cursor" },
+	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids" },
 	{ "show", false, false, true, JOB_REQUIRED, "" },
 	{ "wait", false, false, true, JOB_OR_OTHERS, "labels name" },
 	{ "subscribe", false, false, true, NO_JOB, "ids labels states name" },
-	{ "cancel", false, false, true, JOB_OR_OTHERS, "labels name" },
+	{ "cancel", false, false, true, JOB_OR_OTHERS, "cursor labels name" },
 	{ "pause", false, true, false, JOB_OR_OTHERS, "class" },
 	{ "resume", false, true, false, JOB_OR_OTHERS, "class" },
 	{ "priority", false, false, true, JOB_REQUIRED, "priority" },
@@ -63,14 +63,14 @@ static const struct expect {
 	{ "logs", false, false, true, JOB_REQUIRED, "stream offset max" },
 	{ "shutdown", true, false, true, NO_JOB, "drain" },
 	{ "reload", true, false, true, NO_JOB, "" },
-	{ "metrics", false, false, true, NO_JOB, "" },
+	{ "metrics", false, false, true, NO_JOB, "cursor" },
 };
 
 /* Every field any op takes: each is unknown to the ops that do not list it. */
 static const char *const all_fields[] = {
 	"wait", "jobs", "type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
 	"labels", "after", "after_any", "run_at", "retries", "retry_delay", "limit", "state",
-	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job",
+	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job", "cursor",
 };
 
 static bool
@@ -408,6 +408,69 @@ test_resolve_job(void **state)
 	jobs_free(js);
 }
 
+/* Cursors (doc/protocol.md "Pages"): what ops_cursor_text makes, ops_cursor_parse reads back. */
+static void
+test_cursor(void **state)
+{
+	static const char *const bad[] = {
+		"", "L", "L1", "L1.2", "L1.2.", "L1.2.3.", "L1.2.3.4", "l1.2.3", "C1.2.3",
+		"L1..3", "L-1.2.3", "L+1.2.3", "L 1.2.3", "L1.2.3 ", "L18446744073709551616.0.0",
+		"Lx.2.3", "L0x1.2.3",
+	};
+	uint64_t v[3];
+	char *t;
+	size_t i;
+
+	(void)state;
+	t = ops_cursor_text('L', 17, UINT64_MAX, 0);
+	assert_string_equal(t, "L17.18446744073709551615.0");
+	assert_int_equal(ops_cursor_parse(t, 'L', v), 0);
+	assert_true(v[0] == 17 && v[1] == UINT64_MAX && v[2] == 0);
+	assert_int_equal(ops_cursor_parse(t, 'S', v), -1);
+	free(t);
+	for (i = 0; i < nitems(bad); i++)
+		if (ops_cursor_parse(bad[i], 'L', v) != -1)
+			fail_msg("cursor \"%s\" was taken", bad[i]);
+}
+
+/* Status's lists, the handlers' workers taken as one: every item once, in order, none cut. */
+static void
+test_take_split(void **state)
+{
+	json_t *objects = json_pack("[{s:s,s:[i,i,i]},{s:s,s:[]},{s:s,s:[i,i,i,i,i]}]", "name",
+				    "a", "w", 1, 2, 3, "name", "b", "w", "name", "c", "w", 4, 5, 6,
+				    7, 8);
+	json_t *all = json_array(), *o, *got = json_array();
+	size_t n, from = 0, to, room, i, k;
+
+	(void)state;
+	n = ops_split_lists(objects, "w", all);
+	assert_int_equal(n, 8);
+	assert_int_equal(json_array_size(all), 3);
+	/* room for two items ("1,2" is three bytes) a page */
+	for (k = 0; from < n; k++) {
+		room = 3;
+		to = ops_take_split(objects, "w", all, from, &room);
+		assert_true(to > from && to - from <= 2);
+		json_array_foreach(objects, i, o) {
+			json_array_extend(got, json_object_get(o, "w"));
+			json_array_clear(json_object_get(o, "w"));
+		}
+		from = to;
+	}
+	assert_int_equal(k, 4);
+	assert_int_equal(json_array_size(got), 8);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(json_integer_value(json_array_get(got, i)), (json_int_t)i + 1);
+	/* past the end: nothing */
+	room = 100;
+	assert_int_equal(ops_take_split(objects, "w", all, n, &room), n);
+	assert_int_equal(room, 100);
+	json_decref(objects);
+	json_decref(all);
+	json_decref(got);
+}
+
 int
 main(void)
 {
@@ -419,6 +482,8 @@ main(void)
 	    cmocka_unit_test(test_job_or_others),
 	    cmocka_unit_test(test_check_order),
 	    cmocka_unit_test(test_resolve_job),
+	    cmocka_unit_test(test_cursor),
+	    cmocka_unit_test(test_take_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

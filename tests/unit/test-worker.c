@@ -48,6 +48,7 @@ full_spec(struct run_spec *s)
 	s->timeout = 1.5;
 	s->kill_grace = 5;
 	s->max_output = 16u << 20;
+	s->max_kept = 5u << 20;
 	s->nice = -5;
 	s->as_user = true;
 	s->uid = 65534;
@@ -101,6 +102,7 @@ test_spec_round_trip(void **state)
 	assert_true(d.timeout == s.timeout);
 	assert_true(d.kill_grace == s.kill_grace);
 	assert_true(d.max_output == s.max_output);
+	assert_true(d.max_kept == s.max_kept);
 	assert_int_equal(d.nice, s.nice);
 	/* Losing these would run another user's command as root. */
 	assert_true(d.as_user);
@@ -286,9 +288,9 @@ test_spec_rejects(void **state)
 {
 	static const char *keys[] = {"t",       "job",        "type",       "argv",
 	                             "env",     "cwd",        "out_path",   "err_path",
-	                             "timeout", "kill_grace", "max_output", "nice",
-	                             "uid",     "gid",        "track",      "input",
-	                             "max_result"};
+	                             "timeout", "kill_grace", "max_output", "max_kept",
+	                             "nice",    "uid",        "gid",        "track",
+	                             "input",   "max_result"};
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -307,6 +309,7 @@ test_spec_rejects(void **state)
 	reject_spec("timeout", json_real(-1));
 	reject_spec("kill_grace", json_string("5"));
 	reject_spec("max_output", json_integer(-1));
+	reject_spec("max_kept", json_integer(-1));
 	reject_spec("argv", json_pack("[s,i]", "a", 1));
 	reject_spec("argv", json_pack("[o]", json_stringn("a\0b", 3)));
 	reject_spec("env", json_pack("[s]", "NOEQUALS"));
