@@ -39,6 +39,7 @@ struct run_spec {
 	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
 	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
 	uint64_t max_kept;   /* bytes kept over both streams, 0 = unlimited (quota.h) */
+	bool quiet;          /* keep none of the output from the start (quota.h; run_stop_output) */
 	int nice;           /* applied to a command with setpriority() after spawn; 0 = leave */
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;

@@ -32,8 +32,9 @@
  * module job (the built-in types too): its taskd_stop() says so and it
  * returns; one that has not after kill_grace (+ 0.5 s) gets its worker
  * SIGKILLed and replaced, and ends cancelled all the same.
- * Stopping a job's output (its owner's output quota is used up, quota.h):
- * SIGUSR2, queued with the job id in the same way.
+ * Stopping a running job's output (its owner's output quota is used up,
+ * quota.h): SIGUSR2, queued with the job id in the same way; a job that
+ * starts with none left is told so in its run message ("quiet").
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command

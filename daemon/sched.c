@@ -413,8 +413,10 @@ make_run(struct sched *s, struct job *j)
 	r->spec.max_result = s->cfg->limits.max_frame;
 	/* And in all no more than what is left of its owner's output quota. */
 	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	/* In the spec: a worker process is told with the run, before it starts it. */
+	r->spec.quiet = j->output_stopped;
 	if (j->output_stopped)
-		run_stop_output(r); /* a worker process is told once it has the run */
+		run_stop_output(r);
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -468,8 +470,6 @@ start_process(struct sched *s, struct job *j)
 	}
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
-	if (j->output_stopped)
-		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 

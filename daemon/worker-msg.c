@@ -44,6 +44,7 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "kill_grace", finite_real(s->kill_grace));
 	json_object_set_new(m, "max_output", json_integer((json_int_t)s->max_output));
 	json_object_set_new(m, "max_kept", json_integer((json_int_t)s->max_kept));
+	json_object_set_new(m, "quiet", json_boolean(s->quiet));
 	json_object_set_new(m, "nice", json_integer(s->nice));
 	json_object_set_new(m, "as_user", json_boolean(s->as_user));
 	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
@@ -277,6 +278,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.kill_grace = dec_time(&d, "kill_grace");
 		s.max_output = (uint64_t)dec_int(&d, "max_output", 0, INT64_MAX);
 		s.max_kept = (uint64_t)dec_int(&d, "max_kept", 0, INT64_MAX);
+		s.quiet = dec_bool(&d, "quiet");
 		s.nice = (int)dec_int(&d, "nice", WORKER_NICE_MIN, WORKER_NICE_MAX);
 		s.as_user = dec_bool(&d, "as_user");
 		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);

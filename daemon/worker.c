@@ -509,7 +509,7 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	/* A cancel (or a stop of its output) that came before the run was published. */
 	if (atomic_load(&worker_cancel) == r->spec.job_id)
 		run_cancel(r);
-	if (atomic_load(&worker_quiet) == r->spec.job_id)
+	if (r->spec.quiet || atomic_load(&worker_quiet) == r->spec.job_id)
 		run_stop_output(r);
 	r->spawned = worker_spawned;
 	r->spawned_arg = &sock;

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -199,7 +200,7 @@ static inline void taskd_errorf(struct taskd_job *job, const char *fmt, ...)
 static inline void
 taskd_errorf(struct taskd_job *job, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[4096]; /* taskd keeps 4 KiB of an error message */
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -219,24 +220,39 @@ taskd_write(struct taskd_job *job, int stream, const void *buf, size_t len)
 	return job->host->write(job, stream, buf, len);
 }
 
+/* taskd_write() of printf-formatted text (all of it, however long): its length, or -1. */
 static inline int taskd_printf(struct taskd_job *job, int stream, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static inline int
 taskd_printf(struct taskd_job *job, int stream, const char *fmt, ...)
 {
-	char buf[4096];
-	va_list ap;
+	char buf[4096], *p = buf;
+	va_list ap, again;
+	ssize_t w;
 	int n;
 
 	va_start(ap, fmt);
+	va_copy(again, ap);
 	n = vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	/* Longer than the buffer: all of it, formatted again in one as long. */
+	if (n >= 0 && (size_t)n >= sizeof buf) {
+		if ((p = (char *)malloc((size_t)n + 1)) == NULL)
+			n = -1;
+		else
+			vsnprintf(p, (size_t)n + 1, fmt, again);
+	}
+	va_end(again);
+	if (n < 0) {
+		if (p != buf)
+			free(p);
 		return -1;
-	if ((size_t)n >= sizeof buf)
-		n = (int)sizeof buf - 1;
-	return (int)job->host->write(job, stream, buf, (size_t)n);
+	}
+	w = job->host->write(job, stream, p, (size_t)n);
+	if (p != buf)
+		free(p);
+	return w < 0 ? -1 : n;
 }
 
 /* The job's progress, shown by `taskctl show` while it runs (at most 4 KiB of text). */

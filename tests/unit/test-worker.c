@@ -49,6 +49,7 @@ full_spec(struct run_spec *s)
 	s->kill_grace = 5;
 	s->max_output = 16u << 20;
 	s->max_kept = 5u << 20;
+	s->quiet = true;
 	s->nice = -5;
 	s->as_user = true;
 	s->uid = 65534;
@@ -103,6 +104,7 @@ test_spec_round_trip(void **state)
 	assert_true(d.kill_grace == s.kill_grace);
 	assert_true(d.max_output == s.max_output);
 	assert_true(d.max_kept == s.max_kept);
+	assert_true(d.quiet);
 	assert_int_equal(d.nice, s.nice);
 	/* Losing these would run another user's command as root. */
 	assert_true(d.as_user);
@@ -310,6 +312,7 @@ test_spec_rejects(void **state)
 	reject_spec("kill_grace", json_string("5"));
 	reject_spec("max_output", json_integer(-1));
 	reject_spec("max_kept", json_integer(-1));
+	reject_spec("quiet", json_string("yes"));
 	reject_spec("argv", json_pack("[s,i]", "a", 1));
 	reject_spec("argv", json_pack("[o]", json_stringn("a\0b", 3)));
 	reject_spec("env", json_pack("[s]", "NOEQUALS"));
