@@ -152,16 +152,50 @@ class Stopping(ModuleCase):
     def test_crash_in_a_worker(self):
         d = self.daemon({"process_pool.max_workers": 1})
         before = wait_for(lambda: self.workers(d) or None, what="a worker")
-        j = self.job(d, "tm-cpu", "segv", retries=1, retry_delay=0.1)
+        # the jobs queued behind the crashing one, in the one worker, all run
+        d.ok({"op": "pause", "class": "cpu"})
+        crash = d.submit(["segv"], type="tm-cpu", retries=1, retry_delay=0.1)
+        queued = [d.submit(["echo", str(i)], type="tm-cpu") for i in range(4)]
+        d.ok({"op": "resume", "class": "cpu"})
+        j = d.wait_job(crash)
         self.assertEqual(j["state"], "lost")
         self.assertEqual(j["attempt"], 2)
         self.assertIn("killed by signal 11", j["error"])
+        for i, jid in enumerate(queued):
+            q = d.wait_job(jid)
+            self.assertEqual((q["state"], q["result"]), ("done", str(i)), q)
         # the worker was replaced (twice); the daemon is up and runs jobs
         self.assertTrue(d.alive())
         after = wait_for(lambda: self.workers(d) or None, what="a new worker")
         self.assertFalse(before & after)
         self.assertEqual(self.job(d, "tm-cpu", "echo", "ok")["result"], "ok")
         self.assertEqual(self.job(d, "tm-io", "echo", "ok")["result"], "ok")
+
+    def test_init_fails_in_workers(self):
+        # Loaded in the daemon, refused by init() in a worker: its jobs fail
+        # there saying so, the worker stays and runs the other types' jobs.
+        d = self.daemon({"process_pool.max_workers": 1}, modules=(TESTMOD, bad("init-worker")))
+        j = self.job(d, "bad-type")
+        self.assertEqual((j["state"], j["pool"]), ("failed", "process"), j)
+        self.assertEqual(j["error"], "job type bad-type is not loaded in this worker (its module "
+                         "failed to load here: see taskd's log)")
+        self.assertIn("init failed: no licence in a worker", d.log_text())
+        self.assertEqual(self.job(d, "tm-cpu", "echo", "ok")["worker"], j["worker"])
+
+    def test_init_crashes_in_workers(self):
+        # init() crashes in every worker: no worker starts (the pool backs
+        # off, the log says why), the daemon stays up, io jobs run, cpu jobs
+        # stay queued: none is lost.
+        d = self.daemon({"process_pool.max_workers": 1},
+                        modules=(TESTMOD, bad("init-crash-worker")))
+        queued = [d.submit(["echo", str(i)], type="tm-cpu") for i in range(3)]
+        pp = wait_for(lambda: (lambda p: p if p["spawn_failures"] >= 3 else None)(
+            d.status()["process_pool"]), 15, what="failed starts of workers")
+        self.assertGreater(pp["backoff"], 0)
+        self.assertIn("died: killed by signal 11", d.log_text())
+        self.assertTrue(d.alive())
+        self.assertEqual(self.job(d, "tm-io", "echo", "io")["result"], "io")
+        self.assertEqual([d.show(jid)["state"] for jid in queued], ["queued"] * 3)
 
     def test_timeouts(self):
         d = self.daemon()

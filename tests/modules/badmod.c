@@ -1,9 +1,15 @@
 /*
- * Broken modules for tests/unit/test-modules.c: one source, one way of
- * being wrong per -D define (tests/meson.build builds each as its own .so).
+ * Broken modules for tests/unit/test-modules.c and tests/e2e/test_modules.py:
+ * one source, one way of being wrong per -D define (tests/meson.build builds
+ * each as its own .so). BAD_INIT_WORKER and BAD_INIT_CRASH_WORKER load in
+ * the daemon but not in a worker process (`taskd --worker`): init() fails
+ * there, or crashes; their type is class cpu, to be run in one.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <taskd/module.h>
 
@@ -14,12 +20,44 @@ bad_run(struct taskd_job *job)
 	return TASKD_OK;
 }
 
+#if defined(BAD_INIT_WORKER) || defined(BAD_INIT_CRASH_WORKER)
+/* Is this process a worker: is its first argument --worker? */
+static int
+in_worker(void)
+{
+	char buf[256];
+	ssize_t n;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return (size_t)n > strlen(buf) + 1 && strcmp(buf + strlen(buf) + 1, "--worker") == 0;
+}
+#endif
+
 static int
 bad_init(char *error, size_t len)
 {
-#ifdef BAD_INIT_FAIL
+#if defined(BAD_INIT_FAIL)
 	snprintf(error, len, "no licence for this host");
 	return -1;
+#elif defined(BAD_INIT_WORKER)
+	if (in_worker()) {
+		snprintf(error, len, "no licence in a worker");
+		return -1;
+	}
+	return 0;
+#elif defined(BAD_INIT_CRASH_WORKER)
+	if (in_worker()) {
+		signal(SIGSEGV, SIG_DFL); /* the default action, not a sanitizer's report */
+		raise(SIGSEGV);
+	}
+	return 0;
 #else
 	(void)error;
 	(void)len;
@@ -46,8 +84,10 @@ static const struct taskd_type bad_type = {
 	TASKD_TYPE_INIT,
 #endif
 	.name = TYPE_NAME,
-#ifdef BAD_CLASS
+#if defined(BAD_CLASS)
 	.cls = 7,
+#elif defined(BAD_INIT_WORKER) || defined(BAD_INIT_CRASH_WORKER)
+	.cls = TASKD_TYPE_CPU,
 #else
 	.cls = TASKD_TYPE_IO,
 #endif
