@@ -135,16 +135,16 @@ metrics_page(const char *text, size_t len, uint64_t fam, uint64_t line, size_t r
 static void
 op_metrics(struct taskd *td, struct client *c, struct request *req)
 {
-	struct evbuffer *out = evbuffer_new();
 	uint64_t v[3] = { 0, 0, 0 }, nf = 0, nl = 0;
 	size_t budget = ops_budget(c, req->id), frame, off, n;
+	struct evbuffer *out;
 	char *cursor = NULL;
 	const char *text;
 	bool done;
 
 	if (ops_cursor(c, req, 'M', v) == -1)
 		return;
-	if (out == NULL)
+	if ((out = evbuffer_new()) == NULL)
 		fatalx("out of memory (evbuffer)");
 	monitor_render(td, out, METRICS_PROMETHEUS);
 	text = (const char *)evbuffer_pullup(out, -1);
