@@ -265,9 +265,14 @@ class OutputQuotaTest(E2ETestCase):
         d = nobody_daemon(self, self.LIMITS)
         for cls in ("io", "cpu"):
             with self.subTest(cls=cls):
+                # both queued before the first starts (later: after it ends), whatever the load
+                d.ok({"op": "pause", "class": cls})
+                first = nobody_ok(self, d, {"op": "submit", "class": cls,
+                                            "argv": ["head", "-c", "200000", "/dev/zero"]})["id"]
                 later = nobody_ok(self, d, {"op": "submit", "argv": ["echo", "late"],
-                                            "class": cls, "run_at": time.time() + 1})["id"]
-                self.run_as_nobody(d, "head -c 200000 /dev/zero", **{"class": cls})
+                                            "class": cls, "after": [first]})["id"]
+                d.ok({"op": "resume", "class": cls})
+                self.assertTrue(d.wait_job(first)["stdout_truncated"])
                 j = d.wait_job(later)
                 self.assertEqual(j["state"], "done", j)
                 self.assertTrue(j["stdout_truncated"], j)
