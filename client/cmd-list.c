@@ -3,7 +3,8 @@
  *
  * One aligned row per job: ID STATE TYPE CLASS POOL PRI EXIT WALL [LABELS]
  * COMMAND, the command being the job's name if set, else its argv
- * shell-quoted; LABELS ("k=v,k=v") only when a listed job has labels.
+ * shell-quoted; LABELS ("k=v,k=v") only when a listed job has labels. A
+ * queued job's STATE says why it waits: "queued (memory)".
  */
 #include <limits.h>
 #include <stdio.h>
@@ -79,6 +80,19 @@ cell_labels(struct table *t, const json_t *job)
 	free(buf);
 }
 
+/* "queued (slots)": a state that does not say why by itself gets its wait reason. */
+static void
+cell_state(struct table *t, const json_t *job)
+{
+	const char *st = json_string_value(json_object_get(job, "state"));
+	const char *why = json_string_value(json_object_get(job, "wait_reason"));
+
+	if (st != NULL && why != NULL && strcmp(st, TASKD_STATE_QUEUED) == 0)
+		table_cell(t, "%s (%s)", st, why);
+	else
+		table_cell_scalar(t, json_object_get(job, "state"));
+}
+
 static void
 add_row(struct table *t, const json_t *job, int labels)
 {
@@ -87,7 +101,7 @@ add_row(struct table *t, const json_t *job, int labels)
 	char buf[FMT_BUFSZ];
 
 	table_cell_scalar(t, json_object_get(job, "id"));
-	table_cell_scalar(t, json_object_get(job, "state"));
+	cell_state(t, job);
 	table_cell(t, "%s", json_is_string(type) ? json_string_value(type) : "exec");
 	table_cell_scalar(t, json_object_get(job, "class"));
 	table_cell_scalar(t, json_object_get(job, "pool"));

@@ -130,6 +130,76 @@ attempts_text(const json_t *arr)
 	return buf;
 }
 
+/*
+ * "cpu by key "python3 x.py" (finest of 3, 4 samples, cpu ratio 0.97);
+ * counts as cpu; reclassified at ..." — or "io by default (no key has a
+ * sample)"; then the keys, finest first.
+ */
+static char *
+route_text(const json_t *r)
+{
+	const char *by = json_string_value(json_object_get(r, "by"));
+	const json_t *keys = json_object_get(r, "keys"), *level = json_object_get(r, "level");
+	const json_t *ratio = json_object_get(r, "cpu_ratio"), *counts = json_object_get(r, "counts_as");
+	const json_t *re = json_object_get(r, "reclassified_at");
+	char *buf = NULL, tbuf[FMT_BUFSZ];
+	size_t len = 0, i;
+	FILE *fp;
+
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	fprintf(fp, "%s", json_string_value(json_object_get(r, "class")) != NULL
+				  ? json_string_value(json_object_get(r, "class")) : "?");
+	if (by != NULL && strcmp(by, "key") == 0 && json_is_integer(level))
+		fprintf(fp, " by key \"%s\" (level %" JSON_INTEGER_FORMAT " of %zu, %"
+			    JSON_INTEGER_FORMAT " sample%s, cpu ratio %.2f)",
+			json_string_value(json_object_get(r, "key")), json_integer_value(level) + 1,
+			json_array_size(keys), json_integer_value(json_object_get(r, "samples")),
+			json_integer_value(json_object_get(r, "samples")) == 1 ? "" : "s",
+			json_number_value(ratio));
+	else if (by != NULL && strcmp(by, "default") == 0)
+		fprintf(fp, " by default (no key has a sample yet)");
+	else if (by != NULL && strcmp(by, "class") == 0)
+		fprintf(fp, " as asked (--class)");
+	else if (by != NULL)
+		fprintf(fp, " (%s)", by);
+	if (json_is_string(counts))
+		fprintf(fp, "; counts as %s", json_string_value(counts));
+	if (!json_is_null(re) && re != NULL)
+		fprintf(fp, "; reclassified at %s", fmt_time(tbuf, re));
+	fprintf(fp, "; keys:");
+	for (i = 0; i < json_array_size(keys); i++)
+		fprintf(fp, "%s \"%s\"", i > 0 ? "," : "",
+			json_string_value(json_array_get(keys, i)));
+	fclose(fp);
+	return buf;
+}
+
+/* "cgroup, 10 samples, cpu ratio 1.00, rss 1.6M, peak 1.6M". */
+static char *
+live_text(const json_t *l)
+{
+	const json_t *src = json_object_get(l, "source"), *ratio = json_object_get(l, "cpu_ratio");
+	const json_t *rss = json_object_get(l, "rss_kb"), *peak = json_object_get(l, "peak_kb");
+	char *buf = NULL, a[FMT_BUFSZ];
+	size_t len = 0;
+	FILE *fp;
+
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	fprintf(fp, "%s, %" JSON_INTEGER_FORMAT " samples",
+		json_is_string(src) ? json_string_value(src) : "not sampled yet",
+		json_integer_value(json_object_get(l, "samples")));
+	if (json_is_number(ratio))
+		fprintf(fp, ", cpu ratio %.2f", json_number_value(ratio));
+	if (json_is_integer(rss))
+		fprintf(fp, ", rss %s", fmt_size(a, (double)json_integer_value(rss) * 1024));
+	if (json_is_integer(peak))
+		fprintf(fp, ", peak %s", fmt_size(a, (double)json_integer_value(peak) * 1024));
+	fclose(fp);
+	return buf;
+}
+
 static char *
 format_value(const char *key, const json_t *v)
 {
@@ -137,6 +207,12 @@ format_value(const char *key, const json_t *v)
 
 	if (json_is_null(v))
 		return strdup("-");
+	if (json_is_object(v) && strcmp(key, "route") == 0)
+		return route_text(v);
+	if (json_is_object(v) && strcmp(key, "live") == 0)
+		return live_text(v);
+	if (json_is_integer(v) && strcmp(key, "memory") == 0)
+		return with_size(v, 1);
 	if (ends_with(key, "_at"))
 		return strdup(fmt_time(buf, v));
 	if (json_is_number(v))

@@ -8,6 +8,10 @@
  *	paused:     cpu false  io false
  *	threads:    threads 2  busy 1  idle 1  max 32  queued 0
  *	processes:  mode dynamic  min 1  max 8
+ *	cgroups:    /sys/fs/cgroup/taskd.service/taskd-1a2b3c4d (controllers: memory, pids)
+ *	memory:     budget 75% (17.3G)  held 1.6M by 1 running
+ *	pressure:   cpu 12.5%  memory 0.0%  (brake at cpu off, memory 25%)
+ *	sampling:   every 0.5s  reclassify after 3  reclassified 1
  *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
  * then tables of the process pool's workers and of the router, and the
@@ -106,17 +110,74 @@ print_workers(const json_t *workers)
 	table_free(t);
 }
 
+/* A percent threshold, "off" at 0. */
+static const char *
+threshold(char *buf, const json_t *v)
+{
+	if (!json_is_number(v) || json_number_value(v) <= 0)
+		return "off";
+	snprintf(buf, FMT_BUFSZ, "%g%%", json_number_value(v));
+	return buf;
+}
+
+/* cgroups, memory admission, pressure and live sampling (status "resources"). */
+static void
+print_resources(const json_t *res)
+{
+	const json_t *cg = json_object_get(res, "cgroups"), *mem = json_object_get(res, "memory");
+	const json_t *pr = json_object_get(res, "pressure"), *sa = json_object_get(res, "sampling");
+	const json_t *ctl = json_object_get(cg, "controllers");
+	char a[FMT_BUFSZ], b[FMT_BUFSZ];
+	size_t i;
+
+	if (!json_is_object(res))
+		return;
+	printf("%-*s", LABEL_WIDTH + 1, "cgroups:");
+	if (json_is_true(json_object_get(cg, "enabled"))) {
+		printf("%s (controllers: ", json_string_value(json_object_get(cg, "path")));
+		for (i = 0; i < json_array_size(ctl); i++)
+			printf("%s%s", i > 0 ? ", " : "", json_string_value(json_array_get(ctl, i)));
+		printf("%s)\n", json_array_size(ctl) == 0 ? "none" : "");
+	} else {
+		printf("off (%s): commands are measured through /proc\n",
+		       json_is_string(json_object_get(cg, "reason"))
+			       ? json_string_value(json_object_get(cg, "reason")) : "?");
+	}
+	if (json_integer_value(json_object_get(mem, "budget_kb")) > 0)
+		printf("%-*sbudget %s (%s)  held %s by %" JSON_INTEGER_FORMAT " running\n",
+		       LABEL_WIDTH + 1, "memory:", json_string_value(json_object_get(mem, "budget")),
+		       fmt_size(a, (double)json_integer_value(json_object_get(mem, "budget_kb")) * 1024),
+		       fmt_size(b, (double)json_integer_value(json_object_get(mem, "held_kb")) * 1024),
+		       json_integer_value(json_object_get(mem, "running")));
+	else
+		printf("%-*sno budget (limits.memory_budget is 0)\n", LABEL_WIDTH + 1, "memory:");
+	printf("%-*scpu %.1f%%  memory %.1f%%  (brake at cpu %s, memory %s)\n", LABEL_WIDTH + 1,
+	       "pressure:", json_number_value(json_object_get(pr, "cpu")),
+	       json_number_value(json_object_get(pr, "memory")),
+	       threshold(a, json_object_get(pr, "cpu_limit")),
+	       threshold(b, json_object_get(pr, "memory_limit")));
+	if (json_number_value(json_object_get(sa, "interval")) > 0)
+		printf("%-*severy %gs  reclassify after %" JSON_INTEGER_FORMAT "  reclassified %"
+		       JSON_INTEGER_FORMAT "\n", LABEL_WIDTH + 1, "sampling:",
+		       json_number_value(json_object_get(sa, "interval")),
+		       json_integer_value(json_object_get(sa, "reclassify_after")),
+		       json_integer_value(json_object_get(sa, "reclassified")));
+	else
+		printf("%-*soff (router.sample_interval is 0)\n", LABEL_WIDTH + 1, "sampling:");
+}
+
 static void
 print_router(const json_t *router)
 {
-	static const char *const headers[] = {"KEY", "SAMPLES", "RATIO", "CLASS", NULL};
-	const json_t *r, *ratio;
+	static const char *const headers[] = {"KEY", "SAMPLES", "RATIO", "PEAK", "CLASS", NULL};
+	const json_t *r, *ratio, *peak;
+	char buf[FMT_BUFSZ];
 	struct table *t;
 	size_t i;
 
 	if (json_array_size(router) == 0)
 		return;
-	t = table_new(headers, "lrrl");
+	t = table_new(headers, "lrrrl");
 	for (i = 0; i < json_array_size(router); i++) {
 		r = json_array_get(router, i);
 		ratio = json_object_get(r, "cpu_ratio");
@@ -126,6 +187,9 @@ print_router(const json_t *router)
 			table_cell(t, "%.2f", json_number_value(ratio));
 		else
 			table_cell_scalar(t, ratio);
+		peak = json_object_get(r, "peak_kb");
+		table_cell(t, "%s", json_is_integer(peak)
+		                    ? fmt_size(buf, (double)json_integer_value(peak) * 1024) : "-");
 		table_cell_scalar(t, json_object_get(r, "class"));
 	}
 	printf("\nrouter:\n");
@@ -298,6 +362,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_resources(json_object_get(st, "resources"));
 	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));

@@ -42,6 +42,9 @@ enum {
 	OPT_AT,
 	OPT_RETRIES,
 	OPT_RETRY_DELAY,
+	OPT_MEMORY,
+	OPT_CPUS,
+	OPT_PIDS,
 	OPT_NOTIFY,
 	OPT_INPUT,
 };
@@ -211,6 +214,38 @@ opt_retries(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 	return -1;
 }
 
+/* --memory SIZE, --cpus N, --pids N: the command's limits in its cgroup. */
+static int
+opt_limit(struct taskctl *ctx, struct submit *s, int c, const char *arg)
+{
+	long long n;
+	char *end;
+	double v;
+
+	if (c == OPT_MEMORY) {
+		if (taskctl_parse_size(arg, &n) == -1 || n < TASKD_MEMORY_MIN ||
+		    n > TASKD_MEMORY_MAX)
+			return taskctl_usage_error(ctx, "invalid --memory '%s' (a size from 1M to "
+			                           "16T, such as 512M or 2G)", arg);
+		json_object_set_new(s->req, "memory", json_integer(n));
+	} else if (c == OPT_PIDS) {
+		if (taskctl_parse_int(arg, 1, TASKD_PIDS_MAX, &n) == -1)
+			return taskctl_usage_error(ctx, "invalid --pids '%s' (an integer from 1 to "
+			                           "%d)", arg, TASKD_PIDS_MAX);
+		json_object_set_new(s->req, "pids", json_integer(n));
+	} else {
+		errno = 0;
+		v = strtod(arg, &end);
+		if (*arg == '\0' || *end != '\0' || errno != 0 || !isfinite(v) ||
+		    v < TASKD_CPUS_MIN || v > TASKD_CPUS_MAX)
+			return taskctl_usage_error(ctx, "invalid --cpus '%s' (a number of CPUs from "
+			                           "%g to %d, such as 1.5)", arg, TASKD_CPUS_MIN,
+			                           TASKD_CPUS_MAX);
+		set_number(s->req, "cpus", v);
+	}
+	return -1;
+}
+
 /* --notify CMD: a shell command line taskd runs when the job ends. */
 static int
 opt_notify(struct taskctl *ctx, struct submit *s, const char *arg)
@@ -230,6 +265,10 @@ static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
 	switch (c) {
+	case OPT_MEMORY:
+	case OPT_CPUS:
+	case OPT_PIDS:
+		return opt_limit(ctx, s, c, optarg);
 	case OPT_NOTIFY:
 		return opt_notify(ctx, s, optarg);
 	case OPT_AFTER:
@@ -294,6 +333,9 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"at", required_argument, NULL, OPT_AT},
 	    {"retries", required_argument, NULL, OPT_RETRIES},
 	    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+	    {"memory", required_argument, NULL, OPT_MEMORY},
+	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"notify", required_argument, NULL, OPT_NOTIFY},
 	    {"input", required_argument, NULL, OPT_INPUT},
 	    TASKCTL_COMMON_OPTIONS,

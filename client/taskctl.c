@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static const struct taskctl_cmd commands[] = {
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
      "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
-     "[--notify CMD] [--wait] [--] CMD [ARGS...]",
+     "[--memory SIZE] [--cpus N] [--pids N] [--notify CMD] [--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
     {"list", "[--state S] [--label K=V]... [--name N] [--limit N]", "list jobs", cmd_list},
@@ -225,6 +226,32 @@ taskctl_parse_int(const char *s, long long min, long long max, long long *out)
 	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* "512M", "1G", "1048576": bytes with an optional binary K, M, G or T (and B). */
+int
+taskctl_parse_size(const char *s, long long *out)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *end;
+	long long v;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *s == '-' || *s == '+' || errno != 0 || v < 0)
+		return -1;
+	if (*end != '\0' && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
+		shift = 10 * (int)(u - units + 1);
+		end++;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0' || v > (LLONG_MAX >> shift))
+		return -1;
+	*out = v << shift;
 	return 0;
 }
 

@@ -56,6 +56,7 @@ int taskctl_no_args(struct taskctl *, int, char **);
 int taskctl_parse_ids(struct taskctl *, int, char **, json_int_t *);
 int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
+int taskctl_parse_size(const char *, long long *);
 int taskctl_parse_label(struct taskctl *, json_t *, const char *);
 /* Option codes of --label and --name for taskctl_parse_selection. */
 enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME };

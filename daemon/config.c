@@ -32,6 +32,8 @@
 
 #include <libconfig.h>
 
+#include <taskd/protocol.h>
+
 #include "addr.h"
 #include "config.h"
 #include "hconfig.h"
@@ -52,6 +54,9 @@
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
 _Static_assert(sizeof(enum ppool_mode) == sizeof(int), "enum ppool_mode is not int-sized");
+_Static_assert(sizeof(enum cgroups_mode) == sizeof(int), "enum cgroups_mode is not int-sized");
+/* The key table spells these ranges as numbers (the man page lint reads them there). */
+_Static_assert(TASKD_CPUS_MAX == 1024 && TASKD_PIDS_MAX == 4194304, "jobs.default_* ranges");
 
 enum key_kind {
 	K_INT,    /* int, integer only */
@@ -62,6 +67,7 @@ enum key_kind {
 	K_MODE,   /* mode_t, "0660" or an integer */
 	K_ENUM,   /* int, a name turned into a value by parse() */
 	K_BOOL,   /* int 0/1, true or false */
+	K_SHARE,  /* struct config_share: "75%", or a size like K_SIZE */
 	K_STRV,   /* char ** (NULL-terminated), an array or list of non-empty strings */
 	K_LISTEN, /* char *, an address to listen on (addr_parse_listen) */
 	K_URL,    /* char *, an http:// URL (addr_parse_url) */
@@ -95,6 +101,7 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
 static int fsync_parse(const char *);
+static int cgroups_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -128,11 +135,19 @@ static const struct key keys[] = {
 	{ "router.default_class", K_ENUM, OFF(router.default_class), 0, 0, router_class_parse,
 	  "cpu or io" },
 	{ "router.cpu_ratio", K_FLOAT, OFF(router.cpu_ratio), 0, 1, NULL, NULL },
+	{ "router.min_samples", K_INT, OFF(router.min_samples), 1, 1000, NULL, NULL },
+	{ "router.sample_interval", K_FLOAT, OFF(router.sample_interval), 0, 60, NULL, NULL },
+	{ "router.reclassify_after", K_INT, OFF(router.reclassify_after), 0, 1000, NULL, NULL },
+
+	{ "cgroups.enable", K_ENUM, OFF(cgroups.enable), 0, 0, cgroups_parse, "auto or off" },
 
 	{ "jobs.default_timeout", K_FLOAT, OFF(jobs.default_timeout), 0, NOMAX, NULL, NULL },
 	{ "jobs.kill_grace", K_FLOAT, OFF(jobs.kill_grace), 0, 3600, NULL, NULL },
 	{ "jobs.max_output", K_SIZE, OFF(jobs.max_output), 0, NOMAX, NULL, NULL },
 	{ "jobs.keep_finished", K_INT, OFF(jobs.keep_finished), 0, NOMAX, NULL, NULL },
+	{ "jobs.default_memory", K_SIZE, OFF(jobs.default_memory), 0, NOMAX, NULL, NULL },
+	{ "jobs.default_cpus", K_FLOAT, OFF(jobs.default_cpus), 0, 1024, NULL, NULL },
+	{ "jobs.default_pids", K_INT, OFF(jobs.default_pids), 0, 4194304, NULL, NULL },
 
 	{ "store.fsync", K_ENUM, OFF(store.fsync), 0, 0, fsync_parse, "always or interval" },
 	{ "store.fsync_interval", K_FLOAT, OFF(store.fsync_interval), 0, 3600, NULL, NULL },
@@ -143,6 +158,9 @@ static const struct key keys[] = {
 	{ "limits.max_clients_per_user", K_INT, OFF(limits.max_clients_per_user), 0, 1000000, NULL,
 	  NULL },
 	{ "limits.stall_timeout", K_FLOAT, OFF(limits.stall_timeout), 0, 3600, NULL, NULL },
+	{ "limits.memory_budget", K_SHARE, OFF(limits.memory_budget), 0, NOMAX, NULL, NULL },
+	{ "limits.pressure_cpu", K_FLOAT, OFF(limits.pressure_cpu), 0, 100, NULL, NULL },
+	{ "limits.pressure_memory", K_FLOAT, OFF(limits.pressure_memory), 0, 100, NULL, NULL },
 	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
 
 	{ "jobs.on_finish", K_STRV, OFF(jobs.on_finish), 1, CONFIG_MAX_ON_FINISH, NULL, NULL },
@@ -209,6 +227,11 @@ config_defaults(struct config *cfg)
 
 	cfg->router.default_class = CLASS_IO;
 	cfg->router.cpu_ratio = 0.5;
+	cfg->router.min_samples = 1;
+	cfg->router.sample_interval = 0.5;
+	cfg->router.reclassify_after = 3;
+
+	cfg->cgroups.enable = CGROUPS_AUTO;
 
 	cfg->jobs.default_timeout = 0;
 	cfg->jobs.kill_grace = 5;
@@ -222,6 +245,9 @@ config_defaults(struct config *cfg)
 	cfg->limits.max_clients = 1024;
 	cfg->limits.max_clients_per_user = 256;
 	cfg->limits.stall_timeout = 10;
+	cfg->limits.memory_budget.share = 0.75;
+	cfg->limits.pressure_cpu = 0;
+	cfg->limits.pressure_memory = 25;
 	cfg->limits.idle_timeout = 300;
 
 	cfg->jobs.notify_timeout = 60;
@@ -318,6 +344,17 @@ const char *
 config_fsync_name(enum store_fsync f)
 {
 	return (size_t)f < nitems(fsync_names) ? fsync_names[f] : "?";
+}
+
+static const char *const cgroups_names[] = {
+	[CGROUPS_AUTO] = "auto",
+	[CGROUPS_OFF] = "off",
+};
+
+static int
+cgroups_parse(const char *name)
+{
+	return name_index(cgroups_names, nitems(cgroups_names), name);
 }
 
 /* router.default_class decides for unknown kinds: it cannot be "auto". */
@@ -494,6 +531,39 @@ set_size(const struct key *k, const config_setting_t *s, void *field, char **why
 		return -1;
 	}
 	*(uint64_t *)field = v;
+	return 0;
+}
+
+char *
+config_share_text(const struct config_share *s)
+{
+	if (s->bytes > 0)
+		return config_size_text(s->bytes);
+	return xprintf("%g%%", s->share * 100);
+}
+
+/* "75%" (of what it is a share of: 1% to 100%), else a size; 0 turns it off. */
+static int
+set_share(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	struct config_share *out = field, v = { 0, 0 };
+	const char *text;
+	char *end;
+	double pct;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    (text = config_setting_get_string(s))[0] != '\0' && text[strlen(text) - 1] == '%') {
+		errno = 0;
+		pct = strtod(text, &end);
+		if (errno != 0 || end != text + strlen(text) - 1 || !isfinite(pct) || pct < 1 ||
+		    pct > 100) {
+			*why = xprintf("invalid share '%s' (expected 1%% to 100%%, or a size)", text);
+			return -1;
+		}
+		v.share = pct / 100;
+	} else if (set_size(k, s, &v.bytes, why) == -1)
+		return -1;
+	*out = v;
 	return 0;
 }
 
@@ -698,6 +768,7 @@ static const setter_fn setters[] = {
 	[K_MODE] = set_mode,
 	[K_ENUM] = set_enum,
 	[K_BOOL] = set_bool,
+	[K_SHARE] = set_share,
 	[K_STRV] = set_strv,
 	[K_LISTEN] = set_listen,
 	[K_URL] = set_url,
@@ -915,6 +986,33 @@ check_orders(struct loader *ld)
 	return 0;
 }
 
+/* Per-job limit defaults: 0 (none), or what a job may ask for (TASKD_* in protocol.h). */
+static int
+check_limits(struct loader *ld)
+{
+	const config_setting_t *s;
+	const char *key = NULL;
+	char *what = NULL;
+	int rc;
+
+	if (ld->cfg->jobs.default_memory > 0 &&
+	    (ld->cfg->jobs.default_memory < (uint64_t)TASKD_MEMORY_MIN ||
+	     ld->cfg->jobs.default_memory > (uint64_t)TASKD_MEMORY_MAX)) {
+		key = "jobs.default_memory";
+		what = xstrdup("must be 0 (none) or 1M to 16T");
+	} else if (ld->cfg->jobs.default_cpus > 0 && ld->cfg->jobs.default_cpus < TASKD_CPUS_MIN) {
+		key = "jobs.default_cpus";
+		what = xprintf("must be 0 (none) or at least %g", TASKD_CPUS_MIN);
+	}
+	if (key == NULL)
+		return 0;
+	s = config_lookup(ld->lc, key);
+	rc = fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
+		  s != NULL ? config_setting_source_line(s) : 0, "%s: %s", key, what);
+	free(what);
+	return rc;
+}
+
 /*
  * limits.idle_timeout is checked once a second and logs --follow asks every
  * 0.2 s: below 1 s it would cut clients that are busy. 0 turns it off.
@@ -990,6 +1088,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 	if (rc == 0)
 		rc = check_orders(&ld);
 	if (rc == 0)
+		rc = check_limits(&ld);
+	if (rc == 0)
 		rc = check_idle_timeout(&ld);
 	if (rc == 0)
 		rc = check_http(&ld);
@@ -1021,6 +1121,11 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 		return *(const double *)(const void *)pa == *(const double *)(const void *)pb;
 	case K_SIZE:
 		return *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
+	case K_SHARE:
+		return ((const struct config_share *)(const void *)pa)->bytes ==
+			       ((const struct config_share *)(const void *)pb)->bytes &&
+		       ((const struct config_share *)(const void *)pa)->share ==
+			       ((const struct config_share *)(const void *)pb)->share;
 	case K_MODE:
 		return *(const mode_t *)(const void *)pa == *(const mode_t *)(const void *)pb;
 	case K_STRV:

@@ -16,6 +16,14 @@ enum job_class { CLASS_AUTO = 0, CLASS_CPU, CLASS_IO };
 #define CONFIG_MAX_COMMAND 4096
 
 enum ppool_mode { PPOOL_STATIC = 0, PPOOL_DYNAMIC, PPOOL_ONDEMAND };
+/* cgroups.enable: per-job cgroups where taskd can make them, or never. */
+enum cgroups_mode { CGROUPS_AUTO = 0, CGROUPS_OFF };
+
+/* A size, or a share of something measured when it is applied ("75%"). */
+struct config_share {
+	uint64_t bytes; /* 0: the share applies */
+	double share;   /* 0..1; both 0: off */
+};
 /* store.fsync: when an acknowledged submit reaches the disk. */
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
 
@@ -92,13 +100,23 @@ struct config {
 	struct {
 		enum job_class default_class; /* CLASS_CPU or CLASS_IO */
 		double cpu_ratio;             /* 0..1 */
+		int min_samples;              /* a kind key decides once it has this many */
+		double sample_interval;       /* seconds between live samples, 0 = none */
+		int reclassify_after;         /* periods in a row, 0 = never reclassify */
 	} router;
+
+	struct {
+		enum cgroups_mode enable;
+	} cgroups;
 
 	struct {
 		double default_timeout; /* seconds, 0 = none */
 		double kill_grace;      /* seconds */
 		uint64_t max_output;    /* bytes per stream, 0 = unlimited */
 		int keep_finished;
+		uint64_t default_memory; /* memory.max of a job that sets none, 0 = none */
+		double default_cpus;     /* cpu.max in CPUs, 0 = none */
+		int default_pids;        /* pids.max, 0 = none */
 		char **on_finish;       /* shell command lines run when a job ends, or NULL */
 		char *webhook;          /* http:// URL the job is posted to when it ends, or NULL */
 		double slow_log;        /* seconds: log a job running longer, once; 0 = off */
@@ -115,6 +133,9 @@ struct config {
 		int max_clients;
 		int max_clients_per_user; /* per uid but root and taskd's own, 0 = no limit */
 		double stall_timeout; /* seconds a partial frame may wait for its newline, 0 = forever */
+		struct config_share memory_budget; /* of MemAvailable when applied */
+		double pressure_cpu;    /* "some" avg10 percent braking cpu starts, 0 = off */
+		double pressure_memory;
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
 		/* What one user's jobs may store (quota.h), 0 = no limit; not root's nor taskd's own. */
 		uint64_t max_job_bytes_per_user; /* descriptions: argv, environment, ... */
@@ -162,6 +183,8 @@ const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
+/* "75%" or "512M" for messages and status (malloc'd). */
+char *config_share_text(const struct config_share *s);
 
 /* Do a and b list the same modules, in the same order? */
 int config_same_modules(const struct config *a, const struct config *b);

@@ -62,6 +62,7 @@
 #include "leftover.h"
 #include "log.h"
 #include "modules.h"
+#include "spawncg.h"
 #include "xmalloc.h"
 
 #define EXEC_DEFAULT_PATH TASKD_DEFAULT_PATH
@@ -95,6 +96,8 @@ struct child {
 	double kill_at;      /* CLOCK_MONOTONIC SIGKILL time once stopping */
 	bool stopping;       /* SIGTERM sent (timeout or cancel) */
 	int report;          /* --run-as: read end of the failure report pipe, -1 otherwise */
+	const char *cgroup;  /* its cgroup once made (spec.cgroup), else NULL */
+	int cg_procs;        /* that cgroup's cgroup.procs, for the spawn; -1 */
 	bool tracked;        /* recorded at spec.track_path: removed once reaped */
 	bool killed;         /* SIGKILL sent */
 	enum run_status why; /* RUN_TIMEOUT or RUN_CANCELLED once stopping */
@@ -188,6 +191,7 @@ child_init(struct child *c, struct run *r)
 	c->r = r;
 	c->pidfd = -1;
 	c->report = -1;
+	c->cg_procs = -1;
 	c->out.rfd = c->out.wfd = c->out.file = -1;
 	c->err.rfd = c->err.wfd = c->err.file = -1;
 	c->out.bytes = &r->res.out_bytes;
@@ -209,6 +213,7 @@ child_close(struct child *c)
 {
 	fd_close(&c->pidfd);
 	fd_close(&c->report);
+	fd_close(&c->cg_procs);
 	fd_close(&c->out.rfd);
 	fd_close(&c->out.wfd);
 	fd_close(&c->out.file);
@@ -220,6 +225,43 @@ child_close(struct child *c)
 		leftover_forget(c->r->spec.track_path);
 	free(c->path);
 	free(c->buf);
+}
+
+static bool
+has_limits(const struct cg_limits *l)
+{
+	return l->memory > 0 || l->cpus > 0 || l->pids > 0;
+}
+
+/*
+ * Its own cgroup, when it was given one. Without it the command still
+ * runs (measured through /proc, and the result says why), unless it has
+ * limits: those it was promised, so it fails instead.
+ */
+static int
+child_cgroup(struct child *c)
+{
+	struct run *r = c->r;
+	char *err = NULL;
+
+	if (r->spec.cgroup == NULL)
+		return 0;
+	if (cg_create(r->spec.cgroup, &r->spec.limits, &err) == 0) {
+		if ((c->cg_procs = cg_procs_open(r->spec.cgroup)) != -1) {
+			c->cgroup = r->spec.cgroup;
+			r->res.in_cgroup = true;
+			return 0;
+		}
+		err = xprintf("cannot open %s/cgroup.procs: %s", r->spec.cgroup, strerror(errno));
+		cg_remove(r->spec.cgroup, 0);
+	}
+	if (has_limits(&r->spec.limits))
+		return run_fail(r, 126, xprintf("cannot apply the job's limits: %s", err));
+	log_warnx("job %llu runs without its cgroup: %s", (unsigned long long)r->spec.job_id,
+		  err);
+	free(r->res.cgroup_error);
+	r->res.cgroup_error = err;
+	return 0;
 }
 
 static int
@@ -246,7 +288,7 @@ child_prepare(struct child *c, const char *cwd)
 	if (stream_open(r, &c->err, r->spec.err_path) == -1)
 		return -1;
 	c->buf = xmalloc(EXEC_BUFSZ);
-	return 0;
+	return child_cgroup(c);
 }
 
 /* --- spawn ------------------------------------------------------------ */
@@ -428,21 +470,28 @@ child_spawn(struct child *c, const char *cwd)
 		argv = tramp;
 		env = exec_empty_env;
 	}
-	if ((err = posix_spawn_file_actions_init(&fa)) != 0)
-		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
-	if ((err = posix_spawnattr_init(&attr)) != 0) {
+	if (c->cg_procs != -1) {
+		/* What posix_spawn does below, and into the cgroup before the exec. */
+		struct spawn_req q = { path, argv, env, c->out.wfd, c->err.wfd, report_w,
+				       c->report != -1 ? NULL : cwd, c->cg_procs, true };
+
+		err = spawn_into(&q, &c->pid);
+		fd_close(&c->cg_procs);
+	} else if ((err = posix_spawn_file_actions_init(&fa)) == 0) {
+		if ((err = posix_spawnattr_init(&attr)) != 0) {
+			posix_spawn_file_actions_destroy(&fa);
+			return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
+		}
+		err = spawn_actions(&fa, c, cwd);
+		if (err == 0 && report_w != -1)
+			err = posix_spawn_file_actions_adddup2(&fa, report_w, RUNAS_REPORT_FD);
+		if (err == 0)
+			err = exec_spawn_attrs(&attr, true);
+		if (err == 0)
+			err = posix_spawn(&c->pid, path, &fa, &attr, argv, env);
+		posix_spawnattr_destroy(&attr);
 		posix_spawn_file_actions_destroy(&fa);
-		return run_fail(r, 126, xprintf("posix_spawn: %s", strerror(err)));
 	}
-	err = spawn_actions(&fa, c, cwd);
-	if (err == 0 && report_w != -1)
-		err = posix_spawn_file_actions_adddup2(&fa, report_w, RUNAS_REPORT_FD);
-	if (err == 0)
-		err = exec_spawn_attrs(&attr, true);
-	if (err == 0)
-		err = posix_spawn(&c->pid, path, &fa, &attr, argv, env);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
 	fd_close(&c->out.wfd);
 	fd_close(&c->err.wfd);
 	fd_close(&report_w);
@@ -561,7 +610,8 @@ stream_drain(struct child *c, struct stream *s)
 
 /*
  * The group, and the leader by pid in case it moved to another group.
- * Both are safe while the leader is unreaped.
+ * Both are safe while the leader is unreaped. In a cgroup, every process
+ * in it too: those that left the group (setsid) and their children.
  */
 static void
 child_signal(struct child *c, int sig)
@@ -569,6 +619,8 @@ child_signal(struct child *c, int sig)
 	if (kill(-c->pid, sig) == -1 && errno != ESRCH)
 		log_warn("kill -%d -%d", sig, (int)c->pid);
 	kill(c->pid, sig);
+	if (c->cgroup != NULL && sig != SIGKILL)
+		cg_signal(c->cgroup, sig);
 }
 
 static void
@@ -576,6 +628,8 @@ child_kill(struct child *c)
 {
 	c->killed = true;
 	child_signal(c, SIGKILL);
+	if (c->cgroup != NULL && cg_kill(c->cgroup) == -1)
+		log_warn("kill the cgroup of job %llu", (unsigned long long)c->r->spec.job_id);
 }
 
 /* Timeout or cancel: SIGTERM (and SIGCONT) to the group; the first reason wins. */
@@ -704,7 +758,11 @@ child_reap(struct child *c)
 	int status = 0;
 	pid_t p;
 
-	/* Stragglers of a stopped job go now, while the group id is still ours. */
+	/*
+	 * Stragglers of a stopped job go now, while the group id is still
+	 * ours. (In a cgroup, what a job that ended by itself left behind goes
+	 * when its cgroup is removed: the job is over when its command is.)
+	 */
 	if (c->stopping)
 		child_kill(c);
 	/* The zombie still has its scheduler statistics: time it waited for a CPU. */
@@ -724,22 +782,51 @@ child_reap(struct child *c)
 	c->r->res.runq_wait = wait > 0 ? wait : 0;
 }
 
+/*
+ * The whole tree's CPU and peak memory from its cgroup, which then goes
+ * with anything the command left in it (killed by cg_remove; a spawn that
+ * failed left it empty). Only what the result needs is read: a few file
+ * reads per job are the cost of a cgroup.
+ */
+static void
+child_cgroup_done(struct child *c)
+{
+	struct run_result *res = &c->r->res;
+	struct cg_usage u;
+
+	if (cg_read_final(c->cgroup, &u) == 0 && res->status != RUN_FAILED) {
+		if (u.cpu_user + u.cpu_sys > res->cpu_user + res->cpu_sys) {
+			res->cpu_user = u.cpu_user;
+			res->cpu_sys = u.cpu_sys;
+		}
+		res->mem_peak_kb = u.mem_peak_kb;
+	}
+	if (cg_remove(c->cgroup, 2.0) == -1)
+		log_warn("cannot remove cgroup %s of job %llu", c->cgroup,
+			 (unsigned long long)c->r->spec.job_id);
+}
+
 void
 exec_run(struct run *r)
 {
 	const char *cwd = r->spec.cwd != NULL ? r->spec.cwd : "/";
 	struct child c;
-	double t0 = clock_now(CLOCK_MONOTONIC);
+	double t0 = clock_now(CLOCK_MONOTONIC), t_spawned;
 
 	r->res.started_at = clock_now(CLOCK_REALTIME);
 	child_init(&c, r);
 	if (r->spec.timeout > 0)
 		c.deadline = t0 + r->spec.timeout;
 	if (child_prepare(&c, cwd) == 0 && child_spawn(&c, cwd) == 0) {
+		t_spawned = clock_now(CLOCK_MONOTONIC);
 		child_supervise(&c);
+		/* Its own lifetime, without the runner's work before and after (router.h). */
+		r->res.cmd_wall = clock_now(CLOCK_MONOTONIC) - t_spawned;
 		child_reap(&c);
 	}
 	child_close(&c);
+	if (c.cgroup != NULL)
+		child_cgroup_done(&c);
 	r->res.finished_at = clock_now(CLOCK_REALTIME);
 	r->res.wall = clock_now(CLOCK_MONOTONIC) - t0;
 }

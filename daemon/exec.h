@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "tpool.h"
 
 enum run_status {
@@ -44,6 +45,8 @@ struct run_spec {
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
 	gid_t gid;
+	char *cgroup;       /* a command's own cgroup to create and run in, or NULL */
+	struct cg_limits limits; /* written into it (a command with limits fails without it) */
 	char *input;        /* handler and module jobs: the job's input as base64 text, or NULL */
 	uint64_t max_result; /* module jobs: the longest result (limits.max_frame), 0 = no limit */
 	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
@@ -57,6 +60,7 @@ struct run_result {
 	double cpu_sys;
 	long max_rss_kb;    /* -1 = unknown */
 	double wall;        /* seconds, start to finish */
+	double cmd_wall;    /* a command's own lifetime, spawn to exit (0 for built-ins, unknown) */
 	double runq_wait;   /* seconds it was runnable but waiting for a CPU (schedstat), 0 unknown */
 	double started_at;  /* unix time, fractional */
 	double finished_at;
@@ -65,9 +69,12 @@ struct run_result {
 	bool out_truncated;
 	bool err_truncated;
 	pid_t pid;          /* of the command, 0 for built-ins */
+	long mem_peak_kb;   /* peak memory of its whole tree (cgroup memory.peak, or samples), -1 */
+	bool in_cgroup;     /* it ran in its own cgroup (spec.cgroup) */
 	char *result;       /* a module type's or handler's result (text), malloc'd, or NULL */
 	bool result_json;   /* result is JSON text, not plain text */
 	char *error;        /* human message when it failed to run, malloc'd, or NULL */
+	char *cgroup_error; /* why it ran without the cgroup it was given, malloc'd, or NULL */
 };
 
 struct run {
@@ -102,6 +109,10 @@ struct run *run_new(void);
 void run_free(struct run *r);
 /* Free a spec's strings and zero it (safe on a zeroed spec). */
 void run_spec_free(struct run_spec *s);
+/* Free a result's strings and set it to "nothing yet" (exit_code, sizes -1). */
+void run_result_clear(struct run_result *res);
+/* Move src into dst (dst cleared first); src keeps no strings. */
+void run_result_move(struct run_result *dst, struct run_result *src);
 
 /* From any thread: ask the run to stop (SIGTERM to the group, SIGKILL after kill_grace). */
 void run_cancel(struct run *r);
@@ -123,7 +134,9 @@ void run_execute(struct run *r);
 
 /*
  * Run a command: posix_spawn in its own session (so its own process group
- * too, with the command's pid as its id), recorded at spec.track_path until
+ * too, with the command's pid as its id; with spec.cgroup: spawncg.c, into
+ * that cgroup, made here and removed at the end with everything left in it;
+ * its CPU is then the whole tree's), recorded at spec.track_path until
  * reaped, stdin /dev/null,
  * stdout/stderr through pipes into the output files capped at max_output,
  * wait for its own pid (pidfd + wait4, never waitpid(-1)), enforce timeout

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,28 @@ struct jobs {
 	void *hook_arg;
 	TAILQ_HEAD(, job_observer) observers;
 };
+
+static const char *const wait_names[] = {
+	[WAIT_NONE] = NULL, [WAIT_SLOTS] = "slots", [WAIT_MEMORY] = "memory",
+	[WAIT_DEPENDENCY] = "dependency", [WAIT_FAIR_SHARE] = "fair_share",
+	[WAIT_PAUSED] = "paused", [WAIT_SCHEDULED] = "scheduled", [WAIT_PRESSURE] = "pressure",
+};
+
+static void (*json_hook)(const struct job *, json_t *, void *);
+static void *json_hook_arg;
+
+const char *
+wait_reason_name(enum wait_reason w)
+{
+	return w < sizeof wait_names / sizeof wait_names[0] ? wait_names[w] : NULL;
+}
+
+void
+job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg)
+{
+	json_hook = fn;
+	json_hook_arg = arg;
+}
 
 static const char *const state_names[JOB_NSTATES] = {
 	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_WAITING] = "waiting",
@@ -137,6 +160,13 @@ jobs_new(void)
 }
 
 void
+job_kind_keys(const struct job_spec *spec, struct kind_keys *k)
+{
+	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : jobtype_name(spec->type, NULL),
+		  spec->type == JOBTYPE_HANDLER ? spec->handler : NULL, spec->argv, spec->cwd, k);
+}
+
+void
 job_spec_free(struct job_spec *spec)
 {
 	strv_free(spec->argv);
@@ -155,9 +185,10 @@ void
 job_free(struct job *j)
 {
 	job_spec_free(&j->spec);
-	free(j->res.result);
-	free(j->res.error);
+	free(j->kinds);
+	free(j->cgroup);
 	free(j->progress);
+	run_result_clear(&j->res);
 	if (j->attempts != NULL)
 		json_decref(j->attempts);
 	free(j);
@@ -610,6 +641,8 @@ add_result(json_t *o, const struct job *j)
 	json_object_set_new(o, "cpu_sys", ran ? json_real(r->cpu_sys) : json_null());
 	json_object_set_new(o, "max_rss_kb", ran && r->max_rss_kb >= 0
 						     ? json_integer(r->max_rss_kb) : json_null());
+	json_object_set_new(o, "mem_peak_kb", ran && r->mem_peak_kb >= 0
+						      ? json_integer(r->mem_peak_kb) : json_null());
 	/* 0: never measured (a run lost while taskd was down that had ended by its restart). */
 	json_object_set_new(o, "wall", ran && r->wall > 0 ? json_real(r->wall) : json_null());
 	json_object_set_new(o, "result", result_json(r));
@@ -706,6 +739,14 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	json_object_set_new(o, "memory", j->spec.limits.memory > 0
+				 ? json_integer((json_int_t)j->spec.limits.memory) : json_null());
+	json_object_set_new(o, "cpus", j->spec.limits.cpus > 0 ? json_real(j->spec.limits.cpus)
+								: json_null());
+	json_object_set_new(o, "pids", j->spec.limits.pids > 0
+				 ? json_integer((json_int_t)j->spec.limits.pids) : json_null());
+	if (json_hook != NULL)
+		json_hook(j, o, json_hook_arg);
 	return o;
 }
 
@@ -816,8 +857,7 @@ job_new(void)
 	struct job *j = xcalloc(1, sizeof *j);
 
 	j->worker = -1;
-	j->res.exit_code = -1;
-	j->res.max_rss_kb = -1;
+	run_result_clear(&j->res);
 	j->attempt = 1;
 	return j;
 }
@@ -826,11 +866,16 @@ int
 jobs_restore(struct jobs *js, struct job *j, char **cause)
 {
 	enum job_state st = j->state;
+	struct kind_keys k;
 
 	if (jobs_find(js, j->id) != NULL) {
 		xasprintf(cause, "job %llu: stored twice", (unsigned long long)j->id);
 		return -1;
 	}
+	/* Its kind keys are not stored: they are a function of its description. */
+	job_kind_keys(&j->spec, &k);
+	free(j->kinds);
+	j->kinds = kind_keys_pack(&k);
 	j->state = JOB_QUEUED;
 	j->admitted = true; /* stored: life.c may move it on */
 	insert(js, j);

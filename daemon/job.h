@@ -17,6 +17,7 @@
 #include "config.h"
 #include "exec.h"
 #include "labels.h"
+#include "router.h"
 
 enum job_state {
 	JOB_QUEUED = 0,
@@ -34,7 +35,21 @@ enum job_state {
 
 enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
+/* Why a pending job is not running (`list`/`show` "wait_reason"). */
+enum wait_reason {
+	WAIT_NONE = 0,
+	WAIT_SLOTS,      /* its class's slots are full (cpu slots, workers, threads) */
+	WAIT_MEMORY,     /* its kind's peak does not fit in the memory budget now */
+	WAIT_DEPENDENCY, /* --after: jobs it waits for have not ended */
+	WAIT_FAIR_SHARE, /* another user's turn at its priority */
+	WAIT_PAUSED,     /* `pause ID`, or its class is paused */
+	WAIT_SCHEDULED,  /* --in/--at, or a retry's backoff */
+	WAIT_PRESSURE,   /* CPU or memory pressure above the brake's threshold */
+};
+const char *wait_reason_name(enum wait_reason w);
+
 struct job;
+struct jobmon;
 
 /* Someone waiting for a job to reach a final state (a `wait` request). */
 struct job_waiter {
@@ -81,6 +96,7 @@ struct job_spec {
 	double run_at;        /* unix seconds, 0 = as soon as possible */
 	int retries;          /* extra attempts after a failed/timeout/lost one */
 	double retry_delay;   /* before the first retry, doubled for each next one */
+	struct cg_limits limits; /* --memory, --cpus, --pids (0: none) */
 	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
 };
 
@@ -91,7 +107,15 @@ struct job {
 	uid_t uid;
 	gid_t gid;
 	enum job_class routed;
-	char route_key[65];      /* the router's kind key (ROUTER_KEY_MAX + 1) */
+	char *kinds;             /* its kind keys, packed (kindkey.h), set when queued */
+	struct route route;      /* how it was routed (route.key: the key that decided) */
+	enum job_class counts_as; /* the slots it holds while running; reclassification moves it */
+	double reclassified_at;  /* unix time it last changed class while running, 0 = never */
+	long need_kb;            /* its kind's memory need when it started (admit_need), -1 unknown */
+	uint64_t held_kb;        /* its share of the running jobs' memory sum (sched.c) */
+	char *cgroup;            /* its cgroup (while running and after), or NULL */
+	struct jobmon *mon;      /* sampler.c's samples while it runs */
+	TAILQ_ENTRY(job) holding; /* resources.c: running commands that hold memory */
 	enum job_pool pool;
 	int worker;              /* thread index or worker pid, -1 none */
 	double submitted_at;
@@ -230,6 +254,8 @@ int job_state_parse(const char *name); /* -1 if unknown */
 const char *job_pool_name(enum job_pool p);
 
 void job_spec_free(struct job_spec *spec);
+/* The kind keys of a job as submitted (kindkey.h): its name, type or handler, command. */
+void job_kind_keys(const struct job_spec *spec, struct kind_keys *k);
 
 /*
  * A job in no table, with the defaults of a new one (record.c builds the
@@ -256,6 +282,11 @@ bool job_has_output(const struct job *j);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
+/*
+ * Fields other modules own, added to every job object: the scheduler's
+ * wait reason and the resources' route, cgroup and live samples.
+ */
+void job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg);
 /*
  * The job object within budget bytes of compact JSON (an answer must fit
  * limits.max_frame): when it does not fit, the oldest attempts are left out

@@ -44,73 +44,12 @@
 
 /* ---- /proc ---- */
 
-int
-proc_info_parse(const char *text, struct proc_info *pi)
-{
-	const char *rp = strrchr(text, ')');
-	int pid;
-
-	/* comm (field 2) may hold spaces and parentheses: fields 3.. follow the last ')'. */
-	if (rp == NULL || sscanf(text, "%d (", &pid) != 1 || pid <= 0)
-		return -1;
-	memset(pi, 0, sizeof *pi);
-	pi->pid = pid;
-	if (sscanf(rp + 1,
-		   " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
-		   &pi->state, &pi->ppid, &pi->pgrp, &pi->session, &pi->start) != 5)
-		return -1;
-	return 0;
-}
-
-int
-proc_info_read(pid_t pid, struct proc_info *pi)
-{
-	char path[64], buf[1024];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return proc_info_parse(buf, pi);
-}
-
-/* Every process now, from /proc. */
-struct procs {
-	struct proc_info *v;
-	size_t n, cap;
-};
-
+/* Every process now (proctree.c); an unreadable /proc is logged and leaves none. */
 static void
-procs_scan(struct procs *ps)
+procs_scan(struct proc_snap *ps)
 {
-	struct dirent *de;
-	struct proc_info pi;
-	char *end;
-	long pid;
-	DIR *d;
-
-	ps->n = 0;
-	if ((d = opendir("/proc")) == NULL) {
+	if (proc_snap_take(ps, "/proc") == -1)
 		log_warn("opendir /proc");
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		pid = strtol(de->d_name, &end, 10);
-		if (*end != '\0' || pid <= 0 || proc_info_read((pid_t)pid, &pi) == -1)
-			continue;
-		if (ps->n == ps->cap) {
-			ps->cap = ps->cap ? ps->cap * 2 : 512;
-			ps->v = xreallocarray(ps->v, ps->cap, sizeof *ps->v);
-		}
-		ps->v[ps->n++] = pi;
-	}
-	closedir(d);
 }
 
 /* ---- records ---- */
@@ -269,13 +208,13 @@ belongs(const struct target *t, const struct proc_info *q)
 
 /* The snapshot shows t's pid on another process: all of t is gone (see the top). */
 static bool
-pid_reused(const struct target *t, const struct procs *ps)
+pid_reused(const struct target *t, const struct proc_snap *ps)
 {
 	size_t k;
 
 	for (k = 0; k < ps->n; k++)
-		if (ps->v[k].pid == t->pid)
-			return ps->v[k].start != t->start;
+		if (ps->e[k].pid == t->pid)
+			return ps->e[k].start != t->start;
 	return false;
 }
 
@@ -287,7 +226,7 @@ pid_reused(const struct target *t, const struct procs *ps)
  * have live processes.
  */
 static size_t
-kill_round(struct target *t, size_t nt, struct procs *ps)
+kill_round(struct target *t, size_t nt, struct proc_snap *ps)
 {
 	const struct proc_info *q;
 	size_t i, k, busy = 0;
@@ -303,7 +242,7 @@ kill_round(struct target *t, size_t nt, struct procs *ps)
 		}
 		any = false;
 		for (k = 0; k < ps->n; k++) {
-			q = &ps->v[k];
+			q = &ps->e[k];
 			if (q->state == 'Z' || q->state == 'X' || !belongs(&t[i], q))
 				continue;
 			any = true;
@@ -343,7 +282,7 @@ target_start(struct target *t)
 int
 leftover_kill(const char *path)
 {
-	struct procs ps = { 0 };
+	struct proc_snap ps = { 0 };
 	struct target t = { .group = true };
 	struct record rec;
 	const char *why;
@@ -360,27 +299,27 @@ leftover_kill(const char *path)
 		kill_round(&t, 1, &ps);
 		rc = t.killed ? 1 : 0;
 	}
-	free(ps.v);
+	proc_snap_free(&ps);
 	return rc;
 }
 
 void
 leftover_kill_children(pid_t parent)
 {
-	struct procs ps = { 0 };
+	struct proc_snap ps = { 0 };
 	struct target *t = NULL;
 	size_t i, n = 0;
 
 	procs_scan(&ps);
 	for (i = 0; i < ps.n; i++) {
-		if (ps.v[i].ppid != parent)
+		if (ps.e[i].ppid != parent)
 			continue;
 		t = xreallocarray(t, n + 1, sizeof *t);
 		memset(&t[n], 0, sizeof *t);
-		t[n].pid = ps.v[i].pid;
-		t[n].start = ps.v[i].start;
+		t[n].pid = ps.e[i].pid;
+		t[n].start = ps.e[i].start;
 		/* Its session and group if it leads them (a command does). */
-		t[n].group = ps.v[i].session == ps.v[i].pid || ps.v[i].pgrp == ps.v[i].pid;
+		t[n].group = ps.e[i].session == ps.e[i].pid || ps.e[i].pgrp == ps.e[i].pid;
 		n++;
 	}
 	for (i = 0; i < n; i++)
@@ -388,7 +327,7 @@ leftover_kill_children(pid_t parent)
 	if (n > 0)
 		kill_round(t, n, &ps);
 	free(t);
-	free(ps.v);
+	proc_snap_free(&ps);
 }
 
 /* ---- startup ---- */
@@ -509,7 +448,7 @@ job_results(const struct found *f, size_t nf, const struct target *t, size_t nt,
 void
 leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size_t *njobs)
 {
-	struct procs ps = { 0 };
+	struct proc_snap ps = { 0 };
 	struct target *t = NULL;
 	struct found *f, *fi;
 	size_t nf, nt = 0, i, k;
@@ -566,5 +505,5 @@ leftover_reap(const char *dir, double max_wait, struct leftover_job **jobs, size
 	closedir(d);
 	free(f);
 	free(t);
-	free(ps.v);
+	proc_snap_free(&ps);
 }

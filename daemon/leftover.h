@@ -45,22 +45,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proctree.h"
+
 #define LEFTOVER_DIR "live"
 
-/* One process as /proc/PID/stat shows it. */
-struct proc_info {
-	pid_t pid;
-	char state;               /* R, S, D, Z, T, ... */
-	pid_t ppid;
-	pid_t pgrp;
-	pid_t session;
-	unsigned long long start; /* field 22: clock ticks after boot */
-};
-
-/* 0, or -1 if the process does not exist (or its stat cannot be read). */
-int proc_info_read(pid_t pid, struct proc_info *pi);
-/* Parse the text of a /proc/PID/stat file (unit-tested). 0 or -1. */
-int proc_info_parse(const char *text, struct proc_info *pi);
 
 /*
  * Record the running process pid (our own child, not reaped yet), started at

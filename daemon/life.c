@@ -472,11 +472,7 @@ next_attempt(struct job *j, enum job_state st)
 	if (j->attempts == NULL)
 		j->attempts = json_array();
 	json_array_append_new(j->attempts, o);
-	free(j->res.result);
-	free(j->res.error);
-	memset(&j->res, 0, sizeof j->res);
-	j->res.exit_code = -1;
-	j->res.max_rss_kb = -1;
+	run_result_clear(&j->res);
 	j->pool = POOL_NONE;
 	j->worker = -1;
 	j->started_at = 0;

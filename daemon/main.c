@@ -20,6 +20,7 @@
 
 #include <taskd/protocol.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "events.h"
 #include "exec.h"
@@ -244,6 +245,38 @@ requeue_cb(struct job *j, void *arg)
 }
 
 /*
+ * Per-job cgroups (cgroups.enable = auto), or one clear line on why not.
+ * After the store is ours (a second taskd on the same state_dir stops at
+ * its lock) and before the jobs come back: what the previous run of this
+ * taskd left in its cgroups is killed first.
+ */
+static void
+open_cgroups(void)
+{
+	struct cgroups *cg = NULL;
+	char *why = NULL, *cause = NULL, names[64];
+	int stale;
+
+	if (cfg.cgroups.enable == CGROUPS_OFF)
+		why = xstrdup("cgroups.enable is off");
+	else if ((cg = cgroups_open(td.state_dir, &why)) == NULL)
+		log_warnx("cgroups: not available (%s): commands are measured through /proc, "
+			  "and jobs with memory, cpus or pids limits are refused", why);
+	if (cg != NULL) {
+		if ((stale = cgroups_reap_stale(cg)) > 0)
+			log_warnx("cgroups: killed what %d job(s) of taskd's previous run left", stale);
+		cg_controller_names(cgroups_controllers(cg), names, sizeof names);
+		log_info("cgroups: each command in a cgroup of its own under %s (controllers: %s)",
+			 cgroups_dir(cg), names[0] != '\0' ? names : "none");
+	} else if (cfg.cgroups.enable == CGROUPS_OFF)
+		log_info("cgroups: off (cgroups.enable): commands are measured through /proc");
+	sched_set_cgroups(td.sched, cg, why);
+	free(why);
+	if (sched_check_defaults(td.sched, &cfg, &cause) == -1)
+		fatalx("%s", cause);
+}
+
+/*
  * Open the store, then kill what a taskd that died before us left running.
  * Before the pools start: no process of ours may exist yet. The store
  * first: its lock proves no other taskd runs on this state directory (its
@@ -260,6 +293,7 @@ open_store(void)
 	live_dir = xprintf("%s/%s", td.state_dir, LEFTOVER_DIR);
 	make_dirs(live_dir, 0700);
 	leftover_reap(live_dir, LEFTOVER_WAIT, &leftovers, &nleftovers);
+	open_cgroups();
 }
 
 /* Load the jobs the store holds, and keep it in step from now on. */
@@ -413,7 +447,7 @@ setup(void)
 			  taskd_max_clients(&cfg));
 	td.tpool = tpool_new(td.base, &tc);
 	td.jobs = jobs_new();
-	td.sched = sched_new(td.jobs, td.tpool, &cfg, td.jobs_dir);
+	td.sched = sched_new(td.base, td.jobs, td.tpool, &cfg, td.jobs_dir);
 	td.life = life_new(td.base, td.jobs, td.sched);
 	open_store();
 	sched_set_live_dir(td.sched, live_dir);

@@ -204,6 +204,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
 	json_object_set_new(r, "paused", sched_paused_json(td->sched));
+	json_object_set_new(r, "resources", sched_resources_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
 	json_object_set_new(r, "storage_error", persist_storage_error(td->persist) != NULL

@@ -112,6 +112,19 @@ check_deps(struct taskd *td, struct client *c, const struct job_spec *spec,
 	return 0;
 }
 
+/* A command's limits (with the config's defaults) must be ones taskd can apply here. */
+static int
+check_limits(struct taskd *td, struct job_spec *spec, struct proto_error *err)
+{
+	char *why = NULL;
+
+	if (sched_job_limits(td->sched, spec, &why) == 0)
+		return 0;
+	proto_error_set(err, TASKD_ERR_UNSUPPORTED, "%s", why);
+	free(why);
+	return -1;
+}
+
 /*
  * A handler with users/groups lists serves only those (and root and
  * taskd's own user). The submitter's supplementary groups are looked up
@@ -142,12 +155,12 @@ check_handler(struct taskd *td, struct client *c, const struct job_spec *spec,
 
 /*
  * What a decoded job may ask for, as this caller: its priority, its
- * dependencies, its handler; and its job object must fit in an answer
- * (limits.max_frame, with the longest id a request may have).
+ * dependencies, its handler, its limits (the config's defaults filled in);
+ * and its job object must fit in an answer (limits.max_frame, with the
+ * longest id a request may have).
  */
 static int
-check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
-	  struct proto_error *err)
+check_job(struct taskd *td, struct client *c, struct job_spec *spec, struct proto_error *err)
 {
 	size_t shown = job_spec_shown_bytes(spec);
 	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
@@ -161,9 +174,9 @@ check_job(struct taskd *td, struct client *c, const struct job_spec *spec,
 	}
 	if (ops_check_priority(server_client_uid(c), spec->priority, err) == -1)
 		return -1;
-	if (check_deps(td, c, spec, err) == -1)
+	if (check_deps(td, c, spec, err) == -1 || check_handler(td, c, spec, err) == -1)
 		return -1;
-	return check_handler(td, c, spec, err);
+	return check_limits(td, spec, err);
 }
 
 /*

@@ -60,6 +60,7 @@ struct ppool {
 	struct event *ev_tick;    /* 1 s maintenance */
 	struct event *ev_backoff; /* next spawn after a failed start */
 	size_t pending;
+	int extra;         /* workers allowed above max_workers (ppool_set_extra) */
 	int failures;      /* consecutive failed starts */
 	double backoff;    /* current delay, seconds */
 	double next_spawn; /* CLOCK_MONOTONIC; no spawn before */

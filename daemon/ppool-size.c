@@ -154,6 +154,7 @@ grow(struct ppool *pp, int n)
 void
 maintain(struct ppool *pp)
 {
+	struct ppool_config cfg;
 	struct ppool_state st;
 	struct pworker *w;
 	int n;
@@ -161,7 +162,9 @@ maintain(struct ppool *pp)
 	if (pp->stopping)
 		return;
 	count_state(pp, &st);
-	n = ppool_plan(&pp->cfg, &st);
+	cfg = pp->cfg;
+	cfg.max_workers += pp->extra;
+	n = ppool_plan(&cfg, &st);
 	if (n > 0) {
 		grow(pp, n);
 		return;

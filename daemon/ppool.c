@@ -467,17 +467,14 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 		return -1;
 	}
 	if (job != r->spec.job_id) {
-		free(res.result);
-		free(res.error);
+		run_result_clear(&res);
 		*why = xprintf("\"done\" for job %" PRIu64 " while running job %" PRIu64, job,
 		               r->spec.job_id);
 		return -1;
 	}
-	free(r->res.result);
-	free(r->res.error);
 	own_wall(w, &res);
 	unwatch_job(w);
-	r->res = res;
+	run_result_move(&r->res, &res);
 	w->run = NULL;
 	w->cancel = false;
 	w->job_pid = 0;
@@ -555,14 +552,20 @@ static int
 on_started(struct pworker *w, const json_t *msg, char **why)
 {
 	json_t *job = json_object_get(msg, "job"), *pid = json_object_get(msg, "pid");
+	json_t *cg = json_object_get(msg, "cgroup_error");
 
 	if (w->state != W_BUSY || w->run == NULL || !json_is_integer(job) ||
 	    (uint64_t)json_integer_value(job) != w->run->spec.job_id || !json_is_integer(pid) ||
-	    json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX) {
+	    json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX ||
+	    (cg != NULL && (!json_is_string(cg) ||
+			    strlen(json_string_value(cg)) != json_string_length(cg)))) {
 		*why = xstrdup("unexpected \"started\"");
 		return -1;
 	}
 	w->job_pid = (pid_t)json_integer_value(pid);
+	/* Set before live_pid is published: whoever sees the pid sees this too. */
+	if (cg != NULL && w->run->res.cgroup_error == NULL)
+		w->run->res.cgroup_error = xstrdup(json_string_value(cg));
 	atomic_store(&w->run->live_pid, (int)w->job_pid);
 	watch_job(w);
 	return 0;
@@ -697,6 +700,21 @@ void
 ppool_demand(struct ppool *pp, size_t pending)
 {
 	pp->pending = pending;
+	maintain(pp);
+}
+
+int
+ppool_max_workers(const struct ppool *pp)
+{
+	return pp->cfg.max_workers;
+}
+
+void
+ppool_set_extra(struct ppool *pp, int n)
+{
+	if (pp == NULL)
+		return;
+	pp->extra = n > 0 ? n : 0;
 	maintain(pp);
 }
 

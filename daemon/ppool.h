@@ -58,6 +58,14 @@ int ppool_idle(const struct ppool *pp);
 int ppool_submit(struct ppool *pp, struct run *r);
 /* The scheduler has this many cpu jobs waiting: start workers if the mode allows. */
 void ppool_demand(struct ppool *pp, size_t pending);
+/* max_workers as configured (resolved): the scheduler's cpu slots. */
+int ppool_max_workers(const struct ppool *pp);
+/*
+ * Workers allowed above max_workers: as many as running jobs hold a worker
+ * without holding a cpu slot (reclassified to io), so the slot they freed
+ * can be used.
+ */
+void ppool_set_extra(struct ppool *pp, int n);
 /* Cancel r: a command gets SIGTERM/SIGKILL through its worker; a built-in's worker is killed. */
 void ppool_cancel(struct ppool *pp, struct run *r);
 /* Keep no more of r's output (SIGUSR2 queued with its job id; run_stop_output in the worker). */

@@ -108,7 +108,8 @@ static const char *const envelope_fields[] = { "v", "id", "op" };
 /* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
-	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify",
+	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify", "memory",
+	"cpus", "pids",
 };
 
 static bool
@@ -293,6 +294,54 @@ decode_scalars(json_t *obj, double default_timeout, struct job_spec *spec,
 			return -1;
 		}
 		spec->notify = xstrdup(json_string_value(v));
+	}
+	return 0;
+}
+
+/*
+ * "memory" (bytes), "cpus", "pids": a command's limits in its cgroup; 0 or
+ * absent means the config's default. Whether taskd can apply them is the
+ * daemon's question (they need cgroups and their controllers).
+ */
+static int
+decode_limits(json_t *obj, struct job_spec *spec, struct proto_error *err)
+{
+	json_t *m = json_object_get(obj, "memory"), *c = json_object_get(obj, "cpus");
+	json_t *p = json_object_get(obj, "pids");
+
+	if (m != NULL && (!json_is_integer(m) ||
+			  (json_integer_value(m) != 0 &&
+			   (json_integer_value(m) < TASKD_MEMORY_MIN ||
+			    json_integer_value(m) > TASKD_MEMORY_MAX)))) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"memory\" must be bytes from %lld (1M) to %lld (16T), or 0",
+				TASKD_MEMORY_MIN, TASKD_MEMORY_MAX);
+		return -1;
+	}
+	if (c != NULL && (!json_is_number(c) || !isfinite(json_number_value(c)) ||
+			  (json_number_value(c) != 0 &&
+			   (json_number_value(c) < TASKD_CPUS_MIN ||
+			    json_number_value(c) > TASKD_CPUS_MAX)))) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"cpus\" must be a number of CPUs from %g to %d, or 0",
+				TASKD_CPUS_MIN, TASKD_CPUS_MAX);
+		return -1;
+	}
+	if (p != NULL && (!json_is_integer(p) || json_integer_value(p) < 0 ||
+			  json_integer_value(p) > TASKD_PIDS_MAX)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"pids\" must be an integer from 1 to %d, or 0", TASKD_PIDS_MAX);
+		return -1;
+	}
+	spec->limits.memory = m != NULL ? (uint64_t)json_integer_value(m) : 0;
+	spec->limits.cpus = c != NULL ? json_number_value(c) : 0;
+	spec->limits.pids = p != NULL ? (uint64_t)json_integer_value(p) : 0;
+	if (spec->type != BUILTIN_EXEC &&
+	    (spec->limits.memory > 0 || spec->limits.cpus > 0 || spec->limits.pids > 0)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"memory\", \"cpus\" and \"pids\" limit commands: a built-in "
+				"runs inside taskd");
+		return -1;
 	}
 	return 0;
 }
@@ -554,6 +603,7 @@ decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
 	    decode_type(obj, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
+	    decode_limits(obj, spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), check_cwd, spec, err) == -1) {
 		job_spec_free(spec);
 		return -1;

@@ -94,6 +94,9 @@ encode_spec(const struct job *j)
 	set(o, "retries", json_integer(s->retries), j->id);
 	set(o, "retry_delay", finite_real(s->retry_delay), j->id);
 	set(o, "notify", string_or_null(s->notify), j->id); /* version 3 */
+	set(o, "limits", json_pack("{s:I,s:f,s:I}", "memory", (json_int_t)s->limits.memory, "cpus",
+				   isfinite(s->limits.cpus) ? s->limits.cpus : 0.0, "pids",
+				   (json_int_t)s->limits.pids), j->id); /* version 4 */
 	return o;
 }
 
@@ -120,6 +123,9 @@ encode_result(const struct job *j)
 	set(o, "pid", json_integer(r->pid), j->id);
 	set(o, "result", string_or_null(r->result), j->id);
 	set(o, "error", string_or_null(r->error), j->id);
+	set(o, "mem_peak_kb", json_integer(r->mem_peak_kb), j->id);
+	set(o, "in_cgroup", json_boolean(r->in_cgroup), j->id);
+	set(o, "cgroup_error", string_or_null(r->cgroup_error), j->id);
 	return o;
 }
 
@@ -136,7 +142,9 @@ record_encode(const struct job *j)
 	set(o, "routed", json_string(config_class_name(j->routed)), j->id);
 	set(o, "pool", string_or_null(job_pool_name(j->pool)), j->id);
 	set(o, "worker", json_integer(j->worker), j->id);
-	set(o, "route_key", json_string(j->route_key), j->id);
+	set(o, "route", route_record(&j->route), j->id);
+	set(o, "cgroup", string_or_null(j->cgroup), j->id);
+	set(o, "reclassified_at", finite_real(j->reclassified_at), j->id);
 	set(o, "submitted_at", finite_real(j->submitted_at), j->id);
 	set(o, "started_at", finite_real(j->started_at), j->id);
 	set(o, "finished_at", finite_real(j->finished_at), j->id);
@@ -284,7 +292,14 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 	j->routed = (enum job_class)in->routed;
 	j->pool = (enum job_pool)in->pool;
 	j->worker = (int)in->worker;
-	snprintf(j->route_key, sizeof j->route_key, "%s", in->route_key);
+	/* Before version 3 a record kept only the kind key: how it was routed is unknown. */
+	if (in->route_key != NULL) {
+		memset(&j->route, 0, sizeof j->route);
+		j->route.by = in->class != CLASS_AUTO ? ROUTE_CLASS : ROUTE_UNKNOWN;
+		j->route.decided = (enum job_class)in->routed;
+		j->route.level = -1;
+		snprintf(j->route.key, sizeof j->route.key, "%s", in->route_key);
+	}
 	j->submitted_at = in->submitted_at;
 	j->started_at = in->started_at;
 	j->finished_at = in->finished_at;
@@ -332,7 +347,9 @@ static int decode_v2_job(json_t *o, int v, struct job *j, const char **why);
 
 /*
  * Versions 2 and 3: exactly the fields record_encode writes (version 3
- * adds spec.notify; a version 2 record has none).
+ * adds spec.notify; a version 2 record has none), a handler's job with its
+ * "handler" part. Also the part of a version 4 record left once decode_v4
+ * took its own fields out (v 4: no "route_key" then).
  */
 static int
 decode_v2(json_t *o, int v, struct job *j, const char **why)
@@ -384,12 +401,13 @@ decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 
 	*why = "bad fields";
 	if (json_unpack_ex(o, &jerr, JSON_STRICT,
-			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s:s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
+			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s?s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
 			   "v", &version, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
 			   &routed, "pool", &pool, "worker", &in.worker, "route_key", &in.route_key,
 			   "submitted_at", &in.submitted_at, "started_at", &in.started_at,
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
-			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1)
+			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1 ||
+	    (in.route_key == NULL) != (v >= 4))
 		return -1;
 	*why = "bad spec";
 	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
@@ -439,6 +457,69 @@ decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 			return -1;
 	}
 	return 0;
+}
+
+/* Limits as stored: {"memory","cpus","pids"}, 0 for none. */
+static int
+take_limits(json_t *l, struct cg_limits *lim)
+{
+	json_int_t mem, pids;
+	json_error_t jerr;
+	double cpus;
+
+	if (l == NULL ||
+	    json_unpack_ex(l, &jerr, JSON_STRICT, "{s:I,s:F,s:I}", "memory", &mem, "cpus", &cpus,
+			   "pids", &pids) == -1 ||
+	    mem < 0 || pids < 0 || !isfinite(cpus) || cpus < 0)
+		return -1;
+	lim->memory = (uint64_t)mem;
+	lim->cpus = cpus;
+	lim->pids = (uint64_t)pids;
+	return 0;
+}
+
+/*
+ * Version 4: version 3 without "route_key", and how the job was routed
+ * ("route"), its cgroup, when it last changed class while running, its
+ * limits (spec.limits) and what its run measured of its cgroup
+ * (result.mem_peak_kb, in_cgroup, cgroup_error). Those are taken out of
+ * o, and the rest must read as version 3.
+ */
+static int
+decode_v4(json_t *o, struct job *j, const char **why)
+{
+	json_t *spec = json_object_get(o, "spec"), *res = json_object_get(o, "result");
+	json_t *route = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
+	json_t *re = json_object_get(o, "reclassified_at"), *peak, *inc, *cge;
+
+	*why = "bad fields";
+	if (!json_is_object(spec) || !json_is_object(res) || route == NULL || cg == NULL ||
+	    re == NULL)
+		return -1;
+	peak = json_object_get(res, "mem_peak_kb");
+	inc = json_object_get(res, "in_cgroup");
+	cge = json_object_get(res, "cgroup_error");
+	*why = "bad route";
+	if (route_from_record(route, &j->route) == -1)
+		return -1;
+	*why = "bad cgroup fields";
+	if (take_limits(json_object_get(spec, "limits"), &j->spec.limits) == -1 ||
+	    take_str(cg, &j->cgroup) == -1 || !json_is_number(re) ||
+	    !time_ok(json_number_value(re)) || !json_is_integer(peak) ||
+	    json_integer_value(peak) < -1 || json_integer_value(peak) > LONG_MAX ||
+	    !json_is_boolean(inc) || cge == NULL || take_str(cge, &j->res.cgroup_error) == -1)
+		return -1;
+	j->reclassified_at = json_number_value(re);
+	j->res.mem_peak_kb = (long)json_integer_value(peak);
+	j->res.in_cgroup = json_is_true(inc);
+	json_object_del(spec, "limits");
+	json_object_del(res, "mem_peak_kb");
+	json_object_del(res, "in_cgroup");
+	json_object_del(res, "cgroup_error");
+	json_object_del(o, "route");
+	json_object_del(o, "cgroup");
+	json_object_del(o, "reclassified_at");
+	return decode_v2(o, 4, j, why);
 }
 
 /* Version 1 (taskd 0.1.0), read as that release read it. */
@@ -549,7 +630,9 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ch
 	j = job_new();
 	j->id = id;
 	j->state = (enum job_state)st;
-	rc = *version == 1 ? decode_v1(o, id, j, &why) : decode_v2(o, *version, j, &why);
+	rc = *version == 1  ? decode_v1(o, id, j, &why)
+	     : *version < 4 ? decode_v2(o, *version, j, &why)
+			    : decode_v4(o, j, &why);
 	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);

@@ -6,8 +6,12 @@
  * older version is migrated in memory as it is read, and written back in
  * the current version by persist.c after startup.
  *
- * Version 3 (RECORD_VERSION): version 2 and the spec's "notify" (the
- * command run when the job ends, or null).
+ * Version 4 (RECORD_VERSION): version 3 without "route_key", with how the
+ * job was routed ("route"), its cgroup, "reclassified_at", its limits
+ * (spec.limits) and what its run measured of its cgroup (result:
+ * "mem_peak_kb", "in_cgroup", "cgroup_error").
+ * Version 3: version 2 and the spec's "notify" (the command run when the
+ * job ends, or null).
  * Version 2: {"v":2,...}; states, classes, job types, pools and run
  * outcomes by name; nothing but the job's own fields.
  * Version 1 (taskd 0.1.0): no "v"; those as integers, the result stored as
@@ -25,7 +29,7 @@
 
 #include "job.h"
 
-#define RECORD_VERSION 3
+#define RECORD_VERSION 4
 
 /* The record of j in the current version (JSON text, malloc'd). */
 char *record_encode(const struct job *j);

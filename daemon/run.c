@@ -1,8 +1,9 @@
 /*
  * The struct run object (exec.h): creating one with its cancel eventfd
  * (reused from runs freed earlier: two system calls less per job),
- * cancelling it from any thread, its progress message, freeing it.
- * Running it: exec.c (run_execute, exec_run) and modrun.c.
+ * cancelling it from any thread, its progress message, freeing it;
+ * clearing and moving a run result (the strings it owns). Running it:
+ * exec.c (run_execute, exec_run) and modrun.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -67,8 +68,7 @@ run_new(void)
 
 	r->cancel_fd = cancel_fd_get();
 	pthread_mutex_init(&r->progress_lock, NULL);
-	r->res.exit_code = -1;
-	r->res.max_rss_kb = -1;
+	run_result_clear(&r->res);
 	return r;
 }
 
@@ -80,9 +80,32 @@ run_spec_free(struct run_spec *s)
 	free(s->cwd);
 	free(s->out_path);
 	free(s->err_path);
+	free(s->cgroup);
 	free(s->track_path);
 	free(s->input);
 	memset(s, 0, sizeof *s);
+}
+
+void
+run_result_clear(struct run_result *res)
+{
+	free(res->result);
+	free(res->error);
+	free(res->cgroup_error);
+	memset(res, 0, sizeof *res);
+	res->exit_code = -1;
+	res->max_rss_kb = -1;
+	res->mem_peak_kb = -1;
+}
+
+void
+run_result_move(struct run_result *dst, struct run_result *src)
+{
+	run_result_clear(dst);
+	*dst = *src;
+	src->result = NULL;
+	src->error = NULL;
+	src->cgroup_error = NULL;
 }
 
 void
@@ -91,8 +114,7 @@ run_free(struct run *r)
 	if (r == NULL)
 		return;
 	run_spec_free(&r->spec);
-	free(r->res.result);
-	free(r->res.error);
+	run_result_clear(&r->res);
 	free(r->progress);
 	pthread_mutex_destroy(&r->progress_lock);
 	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled));

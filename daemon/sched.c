@@ -12,13 +12,11 @@
 #include "ppool.h"
 #include "monitor.h"
 #include "quota.h"
+#include "resources.h"
 #include "router.h"
 #include "sched.h"
 #include "stats.h"
 #include "xmalloc.h"
-
-_Static_assert(sizeof(((struct job *)0)->route_key) == ROUTER_KEY_MAX + 1,
-	       "job.route_key must hold a router key");
 
 /* One queue per pool: a flood of one class never holds up the other. */
 enum { Q_CPU, Q_IO, NQUEUES };
@@ -41,6 +39,7 @@ struct sched {
 	struct tpool *tpool;
 	struct ppool *ppool;
 	struct router *router;
+	struct resources *res;
 	const struct config *cfg;
 	char *jobs_dir;
 	char *live_dir;      /* commands are recorded there while they run, or NULL */
@@ -48,6 +47,10 @@ struct sched {
 	uint64_t seq;
 	size_t running;
 	size_t running_cpu;  /* of running: in the process pool */
+	size_t cpu_busy;     /* running commands that count as cpu (hold a cpu slot) */
+	int io_in_workers;   /* running in the process pool but counting as io */
+	enum wait_reason blocked[NQUEUES]; /* why a queue's head did not start at the last dispatch */
+	uint64_t promise[NQUEUES];         /* memory its head waits for (resources_admit) */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 	bool (*retry_cb)(struct job *, enum job_state, void *);
@@ -143,11 +146,25 @@ hq_len(const struct sched *s, int q)
 static void sched_ppool_done_cb(struct run *r, void *arg);
 static void sched_ppool_ready_cb(void *arg);
 static void sched_hpool_progress_cb(struct run *r, const char *message, void *arg);
+static void sched_reclassified_cb(struct job *j, enum job_class c, void *arg);
+static void sched_ticked_cb(void *arg);
+static void sched_json_cb(const struct job *j, json_t *o, void *arg);
+
+static void
+router_config(const struct config *cfg, struct router_config *rc)
+{
+	rc->default_class = cfg->router.default_class;
+	rc->cpu_ratio = cfg->router.cpu_ratio;
+	rc->min_samples = cfg->router.min_samples;
+}
 
 struct sched *
-sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const char *jobs_dir)
+sched_new(struct event_base *base, struct jobs *js, struct tpool *tp, const struct config *cfg,
+	  const char *jobs_dir)
 {
 	struct sched *s = xcalloc(1, sizeof *s);
+	struct resources_callbacks rcb = { sched_reclassified_cb, sched_ticked_cb, s };
+	struct router_config rc;
 	int q;
 
 	s->jobs = js;
@@ -157,7 +174,10 @@ sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg, const cha
 	s->root = geteuid() == 0;
 	for (q = 0; q < NQUEUES; q++)
 		s->queue[q] = jobq_new();
-	s->router = router_new(cfg->router.default_class, cfg->router.cpu_ratio);
+	router_config(cfg, &rc);
+	s->router = router_new(&rc);
+	s->res = resources_new(base, s->router, cfg, &rcb);
+	job_set_json_hook(sched_json_cb, s);
 	return s;
 }
 
@@ -212,6 +232,8 @@ sched_free(struct sched *s)
 	for (size_t i = 0; i < s->nhq; i++)
 		hq_free(&s->hq[i]);
 	free(s->hq);
+	job_set_json_hook(NULL, NULL);
+	resources_free(s->res);
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s->live_dir);
@@ -221,7 +243,11 @@ sched_free(struct sched *s)
 void
 sched_configure(struct sched *s)
 {
-	router_configure(s->router, s->cfg->router.default_class, s->cfg->router.cpu_ratio);
+	struct router_config rc;
+
+	router_config(s->cfg, &rc);
+	router_configure(s->router, &rc);
+	resources_configure(s->res);
 	sched_dispatch(s);
 }
 
@@ -266,6 +292,36 @@ json_t *
 sched_router_json(const struct sched *s)
 {
 	return router_to_json(s->router);
+}
+
+json_t *
+sched_resources_json(const struct sched *s)
+{
+	return resources_status_json(s->res);
+}
+
+void
+sched_set_cgroups(struct sched *s, struct cgroups *cg, const char *why)
+{
+	resources_set_cgroups(s->res, cg, why);
+}
+
+int
+sched_job_limits(struct sched *s, struct job_spec *spec, char **why)
+{
+	return resources_limits(s->res, spec->type, &spec->limits, why);
+}
+
+int
+sched_check_defaults(struct sched *s, const struct config *cfg, char **why)
+{
+	return resources_check_defaults(s->res, cfg, why);
+}
+
+struct cgroups *
+sched_cgroups(const struct sched *s)
+{
+	return resources_cgroups(s->res);
 }
 
 void
@@ -325,6 +381,23 @@ check_idle(struct sched *s)
 		s->idle_cb(s->idle_arg);
 }
 
+/* j no longer runs: its slot (and a worker it held beyond the cpu slots) is free. */
+static void
+release(struct sched *s, struct job *j)
+{
+	s->running--;
+	if (j->pool == POOL_PROCESS)
+		s->running_cpu--;
+	if (j->pool == POOL_HANDLER)
+		return; /* the handler pool counts its own (hpool_cpu_busy) */
+	if (j->counts_as == CLASS_CPU)
+		s->cpu_busy--;
+	else if (j->pool == POOL_PROCESS) {
+		s->io_in_workers--;
+		ppool_set_extra(s->ppool, s->io_in_workers);
+	}
+}
+
 /* A run came back from either pool: move its result into the job and finish it. */
 static void
 run_finished(struct sched *s, struct run *r, int worker)
@@ -332,9 +405,7 @@ run_finished(struct sched *s, struct run *r, int worker)
 	struct job *j = r->owner;
 	enum job_state st;
 
-	j->res = r->res;
-	r->res.result = NULL;
-	r->res.error = NULL;
+	run_result_move(&j->res, &r->res);
 	if (j->res.started_at > 0)
 		j->started_at = j->res.started_at;
 	j->worker = worker;
@@ -342,11 +413,10 @@ run_finished(struct sched *s, struct run *r, int worker)
 	free(j->progress);
 	j->progress = NULL;
 	run_free(r);
-	s->running--;
-	if (j->pool == POOL_PROCESS)
-		s->running_cpu--;
+	release(s, j);
+	resources_end(s->res, j);
 	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
-	router_learn_run(s->router, j->route_key, &j->res);
+	resources_learn(s->res, j);
 	st = final_state(&j->res);
 	/* A retry takes the job back (scheduled); else it is over. */
 	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
@@ -440,6 +510,16 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 	s->running++;
 	if (pool == POOL_PROCESS)
 		s->running_cpu++;
+	/*
+	 * A worker is a cpu slot; reclassification may move it later
+	 * (sched_reclassified_cb). A handler job holds what it was routed to,
+	 * counted by the handler pool.
+	 */
+	j->counts_as = pool == POOL_PROCESS   ? CLASS_CPU
+		       : pool == POOL_HANDLER ? j->routed
+					      : CLASS_IO;
+	if (j->counts_as == CLASS_CPU && pool != POOL_HANDLER)
+		s->cpu_busy++;
 	STATS_INC(jobs_started);
 	log_debug("job %llu started in the %s pool", (unsigned long long)j->id,
 		  job_pool_name(pool));
@@ -453,6 +533,7 @@ start_thread(struct sched *s, struct job *j)
 	r->task.run = run_task_cb;
 	r->task.done = run_done_cb;
 	r->task.arg = s;
+	resources_start(s->res, j, r);
 	mark_started(s, j, r, POOL_THREAD);
 	tpool_submit(s->tpool, &r->task);
 	if (j->cancel_requested)
@@ -464,7 +545,11 @@ start_process(struct sched *s, struct job *j)
 {
 	struct run *r = make_run(s, j);
 
+	resources_start(s->res, j, r);
 	if (ppool_submit(s->ppool, r) == -1) {
+		resources_end(s->res, j);
+		free(j->cgroup);
+		j->cgroup = NULL;
 		run_free(r);
 		return -1;
 	}
@@ -497,16 +582,31 @@ earlier(const struct job *a, const struct job *b)
 }
 
 /*
- * One CPU budget for commands and handlers: cpu-class jobs in the process
- * pool and cpu-routed handler jobs (each alone in its worker) together
- * never outnumber cpu_slots (the process pool's size, by default the
- * number of CPUs).
+ * One CPU budget, the cpu slots: one per worker the process pool may have
+ * (process_pool.max_workers, by default the number of CPUs). Commands that
+ * count as cpu (in the process pool, or on a thread once reclassified) and
+ * cpu-routed handler jobs (each alone in its worker) together never hold
+ * more.
  */
-static bool
-cpu_room(const struct sched *s)
+static size_t
+cpu_slots(const struct sched *s)
 {
-	return s->hpool == NULL ||
-	       (int)s->running_cpu + hpool_cpu_busy(s->hpool) < s->cpu_slots;
+	if (s->ppool != NULL)
+		return (size_t)ppool_max_workers(s->ppool);
+	return s->hpool != NULL ? (size_t)s->cpu_slots : 0;
+}
+
+static size_t
+cpu_used(const struct sched *s)
+{
+	return s->cpu_busy + (size_t)hpool_cpu_busy(s->hpool);
+}
+
+/* Every cpu slot taken: a guess of the router's runs on a thread (router_route). */
+static bool
+cpu_full(const struct sched *s)
+{
+	return s->ppool != NULL && cpu_used(s) >= cpu_slots(s);
 }
 
 /* A handler gone in a reload (or never there, for a restored job): its queued jobs fail. */
@@ -545,16 +645,19 @@ dispatch_handlers_io(struct sched *s)
 	}
 }
 
-/* The next cpu job that can start: the process pool's or a handler's, in priority order. */
+/*
+ * The next cpu job that can start: the process pool's (unless its head is
+ * held: skip_ppool) or a handler's, in priority order.
+ */
 static struct job *
-next_cpu(struct sched *s, struct handler **hp, size_t *hi)
+next_cpu(struct sched *s, bool skip_ppool, struct handler **hp, size_t *hi)
 {
 	struct job *best = NULL, *j;
 	struct handler *h;
 	size_t i;
 
 	*hp = NULL;
-	if (s->ppool != NULL && (j = jobq_peek(s->queue[Q_CPU])) != NULL &&
+	if (s->ppool != NULL && !skip_ppool && (j = jobq_peek(s->queue[Q_CPU])) != NULL &&
 	    ppool_idle(s->ppool) > 0)
 		best = j;
 	for (i = 0; i < s->nhq; i++) {
@@ -578,12 +681,14 @@ imin_size(size_t a, size_t b)
 static void
 demand(struct sched *s)
 {
+	size_t free_slots = cpu_used(s) < cpu_slots(s) ? cpu_slots(s) - cpu_used(s) : 0;
 	struct handler *h;
 	size_t i;
 
-	/* A paused queue asks for no workers. */
+	/* Workers for the queued jobs the free cpu slots can take; a paused queue asks for none. */
 	if (s->ppool != NULL)
-		ppool_demand(s->ppool, s->paused[Q_CPU] ? 0 : jobq_len(s->queue[Q_CPU]));
+		ppool_demand(s->ppool, s->paused[Q_CPU] ? 0
+				       : imin_size(jobq_len(s->queue[Q_CPU]), free_slots));
 	/* No more workers for cpu jobs than could run at once (the CPU budget). */
 	for (i = 0; i < s->nhq; i++)
 		if ((h = hpool_find(s->hpool, s->hq[i].name)) != NULL)
@@ -592,34 +697,188 @@ demand(struct sched *s)
 				     s->paused[Q_IO] ? 0 : jobq_len(s->hq[i].q[Q_IO]));
 }
 
-void
-sched_dispatch(struct sched *s)
+/*
+ * A class-auto command was decided when it was queued; the router may have
+ * learned since (a job of its kind was reclassified while it ran, or
+ * ended), and slots may have freed. At the head of its queue it is decided
+ * again, and moves to the other queue when it belongs there now. True if
+ * it moved. (A handler job keeps its queue: the handler packs its workers
+ * by it.)
+ */
+static bool
+reroute(struct sched *s, struct job *j)
+{
+	struct kind_keys k;
+	struct route r;
+	int to;
+
+	if (j->spec.class != CLASS_AUTO || s->ppool == NULL || j->spec.type == JOBTYPE_HANDLER)
+		return false;
+	kind_keys_unpack(j->kinds, &k);
+	router_route(s->router, &j->spec, &k, cpu_full(s), &r);
+	j->route = r;
+	if (r.decided == j->routed)
+		return false;
+	jobq_remove(s->queue[qindex(j)], j);
+	j->routed = r.decided;
+	to = qindex(j);
+	stamp_in(s, j, &s->fair[to]);
+	jobq_push(s->queue[to], j);
+	return true;
+}
+
+/*
+ * Start queued jobs while their pool has room. io: a free thread and
+ * memory. cpu: a free cpu slot (cpu_used), no pressure brake, and for a
+ * command memory and an idle worker, for a handler job room in its
+ * handler's workers. A head that cannot start holds its queue (and may be
+ * promised memory, which the other queue then leaves to it); blocked[]
+ * remembers why. Returns true if a cpu-queue job moved to the io queue
+ * (reroute).
+ */
+static bool
+dispatch_once(struct sched *s)
 {
 	struct jobq *cpu = s->queue[Q_CPU], *io = s->queue[Q_IO];
+	bool ppool_held = false;
+	enum wait_reason why;
 	struct handler *h;
 	struct job *j;
 	size_t hi = 0;
 
-	while (!s->paused[Q_IO] && jobq_len(io) > 0 && tpool_capacity(s->tpool) > 0) {
-		j = jobq_pop(io);
+	s->blocked[Q_IO] = WAIT_NONE;
+	s->promise[Q_IO] = 0;
+	while (!s->paused[Q_IO] && (j = jobq_peek(io)) != NULL) {
+		if (reroute(s, j))
+			continue;
+		why = tpool_capacity(s->tpool) > 0
+			      ? resources_admit(s->res, j, s->promise[Q_CPU], &s->promise[Q_IO])
+			      : WAIT_SLOTS;
+		if (why != WAIT_NONE) {
+			s->blocked[Q_IO] = why;
+			break;
+		}
+		jobq_remove(io, j);
 		sched_fair_started(&s->fair[Q_IO], j);
 		start_thread(s, j);
 	}
 	dispatch_handlers_io(s);
-	while (!s->paused[Q_CPU] && cpu_room(s) && (j = next_cpu(s, &h, &hi)) != NULL) {
+	s->blocked[Q_CPU] = WAIT_NONE;
+	s->promise[Q_CPU] = 0;
+	while (!s->paused[Q_CPU]) {
+		if (s->ppool != NULL && (j = jobq_peek(cpu)) != NULL && reroute(s, j))
+			return true;
+		if ((j = next_cpu(s, ppool_held, &h, &hi)) == NULL)
+			break;
+		if (cpu_used(s) >= cpu_slots(s))
+			why = WAIT_SLOTS;
+		else if (resources_brake(s->res, cpu_used(s)))
+			why = WAIT_PRESSURE;
+		else if (h == NULL)
+			why = resources_admit(s->res, j, s->promise[Q_IO], &s->promise[Q_CPU]);
+		else
+			why = WAIT_NONE;
+		if (why == WAIT_MEMORY) {
+			/* Only the process pool's head waits for memory; handlers may go on. */
+			s->blocked[Q_CPU] = why;
+			ppool_held = true;
+			continue;
+		}
+		if (why == WAIT_NONE &&
+		    (h == NULL ? start_process(s, j) : start_handler(s, j, h, CLASS_CPU)) == -1)
+			why = WAIT_SLOTS;
+		if (why != WAIT_NONE) {
+			s->blocked[Q_CPU] = why;
+			break;
+		}
 		if (h == NULL) {
-			if (start_process(s, j) == -1)
-				break;
 			jobq_remove(cpu, j);
 			sched_fair_started(&s->fair[Q_CPU], j);
 		} else {
-			if (start_handler(s, j, h, CLASS_CPU) == -1)
-				break;
 			jobq_remove(s->hq[hi].q[Q_CPU], j);
 			sched_fair_started(&s->hq[hi].fair[Q_CPU], j);
 		}
 	}
+	return false;
+}
+
+void
+sched_dispatch(struct sched *s)
+{
+	/* A job the cpu queue gives to the io queue may start there at once. */
+	while (dispatch_once(s))
+		;
 	demand(s);
+}
+
+/* The sampler: running j counts as c from now on. Its slot moves; the command does not. */
+static void
+sched_reclassified_cb(struct job *j, enum job_class c, void *arg)
+{
+	struct sched *s = arg;
+
+	if (j->counts_as == c || j->state != JOB_RUNNING)
+		return;
+	if (c == CLASS_CPU)
+		s->cpu_busy++;
+	else
+		s->cpu_busy--;
+	j->counts_as = c;
+	/* In a worker but not a cpu slot: the pool may start one more worker for the slot. */
+	if (j->pool == POOL_PROCESS) {
+		s->io_in_workers += c == CLASS_IO ? 1 : -1;
+		ppool_set_extra(s->ppool, s->io_in_workers);
+	}
+	sched_dispatch(s);
+}
+
+static void
+sched_ticked_cb(void *arg)
+{
+	sched_dispatch(arg);
+}
+
+enum wait_reason
+sched_wait_reason(const struct sched *s, const struct job *j)
+{
+	const struct job *head;
+	struct jobq *q;
+	int qi;
+
+	switch (j->state) {
+	case JOB_WAITING:
+		return WAIT_DEPENDENCY;
+	case JOB_SCHEDULED:
+		return WAIT_SCHEDULED;
+	case JOB_PAUSED:
+		return WAIT_PAUSED;
+	case JOB_QUEUED:
+		break;
+	default:
+		return WAIT_NONE;
+	}
+	qi = qindex(j);
+	if (s->paused[qi])
+		return WAIT_PAUSED;
+	/* Ahead of it: another user's job of its priority that came later (fair share's turn). */
+	q = queue_of((struct sched *)s, j);
+	head = q != NULL ? jobq_peek(q) : NULL;
+	if (head != NULL && head != j && s->cfg->queue.fair_share && head->uid != j->uid &&
+	    head->spec.priority == j->spec.priority && head->seq > j->seq)
+		return WAIT_FAIR_SHARE;
+	/* A handler job waits for its handler's workers or a cpu slot. */
+	if (j->spec.type == JOBTYPE_HANDLER)
+		return qi == Q_CPU && s->blocked[Q_CPU] == WAIT_PRESSURE ? WAIT_PRESSURE : WAIT_SLOTS;
+	return s->blocked[qi] != WAIT_NONE ? s->blocked[qi] : WAIT_SLOTS;
+}
+
+static void
+sched_json_cb(const struct job *j, json_t *o, void *arg)
+{
+	const char *w = wait_reason_name(sched_wait_reason(arg, j));
+
+	json_object_set_new(o, "wait_reason", w != NULL ? json_string(w) : json_null());
+	resources_job_json(j, o);
 }
 
 void
@@ -632,10 +891,17 @@ sched_enqueue(struct sched *s, struct job *j)
 void
 sched_add(struct sched *s, struct job *j)
 {
-	j->routed = router_route(s->router, &j->spec, j->route_key, sizeof j->route_key);
+	struct kind_keys k;
+
+	job_kind_keys(&j->spec, &k);
+	free(j->kinds);
+	j->kinds = kind_keys_pack(&k);
+	j->routed = router_route(s->router, &j->spec, &k, cpu_full(s), &j->route);
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
-	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER)
+	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
+		j->route.by = ROUTE_NO_PPOOL;
+	}
 	if (j->spec.class == CLASS_AUTO)
 		monitor_routed(j->routed);
 	j->queued_at = now_unix();

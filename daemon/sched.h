@@ -67,9 +67,12 @@ size_t jobq_len(const struct jobq *q);
 
 struct sched;
 
+struct event_base;
+struct cgroups;
+
 /* cfg is read at each dispatch (reload changes it in place). */
-struct sched *sched_new(struct jobs *js, struct tpool *tp, const struct config *cfg,
-			const char *jobs_dir);
+struct sched *sched_new(struct event_base *base, struct jobs *js, struct tpool *tp,
+			const struct config *cfg, const char *jobs_dir);
 void sched_free(struct sched *s);
 
 /*
@@ -120,6 +123,17 @@ size_t sched_pending(const struct sched *s);
 size_t sched_pending_class(const struct sched *s, enum job_class c);
 /* The router table, for status. */
 json_t *sched_router_json(const struct sched *s);
+/* status's "resources": cgroups, memory budget and use, pressure, sampling (resources.h). */
+json_t *sched_resources_json(const struct sched *s);
+/* Commands get cgroups of their own below cg from now on (taken over), or none and why. */
+void sched_set_cgroups(struct sched *s, struct cgroups *cg, const char *why);
+/* A job's limits with the defaults; -1 and *why if they cannot be applied (resources.h). */
+int sched_job_limits(struct sched *s, struct job_spec *spec, char **why);
+/* The config's default limits can be applied; else -1 and *why. */
+int sched_check_defaults(struct sched *s, const struct config *cfg, char **why);
+struct cgroups *sched_cgroups(const struct sched *s);
+/* Why a pending job is not running (WAIT_NONE for running and finished jobs). */
+enum wait_reason sched_wait_reason(const struct sched *s, const struct job *j);
 size_t sched_running(const struct sched *s);
 /* Running as cpu (process pool, cpu-routed handler jobs) or io (thread pool, io-routed handler jobs). */
 size_t sched_running_class(const struct sched *s, enum job_class c);

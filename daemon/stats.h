@@ -22,6 +22,8 @@
 	X(events_sent, "job event lines sent to subscribers")                                      \
 	X(event_overflows, "subscribers cut off for falling behind")                               \
 	X(jobs_retried, "failed, timed-out or lost attempts scheduled again (retries)")            \
+	X(jobs_reclassified, "running jobs that changed class (live sampling)")                    \
+	X(cgroup_failures, "commands that ran without the cgroup they were given")                 \
 	X(workers_spawned, "worker processes started (the first ones and every replacement)")    \
 	X(worker_deaths, "worker processes that died without being asked to exit")                \
 	X(reloads, "successful configuration reloads")                                             \

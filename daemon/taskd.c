@@ -114,6 +114,11 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		STATS_INC(reload_errors);
 		return -1;
 	}
+	if (sched_check_defaults(td->sched, &next, cause) == -1) {
+		config_free(&next);
+		STATS_INC(reload_errors);
+		return -1;
+	}
 	*changed = json_array();
 	config_diff(td->cfg, &next, note_change, *changed);
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
@@ -123,6 +128,8 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	if (!module_same(&next))
 		log_warnx("reload: modules changes take effect after a restart (the loaded ones "
 			  "stay: taskctl status lists them)");
+	if (next.cgroups.enable != td->cfg->cgroups.enable)
+		log_warnx("reload: a cgroups.enable change takes effect after a restart");
 	config_free(td->cfg);
 	*td->cfg = next;
 	log_setlevel(td->log_level_override >= 0 ? td->log_level_override : td->cfg->log_level);

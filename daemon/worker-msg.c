@@ -49,6 +49,10 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "as_user", json_boolean(s->as_user));
 	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
 	json_object_set_new(m, "gid", json_integer((json_int_t)s->gid));
+	json_object_set_new(m, "cgroup", string_or_null(s->cgroup));
+	json_object_set_new(m, "memory", json_integer((json_int_t)s->limits.memory));
+	json_object_set_new(m, "cpus", finite_real(s->limits.cpus));
+	json_object_set_new(m, "pids", json_integer((json_int_t)s->limits.pids));
 	json_object_set_new(m, "track", string_or_null(s->track_path));
 	json_object_set_new(m, "input", string_or_null(s->input));
 	json_object_set_new(m, "max_result", json_integer((json_int_t)s->max_result));
@@ -78,9 +82,13 @@ worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb)
 	json_object_set_new(m, "out_truncated", json_boolean(res->out_truncated));
 	json_object_set_new(m, "err_truncated", json_boolean(res->err_truncated));
 	json_object_set_new(m, "pid", json_integer(res->pid));
+	json_object_set_new(m, "mem_peak_kb", json_integer(res->mem_peak_kb));
+	json_object_set_new(m, "cmd_wall", finite_real(res->cmd_wall));
+	json_object_set_new(m, "in_cgroup", json_boolean(res->in_cgroup));
 	json_object_set_new(m, "result", string_or_null(res->result));
 	json_object_set_new(m, "result_json", json_boolean(res->result_json));
 	json_object_set_new(m, "error", string_or_null(res->error));
+	json_object_set_new(m, "cgroup_error", string_or_null(res->cgroup_error));
 	json_object_set_new(m, "rss_kb", json_integer(rss_kb));
 	return m;
 }
@@ -283,6 +291,10 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.as_user = dec_bool(&d, "as_user");
 		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);
 		s.gid = (gid_t)dec_int(&d, "gid", 0, UINT32_MAX - 1);
+		s.cgroup = dec_str(&d, "cgroup");
+		s.limits.memory = (uint64_t)dec_int(&d, "memory", 0, INT64_MAX);
+		s.limits.cpus = dec_time(&d, "cpus");
+		s.limits.pids = (uint64_t)dec_int(&d, "pids", 0, INT64_MAX);
 		s.track_path = dec_str(&d, "track");
 		s.input = dec_str(&d, "input");
 		s.max_result = (uint64_t)dec_int(&d, "max_result", 0, INT64_MAX);
@@ -314,6 +326,7 @@ worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, l
 	long rss = 0;
 
 	memset(&r, 0, sizeof r);
+	r.mem_peak_kb = -1;
 	if (dec_type(&d, "done") == 0) {
 		id = (uint64_t)dec_int(&d, "job", 0, INT64_MAX);
 		r.status = (enum run_status)dec_int(&d, "status", RUN_EXITED, RUN_LOST);
@@ -336,10 +349,13 @@ worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, l
 		r.result_json = dec_bool(&d, "result_json");
 		r.error = dec_str(&d, "error");
 		rss = (long)dec_int(&d, "rss_kb", -1, LONG_MAX);
+		r.mem_peak_kb = (long)dec_int(&d, "mem_peak_kb", -1, LONG_MAX);
+		r.cmd_wall = dec_time(&d, "cmd_wall");
+		r.in_cgroup = dec_bool(&d, "in_cgroup");
+		r.cgroup_error = dec_str(&d, "cgroup_error");
 	}
 	if (d.error != NULL) {
-		free(r.result);
-		free(r.error);
+		run_result_clear(&r);
 		*error = d.error;
 		return -1;
 	}

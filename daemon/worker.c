@@ -453,8 +453,13 @@ worker_spawned(struct run *r, void *arg)
 {
 	int sock = *(int *)arg;
 
-	if (send_msg(sock, json_pack("{s:s,s:I,s:i}", "t", "started", "job",
-				     (json_int_t)r->spec.job_id, "pid", (int)r->res.pid)) == -1)
+	json_t *m = json_pack("{s:s,s:I,s:i}", "t", "started", "job", (json_int_t)r->spec.job_id,
+			      "pid", (int)r->res.pid);
+
+	/* It runs without the cgroup it was given: show says so while it runs. */
+	if (r->res.cgroup_error != NULL)
+		json_object_set_new(m, "cgroup_error", json_string(r->res.cgroup_error));
+	if (send_msg(sock, m) == -1)
 		log_warnx("worker: cannot report the pid of job %" PRIu64, r->spec.job_id);
 }
 

@@ -48,6 +48,7 @@
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
+#define TASKD_ERR_UNSUPPORTED "unsupported"
 #define TASKD_ERR_QUOTA "quota_exceeded"
 
 /* Job classes and states, as spelled on the wire. */
@@ -82,6 +83,12 @@
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
+/* Per-job limits ("memory" bytes, "cpus", "pids"): absent or 0 = none. */
+#define TASKD_MEMORY_MIN (1LL << 20) /* 1 MiB */
+#define TASKD_MEMORY_MAX (1LL << 44) /* 16 TiB */
+#define TASKD_CPUS_MIN 0.01
+#define TASKD_CPUS_MAX 1024
+#define TASKD_PIDS_MAX 4194304
 /*
  * A subscriber is cut off when more than TASKD_EVENTS_MAX_BUFFER event bytes
  * offered to it stay unread while it reads nothing for TASKD_EVENTS_STALL

@@ -39,6 +39,9 @@ def _binary(var, name):
 TASKD = _binary("TASKD", "taskd")
 TASKCTL = _binary("TASKCTL", "taskctl")
 
+# Debian's PATH for jobs: not a developer's (a pyenv shim for python3 forks a
+# dozen shells before python starts, which would dominate short jobs).
+JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 START_TIMEOUT = 10.0   # daemon answers status
 STOP_TIMEOUT = 10.0    # SIGTERM → exit, then SIGKILL
 
@@ -460,6 +463,16 @@ def run_jobs(d, jobs, timeout=120.0):
     return Run(t_submit, t_acked, final, [recv_times["w%d" % i] for i in ids])
 
 
+def kill_children(pids):
+    """Interrupted: leave none of these children behind."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+
+
 def bare_spin(n, seconds, parallel):
     """Reference without taskd: n forked children each burning `seconds` of
     CPU, at most `parallel` at once. Returns the makespan (s). Measured under
@@ -483,12 +496,32 @@ def bare_spin(n, seconds, parallel):
             pid, _ = os.wait()
             running.discard(pid)
     finally:
-        for pid in running:  # interrupted: do not leave children behind
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        kill_children(running)
+    return time.monotonic() - t0
+
+
+def bare_commands(argvs, parallel):
+    """Reference without taskd: the commands run as plain children, at most
+    `parallel` at once, output discarded, with Debian's PATH. Returns the
+    makespan (s), measured under the machine's load of the moment."""
+    env = {"PATH": JOB_PATH}
+    t0 = time.monotonic()
+    running, left = set(), list(argvs)
+    try:
+        while left or running:
+            while left and len(running) < parallel:
+                pid = os.posix_spawnp(left[0][0], left[0], env,
+                                      file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null",
+                                                     os.O_RDONLY, 0),
+                                                    (os.POSIX_SPAWN_OPEN, 1, "/dev/null",
+                                                     os.O_WRONLY, 0),
+                                                    (os.POSIX_SPAWN_DUP2, 1, 2)])
+                left.pop(0)
+                running.add(pid)
+            pid, _ = os.wait()
+            running.discard(pid)
+    finally:
+        kill_children(running)
     return time.monotonic() - t0
 
 

@@ -106,6 +106,31 @@ def reap_strays():
             pass
 
 
+def remove_cgroups(path):
+    """What a daemon killed with SIGKILL left of its cgroup subtree: killed and removed."""
+    if not path or not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        sub = os.path.join(path, name)
+        if not name.startswith("job-") or not os.path.isdir(sub):
+            continue
+        try:
+            with open(os.path.join(sub, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+        deadline = time.monotonic() + 2
+        while os.path.isdir(sub) and time.monotonic() < deadline:
+            try:
+                os.rmdir(sub)
+            except OSError:
+                time.sleep(0.01)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def proc_state(pid):
     """'R', 'S', 'Z', ... or None when the process does not exist."""
     try:
@@ -341,6 +366,7 @@ class Daemon:
         self.wrapper = list(wrapper)  # e.g. systemd-socket-activate -l SOCK
         self.proc = None
         self.returncode = None
+        self.cgroup_dir = None  # the daemon's cgroup subtree, from status
         self._cleaned = False
         self.write_config(overrides)
         _live_daemons.append(self)
@@ -411,6 +437,9 @@ class Daemon:
             r = self.request({"v": 1, "id": "ready", "op": "status"}, timeout=2.0)
         except (OSError, ProtocolError, ValueError):
             return False
+        cg = (((r.get("result") or {}).get("resources") or {}).get("cgroups") or {})
+        if cg.get("enabled") and cg.get("path"):
+            self.cgroup_dir = cg["path"]
         return r.get("ok") is True
 
     def alive(self):
@@ -457,6 +486,7 @@ class Daemon:
             return
         self.stop()
         self._cleaned = True
+        remove_cgroups(self.cgroup_dir)
         if self in _live_daemons:
             _live_daemons.remove(self)
         report = self.sanitizer_report()

@@ -836,7 +836,7 @@ class DiskFullTest(DurabilityCase):
 # ---------------------------------------------------------------------------
 
 # The record version this taskd writes (daemon/record.h RECORD_VERSION).
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -864,10 +864,28 @@ class RecordMigrationTest(DurabilityCase):
         d.start()
         return d
 
+    # Job fields added since 0.1.0 by issue 15 (doc/protocol.md "Job object"):
+    # a job of that release ran with no limits and in no cgroup, and its peak
+    # memory was not measured; how it was routed is its class, or unknown.
+    ADDED = {"memory": None, "cpus": None, "pids": None, "mem_peak_kb": None,
+             "cgroup": None, "cgroup_error": None, "live": None, "wait_reason": None}
+
     def check_jobs(self, d, expected):
         for want in expected:
             with self.subTest(job=want["id"]):
-                self.assertEqual(d.show(want["id"]), want)
+                got = d.show(want["id"])
+                route = got.pop("route")
+                by = "class" if want["class"] != "auto" else "unknown"
+                if want["routed"] is not None:
+                    self.assertEqual((route["by"], route["class"]), (by, want["routed"]))
+                else:  # never ran: queued (then routed) or not
+                    self.assertIn((route["by"], route["class"]),
+                                  ((None, None), (by, want["class"])))
+                self.assertEqual((route["key"], route["level"], route["counts_as"],
+                                  route["reclassified_at"]), (None, None, None, None))
+                self.assertTrue(route["keys"] and all(isinstance(k, str) for k in route["keys"]))
+                reason = want["state"] if want["state"] in ("paused", "scheduled") else None
+                self.assertEqual(got, dict(want, **dict(self.ADDED, wait_reason=reason)))
 
     def test_release_0_1_0_database(self):
         with open(os.path.join(FIXTURES, "records-v1.show.json")) as f:
@@ -917,6 +935,10 @@ class RecordMigrationTest(DurabilityCase):
             with self.subTest(row=jid):
                 rec = json.loads(text)
                 self.assertEqual(rec["v"], RECORD_VERSION)
+                self.assertNotIn("route_key", rec)
+                self.assertIn(rec["route"]["by"], ("class", "unknown", "key", "default"))
+                self.assertIn("limits", rec["spec"])
+                self.assertIn("mem_peak_kb", rec["result"])
                 self.assertNotIn("res", rec)
                 self.assertNotIn("life", rec)
                 self.assertNotIn("t", rec["result"])

@@ -166,7 +166,7 @@ class FramesTest(E2ETestCase):
         for pids in hworkers.values():
             self.assertEqual(len(set(pids)), NHWORKERS)
         for i in range(NJOBS):
-            self.assertIn("kind-%03d-%s" % (i, "k" * 40), keys)
+            self.assertIn("name:kind-%03d-%s" % (i, "k" * 40), keys)
         [r] = self.lines([{"id": 1, "op": "status", "cursor": "L1.2.3"}])
         self.assertError(r, "bad_request")
 

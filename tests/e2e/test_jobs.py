@@ -489,13 +489,14 @@ class RouterTest(E2ETestCase):
         for _ in range(3):
             d.wait_job(d.submit(type="sleep", argv=["0.1"]))
         table = {e["key"]: e for e in d.status()["router"]}
-        self.assertIn("spin", table)
-        self.assertGreaterEqual(table["spin"]["samples"], 3)
-        self.assertGreaterEqual(table["spin"]["cpu_ratio"], 0.5)
-        self.assertEqual(table["spin"]["class"], "cpu")
-        self.assertIn("sleep", table)
-        self.assertLess(table["sleep"]["cpu_ratio"], 0.5)
-        self.assertEqual(table["sleep"]["class"], "io")
+        spin, sleep = "builtin:spin", "builtin:sleep"
+        self.assertIn(spin, table)
+        self.assertGreaterEqual(table[spin]["samples"], 3)
+        self.assertGreaterEqual(table[spin]["cpu_ratio"], 0.5)
+        self.assertEqual(table[spin]["class"], "cpu")
+        self.assertIn(sleep, table)
+        self.assertLess(table[sleep]["cpu_ratio"], 0.5)
+        self.assertEqual(table[sleep]["class"], "io")
         j = d.wait_job(d.submit(type="spin", argv=["0.05"]))
         self.assertEqual((j["class"], j["routed"]), ("auto", "cpu"))
         j = d.wait_job(d.submit(type="sleep", argv=["0.05"]))

@@ -455,23 +455,24 @@ class RouterTest(PoolCase):
             self.assertEqual(d.wait_job(d.submit(type="sleep", argv=["0.1"], **AUTO),
                                         timeout=30)["state"], "done")
         table = {r["key"]: r for r in d.status()["router"]}
-        self.assertIn("spin", table, table)
-        self.assertIn("sleep", table, table)
+        spin, sleep = "builtin:spin", "builtin:sleep"
+        self.assertIn(spin, table, table)
+        self.assertIn(sleep, table, table)
         for r in table.values():
-            for k in ("key", "samples", "cpu_ratio", "class"):
+            for k in ("key", "samples", "cpu_ratio", "class", "peak_kb"):
                 self.assertIn(k, r)
-        self.assertEqual(table["spin"]["samples"], 3)
-        self.assertEqual(table["sleep"]["samples"], 3)
-        self.assertEqual(table["spin"]["class"], "cpu", table)
-        self.assertEqual(table["sleep"]["class"], "io", table)
-        self.assertGreaterEqual(table["spin"]["cpu_ratio"], 0.5)
-        self.assertLess(table["sleep"]["cpu_ratio"], 0.5)
+        self.assertEqual(table[spin]["samples"], 3)
+        self.assertEqual(table[sleep]["samples"], 3)
+        self.assertEqual(table[spin]["class"], "cpu", table)
+        self.assertEqual(table[sleep]["class"], "io", table)
+        self.assertGreaterEqual(table[spin]["cpu_ratio"], 0.5)
+        self.assertLess(table[sleep]["cpu_ratio"], 0.5)
         j = d.wait_job(d.submit(type="spin", argv=["0.05"], **AUTO), timeout=30)
         self.assertEqual((j["class"], j["routed"], j["pool"]), ("auto", "cpu", "process"), j)
         j = d.wait_job(d.submit(type="sleep", argv=["0.05"], **AUTO), timeout=30)
         self.assertEqual((j["class"], j["routed"], j["pool"]), ("auto", "io", "thread"), j)
 
-    def test_auto_exec_key_is_argv0_basename(self):
+    def test_auto_exec_keys(self):
         d = self.start_daemon(STATIC2)
         self.wait_idle(d, 2)
         burn = ["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]
@@ -485,8 +486,11 @@ class RouterTest(PoolCase):
             self.assertEqual(d.wait_job(d.submit(burn, name="burner"), timeout=60)["state"],
                              "done")
         table = {r["key"]: r for r in d.status()["router"]}
-        self.assertIn("burner", table, table)
-        self.assertEqual(table["burner"]["class"], "cpu", table)
+        self.assertIn("name:burner", table, table)
+        self.assertEqual(table["name:burner"]["class"], "cpu", table)
+        # the script behind the name learned too, and the shell as its coarse key
+        self.assertEqual(table["sh -c while ["]["class"], "cpu", table)
+        self.assertIn("sh", table, table)
         j = d.wait_job(d.submit(["true"], name="burner"), timeout=30)
         self.assertEqual((j["routed"], j["pool"]), ("cpu", "process"), j)
 

@@ -751,7 +751,7 @@ class ForeignUserTest(E2ETestCase):
         j = self.d.submit(["sh", "-c", "sleep 0.01"], name="root-secret-kind")
         self.d.wait_job(j)
         keys = [k["key"] for k in self.d.status()["router"]]
-        self.assertIn("root-secret-kind", keys)
+        self.assertIn("name:root-secret-kind", keys)
         [st] = self.as_nobody({"id": 1, "op": "status"})
         st = self.assertOk(st)
         self.assertIsNone(st["router"])

@@ -9,8 +9,11 @@
  * (ops_cursor_parse); proto_job_id() and the job selector
  * (filter_decode(), as list/wait/cancel/clean/subscribe use it) for every
  * op; then the response encoders on the request's id and the error
- * message, which may quote client input. Everything is freed:
- * LeakSanitizer reports a leak as a crash.
+ * message, which may quote client input. A job that decodes gets its
+ * kind keys (kindkey.c reads its argv as a shell or interpreter would):
+ * each must be valid UTF-8 JSON text of at most KIND_KEY_MAX bytes, and
+ * survive pack/unpack. Everything is freed: LeakSanitizer reports a leak
+ * as a crash.
  *
  * decode_cwd() stat()s "cwd" on the real filesystem: harmless.
  */
@@ -22,8 +25,10 @@
 #include <jansson.h>
 #include <taskd/protocol.h>
 
+#include "builtin.h"
 #include "filter.h"
 #include "job.h"
+#include "kindkey.h"
 #include "ops.h"
 #include "proto.h"
 
@@ -40,6 +45,32 @@ respond_err(json_t *id, struct proto_error *err)
 }
 
 static void
+keys_of(const struct job_spec *spec)
+{
+	struct kind_keys k, back;
+	json_t *s;
+	char *p;
+	size_t i;
+
+	job_kind_keys(spec, &k);
+	if (k.n < 1 || k.n > KIND_MAX_KEYS)
+		abort();
+	for (i = 0; i < k.n; i++) {
+		if (strlen(k.key[i]) > KIND_KEY_MAX || (s = json_string(k.key[i])) == NULL)
+			abort();
+		json_decref(s);
+	}
+	p = kind_keys_pack(&k);
+	kind_keys_unpack(p, &back);
+	if (back.n != k.n)
+		abort();
+	for (i = 0; i < k.n; i++)
+		if (strcmp(back.key[i], k.key[i]) != 0)
+			abort();
+	free(p);
+}
+
+static void
 submit(struct request *req)
 {
 	struct proto_error err = { 0 };
@@ -52,6 +83,7 @@ submit(struct request *req)
 			respond_err(req->id, &err);
 			return;
 		}
+		keys_of(&spec);
 		job_spec_free(&spec);
 		free(proto_ok(req->id, json_pack("{s:i}", "id", 1), &len));
 		return;
@@ -68,6 +100,7 @@ submit(struct request *req)
 			json_decref(result);
 			return;
 		}
+		keys_of(&spec);
 		job_spec_free(&spec);
 		json_array_append_new(result, json_integer((json_int_t)i + 1));
 	}

@@ -169,34 +169,6 @@ count_entries(const char *dir)
 /* ---- tests ---- */
 
 static void
-test_parse(void **state)
-{
-	struct proc_info pi;
-
-	(void)state;
-	/* comm may hold spaces and parentheses */
-	assert_int_equal(proc_info_parse("4242 (a) b (c)) S 1 4200 4100 34816 4242 4194560 "
-					 "100 0 0 0 5 3 0 0 20 0 1 0 987654 1234 56 1844",
-					 &pi), 0);
-	assert_int_equal(pi.pid, 4242);
-	assert_int_equal(pi.state, 'S');
-	assert_int_equal(pi.ppid, 1);
-	assert_int_equal(pi.pgrp, 4200);
-	assert_int_equal(pi.session, 4100);
-	assert_true(pi.start == 987654ULL);
-	assert_int_equal(proc_info_parse("12 (x) Z 1 12 12", &pi), -1);
-	assert_int_equal(proc_info_parse("no parenthesis", &pi), -1);
-	assert_int_equal(proc_info_parse("", &pi), -1);
-	/* ourselves */
-	assert_int_equal(proc_info_read(getpid(), &pi), 0);
-	assert_int_equal(pi.pid, getpid());
-	assert_int_equal(pi.ppid, getppid());
-	assert_int_equal(pi.pgrp, getpgrp());
-	assert_int_equal(pi.session, getsid(0));
-	assert_true(pi.start > 0);
-}
-
-static void
 test_record_and_forget(void **state)
 {
 	char *dir = live_dir(), *path = xprintf("%s/job-3", dir), buf[256], boot[64];
@@ -411,7 +383,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_record_and_forget),
 	    cmocka_unit_test(test_reap),
 	    cmocka_unit_test(test_reap_nothing),

@@ -1,10 +1,10 @@
 /*
  * Unit tests for daemon/record.c, the stored job records: rows written by
  * taskd 0.1.0 (version 1, taken verbatim from tests/e2e/fixtures/
- * records-v1.db) are read and written back as version 2 with the same
- * meaning; version 2 records round-trip byte for byte; anything damaged,
- * unknown or newer is refused with a reason; jobs_restore puts decoded
- * jobs into a table.
+ * records-v1.db) and version 2 records are read and written back in the
+ * current version (3) with the same meaning; current records round-trip
+ * byte for byte; anything damaged, unknown or newer is refused with a
+ * reason; jobs_restore puts decoded jobs into a table.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,6 +155,8 @@ round_trip(struct job *j)
 	return text;
 }
 
+static char *with(const char *text, const char *obj, const char *key, json_t *v);
+
 static json_t *
 parse(const char *text)
 {
@@ -164,7 +166,7 @@ parse(const char *text)
 	return o;
 }
 
-/* Version 1 rows: read with their meaning, written back as version 2 by name. */
+/* Version 1 rows: read with their meaning, written back in the current version by name. */
 static void
 test_v1_rows(void **state)
 {
@@ -187,10 +189,20 @@ test_v1_rows(void **state)
 	assert_int_equal(j->spec.retries, 1);
 	assert_int_equal(j->attempt, 2);
 	assert_int_equal(json_array_size(j->attempts), 1);
-	assert_string_equal(j->route_key, "sh");
+	/* Only the kind key was kept: an explicit class routed it. */
+	assert_string_equal(j->route.key, "sh");
+	assert_int_equal(j->route.by, ROUTE_CLASS);
+	assert_int_equal(j->route.decided, CLASS_IO);
+	assert_int_equal(j->route.level, -1);
+	assert_null(j->cgroup);
+	assert_int_equal(j->res.mem_peak_kb, -1);
+	assert_int_equal(j->spec.limits.memory, 0);
 	text = round_trip(j);
 	o = parse(text);
 	assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
+	assert_null(json_object_get(o, "route_key"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "route"), "key")),
+			    "sh");
 	spec = json_object_get(o, "spec");
 	assert_true(json_is_null(json_object_get(spec, "notify")));
 	res = json_object_get(o, "result");
@@ -233,6 +245,7 @@ test_v1_rows(void **state)
 	assert_int_equal(j->routed, CLASS_AUTO);
 	assert_int_equal(j->pool, POOL_NONE);
 	assert_int_equal(j->worker, -1);
+	assert_int_equal(j->route.by, ROUTE_CLASS); /* --class io, stored before it was routed */
 	text = round_trip(j);
 	o = parse(text);
 	assert_true(json_is_null(json_object_get(o, "pool")));
@@ -261,6 +274,15 @@ test_v1_rows(void **state)
 	json_decref(o);
 	free(text);
 	job_free(j);
+	/* Class auto: where the router sent it is known, not why. */
+	text = with(v1_failed_retried, "spec", "class", json_integer(CLASS_AUTO));
+	j = decode(3, "failed", text, 1);
+	assert_int_equal(j->route.by, ROUTE_UNKNOWN);
+	assert_int_equal(j->route.decided, CLASS_IO);
+	assert_string_equal(j->route.key, "sh");
+	free(round_trip(j));
+	job_free(j);
+	free(text);
 }
 
 /* Set o's path (a.b) to v in a copy of text; the new text (malloc'd). */
@@ -383,7 +405,17 @@ full_job(void)
 	j->routed = CLASS_CPU;
 	j->pool = POOL_PROCESS;
 	j->worker = 31337;
-	snprintf(j->route_key, sizeof j->route_key, "nightly");
+	j->route.by = ROUTE_KEY;
+	j->route.decided = CLASS_CPU;
+	j->route.level = 1;
+	snprintf(j->route.key, sizeof j->route.key, "make all");
+	j->route.samples = 12;
+	j->route.ratio = 0.875;
+	j->cgroup = xstrdup("/sys/fs/cgroup/taskd-1a2b/job-42");
+	j->reclassified_at = 1700000001.75;
+	j->spec.limits.memory = 512ull << 20;
+	j->spec.limits.cpus = 1.5;
+	j->spec.limits.pids = 64;
 	j->submitted_at = 1700000000.5;
 	j->started_at = 1700000001.5;
 	j->finished_at = 1700000002.5;
@@ -405,12 +437,15 @@ full_job(void)
 	j->res.out_truncated = true;
 	j->res.pid = 4242;
 	j->res.error = xstrdup("worker 31337 died (signal 9)");
+	j->res.mem_peak_kb = 65536;
+	j->res.in_cgroup = true;
+	j->res.cgroup_error = xstrdup("pids.max: Permission denied");
 	return j;
 }
 
 /* A handler's job: its type by name, its input, a JSON result, pool "handler". */
 static void
-test_v2_handler_job(void **state)
+test_handler_job(void **state)
 {
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL, *t;
@@ -461,7 +496,7 @@ test_v2_handler_job(void **state)
  * gone).
  */
 static void
-test_v2_module_job(void **state)
+test_module_job(void **state)
 {
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL, *path;
@@ -521,9 +556,9 @@ test_v2_module_job(void **state)
 	job_free(j);
 }
 
-/* Every field of a version 2 record comes back as it was. */
+/* Every field of a current record comes back as it was. */
 static void
-test_v2_round_trip(void **state)
+test_round_trip(void **state)
 {
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL;
@@ -546,6 +581,20 @@ test_v2_round_trip(void **state)
 	assert_true(back->res.out_truncated);
 	assert_false(back->res.err_truncated);
 	assert_true(json_equal(back->attempts, j->attempts));
+	assert_int_equal(version, RECORD_VERSION);
+	assert_int_equal(back->route.by, ROUTE_KEY);
+	assert_int_equal(back->route.level, 1);
+	assert_string_equal(back->route.key, "make all");
+	assert_int_equal(back->route.samples, 12);
+	assert_true(back->route.ratio == 0.875);
+	assert_string_equal(back->cgroup, "/sys/fs/cgroup/taskd-1a2b/job-42");
+	assert_true(back->reclassified_at == 1700000001.75);
+	assert_int_equal(back->spec.limits.memory, 512ull << 20);
+	assert_true(back->spec.limits.cpus == 1.5);
+	assert_int_equal(back->spec.limits.pids, 64);
+	assert_int_equal(back->res.mem_peak_kb, 65536);
+	assert_true(back->res.in_cgroup);
+	assert_string_equal(back->res.cgroup_error, "pids.max: Permission denied");
 	assert_string_equal(back->spec.notify, "notify-send done");
 	job_free(back);
 	free(text);
@@ -572,12 +621,107 @@ test_v2_round_trip(void **state)
 	j->pool = POOL_NONE;
 	json_decref(j->attempts);
 	j->attempts = NULL;
+	free(j->cgroup);
+	j->cgroup = NULL;
+	free(j->res.cgroup_error);
+	j->res.cgroup_error = NULL;
+	memset(&j->spec.limits, 0, sizeof j->spec.limits);
+	j->route.by = ROUTE_DEFAULT;
+	j->route.level = -1;
+	j->route.key[0] = '\0';
 	free(round_trip(j));
 	job_free(j);
 }
 
+/*
+ * A version 2 or 3 record of the same job: without what version 4 added,
+ * with the old "route_key" (and version 2 without version 3's notify).
+ */
+static char *
+as_old(const char *cur, int v)
+{
+	json_t *o = parse(cur);
+	char *out;
+
+	json_object_set_new(o, "v", json_integer(v));
+	if (v < 3)
+		json_object_del(json_object_get(o, "spec"), "notify");
+	json_object_set_new(o, "route_key", json_string("nightly"));
+	json_object_del(o, "route");
+	json_object_del(o, "cgroup");
+	json_object_del(o, "reclassified_at");
+	json_object_del(json_object_get(o, "spec"), "limits");
+	json_object_del(json_object_get(o, "result"), "mem_peak_kb");
+	json_object_del(json_object_get(o, "result"), "in_cgroup");
+	json_object_del(json_object_get(o, "result"), "cgroup_error");
+	out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out;
+}
+
+/* Version 2 and 3 records (before the route and cgroup fields): read, written back as version 4. */
 static void
-test_v2_refused(void **state)
+test_v2_v3_rows(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *v4 = record_encode(j), *v2, *again;
+	json_t *o;
+	int v;
+
+	(void)state;
+	for (v = 2; v <= 3; v++) {
+		v2 = as_old(v4, v);
+		back = decode(42, "scheduled", v2, v);
+		if (v == 3)
+			assert_string_equal(back->spec.notify, "notify-send done");
+		else
+			assert_null(back->spec.notify);
+		assert_int_equal(back->route.by, ROUTE_CLASS); /* --class cpu */
+		assert_int_equal(back->route.decided, CLASS_CPU);
+		assert_int_equal(back->route.level, -1);
+		assert_string_equal(back->route.key, "nightly");
+		assert_null(back->cgroup);
+		assert_true(back->reclassified_at == 0);
+		assert_int_equal(back->spec.limits.memory, 0);
+		assert_int_equal(back->res.mem_peak_kb, -1);
+		assert_false(back->res.in_cgroup);
+		assert_null(back->res.cgroup_error);
+		assert_int_equal(back->res.max_rss_kb, 123456);
+		again = round_trip(back);
+		o = parse(again);
+		assert_int_equal(json_integer_value(json_object_get(o, "v")), RECORD_VERSION);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "route"), "by")),
+				    "class");
+		json_decref(o);
+		free(again);
+		job_free(back);
+		/* Exactly the version's fields: one of version 4 in an older record is refused. */
+		refused_with(42, "done", v2, NULL, "cgroup", json_null(), "unreadable record");
+		refused_with(42, "done", v2, "result", "in_cgroup", json_false(), "bad result");
+		refused_with(42, "done", v2, NULL, "route_key", NULL, "bad fields");
+		free(v2);
+	}
+	free(v4);
+	/* A handler's job of version 2: its handler part still read. */
+	j->spec.type = JOBTYPE_HANDLER;
+	j->spec.handler = xstrdup("thumb");
+	j->spec.input = xstrdup("aGk=");
+	j->pool = POOL_HANDLER;
+	v4 = record_encode(j);
+	v2 = as_old(v4, 2);
+	back = decode(42, "scheduled", v2, 2);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "thumb");
+	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->route.by, ROUTE_CLASS);
+	job_free(back);
+	free(v2);
+	free(v4);
+	job_free(j);
+}
+
+static void
+test_refused(void **state)
 {
 	struct job *j = full_job();
 	char *text = record_encode(j), *cause = NULL, *t;
@@ -589,8 +733,43 @@ test_v2_refused(void **state)
 		     "written by a newer taskd");
 	refused_with(42, "done", text, NULL, "v", json_integer(1), "bad version");
 	refused_with(42, "done", text, NULL, "v", json_string("2"), "bad version");
-	/* Exactly the fields of version 2. */
+	/* Exactly the fields of the version. */
 	refused_with(42, "done", text, NULL, "extra", json_true(), "unreadable record");
+	refused_with(42, "done", text, NULL, "route_key", json_string("make"), "bad fields");
+	refused_with(42, "done", text, NULL, "route", NULL, "bad fields");
+	refused_with(42, "done", text, NULL, "cgroup", NULL, "bad fields");
+	refused_with(42, "done", text, NULL, "reclassified_at", NULL, "bad fields");
+	refused_with(42, "done", text, "spec", "limits", NULL, "bad cgroup fields");
+	refused_with(42, "done", text, "result", "in_cgroup", NULL, "bad cgroup fields");
+	refused_with(42, "done", text, "result", "cgroup_error", NULL, "bad cgroup fields");
+	refused_with(42, "done", text, "result", "mem_peak_kb", NULL, "bad cgroup fields");
+	/* What version 3 added, in range. */
+	refused_with(42, "done", text, NULL, "route",
+		     json_pack("{s:s,s:s,s:i,s:s,s:i,s:f}", "by", "magic", "class", "cpu", "level", 0,
+			       "key", "k", "samples", 1, "ratio", 0.5), "bad route");
+	refused_with(42, "done", text, NULL, "route",
+		     json_pack("{s:s,s:s,s:i,s:s,s:i,s:f,s:b}", "by", "key", "class", "cpu",
+			       "level", 0, "key", "k", "samples", 1, "ratio", 0.5, "x", 1),
+		     "bad route");
+	refused_with(42, "done", text, NULL, "route",
+		     json_pack("{s:s,s:s,s:i,s:s#,s:i,s:f}", "by", "key", "class", "cpu", "level", 0,
+			       "key", "a\0b", (size_t)3, "samples", 1, "ratio", 0.5),
+		     "unreadable record");
+	refused_with(42, "done", text, NULL, "route",
+		     json_pack("{s:s,s:s,s:i,s:s,s:i,s:f}", "by", "key", "class", "cpu", "level", 9,
+			       "key", "k", "samples", 1, "ratio", 0.5), "bad route");
+	refused_with(42, "done", text, "spec", "limits",
+		     json_pack("{s:i,s:f,s:i}", "memory", -1, "cpus", 0.0, "pids", 0),
+		     "bad cgroup fields");
+	refused_with(42, "done", text, "spec", "limits",
+		     json_pack("{s:i,s:f}", "memory", 1, "cpus", 0.0), "bad cgroup fields");
+	refused_with(42, "done", text, NULL, "cgroup", json_integer(3), "bad cgroup fields");
+	refused_with(42, "done", text, NULL, "reclassified_at", json_real(-1), "bad cgroup fields");
+	refused_with(42, "done", text, "result", "mem_peak_kb", json_integer(-2),
+		     "bad cgroup fields");
+	refused_with(42, "done", text, "result", "in_cgroup", json_integer(1), "bad cgroup fields");
+	refused_with(42, "done", text, "result", "cgroup_error", json_integer(1),
+		     "bad cgroup fields");
 	refused_with(42, "done", text, NULL, "due_at", NULL, "unreadable record");
 	refused_with(42, "done", text, "spec", "lables", json_object(), "bad spec");
 	refused_with(42, "done", text, "spec", "labels", NULL, "bad spec");
@@ -645,10 +824,11 @@ static void
 test_v2_records_and_v3(void **state)
 {
 	struct job *j = full_job(), *back;
-	char *text = record_encode(j), *v2, *cause = NULL;
+	char *cur = record_encode(j), *text = as_old(cur, 3), *v2, *cause = NULL;
 	int version;
 
 	(void)state;
+	free(cur);
 	/* The same record as taskd wrote it at version 2: "v":2, no spec.notify. */
 	v2 = with(text, NULL, "v", json_integer(2));
 	free(text);
@@ -659,7 +839,7 @@ test_v2_records_and_v3(void **state)
 	assert_null(back->spec.notify);
 	assert_string_equal(back->spec.cwd, "/srv/build");
 	job_free(back);
-	/* Version 2 has no notify; version 3 must have it (null or a string, no NUL). */
+	/* Version 2 has no notify; versions 3 and 4 must have it (null or a string, no NUL). */
 	refused_with(42, "done", v2, NULL, "v", json_integer(2), "bad spec");
 	free(v2);
 	v2 = record_encode(j);
@@ -716,11 +896,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_v1_rows),
 	    cmocka_unit_test(test_v1_refused),
-	    cmocka_unit_test(test_v2_round_trip),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_v2_v3_rows),
 	    cmocka_unit_test(test_v2_records_and_v3),
-	    cmocka_unit_test(test_v2_handler_job),
-	    cmocka_unit_test(test_v2_module_job),
-	    cmocka_unit_test(test_v2_refused),
+	    cmocka_unit_test(test_handler_job),
+	    cmocka_unit_test(test_module_job),
+	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_restore),
 	};
 
