@@ -15,7 +15,8 @@
  *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
  * then tables of the process pool's workers and of the router, and the
- * counters, each only when the daemon reports any.
+ * counters, each only when the daemon reports any; in cluster mode a
+ * "cluster:" line (this node, its connection) and a table of the nodes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -197,6 +198,64 @@ print_router(const json_t *router)
 	table_free(t);
 }
 
+/* "1/2 +3": running of slots, and queued when any. */
+static void
+slots_cell(struct table *t, const json_t *pool)
+{
+	json_int_t queued = json_integer_value(json_object_get(pool, "queued"));
+
+	if (!json_is_object(pool)) {
+		table_cell(t, "-");
+		return;
+	}
+	if (queued > 0)
+		table_cell(t, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " +%" JSON_INTEGER_FORMAT,
+		           json_integer_value(json_object_get(pool, "running")),
+		           json_integer_value(json_object_get(pool, "slots")), queued);
+	else
+		table_cell(t, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+		           json_integer_value(json_object_get(pool, "running")),
+		           json_integer_value(json_object_get(pool, "slots")));
+}
+
+/* Cluster mode: this node and its connection, then every node's last heartbeat. */
+static void
+print_cluster(const json_t *cluster)
+{
+	static const char *const headers[] = {
+	    "NODE", "HOST", "STATE", "CPU", "IO", "HELD", "LOAD", "SEEN", NULL,
+	};
+	const json_t *nodes = json_object_get(cluster, "nodes"), *n, *load;
+	char buf[FMT_BUFSZ];
+	struct table *t;
+	size_t i;
+
+	if (!json_is_object(cluster))
+		return;
+	print_scalars("cluster", cluster);
+	if (json_array_size(nodes) == 0)
+		return;
+	t = table_new(headers, "lllrrrrr");
+	for (i = 0; i < json_array_size(nodes); i++) {
+		n = json_array_get(nodes, i);
+		load = json_array_get(json_object_get(n, "load"), 0);
+		table_cell_scalar(t, json_object_get(n, "node"));
+		table_cell_scalar(t, json_object_get(n, "host"));
+		table_cell_scalar(t, json_object_get(n, "state"));
+		slots_cell(t, json_object_get(n, "cpu"));
+		slots_cell(t, json_object_get(n, "io"));
+		table_cell_scalar(t, json_object_get(n, "held"));
+		if (json_is_number(load))
+			table_cell(t, "%.2f", json_number_value(load));
+		else
+			table_cell(t, "-");
+		table_cell(t, "%s", fmt_age(buf, json_number_value(json_object_get(n, "seen"))));
+	}
+	printf("\nnodes:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
 static void
 print_counters(const json_t *counters)
 {
@@ -362,6 +421,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_cluster(json_object_get(st, "cluster"));
 	print_resources(json_object_get(st, "resources"));
 	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));

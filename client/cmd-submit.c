@@ -47,6 +47,7 @@ enum {
 	OPT_PIDS,
 	OPT_NOTIFY,
 	OPT_INPUT,
+	OPT_LOCAL,
 };
 
 struct submit {
@@ -308,6 +309,10 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 		return -1;
 	case OPT_LABEL:
 		return taskctl_parse_label(ctx, s->req, optarg);
+	case OPT_LOCAL:
+		/* Cluster mode: run on this node, not on whichever takes it (a single node: all are). */
+		json_object_set_new(s->req, "local", json_true());
+		return -1;
 	default:
 		return taskctl_common_option(ctx, argv, c);
 	}
@@ -338,6 +343,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"notify", required_argument, NULL, OPT_NOTIFY},
 	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"local", no_argument, NULL, OPT_LOCAL},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

@@ -71,6 +71,7 @@ enum key_kind {
 	K_STRV,   /* char ** (NULL-terminated), an array or list of non-empty strings */
 	K_LISTEN, /* char *, an address to listen on (addr_parse_listen) */
 	K_URL,    /* char *, an http:// URL (addr_parse_url) */
+	K_CHECKED, /* char *, a string parse() accepts (0), as choices describes */
 };
 
 struct key {
@@ -101,6 +102,9 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
 static int fsync_parse(const char *);
+static int url_check(const char *);
+static int name_check(const char *);
+static int stream_check(const char *);
 static int cgroups_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
@@ -178,6 +182,20 @@ static const struct key keys[] = {
 	  NULL, NULL },
 	{ "limits.max_output_per_user", K_SIZE, OFF(limits.max_output_per_user), 0, NOMAX, NULL,
 	  NULL },
+
+	{ "cluster.url", K_CHECKED, OFF(cluster.url), 0, 0, url_check,
+	  "nats://HOST:PORT or tls://HOST:PORT, several separated by commas" },
+	{ "cluster.node", K_CHECKED, OFF(cluster.node), 0, 0, name_check,
+	  "1 to 64 letters, digits, '-' or '_'" },
+	{ "cluster.stream", K_CHECKED, OFF(cluster.stream), 0, 0, stream_check,
+	  "1 to 32 letters, digits, '-' or '_'" },
+	{ "cluster.replicas", K_INT, OFF(cluster.replicas), 1, 5, NULL, NULL },
+	{ "cluster.ack_wait", K_FLOAT, OFF(cluster.ack_wait), 1, 86400, NULL, NULL },
+	{ "cluster.credentials", K_PATH, OFF(cluster.credentials), 0, 0, NULL, NULL },
+	{ "cluster.tls_ca", K_PATH, OFF(cluster.tls_ca), 0, 0, NULL, NULL },
+	{ "cluster.tls_cert", K_PATH, OFF(cluster.tls_cert), 0, 0, NULL, NULL },
+	{ "cluster.tls_key", K_PATH, OFF(cluster.tls_key), 0, 0, NULL, NULL },
+	{ "cluster.keep", K_FLOAT, OFF(cluster.keep), 60, 31536000, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -257,6 +275,10 @@ config_defaults(struct config *cfg)
 	cfg->http.timeout = 10;
 	cfg->limits.max_job_bytes_per_user = 64 * MIB;
 	cfg->limits.max_output_per_user = 1 * GIB;
+
+	cfg->cluster.replicas = 1;
+	cfg->cluster.ack_wait = 30;
+	cfg->cluster.keep = 7 * 86400;
 }
 
 static void
@@ -285,6 +307,13 @@ config_free(struct config *cfg)
 	free(cfg->jobs.webhook);
 	free(cfg->http.listen);
 	free(cfg->http.token_file);
+	free(cfg->cluster.url);
+	free(cfg->cluster.node);
+	free(cfg->cluster.stream);
+	free(cfg->cluster.credentials);
+	free(cfg->cluster.tls_ca);
+	free(cfg->cluster.tls_cert);
+	free(cfg->cluster.tls_key);
 	config_defaults(cfg);
 }
 
@@ -364,6 +393,57 @@ router_class_parse(const char *name)
 	int c = config_class_parse(name);
 
 	return c == CLASS_AUTO ? -1 : c;
+}
+
+/* A name that is one NATS subject token and a JetStream name: [A-Za-z0-9_-]{1,max}. */
+static int
+token_check(const char *s, size_t max)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+
+	return n > 0 && n <= max && s[n] == '\0' ? 0 : -1;
+}
+
+static int
+name_check(const char *s)
+{
+	return token_check(s, 64);
+}
+
+static int
+stream_check(const char *s)
+{
+	return token_check(s, 32);
+}
+
+/* nats://HOST[:PORT] or tls://..., user:password@ allowed, comma-separated, no spaces. */
+static int
+url_check(const char *s)
+{
+	const char *p = s, *end;
+	size_t len;
+
+	if (*s == '\0')
+		return -1;
+	for (;;) {
+		end = strchr(p, ',');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (!((len > 7 && strncmp(p, "nats://", 7) == 0) ||
+		      (len > 6 && strncmp(p, "tls://", 6) == 0)))
+			return -1;
+		for (; len > 0; p++, len--)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return -1;
+		if (end == NULL)
+			return 0;
+		p = end + 1;
+	}
+}
+
+const char *
+config_cluster_stream(const struct config *cfg)
+{
+	return cfg->cluster.stream != NULL ? cfg->cluster.stream : "TASKD";
 }
 
 /* Sizes: digits, an optional K/M/G/T (binary), an optional B. */
@@ -759,6 +839,22 @@ set_url(const struct key *k, const config_setting_t *s, void *field, char **why)
 	return set_string(s, field, why);
 }
 
+/* A string parse() accepts: a name, a URL of a given form. */
+static int
+set_checked(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xprintf("expected a string (%s)", k->choices);
+		return -1;
+	}
+	if (k->parse(config_setting_get_string(s)) == -1) {
+		*why = xprintf("invalid value '%s' (expected %s)", config_setting_get_string(s),
+			       k->choices);
+		return -1;
+	}
+	return set_string(s, field, why);
+}
+
 static const setter_fn setters[] = {
 	[K_INT] = set_int,
 	[K_FLOAT] = set_float,
@@ -772,6 +868,7 @@ static const setter_fn setters[] = {
 	[K_STRV] = set_strv,
 	[K_LISTEN] = set_listen,
 	[K_URL] = set_url,
+	[K_CHECKED] = set_checked,
 };
 
 /* The walk over the file. */
@@ -1052,6 +1149,39 @@ check_http(struct loader *ld)
 		    "serve other hosts (and set http.token_file)", a.host);
 }
 
+/*
+ * The cluster group (doc/cluster.md): its url is what turns cluster mode
+ * on, so a group without one is a mistake; a client certificate needs its
+ * key; and a taskd built without libnats cannot do it at all.
+ */
+static int
+check_cluster(struct loader *ld)
+{
+	const config_setting_t *g = config_lookup(ld->lc, "cluster"), *s;
+	const struct config *c = ld->cfg;
+
+	if (g == NULL)
+		return 0;
+	if (c->cluster.url == NULL)
+		return fail(ld, config_setting_source_file(g), config_setting_source_line(g),
+			    "cluster: url is required (the NATS server, e.g. "
+			    "\"nats://127.0.0.1:4222\"); remove the group for a single node");
+	if ((c->cluster.tls_cert == NULL) != (c->cluster.tls_key == NULL)) {
+		s = config_lookup(ld->lc, c->cluster.tls_cert != NULL ? "cluster.tls_cert"
+									 : "cluster.tls_key");
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "cluster: tls_cert and tls_key go together");
+	}
+#ifndef TASKD_CLUSTER
+	s = config_lookup(ld->lc, "cluster.url");
+	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+		    "cluster: this taskd was built without cluster support (libnats, meson "
+		    "option -Dcluster)");
+#else
+	return 0;
+#endif
+}
+
 static int
 read_file(struct loader *ld)
 {
@@ -1093,6 +1223,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = check_idle_timeout(&ld);
 	if (rc == 0)
 		rc = check_http(&ld);
+	if (rc == 0)
+		rc = check_cluster(&ld);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(cfg);
@@ -1134,6 +1266,7 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	case K_SOCKET:
 	case K_LISTEN:
 	case K_URL:
+	case K_CHECKED:
 		sa = *(char *const *)(const void *)pa;
 		sb = *(char *const *)(const void *)pb;
 		return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
@@ -1174,4 +1307,15 @@ config_same_modules(const struct config *a, const struct config *b)
 		if (strcmp(a->modules[i].path, b->modules[i].path) != 0)
 			return 0;
 	return 1;
+}
+
+bool
+config_cluster_changed(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(keys); i++)
+		if (strncmp(keys[i].path, "cluster.", 8) == 0 && !key_equal(&keys[i], a, b))
+			return true;
+	return false;
 }

@@ -6,6 +6,7 @@
 #ifndef TASKD_CONFIG_H
 #define TASKD_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -156,6 +157,20 @@ struct config {
 
 	struct module_config *modules;
 	size_t nmodules;
+
+	/* Cluster mode (doc/cluster.md): url set, else a single node. A restart applies changes. */
+	struct {
+		char *url;         /* NATS server(s), "nats://h:4222[,nats://h2:4222...]", or NULL */
+		char *node;        /* this node's name, NULL: the host name */
+		char *stream;      /* the JetStream stream, NULL: "TASKD" */
+		int replicas;      /* of the stream, its consumers and buckets, 1..5 */
+		double ack_wait;   /* seconds a silent node keeps a job before another gets it */
+		char *credentials; /* NATS credentials file, or NULL */
+		char *tls_ca;      /* TLS: CA certificates to trust, or NULL */
+		char *tls_cert;    /* TLS client certificate and its key, or NULL */
+		char *tls_key;
+		double keep;       /* seconds a job's state stays in the bucket after its last change */
+	} cluster;
 };
 
 /* Fill *cfg with the built-in defaults (strings NULL where main decides). */
@@ -174,6 +189,9 @@ void config_free(struct config *cfg);
 int config_diff(const struct config *a, const struct config *b,
 		void (*fn)(const char *key, void *arg), void *arg);
 
+/* Does a setting of the cluster group differ (they need a restart)? */
+bool config_cluster_changed(const struct config *a, const struct config *b);
+
 /* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
 int config_parse_size(const char *text, uint64_t *out);
 /* The other way, for messages: "64M" for round sizes, else plain bytes (malloc'd). */
@@ -183,6 +201,8 @@ const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
+/* The stream name of a configuration (cluster.stream or its default). */
+const char *config_cluster_stream(const struct config *cfg);
 /* "75%" or "512M" for messages and status (malloc'd). */
 char *config_share_text(const struct config_share *s);
 

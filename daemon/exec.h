@@ -102,10 +102,13 @@ struct run {
 };
 
 /*
- * A run with a cancel eventfd (a fresh one, or a drained one reused from a
- * run freed earlier) and spec zeroed; the caller fills spec.
+ * A run with spec zeroed; the caller fills spec. One this process executes
+ * (run_execute) is cancellable: it has a cancel eventfd (a fresh one, or a
+ * drained one reused from a run freed earlier). One a process or handler
+ * worker executes is cancelled by a message to the worker: cancel_fd -1, two
+ * system calls less per job once more runs are alive than eventfds kept.
  */
-struct run *run_new(void);
+struct run *run_new(bool cancellable);
 void run_free(struct run *r);
 /* Free a spec's strings and zero it (safe on a zeroed spec). */
 void run_spec_free(struct run_spec *s);

@@ -184,6 +184,10 @@ job_spec_free(struct job_spec *spec)
 void
 job_free(struct job *j)
 {
+	if (j->cl.hold != NULL)
+		fatalx("job %llu: freed while the cluster holds it", (unsigned long long)j->id);
+	free(j->cl.node);
+	free(j->cl.from);
 	job_spec_free(&j->spec);
 	free(j->kinds);
 	free(j->cgroup);
@@ -237,10 +241,14 @@ grow(struct jobs *js)
 	free(old);
 }
 
-/* Into the hash, the id-ordered list (ids only grow: the tail) and the counts. */
+/*
+ * Into the hash, the id-ordered list and the counts. Ids mostly grow (the
+ * tail); a cluster's jobs may come in a little out of order: walk back.
+ */
 static void
 insert(struct jobs *js, struct job *j)
 {
+	struct job *after;
 	size_t b;
 
 	j->qidx = SIZE_MAX;
@@ -251,7 +259,13 @@ insert(struct jobs *js, struct job *j)
 	b = bucket_of(js, j->id);
 	j->hnext = js->buckets[b];
 	js->buckets[b] = j;
-	TAILQ_INSERT_TAIL(&js->all, j, all);
+	for (after = TAILQ_LAST(&js->all, job_list); after != NULL && after->id > j->id;
+	     after = TAILQ_PREV(after, job_list, all))
+		;
+	if (after == NULL)
+		TAILQ_INSERT_HEAD(&js->all, j, all);
+	else
+		TAILQ_INSERT_AFTER(&js->all, after, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
 	j->job_bytes = job_spec_bytes(&j->spec);
@@ -436,15 +450,21 @@ jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n)
 }
 
 void
-jobs_drop_env(struct jobs *js, struct job *j)
+jobs_set_env(struct jobs *js, struct job *j, char **env)
 {
 	struct user_count *u = user_count(js, j->uid);
 
 	strv_free(j->spec.env);
-	j->spec.env = NULL;
+	j->spec.env = env;
 	u->job_bytes -= j->job_bytes;
 	j->job_bytes = job_spec_bytes(&j->spec);
 	u->job_bytes += j->job_bytes;
+}
+
+void
+jobs_drop_env(struct jobs *js, struct job *j)
+{
+	jobs_set_env(js, j, NULL);
 }
 
 void
@@ -704,6 +724,12 @@ add_lifecycle(json_t *o, const struct job *j)
 	json_object_set_new(o, "attempts", attempts_json(j->attempts));
 }
 
+bool
+job_elsewhere(const struct job *j)
+{
+	return j->cl.member && j->cl.hold == NULL;
+}
+
 json_t *
 job_to_json(const struct job *j)
 {
@@ -739,6 +765,12 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	/* Cluster mode: where it ran, and whether this attempt is a redelivery (doc/cluster.md). */
+	if (j->cl.member) {
+		json_object_set_new(o, "node", string_or_null(j->cl.node));
+		json_object_set_new(o, "redelivered", json_boolean(j->cl.redelivered));
+		json_object_set_new(o, "redelivered_from", string_or_null(j->cl.from));
+	}
 	json_object_set_new(o, "memory", j->spec.limits.memory > 0
 				 ? json_integer((json_int_t)j->spec.limits.memory) : json_null());
 	json_object_set_new(o, "cpus", j->spec.limits.cpus > 0 ? json_real(j->spec.limits.cpus)
@@ -884,11 +916,34 @@ jobs_restore(struct jobs *js, struct job *j, char **cause)
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
 	j->announced = true; /* stored long ago */
+	j->output_written = true; /* by a run of an earlier taskd, maybe */
 	if (job_state_final(st)) {
 		/* Restored in id order: the oldest finished are pruned first. */
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);
 		js->nfinished++;
 	}
+	return 0;
+}
+
+int
+jobs_insert(struct jobs *js, struct job *j)
+{
+	enum job_state st = j->state;
+
+	if (jobs_find(js, j->id) != NULL)
+		return -1;
+	j->cl.member = true;
+	j->state = JOB_QUEUED;
+	insert(js, j);
+	if (j->id >= js->next_id)
+		js->next_id = j->id + 1;
+	if (st != JOB_QUEUED)
+		job_set_state(js, j, st);
+	if (job_state_final(st)) {
+		TAILQ_INSERT_TAIL(&js->finished, j, finished);
+		js->nfinished++;
+	}
+	jobs_announce(js, j);
 	return 0;
 }
 

@@ -257,7 +257,7 @@ cmd_queue(struct notify *n, const struct job *j, const char *cmd, char **env, co
 	}
 	c = xcalloc(1, sizeof *c);
 	c->n = n;
-	c->run = r = run_new();
+	c->run = r = run_new(true);
 	r->spec.job_id = j->id;
 	r->spec.type = BUILTIN_EXEC;
 	r->spec.argv = xcalloc(4, sizeof *r->spec.argv);
@@ -615,6 +615,9 @@ notify_job_cb(struct job *j, int prev, void *arg)
 	struct notify *n = arg;
 	char **on;
 
+	/* Cluster mode: the node that runs a job tells of it, once (job_elsewhere). */
+	if (job_elsewhere(j))
+		return;
 	if (j->state == JOB_RUNNING) {
 		if (n->cfg->jobs.slow_log > 0)
 			slow_push(n, j);

@@ -14,6 +14,7 @@
 #include <pwd.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "hconfig.h"
 #include "jobtype.h"
 #include "life.h"
@@ -35,7 +36,7 @@ const struct op op_submit_entry = {
 	.name = TASKD_OP_SUBMIT,
 	.fn = op_submit,
 	.flags = OP_JOB_FIELDS,
-	.fields = { "wait", "jobs" },
+	.fields = { "wait", "jobs", "local" },
 };
 
 /*
@@ -279,6 +280,16 @@ submit_committed(bool ok, const char *cause, void *arg)
 	free(ps);
 }
 
+/*
+ * "local": true keeps the jobs on this node (cluster mode, doc/cluster.md);
+ * a single node keeps every job, so it takes it and changes nothing.
+ */
+static bool
+submit_local(struct request *req)
+{
+	return json_is_true(json_object_get(req->root, "local"));
+}
+
 static void
 submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *arr)
 {
@@ -325,6 +336,10 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 		free(specs);
 		return;
 	}
+	if (td->cluster != NULL) {
+		cluster_submit(td->cluster, c, req->id, specs, n, true, false, submit_local(req));
+		return;
+	}
 	ps = pending_submit_new(td, c, req, n, true);
 	for (i = 0; i < n; i++)
 		ps->ids[i] = add_job(td, c, &specs[i], now)->id;
@@ -352,11 +367,17 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct job_spec spec;
 	json_t *batch = json_object_get(req->root, "jobs");
 	json_t *wait = json_object_get(req->root, "wait");
+	json_t *local = json_object_get(req->root, "local");
 	struct pending_submit *ps;
+	struct job_spec *one;
 	struct conn *cs;
 
 	if (wait != NULL && !json_is_boolean(wait)) {
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"wait\" must be true or false");
+		return;
+	}
+	if (local != NULL && !json_is_boolean(local)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"local\" must be true or false");
 		return;
 	}
 	if (batch != NULL && wait != NULL) {
@@ -396,6 +417,13 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 			       &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (td->cluster != NULL) {
+		one = xcalloc(1, sizeof *one);
+		*one = spec;
+		cluster_submit(td->cluster, c, req->id, one, 1, false, json_is_true(wait),
+			       submit_local(req));
 		return;
 	}
 	ps = pending_submit_new(td, c, req, 1, false);

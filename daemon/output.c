@@ -19,6 +19,12 @@ output_dir(const char *state_dir)
 }
 
 char *
+output_cluster_dir(const char *state_dir)
+{
+	return xprintf("%s/cluster/jobs", state_dir);
+}
+
+char *
 output_path(const char *dir, uint64_t id, enum output_stream stream)
 {
 	return xprintf("%s/%llu.%s", dir, (unsigned long long)id, ext[stream]);

@@ -17,6 +17,11 @@ enum output_stream { OUTPUT_STDOUT, OUTPUT_STDERR };
 
 /* The directory of the output files under state_dir (malloc'd). */
 char *output_dir(const char *state_dir);
+/*
+ * The same in cluster mode (doc/cluster.md): STATE_DIR/cluster/jobs, apart
+ * from a single node's, since the ids are the cluster's (malloc'd).
+ */
+char *output_cluster_dir(const char *state_dir);
 /* dir/ID.out or dir/ID.err (malloc'd). */
 char *output_path(const char *dir, uint64_t id, enum output_stream stream);
 /* The bytes both files of job id take (a missing one: 0). */

@@ -644,17 +644,13 @@ proto_job_id(json_t *req, uint64_t *id, struct proto_error *err)
 char *
 proto_line(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT), *line;
-	size_t n;
+	struct jtext t = { 0 };
 
-	if (s == NULL)
-		fatalx("out of memory (json_dumps)");
-	n = strlen(s);
-	line = xreallocarray(s, n + 2, 1);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
-	return line;
+	/* json_dumps' text (jtext_value), faster: every answer is one. */
+	jtext_value(&t, o);
+	JTEXT_PUT(&t, "\n");
+	*len = t.n;
+	return jtext_end(&t);
 }
 
 char *

@@ -25,6 +25,7 @@
 #ifndef TASKD_RECORD_H
 #define TASKD_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "job.h"
@@ -33,6 +34,11 @@
 
 /* The record of j in the current version (JSON text, malloc'd). */
 char *record_encode(const struct job *j);
+/*
+ * The same, with the environment written as null unless with_env (a
+ * cluster's entries carry records: cluster-msg.c).
+ */
+char *record_encode_env(const struct job *j, bool with_env);
 
 /*
  * A job from its stored row (id, state name, record text), in no table yet
@@ -43,5 +49,8 @@ char *record_encode(const struct job *j);
  */
 struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,
 			  char **cause);
+/* The same from a parsed record (o is not taken). */
+struct job *record_decode_json(uint64_t id, const char *state, json_t *o, int *version,
+			       char **cause);
 
 #endif

@@ -62,11 +62,11 @@ cancel_fd_put(int fd, bool written)
 }
 
 struct run *
-run_new(void)
+run_new(bool cancellable)
 {
 	struct run *r = xcalloc(1, sizeof *r);
 
-	r->cancel_fd = cancel_fd_get();
+	r->cancel_fd = cancellable ? cancel_fd_get() : -1;
 	pthread_mutex_init(&r->progress_lock, NULL);
 	run_result_clear(&r->res);
 	return r;

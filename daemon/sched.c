@@ -56,6 +56,8 @@ struct sched {
 	bool (*retry_cb)(struct job *, enum job_state, void *);
 	void (*forget_cb)(struct job *, void *);
 	void *retry_arg;
+	bool (*cluster_cb)(struct job *, enum job_state, void *);
+	void *cluster_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
 	struct hpool *hpool;     /* handler workers, or NULL */
@@ -418,8 +420,9 @@ run_finished(struct sched *s, struct run *r, int worker)
 	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	resources_learn(s->res, j);
 	st = final_state(&j->res);
-	/* A retry takes the job back (scheduled); else it is over. */
-	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+	/* The cluster, or a retry, takes the job back; else it is over. */
+	if ((s->cluster_cb == NULL || !s->cluster_cb(j, st, s->cluster_arg)) &&
+	    (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg)))
 		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
@@ -459,9 +462,9 @@ run_task_cb(struct tpool_task *t)
 }
 
 static struct run *
-make_run(struct sched *s, struct job *j)
+make_run(struct sched *s, struct job *j, bool cancellable)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(cancellable);
 
 	r->spec.job_id = j->id;
 	r->spec.type = j->spec.type;
@@ -528,7 +531,7 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 static void
 start_thread(struct sched *s, struct job *j)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, true);
 
 	r->task.run = run_task_cb;
 	r->task.done = run_done_cb;
@@ -543,7 +546,7 @@ start_thread(struct sched *s, struct job *j)
 static int
 start_process(struct sched *s, struct job *j)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* ppool_cancel */
 
 	resources_start(s->res, j, r);
 	if (ppool_submit(s->ppool, r) == -1) {
@@ -561,7 +564,7 @@ start_process(struct sched *s, struct job *j)
 static int
 start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class cls)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* hpool_cancel */
 
 	if (hpool_submit(h, r, cls) == -1) {
 		run_free(r);
@@ -888,8 +891,8 @@ sched_enqueue(struct sched *s, struct job *j)
 	sched_dispatch(s);
 }
 
-void
-sched_add(struct sched *s, struct job *j)
+enum job_class
+sched_route(struct sched *s, struct job *j)
 {
 	struct kind_keys k;
 
@@ -897,6 +900,13 @@ sched_add(struct sched *s, struct job *j)
 	free(j->kinds);
 	j->kinds = kind_keys_pack(&k);
 	j->routed = router_route(s->router, &j->spec, &k, cpu_full(s), &j->route);
+	return j->routed;
+}
+
+void
+sched_add(struct sched *s, struct job *j)
+{
+	sched_route(s, j);
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
 	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
@@ -1018,6 +1028,13 @@ sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, 
 	s->retry_cb = retry;
 	s->forget_cb = forget;
 	s->retry_arg = arg;
+}
+
+void
+sched_set_cluster_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+{
+	s->cluster_cb = cb;
+	s->cluster_arg = arg;
 }
 
 void

@@ -491,7 +491,7 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	char *error = NULL;
 	int rc;
 
-	r = run_new();
+	r = run_new(true);
 	rc = worker_decode_spec(msg, &r->spec, &error);
 	if (rc == -2) {
 		/* A type this worker has not loaded: the job fails, the worker goes on. */

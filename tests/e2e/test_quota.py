@@ -335,6 +335,27 @@ class OutputQuotaTest(E2ETestCase):
                 self.assertEqual(nobody_quota(self, d)["output_bytes"], 100 * KIB + 10)
                 nobody_ok(self, d, {"op": "clean"})
 
+    def test_handler_retry_appends(self):
+        # A handler job that never wrote output counts its result only; one whose
+        # retry wrote nothing still has its first run's bytes (retries append).
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handler_worker.py")
+        d = nobody_daemon(self, dict(self.LIMITS, handlers=[
+            {"name": "py", "command": ["/usr/bin/python3", worker], "user": "root",
+             "start_timeout": 10}]))
+        quiet = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["text", "hi"],
+                                    "wait": True})
+        self.assertEqual(quiet["state"], "done", quiet)
+        self.assertEqual(d.read_output(quiet["id"]), b"")
+        result = len(json.dumps(quiet["result"]))
+        self.assertEqual(nobody_quota(self, d)["output_bytes"], result)
+        j = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["print_once", d.tmp],
+                                "retries": 1, "retry_delay": 0, "wait": True})
+        self.assertEqual((j["state"], j["attempt"]), ("done", 2), j)
+        out, err = d.read_output(j["id"]), d.read_output(j["id"], "stderr")
+        self.assertIn(b"first attempt", out)
+        self.assertEqual(nobody_quota(self, d)["output_bytes"],
+                         result + len(out) + len(err) + len(json.dumps(j["result"])))
+
     def test_restart_counts_again(self):
         d = nobody_daemon(self, self.LIMITS)
         self.run_as_nobody(d, "head -c 60000 /dev/zero")

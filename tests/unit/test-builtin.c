@@ -33,7 +33,7 @@ sleep_s(double s)
 static struct run *
 mkrun(int type, ...)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(true);
 	const char *argv[8];
 	const char *a;
 	va_list ap;

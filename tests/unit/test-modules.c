@@ -443,7 +443,7 @@ test_validate(void **state)
 static struct run *
 mkrun(const char *type, ...)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(true);
 	const char *argv[16], *a;
 	va_list ap;
 	int n = 0;

@@ -49,7 +49,7 @@ static const struct expect {
 	enum job_arg job;
 	const char *fields;   /* what it takes besides the envelope and "job" */
 } expect[] = {
-	{ "submit", false, false, false, NO_JOB, "wait jobs " JOB_FIELDS },
+	{ "submit", false, false, false, NO_JOB, "wait jobs local " JOB_FIELDS },
 	{ "status", false, false, true, NO_JOB, "cursor" },
 	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids" },
 	{ "show", false, false, true, JOB_REQUIRED, "" },

@@ -12,6 +12,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 #include "builtin.h"
 #include "job.h"
 #include "jobtype.h"
+#include "jsonutil.h"
 #include "modules.h"
 #include "record.h"
 #include "xmalloc.h"
@@ -443,6 +447,248 @@ full_job(void)
 	return j;
 }
 
+/* v as jansson writes a real: what the record held when it was a jansson tree. */
+static void
+real_as_jansson(double v)
+{
+	json_t *r = json_real(v);
+	char *want = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY), buf[JSON_REAL_TEXT_MAX];
+	size_t n = json_real_text(v, buf);
+	double back;
+
+	if (strcmp(buf, want) != 0 || n != strlen(want))
+		fail_msg("%a: \"%s\" (%zu), jansson \"%s\"", v, buf, n, want);
+	back = strtod(buf, NULL);
+	if (memcmp(&back, &v, sizeof v) != 0)
+		fail_msg("%a: \"%s\" reads back as %a", v, buf, back);
+	free(want);
+	json_decref(r);
+}
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Reals are written as jansson writes them, byte for byte, and read back exactly. */
+static void
+test_real_text(void **state)
+{
+	static const double table[] = {
+		0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 1e-6, 9.999999e-7,
+		1.0000000000000001e-6, 1e-5, 9.9999999999999991e-5, 1e-4, 1.0000000000000001e-4,
+		0.001, 0.0026459999999999999, 8.8626000000000002e-5, 7.2787999897627742e-5, 123.456,
+		1e15, 1e16, 1e17, 1e22, 1e23, 9007199254740991.0, 9007199254740992.0,
+		9007199254740993.0, 4503599627370495.5, 4503599627370496.0, 99999999999999984.0,
+		0.99999999999999989, 9.9999999999999982, 1796312793.0307295, 1796312793.2387972,
+		1700000000.5, 1800000000.25, 3600.5, 0.0625, 1e300, -1e300, DBL_MAX, -DBL_MAX,
+		DBL_MIN, -DBL_MIN, 4.9406564584124654e-324, 2.2250738585072009e-308, DBL_EPSILON,
+		-1796312793.0307295, -8.8626000000000002e-5, 5e-7, 123456789012345680.0,
+	};
+	uint64_t seed = 0x9E3779B97F4A7C15ULL, bits;
+	double v;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < nitems(table); i++)
+		real_as_jansson(table[i]);
+	for (k = 0; k < 100000; k++) {
+		/* Any finite double; one in the fast range; a timestamp; microseconds. */
+		bits = xorshift(&seed);
+		memcpy(&v, &bits, sizeof v);
+		if (isfinite(v))
+			real_as_jansson(v);
+		real_as_jansson(ldexp((double)(xorshift(&seed) >> 11), (int)(xorshift(&seed) % 80) - 105));
+		real_as_jansson(1.7e9 + (double)(xorshift(&seed) % 1000000000) / 1e9);
+		real_as_jansson((double)(xorshift(&seed) % 100000000) / 1e6);
+	}
+}
+
+/* What jansson takes as UTF-8, and nothing else. */
+static void
+test_utf8(void **state)
+{
+	static const char *const table[] = {
+		"", "abc", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "\xef\xbf\xbf",
+		"\xf4\x8f\xbf\xbf", "\x7f", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf",
+		"\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+		"\xe2\x82", "\x80", "\xbf", "\xff", "\xfe", "a\xc3", "\xc3\xa9\xc3", "\xe2\x28\xa1",
+	};
+	json_t *v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(table); i++) {
+		v = json_string(table[i]);
+		if (utf8_valid(table[i], strlen(table[i])) != (v != NULL))
+			fail_msg("entry %zu: utf8_valid %d, jansson %d", i,
+				 utf8_valid(table[i], strlen(table[i])), v != NULL);
+		json_decref(v);
+	}
+}
+
+/* The record is the text jansson wrote for the tree of its fields, with its reals as reals. */
+static void
+as_jansson(struct job *j)
+{
+	char *text = round_trip(j), *again;
+	json_t *o = parse(text), *res = json_object_get(o, "result");
+
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_true(json_is_real(json_object_get(o, "submitted_at")));
+	assert_true(json_is_real(json_object_get(o, "due_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(o, "spec"), "timeout")));
+	assert_true(json_is_real(json_object_get(res, "cpu_user")));
+	assert_true(json_is_real(json_object_get(res, "wall")));
+	assert_true(json_is_real(json_object_get(o, "reclassified_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(o, "route"), "ratio")));
+	assert_true(json_is_real(json_object_get(json_object_get(json_object_get(o, "spec"),
+								 "limits"), "cpus")));
+	free(again);
+	json_decref(o);
+	free(text);
+}
+
+static void
+test_as_jansson(void **state)
+{
+	static const double times[] = {
+		0.0, 1.0, 1e-7, 4.9406564584124654e-324, 0.0026459999999999999, 1796312793.0307295,
+		1e300, DBL_MAX, 9007199254740993.0,
+	};
+	static const double any[] = { -0.0, -1.5, -1e300, -4.9406564584124654e-324 };
+	struct job *j = full_job();
+	char *text;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	/* Every escape jansson writes, UTF-8 as is. */
+	free(j->spec.name);
+	j->spec.name = xstrdup("\x01\x02\x1f\"\\/\b\f\n\r\t\x7f \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e");
+	free(j->res.error);
+	j->res.error = xstrdup("q\"uote\\");
+	free(j->spec.argv[0]);
+	j->spec.argv[0] = xstrdup("\ttab");
+	json_decref(j->attempts);
+	j->attempts = json_pack("[{s:i,s:f,s:n},{s:s}]", "attempt", 1, "started_at",
+				1796312793.0340028, "signal", "error", "a\nb");
+	as_jansson(j);
+	for (i = 0; i < nitems(times); i++) {
+		j->res.cpu_user = j->res.wall = j->res.started_at = times[i];
+		j->submitted_at = j->due_at = j->spec.timeout = times[i];
+		as_jansson(j);
+	}
+	for (i = 0; i < nitems(any); i++) {
+		j->submitted_at = j->due_at = j->spec.timeout = j->spec.retry_delay = any[i];
+		as_jansson(j);
+	}
+	/* NaN and infinities, which JSON cannot hold: 0.0, as the tree had them. */
+	j->due_at = NAN;
+	j->spec.timeout = INFINITY;
+	j->res.wall = -INFINITY;
+	text = record_encode(j);
+	o = parse(text);
+	assert_true(json_is_real(json_object_get(o, "due_at")));
+	assert_true(json_real_value(json_object_get(o, "due_at")) == 0.0);
+	assert_true(json_real_value(json_object_get(json_object_get(o, "spec"), "timeout")) == 0.0);
+	assert_true(json_real_value(json_object_get(json_object_get(o, "result"), "wall")) == 0.0);
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
+/* jtext_value writes what json_dumps writes. */
+static void
+text_as_jansson(const json_t *v)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct jtext t = { 0 };
+	char *got;
+
+	jtext_value(&t, v);
+	got = jtext_end(&t);
+	assert_non_null(want);
+	if (strcmp(got, want) != 0 || t.n != strlen(want))
+		fail_msg("jtext \"%s\" (%zu), jansson \"%s\"", got, t.n, want);
+	free(got);
+	free(want);
+}
+
+/* A random tree of every kind of value, depth at most d. */
+static json_t *
+random_tree(uint64_t *seed, int d)
+{
+	static const char *const strs[] = { "", "a", "\"q\"", "back\\slash", "\x01\x1f\x7f",
+					    "\b\f\n\r\t/", "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e" };
+	json_t *v;
+	uint64_t r = xorshift(seed), bits;
+	double x;
+	char key[16];
+	int i, n;
+
+	switch (r % (d > 0 ? 9 : 7)) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(r & 16);
+	case 2:
+		return json_integer((json_int_t)xorshift(seed) >> (r % 64));
+	case 3:
+		bits = xorshift(seed);
+		memcpy(&x, &bits, sizeof x);
+		return json_real(isfinite(x) ? x : (double)(r % 1000) / 7);
+	case 4:
+		return json_real((double)(xorshift(seed) % 10000000) / 1e6);
+	case 5:
+		return json_string(strs[r % nitems(strs)]);
+	case 6:
+		return json_stringn("nul\0inside", 10);
+	case 7:
+		v = json_array();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++)
+			json_array_append_new(v, random_tree(seed, d - 1));
+		return v;
+	default:
+		v = json_object();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++) {
+			snprintf(key, sizeof key, "%s%d", i % 2 ? "k\n" : "key", (int)(r >> 16) % 97);
+			json_object_set_new(v, key, random_tree(seed, d - 1));
+		}
+		return v;
+	}
+}
+
+static void
+test_jtext_as_jansson(void **state)
+{
+	struct job *j = full_job();
+	uint64_t seed = 42;
+	json_t *v;
+	int k;
+
+	(void)state;
+	v = job_to_json(j);
+	text_as_jansson(v);
+	json_decref(v);
+	v = json_pack("[I,I,I,I,{},[],{s:[]}]", (json_int_t)LLONG_MIN, (json_int_t)LLONG_MAX,
+		      (json_int_t)0, (json_int_t)-1, "");
+	text_as_jansson(v);
+	json_decref(v);
+	for (k = 0; k < 20000; k++) {
+		v = random_tree(&seed, 4);
+		text_as_jansson(v);
+		json_decref(v);
+	}
+	job_free(j);
+}
+
 /* A handler's job: its type by name, its input, a JSON result, pool "handler". */
 static void
 test_handler_job(void **state)
@@ -518,6 +764,7 @@ test_module_job(void **state)
 	j->spec.input = xstrdup("aGk=");
 	j->res.result = xstrdup("[1,2]");
 	j->res.result_json = true;
+	as_jansson(j); /* written as the jansson tree was */
 	text = round_trip(j);
 	o = json_loads(text, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "spec"), "type")),
@@ -898,6 +1145,10 @@ main(void)
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_v2_v3_rows),
+	    cmocka_unit_test(test_real_text),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_as_jansson),
+	    cmocka_unit_test(test_jtext_as_jansson),
 	    cmocka_unit_test(test_v2_records_and_v3),
 	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_module_job),
