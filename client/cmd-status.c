@@ -18,6 +18,7 @@
  * counters, each only when the daemon reports any; in cluster mode a
  * "cluster:" line (this node, its connection) and a table of the nodes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,54 @@ print_handlers(const json_t *handlers)
 		print_handler_workers(json_array_get(handlers, i));
 }
 
+/* "hash (auto), ..." : a module's types with their classes. */
+static char *
+module_types(const json_t *types)
+{
+	const json_t *t;
+	char *s = NULL, *n;
+	size_t i;
+
+	json_array_foreach(types, i, t) {
+		n = fmt_alloc("%s%s%s (%s)", s != NULL ? s : "", s != NULL ? ", " : "",
+			      json_string_value(json_object_get(t, "name")),
+			      json_string_value(json_object_get(t, "class")));
+		if (n == NULL)
+			taskctl_lost(ENOMEM);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+/* Each module (the built-in one first): its version, its types, its file. */
+static void
+print_modules(const json_t *modules)
+{
+	static const char *const headers[] = {"MODULE", "VERSION", "PATH", "TYPES", NULL};
+	const json_t *m, *path, *version;
+	struct table *t;
+	char *types;
+	size_t i;
+
+	if (json_array_size(modules) == 0)
+		return;
+	t = table_new(headers, "llll");
+	json_array_foreach(modules, i, m) {
+		path = json_object_get(m, "path");
+		version = json_object_get(m, "version");
+		table_cell_scalar(t, json_object_get(m, "module"));
+		table_cell(t, "%s", json_is_string(version) ? json_string_value(version) : "-");
+		table_cell(t, "%s", json_is_string(path) ? json_string_value(path) : "(built in)");
+		types = module_types(json_object_get(m, "types"));
+		table_cell(t, "%s", types != NULL ? types : "-");
+		free(types);
+	}
+	printf("\nmodules:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
 static void
 print_status(const json_t *st)
 {
@@ -377,6 +426,7 @@ print_status(const json_t *st)
 	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));
+	print_modules(json_object_get(st, "modules"));
 	print_router(json_object_get(st, "router"));
 	print_counters(json_object_get(st, "counters"));
 }

@@ -3,7 +3,9 @@
  *
  * Builds a single-job submit (--label K=V, repeatable, sets its labels) (job fields at the top level of the
  * request, doc/protocol.md). Like running the command in the shell, an
- * exec job gets taskctl's cwd and whole environment unless --no-env.
+ * exec job gets taskctl's cwd and whole environment unless --no-env; a job
+ * of another type gets the cwd too (a module type opens relative paths
+ * there), when taskctl has one.
  * Cheap checks happen here; the daemon has the last word.
  * With --wait: one request with "wait": true, answered with the finished
  * job (so a job pruned as it ends, jobs.keep_finished, still gives its
@@ -436,7 +438,19 @@ set_cwd(struct submit *s)
 	return json_object_set_new(s->req, "cwd", v);
 }
 
-/* --input FILE|-: the job's input (for handler types), sent as base64. */
+/* Our own directory as the job's, when there is one that JSON can hold. */
+static void
+set_here(struct submit *s)
+{
+	char *here = getcwd(NULL, 0);
+	json_t *v = here != NULL ? json_string(here) : NULL;
+
+	free(here);
+	if (v != NULL)
+		json_object_set_new(s->req, "cwd", v);
+}
+
+/* --input FILE|-: the job's input (for handler and module types), sent as base64. */
 static int
 set_input(struct taskctl *ctx, struct submit *s)
 {
@@ -490,6 +504,9 @@ build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 		return 1;
 	if ((is_exec || s->cwd != NULL) && set_cwd(s) == -1)
 		return 1;
+	/* Not exec: our directory, if we have one (a removed one is not an error then). */
+	if (!is_exec && s->cwd == NULL)
+		set_here(s);
 	/* A built-in gets no environment but the --env pairs. */
 	if (is_exec || json_object_size(s->env) > 0)
 		set_env(s, s->no_env || !is_exec);

@@ -46,6 +46,10 @@
 #define NOMAX LLONG_MAX /* no upper bound besides the field's type */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
+#ifndef TASKD_MODULEDIR
+#define TASKD_MODULEDIR "/usr/lib/taskd/modules"
+#endif
+#define MODULES_MAX 64
 
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
@@ -277,10 +281,25 @@ config_defaults(struct config *cfg)
 	cfg->cluster.keep = 7 * 86400;
 }
 
+static void
+modules_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nmodules; i++) {
+		free(cfg->modules[i].path);
+		free(cfg->modules[i].file);
+	}
+	free(cfg->modules);
+	cfg->modules = NULL;
+	cfg->nmodules = 0;
+}
+
 void
 config_free(struct config *cfg)
 {
 	hconfig_free(cfg);
+	modules_free(cfg);
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
@@ -906,6 +925,88 @@ apply(struct loader *ld, const struct key *k, const config_setting_t *s)
 
 static int walk(struct loader *, const config_setting_t *, const char *);
 
+/* An absolute path, or a bare name: MODULEDIR/NAME, with ".so" added when it has none. */
+static char *
+module_path(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (v[0] == '/')
+		return xstrdup(v);
+	if (n > 3 && strcmp(v + n - 3, ".so") == 0)
+		return xprintf("%s/%s", TASKD_MODULEDIR, v);
+	return xprintf("%s/%s.so", TASKD_MODULEDIR, v);
+}
+
+/*
+ * The line of a string element of a list. libconfig gives the line its
+ * parser was on when it took the element, which for the last one is the
+ * line of the closing parenthesis: the last line up to that one that holds
+ * the string quoted is where it is written.
+ */
+static unsigned int
+element_line(const char *file, unsigned int line, const char *v)
+{
+	char *quoted = xprintf("\"%s\"", v), *buf = NULL;
+	unsigned int n = 0, found = line;
+	size_t cap = 0;
+	FILE *f = fopen(file, "re");
+
+	while (f != NULL && n < line && getline(&buf, &cap, f) != -1) {
+		n++;
+		if (strstr(buf, quoted) != NULL)
+			found = n;
+	}
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	free(quoted);
+	return found;
+}
+
+/* `modules = ( "PATH", ... )` (a list or an array of strings); modules.c loads them. */
+static int
+load_modules(struct loader *ld, const config_setting_t *s)
+{
+	const config_setting_t *e;
+	const char *v, *file;
+	unsigned int line;
+	size_t i, j, n;
+
+	modules_free(ld->cfg);
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "modules: expected a list of paths ( \"/path/x.so\", ... )");
+	n = (size_t)config_setting_length(s);
+	if (n > MODULES_MAX)
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "modules: at most %d modules", MODULES_MAX);
+	ld->cfg->modules = n > 0 ? xcalloc(n, sizeof *ld->cfg->modules) : NULL;
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		file = config_setting_source_file(e) != NULL ? config_setting_source_file(e)
+							      : ld->path;
+		line = config_setting_source_line(e) > 0 ? config_setting_source_line(e)
+							 : config_setting_source_line(s);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail(ld, file, line, "modules[%zu]: expected a string (a path)", i);
+		v = config_setting_get_string(e);
+		line = element_line(file, line, v);
+		if (*v == '\0' || (v[0] != '/' && strchr(v, '/') != NULL))
+			return fail(ld, file, line, "modules[%zu]: '%s': expected an absolute path, "
+				    "or the name of a module in %s", i, v, TASKD_MODULEDIR);
+		ld->cfg->modules[i].path = module_path(v);
+		ld->cfg->modules[i].file = xstrdup(file);
+		ld->cfg->modules[i].line = line;
+		ld->cfg->nmodules = i + 1;
+		for (j = 0; j < i; j++)
+			if (strcmp(ld->cfg->modules[j].path, ld->cfg->modules[i].path) == 0)
+				return fail(ld, file, line, "modules[%zu]: %s is listed twice", i,
+					    ld->cfg->modules[i].path);
+	}
+	return 0;
+}
+
 static int
 visit(struct loader *ld, const config_setting_t *s, const char *path)
 {
@@ -915,6 +1016,8 @@ visit(struct loader *ld, const config_setting_t *s, const char *path)
 
 	if ((k = key_find(path)) != NULL)
 		return apply(ld, k, s);
+	if (strcmp(path, "modules") == 0)
+		return load_modules(ld, s);
 	/* A list of groups, with rules of its own (hconfig.c). */
 	if (strcmp(path, "handlers") == 0) {
 		hconfig_free(ld->cfg);
@@ -1185,7 +1288,25 @@ config_diff(const struct config *a, const struct config *b,
 		if (fn != NULL)
 			fn(keys[i].path, arg);
 	}
+	if (!config_same_modules(a, b)) {
+		n++;
+		if (fn != NULL)
+			fn("modules", arg);
+	}
 	return n + hconfig_diff(a, b, fn, arg);
+}
+
+int
+config_same_modules(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nmodules != b->nmodules)
+		return 0;
+	for (i = 0; i < a->nmodules; i++)
+		if (strcmp(a->modules[i].path, b->modules[i].path) != 0)
+			return 0;
+	return 1;
 }
 
 bool

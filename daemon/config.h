@@ -57,6 +57,17 @@ struct handler_config {
 	unsigned int line;       /* where it is in the file, for messages */
 };
 
+/*
+ * One entry of `modules = ( "PATH", ... )`: a C module to load (module.c,
+ * doc/modules.md). Loading it is module.c's business; the configuration
+ * only knows where it is and where it was written.
+ */
+struct module_config {
+	char *path;        /* absolute: as written, or MODULEDIR/NAME.so for a bare NAME */
+	char *file;        /* the configuration file that names it, for messages */
+	unsigned int line;
+};
+
 struct config {
 	char *path;       /* file it was loaded from, or NULL for built-in defaults */
 	char *socket;     /* NULL: not set in the file (main picks the default) */
@@ -144,6 +155,9 @@ struct config {
 	struct handler_config *handlers;
 	size_t nhandlers;
 
+	struct module_config *modules;
+	size_t nmodules;
+
 	/* Cluster mode (doc/cluster.md): url set, else a single node. A restart applies changes. */
 	struct {
 		char *url;         /* NATS server(s), "nats://h:4222[,nats://h2:4222...]", or NULL */
@@ -191,6 +205,9 @@ const char *config_fsync_name(enum store_fsync f);
 const char *config_cluster_stream(const struct config *cfg);
 /* "75%" or "512M" for messages and status (malloc'd). */
 char *config_share_text(const struct config_share *s);
+
+/* Do a and b list the same modules, in the same order? */
+int config_same_modules(const struct config *a, const struct config *b);
 
 /* The handler named name, or NULL. */
 const struct handler_config *config_handler(const struct config *cfg, const char *name);

@@ -12,6 +12,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 struct jobs {
@@ -161,7 +162,7 @@ jobs_new(void)
 void
 job_kind_keys(const struct job_spec *spec, struct kind_keys *k)
 {
-	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : builtin_name(spec->type),
+	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : jobtype_name(spec->type, NULL),
 		  spec->type == JOBTYPE_HANDLER ? spec->handler : NULL, spec->argv, spec->cwd, k);
 }
 
@@ -630,6 +631,22 @@ result_json(const struct run_result *r)
 	return json_string(r->result);
 }
 
+/* The last progress message while it runs: a handler's (kept in the job), a module job's (in its run). */
+static json_t *
+progress_json(const struct job *j)
+{
+	json_t *v;
+	char *p;
+
+	if (j->progress != NULL)
+		return json_string(j->progress);
+	if (j->state != JOB_RUNNING || j->run == NULL || (p = run_progress(j->run)) == NULL)
+		return json_null();
+	v = json_string(p); /* UTF-8: modrun.c made it so */
+	free(p);
+	return v != NULL ? v : json_null();
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -659,15 +676,9 @@ add_result(json_t *o, const struct job *j)
 }
 
 bool
-job_type_has_output(int type)
-{
-	return type == BUILTIN_EXEC || type == JOBTYPE_HANDLER;
-}
-
-bool
 job_has_output(const struct job *j)
 {
-	return job_type_has_output(j->spec.type) && j->started_at > 0;
+	return jobtype_has_output(j->spec.type) && j->started_at > 0;
 }
 
 json_t *
@@ -746,8 +757,10 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
-	if (j->spec.type == JOBTYPE_HANDLER)
-		json_object_set_new(o, "progress", string_or_null(j->progress));
+	/* Types that may report progress: handlers and modules (the built-in types do not). */
+	if (j->spec.type == JOBTYPE_HANDLER ||
+	    (j->spec.type != BUILTIN_EXEC && !module_builtin(j->spec.type)))
+		json_object_set_new(o, "progress", progress_json(j));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));

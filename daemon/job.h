@@ -310,10 +310,8 @@ void jobs_set_next_id(struct jobs *js, uint64_t next);
  */
 bool job_elsewhere(const struct job *j);
 
-/* Does j have output files: a command or a handler job, once started? */
+/* Does j have output files: a job of a type that may write some (jobtype.h), once started? */
 bool job_has_output(const struct job *j);
-/* May a job of this type have output files (a command, a handler job)? */
-bool job_type_has_output(int type);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);

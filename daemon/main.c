@@ -32,6 +32,7 @@
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "monitor.h"
 #include "notify.h"
 #include "ops.h"
@@ -132,7 +133,12 @@ load_config(void)
 	char *cause = NULL;
 
 	config_defaults(&cfg);
-	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == -1) {
+	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == 0)
+		log_setlevel(opts.log_level >= 0 ? opts.log_level : cfg.log_level);
+	/* The modules before anything that may look a type up (the stored jobs, handler names). */
+	if (opts.config != NULL &&
+	    (cause != NULL || module_load_all(&cfg, &cause) == -1 ||
+	     module_check_handlers(&cfg, &cause) == -1)) {
 		fprintf(stderr, "%s\n", cause);
 		free(cause);
 		exit(1);

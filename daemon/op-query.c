@@ -15,6 +15,7 @@
 #include "http.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "ops.h"
 #include "persist.h"
 #include "ppool.h"
@@ -212,6 +213,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "http", http_address(td->http) != NULL
 				       ? json_string(http_address(td->http)) : json_null());
 	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
+	json_object_set_new(r, "modules", module_to_json());
 	json_object_set_new(r, "cluster", td->cluster != NULL ? cluster_status(td->cluster)
 							      : json_null());
 	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));

@@ -9,11 +9,13 @@
 
 #include <taskd/protocol.h>
 
+#include "base64.h"
 #include "builtin.h"
 #include "hproto.h"
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "proto.h"
 #include "xmalloc.h"
 
@@ -459,17 +461,12 @@ decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
 	return 0;
 }
 
-/*
- * A handler's job: its input (base64), its class against the handler's,
- * its default timeout; the environment is the handler's, not the job's.
- */
+/* A job's "input": base64 text, kept as it is (NULL when empty); 0 or -1. */
 static int
-decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
-	       struct proto_error *err)
+decode_input(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "input");
 
-	spec->handler = xstrdup(h->name);
 	if (v != NULL && (!json_is_string(v) ||
 			  !hproto_base64_valid(json_string_value(v), json_string_length(v)))) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"input\" must be base64 text");
@@ -477,14 +474,38 @@ decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spe
 	}
 	if (v != NULL && json_string_length(v) > 0)
 		spec->input = xstrdup(json_string_value(v));
-	if (h->class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != h->class) {
+	return 0;
+}
+
+/* A type of class cpu or io takes jobs of its class (or auto, which becomes it); 0 or -1. */
+static int
+decode_class(const char *what, const char *name, enum job_class class, struct job_spec *spec,
+	     struct proto_error *err)
+{
+	if (class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != class) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"handler %s is class %s: a job of it cannot be class %s", h->name,
-				config_class_name(h->class), config_class_name(spec->class));
+				"%s %s is class %s: a job of it cannot be class %s", what, name,
+				config_class_name(class), config_class_name(spec->class));
 		return -1;
 	}
-	if (h->class != CLASS_AUTO)
-		spec->class = h->class;
+	if (class != CLASS_AUTO)
+		spec->class = class;
+	return 0;
+}
+
+/*
+ * A handler's job: its input, its class against the handler's, its
+ * default timeout; the environment and directory are the handler's, not
+ * the job's.
+ */
+static int
+decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
+	       struct proto_error *err)
+{
+	spec->handler = xstrdup(h->name);
+	if (decode_input(obj, spec, err) == -1 ||
+	    decode_class("handler", h->name, h->class, spec, err) == -1)
+		return -1;
 	if (h->timeout > 0 && json_object_get(obj, "timeout") == NULL)
 		spec->timeout = h->timeout;
 	strv_free(spec->env);
@@ -492,12 +513,40 @@ decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spe
 	return 0;
 }
 
+/* A module type's job: its input, its class, and the type's validate() on both. */
+static int
+decode_module(json_t *obj, const struct jobtype *t, struct job_spec *spec,
+	      struct proto_error *err)
+{
+	char *bytes = NULL, *msg = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (decode_input(obj, spec, err) == -1 ||
+	    decode_class("job type", t->name, t->module->class, spec, err) == -1)
+		return -1;
+	if (t->module->validate == NULL)
+		return 0;
+	if (spec->input != NULL &&
+	    base64_decode(spec->input, strlen(spec->input), &bytes, &n) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"input\" must be base64 text");
+		return -1;
+	}
+	rc = module_validate(t->type, spec->argv, (const unsigned char *)bytes, n, &msg);
+	free(bytes);
+	if (rc == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
+		free(msg);
+	}
+	return rc;
+}
+
 static int
 decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
 	struct jobtype t;
-	char *msg = NULL, *known;
+	char *known;
 
 	spec->type = BUILTIN_EXEC;
 	if (v != NULL) {
@@ -513,23 +562,17 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 		spec->type = t.type;
 		if (t.source == JOBTYPE_FROM_HANDLER)
 			return decode_handler(obj, t.handler, spec, err);
+		if (t.source == JOBTYPE_MODULE)
+			return decode_module(obj, &t, spec, err);
 	}
 	if (json_object_get(obj, "input") != NULL) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"input\" is for handler job types only");
+				"\"input\" is for job types other than exec");
 		return -1;
 	}
-	if (spec->type == BUILTIN_EXEC) {
-		if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
-			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-					"\"argv\" must name a command for an exec job");
-			return -1;
-		}
-		return 0;
-	}
-	if (builtin_validate(spec->type, spec->argv, &msg) == -1) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
-		free(msg);
+	if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"argv\" must name a command for an exec job");
 		return -1;
 	}
 	return 0;

@@ -79,7 +79,7 @@ quota_run_kept(const struct config *cfg, struct jobs *js, struct job *j)
 	uint64_t limit = bound(j->uid, cfg->limits.max_output_per_user), jb, out;
 
 	j->output_capped = j->output_stopped = false;
-	if (!job_type_has_output(j->spec.type))
+	if (!jobtype_has_output(j->spec.type))
 		return 0;
 	/* A retry's output files start empty again. */
 	jobs_set_output_bytes(js, j, 0);

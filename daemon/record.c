@@ -12,7 +12,11 @@
  * and one more field, "handler": {"input": base64 text or "", "result_json":
  * whether "result" is JSON text}; the name is checked against the
  * configuration only when the job is queued (a handler gone by then fails
- * it: "handler removed").
+ * it: "handler removed"). A job of a module type (doc/modules.md) other
+ * than the built-in ones has the same field (named for handlers, which
+ * came first): its type's name is looked up in the loaded modules, and a
+ * name no module has any more is taken for a handler's (so its job fails
+ * like one whose handler is gone).
  */
 #include <limits.h>
 #include <math.h>
@@ -26,6 +30,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -322,7 +327,8 @@ record_encode_env(const struct job *j, bool with_env)
 	key(&o, "due_at");
 	real(&o, j->due_at);
 	encode_result(&o, j);
-	if (j->spec.type == JOBTYPE_HANDLER) {
+	if (j->spec.type == JOBTYPE_HANDLER ||
+	    (j->spec.type != BUILTIN_EXEC && !module_builtin(j->spec.type))) {
 		key(&o, "handler");
 		PUT(&o, "{");
 		key(&o, "input");
@@ -438,7 +444,7 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 
 	*why = "bad field values";
 	if (in->uid < 0 || in->uid >= UINT32_MAX || in->gid < 0 || in->gid >= UINT32_MAX ||
-	    (builtin_name(in->type) == NULL && in->type != JOBTYPE_HANDLER) ||
+	    jobtype_name(in->type, "") == NULL ||
 	    in->class < CLASS_AUTO || in->class > CLASS_IO ||
 	    in->routed < CLASS_AUTO || in->routed > CLASS_IO || in->pool < POOL_NONE ||
 	    in->pool > POOL_HANDLER || in->worker < INT_MIN || in->worker > INT_MAX ||
@@ -547,8 +553,8 @@ decode_v2(json_t *o, int v, struct job *j, const char **why)
 	}
 	rc = decode_v2_job(o, v, j, why);
 	if (rc == 0 && handler != NULL) {
-		/* The type was the handler's name: no built-in has it. */
-		if (j->spec.type != JOBTYPE_HANDLER) {
+		/* The type was a handler's or a module's name: not exec, not a built-in type. */
+		if (j->spec.type == BUILTIN_EXEC || module_builtin(j->spec.type)) {
 			*why = "a handler's record with a built-in type";
 			rc = -1;
 		} else {
@@ -608,8 +614,9 @@ decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 	    (r.status = status_parse(status)) < 0 || take_result(&r, &j->res) == -1)
 		return -1;
 	*why = "bad names";
-	/* Not a built-in's name: a handler's (the caller checks the record says so). */
-	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
+	/* Not exec nor a module type's name: a handler's (the caller checks the record says so). */
+	in.type = strcmp(type, "exec") == 0 ? BUILTIN_EXEC
+		  : module_find(type) > 0   ? module_find(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.routed = config_class_parse(routed);
 	in.pool = json_is_null(pool) ? POOL_NONE
@@ -737,7 +744,8 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 		*why = "the result is another job's";
 		return -1;
 	}
-	in.type = type < 0 || type > INT_MAX ? -1 : (int)type;
+	/* taskd 0.1.0 had exec and the built-in types, as integers. */
+	in.type = type < BUILTIN_EXEC || type > BUILTIN_COUNT ? -1 : (int)type;
 	in.class = cls < 0 || cls > INT_MAX ? -1 : (int)cls;
 	in.routed = routed < 0 || routed > INT_MAX ? -1 : (int)routed;
 	in.pool = pool < 0 || pool > INT_MAX ? -1 : (int)pool;

@@ -472,19 +472,24 @@ make_run(struct sched *s, struct job *j, bool cancellable)
 	r->spec.env = strv_dup(j->spec.env);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
 	r->spec.input = j->spec.input != NULL ? xstrdup(j->spec.input) : NULL;
-	if (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) {
+	if (jobtype_has_output(j->spec.type)) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
-		if (s->live_dir != NULL)
+		/* A module job starts no command: nothing of it to kill after a crash. */
+		if (s->live_dir != NULL &&
+		    (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER))
 			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	r->spec.max_result = s->cfg->limits.max_frame;
 	/* And in all no more than what is left of its owner's output quota. */
 	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	/* In the spec: a worker process is told with the run, before it starts it. */
+	r->spec.quiet = j->output_stopped;
 	if (j->output_stopped)
-		run_stop_output(r); /* a worker process is told once it has the run */
+		run_stop_output(r);
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -553,8 +558,6 @@ start_process(struct sched *s, struct job *j)
 	}
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
-	if (j->output_stopped)
-		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 

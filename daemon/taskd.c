@@ -9,6 +9,7 @@
 #include "http.h"
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "notify.h"
 #include "persist.h"
 #include "sched.h"
@@ -124,6 +125,10 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
 	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
 		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	/* Module code cannot be unloaded while threads may run it (doc/modules.md). */
+	if (!module_same(&next))
+		log_warnx("reload: modules changes take effect after a restart (the loaded ones "
+			  "stay: taskctl status lists them)");
 	if (config_cluster_changed(td->cfg, &next))
 		log_warnx("reload: cluster changes take effect after a restart");
 	if (next.cgroups.enable != td->cfg->cgroups.enable)

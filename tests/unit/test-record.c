@@ -27,6 +27,7 @@
 #include "job.h"
 #include "jobtype.h"
 #include "jsonutil.h"
+#include "modules.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -734,7 +735,74 @@ test_handler_job(void **state)
 	job_free(j);
 }
 
-/* Every field of a version 2 record comes back as it was. */
+/*
+ * A module type's job (doc/modules.md): its type by name, with the same
+ * extra part as a handler's; a built-in type's has none; a name no loaded
+ * module has is a handler's (its job then fails like one whose handler is
+ * gone).
+ */
+static void
+test_module_job(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text, *cause = NULL, *path;
+	struct config cfg;
+	json_t *o;
+	int version;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.modules = xcalloc(1, sizeof *cfg.modules);
+	path = xprintf("%s/testmod.so", getenv("TASKD_TEST_MODULES"));
+	cfg.modules[0].path = path;
+	cfg.modules[0].file = xstrdup("t.conf");
+	cfg.nmodules = 1;
+	assert_int_equal(module_load_all(&cfg, &cause), 0);
+	config_free(&cfg);
+
+	j->spec.type = module_find("tm-cpu");
+	j->spec.input = xstrdup("aGk=");
+	j->res.result = xstrdup("[1,2]");
+	j->res.result_json = true;
+	as_jansson(j); /* written as the jansson tree was */
+	text = round_trip(j);
+	o = json_loads(text, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "spec"), "type")),
+			    "tm-cpu");
+	assert_non_null(json_object_get(o, "handler"));
+	back = record_decode(j->id, "done", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, module_find("tm-cpu"));
+	assert_null(back->spec.handler);
+	assert_string_equal(back->spec.input, "aGk=");
+	assert_true(back->res.result_json);
+	job_free(back);
+	free(text);
+
+	/* Its module gone: the name is taken for a handler's. */
+	json_object_set_new(json_object_get(o, "spec"), "type", json_string("gone-type"));
+	text = json_dumps(o, JSON_COMPACT);
+	back = record_decode(j->id, "queued", text, &version, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "gone-type");
+	job_free(back);
+	free(text);
+	json_decref(o);
+
+	/* A built-in type: no extra part. */
+	free(j->spec.input);
+	j->spec.input = NULL;
+	j->spec.type = BUILTIN_SUMSQ;
+	j->res.result_json = false;
+	text = round_trip(j);
+	o = json_loads(text, 0, NULL);
+	assert_null(json_object_get(o, "handler"));
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
 /* Every field of a current record comes back as it was. */
 static void
 test_round_trip(void **state)
@@ -1083,6 +1151,7 @@ main(void)
 	    cmocka_unit_test(test_jtext_as_jansson),
 	    cmocka_unit_test(test_v2_records_and_v3),
 	    cmocka_unit_test(test_handler_job),
+	    cmocka_unit_test(test_module_job),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_restore),
 	};
