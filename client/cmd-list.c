@@ -1,10 +1,11 @@
 /*
  * taskctl list [--state S] [--label K=V]... [--name N] [--array A] [--limit N]
  *
- * One aligned row per job: ID STATE TYPE CLASS POOL PRI EXIT WALL [LABELS]
- * COMMAND, the command being the job's name if set, else its argv
- * shell-quoted; LABELS ("k=v,k=v") only when a listed job has labels. A
- * queued job's STATE says why it waits: "queued (memory)".
+ * One aligned row per job: ID STATE TYPE CLASS POOL [NODE] PRI EXIT WALL
+ * [LABELS] COMMAND, the command being the job's name if set, else its argv
+ * shell-quoted; NODE (the node that runs or ran it) in cluster mode, when
+ * the jobs have one; LABELS ("k=v,k=v") only when a listed job has labels.
+ * A queued job's STATE says why it waits: "queued (memory)".
  */
 #include <limits.h>
 #include <stdio.h>
@@ -94,7 +95,7 @@ cell_state(struct table *t, const json_t *job)
 }
 
 static void
-add_row(struct table *t, const json_t *job, int labels)
+add_row(struct table *t, const json_t *job, int node, int labels)
 {
 	const json_t *type = json_object_get(job, "type");
 	const json_t *wall = json_object_get(job, "wall");
@@ -105,6 +106,8 @@ add_row(struct table *t, const json_t *job, int labels)
 	table_cell(t, "%s", json_is_string(type) ? json_string_value(type) : "exec");
 	table_cell_scalar(t, json_object_get(job, "class"));
 	table_cell_scalar(t, json_object_get(job, "pool"));
+	if (node)
+		table_cell_scalar(t, json_object_get(job, "node"));
 	table_cell_scalar(t, json_object_get(job, "priority"));
 	cell_exit(t, job);
 	table_cell(t, "%s",
@@ -114,25 +117,49 @@ add_row(struct table *t, const json_t *job, int labels)
 	cell_command(t, job);
 }
 
+/* One more column: its header and its alignment ('l' or 'r'). */
+static void
+column(const char **headers, char *align, size_t *n, const char *header, char a)
+{
+	headers[*n] = header;
+	align[(*n)++] = a;
+}
+
 static void
 print_table(const json_t *jobs)
 {
-	static const char *const headers[] = {
-	    "ID", "STATE", "TYPE", "CLASS", "POOL", "PRI", "EXIT", "WALL", "COMMAND", NULL,
-	};
-	static const char *const with_labels[] = {
-	    "ID", "STATE", "TYPE", "CLASS", "POOL", "PRI", "EXIT", "WALL", "LABELS", "COMMAND", NULL,
-	};
+	const char *headers[12];
+	char align[12];
+	const json_t *job;
 	struct table *t;
-	size_t i;
-	int labels = 0;
+	size_t i, n = 0;
+	int labels = 0, node = 0;
 
-	for (i = 0; i < json_array_size(jobs); i++)
-		if (json_object_size(json_object_get(json_array_get(jobs, i), "labels")) > 0)
+	for (i = 0; i < json_array_size(jobs); i++) {
+		job = json_array_get(jobs, i);
+		if (json_object_size(json_object_get(job, "labels")) > 0)
 			labels = 1;
-	t = labels ? table_new(with_labels, "rllllrrrll") : table_new(headers, "rllllrrrl");
+		if (json_object_get(job, "node") != NULL)
+			node = 1;
+	}
+	column(headers, align, &n, "ID", 'r');
+	column(headers, align, &n, "STATE", 'l');
+	column(headers, align, &n, "TYPE", 'l');
+	column(headers, align, &n, "CLASS", 'l');
+	column(headers, align, &n, "POOL", 'l');
+	if (node)
+		column(headers, align, &n, "NODE", 'l');
+	column(headers, align, &n, "PRI", 'r');
+	column(headers, align, &n, "EXIT", 'r');
+	column(headers, align, &n, "WALL", 'r');
+	if (labels)
+		column(headers, align, &n, "LABELS", 'l');
+	column(headers, align, &n, "COMMAND", 'l');
+	headers[n] = NULL;
+	align[n] = '\0';
+	t = table_new(headers, align);
 	for (i = 0; i < json_array_size(jobs); i++)
-		add_row(t, json_array_get(jobs, i), labels);
+		add_row(t, json_array_get(jobs, i), node, labels);
 	table_print(t, stdout);
 	table_free(t);
 }

@@ -16,8 +16,10 @@
  *
  * then tables of the named queues, the process pool's workers, the
  * handlers and the router, and the counters, each only when the daemon
- * reports any.
+ * reports any; in cluster mode a "cluster:" line (this node, its
+ * connection) and a table of the nodes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +227,64 @@ print_router(const json_t *router)
 	table_free(t);
 }
 
+/* "1/2 +3": running of slots, and queued when any. */
+static void
+slots_cell(struct table *t, const json_t *pool)
+{
+	json_int_t queued = json_integer_value(json_object_get(pool, "queued"));
+
+	if (!json_is_object(pool)) {
+		table_cell(t, "-");
+		return;
+	}
+	if (queued > 0)
+		table_cell(t, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " +%" JSON_INTEGER_FORMAT,
+		           json_integer_value(json_object_get(pool, "running")),
+		           json_integer_value(json_object_get(pool, "slots")), queued);
+	else
+		table_cell(t, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+		           json_integer_value(json_object_get(pool, "running")),
+		           json_integer_value(json_object_get(pool, "slots")));
+}
+
+/* Cluster mode: this node and its connection, then every node's last heartbeat. */
+static void
+print_cluster(const json_t *cluster)
+{
+	static const char *const headers[] = {
+	    "NODE", "HOST", "STATE", "CPU", "IO", "HELD", "LOAD", "SEEN", NULL,
+	};
+	const json_t *nodes = json_object_get(cluster, "nodes"), *n, *load;
+	char buf[FMT_BUFSZ];
+	struct table *t;
+	size_t i;
+
+	if (!json_is_object(cluster))
+		return;
+	print_scalars("cluster", cluster);
+	if (json_array_size(nodes) == 0)
+		return;
+	t = table_new(headers, "lllrrrrr");
+	for (i = 0; i < json_array_size(nodes); i++) {
+		n = json_array_get(nodes, i);
+		load = json_array_get(json_object_get(n, "load"), 0);
+		table_cell_scalar(t, json_object_get(n, "node"));
+		table_cell_scalar(t, json_object_get(n, "host"));
+		table_cell_scalar(t, json_object_get(n, "state"));
+		slots_cell(t, json_object_get(n, "cpu"));
+		slots_cell(t, json_object_get(n, "io"));
+		table_cell_scalar(t, json_object_get(n, "held"));
+		if (json_is_number(load))
+			table_cell(t, "%.2f", json_number_value(load));
+		else
+			table_cell(t, "-");
+		table_cell(t, "%s", fmt_age(buf, json_number_value(json_object_get(n, "seen"))));
+	}
+	printf("\nnodes:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
 static void
 print_counters(const json_t *counters)
 {
@@ -330,6 +390,54 @@ print_handlers(const json_t *handlers)
 		print_handler_workers(json_array_get(handlers, i));
 }
 
+/* "hash (auto), ..." : a module's types with their classes. */
+static char *
+module_types(const json_t *types)
+{
+	const json_t *t;
+	char *s = NULL, *n;
+	size_t i;
+
+	json_array_foreach(types, i, t) {
+		n = fmt_alloc("%s%s%s (%s)", s != NULL ? s : "", s != NULL ? ", " : "",
+			      json_string_value(json_object_get(t, "name")),
+			      json_string_value(json_object_get(t, "class")));
+		if (n == NULL)
+			taskctl_lost(ENOMEM);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+/* Each module (the built-in one first): its version, its types, its file. */
+static void
+print_modules(const json_t *modules)
+{
+	static const char *const headers[] = {"MODULE", "VERSION", "PATH", "TYPES", NULL};
+	const json_t *m, *path, *version;
+	struct table *t;
+	char *types;
+	size_t i;
+
+	if (json_array_size(modules) == 0)
+		return;
+	t = table_new(headers, "llll");
+	json_array_foreach(modules, i, m) {
+		path = json_object_get(m, "path");
+		version = json_object_get(m, "version");
+		table_cell_scalar(t, json_object_get(m, "module"));
+		table_cell(t, "%s", json_is_string(version) ? json_string_value(version) : "-");
+		table_cell(t, "%s", json_is_string(path) ? json_string_value(path) : "(built in)");
+		types = module_types(json_object_get(m, "types"));
+		table_cell(t, "%s", types != NULL ? types : "-");
+		free(types);
+	}
+	printf("\nmodules:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
 static void
 print_status(const json_t *st)
 {
@@ -343,10 +451,12 @@ print_status(const json_t *st)
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
 	print_queues(json_object_get(st, "queues"));
+	print_cluster(json_object_get(st, "cluster"));
 	print_resources(json_object_get(st, "resources"));
 	print_scalars("quota", json_object_get(st, "quota"));
 	print_workers(json_object_get(pp, "workers"));
 	print_handlers(json_object_get(st, "handlers"));
+	print_modules(json_object_get(st, "modules"));
 	print_router(json_object_get(st, "router"));
 	print_counters(json_object_get(st, "counters"));
 }

@@ -3,7 +3,9 @@
  *
  * Builds a single-job submit (--label K=V, repeatable, sets its labels) (job fields at the top level of the
  * request, doc/protocol.md). Like running the command in the shell, an
- * exec job gets taskctl's cwd and whole environment unless --no-env.
+ * exec job gets taskctl's cwd and whole environment unless --no-env; a job
+ * of another type gets the cwd too (a module type opens relative paths
+ * there), when taskctl has one.
  * Cheap checks happen here; the daemon has the last word.
  * With --wait: one request with "wait": true, answered with the finished
  * job (so a job pruned as it ends, jobs.keep_finished, still gives its
@@ -53,6 +55,7 @@ enum {
 	OPT_QUEUE,
 	OPT_SLOTS,
 	OPT_ARRAY,
+	OPT_LOCAL,
 };
 
 struct submit {
@@ -385,6 +388,10 @@ parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 		return -1;
 	case OPT_LABEL:
 		return taskctl_parse_label(ctx, s->req, optarg);
+	case OPT_LOCAL:
+		/* Cluster mode: run on this node, not on whichever takes it (a single node: all are). */
+		json_object_set_new(s->req, "local", json_true());
+		return -1;
 	default:
 		return taskctl_common_option(ctx, argv, c);
 	}
@@ -419,6 +426,7 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"queue", required_argument, NULL, OPT_QUEUE},
 	    {"slots", required_argument, NULL, OPT_SLOTS},
 	    {"array", required_argument, NULL, OPT_ARRAY},
+	    {"local", no_argument, NULL, OPT_LOCAL},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -513,7 +521,19 @@ set_cwd(struct submit *s)
 	return json_object_set_new(s->req, "cwd", v);
 }
 
-/* --input FILE|-: a command's standard input, or a handler job's input; sent as base64. */
+/* Our own directory as the job's, when there is one that JSON can hold. */
+static void
+set_here(struct submit *s)
+{
+	char *here = getcwd(NULL, 0);
+	json_t *v = here != NULL ? json_string(here) : NULL;
+
+	free(here);
+	if (v != NULL)
+		json_object_set_new(s->req, "cwd", v);
+}
+
+/* --input FILE|-: a command's standard input, or a handler or module job's input; sent as base64. */
 static int
 set_input(struct taskctl *ctx, struct submit *s)
 {
@@ -567,6 +587,9 @@ build_job(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 		return 1;
 	if ((is_exec || s->cwd != NULL) && set_cwd(s) == -1)
 		return 1;
+	/* Not exec: our directory, if we have one (a removed one is not an error then). */
+	if (!is_exec && s->cwd == NULL)
+		set_here(s);
 	/* A built-in gets no environment but the --env pairs. */
 	if (is_exec || json_object_size(s->env) > 0)
 		set_env(s, s->no_env || !is_exec);

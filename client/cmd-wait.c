@@ -84,7 +84,8 @@ print_handler_job(const json_t *job)
 }
 
 /*
- * "17 done exit=0 wall=0.123s", "18 failed signal=SIGKILL wall=2.000s (why)";
+ * "17 done exit=0 wall=0.123s", "18 failed signal=SIGKILL wall=2.000s (why)",
+ * "19 done exit=0 wall=0.001s result={"n":1}" (a result as text or compact JSON);
  * a handler's job: its result, or its error on stderr.
  */
 void
@@ -93,7 +94,9 @@ cmd_wait_print_line(const json_t *job)
 	const json_t *code = json_object_get(job, "exit_code");
 	const json_t *sig = json_object_get(job, "signal");
 	const json_t *wall = json_object_get(job, "wall");
-	const char *result = json_string_value(json_object_get(job, "result"));
+	const json_t *rv = json_object_get(job, "result");
+	const char *result = json_string_value(rv);
+	char *rjson = NULL;
 	const char *error = json_string_value(json_object_get(job, "error"));
 	const char *state = json_string_value(json_object_get(job, "state"));
 	const char *pool = json_string_value(json_object_get(job, "pool"));
@@ -113,8 +116,13 @@ cmd_wait_print_line(const json_t *job)
 		fprintf(lb.fp, " signal=%s", fmt_signal(buf, json_integer_value(sig)));
 	if (json_is_number(wall))
 		fprintf(lb.fp, " wall=%s", fmt_duration(buf, json_number_value(wall)));
+	/* A module type's JSON result on the line too, compact. */
+	if (result == NULL && rv != NULL && !json_is_null(rv) &&
+	    (rjson = json_dumps(rv, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL)
+		result = rjson;
 	if (result != NULL)
 		fprintf(lb.fp, " result=%s", result);
+	free(rjson);
 	if (error != NULL)
 		fprintf(lb.fp, " (%s)", error); /* may quote the job's argv */
 	fmt_line_end(&lb, stdout);

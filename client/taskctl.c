@@ -27,7 +27,7 @@ static const struct taskctl_cmd commands[] = {
      "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
      "[--unique KEY] [--queue NAME] [--slots N] [--array START-END[:STEP][%MAX]] "
-     "[--memory SIZE] [--cpus N] [--pids N] [--notify CMD] [--wait] [--] CMD [ARGS...]",
+     "[--memory SIZE] [--cpus N] [--pids N] [--notify CMD] [--local] [--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
     {"list", "[--state S] [--label K=V]... [--name N] [--array A] [--limit N]", "list jobs",

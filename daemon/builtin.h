@@ -1,11 +1,16 @@
-/* Built-in job types: run inside the runner (a pool thread for now). */
+/*
+ * The built-in job types: the module compiled into taskd (builtin.c),
+ * first in the table of module types (modules.h), so its types have these
+ * indices as a job's spec.type. BUILTIN_EXEC is not one of them: it is a
+ * command (exec.c).
+ */
 #ifndef TASKD_BUILTIN_H
 #define TASKD_BUILTIN_H
 
-struct run;
+#include <taskd/module.h>
 
 enum builtin_type {
-	BUILTIN_EXEC = 0, /* not a built-in: run argv as a command */
+	BUILTIN_EXEC = 0, /* not a module type: run argv as a command */
 	BUILTIN_NOOP,
 	BUILTIN_SLEEP,    /* sleep SECONDS: blocks, io-like, cancellable */
 	BUILTIN_SPIN,     /* spin SECONDS: burns that much CPU time */
@@ -13,14 +18,6 @@ enum builtin_type {
 	BUILTIN_COUNT,    /* count N: increment a counter N times (the seeds' loop) */
 };
 
-/* "exec", "noop", ...; -1 if unknown. */
-int builtin_lookup(const char *name);
-const char *builtin_name(int type);
-
-/* Check a built-in's arguments at submit time; 0, or -1 with *error (malloc'd). */
-int builtin_validate(int type, char *const *argv, char **error);
-
-/* Run a built-in; fills r->res (status, cpu times of the thread, result, timestamps). */
-void builtin_run(struct run *r);
+extern const struct taskd_module builtin_module;
 
 #endif

@@ -47,6 +47,10 @@
 #define NOMAX LLONG_MAX /* no upper bound besides the field's type */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
+#ifndef TASKD_MODULEDIR
+#define TASKD_MODULEDIR "/usr/lib/taskd/modules"
+#endif
+#define MODULES_MAX 64
 
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
@@ -68,6 +72,7 @@ enum key_kind {
 	K_STRV,   /* char ** (NULL-terminated), an array or list of non-empty strings */
 	K_LISTEN, /* char *, an address to listen on (addr_parse_listen) */
 	K_URL,    /* char *, an http:// URL (addr_parse_url) */
+	K_CHECKED, /* char *, a string parse() accepts (0), as choices describes */
 };
 
 struct key {
@@ -98,6 +103,9 @@ typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, c
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
 static int fsync_parse(const char *);
+static int url_check(const char *);
+static int name_check(const char *);
+static int stream_check(const char *);
 static int cgroups_parse(const char *);
 
 #define OFF(f) offsetof(struct config, f)
@@ -176,6 +184,20 @@ static const struct key keys[] = {
 	  NULL, NULL },
 	{ "limits.max_output_per_user", K_SIZE, OFF(limits.max_output_per_user), 0, NOMAX, NULL,
 	  NULL },
+
+	{ "cluster.url", K_CHECKED, OFF(cluster.url), 0, 0, url_check,
+	  "nats://HOST:PORT or tls://HOST:PORT, several separated by commas" },
+	{ "cluster.node", K_CHECKED, OFF(cluster.node), 0, 0, name_check,
+	  "1 to 64 letters, digits, '-' or '_'" },
+	{ "cluster.stream", K_CHECKED, OFF(cluster.stream), 0, 0, stream_check,
+	  "1 to 32 letters, digits, '-' or '_'" },
+	{ "cluster.replicas", K_INT, OFF(cluster.replicas), 1, 5, NULL, NULL },
+	{ "cluster.ack_wait", K_FLOAT, OFF(cluster.ack_wait), 1, 86400, NULL, NULL },
+	{ "cluster.credentials", K_PATH, OFF(cluster.credentials), 0, 0, NULL, NULL },
+	{ "cluster.tls_ca", K_PATH, OFF(cluster.tls_ca), 0, 0, NULL, NULL },
+	{ "cluster.tls_cert", K_PATH, OFF(cluster.tls_cert), 0, 0, NULL, NULL },
+	{ "cluster.tls_key", K_PATH, OFF(cluster.tls_key), 0, 0, NULL, NULL },
+	{ "cluster.keep", K_FLOAT, OFF(cluster.keep), 60, 31536000, NULL, NULL },
 };
 
 static const struct order orders[] = {
@@ -256,6 +278,24 @@ config_defaults(struct config *cfg)
 	cfg->http.timeout = 10;
 	cfg->limits.max_job_bytes_per_user = 64 * MIB;
 	cfg->limits.max_output_per_user = 1 * GIB;
+
+	cfg->cluster.replicas = 1;
+	cfg->cluster.ack_wait = 30;
+	cfg->cluster.keep = 7 * 86400;
+}
+
+static void
+modules_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nmodules; i++) {
+		free(cfg->modules[i].path);
+		free(cfg->modules[i].file);
+	}
+	free(cfg->modules);
+	cfg->modules = NULL;
+	cfg->nmodules = 0;
 }
 
 static void
@@ -275,6 +315,7 @@ config_free(struct config *cfg)
 {
 	queues_free(cfg);
 	hconfig_free(cfg);
+	modules_free(cfg);
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
@@ -282,6 +323,13 @@ config_free(struct config *cfg)
 	free(cfg->jobs.webhook);
 	free(cfg->http.listen);
 	free(cfg->http.token_file);
+	free(cfg->cluster.url);
+	free(cfg->cluster.node);
+	free(cfg->cluster.stream);
+	free(cfg->cluster.credentials);
+	free(cfg->cluster.tls_ca);
+	free(cfg->cluster.tls_cert);
+	free(cfg->cluster.tls_key);
 	config_defaults(cfg);
 }
 
@@ -361,6 +409,57 @@ router_class_parse(const char *name)
 	int c = config_class_parse(name);
 
 	return c == CLASS_AUTO ? -1 : c;
+}
+
+/* A name that is one NATS subject token and a JetStream name: [A-Za-z0-9_-]{1,max}. */
+static int
+token_check(const char *s, size_t max)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+
+	return n > 0 && n <= max && s[n] == '\0' ? 0 : -1;
+}
+
+static int
+name_check(const char *s)
+{
+	return token_check(s, 64);
+}
+
+static int
+stream_check(const char *s)
+{
+	return token_check(s, 32);
+}
+
+/* nats://HOST[:PORT] or tls://..., user:password@ allowed, comma-separated, no spaces. */
+static int
+url_check(const char *s)
+{
+	const char *p = s, *end;
+	size_t len;
+
+	if (*s == '\0')
+		return -1;
+	for (;;) {
+		end = strchr(p, ',');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (!((len > 7 && strncmp(p, "nats://", 7) == 0) ||
+		      (len > 6 && strncmp(p, "tls://", 6) == 0)))
+			return -1;
+		for (; len > 0; p++, len--)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return -1;
+		if (end == NULL)
+			return 0;
+		p = end + 1;
+	}
+}
+
+const char *
+config_cluster_stream(const struct config *cfg)
+{
+	return cfg->cluster.stream != NULL ? cfg->cluster.stream : "TASKD";
 }
 
 /* Sizes: digits, an optional K/M/G/T (binary), an optional B. */
@@ -756,6 +855,22 @@ set_url(const struct key *k, const config_setting_t *s, void *field, char **why)
 	return set_string(s, field, why);
 }
 
+/* A string parse() accepts: a name, a URL of a given form. */
+static int
+set_checked(const struct key *k, const config_setting_t *s, void *field, char **why)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		*why = xprintf("expected a string (%s)", k->choices);
+		return -1;
+	}
+	if (k->parse(config_setting_get_string(s)) == -1) {
+		*why = xprintf("invalid value '%s' (expected %s)", config_setting_get_string(s),
+			       k->choices);
+		return -1;
+	}
+	return set_string(s, field, why);
+}
+
 static const setter_fn setters[] = {
 	[K_INT] = set_int,
 	[K_FLOAT] = set_float,
@@ -769,6 +884,7 @@ static const setter_fn setters[] = {
 	[K_STRV] = set_strv,
 	[K_LISTEN] = set_listen,
 	[K_URL] = set_url,
+	[K_CHECKED] = set_checked,
 };
 
 /* The walk over the file. */
@@ -898,6 +1014,88 @@ load_queues(struct loader *ld, const config_setting_t *list)
 	return 0;
 }
 
+/* An absolute path, or a bare name: MODULEDIR/NAME, with ".so" added when it has none. */
+static char *
+module_path(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (v[0] == '/')
+		return xstrdup(v);
+	if (n > 3 && strcmp(v + n - 3, ".so") == 0)
+		return xprintf("%s/%s", TASKD_MODULEDIR, v);
+	return xprintf("%s/%s.so", TASKD_MODULEDIR, v);
+}
+
+/*
+ * The line of a string element of a list. libconfig gives the line its
+ * parser was on when it took the element, which for the last one is the
+ * line of the closing parenthesis: the last line up to that one that holds
+ * the string quoted is where it is written.
+ */
+static unsigned int
+element_line(const char *file, unsigned int line, const char *v)
+{
+	char *quoted = xprintf("\"%s\"", v), *buf = NULL;
+	unsigned int n = 0, found = line;
+	size_t cap = 0;
+	FILE *f = fopen(file, "re");
+
+	while (f != NULL && n < line && getline(&buf, &cap, f) != -1) {
+		n++;
+		if (strstr(buf, quoted) != NULL)
+			found = n;
+	}
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	free(quoted);
+	return found;
+}
+
+/* `modules = ( "PATH", ... )` (a list or an array of strings); modules.c loads them. */
+static int
+load_modules(struct loader *ld, const config_setting_t *s)
+{
+	const config_setting_t *e;
+	const char *v, *file;
+	unsigned int line;
+	size_t i, j, n;
+
+	modules_free(ld->cfg);
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "modules: expected a list of paths ( \"/path/x.so\", ... )");
+	n = (size_t)config_setting_length(s);
+	if (n > MODULES_MAX)
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "modules: at most %d modules", MODULES_MAX);
+	ld->cfg->modules = n > 0 ? xcalloc(n, sizeof *ld->cfg->modules) : NULL;
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		file = config_setting_source_file(e) != NULL ? config_setting_source_file(e)
+							      : ld->path;
+		line = config_setting_source_line(e) > 0 ? config_setting_source_line(e)
+							 : config_setting_source_line(s);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail(ld, file, line, "modules[%zu]: expected a string (a path)", i);
+		v = config_setting_get_string(e);
+		line = element_line(file, line, v);
+		if (*v == '\0' || (v[0] != '/' && strchr(v, '/') != NULL))
+			return fail(ld, file, line, "modules[%zu]: '%s': expected an absolute path, "
+				    "or the name of a module in %s", i, v, TASKD_MODULEDIR);
+		ld->cfg->modules[i].path = module_path(v);
+		ld->cfg->modules[i].file = xstrdup(file);
+		ld->cfg->modules[i].line = line;
+		ld->cfg->nmodules = i + 1;
+		for (j = 0; j < i; j++)
+			if (strcmp(ld->cfg->modules[j].path, ld->cfg->modules[i].path) == 0)
+				return fail(ld, file, line, "modules[%zu]: %s is listed twice", i,
+					    ld->cfg->modules[i].path);
+	}
+	return 0;
+}
+
 const struct queue_config *
 config_queue(const struct config *cfg, const char *name)
 {
@@ -918,6 +1116,8 @@ visit(struct loader *ld, const config_setting_t *s, const char *path)
 
 	if ((k = key_find(path)) != NULL)
 		return apply(ld, k, s);
+	if (strcmp(path, "modules") == 0)
+		return load_modules(ld, s);
 	/* Lists of groups, with rules of their own (here, and hconfig.c). */
 	if (strcmp(path, "queues") == 0)
 		return load_queues(ld, s);
@@ -1051,6 +1251,39 @@ check_http(struct loader *ld)
 		    "serve other hosts (and set http.token_file)", a.host);
 }
 
+/*
+ * The cluster group (doc/cluster.md): its url is what turns cluster mode
+ * on, so a group without one is a mistake; a client certificate needs its
+ * key; and a taskd built without libnats cannot do it at all.
+ */
+static int
+check_cluster(struct loader *ld)
+{
+	const config_setting_t *g = config_lookup(ld->lc, "cluster"), *s;
+	const struct config *c = ld->cfg;
+
+	if (g == NULL)
+		return 0;
+	if (c->cluster.url == NULL)
+		return fail(ld, config_setting_source_file(g), config_setting_source_line(g),
+			    "cluster: url is required (the NATS server, e.g. "
+			    "\"nats://127.0.0.1:4222\"); remove the group for a single node");
+	if ((c->cluster.tls_cert == NULL) != (c->cluster.tls_key == NULL)) {
+		s = config_lookup(ld->lc, c->cluster.tls_cert != NULL ? "cluster.tls_cert"
+									 : "cluster.tls_key");
+		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+			    "cluster: tls_cert and tls_key go together");
+	}
+#ifndef TASKD_CLUSTER
+	s = config_lookup(ld->lc, "cluster.url");
+	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
+		    "cluster: this taskd was built without cluster support (libnats, meson "
+		    "option -Dcluster)");
+#else
+	return 0;
+#endif
+}
+
 static int
 read_file(struct loader *ld)
 {
@@ -1092,6 +1325,8 @@ config_load(const char *path, struct config *cfg, char **cause)
 		rc = check_idle_timeout(&ld);
 	if (rc == 0)
 		rc = check_http(&ld);
+	if (rc == 0)
+		rc = check_cluster(&ld);
 	config_destroy(&lc);
 	if (rc == -1) {
 		config_free(cfg);
@@ -1133,6 +1368,7 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	case K_SOCKET:
 	case K_LISTEN:
 	case K_URL:
+	case K_CHECKED:
 		sa = *(char *const *)(const void *)pa;
 		sb = *(char *const *)(const void *)pb;
 		return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
@@ -1173,5 +1409,34 @@ config_diff(const struct config *a, const struct config *b,
 		if (fn != NULL)
 			fn("queues", arg);
 	}
+	if (!config_same_modules(a, b)) {
+		n++;
+		if (fn != NULL)
+			fn("modules", arg);
+	}
 	return n + hconfig_diff(a, b, fn, arg);
+}
+
+int
+config_same_modules(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nmodules != b->nmodules)
+		return 0;
+	for (i = 0; i < a->nmodules; i++)
+		if (strcmp(a->modules[i].path, b->modules[i].path) != 0)
+			return 0;
+	return 1;
+}
+
+bool
+config_cluster_changed(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(keys); i++)
+		if (strncmp(keys[i].path, "cluster.", 8) == 0 && !key_equal(&keys[i], a, b))
+			return true;
+	return false;
 }

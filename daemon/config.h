@@ -6,6 +6,7 @@
 #ifndef TASKD_CONFIG_H
 #define TASKD_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -65,6 +66,17 @@ struct handler_config {
 	gid_t *groups;
 	size_t ngroups;
 	unsigned int line;       /* where it is in the file, for messages */
+};
+
+/*
+ * One entry of `modules = ( "PATH", ... )`: a C module to load (module.c,
+ * doc/modules.md). Loading it is module.c's business; the configuration
+ * only knows where it is and where it was written.
+ */
+struct module_config {
+	char *path;        /* absolute: as written, or MODULEDIR/NAME.so for a bare NAME */
+	char *file;        /* the configuration file that names it, for messages */
+	unsigned int line;
 };
 
 struct config {
@@ -156,6 +168,23 @@ struct config {
 	} http;
 	struct handler_config *handlers;
 	size_t nhandlers;
+
+	struct module_config *modules;
+	size_t nmodules;
+
+	/* Cluster mode (doc/cluster.md): url set, else a single node. A restart applies changes. */
+	struct {
+		char *url;         /* NATS server(s), "nats://h:4222[,nats://h2:4222...]", or NULL */
+		char *node;        /* this node's name, NULL: the host name */
+		char *stream;      /* the JetStream stream, NULL: "TASKD" */
+		int replicas;      /* of the stream, its consumers and buckets, 1..5 */
+		double ack_wait;   /* seconds a silent node keeps a job before another gets it */
+		char *credentials; /* NATS credentials file, or NULL */
+		char *tls_ca;      /* TLS: CA certificates to trust, or NULL */
+		char *tls_cert;    /* TLS client certificate and its key, or NULL */
+		char *tls_key;
+		double keep;       /* seconds a job's state stays in the bucket after its last change */
+	} cluster;
 };
 
 /* Fill *cfg with the built-in defaults (strings NULL where main decides). */
@@ -174,6 +203,9 @@ void config_free(struct config *cfg);
 int config_diff(const struct config *a, const struct config *b,
 		void (*fn)(const char *key, void *arg), void *arg);
 
+/* Does a setting of the cluster group differ (they need a restart)? */
+bool config_cluster_changed(const struct config *a, const struct config *b);
+
 /* "16M", "512K", "1G", "1024" (bytes) -> bytes; -1 on a malformed value. */
 int config_parse_size(const char *text, uint64_t *out);
 /* The other way, for messages: "64M" for round sizes, else plain bytes (malloc'd). */
@@ -185,8 +217,13 @@ const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
 /* The queue named name, or NULL. */
 const struct queue_config *config_queue(const struct config *cfg, const char *name);
+/* The stream name of a configuration (cluster.stream or its default). */
+const char *config_cluster_stream(const struct config *cfg);
 /* "75%" or "512M" for messages and status (malloc'd). */
 char *config_share_text(const struct config_share *s);
+
+/* Do a and b list the same modules, in the same order? */
+int config_same_modules(const struct config *a, const struct config *b);
 
 /* The handler named name, or NULL. */
 const struct handler_config *config_handler(const struct config *cfg, const char *name);

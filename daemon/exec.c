@@ -54,13 +54,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "builtin.h"
 #include <taskd/protocol.h>
 
+#include "builtin.h"
 #include "exec.h"
 #include "clock.h"
 #include "leftover.h"
 #include "log.h"
+#include "modules.h"
 #include "spawncg.h"
 #include "xmalloc.h"
 
@@ -119,7 +120,7 @@ run_execute(struct run *r)
 	if (r->spec.type == BUILTIN_EXEC)
 		exec_run(r);
 	else
-		builtin_run(r);
+		module_run(r);
 }
 
 /* --- setup ------------------------------------------------------------ */

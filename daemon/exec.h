@@ -1,14 +1,15 @@
 /*
  * One job run, self-contained: a struct run is built by the event loop from
  * a job, handed to a pool thread, executed there (exec_run for commands,
- * builtin_run for built-in types), and handed back with its result filled
- * in. It owns copies of everything it needs and never points into the job
+ * module_run for module types, the built-in ones too), and handed back with
+ * its result filled in. It owns copies of everything it needs and never points into the job
  * table, so the thread and the loop share nothing but the struct itself,
  * which only one side touches at a time (plus the cancel eventfd).
  */
 #ifndef TASKD_EXEC_H
 #define TASKD_EXEC_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <spawn.h>
@@ -29,8 +30,8 @@ enum run_status {
 
 struct run_spec {
 	uint64_t job_id;
-	int type;           /* enum builtin_type (BUILTIN_EXEC for commands) */
-	char **argv;        /* NULL-terminated; for built-ins, their arguments */
+	int type;           /* BUILTIN_EXEC for commands, else a module type's index (modules.h) */
+	char **argv;        /* NULL-terminated; for module types, their arguments */
 	char **env;         /* NULL-terminated "K=V"; NULL = inherit nothing but a default PATH */
 	char *cwd;          /* NULL = "/" */
 	char *in_path;      /* stdin: the job's stored input (output.h), NULL = /dev/null */
@@ -40,13 +41,15 @@ struct run_spec {
 	double kill_grace;  /* seconds between SIGTERM and SIGKILL */
 	uint64_t max_output; /* bytes kept per stream, 0 = unlimited */
 	uint64_t max_kept;   /* bytes kept over both streams, 0 = unlimited (quota.h) */
+	bool quiet;          /* keep none of the output from the start (quota.h; run_stop_output) */
 	int nice;           /* applied to a command with setpriority() after spawn; 0 = leave */
 	bool as_user;       /* run the command as uid/gid (a root daemon, another user's job) */
 	uid_t uid;
 	gid_t gid;
 	char *cgroup;       /* a command's own cgroup to create and run in, or NULL */
 	struct cg_limits limits; /* written into it (a command with limits fails without it) */
-	char *input;        /* handler jobs: the job's input as base64 text, or NULL */
+	char *input;        /* handler and module jobs: the job's input as base64 text, or NULL */
+	uint64_t max_result; /* module jobs: the longest result (limits.max_frame), 0 = no limit */
 	char *track_path;   /* record the command's process here while it runs (leftover.h); NULL = don't */
 };
 
@@ -69,8 +72,8 @@ struct run_result {
 	pid_t pid;          /* of the command, 0 for built-ins */
 	long mem_peak_kb;   /* peak memory of its whole tree (cgroup memory.peak, or samples), -1 */
 	bool in_cgroup;     /* it ran in its own cgroup (spec.cgroup) */
-	char *result;       /* built-in result (text), malloc'd, or NULL */
-	bool result_json;   /* result is JSON text (a handler's), not plain text */
+	char *result;       /* a module type's or handler's result (text), malloc'd, or NULL */
+	bool result_json;   /* result is JSON text, not plain text */
 	char *error;        /* human message when it failed to run, malloc'd, or NULL */
 	char *cgroup_error; /* why it ran without the cgroup it was given, malloc'd, or NULL */
 };
@@ -90,13 +93,25 @@ struct run {
 	void (*spawned)(struct run *r, void *arg);
 	void *spawned_arg;
 	void *owner;            /* for the loop side (the job), never used by the runner */
+	/*
+	 * A module job's last progress message (run_set_progress), read by
+	 * the loop while it runs (run_progress); progress_cb, if set, is also
+	 * called with it on the runner's side (a worker passes it on).
+	 */
+	pthread_mutex_t progress_lock;
+	char *progress;
+	void (*progress_cb)(struct run *r, const char *message, void *arg);
+	void *progress_arg;
 };
 
 /*
- * A run with a cancel eventfd (a fresh one, or a drained one reused from a
- * run freed earlier) and spec zeroed; the caller fills spec.
+ * A run with spec zeroed; the caller fills spec. One this process executes
+ * (run_execute) is cancellable: it has a cancel eventfd (a fresh one, or a
+ * drained one reused from a run freed earlier). One a process or handler
+ * worker executes is cancelled by a message to the worker: cancel_fd -1, two
+ * system calls less per job once more runs are alive than eventfds kept.
  */
-struct run *run_new(void);
+struct run *run_new(bool cancellable);
 void run_free(struct run *r);
 /* Free a spec's strings and zero it (safe on a zeroed spec). */
 void run_spec_free(struct run_spec *s);
@@ -121,7 +136,12 @@ void run_suspend(struct run *r, bool suspend);
  */
 void run_stop_output(struct run *r);
 
-/* Execute r (dispatches to exec_run or builtin_run); fills r->res. Blocks. */
+/* From the runner: the job's progress message now (copied). */
+void run_set_progress(struct run *r, const char *message);
+/* From the loop: a copy of the last progress message, or NULL. */
+char *run_progress(struct run *r);
+
+/* Execute r (dispatches to exec_run or module_run); fills r->res. Blocks. */
 void run_execute(struct run *r);
 
 /*

@@ -25,10 +25,10 @@
 
 #include <libconfig.h>
 
-#include "builtin.h"
 #include "config.h"
 #include "hconfig.h"
 #include "log.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 #define HANDLER_NAME_MAX 64
@@ -170,8 +170,11 @@ name_ok(const char *v)
 		if (!(v[i] >= 'a' && v[i] <= 'z') && !(v[i] >= 'A' && v[i] <= 'Z') &&
 		    !(v[i] >= '0' && v[i] <= '9') && v[i] != '_' && v[i] != '-' && v[i] != '.')
 			return "may hold only letters, digits, '_', '-' and '.'";
-	if (builtin_lookup(v) >= 0)
+	/* The modules loaded (at a reload: all of them; module_check_handlers does it at a start). */
+	if (strcmp(v, "exec") == 0 || module_builtin(module_find(v)))
 		return "is a built-in job type";
+	if (module_find(v) > 0)
+		return "is a job type of a module";
 	return NULL;
 }
 

@@ -13,6 +13,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 /*
@@ -184,7 +185,7 @@ jobs_new(void)
 void
 job_kind_keys(const struct job_spec *spec, struct kind_keys *k)
 {
-	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : builtin_name(spec->type),
+	kind_keys(spec->name, spec->type == JOBTYPE_HANDLER ? NULL : jobtype_name(spec->type, NULL),
 		  spec->type == JOBTYPE_HANDLER ? spec->handler : NULL, spec->argv, spec->cwd, k);
 }
 
@@ -243,6 +244,10 @@ job_spec_rerun(struct job_spec *dst, const struct job *j)
 void
 job_free(struct job *j)
 {
+	if (j->cl.hold != NULL)
+		fatalx("job %llu: freed while the cluster holds it", (unsigned long long)j->id);
+	free(j->cl.node);
+	free(j->cl.from);
 	/* A job of an array borrows the array's spec: only its dependencies are its own. */
 	if (j->array != NULL)
 		free(j->spec.deps);
@@ -462,10 +467,14 @@ jobs_unique(struct jobs *js, uid_t uid, const char *key, uint64_t *id, bool *arr
 	return 0;
 }
 
-/* Into the hash, the id-ordered list (ids only grow: the tail) and the counts. */
+/*
+ * Into the hash, the id-ordered list and the counts. Ids mostly grow (the
+ * tail); a cluster's jobs may come in a little out of order: walk back.
+ */
 static void
 insert(struct jobs *js, struct job *j)
 {
+	struct job *after;
 	size_t b;
 
 	j->qidx = SIZE_MAX;
@@ -476,7 +485,13 @@ insert(struct jobs *js, struct job *j)
 	b = bucket_of(js, j->id);
 	j->hnext = js->buckets[b];
 	js->buckets[b] = j;
-	TAILQ_INSERT_TAIL(&js->all, j, all);
+	for (after = TAILQ_LAST(&js->all, job_list); after != NULL && after->id > j->id;
+	     after = TAILQ_PREV(after, job_list, all))
+		;
+	if (after == NULL)
+		TAILQ_INSERT_HEAD(&js->all, j, all);
+	else
+		TAILQ_INSERT_AFTER(&js->all, after, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
 	if (!job_state_final(j->state))
@@ -673,6 +688,24 @@ jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n)
 }
 
 void
+jobs_set_env(struct jobs *js, struct job *j, char **env)
+{
+	struct user_count *u = user_count(js, j->uid);
+
+	strv_free(j->spec.env);
+	j->spec.env = env;
+	u->job_bytes -= j->job_bytes;
+	j->job_bytes = job_spec_bytes(&j->spec);
+	u->job_bytes += j->job_bytes;
+}
+
+void
+jobs_drop_env(struct jobs *js, struct job *j)
+{
+	jobs_set_env(js, j, NULL);
+}
+
+void
 job_set_state(struct jobs *js, struct job *j, enum job_state st)
 {
 	enum job_state prev = j->state;
@@ -852,6 +885,22 @@ result_json(const struct run_result *r)
 	return json_string(r->result);
 }
 
+/* The last progress message while it runs: a handler's (kept in the job), a module job's (in its run). */
+static json_t *
+progress_json(const struct job *j)
+{
+	json_t *v;
+	char *p;
+
+	if (j->progress != NULL)
+		return json_string(j->progress);
+	if (j->state != JOB_RUNNING || j->run == NULL || (p = run_progress(j->run)) == NULL)
+		return json_null();
+	v = json_string(p); /* UTF-8: modrun.c made it so */
+	free(p);
+	return v != NULL ? v : json_null();
+}
+
 static void
 add_result(json_t *o, const struct job *j)
 {
@@ -881,15 +930,9 @@ add_result(json_t *o, const struct job *j)
 }
 
 bool
-job_type_has_output(int type)
-{
-	return type == BUILTIN_EXEC || type == JOBTYPE_HANDLER;
-}
-
-bool
 job_has_output(const struct job *j)
 {
-	return job_type_has_output(j->spec.type) && j->started_at > 0;
+	return jobtype_has_output(j->spec.type) && j->started_at > 0;
 }
 
 json_t *
@@ -972,6 +1015,12 @@ job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *a
 	json_hook_arg = arg;
 }
 
+bool
+job_elsewhere(const struct job *j)
+{
+	return j->cl.member && j->cl.hold == NULL;
+}
+
 json_t *
 job_to_json(const struct job *j)
 {
@@ -999,13 +1048,21 @@ job_to_json(const struct job *j)
 	pid = j->run != NULL ? atomic_load(&j->run->live_pid) : (int)j->res.pid;
 	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
 	add_result(o, j);
-	if (j->spec.type == JOBTYPE_HANDLER)
-		json_object_set_new(o, "progress", string_or_null(j->progress));
+	/* Types that may report progress: handlers and modules (the built-in types do not). */
+	if (j->spec.type == JOBTYPE_HANDLER ||
+	    (j->spec.type != BUILTIN_EXEC && !module_builtin(j->spec.type)))
+		json_object_set_new(o, "progress", progress_json(j));
 	add_lifecycle(o, j);
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	add_workflow(o, j);
+	/* Cluster mode: where it ran, and whether this attempt is a redelivery (doc/cluster.md). */
+	if (j->cl.member) {
+		json_object_set_new(o, "node", string_or_null(j->cl.node));
+		json_object_set_new(o, "redelivered", json_boolean(j->cl.redelivered));
+		json_object_set_new(o, "redelivered_from", string_or_null(j->cl.from));
+	}
 	json_object_set_new(o, "memory", j->spec.limits.memory > 0
 				 ? json_integer((json_int_t)j->spec.limits.memory) : json_null());
 	json_object_set_new(o, "cpus", j->spec.limits.cpus > 0 ? json_real(j->spec.limits.cpus)
@@ -1156,11 +1213,34 @@ jobs_restore(struct jobs *js, struct job *j, char **cause)
 	if (st != JOB_QUEUED)
 		job_set_state(js, j, st);
 	j->announced = true; /* stored long ago */
+	j->output_written = true; /* by a run of an earlier taskd, maybe */
 	if (job_state_final(st)) {
 		/* Restored in id order: the oldest finished are pruned first. */
 		TAILQ_INSERT_TAIL(&js->finished, j, finished);
 		js->nfinished++;
 	}
+	return 0;
+}
+
+int
+jobs_insert(struct jobs *js, struct job *j)
+{
+	enum job_state st = j->state;
+
+	if (jobs_find(js, j->id) != NULL)
+		return -1;
+	j->cl.member = true;
+	j->state = JOB_QUEUED;
+	insert(js, j);
+	if (j->id >= js->next_id)
+		js->next_id = j->id + 1;
+	if (st != JOB_QUEUED)
+		job_set_state(js, j, st);
+	if (job_state_final(st)) {
+		TAILQ_INSERT_TAIL(&js->finished, j, finished);
+		js->nfinished++;
+	}
+	jobs_announce(js, j);
 	return 0;
 }
 

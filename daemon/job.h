@@ -154,6 +154,22 @@ struct job_array {
 	TAILQ_ENTRY(job_array) entry;
 };
 
+/*
+ * Cluster mode (cluster.c, doc/cluster.md): where a job stands in the
+ * cluster. All zero on a single node.
+ */
+struct cluster_hold;
+struct job_cluster {
+	bool member;               /* a job of the cluster (jobs_insert): its object shows these */
+	char *node;                /* the node that runs or ran it, or NULL */
+	char *from;                /* redelivered: the node that had it before, or NULL */
+	bool redelivered;          /* this attempt runs again: a node took it and went silent */
+	uint64_t delivery;         /* the stream's delivery count when its entry was written (0: none) */
+	uint64_t rev;              /* revision of its entry in the jobs bucket the table holds */
+	struct cluster_hold *hold; /* the delivery this node holds it by (cluster.c), or NULL */
+	uint32_t puts;             /* entries this node wrote for it: a later one outdates a resend */
+};
+
 struct job {
 	uint64_t id;
 	enum job_state state;
@@ -200,10 +216,12 @@ struct job {
 	struct gate *gates[2];   /* sched.c: its array's %MAX, its queue; what it must pass */
 	int ngates;
 	int gates_passed;        /* gates it passed (it holds a place in each) */
+	struct job_cluster cl;   /* cluster mode only */
 	uint64_t job_bytes;      /* its description, as counted for its owner (job_spec_bytes) */
 	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
 	bool output_capped;      /* this run may keep only what was left of its owner's quota */
 	bool output_stopped;     /* this run keeps no more output: its owner's quota is used up */
+	bool output_written;     /* a run may have left bytes in its output files (quota.c) */
 	bool cancel_running;     /* it was running when cancel_tag was set */
 	uint64_t cancel_tag;     /* the cancel by selector that cancelled it (op-control.c) */
 
@@ -272,6 +290,10 @@ struct job *jobs_first_running(struct jobs *js);
 void jobs_user_bytes(struct jobs *js, uid_t uid, uint64_t *job_bytes, uint64_t *output_bytes);
 /* j's output files take n bytes now. */
 void jobs_set_output_bytes(struct jobs *js, struct job *j, uint64_t n);
+/* Free j's environment (nothing shows it once j is over) and count what is left of it. */
+void jobs_drop_env(struct jobs *js, struct job *j);
+/* j has env (taken) as its environment now, counted for its owner (cluster mode). */
+void jobs_set_env(struct jobs *js, struct job *j, char **env);
 /*
  * The bytes a job's description takes, in memory, in its stored record and
  * in its input file: its argv, environment, cwd, name, labels,
@@ -383,6 +405,12 @@ struct job *jobs_restore_member(struct jobs *js, struct job_array *a, uint64_t k
 void jobs_array_drop(struct jobs *js, struct job_array *a);
 void job_array_free(struct job_array *a);
 /*
+ * Put a job of the cluster (cluster.c: its own id and state, read from the
+ * cluster) into the table wherever its id falls, and announce it. -1 if
+ * that id is there already (j is not taken).
+ */
+int jobs_insert(struct jobs *js, struct job *j);
+/*
  * Drop a job that was never acknowledged (its submit could not be stored):
  * no hooks; its waiters are called with the job not in a final state.
  */
@@ -390,10 +418,15 @@ void jobs_discard(struct jobs *js, struct job *j);
 /* Never hand out ids below next (the store remembers ids of deleted jobs). */
 void jobs_set_next_id(struct jobs *js, uint64_t next);
 
-/* Does j have output files: a command or a handler job, once started? */
+/*
+ * Cluster mode: is j a job of the cluster this node does not hold? Its
+ * changes are other nodes' runs, seen in the mirror (cluster.h): counted,
+ * notified and logged by the node that holds it, not here.
+ */
+bool job_elsewhere(const struct job *j);
+
+/* Does j have output files: a job of a type that may write some (jobtype.h), once started? */
 bool job_has_output(const struct job *j);
-/* May a job of this type have output files (a command, a handler job)? */
-bool job_type_has_output(int type);
 
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);

@@ -1,9 +1,10 @@
-/* Job types: built-ins and handlers behind one lookup (jobtype.h). */
+/* Job types: commands, module types and handlers behind one lookup (jobtype.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "builtin.h"
 #include "jobtype.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 static const struct config *types_cfg;
@@ -18,13 +19,20 @@ int
 jobtype_find(const char *name, struct jobtype *t)
 {
 	const struct handler_config *h;
-	int b;
+	int i;
 
 	memset(t, 0, sizeof *t);
-	if ((b = builtin_lookup(name)) >= 0) {
-		t->source = JOBTYPE_BUILTIN;
-		t->name = builtin_name(b);
-		t->type = b;
+	if (strcmp(name, "exec") == 0) {
+		t->source = JOBTYPE_EXEC;
+		t->name = "exec";
+		t->type = BUILTIN_EXEC;
+		return 0;
+	}
+	if ((i = module_find(name)) > 0) {
+		t->source = JOBTYPE_MODULE;
+		t->module = module_type(i);
+		t->name = t->module->name;
+		t->type = i;
 		return 0;
 	}
 	if (types_cfg != NULL && (h = config_handler(types_cfg, name)) != NULL) {
@@ -40,13 +48,12 @@ jobtype_find(const char *name, struct jobtype *t)
 char *
 jobtype_known(void)
 {
-	char *s = NULL, *t;
-	const char *name;
+	char *s = xstrdup("exec"), *t;
 	size_t i;
-	int b;
+	int k;
 
-	for (b = 0; (name = builtin_name(b)) != NULL; b++) {
-		t = s == NULL ? xstrdup(name) : xprintf("%s, %s", s, name);
+	for (k = 1; k <= module_ntypes(); k++) {
+		t = xprintf("%s, %s", s, module_type(k)->name);
 		free(s);
 		s = t;
 	}
@@ -61,7 +68,21 @@ jobtype_known(void)
 const char *
 jobtype_name(int type, const char *handler)
 {
+	const struct modtype *m;
+
 	if (type == JOBTYPE_HANDLER)
 		return handler != NULL ? handler : "?";
-	return builtin_name(type);
+	if (type == BUILTIN_EXEC)
+		return "exec";
+	return (m = module_type(type)) != NULL ? m->name : NULL;
+}
+
+bool
+jobtype_has_output(int type)
+{
+	const struct modtype *m;
+
+	if (type == BUILTIN_EXEC || type == JOBTYPE_HANDLER)
+		return true;
+	return (m = module_type(type)) != NULL && !(m->flags & TASKD_TYPE_PURE);
 }

@@ -406,6 +406,23 @@ life_admit(struct life *l, struct job *j)
 }
 
 void
+life_adopt(struct life *l, struct job *j)
+{
+	j->admitted = true;
+	if (j->spec.ndeps > 0) {
+		watch(l, j);
+		if (j->state != JOB_WAITING)
+			job_set_state(l->jobs, j, JOB_WAITING);
+		evaluate(l, j, true);
+		return;
+	}
+	if (j->state != JOB_QUEUED)
+		job_set_state(l->jobs, j, JOB_QUEUED);
+	sched_add(l->sched, j);
+	sched_dispatch(l->sched);
+}
+
+void
 life_forget(struct life *l, struct job *j)
 {
 	unwatch(l, j);
@@ -462,8 +479,8 @@ outcome(const struct job *j, enum job_state st)
 }
 
 /* Note this attempt's outcome and clear the result for the next one. */
-static double
-next_attempt(struct job *j, enum job_state st)
+double
+life_next_attempt(struct job *j, enum job_state st)
 {
 	json_t *o = outcome(j, st);
 
@@ -481,8 +498,8 @@ next_attempt(struct job *j, enum job_state st)
 	return life_retry_delay(j->spec.retry_delay, j->attempt++);
 }
 
-static bool
-retryable(const struct job *j, enum job_state st)
+bool
+life_retryable(const struct job *j, enum job_state st)
 {
 	return (st == JOB_FAILED || st == JOB_TIMEOUT || st == JOB_LOST) &&
 	       j->attempt <= j->spec.retries;
@@ -494,9 +511,9 @@ life_retry_cb(struct job *j, enum job_state st, void *arg)
 	struct life *l = arg;
 	double delay;
 
-	if (!retryable(j, st) || j->cancel_requested)
+	if (!life_retryable(j, st) || j->cancel_requested)
 		return false;
-	delay = next_attempt(j, st);
+	delay = life_next_attempt(j, st);
 	STATS_INC(jobs_retried);
 	log_debug("job %llu %s: attempt %d in %.3f s", (unsigned long long)j->id,
 		  job_state_name(st), j->attempt, delay);
@@ -516,9 +533,9 @@ life_recover(struct life *l)
 		 * Lost by the restart (persist_recover) with retries left: try again,
 		 * unless its old run could not be killed (it would run twice).
 		 */
-		if (j->state == JOB_LOST && retryable(j, JOB_LOST) && j->started_at > 0 &&
+		if (j->state == JOB_LOST && life_retryable(j, JOB_LOST) && j->started_at > 0 &&
 		    !j->unkillable) {
-			delay = next_attempt(j, JOB_LOST);
+			delay = life_next_attempt(j, JOB_LOST);
 			STATS_INC(jobs_retried);
 			j->due_at = now_unix() + delay;
 			jobs_reopen(l->jobs, j, JOB_SCHEDULED);

@@ -47,6 +47,12 @@ void life_prepare(struct life *l, struct job *j);
  * timed. The caller calls sched_dispatch.
  */
 void life_admit(struct life *l, struct job *j);
+/*
+ * A job a cluster's node took (cluster.c), in the state the cluster knows
+ * it in: watch its dependencies (waiting), else queue it; dispatches.
+ * Its start time is the cluster's business (it comes when due).
+ */
+void life_adopt(struct life *l, struct job *j);
 /* A job leaves life.c's care (its submit could not be stored, or it is cancelled). */
 void life_forget(struct life *l, struct job *j);
 /* After persist_recover: retry jobs lost by the restart, watch and time the rest. */
@@ -64,5 +70,12 @@ void life_stop(struct life *l);
 
 /* Delay before retry number `attempt` (1 = the first retry). */
 double life_retry_delay(double base, int attempt);
+/* May a run that ended in st be tried again (failed, timeout, lost, retries left)? */
+bool life_retryable(const struct job *j, enum job_state st);
+/*
+ * Note the attempt that ended in st in j->attempts, clear its result and
+ * start the next attempt; returns the delay before it (life_retry_delay).
+ */
+double life_next_attempt(struct job *j, enum job_state st);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include <taskd/protocol.h>
 
+#include "cluster.h"
 #include "cgroup.h"
 #include "config.h"
 #include "events.h"
@@ -31,6 +32,7 @@
 #include "leftover.h"
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "monitor.h"
 #include "notify.h"
 #include "ops.h"
@@ -131,7 +133,12 @@ load_config(void)
 	char *cause = NULL;
 
 	config_defaults(&cfg);
-	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == -1) {
+	if (opts.config != NULL && config_load(opts.config, &cfg, &cause) == 0)
+		log_setlevel(opts.log_level >= 0 ? opts.log_level : cfg.log_level);
+	/* The modules before anything that may look a type up (the stored jobs, handler names). */
+	if (opts.config != NULL &&
+	    (cause != NULL || module_load_all(&cfg, &cause) == -1 ||
+	     module_check_handlers(&cfg, &cause) == -1)) {
 		fprintf(stderr, "%s\n", cause);
 		free(cause);
 		exit(1);
@@ -321,6 +328,21 @@ recover(void)
 
 	td.persist = persist_new(td.base, td.store, td.jobs);
 	persist_configure(td.persist, td.cfg->store.fsync, td.cfg->store.fsync_interval);
+	if (cfg.cluster.url != NULL) {
+		/*
+		 * Cluster mode: the jobs live in JetStream and the table mirrors
+		 * them (cluster.h); taskd.db keeps the class pauses, and the jobs
+		 * of single-node mode, untouched, for when the node leaves the
+		 * cluster. What a killed taskd left running is killed already.
+		 */
+		jobs_set_hooks(td.jobs, NULL);
+		free(leftovers);
+		leftovers = NULL;
+		nleftovers = 0;
+		if (taskd_restore_paused(&td, &cause) == -1)
+			fatalx("cannot load the stored class pauses: %s", cause);
+		return;
+	}
 	if (persist_recover(td.persist, leftovers, nleftovers, requeue_cb, NULL, &cause) == -1)
 		fatalx("cannot load the stored jobs: %s", cause);
 	free(leftovers);
@@ -445,7 +467,9 @@ setup(void)
 	td.socket_path = opts.socket != NULL ? xstrdup(opts.socket)
 			 : cfg.socket != NULL ? xstrdup(cfg.socket) : default_socket();
 	td.state_dir = cfg.state_dir != NULL ? xstrdup(cfg.state_dir) : default_state_dir();
-	td.jobs_dir = output_dir(td.state_dir);
+	/* Cluster mode keeps its jobs' output apart: their ids are the cluster's. */
+	td.jobs_dir = cfg.cluster.url != NULL ? output_cluster_dir(td.state_dir)
+					      : output_dir(td.state_dir);
 	make_dirs(td.state_dir, 0700);
 	make_dirs(td.jobs_dir, 0700);
 
@@ -476,8 +500,10 @@ setup(void)
 	td.notify = notify_new(td.base, td.jobs, &cfg);
 	recover();
 	td.events = events_new(td.jobs);
-	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.started_at = now_unix();
+	if (cfg.cluster.url != NULL)
+		td.cluster = cluster_new(&td);
+	server_set_handlers(td.server, ops_frame_cb, ops_close_cb, &td);
 	td.http = http_new(&td, &cause);
 	if (td.http == NULL && cause != NULL)
 		fatalx("%s", cause);
@@ -523,6 +549,7 @@ main(int argc, char **argv)
 	events_shutdown(td.events);
 	server_free(td.server);
 	events_free(td.events);
+	cluster_free(td.cluster);
 	notify_free(td.notify);
 	hpool_free(td.hpool);
 	ppool_free(td.ppool);

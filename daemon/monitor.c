@@ -77,6 +77,9 @@ monitor_job_cb(struct job *j, int prev, void *arg)
 	double wall;
 
 	(void)arg;
+	/* Cluster mode: this node's runs only (job_elsewhere). */
+	if (job_elsewhere(j))
+		return;
 	if (j->state == JOB_RUNNING) {
 		mon.started[c]++;
 		if (j->queued_at > 0 && j->started_at >= j->queued_at)

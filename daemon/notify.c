@@ -17,6 +17,7 @@
 #include "config.h"
 #include "exec.h"
 #include "job.h"
+#include "jobtype.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -256,7 +257,7 @@ cmd_queue(struct notify *n, const struct job *j, const char *cmd, char **env, co
 	}
 	c = xcalloc(1, sizeof *c);
 	c->n = n;
-	c->run = r = run_new();
+	c->run = r = run_new(true);
 	r->spec.job_id = j->id;
 	r->spec.type = BUILTIN_EXEC;
 	r->spec.argv = xcalloc(4, sizeof *r->spec.argv);
@@ -579,8 +580,9 @@ notify_slow_cb(evutil_socket_t fd, short what, void *arg)
 				  "pid %d: %s%s", (unsigned long long)j->id, (unsigned)j->uid,
 				  j->spec.name != NULL ? ", name " : "",
 				  j->spec.name != NULL ? j->spec.name : "", now - s->started, limit,
-				  pid, j->spec.type == BUILTIN_EXEC ? "" : "built-in ",
-				  j->spec.type == BUILTIN_EXEC ? cmd : builtin_name(j->spec.type));
+				  pid, j->spec.type == BUILTIN_EXEC ? "" : "type ",
+				  j->spec.type == BUILTIN_EXEC ? cmd
+				  : jobtype_name(j->spec.type, j->spec.handler));
 		}
 		n->head = (n->head + 1) % n->cap;
 		n->len--;
@@ -604,7 +606,7 @@ log_failure(const struct job *j)
 	command_text(j->spec.argv, cmd, sizeof cmd);
 	log_info("job %llu %s (%s, uid %u): %s", (unsigned long long)j->id,
 		 job_state_name(j->state), how, (unsigned)j->uid,
-		 j->spec.type == BUILTIN_EXEC ? cmd : builtin_name(j->spec.type));
+		 j->spec.type == BUILTIN_EXEC ? cmd : jobtype_name(j->spec.type, j->spec.handler));
 }
 
 static void
@@ -613,6 +615,9 @@ notify_job_cb(struct job *j, int prev, void *arg)
 	struct notify *n = arg;
 	char **on;
 
+	/* Cluster mode: the node that runs a job tells of it, once (job_elsewhere). */
+	if (job_elsewhere(j))
+		return;
 	if (j->state == JOB_RUNNING) {
 		if (n->cfg->jobs.slow_log > 0)
 			slow_push(n, j);

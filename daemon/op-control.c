@@ -10,6 +10,7 @@
 
 #include <taskd/protocol.h>
 
+#include "cluster.h"
 #include "jsonutil.h"
 #include "labels.h"
 #include "life.h"
@@ -73,6 +74,28 @@ const struct op op_clean_entry = {
 };
 
 /* ---- cancel ---- */
+
+/* Cluster mode: a job this node does not hold (the cluster's queue has it, or another node). */
+static bool
+held_elsewhere(struct taskd *td, const struct job *j)
+{
+	return job_elsewhere(j) && !job_state_final(j->state);
+}
+
+/* pause, resume and priority act on the jobs a node holds: -1 after replying. */
+static int
+check_held(struct taskd *td, struct client *c, struct request *req, const struct job *j)
+{
+	char msg[256];
+
+	if (!held_elsewhere(td, j))
+		return 0;
+	snprintf(msg, sizeof msg, "job %llu is %s in the cluster, not held by this node: pause, "
+		 "resume and priority act on the jobs a node holds (doc/cluster.md); cancel works "
+		 "from any node", (unsigned long long)j->id, job_state_name(j->state));
+	reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+	return -1;
+}
 
 /*
  * A cancel by selector tags the jobs it cancels, so that the pages of its
@@ -181,7 +204,10 @@ cancel_selected(struct taskd *td, struct client *c, struct request *req)
 				next = ops_cursor_text('C', tag, want[i], upto);
 		}
 		if ((j = jobs_find(td->jobs, want[i])) != NULL && !job_state_final(j->state)) {
-			sched_cancel(td->sched, j, "cancelled by request");
+			if (held_elsewhere(td, j))
+				cluster_cancel(td->cluster, NULL, NULL, j);
+			else
+				sched_cancel(td->sched, j, "cancelled by request");
 			sent++;
 		}
 	}
@@ -215,6 +241,10 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 		snprintf(msg, sizeof msg, "job %llu already finished: %s",
 			 (unsigned long long)j->id, job_state_name(j->state));
 		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+		return;
+	}
+	if (held_elsewhere(td, j)) {
+		cluster_cancel(td->cluster, c, req->id, j);
 		return;
 	}
 	/* Answer first: a job not running is finished (and maybe pruned) by the cancel. */
@@ -332,6 +362,8 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 		reply_ok(c, req->id, json_pack("{s:o}", "paused", sched_paused_json(td->sched)));
 		return;
 	}
+	if (check_held(td, c, req, j) == -1)
+		return;
 	if ((pause ? pause_job(td, j, &why) : resume_job(td, j, &why)) == -1) {
 		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, why);
 		free(why);
@@ -376,6 +408,8 @@ op_priority(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
+	if (check_held(td, c, req, j) == -1)
+		return;
 	if (!job_state_pending(j->state)) {
 		snprintf(msg, sizeof msg, "job %llu is %s: only a job that has not started can "
 			 "change priority", (unsigned long long)j->id, job_state_name(j->state));
@@ -423,6 +457,9 @@ op_clean(struct taskd *td, struct client *c, struct request *req)
 	for (i = 0; i < n; i++) {
 		if (!job_state_final(v[i]->state))
 			continue;
+		/* Cluster mode: every node forgets it (the bucket's delete marker). */
+		if (td->cluster != NULL)
+			cluster_forget(td->cluster, v[i]);
 		jobs_delete(td->jobs, v[i], clean_prune, td->sched);
 		STATS_INC(jobs_cleaned);
 		removed++;

@@ -12,6 +12,7 @@
 #include <taskd/protocol.h>
 
 #include "base64.h"
+#include "cluster.h"
 #include "log.h"
 #include "ops.h"
 #include "output.h"
@@ -95,24 +96,20 @@ bad:
 	return -1;
 }
 
-static void
-op_logs(struct taskd *td, struct client *c, struct request *req)
+json_t *
+logs_answer(struct taskd *td, const struct job *j, bool errs, json_int_t off, json_int_t max)
 {
-	struct job *j = req->job;
-	json_int_t off, max;
 	char *path, *buf;
 	struct stat st = { 0 };
-	bool errs, done;
 	ssize_t n = 0;
 	size_t used;
+	bool done;
 	json_t *r;
 	int fd;
 
-	if (logs_args(c, req, &errs, &off, &max) == -1)
-		return;
-	/* Answers stay within limits.max_frame: a raw byte may become "\\u0001" (6 bytes). */
-	if (max > (json_int_t)(ops_budget(c, req->id) - 512) / 6)
-		max = (json_int_t)(ops_budget(c, req->id) - 512) / 6;
+	/* Within this node's limits.max_frame (another node's asking gives its own bound). */
+	if (max > (json_int_t)(td->cfg->limits.max_frame - 512) / 6)
+		max = (json_int_t)(td->cfg->limits.max_frame - 512) / 6;
 	path = output_path(td->jobs_dir, j->id, errs ? OUTPUT_STDERR : OUTPUT_STDOUT);
 	buf = xmalloc((size_t)max);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -138,5 +135,24 @@ op_logs(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "eof", json_boolean(done && off + (json_int_t)used >= st.st_size));
 	json_object_set_new(r, "truncated", json_boolean(errs ? j->res.err_truncated
 							      : j->res.out_truncated));
-	reply_ok(c, req->id, r);
+	return r;
+}
+
+static void
+op_logs(struct taskd *td, struct client *c, struct request *req)
+{
+	json_int_t off, max;
+	bool errs;
+
+	if (logs_args(c, req, &errs, &off, &max) == -1)
+		return;
+	/* Answers stay within the frame: a raw byte may become "\\u0001" (6 bytes). */
+	if (max > (json_int_t)(ops_budget(c, req->id) - 512) / 6)
+		max = (json_int_t)(ops_budget(c, req->id) - 512) / 6;
+	/* Cluster mode: the output is on the node that ran the job. */
+	if (td->cluster != NULL && cluster_output_elsewhere(td->cluster, req->job)) {
+		cluster_logs(td->cluster, c, req->id, req->job, errs, off, max);
+		return;
+	}
+	reply_ok(c, req->id, logs_answer(td, req->job, errs, off, max));
 }

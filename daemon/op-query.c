@@ -10,10 +10,12 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "events.h"
 #include "http.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "ops.h"
 #include "persist.h"
 #include "ppool.h"
@@ -214,6 +216,9 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 	json_object_set_new(r, "http", http_address(td->http) != NULL
 				       ? json_string(http_address(td->http)) : json_null());
 	json_object_set_new(r, "handlers", sched_handlers_json(td->sched));
+	json_object_set_new(r, "modules", module_to_json());
+	json_object_set_new(r, "cluster", td->cluster != NULL ? cluster_status(td->cluster)
+							      : json_null());
 	json_object_set_new(r, "quota", quota_json(td->cfg, td->jobs, server_client_uid(c)));
 	status_reply(c, req->id, r, cur[0], cur[1], cur[2]);
 }
@@ -318,7 +323,7 @@ op_show(struct taskd *td, struct client *c, struct request *req)
 	char msg[96];
 
 	if (req->job != NULL) {
-		reply_ok(c, req->id, job_to_json_fit(req->job, ops_budget(c, req->id)));
+		reply_job(c, req->id, req->job);
 		return;
 	}
 	if (v == NULL || !json_is_integer(v) || json_integer_value(v) <= 0) {
@@ -364,7 +369,7 @@ wait_done(struct job *j, void *arg)
 	char msg[96];
 
 	if (job_state_final(j->state)) {
-		reply_ok(c, p->id, job_to_json_fit(j, ops_budget(c, p->id)));
+		reply_job(c, p->id, j);
 	} else {
 		/* Discarded: its submit could not be stored. */
 		snprintf(msg, sizeof msg, "no such job %llu (its submit could not be stored)",
@@ -394,7 +399,7 @@ wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j)
 
 	if (job_state_final(j->state)) {
 		cs->nwaits--;
-		reply_ok(c, id, job_to_json_fit(j, ops_budget(c, id)));
+		reply_job(c, id, j);
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
@@ -534,7 +539,7 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	if (job_state_final(j->state)) {
-		reply_ok(c, req->id, job_to_json_fit(j, ops_budget(c, req->id)));
+		reply_job(c, req->id, j);
 		return;
 	}
 	cs = conn_of(c);

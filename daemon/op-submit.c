@@ -17,6 +17,7 @@
 #include <pwd.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "hconfig.h"
 #include "jobtype.h"
 #include "life.h"
@@ -44,7 +45,7 @@ const struct op op_submit_entry = {
 	.name = TASKD_OP_SUBMIT,
 	.fn = op_submit,
 	.flags = OP_JOB_FIELDS,
-	.fields = { "wait", "jobs" },
+	.fields = { "wait", "jobs", "local" },
 };
 
 /* Like submit: refused once a shutdown began. */
@@ -202,6 +203,20 @@ check_workflow(struct taskd *td, const struct job_spec *spec, struct proto_error
 	char names[512];
 	size_t i, off = 0;
 
+	/*
+	 * Cluster mode: a job may run on any node, and these hold only on one
+	 * (a key is checked in this node's table, a queue is this node's
+	 * configuration, the input is in this node's input file): refused, not
+	 * half kept (doc/cluster.md).
+	 */
+	if (td->cluster != NULL && (spec->unique != NULL || spec->queue != NULL ||
+				    spec->slots > 1 || spec->input_bytes > 0)) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"%s\" is not available in cluster mode (doc/cluster.md)",
+				spec->unique != NULL ? "unique" : spec->queue != NULL ? "queue"
+				: spec->slots > 1 ? "slots" : "input");
+		return -1;
+	}
 	if (spec->queue != NULL && config_queue(td->cfg, spec->queue) == NULL) {
 		names[0] = '\0';
 		for (i = 0; i < td->cfg->nqueues && off < sizeof names; i++)
@@ -567,6 +582,16 @@ batch_keys(struct taskd *td, uid_t uid, struct job_spec *specs, struct batch_key
 	return made;
 }
 
+/*
+ * "local": true keeps the jobs on this node (cluster mode, doc/cluster.md);
+ * a single node keeps every job, so it takes it and changes nothing.
+ */
+static bool
+submit_local(struct request *req)
+{
+	return json_is_true(json_object_get(req->root, "local"));
+}
+
 static void
 submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *arr)
 {
@@ -619,6 +644,12 @@ submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *ar
 	}
 	if (check_room(td, c, req, made) == -1) {
 		batch_free(specs, keys, n);
+		return;
+	}
+	/* No unique keys in cluster mode (check_workflow): every job of the batch is new. */
+	if (td->cluster != NULL) {
+		free(keys);
+		cluster_submit(td->cluster, c, req->id, specs, n, true, false, submit_local(req));
 		return;
 	}
 	/* Inputs at the ids the new jobs will get (in order, from next). */
@@ -688,7 +719,9 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	struct job_spec spec;
 	json_t *batch = json_object_get(req->root, "jobs");
 	json_t *wait = json_object_get(req->root, "wait");
+	json_t *local = json_object_get(req->root, "local");
 	struct pending_submit *ps;
+	struct job_spec *one;
 	struct conn *cs;
 	uint64_t holder;
 	bool harray, committed;
@@ -697,6 +730,10 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 
 	if (wait != NULL && !json_is_boolean(wait)) {
 		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"wait\" must be true or false");
+		return;
+	}
+	if (local != NULL && !json_is_boolean(local)) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "\"local\" must be true or false");
 		return;
 	}
 	if (batch != NULL && wait != NULL) {
@@ -721,6 +758,11 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	}
 	if ((array = proto_array_decode(req->root, &pa, &err)) == -1) {
 		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	if (array == 0 && td->cluster != NULL) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "\"array\" is not available in cluster mode (doc/cluster.md)");
 		return;
 	}
 	if (array == 0 && wait != NULL) {
@@ -765,6 +807,13 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 	}
 	if (check_room(td, c, req, 1) == -1) {
 		job_spec_free(&spec);
+		return;
+	}
+	if (td->cluster != NULL) {
+		one = xcalloc(1, sizeof *one);
+		*one = spec;
+		cluster_submit(td->cluster, c, req->id, one, 1, false, json_is_true(wait),
+			       submit_local(req));
 		return;
 	}
 	if (store_input(td, jobs_next_id(td->jobs), &spec, &cause) == -1) {
@@ -857,6 +906,13 @@ op_restart(struct taskd *td, struct client *c, struct request *req)
 	double now = now_unix();
 	char *cause = NULL, *msg;
 
+	/* Its new jobs would be this node's, with ids the cluster does not give (doc/cluster.md). */
+	if (td->cluster != NULL) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "restart is not available in cluster mode (doc/cluster.md): submit the "
+			  "job again");
+		return;
+	}
 	if (req->job != NULL) {
 		if (restartable(req->job, &err) == -1) {
 			reply_proto_err(c, req->id, &err);

@@ -14,6 +14,7 @@
 #include <taskd/protocol.h>
 
 #include "admission.h"
+#include "cluster.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "ops.h"
@@ -221,6 +222,25 @@ reply_ok(struct client *c, json_t *id, json_t *result)
 	if (len > server_client_max_frame(c))
 		log_warnx("an answer of %zu bytes exceeds limits.max_frame (%zu)", len,
 			  server_client_max_frame(c));
+	server_client_send(c, line, len);
+	free(line);
+}
+
+void
+reply_job(struct client *c, json_t *id, const struct job *j)
+{
+	size_t len;
+	char *line = proto_ok(id, job_to_json(j), &len);
+
+	/*
+	 * The answer is written once: measuring the object first (job_to_json_fit)
+	 * would write it twice. It fits exactly when the object fits ops_budget.
+	 */
+	if (len > server_client_max_frame(c)) {
+		free(line);
+		reply_ok(c, id, job_to_json_fit(j, ops_budget(c, id)));
+		return;
+	}
 	server_client_send(c, line, len);
 	free(line);
 }
@@ -547,6 +567,8 @@ ops_close_cb(struct client *c, void *arg)
 		return;
 	op_wait_closed(td, cs, c);
 	op_submit_closed(cs);
+	if (td->cluster != NULL)
+		cluster_client_closed(td->cluster, c);
 	free(cs);
 	server_client_set_data(c, NULL);
 }

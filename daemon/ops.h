@@ -91,6 +91,8 @@ int ops_resolve_job(const struct op *op, json_t *root, struct jobs *js, uid_t ui
 /* ---- replies (exactly one per request) ---- */
 
 void reply_ok(struct client *c, json_t *id, json_t *result); /* steals result */
+/* j's job object (job_to_json), cut to fit limits.max_frame only if it must (job_json_fit). */
+void reply_job(struct client *c, json_t *id, const struct job *j);
 void reply_err(struct client *c, json_t *id, const char *code, const char *message);
 void reply_proto_err(struct client *c, json_t *id, struct proto_error *err); /* clears err */
 
@@ -174,6 +176,13 @@ void op_submit_closed(struct conn *cs);
 /* op-query.c, for submit "wait": park a wait (its slot counted) on j, or answer now. */
 void wait_attach(struct taskd *td, struct client *c, json_t *id, struct job *j);
 void reply_too_many_waits(struct client *c, struct request *req);
+
+/*
+ * op-logs.c: the answer of a logs request for j from this node's output
+ * files (cluster.c serves other nodes' requests with it).
+ */
+json_t *logs_answer(struct taskd *td, const struct job *j, bool errs, json_int_t off,
+		    json_int_t max);
 
 /* ---- who may see what, which jobs ---- */
 

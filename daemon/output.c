@@ -23,6 +23,12 @@ output_dir(const char *state_dir)
 }
 
 char *
+output_cluster_dir(const char *state_dir)
+{
+	return xprintf("%s/cluster/jobs", state_dir);
+}
+
+char *
 output_path(const char *dir, uint64_t id, enum output_stream stream)
 {
 	return xprintf("%s/%llu.%s", dir, (unsigned long long)id, ext[stream]);
@@ -124,41 +130,53 @@ output_store_input(const char *dir, uint64_t id, const char *data, size_t len, b
 	return rc;
 }
 
-char *
-output_read_input(const char *dir, uint64_t id, char **cause)
+int
+output_read_path(const char *path, char **data, size_t *len, char **cause)
 {
-	char *path = output_path(dir, id, OUTPUT_STDIN), *data = NULL, *b64 = NULL;
 	struct stat sb;
 	size_t off = 0;
 	ssize_t n;
 	int fd;
 
+	*data = NULL;
+	errno = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1 || fstat(fd, &sb) == -1)
 		goto fail;
-	data = xmalloc((size_t)sb.st_size + 1);
+	*data = xmalloc((size_t)sb.st_size + 1);
 	while (off < (size_t)sb.st_size) {
-		n = read(fd, data + off, (size_t)sb.st_size - off);
+		n = read(fd, *data + off, (size_t)sb.st_size - off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			goto fail;
 		off += (size_t)n;
 	}
-	if ((b64 = base64_encode(data, off)) == NULL)
-		fatalx("out of memory (base64)");
 	close(fd);
-	free(data);
-	free(path);
-	return b64;
+	*len = off;
+	return 0;
 fail:
 	xasprintf(cause, "cannot read its input %s: %s", path,
 		  fd == -1 || errno != 0 ? strerror(errno) : "it shrank");
 	if (fd != -1)
 		close(fd);
+	free(*data);
+	*data = NULL;
+	return -1;
+}
+
+char *
+output_read_input(const char *dir, uint64_t id, char **cause)
+{
+	char *path = output_path(dir, id, OUTPUT_STDIN), *data, *b64 = NULL;
+	size_t len;
+
+	if (output_read_path(path, &data, &len, cause) == 0 &&
+	    (b64 = base64_encode(data, len)) == NULL)
+		fatalx("out of memory (base64)");
 	free(data);
 	free(path);
-	return NULL;
+	return b64;
 }
 
 int

@@ -20,6 +20,11 @@ enum output_stream { OUTPUT_STDOUT, OUTPUT_STDERR, OUTPUT_STDIN };
 
 /* The directory of the output files under state_dir (malloc'd). */
 char *output_dir(const char *state_dir);
+/*
+ * The same in cluster mode (doc/cluster.md): STATE_DIR/cluster/jobs, apart
+ * from a single node's, since the ids are the cluster's (malloc'd).
+ */
+char *output_cluster_dir(const char *state_dir);
 /* dir/ID.out, dir/ID.err or dir/ID.in (malloc'd). */
 char *output_path(const char *dir, uint64_t id, enum output_stream stream);
 /* The bytes both output files of job id take (a missing one: 0). */
@@ -40,6 +45,8 @@ int output_store_input(const char *dir, uint64_t id, const char *data, size_t le
  * carries), or NULL with *cause (its file is gone or unreadable).
  */
 char *output_read_input(const char *dir, uint64_t id, char **cause);
+/* The bytes of the input file at path (*data malloc'd); -1 with *cause. */
+int output_read_path(const char *path, char **data, size_t *len, char **cause);
 /* The input of `from` becomes also to's (a hard link: it never changes); -1 with *cause. */
 int output_share_input(const char *dir, uint64_t from, uint64_t to, bool sync, char **cause);
 /*

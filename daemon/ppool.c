@@ -26,12 +26,15 @@
  * PPOOL_FAILED_START seconds counts as a failed start, and consecutive
  * failed starts delay the next spawn exponentially.
  *
- * Cancel. A command: SIGUSR1 queued with the job id; the worker stops the
- * job's group as for a timeout and answers "done" (RUN_CANCELLED). A safety
+ * Cancel. SIGUSR1 queued with the job id. A command: the worker stops the
+ * job's group as for a timeout and answers "done" (RUN_CANCELLED); a safety
  * timer SIGKILLs a worker that has not answered after kill_grace + 5 s. A
- * built-in: the worker is SIGKILLed and replaced. Stopping a command's
- * output (its owner's output quota is used up, quota.h): SIGUSR2, queued
- * with the job id in the same way.
+ * module job (the built-in types too): its taskd_stop() says so and it
+ * returns; one that has not after kill_grace (+ 0.5 s) gets its worker
+ * SIGKILLed and replaced, and ends cancelled all the same.
+ * Stopping a running job's output (its owner's output quota is used up,
+ * quota.h): SIGUSR2, queued with the job id in the same way; a job that
+ * starts with none left is told so in its run message ("quiet").
  *
  * Timeout. The worker enforces a job's timeout itself; should it not (it
  * is stopped with SIGSTOP, or hung), a timer here kills the job's command
@@ -65,6 +68,7 @@
 #include "builtin.h"
 #include "exec.h"
 #include "clock.h"
+#include "jobtype.h"
 #include "leftover.h"
 #include "log.h"
 #include "ppool.h"
@@ -76,6 +80,7 @@
 #define PPOOL_BACKOFF_MIN 0.1  /* seconds */
 #define PPOOL_BACKOFF_MAX 30.0
 #define PPOOL_CANCEL_SLACK 5.0    /* seconds past kill_grace before a cancel SIGKILLs */
+#define PPOOL_MODULE_CANCEL_SLACK 0.5 /* the same for a module job, which stops by itself */
 #define PPOOL_TIMEOUT_SLACK 2.0   /* seconds past timeout + kill_grace before the daemon enforces it */
 #define PPOOL_MSG_MAX (16u << 20) /* cap on a message from a worker */
 #define PPOOL_FREE_WAIT 5.0       /* seconds ppool_free waits before SIGKILL */
@@ -566,6 +571,29 @@ on_started(struct pworker *w, const json_t *msg, char **why)
 	return 0;
 }
 
+/* A module job's progress: kept in its run, for `taskctl show`. */
+static int
+on_progress(struct pworker *w, const json_t *msg, char **why)
+{
+	char *message = NULL, *error = NULL;
+	uint64_t job;
+
+	if (worker_decode_progress(msg, &job, &message, &error) == -1) {
+		*why = xprintf("bad \"progress\": %s", error);
+		free(error);
+		return -1;
+	}
+	if (w->state != W_BUSY || w->run == NULL || job != w->run->spec.job_id ||
+	    w->run->spec.type == BUILTIN_EXEC) {
+		free(message);
+		*why = xstrdup("unexpected \"progress\"");
+		return -1;
+	}
+	run_set_progress(w->run, message);
+	free(message);
+	return 0;
+}
+
 static int
 dispatch(struct pworker *w, const json_t *msg, char **why)
 {
@@ -581,6 +609,8 @@ dispatch(struct pworker *w, const json_t *msg, char **why)
 		return on_done(w, msg, why);
 	if (strcmp(t, "started") == 0)
 		return on_started(w, msg, why);
+	if (strcmp(t, "progress") == 0)
+		return on_progress(w, msg, why);
 	*why = xprintf("unknown message \"%.32s\"", t);
 	return -1;
 }
@@ -741,13 +771,10 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	if (w == NULL || w->cancel)
 		return;
 	w->cancel = true;
-	if (r->spec.type != BUILTIN_EXEC) {
-		worker_kill(w, NULL);
-		return;
-	}
 	if (sigqueue(w->pid, SIGUSR1, v) == -1)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
-	tv = tv_of(r->spec.kill_grace + PPOOL_CANCEL_SLACK);
+	tv = tv_of(r->spec.kill_grace + (r->spec.type == BUILTIN_EXEC ? PPOOL_CANCEL_SLACK
+								      : PPOOL_MODULE_CANCEL_SLACK));
 	evtimer_add(w->ev_cancel, &tv);
 }
 
@@ -757,7 +784,8 @@ ppool_stop_output(struct ppool *pp, struct run *r)
 	struct pworker *w = find_run(pp, r);
 	union sigval v = {.sival_ptr = (void *)(uintptr_t)r->spec.job_id};
 
-	if (w == NULL || r->spec.type != BUILTIN_EXEC)
+	/* A command's or a module job's that writes output (jobtype_has_output). */
+	if (w == NULL || !jobtype_has_output(r->spec.type))
 		return;
 	if (sigqueue(w->pid, SIGUSR2, v) == -1)
 		log_warn("ppool: stop the output of job %" PRIu64 " in worker %d", r->spec.job_id,

@@ -14,6 +14,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "proto.h"
 #include "xmalloc.h"
 
@@ -512,8 +513,10 @@ decode_workflow(json_t *obj, struct job_spec *spec, struct proto_error *err)
 }
 
 /*
- * "input": base64 of a command's standard input, or of a handler job's
- * input (doc/handlers.md), at most max_input bytes decoded.
+ * "input": base64 of a command's standard input, or of a handler's or a
+ * module type's job's input (doc/handlers.md, doc/modules.md), at most
+ * max_input bytes decoded (spec.input, input_bytes: stored in the job's
+ * input file at submit).
  */
 static int
 decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct proto_error *err)
@@ -523,11 +526,6 @@ decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct prot
 
 	if (v == NULL)
 		return 0;
-	if (spec->type != BUILTIN_EXEC && spec->type != JOBTYPE_HANDLER) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"input\" is for commands and handler types: a built-in takes none");
-		return -1;
-	}
 	if (!json_is_string(v) ||
 	    base64_decode(json_string_value(v), json_string_length(v), &spec->input, &len) == -1) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
@@ -603,24 +601,34 @@ proto_array_decode(json_t *obj, struct proto_array *a, struct proto_error *err)
 	return 0;
 }
 
+/* A type of class cpu or io takes jobs of its class (or auto, which becomes it); 0 or -1. */
+static int
+decode_class(const char *what, const char *name, enum job_class class, struct job_spec *spec,
+	     struct proto_error *err)
+{
+	if (class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != class) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"%s %s is class %s: a job of it cannot be class %s", what, name,
+				config_class_name(class), config_class_name(spec->class));
+		return -1;
+	}
+	if (class != CLASS_AUTO)
+		spec->class = class;
+	return 0;
+}
+
 /*
  * A handler's job: its class against the handler's, its default timeout;
- * the environment is the handler's, not the job's. Its input: decode_input,
- * as a command's.
+ * the environment and directory are the handler's, not the job's. Its
+ * input: decode_input, as a command's.
  */
 static int
 decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
 	       struct proto_error *err)
 {
 	spec->handler = xstrdup(h->name);
-	if (h->class != CLASS_AUTO && spec->class != CLASS_AUTO && spec->class != h->class) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"handler %s is class %s: a job of it cannot be class %s", h->name,
-				config_class_name(h->class), config_class_name(spec->class));
+	if (decode_class("handler", h->name, h->class, spec, err) == -1)
 		return -1;
-	}
-	if (h->class != CLASS_AUTO)
-		spec->class = h->class;
 	if (h->timeout > 0 && json_object_get(obj, "timeout") == NULL)
 		spec->timeout = h->timeout;
 	strv_free(spec->env);
@@ -628,12 +636,33 @@ decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spe
 	return 0;
 }
 
+/* A module type's job: its class, and the type's validate() on its arguments and input. */
 static int
-decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
+decode_module(const struct jobtype *t, struct job_spec *spec, struct proto_error *err)
+{
+	char *msg = NULL;
+	int rc;
+
+	if (decode_class("job type", t->name, t->module->class, spec, err) == -1)
+		return -1;
+	if (t->module->validate == NULL)
+		return 0;
+	rc = module_validate(t->type, spec->argv, (const unsigned char *)spec->input,
+			     (size_t)spec->input_bytes, &msg);
+	if (rc == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
+		free(msg);
+	}
+	return rc;
+}
+
+/* The type, and the input (which a module type's validate() reads). */
+static int
+decode_type(json_t *obj, uint64_t max_input, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
 	struct jobtype t;
-	char *msg = NULL, *known;
+	char *known;
 
 	spec->type = BUILTIN_EXEC;
 	if (v != NULL) {
@@ -647,20 +676,18 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 			return -1;
 		}
 		spec->type = t.type;
+		if (decode_input(obj, max_input, spec, err) == -1)
+			return -1;
 		if (t.source == JOBTYPE_FROM_HANDLER)
 			return decode_handler(obj, t.handler, spec, err);
+		if (t.source == JOBTYPE_MODULE)
+			return decode_module(&t, spec, err);
+	} else if (decode_input(obj, max_input, spec, err) == -1) {
+		return -1;
 	}
-	if (spec->type == BUILTIN_EXEC) {
-		if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
-			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-					"\"argv\" must name a command for an exec job");
-			return -1;
-		}
-		return 0;
-	}
-	if (builtin_validate(spec->type, spec->argv, &msg) == -1) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
-		free(msg);
+	if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"argv\" must name a command for an exec job");
 		return -1;
 	}
 	return 0;
@@ -688,11 +715,10 @@ decode_job(json_t *obj, bool strict, const struct proto_job_opts *o, struct job_
 	if (decode_argv(json_object_get(obj, "argv"), spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
 	    decode_scalars(obj, o->default_timeout, spec, err) == -1 ||
-	    decode_type(obj, spec, err) == -1 ||
+	    decode_type(obj, o->max_input, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
 	    decode_workflow(obj, spec, err) == -1 ||
-	    decode_input(obj, o->max_input, spec, err) == -1 ||
 	    decode_limits(obj, spec, err) == -1 ||
 	    decode_cwd(json_object_get(obj, "cwd"), o->check_cwd, spec, err) == -1) {
 		job_spec_free(spec);
@@ -734,17 +760,13 @@ proto_job_id(json_t *req, uint64_t *id, struct proto_error *err)
 char *
 proto_line(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT), *line;
-	size_t n;
+	struct jtext t = { 0 };
 
-	if (s == NULL)
-		fatalx("out of memory (json_dumps)");
-	n = strlen(s);
-	line = xreallocarray(s, n + 2, 1);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
-	return line;
+	/* json_dumps' text (jtext_value), faster: every answer is one. */
+	jtext_value(&t, o);
+	JTEXT_PUT(&t, "\n");
+	*len = t.n;
+	return jtext_end(&t);
 }
 
 char *

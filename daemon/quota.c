@@ -12,6 +12,7 @@
 #include "admission.h"
 #include "config.h"
 #include "job.h"
+#include "jobtype.h"
 #include "log.h"
 #include "output.h"
 #include "proto.h"
@@ -20,15 +21,16 @@
 #include "xmalloc.h"
 
 /*
- * What j's output takes: its output files, and the result a run left (a
- * handler's JSON result is stored with the job, up to limits.max_frame).
+ * What j's output takes: its output files (unless files is false: they
+ * hold nothing), and the result a run left (a handler's JSON result is
+ * stored with the job, up to limits.max_frame).
  */
 static void
-measure(struct jobs *js, const char *jobs_dir, struct job *j)
+measure(struct jobs *js, const char *jobs_dir, struct job *j, bool files)
 {
 	uint64_t n = j->res.result != NULL ? strlen(j->res.result) : 0;
 
-	if (job_has_output(j))
+	if (files && job_has_output(j))
 		n += output_size(jobs_dir, j->id);
 	jobs_set_output_bytes(js, j, n);
 }
@@ -77,7 +79,7 @@ quota_run_kept(const struct config *cfg, struct jobs *js, struct job *j)
 	uint64_t limit = bound(j->uid, cfg->limits.max_output_per_user), jb, out;
 
 	j->output_capped = j->output_stopped = false;
-	if (!job_type_has_output(j->spec.type))
+	if (!jobtype_has_output(j->spec.type))
 		return 0;
 	/* A retry's output files start empty again. */
 	jobs_set_output_bytes(js, j, 0);
@@ -98,7 +100,17 @@ quota_run_ended(const struct config *cfg, struct jobs *js, const char *jobs_dir,
 	uint64_t jb, out;
 	char *limit;
 
-	measure(js, jobs_dir, j);
+	/*
+	 * A handler's output files are written by taskd itself (hchild.c), every
+	 * byte counted in the run's out_bytes and err_bytes, and its retries
+	 * append to them: until a run writes a byte they are empty or absent,
+	 * and stat()ing them for each job cost more than the rest of its end. A
+	 * command writes its own files (a worker process that crashed may not
+	 * have counted them): measured always.
+	 */
+	if (j->spec.type != JOBTYPE_HANDLER || j->res.out_bytes > 0 || j->res.err_bytes > 0)
+		j->output_written = true;
+	measure(js, jobs_dir, j, j->output_written);
 	if (!(j->output_capped || j->output_stopped) || j->res.error != NULL ||
 	    !(j->res.out_truncated || j->res.err_truncated))
 		return;
@@ -117,7 +129,7 @@ quota_tick(const struct config *cfg, struct jobs *js, struct sched *s, const cha
 	struct job *j;
 
 	for (j = jobs_first_running(js); j != NULL; j = TAILQ_NEXT(j, running))
-		measure(js, jobs_dir, j);
+		measure(js, jobs_dir, j, true); /* written to right now, maybe */
 	for (j = jobs_first_running(js); j != NULL; j = TAILQ_NEXT(j, running)) {
 		limit = bound(j->uid, cfg->limits.max_output_per_user);
 		if (limit == 0 || j->output_stopped || !job_has_output(j))
@@ -139,7 +151,7 @@ quota_recount(struct jobs *js, const char *jobs_dir)
 	struct job *j;
 
 	for (j = jobs_first(js); j != NULL; j = TAILQ_NEXT(j, all))
-		measure(js, jobs_dir, j);
+		measure(js, jobs_dir, j, true);
 }
 
 static json_t *

@@ -13,7 +13,11 @@
  * text} (versions 2 to 4 also had "input": base64 text or "", which version
  * 5 keeps in the job's input file, as a command's: see record.h); the name is checked against the
  * configuration only when the job is queued (a handler gone by then fails
- * it: "handler removed").
+ * it: "handler removed"). A job of a module type (doc/modules.md) other
+ * than the built-in ones has the same field (named for handlers, which
+ * came first): its type's name is looked up in the loaded modules, and a
+ * name no module has any more is taken for a handler's (so its job fails
+ * like one whose handler is gone).
  */
 #include <limits.h>
 #include <math.h>
@@ -28,6 +32,7 @@
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "modules.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -54,163 +59,371 @@ status_parse(const char *name)
 
 /* ---- encoding (the current version) ---- */
 
-/* o.key = v (taken); a value that cannot be JSON (not UTF-8) would lose the job. */
+/*
+ * The record is written straight into text, without a jansson tree: the
+ * same bytes json_dumps(JSON_COMPACT) writes for the tree of the fields
+ * (same order, same escapes, reals as "%.17g" and ".0"), at a fraction of
+ * the cost; every job's state change is one.
+ */
+struct out {
+	struct jtext t;
+	uint64_t id; /* the job's, for messages */
+	bool no_env; /* write "env":null */
+};
+
+#define PUT(o, lit) JTEXT_PUT(&(o)->t, lit)
+
+/* "key": after "," unless it is the first member (keys need no escapes). */
 static void
-set(json_t *o, const char *key, json_t *v, uint64_t id)
+key(struct out *o, const char *k)
 {
-	if (v == NULL || json_object_set_new(o, key, v) == -1)
-		fatalx("job %llu: cannot encode \"%s\" in its record", (unsigned long long)id, key);
+	size_t n = strlen(k);
+	char *w;
+
+	jtext_grow(&o->t, n + 4);
+	w = o->t.p + o->t.n;
+	if (w[-1] != '{')
+		*w++ = ',';
+	*w++ = '"';
+	memcpy(w, k, n);
+	w += n;
+	*w++ = '"';
+	*w++ = ':';
+	o->t.n = (size_t)(w - o->t.p);
 }
 
-static json_t *
-encode_deps(const struct job_dep *deps, size_t ndeps, uint64_t id)
+/* A string, or null for NULL. One that cannot be JSON (not UTF-8) would lose the job. */
+static void
+str(struct out *o, const char *s)
 {
-	json_t *a = json_array(), *d;
+	size_t n;
+
+	if (s == NULL) {
+		PUT(o, "null");
+		return;
+	}
+	n = strlen(s);
+	if (!utf8_valid(s, n))
+		fatalx("job %llu: cannot encode a string of its record (not UTF-8)",
+		       (unsigned long long)o->id);
+	jtext_string(&o->t, s, n);
+}
+
+static void
+strv(struct out *o, char *const *v)
+{
 	size_t i;
 
-	for (i = 0; i < ndeps; i++) {
-		d = json_object();
-		set(d, "id", json_integer((json_int_t)deps[i].id), id);
-		set(d, "any", json_boolean(deps[i].any), id);
-		set(d, "state", deps[i].state >= 0 ? json_string(job_state_name(deps[i].state))
-						   : json_null(), id);
-		json_array_append_new(a, d);
+	if (v == NULL) {
+		PUT(o, "null");
+		return;
 	}
-	return a;
+	PUT(o, "[");
+	for (i = 0; v[i] != NULL; i++) {
+		if (i > 0)
+			PUT(o, ",");
+		str(o, v[i]);
+	}
+	PUT(o, "]");
+}
+
+static void
+integer(struct out *o, long long v)
+{
+	jtext_integer(&o->t, v);
+}
+
+/* NaN and infinities, which JSON cannot hold, as 0 (finite_real). */
+static void
+real(struct out *o, double v)
+{
+	jtext_real(&o->t, isfinite(v) ? v : 0.0);
+}
+
+static void
+boolean(struct out *o, bool v)
+{
+	if (v)
+		PUT(o, "true");
+	else
+		PUT(o, "false");
+}
+
+static void
+encode_deps(struct out *o, const struct job_dep *deps, size_t ndeps)
+{
+	size_t i;
+
+	key(o, "deps");
+	PUT(o, "[");
+	for (i = 0; i < ndeps; i++) {
+		if (i > 0)
+			PUT(o, ",");
+		PUT(o, "{");
+		key(o, "id");
+		integer(o, (long long)deps[i].id);
+		key(o, "any");
+		boolean(o, deps[i].any);
+		key(o, "state");
+		str(o, deps[i].state >= 0 ? job_state_name(deps[i].state) : NULL);
+		PUT(o, "}");
+	}
+	PUT(o, "]");
 }
 
 /* The whole spec (deps given apart: an array keeps them apart from its spec). */
-static json_t *
-encode_spec(const struct job_spec *s, const struct job_dep *deps, size_t ndeps, uint64_t id)
+static void
+encode_spec(struct out *o, const struct job_spec *s, const struct job_dep *deps, size_t ndeps)
 {
-	json_t *o = json_object();
+	size_t i;
 
-	set(o, "type", string_or_null(jobtype_name(s->type, s->handler)), id);
-	set(o, "argv", strv_or_null(s->argv), id);
-	set(o, "env", strv_or_null(s->env), id);
-	set(o, "cwd", string_or_null(s->cwd), id);
-	set(o, "name", string_or_null(s->name), id);
-	set(o, "labels", labels_to_json(&s->labels), id);
-	set(o, "class", json_string(config_class_name(s->class)), id);
-	set(o, "priority", json_integer(s->priority), id);
-	set(o, "timeout", finite_real(s->timeout), id);
-	set(o, "deps", encode_deps(deps, ndeps, id), id);
-	set(o, "run_at", finite_real(s->run_at), id);
-	set(o, "retries", json_integer(s->retries), id);
-	set(o, "retry_delay", finite_real(s->retry_delay), id);
-	set(o, "notify", string_or_null(s->notify), id); /* version 3 */
-	set(o, "limits", json_pack("{s:I,s:f,s:I}", "memory", (json_int_t)s->limits.memory, "cpus",
-				   isfinite(s->limits.cpus) ? s->limits.cpus : 0.0, "pids",
-				   (json_int_t)s->limits.pids), id); /* version 4 */
-	set(o, "unique", string_or_null(s->unique), id); /* version 5 */
-	set(o, "queue", string_or_null(s->queue), id);
-	set(o, "slots", json_integer(s->slots), id);
-	set(o, "input_bytes", json_integer((json_int_t)s->input_bytes), id);
-	return o;
+	key(o, "spec");
+	PUT(o, "{");
+	key(o, "type");
+	str(o, jobtype_name(s->type, s->handler));
+	key(o, "argv");
+	strv(o, s->argv);
+	key(o, "env");
+	strv(o, o->no_env ? NULL : s->env);
+	key(o, "cwd");
+	str(o, s->cwd);
+	key(o, "name");
+	str(o, s->name);
+	key(o, "labels");
+	PUT(o, "{");
+	for (i = 0; i < s->labels.n; i++) {
+		if (i > 0)
+			PUT(o, ",");
+		str(o, s->labels.v[i].key);
+		PUT(o, ":");
+		str(o, s->labels.v[i].value);
+	}
+	PUT(o, "}");
+	key(o, "class");
+	str(o, config_class_name(s->class));
+	key(o, "priority");
+	integer(o, s->priority);
+	key(o, "timeout");
+	real(o, s->timeout);
+	encode_deps(o, deps, ndeps);
+	key(o, "run_at");
+	real(o, s->run_at);
+	key(o, "retries");
+	integer(o, s->retries);
+	key(o, "retry_delay");
+	real(o, s->retry_delay);
+	key(o, "notify"); /* version 3 */
+	str(o, s->notify);
+	key(o, "limits"); /* version 4 */
+	PUT(o, "{");
+	key(o, "memory");
+	integer(o, (long long)s->limits.memory);
+	key(o, "cpus");
+	real(o, s->limits.cpus);
+	key(o, "pids");
+	integer(o, (long long)s->limits.pids);
+	PUT(o, "}");
+	key(o, "unique"); /* version 5 */
+	str(o, s->unique);
+	key(o, "queue");
+	str(o, s->queue);
+	key(o, "slots");
+	integer(o, s->slots);
+	key(o, "input_bytes");
+	integer(o, (long long)s->input_bytes);
+	PUT(o, "}");
 }
 
 /* A job of an array: what is its own of its spec (the rest is the array's). */
-static json_t *
-encode_member_spec(const struct job *j)
+static void
+encode_member_spec(struct out *o, const struct job *j)
 {
-	json_t *o = json_object();
-
-	set(o, "priority", json_integer(j->spec.priority), j->id);
-	set(o, "deps", encode_deps(j->spec.deps, j->spec.ndeps, j->id), j->id);
-	return o;
+	key(o, "spec");
+	PUT(o, "{");
+	key(o, "priority");
+	integer(o, j->spec.priority);
+	encode_deps(o, j->spec.deps, j->spec.ndeps);
+	PUT(o, "}");
 }
 
-static json_t *
-encode_result(const struct job *j)
+static void
+encode_result(struct out *o, const struct job *j)
 {
 	const struct run_result *r = &j->res;
-	json_t *o = json_object();
 
-	set(o, "status", json_string(status_names[r->status]), j->id);
-	set(o, "exit_code", json_integer(r->exit_code), j->id);
-	set(o, "signal", json_integer(r->signal), j->id);
-	set(o, "cpu_user", finite_real(r->cpu_user), j->id);
-	set(o, "cpu_sys", finite_real(r->cpu_sys), j->id);
-	set(o, "max_rss_kb", json_integer(r->max_rss_kb), j->id);
-	set(o, "wall", finite_real(r->wall), j->id);
-	set(o, "runq_wait", finite_real(r->runq_wait), j->id);
-	set(o, "started_at", finite_real(r->started_at), j->id);
-	set(o, "finished_at", finite_real(r->finished_at), j->id);
-	set(o, "out_bytes", json_integer((json_int_t)r->out_bytes), j->id);
-	set(o, "err_bytes", json_integer((json_int_t)r->err_bytes), j->id);
-	set(o, "out_truncated", json_boolean(r->out_truncated), j->id);
-	set(o, "err_truncated", json_boolean(r->err_truncated), j->id);
-	set(o, "pid", json_integer(r->pid), j->id);
-	set(o, "result", string_or_null(r->result), j->id);
-	set(o, "error", string_or_null(r->error), j->id);
-	set(o, "mem_peak_kb", json_integer(r->mem_peak_kb), j->id);
-	set(o, "in_cgroup", json_boolean(r->in_cgroup), j->id);
-	set(o, "cgroup_error", string_or_null(r->cgroup_error), j->id);
-	return o;
+	key(o, "result");
+	PUT(o, "{");
+	key(o, "status");
+	str(o, status_names[r->status]);
+	key(o, "exit_code");
+	integer(o, r->exit_code);
+	key(o, "signal");
+	integer(o, r->signal);
+	key(o, "cpu_user");
+	real(o, r->cpu_user);
+	key(o, "cpu_sys");
+	real(o, r->cpu_sys);
+	key(o, "max_rss_kb");
+	integer(o, r->max_rss_kb);
+	key(o, "wall");
+	real(o, r->wall);
+	key(o, "runq_wait");
+	real(o, r->runq_wait);
+	key(o, "started_at");
+	real(o, r->started_at);
+	key(o, "finished_at");
+	real(o, r->finished_at);
+	key(o, "out_bytes");
+	integer(o, (long long)r->out_bytes);
+	key(o, "err_bytes");
+	integer(o, (long long)r->err_bytes);
+	key(o, "out_truncated");
+	boolean(o, r->out_truncated);
+	key(o, "err_truncated");
+	boolean(o, r->err_truncated);
+	key(o, "pid");
+	integer(o, r->pid);
+	key(o, "result");
+	str(o, r->result);
+	key(o, "error");
+	str(o, r->error);
+	key(o, "mem_peak_kb");
+	integer(o, r->mem_peak_kb);
+	key(o, "in_cgroup");
+	boolean(o, r->in_cgroup);
+	key(o, "cgroup_error");
+	str(o, r->cgroup_error);
+	PUT(o, "}");
 }
 
-/* o as compact JSON text (o is freed). */
-static char *
-dump(json_t *o)
+/* How the job was routed: route_record's fields (router.c reads them back). */
+static void
+encode_route(struct out *o, const struct route *r)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
+	key(o, "route");
+	PUT(o, "{");
+	key(o, "by");
+	str(o, route_by_name(r->by));
+	key(o, "class");
+	str(o, config_class_name(r->decided));
+	key(o, "level");
+	integer(o, r->level);
+	key(o, "key");
+	str(o, r->key);
+	key(o, "samples");
+	integer(o, (long long)r->samples);
+	key(o, "ratio");
+	real(o, r->ratio);
+	PUT(o, "}");
+}
 
-	json_decref(o);
-	if (text == NULL)
-		fatalx("out of memory (json_dumps)");
-	return text;
+/*
+ * Whether a job of type has the "handler" part: a handler's, and a module
+ * type's other than the built-in ones.
+ */
+static bool
+has_handler_part(int type)
+{
+	return type == JOBTYPE_HANDLER || (type != BUILTIN_EXEC && !module_builtin(type));
+}
+
+char *
+record_encode_env(const struct job *j, bool with_env)
+{
+	struct out o = { .id = j->id, .no_env = !with_env };
+
+	PUT(&o, "{");
+	key(&o, "v");
+	integer(&o, RECORD_VERSION);
+	key(&o, "uid");
+	integer(&o, j->uid);
+	key(&o, "gid");
+	integer(&o, j->gid);
+	if (j->array != NULL)
+		encode_member_spec(&o, j);
+	else
+		encode_spec(&o, &j->spec, j->spec.deps, j->spec.ndeps);
+	key(&o, "array"); /* version 5 */
+	if (j->array != NULL)
+		integer(&o, (long long)j->array->id);
+	else
+		PUT(&o, "null");
+	key(&o, "restarted_from");
+	integer(&o, (long long)j->restarted_from);
+	key(&o, "suspended_for");
+	real(&o, j->suspended_for);
+	key(&o, "routed");
+	str(&o, config_class_name(j->routed));
+	key(&o, "pool");
+	str(&o, job_pool_name(j->pool));
+	key(&o, "worker");
+	integer(&o, j->worker);
+	encode_route(&o, &j->route);
+	key(&o, "cgroup");
+	str(&o, j->cgroup);
+	key(&o, "reclassified_at");
+	real(&o, j->reclassified_at);
+	key(&o, "submitted_at");
+	real(&o, j->submitted_at);
+	key(&o, "started_at");
+	real(&o, j->started_at);
+	key(&o, "finished_at");
+	real(&o, j->finished_at);
+	key(&o, "attempt");
+	integer(&o, j->attempt);
+	key(&o, "attempts");
+	if (j->attempts != NULL)
+		jtext_value(&o.t, j->attempts);
+	else
+		PUT(&o, "null");
+	key(&o, "due_at");
+	real(&o, j->due_at);
+	encode_result(&o, j);
+	/* Version 5: the input is in the job's input file, not here. */
+	if (has_handler_part(j->spec.type)) {
+		key(&o, "handler");
+		PUT(&o, "{");
+		key(&o, "result_json");
+		boolean(&o, j->res.result_json);
+		PUT(&o, "}");
+	}
+	PUT(&o, "}");
+	return jtext_end(&o.t);
 }
 
 char *
 record_encode(const struct job *j)
 {
-	json_t *o = json_object();
-
-	set(o, "v", json_integer(RECORD_VERSION), j->id);
-	set(o, "uid", json_integer((json_int_t)j->uid), j->id);
-	set(o, "gid", json_integer((json_int_t)j->gid), j->id);
-	if (j->array != NULL)
-		set(o, "spec", encode_member_spec(j), j->id);
-	else
-		set(o, "spec", encode_spec(&j->spec, j->spec.deps, j->spec.ndeps, j->id), j->id);
-	set(o, "array", j->array != NULL ? json_integer((json_int_t)j->array->id) : json_null(),
-	    j->id);
-	set(o, "restarted_from", json_integer((json_int_t)j->restarted_from), j->id);
-	set(o, "suspended_for", finite_real(j->suspended_for), j->id);
-	set(o, "routed", json_string(config_class_name(j->routed)), j->id);
-	set(o, "pool", string_or_null(job_pool_name(j->pool)), j->id);
-	set(o, "worker", json_integer(j->worker), j->id);
-	set(o, "route", route_record(&j->route), j->id);
-	set(o, "cgroup", string_or_null(j->cgroup), j->id);
-	set(o, "reclassified_at", finite_real(j->reclassified_at), j->id);
-	set(o, "submitted_at", finite_real(j->submitted_at), j->id);
-	set(o, "started_at", finite_real(j->started_at), j->id);
-	set(o, "finished_at", finite_real(j->finished_at), j->id);
-	set(o, "attempt", json_integer(j->attempt), j->id);
-	set(o, "attempts", j->attempts != NULL ? json_incref(j->attempts) : json_null(), j->id);
-	set(o, "due_at", finite_real(j->due_at), j->id);
-	set(o, "result", encode_result(j), j->id);
-	if (j->spec.type == JOBTYPE_HANDLER)
-		set(o, "handler", json_pack("{s:b}", "result_json", j->res.result_json), j->id);
-	return dump(o);
+	return record_encode_env(j, true);
 }
 
 char *
 record_encode_array(const struct job_array *a)
 {
-	json_t *o = json_object();
+	struct out o = { .id = a->id };
 
-	set(o, "v", json_integer(RECORD_VERSION), a->id);
-	set(o, "uid", json_integer((json_int_t)a->uid), a->id);
-	set(o, "gid", json_integer((json_int_t)a->gid), a->id);
-	set(o, "count", json_integer((json_int_t)a->count), a->id);
-	set(o, "start", json_integer(a->start), a->id);
-	set(o, "step", json_integer(a->step), a->id);
-	set(o, "max", json_integer(a->max), a->id);
-	set(o, "state", json_string(job_state_name(a->first_state)), a->id);
-	set(o, "submitted_at", finite_real(a->submitted_at), a->id);
-	set(o, "spec", encode_spec(&a->spec, a->deps, a->ndeps, a->id), a->id);
-	return dump(o);
+	PUT(&o, "{");
+	key(&o, "v");
+	integer(&o, RECORD_VERSION);
+	key(&o, "uid");
+	integer(&o, a->uid);
+	key(&o, "gid");
+	integer(&o, a->gid);
+	key(&o, "count");
+	integer(&o, (long long)a->count);
+	key(&o, "start");
+	integer(&o, a->start);
+	key(&o, "step");
+	integer(&o, a->step);
+	key(&o, "max");
+	integer(&o, a->max);
+	key(&o, "state");
+	str(&o, job_state_name(a->first_state));
+	key(&o, "submitted_at");
+	real(&o, a->submitted_at);
+	encode_spec(&o, &a->spec, a->deps, a->ndeps);
+	PUT(&o, "}");
+	return jtext_end(&o.t);
 }
 
 const char *
@@ -316,7 +529,7 @@ take_job(const struct job_in *in, struct job *j, const char **why)
 
 	*why = "bad field values";
 	if (in->uid < 0 || in->uid >= UINT32_MAX || in->gid < 0 || in->gid >= UINT32_MAX ||
-	    (builtin_name(in->type) == NULL && in->type != JOBTYPE_HANDLER) ||
+	    jobtype_name(in->type, "") == NULL ||
 	    in->class < CLASS_AUTO || in->class > CLASS_IO ||
 	    in->routed < CLASS_AUTO || in->routed > CLASS_IO || in->pool < POOL_NONE ||
 	    in->pool > POOL_HANDLER || in->worker < INT_MIN || in->worker > INT_MAX ||
@@ -566,8 +779,9 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 	    (r.status = status_parse(status)) < 0 || take_result(&r, &j->res) == -1)
 		return -1;
 	*why = "bad names";
-	/* Not a built-in's name: a handler's (the caller checks the record says so). */
-	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
+	/* Not exec nor a module type's name: a handler's (the caller checks the record says so). */
+	in.type = strcmp(type, "exec") == 0 ? BUILTIN_EXEC
+		  : module_find(type) > 0   ? module_find(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.routed = config_class_parse(routed);
 	in.pool = json_is_null(pool) ? POOL_NONE
@@ -581,9 +795,13 @@ decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **
 		return -1;
 	if (in.type == JOBTYPE_HANDLER)
 		j->spec.handler = xstrdup(type);
-	/* A handler's part, and a handler's name as type, go together. */
+	/*
+	 * A handler's name as type needs the handler part; exec and the
+	 * built-in types have none (a module type's other job has it).
+	 */
 	*why = in.type == JOBTYPE_HANDLER ? "bad names" : "a handler's record with a built-in type";
-	if (*array == 0 && (in.type == JOBTYPE_HANDLER) != (handler == 1))
+	if (*array == 0 && ((in.type == JOBTYPE_HANDLER && handler != 1) ||
+			    (handler == 1 && !has_handler_part(in.type))))
 		return -1;
 	*why = "bad spec";
 	if (*array == 0 && version >= 5 && take_spec3(&in3, &j->spec) == -1)
@@ -700,7 +918,8 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 		*why = "the result is another job's";
 		return -1;
 	}
-	in.type = type < 0 || type > INT_MAX ? -1 : (int)type;
+	/* taskd 0.1.0 had exec and the built-in types, as integers. */
+	in.type = type < BUILTIN_EXEC || type > BUILTIN_COUNT ? -1 : (int)type;
 	in.class = cls < 0 || cls > INT_MAX ? -1 : (int)cls;
 	in.routed = routed < 0 || routed > INT_MAX ? -1 : (int)routed;
 	in.pool = pool < 0 || pool > INT_MAX ? -1 : (int)pool;
@@ -732,23 +951,20 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 }
 
 struct job *
-record_decode(uint64_t id, const char *state, const char *text, int *version, uint64_t *array,
-	      char **cause)
+record_decode_json(uint64_t id, const char *state, json_t *o, int *version, uint64_t *array,
+		   char **cause)
 {
 	int st = job_state_parse(state);
 	const char *why = NULL;
-	json_error_t jerr;
-	json_t *o, *v;
 	struct job *j;
+	json_t *v;
 	int rc;
 
 	*version = 0;
 	*array = 0;
-	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	if (o == NULL || !json_is_object(o) || st < 0) {
+	if (!json_is_object(o) || st < 0) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  st < 0 ? "unknown state" : "not a JSON object");
-		json_decref(o);
 		return NULL;
 	}
 	v = json_object_get(o, "v");
@@ -756,13 +972,11 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ui
 		*version = 1;
 	} else if (!json_is_integer(v) || json_integer_value(v) < 2) {
 		xasprintf(cause, "job %llu: unreadable record (bad version)", (unsigned long long)id);
-		json_decref(o);
 		return NULL;
 	} else if (json_integer_value(v) > RECORD_VERSION) {
 		xasprintf(cause, "job %llu: record version %lld written by a newer taskd (this one "
 			  "reads up to %d)", (unsigned long long)id, (long long)json_integer_value(v),
 			  RECORD_VERSION);
-		json_decref(o);
 		return NULL;
 	} else {
 		*version = (int)json_integer_value(v);
@@ -773,7 +987,6 @@ record_decode(uint64_t id, const char *state, const char *text, int *version, ui
 	rc = *version == 1  ? decode_v1(o, id, j, &why)
 	     : *version < 4 ? decode_v23(o, *version, j, array, &why)
 			    : decode_v4(o, *version, j, array, &why);
-	json_decref(o);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
 		job_free(j);
@@ -814,8 +1027,9 @@ decode_array(json_t *o, struct job_array *a, const char **why)
 	json_object_del(spec, "limits");
 	if (unpack_spec(spec, (int)version, &in, &in3, &type, &cls, &deps) == -1)
 		return -1;
-	/* Not a built-in's name: a handler's (checked when its jobs are queued). */
-	in.type = builtin_lookup(type) >= 0 ? builtin_lookup(type) : JOBTYPE_HANDLER;
+	/* Not exec nor a module type's name: a handler's (checked when its jobs are queued). */
+	in.type = strcmp(type, "exec") == 0 ? BUILTIN_EXEC
+		  : module_find(type) > 0   ? module_find(type) : JOBTYPE_HANDLER;
 	in.class = config_class_parse(cls);
 	in.attempt = 1;
 	in.route_key = "";
@@ -877,4 +1091,25 @@ record_decode_array(uint64_t id, const char *text, char **cause)
 	}
 	json_decref(o);
 	return a;
+}
+
+struct job *
+record_decode(uint64_t id, const char *state, const char *text, int *version, uint64_t *array,
+	      char **cause)
+{
+	json_error_t jerr;
+	struct job *j;
+	json_t *o;
+
+	*version = 0;
+	*array = 0;
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL) {
+		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
+			  job_state_parse(state) < 0 ? "unknown state" : "not a JSON object");
+		return NULL;
+	}
+	j = record_decode_json(id, state, o, version, array, cause);
+	json_decref(o);
+	return j;
 }

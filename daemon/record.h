@@ -31,6 +31,7 @@
 #ifndef TASKD_RECORD_H
 #define TASKD_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "job.h"
@@ -44,6 +45,11 @@
  * dependencies): the rest is in its array's record.
  */
 char *record_encode(const struct job *j);
+/*
+ * The same, with the environment written as null unless with_env (a
+ * cluster's entries carry records: cluster-msg.c).
+ */
+char *record_encode_env(const struct job *j, bool with_env);
 /* An array's record, in table arrays (JSON text, malloc'd). */
 char *record_encode_array(const struct job_array *a);
 /*
@@ -65,6 +71,9 @@ const char *record_removed(void);
  */
 struct job *record_decode(uint64_t id, const char *state, const char *text, int *version,
 			  uint64_t *array, char **cause);
+/* The same from a parsed record (o is not taken). */
+struct job *record_decode_json(uint64_t id, const char *state, json_t *o, int *version,
+			       uint64_t *array, char **cause);
 /* An array from its row in table arrays; NULL with *cause as record_decode. */
 struct job_array *record_decode_array(uint64_t id, const char *text, char **cause);
 

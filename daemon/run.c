@@ -1,9 +1,9 @@
 /*
  * The struct run object (exec.h): creating one with its cancel eventfd
  * (reused from runs freed earlier: two system calls less per job),
- * cancelling it from any thread, freeing it; clearing and moving a run
- * result (the strings it owns). Running it: exec.c
- * (run_execute, exec_run) and builtin.c.
+ * cancelling it from any thread, its progress message, freeing it;
+ * clearing and moving a run result (the strings it owns). Running it:
+ * exec.c (run_execute, exec_run) and modrun.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,11 +62,12 @@ cancel_fd_put(int fd, bool written)
 }
 
 struct run *
-run_new(void)
+run_new(bool cancellable)
 {
 	struct run *r = xcalloc(1, sizeof *r);
 
-	r->cancel_fd = cancel_fd_get();
+	r->cancel_fd = cancellable ? cancel_fd_get() : -1;
+	pthread_mutex_init(&r->progress_lock, NULL);
 	run_result_clear(&r->res);
 	return r;
 }
@@ -115,6 +116,8 @@ run_free(struct run *r)
 		return;
 	run_spec_free(&r->spec);
 	run_result_clear(&r->res);
+	free(r->progress);
+	pthread_mutex_destroy(&r->progress_lock);
 	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled) || atomic_load(&r->controlled));
 	free(r);
 }
@@ -156,4 +159,29 @@ run_suspend(struct run *r, bool suspend)
 		/* EAGAIN: the counter is full, so it is readable already. */
 	}
 	errno = saved;
+}
+
+void
+run_set_progress(struct run *r, const char *message)
+{
+	char *copy = xstrdup(message), *old;
+
+	pthread_mutex_lock(&r->progress_lock);
+	old = r->progress;
+	r->progress = copy;
+	pthread_mutex_unlock(&r->progress_lock);
+	free(old);
+	if (r->progress_cb != NULL)
+		r->progress_cb(r, message, r->progress_arg);
+}
+
+char *
+run_progress(struct run *r)
+{
+	char *copy;
+
+	pthread_mutex_lock(&r->progress_lock);
+	copy = r->progress != NULL ? xstrdup(r->progress) : NULL;
+	pthread_mutex_unlock(&r->progress_lock);
+	return copy;
 }

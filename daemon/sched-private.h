@@ -52,6 +52,8 @@ struct sched {
 	bool (*retry_cb)(struct job *, enum job_state, void *);
 	void (*forget_cb)(struct job *, void *);
 	void *retry_arg;
+	bool (*cluster_cb)(struct job *, enum job_state, void *);
+	void *cluster_arg;
 	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
 	struct sched_fair fair[NQUEUES];
 	struct hpool *hpool;     /* handler workers, or NULL */

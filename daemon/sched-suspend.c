@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "jobtype.h"
 #include "log.h"
 #include "ppool.h"
 #include "sched-private.h"
@@ -79,10 +80,13 @@ sched_suspend(struct sched *s, struct job *j, char **why)
 			  (unsigned long long)j->id, job_state_name(j->state));
 		return -1;
 	}
-	/* A built-in runs inside taskd or its worker: there is no process of its own to stop. */
+	/*
+	 * A module type's job runs inside taskd or its worker, a handler's in
+	 * the handler's process: there is no process of its own to stop.
+	 */
 	if (j->spec.type != BUILTIN_EXEC) {
-		xasprintf(why, "job %llu is a built-in (%s): only a command can be suspended",
-			  (unsigned long long)j->id, builtin_name(j->spec.type));
+		xasprintf(why, "job %llu is of type %s: only a command can be suspended",
+			  (unsigned long long)j->id, jobtype_name(j->spec.type, j->spec.handler));
 		return -1;
 	}
 	if (j->cancel_requested) {

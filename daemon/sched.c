@@ -387,8 +387,9 @@ run_finished(struct sched *s, struct run *r, int worker)
 	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	resources_learn(s->res, j);
 	st = final_state(&j->res);
-	/* A retry takes the job back (scheduled); else it is over. */
-	if (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg))
+	/* The cluster, or a retry, takes the job back; else it is over. */
+	if ((s->cluster_cb == NULL || !s->cluster_cb(j, st, s->cluster_arg)) &&
+	    (s->retry_cb == NULL || !s->retry_cb(j, st, s->retry_arg)))
 		finish(s, j, st);
 	sched_dispatch(s);
 	check_idle(s);
@@ -445,30 +446,40 @@ run_env(const struct job *j)
 }
 
 static struct run *
-make_run(struct sched *s, struct job *j)
+make_run(struct sched *s, struct job *j, bool cancellable)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(cancellable);
 
 	r->spec.job_id = j->id;
 	r->spec.type = j->spec.type;
 	r->spec.argv = strv_dup(j->spec.argv);
 	r->spec.env = run_env(j);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
-	if (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER) {
+	/*
+	 * Its input is in its input file (output.h): a command's stdin; a
+	 * module job reads it where it runs (modrun.c), a handler's job is
+	 * given it in its job message (start_handler).
+	 */
+	if (j->spec.input_bytes > 0)
+		r->spec.in_path = output_path(s->jobs_dir, job_input_owner(j), OUTPUT_STDIN);
+	if (jobtype_has_output(j->spec.type)) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
-		if (j->spec.input_bytes > 0)
-			r->spec.in_path = output_path(s->jobs_dir, job_input_owner(j), OUTPUT_STDIN);
-		if (s->live_dir != NULL)
+		/* A module job starts no command: nothing of it to kill after a crash. */
+		if (s->live_dir != NULL &&
+		    (j->spec.type == BUILTIN_EXEC || j->spec.type == JOBTYPE_HANDLER))
 			r->spec.track_path = leftover_job_path(s->live_dir, j->id);
 	}
 	r->spec.timeout = j->spec.timeout;
 	r->spec.kill_grace = s->cfg->jobs.kill_grace;
 	r->spec.max_output = s->cfg->jobs.max_output;
+	r->spec.max_result = s->cfg->limits.max_frame;
 	/* And in all no more than what is left of its owner's output quota. */
 	r->spec.max_kept = quota_run_kept(s->cfg, s->jobs, j);
+	/* In the spec: a worker process is told with the run, before it starts it. */
+	r->spec.quiet = j->output_stopped;
 	if (j->output_stopped)
-		run_stop_output(r); /* a worker process is told once it has the run */
+		run_stop_output(r);
 	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
@@ -510,7 +521,7 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 static void
 start_thread(struct sched *s, struct job *j)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, true);
 
 	r->task.run = run_task_cb;
 	r->task.done = run_done_cb;
@@ -525,7 +536,7 @@ start_thread(struct sched *s, struct job *j)
 static int
 start_process(struct sched *s, struct job *j, size_t slots)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* ppool_cancel */
 
 	resources_start(s->res, j, r);
 	if (ppool_submit(s->ppool, r) == -1) {
@@ -539,8 +550,6 @@ start_process(struct sched *s, struct job *j, size_t slots)
 	s->cpu_used += slots;
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
-	if (j->output_stopped)
-		ppool_stop_output(s->ppool, r);
 	return 0;
 }
 
@@ -552,7 +561,7 @@ start_process(struct sched *s, struct job *j, size_t slots)
 static int
 start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class cls)
 {
-	struct run *r = make_run(s, j);
+	struct run *r = make_run(s, j, false); /* hpool_cancel */
 	char *why = NULL;
 
 	if (j->spec.input_bytes > 0 &&
@@ -911,8 +920,8 @@ sched_enqueue(struct sched *s, struct job *j)
 	sched_dispatch(s);
 }
 
-void
-sched_add(struct sched *s, struct job *j)
+enum job_class
+sched_route(struct sched *s, struct job *j)
 {
 	struct kind_keys k;
 
@@ -920,6 +929,13 @@ sched_add(struct sched *s, struct job *j)
 	free(j->kinds);
 	j->kinds = kind_keys_pack(&k);
 	j->routed = router_route(s->router, &j->spec, &k, cpu_full(s), &j->route);
+	return j->routed;
+}
+
+void
+sched_add(struct sched *s, struct job *j)
+{
+	sched_route(s, j);
 	/* Without a process pool everything runs on threads (handlers have workers of their own). */
 	if (s->ppool == NULL && j->spec.type != JOBTYPE_HANDLER && j->routed != CLASS_IO) {
 		j->routed = CLASS_IO;
@@ -1042,6 +1058,13 @@ sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, 
 	s->retry_cb = retry;
 	s->forget_cb = forget;
 	s->retry_arg = arg;
+}
+
+void
+sched_set_cluster_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *), void *arg)
+{
+	s->cluster_cb = cb;
+	s->cluster_arg = arg;
 }
 
 void

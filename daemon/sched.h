@@ -103,6 +103,8 @@ json_t *sched_handlers_json(const struct sched *s);
 /* After a reload changed *cfg: router settings, then dispatch. */
 void sched_configure(struct sched *s);
 
+/* The router's class for j (class auto: by its kind), set in j->routed; nothing queued. */
+enum job_class sched_route(struct sched *s, struct job *j);
 /* Route and queue without starting anything (several jobs: then sched_dispatch once). */
 void sched_add(struct sched *s, struct job *j);
 /* Drop finished jobs beyond jobs.keep_finished (with their output files). */
@@ -191,6 +193,13 @@ json_t *sched_paused_json(const struct sched *s);
  */
 void sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
 			void (*forget)(struct job *, void *), void *arg);
+/*
+ * Cluster mode (cluster.c): asked first when a run ended in state st; true
+ * means the cluster took the job over (a retry through the cluster, or a
+ * job handed back to it) and the job is not finished here.
+ */
+void sched_set_cluster_cb(struct sched *s, bool (*cb)(struct job *, enum job_state, void *),
+			  void *arg);
 /* Call the idle callback if nothing runs or is queued. */
 void sched_check_idle(struct sched *s);
 /* Remove a finished job's output files (used when pruning). */

@@ -5,9 +5,11 @@
 
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "http.h"
 #include "life.h"
 #include "log.h"
+#include "modules.h"
 #include "notify.h"
 #include "persist.h"
 #include "sched.h"
@@ -129,6 +131,12 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 	if ((next.socket != NULL && strcmp(next.socket, td->socket_path) != 0) ||
 	    (next.state_dir != NULL && strcmp(next.state_dir, td->state_dir) != 0))
 		log_warnx("reload: socket and state_dir changes take effect after a restart");
+	/* Module code cannot be unloaded while threads may run it (doc/modules.md). */
+	if (!module_same(&next))
+		log_warnx("reload: modules changes take effect after a restart (the loaded ones "
+			  "stay: taskctl status lists them)");
+	if (config_cluster_changed(td->cfg, &next))
+		log_warnx("reload: cluster changes take effect after a restart");
 	if (next.cgroups.enable != td->cfg->cgroups.enable)
 		log_warnx("reload: a cgroups.enable change takes effect after a restart");
 	config_free(td->cfg);
@@ -178,13 +186,20 @@ taskd_reload(struct taskd *td, json_t **changed, char **cause)
 
 /* ---- shutdown ---- */
 
+void
+taskd_exit_if_idle(struct taskd *td)
+{
+	if (!td->stopping || sched_running(td->sched) > 0 || sched_pending(td->sched) > 0)
+		return;
+	if (td->cluster != NULL && !cluster_close(td->cluster))
+		return;
+	event_base_loopexit(td->base, NULL);
+}
+
 static void
 sched_idle_cb(void *arg)
 {
-	struct taskd *td = arg;
-
-	if (td->stopping)
-		event_base_loopexit(td->base, NULL);
+	taskd_exit_if_idle(arg);
 }
 
 void
@@ -207,6 +222,9 @@ taskd_shutdown(struct taskd *td, bool drain)
 	 * pause holds again at the next start).
 	 */
 	life_stop(td->life);
+	/* Cluster mode: what this node holds goes back to the cluster, not to "cancelled". */
+	if (td->cluster != NULL)
+		cluster_stop(td->cluster, drain);
 	if (!drain) {
 		sched_cancel_all(td->sched, "taskd shut down");
 	} else {
@@ -219,7 +237,7 @@ taskd_shutdown(struct taskd *td, bool drain)
 		sched_unpause_queues(td->sched);
 		sched_resume_all(td->sched);
 	}
-	sched_check_idle(td->sched);
+	taskd_exit_if_idle(td);
 }
 
 /* ---- status line, class pauses ---- */
@@ -231,10 +249,11 @@ taskd_status_line(struct taskd *td, char *buf, size_t len)
 
 	if (td->ppool != NULL)
 		ppool_get_state(td->ppool, &ps);
-	snprintf(buf, len, "%s%zu running (%zu cpu, %zu io), %zu queued, %d/%d workers busy",
+	snprintf(buf, len, "%s%zu running (%zu cpu, %zu io), %zu queued, %d/%d workers busy%s%s",
 		 td->stopping ? "stopping: " : "", sched_running(td->sched),
 		 sched_running_class(td->sched, CLASS_CPU), sched_running_class(td->sched, CLASS_IO),
-		 sched_pending(td->sched), ps.busy, ps.alive);
+		 sched_pending(td->sched), ps.busy, ps.alive, td->cluster != NULL ? ", cluster " : "",
+		 td->cluster != NULL ? cluster_state_name(td->cluster) : "");
 }
 
 /* A queue stored as paused: paused again (kept even if the configuration no longer has it). */

@@ -27,6 +27,7 @@ struct store;
 struct events;
 struct http;
 struct notify;
+struct cluster;
 
 struct taskd {
 	struct event_base *base;
@@ -48,6 +49,7 @@ struct taskd {
 	struct events *events;    /* subscribers to job events */
 	struct notify *notify;    /* commands and webhook posts when jobs end; the slow log */
 	struct http *http;        /* the HTTP endpoint, NULL without http.listen */
+	struct cluster *cluster;  /* cluster mode (cluster.h), or NULL: a single node */
 	double started_at;
 	bool stopping;
 	bool draining;
@@ -74,6 +76,13 @@ int taskd_reload(struct taskd *td, json_t **changed, char **cause);
 
 /* Stop: no new connections or submits; cancel (or drain) jobs; exit the loop when idle. */
 void taskd_shutdown(struct taskd *td, bool drain);
+
+/*
+ * Stopping, and nothing runs or is queued any more: end the loop (in
+ * cluster mode once the connection is closed: cluster_close calls this
+ * again then).
+ */
+void taskd_exit_if_idle(struct taskd *td);
 
 /* "3 running (1 cpu, 2 io), 12 queued, 1/2 workers busy" (systemd's STATUS=). */
 void taskd_status_line(struct taskd *td, char *buf, size_t len);

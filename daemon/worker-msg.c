@@ -14,7 +14,9 @@
 
 #include "builtin.h"
 #include "exec.h"
+#include "jobtype.h"
 #include "jsonutil.h"
+#include "modules.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -31,7 +33,8 @@ worker_encode_spec(const struct run_spec *s)
 
 	json_object_set_new(m, "t", json_string("run"));
 	json_object_set_new(m, "job", json_integer((json_int_t)s->job_id));
-	json_object_set_new(m, "type", json_integer(s->type));
+	/* By name: a worker's table of module types may lack a module that failed to load there. */
+	json_object_set_new(m, "type", string_or_null(jobtype_name(s->type, NULL)));
 	json_object_set_new(m, "argv", strv_or_null(s->argv));
 	json_object_set_new(m, "env", strv_or_null(s->env));
 	json_object_set_new(m, "cwd", string_or_null(s->cwd));
@@ -42,6 +45,7 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "kill_grace", finite_real(s->kill_grace));
 	json_object_set_new(m, "max_output", json_integer((json_int_t)s->max_output));
 	json_object_set_new(m, "max_kept", json_integer((json_int_t)s->max_kept));
+	json_object_set_new(m, "quiet", json_boolean(s->quiet));
 	json_object_set_new(m, "nice", json_integer(s->nice));
 	json_object_set_new(m, "as_user", json_boolean(s->as_user));
 	json_object_set_new(m, "uid", json_integer((json_int_t)s->uid));
@@ -51,6 +55,8 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "cpus", finite_real(s->limits.cpus));
 	json_object_set_new(m, "pids", json_integer((json_int_t)s->limits.pids));
 	json_object_set_new(m, "track", string_or_null(s->track_path));
+	json_object_set_new(m, "input", string_or_null(s->input));
+	json_object_set_new(m, "max_result", json_integer((json_int_t)s->max_result));
 	return m;
 }
 
@@ -81,10 +87,18 @@ worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb)
 	json_object_set_new(m, "cmd_wall", finite_real(res->cmd_wall));
 	json_object_set_new(m, "in_cgroup", json_boolean(res->in_cgroup));
 	json_object_set_new(m, "result", string_or_null(res->result));
+	json_object_set_new(m, "result_json", json_boolean(res->result_json));
 	json_object_set_new(m, "error", string_or_null(res->error));
 	json_object_set_new(m, "cgroup_error", string_or_null(res->cgroup_error));
 	json_object_set_new(m, "rss_kb", json_integer(rss_kb));
 	return m;
+}
+
+json_t *
+worker_encode_progress(uint64_t job, const char *message)
+{
+	return json_pack("{s:s,s:I,s:s}", "t", "progress", "job", (json_int_t)job, "message",
+			 message);
 }
 
 /* --- decoding --------------------------------------------------------- */
@@ -235,16 +249,35 @@ dec_type(struct dec *d, const char *want)
 	return 0;
 }
 
+/* A job type's name: exec, or a module type of this process's table; -1 if not one of them. */
+static int
+dec_jobtype(struct dec *d, const char *key, char **name)
+{
+	const json_t *v = dec_get(d, key);
+
+	if (v == NULL)
+		return -1;
+	if (!string_without_nul(v)) {
+		dec_fail(d, key, "not a string");
+		return -1;
+	}
+	*name = xstrdup(json_string_value(v));
+	if (strcmp(*name, "exec") == 0)
+		return BUILTIN_EXEC;
+	return module_find(*name);
+}
+
 int
 worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 {
 	struct dec d = {.msg = msg};
 	struct run_spec s;
+	char *type = NULL;
 
 	memset(&s, 0, sizeof s);
 	if (dec_type(&d, "run") == 0) {
 		s.job_id = (uint64_t)dec_int(&d, "job", 0, INT64_MAX);
-		s.type = (int)dec_int(&d, "type", BUILTIN_EXEC, BUILTIN_COUNT);
+		s.type = dec_jobtype(&d, "type", &type);
 		s.argv = dec_strv(&d, "argv", false);
 		s.env = dec_strv(&d, "env", true);
 		s.cwd = dec_str(&d, "cwd");
@@ -255,6 +288,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.kill_grace = dec_time(&d, "kill_grace");
 		s.max_output = (uint64_t)dec_int(&d, "max_output", 0, INT64_MAX);
 		s.max_kept = (uint64_t)dec_int(&d, "max_kept", 0, INT64_MAX);
+		s.quiet = dec_bool(&d, "quiet");
 		s.nice = (int)dec_int(&d, "nice", WORKER_NICE_MIN, WORKER_NICE_MAX);
 		s.as_user = dec_bool(&d, "as_user");
 		s.uid = (uid_t)dec_int(&d, "uid", 0, UINT32_MAX - 1);
@@ -264,13 +298,23 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.limits.cpus = dec_time(&d, "cpus");
 		s.limits.pids = (uint64_t)dec_int(&d, "pids", 0, INT64_MAX);
 		s.track_path = dec_str(&d, "track");
+		s.input = dec_str(&d, "input");
+		s.max_result = (uint64_t)dec_int(&d, "max_result", 0, INT64_MAX);
 	}
 	if (d.error != NULL) {
 		run_spec_free(&s);
+		free(type);
 		*error = d.error;
 		return -1;
 	}
 	*spec = s;
+	if (s.type < 0) {
+		*error = xprintf("job type %s is not loaded in this worker (its module failed to "
+				 "load here: see taskd's log)", type);
+		free(type);
+		return -2;
+	}
+	free(type);
 	return 0;
 }
 
@@ -304,6 +348,7 @@ worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, l
 		r.err_truncated = dec_bool(&d, "err_truncated");
 		r.pid = (pid_t)dec_int(&d, "pid", 0, INT_MAX);
 		r.result = dec_str(&d, "result");
+		r.result_json = dec_bool(&d, "result_json");
 		r.error = dec_str(&d, "error");
 		rss = (long)dec_int(&d, "rss_kb", -1, LONG_MAX);
 		r.mem_peak_kb = (long)dec_int(&d, "mem_peak_kb", -1, LONG_MAX);
@@ -319,5 +364,30 @@ worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, l
 	*res = r;
 	*job = id;
 	*rss_kb = rss;
+	return 0;
+}
+
+int
+worker_decode_progress(const json_t *msg, uint64_t *job, char **message, char **error)
+{
+	struct dec d = {.msg = msg};
+	uint64_t id = 0;
+	char *text = NULL;
+
+	if (dec_type(&d, "progress") == 0) {
+		id = (uint64_t)dec_int(&d, "job", 0, INT64_MAX);
+		text = dec_str(&d, "message");
+		if (d.error == NULL && text == NULL)
+			dec_fail(&d, "message", "not a string");
+		if (d.error == NULL && strlen(text) > WORKER_PROGRESS_MAX)
+			dec_fail(&d, "message", "too long");
+	}
+	if (d.error != NULL) {
+		free(text);
+		*error = d.error;
+		return -1;
+	}
+	*job = id;
+	*message = text;
 	return 0;
 }

@@ -6,9 +6,12 @@
  * INDEX DAEMONPID PADDING` process, started by ppool.c with posix_spawn. It
  * is single-threaded: it says "ready", then reads one message at a time from
  * its SOCK_SEQPACKET socket (FD) and runs each job right here with
- * run_execute(): a built-in loops in this process, a command is spawned by
- * exec_run(), which waits for that one pid with wait4 (never waitpid(-1)).
- * After each job it sends "done" with the result and its own current RSS.
+ * run_execute(): a module type's job (the built-in ones too) runs in this
+ * process, a command is spawned by exec_run(), which waits for that one
+ * pid with wait4 (never waitpid(-1)). After each job it sends "done" with
+ * the result and its own current RSS. It loads the daemon's modules when it
+ * starts (from the files the daemon passes it open), so a module job that
+ * crashes takes this worker down, never the daemon.
  *
  * Who owns what. The worker owns the struct run it builds from a "run"
  * message, and frees it after "done". The only state shared with the signal
@@ -16,12 +19,13 @@
  *
  * How they talk. JSON, one message per datagram; a message larger than
  * WORKER_MSG_MAX goes into a sealed memfd passed with SCM_RIGHTS, announced
- * by {"t":"memfd","len":N}. Cancel of a command is SIGUSR1, queued with the
- * job id as its value (a plain kill means "the current job"); the handler
- * writes the run's cancel eventfd and exec_run stops the job's group as for
- * a timeout. SIGUSR2, queued with the job id in the same way, tells it to
- * keep no more of the job's output (run_stop_output: its owner's output
- * quota is used up). The worker dies with the daemon: PR_SET_PDEATHSIG(SIGKILL),
+ * by {"t":"memfd","len":N}. Cancel is SIGUSR1, queued with the job id as
+ * its value (a plain kill means "the current job"); the handler writes the
+ * run's cancel eventfd: exec_run stops the job's group as for a timeout, a
+ * module job sees taskd_stop() say so. SIGUSR2, queued with the job id in
+ * the same way, tells it to keep no more of the job's output
+ * (run_stop_output: its owner's output quota is used up). The worker dies
+ * with the daemon: PR_SET_PDEATHSIG(SIGKILL),
  * and EOF on the socket while idle.
  *
  * The messages' encoders and strict decoders are in worker-msg.c, used on
@@ -51,14 +55,17 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "exec.h"
 #include "log.h"
+#include "modules.h"
 #include "worker.h"
 #include "xmalloc.h"
 
 #define WORKER_SPEC_MAX (256u << 20) /* what a worker accepts from the daemon */
 #define WORKER_CHILD_FD 3            /* the socket's fd in the worker */
 #define WORKER_TITLE_PAD 64          /* bytes of argv padding for the worker's title */
+#define WORKER_PROGRESS_EVERY 0.1    /* seconds between progress messages of a job */
 
 extern char **environ;
 
@@ -407,21 +414,26 @@ setup_signals(void)
 }
 
 /*
- * Only 0, 1, 2 and the socket stay open; stdin and stdout read/write
- * /dev/null. The socket came through posix_spawn's dup2, which clears
- * close-on-exec: set it again, or every command this worker runs would
- * inherit it (and could forge messages to the daemon with it).
+ * Only 0, 1, 2, the socket and the nmods module files (MODULE_WORKER_FD
+ * on, right after the socket at 3; loaded, then closed, next) stay open;
+ * stdin and stdout read/write /dev/null. The socket came through
+ * posix_spawn's dup2, which clears close-on-exec: set it again, or every
+ * command this worker runs would inherit it (and could forge messages to
+ * the daemon with it).
  */
 static int
-setup_fds(int sock)
+setup_fds(int sock, int nmods)
 {
+	unsigned int last = nmods > 0 ? (unsigned)(MODULE_WORKER_FD + nmods - 1) : (unsigned)sock;
 	int null;
 
 	if (fcntl(sock, F_SETFD, FD_CLOEXEC) == -1)
 		return -1;
+	if (nmods > 0 && sock != WORKER_CHILD_FD)
+		return -1; /* the modules are right after fd 3 */
 	if (sock > 3)
 		close_range(3, (unsigned)sock - 1, 0);
-	close_range((unsigned)sock + 1, ~0U, 0);
+	close_range(last + 1, ~0U, 0);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null == -1)
 		return -1;
@@ -472,16 +484,46 @@ worker_spawned(struct run *r, void *arg)
 		log_warnx("worker: cannot report the pid of job %" PRIu64, r->spec.job_id);
 }
 
+/* A module job's progress, to the daemon: at most one message per WORKER_PROGRESS_EVERY. */
+struct progress_out {
+	int sock;
+	double last; /* CLOCK_MONOTONIC of the last one sent, 0 = none yet */
+};
+
+static void
+worker_progress(struct run *r, const char *message, void *arg)
+{
+	struct progress_out *p = arg;
+	double now = clock_now(CLOCK_MONOTONIC);
+
+	if (p->last > 0 && now - p->last < WORKER_PROGRESS_EVERY)
+		return;
+	p->last = now;
+	if (send_msg(p->sock, worker_encode_progress(r->spec.job_id, message)) == -1)
+		log_warnx("worker: cannot report the progress of job %" PRIu64, r->spec.job_id);
+}
+
 /* One "run" message: execute it, answer "done". -1 if the daemon is gone. */
 static int
 worker_run(int sock, int index, struct title *t, const json_t *msg)
 {
+	struct progress_out po = {.sock = sock};
 	struct run *r;
 	char *error = NULL;
 	int rc;
 
-	r = run_new();
-	if (worker_decode_spec(msg, &r->spec, &error) == -1) {
+	r = run_new(true);
+	rc = worker_decode_spec(msg, &r->spec, &error);
+	if (rc == -2) {
+		/* A type this worker has not loaded: the job fails, the worker goes on. */
+		r->res.status = RUN_FAILED;
+		r->res.exit_code = 1;
+		r->res.error = error;
+		rc = send_msg(sock, worker_encode_result(r->spec.job_id, &r->res, current_rss_kb()));
+		run_free(r);
+		return rc;
+	}
+	if (rc == -1) {
 		log_warnx("worker %d: bad run message: %s", index, error);
 		free(error);
 		run_free(r);
@@ -495,10 +537,12 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 		run_cancel(r);
 	if ((atomic_load(&worker_suspend) >> 1) == r->spec.job_id)
 		run_suspend(r, (atomic_load(&worker_suspend) & 1) != 0);
-	if (atomic_load(&worker_quiet) == r->spec.job_id)
+	if (r->spec.quiet || atomic_load(&worker_quiet) == r->spec.job_id)
 		run_stop_output(r);
 	r->spawned = worker_spawned;
 	r->spawned_arg = &sock;
+	r->progress_cb = worker_progress;
+	r->progress_arg = &po;
 	run_execute(r);
 	worker_current = NULL;
 	atomic_store(&worker_job, 0);
@@ -590,14 +634,22 @@ parse_num(const char *s)
 	return v;
 }
 
-/* posix_spawn `self --worker 3 INDEX DAEMONPID PADDING` with child end on fd 3. */
+/*
+ * posix_spawn `self --worker 3 INDEX DAEMONPID PADDING MODULE...` with the
+ * child end on fd 3 and the module files on MODULE_WORKER_FD on (they are
+ * kept at fds >= 100 in the daemon, and child above them: no dup2 here
+ * overwrites a source of a later one).
+ */
 static int
 spawn_process(const char *self, int child, int index, pid_t *pid)
 {
 	char idx[16], ppid[16], fdstr[16], pad[WORKER_TITLE_PAD + 1];
-	char *argv[] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
+	char *argv[7 + MODULE_MAX] = {"taskd", "--worker", fdstr, idx, ppid, pad, NULL};
+	const char *const *paths;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
+	const int *fds;
+	size_t i, n = module_worker_fds(&fds, &paths);
 	int err;
 
 	snprintf(fdstr, sizeof fdstr, "%d", WORKER_CHILD_FD);
@@ -612,6 +664,11 @@ spawn_process(const char *self, int child, int index, pid_t *pid)
 		return err;
 	}
 	err = posix_spawn_file_actions_adddup2(&fa, child, WORKER_CHILD_FD);
+	for (i = 0; i < n && err == 0; i++) {
+		err = posix_spawn_file_actions_adddup2(&fa, fds[i], MODULE_WORKER_FD + (int)i);
+		argv[6 + i] = (char *)paths[i];
+	}
+	argv[6 + n] = NULL;
 	if (err == 0)
 		err = exec_spawn_attrs(&attr, false);
 	if (err == 0)
@@ -621,15 +678,20 @@ spawn_process(const char *self, int child, int index, pid_t *pid)
 	return err;
 }
 
-/* The child end must not already be WORKER_CHILD_FD: dup2 onto itself keeps CLOEXEC. */
+/*
+ * The child end must not already be WORKER_CHILD_FD (dup2 onto itself
+ * keeps CLOEXEC), nor one of the fds the module files go to.
+ */
 static int
 child_end(int fd)
 {
-	int nfd;
+	const char *const *paths;
+	const int *fds;
+	int nfd, top = MODULE_WORKER_FD + (int)module_worker_fds(&fds, &paths);
 
-	if (fd != WORKER_CHILD_FD)
+	if (fd < WORKER_CHILD_FD || fd >= top)
 		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_CHILD_FD + 1);
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, top);
 	close(fd);
 	return nfd;
 }
@@ -651,6 +713,7 @@ worker_main(int argc, char **argv)
 {
 	struct title t;
 	long sock, index, parent;
+	int nmods;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	sock = parse_num(argc > 2 ? argv[2] : NULL);
@@ -663,9 +726,12 @@ worker_main(int argc, char **argv)
 		fprintf(stderr, "usage: taskd --worker FD [INDEX [DAEMONPID]]\n");
 		return 2;
 	}
-	if (setup_fds((int)sock) == -1)
+	nmods = argc > 6 ? argc - 6 : 0;
+	if (nmods > MODULE_MAX || setup_fds((int)sock, nmods) == -1)
 		return 1;
 	setup_signals();
+	/* Before the title overwrites argv: the module paths are there. */
+	module_worker_load(argv + 6, (size_t)nmods);
 	t.start = argv[0];
 	t.len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
 	prctl(PR_SET_NAME, "taskd-worker");

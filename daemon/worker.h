@@ -7,6 +7,7 @@
  *                  {"t":"exit"}                finish and exit (recycle, shrink, stop)
  * worker → daemon: {"t":"ready","pid":N}       started, idle
  *                  {"t":"started","job":ID,"pid":P}  a command was spawned (pid P, its group)
+ *                  {"t":"progress","job":ID,"message":M}  a module job's progress
  *                  {"t":"done","job":ID, result..., "rss_kb":N}  the job is over; idle again
  * Cancel of a command: SIGUSR1 to the worker, queued with sigqueue() and the
  * job id as sival_ptr (a plain kill means the current job); it then kills
@@ -30,19 +31,31 @@
 
 #define WORKER_MSG_MAX (64u << 10) /* larger messages go through a memfd */
 #define WORKER_SIGSUSPEND (SIGRTMIN) /* suspend / resume the job's command */
+#define WORKER_PROGRESS_MAX 4096   /* bytes of a progress message */
 
-/* `taskd --worker FD [INDEX [DAEMONPID [PADDING]]]`: the worker's main loop; returns the exit code. */
+/*
+ * `taskd --worker FD [INDEX [DAEMONPID [PADDING [MODULE...]]]]`: the
+ * worker's main loop; returns the exit code. Module i (its path) is open
+ * on fd MODULE_WORKER_FD + i (modules.h).
+ */
 int worker_main(int argc, char **argv);
 /*
  * Start a worker: self (the taskd binary) as `taskd --worker 3 INDEX
- * DAEMONPID PADDING`, what worker_main reads, with sock as its fd 3; sock
- * is closed here (the worker has its copy). 0 with *pid, or an errno.
+ * DAEMONPID PADDING MODULE...`, what worker_main reads, with sock as its
+ * fd 3 and the loaded module files after it; sock is closed here (the
+ * worker has its copy). 0 with *pid, or an errno.
  */
 int worker_spawn(const char *self, int sock, int index, pid_t *pid);
 
-/* Encoding (both sides). decode returns 0, or -1 with *error (malloc'd). */
+/*
+ * Encoding (both sides). decode returns 0, or -1 with *error (malloc'd).
+ * A job type travels by name; worker_decode_spec returns -2 with *spec
+ * decoded and *error set when this process has no type of that name.
+ */
 json_t *worker_encode_spec(const struct run_spec *spec);
 int worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error);
+json_t *worker_encode_progress(uint64_t job, const char *message);
+int worker_decode_progress(const json_t *msg, uint64_t *job, char **message, char **error);
 json_t *worker_encode_result(uint64_t job, const struct run_result *res, long rss_kb);
 int worker_decode_result(const json_t *msg, struct run_result *res, uint64_t *job, long *rss_kb,
 			 char **error);

@@ -49,6 +49,8 @@
 #define TASKD_ERR_INVALID_CONFIG "invalid_config"
 #define TASKD_ERR_INTERNAL "internal"
 #define TASKD_ERR_STORAGE "storage_error"
+/* Cluster mode: the cluster (NATS), or the node that holds what was asked, cannot be reached. */
+#define TASKD_ERR_UNAVAILABLE "unavailable"
 #define TASKD_ERR_UNSUPPORTED "unsupported"
 #define TASKD_ERR_QUOTA "quota_exceeded"
 

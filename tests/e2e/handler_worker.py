@@ -2,7 +2,7 @@
 """A handler worker for tests/e2e/test_handlers.py, built on python/taskd_worker.py.
 
 Each job's first argument says what to do (echo, sleep, hang, fail, crash,
-garbage, big, print, leak, whoami, spin); TEST_MODE in the environment
+garbage, big, print, print_once, leak, whoami, spin); TEST_MODE in the environment
 makes the whole worker misbehave at start (slow_start, no_hello,
 exit_at_hello, bad_hello).
 """
@@ -45,6 +45,13 @@ def handle(job):
         print("to stdout: " + " ".join(rest))
         print("to stderr: " + " ".join(rest), file=sys.stderr)
         return "printed"
+    if what == "print_once":  # prints and fails, then is quiet the next time (a file in rest[0])
+        mark = os.path.join(rest[0], "printed-%d" % job.id)
+        if not os.path.exists(mark):
+            open(mark, "w").close()
+            print("to stdout: first attempt")
+            raise ValueError("first attempt")
+        return "quiet"
     if what == "leak":
         hoard.append(bytearray(int(rest[0]) << 20))
         for i in range(0, len(hoard[-1]), 4096):

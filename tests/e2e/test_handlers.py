@@ -133,7 +133,7 @@ class Basics(HandlerCase):
         self.assertIn("'thumbs'", msg)
         for t in ("exec", "noop", "sleep", "thumb"):
             self.assertIn(t, msg)
-        # input is for handlers only; it must be base64
+        # the built-in types take no input; it must be base64
         self.assertError(d.request({"op": "submit", "type": "noop", "input": "aGk="}),
                          "bad_request")
         self.assertError(d.request({"op": "submit", "type": "thumb", "input": "not base64!"}),

@@ -290,9 +290,14 @@ class OutputQuotaTest(E2ETestCase):
         d = nobody_daemon(self, self.LIMITS)
         for cls in ("io", "cpu"):
             with self.subTest(cls=cls):
+                # both queued before the first starts (later: after it ends), whatever the load
+                d.ok({"op": "pause", "class": cls})
+                first = nobody_ok(self, d, {"op": "submit", "class": cls,
+                                            "argv": ["head", "-c", "200000", "/dev/zero"]})["id"]
                 later = nobody_ok(self, d, {"op": "submit", "argv": ["echo", "late"],
-                                            "class": cls, "run_at": time.time() + 1})["id"]
-                self.run_as_nobody(d, "head -c 200000 /dev/zero", **{"class": cls})
+                                            "class": cls, "after": [first]})["id"]
+                d.ok({"op": "resume", "class": cls})
+                self.assertTrue(d.wait_job(first)["stdout_truncated"])
                 j = d.wait_job(later)
                 self.assertEqual(j["state"], "done", j)
                 self.assertTrue(j["stdout_truncated"], j)
@@ -322,6 +327,59 @@ class OutputQuotaTest(E2ETestCase):
         self.assertError(r, "quota_exceeded")
         nobody_ok(self, d, {"op": "clean"})
         self.assertEqual(nobody_quota(self, d)["output_bytes"], 0)
+
+    def test_module_jobs_count(self):
+        # A module job's output files are bounded like a command's, on
+        # threads and in a worker; one that starts with the quota used up
+        # keeps nothing (a worker is told with the job, not after it).
+        testmod = os.path.join(os.path.abspath(os.environ.get("TASKD_TEST_MODULES") or
+                                                "../../build/tests"), "testmod.so")
+        d = nobody_daemon(self, dict(self.LIMITS, modules=[testmod]))
+        for t, cls in (("tm-io", "io"), ("tm-cpu", "cpu")):
+            with self.subTest(type=t):
+                # both queued before the first starts (later: after it)
+                d.ok({"op": "pause", "class": cls})
+                first = nobody_ok(self, d, {"op": "submit", "type": t,
+                                            "argv": ["write", "x" * 70000, "e" * 40000]})["id"]
+                later = nobody_ok(self, d, {"op": "submit", "type": t, "after": [first],
+                                            "argv": ["write", "late\n", "late\n"]})["id"]
+                d.ok({"op": "resume", "class": cls})
+                j = d.wait_job(first)
+                self.assertEqual((j["state"], j["stdout_bytes"], j["stderr_bytes"]),
+                                 ("done", 70000, 40000), j)
+                self.assertEqual((j["stdout_truncated"], j["stderr_truncated"]), (False, True))
+                self.assertIn("limits.max_output_per_user", j["error"] or "", j)
+                self.assertEqual(len(d.read_output(first)), 70000)
+                self.assertEqual(d.read_output(first, "stderr"), b"e" * (100 * KIB - 70000))
+                j = d.wait_job(later)
+                self.assertEqual((j["state"], j["stdout_bytes"]), ("done", 5), j)
+                self.assertEqual((d.read_output(later), d.read_output(later, "stderr")),
+                                 (b"", b""))
+                self.assertIn("limits.max_output_per_user", j["error"] or "", j)
+                # their files and their results ("wrote")
+                self.assertEqual(nobody_quota(self, d)["output_bytes"], 100 * KIB + 10)
+                nobody_ok(self, d, {"op": "clean"})
+
+    def test_handler_retry_appends(self):
+        # A handler job that never wrote output counts its result only; one whose
+        # retry wrote nothing still has its first run's bytes (retries append).
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handler_worker.py")
+        d = nobody_daemon(self, dict(self.LIMITS, handlers=[
+            {"name": "py", "command": ["/usr/bin/python3", worker], "user": "root",
+             "start_timeout": 10}]))
+        quiet = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["text", "hi"],
+                                    "wait": True})
+        self.assertEqual(quiet["state"], "done", quiet)
+        self.assertEqual(d.read_output(quiet["id"]), b"")
+        result = len(json.dumps(quiet["result"]))
+        self.assertEqual(nobody_quota(self, d)["output_bytes"], result)
+        j = nobody_ok(self, d, {"op": "submit", "type": "py", "argv": ["print_once", d.tmp],
+                                "retries": 1, "retry_delay": 0, "wait": True})
+        self.assertEqual((j["state"], j["attempt"]), ("done", 2), j)
+        out, err = d.read_output(j["id"]), d.read_output(j["id"], "stderr")
+        self.assertIn(b"first attempt", out)
+        self.assertEqual(nobody_quota(self, d)["output_bytes"],
+                         result + len(out) + len(err) + len(json.dumps(j["result"])))
 
     def test_restart_counts_again(self):
         d = nobody_daemon(self, self.LIMITS)

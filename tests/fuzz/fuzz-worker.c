@@ -66,7 +66,8 @@ spec_roundtrip(const struct run_spec *s)
 	    !str_eq(t.out_path, s->out_path) || !str_eq(t.err_path, s->err_path) ||
 	    t.timeout != s->timeout || t.kill_grace != s->kill_grace ||
 	    t.max_output != s->max_output || t.nice != s->nice || t.as_user != s->as_user ||
-	    t.uid != s->uid || t.gid != s->gid || !str_eq(t.track_path, s->track_path)) {
+	    t.uid != s->uid || t.gid != s->gid || !str_eq(t.track_path, s->track_path) ||
+	    !str_eq(t.input, s->input) || t.max_result != s->max_result) {
 		fprintf(stderr, "spec changed in an encode/decode round trip\n");
 		abort();
 	}
@@ -93,12 +94,32 @@ result_roundtrip(uint64_t job, const struct run_result *r, long rss)
 	    t.started_at != r->started_at || t.finished_at != r->finished_at ||
 	    t.out_bytes != r->out_bytes || t.err_bytes != r->err_bytes ||
 	    t.out_truncated != r->out_truncated || t.err_truncated != r->err_truncated ||
-	    t.pid != r->pid || !str_eq(t.result, r->result) || !str_eq(t.error, r->error)) {
+	    t.pid != r->pid || !str_eq(t.result, r->result) || !str_eq(t.error, r->error) ||
+	    t.result_json != r->result_json) {
 		fprintf(stderr, "result changed in an encode/decode round trip\n");
 		abort();
 	}
 	free(t.result);
 	free(t.error);
+	json_decref(m);
+}
+
+static void
+progress_roundtrip(uint64_t job, const char *message)
+{
+	json_t *m = transport(worker_encode_progress(job, message));
+	uint64_t job2;
+	char *error = NULL, *text = NULL;
+
+	if (worker_decode_progress(m, &job2, &text, &error) == -1) {
+		fprintf(stderr, "re-encoded progress refused: %s\n", error);
+		abort();
+	}
+	if (job2 != job || strcmp(text, message) != 0) {
+		fprintf(stderr, "progress changed in an encode/decode round trip\n");
+		abort();
+	}
+	free(text);
 	json_decref(m);
 }
 
@@ -109,14 +130,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct run_result res;
 	uint64_t job;
 	long rss;
-	char *error = NULL;
+	char *error = NULL, *text = NULL;
 	json_t *msg = json_loadb((const char *)data, size, 0, NULL);
+	int rc;
 
 	if (msg == NULL)
 		return 0;
-	if (worker_decode_spec(msg, &spec, &error) == 0) {
+	rc = worker_decode_spec(msg, &spec, &error);
+	if (rc == 0) {
 		spec_roundtrip(&spec);
 		run_spec_free(&spec);
+	} else {
+		if (error == NULL)
+			abort();
+		free(error);
+		error = NULL;
+		/* -2: decoded, but a type this process has not loaded (the worker fails the job). */
+		if (rc == -2)
+			run_spec_free(&spec);
+	}
+	if (worker_decode_progress(msg, &job, &text, &error) == 0) {
+		progress_roundtrip(job, text);
+		free(text);
 	} else {
 		if (error == NULL)
 			abort();

@@ -1,4 +1,4 @@
-/* Unit tests for daemon/builtin.c: names, argument checks, each built-in type. */
+/* Unit tests for daemon/builtin.c (run through modules.c and modrun.c): names, argument checks, each built-in type. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -16,6 +16,8 @@
 
 #include "builtin.h"
 #include "exec.h"
+#include "jobtype.h"
+#include "modules.h"
 #include "xmalloc.h"
 
 static void
@@ -31,7 +33,7 @@ sleep_s(double s)
 static struct run *
 mkrun(int type, ...)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(true);
 	const char *argv[8];
 	const char *a;
 	va_list ap;
@@ -53,7 +55,7 @@ assert_valid(int type, const char *arg)
 {
 	char *argv[] = {(char *)arg, NULL}, *error = (char *)"unset";
 
-	assert_int_equal(builtin_validate(type, arg != NULL ? argv : (char *[]){NULL}, &error), 0);
+	assert_int_equal(module_validate(type, arg != NULL ? argv : (char *[]){NULL}, NULL, 0, &error), 0);
 	assert_null(error);
 }
 
@@ -62,7 +64,7 @@ assert_invalid(int type, const char *arg, const char *want)
 {
 	char *argv[] = {(char *)arg, NULL}, *error = NULL;
 
-	assert_int_equal(builtin_validate(type, arg != NULL ? argv : (char *[]){NULL}, &error), -1);
+	assert_int_equal(module_validate(type, arg != NULL ? argv : (char *[]){NULL}, NULL, 0, &error), -1);
 	assert_non_null(error);
 	if (want != NULL)
 		assert_string_equal(error, want);
@@ -100,22 +102,35 @@ static void
 test_names(void **state)
 {
 	static const char *const names[] = {"exec", "noop", "sleep", "spin", "sumsq", "count"};
+	struct jobtype t;
 	size_t i;
 
 	(void)state;
+	/* The built-in module is first in the table, at the indices of enum builtin_type. */
 	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-		int t = builtin_lookup(names[i]);
-
-		assert_int_equal(t, (int)i);
-		assert_string_equal(builtin_name(t), names[i]);
+		assert_int_equal(jobtype_find(names[i], &t), 0);
+		assert_int_equal(t.type, (int)i);
+		assert_int_equal(t.source, i == 0 ? JOBTYPE_EXEC : JOBTYPE_MODULE);
+		assert_string_equal(jobtype_name(t.type, NULL), names[i]);
+		if (i > 0) {
+			assert_true(module_builtin(t.type));
+			assert_string_equal(module_of(t.type), "builtin");
+			assert_true(module_type(t.type)->flags & TASKD_TYPE_PURE);
+			assert_false(jobtype_has_output(t.type));
+		}
 	}
-	assert_int_equal(builtin_lookup("EXEC"), -1);
-	assert_int_equal(builtin_lookup(""), -1);
-	assert_int_equal(builtin_lookup("nope"), -1);
-	assert_null(builtin_name(-1));
-	assert_null(builtin_name(99));
-	assert_int_equal(builtin_lookup("sleep"), BUILTIN_SLEEP);
-	assert_int_equal(builtin_lookup("count"), BUILTIN_COUNT);
+	assert_true(jobtype_has_output(BUILTIN_EXEC));
+	assert_int_equal(module_find("exec"), -1);
+	assert_int_equal(module_find("EXEC"), -1);
+	assert_int_equal(module_find(""), -1);
+	assert_int_equal(module_find("nope"), -1);
+	assert_int_equal(jobtype_find("nope", &t), -1);
+	assert_null(jobtype_name(-1, NULL));
+	assert_null(jobtype_name(99, NULL));
+	assert_null(module_type(0));
+	assert_int_equal(module_find("sleep"), BUILTIN_SLEEP);
+	assert_int_equal(module_find("count"), BUILTIN_COUNT);
+	assert_int_equal(module_ntypes(), BUILTIN_COUNT);
 }
 
 static void
@@ -124,12 +139,12 @@ test_validate_exec_noop(void **state)
 	char *two[] = {"a", "b", NULL}, *error = NULL;
 
 	(void)state;
-	assert_valid(BUILTIN_EXEC, "true");
-	assert_invalid(BUILTIN_EXEC, NULL, "exec: expected a command");
+	/* exec is a command, not a module type: proto.c checks its argv. */
+	assert_invalid(BUILTIN_EXEC, "true", "unknown job type 0");
 	assert_valid(BUILTIN_NOOP, NULL);
-	assert_int_equal(builtin_validate(BUILTIN_NOOP, NULL, &error), 0);
+	assert_int_equal(module_validate(BUILTIN_NOOP, NULL, NULL, 0, &error), 0);
 	assert_invalid(BUILTIN_NOOP, "1", "noop: expected no arguments");
-	assert_int_equal(builtin_validate(BUILTIN_SLEEP, two, &error), -1);
+	assert_int_equal(module_validate(BUILTIN_SLEEP, two, NULL, 0, &error), -1);
 	assert_string_equal(error, "sleep: expected one argument SECONDS");
 	free(error);
 	assert_invalid(42, NULL, "unknown job type 42");
@@ -230,7 +245,7 @@ test_sleep_cancel(void **state)
 
 	(void)state;
 	cancel_later(&c, r, 0.1);
-	builtin_run(r);
+	module_run(r);
 	pthread_join(c.thread, NULL);
 	assert_int_equal(r->res.status, RUN_CANCELLED);
 	assert_int_equal(r->res.exit_code, -1);
@@ -245,7 +260,7 @@ test_sleep_timeout(void **state)
 
 	(void)state;
 	r->spec.timeout = 0.2;
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_TIMEOUT);
 	assert_int_equal(r->res.exit_code, -1);
 	assert_true(r->res.wall >= 0.2);
@@ -260,7 +275,7 @@ test_cancel_before_start(void **state)
 
 	(void)state;
 	run_cancel(r);
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_CANCELLED);
 	assert_null(r->res.result);
 	assert_true(r->res.wall < 1);
@@ -273,7 +288,7 @@ test_spin(void **state)
 	struct run *r = mkrun(BUILTIN_SPIN, "0.3", NULL);
 
 	(void)state;
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_EXITED);
 	assert_int_equal(r->res.exit_code, 0);
 	assert_true(r->res.cpu_user + r->res.cpu_sys >= 0.28);
@@ -290,7 +305,7 @@ test_spin_cancel_timeout(void **state)
 
 	(void)state;
 	cancel_later(&c, r, 0.1);
-	builtin_run(r);
+	module_run(r);
 	pthread_join(c.thread, NULL);
 	assert_int_equal(r->res.status, RUN_CANCELLED);
 	assert_true(r->res.wall < 3);
@@ -298,7 +313,7 @@ test_spin_cancel_timeout(void **state)
 
 	r = mkrun(BUILTIN_SPIN, "100", NULL);
 	r->spec.timeout = 0.1;
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_TIMEOUT);
 	assert_true(r->res.wall >= 0.1 && r->res.wall < 3);
 	run_free(r);
@@ -310,7 +325,7 @@ check_sumsq(const char *n, const char *want)
 	struct run *r = mkrun(BUILTIN_SUMSQ, n, NULL);
 
 	r->spec.timeout = 60;
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_EXITED);
 	assert_int_equal(r->res.exit_code, 0);
 	assert_non_null(r->res.result);
@@ -339,7 +354,7 @@ test_sumsq_cancel(void **state)
 
 	(void)state;
 	cancel_later(&c, r, 0.1);
-	builtin_run(r);
+	module_run(r);
 	pthread_join(c.thread, NULL);
 	assert_int_equal(r->res.status, RUN_CANCELLED);
 	assert_int_equal(r->res.exit_code, -1);
@@ -360,13 +375,13 @@ test_count(void **state)
 	run_free(r);
 
 	r = mkrun(BUILTIN_COUNT, "0", NULL);
-	builtin_run(r);
+	module_run(r);
 	assert_string_equal(r->res.result, "0");
 	run_free(r);
 
 	r = mkrun(BUILTIN_COUNT, "1000000000000", NULL);
 	r->spec.timeout = 0.1;
-	builtin_run(r);
+	module_run(r);
 	assert_int_equal(r->res.status, RUN_TIMEOUT);
 	assert_null(r->res.result);
 	assert_true(r->res.wall < 3);
@@ -379,10 +394,13 @@ test_bad_args_at_run(void **state)
 	struct run *r = mkrun(BUILTIN_SLEEP, "soon", NULL);
 
 	(void)state;
-	builtin_run(r);
-	assert_int_equal(r->res.status, RUN_FAILED);
+	module_run(r);
+	/* run() said TASKD_FAILED: exited 1 (the job fails) with its message. */
+	assert_int_equal(r->res.status, RUN_EXITED);
 	assert_int_equal(r->res.exit_code, 1);
-	assert_non_null(r->res.error);
+	assert_string_equal(r->res.error,
+			    "invalid SECONDS 'soon': expected a number from 0 to 31536000");
+	assert_null(r->res.result);
 	run_free(r);
 }
 

@@ -109,6 +109,10 @@ assert_same(const struct config *a, const struct config *b)
 	assert_int_equal(a->http.socket_mode, b->http.socket_mode);
 	assert_int_equal(a->http.max_connections, b->http.max_connections);
 	assert_true(a->http.timeout == b->http.timeout);
+	assert_true((a->cluster.url == NULL) == (b->cluster.url == NULL));
+	assert_int_equal(a->cluster.replicas, b->cluster.replicas);
+	assert_true(a->cluster.ack_wait == b->cluster.ack_wait);
+	assert_true(a->cluster.keep == b->cluster.keep);
 }
 
 static void
@@ -208,6 +212,12 @@ test_defaults(void **state)
 	assert_int_equal(cfg.http.socket_mode, 0660);
 	assert_int_equal(cfg.http.max_connections, 64);
 	assert_true(cfg.http.timeout == 10);
+	assert_null(cfg.cluster.url);
+	assert_null(cfg.cluster.node);
+	assert_string_equal(config_cluster_stream(&cfg), "TASKD");
+	assert_int_equal(cfg.cluster.replicas, 1);
+	assert_true(cfg.cluster.ack_wait == 30);
+	assert_true(cfg.cluster.keep == 7 * 86400);
 	assert_int_equal(cfg.limits.max_job_bytes_per_user, 64 << 20);
 	assert_int_equal(cfg.limits.max_output_per_user, 1 << 30);
 	config_free(&cfg);
@@ -628,6 +638,61 @@ test_names(void **state)
 	assert_string_equal(config_mode_name(PPOOL_ONDEMAND), "ondemand");
 }
 
+/* The cluster group (doc/cluster.md): its keys, and the rules between them. */
+static void
+test_cluster(void **state)
+{
+	static const struct bad cases[] = {
+		{ "cluster = {\n node = \"a\";\n};\n", 1, "cluster: url is required" },
+		{ "cluster = { url = \"http://x:4222\"; };\n", 1, "cluster.url: invalid value" },
+		{ "cluster = { url = \"nats://a:1, nats://b:2\"; };\n", 1,
+		  "cluster.url: invalid value" },
+		{ "cluster = { url = \"nats://a:1,\"; };\n", 1, "cluster.url: invalid value" },
+		{ "cluster = { url = 4222; };\n", 1, "cluster.url: expected a string" },
+		{ "cluster = { url = \"nats://a:1\";\n node = \"web.1\"; };\n", 2,
+		  "cluster.node: invalid value 'web.1' (expected 1 to 64 letters" },
+		{ "cluster = { url = \"nats://a:1\"; node = \"\"; };\n", 1,
+		  "cluster.node: invalid value" },
+		{ "cluster = { url = \"nats://a:1\"; stream = \"T*\"; };\n", 1,
+		  "cluster.stream: invalid value" },
+		{ "cluster = { url = \"nats://a:1\"; replicas = 6; };\n", 1,
+		  "cluster.replicas: must be between 1 and 5" },
+		{ "cluster = { url = \"nats://a:1\"; ack_wait = 0.5; };\n", 1,
+		  "cluster.ack_wait: must be between 1 and 86400" },
+		{ "cluster = { url = \"nats://a:1\"; keep = 10; };\n", 1,
+		  "cluster.keep: must be between 60" },
+		{ "cluster = { url = \"nats://a:1\"; credentials = \"x.creds\"; };\n", 1,
+		  "cluster.credentials: must be an absolute path" },
+		{ "cluster = { url = \"nats://a:1\";\n tls_cert = \"/c.pem\"; };\n", 2,
+		  "cluster: tls_cert and tls_key go together" },
+		{ "cluster = { url = \"nats://a:1\"; port = 4222; };\n", 1,
+		  "unknown key 'cluster.port'" },
+	};
+	struct config cfg, next;
+
+	(void)state;
+	expect_errors(cases, nitems(cases));
+	expect_ok("cluster = { url = \"nats://10.0.0.1:4222,tls://u:p@n2.example:4443\";\n"
+		  "  node = \"web-1_a\"; stream = \"JOBS\"; replicas = 3; ack_wait = 2.5;\n"
+		  "  credentials = \"/etc/taskd/nats.creds\"; tls_ca = \"/etc/ca.pem\";\n"
+		  "  tls_cert = \"/etc/c.pem\"; tls_key = \"/etc/k.pem\"; keep = 3600; };\n", &cfg);
+	assert_string_equal(cfg.cluster.url, "nats://10.0.0.1:4222,tls://u:p@n2.example:4443");
+	assert_string_equal(cfg.cluster.node, "web-1_a");
+	assert_string_equal(config_cluster_stream(&cfg), "JOBS");
+	assert_int_equal(cfg.cluster.replicas, 3);
+	assert_true(cfg.cluster.ack_wait == 2.5);
+	assert_string_equal(cfg.cluster.credentials, "/etc/taskd/nats.creds");
+	assert_string_equal(cfg.cluster.tls_key, "/etc/k.pem");
+	assert_true(cfg.cluster.keep == 3600);
+	/* A reload cannot change them: taskd says they need a restart. */
+	expect_ok("cluster = { url = \"nats://10.0.0.1:4222\"; };\n", &next);
+	assert_true(config_cluster_changed(&cfg, &next));
+	assert_false(config_cluster_changed(&next, &next));
+	config_free(&next);
+	config_free(&cfg);
+	assert_null(cfg.cluster.url);
+}
+
 static void
 test_paths(void **state)
 {
@@ -1027,6 +1092,7 @@ main(void)
 		cmocka_unit_test(test_enums),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_http_and_notify),

@@ -70,7 +70,7 @@ teardown(void **state)
 static struct run *
 mkrun(const char *arg0, ...)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(true);
 	const char *argv[32];
 	va_list ap;
 	int n = 0, seq = atomic_fetch_add(&file_seq, 1);
@@ -848,7 +848,7 @@ test_parallel(void **state)
 static void
 test_run_new_free(void **state)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(true);
 
 	(void)state;
 	assert_int_equal(r->res.exit_code, -1);
@@ -857,6 +857,12 @@ test_run_new_free(void **state)
 	assert_true(fcntl(r->cancel_fd, F_GETFD) & FD_CLOEXEC);
 	run_free(r);
 	run_free(NULL);
+	/* One a worker executes is cancelled by message: no eventfd, and run_cancel is harmless. */
+	r = run_new(false);
+	assert_int_equal(r->cancel_fd, -1);
+	run_cancel(r);
+	assert_true(run_cancelled(r));
+	run_free(r);
 }
 
 int

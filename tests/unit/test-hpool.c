@@ -247,7 +247,7 @@ has_error(struct live *l)
 static struct run *
 job(uint64_t id, const char *arg, double timeout)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(false);
 
 	r->spec.job_id = id;
 	r->spec.argv = xcalloc(2, sizeof(char *));

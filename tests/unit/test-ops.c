@@ -49,7 +49,7 @@ static const struct expect {
 	enum job_arg job;
 	const char *fields;   /* what it takes besides the envelope and "job" */
 } expect[] = {
-	{ "submit", false, false, false, NO_JOB, "wait jobs " JOB_FIELDS },
+	{ "submit", false, false, false, NO_JOB, "wait jobs local " JOB_FIELDS },
 	{ "restart", false, false, false, JOB_OR_OTHERS, "state states labels name ids array" },
 	{ "status", false, false, true, NO_JOB, "cursor" },
 	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids array" },

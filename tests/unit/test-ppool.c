@@ -211,7 +211,7 @@ live_pool(int max, int max_jobs)
 static struct run *
 job(uint64_t id, int type, const char *a0, const char *a1, const char *a2)
 {
-	struct run *r = run_new();
+	struct run *r = run_new(false);
 	char *argv[] = {(char *)a0, (char *)a1, (char *)a2, NULL};
 
 	r->spec.job_id = id;

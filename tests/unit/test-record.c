@@ -12,6 +12,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,8 @@
 #include "builtin.h"
 #include "job.h"
 #include "jobtype.h"
+#include "jsonutil.h"
+#include "modules.h"
 #include "record.h"
 #include "xmalloc.h"
 
@@ -450,6 +455,248 @@ full_job(void)
 	return j;
 }
 
+/* v as jansson writes a real: what the record held when it was a jansson tree. */
+static void
+real_as_jansson(double v)
+{
+	json_t *r = json_real(v);
+	char *want = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY), buf[JSON_REAL_TEXT_MAX];
+	size_t n = json_real_text(v, buf);
+	double back;
+
+	if (strcmp(buf, want) != 0 || n != strlen(want))
+		fail_msg("%a: \"%s\" (%zu), jansson \"%s\"", v, buf, n, want);
+	back = strtod(buf, NULL);
+	if (memcmp(&back, &v, sizeof v) != 0)
+		fail_msg("%a: \"%s\" reads back as %a", v, buf, back);
+	free(want);
+	json_decref(r);
+}
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Reals are written as jansson writes them, byte for byte, and read back exactly. */
+static void
+test_real_text(void **state)
+{
+	static const double table[] = {
+		0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 1e-6, 9.999999e-7,
+		1.0000000000000001e-6, 1e-5, 9.9999999999999991e-5, 1e-4, 1.0000000000000001e-4,
+		0.001, 0.0026459999999999999, 8.8626000000000002e-5, 7.2787999897627742e-5, 123.456,
+		1e15, 1e16, 1e17, 1e22, 1e23, 9007199254740991.0, 9007199254740992.0,
+		9007199254740993.0, 4503599627370495.5, 4503599627370496.0, 99999999999999984.0,
+		0.99999999999999989, 9.9999999999999982, 1796312793.0307295, 1796312793.2387972,
+		1700000000.5, 1800000000.25, 3600.5, 0.0625, 1e300, -1e300, DBL_MAX, -DBL_MAX,
+		DBL_MIN, -DBL_MIN, 4.9406564584124654e-324, 2.2250738585072009e-308, DBL_EPSILON,
+		-1796312793.0307295, -8.8626000000000002e-5, 5e-7, 123456789012345680.0,
+	};
+	uint64_t seed = 0x9E3779B97F4A7C15ULL, bits;
+	double v;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < nitems(table); i++)
+		real_as_jansson(table[i]);
+	for (k = 0; k < 100000; k++) {
+		/* Any finite double; one in the fast range; a timestamp; microseconds. */
+		bits = xorshift(&seed);
+		memcpy(&v, &bits, sizeof v);
+		if (isfinite(v))
+			real_as_jansson(v);
+		real_as_jansson(ldexp((double)(xorshift(&seed) >> 11), (int)(xorshift(&seed) % 80) - 105));
+		real_as_jansson(1.7e9 + (double)(xorshift(&seed) % 1000000000) / 1e9);
+		real_as_jansson((double)(xorshift(&seed) % 100000000) / 1e6);
+	}
+}
+
+/* What jansson takes as UTF-8, and nothing else. */
+static void
+test_utf8(void **state)
+{
+	static const char *const table[] = {
+		"", "abc", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "\xef\xbf\xbf",
+		"\xf4\x8f\xbf\xbf", "\x7f", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf",
+		"\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+		"\xe2\x82", "\x80", "\xbf", "\xff", "\xfe", "a\xc3", "\xc3\xa9\xc3", "\xe2\x28\xa1",
+	};
+	json_t *v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(table); i++) {
+		v = json_string(table[i]);
+		if (utf8_valid(table[i], strlen(table[i])) != (v != NULL))
+			fail_msg("entry %zu: utf8_valid %d, jansson %d", i,
+				 utf8_valid(table[i], strlen(table[i])), v != NULL);
+		json_decref(v);
+	}
+}
+
+/* The record is the text jansson wrote for the tree of its fields, with its reals as reals. */
+static void
+as_jansson(struct job *j)
+{
+	char *text = round_trip(j), *again;
+	json_t *o = parse(text), *res = json_object_get(o, "result");
+
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_true(json_is_real(json_object_get(o, "submitted_at")));
+	assert_true(json_is_real(json_object_get(o, "due_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(o, "spec"), "timeout")));
+	assert_true(json_is_real(json_object_get(res, "cpu_user")));
+	assert_true(json_is_real(json_object_get(res, "wall")));
+	assert_true(json_is_real(json_object_get(o, "reclassified_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(o, "route"), "ratio")));
+	assert_true(json_is_real(json_object_get(json_object_get(json_object_get(o, "spec"),
+								 "limits"), "cpus")));
+	free(again);
+	json_decref(o);
+	free(text);
+}
+
+static void
+test_as_jansson(void **state)
+{
+	static const double times[] = {
+		0.0, 1.0, 1e-7, 4.9406564584124654e-324, 0.0026459999999999999, 1796312793.0307295,
+		1e300, DBL_MAX, 9007199254740993.0,
+	};
+	static const double any[] = { -0.0, -1.5, -1e300, -4.9406564584124654e-324 };
+	struct job *j = full_job();
+	char *text;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	/* Every escape jansson writes, UTF-8 as is. */
+	free(j->spec.name);
+	j->spec.name = xstrdup("\x01\x02\x1f\"\\/\b\f\n\r\t\x7f \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e");
+	free(j->res.error);
+	j->res.error = xstrdup("q\"uote\\");
+	free(j->spec.argv[0]);
+	j->spec.argv[0] = xstrdup("\ttab");
+	json_decref(j->attempts);
+	j->attempts = json_pack("[{s:i,s:f,s:n},{s:s}]", "attempt", 1, "started_at",
+				1796312793.0340028, "signal", "error", "a\nb");
+	as_jansson(j);
+	for (i = 0; i < nitems(times); i++) {
+		j->res.cpu_user = j->res.wall = j->res.started_at = times[i];
+		j->submitted_at = j->due_at = j->spec.timeout = times[i];
+		as_jansson(j);
+	}
+	for (i = 0; i < nitems(any); i++) {
+		j->submitted_at = j->due_at = j->spec.timeout = j->spec.retry_delay = any[i];
+		as_jansson(j);
+	}
+	/* NaN and infinities, which JSON cannot hold: 0.0, as the tree had them. */
+	j->due_at = NAN;
+	j->spec.timeout = INFINITY;
+	j->res.wall = -INFINITY;
+	text = record_encode(j);
+	o = parse(text);
+	assert_true(json_is_real(json_object_get(o, "due_at")));
+	assert_true(json_real_value(json_object_get(o, "due_at")) == 0.0);
+	assert_true(json_real_value(json_object_get(json_object_get(o, "spec"), "timeout")) == 0.0);
+	assert_true(json_real_value(json_object_get(json_object_get(o, "result"), "wall")) == 0.0);
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
+/* jtext_value writes what json_dumps writes. */
+static void
+text_as_jansson(const json_t *v)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct jtext t = { 0 };
+	char *got;
+
+	jtext_value(&t, v);
+	got = jtext_end(&t);
+	assert_non_null(want);
+	if (strcmp(got, want) != 0 || t.n != strlen(want))
+		fail_msg("jtext \"%s\" (%zu), jansson \"%s\"", got, t.n, want);
+	free(got);
+	free(want);
+}
+
+/* A random tree of every kind of value, depth at most d. */
+static json_t *
+random_tree(uint64_t *seed, int d)
+{
+	static const char *const strs[] = { "", "a", "\"q\"", "back\\slash", "\x01\x1f\x7f",
+					    "\b\f\n\r\t/", "\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e" };
+	json_t *v;
+	uint64_t r = xorshift(seed), bits;
+	double x;
+	char key[16];
+	int i, n;
+
+	switch (r % (d > 0 ? 9 : 7)) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(r & 16);
+	case 2:
+		return json_integer((json_int_t)xorshift(seed) >> (r % 64));
+	case 3:
+		bits = xorshift(seed);
+		memcpy(&x, &bits, sizeof x);
+		return json_real(isfinite(x) ? x : (double)(r % 1000) / 7);
+	case 4:
+		return json_real((double)(xorshift(seed) % 10000000) / 1e6);
+	case 5:
+		return json_string(strs[r % nitems(strs)]);
+	case 6:
+		return json_stringn("nul\0inside", 10);
+	case 7:
+		v = json_array();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++)
+			json_array_append_new(v, random_tree(seed, d - 1));
+		return v;
+	default:
+		v = json_object();
+		for (i = 0, n = (int)(r >> 8) % 5; i < n; i++) {
+			snprintf(key, sizeof key, "%s%d", i % 2 ? "k\n" : "key", (int)(r >> 16) % 97);
+			json_object_set_new(v, key, random_tree(seed, d - 1));
+		}
+		return v;
+	}
+}
+
+static void
+test_jtext_as_jansson(void **state)
+{
+	struct job *j = full_job();
+	uint64_t seed = 42;
+	json_t *v;
+	int k;
+
+	(void)state;
+	v = job_to_json(j);
+	text_as_jansson(v);
+	json_decref(v);
+	v = json_pack("[I,I,I,I,{},[],{s:[]}]", (json_int_t)LLONG_MIN, (json_int_t)LLONG_MAX,
+		      (json_int_t)0, (json_int_t)-1, "");
+	text_as_jansson(v);
+	json_decref(v);
+	for (k = 0; k < 20000; k++) {
+		v = random_tree(&seed, 4);
+		text_as_jansson(v);
+		json_decref(v);
+	}
+	job_free(j);
+}
+
 /*
  * A current record made one of an older version (2 to 4): without what came
  * later (version 5's workflow fields; version 4's route and cgroup fields,
@@ -575,7 +822,204 @@ test_handler_job(void **state)
 	job_free(j);
 }
 
-/* Every field of a version 2 record comes back as it was. */
+/*
+ * Version 5's fields are written as the jansson tree wrote them (reals as
+ * reals): a job's workflow fields, an array's record, and a job of an array
+ * with only its own part of the spec; each read back.
+ */
+static void
+test_workflow_as_jansson(void **state)
+{
+	struct job *j = full_job(), *m, *back;
+	struct job_array *a, *ab;
+	char *text, *again, *cause = NULL;
+	uint64_t array;
+	json_t *o;
+	int version;
+
+	(void)state;
+	j->spec.unique = xstrdup("nightly-\"build\"");
+	j->spec.queue = xstrdup("gpu");
+	j->spec.slots = 3;
+	j->spec.input_bytes = 5;
+	j->restarted_from = 17;
+	j->suspended_for = 12.0;
+	as_jansson(j);
+	text = record_encode(j);
+	o = parse(text);
+	assert_true(json_is_real(json_object_get(o, "suspended_for")));
+	assert_true(json_is_null(json_object_get(o, "array")));
+	json_decref(o);
+	free(text);
+
+	/* An array of 4 with j's spec (its dependencies kept apart, as submitted). */
+	a = xcalloc(1, sizeof *a);
+	a->id = 42;
+	a->count = 4;
+	a->start = 10;
+	a->step = 5;
+	a->max = 2;
+	a->uid = 1000;
+	a->gid = 100;
+	a->submitted_at = 1700000000.0;
+	a->first_state = JOB_WAITING;
+	a->spec = j->spec;
+	a->deps = a->spec.deps;
+	a->ndeps = a->spec.ndeps;
+	a->spec.deps = NULL;
+	a->spec.ndeps = 0;
+	memset(&j->spec, 0, sizeof j->spec);
+	text = record_encode_array(a);
+	o = parse(text);
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_true(json_is_real(json_object_get(o, "submitted_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(json_object_get(o, "spec"),
+								 "limits"), "cpus")));
+	ab = record_decode_array(42, text, &cause);
+	if (ab == NULL)
+		fail_msg("array refused: %s", cause);
+	assert_int_equal(ab->count, 4);
+	assert_int_equal(ab->start, 10);
+	assert_int_equal(ab->step, 5);
+	assert_int_equal(ab->max, 2);
+	assert_int_equal(ab->first_state, JOB_WAITING);
+	assert_int_equal(ab->ndeps, 2);
+	assert_string_equal(ab->spec.unique, "nightly-\"build\"");
+	assert_int_equal(ab->spec.slots, 3);
+	assert_int_equal(ab->spec.input_bytes, 5);
+	assert_true(ab->spec.limits.cpus == 1.5);
+	job_array_free(ab);
+	json_decref(o);
+	free(again);
+	free(text);
+
+	/* Its third job: its own priority and dependencies, the rest its array's. */
+	m = job_new();
+	m->id = 44;
+	m->state = JOB_QUEUED;
+	m->array = a;
+	m->array_index = 20;
+	m->spec = a->spec;
+	m->spec.priority = 5;
+	m->spec.deps = xcalloc(1, sizeof *m->spec.deps);
+	m->spec.ndeps = 1;
+	m->spec.deps[0].id = 43;
+	m->spec.deps[0].state = -1;
+	m->uid = a->uid;
+	m->gid = a->gid;
+	m->attempt = 1;
+	m->submitted_at = a->submitted_at;
+	m->suspended_for = 0.5;
+	text = record_encode(m);
+	o = parse(text);
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_int_equal(json_object_size(json_object_get(o, "spec")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "array")), 42);
+	back = record_decode(44, "queued", text, &version, &array, &cause);
+	if (back == NULL)
+		fail_msg("member refused: %s", cause);
+	assert_int_equal(version, RECORD_VERSION);
+	assert_int_equal(array, 42);
+	assert_int_equal(back->spec.priority, 5);
+	assert_int_equal(back->spec.ndeps, 1);
+	assert_int_equal(back->spec.deps[0].id, 43);
+	assert_true(back->suspended_for == 0.5);
+	job_free(back);
+	json_decref(o);
+	free(again);
+	free(text);
+	job_free(m);
+	job_array_free(a);
+	job_free(j);
+}
+
+/*
+ * A module type's job (doc/modules.md): its type by name, with the same
+ * extra part as a handler's; a built-in type's has none; a name no loaded
+ * module has is a handler's (its job then fails like one whose handler is
+ * gone).
+ */
+static void
+test_module_job(void **state)
+{
+	struct job *j = full_job(), *back;
+	char *text, *cause = NULL, *path;
+	struct config cfg;
+	json_t *o, *v4;
+	uint64_t array;
+	int version;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.modules = xcalloc(1, sizeof *cfg.modules);
+	path = xprintf("%s/testmod.so", getenv("TASKD_TEST_MODULES"));
+	cfg.modules[0].path = path;
+	cfg.modules[0].file = xstrdup("t.conf");
+	cfg.nmodules = 1;
+	assert_int_equal(module_load_all(&cfg, &cause), 0);
+	config_free(&cfg);
+
+	j->spec.type = module_find("tm-cpu");
+	j->spec.input_bytes = 2; /* version 5: in its input file */
+	j->res.result = xstrdup("[1,2]");
+	j->res.result_json = true;
+	as_jansson(j); /* written as the jansson tree was */
+	text = round_trip(j);
+	o = json_loads(text, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "spec"), "type")),
+			    "tm-cpu");
+	assert_non_null(json_object_get(o, "handler"));
+	assert_null(json_object_get(json_object_get(o, "handler"), "input"));
+	back = record_decode(j->id, "done", text, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, module_find("tm-cpu"));
+	assert_null(back->spec.handler);
+	assert_null(back->spec.input);
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_true(back->res.result_json);
+	job_free(back);
+	free(text);
+
+	/* Version 4 held the input (base64) there: it comes back decoded, for its file. */
+	text = json_dumps(o, JSON_COMPACT);
+	v4 = older(text, 4);
+	free(text);
+	json_object_set_new(json_object_get(v4, "handler"), "input", json_string("aGk="));
+	text = json_dumps(v4, JSON_COMPACT);
+	back = record_decode(j->id, "done", text, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 4);
+	assert_int_equal(back->spec.type, module_find("tm-cpu"));
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_memory_equal(back->spec.input, "hi", 2);
+	job_free(back);
+	free(text);
+	json_decref(v4);
+
+	/* Its module gone: the name is taken for a handler's. */
+	json_object_set_new(json_object_get(o, "spec"), "type", json_string("gone-type"));
+	text = json_dumps(o, JSON_COMPACT);
+	back = record_decode(j->id, "queued", text, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
+	assert_string_equal(back->spec.handler, "gone-type");
+	job_free(back);
+	free(text);
+	json_decref(o);
+
+	/* A built-in type: no extra part. */
+	j->spec.type = BUILTIN_SUMSQ;
+	j->res.result_json = false;
+	text = round_trip(j);
+	o = json_loads(text, 0, NULL);
+	assert_null(json_object_get(o, "handler"));
+	json_decref(o);
+	free(text);
+	job_free(j);
+}
+
 /* Every field of a current record comes back as it was. */
 static void
 test_round_trip(void **state)
@@ -951,7 +1395,13 @@ main(void)
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_v2_v3_rows),
 	    cmocka_unit_test(test_older_records),
+	    cmocka_unit_test(test_real_text),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_as_jansson),
+	    cmocka_unit_test(test_jtext_as_jansson),
+	    cmocka_unit_test(test_workflow_as_jansson),
 	    cmocka_unit_test(test_handler_job),
+	    cmocka_unit_test(test_module_job),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_restore),
 	};

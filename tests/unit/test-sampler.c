@@ -119,7 +119,7 @@ fake_job(pid_t pid, enum job_class counts_as, const char *cgroup)
 	struct job *j = xcalloc(1, sizeof *j);
 
 	j->spec.type = BUILTIN_EXEC;
-	j->run = run_new();
+	j->run = run_new(false);
 	atomic_store(&j->run->live_pid, (int)pid);
 	j->counts_as = counts_as;
 	j->cgroup = cgroup != NULL ? xstrdup(cgroup) : NULL;

@@ -49,11 +49,14 @@ full_spec(struct run_spec *s)
 	s->kill_grace = 5;
 	s->max_output = 16u << 20;
 	s->max_kept = 5u << 20;
+	s->quiet = true;
 	s->nice = -5;
 	s->as_user = true;
 	s->uid = 65534;
 	s->gid = 65533;
 	s->track_path = xstrdup("/var/lib/taskd/live/job-1234567890123");
+	s->input = xstrdup("aGVsbG8=");
+	s->max_result = 1u << 20;
 }
 
 static void
@@ -101,6 +104,7 @@ test_spec_round_trip(void **state)
 	assert_true(d.kill_grace == s.kill_grace);
 	assert_true(d.max_output == s.max_output);
 	assert_true(d.max_kept == s.max_kept);
+	assert_true(d.quiet);
 	assert_int_equal(d.nice, s.nice);
 	/* Losing these would run another user's command as root. */
 	assert_true(d.as_user);
@@ -108,6 +112,8 @@ test_spec_round_trip(void **state)
 	assert_int_equal(d.gid, 65533);
 	/* Losing this would leave the command unknown to a restart after a crash. */
 	assert_str_or_null(s.track_path, d.track_path);
+	assert_str_or_null(s.input, d.input);
+	assert_true(d.max_result == s.max_result);
 	json_decref(m);
 	run_spec_free(&d);
 
@@ -143,7 +149,8 @@ full_result(struct run_result *r)
 	r->out_truncated = true;
 	r->err_truncated = false;
 	r->pid = 4242;
-	r->result = xstrdup("332833333333500000");
+	r->result = xstrdup("{\"n\":332833333333500000}");
+	r->result_json = true;
 	r->error = NULL;
 }
 
@@ -177,6 +184,7 @@ test_result_round_trip(void **state)
 	assert_false(d.err_truncated);
 	assert_int_equal(d.pid, r.pid);
 	assert_string_equal(d.result, r.result);
+	assert_true(d.result_json);
 	assert_null(d.error);
 	json_decref(m);
 	free(d.result);
@@ -248,7 +256,8 @@ test_result_rejects(void **state)
 	                             "signal",    "cpu_user",      "cpu_sys",       "max_rss_kb",
 	                             "wall",      "started_at",    "finished_at",   "out_bytes",
 	                             "err_bytes", "out_truncated", "err_truncated", "pid",
-	                             "result",    "error",         "rss_kb",        "runq_wait"};
+	                             "result",    "error",         "rss_kb",        "runq_wait",
+	                             "result_json"};
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -282,7 +291,8 @@ test_spec_rejects(void **state)
 	static const char *keys[] = {"t",       "job",        "type",       "argv",
 	                             "env",     "cwd",        "out_path",   "err_path",
 	                             "timeout", "kill_grace", "max_output", "max_kept",
-	                             "nice",    "uid",        "gid",        "track"};
+	                             "nice",    "uid",        "gid",        "track",
+	                             "input",   "max_result"};
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -302,12 +312,72 @@ test_spec_rejects(void **state)
 	reject_spec("kill_grace", json_string("5"));
 	reject_spec("max_output", json_integer(-1));
 	reject_spec("max_kept", json_integer(-1));
+	reject_spec("quiet", json_string("yes"));
 	reject_spec("argv", json_pack("[s,i]", "a", 1));
 	reject_spec("argv", json_pack("[o]", json_stringn("a\0b", 3)));
 	reject_spec("env", json_pack("[s]", "NOEQUALS"));
 	reject_spec("cwd", json_stringn("/t\0mp", 5));
 	reject_spec("track", json_integer(1));
 	reject_spec("job", json_string("1"));
+	reject_spec("type", json_integer(BUILTIN_SUMSQ)); /* by name only */
+	reject_spec("type", json_stringn("no\0op", 5));
+	reject_spec("max_result", json_integer(-1));
+}
+
+/* A type this process has not loaded: decoded (-2), for the worker to fail that job. */
+static void
+test_spec_unknown_type(void **state)
+{
+	struct run_spec s, d;
+	char *error = NULL;
+	json_t *m;
+
+	full_spec(&s);
+	m = worker_encode_spec(&s);
+	run_spec_free(&s);
+	json_object_set_new(m, "type", json_string("hash"));
+	assert_int_equal(worker_decode_spec(m, &d, &error), -2);
+	assert_string_equal(error, "job type hash is not loaded in this worker (its module failed "
+			    "to load here: see taskd's log)");
+	assert_true(d.job_id == 1234567890123ULL);
+	free(error);
+	run_spec_free(&d);
+	json_decref(m);
+}
+
+static void
+test_progress(void **state)
+{
+	char *error = NULL, *text = NULL, *big;
+	uint64_t job;
+	json_t *m;
+
+	m = worker_encode_progress(17, "3/10 files");
+	assert_int_equal(worker_decode_progress(m, &job, &text, &error), 0);
+	assert_true(job == 17);
+	assert_string_equal(text, "3/10 files");
+	free(text);
+	json_decref(m);
+	big = xcalloc(WORKER_PROGRESS_MAX + 2, 1);
+	memset(big, 'x', WORKER_PROGRESS_MAX + 1);
+	m = worker_encode_progress(17, big);
+	assert_int_equal(worker_decode_progress(m, &job, &text, &error), -1);
+	assert_string_equal(error, "\"message\": too long");
+	free(error);
+	json_decref(m);
+	free(big);
+	m = json_pack("{s:s,s:i}", "t", "progress", "job", 3);
+	assert_int_equal(worker_decode_progress(m, &job, &text, &error), -1);
+	free(error);
+	json_decref(m);
+	m = json_pack("{s:s,s:i,s:n}", "t", "progress", "job", 3, "message");
+	assert_int_equal(worker_decode_progress(m, &job, &text, &error), -1);
+	free(error);
+	json_decref(m);
+	m = json_pack("{s:s,s:i,s:s}", "t", "done", "job", 3, "message", "x");
+	assert_int_equal(worker_decode_progress(m, &job, &text, &error), -1);
+	free(error);
+	json_decref(m);
 }
 
 static void
@@ -434,6 +504,8 @@ main(void)
 	    cmocka_unit_test(test_result_round_trip),
 	    cmocka_unit_test(test_result_rejects),
 	    cmocka_unit_test(test_spec_rejects),
+	    cmocka_unit_test(test_spec_unknown_type),
+	    cmocka_unit_test(test_progress),
 	    cmocka_unit_test(test_not_object),
 	    cmocka_unit_test(test_send_small),
 	    cmocka_unit_test(test_send_memfd),
