@@ -298,9 +298,9 @@ open_store(void)
 }
 
 /*
- * A record before version 5 held a handler job's input itself (base64): it goes to
- * the job's input file now, before the first commit writes the record again
- * without it (record.h).
+ * A record before version 5 held a handler's or a module type's job's
+ * input itself (base64): it goes to the job's input file now, before the
+ * first commit writes the record again without it (record.h).
  */
 static void
 migrate_inputs(void)

@@ -8,8 +8,8 @@
  *
  * Version 5 (RECORD_VERSION): version 4 with "array", "restarted_from",
  * "suspended_for" and, in the spec, "unique", "queue", "slots",
- * "input_bytes"; a handler's job's input is no longer in its "handler" part
- * but in its input file, as a command's; a job of an array has only
+ * "input_bytes"; a handler's or a module type's job's input is no longer in
+ * its "handler" part but in its input file, as a command's; a job of an array has only
  * "priority" and "deps" in its spec (its limits are its array's). Arrays
  * have records of their own (record_encode_array).
  * Version 4: version 3 without "route_key", with how the job was routed
