@@ -68,6 +68,12 @@ struct tpool {
 	struct event *ev; /* persistent read on efd */
 	int efd;
 	struct workers workers; /* every thread not yet joined; loop thread only */
+	/*
+	 * Loop thread only: tasks submitted whose done callback is not called
+	 * yet (queued, running, or run and waiting for the loop). Until then a
+	 * task holds what its owner gave it: the capacity counts it.
+	 */
+	int held;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;    /* work queued, sizes changed, stop */
@@ -287,12 +293,13 @@ worker_main(void *arg)
 
 /* Loop thread, no lock held: call the done callbacks, emptying the list. */
 static void
-deliver(struct tpool_tasks *list)
+deliver(struct tpool *tp, struct tpool_tasks *list)
 {
 	struct tpool_task *t;
 
 	while ((t = TAILQ_FIRST(list)) != NULL) {
 		TAILQ_REMOVE(list, t, entry);
+		tp->held--;
 		if (t->done != NULL)
 			t->done(t, t->arg);
 	}
@@ -349,7 +356,7 @@ tpool_done_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_CONCAT(&done, &tp->done, entry);
 	pthread_mutex_unlock(&tp->lock);
 	reap(tp);
-	deliver(&done);
+	deliver(tp, &done);
 }
 
 /* With the lock held: take new sizes, clamped to sane values. */
@@ -404,6 +411,7 @@ tpool_new(struct event_base *base, const struct tpool_config *cfg)
 void
 tpool_submit(struct tpool *tp, struct tpool_task *t)
 {
+	tp->held++;
 	pthread_mutex_lock(&tp->lock);
 	TAILQ_INSERT_TAIL(&tp->queue, t, entry);
 	tp->queued++;
@@ -419,7 +427,7 @@ tpool_capacity(struct tpool *tp)
 	int n;
 
 	pthread_mutex_lock(&tp->lock);
-	n = tp->max - tp->busy - tp->queued;
+	n = tp->max - tp->held;
 	pthread_mutex_unlock(&tp->lock);
 	return n > 0 ? n : 0;
 }
@@ -457,7 +465,7 @@ drain(struct tpool *tp)
 		TAILQ_CONCAT(&done, &tp->done, entry);
 		if (!TAILQ_EMPTY(&done)) {
 			pthread_mutex_unlock(&tp->lock);
-			deliver(&done);
+			deliver(tp, &done);
 			pthread_mutex_lock(&tp->lock);
 			continue;
 		}

@@ -39,7 +39,10 @@ struct tpool_stats {
 struct tpool *tpool_new(struct event_base *base, const struct tpool_config *cfg);
 /* Queue a task; starts a thread if none is idle and fewer than max are alive. */
 void tpool_submit(struct tpool *tp, struct tpool_task *t);
-/* Free slots: max - busy - queued (the scheduler submits only when > 0). */
+/*
+ * Free slots: max - the tasks submitted whose done callback is not called
+ * yet (the scheduler submits only when > 0).
+ */
 int tpool_capacity(struct tpool *tp);
 /* Apply new sizes live: surplus idle threads exit, busy ones finish first. */
 void tpool_configure(struct tpool *tp, const struct tpool_config *cfg);

@@ -282,6 +282,41 @@ test_hundred(void **state)
 	tpool_free(tp);
 }
 
+/*
+ * Defect: a task run but whose done callback the loop has not called yet
+ * still holds what its owner gave it (a run's cancel eventfd), yet the
+ * capacity counted it free: a scheduler refilling the pool from done
+ * callbacks had thousands of such tasks at once (an array of 100,000 noop
+ * jobs ran out of file descriptors). They count until delivered.
+ */
+static void
+test_capacity_until_delivered(void **state)
+{
+	struct tpool *tp = pool(2, 2, 0.2);
+	struct item items[2];
+	struct tpool_stats st;
+	double deadline = now() + 5;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		item_init(&items[i], tp, run_count, 0);
+		tpool_submit(tp, &items[i].task);
+	}
+	/* Both run, the loop not turned: their done callbacks wait. */
+	do {
+		tpool_stats(tp, &st);
+		usleep(1000);
+	} while (st.completed < 2 && now() < deadline);
+	assert_int_equal(st.completed, 2);
+	assert_int_equal(st.busy, 0);
+	assert_int_equal(done_count, 0);
+	assert_int_equal(tpool_capacity(tp), 0);
+	assert_true(loop_until(done_reached, tp, 2, 5));
+	assert_int_equal(tpool_capacity(tp), 2);
+	tpool_free(tp);
+}
+
 static void
 test_grow_shrink(void **state)
 {
@@ -471,6 +506,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_queued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_tiny, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_capacity_until_delivered, setup, teardown),
 	};
 
 	int failed;
