@@ -1,15 +1,14 @@
 /*
- * taskctl cancel ID... | --label K=V... [--name N]
+ * taskctl cancel ID... | --label K=V... [--name N] [--array A]
  *
  * The cancels go out pipelined; results are printed in argument order:
  * "17 cancelled" (it was queued) or "17 cancelling" (running: SIGTERM
  * sent, final state comes later). Every id is tried; if any was
- * rejected the exit code is 4. With --label/--name the daemon cancels
- * every matching unfinished job the caller may see, in one request.
+ * rejected the exit code is 4. With --label/--name/--array the daemon
+ * cancels every matching unfinished job the caller may see, in one request
+ * (a suspended one is continued, then stopped like a running one).
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "taskctl.h"
 
@@ -70,35 +69,11 @@ cmd_cancel(struct taskctl *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"label", required_argument, NULL, TASKCTL_OPT_LABEL},
 	    {"name", required_argument, NULL, TASKCTL_OPT_NAME},
+	    {"array", required_argument, NULL, TASKCTL_OPT_ARRAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
-	struct taskctl_per_job *v;
-	json_int_t *ids;
-	json_t *sel = json_object();
-	int i, n, rc;
 
-	v = calloc((size_t)argc, sizeof *v);
-	ids = calloc((size_t)argc, sizeof *ids);
-	if (v == NULL || ids == NULL || sel == NULL)
-		taskctl_lost(ENOMEM);
-	rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids);
-	if (rc == -1 && json_object_size(sel) > 0)
-		rc = cancel_selected(ctx, sel);
-	json_decref(sel);
-	if (rc != -1) {
-		free(v);
-		free(ids);
-		return rc;
-	}
-	n = argc - optind;
-	for (i = 0; i < n; i++) {
-		v[i].arg = argv[optind + i];
-		v[i].id = ids[i];
-	}
-	free(ids);
-	taskctl_per_job_call(ctx, TASKD_OP_CANCEL, v, n);
-	rc = taskctl_per_job_report(ctx, v, n, print_one);
-	taskctl_per_job_free(v, n);
-	return rc;
+	return taskctl_select_or_each(ctx, opts, argc, argv, TASKD_OP_CANCEL, cancel_selected,
+	                              print_one);
 }

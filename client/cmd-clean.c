@@ -1,5 +1,5 @@
 /*
- * taskctl clean [--state S] [--label K=V]... [--name N] [--before DURATION]
+ * taskctl clean [--state S] [--label K=V]... [--name N] [--array A] [--before DURATION]
  *
  * Removes finished jobs (their records and output files) from the daemon:
  * all the caller may see, or those passing the filters. --before 1h keeps
@@ -13,7 +13,7 @@
 
 #include "taskctl.h"
 
-enum { OPT_STATE = 300, OPT_LABEL, OPT_NAME, OPT_BEFORE };
+enum { OPT_STATE = 300, OPT_LABEL, OPT_NAME, OPT_BEFORE, OPT_ARRAY };
 
 static const char *const final_states[] = {
     TASKD_STATE_DONE,      TASKD_STATE_FAILED, TASKD_STATE_TIMEOUT,
@@ -76,6 +76,8 @@ parse_option(struct taskctl *ctx, char **argv, int c, json_t *req)
 		return -1;
 	case OPT_LABEL:
 		return taskctl_parse_label(ctx, req, optarg);
+	case OPT_ARRAY:
+		return taskctl_parse_array(ctx, req, optarg);
 	case OPT_NAME:
 		if ((name = json_string(optarg)) == NULL)
 			return taskctl_usage_error(ctx, "name is not valid UTF-8");
@@ -100,6 +102,7 @@ cmd_clean(struct taskctl *ctx, int argc, char **argv)
 	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"before", required_argument, NULL, OPT_BEFORE},
+	    {"array", required_argument, NULL, OPT_ARRAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

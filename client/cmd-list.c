@@ -1,5 +1,5 @@
 /*
- * taskctl list [--state S] [--label K=V]... [--name N] [--limit N]
+ * taskctl list [--state S] [--label K=V]... [--name N] [--array A] [--limit N]
  *
  * One aligned row per job: ID STATE TYPE CLASS POOL [NODE] PRI EXIT WALL
  * [LABELS] COMMAND, the command being the job's name if set, else its argv
@@ -14,7 +14,7 @@
 
 #include "taskctl.h"
 
-enum { OPT_STATE = 300, OPT_LIMIT, OPT_LABEL, OPT_NAME };
+enum { OPT_STATE = 300, OPT_LIMIT, OPT_LABEL, OPT_NAME, OPT_ARRAY };
 
 #define COMMAND_WIDTH 60
 #define LABELS_WIDTH 40
@@ -172,6 +172,7 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"name", required_argument, NULL, OPT_NAME},
+	    {"array", required_argument, NULL, OPT_ARRAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -189,6 +190,11 @@ parse_args(struct taskctl *ctx, int argc, char **argv, json_t *req)
 			if ((name = json_string(optarg)) == NULL)
 				return taskctl_usage_error(ctx, "name is not valid UTF-8");
 			json_object_set_new(req, "name", name);
+			continue;
+		}
+		if (c == OPT_ARRAY) {
+			if ((rc = taskctl_parse_array(ctx, req, optarg)) != -1)
+				return rc;
 			continue;
 		}
 		if (c == OPT_STATE && !taskctl_valid_state(optarg))

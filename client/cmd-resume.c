@@ -1,8 +1,9 @@
 /*
- * taskctl resume [--class cpu|io] [ID...]
+ * taskctl resume [--class cpu|io | --queue NAME] [ID...]
  *
- * Without ids: start jobs again (all classes, or one). With ids: release
- * those paused jobs (back to queued). See cmd-pause.c.
+ * Without ids: start jobs again (all classes, one, or one named queue).
+ * With ids: release those paused jobs (back to queued), continue those
+ * suspended. See cmd-pause.c.
  */
 #include "taskctl.h"
 

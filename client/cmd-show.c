@@ -1,7 +1,8 @@
 /*
- * taskctl show ID
+ * taskctl show ID | --array A
  *
- * Every field of the job object as an aligned "key: value" line, in the
+ * Every field of the job object (or, with --array, of the array: its jobs'
+ * counts by state under "states") as an aligned "key: value" line, in the
  * daemon's order: times as local ISO 8601, CPU and wall times in seconds
  * with three decimals, sizes with a human form alongside. Names, labels and
  * argv are shown with their control characters as '?' (fmt_line).
@@ -68,6 +69,8 @@ format_number(const char *key, const json_t *v)
 		return x == 0 ? strdup("none") : fmt_alloc("%gs", x);
 	if (strcmp(key, "retry_delay") == 0)
 		return fmt_alloc("%gs", x);
+	if (strcmp(key, "suspended_for") == 0)
+		return fmt_alloc("%.3fs", x);
 	if (strcmp(key, "wall") == 0 || strncmp(key, "cpu_", 4) == 0)
 		return fmt_alloc("%.3fs", x);
 	if (strcmp(key, "signal") == 0 && x > 0)
@@ -251,28 +254,46 @@ print_job(const json_t *job)
 	}
 }
 
+enum { OPT_ARRAY = 300 };
+
 int
 cmd_show(struct taskctl *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {TASKCTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
-	json_t *req, *resp, *job;
+	static const struct option opts[] = {
+	    {"array", required_argument, NULL, OPT_ARRAY},
+	    TASKCTL_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *req = taskd_request(TASKD_OP_SHOW), *resp, *job;
 	json_int_t id;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-		if ((rc = taskctl_common_option(ctx, argv, c)) != -1)
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		rc = c == OPT_ARRAY ? taskctl_parse_array(ctx, req, optarg)
+				    : taskctl_common_option(ctx, argv, c);
+		if (rc != -1) {
+			json_decref(req);
 			return rc;
-	if (optind >= argc)
-		return taskctl_usage_error(ctx, "missing job id");
-	if (optind + 1 < argc)
-		return taskctl_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
-	if (taskctl_parse_id(ctx, argv[optind], &id) == -1)
-		return TASKD_EXIT_USAGE;
-	req = taskd_request(TASKD_OP_SHOW);
-	json_object_set_new(req, "job", json_integer(id));
+		}
+	}
+	rc = -1;
+	if (json_object_get(req, "array") != NULL && optind < argc)
+		rc = taskctl_usage_error(ctx, "give a job id or --array, not both");
+	else if (json_object_get(req, "array") == NULL && optind >= argc)
+		rc = taskctl_usage_error(ctx, "missing job id");
+	else if (optind + 1 < argc)
+		rc = taskctl_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	else if (optind < argc && taskctl_parse_id(ctx, argv[optind], &id) == -1)
+		rc = TASKD_EXIT_USAGE;
+	if (rc != -1) {
+		json_decref(req);
+		return rc;
+	}
+	if (optind < argc)
+		json_object_set_new(req, "job", json_integer(id));
 	resp = taskctl_call(ctx, req);
 	if (!taskd_response_ok(resp)) {
-		rc = taskctl_rejected(ctx, argv[optind], resp);
+		rc = taskctl_rejected(ctx, optind < argc ? argv[optind] : NULL, resp);
 		json_decref(resp);
 		return rc;
 	}

@@ -14,9 +14,10 @@
  *	sampling:   every 0.5s  reclassify after 3  reclassified 1
  *	quota:      uid 1000  job_bytes 5321  max_job_bytes 67108864 ...
  *
- * then tables of the process pool's workers and of the router, and the
- * counters, each only when the daemon reports any; in cluster mode a
- * "cluster:" line (this node, its connection) and a table of the nodes.
+ * then tables of the named queues, the process pool's workers, the
+ * handlers and the router, and the counters, each only when the daemon
+ * reports any; in cluster mode a "cluster:" line (this node, its
+ * connection) and a table of the nodes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -107,6 +108,34 @@ print_workers(const json_t *workers)
 		           fmt_age(buf, now - fmt_unix_time(json_object_get(w, "started_at"))));
 	}
 	printf("\nworkers:\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
+/* The configuration's queues (and removed ones that still have jobs). */
+static void
+print_queues(const json_t *queues)
+{
+	static const char *const headers[] = {"QUEUE", "SLOTS", "RUNNING", "QUEUED", "STATE", NULL};
+	const json_t *q;
+	struct table *t;
+	size_t i;
+
+	if (json_array_size(queues) == 0)
+		return;
+	t = table_new(headers, "lrrrl");
+	for (i = 0; i < json_array_size(queues); i++) {
+		q = json_array_get(queues, i);
+		table_cell_scalar(t, json_object_get(q, "name"));
+		table_cell_scalar(t, json_object_get(q, "slots"));
+		table_cell_scalar(t, json_object_get(q, "running"));
+		table_cell_scalar(t, json_object_get(q, "queued"));
+		table_cell(t, "%s", json_is_true(json_object_get(q, "removed"))
+		                        ? "removed (its jobs wait)"
+		                        : json_is_true(json_object_get(q, "paused")) ? "paused"
+		                                                                    : "open");
+	}
+	printf("\nqueues:\n");
 	table_print(t, stdout);
 	table_free(t);
 }
@@ -421,6 +450,7 @@ print_status(const json_t *st)
 	print_scalars("paused", json_object_get(st, "paused"));
 	print_scalars("threads", json_object_get(st, "thread_pool"));
 	print_scalars("processes", pp);
+	print_queues(json_object_get(st, "queues"));
 	print_cluster(json_object_get(st, "cluster"));
 	print_resources(json_object_get(st, "resources"));
 	print_scalars("quota", json_object_get(st, "quota"));

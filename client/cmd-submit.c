@@ -11,6 +11,10 @@
  * job (so a job pruned as it ends, jobs.keep_finished, still gives its
  * code), then copy its stdout/stderr to ours if the daemon still has them,
  * and exit with its code.
+ * --array START-END[:STEP][%MAX]: one request, one job per index; prints
+ * the array's id (with --wait: then waits for all its jobs, like `wait
+ * --array`). --unique KEY: when a job of ours with that key is pending or
+ * running, nothing is submitted; its id is printed, with a note on stderr.
  */
 #include <errno.h>
 #include <math.h>
@@ -47,6 +51,10 @@ enum {
 	OPT_PIDS,
 	OPT_NOTIFY,
 	OPT_INPUT,
+	OPT_UNIQUE,
+	OPT_QUEUE,
+	OPT_SLOTS,
+	OPT_ARRAY,
 	OPT_LOCAL,
 };
 
@@ -58,6 +66,7 @@ struct submit {
 	const char *input; /* --input FILE, or "-" */
 	int no_env;
 	int wait;
+	int array;         /* --array given */
 };
 
 static int
@@ -215,6 +224,70 @@ opt_retries(struct taskctl *ctx, struct submit *s, int c, const char *arg)
 	return -1;
 }
 
+/* A number for --array: 0 .. TASKD_MAX_ARRAY_INDEX, digits up to end (or the string's end). */
+static int
+array_number(const char *p, const char **end, long long *v)
+{
+	char *e;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	*v = strtoll(p, &e, 10);
+	if (errno != 0 || *v < 0 || *v > TASKD_MAX_ARRAY_INDEX)
+		return -1;
+	*end = e;
+	return 0;
+}
+
+/* --array START-END[:STEP][%MAX] → "array": {"start","end","step","max"}. */
+static int
+opt_array(struct taskctl *ctx, struct submit *s, const char *arg)
+{
+	long long start, end, step = 1, max = 0;
+	const char *p = arg;
+
+	if (array_number(p, &p, &start) == -1 || *p++ != '-' ||
+	    array_number(p, &p, &end) == -1 ||
+	    (*p == ':' && array_number(p + 1, &p, &step) == -1) ||
+	    (*p == '%' && array_number(p + 1, &p, &max) == -1) || *p != '\0' || end < start ||
+	    step < 1)
+		return taskctl_usage_error(ctx, "invalid --array '%s' (START-END[:STEP][%%MAX], "
+		                           "0 <= START <= END <= %d, STEP >= 1)", arg,
+		                           TASKD_MAX_ARRAY_INDEX);
+	if ((end - start) / step + 1 > TASKD_MAX_ARRAY)
+		return taskctl_usage_error(ctx, "--array '%s': more than %d jobs", arg,
+		                           TASKD_MAX_ARRAY);
+	json_object_set_new(s->req, "array", json_pack("{s:I,s:I,s:I,s:I}", "start", start, "end",
+	                                               end, "step", step, "max", max));
+	s->array = 1;
+	return -1;
+}
+
+/* --unique KEY, --queue NAME, --slots N. */
+static int
+opt_workflow(struct taskctl *ctx, struct submit *s, int c, const char *arg)
+{
+	long long n;
+	json_t *v;
+
+	if (c == OPT_SLOTS) {
+		if (taskctl_parse_int(arg, 1, 1024, &n) == -1)
+			return taskctl_usage_error(ctx, "invalid --slots '%s' (an integer from 1 to "
+			                           "1024, at most the process pool's size)", arg);
+		json_object_set_new(s->req, "slots", json_integer(n));
+		return -1;
+	}
+	if (c == OPT_UNIQUE && (*arg == '\0' || strlen(arg) > TASKD_MAX_UNIQUE))
+		return taskctl_usage_error(ctx, "invalid --unique key (1 to %d bytes)",
+		                           TASKD_MAX_UNIQUE);
+	if ((v = json_string(arg)) == NULL)
+		return taskctl_usage_error(ctx, "--%s '%s' is not valid UTF-8",
+		                           c == OPT_UNIQUE ? "unique" : "queue", arg);
+	json_object_set_new(s->req, c == OPT_UNIQUE ? "unique" : "queue", v);
+	return -1;
+}
+
 /* --memory SIZE, --cpus N, --pids N: the command's limits in its cgroup. */
 static int
 opt_limit(struct taskctl *ctx, struct submit *s, int c, const char *arg)
@@ -266,6 +339,12 @@ static int
 parse_option(struct taskctl *ctx, struct submit *s, char **argv, int c)
 {
 	switch (c) {
+	case OPT_ARRAY:
+		return opt_array(ctx, s, optarg);
+	case OPT_UNIQUE:
+	case OPT_QUEUE:
+	case OPT_SLOTS:
+		return opt_workflow(ctx, s, c, optarg);
 	case OPT_MEMORY:
 	case OPT_CPUS:
 	case OPT_PIDS:
@@ -343,6 +422,10 @@ parse_options(struct taskctl *ctx, struct submit *s, int argc, char **argv)
 	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"notify", required_argument, NULL, OPT_NOTIFY},
 	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"unique", required_argument, NULL, OPT_UNIQUE},
+	    {"queue", required_argument, NULL, OPT_QUEUE},
+	    {"slots", required_argument, NULL, OPT_SLOTS},
+	    {"array", required_argument, NULL, OPT_ARRAY},
 	    {"local", no_argument, NULL, OPT_LOCAL},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
@@ -450,7 +533,7 @@ set_here(struct submit *s)
 		json_object_set_new(s->req, "cwd", v);
 }
 
-/* --input FILE|-: the job's input (for handler and module types), sent as base64. */
+/* --input FILE|-: a command's standard input, or a handler or module job's input; sent as base64. */
 static int
 set_input(struct taskctl *ctx, struct submit *s)
 {
@@ -599,7 +682,8 @@ send_job(struct taskctl *ctx, struct submit *s)
 	json_int_t n;
 	int rc;
 
-	if (s->wait)
+	/* An array is waited for with `wait --array` once submitted. */
+	if (s->wait && !s->array)
 		json_object_set_new(s->req, "wait", json_true());
 	resp = taskctl_call(ctx, s->req);
 	s->req = NULL;
@@ -613,7 +697,23 @@ send_job(struct taskctl *ctx, struct submit *s)
 	if (!json_is_integer(id))
 		taskctl_bad_response("submit result without an id");
 	n = json_integer_value(id);
-	if (s->wait) {
+	/* Nothing submitted: a job (or an array) of ours holds that unique key. */
+	if (json_is_true(json_object_get(result, "existing")) && !ctx->json)
+		taskctl_warnx("submit: %s %" JSON_INTEGER_FORMAT " has that --unique key and is not "
+		              "finished: nothing submitted",
+		              json_object_get(result, "array") != NULL ? "array" : "job", n);
+	if (s->wait && s->array) {
+		if (ctx->json)
+			taskctl_print_json(result);
+		else
+			printf("%" JSON_INTEGER_FORMAT "\n", n);
+		fflush(stdout);
+		rc = cmd_wait_array(ctx, n);
+	} else if (s->wait && json_is_true(json_object_get(result, "existing")) &&
+	           json_object_get(result, "state") == NULL) {
+		/* The key is an array's: no job object to wait for in the answer. */
+		rc = cmd_wait_array(ctx, n);
+	} else if (s->wait) {
 		rc = job_ended(ctx, result, n);
 	} else {
 		if (ctx->json)

@@ -1,11 +1,11 @@
 /*
- * taskctl wait ID... | --label K=V... [--name N]
+ * taskctl wait ID... | --label K=V... [--name N] [--array A]
  *
  * All waits go out pipelined on one connection; each answers when its
  * job finishes, so lines are printed in completion order. The exit code
  * is the shell's view of the jobs (doc/design.md "taskctl"): 0 when all succeeded, else
  * the code of the first failed one in argument order (4 for an id the
- * daemon rejected). With --label/--name the daemon waits for every
+ * daemon rejected). With --label/--name/--array the daemon waits for every
  * matching job that exists now and answers once; lines come in id order.
  * When standard error is a terminal (and not --json), a progress line is
  * kept up to date there (progress.c); otherwise the output is only the
@@ -279,11 +279,22 @@ wait_selected(struct taskctl *ctx, json_t *sel)
 }
 
 int
+cmd_wait_array(struct taskctl *ctx, json_int_t array)
+{
+	json_t *sel = json_pack("{s:I}", "array", (json_int_t)array);
+	int rc = wait_selected(ctx, sel);
+
+	json_decref(sel);
+	return rc;
+}
+
+int
 cmd_wait(struct taskctl *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"label", required_argument, NULL, TASKCTL_OPT_LABEL},
 	    {"name", required_argument, NULL, TASKCTL_OPT_NAME},
+	    {"array", required_argument, NULL, TASKCTL_OPT_ARRAY},
 	    TASKCTL_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};

@@ -26,23 +26,29 @@ static const struct taskctl_cmd commands[] = {
      "[--class cpu|io|auto] [--priority N] [--name S] [--timeout SEC] [--cwd DIR] "
      "[--env K=V]... [--no-env] [--label K=V]... [--type T] [--input FILE|-] [--after ID[,ID...]] "
      "[--after-any ID[,ID...]] [--in DURATION | --at TIME] [--retries N] [--retry-delay SEC] "
+     "[--unique KEY] [--queue NAME] [--slots N] [--array START-END[:STEP][%MAX]] "
      "[--memory SIZE] [--cpus N] [--pids N] [--notify CMD] [--local] [--wait] [--] CMD [ARGS...]",
      "queue a job (--wait: run it and exit with its code)", cmd_submit},
     {"status", "", "show the daemon, its pools, queue and router", cmd_status},
-    {"list", "[--state S] [--label K=V]... [--name N] [--limit N]", "list jobs", cmd_list},
-    {"show", "ID", "show every field of a job", cmd_show},
-    {"wait", "ID... | --label K=V... [--name N]",
+    {"list", "[--state S] [--label K=V]... [--name N] [--array A] [--limit N]", "list jobs",
+     cmd_list},
+    {"show", "ID | --array A", "show every field of a job, or an array's counts", cmd_show},
+    {"wait", "ID... | --label K=V... [--name N] [--array A]",
      "wait for jobs to finish, exit with the first failure's code", cmd_wait},
     {"logs", "ID [--stderr] [--follow]", "print a job's output", cmd_logs},
-    {"cancel", "ID... | --label K=V... [--name N]", "cancel jobs", cmd_cancel},
-    {"clean", "[--state S]... [--label K=V]... [--name N] [--before DURATION]",
+    {"cancel", "ID... | --label K=V... [--name N] [--array A]", "cancel jobs", cmd_cancel},
+    {"restart", "ID... | --state S... [--label K=V]... [--name N] [--array A]",
+     "run finished jobs again as new jobs", cmd_restart},
+    {"clean", "[--state S]... [--label K=V]... [--name N] [--array A] [--before DURATION]",
      "remove finished jobs and their output (--before 1h: finished over an hour ago)",
      cmd_clean},
     {"events", "[--label K=V]... [--name N] [--state S]... [ID...]",
      "print job state changes live, until interrupted (--json: JSON Lines)", cmd_events},
-    {"pause", "[--class cpu|io] [ID...]",
-     "stop starting jobs (all or one class), or hold queued jobs", cmd_pause},
-    {"resume", "[--class cpu|io] [ID...]", "start jobs again, or release held jobs", cmd_resume},
+    {"pause", "[--class cpu|io | --queue NAME] [ID...]",
+     "stop starting jobs (all, a class, a queue), or hold queued / suspend running jobs",
+     cmd_pause},
+    {"resume", "[--class cpu|io | --queue NAME] [ID...]",
+     "start jobs again, or release held / continue suspended jobs", cmd_resume},
     {"priority", "ID N", "change the priority of a job that has not started", cmd_priority},
     {"shutdown", "[--drain]", "stop the daemon (--drain: let jobs finish first)", cmd_shutdown},
     {"reload", "", "re-read the daemon's configuration file", cmd_reload},
@@ -322,7 +328,7 @@ taskctl_parse_label(struct taskctl *ctx, json_t *req, const char *arg)
 static const char *const job_states[] = {
     TASKD_STATE_QUEUED,  TASKD_STATE_RUNNING,   TASKD_STATE_WAITING, TASKD_STATE_SCHEDULED,
     TASKD_STATE_PAUSED,  TASKD_STATE_DONE,      TASKD_STATE_FAILED,  TASKD_STATE_TIMEOUT,
-    TASKD_STATE_CANCELLED, TASKD_STATE_LOST,
+    TASKD_STATE_CANCELLED, TASKD_STATE_LOST, TASKD_STATE_SUSPENDED,
 };
 
 int
@@ -336,17 +342,30 @@ taskctl_valid_state(const char *s)
 	return 0;
 }
 
+/* --array ID: "array" in req (a selector, or show's array). -1 or an exit code. */
+int
+taskctl_parse_array(struct taskctl *ctx, json_t *req, const char *arg)
+{
+	json_int_t id;
+
+	if (taskctl_parse_id(ctx, arg, &id) == -1)
+		return TASKD_EXIT_USAGE;
+	json_object_set_new(req, "array", json_integer(id));
+	return -1;
+}
+
 /*
  * The arguments of a command that takes job ids or a selection (wait,
- * cancel; opts is its option table, with TASKCTL_OPT_LABEL/NAME):
- * --label/--name into sel ("labels", "name"), else the ids into ids (room
- * for argc). -1 or an exit code.
+ * cancel, restart; opts is its option table, with TASKCTL_OPT_LABEL, NAME,
+ * ARRAY, STATE): --label/--name/--array/--state into sel ("labels", "name",
+ * "array", "states"), else the ids into ids (room for argc). -1 or an exit
+ * code.
  */
 int
 taskctl_parse_selection(struct taskctl *ctx, const struct option *opts, int argc, char **argv,
                         json_t *sel, json_int_t *ids)
 {
-	json_t *name;
+	json_t *name, *states;
 	int c, rc, i;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -357,12 +376,22 @@ taskctl_parse_selection(struct taskctl *ctx, const struct option *opts, int argc
 			if ((name = json_string(optarg)) == NULL)
 				return taskctl_usage_error(ctx, "name is not valid UTF-8");
 			json_object_set_new(sel, "name", name);
+		} else if (c == TASKCTL_OPT_ARRAY) {
+			if ((rc = taskctl_parse_array(ctx, sel, optarg)) != -1)
+				return rc;
+		} else if (c == TASKCTL_OPT_STATE) {
+			if (!taskctl_valid_state(optarg))
+				return taskctl_usage_error(ctx, "invalid state '%s'", optarg);
+			if ((states = json_object_get(sel, "states")) == NULL)
+				json_object_set_new(sel, "states", states = json_array());
+			json_array_append_new(states, json_string(optarg));
 		} else if ((rc = taskctl_common_option(ctx, argv, c)) != -1) {
 			return rc;
 		}
 	}
 	if (json_object_size(sel) > 0 && optind < argc)
-		return taskctl_usage_error(ctx, "give job ids or --label/--name, not both");
+		return taskctl_usage_error(ctx, "give job ids or a selection (--label, --name, "
+		                           "--array, --state), not both");
 	if (json_object_size(sel) == 0 && optind >= argc)
 		return taskctl_usage_error(ctx, "missing job id");
 	for (i = optind; i < argc; i++)
@@ -434,6 +463,46 @@ taskctl_per_job_free(struct taskctl_per_job *v, int n)
 	for (i = 0; i < n; i++)
 		json_decref(v[i].resp);
 	free(v);
+}
+
+/*
+ * `cancel`, `restart`: by selector (opts: --label, --name, --array, ...),
+ * one request that selected(ctx, sel) sends and reports; or per job, op
+ * for each ID argument, each answer reported by print_one.
+ */
+int
+taskctl_select_or_each(struct taskctl *ctx, const struct option *opts, int argc, char **argv,
+                       const char *op, int (*selected)(struct taskctl *, json_t *),
+                       void (*print_one)(const struct taskctl_per_job *))
+{
+	struct taskctl_per_job *v;
+	json_int_t *ids;
+	json_t *sel = json_object();
+	int i, n, rc;
+
+	v = calloc((size_t)argc, sizeof *v);
+	ids = calloc((size_t)argc, sizeof *ids);
+	if (v == NULL || ids == NULL || sel == NULL)
+		taskctl_lost(ENOMEM);
+	rc = taskctl_parse_selection(ctx, opts, argc, argv, sel, ids);
+	if (rc == -1 && json_object_size(sel) > 0)
+		rc = selected(ctx, sel);
+	json_decref(sel);
+	if (rc != -1) {
+		free(v);
+		free(ids);
+		return rc;
+	}
+	n = argc - optind;
+	for (i = 0; i < n; i++) {
+		v[i].arg = argv[optind + i];
+		v[i].id = ids[i];
+	}
+	free(ids);
+	taskctl_per_job_call(ctx, op, v, n);
+	rc = taskctl_per_job_report(ctx, v, n, print_one);
+	taskctl_per_job_free(v, n);
+	return rc;
 }
 
 /* Connect once; on failure report, drop what the caller handed over (may be NULL), exit 3. */

@@ -58,8 +58,9 @@ int taskctl_parse_id(struct taskctl *, const char *, json_int_t *);
 int taskctl_parse_int(const char *, long long, long long, long long *);
 int taskctl_parse_size(const char *, long long *);
 int taskctl_parse_label(struct taskctl *, json_t *, const char *);
-/* Option codes of --label and --name for taskctl_parse_selection. */
-enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME };
+int taskctl_parse_array(struct taskctl *, json_t *, const char *);
+/* Option codes of --label, --name, --array, --state for taskctl_parse_selection. */
+enum { TASKCTL_OPT_LABEL = 280, TASKCTL_OPT_NAME, TASKCTL_OPT_ARRAY, TASKCTL_OPT_STATE };
 int taskctl_parse_selection(struct taskctl *, const struct option *, int, char **, json_t *,
                             json_int_t *);
 int taskctl_valid_state(const char *);
@@ -74,6 +75,9 @@ void taskctl_per_job_call(struct taskctl *, const char *, struct taskctl_per_job
 int taskctl_per_job_report(struct taskctl *, const struct taskctl_per_job *, int,
                            void (*)(const struct taskctl_per_job *));
 void taskctl_per_job_free(struct taskctl_per_job *, int);
+int taskctl_select_or_each(struct taskctl *, const struct option *, int, char **, const char *,
+                           int (*)(struct taskctl *, json_t *),
+                           void (*)(const struct taskctl_per_job *));
 struct taskd_client *taskctl_client(struct taskctl *);
 json_t *taskctl_call(struct taskctl *, json_t *);
 json_t *taskctl_call_pages(struct taskctl *, json_t *, const char *, const char *const *);
@@ -151,12 +155,15 @@ int cmd_bench(struct taskctl *, int, char **);
 int cmd_pause(struct taskctl *, int, char **);
 int cmd_resume(struct taskctl *, int, char **);
 int cmd_priority(struct taskctl *, int, char **);
+int cmd_restart(struct taskctl *, int, char **);
 
 /* cmd-pause.c: pause and resume share their parsing (op is TASKD_OP_PAUSE or _RESUME). */
 int cmd_pause_resume(struct taskctl *, const char *, int, char **);
 
 /* cmd-wait.c: the shell-like exit code of a finished job, and its one-line summary. */
 int cmd_wait_exit_code(const json_t *);
+/* `wait --array A`: every job of the array, printed as they end; wait's exit code. */
+int cmd_wait_array(struct taskctl *, json_int_t);
 void cmd_wait_print_line(const json_t *);
 /* The job's result on stdout (a string as it is, else JSON on one line); 0 if it has none. */
 int cmd_wait_print_result(const json_t *);

@@ -73,6 +73,7 @@ cluster_entry_decode(uint64_t id, const char *data, size_t len, struct cluster_e
 	json_error_t jerr;
 	struct job *j = NULL;
 	int redelivered, cancel, version;
+	uint64_t array = 0;
 	char *why = NULL;
 
 	memset(e, 0, sizeof *e);
@@ -106,9 +107,21 @@ cluster_entry_decode(uint64_t id, const char *data, size_t len, struct cluster_e
 		xasprintf(cause, "bad entry: \"by\" is not a node name");
 		goto out;
 	}
-	j = record_decode_json(id, state, rec, &version, &why);
+	j = record_decode_json(id, state, rec, &version, &array, &why);
 	if (j == NULL) {
 		*cause = why;
+		goto out;
+	}
+	/*
+	 * A record carries no input (version 5 keeps it in the submitting
+	 * node's input file) and no array: a cluster refuses both at submit
+	 * (doc/cluster.md), so an entry with either is not one of ours.
+	 */
+	if (array != 0 || j->spec.input_bytes > 0) {
+		xasprintf(cause, "bad entry: %s (not in cluster mode)",
+			  array != 0 ? "a job of an array" : "a job with input");
+		job_free(j);
+		j = NULL;
 		goto out;
 	}
 	if (take_node(node, &j->cl.node) == -1 || take_node(from, &j->cl.from) == -1) {

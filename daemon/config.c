@@ -37,6 +37,7 @@
 #include "addr.h"
 #include "config.h"
 #include "hconfig.h"
+#include "labels.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -166,6 +167,7 @@ static const struct key keys[] = {
 	{ "limits.pressure_cpu", K_FLOAT, OFF(limits.pressure_cpu), 0, 100, NULL, NULL },
 	{ "limits.pressure_memory", K_FLOAT, OFF(limits.pressure_memory), 0, 100, NULL, NULL },
 	{ "limits.idle_timeout", K_FLOAT, OFF(limits.idle_timeout), 0, 604800, NULL, NULL },
+	{ "limits.max_input", K_SIZE, OFF(limits.max_input), 0, 256 * MIB, NULL, NULL },
 
 	{ "jobs.on_finish", K_STRV, OFF(jobs.on_finish), 1, CONFIG_MAX_ON_FINISH, NULL, NULL },
 	{ "jobs.webhook", K_URL, OFF(jobs.webhook), 0, 0, NULL, NULL },
@@ -267,6 +269,7 @@ config_defaults(struct config *cfg)
 	cfg->limits.pressure_cpu = 0;
 	cfg->limits.pressure_memory = 25;
 	cfg->limits.idle_timeout = 300;
+	cfg->limits.max_input = 16 * MIB;
 
 	cfg->jobs.notify_timeout = 60;
 
@@ -295,9 +298,22 @@ modules_free(struct config *cfg)
 	cfg->nmodules = 0;
 }
 
+static void
+queues_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nqueues; i++)
+		free(cfg->queues[i].name);
+	free(cfg->queues);
+	cfg->queues = NULL;
+	cfg->nqueues = 0;
+}
+
 void
 config_free(struct config *cfg)
 {
+	queues_free(cfg);
 	hconfig_free(cfg);
 	modules_free(cfg);
 	free(cfg->path);
@@ -925,6 +941,79 @@ apply(struct loader *ld, const struct key *k, const config_setting_t *s)
 
 static int walk(struct loader *, const config_setting_t *, const char *);
 
+/* One { name = "gpu"; slots = 1; } of the queues list. */
+static int
+load_queue(struct loader *ld, const config_setting_t *g, struct queue_config *q)
+{
+	const config_setting_t *s;
+	const char *key, *file = config_setting_source_file(g);
+	unsigned int line = config_setting_source_line(g), i;
+	bool named = false, sized = false;
+	long long v;
+
+	if (!config_setting_is_group(g))
+		return fail(ld, file, line, "queues: each queue is a group { name = \"...\"; "
+			    "slots = N; }");
+	for (i = 0; i < (unsigned int)config_setting_length(g); i++) {
+		s = config_setting_get_elem(g, i);
+		key = config_setting_name(s);
+		line = config_setting_source_line(s);
+		if (strcmp(key, "name") == 0) {
+			if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+			    /* What a label key may be: safe in messages and meta keys. */
+			    !labels_key_valid(config_setting_get_string(s)))
+				return fail(ld, file, line, "queues: name must be 1 to 64 characters "
+					    "of A-Z a-z 0-9 _ . -");
+			q->name = xstrdup(config_setting_get_string(s));
+			named = true;
+		} else if (strcmp(key, "slots") == 0) {
+			if (!is_integer(s) || (v = config_setting_get_int64(s)) < 1 ||
+			    v > CONFIG_MAX_QUEUE_SLOTS)
+				return fail(ld, file, line, "queues: slots must be an integer between "
+					    "1 and %d", CONFIG_MAX_QUEUE_SLOTS);
+			q->slots = (int)v;
+			sized = true;
+		} else {
+			return fail(ld, file, line, "queues: unknown key '%s' (a queue has name and "
+				    "slots)", key);
+		}
+	}
+	if (!named || !sized)
+		return fail(ld, file, config_setting_source_line(g), "queues: a queue needs %s",
+			    !named ? "a name" : "slots");
+	return 0;
+}
+
+/* queues = ( { name = "gpu"; slots = 1; }, ... ): a list, names unique. */
+static int
+load_queues(struct loader *ld, const config_setting_t *list)
+{
+	const char *file = config_setting_source_file(list);
+	unsigned int n = (unsigned int)config_setting_length(list), i, k;
+	struct config *cfg = ld->cfg;
+
+	/* (An empty [] is an array to libconfig: no queues all the same.) */
+	if (!config_setting_is_list(list) && !(config_setting_is_array(list) && n == 0))
+		return fail(ld, file, config_setting_source_line(list),
+			    "queues: expected a list ( { name = \"...\"; slots = N; }, ... )");
+	if (n > CONFIG_MAX_QUEUES)
+		return fail(ld, file, config_setting_source_line(list),
+			    "queues: at most %d queues", CONFIG_MAX_QUEUES);
+	queues_free(cfg);
+	cfg->queues = xcalloc(n > 0 ? n : 1, sizeof *cfg->queues);
+	for (i = 0; i < n; i++) {
+		cfg->nqueues = i + 1;
+		if (load_queue(ld, config_setting_get_elem(list, i), &cfg->queues[i]) == -1)
+			return -1;
+		for (k = 0; k < i; k++)
+			if (strcmp(cfg->queues[k].name, cfg->queues[i].name) == 0)
+				return fail(ld, file, config_setting_source_line(
+						      config_setting_get_elem(list, i)),
+					    "queues: '%s' is named twice", cfg->queues[i].name);
+	}
+	return 0;
+}
+
 /* An absolute path, or a bare name: MODULEDIR/NAME, with ".so" added when it has none. */
 static char *
 module_path(const char *v)
@@ -1007,6 +1096,17 @@ load_modules(struct loader *ld, const config_setting_t *s)
 	return 0;
 }
 
+const struct queue_config *
+config_queue(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nqueues; i++)
+		if (strcmp(cfg->queues[i].name, name) == 0)
+			return &cfg->queues[i];
+	return NULL;
+}
+
 static int
 visit(struct loader *ld, const config_setting_t *s, const char *path)
 {
@@ -1018,7 +1118,9 @@ visit(struct loader *ld, const config_setting_t *s, const char *path)
 		return apply(ld, k, s);
 	if (strcmp(path, "modules") == 0)
 		return load_modules(ld, s);
-	/* A list of groups, with rules of its own (hconfig.c). */
+	/* Lists of groups, with rules of their own (here, and hconfig.c). */
+	if (strcmp(path, "queues") == 0)
+		return load_queues(ld, s);
 	if (strcmp(path, "handlers") == 0) {
 		hconfig_free(ld->cfg);
 		free(ld->cause);
@@ -1274,6 +1376,20 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 	return true;
 }
 
+static bool
+queues_equal(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nqueues != b->nqueues)
+		return false;
+	for (i = 0; i < a->nqueues; i++)
+		if (strcmp(a->queues[i].name, b->queues[i].name) != 0 ||
+		    a->queues[i].slots != b->queues[i].slots)
+			return false;
+	return true;
+}
+
 int
 config_diff(const struct config *a, const struct config *b,
 	    void (*fn)(const char *key, void *arg), void *arg)
@@ -1287,6 +1403,11 @@ config_diff(const struct config *a, const struct config *b,
 		n++;
 		if (fn != NULL)
 			fn(keys[i].path, arg);
+	}
+	if (!queues_equal(a, b)) {
+		n++;
+		if (fn != NULL)
+			fn("queues", arg);
 	}
 	if (!config_same_modules(a, b)) {
 		n++;

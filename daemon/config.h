@@ -29,6 +29,17 @@ struct config_share {
 enum store_fsync { FSYNC_ALWAYS = 0, FSYNC_INTERVAL };
 
 /*
+ * One named queue (`queues = ( { name = "gpu"; slots = 1; } )`): jobs
+ * submitted with --queue NAME run at most `slots` at once (gate.h).
+ */
+struct queue_config {
+	char *name;     /* 1..64 bytes of [A-Za-z0-9_.-] */
+	int slots;      /* 1..CONFIG_MAX_QUEUE_SLOTS */
+};
+#define CONFIG_MAX_QUEUE_SLOTS 65536
+#define CONFIG_MAX_QUEUES 256
+
+/*
  * One handler (`handlers = ( { name = ...; command = [...]; ... } )`): a
  * job type served by a program the user writes, kept warm in worker
  * processes by hpool.c. doc/handlers.md and taskd.conf(5) describe the keys.
@@ -138,11 +149,14 @@ struct config {
 		double pressure_cpu;    /* "some" avg10 percent braking cpu starts, 0 = off */
 		double pressure_memory;
 		double idle_timeout;  /* seconds a connection may idle, 0 = forever (0 or >= 1) */
+		uint64_t max_input;   /* bytes of a job's standard input (submit --input), 0 = none */
 		/* What one user's jobs may store (quota.h), 0 = no limit; not root's nor taskd's own. */
 		uint64_t max_job_bytes_per_user; /* descriptions: argv, environment, ... */
 		uint64_t max_output_per_user;    /* output files */
 	} limits;
 
+	struct queue_config *queues; /* in the file's order, names unique */
+	size_t nqueues;
 	/* The HTTP endpoint (http.c): metrics, the read-only API, the dashboard. */
 	struct {
 		char *listen;         /* "HOST:PORT" or a socket path (addr.h); NULL: no endpoint */
@@ -201,6 +215,8 @@ const char *config_class_name(enum job_class c);
 int config_class_parse(const char *name); /* -1 if unknown */
 const char *config_mode_name(enum ppool_mode m);
 const char *config_fsync_name(enum store_fsync f);
+/* The queue named name, or NULL. */
+const struct queue_config *config_queue(const struct config *cfg, const char *name);
 /* The stream name of a configuration (cluster.stream or its default). */
 const char *config_cluster_stream(const struct config *cfg);
 /* "75%" or "512M" for messages and status (malloc'd). */

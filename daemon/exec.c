@@ -95,6 +95,9 @@ struct child {
 	double deadline;     /* CLOCK_MONOTONIC timeout, 0 = none */
 	double kill_at;      /* CLOCK_MONOTONIC SIGKILL time once stopping */
 	bool stopping;       /* SIGTERM sent (timeout or cancel) */
+	bool suspended;      /* SIGSTOP sent (run_suspend), no SIGCONT since */
+	double suspended_since; /* CLOCK_MONOTONIC */
+	int in;              /* its input file (spec.in_path), -1: /dev/null */
 	int report;          /* --run-as: read end of the failure report pipe, -1 otherwise */
 	const char *cgroup;  /* its cgroup once made (spec.cgroup), else NULL */
 	int cg_procs;        /* that cgroup's cgroup.procs, for the spawn; -1 */
@@ -191,6 +194,7 @@ child_init(struct child *c, struct run *r)
 	c->r = r;
 	c->pidfd = -1;
 	c->report = -1;
+	c->in = -1;
 	c->cg_procs = -1;
 	c->out.rfd = c->out.wfd = c->out.file = -1;
 	c->err.rfd = c->err.wfd = c->err.file = -1;
@@ -213,6 +217,7 @@ child_close(struct child *c)
 {
 	fd_close(&c->pidfd);
 	fd_close(&c->report);
+	fd_close(&c->in);
 	fd_close(&c->cg_procs);
 	fd_close(&c->out.rfd);
 	fd_close(&c->out.wfd);
@@ -283,6 +288,12 @@ child_prepare(struct child *c, const char *cwd)
 	code = exec_resolve(r->spec.argv[0], r->spec.env, cwd, &c->path, &error);
 	if (code != 0)
 		return run_fail(r, code, error);
+	/* Its stored input: opened here, as taskd, so the command gets it whoever it runs as. */
+	if (r->spec.in_path != NULL &&
+	    ((c->in = open(r->spec.in_path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	     (c->in = fd_above_stdio(c->in)) == -1))
+		return run_fail(r, 1, xprintf("cannot open its input %s: %s", r->spec.in_path,
+					      strerror(errno)));
 	if (stream_open(r, &c->out, r->spec.out_path) == -1)
 		return -1;
 	if (stream_open(r, &c->err, r->spec.err_path) == -1)
@@ -298,7 +309,11 @@ spawn_actions(posix_spawn_file_actions_t *fa, const struct child *c, const char 
 {
 	int err;
 
-	if ((err = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)) != 0)
+	if (c->in != -1)
+		err = posix_spawn_file_actions_adddup2(fa, c->in, 0);
+	else
+		err = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+	if (err != 0)
 		return err;
 	if ((err = posix_spawn_file_actions_adddup2(fa, c->out.wfd, 1)) != 0)
 		return err;
@@ -472,7 +487,7 @@ child_spawn(struct child *c, const char *cwd)
 	}
 	if (c->cg_procs != -1) {
 		/* What posix_spawn does below, and into the cgroup before the exec. */
-		struct spawn_req q = { path, argv, env, c->out.wfd, c->err.wfd, report_w,
+		struct spawn_req q = { path, argv, env, c->in, c->out.wfd, c->err.wfd, report_w,
 				       c->report != -1 ? NULL : cwd, c->cg_procs, true };
 
 		err = spawn_into(&q, &c->pid);
@@ -644,6 +659,7 @@ child_stop(struct child *c, enum run_status why, double now)
 	c->why = why;
 	child_signal(c, SIGTERM);
 	child_signal(c, SIGCONT); /* a stopped job must see its SIGTERM */
+	c->suspended = false;
 	if (!(grace > 0)) {
 		child_kill(c);
 		return;
@@ -651,10 +667,49 @@ child_stop(struct child *c, enum run_status why, double now)
 	c->kill_at = now + grace;
 }
 
+/*
+ * run_suspend asked to stop or continue the command: its group gets
+ * SIGSTOP or SIGCONT, and the time it was stopped moves its deadline on.
+ * Once it is being stopped for good (timeout, cancel), nothing more.
+ */
+static void
+child_control(struct child *c, double now)
+{
+	bool want = atomic_load(&c->r->suspend);
+
+	if (c->stopping || want == c->suspended)
+		return;
+	c->suspended = want;
+	if (want) {
+		child_signal(c, SIGSTOP);
+		c->suspended_since = now;
+		return;
+	}
+	child_signal(c, SIGCONT);
+	if (c->deadline > 0)
+		c->deadline += now - c->suspended_since;
+}
+
+/* A wake-up on the run's eventfd: a cancel, or a suspend or resume. */
+static void
+child_wakeup(struct child *c, double now)
+{
+	uint64_t v;
+
+	if (run_cancelled(c->r)) {
+		child_stop(c, RUN_CANCELLED, now);
+		return;
+	}
+	/* Drained: read again at the next run_suspend (the atomic says what it wants). */
+	if (read(c->r->cancel_fd, &v, sizeof v) == -1 && errno != EAGAIN)
+		log_warn("read the control eventfd of job %llu", (unsigned long long)c->r->spec.job_id);
+	child_control(c, now);
+}
+
 static void
 child_deadlines(struct child *c, double now)
 {
-	if (!c->stopping && c->deadline > 0 && now >= c->deadline)
+	if (!c->stopping && !c->suspended && c->deadline > 0 && now >= c->deadline)
 		child_stop(c, RUN_TIMEOUT, now);
 	if (c->stopping && !c->killed && now >= c->kill_at)
 		child_kill(c);
@@ -665,7 +720,7 @@ poll_timeout(const struct child *c, double now)
 {
 	double due = 0, ms;
 
-	if (!c->stopping && c->deadline > 0)
+	if (!c->stopping && !c->suspended && c->deadline > 0)
 		due = c->deadline;
 	else if (c->stopping && !c->killed)
 		due = c->kill_at;
@@ -697,6 +752,8 @@ child_supervise(struct child *c)
 	struct pollfd pfd[4];
 	double now;
 
+	/* Suspended before it was spawned: at once. */
+	child_control(c, clock_now(CLOCK_MONOTONIC));
 	for (;;) {
 		now = clock_now(CLOCK_MONOTONIC);
 		child_deadlines(c, now);
@@ -717,7 +774,7 @@ child_supervise(struct child *c)
 		if (pfd[2].revents != 0)
 			stream_read(c, &c->err);
 		if (pfd[3].revents != 0)
-			child_stop(c, RUN_CANCELLED, clock_now(CLOCK_MONOTONIC));
+			child_wakeup(c, clock_now(CLOCK_MONOTONIC));
 		if (child_exited(c, &pfd[0]))
 			return;
 	}

@@ -34,6 +34,7 @@ struct run_spec {
 	char **argv;        /* NULL-terminated; for module types, their arguments */
 	char **env;         /* NULL-terminated "K=V"; NULL = inherit nothing but a default PATH */
 	char *cwd;          /* NULL = "/" */
+	char *in_path;      /* stdin: the job's stored input (output.h), NULL = /dev/null */
 	char *out_path;     /* stdout file (created 0600, truncated); NULL = /dev/null */
 	char *err_path;     /* stderr file; NULL = /dev/null */
 	double timeout;     /* seconds, 0 = none */
@@ -81,8 +82,10 @@ struct run {
 	struct tpool_task task; /* must stay first: the pool hands it back */
 	struct run_spec spec;
 	struct run_result res;
-	int cancel_fd;          /* eventfd; readable once run_cancel() was called */
+	int cancel_fd;          /* eventfd; readable once run_cancel() (or run_suspend()) was called */
 	_Atomic bool cancelled; /* set by run_cancel() before it writes cancel_fd */
+	_Atomic bool suspend;   /* run_suspend(): the command is to be stopped (SIGSTOP) */
+	_Atomic bool controlled; /* run_suspend() wrote cancel_fd: drain it before reuse */
 	_Atomic bool quiet;     /* run_stop_output(): keep no more of the command's output */
 	pid_t worker_pid;       /* process pool: the worker running it (set by ppool) */
 	_Atomic int live_pid;   /* the command's pid once spawned, readable by the loop while it runs */
@@ -121,6 +124,12 @@ void run_result_move(struct run_result *dst, struct run_result *src);
 void run_cancel(struct run *r);
 bool run_cancelled(struct run *r); /* has run_cancel() been called? (no system call) */
 /*
+ * From any thread (async-signal-safe): stop (suspend) or continue the
+ * command's process group; its timeout does not run while it is stopped.
+ * The latest call wins. A cancel continues a stopped command first.
+ */
+void run_suspend(struct run *r, bool suspend);
+/*
  * From any thread, or a signal handler: keep no more of the command's
  * output (what it writes from now on is counted and dropped, the stream is
  * marked truncated, as beyond max_output). Its owner's output quota is used up.
@@ -140,7 +149,7 @@ void run_execute(struct run *r);
  * too, with the command's pid as its id; with spec.cgroup: spawncg.c, into
  * that cgroup, made here and removed at the end with everything left in it;
  * its CPU is then the whole tree's), recorded at spec.track_path until
- * reaped, stdin /dev/null,
+ * reaped, stdin its input file (spec.in_path) or /dev/null,
  * stdout/stderr through pipes into the output files capped at max_output,
  * wait for its own pid (pidfd + wait4, never waitpid(-1)), enforce timeout
  * and cancel. argv[0] is looked up in PATH from spec.env.

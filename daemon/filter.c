@@ -130,6 +130,15 @@ decode_scalars(json_t *req, unsigned allow, struct filter *f, struct proto_error
 		f->older_than = json_number_value(v);
 		f->given |= FILTER_OLDER_THAN;
 	}
+	if ((allow & FILTER_ARRAY) && (v = json_object_get(req, "array")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"array\" must be an array's id (a positive integer)");
+			return -1;
+		}
+		f->array = (uint64_t)json_integer_value(v);
+		f->given |= FILTER_ARRAY;
+	}
 	return 0;
 }
 
@@ -139,6 +148,7 @@ static const struct {
 } fields[] = {
 	{ "state", FILTER_STATE }, { "states", FILTER_STATES }, { "labels", FILTER_LABELS },
 	{ "name", FILTER_NAME }, { "older_than", FILTER_OLDER_THAN }, { "ids", FILTER_IDS },
+	{ "array", FILTER_ARRAY },
 };
 
 unsigned
@@ -210,6 +220,8 @@ filter_match(const struct filter *f, const struct job *j, double now)
 	     now - j->finished_at < f->older_than))
 		return false;
 	if (f->ids != NULL && bsearch(&j->id, f->ids, f->nids, sizeof *f->ids, cmp_id) == NULL)
+		return false;
+	if (f->array != 0 && (j->array == NULL || j->array->id != f->array))
 		return false;
 	return labels_match(&j->spec.labels, &f->labels);
 }

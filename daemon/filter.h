@@ -24,7 +24,8 @@
 #define FILTER_NAME 0x08       /* "name": exact job name */
 #define FILTER_OLDER_THAN 0x10 /* "older_than": seconds since the job finished */
 #define FILTER_IDS 0x20        /* "ids": [id, ...] */
-#define FILTER_LAST FILTER_IDS
+#define FILTER_ARRAY 0x40      /* "array": an array's id: its jobs */
+#define FILTER_LAST FILTER_ARRAY
 
 struct filter {
 	unsigned states;       /* bit per enum job_state; 0 = any */
@@ -33,6 +34,7 @@ struct filter {
 	double older_than;     /* < 0 = any */
 	uint64_t *ids;         /* sorted; NULL = any */
 	size_t nids;
+	uint64_t array;        /* 0 = any */
 	unsigned given;        /* FILTER_* fields present in the request */
 };
 

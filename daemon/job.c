@@ -8,6 +8,7 @@
 
 #include "builtin.h"
 #include "clock.h"
+#include "gate.h"
 #include "job.h"
 #include "jobtype.h"
 #include "jsonutil.h"
@@ -15,9 +16,28 @@
 #include "modules.h"
 #include "xmalloc.h"
 
+/*
+ * A unique key (--unique) and who holds it: the pending, running or
+ * suspended jobs of uid with that key (each job of an array counts), and
+ * the id to answer with (a job's, or its array's).
+ */
+struct uniq {
+	uid_t uid;
+	char *key;
+	uint64_t id;
+	bool array;
+	size_t holders;
+	struct uniq *next;
+};
+
 struct jobs {
 	struct job **buckets;   /* chained hash by id, power-of-two size */
 	size_t nbuckets;
+	struct uniq **ubuckets; /* unique keys by (uid, key), power-of-two size */
+	size_t nubuckets, nuniq;
+	struct job_array **abuckets; /* arrays by id, power-of-two size */
+	size_t nabuckets, narrays;
+	TAILQ_HEAD(job_array_list, job_array) arrays; /* in id order */
 	size_t total;
 	size_t counts[JOB_NSTATES];
 	size_t nfinished;
@@ -32,37 +52,14 @@ struct jobs {
 		uint64_t output_bytes; /* their output files */
 	} *users;               /* few submitting users: a small array */
 	size_t nusers;
-	void (*changed)(struct job *, void *);
-	void (*removed)(uint64_t, void *);
-	void *hook_arg;
+	struct jobs_hooks hooks;
 	TAILQ_HEAD(, job_observer) observers;
 };
 
-static const char *const wait_names[] = {
-	[WAIT_NONE] = NULL, [WAIT_SLOTS] = "slots", [WAIT_MEMORY] = "memory",
-	[WAIT_DEPENDENCY] = "dependency", [WAIT_FAIR_SHARE] = "fair_share",
-	[WAIT_PAUSED] = "paused", [WAIT_SCHEDULED] = "scheduled", [WAIT_PRESSURE] = "pressure",
-};
-
-static void (*json_hook)(const struct job *, json_t *, void *);
-static void *json_hook_arg;
-
-const char *
-wait_reason_name(enum wait_reason w)
-{
-	return w < sizeof wait_names / sizeof wait_names[0] ? wait_names[w] : NULL;
-}
-
-void
-job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg)
-{
-	json_hook = fn;
-	json_hook_arg = arg;
-}
-
 static const char *const state_names[JOB_NSTATES] = {
 	[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running", [JOB_WAITING] = "waiting",
-	[JOB_SCHEDULED] = "scheduled", [JOB_PAUSED] = "paused", [JOB_DONE] = "done",
+	[JOB_SCHEDULED] = "scheduled", [JOB_PAUSED] = "paused", [JOB_SUSPENDED] = "suspended",
+	[JOB_DONE] = "done",
 	[JOB_FAILED] = "failed", [JOB_TIMEOUT] = "timeout", [JOB_CANCELLED] = "cancelled",
 	[JOB_LOST] = "lost",
 };
@@ -93,7 +90,28 @@ job_state_parse(const char *name)
 bool
 job_state_final(enum job_state st)
 {
-	return st != JOB_RUNNING && !job_state_pending(st);
+	return st != JOB_RUNNING && st != JOB_SUSPENDED && !job_state_pending(st);
+}
+
+static const char *const wait_reason_names[] = {
+	[WAIT_NONE] = NULL,
+	[WAIT_SLOTS] = "slots",
+	[WAIT_MEMORY] = "memory",
+	[WAIT_DEPENDENCY] = "dependency",
+	[WAIT_FAIR_SHARE] = "fair_share",
+	[WAIT_PAUSED] = "paused",
+	[WAIT_SCHEDULED] = "scheduled",
+	[WAIT_PRESSURE] = "pressure",
+	[WAIT_QUEUE] = "queue",
+	[WAIT_QUEUE_REMOVED] = "queue_removed",
+	[WAIT_ARRAY] = "array",
+};
+
+const char *
+wait_reason_name(enum wait_reason w)
+{
+	return (size_t)w < sizeof wait_reason_names / sizeof wait_reason_names[0]
+		       ? wait_reason_names[w] : NULL;
 }
 
 bool
@@ -151,7 +169,12 @@ jobs_new(void)
 
 	js->nbuckets = 1024;
 	js->buckets = xcalloc(js->nbuckets, sizeof *js->buckets);
+	js->nubuckets = 64;
+	js->ubuckets = xcalloc(js->nubuckets, sizeof *js->ubuckets);
+	js->nabuckets = 64;
+	js->abuckets = xcalloc(js->nabuckets, sizeof *js->abuckets);
 	js->next_id = 1;
+	TAILQ_INIT(&js->arrays);
 	TAILQ_INIT(&js->all);
 	TAILQ_INIT(&js->finished);
 	TAILQ_INIT(&js->running);
@@ -178,7 +201,44 @@ job_spec_free(struct job_spec *spec)
 	free(spec->input);
 	labels_free(&spec->labels);
 	free(spec->deps);
+	free(spec->unique);
+	free(spec->queue);
 	memset(spec, 0, sizeof *spec);
+}
+
+void
+job_spec_rerun(struct job_spec *dst, const struct job *j)
+{
+	const struct job_spec *src = &j->spec;
+	size_t n = strv_len(src->env), i = 0;
+
+	memset(dst, 0, sizeof *dst);
+	dst->type = src->type;
+	dst->handler = src->handler != NULL ? xstrdup(src->handler) : NULL;
+	dst->argv = strv_dup(src->argv);
+	if (j->array != NULL) {
+		dst->env = xcalloc(n + 3, sizeof *dst->env);
+		dst->env[i++] = xprintf("TASKD_ARRAY_ID=%llu", (unsigned long long)j->array->id);
+		dst->env[i++] = xprintf("TASKD_ARRAY_INDEX=%lld", j->array_index);
+		for (n = 0; src->env != NULL && src->env[n] != NULL; n++)
+			dst->env[i++] = xstrdup(src->env[n]);
+	} else {
+		dst->env = strv_dup(src->env);
+	}
+	dst->cwd = src->cwd != NULL ? xstrdup(src->cwd) : NULL;
+	dst->name = src->name != NULL ? xstrdup(src->name) : NULL;
+	labels_copy(&dst->labels, &src->labels);
+	dst->class = src->class;
+	dst->priority = src->priority;
+	dst->timeout = src->timeout;
+	dst->retries = src->retries;
+	dst->retry_delay = src->retry_delay;
+	dst->unique = src->unique != NULL ? xstrdup(src->unique) : NULL;
+	dst->queue = src->queue != NULL ? xstrdup(src->queue) : NULL;
+	dst->notify = src->notify != NULL ? xstrdup(src->notify) : NULL;
+	dst->slots = src->slots;
+	dst->input_bytes = src->input_bytes;
+	dst->limits = src->limits;
 }
 
 void
@@ -188,7 +248,11 @@ job_free(struct job *j)
 		fatalx("job %llu: freed while the cluster holds it", (unsigned long long)j->id);
 	free(j->cl.node);
 	free(j->cl.from);
-	job_spec_free(&j->spec);
+	/* A job of an array borrows the array's spec: only its dependencies are its own. */
+	if (j->array != NULL)
+		free(j->spec.deps);
+	else
+		job_spec_free(&j->spec);
 	free(j->kinds);
 	free(j->cgroup);
 	free(j->progress);
@@ -199,9 +263,23 @@ job_free(struct job *j)
 }
 
 void
+job_array_free(struct job_array *a)
+{
+	if (a == NULL)
+		return;
+	job_spec_free(&a->spec);
+	free(a->deps);
+	gate_free(a->gate);
+	free(a);
+}
+
+void
 jobs_free(struct jobs *js)
 {
+	struct job_array *a;
+	struct uniq *u, *next;
 	struct job *j;
+	size_t i;
 
 	if (js == NULL)
 		return;
@@ -211,6 +289,19 @@ jobs_free(struct jobs *js)
 			run_free(j->run);
 		job_free(j);
 	}
+	while ((a = TAILQ_FIRST(&js->arrays)) != NULL) {
+		TAILQ_REMOVE(&js->arrays, a, entry);
+		job_array_free(a);
+	}
+	for (i = 0; i < js->nubuckets; i++) {
+		for (u = js->ubuckets[i]; u != NULL; u = next) {
+			next = u->next;
+			free(u->key);
+			free(u);
+		}
+	}
+	free(js->ubuckets);
+	free(js->abuckets);
 	free(js->buckets);
 	free(js->users);
 	free(js);
@@ -241,6 +332,141 @@ grow(struct jobs *js)
 	free(old);
 }
 
+/* ---- unique keys ---- */
+
+static size_t
+uniq_bucket(const struct jobs *js, uid_t uid, const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)uid;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 29)) & (js->nubuckets - 1);
+}
+
+static struct uniq **
+uniq_slot(struct jobs *js, uid_t uid, const char *key)
+{
+	struct uniq **pp = &js->ubuckets[uniq_bucket(js, uid, key)];
+
+	while (*pp != NULL && ((*pp)->uid != uid || strcmp((*pp)->key, key) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void
+uniq_grow(struct jobs *js)
+{
+	struct uniq **old = js->ubuckets, *u, *next;
+	size_t i, oldn = js->nubuckets, b;
+
+	js->nubuckets *= 2;
+	js->ubuckets = xcalloc(js->nubuckets, sizeof *js->ubuckets);
+	for (i = 0; i < oldn; i++) {
+		for (u = old[i]; u != NULL; u = next) {
+			next = u->next;
+			b = uniq_bucket(js, u->uid, u->key);
+			u->next = js->ubuckets[b];
+			js->ubuckets[b] = u;
+		}
+	}
+	free(old);
+}
+
+/* The id a holder of a key answers with: its array's, or its own. */
+static uint64_t
+holder_id(const struct job *j)
+{
+	return j->array != NULL ? j->array->id : j->id;
+}
+
+/* Another job of uid still holding key, besides `but` (a rare case: see uniq_release). */
+static const struct job *
+other_holder(struct jobs *js, const struct job *but)
+{
+	const struct job *j;
+
+	TAILQ_FOREACH(j, &js->all, all)
+		if (j != but && j->uid == but->uid && !job_state_final(j->state) &&
+		    j->spec.unique != NULL && strcmp(j->spec.unique, but->spec.unique) == 0)
+			return j;
+	return NULL;
+}
+
+/* j (with a unique key) is now pending, running or suspended: it holds its key. */
+static void
+uniq_hold(struct jobs *js, const struct job *j)
+{
+	struct uniq **pp, *u;
+
+	if (j->spec.unique == NULL)
+		return;
+	pp = uniq_slot(js, j->uid, j->spec.unique);
+	if ((u = *pp) == NULL) {
+		if (js->nuniq + 1 > js->nubuckets) {
+			uniq_grow(js);
+			pp = uniq_slot(js, j->uid, j->spec.unique);
+		}
+		u = xcalloc(1, sizeof *u);
+		u->uid = j->uid;
+		u->key = xstrdup(j->spec.unique);
+		u->id = holder_id(j);
+		u->array = j->array != NULL;
+		*pp = u;
+		js->nuniq++;
+	}
+	u->holders++;
+}
+
+/* j no longer holds its key (it ended, or left the table unfinished). */
+static void
+uniq_release(struct jobs *js, const struct job *j)
+{
+	struct uniq **pp, *u;
+	const struct job *o;
+
+	if (j->spec.unique == NULL)
+		return;
+	pp = uniq_slot(js, j->uid, j->spec.unique);
+	if ((u = *pp) == NULL)
+		return;
+	if (--u->holders == 0) {
+		*pp = u->next;
+		free(u->key);
+		free(u);
+		js->nuniq--;
+		return;
+	}
+	/*
+	 * Two holders of one key: a job retried after a restart while another
+	 * took the key meanwhile. The key now answers with one still holding it.
+	 */
+	if (u->id == holder_id(j) && (o = other_holder(js, j)) != NULL &&
+	    holder_id(o) != holder_id(j)) {
+		u->id = holder_id(o);
+		u->array = o->array != NULL;
+	}
+}
+
+int
+jobs_unique(struct jobs *js, uid_t uid, const char *key, uint64_t *id, bool *array,
+	    bool *committed)
+{
+	struct uniq *u = *uniq_slot(js, uid, key);
+	struct job_array *a;
+	struct job *j;
+
+	if (u == NULL)
+		return -1;
+	*id = u->id;
+	*array = u->array;
+	if (u->array)
+		*committed = (a = jobs_array_find(js, u->id)) != NULL && a->stored;
+	else
+		*committed = (j = jobs_find(js, u->id)) != NULL && j->announced;
+	return 0;
+}
+
 /*
  * Into the hash, the id-ordered list and the counts. Ids mostly grow (the
  * tail); a cluster's jobs may come in a little out of order: walk back.
@@ -268,7 +494,13 @@ insert(struct jobs *js, struct job *j)
 		TAILQ_INSERT_AFTER(&js->all, after, j, all);
 	js->total++;
 	count_state(js, j, j->state, 1);
-	j->job_bytes = job_spec_bytes(&j->spec);
+	if (!job_state_final(j->state))
+		uniq_hold(js, j);
+	if (j->array != NULL)
+		j->array->present++;
+	/* A job of an array: only its dependencies are its own (its array counts the rest once). */
+	j->job_bytes = j->array == NULL ? job_spec_bytes(&j->spec)
+					: j->spec.ndeps * sizeof j->spec.deps[0];
 	user_count(js, j->uid)->job_bytes += j->job_bytes;
 }
 
@@ -284,9 +516,11 @@ jobs_add(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	j->uid = uid;
 	j->gid = gid;
 	j->submitted_at = now;
+	if (j->spec.slots < 1)
+		j->spec.slots = 1;
 	insert(js, j);
-	if (js->changed != NULL)
-		js->changed(j, js->hook_arg);
+	if (js->hooks.changed != NULL)
+		js->hooks.changed(j, js->hooks.arg);
 	return j;
 }
 
@@ -391,6 +625,8 @@ static void
 count_state(struct jobs *js, struct job *j, enum job_state st, int delta)
 {
 	js->counts[st] += (size_t)delta;
+	if (j->array != NULL)
+		j->array->counts[st] += (size_t)delta;
 	if (job_state_pending(st))
 		user_count(js, j->uid)->queued += (size_t)delta;
 	if (st == JOB_RUNNING && delta > 0)
@@ -419,7 +655,9 @@ job_spec_bytes(const struct job_spec *spec)
 	n += spec->cwd != NULL ? strlen(spec->cwd) + 1 : 0;
 	n += spec->name != NULL ? strlen(spec->name) + 1 : 0;
 	n += spec->handler != NULL ? strlen(spec->handler) + 1 : 0;
-	n += spec->input != NULL ? strlen(spec->input) + 1 : 0;
+	n += spec->unique != NULL ? strlen(spec->unique) + 1 : 0;
+	n += spec->queue != NULL ? strlen(spec->queue) + 1 : 0;
+	n += spec->input_bytes;
 	for (i = 0; i < spec->labels.n; i++)
 		n += strlen(spec->labels.v[i].key) + strlen(spec->labels.v[i].value) + 2;
 	return n + spec->ndeps * sizeof spec->deps[0];
@@ -475,16 +713,20 @@ job_set_state(struct jobs *js, struct job *j, enum job_state st)
 	count_state(js, j, j->state, -1);
 	count_state(js, j, st, 1);
 	j->state = st;
-	if (js->changed != NULL)
-		js->changed(j, js->hook_arg);
+	if (job_state_final(prev) && !job_state_final(st))
+		uniq_hold(js, j);
+	else if (!job_state_final(prev) && job_state_final(st))
+		uniq_release(js, j);
+	if (js->hooks.changed != NULL)
+		js->hooks.changed(j, js->hooks.arg);
 	notify(js, j, (int)prev);
 }
 
 void
 jobs_touch(struct jobs *js, struct job *j)
 {
-	if (js->changed != NULL)
-		js->changed(j, js->hook_arg);
+	if (js->hooks.changed != NULL)
+		js->hooks.changed(j, js->hooks.arg);
 }
 
 void
@@ -505,29 +747,41 @@ jobs_pending(struct jobs *js)
 }
 
 void
-jobs_set_hooks(struct jobs *js, void (*changed)(struct job *, void *),
-	       void (*removed)(uint64_t, void *), void *arg)
+jobs_set_hooks(struct jobs *js, const struct jobs_hooks *h)
 {
-	js->changed = changed;
-	js->removed = removed;
-	js->hook_arg = arg;
+	if (h != NULL)
+		js->hooks = *h;
+	else
+		memset(&js->hooks, 0, sizeof js->hooks);
 }
 
+/*
+ * Out of the hash, the list and the counts; the last job of an array takes
+ * the array with it (after the hook, when told: hooks).
+ */
 static void
-jobs_remove(struct jobs *js, struct job *j)
+jobs_remove(struct jobs *js, struct job *j, bool hooks)
 {
 	struct job **pp = &js->buckets[bucket_of(js, j->id)];
+	struct job_array *a = j->array;
 
 	while (*pp != j)
 		pp = &(*pp)->hnext;
 	*pp = j->hnext;
 	TAILQ_REMOVE(&js->all, j, all);
 	count_state(js, j, j->state, -1);
+	if (!job_state_final(j->state))
+		uniq_release(js, j);
 	js->total--;
 	/* Its record and its output files go with it (output_remove, the store's delete). */
 	jobs_set_output_bytes(js, j, 0);
 	user_count(js, j->uid)->job_bytes -= j->job_bytes;
 	j->job_bytes = 0;
+	if (a != NULL && --a->present == 0) {
+		if (hooks && js->hooks.array_removed != NULL)
+			js->hooks.array_removed(a, js->hooks.arg);
+		jobs_array_drop(js, a);
+	}
 }
 
 void
@@ -565,9 +819,9 @@ jobs_prune(struct jobs *js, int keep, void (*prune)(struct job *, void *), void 
 		js->nfinished--;
 		if (prune != NULL)
 			prune(old, arg);
-		if (js->removed != NULL)
-			js->removed(old->id, js->hook_arg);
-		jobs_remove(js, old);
+		if (js->hooks.removed != NULL)
+			js->hooks.removed(old, js->hooks.arg);
+		jobs_remove(js, old, true);
 		job_free(old);
 	}
 }
@@ -582,9 +836,9 @@ jobs_delete(struct jobs *js, struct job *j, void (*prune)(struct job *, void *),
 	js->nfinished--;
 	if (prune != NULL)
 		prune(j, arg);
-	if (js->removed != NULL)
-		js->removed(j->id, js->hook_arg);
-	jobs_remove(js, j);
+	if (js->hooks.removed != NULL)
+		js->hooks.removed(j, js->hooks.arg);
+	jobs_remove(js, j, true);
 	job_free(j);
 }
 
@@ -724,6 +978,43 @@ add_lifecycle(json_t *o, const struct job *j)
 	json_object_set_new(o, "attempts", attempts_json(j->attempts));
 }
 
+/* What issue 16 added: unique key, re-runs, queue, slots, input, arrays, suspension. */
+static void
+add_workflow(json_t *o, const struct job *j)
+{
+	const struct job_spec *s = &j->spec;
+	double susp = j->suspended_for;
+
+	if (j->state == JOB_SUSPENDED && j->suspended_at > 0)
+		susp += now_unix() - j->suspended_at;
+	json_object_set_new(o, "unique", string_or_null(s->unique));
+	json_object_set_new(o, "queue", string_or_null(s->queue));
+	json_object_set_new(o, "slots", json_integer(s->slots));
+	json_object_set_new(o, "input_bytes", s->input_bytes > 0
+						      ? json_integer((json_int_t)s->input_bytes)
+						      : json_null());
+	json_object_set_new(o, "restarted_from", j->restarted_from > 0
+							 ? json_integer((json_int_t)j->restarted_from)
+							 : json_null());
+	json_object_set_new(o, "array", j->array != NULL ? json_integer((json_int_t)j->array->id)
+							 : json_null());
+	json_object_set_new(o, "array_index", j->array != NULL ? json_integer(j->array_index)
+							       : json_null());
+	json_object_set_new(o, "suspended_at", j->state == JOB_SUSPENDED
+						       ? time_or_null(j->suspended_at) : json_null());
+	json_object_set_new(o, "suspended_for", json_real(susp > 0 ? susp : 0));
+}
+
+static void (*json_hook)(const struct job *, json_t *, void *);
+static void *json_hook_arg;
+
+void
+job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg)
+{
+	json_hook = fn;
+	json_hook_arg = arg;
+}
+
 bool
 job_elsewhere(const struct job *j)
 {
@@ -765,6 +1056,7 @@ job_to_json(const struct job *j)
 	json_object_set_new(o, "submitted_at", time_or_null(j->submitted_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	add_workflow(o, j);
 	/* Cluster mode: where it ran, and whether this attempt is a redelivery (doc/cluster.md). */
 	if (j->cl.member) {
 		json_object_set_new(o, "node", string_or_null(j->cl.node));
@@ -779,6 +1071,8 @@ job_to_json(const struct job *j)
 				 ? json_integer((json_int_t)j->spec.limits.pids) : json_null());
 	if (json_hook != NULL)
 		json_hook(j, o, json_hook_arg);
+	else
+		json_object_set_new(o, "wait_reason", json_null());
 	return o;
 }
 
@@ -874,6 +1168,8 @@ job_spec_shown_bytes(const struct job_spec *spec)
 		n += string_text_size(spec->argv[i]) + 1;
 	n += spec->cwd != NULL ? string_text_size(spec->cwd) : 0;
 	n += spec->name != NULL ? string_text_size(spec->name) : 0;
+	n += spec->unique != NULL ? string_text_size(spec->unique) : 0;
+	n += spec->queue != NULL ? string_text_size(spec->queue) : 0;
 	for (i = 0; i < spec->labels.n; i++)
 		n += string_text_size(spec->labels.v[i].key) +
 		     string_text_size(spec->labels.v[i].value) + 2;
@@ -891,6 +1187,7 @@ job_new(void)
 	j->worker = -1;
 	run_result_clear(&j->res);
 	j->attempt = 1;
+	j->spec.slots = 1;
 	return j;
 }
 
@@ -962,7 +1259,8 @@ jobs_discard(struct jobs *js, struct job *j)
 		TAILQ_REMOVE(&j->waiters, w, entry);
 		w->cb(j, w->arg);
 	}
-	jobs_remove(js, j);
+	/* Never stored: an array that goes with it was not either (no hook). */
+	jobs_remove(js, j, false);
 	job_free(j);
 }
 
@@ -971,4 +1269,254 @@ jobs_set_next_id(struct jobs *js, uint64_t next)
 {
 	if (next > js->next_id)
 		js->next_id = next;
+}
+
+/* ---- arrays ---- */
+
+static size_t
+array_bucket(const struct jobs *js, uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (js->nabuckets - 1);
+}
+
+static void
+array_grow(struct jobs *js)
+{
+	struct job_array *a;
+	size_t b;
+
+	free(js->abuckets);
+	js->nabuckets *= 2;
+	js->abuckets = xcalloc(js->nabuckets, sizeof *js->abuckets);
+	TAILQ_FOREACH(a, &js->arrays, entry) {
+		b = array_bucket(js, a->id);
+		a->hnext = js->abuckets[b];
+		js->abuckets[b] = a;
+	}
+}
+
+/* Into the hash and the id-ordered list (arrays come in id order). */
+static void
+array_insert(struct jobs *js, struct job_array *a)
+{
+	size_t b;
+
+	TAILQ_INSERT_TAIL(&js->arrays, a, entry);
+	js->narrays++;
+	/* Its description, shared by its jobs, is counted for its owner once. */
+	a->job_bytes = job_spec_bytes(&a->spec);
+	user_count(js, a->uid)->job_bytes += a->job_bytes;
+	if (js->narrays > js->nabuckets) {
+		array_grow(js);
+		return;
+	}
+	b = array_bucket(js, a->id);
+	a->hnext = js->abuckets[b];
+	js->abuckets[b] = a;
+}
+
+struct job_array *
+jobs_array_find(struct jobs *js, uint64_t id)
+{
+	struct job_array *a;
+
+	for (a = js->abuckets[array_bucket(js, id)]; a != NULL; a = a->hnext)
+		if (a->id == id)
+			return a;
+	return NULL;
+}
+
+struct job_array *
+jobs_arrays_first(struct jobs *js)
+{
+	return TAILQ_FIRST(&js->arrays);
+}
+
+void
+jobs_array_drop(struct jobs *js, struct job_array *a)
+{
+	struct job_array **pp = &js->abuckets[array_bucket(js, a->id)];
+
+	while (*pp != NULL && *pp != a)
+		pp = &(*pp)->hnext;
+	if (*pp == a)
+		*pp = a->hnext;
+	TAILQ_REMOVE(&js->arrays, a, entry);
+	js->narrays--;
+	user_count(js, a->uid)->job_bytes -= a->job_bytes;
+	job_array_free(a);
+}
+
+struct job_array *
+jobs_array_new(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid, double now,
+	       uint64_t count, long long start, long long step, int max)
+{
+	struct job_array *a = xcalloc(1, sizeof *a);
+
+	a->id = js->next_id;
+	a->count = count;
+	a->start = start;
+	a->step = step;
+	a->max = max;
+	a->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	/* Each job gets a copy of the dependencies (they hold its waiters). */
+	a->deps = a->spec.deps;
+	a->ndeps = a->spec.ndeps;
+	a->spec.deps = NULL;
+	a->spec.ndeps = 0;
+	if (a->spec.slots < 1)
+		a->spec.slots = 1;
+	a->uid = uid;
+	a->gid = gid;
+	a->submitted_at = now;
+	a->first_state = JOB_QUEUED;
+	array_insert(js, a);
+	return a;
+}
+
+void
+job_array_join(struct job *j, struct job_array *a)
+{
+	struct job_dep *deps = j->spec.deps;
+	size_t ndeps = j->spec.ndeps;
+	int priority = j->spec.priority;
+
+	/* What a stored row of a job of an array holds of its spec: priority, dependencies. */
+	j->spec.deps = NULL;
+	j->spec.ndeps = 0;
+	job_spec_free(&j->spec);
+	j->spec = a->spec;
+	j->spec.deps = deps;
+	j->spec.ndeps = ndeps;
+	j->spec.priority = priority;
+	j->array = a;
+	j->array_index = a->start + (long long)(j->id - a->id) * a->step;
+	j->uid = a->uid;
+	j->gid = a->gid;
+}
+
+/* Job k of a as submitted: its spec borrowed, its own copy of the dependencies. */
+static struct job *
+member_new(struct job_array *a, uint64_t k)
+{
+	struct job *j = job_new();
+	size_t i;
+
+	j->id = a->id + k;
+	j->array = a;
+	j->array_index = a->start + (long long)k * a->step;
+	j->spec = a->spec;
+	if (a->ndeps > 0) {
+		j->spec.deps = xcalloc(a->ndeps, sizeof *j->spec.deps);
+		for (i = 0; i < a->ndeps; i++) {
+			j->spec.deps[i].id = a->deps[i].id;
+			j->spec.deps[i].any = a->deps[i].any;
+			j->spec.deps[i].state = a->deps[i].state;
+		}
+		j->spec.ndeps = a->ndeps;
+	}
+	j->uid = a->uid;
+	j->gid = a->gid;
+	j->submitted_at = a->submitted_at;
+	return j;
+}
+
+struct job *
+jobs_add_member(struct jobs *js, struct job_array *a, uint64_t k)
+{
+	struct job *j = member_new(a, k);
+
+	j->state = JOB_QUEUED;
+	js->next_id = j->id + 1;
+	insert(js, j);
+	if (js->hooks.changed != NULL)
+		js->hooks.changed(j, js->hooks.arg);
+	return j;
+}
+
+int
+jobs_restore_array(struct jobs *js, struct job_array *a, char **cause)
+{
+	struct job_array *last = TAILQ_LAST(&js->arrays, job_array_list);
+
+	if (jobs_array_find(js, a->id) != NULL ||
+	    (last != NULL && last->id + last->count > a->id)) {
+		xasprintf(cause, "array %llu: stored twice, or over another array's jobs",
+			  (unsigned long long)a->id);
+		return -1;
+	}
+	a->stored = true;
+	array_insert(js, a);
+	if (a->id + a->count > js->next_id)
+		js->next_id = a->id + a->count;
+	return 0;
+}
+
+struct job *
+jobs_restore_member(struct jobs *js, struct job_array *a, uint64_t k)
+{
+	struct job *j = member_new(a, k);
+	char *cause = NULL;
+
+	j->state = a->first_state;
+	if (j->state == JOB_SCHEDULED)
+		j->due_at = a->spec.run_at;
+	if (jobs_restore(js, j, &cause) == -1)
+		fatalx("%s", cause); /* the caller restores in id order: never twice */
+	return j;
+}
+
+uint64_t
+job_input_owner(const struct job *j)
+{
+	return j->array != NULL ? j->array->id : j->id;
+}
+
+json_t *
+job_array_to_json(const struct job_array *a)
+{
+	const struct job_spec *s = &a->spec;
+	json_t *o = json_object(), *states = json_object(), *after = json_array(),
+	       *any = json_array();
+	size_t i;
+	int st;
+
+	for (st = 0; st < JOB_NSTATES; st++)
+		json_object_set_new(states, job_state_name(st), json_integer((json_int_t)a->counts[st]));
+	for (i = 0; i < a->ndeps; i++)
+		json_array_append_new(a->deps[i].any ? any : after,
+				      json_integer((json_int_t)a->deps[i].id));
+	json_object_set_new(o, "array", json_integer((json_int_t)a->id));
+	json_object_set_new(o, "first", json_integer((json_int_t)a->id));
+	json_object_set_new(o, "last", json_integer((json_int_t)(a->id + a->count - 1)));
+	json_object_set_new(o, "count", json_integer((json_int_t)a->count));
+	json_object_set_new(o, "start", json_integer(a->start));
+	json_object_set_new(o, "end", json_integer(a->start + (long long)(a->count - 1) * a->step));
+	json_object_set_new(o, "step", json_integer(a->step));
+	json_object_set_new(o, "max", a->max > 0 ? json_integer(a->max) : json_null());
+	json_object_set_new(o, "states", states);
+	json_object_set_new(o, "removed", json_integer((json_int_t)(a->count - a->present)));
+	json_object_set_new(o, "type", json_string(jobtype_name(s->type, s->handler)));
+	json_object_set_new(o, "class", json_string(config_class_name(s->class)));
+	json_object_set_new(o, "name", string_or_null(s->name));
+	json_object_set_new(o, "labels", labels_to_json(&s->labels));
+	json_object_set_new(o, "argv", strv_to_json(s->argv));
+	json_object_set_new(o, "cwd", string_or_null(s->cwd));
+	json_object_set_new(o, "priority", json_integer(s->priority));
+	json_object_set_new(o, "timeout", json_real(s->timeout));
+	json_object_set_new(o, "queue", string_or_null(s->queue));
+	json_object_set_new(o, "unique", string_or_null(s->unique));
+	json_object_set_new(o, "slots", json_integer(s->slots));
+	json_object_set_new(o, "input_bytes", s->input_bytes > 0
+						      ? json_integer((json_int_t)s->input_bytes)
+						      : json_null());
+	json_object_set_new(o, "retries", json_integer(s->retries));
+	json_object_set_new(o, "after", after);
+	json_object_set_new(o, "after_any", any);
+	json_object_set_new(o, "run_at", time_or_null(s->run_at));
+	json_object_set_new(o, "owner", json_pack("{s:I,s:I}", "uid", (json_int_t)a->uid, "gid",
+						  (json_int_t)a->gid));
+	json_object_set_new(o, "submitted_at", time_or_null(a->submitted_at));
+	return o;
 }

@@ -30,25 +30,37 @@ enum job_state {
 	JOB_TIMEOUT,
 	JOB_CANCELLED,
 	JOB_LOST,
+	/*
+	 * Last: taskd 0.1.0's records hold states as these numbers (record.c,
+	 * version 1), so the ones before keep theirs.
+	 */
+	JOB_SUSPENDED, /* started, then stopped by `pause ID` (its process group) until `resume ID` */
 	JOB_NSTATES
 };
 
 enum job_pool { POOL_NONE = 0, POOL_THREAD, POOL_PROCESS, POOL_HANDLER };
 
-/* Why a pending job is not running (`list`/`show` "wait_reason"). */
+/*
+ * Why a job that has not started (or a suspended one asked to resume) does
+ * not run now: the job object's "wait_reason" (sched_wait_reason).
+ */
 enum wait_reason {
 	WAIT_NONE = 0,
-	WAIT_SLOTS,      /* its class's slots are full (cpu slots, workers, threads) */
-	WAIT_MEMORY,     /* its kind's peak does not fit in the memory budget now */
-	WAIT_DEPENDENCY, /* --after: jobs it waits for have not ended */
-	WAIT_FAIR_SHARE, /* another user's turn at its priority */
-	WAIT_PAUSED,     /* `pause ID`, or its class is paused */
-	WAIT_SCHEDULED,  /* --in/--at, or a retry's backoff */
-	WAIT_PRESSURE,   /* CPU or memory pressure above the brake's threshold */
+	WAIT_SLOTS,         /* its class's slots are full (cpu slots, workers, threads) */
+	WAIT_MEMORY,        /* its kind's peak does not fit in the memory budget now */
+	WAIT_DEPENDENCY,    /* --after: jobs it waits for have not ended */
+	WAIT_FAIR_SHARE,    /* another user's turn at its priority */
+	WAIT_PAUSED,        /* `pause ID`, or its class or its queue is paused */
+	WAIT_SCHEDULED,     /* --in/--at, or a retry's backoff */
+	WAIT_PRESSURE,      /* CPU or memory pressure above the brake's threshold */
+	WAIT_QUEUE,         /* its queue (--queue) has no free slot */
+	WAIT_QUEUE_REMOVED, /* its queue is no longer in the configuration */
+	WAIT_ARRAY,         /* its array has --array ...%MAX jobs running */
 };
-const char *wait_reason_name(enum wait_reason w);
+const char *wait_reason_name(enum wait_reason w); /* NULL for WAIT_NONE */
 
 struct job;
+struct gate;
 struct jobmon;
 
 /* Someone waiting for a job to reach a final state (a `wait` request). */
@@ -77,12 +89,12 @@ struct job_dep {
 #define JOB_MAX_RETRIES 1000
 #define JOB_RETRY_DELAY_DEFAULT 1.0
 #define JOB_RETRY_DELAY_CAP 3600.0
+#define JOB_MAX_SLOTS 1024 /* --slots: at most process_pool.max_workers, and this */
 
 /* What a client asked for: decoded and validated by proto_job_decode. */
 struct job_spec {
 	int type;          /* enum builtin_type, or JOBTYPE_HANDLER (jobtype.h) */
 	char *handler;     /* JOBTYPE_HANDLER: the handler's name */
-	char *input;       /* JOBTYPE_HANDLER: the job's input, base64, or NULL */
 	char **argv;       /* NULL-terminated */
 	char **env;        /* NULL-terminated "K=V", or NULL */
 	char *cwd;
@@ -96,8 +108,50 @@ struct job_spec {
 	double run_at;        /* unix seconds, 0 = as soon as possible */
 	int retries;          /* extra attempts after a failed/timeout/lost one */
 	double retry_delay;   /* before the first retry, doubled for each next one */
+	char *unique;         /* --unique KEY: one pending or running job per user and key, or NULL */
+	char *queue;          /* --queue NAME: a named queue of the configuration, or NULL */
+	int slots;            /* cpu slots it takes when it runs in the process pool (>= 1) */
+	/*
+	 * Its input (submit "input": a command's standard input, a handler job's
+	 * input), stored beside it in a file (output.h): its size, 0 if none;
+	 * the bytes themselves only between decoding and the file (op-submit.c,
+	 * and a record before version 5 of a handler's job: main.c), else NULL.
+	 */
+	uint64_t input_bytes;
+	char *input;
 	struct cg_limits limits; /* --memory, --cpus, --pids (0: none) */
 	char *notify;         /* shell command run when the job ends (notify.c), or NULL */
+};
+
+/*
+ * A job array (`submit --array 1-100:STEP%MAX`): one job per index, ids
+ * first .. first + count - 1 in index order, the array's id being its first
+ * job's. Its jobs share the array's spec (they borrow every pointer of it;
+ * only their priority and dependencies are their own), so that an array of
+ * 100,000 jobs costs one spec and one stored record: a job of an array has a
+ * row of its own in the store only once it changed after the submit
+ * (record.h). Owned by the job table while any of its jobs is in it.
+ */
+struct job_array {
+	uint64_t id;            /* = its first job's id */
+	uint64_t count;         /* its jobs */
+	long long start, step;  /* job k runs with TASKD_ARRAY_INDEX = start + k * step */
+	int max;                /* at most this many of its jobs running at once, 0 = any */
+	struct job_spec spec;   /* what its jobs share (ndeps 0: each job has its own) */
+	struct job_dep *deps;   /* the dependencies as submitted, for jobs restored without a row */
+	size_t ndeps;
+	uid_t uid;
+	gid_t gid;
+	double submitted_at;
+	enum job_state first_state; /* what its jobs were when stored: queued, waiting or scheduled */
+	size_t present;         /* its jobs still in the table */
+	uint64_t job_bytes;     /* its description, as counted for its owner (job_spec_bytes) */
+	size_t counts[JOB_NSTATES];
+	bool stored;            /* its record is in the store */
+	bool persist_dirty;     /* persist.c */
+	struct gate *gate;      /* sched.c: its %MAX, or NULL */
+	struct job_array *hnext; /* hash chain */
+	TAILQ_ENTRY(job_array) entry;
 };
 
 /*
@@ -152,6 +206,16 @@ struct job {
 	bool unkillable;         /* lost by a restart that could not kill what was left: no retry */
 	bool announced;          /* jobs_announce'd (or restored): observers hear of it */
 
+	uint64_t restarted_from; /* `restart`: the job it re-runs, 0 none */
+	struct job_array *array; /* its array, or NULL */
+	long long array_index;   /* its index in it */
+	double suspended_at;     /* while suspended: since when (unix seconds) */
+	double suspended_for;    /* seconds suspended in all, this attempt */
+	bool resume_wanted;      /* suspended, `resume` asked: waits for its cpu slots */
+	int slots_held;          /* cpu slots it holds now (sched.c) */
+	struct gate *gates[2];   /* sched.c: its array's %MAX, its queue; what it must pass */
+	int ngates;
+	int gates_passed;        /* gates it passed (it holds a place in each) */
 	struct job_cluster cl;   /* cluster mode only */
 	uint64_t job_bytes;      /* its description, as counted for its owner (job_spec_bytes) */
 	uint64_t output_bytes;   /* its output files, when last measured (quota.c) */
@@ -191,6 +255,29 @@ size_t jobs_count(struct jobs *js, enum job_state st);
 size_t jobs_total(struct jobs *js);
 /* Jobs of this user still pending (job_state_pending: for queue.max_pending_per_user). */
 size_t jobs_queued_by(struct jobs *js, uid_t uid);
+/*
+ * Unique keys (--unique): the job holding key for uid now (pending, running
+ * or suspended), or none. *id is that job's id, or its array's; *array
+ * says which; *committed whether its submit is stored (else the caller
+ * answers after the next commit). 0 if found, -1 if not.
+ */
+int jobs_unique(struct jobs *js, uid_t uid, const char *key, uint64_t *id, bool *array,
+		bool *committed);
+/*
+ * Arrays: create one for a spec (taken, like jobs_add: zeroed after), then
+ * add its jobs with jobs_add_member; find one by id; the first in id order
+ * (TAILQ_NEXT(a, entry) for the next).
+ */
+struct job_array *jobs_array_new(struct jobs *js, struct job_spec *spec, uid_t uid, gid_t gid,
+				 double now, uint64_t count, long long start, long long step,
+				 int max);
+struct job *jobs_add_member(struct jobs *js, struct job_array *a, uint64_t k);
+struct job_array *jobs_array_find(struct jobs *js, uint64_t id);
+struct job_array *jobs_arrays_first(struct jobs *js);
+/* {"id","count","start","step","max","owner","states":{...},"removed",...}: show of an array. */
+json_t *job_array_to_json(const struct job_array *a);
+/* The id whose input file a job reads (its array's for a job of an array). */
+uint64_t job_input_owner(const struct job *j);
 /* The running jobs: the first, then TAILQ_NEXT(j, running). */
 struct job *jobs_first_running(struct jobs *js);
 
@@ -208,11 +295,11 @@ void jobs_drop_env(struct jobs *js, struct job *j);
 /* j has env (taken) as its environment now, counted for its owner (cluster mode). */
 void jobs_set_env(struct jobs *js, struct job *j, char **env);
 /*
- * The bytes a job's description takes, in memory and in its stored record:
- * its argv, environment, cwd, name, labels, dependencies, and a handler
- * job's handler and input. The one place that says what a job brings:
- * whatever else a job comes to carry (an input for a command) is counted
- * here.
+ * The bytes a job's description takes, in memory, in its stored record and
+ * in its input file: its argv, environment, cwd, name, labels,
+ * dependencies, unique key, queue, a handler job's handler, and its input
+ * (a command's or a handler job's). The one place that says what a job
+ * brings: whatever else a job comes to carry is counted here.
  */
 uint64_t job_spec_bytes(const struct job_spec *spec);
 uint64_t jobs_next_id(struct jobs *js);
@@ -244,10 +331,17 @@ void jobs_unobserve(struct jobs *js, struct job_observer *o);
 void jobs_announce(struct jobs *js, struct job *j);
 /*
  * Watch the table: changed(job) after a job is added or changes state,
- * removed(id) when a finished job is pruned (persist.c keeps the store in step).
+ * removed(job) when a finished job is pruned or cleaned (before it is
+ * freed), array_removed(array) when the last job of an array left the
+ * table (before it is freed): persist.c keeps the store in step.
  */
-void jobs_set_hooks(struct jobs *js, void (*changed)(struct job *, void *),
-		    void (*removed)(uint64_t, void *), void *arg);
+struct jobs_hooks {
+	void (*changed)(struct job *, void *);
+	void (*removed)(const struct job *, void *);
+	void (*array_removed)(const struct job_array *, void *);
+	void *arg;
+};
+void jobs_set_hooks(struct jobs *js, const struct jobs_hooks *h);
 /*
  * Move j to final state st, fire its waiters, then drop the oldest finished
  * jobs beyond keep (calling prune(job, arg) for each before it is freed).
@@ -274,6 +368,13 @@ int job_state_parse(const char *name); /* -1 if unknown */
 const char *job_pool_name(enum job_pool p);
 
 void job_spec_free(struct job_spec *spec);
+/*
+ * What `restart` runs again of j: a copy of its spec without its
+ * dependencies and start time (they are past), its input by size only (the
+ * caller shares the file); a job of an array gets its array's spec and, in
+ * its environment, its TASKD_ARRAY_ID and TASKD_ARRAY_INDEX.
+ */
+void job_spec_rerun(struct job_spec *dst, const struct job *j);
 /* The kind keys of a job as submitted (kindkey.h): its name, type or handler, command. */
 void job_kind_keys(const struct job_spec *spec, struct kind_keys *k);
 
@@ -289,6 +390,20 @@ void job_free(struct job *j);
  * relies on it). -1 with *cause if that id is already there (j is not taken).
  */
 int jobs_restore(struct jobs *js, struct job *j, char **cause);
+/*
+ * At startup, before the jobs: an array restored from its stored record
+ * (taken). A job of it restored from a row is joined to it with
+ * job_array_join (its spec borrowed, its own priority and dependencies
+ * kept); jobs_restore_member makes job k of it as it was stored with the
+ * array (a job without a row of its own). -1 with *cause (a second array
+ * of that id, one whose jobs would overlap another's).
+ */
+int jobs_restore_array(struct jobs *js, struct job_array *a, char **cause);
+void job_array_join(struct job *j, struct job_array *a);
+struct job *jobs_restore_member(struct jobs *js, struct job_array *a, uint64_t k);
+/* Forget an array none of whose jobs is in the table (array_removed hook; freed). */
+void jobs_array_drop(struct jobs *js, struct job_array *a);
+void job_array_free(struct job_array *a);
 /*
  * Put a job of the cluster (cluster.c: its own id and state, read from the
  * cluster) into the table wherever its id falls, and announce it. -1 if
@@ -316,8 +431,9 @@ bool job_has_output(const struct job *j);
 /* The job object (doc/protocol.md "Job object"). */
 json_t *job_to_json(const struct job *j);
 /*
- * Fields other modules own, added to every job object: the scheduler's
- * wait reason and the resources' route, cgroup and live samples.
+ * Fields other modules own, added to every job object, called last by
+ * job_to_json: the scheduler's wait reason and the resources' route, cgroup
+ * and live samples (NULL: "wait_reason" is null).
  */
 void job_set_json_hook(void (*fn)(const struct job *j, json_t *o, void *arg), void *arg);
 /*
@@ -334,10 +450,11 @@ json_t *job_error_json(const char *error);
 #define JOB_ERROR_SHOWN 1024
 /*
  * The bytes the job object of a new job with this description takes: what
- * it shows of the description (argv, cwd, name, labels, dependencies) and
- * JOB_OBJECT_RESERVE for its other fields with their values. A submit is
- * refused when that would not fit limits.max_frame. (A long error, or many
- * attempts, may still make it too big later: then job_json_fit cuts.)
+ * it shows of the description (argv, cwd, name, unique key, queue, labels,
+ * dependencies) and JOB_OBJECT_RESERVE for its other fields with their
+ * values. A submit is refused when that would not fit limits.max_frame. (A
+ * long error, or many attempts, may still make it too big later: then
+ * job_json_fit cuts.)
  */
 size_t job_spec_shown_bytes(const struct job_spec *spec);
 #define JOB_OBJECT_RESERVE (2u << 10)

@@ -129,6 +129,12 @@ jobq_pop(struct jobq *q)
 	return j;
 }
 
+struct job *
+jobq_at(const struct jobq *q, size_t i)
+{
+	return i < q->len ? q->heap[i] : NULL;
+}
+
 size_t
 jobq_len(const struct jobq *q)
 {

@@ -297,6 +297,29 @@ open_store(void)
 	open_cgroups();
 }
 
+/*
+ * A record before version 5 held a handler's or a module type's job's
+ * input itself (base64): it goes to the job's input file now, before the
+ * first commit writes the record again without it (record.h).
+ */
+static void
+migrate_inputs(void)
+{
+	struct job *j;
+	char *cause = NULL;
+
+	for (j = jobs_first(td.jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
+		if (j->spec.input == NULL)
+			continue;
+		if (output_store_input(td.jobs_dir, j->id, j->spec.input, j->spec.input_bytes, true,
+				       &cause) == -1)
+			fatalx("job %llu: cannot store its input: %s", (unsigned long long)j->id,
+			       cause);
+		free(j->spec.input);
+		j->spec.input = NULL;
+	}
+}
+
 /* Load the jobs the store holds, and keep it in step from now on. */
 static void
 recover(void)
@@ -312,7 +335,7 @@ recover(void)
 		 * of single-node mode, untouched, for when the node leaves the
 		 * cluster. What a killed taskd left running is killed already.
 		 */
-		jobs_set_hooks(td.jobs, NULL, NULL, NULL);
+		jobs_set_hooks(td.jobs, NULL);
 		free(leftovers);
 		leftovers = NULL;
 		nleftovers = 0;
@@ -325,6 +348,7 @@ recover(void)
 	free(leftovers);
 	leftovers = NULL;
 	nleftovers = 0;
+	migrate_inputs();
 	if (taskd_restore_paused(&td, &cause) == -1)
 		fatalx("cannot load the stored class pauses: %s", cause);
 	/* Before pruning: a job lost by the restart may still have retries. */
@@ -458,6 +482,7 @@ setup(void)
 	listen_socket();
 	server_set_limits(td.server, cfg.limits.max_frame, taskd_max_clients(&cfg),
 			  cfg.limits.stall_timeout);
+	server_set_input_room(td.server, taskd_input_room(&cfg));
 	server_set_client_limits(td.server, cfg.limits.max_clients_per_user,
 				 cfg.limits.idle_timeout);
 	if (taskd_max_clients(&cfg) < cfg.limits.max_clients)

@@ -51,6 +51,7 @@
 #include "exec.h"
 #include "log.h"
 #include "modules.h"
+#include "output.h"
 #include "xmalloc.h"
 
 #define PROGRESS_MAX 4096 /* bytes of a progress message kept */
@@ -485,18 +486,26 @@ start_fail(struct mrun *m, char *msg)
 	return RUN_FAILED;
 }
 
-/* The input (base64 in the spec) as bytes. */
+/*
+ * The input as bytes: base64 in the spec, or the job's input file
+ * (spec.in_path, read before the run takes its submitter's ids).
+ */
 static int
-take_input(struct mrun *m)
+take_input(struct mrun *m, char **cause)
 {
 	const char *b64 = m->r->spec.input;
 	size_t n = 0;
 	char *bytes = NULL;
 
-	if (b64 == NULL || *b64 == '\0')
+	if ((b64 == NULL || *b64 == '\0') && m->r->spec.in_path != NULL) {
+		if (output_read_path(m->r->spec.in_path, &bytes, &n, cause) == -1)
+			return -1;
+	} else if (b64 == NULL || *b64 == '\0') {
 		return 0;
-	if (base64_decode(b64, strlen(b64), &bytes, &n) == -1)
+	} else if (base64_decode(b64, strlen(b64), &bytes, &n) == -1) {
+		*cause = xstrdup("the job's input is not base64");
 		return -1;
+	}
 	m->input = (unsigned char *)bytes;
 	m->job.input = m->input;
 	m->job.input_len = n;
@@ -515,8 +524,8 @@ module_start(struct mrun *m, double start)
 
 	if (m->t == NULL)
 		return start_fail(m, xprintf("job type %d is not loaded here", r->spec.type));
-	if (take_input(m) == -1)
-		return start_fail(m, xstrdup("the job's input is not base64"));
+	if (take_input(m, &error) == -1)
+		return start_fail(m, error);
 	if (run_cancelled(r))
 		return RUN_CANCELLED;
 	if (!(m->t->flags & TASKD_TYPE_PURE)) {

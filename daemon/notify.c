@@ -627,11 +627,13 @@ notify_job_cb(struct job *j, int prev, void *arg)
 		return;
 	if (j->state == JOB_FAILED || j->state == JOB_TIMEOUT || j->state == JOB_LOST)
 		log_failure(j);
-	/* The job's environment is its own notify command's (sched.c kept it for us). */
+	/*
+	 * The job's environment is its own notify command's. It stays the
+	 * job's (restart runs the job with it again; a job of an array borrows
+	 * its array's).
+	 */
 	if (j->spec.notify != NULL)
 		cmd_queue(n, j, j->spec.notify, job_env(j, j->spec.env), j->spec.cwd);
-	if (j->spec.env != NULL)
-		jobs_drop_env(n->jobs, j);
 	for (on = n->cfg->jobs.on_finish; on != NULL && *on != NULL; on++)
 		cmd_queue(n, j, *on, job_env(j, NULL), NULL);
 	if (n->webhook != NULL)

@@ -1,7 +1,8 @@
 /*
  * Acting on jobs and on dispatching: cancel (one job, or every job a
- * selector picks), pause and resume (one job, a class, or all), priority,
- * and clean (finished jobs and their output). doc/protocol.md.
+ * selector picks), pause and resume (one job: a queued one is held, a
+ * running one suspended; a class, a named queue, or all), priority, and
+ * clean (finished jobs and their output). doc/protocol.md.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "cluster.h"
 #include "jsonutil.h"
+#include "labels.h"
 #include "life.h"
 #include "log.h"
 #include "ops.h"
@@ -33,7 +35,7 @@ const struct op op_cancel_entry = {
 	.name = TASKD_OP_CANCEL,
 	.fn = op_cancel,
 	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
-	.select = FILTER_LABELS | FILTER_NAME,
+	.select = FILTER_LABELS | FILTER_NAME | FILTER_ARRAY,
 	.fields = { "cursor" },
 };
 
@@ -46,14 +48,14 @@ const struct op op_pause_entry = {
 	.name = TASKD_OP_PAUSE,
 	.fn = op_pause,
 	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
-	.fields = { "class" },
+	.fields = { "class", "queue" },
 };
 
 const struct op op_resume_entry = {
 	.name = TASKD_OP_RESUME,
 	.fn = op_resume,
 	.flags = OP_JOB_OR | OP_PRIVILEGED_WIDE,
-	.fields = { "class" },
+	.fields = { "class", "queue" },
 };
 
 const struct op op_priority_entry = {
@@ -68,7 +70,7 @@ const struct op op_clean_entry = {
 	.fn = op_clean,
 	.flags = OP_WHILE_STOPPING,
 	.select = FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME |
-		  FILTER_OLDER_THAN,
+		  FILTER_OLDER_THAN | FILTER_ARRAY,
 };
 
 /* ---- cancel ---- */
@@ -189,7 +191,8 @@ cancel_selected(struct taskd *td, struct client *c, struct request *req)
 	for (i = 0; i < n; i++) {
 		want[i] = v[i]->id;
 		v[i]->cancel_tag = tag;
-		v[i]->cancel_running = busy[i] = v[i]->state == JOB_RUNNING;
+		v[i]->cancel_running = busy[i] = v[i]->state == JOB_RUNNING ||
+						   v[i]->state == JOB_SUSPENDED;
 	}
 	free(v);
 	/* The first page from what was picked: a job cancelled now may be pruned at once. */
@@ -229,7 +232,8 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 			cancel_selected(td, c, req);
 		else
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\", "
+				  "\"array\")");
 		return;
 	}
 	id = (json_int_t)j->id;
@@ -244,11 +248,11 @@ op_cancel(struct taskd *td, struct client *c, struct request *req)
 		return;
 	}
 	/* Answer first: a job not running is finished (and maybe pruned) by the cancel. */
-	if (j->state != JOB_RUNNING)
+	if (j->state != JOB_RUNNING && j->state != JOB_SUSPENDED)
 		reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", id, "state", "cancelled"));
 	else
-		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state", "running",
-					       "cancelling", 1));
+		reply_ok(c, req->id, json_pack("{s:I,s:s,s:b}", "id", id, "state",
+					       job_state_name(j->state), "cancelling", 1));
 	rc = sched_cancel(td->sched, j, "cancelled by request");
 	log_debug("job %lld cancel requested (%s)", (long long)id, rc == 0 ? "not running" : "running");
 }
@@ -274,14 +278,78 @@ pause_class(struct client *c, struct request *req, enum job_class *cls)
 	return 0;
 }
 
-/* pause/resume: of one job ("job") or of dispatching (all, or "class"). */
+/* pause/resume of a named queue ("queue"): {"queue":NAME,"paused":bool}. */
+static void
+pause_queue(struct taskd *td, struct client *c, struct request *req, json_t *v, bool pause)
+{
+	struct proto_error err = { 0 };
+	const char *name = json_is_string(v) ? json_string_value(v) : NULL;
+
+	if (name == NULL || !labels_key_valid(name) ||
+	    sched_pause_queue(td->sched, name, pause, true) == -1) {
+		proto_error_set(&err, TASKD_ERR_BAD_REQUEST, "no queue \"%.64s\" in the configuration",
+				name != NULL ? name : "(not a string)");
+		reply_proto_err(c, req->id, &err);
+		return;
+	}
+	sched_dispatch(td->sched);
+	/* Stored with the next commit: a restart keeps it. */
+	persist_set_queue_paused(td->persist, name, pause);
+	log_info("%s queue %s", pause ? "paused" : "resumed", name);
+	reply_ok(c, req->id, json_pack("{s:s,s:b}", "queue", name, "paused", pause));
+}
+
+/* pause: a queued job is held (paused), a running one suspended. */
+static int
+pause_job(struct taskd *td, struct job *j, char **why)
+{
+	if (j->state == JOB_QUEUED) {
+		life_hold(td->life, j);
+		return 0;
+	}
+	if (j->state == JOB_RUNNING)
+		return sched_suspend(td->sched, j, why);
+	xasprintf(why, "job %llu is %s: only a queued job can be paused, or a running one "
+		  "suspended", (unsigned long long)j->id, job_state_name(j->state));
+	return -1;
+}
+
+/* resume: a paused job is queued again, a suspended one continues (or waits for its slots). */
+static int
+resume_job(struct taskd *td, struct job *j, char **why)
+{
+	if (j->state == JOB_PAUSED) {
+		life_release(td->life, j);
+		return 0;
+	}
+	if (j->state == JOB_SUSPENDED) {
+		sched_resume(td->sched, j);
+		return 0;
+	}
+	xasprintf(why, "job %llu is %s: only a paused or a suspended job can be resumed",
+		  (unsigned long long)j->id, job_state_name(j->state));
+	return -1;
+}
+
+/* pause/resume: of one job ("job"), of a named queue ("queue"), or of dispatching (all, "class"). */
 static void
 pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause)
 {
+	json_t *queue = json_object_get(req->root, "queue");
 	struct job *j = req->job;
 	enum job_class cls;
-	char msg[160];
+	char *why = NULL;
+	json_t *r;
 
+	if (j == NULL && queue != NULL) {
+		if (json_object_get(req->root, "class") != NULL) {
+			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+				  "give either \"class\" or \"queue\", not both");
+			return;
+		}
+		pause_queue(td, c, req, queue, pause);
+		return;
+	}
 	if (j == NULL) {
 		if (pause_class(c, req, &cls) == -1)
 			return;
@@ -296,19 +364,16 @@ pause_resume(struct taskd *td, struct client *c, struct request *req, bool pause
 	}
 	if (check_held(td, c, req, j) == -1)
 		return;
-	if (j->state != (pause ? JOB_QUEUED : JOB_PAUSED)) {
-		snprintf(msg, sizeof msg, "job %llu is %s: only a %s job can be %s",
-			 (unsigned long long)j->id, job_state_name(j->state),
-			 pause ? "queued" : "paused", pause ? "paused" : "resumed");
-		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, msg);
+	if ((pause ? pause_job(td, j, &why) : resume_job(td, j, &why)) == -1) {
+		reply_err(c, req->id, TASKD_ERR_INVALID_STATE, why);
+		free(why);
 		return;
 	}
-	if (pause)
-		life_hold(td->life, j);
-	else
-		life_release(td->life, j);
-	reply_ok(c, req->id, json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state",
-				       job_state_name(j->state)));
+	r = json_pack("{s:I,s:s}", "id", (json_int_t)j->id, "state", job_state_name(j->state));
+	/* Suspended, asked to resume: it continues once its cpu slots are free. */
+	if (!pause && j->state == JOB_SUSPENDED)
+		json_object_set_new(r, "resuming", json_true());
+	reply_ok(c, req->id, r);
 }
 
 static void

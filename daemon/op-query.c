@@ -48,21 +48,23 @@ const struct op op_list_entry = {
 	.name = TASKD_OP_LIST,
 	.fn = op_list,
 	.flags = OP_WHILE_STOPPING,
-	.select = FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS,
+	.select = FILTER_STATE | FILTER_LABELS | FILTER_NAME | FILTER_IDS | FILTER_ARRAY,
 	.fields = { "limit", "cursor" },
 };
 
+/* A job ("job"), or an array ("array": its counts by state). */
 const struct op op_show_entry = {
 	.name = TASKD_OP_SHOW,
 	.fn = op_show,
-	.flags = OP_JOB | OP_WHILE_STOPPING,
+	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
+	.fields = { "array" },
 };
 
 const struct op op_wait_entry = {
 	.name = TASKD_OP_WAIT,
 	.fn = op_wait,
 	.flags = OP_JOB_OR | OP_WHILE_STOPPING,
-	.select = FILTER_LABELS | FILTER_NAME,
+	.select = FILTER_LABELS | FILTER_NAME | FILTER_ARRAY,
 };
 
 const struct op op_subscribe_entry = {
@@ -205,6 +207,7 @@ op_status(struct taskd *td, struct client *c, struct request *req)
 		      "socket", td->socket_path, "state_dir", td->state_dir,
 		      "stopping", td->stopping);
 	json_object_set_new(r, "paused", sched_paused_json(td->sched));
+	json_object_set_new(r, "queues", sched_queues_json(td->sched));
 	json_object_set_new(r, "resources", sched_resources_json(td->sched));
 	json_object_set_new(r, "subscribers",
 			    json_integer((json_int_t)events_subscribers(td->events)));
@@ -315,7 +318,33 @@ op_list(struct taskd *td, struct client *c, struct request *req)
 static void
 op_show(struct taskd *td, struct client *c, struct request *req)
 {
-	reply_job(c, req->id, req->job);
+	json_t *v = json_object_get(req->root, "array");
+	struct job_array *a;
+	char msg[96];
+
+	if (req->job != NULL) {
+		reply_job(c, req->id, req->job);
+		return;
+	}
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) <= 0) {
+		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
+			  "give \"job\" (a job id) or \"array\" (an array's id)");
+		return;
+	}
+	/* Like a job: not before its submit is stored, not another user's. */
+	a = jobs_array_find(td->jobs, (uint64_t)json_integer_value(v));
+	if (a == NULL || !a->stored) {
+		snprintf(msg, sizeof msg, "no such array %lld", (long long)json_integer_value(v));
+		reply_err(c, req->id, TASKD_ERR_NOT_FOUND, msg);
+		return;
+	}
+	if (!privileged_uid(server_client_uid(c)) && server_client_uid(c) != a->uid) {
+		snprintf(msg, sizeof msg, "array %llu belongs to another user",
+			 (unsigned long long)a->id);
+		reply_err(c, req->id, TASKD_ERR_FORBIDDEN, msg);
+		return;
+	}
+	reply_ok(c, req->id, job_array_to_json(a));
 }
 
 /* ---- wait ---- */
@@ -505,7 +534,8 @@ op_wait(struct taskd *td, struct client *c, struct request *req)
 			wait_group(td, c, req);
 		else
 			reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-				  "give \"job\" (a job id) or a selector (\"labels\", \"name\")");
+				  "give \"job\" (a job id) or a selector (\"labels\", \"name\", "
+				  "\"array\")");
 		return;
 	}
 	if (job_state_final(j->state)) {

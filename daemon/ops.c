@@ -28,7 +28,7 @@
  * selector fields and its own fields) sits in its theme's file next to its
  * handler; this list is every op the dispatcher knows.
  */
-extern const struct op op_submit_entry;                                /* op-submit.c */
+extern const struct op op_submit_entry, op_restart_entry;              /* op-submit.c */
 extern const struct op op_status_entry, op_list_entry, op_show_entry,  /* op-query.c */
 	op_wait_entry, op_subscribe_entry;
 extern const struct op op_cancel_entry, op_pause_entry, op_resume_entry, /* op-control.c */
@@ -39,6 +39,7 @@ extern const struct op op_shutdown_entry, op_reload_entry,             /* op-adm
 
 static const struct op *const ops[] = {
 	&op_submit_entry,
+	&op_restart_entry,
 	&op_status_entry,
 	&op_list_entry,
 	&op_show_entry,
@@ -523,10 +524,22 @@ ops_frame_cb(struct client *c, const char *line, size_t len, void *arg)
 	uid_t uid = server_client_uid(c);
 	const struct op *op;
 	struct request req;
+	int rc;
 
 	STATS_INC(requests);
 	conn_of(c);
-	if (proto_decode(line, len, &req, &err) == -1)
+	rc = proto_decode(line, len, &req, &err);
+	/* Only a submit's input may take a line beyond max_frame (server_set_input_room). */
+	if (len > td->cfg->limits.max_frame &&
+	    (req.root == NULL || len - proto_input_length(req.root) > td->cfg->limits.max_frame)) {
+		STATS_INC(frames_too_large);
+		proto_error_set(&err, TASKD_ERR_FRAME_TOO_LARGE,
+				"frame exceeds limits.max_frame (%zu bytes; only a submit's "
+				"\"input\" may make a line longer, up to limits.max_input)",
+				(size_t)td->cfg->limits.max_frame);
+		goto fail;
+	}
+	if (rc == -1)
 		goto fail;
 	if ((op = ops_find(req.op)) == NULL) {
 		proto_error_set(&err, TASKD_ERR_UNKNOWN_OP, "unknown op \"%s\"", req.op);

@@ -6,7 +6,7 @@
  * every request line; it decodes the envelope (proto.c), finds the op, does
  * the checks its entry asks for (below), and calls its handler:
  *
- *   op-submit.c   submit
+ *   op-submit.c   submit, restart
  *   op-query.c    status, list, show, wait, subscribe
  *   op-control.c  cancel, pause, resume, priority, clean
  *   op-logs.c     logs

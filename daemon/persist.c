@@ -44,11 +44,20 @@ struct persist {
 	size_t ndirty, capdirty;
 	uint64_t *gone;         /* ids to delete */
 	size_t ngone, capgone;
-	struct meta {           /* store_meta_set in the next commit (persist_meta_set) */
-		const char *key;
+	uint64_t *removed;      /* ids of jobs of arrays removed: their RECORD_REMOVED rows */
+	size_t nremoved, capremoved;
+	uint64_t *arrays;       /* ids of arrays to write (job_array.persist_dirty) */
+	size_t narrays, caparrays;
+	struct gone_array {     /* arrays to delete with their jobs' rows */
+		uint64_t id, last;
+	} *gone_arrays;
+	size_t ngone_arrays, capgone_arrays;
+	struct meta {           /* store_meta_set/delete in the next commit (persist_meta_set) */
+		char *key;
 		int64_t value;
-	} meta[PERSIST_MAX_META];
-	size_t nmeta;
+		bool del;
+	} *meta;
+	size_t nmeta, capmeta;
 	struct waiters pending; /* after the next commit: their changes are in it */
 	struct waiters syncing; /* committed, answered after the next fsync */
 	enum store_fsync policy;
@@ -116,18 +125,81 @@ changed_cb(struct job *j, void *arg)
 
 	if (p->recovering || j->persist_dirty)
 		return;
+	/*
+	 * A job of an array, before its submit is stored, is as the array's
+	 * record says (no row of its own: job_array): 100,000 jobs, one record.
+	 */
+	if (j->array != NULL && !j->admitted && j->state == j->array->first_state)
+		return;
 	j->persist_dirty = true;
 	push_id(&p->dirty, &p->ndirty, &p->capdirty, j->id);
 	schedule_lazy(p);
 }
 
 static void
-removed_cb(uint64_t id, void *arg)
+removed_cb(const struct job *j, void *arg)
 {
 	struct persist *p = arg;
 
-	push_id(&p->gone, &p->ngone, &p->capgone, id);
+	/* A job of an array leaves a mark until its array goes (record.h: RECORD_REMOVED). */
+	if (j->array != NULL)
+		push_id(&p->removed, &p->nremoved, &p->capremoved, j->id);
+	else
+		push_id(&p->gone, &p->ngone, &p->capgone, j->id);
 	schedule_lazy(p);
+}
+
+static void
+array_removed_cb(const struct job_array *a, void *arg)
+{
+	struct persist *p = arg;
+
+	if (p->ngone_arrays == p->capgone_arrays) {
+		p->capgone_arrays = p->capgone_arrays ? p->capgone_arrays * 2 : 16;
+		p->gone_arrays = xreallocarray(p->gone_arrays, p->capgone_arrays,
+					       sizeof *p->gone_arrays);
+	}
+	p->gone_arrays[p->ngone_arrays].id = a->id;
+	p->gone_arrays[p->ngone_arrays++].last = a->id + a->count - 1;
+	schedule_lazy(p);
+}
+
+void
+persist_array(struct persist *p, struct job_array *a)
+{
+	if (a->persist_dirty)
+		return;
+	a->persist_dirty = true;
+	push_id(&p->arrays, &p->narrays, &p->caparrays, a->id);
+	schedule(p);
+}
+
+static void
+meta_clear(struct persist *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nmeta; i++)
+		free(p->meta[i].key);
+	p->nmeta = 0;
+}
+
+/* Nothing left to write: the lists are empty, the dirty marks cleared. */
+static void
+clear_all(struct persist *p)
+{
+	struct job_array *a;
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < p->ndirty; i++)
+		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
+			j->persist_dirty = false;
+	for (i = 0; i < p->narrays; i++)
+		if ((a = jobs_array_find(p->jobs, p->arrays[i])) != NULL)
+			a->persist_dirty = false;
+	p->ndirty = p->ngone = p->nremoved = p->narrays = p->ngone_arrays = 0;
+	meta_clear(p);
 }
 
 /*
@@ -155,13 +227,7 @@ storage_lost(struct persist *p)
 static void
 drop_all(struct persist *p)
 {
-	struct job *j;
-	size_t i;
-
-	for (i = 0; i < p->ndirty; i++)
-		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
-			j->persist_dirty = false;
-	p->ndirty = p->ngone = p->nmeta = 0;
+	clear_all(p);
 	p->unsynced = false;
 	evtimer_del(p->lazy_ev);
 	evtimer_del(p->sync_ev);
@@ -174,6 +240,8 @@ drop_all(struct persist *p)
 static int
 commit(struct persist *p, char **cause)
 {
+	struct job_array *a;
+	struct meta *m;
 	struct job *j;
 	double t0 = clock_now(CLOCK_MONOTONIC);
 	char *rec;
@@ -182,6 +250,14 @@ commit(struct persist *p, char **cause)
 
 	if (store_begin(p->store, cause) == -1)
 		return -1;
+	/* Arrays first: their jobs' rows name them. */
+	for (i = 0; i < p->narrays && rc == 0; i++) {
+		if ((a = jobs_array_find(p->jobs, p->arrays[i])) == NULL)
+			continue; /* gone since (its submit failed) */
+		rec = record_encode_array(a);
+		rc = store_array_put(p->store, a->id, a->id + a->count - 1, rec, cause);
+		free(rec);
+	}
 	for (i = 0; i < p->ndirty && rc == 0; i++) {
 		if ((j = jobs_find(p->jobs, p->dirty[i])) == NULL)
 			continue; /* pruned since: its delete follows */
@@ -191,8 +267,17 @@ commit(struct persist *p, char **cause)
 	}
 	for (i = 0; i < p->ngone && rc == 0; i++)
 		rc = store_delete(p->store, p->gone[i], cause);
-	for (i = 0; i < p->nmeta && rc == 0; i++)
-		rc = store_meta_set(p->store, p->meta[i].key, p->meta[i].value, cause);
+	for (i = 0; i < p->nremoved && rc == 0; i++)
+		rc = store_put(p->store, p->removed[i], RECORD_REMOVED, record_removed(), cause);
+	/* Last: an array gone takes every row of its jobs, marks of removed ones included. */
+	for (i = 0; i < p->ngone_arrays && rc == 0; i++)
+		rc = store_array_delete(p->store, p->gone_arrays[i].id, p->gone_arrays[i].last,
+					cause);
+	for (i = 0; i < p->nmeta && rc == 0; i++) {
+		m = &p->meta[i];
+		rc = m->del ? store_meta_delete(p->store, m->key, cause)
+			    : store_meta_set(p->store, m->key, m->value, cause);
+	}
 	if (rc == -1) {
 		store_rollback(p->store);
 		return -1;
@@ -200,10 +285,10 @@ commit(struct persist *p, char **cause)
 	if (store_commit(p->store, cause) == -1)
 		return -1;
 	monitor_store_commit(clock_now(CLOCK_MONOTONIC) - t0);
-	for (i = 0; i < p->ndirty; i++)
-		if ((j = jobs_find(p->jobs, p->dirty[i])) != NULL)
-			j->persist_dirty = false;
-	p->ndirty = p->ngone = p->nmeta = 0;
+	for (i = 0; i < p->narrays; i++)
+		if ((a = jobs_array_find(p->jobs, p->arrays[i])) != NULL)
+			a->stored = true;
+	clear_all(p);
 	return 0;
 }
 
@@ -250,7 +335,8 @@ run_commit(struct persist *p, bool force_sync)
 		drop_all(p);
 		return;
 	}
-	if (p->ndirty > 0 || p->ngone > 0 || p->nmeta > 0) {
+	if (p->ndirty > 0 || p->ngone > 0 || p->nmeta > 0 || p->nremoved > 0 || p->narrays > 0 ||
+	    p->ngone_arrays > 0) {
 		if (commit(p, &cause) == -1) {
 			/* Keep the changes (jobs of refused submits are gone by then) and try again. */
 			log_warnx("storage: %s (retrying in 1 s)", cause);
@@ -316,7 +402,7 @@ persist_new(struct event_base *base, struct store *st, struct jobs *js)
 	if (p->commit_ev == NULL || p->retry_ev == NULL || p->sync_ev == NULL ||
 	    p->lazy_ev == NULL)
 		fatalx("cannot create the commit events");
-	jobs_set_hooks(js, changed_cb, removed_cb, p);
+	jobs_set_hooks(js, &(struct jobs_hooks){ changed_cb, removed_cb, array_removed_cb, p });
 	return p;
 }
 
@@ -340,20 +426,35 @@ persist_after_commit(struct persist *p, void (*cb)(bool, const char *, void *), 
 	schedule(p);
 }
 
-void
-persist_meta_set(struct persist *p, const char *key, int64_t value)
+static void
+meta_put(struct persist *p, const char *key, int64_t value, bool del)
 {
 	size_t i;
 
 	for (i = 0; i < p->nmeta && strcmp(p->meta[i].key, key) != 0; i++)
 		;
 	if (i == p->nmeta) {
-		if (p->nmeta == PERSIST_MAX_META)
-			fatalx("persist_meta_set: more than %d keys", PERSIST_MAX_META);
-		p->meta[p->nmeta++].key = key;
+		if (p->nmeta == p->capmeta) {
+			p->capmeta = p->capmeta ? p->capmeta * 2 : 8;
+			p->meta = xreallocarray(p->meta, p->capmeta, sizeof *p->meta);
+		}
+		p->meta[p->nmeta++].key = xstrdup(key);
 	}
 	p->meta[i].value = value;
+	p->meta[i].del = del;
 	schedule(p);
+}
+
+void
+persist_meta_set(struct persist *p, const char *key, int64_t value)
+{
+	meta_put(p, key, value, false);
+}
+
+void
+persist_meta_delete(struct persist *p, const char *key)
+{
+	meta_put(p, key, 0, true);
 }
 
 #define META_PAUSED_CPU "paused_cpu"
@@ -382,6 +483,45 @@ persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause)
 	return 0;
 }
 
+#define META_QUEUE_PAUSED "queue_paused."
+
+void
+persist_set_queue_paused(struct persist *p, const char *name, bool paused)
+{
+	char *key = xprintf(META_QUEUE_PAUSED "%s", name);
+
+	if (paused)
+		persist_meta_set(p, key, 1);
+	else
+		persist_meta_delete(p, key);
+	free(key);
+}
+
+struct paused_queues {
+	void (*cb)(const char *, void *);
+	void *arg;
+};
+
+static int
+paused_queue_cb(const char *key, int64_t value, void *arg)
+{
+	struct paused_queues *pq = arg;
+
+	if (value != 0)
+		pq->cb(key + strlen(META_QUEUE_PAUSED), pq->arg);
+	return 0;
+}
+
+int
+persist_get_paused_queues(struct persist *p, void (*cb)(const char *name, void *arg), void *arg,
+			  char **cause)
+{
+	struct paused_queues pq = { cb, arg };
+
+	return store_meta_each(p->store, META_QUEUE_PAUSED, paused_queue_cb, &pq, cause) == -1
+		       ? -1 : 0;
+}
+
 int
 persist_check(struct persist *p)
 {
@@ -406,7 +546,12 @@ persist_free(struct persist *p)
 	if (p == NULL)
 		return;
 	persist_flush(p);
-	jobs_set_hooks(p->jobs, NULL, NULL, NULL);
+	jobs_set_hooks(p->jobs, NULL);
+	meta_clear(p);
+	free(p->meta);
+	free(p->removed);
+	free(p->arrays);
+	free(p->gone_arrays);
 	event_free(p->commit_ev);
 	event_free(p->retry_ev);
 	event_free(p->sync_ev);
@@ -426,19 +571,89 @@ struct recovery {
 	size_t nold, capold;
 	int oldest;             /* the oldest record version seen */
 	char *cause;
+	struct job_array *cur;  /* the array whose jobs the rows are at, or the next one */
+	uint64_t next_k;        /* its first job not restored yet */
 };
+
+static int
+load_array_cb(uint64_t id, const char *record, void *arg)
+{
+	struct recovery *rc = arg;
+	struct job_array *a;
+	char *cause = NULL;
+
+	if ((a = record_decode_array(id, record, &cause)) == NULL ||
+	    jobs_restore_array(rc->p->jobs, a, &cause) == -1) {
+		job_array_free(a);
+		rc->cause = cause;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The jobs of arrays before id that have no row: restore them as their
+ * array's record has them (rows come in id order, so none is left for them).
+ */
+static void
+fill_until(struct recovery *rc, uint64_t id)
+{
+	struct job_array *a;
+
+	while ((a = rc->cur) != NULL && a->id < id) {
+		for (; rc->next_k < a->count && a->id + rc->next_k < id; rc->next_k++) {
+			jobs_restore_member(rc->p->jobs, a, rc->next_k);
+			rc->loaded++;
+		}
+		if (rc->next_k < a->count)
+			return;
+		rc->cur = TAILQ_NEXT(a, entry);
+		rc->next_k = 0;
+	}
+}
+
+/* Row id belongs to the array being restored (rc->cur): it is not to be filled in. */
+static struct job_array *
+row_of_array(struct recovery *rc, uint64_t id)
+{
+	struct job_array *a = rc->cur;
+
+	if (a == NULL || id < a->id || id >= a->id + a->count)
+		return NULL;
+	rc->next_k = id - a->id + 1;
+	return a;
+}
 
 static int
 load_cb(uint64_t id, const char *state, const char *record, void *arg)
 {
 	struct recovery *rc = arg;
+	struct job_array *a;
 	struct job *j;
 	char *cause = NULL;
+	uint64_t array;
 	int version;
 
+	fill_until(rc, id);
+	a = row_of_array(rc, id);
+	if (strcmp(state, RECORD_REMOVED) == 0) {
+		/* Removed from its array; outside any (its array went in the same commit): drop it. */
+		if (a == NULL)
+			push_id(&rc->p->gone, &rc->p->ngone, &rc->p->capgone, id);
+		return 0;
+	}
 	/* Refuse to start rather than silently drop a job. */
-	if ((j = record_decode(id, state, record, &version, &cause)) == NULL ||
-	    jobs_restore(rc->p->jobs, j, &cause) == -1) {
+	j = record_decode(id, state, record, &version, &array, &cause);
+	if (j != NULL && array != (a != NULL ? a->id : 0)) {
+		xasprintf(&cause, "job %llu: unreadable record (of array %llu, which %s)",
+			  (unsigned long long)id, (unsigned long long)array,
+			  array == 0 ? "it is not in" : "is not stored, or not its array");
+		job_free(j);
+		j = NULL;
+	}
+	if (j != NULL && a != NULL)
+		job_array_join(j, a);
+	if (j == NULL || jobs_restore(rc->p->jobs, j, &cause) == -1) {
 		if (j != NULL)
 			job_free(j);
 		rc->cause = cause;
@@ -451,6 +666,21 @@ load_cb(uint64_t id, const char *state, const char *record, void *arg)
 	}
 	rc->loaded++;
 	return 0;
+}
+
+/* Arrays none of whose jobs is left (all removed, and a crash before the delete). */
+static void
+drop_empty_arrays(struct persist *p)
+{
+	struct job_array *a, *next;
+
+	for (a = jobs_arrays_first(p->jobs); a != NULL; a = next) {
+		next = TAILQ_NEXT(a, entry);
+		if (a->present > 0)
+			continue;
+		array_removed_cb(a, p);
+		jobs_array_drop(p->jobs, a);
+	}
 }
 
 /*
@@ -491,9 +721,16 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 	struct recovery rc = { .p = p, .oldest = RECORD_VERSION };
 	struct job *j;
 	size_t i;
+	int r;
 
 	p->recovering = true;
-	if (store_load(p->store, load_cb, &rc, cause) != 0) {
+	r = store_array_load(p->store, load_array_cb, &rc, cause);
+	if (r == 0) {
+		rc.cur = jobs_arrays_first(p->jobs);
+		if ((r = store_load(p->store, load_cb, &rc, cause)) == 0)
+			fill_until(&rc, UINT64_MAX);
+	}
+	if (r != 0) {
 		p->recovering = false;
 		if (rc.cause != NULL) {
 			/* A job the store holds but this taskd cannot read: name the file. */
@@ -505,6 +742,7 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 		return -1;
 	}
 	p->recovering = false;
+	drop_empty_arrays(p);
 	/* Migration: records of an older version are written again in the current one. */
 	for (i = 0; i < rc.nold; i++)
 		if ((j = jobs_find(p->jobs, rc.old[i])) != NULL)
@@ -526,7 +764,8 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 		}
 	}
 	for (j = jobs_first(p->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
-		if (j->state == JOB_RUNNING) {
+		/* A suspended job's processes were killed like a running one's (leftover.h). */
+		if (j->state == JOB_RUNNING || j->state == JOB_SUSPENDED) {
 			lose(p, j, NULL);
 			rc.lost++;
 		} else if (j->state == JOB_QUEUED) {
@@ -534,7 +773,7 @@ persist_recover(struct persist *p, const struct leftover_job *leftovers, size_t 
 		}
 	}
 	if (rc.loaded > 0)
-		log_info("recovered %zu jobs from the store (%zu were running: now lost)", rc.loaded,
-			 rc.lost);
+		log_info("recovered %zu jobs from the store (%zu were running or suspended: now "
+			 "lost)", rc.loaded, rc.lost);
 	return 0;
 }

@@ -41,12 +41,17 @@ void persist_configure(struct persist *p, enum store_fsync policy, double interv
 void persist_after_commit(struct persist *p, void (*cb)(bool ok, const char *cause, void *arg),
 			  void *arg);
 /*
- * Store a meta value (store_meta_set) with the next commit, like a job's
- * change (retried if the commit fails). key must be a static string; at
- * most PERSIST_MAX_META different keys between two commits.
+ * Store a meta value (store_meta_set), or remove one, with the next commit,
+ * like a job's change (retried if the commit fails). key is copied.
  */
-#define PERSIST_MAX_META 8
 void persist_meta_set(struct persist *p, const char *key, int64_t value);
+void persist_meta_delete(struct persist *p, const char *key);
+/*
+ * A new array (jobs_array_new): its record is written with the next commit
+ * (its jobs have no rows of their own until they change: job_array).
+ */
+struct job_array;
+void persist_array(struct persist *p, struct job_array *a);
 /*
  * The class pauses of `pause --class`, kept in the store's meta table (keys
  * paused_cpu and paused_io, 0 or 1): set stores them with the next commit
@@ -55,6 +60,14 @@ void persist_meta_set(struct persist *p, const char *key, int64_t value);
  */
 void persist_set_paused(struct persist *p, bool cpu, bool io);
 int persist_get_paused(struct persist *p, bool *cpu, bool *io, char **cause);
+/*
+ * The pauses of named queues (`pause --queue`), kept in meta as
+ * queue_paused.NAME = 1 (removed when resumed): set stores it with the next
+ * commit; get calls cb(name, arg) for each queue stored as paused.
+ */
+void persist_set_queue_paused(struct persist *p, const char *name, bool paused);
+int persist_get_paused_queues(struct persist *p, void (*cb)(const char *name, void *arg),
+			      void *arg, char **cause);
 /*
  * Deleting the database (or its directory) under a running taskd: each
  * commit, and persist_check (called every second), look whether the
@@ -71,8 +84,10 @@ void persist_flush(struct persist *p);
 
 struct leftover_job;
 /*
- * Load every stored job into the (empty) table. Jobs that were running are
- * marked lost, and so are the jobs of leftovers[] (nleftovers of them: what
+ * Load every stored array and job into the (empty) table: the jobs of an
+ * array without a row of their own as the array's record has them, those
+ * with a RECORD_REMOVED row not at all. Jobs that were running or
+ * suspended are marked lost, and so are the jobs of leftovers[] (nleftovers of them: what
  * leftover_reap found of the runs of a dead taskd), whatever their stored
  * state: a record of a command means it was started, even if that start
  * was not committed (then the store still has the job pending). The

@@ -47,6 +47,8 @@ struct pworker {
 	double idle_since; /* CLOCK_MONOTONIC */
 	double job_start;  /* CLOCK_MONOTONIC */
 	double job_started_at;
+	double timeout_at;   /* CLOCK_MONOTONIC when ev_timeout fires, 0 if it is not set */
+	double timeout_left; /* while its job is suspended: what was left of ev_timeout, -1 none */
 };
 TAILQ_HEAD(pworkers, pworker);
 

@@ -162,6 +162,7 @@ maintain(struct ppool *pp)
 	if (pp->stopping)
 		return;
 	count_state(pp, &st);
+	/* Workers held by commands without a cpu slot (suspended, or counting as io) are extra. */
 	cfg = pp->cfg;
 	cfg.max_workers += pp->extra;
 	n = ppool_plan(&cfg, &st);

@@ -681,10 +681,13 @@ ppool_submit(struct ppool *pp, struct run *r)
 	w->timed_out = false;
 	w->job_pid = 0;
 	w->job_exited = 0;
+	w->timeout_left = -1;
+	w->timeout_at = 0;
 	if (r->spec.timeout > 0) {
-		struct timeval tv =
-		    tv_of(r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK);
+		double after = r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK;
+		struct timeval tv = tv_of(after);
 
+		w->timeout_at = mono() + after;
 		evtimer_add(w->ev_timeout, &tv);
 	}
 	w->job_start = mono();
@@ -728,6 +731,34 @@ find_run(const struct ppool *pp, const struct run *r)
 			return w;
 	}
 	return NULL;
+}
+
+void
+ppool_suspend(struct ppool *pp, struct run *r, bool suspend)
+{
+	struct pworker *w = find_run(pp, r);
+	union sigval v;
+	struct timeval tv;
+	double now = mono();
+
+	if (w == NULL || r->spec.type != BUILTIN_EXEC)
+		return;
+	/* The job id and what to do, one queued real-time signal each: they arrive in order. */
+	v.sival_ptr = (void *)(uintptr_t)((r->spec.job_id << 1) | (suspend ? 1 : 0));
+	if (sigqueue(w->pid, WORKER_SIGSUSPEND, v) == -1)
+		log_warn("ppool: %s job %" PRIu64 " in worker %d", suspend ? "suspend" : "resume",
+		         r->spec.job_id, w->index);
+	/* Its timeout, enforced from here too, does not run while it is stopped. */
+	if (suspend && w->timeout_at > 0) {
+		w->timeout_left = w->timeout_at > now ? w->timeout_at - now : 0;
+		w->timeout_at = 0;
+		event_del(w->ev_timeout);
+	} else if (!suspend && w->timeout_left >= 0) {
+		w->timeout_at = now + w->timeout_left;
+		tv = tv_of(w->timeout_left);
+		evtimer_add(w->ev_timeout, &tv);
+		w->timeout_left = -1;
+	}
 }
 
 void

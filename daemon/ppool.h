@@ -62,10 +62,15 @@ void ppool_demand(struct ppool *pp, size_t pending);
 int ppool_max_workers(const struct ppool *pp);
 /*
  * Workers allowed above max_workers: as many as running jobs hold a worker
- * without holding a cpu slot (reclassified to io), so the slot they freed
- * can be used.
+ * without holding a cpu slot (suspended ones, and ones reclassified to io),
+ * so the slot they freed can be used.
  */
 void ppool_set_extra(struct ppool *pp, int n);
+/*
+ * Stop (suspend) or continue the command of r's worker: its process group
+ * (the worker signals it, exec.c), and its timeout here stops or runs again.
+ */
+void ppool_suspend(struct ppool *pp, struct run *r, bool suspend);
 /* Cancel r: a command gets SIGTERM/SIGKILL through its worker; a built-in's worker is killed. */
 void ppool_cancel(struct ppool *pp, struct run *r);
 /* Keep no more of r's output (SIGUSR2 queued with its job id; run_stop_output in the worker). */

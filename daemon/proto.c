@@ -11,7 +11,6 @@
 
 #include "base64.h"
 #include "builtin.h"
-#include "hproto.h"
 #include "jobtype.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -108,8 +107,8 @@ static const char *const envelope_fields[] = { "v", "id", "op" };
 /* A new job field: doc/design.md "Adding a job field". */
 static const char *const job_fields[] = {
 	"type", "argv", "cwd", "env", "class", "priority", "name", "timeout", "labels",
-	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify", "memory",
-	"cpus", "pids",
+	"after", "after_any", "run_at", "retries", "retry_delay", "input", "notify", "unique",
+	"queue", "slots", "array", "memory", "cpus", "pids",
 };
 
 static bool
@@ -461,19 +460,144 @@ decode_labels(json_t *v, struct job_spec *spec, struct proto_error *err)
 	return 0;
 }
 
-/* A job's "input": base64 text, kept as it is (NULL when empty); 0 or -1. */
+/* "unique" (a key), "queue" (a name, checked against the configuration by the caller), "slots". */
 static int
-decode_input(json_t *obj, struct job_spec *spec, struct proto_error *err)
+decode_workflow(json_t *obj, struct job_spec *spec, struct proto_error *err)
 {
-	json_t *v = json_object_get(obj, "input");
+	json_t *v;
 
-	if (v != NULL && (!json_is_string(v) ||
-			  !hproto_base64_valid(json_string_value(v), json_string_length(v)))) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"input\" must be base64 text");
+	if ((v = json_object_get(obj, "unique")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > TASKD_MAX_UNIQUE ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"unique\" must be a key of 1 to %d bytes without NUL",
+					TASKD_MAX_UNIQUE);
+			return -1;
+		}
+		spec->unique = xstrdup(json_string_value(v));
+	}
+	if ((v = json_object_get(obj, "queue")) != NULL) {
+		if (!json_is_string(v) || !labels_key_valid(json_string_value(v))) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"queue\" must be a queue's name (1 to %d characters of "
+					"A-Z a-z 0-9 _ . -)", TASKD_MAX_QUEUE_NAME);
+			return -1;
+		}
+		spec->queue = xstrdup(json_string_value(v));
+	}
+	spec->slots = 1;
+	if ((v = json_object_get(obj, "slots")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > JOB_MAX_SLOTS) {
+			proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+					"\"slots\" must be an integer from 1 to %d", JOB_MAX_SLOTS);
+			return -1;
+		}
+		spec->slots = (int)json_integer_value(v);
+	}
+	/* Slots are cpu slots: a job that takes several is a cpu job; an io one cannot. */
+	if (spec->slots > 1 && spec->type == JOBTYPE_HANDLER) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"slots\" are for commands: a handler's job takes one worker");
 		return -1;
 	}
-	if (v != NULL && json_string_length(v) > 0)
-		spec->input = xstrdup(json_string_value(v));
+	if (spec->slots > 1 && spec->class == CLASS_IO) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"slots\" are cpu slots: a job of class io takes none");
+		return -1;
+	}
+	if (spec->slots > 1)
+		spec->class = CLASS_CPU;
+	return 0;
+}
+
+/*
+ * "input": base64 of a command's standard input, or of a handler's or a
+ * module type's job's input (doc/handlers.md, doc/modules.md), at most
+ * max_input bytes decoded (spec.input, input_bytes: stored in the job's
+ * input file at submit).
+ */
+static int
+decode_input(json_t *obj, uint64_t max_input, struct job_spec *spec, struct proto_error *err)
+{
+	json_t *v = json_object_get(obj, "input");
+	size_t len;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) ||
+	    base64_decode(json_string_value(v), json_string_length(v), &spec->input, &len) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"input\" must be base64 text (RFC 4648)");
+		return -1;
+	}
+	if (len > max_input) {
+		free(spec->input);
+		spec->input = NULL;
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"input\" is %zu bytes: limits.max_input is %llu", len,
+				(unsigned long long)max_input);
+		return -1;
+	}
+	/* Empty input is no input: /dev/null reads the same. */
+	if (len == 0) {
+		free(spec->input);
+		spec->input = NULL;
+	}
+	spec->input_bytes = len;
+	return 0;
+}
+
+size_t
+proto_input_length(json_t *req)
+{
+	json_t *v = json_object_get(req, "input"), *jobs = json_object_get(req, "jobs"), *j;
+	size_t n = json_is_string(v) ? json_string_length(v) : 0, i;
+
+	json_array_foreach(json_is_array(jobs) ? jobs : NULL, i, j) {
+		v = json_object_get(j, "input");
+		n += json_is_string(v) ? json_string_length(v) : 0;
+	}
+	return n;
+}
+
+int
+proto_array_decode(json_t *obj, struct proto_array *a, struct proto_error *err)
+{
+	json_t *v = json_object_get(obj, "array");
+	json_int_t start, end, step = 1, max = 0;
+	json_error_t jerr;
+
+	memset(a, 0, sizeof *a);
+	if (v == NULL)
+		return 1;
+	if (!json_is_object(v) ||
+	    json_unpack_ex(v, &jerr, JSON_STRICT, "{s:I,s:I,s?I,s?I}", "start", &start, "end", &end,
+			   "step", &step, "max", &max) == -1) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"array\" must be {\"start\":N,\"end\":M} with optional "
+				"\"step\" and \"max\" (integers)");
+		return -1;
+	}
+	if (start < 0 || end < start || end > TASKD_MAX_ARRAY_INDEX || step < 1 ||
+	    step > TASKD_MAX_ARRAY_INDEX || max < 0 || max > INT32_MAX) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"array\": indices from 0 to %d, start <= end, step >= 1, max >= 0 "
+				"(0: no limit)", TASKD_MAX_ARRAY_INDEX);
+		return -1;
+	}
+	a->count = (uint64_t)((end - start) / step) + 1;
+	if (a->count > TASKD_MAX_ARRAY) {
+		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
+				"\"array\" of %llu jobs: at most %d", (unsigned long long)a->count,
+				TASKD_MAX_ARRAY);
+		return -1;
+	}
+	a->start = start;
+	a->end = end;
+	a->step = step;
+	a->max = (int)max;
 	return 0;
 }
 
@@ -494,17 +618,16 @@ decode_class(const char *what, const char *name, enum job_class class, struct jo
 }
 
 /*
- * A handler's job: its input, its class against the handler's, its
- * default timeout; the environment and directory are the handler's, not
- * the job's.
+ * A handler's job: its class against the handler's, its default timeout;
+ * the environment and directory are the handler's, not the job's. Its
+ * input: decode_input, as a command's.
  */
 static int
 decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spec,
 	       struct proto_error *err)
 {
 	spec->handler = xstrdup(h->name);
-	if (decode_input(obj, spec, err) == -1 ||
-	    decode_class("handler", h->name, h->class, spec, err) == -1)
+	if (decode_class("handler", h->name, h->class, spec, err) == -1)
 		return -1;
 	if (h->timeout > 0 && json_object_get(obj, "timeout") == NULL)
 		spec->timeout = h->timeout;
@@ -513,27 +636,19 @@ decode_handler(json_t *obj, const struct handler_config *h, struct job_spec *spe
 	return 0;
 }
 
-/* A module type's job: its input, its class, and the type's validate() on both. */
+/* A module type's job: its class, and the type's validate() on its arguments and input. */
 static int
-decode_module(json_t *obj, const struct jobtype *t, struct job_spec *spec,
-	      struct proto_error *err)
+decode_module(const struct jobtype *t, struct job_spec *spec, struct proto_error *err)
 {
-	char *bytes = NULL, *msg = NULL;
-	size_t n = 0;
+	char *msg = NULL;
 	int rc;
 
-	if (decode_input(obj, spec, err) == -1 ||
-	    decode_class("job type", t->name, t->module->class, spec, err) == -1)
+	if (decode_class("job type", t->name, t->module->class, spec, err) == -1)
 		return -1;
 	if (t->module->validate == NULL)
 		return 0;
-	if (spec->input != NULL &&
-	    base64_decode(spec->input, strlen(spec->input), &bytes, &n) == -1) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "\"input\" must be base64 text");
-		return -1;
-	}
-	rc = module_validate(t->type, spec->argv, (const unsigned char *)bytes, n, &msg);
-	free(bytes);
+	rc = module_validate(t->type, spec->argv, (const unsigned char *)spec->input,
+			     (size_t)spec->input_bytes, &msg);
 	if (rc == -1) {
 		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "%s", msg);
 		free(msg);
@@ -541,8 +656,9 @@ decode_module(json_t *obj, const struct jobtype *t, struct job_spec *spec,
 	return rc;
 }
 
+/* The type, and the input (which a module type's validate() reads). */
 static int
-decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
+decode_type(json_t *obj, uint64_t max_input, struct job_spec *spec, struct proto_error *err)
 {
 	json_t *v = json_object_get(obj, "type");
 	struct jobtype t;
@@ -560,14 +676,13 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 			return -1;
 		}
 		spec->type = t.type;
+		if (decode_input(obj, max_input, spec, err) == -1)
+			return -1;
 		if (t.source == JOBTYPE_FROM_HANDLER)
 			return decode_handler(obj, t.handler, spec, err);
 		if (t.source == JOBTYPE_MODULE)
-			return decode_module(obj, &t, spec, err);
-	}
-	if (json_object_get(obj, "input") != NULL) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"input\" is for job types other than exec");
+			return decode_module(&t, spec, err);
+	} else if (decode_input(obj, max_input, spec, err) == -1) {
 		return -1;
 	}
 	if (spec->argv[0] == NULL || spec->argv[0][0] == '\0') {
@@ -579,8 +694,8 @@ decode_type(json_t *obj, struct job_spec *spec, struct proto_error *err)
 }
 
 static int
-decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
-	   struct job_spec *spec, struct proto_error *err)
+decode_job(json_t *obj, bool strict, const struct proto_job_opts *o, struct job_spec *spec,
+	   struct proto_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -599,12 +714,13 @@ decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
 	/* The type last of these: a handler's defaults and rules override. */
 	if (decode_argv(json_object_get(obj, "argv"), spec, err) == -1 ||
 	    decode_env(json_object_get(obj, "env"), spec, err) == -1 ||
-	    decode_scalars(obj, default_timeout, spec, err) == -1 ||
-	    decode_type(obj, spec, err) == -1 ||
+	    decode_scalars(obj, o->default_timeout, spec, err) == -1 ||
+	    decode_type(obj, o->max_input, spec, err) == -1 ||
 	    decode_labels(json_object_get(obj, "labels"), spec, err) == -1 ||
 	    decode_deps(obj, spec, err) == -1 || decode_life(obj, spec, err) == -1 ||
+	    decode_workflow(obj, spec, err) == -1 ||
 	    decode_limits(obj, spec, err) == -1 ||
-	    decode_cwd(json_object_get(obj, "cwd"), check_cwd, spec, err) == -1) {
+	    decode_cwd(json_object_get(obj, "cwd"), o->check_cwd, spec, err) == -1) {
 		job_spec_free(spec);
 		return -1;
 	}
@@ -612,17 +728,17 @@ decode_job(json_t *obj, bool strict, double default_timeout, bool check_cwd,
 }
 
 int
-proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
+proto_job_decode(json_t *obj, const struct proto_job_opts *o, struct job_spec *spec,
 		 struct proto_error *err)
 {
-	return decode_job(obj, false, default_timeout, check_cwd, spec, err);
+	return decode_job(obj, false, o, spec, err);
 }
 
 int
-proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
-		       struct job_spec *spec, struct proto_error *err)
+proto_batch_job_decode(json_t *obj, const struct proto_job_opts *o, struct job_spec *spec,
+		       struct proto_error *err)
 {
-	return decode_job(obj, true, default_timeout, check_cwd, spec, err);
+	return decode_job(obj, true, o, spec, err);
 }
 
 int

@@ -43,19 +43,48 @@ bool proto_envelope_field(const char *key);
 bool proto_job_field(const char *key);
 
 /*
- * The job description in a submit request → spec (validated). Fields that
- * are not job fields are not looked at: the op table (ops.c) says which a
- * submit may carry. With check_cwd, cwd must be an existing directory as
- * the daemon sees it; without, only an absolute path (a root daemon does
- * not look at paths for other users: it would tell them what exists where
- * they cannot look; the run checks cwd as the user).
+ * What decoding a job description depends on. With check_cwd, cwd must be
+ * an existing directory as the daemon sees it; without, only an absolute
+ * path (a root daemon does not look at paths for other users: it would
+ * tell them what exists where they cannot look; the run checks cwd as the
+ * user). max_input: the most bytes "input" may decode to (limits.max_input).
  */
-int proto_job_decode(json_t *obj, double default_timeout, bool check_cwd, struct job_spec *spec,
+struct proto_job_opts {
+	double default_timeout;
+	bool check_cwd;
+	uint64_t max_input;
+};
+
+/*
+ * The job description in a submit request → spec (validated; "input"
+ * decoded into spec->input, spec->input_bytes long). Fields that are not
+ * job fields are not looked at: the op table (ops.c) says which a submit
+ * may carry. "array" is not part of the spec: proto_array_decode.
+ */
+int proto_job_decode(json_t *obj, const struct proto_job_opts *o, struct job_spec *spec,
 		     struct proto_error *err);
 
 /* A job inside a batch's "jobs" array: any other field than a job field is unknown there. */
-int proto_batch_job_decode(json_t *obj, double default_timeout, bool check_cwd,
-			   struct job_spec *spec, struct proto_error *err);
+int proto_batch_job_decode(json_t *obj, const struct proto_job_opts *o, struct job_spec *spec,
+			   struct proto_error *err);
+
+/*
+ * "array": {"start","end","step","max"} of a submit (step default 1, max
+ * default 0 = no limit): 0 and the job count *count, 1 if there is no
+ * "array", -1 with *err.
+ */
+struct proto_array {
+	long long start, end, step;
+	int max;
+	uint64_t count;
+};
+int proto_array_decode(json_t *obj, struct proto_array *a, struct proto_error *err);
+
+/*
+ * The bytes of the "input" strings of a request (a submit's, or its batch's
+ * jobs'): a line may be longer than limits.max_frame by that much.
+ */
+size_t proto_input_length(json_t *req);
 
 /* "job": <positive integer> */
 int proto_job_id(json_t *req, uint64_t *id, struct proto_error *err);

@@ -3,14 +3,15 @@
  * records" for the fields of each version.
  *
  * Decoding is strict: a record is read whole or refused with the reason
- * (persist.c then refuses to start rather than drop a job). A version 2
- * or 3 record must have exactly its fields; a version 1 record is read the way
+ * (persist.c then refuses to start rather than drop a job). A record of
+ * version 2 to 5 must have exactly its fields; a version 1 record is read the way
  * taskd 0.1.0 read it, with the same checks plus those a version 2 record
  * needs to be written back (a known job type, valid enums).
  *
  * A handler's job (doc/handlers.md) has the handler's name as its "type"
- * and one more field, "handler": {"input": base64 text or "", "result_json":
- * whether "result" is JSON text}; the name is checked against the
+ * and one more field, "handler": {"result_json": whether "result" is JSON
+ * text} (versions 2 to 4 also had "input": base64 text or "", which version
+ * 5 keeps in the job's input file, as a command's: see record.h); the name is checked against the
  * configuration only when the job is queued (a handler gone by then fails
  * it: "handler removed"). A job of a module type (doc/modules.md) other
  * than the built-in ones has the same field (named for handlers, which
@@ -26,6 +27,7 @@
 
 #include <taskd/protocol.h>
 
+#include "base64.h"
 #include "builtin.h"
 #include "jobtype.h"
 #include "jsonutil.h"
@@ -148,9 +150,31 @@ boolean(struct out *o, bool v)
 }
 
 static void
-encode_spec(struct out *o, const struct job *j)
+encode_deps(struct out *o, const struct job_dep *deps, size_t ndeps)
 {
-	const struct job_spec *s = &j->spec;
+	size_t i;
+
+	key(o, "deps");
+	PUT(o, "[");
+	for (i = 0; i < ndeps; i++) {
+		if (i > 0)
+			PUT(o, ",");
+		PUT(o, "{");
+		key(o, "id");
+		integer(o, (long long)deps[i].id);
+		key(o, "any");
+		boolean(o, deps[i].any);
+		key(o, "state");
+		str(o, deps[i].state >= 0 ? job_state_name(deps[i].state) : NULL);
+		PUT(o, "}");
+	}
+	PUT(o, "]");
+}
+
+/* The whole spec (deps given apart: an array keeps them apart from its spec). */
+static void
+encode_spec(struct out *o, const struct job_spec *s, const struct job_dep *deps, size_t ndeps)
+{
 	size_t i;
 
 	key(o, "spec");
@@ -181,21 +205,7 @@ encode_spec(struct out *o, const struct job *j)
 	integer(o, s->priority);
 	key(o, "timeout");
 	real(o, s->timeout);
-	key(o, "deps");
-	PUT(o, "[");
-	for (i = 0; i < s->ndeps; i++) {
-		if (i > 0)
-			PUT(o, ",");
-		PUT(o, "{");
-		key(o, "id");
-		integer(o, (long long)s->deps[i].id);
-		key(o, "any");
-		boolean(o, s->deps[i].any);
-		key(o, "state");
-		str(o, s->deps[i].state >= 0 ? job_state_name(s->deps[i].state) : NULL);
-		PUT(o, "}");
-	}
-	PUT(o, "]");
+	encode_deps(o, deps, ndeps);
 	key(o, "run_at");
 	real(o, s->run_at);
 	key(o, "retries");
@@ -213,6 +223,26 @@ encode_spec(struct out *o, const struct job *j)
 	key(o, "pids");
 	integer(o, (long long)s->limits.pids);
 	PUT(o, "}");
+	key(o, "unique"); /* version 5 */
+	str(o, s->unique);
+	key(o, "queue");
+	str(o, s->queue);
+	key(o, "slots");
+	integer(o, s->slots);
+	key(o, "input_bytes");
+	integer(o, (long long)s->input_bytes);
+	PUT(o, "}");
+}
+
+/* A job of an array: what is its own of its spec (the rest is the array's). */
+static void
+encode_member_spec(struct out *o, const struct job *j)
+{
+	key(o, "spec");
+	PUT(o, "{");
+	key(o, "priority");
+	integer(o, j->spec.priority);
+	encode_deps(o, j->spec.deps, j->spec.ndeps);
 	PUT(o, "}");
 }
 
@@ -287,6 +317,16 @@ encode_route(struct out *o, const struct route *r)
 	PUT(o, "}");
 }
 
+/*
+ * Whether a job of type has the "handler" part: a handler's, and a module
+ * type's other than the built-in ones.
+ */
+static bool
+has_handler_part(int type)
+{
+	return type == JOBTYPE_HANDLER || (type != BUILTIN_EXEC && !module_builtin(type));
+}
+
 char *
 record_encode_env(const struct job *j, bool with_env)
 {
@@ -299,7 +339,19 @@ record_encode_env(const struct job *j, bool with_env)
 	integer(&o, j->uid);
 	key(&o, "gid");
 	integer(&o, j->gid);
-	encode_spec(&o, j);
+	if (j->array != NULL)
+		encode_member_spec(&o, j);
+	else
+		encode_spec(&o, &j->spec, j->spec.deps, j->spec.ndeps);
+	key(&o, "array"); /* version 5 */
+	if (j->array != NULL)
+		integer(&o, (long long)j->array->id);
+	else
+		PUT(&o, "null");
+	key(&o, "restarted_from");
+	integer(&o, (long long)j->restarted_from);
+	key(&o, "suspended_for");
+	real(&o, j->suspended_for);
 	key(&o, "routed");
 	str(&o, config_class_name(j->routed));
 	key(&o, "pool");
@@ -327,12 +379,10 @@ record_encode_env(const struct job *j, bool with_env)
 	key(&o, "due_at");
 	real(&o, j->due_at);
 	encode_result(&o, j);
-	if (j->spec.type == JOBTYPE_HANDLER ||
-	    (j->spec.type != BUILTIN_EXEC && !module_builtin(j->spec.type))) {
+	/* Version 5: the input is in the job's input file, not here. */
+	if (has_handler_part(j->spec.type)) {
 		key(&o, "handler");
 		PUT(&o, "{");
-		key(&o, "input");
-		str(&o, j->spec.input != NULL ? j->spec.input : "");
 		key(&o, "result_json");
 		boolean(&o, j->res.result_json);
 		PUT(&o, "}");
@@ -345,6 +395,41 @@ char *
 record_encode(const struct job *j)
 {
 	return record_encode_env(j, true);
+}
+
+char *
+record_encode_array(const struct job_array *a)
+{
+	struct out o = { .id = a->id };
+
+	PUT(&o, "{");
+	key(&o, "v");
+	integer(&o, RECORD_VERSION);
+	key(&o, "uid");
+	integer(&o, a->uid);
+	key(&o, "gid");
+	integer(&o, a->gid);
+	key(&o, "count");
+	integer(&o, (long long)a->count);
+	key(&o, "start");
+	integer(&o, a->start);
+	key(&o, "step");
+	integer(&o, a->step);
+	key(&o, "max");
+	integer(&o, a->max);
+	key(&o, "state");
+	str(&o, job_state_name(a->first_state));
+	key(&o, "submitted_at");
+	real(&o, a->submitted_at);
+	encode_spec(&o, &a->spec, a->deps, a->ndeps);
+	PUT(&o, "}");
+	return jtext_end(&o.t);
+}
+
+const char *
+record_removed(void)
+{
+	return "{\"v\":" RECORD_VERSION_TEXT ",\"removed\":true}";
 }
 
 /* ---- decoding (every version) ---- */
@@ -526,81 +611,161 @@ dep_set(struct job_dep *d, json_int_t id, int any, int state)
 	return 0;
 }
 
-static int decode_v2_job(json_t *o, int v, struct job *j, const char **why);
-
-/*
- * Versions 2 and 3: exactly the fields record_encode writes (version 3
- * adds spec.notify; a version 2 record has none), a handler's job with its
- * "handler" part. Also the part of a version 4 record left once decode_v4
- * took its own fields out (v 4: no "route_key" then).
- */
+/* The dependencies of a version 2 or later record: [{"id","any","state"}]. */
 static int
-decode_v2(json_t *o, int v, struct job *j, const char **why)
+take_deps(json_t *deps, struct job_dep **out, size_t *nout)
 {
-	json_t *handler;
+	struct job_spec sp = { 0 };
+	json_t *dv, *dstate;
 	json_error_t jerr;
-	const char *input = NULL;
-	int result_json = 0, rc;
-
-	/* A handler's job: its own part first (the rest is read strictly as for any job). */
-	*why = "bad handler fields";
-	if ((handler = json_object_get(o, "handler")) != NULL) {
-		if (json_unpack_ex(handler, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
-				   "result_json", &result_json) == -1)
-			return -1;
-		json_incref(handler);
-		json_object_del(o, "handler");
-	}
-	rc = decode_v2_job(o, v, j, why);
-	if (rc == 0 && handler != NULL) {
-		/* The type was a handler's or a module's name: not exec, not a built-in type. */
-		if (j->spec.type == BUILTIN_EXEC || module_builtin(j->spec.type)) {
-			*why = "a handler's record with a built-in type";
-			rc = -1;
-		} else {
-			j->spec.input = *input != '\0' ? xstrdup(input) : NULL;
-			j->res.result_json = result_json;
-		}
-	} else if (rc == 0 && j->spec.type == JOBTYPE_HANDLER) {
-		*why = "bad names"; /* not a built-in's, and not a handler's record */
-		rc = -1;
-	}
-	if (handler != NULL)
-		json_decref(handler);
-	return rc;
-}
-
-static int
-decode_v2_job(json_t *o, int v, struct job *j, const char **why)
-{
-	const char *type, *cls, *routed, *status;
-	struct result_in r = { 0 };
-	struct job_in in = { 0 };
-	json_t *spec, *pool, *res, *deps, *dv, *dstate;
-	json_int_t version, id;
-	json_error_t jerr;
+	json_int_t id;
 	size_t i;
 	int any;
 
+	if (deps_alloc(&sp, deps) == -1)
+		return -1;
+	json_array_foreach(deps, i, dv) {
+		if (json_unpack_ex(dv, &jerr, JSON_STRICT, "{s:I,s:b,s:o}", "id", &id, "any", &any,
+				   "state", &dstate) == -1 ||
+		    dep_set(&sp.deps[i], id, any, dep_state(dstate)) == -1) {
+			free(sp.deps);
+			return -1;
+		}
+	}
+	*out = sp.deps;
+	*nout = sp.ndeps;
+	return 0;
+}
+
+/* What version 5 added to the spec, read: -1 if a value is out of range. */
+struct spec3_in {
+	json_t *unique, *queue;
+	json_int_t slots, input_bytes;
+};
+
+static int
+take_spec3(const struct spec3_in *in, struct job_spec *sp)
+{
+	if (in->slots < 1 || in->slots > JOB_MAX_SLOTS || in->input_bytes < 0 ||
+	    take_str(in->unique, &sp->unique) == -1 || take_str(in->queue, &sp->queue) == -1)
+		return -1;
+	sp->slots = (int)in->slots;
+	sp->input_bytes = (uint64_t)in->input_bytes;
+	return 0;
+}
+
+/*
+ * A whole spec of version 2, 3 or 4 (and notify; version 4's limits taken
+ * out) or 5 (and unique, queue, slots, input_bytes): exactly its fields. The names are checked by the
+ * caller.
+ */
+static int
+unpack_spec(json_t *spec, int version, struct job_in *in, struct spec3_in *in3,
+	    const char **type, const char **cls, json_t **deps)
+{
+	json_error_t jerr;
+
+	if (json_unpack_ex(spec, &jerr, 0, "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
+			   "type", type, "argv", &in->argv, "env", &in->env, "cwd", &in->cwd,
+			   "name", &in->name, "labels", &in->labels, "class", cls, "priority",
+			   &in->priority, "timeout", &in->timeout, "deps", deps, "run_at",
+			   &in->run_at, "retries", &in->retries, "retry_delay",
+			   &in->retry_delay) == -1)
+		return -1;
+	in3->slots = 1;
+	if (version >= 3 && json_unpack_ex(spec, &jerr, 0, "{s:o}", "notify", &in->notify) == -1)
+		return -1;
+	if (version >= 5 &&
+	    json_unpack_ex(spec, &jerr, 0, "{s:o,s:o,s:I,s:I}", "unique", &in3->unique, "queue",
+			   &in3->queue, "slots", &in3->slots, "input_bytes", &in3->input_bytes) == -1)
+		return -1;
+	/* Every field it must have is there: so exactly those if it has no more. */
+	return json_object_size(spec) == (version >= 5 ? 18u : version >= 3 ? 14u : 13u) ? 0 : -1;
+}
+
+/*
+ * A handler's job's own part, "handler": {"result_json"} (versions 2 to 4:
+ * and "input", base64: decoded into spec.input, for the caller to store in
+ * the job's input file). 0 if there is none, 1 if there is, -1 if it is bad.
+ */
+static int
+decode_handler_part(json_t *o, int version, struct job *j)
+{
+	json_t *h = json_object_get(o, "handler");
+	const char *input = "";
+	json_error_t jerr;
+	int result_json = 0;
+	size_t len;
+
+	if (h == NULL)
+		return 0;
+	if ((version >= 5 ? json_unpack_ex(h, &jerr, JSON_STRICT, "{s:b}", "result_json",
+					   &result_json)
+			  : json_unpack_ex(h, &jerr, JSON_STRICT, "{s:s,s:b}", "input", &input,
+					   "result_json", &result_json)) == -1)
+		return -1;
+	j->res.result_json = result_json;
+	if (*input == '\0')
+		return 1;
+	if (base64_decode(input, strlen(input), &j->spec.input, &len) == -1 || len == 0)
+		return -1;
+	j->spec.input_bytes = len;
+	return 1;
+}
+
+/*
+ * Versions 2 to 5: exactly the fields record_encode wrote (in that
+ * version), once decode_v4 took out those version 4 added.
+ */
+static int
+decode_v23(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
+{
+	const char *type = "exec", *cls = "auto", *routed, *status;
+	struct result_in r = { 0 };
+	struct job_in in = { 0 };
+	struct spec3_in in3 = { 0 };
+	json_t *spec, *pool, *res, *deps = NULL, *arr = NULL;
+	json_int_t version_, restarted = 0;
+	double suspended = 0;
+	json_error_t jerr;
+	int handler;
+
 	*why = "bad fields";
-	if (json_unpack_ex(o, &jerr, JSON_STRICT,
+	*array = 0;
+	if (json_unpack_ex(o, &jerr, 0,
 			   "{s:I,s:I,s:I,s:o,s:s,s:o,s:I,s?s,s:F,s:F,s:F,s:I,s:o,s:F,s:o}",
-			   "v", &version, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
+			   "v", &version_, "uid", &in.uid, "gid", &in.gid, "spec", &spec, "routed",
 			   &routed, "pool", &pool, "worker", &in.worker, "route_key", &in.route_key,
 			   "submitted_at", &in.submitted_at, "started_at", &in.started_at,
 			   "finished_at", &in.finished_at, "attempt", &in.attempt, "attempts",
 			   &in.attempts, "due_at", &in.due_at, "result", &res) == -1 ||
-	    (in.route_key == NULL) != (v >= 4))
+	    (in.route_key == NULL) != (version >= 4))
+		return -1;
+	if (version >= 5 &&
+	    json_unpack_ex(o, &jerr, 0, "{s:o,s:I,s:F}", "array", &arr, "restarted_from",
+			   &restarted, "suspended_for", &suspended) == -1)
+		return -1;
+	*why = "bad handler fields";
+	if ((handler = decode_handler_part(o, version, j)) == -1)
+		return -1;
+	*why = "bad fields";
+	/* 15 fields up to version 3; version 4 has no "route_key" (decode_v4 took its own out). */
+	if (json_object_size(o) != (version >= 5 ? 17u : version == 4 ? 14u : 15u) + (size_t)handler ||
+	    restarted < 0 ||
+	    !time_ok(suspended) || (arr != NULL && !json_is_null(arr) &&
+				    (!json_is_integer(arr) || json_integer_value(arr) <= 0)))
 		return -1;
 	*why = "bad spec";
-	if (json_unpack_ex(spec, &jerr, JSON_STRICT,
-			   v >= 3 ? "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F,s:o}"
-			   : "{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:F,s:o,s:F,s:I,s:F}",
-			   "type", &type, "argv", &in.argv, "env", &in.env, "cwd", &in.cwd, "name",
-			   &in.name, "labels", &in.labels, "class", &cls, "priority", &in.priority,
-			   "timeout", &in.timeout, "deps", &deps, "run_at", &in.run_at, "retries",
-			   &in.retries, "retry_delay", &in.retry_delay, "notify", &in.notify) == -1)
+	if (json_is_integer(arr)) {
+		/* A job of an array: its own priority and dependencies; the rest is the array's. */
+		*array = (uint64_t)json_integer_value(arr);
+		if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:I,s:o}", "priority", &in.priority,
+				   "deps", &deps) == -1)
+			return -1;
+		in.argv = in.env = in.cwd = in.name = json_null();
+	} else if (unpack_spec(spec, version, &in, &in3, &type, &cls, &deps) == -1) {
 		return -1;
+	}
 	*why = "bad result";
 	if (json_unpack_ex(res, &jerr, JSON_STRICT,
 			   "{s:s,s:I,s:I,s:F,s:F,s:I,s:F,s:F,s:F,s:F,s:I,s:I,s:b,s:b,s:I,s:o,s:o}",
@@ -630,16 +795,21 @@ decode_v2_job(json_t *o, int v, struct job *j, const char **why)
 		return -1;
 	if (in.type == JOBTYPE_HANDLER)
 		j->spec.handler = xstrdup(type);
-	*why = "bad dependencies";
-	if (deps_alloc(&j->spec, deps) == -1)
+	/*
+	 * A handler's name as type needs the handler part; exec and the
+	 * built-in types have none (a module type's other job has it).
+	 */
+	*why = in.type == JOBTYPE_HANDLER ? "bad names" : "a handler's record with a built-in type";
+	if (*array == 0 && ((in.type == JOBTYPE_HANDLER && handler != 1) ||
+			    (handler == 1 && !has_handler_part(in.type))))
 		return -1;
-	json_array_foreach(deps, i, dv) {
-		if (json_unpack_ex(dv, &jerr, JSON_STRICT, "{s:I,s:b,s:o}", "id", &id, "any", &any,
-				   "state", &dstate) == -1 ||
-		    dep_set(&j->spec.deps[i], id, any, dep_state(dstate)) == -1)
-			return -1;
-	}
-	return 0;
+	*why = "bad spec";
+	if (*array == 0 && version >= 5 && take_spec3(&in3, &j->spec) == -1)
+		return -1;
+	j->restarted_from = (uint64_t)restarted;
+	j->suspended_for = suspended;
+	*why = "bad dependencies";
+	return take_deps(deps, &j->spec.deps, &j->spec.ndeps);
 }
 
 /* Limits as stored: {"memory","cpus","pids"}, 0 for none. */
@@ -662,15 +832,19 @@ take_limits(json_t *l, struct cg_limits *lim)
 }
 
 /*
- * Version 4: version 3 without "route_key", and how the job was routed
- * ("route"), its cgroup, when it last changed class while running, its
- * limits (spec.limits) and what its run measured of its cgroup
- * (result.mem_peak_kb, in_cgroup, cgroup_error). Those are taken out of
- * o, and the rest must read as version 3.
+ * Versions 4 and 5. Version 4: version 3 without "route_key", and how the
+ * job was routed ("route"), its cgroup, when it last changed class while
+ * running, its limits (spec.limits) and what its run measured of its cgroup
+ * (result.mem_peak_kb, in_cgroup, cgroup_error). Those are taken out of o,
+ * and the rest must read as version 3 without "route_key" (decode_v23;
+ * version 5: with what it added there). A job of an array (version 5) has
+ * no limits of its own: they are its array's.
  */
 static int
-decode_v4(json_t *o, struct job *j, const char **why)
+decode_v4(json_t *o, int version, struct job *j, uint64_t *array, const char **why)
 {
+	json_t *arr = version >= 5 ? json_object_get(o, "array") : NULL;
+	bool member = json_is_integer(arr);
 	json_t *spec = json_object_get(o, "spec"), *res = json_object_get(o, "result");
 	json_t *route = json_object_get(o, "route"), *cg = json_object_get(o, "cgroup");
 	json_t *re = json_object_get(o, "reclassified_at"), *peak, *inc, *cge;
@@ -686,7 +860,7 @@ decode_v4(json_t *o, struct job *j, const char **why)
 	if (route_from_record(route, &j->route) == -1)
 		return -1;
 	*why = "bad cgroup fields";
-	if (take_limits(json_object_get(spec, "limits"), &j->spec.limits) == -1 ||
+	if ((!member && take_limits(json_object_get(spec, "limits"), &j->spec.limits) == -1) ||
 	    take_str(cg, &j->cgroup) == -1 || !json_is_number(re) ||
 	    !time_ok(json_number_value(re)) || !json_is_integer(peak) ||
 	    json_integer_value(peak) < -1 || json_integer_value(peak) > LONG_MAX ||
@@ -702,7 +876,7 @@ decode_v4(json_t *o, struct job *j, const char **why)
 	json_object_del(o, "route");
 	json_object_del(o, "cgroup");
 	json_object_del(o, "reclassified_at");
-	return decode_v2(o, 4, j, why);
+	return decode_v23(o, version, j, array, why);
 }
 
 /* Version 1 (taskd 0.1.0), read as that release read it. */
@@ -769,7 +943,7 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 		return -1;
 	json_array_foreach(deps, i, dv) {
 		if (json_unpack(dv, "[I,b,I]", &id, &any, &state) == -1 ||
-		    state < -1 || state >= JOB_NSTATES ||
+		    state < -1 || state >= JOB_SUSPENDED || /* 0.1.0 had no more */
 		    dep_set(&j->spec.deps[i], id, any, (int)state) == -1)
 			return -1;
 	}
@@ -777,7 +951,8 @@ decode_v1(json_t *o, uint64_t rid, struct job *j, const char **why)
 }
 
 struct job *
-record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char **cause)
+record_decode_json(uint64_t id, const char *state, json_t *o, int *version, uint64_t *array,
+		   char **cause)
 {
 	int st = job_state_parse(state);
 	const char *why = NULL;
@@ -786,6 +961,7 @@ record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char
 	int rc;
 
 	*version = 0;
+	*array = 0;
 	if (!json_is_object(o) || st < 0) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  st < 0 ? "unknown state" : "not a JSON object");
@@ -809,8 +985,8 @@ record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char
 	j->id = id;
 	j->state = (enum job_state)st;
 	rc = *version == 1  ? decode_v1(o, id, j, &why)
-	     : *version < 4 ? decode_v2(o, *version, j, &why)
-			    : decode_v4(o, j, &why);
+	     : *version < 4 ? decode_v23(o, *version, j, array, &why)
+			    : decode_v4(o, *version, j, array, &why);
 	if (rc == -1) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id, why);
 		job_free(j);
@@ -819,21 +995,121 @@ record_decode_json(uint64_t id, const char *state, json_t *o, int *version, char
 	return j;
 }
 
+/* An array's record (version 5 and later): exactly its fields, its spec's limits too. */
+static int
+decode_array(json_t *o, struct job_array *a, const char **why)
+{
+	const char *type, *cls, *state;
+	struct job_in in = { 0 };
+	struct spec3_in in3 = { 0 };
+	json_int_t version, count, start, step, max;
+	json_t *spec, *deps;
+	json_error_t jerr;
+	struct job *j;
+	int st;
+
+	*why = "bad fields";
+	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:F,s:o}", "v",
+			   &version, "uid", &in.uid, "gid", &in.gid, "count", &count, "start",
+			   &start, "step", &step, "max", &max, "state", &state, "submitted_at",
+			   &in.submitted_at, "spec", &spec) == -1)
+		return -1;
+	st = job_state_parse(state);
+	if (count < 1 || count > TASKD_MAX_ARRAY || start < 0 || step < 1 ||
+	    start > TASKD_MAX_ARRAY_INDEX || step > TASKD_MAX_ARRAY_INDEX ||
+	    start + (count - 1) * step > TASKD_MAX_ARRAY_INDEX || max < 0 || max > INT_MAX ||
+	    (st != JOB_QUEUED && st != JOB_WAITING && st != JOB_SCHEDULED))
+		return -1;
+	*why = "bad spec";
+	if (!json_is_object(spec) ||
+	    take_limits(json_object_get(spec, "limits"), &a->spec.limits) == -1)
+		return -1;
+	json_object_del(spec, "limits");
+	if (unpack_spec(spec, (int)version, &in, &in3, &type, &cls, &deps) == -1)
+		return -1;
+	/* Not exec nor a module type's name: a handler's (checked when its jobs are queued). */
+	in.type = strcmp(type, "exec") == 0 ? BUILTIN_EXEC
+		  : module_find(type) > 0   ? module_find(type) : JOBTYPE_HANDLER;
+	in.class = config_class_parse(cls);
+	in.attempt = 1;
+	in.route_key = "";
+	if (in.class < 0)
+		return -1;
+	/* The spec through a job, with the checks a job's record gets. */
+	j = job_new();
+	if (take_job(&in, j, why) == -1 || take_spec3(&in3, &j->spec) == -1 ||
+	    take_deps(deps, &a->deps, &a->ndeps) == -1) {
+		*why = "bad spec";
+		job_free(j);
+		return -1;
+	}
+	if (in.type == JOBTYPE_HANDLER)
+		j->spec.handler = xstrdup(type);
+	j->spec.limits = a->spec.limits;
+	a->spec = j->spec;
+	memset(&j->spec, 0, sizeof j->spec);
+	job_free(j);
+	a->uid = (uid_t)in.uid;
+	a->gid = (gid_t)in.gid;
+	a->count = (uint64_t)count;
+	a->start = start;
+	a->step = step;
+	a->max = (int)max;
+	a->first_state = (enum job_state)st;
+	a->submitted_at = in.submitted_at;
+	return 0;
+}
+
+struct job_array *
+record_decode_array(uint64_t id, const char *text, char **cause)
+{
+	struct job_array *a;
+	const char *why = "not a JSON object";
+	json_error_t jerr;
+	json_t *o, *v;
+
+	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	v = json_object_get(o, "v");
+	if (o != NULL && json_is_object(o) && json_is_integer(v) &&
+	    json_integer_value(v) > RECORD_VERSION) {
+		xasprintf(cause, "array %llu: record version %lld written by a newer taskd (this "
+			  "one reads up to %d)", (unsigned long long)id,
+			  (long long)json_integer_value(v), RECORD_VERSION);
+		json_decref(o);
+		return NULL;
+	}
+	a = xcalloc(1, sizeof *a);
+	a->id = id;
+	if (o == NULL || !json_is_object(o) || !json_is_integer(v) ||
+	    json_integer_value(v) < 5 || decode_array(o, a, &why) == -1) {
+		xasprintf(cause, "array %llu: unreadable record (%s)", (unsigned long long)id,
+			  o == NULL || !json_is_object(o) ? "not a JSON object"
+			  : !json_is_integer(v) || json_integer_value(v) < 5 ? "bad version" : why);
+		json_decref(o);
+		job_array_free(a);
+		return NULL;
+	}
+	json_decref(o);
+	return a;
+}
+
 struct job *
-record_decode(uint64_t id, const char *state, const char *text, int *version, char **cause)
+record_decode(uint64_t id, const char *state, const char *text, int *version, uint64_t *array,
+	      char **cause)
 {
 	json_error_t jerr;
 	struct job *j;
 	json_t *o;
 
 	*version = 0;
+	*array = 0;
 	o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL) {
 		xasprintf(cause, "job %llu: unreadable record (%s)", (unsigned long long)id,
 			  job_state_parse(state) < 0 ? "unknown state" : "not a JSON object");
 		return NULL;
 	}
-	j = record_decode_json(id, state, o, version, cause);
+	j = record_decode_json(id, state, o, version, array, cause);
 	json_decref(o);
 	return j;
 }

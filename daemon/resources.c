@@ -254,15 +254,19 @@ resources_end(struct resources *R, struct job *j)
 void
 resources_learn(struct resources *R, const struct job *j)
 {
+	struct run_result r = j->res; /* read only: its strings stay the job's */
 	struct kind_keys k;
 	double cpu, wall;
 
 	kind_keys_unpack(j->kinds, &k);
+	/* The time it was suspended (stopped) is not part of its run. */
+	if (j->suspended_for > 0)
+		r.wall = r.wall > j->suspended_for ? r.wall - j->suspended_for : 0;
 	/*
 	 * Also a run the router learned from at its reclassification: that
 	 * sample was its streak of periods, this is the whole run.
 	 */
-	if (router_learn_run(R->router, &k, j->spec.type, &j->res, &cpu, &wall))
+	if (router_learn_run(R->router, &k, j->spec.type, &r, &cpu, &wall))
 		log_debug("job %llu teaches %s: %.3f s of CPU in %.3f s (wall %.3f, waited for a "
 			  "CPU %.3f)", (unsigned long long)j->id, k.key[0], cpu, wall, j->res.wall,
 			  j->res.runq_wait);

@@ -78,6 +78,7 @@ run_spec_free(struct run_spec *s)
 	strv_free(s->argv);
 	strv_free(s->env);
 	free(s->cwd);
+	free(s->in_path);
 	free(s->out_path);
 	free(s->err_path);
 	free(s->cgroup);
@@ -117,7 +118,7 @@ run_free(struct run *r)
 	run_result_clear(&r->res);
 	free(r->progress);
 	pthread_mutex_destroy(&r->progress_lock);
-	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled));
+	cancel_fd_put(r->cancel_fd, atomic_load(&r->cancelled) || atomic_load(&r->controlled));
 	free(r);
 }
 
@@ -144,6 +145,20 @@ bool
 run_cancelled(struct run *r)
 {
 	return atomic_load(&r->cancelled);
+}
+
+void
+run_suspend(struct run *r, bool suspend)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	atomic_store(&r->suspend, suspend);
+	atomic_store(&r->controlled, true);
+	if (r->cancel_fd != -1 && write(r->cancel_fd, &one, sizeof one) == -1) {
+		/* EAGAIN: the counter is full, so it is readable already. */
+	}
+	errno = saved;
 }
 
 void

@@ -312,6 +312,17 @@ account(struct sampler *m, struct jobmon *jm, double now, double cpu, double wai
 		jm->peak_kb = rss;
 	if (peak > jm->peak_kb)
 		jm->peak_kb = peak;
+	/*
+	 * A suspended job is stopped (SIGSTOP): its periods tell nothing of
+	 * its kind, and it holds no cpu slot to move. None counts, its streak
+	 * starts again, and the baseline is taken afresh once it runs again.
+	 */
+	if (j->state == JOB_SUSPENDED) {
+		memset(&jm->rc, 0, sizeof jm->rc);
+		jm->streak_cpu = jm->streak_wall = 0;
+		jm->have_prev = false;
+		return;
+	}
 	/* A source change (its cgroup vanished) restarts the baseline. */
 	if (jm->have_prev && jm->source == src) {
 		dt = now - jm->prev_t;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "gate.h"
 #include "hpool.h"
 #include "jobtype.h"
 #include "leftover.h"
@@ -15,56 +16,9 @@
 #include "resources.h"
 #include "router.h"
 #include "sched.h"
+#include "sched-private.h"
 #include "stats.h"
 #include "xmalloc.h"
-
-/* One queue per pool: a flood of one class never holds up the other. */
-enum { Q_CPU, Q_IO, NQUEUES };
-
-/*
- * The queues of one handler's jobs, by the class they were routed to: a
- * handler whose workers are not up (starting, in backoff) holds up only
- * its own jobs. Kept while the handler is configured; a handler removed
- * by a reload fails its queued jobs ("handler removed").
- */
-struct hqueue {
-	char *name;
-	struct jobq *q[NQUEUES];
-	struct sched_fair fair[NQUEUES];
-};
-
-struct sched {
-	bool root;           /* the daemon runs as root: other users' jobs run as them */
-	struct jobs *jobs;
-	struct tpool *tpool;
-	struct ppool *ppool;
-	struct router *router;
-	struct resources *res;
-	const struct config *cfg;
-	char *jobs_dir;
-	char *live_dir;      /* commands are recorded there while they run, or NULL */
-	struct jobq *queue[NQUEUES];
-	uint64_t seq;
-	size_t running;
-	size_t running_cpu;  /* of running: in the process pool */
-	size_t cpu_busy;     /* running commands that count as cpu (hold a cpu slot) */
-	int io_in_workers;   /* running in the process pool but counting as io */
-	enum wait_reason blocked[NQUEUES]; /* why a queue's head did not start at the last dispatch */
-	uint64_t promise[NQUEUES];         /* memory its head waits for (resources_admit) */
-	void (*idle_cb)(void *);
-	void *idle_arg;
-	bool (*retry_cb)(struct job *, enum job_state, void *);
-	void (*forget_cb)(struct job *, void *);
-	void *retry_arg;
-	bool (*cluster_cb)(struct job *, enum job_state, void *);
-	void *cluster_arg;
-	bool paused[NQUEUES]; /* `pause --class`: nothing new starts from that queue */
-	struct sched_fair fair[NQUEUES];
-	struct hpool *hpool;     /* handler workers, or NULL */
-	int cpu_slots;           /* cpu jobs at once, commands and handlers together */
-	struct hqueue *hq;       /* nhq of them */
-	size_t nhq;
-};
 
 static void
 stamp_in(struct sched *s, struct job *j, struct sched_fair *f)
@@ -114,9 +68,15 @@ qindex(const struct job *j)
 	return j->routed == CLASS_CPU ? Q_CPU : Q_IO;
 }
 
+int
+sched_class_queue(const struct job *j)
+{
+	return qindex(j);
+}
+
 /* The queue j is (or would be) in: its handler's, or its pool's. */
-static struct jobq *
-queue_of(struct sched *s, const struct job *j)
+struct jobq *
+sched_queue_of(struct sched *s, const struct job *j)
 {
 	struct hqueue *h;
 
@@ -179,6 +139,7 @@ sched_new(struct event_base *base, struct jobs *js, struct tpool *tp, const stru
 	router_config(cfg, &rc);
 	s->router = router_new(&rc);
 	s->res = resources_new(base, s->router, cfg, &rcb);
+	sched_configure_queues(s);
 	job_set_json_hook(sched_json_cb, s);
 	return s;
 }
@@ -236,6 +197,8 @@ sched_free(struct sched *s)
 	free(s->hq);
 	job_set_json_hook(NULL, NULL);
 	resources_free(s->res);
+	gates_free(s);
+	free(s->resuming);
 	router_free(s->router);
 	free(s->jobs_dir);
 	free(s->live_dir);
@@ -250,6 +213,7 @@ sched_configure(struct sched *s)
 	router_config(s->cfg, &rc);
 	router_configure(s->router, &rc);
 	resources_configure(s->res);
+	sched_configure_queues(s);
 	sched_dispatch(s);
 }
 
@@ -264,7 +228,7 @@ size_t
 sched_pending(const struct sched *s)
 {
 	return jobq_len(s->queue[Q_CPU]) + jobq_len(s->queue[Q_IO]) + hq_len(s, Q_CPU) +
-	       hq_len(s, Q_IO);
+	       hq_len(s, Q_IO) + s->gated;
 }
 
 size_t
@@ -331,6 +295,9 @@ sched_remove_output(struct sched *s, const struct job *j)
 {
 	if (job_has_output(j))
 		output_remove(s->jobs_dir, j->id);
+	/* Its input: its own, or its array's with the array's last job (removed after this). */
+	if (j->spec.input_bytes > 0 && (j->array == NULL || j->array->present == 1))
+		output_remove_input(s->jobs_dir, job_input_owner(j));
 }
 
 static void
@@ -343,14 +310,8 @@ prune_cb(struct job *j, void *arg)
 static void
 finish(struct sched *s, struct job *j, enum job_state st)
 {
+	/* Its environment is kept: `restart` runs the job again with it. */
 	j->finished_at = j->res.finished_at > 0 ? j->res.finished_at : now_unix();
-	/*
-	 * The environment is not shown anywhere once the job is over: give it
-	 * back, unless its notify command still needs it (notify.c gives it
-	 * back then).
-	 */
-	if (j->spec.notify == NULL)
-		jobs_drop_env(s->jobs, j);
 	STATS_INC(jobs_finished);
 	log_debug("job %llu %s", (unsigned long long)j->id, job_state_name(st));
 	/* j may be freed by pruning inside jobs_finish. */
@@ -376,28 +337,27 @@ final_state(const struct run_result *r)
 	}
 }
 
+/*
+ * Nothing runs, and nothing queued can start: the class and handler queues
+ * are empty, and the jobs still at gates wait for queues the configuration
+ * no longer has, or paused ones (sched-gate.c: an open gate has nobody
+ * waiting).
+ */
 static void
 check_idle(struct sched *s)
 {
-	if (s->running == 0 && sched_pending(s) == 0 && s->idle_cb != NULL)
+	if (s->running == 0 && sched_pending(s) == s->gated && s->idle_cb != NULL)
 		s->idle_cb(s->idle_arg);
 }
 
-/* j no longer runs: its slot (and a worker it held beyond the cpu slots) is free. */
+/* j no longer runs: its slots (and a worker it held beyond the cpu slots) are free. */
 static void
 release(struct sched *s, struct job *j)
 {
 	s->running--;
 	if (j->pool == POOL_PROCESS)
 		s->running_cpu--;
-	if (j->pool == POOL_HANDLER)
-		return; /* the handler pool counts its own (hpool_cpu_busy) */
-	if (j->counts_as == CLASS_CPU)
-		s->cpu_busy--;
-	else if (j->pool == POOL_PROCESS) {
-		s->io_in_workers--;
-		ppool_set_extra(s->ppool, s->io_in_workers);
-	}
+	slots_release(s, j);
 }
 
 /* A run came back from either pool: move its result into the job and finish it. */
@@ -415,7 +375,14 @@ run_finished(struct sched *s, struct run *r, int worker)
 	free(j->progress);
 	j->progress = NULL;
 	run_free(r);
+	/* Ended while suspended (killed from outside): its time suspended counts, it resumes no more. */
+	if (j->state == JOB_SUSPENDED) {
+		j->suspended_for += now_unix() - j->suspended_at;
+		j->suspended_at = 0;
+		resume_forget(s, j);
+	}
 	release(s, j);
+	gate_leave(s, j);
 	resources_end(s->res, j);
 	quota_run_ended(s->cfg, s->jobs, s->jobs_dir, j);
 	resources_learn(s->res, j);
@@ -461,6 +428,23 @@ run_task_cb(struct tpool_task *t)
 	run_execute((struct run *)t);
 }
 
+/* Its environment, and a job of an array's TASKD_ARRAY_ID and TASKD_ARRAY_INDEX. */
+static char **
+run_env(const struct job *j)
+{
+	size_t n = strv_len(j->spec.env);
+	char **env;
+
+	if (j->array == NULL)
+		return strv_dup(j->spec.env);
+	env = xcalloc(n + 3, sizeof *env);
+	env[0] = xprintf("TASKD_ARRAY_ID=%llu", (unsigned long long)j->array->id);
+	env[1] = xprintf("TASKD_ARRAY_INDEX=%lld", j->array_index);
+	for (n = 0; j->spec.env != NULL && j->spec.env[n] != NULL; n++)
+		env[n + 2] = xstrdup(j->spec.env[n]);
+	return env;
+}
+
 static struct run *
 make_run(struct sched *s, struct job *j, bool cancellable)
 {
@@ -469,9 +453,15 @@ make_run(struct sched *s, struct job *j, bool cancellable)
 	r->spec.job_id = j->id;
 	r->spec.type = j->spec.type;
 	r->spec.argv = strv_dup(j->spec.argv);
-	r->spec.env = strv_dup(j->spec.env);
+	r->spec.env = run_env(j);
 	r->spec.cwd = j->spec.cwd != NULL ? xstrdup(j->spec.cwd) : NULL;
-	r->spec.input = j->spec.input != NULL ? xstrdup(j->spec.input) : NULL;
+	/*
+	 * Its input is in its input file (output.h): a command's stdin; a
+	 * module job reads it where it runs (modrun.c), a handler's job is
+	 * given it in its job message (start_handler).
+	 */
+	if (j->spec.input_bytes > 0)
+		r->spec.in_path = output_path(s->jobs_dir, job_input_owner(j), OUTPUT_STDIN);
 	if (jobtype_has_output(j->spec.type)) {
 		r->spec.out_path = output_path(s->jobs_dir, j->id, OUTPUT_STDOUT);
 		r->spec.err_path = output_path(s->jobs_dir, j->id, OUTPUT_STDERR);
@@ -509,20 +499,20 @@ mark_started(struct sched *s, struct job *j, struct run *r, enum job_pool pool)
 	j->run = r;
 	j->pool = pool;
 	j->started_at = now_unix();
+	j->suspended_for = 0;
 	job_set_state(s->jobs, j, JOB_RUNNING);
+	gate_started(s, j);
 	s->running++;
 	if (pool == POOL_PROCESS)
 		s->running_cpu++;
 	/*
-	 * A worker is a cpu slot; reclassification may move it later
-	 * (sched_reclassified_cb). A handler job holds what it was routed to,
-	 * counted by the handler pool.
+	 * A command in a worker holds its cpu slots (start_process); reclassification
+	 * may move them later (sched_reclassified_cb). A handler job holds what it
+	 * was routed to, counted by the handler pool.
 	 */
 	j->counts_as = pool == POOL_PROCESS   ? CLASS_CPU
 		       : pool == POOL_HANDLER ? j->routed
 					      : CLASS_IO;
-	if (j->counts_as == CLASS_CPU && pool != POOL_HANDLER)
-		s->cpu_busy++;
 	STATS_INC(jobs_started);
 	log_debug("job %llu started in the %s pool", (unsigned long long)j->id,
 		  job_pool_name(pool));
@@ -544,7 +534,7 @@ start_thread(struct sched *s, struct job *j)
 }
 
 static int
-start_process(struct sched *s, struct job *j)
+start_process(struct sched *s, struct job *j, size_t slots)
 {
 	struct run *r = make_run(s, j, false); /* ppool_cancel */
 
@@ -556,16 +546,32 @@ start_process(struct sched *s, struct job *j)
 		run_free(r);
 		return -1;
 	}
+	j->slots_held = (int)slots;
+	s->cpu_used += slots;
 	mark_started(s, j, r, POOL_PROCESS);
 	j->worker = (int)r->worker_pid;
 	return 0;
 }
 
+/*
+ * 0 started, -1 not now (no room after all). 1: it cannot run, its input
+ * is gone (read here: the handler gets it in its job message), and it is
+ * taken out of its queue and failed.
+ */
 static int
 start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class cls)
 {
 	struct run *r = make_run(s, j, false); /* hpool_cancel */
+	char *why = NULL;
 
+	if (j->spec.input_bytes > 0 &&
+	    (r->spec.input = output_read_input(s->jobs_dir, job_input_owner(j), &why)) == NULL) {
+		run_free(r);
+		gate_unqueue(s, j);
+		sched_finish(s, j, JOB_FAILED, why);
+		free(why);
+		return 1;
+	}
 	if (hpool_submit(h, r, cls) == -1) {
 		run_free(r);
 		return -1;
@@ -573,6 +579,14 @@ start_handler(struct sched *s, struct job *j, struct handler *h, enum job_class 
 	mark_started(s, j, r, POOL_HANDLER);
 	j->worker = (int)r->worker_pid;
 	return 0;
+}
+
+size_t
+sched_slots_of(const struct sched *s, const struct job *j)
+{
+	size_t want = j->spec.slots > 1 ? (size_t)j->spec.slots : 1, all = sched_cpu_slots(s);
+
+	return want < all ? want : all;
 }
 
 /* Before b in a merged queue: by priority, then submission. */
@@ -587,29 +601,29 @@ earlier(const struct job *a, const struct job *b)
 /*
  * One CPU budget, the cpu slots: one per worker the process pool may have
  * (process_pool.max_workers, by default the number of CPUs). Commands that
- * count as cpu (in the process pool, or on a thread once reclassified) and
- * cpu-routed handler jobs (each alone in its worker) together never hold
- * more.
+ * count as cpu (in the process pool, or on a thread once reclassified:
+ * their --slots, one by default; none while suspended) and cpu-routed
+ * handler jobs (each alone in its worker) together never hold more.
  */
-static size_t
-cpu_slots(const struct sched *s)
+size_t
+sched_cpu_slots(const struct sched *s)
 {
 	if (s->ppool != NULL)
 		return (size_t)ppool_max_workers(s->ppool);
 	return s->hpool != NULL ? (size_t)s->cpu_slots : 0;
 }
 
-static size_t
-cpu_used(const struct sched *s)
+size_t
+sched_cpu_used(const struct sched *s)
 {
-	return s->cpu_busy + (size_t)hpool_cpu_busy(s->hpool);
+	return s->cpu_used + (size_t)hpool_cpu_busy(s->hpool);
 }
 
 /* Every cpu slot taken: a guess of the router's runs on a thread (router_route). */
 static bool
 cpu_full(const struct sched *s)
 {
-	return s->ppool != NULL && cpu_used(s) >= cpu_slots(s);
+	return s->ppool != NULL && sched_cpu_used(s) >= sched_cpu_slots(s);
 }
 
 /* A handler gone in a reload (or never there, for a restored job): its queued jobs fail. */
@@ -632,6 +646,7 @@ dispatch_handlers_io(struct sched *s)
 	struct handler *h;
 	struct job *j;
 	size_t i;
+	int rc;
 
 	for (i = 0; i < s->nhq; i++) {
 		if ((h = hpool_find(s->hpool, s->hq[i].name)) == NULL) {
@@ -640,8 +655,10 @@ dispatch_handlers_io(struct sched *s)
 		}
 		while (!s->paused[Q_IO] && (j = jobq_peek(s->hq[i].q[Q_IO])) != NULL &&
 		       hpool_room(h, CLASS_IO)) {
-			if (start_handler(s, j, h, CLASS_IO) == -1)
+			if ((rc = start_handler(s, j, h, CLASS_IO)) == -1)
 				break;
+			if (rc == 1)
+				continue;
 			jobq_remove(s->hq[i].q[Q_IO], j);
 			sched_fair_started(&s->hq[i].fair[Q_IO], j);
 		}
@@ -684,7 +701,8 @@ imin_size(size_t a, size_t b)
 static void
 demand(struct sched *s)
 {
-	size_t free_slots = cpu_used(s) < cpu_slots(s) ? cpu_slots(s) - cpu_used(s) : 0;
+	size_t used = sched_cpu_used(s), all = sched_cpu_slots(s);
+	size_t free_slots = used < all ? all - used : 0;
 	struct handler *h;
 	size_t i;
 
@@ -747,7 +765,8 @@ dispatch_once(struct sched *s)
 	enum wait_reason why;
 	struct handler *h;
 	struct job *j;
-	size_t hi = 0;
+	size_t hi = 0, need;
+	int rc;
 
 	s->blocked[Q_IO] = WAIT_NONE;
 	s->promise[Q_IO] = 0;
@@ -768,14 +787,21 @@ dispatch_once(struct sched *s)
 	dispatch_handlers_io(s);
 	s->blocked[Q_CPU] = WAIT_NONE;
 	s->promise[Q_CPU] = 0;
+	/* Suspended jobs asked to resume come first, in order (sched-suspend.c). */
+	if (resume_waiting(s)) {
+		s->blocked[Q_CPU] = WAIT_SLOTS;
+		return false;
+	}
 	while (!s->paused[Q_CPU]) {
 		if (s->ppool != NULL && (j = jobq_peek(cpu)) != NULL && reroute(s, j))
 			return true;
 		if ((j = next_cpu(s, ppool_held, &h, &hi)) == NULL)
 			break;
-		if (cpu_used(s) >= cpu_slots(s))
+		/* It waits for all the slots it takes: no job behind it overtakes it. */
+		need = h == NULL ? sched_slots_of(s, j) : 1;
+		if (sched_cpu_used(s) + need > sched_cpu_slots(s))
 			why = WAIT_SLOTS;
-		else if (resources_brake(s->res, cpu_used(s)))
+		else if (resources_brake(s->res, sched_cpu_used(s)))
 			why = WAIT_PRESSURE;
 		else if (h == NULL)
 			why = resources_admit(s->res, j, s->promise[Q_IO], &s->promise[Q_CPU]);
@@ -787,8 +813,9 @@ dispatch_once(struct sched *s)
 			ppool_held = true;
 			continue;
 		}
-		if (why == WAIT_NONE &&
-		    (h == NULL ? start_process(s, j) : start_handler(s, j, h, CLASS_CPU)) == -1)
+		rc = 0;
+		if (why == WAIT_NONE && (h == NULL ? start_process(s, j, need)
+					 : (rc = start_handler(s, j, h, CLASS_CPU))) == -1)
 			why = WAIT_SLOTS;
 		if (why != WAIT_NONE) {
 			s->blocked[Q_CPU] = why;
@@ -798,6 +825,8 @@ dispatch_once(struct sched *s)
 			jobq_remove(cpu, j);
 			sched_fair_started(&s->fair[Q_CPU], j);
 		} else {
+			if (rc == 1) /* failed, out of its queue */
+				continue;
 			jobq_remove(s->hq[hi].q[Q_CPU], j);
 			sched_fair_started(&s->hq[hi].fair[Q_CPU], j);
 		}
@@ -814,24 +843,19 @@ sched_dispatch(struct sched *s)
 	demand(s);
 }
 
-/* The sampler: running j counts as c from now on. Its slot moves; the command does not. */
+/* The sampler: running j counts as c from now on. Its slots move; the command does not. */
 static void
 sched_reclassified_cb(struct job *j, enum job_class c, void *arg)
 {
 	struct sched *s = arg;
 
+	/* A suspended job holds no slots (its stopped periods do not reach here: sampler.c). */
 	if (j->counts_as == c || j->state != JOB_RUNNING)
 		return;
-	if (c == CLASS_CPU)
-		s->cpu_busy++;
-	else
-		s->cpu_busy--;
 	j->counts_as = c;
-	/* In a worker but not a cpu slot: the pool may start one more worker for the slot. */
-	if (j->pool == POOL_PROCESS) {
-		s->io_in_workers += c == CLASS_IO ? 1 : -1;
-		ppool_set_extra(s->ppool, s->io_in_workers);
-	}
+	/* A handler job's slot is the handler pool's (hpool_cpu_busy). */
+	if (j->pool != POOL_HANDLER)
+		slots_set(s, j, c == CLASS_CPU ? sched_slots_of(s, j) : 0);
 	sched_dispatch(s);
 }
 
@@ -845,6 +869,7 @@ enum wait_reason
 sched_wait_reason(const struct sched *s, const struct job *j)
 {
 	const struct job *head;
+	enum wait_reason w;
 	struct jobq *q;
 	int qi;
 
@@ -855,16 +880,20 @@ sched_wait_reason(const struct sched *s, const struct job *j)
 		return WAIT_SCHEDULED;
 	case JOB_PAUSED:
 		return WAIT_PAUSED;
+	case JOB_SUSPENDED:
+		return j->resume_wanted ? WAIT_SLOTS : WAIT_NONE;
 	case JOB_QUEUED:
 		break;
 	default:
 		return WAIT_NONE;
 	}
+	if ((w = gate_wait_reason(j)) != WAIT_NONE)
+		return w;
 	qi = qindex(j);
 	if (s->paused[qi])
 		return WAIT_PAUSED;
 	/* Ahead of it: another user's job of its priority that came later (fair share's turn). */
-	q = queue_of((struct sched *)s, j);
+	q = sched_queue_of((struct sched *)s, j);
 	head = q != NULL ? jobq_peek(q) : NULL;
 	if (head != NULL && head != j && s->cfg->queue.fair_share && head->uid != j->uid &&
 	    head->spec.priority == j->spec.priority && head->seq > j->seq)
@@ -917,7 +946,9 @@ sched_add(struct sched *s, struct job *j)
 	j->queued_at = now_unix();
 	j->seq = s->seq++;
 	stamp_in(s, j, fair_of(s, j));
-	jobq_push(queue_of(s, j), j);
+	/* Through its array's MAX and its queue first, if it has them (sched-gate.c). */
+	gate_attach(s, j);
+	gate_enter(s, j);
 }
 
 void
@@ -929,10 +960,7 @@ sched_prune(struct sched *s)
 static void
 unqueue(struct sched *s, struct job *j)
 {
-	struct jobq *q = queue_of(s, j);
-
-	if (q != NULL)
-		jobq_remove(q, j);
+	gate_unqueue(s, j);
 }
 
 static void
@@ -979,13 +1007,15 @@ void
 sched_unqueue(struct sched *s, struct job *j)
 {
 	unqueue(s, j);
+	/* Its places at gates are free: others may have passed them. */
+	sched_dispatch(s);
 }
 
 void
 sched_set_priority(struct sched *s, struct job *j, int priority)
 {
-	struct jobq *q = queue_of(s, j);
-	bool queued = j->state == JOB_QUEUED && q != NULL && j->qidx < jobq_len(q);
+	struct jobq *q = j->state == JOB_QUEUED ? gate_heap(s, j) : NULL;
+	bool queued = q != NULL && j->qidx < jobq_len(q);
 
 	/* Out and back in with a turn at its new level, keeping its seq: O(log n). */
 	if (queued)
@@ -1056,10 +1086,13 @@ sched_cancel(struct sched *s, struct job *j, const char *why)
 	}
 	if (j->state == JOB_QUEUED) {
 		cancel_queued(s, j, why);
+		/* Its places at gates are free: others may have passed them. */
+		sched_dispatch(s);
 		check_idle(s);
 		return 0;
 	}
-	if (j->state == JOB_RUNNING) {
+	/* Suspended: the run continues it, then stops it (exec.c). */
+	if (j->state == JOB_RUNNING || j->state == JOB_SUSPENDED) {
 		cancel_running(s, j);
 		return 1;
 	}
@@ -1069,21 +1102,31 @@ sched_cancel(struct sched *s, struct job *j, const char *why)
 void
 sched_cancel_all(struct sched *s, const char *why)
 {
-	struct job *j, *next;
+	struct job *j;
+	uint64_t *ids = NULL;
+	size_t i, n = 0;
 	int q;
 
 	for (q = 0; q < NQUEUES; q++)
 		while ((j = jobq_peek(s->queue[q])) != NULL)
 			cancel_queued(s, j, why);
-	for (size_t i = 0; i < s->nhq; i++)
+	for (i = 0; i < s->nhq; i++)
 		for (q = 0; q < NQUEUES; q++)
 			while ((j = jobq_peek(s->hq[i].q[q])) != NULL)
 				cancel_queued(s, j, why);
-	for (j = jobs_first(s->jobs); j != NULL; j = next) {
-		next = TAILQ_NEXT(j, all);
-		if (j->state == JOB_RUNNING)
+	/* Those waiting at gates, by id: cancelling one may prune others. */
+	if (s->gated > 0)
+		ids = xcalloc(s->gated, sizeof *ids);
+	for (j = jobs_first(s->jobs); j != NULL; j = TAILQ_NEXT(j, all)) {
+		if (j->state == JOB_QUEUED && j->qidx != SIZE_MAX && n < s->gated)
+			ids[n++] = j->id;
+		else if (j->state == JOB_RUNNING || j->state == JOB_SUSPENDED)
 			cancel_running(s, j);
 	}
+	for (i = 0; i < n; i++)
+		if ((j = jobs_find(s->jobs, ids[i])) != NULL && j->state == JOB_QUEUED)
+			cancel_queued(s, j, why);
+	free(ids);
 	check_idle(s);
 }
 

@@ -64,6 +64,8 @@ struct job *jobq_peek(const struct jobq *q);
 struct job *jobq_pop(struct jobq *q);
 void jobq_remove(struct jobq *q, struct job *j);
 size_t jobq_len(const struct jobq *q);
+/* The job at position i of the heap (any order), NULL past its end: for scans. */
+struct job *jobq_at(const struct jobq *q, size_t i);
 
 struct sched;
 
@@ -136,6 +138,7 @@ int sched_check_defaults(struct sched *s, const struct config *cfg, char **why);
 struct cgroups *sched_cgroups(const struct sched *s);
 /* Why a pending job is not running (WAIT_NONE for running and finished jobs). */
 enum wait_reason sched_wait_reason(const struct sched *s, const struct job *j);
+/* Running or suspended jobs. */
 size_t sched_running(const struct sched *s);
 /* Running as cpu (process pool, cpu-routed handler jobs) or io (thread pool, io-routed handler jobs). */
 size_t sched_running_class(const struct sched *s, enum job_class c);
@@ -150,6 +153,33 @@ void sched_finish(struct sched *s, struct job *j, enum job_state st, const char 
 void sched_unqueue(struct sched *s, struct job *j);
 /* New priority for a job; a queued one moves in its queue (O(log n)). */
 void sched_set_priority(struct sched *s, struct job *j, int priority);
+/*
+ * Named queues (the configuration's `queues`, sched-gate.c). configure:
+ * after a reload (and at start), make the queues the configuration's: new
+ * ones, new slots; a removed queue keeps its queued jobs (wait_reason
+ * "queue_removed") until it comes back. pause: stop / restart starting its
+ * jobs (queued ones past it go back to wait at it; the caller dispatches);
+ * -1 if known_only and the configuration has no such queue. unpause_queues: all of them (a
+ * drain). json: [{"name","slots","running","queued","paused","removed"}].
+ */
+void sched_configure_queues(struct sched *s);
+int sched_pause_queue(struct sched *s, const char *name, bool pause, bool known_only);
+bool sched_queue_paused(const struct sched *s, const char *name);
+void sched_unpause_queues(struct sched *s);
+json_t *sched_queues_json(const struct sched *s);
+/*
+ * Suspend a running command (sched-suspend.c): its process group stops,
+ * its timeout stops running, a process-pool job gives its cpu slots back.
+ * -1 with *why (not running, a built-in, being cancelled). resume: true if
+ * it runs again now, false if it waits for its cpu slots (it stays
+ * suspended until they are free). resume_all: every suspended job (a
+ * drain).
+ */
+int sched_suspend(struct sched *s, struct job *j, char **why);
+bool sched_resume(struct sched *s, struct job *j);
+void sched_resume_all(struct sched *s);
+/* Why a pending job (or a suspended one asked to resume) does not run now. */
+enum wait_reason sched_wait_reason(const struct sched *s, const struct job *j);
 /* Stop / restart starting jobs of class c (CLASS_AUTO: both); running ones go on. */
 void sched_pause(struct sched *s, enum job_class c, bool pause);
 bool sched_paused(const struct sched *s, enum job_class c);

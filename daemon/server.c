@@ -64,6 +64,7 @@ struct server {
 	dev_t dev;
 	ino_t ino;
 	size_t max_frame;
+	size_t input_room;     /* lines may be this much longer (server_set_input_room) */
 	double stall_timeout;
 	double idle_timeout;     /* limits.idle_timeout, 0 = never */
 	struct event *tick_ev;   /* 1 s: closes clients stalled inside a frame, or idle */
@@ -177,6 +178,19 @@ server_set_limits(struct server *srv, size_t max_frame, int max_clients, double 
 	srv->max_frame = max_frame;
 	srv->admission.max_clients = max_clients;
 	srv->stall_timeout = stall_timeout;
+}
+
+void
+server_set_input_room(struct server *srv, size_t room)
+{
+	srv->input_room = room;
+}
+
+/* The longest line read whole. */
+static size_t
+max_line(const struct server *srv)
+{
+	return srv->max_frame + srv->input_room;
 }
 
 void
@@ -414,7 +428,7 @@ read_frames(struct client *c)
 			n = evbuffer_get_length(in);
 			if (c->discarding) {
 				evbuffer_drain(in, n);
-			} else if (n >= c->srv->max_frame) {
+			} else if (n >= max_line(c->srv)) {
 				frame_too_large(c);
 				evbuffer_drain(in, n);
 				c->discarding = true;
@@ -426,7 +440,7 @@ read_frames(struct client *c)
 		}
 		n = (size_t)eol.pos;
 		c->partial_since = 0;
-		if (c->discarding || n + 1 > c->srv->max_frame) {
+		if (c->discarding || n + 1 > max_line(c->srv)) {
 			if (!c->discarding)
 				frame_too_large(c);
 			c->discarding = false;
@@ -453,7 +467,7 @@ client_eof(struct client *c, bool error)
 
 	/* A last request without its newline is still a request. */
 	n = evbuffer_get_length(c->in);
-	if (!error && n > 0 && !c->discarding && n < c->srv->max_frame) {
+	if (!error && n > 0 && !c->discarding && n < max_line(c->srv)) {
 		c->srv->frame(c, (const char *)evbuffer_pullup(c->in, -1), n, c->srv->arg);
 		evbuffer_drain(c->in, n);
 	}

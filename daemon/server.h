@@ -31,6 +31,12 @@ void server_set_handlers(struct server *srv, server_frame_fn frame, server_close
 void server_set_limits(struct server *srv, size_t max_frame, int max_clients,
 		       double stall_timeout);
 /*
+ * Room beyond max_frame a line may have (the base64 of limits.max_input:
+ * a submit's "input"); the frame callback checks that the rest of such a
+ * line fits in max_frame.
+ */
+void server_set_input_room(struct server *srv, size_t room);
+/*
  * Connections per user (0: no limit) and the idle time after which a
  * connection with nothing in flight is closed (0: never). Root and taskd's
  * own user have no per-user limit, and the last few of max_clients are kept

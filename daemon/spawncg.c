@@ -30,10 +30,15 @@ child(const struct spawn_req *q)
 		return errno;
 	if (q->cgroup_procs != -1 && write(q->cgroup_procs, "0", 1) != 1)
 		return errno;
-	if ((fd = open("/dev/null", O_RDONLY)) == -1)
-		return errno;
-	if (fd != 0 && (dup2(fd, 0) == -1 || close(fd) == -1))
-		return errno;
+	if (q->in_fd != -1) {
+		if (dup2(q->in_fd, 0) == -1)
+			return errno;
+	} else {
+		if ((fd = open("/dev/null", O_RDONLY)) == -1)
+			return errno;
+		if (fd != 0 && (dup2(fd, 0) == -1 || close(fd) == -1))
+			return errno;
+	}
 	if (dup2(q->out_fd, 1) == -1 || dup2(q->err_fd, 2) == -1)
 		return errno;
 	if (q->fd3 != -1 && dup2(q->fd3, 3) == -1)

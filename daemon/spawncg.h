@@ -3,7 +3,7 @@
  * a cgroup (glibc 2.36 has no such attribute), and moving it afterwards
  * races with its first fork: a grandchild started before the move would
  * stay outside. spawn_into does what exec.c asks of posix_spawn (stdin
- * from /dev/null, stdout/stderr and an optional fd 3, a session and
+ * from its input file or /dev/null, stdout/stderr and an optional fd 3, a session and
  * process group of its own, default signal dispositions, an empty mask, a
  * working directory) with vfork, and the child writes itself into the
  * cgroup's cgroup.procs before it execs. As with posix_spawn, the parent thread is
@@ -20,6 +20,7 @@ struct spawn_req {
 	const char *path;    /* to execve */
 	char *const *argv;
 	char *const *env;
+	int in_fd;           /* becomes fd 0, or -1: /dev/null */
 	int out_fd;          /* becomes fd 1 */
 	int err_fd;          /* becomes fd 2 */
 	int fd3;             /* becomes fd 3, or -1 */

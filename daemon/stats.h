@@ -22,6 +22,9 @@
 	X(events_sent, "job event lines sent to subscribers")                                      \
 	X(event_overflows, "subscribers cut off for falling behind")                               \
 	X(jobs_retried, "failed, timed-out or lost attempts scheduled again (retries)")            \
+	X(jobs_restarted, "finished jobs submitted again (restart)")                               \
+	X(jobs_suspended, "running jobs suspended (pause of a running job)")                       \
+	X(submits_existing, "submits answered with the job holding their unique key")              \
 	X(jobs_reclassified, "running jobs that changed class (live sampling)")                    \
 	X(cgroup_failures, "commands that ran without the cgroup they were given")                 \
 	X(workers_spawned, "worker processes started (the first ones and every replacement)")    \
@@ -38,6 +41,7 @@ struct stats {
 extern struct stats stats;
 
 #define STATS_INC(name) (stats.name++)
+#define STATS_ADD(name, n) (stats.name += (n))
 
 struct json_t;
 /* {"connections":N, ...} */

@@ -35,6 +35,8 @@ static const char *const migrations[] = {
     "CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT INTO meta (key, value) VALUES ('next_id', 1);",
+    /* 1 → 2: job arrays (their jobs' ids are id .. last) */
+    "CREATE TABLE arrays (id INTEGER PRIMARY KEY, last INTEGER NOT NULL, record TEXT NOT NULL);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -48,7 +50,13 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_PUT] = ("INSERT INTO jobs (id, state, record) VALUES (?1, ?2, ?3) "
                 "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record"),
     [ST_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_DELETE_RANGE] = "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2",
     [ST_LOAD] = "SELECT id, state, record FROM jobs ORDER BY id",
+    [ST_ARRAY_PUT] = ("INSERT INTO arrays (id, last, record) VALUES (?1, ?2, ?3) "
+                      "ON CONFLICT (id) DO UPDATE SET last = excluded.last, "
+                      "record = excluded.record"),
+    [ST_ARRAY_DELETE] = "DELETE FROM arrays WHERE id = ?1",
+    [ST_ARRAY_LOAD] = "SELECT id, record FROM arrays ORDER BY id",
     [ST_ROWS] = "SELECT count(*) FROM jobs",
     [ST_SET_NEXT] = "UPDATE meta SET value = ?1 WHERE key = 'next_id'",
 };
@@ -260,11 +268,13 @@ validate(struct store *st, int64_t *version, char **cause)
 	}
 	if (query_int(st,
 	              "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-	              "name IN ('jobs', 'meta')",
+	              "name IN ('jobs', 'meta', 'arrays')",
 	              &tables, cause) == -1)
 		return -1;
-	if (tables != 2) {
-		xasprintf(cause, "%s: not a taskd database (no jobs or meta table)", st->path);
+	/* Each version's tables: jobs and meta since 1, arrays since 2. */
+	if (tables != (*version >= 2 ? 3 : 2)) {
+		xasprintf(cause, "%s: not a taskd database (no jobs, meta or arrays table)",
+		          st->path);
 		return -1;
 	}
 	return 0;
@@ -322,15 +332,18 @@ prepare(struct store *st, char **cause)
 	return 0;
 }
 
-/* next_id from meta, and at least one past the highest stored id. */
+/* next_id from meta, and at least one past the highest stored id (an array's last job's). */
 static int
 read_next_id(struct store *st, char **cause)
 {
-	int64_t meta, max;
+	int64_t meta, max, last;
 
 	if (query_int(st, "SELECT value FROM meta WHERE key = 'next_id'", &meta, cause) == -1 ||
-	    query_int(st, "SELECT coalesce(max(id), 0) FROM jobs", &max, cause) == -1)
+	    query_int(st, "SELECT coalesce(max(id), 0) FROM jobs", &max, cause) == -1 ||
+	    query_int(st, "SELECT coalesce(max(last), 0) FROM arrays", &last, cause) == -1)
 		return -1;
+	if (last > max)
+		max = last;
 	if (meta < 1 || max < 0 || max == INT64_MAX) {
 		xasprintf(cause, "%s: database is corrupt (next_id %lld, highest id %lld)",
 		          st->path, (long long)meta, (long long)max);

@@ -558,3 +558,168 @@ store_meta_set(struct store *st, const char *key, int64_t value, char **cause)
 	}
 	return store_commit(st, cause);
 }
+
+/* ---- arrays ---- */
+
+/* One write statement, s bound by the caller, inside a transaction or as its own. */
+static int
+write_stmt(struct store *st, sqlite3_stmt *s, const char *what, bool deletes, char **cause)
+{
+	bool own = !st->in_tx;
+
+	if (st->tx_failed != NULL) {
+		xasprintf(cause, "%s: transaction already failed (%s)", what, st->tx_failed);
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	if (own && store_begin(st, cause) == -1) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	if (run(st, s, what, cause) == -1) {
+		if (own)
+			store_rollback(st);
+		else
+			tx_fail(st, *cause);
+		return -1;
+	}
+	if (deletes)
+		st->tx_deleted = true;
+	return own ? store_commit(st, cause) : 0;
+}
+
+int
+store_array_put(struct store *st, uint64_t id, uint64_t last, const char *record, char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_ARRAY_PUT];
+	char what[64];
+
+	snprintf(what, sizeof what, "insert array %llu", (unsigned long long)id);
+	if (last >= INT64_MAX || last < id || record == NULL) {
+		xasprintf(cause, "%s: bad ids or no record", what);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)last);
+	sqlite3_bind_text(s, 3, record, -1, SQLITE_STATIC);
+	if (write_stmt(st, s, what, false, cause) == -1)
+		return -1;
+	if (last >= st->next_id)
+		st->next_id = last + 1;
+	return 0;
+}
+
+int
+store_array_delete(struct store *st, uint64_t id, uint64_t last, char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_DELETE_RANGE];
+	char what[64];
+	bool own = !st->in_tx;
+
+	if (last >= INT64_MAX || last < id)
+		return 0; /* never stored */
+	snprintf(what, sizeof what, "delete array %llu", (unsigned long long)id);
+	if (own && store_begin(st, cause) == -1)
+		return -1;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)last);
+	if (write_stmt(st, s, what, true, cause) == -1)
+		goto fail;
+	s = st->stmt[ST_ARRAY_DELETE];
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+	if (write_stmt(st, s, what, true, cause) == -1)
+		goto fail;
+	return own ? store_commit(st, cause) : 0;
+fail:
+	if (own)
+		store_rollback(st);
+	return -1;
+}
+
+int
+store_array_load(struct store *st, int (*cb)(uint64_t id, const char *record, void *arg),
+		 void *arg, char **cause)
+{
+	sqlite3_stmt *s = st->stmt[ST_ARRAY_LOAD];
+	const char *record;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((record = (const char *)sqlite3_column_text(s, 1)) == NULL) {
+			xasprintf(cause, "load arrays: %s",
+			          sqlite3_errcode(st->db) == SQLITE_NOMEM ? "out of memory"
+			                                                  : "a row without record");
+			ret = -1;
+			break;
+		}
+		if ((ret = cb((uint64_t)sqlite3_column_int64(s, 0), record, arg)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		xasprintf(cause, "load arrays: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+	sqlite3_reset(s);
+	return ret;
+}
+
+int
+store_meta_each(struct store *st, const char *prefix,
+                int (*cb)(const char *key, int64_t value, void *arg), void *arg, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	const char *key;
+	size_t len = strlen(prefix);
+	int rc, ret = 0;
+
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT key, value FROM meta WHERE substr(key, 1, ?2) = ?1 "
+	                        "ORDER BY key",
+	                        -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, (sqlite3_int64)len);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		key = (const char *)sqlite3_column_text(s, 0);
+		if (key != NULL && (ret = cb(key, sqlite3_column_int64(s, 1), arg)) != 0)
+			break;
+		rc = SQLITE_OK;
+	}
+	if (ret == 0 && rc != SQLITE_DONE && rc != SQLITE_OK) {
+		xasprintf(cause, "read meta %s*: %s", prefix, sqlite3_errmsg(st->db));
+		st->last_error = rc;
+		ret = -1;
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int
+store_meta_delete(struct store *st, const char *key, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	char what[96];
+	int rc;
+
+	snprintf(what, sizeof what, "delete meta %s", key);
+	if (strcmp(key, "next_id") == 0) {
+		xasprintf(cause, "%s: kept by the store itself", what);
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(st->db, "DELETE FROM meta WHERE key = ?1", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		xasprintf(cause, "%s: %s", what, sqlite3_errmsg(st->db));
+		sqlite3_finalize(s);
+		if (st->in_tx)
+			tx_fail(st, *cause);
+		return -1;
+	}
+	rc = write_stmt(st, s, what, false, cause);
+	sqlite3_finalize(s);
+	return rc;
+}

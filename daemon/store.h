@@ -14,16 +14,18 @@
 #include <stdint.h>
 
 #define STORE_FILE "taskd.db"
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
 /*
  * Open or create state_dir/taskd.db: WAL mode, synchronous=NORMAL (a commit
  * is written to the log; store_sync makes it survive power loss), busy_timeout, foreign keys off, a schema
- * version in PRAGMA user_version with migrations (version 1 now: table
+ * version in PRAGMA user_version with migrations (version 2 now: table
  * jobs(id INTEGER PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL),
- * table meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) holding next_id).
+ * table meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) holding next_id,
+ * and since version 2 table arrays(id INTEGER PRIMARY KEY, last INTEGER NOT
+ * NULL, record TEXT NOT NULL): job arrays, whose jobs have ids id .. last).
  * A newer schema version than this build knows, a corrupt file (run PRAGMA
  * quick_check on open), or a file that is not a database → NULL with *cause
  * "PATH: database is corrupt (...)"/"PATH: written by a newer taskd (schema
@@ -72,6 +74,26 @@ int store_delete(struct store *st, uint64_t id, char **cause);
 int store_load(struct store *st,
                int (*cb)(uint64_t id, const char *state, const char *record, void *arg), void *arg,
                char **cause);
+/*
+ * Job arrays (table arrays): put an array's record (like store_put:
+ * advances next_id past last, its last job's id); delete it with the rows of
+ * all its jobs (ids id .. last); load them all in id order (cb as for
+ * store_load; the strings are valid during the callback only).
+ */
+int store_array_put(struct store *st, uint64_t id, uint64_t last, const char *record,
+		    char **cause);
+int store_array_delete(struct store *st, uint64_t id, uint64_t last, char **cause);
+int store_array_load(struct store *st, int (*cb)(uint64_t id, const char *record, void *arg),
+		     void *arg, char **cause);
+/*
+ * Meta values whose key starts with prefix: cb(key, value, arg) for each, in
+ * key order (a non-zero return stops and is returned); -1 with *cause.
+ */
+int store_meta_each(struct store *st, const char *prefix,
+		    int (*cb)(const char *key, int64_t value, void *arg), void *arg, char **cause);
+/* Remove a meta value (not next_id); like store_meta_set inside or outside a transaction. */
+int store_meta_delete(struct store *st, const char *key, char **cause);
+
 /*
  * Is the database still where it was opened? -1 with *cause ("PATH was
  * deleted while taskd ran", "... replaced by another file", ...) when the

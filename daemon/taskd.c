@@ -69,6 +69,12 @@ taskd_ppool_config(const struct config *cfg)
 	return pc;
 }
 
+size_t
+taskd_input_room(const struct config *cfg)
+{
+	return (size_t)(4 * ((cfg->limits.max_input + 2) / 3));
+}
+
 int
 taskd_max_clients(const struct config *cfg)
 {
@@ -143,6 +149,7 @@ apply_reload(struct taskd *td, json_t **changed, char **cause)
 		ppool_configure(td->ppool, &pc);
 	server_set_limits(td->server, td->cfg->limits.max_frame, taskd_max_clients(td->cfg),
 			  td->cfg->limits.stall_timeout);
+	server_set_input_room(td->server, taskd_input_room(td->cfg));
 	server_set_client_limits(td->server, td->cfg->limits.max_clients_per_user,
 				 td->cfg->limits.idle_timeout);
 	/* Handlers added, changed, removed; the scheduler fails a removed one's queued jobs. */
@@ -221,7 +228,14 @@ taskd_shutdown(struct taskd *td, bool drain)
 	if (!drain) {
 		sched_cancel_all(td->sched, "taskd shut down");
 	} else {
+		/*
+		 * Paused queues run too (in memory, like classes); suspended jobs
+		 * continue, or the drain would never end (they cannot be stored
+		 * suspended: a restart finds them lost).
+		 */
 		sched_pause(td->sched, CLASS_AUTO, false);
+		sched_unpause_queues(td->sched);
+		sched_resume_all(td->sched);
 	}
 	taskd_exit_if_idle(td);
 }
@@ -242,6 +256,16 @@ taskd_status_line(struct taskd *td, char *buf, size_t len)
 		 td->cluster != NULL ? cluster_state_name(td->cluster) : "");
 }
 
+/* A queue stored as paused: paused again (kept even if the configuration no longer has it). */
+static void
+restore_queue_pause(const char *name, void *arg)
+{
+	struct taskd *td = arg;
+
+	sched_pause_queue(td->sched, name, true, false);
+	log_info("starting jobs of queue %s is paused (taskctl resume --queue %s)", name, name);
+}
+
 int
 taskd_restore_paused(struct taskd *td, char **cause)
 {
@@ -249,7 +273,8 @@ taskd_restore_paused(struct taskd *td, char **cause)
 	bool paused[2];
 	size_t i;
 
-	if (persist_get_paused(td->persist, &paused[0], &paused[1], cause) == -1)
+	if (persist_get_paused_queues(td->persist, restore_queue_pause, td, cause) == -1 ||
+	    persist_get_paused(td->persist, &paused[0], &paused[1], cause) == -1)
 		return -1;
 	for (i = 0; i < 2; i++) {
 		if (!paused[i])

@@ -59,6 +59,8 @@ struct taskd {
 struct tpool_config taskd_tpool_config(const struct config *cfg);
 /* The process-pool part (max_workers 0 resolved to the number of CPUs). */
 struct ppool_config taskd_ppool_config(const struct config *cfg);
+/* Room a line may take beyond limits.max_frame: the base64 of limits.max_input. */
+size_t taskd_input_room(const struct config *cfg);
 /* What the handler pool takes from a configuration (sizes resolved). */
 struct hpool_limits taskd_hpool_limits(const struct config *cfg);
 /* limits.max_clients, lowered so clients cannot take the descriptors jobs need. */

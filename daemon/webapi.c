@@ -177,6 +177,7 @@ add_label(json_t *req, const char *value, char **why)
 #define Q_LIMIT 0x10  /* limit=N */
 #define Q_LOGS 0x20   /* stream=, offset=, max= */
 #define Q_STATES 0x40 /* state may repeat: "states" */
+#define Q_ARRAY 0x80  /* array=ID: an array's jobs */
 
 static int
 add_param(json_t *req, const struct param *p, unsigned allow, char **why)
@@ -218,6 +219,8 @@ add_param(json_t *req, const struct param *p, unsigned allow, char **why)
 	}
 	if ((allow & Q_LIMIT) && strcmp(p->key, "limit") == 0)
 		return set_integer(req, "limit", p->value, why);
+	if ((allow & Q_ARRAY) && strcmp(p->key, "array") == 0)
+		return set_integer(req, "array", p->value, why);
 	if ((allow & Q_LOGS) && strcmp(p->key, "stream") == 0)
 		return set_string(req, "stream", p->value, why);
 	if ((allow & Q_LOGS) && (strcmp(p->key, "offset") == 0 || strcmp(p->key, "max") == 0))
@@ -260,7 +263,14 @@ api_route(const char *rest, json_t *req, unsigned *allow, enum web_route *route)
 	}
 	if (strcmp(rest, "jobs") == 0) {
 		json_object_set_new(req, "op", json_string(TASKD_OP_LIST));
-		*allow = Q_STATE | Q_LABEL | Q_NAME | Q_ID | Q_LIMIT;
+		*allow = Q_STATE | Q_LABEL | Q_NAME | Q_ID | Q_LIMIT | Q_ARRAY;
+		return true;
+	}
+	if (strncmp(rest, "arrays/", 7) == 0 && is_id(rest + 7, strlen(rest + 7))) {
+		json_object_set_new(req, "op", json_string(TASKD_OP_SHOW));
+		json_object_set_new(req, "array",
+				    json_integer((json_int_t)strtoull(rest + 7, NULL, 10)));
+		*allow = 0;
 		return true;
 	}
 	if (strncmp(rest, "jobs/", 5) != 0)

@@ -8,9 +8,10 @@
  *
  *   GET /metrics                          exposition (monitor.c)
  *   GET /api/status                       {"op":"status"}
- *   GET /api/jobs?state=&label=K=V&name=&id=&limit=
+ *   GET /api/jobs?state=&label=K=V&name=&id=&limit=&array=
  *                                         {"op":"list", ...}
  *   GET /api/jobs/ID                      {"op":"show","job":ID}
+ *   GET /api/arrays/ID                    {"op":"show","array":ID}
  *   GET /api/jobs/ID/logs?stream=&offset=&max=
  *                                         {"op":"logs","job":ID, ...}
  *   GET /api/events?state=&label=&name=&id=

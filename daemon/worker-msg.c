@@ -38,6 +38,7 @@ worker_encode_spec(const struct run_spec *s)
 	json_object_set_new(m, "argv", strv_or_null(s->argv));
 	json_object_set_new(m, "env", strv_or_null(s->env));
 	json_object_set_new(m, "cwd", string_or_null(s->cwd));
+	json_object_set_new(m, "in_path", string_or_null(s->in_path));
 	json_object_set_new(m, "out_path", string_or_null(s->out_path));
 	json_object_set_new(m, "err_path", string_or_null(s->err_path));
 	json_object_set_new(m, "timeout", finite_real(s->timeout));
@@ -280,6 +281,7 @@ worker_decode_spec(const json_t *msg, struct run_spec *spec, char **error)
 		s.argv = dec_strv(&d, "argv", false);
 		s.env = dec_strv(&d, "env", true);
 		s.cwd = dec_str(&d, "cwd");
+		s.in_path = dec_str(&d, "in_path");
 		s.out_path = dec_str(&d, "out_path");
 		s.err_path = dec_str(&d, "err_path");
 		s.timeout = dec_time(&d, "timeout");

@@ -69,11 +69,12 @@
 
 extern char **environ;
 
-/* Shared with the SIGUSR1 handler. */
+/* Shared with the SIGUSR1, SIGUSR2 and WORKER_SIGSUSPEND handlers. */
 static _Atomic uint64_t worker_job;    /* job being run, 0 when idle */
 static _Atomic uint64_t worker_cancel; /* last job id a cancel was asked for */
+static _Atomic uint64_t worker_suspend; /* last suspend/resume asked: (job id << 1) | suspend */
 static _Atomic uint64_t worker_quiet;  /* last job id whose output was to be stopped */
-static struct run *volatile worker_current; /* the run in progress, for worker_signal */
+static struct run *volatile worker_current; /* the run in progress, for the handlers */
 
 /* --- transport -------------------------------------------------------- */
 
@@ -349,6 +350,24 @@ worker_signal(int sig, siginfo_t *si, void *ctx)
 		run_stop_output(r);
 }
 
+/* WORKER_SIGSUSPEND: stop or continue the command of the job named by the queued value. */
+static void
+worker_sigsuspend(int sig, siginfo_t *si, void *ctx)
+{
+	struct run *r = worker_current;
+	uint64_t v;
+
+	(void)sig;
+	(void)ctx;
+	if (si->si_code != SI_QUEUE)
+		return;
+	v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	atomic_store(&worker_suspend, v);
+	/* run_suspend: atomic stores and a write(2), async-signal-safe; keeps errno. */
+	if ((v >> 1) != 0 && (v >> 1) == atomic_load(&worker_job) && r != NULL)
+		run_suspend(r, (v & 1) != 0);
+}
+
 /* The process title area: argv[0] up to the end of the last argument. */
 struct title {
 	char *start;
@@ -384,6 +403,8 @@ setup_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_sigaction = worker_sigsuspend;
+	sigaction(WORKER_SIGSUSPEND, &sa, NULL);
 	/* Terminal and reload signals are the daemon's business; SIGTERM still kills. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -511,9 +532,11 @@ worker_run(int sock, int index, struct title *t, const json_t *msg)
 	title_set(t, "taskd: worker %d busy job %" PRIu64, index, r->spec.job_id);
 	atomic_store(&worker_job, r->spec.job_id);
 	worker_current = r;
-	/* A cancel (or a stop of its output) that came before the run was published. */
+	/* A cancel, a suspend or a stop of its output that came before the run was published. */
 	if (atomic_load(&worker_cancel) == r->spec.job_id)
 		run_cancel(r);
+	if ((atomic_load(&worker_suspend) >> 1) == r->spec.job_id)
+		run_suspend(r, (atomic_load(&worker_suspend) & 1) != 0);
 	if (r->spec.quiet || atomic_load(&worker_quiet) == r->spec.job_id)
 		run_stop_output(r);
 	r->spawned = worker_spawned;

@@ -11,13 +11,17 @@
  *                  {"t":"done","job":ID, result..., "rss_kb":N}  the job is over; idle again
  * Cancel of a command: SIGUSR1 to the worker, queued with sigqueue() and the
  * job id as sival_ptr (a plain kill means the current job); it then kills
- * the job's group as a timeout does. "started" is understood by the daemon
- * but not sent yet (exec_run has no spawn hook). Every message is validated; a worker that sends
+ * the job's group as a timeout does. Suspend and resume of a command:
+ * WORKER_SIGSUSPEND, a real-time signal (queued, so they arrive in the
+ * order sent), with (job id << 1) | 1 to stop it, | 0 to continue it, as
+ * sival_ptr; exec_run stops or continues the job's group and holds its
+ * timeout meanwhile. Every message is validated; a worker that sends
  * anything malformed, unexpected or oversized is killed and replaced.
  */
 #ifndef TASKD_WORKER_H
 #define TASKD_WORKER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +30,7 @@
 #include "exec.h"
 
 #define WORKER_MSG_MAX (64u << 10) /* larger messages go through a memfd */
+#define WORKER_SIGSUSPEND (SIGRTMIN) /* suspend / resume the job's command */
 #define WORKER_PROGRESS_MAX 4096   /* bytes of a progress message */
 
 /*

@@ -30,6 +30,7 @@
 #define TASKD_OP_PAUSE "pause"
 #define TASKD_OP_RESUME "resume"
 #define TASKD_OP_PRIORITY "priority"
+#define TASKD_OP_RESTART "restart"
 
 /* Error codes (error.code in a failed response). */
 #define TASKD_ERR_BAD_REQUEST "bad_request"
@@ -63,6 +64,7 @@
 #define TASKD_STATE_WAITING "waiting"
 #define TASKD_STATE_SCHEDULED "scheduled"
 #define TASKD_STATE_PAUSED "paused"
+#define TASKD_STATE_SUSPENDED "suspended"
 #define TASKD_STATE_DONE "done"
 #define TASKD_STATE_FAILED "failed"
 #define TASKD_STATE_TIMEOUT "timeout"
@@ -85,6 +87,12 @@
 #define TASKD_MAX_ARGS 4096
 #define TASKD_MAX_ENV 4096
 #define TASKD_MAX_BATCH 10000
+/* --array START-END[:STEP][%MAX]: indices 0..TASKD_MAX_ARRAY_INDEX, at most TASKD_MAX_ARRAY jobs. */
+#define TASKD_MAX_ARRAY 1000000
+#define TASKD_MAX_ARRAY_INDEX 1000000000
+/* --unique KEY: 1..TASKD_MAX_UNIQUE bytes; --queue NAME: like a label key. */
+#define TASKD_MAX_UNIQUE 256
+#define TASKD_MAX_QUEUE_NAME 64
 /* Per-job limits ("memory" bytes, "cpus", "pids"): absent or 0 = none. */
 #define TASKD_MEMORY_MIN (1LL << 20) /* 1 MiB */
 #define TASKD_MEMORY_MAX (1LL << 44) /* 16 TiB */

@@ -202,6 +202,29 @@ class BadInputTest(ClusterCase):
         self.assertIn("stream TASKD exists with settings", d.log_text())
         self.assertDaemonServes(d)
 
+    def test_single_node_features_refused(self):
+        """What holds only on one node is refused in cluster mode, and nothing is submitted."""
+        s = self.nats()
+        d = self.node("n1", s.url, queues=[{"name": "gpu", "slots": 1}])
+        cmd = {"v": 1, "id": "s", "op": "submit", "argv": ["true"], "class": "io"}
+        for extra, word in (({"input": "aGk="}, "input"), ({"unique": "k"}, "unique"),
+                            ({"queue": "gpu"}, "queue"), ({"slots": 2, "class": "cpu"}, "slots"),
+                            ({"array": {"start": 1, "end": 3}}, "array")):
+            r = d.request(dict(cmd, **extra))
+            self.assertError(r, "bad_request")
+            self.assertIn(word, r["error"]["message"])
+            self.assertIn("cluster mode", r["error"]["message"])
+        r = d.request({"v": 1, "id": "b", "op": "submit",
+                       "jobs": [{"argv": ["true"]}, {"argv": ["true"], "unique": "k"}]})
+        self.assertError(r, "bad_request")
+        jid = int(d.ctl("submit", "--class", "io", "--", "true").stdout)
+        self.assertEqual(d.wait_job(jid)["state"], "done")
+        r = d.request({"v": 1, "id": "r", "op": "restart", "job": jid})
+        self.assertError(r, "bad_request")
+        self.assertIn("cluster mode", r["error"]["message"])
+        self.assertEqual([j["id"] for j in d.list_jobs()], [jid])
+        self.assertDaemonServes(d)
+
     def test_message_that_is_not_a_job(self):
         s = self.nats()
         d = self.node("n1", s.url)

@@ -182,18 +182,43 @@ class JobBytesQuotaTest(E2ETestCase):
         self.assertEqual(rq["uid"], 0)
         self.assertIsNone(rq["max_job_bytes"])
         self.assertGreater(rq["job_bytes"], 6 * 60 * KIB)
-        # a job that ends gives its environment back; clean gives the rest
+        # a job that ends keeps its description (restart runs it again with its
+        # environment): still refused; clean gives it back
         for j in ids[:2]:
             nobody_ok(self, d, {"op": "cancel", "job": j})
+        self.assertEqual(nobody_quota(self, d)["job_bytes"], q["job_bytes"])
+        [r] = as_nobody(d, dict(self.later(), id=1))
+        self.assertError(r, "quota_exceeded")
+        nobody_ok(self, d, {"op": "clean"})
         self.assertLess(nobody_quota(self, d)["job_bytes"], 2 * 61 * KIB + 4 * KIB)
         nobody_ok(self, d, self.later())
-        nobody_ok(self, d, {"op": "clean"})
         for j in ids[2:]:
             nobody_ok(self, d, {"op": "cancel", "job": j})
         nobody_ok(self, d, {"op": "clean"})
         self.assertLess(nobody_quota(self, d)["job_bytes"], 61 * KIB)
         for j in mine:
             d.cancel(j)
+
+    def test_array_and_input(self):
+        """An array's jobs share one description (counted once); an input counts."""
+        import base64
+        d = nobody_daemon(self, {"limits.max_job_bytes_per_user": "128K"})
+        a = nobody_ok(self, d, self.later(array={"start": 1, "end": 200}))
+        self.assertEqual(a["count"], 200)
+        jb = nobody_quota(self, d)["job_bytes"]
+        self.assertGreater(jb, 60 * KIB)
+        self.assertLess(jb, 61 * KIB)
+        data = base64.b64encode(b"i" * (40 * KIB)).decode()
+        [r] = as_nobody(d, dict(self.later(input=data), id=1))
+        msg = self.assertError(r, "quota_exceeded")["message"]
+        self.assertIn(str(jb), msg)
+        # without its environment it fits: the input's bytes, counted while the job is there
+        nobody_ok(self, d, {"op": "submit", "argv": ["cat"], "input": data,
+                            "run_at": time.time() + 3600})
+        self.assertGreater(nobody_quota(self, d)["job_bytes"], jb + 40 * KIB)
+        nobody_ok(self, d, {"op": "cancel", "array": a["array"]})
+        nobody_ok(self, d, {"op": "clean", "array": a["array"]})
+        self.assertLess(nobody_quota(self, d)["job_bytes"], 41 * KIB)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: clients run as nobody against a root taskd")

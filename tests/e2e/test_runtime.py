@@ -20,9 +20,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (E2ETestCase, Daemon, _protected_pids, pid_gone, proc_state,  # noqa: E402
-                     wait_for, main)
-from test_lifecycle import NOBODY, as_nobody  # noqa: E402
+from harness import (E2ETestCase, Daemon, NOBODY, _protected_pids, as_nobody,  # noqa: E402
+                     pid_gone, proc_state, wait_for, main)
 
 IO = {"class": "io"}
 CPU = {"class": "cpu"}

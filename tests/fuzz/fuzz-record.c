@@ -33,10 +33,11 @@ restore_and_record(const char *state, uint64_t id, const char *rec, bool *loaded
 	struct jobs *js = jobs_new();
 	struct job *j;
 	char *cause = NULL, *out = NULL, *text;
+	uint64_t array;
 	int version;
 	json_t *o;
 
-	j = record_decode(id, state, rec, &version, &cause);
+	j = record_decode(id, state, rec, &version, &array, &cause);
 	if (j != NULL && (version < 1 || version > RECORD_VERSION ||
 			  jobs_restore(js, j, &cause) == -1))
 		abort(); /* a fresh table holds no job with that id */

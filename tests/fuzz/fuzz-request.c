@@ -44,6 +44,9 @@ respond_err(json_t *id, struct proto_error *err)
 	proto_error_clear(err);
 }
 
+/* Decoding options as the daemon's defaults give them (cwd checked, inputs up to 16 MiB). */
+static const struct proto_job_opts opts = { 30, true, 16u << 20 };
+
 static void
 keys_of(const struct job_spec *spec)
 {
@@ -79,7 +82,7 @@ submit(struct request *req)
 	size_t i, n, len;
 
 	if (batch == NULL) {
-		if (proto_job_decode(req->root, 0, true, &spec, &err) == -1) {
+		if (proto_job_decode(req->root, &opts, &spec, &err) == -1) {
 			respond_err(req->id, &err);
 			return;
 		}
@@ -95,7 +98,7 @@ submit(struct request *req)
 		return;
 	result = json_array();
 	for (i = 0; i < n; i++) {
-		if (proto_batch_job_decode(json_array_get(batch, i), 30, true, &spec, &err) == -1) {
+		if (proto_batch_job_decode(json_array_get(batch, i), &opts, &spec, &err) == -1) {
 			respond_err(req->id, &err);
 			json_decref(result);
 			return;

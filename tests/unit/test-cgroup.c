@@ -170,11 +170,12 @@ test_spawn_plain(void **state)
 {
 	char *argv[] = { "sh", "-c", "pwd; echo err >&2; exit 7", NULL };
 	char *bad[] = { "nope", NULL };
+	char *cat[] = { "sh", "-c", "cat", NULL };
 	char buf[256];
-	int out[2], status;
+	int out[2], in[2], status, i;
 	pid_t pid;
 	ssize_t n;
-	struct spawn_req q = { "/bin/sh", argv, environ, -1, -1, -1, "/tmp", -1, true };
+	struct spawn_req q = { "/bin/sh", argv, environ, -1, -1, -1, -1, "/tmp", -1, true };
 
 	(void)state;
 	assert_int_equal(pipe(out), 0);
@@ -190,6 +191,27 @@ test_spawn_plain(void **state)
 	buf[n] = '\0';
 	assert_string_equal(buf, "/tmp\nerr\n");
 	close(out[0]);
+	/* Its stdin: in_fd (a command's input file) when given, else /dev/null. */
+	q.argv = cat;
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(pipe(in), 0);
+		assert_int_equal(pipe(out), 0);
+		assert_int_equal(write(in[1], "input\n", 6), 6);
+		close(in[1]);
+		q.in_fd = i == 0 ? in[0] : -1;
+		q.out_fd = out[1];
+		q.err_fd = 2;
+		assert_int_equal(spawn_into(&q, &pid), 0);
+		close(out[1]);
+		close(in[0]);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		n = read(out[0], buf, sizeof buf - 1);
+		assert_true(n >= 0);
+		buf[n] = '\0';
+		assert_string_equal(buf, i == 0 ? "input\n" : "");
+		close(out[0]);
+	}
+	q.in_fd = -1;
 	/* A command that cannot be executed: its errno, the child reaped. */
 	q.path = "/nonexistent/nope";
 	q.argv = bad;
@@ -217,7 +239,7 @@ test_real_cgroup(void **state)
 	pid_t pid, members[16];
 	int out[2], status, fd, n;
 	double t0;
-	struct spawn_req q = { "/bin/sh", argv, environ, -1, 2, -1, NULL, -1, true };
+	struct spawn_req q = { "/bin/sh", argv, environ, -1, -1, 2, -1, NULL, -1, true };
 
 	(void)state;
 	cg = cgroups_open(sd, &why);

@@ -103,6 +103,22 @@ test_entry_roundtrip(void **state)
 	job_free(j);
 }
 
+/* j's entry is refused, the cause saying want. */
+static void
+entry_refused(const struct job *j, const char *want)
+{
+	struct cluster_entry e;
+	char *text, *cause = NULL;
+	size_t len;
+
+	text = cluster_entry_encode(j, JOB_QUEUED, "a", false, false, &len);
+	assert_null(cluster_entry_decode(7, text, len, &e, &cause));
+	if (cause == NULL || strstr(cause, want) == NULL)
+		fail_msg("\"%s\" does not say \"%s\"", cause != NULL ? cause : "", want);
+	free(cause);
+	free(text);
+}
+
 static void
 test_entry_refused(void **state)
 {
@@ -132,6 +148,7 @@ test_entry_refused(void **state)
 		  "unreadable record" },
 	};
 	struct cluster_entry e;
+	struct job_array *a;
 	struct job *j, *k;
 	char *cause, *text, *bad;
 	size_t i, len;
@@ -159,7 +176,25 @@ test_entry_refused(void **state)
 	assert_non_null(strstr(cause, "\"node\" or \"from\""));
 	free(cause);
 	free(text);
+
+	/* A job with input: its bytes are in one node's file, which no entry carries. */
+	j->spec.input_bytes = 3;
+	entry_refused(j, "a job with input");
 	job_free(j);
+
+	/* A job of an array: its record names the array, whose own record no entry carries. */
+	a = xcalloc(1, sizeof *a);
+	a->id = 40;
+	a->count = 3;
+	j = job_new();
+	j->id = 42;
+	j->state = JOB_QUEUED;
+	j->array = a;
+	j->spec.priority = 2;
+	j->attempt = 1;
+	entry_refused(j, "a job of an array");
+	job_free(j);
+	job_array_free(a);
 }
 
 static void

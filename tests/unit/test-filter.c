@@ -25,7 +25,7 @@
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 #define ALL (FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | FILTER_OLDER_THAN | \
-	     FILTER_IDS)
+	     FILTER_IDS | FILTER_ARRAY)
 #define NOW 1700001000.0
 
 static void
@@ -267,6 +267,7 @@ test_field_names(void **state)
 	} fields[] = {
 		{ "state", FILTER_STATE }, { "states", FILTER_STATES }, { "labels", FILTER_LABELS },
 		{ "name", FILTER_NAME }, { "older_than", FILTER_OLDER_THAN }, { "ids", FILTER_IDS },
+		{ "array", FILTER_ARRAY },
 	};
 	unsigned bit, all = 0;
 	size_t i;

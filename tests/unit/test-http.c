@@ -175,6 +175,10 @@ test_routes(void **state)
 		     "{\"ids\":[3,4],\"labels\":{\"grp\":\"x=a b\"},\"limit\":5,\"name\":\"n\xc3\xa9\","
 		     "\"op\":\"list\",\"state\":\"running\"}");
 	expect_route("/api/jobs/17", NULL, WEB_API, "{\"job\":17,\"op\":\"show\"}");
+	expect_route("/api/jobs", "array=7", WEB_API, "{\"array\":7,\"op\":\"list\"}");
+	expect_route("/api/arrays/7", NULL, WEB_API, "{\"array\":7,\"op\":\"show\"}");
+	expect_route("/api/arrays/x", NULL, WEB_NOT_FOUND, "");
+	expect_route("/api/arrays/7/more", NULL, WEB_NOT_FOUND, "");
 	expect_route("/api/jobs/17/logs", "stream=stderr&offset=10&max=100", WEB_API,
 		     "{\"job\":17,\"max\":100,\"offset\":10,\"op\":\"logs\",\"stream\":\"stderr\"}");
 	expect_route("/api/jobs/017", NULL, WEB_NOT_FOUND, "");

@@ -714,6 +714,137 @@ test_queued_by_user(void **state)
 	jobs_free(js);
 }
 
+/*
+ * Unique keys: held per user and key from submit while pending, running or
+ * suspended; given up when the job ends, taken again by a job that goes
+ * back (a retry).
+ */
+static void
+test_unique_keys(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_spec spec;
+	struct job *a, *b;
+	uint64_t id;
+	bool array, committed;
+
+	(void)state;
+	mkspec(&spec);
+	spec.unique = xstrdup("k");
+	a = jobs_add(js, &spec, 1000, 100, 1700000000.5);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), 0);
+	assert_int_equal(id, a->id);
+	assert_false(array);
+	assert_false(committed); /* not announced yet: its submit is not stored */
+	jobs_announce(js, a);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), 0);
+	assert_true(committed);
+	/* Another user's key, another key. */
+	assert_int_equal(jobs_unique(js, 2000, "k", &id, &array, &committed), -1);
+	assert_int_equal(jobs_unique(js, 1000, "K", &id, &array, &committed), -1);
+	mkspec(&spec);
+	spec.unique = xstrdup("k");
+	b = jobs_add(js, &spec, 2000, 200, 1700000000.5);
+	assert_int_equal(jobs_unique(js, 2000, "k", &id, &array, &committed), 0);
+	assert_int_equal(id, b->id);
+	/* Running and suspended hold it; the end gives it up. */
+	job_set_state(js, a, JOB_RUNNING);
+	job_set_state(js, a, JOB_SUSPENDED);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), 0);
+	job_set_state(js, a, JOB_RUNNING);
+	jobs_finish(js, a, JOB_FAILED, 10, NULL, NULL);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), -1);
+	/* A retry takes the job back: the key too. */
+	job_set_state(js, a, JOB_SCHEDULED);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), 0);
+	assert_int_equal(id, a->id);
+	jobs_finish(js, a, JOB_CANCELLED, 10, NULL, NULL);
+	jobs_delete(js, a, NULL, NULL);
+	assert_int_equal(jobs_unique(js, 1000, "k", &id, &array, &committed), -1);
+	jobs_discard(js, b);
+	assert_int_equal(jobs_unique(js, 2000, "k", &id, &array, &committed), -1);
+	jobs_free(js);
+}
+
+/*
+ * An array: one job per index sharing its spec, counts by state, its key
+ * held by the array while any of its jobs is pending, its description
+ * counted once for its owner, and gone with its last job.
+ */
+static void
+test_array(void **state)
+{
+	struct jobs *js = jobs_new();
+	struct job_array *a;
+	struct job_spec spec;
+	struct job *j[5];
+	json_t *o, *states;
+	uint64_t id, jb, out, k, spec_bytes, base;
+	bool array, committed;
+
+	(void)state;
+	add(js);
+	jobs_user_bytes(js, 1000, &base, &out);
+	mkspec(&spec);
+	spec.unique = xstrdup("nightly");
+	spec_bytes = job_spec_bytes(&spec);
+	a = jobs_array_new(js, &spec, 1000, 100, 1700000000.5, 5, 10, 3, 2);
+	assert_int_equal(a->id, 2);
+	for (k = 0; k < 5; k++) {
+		j[k] = jobs_add_member(js, a, k);
+		jobs_announce(js, j[k]);
+	}
+	a->stored = true;
+	assert_int_equal(jobs_next_id(js), 7);
+	assert_ptr_equal(jobs_array_find(js, 2), a);
+	assert_null(jobs_array_find(js, 3));
+	assert_int_equal(j[4]->id, 6);
+	assert_int_equal(j[4]->array_index, 22); /* 10 + 4 * 3 */
+	assert_ptr_equal(j[4]->spec.argv, a->spec.argv); /* shared */
+	assert_int_equal(job_input_owner(j[4]), 2);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, base + spec_bytes);
+	assert_int_equal(jobs_unique(js, 1000, "nightly", &id, &array, &committed), 0);
+	assert_int_equal(id, 2);
+	assert_true(array);
+	assert_true(committed);
+
+	job_set_state(js, j[0], JOB_RUNNING);
+	jobs_finish(js, j[0], JOB_DONE, 100, NULL, NULL);
+	jobs_finish(js, j[1], JOB_CANCELLED, 100, NULL, NULL);
+	o = job_array_to_json(a);
+	states = json_object_get(o, "states");
+	assert_int_equal(json_integer_value(json_object_get(states, "queued")), 3);
+	assert_int_equal(json_integer_value(json_object_get(states, "done")), 1);
+	assert_int_equal(json_integer_value(json_object_get(states, "cancelled")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "count")), 5);
+	assert_int_equal(json_integer_value(json_object_get(o, "end")), 22);
+	assert_int_equal(json_integer_value(json_object_get(o, "max")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "removed")), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "unique")), "nightly");
+	json_decref(o);
+
+	/* The key stays while any job is pending; removed jobs count as removed. */
+	jobs_delete(js, j[0], NULL, NULL);
+	for (k = 2; k < 5; k++)
+		jobs_finish(js, j[k], JOB_CANCELLED, 100, NULL, NULL);
+	assert_int_equal(jobs_unique(js, 1000, "nightly", &id, &array, &committed), -1);
+	o = job_array_to_json(a);
+	assert_int_equal(json_integer_value(json_object_get(o, "removed")), 1);
+	json_decref(o);
+	for (k = 1; k < 4; k++)
+		jobs_delete(js, j[k], NULL, NULL);
+	assert_ptr_equal(jobs_array_find(js, 2), a);
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, base + spec_bytes);
+	/* The last job takes the array and its bytes with it. */
+	jobs_delete(js, j[4], NULL, NULL);
+	assert_null(jobs_array_find(js, 2));
+	jobs_user_bytes(js, 1000, &jb, &out);
+	assert_int_equal(jb, base);
+	jobs_free(js);
+}
+
 /* What each user's jobs store (quota.h decides on it): counted from add to removal. */
 static void
 test_user_bytes(void **state)
@@ -757,16 +888,15 @@ test_user_bytes(void **state)
 	jobs_set_output_bytes(js, a, 1000);
 	jobs_user_bytes(js, 1000, &jb, &out);
 	assert_int_equal(out, 1050);
-	/* Over: its environment goes, and with it its bytes. */
+	/* Over: its description stays, environment and all (restart runs it again with it). */
 	job_set_state(js, a, JOB_RUNNING);
 	assert_ptr_equal(jobs_first_running(js), a);
 	assert_null(TAILQ_NEXT(a, running));
-	jobs_drop_env(js, a);
-	assert_null(a->spec.env);
 	jobs_finish(js, a, JOB_DONE, 10, NULL, NULL);
 	assert_null(jobs_first_running(js));
+	assert_non_null(a->spec.env);
 	jobs_user_bytes(js, 1000, &jb, &out);
-	assert_int_equal(jb, echo + 3 + 5 + 2 * sizeof *spec.deps + echo);
+	assert_int_equal(jb, echo + 10 + 15 + 3 + 5 + 2 * sizeof *spec.deps + echo);
 	/* Removed (clean or pruning): its description and its output are given back. */
 	jobs_delete(js, a, NULL, NULL);
 	jobs_user_bytes(js, 1000, &jb, &out);
@@ -897,7 +1027,8 @@ test_state_names(void **state)
 	static const char *const wire[JOB_NSTATES] = {
 	    [JOB_QUEUED] = TASKD_STATE_QUEUED,   [JOB_RUNNING] = TASKD_STATE_RUNNING,
 	    [JOB_WAITING] = TASKD_STATE_WAITING, [JOB_SCHEDULED] = TASKD_STATE_SCHEDULED,
-	    [JOB_PAUSED] = TASKD_STATE_PAUSED,   [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
+	    [JOB_PAUSED] = TASKD_STATE_PAUSED,   [JOB_SUSPENDED] = TASKD_STATE_SUSPENDED,
+	    [JOB_DONE] = TASKD_STATE_DONE,       [JOB_FAILED] = TASKD_STATE_FAILED,
 	    [JOB_TIMEOUT] = TASKD_STATE_TIMEOUT, [JOB_CANCELLED] = TASKD_STATE_CANCELLED,
 	    [JOB_LOST] = TASKD_STATE_LOST,
 	};
@@ -911,7 +1042,8 @@ test_state_names(void **state)
 		assert_int_equal(job_state_parse(job_state_name(st)), st);
 		assert_int_equal(job_state_pending(st), st == JOB_QUEUED || st == JOB_WAITING ||
 							st == JOB_SCHEDULED || st == JOB_PAUSED);
-		assert_int_equal(job_state_final(st), st != JOB_RUNNING && !job_state_pending(st));
+		assert_int_equal(job_state_final(st), st != JOB_RUNNING && st != JOB_SUSPENDED &&
+							  !job_state_pending(st));
 	}
 	for (i = 0; i < nitems(unknown); i++)
 		assert_int_equal(job_state_parse(unknown[i]), -1);
@@ -988,6 +1120,8 @@ main(void)
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_queued_by_user),
 	    cmocka_unit_test(test_user_bytes),
+	    cmocka_unit_test(test_unique_keys),
+	    cmocka_unit_test(test_array),
 	    cmocka_unit_test(test_seek),
 	    cmocka_unit_test(test_text_sizes),
 	    cmocka_unit_test(test_fit),

@@ -39,7 +39,7 @@ enum job_arg { NO_JOB, JOB_REQUIRED, JOB_OR_OTHERS };
 
 /* Job description fields, which submit takes on top of its own. */
 #define JOB_FIELDS "type argv cwd env class priority name timeout labels after after_any " \
-		   "run_at retries retry_delay"
+		   "run_at retries retry_delay unique queue slots input array"
 
 static const struct expect {
 	const char *op;
@@ -50,16 +50,17 @@ static const struct expect {
 	const char *fields;   /* what it takes besides the envelope and "job" */
 } expect[] = {
 	{ "submit", false, false, false, NO_JOB, "wait jobs local " JOB_FIELDS },
+	{ "restart", false, false, false, JOB_OR_OTHERS, "state states labels name ids array" },
 	{ "status", false, false, true, NO_JOB, "cursor" },
-	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids" },
-	{ "show", false, false, true, JOB_REQUIRED, "" },
-	{ "wait", false, false, true, JOB_OR_OTHERS, "labels name" },
+	{ "list", false, false, true, NO_JOB, "limit cursor state labels name ids array" },
+	{ "show", false, false, true, JOB_OR_OTHERS, "array" },
+	{ "wait", false, false, true, JOB_OR_OTHERS, "labels name array" },
 	{ "subscribe", false, false, true, NO_JOB, "ids labels states name" },
-	{ "cancel", false, false, true, JOB_OR_OTHERS, "cursor labels name" },
-	{ "pause", false, true, false, JOB_OR_OTHERS, "class" },
-	{ "resume", false, true, false, JOB_OR_OTHERS, "class" },
+	{ "cancel", false, false, true, JOB_OR_OTHERS, "cursor labels name array" },
+	{ "pause", false, true, false, JOB_OR_OTHERS, "class queue" },
+	{ "resume", false, true, false, JOB_OR_OTHERS, "class queue" },
 	{ "priority", false, false, true, JOB_REQUIRED, "priority" },
-	{ "clean", false, false, true, NO_JOB, "state states labels name older_than" },
+	{ "clean", false, false, true, NO_JOB, "state states labels name older_than array" },
 	{ "logs", false, false, true, JOB_REQUIRED, "stream offset max" },
 	{ "shutdown", true, false, true, NO_JOB, "drain" },
 	{ "reload", true, false, true, NO_JOB, "" },
@@ -70,7 +71,8 @@ static const struct expect {
 static const char *const all_fields[] = {
 	"wait", "jobs", "type", "argv", "cwd", "env", "class", "priority", "name", "timeout",
 	"labels", "after", "after_any", "run_at", "retries", "retry_delay", "limit", "state",
-	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job", "cursor",
+	"states", "ids", "older_than", "stream", "offset", "max", "drain", "job", "cursor", "unique",
+	"queue", "slots", "input", "array",
 };
 
 static bool

@@ -234,6 +234,7 @@ test_submit_commit(void **state)
 	struct rows r;
 	char *cause = NULL;
 	int version;
+	uint64_t array;
 
 	(void)state;
 	commit(f);
@@ -243,7 +244,7 @@ test_submit_commit(void **state)
 	assert_int_equal(r.v[1].id, b->id);
 	assert_string_equal(r.v[0].state, "queued");
 	/* Each row is the job's record, in the current version. */
-	back = record_decode(r.v[1].id, r.v[1].state, r.v[1].record, &version, &cause);
+	back = record_decode(r.v[1].id, r.v[1].state, r.v[1].record, &version, &array, &cause);
 	assert_non_null(back);
 	assert_int_equal(version, RECORD_VERSION);
 	assert_string_equal(back->spec.argv[0], "b");

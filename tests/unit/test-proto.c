@@ -314,6 +314,9 @@ test_decode_huge_number(void **state)
 
 /* ---- proto_job_decode ---- */
 
+/* Decoding options: no default timeout, cwd checked or not, inputs up to 1 MiB. */
+#define OPTS(check_cwd) (&(struct proto_job_opts){ 0, check_cwd, 1 << 20 })
+
 static int
 job_decode(const char *text, double default_timeout, struct job_spec *spec, struct proto_error *err)
 {
@@ -325,7 +328,8 @@ job_decode(const char *text, double default_timeout, struct job_spec *spec, stru
 	if (o == NULL)
 		fail_msg("test input is not JSON: %s: %s", text, jerr.text);
 	/* A job of a batch: every field is looked at (test_job_envelope: a request). */
-	rc = proto_batch_job_decode(o, default_timeout, true, spec, err);
+	rc = proto_batch_job_decode(o, &(struct proto_job_opts){ default_timeout, true, 1 << 20 },
+				    spec, err);
 	json_decref(o);
 	return rc;
 }
@@ -362,7 +366,166 @@ assert_job_bad(const char *text)
 	assert_null(spec.cwd);
 	assert_null(spec.name);
 	assert_null(spec.deps);
+	assert_null(spec.unique);
+	assert_null(spec.queue);
+	assert_null(spec.input);
 	proto_error_clear(&err);
+}
+
+/* Issue 16's job fields: unique, queue, slots, input; what each accepts and refuses. */
+static void
+test_job_workflow_fields(void **state)
+{
+	static const char *const bad[] = {
+	    "{\"argv\":[\"true\"],\"unique\":\"\"}",
+	    "{\"argv\":[\"true\"],\"unique\":5}",
+	    "{\"argv\":[\"true\"],\"queue\":\"\"}",
+	    "{\"argv\":[\"true\"],\"queue\":\"no space\"}",
+	    "{\"argv\":[\"true\"],\"queue\":[\"gpu\"]}",
+	    "{\"argv\":[\"true\"],\"slots\":0}",
+	    "{\"argv\":[\"true\"],\"slots\":1.5}",
+	    "{\"argv\":[\"true\"],\"slots\":\"2\"}",
+	    "{\"argv\":[\"true\"],\"slots\":100000000}",
+	    "{\"argv\":[\"true\"],\"slots\":2,\"class\":\"io\"}",
+	    "{\"argv\":[\"true\"],\"input\":\"not base64!\"}",
+	    "{\"argv\":[\"true\"],\"input\":\"YQ-_\"}",
+	    "{\"argv\":[\"true\"],\"input\":7}",
+	    "{\"type\":\"noop\",\"input\":\"YQ==\"}",
+	};
+	char key[TASKD_MAX_UNIQUE + 40];
+	struct proto_error err = {0};
+	struct job_spec spec;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++)
+		assert_job_bad(bad[i]);
+	/* A key with a NUL in it (a request may carry one: JSON_ALLOW_NUL). */
+	o = json_pack("{s:[s],s:o}", "argv", "true", "unique", json_stringn("a\0b", 3));
+	assert_int_equal(proto_batch_job_decode(o, OPTS(true), &spec, &err), -1);
+	assert_string_equal(err.code, TASKD_ERR_BAD_REQUEST);
+	assert_null(spec.unique);
+	proto_error_clear(&err);
+	json_decref(o);
+	/* The longest key, and one byte more. */
+	snprintf(key, sizeof key, "{\"argv\":[\"true\"],\"unique\":\"%0*d\"}", TASKD_MAX_UNIQUE, 0);
+	assert_job_ok(key, &spec);
+	assert_int_equal(strlen(spec.unique), TASKD_MAX_UNIQUE);
+	job_spec_free(&spec);
+	snprintf(key, sizeof key, "{\"argv\":[\"true\"],\"unique\":\"%0*d\"}", TASKD_MAX_UNIQUE + 1,
+		 0);
+	assert_job_bad(key);
+
+	assert_job_ok("{\"argv\":[\"true\"]}", &spec);
+	assert_null(spec.unique);
+	assert_null(spec.queue);
+	assert_int_equal(spec.slots, 1);
+	assert_int_equal(spec.input_bytes, 0);
+	job_spec_free(&spec);
+	/* Several slots make a cpu job; the input is decoded, its size kept. */
+	assert_job_ok("{\"argv\":[\"make\"],\"unique\":\"nightly build\",\"queue\":\"gpu-0.a\","
+		      "\"slots\":4,\"input\":\"aGVsbG8K\"}", &spec);
+	assert_string_equal(spec.unique, "nightly build");
+	assert_string_equal(spec.queue, "gpu-0.a");
+	assert_int_equal(spec.slots, 4);
+	assert_int_equal(spec.class, CLASS_CPU);
+	assert_int_equal(spec.input_bytes, 6);
+	assert_memory_equal(spec.input, "hello\n", 6);
+	job_spec_free(&spec);
+	/* The padding may be left out. */
+	assert_job_ok("{\"argv\":[\"cat\"],\"input\":\"YQ\"}", &spec);
+	assert_int_equal(spec.input_bytes, 1);
+	job_spec_free(&spec);
+	/* An empty input is none. */
+	assert_job_ok("{\"argv\":[\"cat\"],\"input\":\"\"}", &spec);
+	assert_null(spec.input);
+	assert_int_equal(spec.input_bytes, 0);
+	job_spec_free(&spec);
+}
+
+/* Beyond limits.max_input: refused with the figures. */
+static void
+test_job_input_limit(void **state)
+{
+	struct proto_error err = {0};
+	struct job_spec spec;
+	json_t *o = json_pack("{s:[s],s:s}", "argv", "cat", "input", "aGVsbG8K");
+
+	(void)state;
+	assert_int_equal(proto_job_decode(o, &(struct proto_job_opts){ 0, true, 5 }, &spec, &err),
+			 -1);
+	assert_string_equal(err.code, TASKD_ERR_BAD_REQUEST);
+	assert_non_null(strstr(err.message, "limits.max_input is 5"));
+	proto_error_clear(&err);
+	assert_int_equal(proto_job_decode(o, &(struct proto_job_opts){ 0, true, 6 }, &spec, &err),
+			 0);
+	assert_int_equal(spec.input_bytes, 6);
+	job_spec_free(&spec);
+	json_decref(o);
+}
+
+static int
+array_decode(const char *text, struct proto_array *a)
+{
+	struct proto_error err = {0};
+	json_t *o = json_loads(text, 0, NULL);
+	int rc;
+
+	if (o == NULL)
+		fail_msg("test input is not JSON: %s", text);
+	rc = proto_array_decode(o, a, &err);
+	json_decref(o);
+	if (rc == -1) {
+		if (err.code == NULL || strcmp(err.code, TASKD_ERR_BAD_REQUEST) != 0 ||
+		    err.message == NULL)
+			fail_msg("%s: refused without bad_request and a message", text);
+		proto_error_clear(&err);
+	}
+	return rc;
+}
+
+/* "array": {"start","end"[,"step"][,"max"]}, its count; absent is no array (1). */
+static void
+test_array_decode(void **state)
+{
+	static const char *const bad[] = {
+	    "{\"array\":5}",
+	    "{\"array\":\"1-10\"}",
+	    "{\"array\":{\"start\":1}}",
+	    "{\"array\":{\"end\":10}}",
+	    "{\"array\":{\"start\":1,\"end\":10,\"extra\":1}}",
+	    "{\"array\":{\"start\":1.5,\"end\":10}}",
+	    "{\"array\":{\"start\":-1,\"end\":10}}",
+	    "{\"array\":{\"start\":10,\"end\":9}}",
+	    "{\"array\":{\"start\":1,\"end\":10,\"step\":0}}",
+	    "{\"array\":{\"start\":1,\"end\":10,\"max\":-1}}",
+	    "{\"array\":{\"start\":0,\"end\":1000000000000}}",
+	    "{\"array\":{\"start\":0,\"end\":1000000}}", /* 1,000,001 jobs */
+	};
+	struct proto_array a;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++)
+		if (array_decode(bad[i], &a) != -1)
+			fail_msg("accepted %s", bad[i]);
+	assert_int_equal(array_decode("{\"argv\":[\"true\"]}", &a), 1);
+	assert_int_equal(array_decode("{\"array\":{\"start\":1,\"end\":100}}", &a), 0);
+	assert_int_equal(a.count, 100);
+	assert_int_equal(a.step, 1);
+	assert_int_equal(a.max, 0);
+	/* 1-100:7%4 → 1, 8, ..., 99: 15 jobs, 4 at once. */
+	assert_int_equal(array_decode("{\"array\":{\"start\":1,\"end\":100,\"step\":7,\"max\":4}}",
+				      &a), 0);
+	assert_int_equal(a.count, 15);
+	assert_int_equal(a.start, 1);
+	assert_int_equal(a.step, 7);
+	assert_int_equal(a.max, 4);
+	assert_int_equal(array_decode("{\"array\":{\"start\":5,\"end\":5}}", &a), 0);
+	assert_int_equal(a.count, 1);
+	assert_int_equal(array_decode("{\"array\":{\"start\":1,\"end\":1000000}}", &a), 0);
+	assert_int_equal(a.count, TASKD_MAX_ARRAY);
 }
 
 static void
@@ -611,7 +774,7 @@ test_job_not_object(void **state)
 	json_t *a = json_pack("[s]", "true");
 
 	(void)state;
-	assert_int_equal(proto_job_decode(a, 0, true, &spec, &err), -1);
+	assert_int_equal(proto_job_decode(a, OPTS(true), &spec, &err), -1);
 	assert_string_equal(err.code, TASKD_ERR_BAD_REQUEST);
 	assert_null(spec.argv);
 	proto_error_clear(&err);
@@ -627,14 +790,14 @@ test_job_cwd_unchecked(void **state)
 	json_t *o = json_pack("{s:[s],s:s}", "argv", "true", "cwd", "/nonexistent/taskd-test-dir");
 
 	(void)state;
-	assert_int_equal(proto_job_decode(o, 0, true, &spec, &err), -1);
+	assert_int_equal(proto_job_decode(o, OPTS(true), &spec, &err), -1);
 	assert_non_null(strstr(err.message, "No such file"));
 	proto_error_clear(&err);
-	assert_int_equal(proto_job_decode(o, 0, false, &spec, &err), 0);
+	assert_int_equal(proto_job_decode(o, OPTS(false), &spec, &err), 0);
 	assert_string_equal(spec.cwd, "/nonexistent/taskd-test-dir");
 	job_spec_free(&spec);
 	json_object_set_new(o, "cwd", json_string("relative"));
-	assert_int_equal(proto_batch_job_decode(o, 0, false, &spec, &err), -1);
+	assert_int_equal(proto_batch_job_decode(o, OPTS(false), &spec, &err), -1);
 	assert_non_null(strstr(err.message, "absolute"));
 	proto_error_clear(&err);
 	json_decref(o);
@@ -756,7 +919,7 @@ test_job_envelope(void **state)
 	for (i = 0; i < nitems(request); i++) {
 		o = json_loads(request[i], 0, NULL);
 		assert_non_null(o);
-		if (proto_job_decode(o, 0, true, &spec, &err) != 0)
+		if (proto_job_decode(o, OPTS(true), &spec, &err) != 0)
 			fail_msg("refused %s: %s", request[i], err.message);
 		assert_non_null(spec.argv);
 		job_spec_free(&spec);
@@ -994,6 +1157,9 @@ main(void)
 	    cmocka_unit_test(test_job_invalid),
 	    cmocka_unit_test(test_job_lifecycle),
 	    cmocka_unit_test(test_job_not_object),
+	    cmocka_unit_test(test_job_workflow_fields),
+	    cmocka_unit_test(test_job_input_limit),
+	    cmocka_unit_test(test_array_decode),
 	    cmocka_unit_test(test_job_cwd_unchecked),
 	    cmocka_unit_test(test_job_name_length),
 	    cmocka_unit_test(test_job_builtins),

@@ -101,8 +101,9 @@ decode(uint64_t id, const char *state, const char *text, int want_version)
 	char *cause = NULL;
 	struct job *j;
 	int version;
+	uint64_t array;
 
-	j = record_decode(id, state, text, &version, &cause);
+	j = record_decode(id, state, text, &version, &array, &cause);
 	if (j == NULL)
 		fail_msg("job %llu refused: %s", (unsigned long long)id, cause);
 	assert_null(cause);
@@ -117,8 +118,9 @@ refused(uint64_t id, const char *state, const char *text, const char *want)
 {
 	char *cause = NULL, prefix[32];
 	int version;
+	uint64_t array;
 
-	if (record_decode(id, state, text, &version, &cause) != NULL)
+	if (record_decode(id, state, text, &version, &array, &cause) != NULL)
 		fail_msg("accepted: %s", text);
 	assert_non_null(cause);
 	snprintf(prefix, sizeof prefix, "job %llu: ", (unsigned long long)id);
@@ -444,6 +446,12 @@ full_job(void)
 	j->res.mem_peak_kb = 65536;
 	j->res.in_cgroup = true;
 	j->res.cgroup_error = xstrdup("pids.max: Permission denied");
+	j->spec.unique = xstrdup("nightly-build");
+	j->spec.queue = xstrdup("gpu");
+	j->spec.slots = 2;
+	j->spec.input_bytes = 5;
+	j->restarted_from = 7;
+	j->suspended_for = 2.5;
 	return j;
 }
 
@@ -689,49 +697,240 @@ test_jtext_as_jansson(void **state)
 	job_free(j);
 }
 
-/* A handler's job: its type by name, its input, a JSON result, pool "handler". */
+/*
+ * A current record made one of an older version (2 to 4): without what came
+ * later (version 5's workflow fields; version 4's route and cgroup fields,
+ * with the old "route_key" back; version 3's notify), and a handler's part
+ * with the "input" those versions had ("": none).
+ */
+static json_t *
+older(const char *text, int version)
+{
+	json_t *o = json_loads(text, 0, NULL), *spec = json_object_get(o, "spec");
+	json_t *res = json_object_get(o, "result"), *h = json_object_get(o, "handler");
+	static const char *const top[] = { "array", "restarted_from", "suspended_for" };
+	static const char *const sp[] = { "unique", "queue", "slots", "input_bytes" };
+	static const char *const top4[] = { "route", "cgroup", "reclassified_at" };
+	static const char *const res4[] = { "mem_peak_kb", "in_cgroup", "cgroup_error" };
+	size_t i;
+
+	json_object_set_new(o, "v", json_integer(version));
+	for (i = 0; i < nitems(top); i++)
+		json_object_del(o, top[i]);
+	for (i = 0; i < nitems(sp); i++)
+		json_object_del(spec, sp[i]);
+	if (h != NULL)
+		json_object_set_new(h, "input", json_string(""));
+	if (version < 4) {
+		for (i = 0; i < nitems(top4); i++)
+			json_object_del(o, top4[i]);
+		for (i = 0; i < nitems(res4); i++)
+			json_object_del(res, res4[i]);
+		json_object_del(spec, "limits");
+		json_object_set_new(o, "route_key", json_string("nightly"));
+	}
+	if (version < 3)
+		json_object_del(spec, "notify");
+	return o;
+}
+
+/* older() as text. */
+static char *
+as_old(const char *cur, int v)
+{
+	json_t *o = older(cur, v);
+	char *out = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return out;
+}
+
+/*
+ * A handler's job: its type by name, a JSON result, pool "handler"; its
+ * input in its file (input_bytes), as a command's. A version 2 record held
+ * the input itself (base64): it comes back decoded, for the caller to store.
+ */
 static void
 test_handler_job(void **state)
 {
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL, *t;
-	json_t *o;
-	int version;
+	json_t *o = NULL;
+	int version, v;
+	uint64_t array;
 
 	(void)state;
 	j->spec.type = JOBTYPE_HANDLER;
 	j->spec.handler = xstrdup("thumb");
-	j->spec.input = xstrdup("aGk=");
+	j->spec.input_bytes = 2;
 	j->pool = POOL_HANDLER;
 	j->res.result = xstrdup("{\"w\":320}");
 	j->res.result_json = true;
 	text = round_trip(j);
-	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	back = record_decode(j->id, "scheduled", text, &version, &array, &cause);
 	assert_non_null(back);
 	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
 	assert_string_equal(back->spec.handler, "thumb");
-	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_null(back->spec.input);
 	assert_int_equal(back->pool, POOL_HANDLER);
 	assert_true(back->res.result_json);
 	assert_string_equal(back->res.result, "{\"w\":320}");
 	job_free(back);
+	/* Versions 2 to 4: the input in the record, base64. */
+	for (v = 4; v >= 3; v--) {
+		if (v < 4)
+			json_decref(o); /* version 4's; version 3's is kept for what follows */
+		o = older(text, v);
+		json_object_set_new(o, "handler",
+				    json_pack("{s:s,s:b}", "input", "aGk=", "result_json", 1));
+		t = json_dumps(o, JSON_COMPACT);
+		back = record_decode(j->id, "queued", t, &version, &array, &cause);
+		assert_non_null(back);
+		assert_int_equal(version, v);
+		assert_int_equal(back->spec.input_bytes, 2);
+		assert_memory_equal(back->spec.input, "hi", 2);
+		assert_true(back->res.result_json);
+		job_free(back);
+		free(t);
+	}
+	/* ... and its input must be base64. */
+	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "a!", "result_json", 1));
+	t = json_dumps(o, JSON_COMPACT);
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
+	free(cause);
+	cause = NULL;
+	free(t);
+	json_decref(o);
 	/* A type no built-in has, without the handler part: refused. */
 	o = json_loads(text, 0, NULL);
 	json_object_del(o, "handler");
 	t = json_dumps(o, JSON_COMPACT);
-	assert_null(record_decode(42, "done", t, &version, &cause));
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
 	free(cause);
 	cause = NULL;
 	free(t);
 	/* The handler part on a built-in's record: refused. */
 	json_object_set_new(json_object_get(o, "spec"), "type", json_string("exec"));
-	json_object_set_new(o, "handler", json_pack("{s:s,s:b}", "input", "", "result_json", 0));
+	json_object_set_new(o, "handler", json_pack("{s:b}", "result_json", 0));
 	t = json_dumps(o, JSON_COMPACT);
-	assert_null(record_decode(42, "done", t, &version, &cause));
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
 	free(cause);
 	free(t);
 	json_decref(o);
 	free(text);
+	job_free(j);
+}
+
+/*
+ * Version 5's fields are written as the jansson tree wrote them (reals as
+ * reals): a job's workflow fields, an array's record, and a job of an array
+ * with only its own part of the spec; each read back.
+ */
+static void
+test_workflow_as_jansson(void **state)
+{
+	struct job *j = full_job(), *m, *back;
+	struct job_array *a, *ab;
+	char *text, *again, *cause = NULL;
+	uint64_t array;
+	json_t *o;
+	int version;
+
+	(void)state;
+	/* full_job has every workflow field set; a key that needs escapes, a whole real. */
+	free(j->spec.unique);
+	j->spec.unique = xstrdup("nightly-\"build\"");
+	j->spec.slots = 3;
+	j->suspended_for = 12.0;
+	as_jansson(j);
+	text = record_encode(j);
+	o = parse(text);
+	assert_true(json_is_real(json_object_get(o, "suspended_for")));
+	assert_true(json_is_null(json_object_get(o, "array")));
+	json_decref(o);
+	free(text);
+
+	/* An array of 4 with j's spec (its dependencies kept apart, as submitted). */
+	a = xcalloc(1, sizeof *a);
+	a->id = 42;
+	a->count = 4;
+	a->start = 10;
+	a->step = 5;
+	a->max = 2;
+	a->uid = 1000;
+	a->gid = 100;
+	a->submitted_at = 1700000000.0;
+	a->first_state = JOB_WAITING;
+	a->spec = j->spec;
+	a->deps = a->spec.deps;
+	a->ndeps = a->spec.ndeps;
+	a->spec.deps = NULL;
+	a->spec.ndeps = 0;
+	memset(&j->spec, 0, sizeof j->spec);
+	text = record_encode_array(a);
+	o = parse(text);
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_true(json_is_real(json_object_get(o, "submitted_at")));
+	assert_true(json_is_real(json_object_get(json_object_get(json_object_get(o, "spec"),
+								 "limits"), "cpus")));
+	ab = record_decode_array(42, text, &cause);
+	if (ab == NULL)
+		fail_msg("array refused: %s", cause);
+	assert_int_equal(ab->count, 4);
+	assert_int_equal(ab->start, 10);
+	assert_int_equal(ab->step, 5);
+	assert_int_equal(ab->max, 2);
+	assert_int_equal(ab->first_state, JOB_WAITING);
+	assert_int_equal(ab->ndeps, 2);
+	assert_string_equal(ab->spec.unique, "nightly-\"build\"");
+	assert_int_equal(ab->spec.slots, 3);
+	assert_int_equal(ab->spec.input_bytes, 5);
+	assert_true(ab->spec.limits.cpus == 1.5);
+	job_array_free(ab);
+	json_decref(o);
+	free(again);
+	free(text);
+
+	/* Its third job: its own priority and dependencies, the rest its array's. */
+	m = job_new();
+	m->id = 44;
+	m->state = JOB_QUEUED;
+	m->array = a;
+	m->array_index = 20;
+	m->spec = a->spec;
+	m->spec.priority = 5;
+	m->spec.deps = xcalloc(1, sizeof *m->spec.deps);
+	m->spec.ndeps = 1;
+	m->spec.deps[0].id = 43;
+	m->spec.deps[0].state = -1;
+	m->uid = a->uid;
+	m->gid = a->gid;
+	m->attempt = 1;
+	m->submitted_at = a->submitted_at;
+	m->suspended_for = 0.5;
+	text = record_encode(m);
+	o = parse(text);
+	again = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, again);
+	assert_int_equal(json_object_size(json_object_get(o, "spec")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "array")), 42);
+	back = record_decode(44, "queued", text, &version, &array, &cause);
+	if (back == NULL)
+		fail_msg("member refused: %s", cause);
+	assert_int_equal(version, RECORD_VERSION);
+	assert_int_equal(array, 42);
+	assert_int_equal(back->spec.priority, 5);
+	assert_int_equal(back->spec.ndeps, 1);
+	assert_int_equal(back->spec.deps[0].id, 43);
+	assert_true(back->suspended_for == 0.5);
+	job_free(back);
+	json_decref(o);
+	free(again);
+	free(text);
+	job_free(m);
+	job_array_free(a);
 	job_free(j);
 }
 
@@ -747,7 +946,8 @@ test_module_job(void **state)
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL, *path;
 	struct config cfg;
-	json_t *o;
+	json_t *o, *v4;
+	uint64_t array;
 	int version;
 
 	(void)state;
@@ -761,7 +961,7 @@ test_module_job(void **state)
 	config_free(&cfg);
 
 	j->spec.type = module_find("tm-cpu");
-	j->spec.input = xstrdup("aGk=");
+	j->spec.input_bytes = 2; /* version 5: in its input file */
 	j->res.result = xstrdup("[1,2]");
 	j->res.result_json = true;
 	as_jansson(j); /* written as the jansson tree was */
@@ -770,19 +970,37 @@ test_module_job(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "spec"), "type")),
 			    "tm-cpu");
 	assert_non_null(json_object_get(o, "handler"));
-	back = record_decode(j->id, "done", text, &version, &cause);
+	assert_null(json_object_get(json_object_get(o, "handler"), "input"));
+	back = record_decode(j->id, "done", text, &version, &array, &cause);
 	assert_non_null(back);
 	assert_int_equal(back->spec.type, module_find("tm-cpu"));
 	assert_null(back->spec.handler);
-	assert_string_equal(back->spec.input, "aGk=");
+	assert_null(back->spec.input);
+	assert_int_equal(back->spec.input_bytes, 2);
 	assert_true(back->res.result_json);
 	job_free(back);
 	free(text);
 
+	/* Version 4 held the input (base64) there: it comes back decoded, for its file. */
+	text = json_dumps(o, JSON_COMPACT);
+	v4 = older(text, 4);
+	free(text);
+	json_object_set_new(json_object_get(v4, "handler"), "input", json_string("aGk="));
+	text = json_dumps(v4, JSON_COMPACT);
+	back = record_decode(j->id, "done", text, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 4);
+	assert_int_equal(back->spec.type, module_find("tm-cpu"));
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_memory_equal(back->spec.input, "hi", 2);
+	job_free(back);
+	free(text);
+	json_decref(v4);
+
 	/* Its module gone: the name is taken for a handler's. */
 	json_object_set_new(json_object_get(o, "spec"), "type", json_string("gone-type"));
 	text = json_dumps(o, JSON_COMPACT);
-	back = record_decode(j->id, "queued", text, &version, &cause);
+	back = record_decode(j->id, "queued", text, &version, &array, &cause);
 	assert_non_null(back);
 	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
 	assert_string_equal(back->spec.handler, "gone-type");
@@ -791,8 +1009,6 @@ test_module_job(void **state)
 	json_decref(o);
 
 	/* A built-in type: no extra part. */
-	free(j->spec.input);
-	j->spec.input = NULL;
 	j->spec.type = BUILTIN_SUMSQ;
 	j->res.result_json = false;
 	text = round_trip(j);
@@ -810,10 +1026,11 @@ test_round_trip(void **state)
 	struct job *j = full_job(), *back;
 	char *text, *cause = NULL;
 	int version, st;
+	uint64_t array;
 
 	(void)state;
 	text = round_trip(j);
-	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	back = record_decode(j->id, "scheduled", text, &version, &array, &cause);
 	assert_non_null(back);
 	assert_string_equal(back->spec.env[0], "PATH=/bin");
 	assert_string_equal(back->spec.cwd, "/srv/build");
@@ -843,6 +1060,12 @@ test_round_trip(void **state)
 	assert_true(back->res.in_cgroup);
 	assert_string_equal(back->res.cgroup_error, "pids.max: Permission denied");
 	assert_string_equal(back->spec.notify, "notify-send done");
+	assert_string_equal(back->spec.unique, "nightly-build");
+	assert_string_equal(back->spec.queue, "gpu");
+	assert_int_equal(back->spec.slots, 2);
+	assert_int_equal(back->spec.input_bytes, 5);
+	assert_int_equal(back->restarted_from, 7);
+	assert_true(back->suspended_for == 2.5);
 	job_free(back);
 	free(text);
 	/* Every run outcome and state has its name. */
@@ -880,33 +1103,7 @@ test_round_trip(void **state)
 	job_free(j);
 }
 
-/*
- * A version 2 or 3 record of the same job: without what version 4 added,
- * with the old "route_key" (and version 2 without version 3's notify).
- */
-static char *
-as_old(const char *cur, int v)
-{
-	json_t *o = parse(cur);
-	char *out;
-
-	json_object_set_new(o, "v", json_integer(v));
-	if (v < 3)
-		json_object_del(json_object_get(o, "spec"), "notify");
-	json_object_set_new(o, "route_key", json_string("nightly"));
-	json_object_del(o, "route");
-	json_object_del(o, "cgroup");
-	json_object_del(o, "reclassified_at");
-	json_object_del(json_object_get(o, "spec"), "limits");
-	json_object_del(json_object_get(o, "result"), "mem_peak_kb");
-	json_object_del(json_object_get(o, "result"), "in_cgroup");
-	json_object_del(json_object_get(o, "result"), "cgroup_error");
-	out = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return out;
-}
-
-/* Version 2 and 3 records (before the route and cgroup fields): read, written back as version 4. */
+/* Version 2 and 3 records (before the route and cgroup fields): read, written back as current. */
 static void
 test_v2_v3_rows(void **state)
 {
@@ -949,17 +1146,21 @@ test_v2_v3_rows(void **state)
 		free(v2);
 	}
 	free(v4);
-	/* A handler's job of version 2: its handler part still read. */
+	/* A handler's job of version 2: its handler part still read, its input decoded. */
 	j->spec.type = JOBTYPE_HANDLER;
 	j->spec.handler = xstrdup("thumb");
-	j->spec.input = xstrdup("aGk=");
+	j->spec.input_bytes = 2;
 	j->pool = POOL_HANDLER;
 	v4 = record_encode(j);
-	v2 = as_old(v4, 2);
+	o = older(v4, 2);
+	json_object_set_new(json_object_get(o, "handler"), "input", json_string("aGk="));
+	v2 = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
 	back = decode(42, "scheduled", v2, 2);
 	assert_int_equal(back->spec.type, JOBTYPE_HANDLER);
 	assert_string_equal(back->spec.handler, "thumb");
-	assert_string_equal(back->spec.input, "aGk=");
+	assert_int_equal(back->spec.input_bytes, 2);
+	assert_memory_equal(back->spec.input, "hi", 2);
 	assert_int_equal(back->route.by, ROUTE_CLASS);
 	job_free(back);
 	free(v2);
@@ -973,6 +1174,7 @@ test_refused(void **state)
 	struct job *j = full_job();
 	char *text = record_encode(j), *cause = NULL, *t;
 	int version;
+	uint64_t array;
 
 	(void)state;
 	/* A newer version is not guessed at: it says so. */
@@ -1056,7 +1258,7 @@ test_refused(void **state)
 	refused(42, "done", "[1]", "unreadable record");
 	refused(42, "done", "{\"v\":2,\"v\":2}", "unreadable record");
 	t = with(text, NULL, "uid", NULL);
-	assert_null(record_decode(42, "done", t, &version, &cause));
+	assert_null(record_decode(42, "done", t, &version, &array, &cause));
 	free(cause);
 	free(t);
 	free(text);
@@ -1067,34 +1269,79 @@ test_refused(void **state)
  * Version 2 records (taskd before "notify") are read as they were, with no
  * notify command; version 3 has exactly one more spec field, notify.
  */
+
+/* Records of versions 2 (no notify) and 3 (notify, none of version 4's fields) are read. */
 static void
-test_v2_records_and_v3(void **state)
+test_older_records(void **state)
 {
 	struct job *j = full_job(), *back;
-	char *cur = record_encode(j), *text = as_old(cur, 3), *v2, *cause = NULL;
+	char *text = record_encode(j), *v2, *v3, *v4, *cause = NULL;
 	int version;
+	uint64_t array;
 
 	(void)state;
-	free(cur);
-	/* The same record as taskd wrote it at version 2: "v":2, no spec.notify. */
-	v2 = with(text, NULL, "v", json_integer(2));
-	free(text);
-	text = with(v2, "spec", "notify", NULL);
-	back = record_decode(j->id, "scheduled", text, &version, &cause);
+	v2 = as_old(text, 2);
+	back = record_decode(j->id, "scheduled", v2, &version, &array, &cause);
 	assert_non_null(back);
 	assert_int_equal(version, 2);
 	assert_null(back->spec.notify);
+	assert_int_equal(back->spec.slots, 1);
 	assert_string_equal(back->spec.cwd, "/srv/build");
 	job_free(back);
-	/* Version 2 has no notify; versions 3 and 4 must have it (null or a string, no NUL). */
-	refused_with(42, "done", v2, NULL, "v", json_integer(2), "bad spec");
-	free(v2);
-	v2 = record_encode(j);
-	refused_with(42, "done", v2, "spec", "notify", NULL, "bad spec");
-	refused_with(42, "done", v2, "spec", "notify", json_integer(1), "bad spec");
-	refused_with(42, "done", v2, "spec", "notify", json_stringn("a\0b", 3),
+	v3 = as_old(text, 3);
+	back = record_decode(j->id, "scheduled", v3, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 3);
+	assert_int_equal(back->spec.input_bytes, 0);
+	assert_null(back->spec.queue);
+	job_free(back);
+	/* Version 4 (route and cgroup fields, none of version 5's): those kept, defaults for these. */
+	v4 = as_old(text, 4);
+	back = record_decode(j->id, "scheduled", v4, &version, &array, &cause);
+	assert_non_null(back);
+	assert_int_equal(version, 4);
+	assert_int_equal(array, 0);
+	assert_string_equal(back->spec.notify, "notify-send done");
+	assert_int_equal(back->route.by, ROUTE_KEY);
+	assert_string_equal(back->route.key, "make all");
+	assert_string_equal(back->cgroup, "/sys/fs/cgroup/taskd-1a2b/job-42");
+	assert_int_equal(back->spec.limits.memory, 512ull << 20);
+	assert_int_equal(back->spec.limits.pids, 64);
+	assert_int_equal(back->res.mem_peak_kb, 65536);
+	assert_string_equal(back->res.cgroup_error, "pids.max: Permission denied");
+	assert_int_equal(back->spec.slots, 1);
+	assert_null(back->spec.unique);
+	assert_null(back->spec.queue);
+	assert_int_equal(back->spec.input_bytes, 0);
+	assert_int_equal(back->restarted_from, 0);
+	assert_true(back->suspended_for == 0);
+	free(round_trip(back));
+	job_free(back);
+	/* Version 2 has no notify; versions 3 to 5 must have it (null or a string, no NUL). */
+	refused_with(42, "done", v2, "spec", "notify", json_null(), "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v4, "spec", "notify", NULL, "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", json_integer(1), "bad spec");
+	refused_with(42, "done", v3, "spec", "notify", json_stringn("a\0b", 3),
 		     "unreadable record");
+	/* Versions 3 and 4 have none of version 5's fields, version 5 all of them. */
+	refused_with(42, "done", v3, "spec", "slots", json_integer(1), "bad spec");
+	refused_with(42, "done", v3, NULL, "array", json_null(), "bad fields");
+	refused_with(42, "done", v4, "spec", "slots", json_integer(1), "bad spec");
+	refused_with(42, "done", v4, "spec", "unique", json_null(), "bad spec");
+	refused_with(42, "done", v4, NULL, "array", json_null(), "bad fields");
+	refused_with(42, "done", v4, NULL, "restarted_from", json_integer(0), "bad fields");
+	/* ... and version 4 has its own: its limits, its route. */
+	refused_with(42, "done", v4, "spec", "limits", NULL, "bad cgroup fields");
+	refused_with(42, "done", v4, NULL, "route", NULL, "bad fields");
+	refused_with(42, "done", text, "spec", "queue", NULL, "bad spec");
+	refused_with(42, "done", text, NULL, "suspended_for", NULL, "bad fields");
+	refused_with(42, "done", text, "spec", "slots", json_integer(0), "bad spec");
+	refused_with(42, "done", text, "spec", "input_bytes", json_integer(-1), "bad spec");
+	refused_with(42, "done", text, NULL, "array", json_integer(0), "bad fields");
 	free(v2);
+	free(v3);
+	free(v4);
 	free(text);
 	job_free(j);
 }
@@ -1107,11 +1354,12 @@ test_restore(void **state)
 	struct job *a, *b, *c, *dup;
 	char *cause = NULL;
 	int version;
+	uint64_t array;
 
 	(void)state;
-	a = record_decode(3, "failed", v1_failed_retried, &version, &cause);
-	b = record_decode(8, "done", v1_done_deps, &version, &cause);
-	c = record_decode(11, "queued", v1_queued, &version, &cause);
+	a = record_decode(3, "failed", v1_failed_retried, &version, &array, &cause);
+	b = record_decode(8, "done", v1_done_deps, &version, &array, &cause);
+	c = record_decode(11, "queued", v1_queued, &version, &array, &cause);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_non_null(c);
@@ -1127,7 +1375,7 @@ test_restore(void **state)
 	assert_int_equal(jobs_next_id(js), 12);
 	assert_true(c->announced && c->admitted);
 	/* The same id twice: refused, and the job stays the caller's. */
-	dup = record_decode(11, "queued", v1_queued, &version, &cause);
+	dup = record_decode(11, "queued", v1_queued, &version, &array, &cause);
 	assert_non_null(dup);
 	assert_int_equal(jobs_restore(js, dup, &cause), -1);
 	assert_non_null(strstr(cause, "job 11"));
@@ -1145,11 +1393,12 @@ main(void)
 	    cmocka_unit_test(test_v1_refused),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_v2_v3_rows),
+	    cmocka_unit_test(test_older_records),
 	    cmocka_unit_test(test_real_text),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_as_jansson),
 	    cmocka_unit_test(test_jtext_as_jansson),
-	    cmocka_unit_test(test_v2_records_and_v3),
+	    cmocka_unit_test(test_workflow_as_jansson),
 	    cmocka_unit_test(test_handler_job),
 	    cmocka_unit_test(test_module_job),
 	    cmocka_unit_test(test_refused),

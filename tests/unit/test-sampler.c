@@ -138,7 +138,7 @@ static pid_t
 spawn(const char *script, const char *cgroup)
 {
 	char *argv[] = { "sh", "-c", (char *)script, NULL };
-	struct spawn_req q = { "/bin/sh", argv, environ, 2, 2, -1, NULL, -1, true };
+	struct spawn_req q = { "/bin/sh", argv, environ, -1, 2, 2, -1, NULL, -1, true };
 	pid_t pid;
 
 	q.cgroup_procs = cgroup != NULL ? cg_procs_open(cgroup) : -1;
@@ -301,6 +301,47 @@ test_live_cgroup(void **state)
 	rmdir(sd);
 }
 
+/*
+ * A suspended command (its group stopped: SIGSTOP) uses no CPU: that says
+ * nothing of its kind, so the sampler does not reclassify it (it would
+ * count as io, and its cpu slot would move) however long it stays
+ * suspended. The same command seen as running is reclassified: that is
+ * what the state spares it. (A sleeping command stands for the stopped one
+ * here: it uses no CPU either, and it ends by itself should the test fail.)
+ */
+static void
+test_suspended(void **state)
+{
+	struct seen s = { 0 };
+	struct sampler_callbacks cb = { on_reclass, on_tick, &s };
+	struct sampler_config cfg = { 0.05, 2, 0.5, false, "/proc" };
+	struct sampler *m;
+	struct job *j;
+	pid_t pid;
+
+	(void)state;
+	s.base = event_base_new();
+	m = sampler_new(s.base, &cb);
+	sampler_configure(m, &cfg);
+	pid = spawn("exec sleep 10", NULL);
+	j = fake_job(pid, CLASS_CPU, NULL);
+	j->state = JOB_SUSPENDED;
+	sampler_watch(m, j);
+	run_until(&s, 0.6);
+	assert_true(s.ticks >= 4);
+	assert_int_equal(s.reclassified, 0);
+	assert_int_equal(j->counts_as, CLASS_CPU);
+	j->state = JOB_RUNNING;
+	run_until(&s, 10);
+	assert_int_equal(s.reclassified, 1);
+	assert_int_equal(s.to, CLASS_IO);
+	sampler_forget(m, j, NULL);
+	reap(pid);
+	sampler_free(m);
+	event_base_free(s.base);
+	free_job(j);
+}
+
 int
 main(void)
 {
@@ -309,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_period),
 		cmocka_unit_test(test_live_proc),
 		cmocka_unit_test(test_live_cgroup),
+		cmocka_unit_test(test_suspended),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
