@@ -95,7 +95,8 @@ struct child {
 	double deadline;     /* CLOCK_MONOTONIC timeout, 0 = none */
 	double kill_at;      /* CLOCK_MONOTONIC SIGKILL time once stopping */
 	bool stopping;       /* SIGTERM sent (timeout or cancel) */
-	bool suspended;      /* SIGSTOP sent (run_suspend), no SIGCONT since */
+	bool suspended;      /* stopped (run_suspend), not continued since */
+	bool frozen;         /* stopped by freezing its cgroup, not by SIGSTOP */
 	double suspended_since; /* CLOCK_MONOTONIC */
 	int in;              /* its input file (spec.in_path), -1: /dev/null */
 	int report;          /* --run-as: read end of the failure report pipe, -1 otherwise */
@@ -647,6 +648,19 @@ child_kill(struct child *c)
 		log_warn("kill the cgroup of job %llu", (unsigned long long)c->r->spec.job_id);
 }
 
+/* A frozen cgroup thawed (its processes see the signals sent meanwhile). */
+static void
+child_thaw(struct child *c)
+{
+	if (!c->frozen)
+		return;
+	c->frozen = false;
+	if (cg_freeze(c->cgroup, false) == -1) {
+		log_warn("thaw the cgroup of job %llu", (unsigned long long)c->r->spec.job_id);
+		child_signal(c, SIGKILL); /* never leave it frozen for good */
+	}
+}
+
 /* Timeout or cancel: SIGTERM (and SIGCONT) to the group; the first reason wins. */
 static void
 child_stop(struct child *c, enum run_status why, double now)
@@ -659,6 +673,7 @@ child_stop(struct child *c, enum run_status why, double now)
 	c->why = why;
 	child_signal(c, SIGTERM);
 	child_signal(c, SIGCONT); /* a stopped job must see its SIGTERM */
+	child_thaw(c);
 	c->suspended = false;
 	if (!(grace > 0)) {
 		child_kill(c);
@@ -668,8 +683,11 @@ child_stop(struct child *c, enum run_status why, double now)
 }
 
 /*
- * run_suspend asked to stop or continue the command: its group gets
- * SIGSTOP or SIGCONT, and the time it was stopped moves its deadline on.
+ * run_suspend asked to stop or continue the command. In its own cgroup it
+ * is frozen and thawed (cgroup.freeze): every process of it, whatever its
+ * group, and none of them is told (a shell's job control or a SIGCONT
+ * handler sees nothing). Without one, or without the freezer, its group
+ * gets SIGSTOP and SIGCONT. The time it was stopped moves its deadline on.
  * Once it is being stopped for good (timeout, cancel), nothing more.
  */
 static void
@@ -681,11 +699,17 @@ child_control(struct child *c, double now)
 		return;
 	c->suspended = want;
 	if (want) {
-		child_signal(c, SIGSTOP);
+		if (c->cgroup != NULL && cg_freeze(c->cgroup, true) == 0)
+			c->frozen = true;
+		else
+			child_signal(c, SIGSTOP);
 		c->suspended_since = now;
 		return;
 	}
-	child_signal(c, SIGCONT);
+	if (c->frozen)
+		child_thaw(c);
+	else
+		child_signal(c, SIGCONT);
 	if (c->deadline > 0)
 		c->deadline += now - c->suspended_since;
 }
