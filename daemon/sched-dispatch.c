@@ -88,7 +88,7 @@ make_run(struct sched *s, struct job *j, bool cancellable)
 	r->spec.quiet = j->output_stopped;
 	if (j->output_stopped)
 		run_stop_output(r);
-	/* A root daemon runs other users' commands as them (exec.c: --run-as). */
+	/* A root daemon runs other users' commands as them (exec-spawn.c: --run-as). */
 	r->spec.as_user = s->root && j->uid != 0;
 	/*
 	 * Priority as nice. Below 0 needs privilege, which a root daemon has:
