@@ -369,9 +369,10 @@ job_changed(struct job *j, int prev, void *arg)
 }
 
 /*
- * sched.c asks first when a run of a held job ended: a retry goes through
- * the cluster (its next attempt may run on any node), and a stopping node
- * hands the job back. Else the job finishes here (job_changed stores it).
+ * sched-finish.c asks first when a run of a held job ended: a retry goes
+ * through the cluster (its next attempt may run on any node), and a
+ * stopping node hands the job back. Else the job finishes here
+ * (job_changed stores it).
  */
 static bool
 run_ended(struct job *j, enum job_state st, void *arg)
