@@ -594,7 +594,7 @@ job_unwait(struct job *j, struct job_waiter *w)
 	TAILQ_REMOVE(&j->waiters, w, entry);
 }
 
-/* ---- restored jobs (record.c decodes them) ---- */
+/* ---- restored jobs (record-decode.c decodes them) ---- */
 
 struct job *
 job_new(void)
