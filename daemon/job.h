@@ -31,8 +31,8 @@ enum job_state {
 	JOB_CANCELLED,
 	JOB_LOST,
 	/*
-	 * Last: taskd 0.1.0's records hold states as these numbers (record.c,
-	 * version 1), so the ones before keep theirs.
+	 * Last: taskd 0.1.0's records hold states as these numbers
+	 * (record-decode.c, version 1), so the ones before keep theirs.
 	 */
 	JOB_SUSPENDED, /* started, then stopped by `pause ID` (its process group) until `resume ID` */
 	JOB_NSTATES
@@ -379,8 +379,9 @@ void job_spec_rerun(struct job_spec *dst, const struct job *j);
 void job_kind_keys(const struct job_spec *spec, struct kind_keys *k);
 
 /*
- * A job in no table, with the defaults of a new one (record.c builds the
- * jobs it restores with it), and freeing one that is in no table.
+ * A job in no table, with the defaults of a new one (record-decode.c
+ * builds the jobs it restores with it), and freeing one that is in no
+ * table.
  */
 struct job *job_new(void);
 void job_free(struct job *j);

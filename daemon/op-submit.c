@@ -1,10 +1,12 @@
 /*
- * submit (doc/protocol.md "submit"): one job, a batch (all or nothing), or
- * an array (one job per index, in one request); and restart, which submits
- * finished jobs again. A submit is answered once its jobs are stored
- * (persist.c's group commit); only then are they queued, and seen by other
- * requests. A unique key (--unique) held by a pending or running job of
- * the same user answers with that job instead of making a new one.
+ * submit (doc/protocol.md "submit") of one job or of an array (one job per
+ * index, in one request); a batch is op-submit-batch.c's, the checks of
+ * what a submit asks for op-submit-check.c's, and restart, which submits
+ * finished jobs again, op-restart.c's. A submit is answered once its jobs
+ * are stored (persist.c's group commit); only then are they queued, and
+ * seen by other requests: the pending submits, here, serve every kind. A
+ * unique key (--unique) held by a pending or running job of the same user
+ * answers with that job instead of making a new one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,19 +15,13 @@
 
 #include <taskd/protocol.h>
 
-#include <grp.h>
-#include <pwd.h>
-
-#include "admission.h"
 #include "cluster.h"
-#include "hconfig.h"
-#include "jobtype.h"
 #include "life.h"
 #include "log.h"
+#include "op-submit-private.h"
 #include "ops.h"
 #include "output.h"
 #include "persist.h"
-#include "ppool.h"
 #include "quota.h"
 #include "sched.h"
 #include "server.h"
@@ -37,7 +33,6 @@
 #define SUBMIT_MAX_ARRAY_DEPS 1000000
 
 static op_fn op_submit;
-static op_fn op_restart;
 
 /* This file's entries in the op table (ops.h: what the dispatcher checks for them). */
 
@@ -48,238 +43,21 @@ const struct op op_submit_entry = {
 	.fields = { "wait", "jobs", "local" },
 };
 
-/* Like submit: refused once a shutdown began. */
-const struct op op_restart_entry = {
-	.name = TASKD_OP_RESTART,
-	.fn = op_restart,
-	.flags = OP_JOB_OR,
-	.select = FILTER_STATE | FILTER_STATES | FILTER_LABELS | FILTER_NAME | FILTER_IDS |
-		  FILTER_ARRAY,
-};
-
-/*
- * A submit waiting for its jobs to be on disk (persist.c's group commit):
- * answered, and its jobs queued, from submit_committed. Its new jobs are
- * ids[0..n) and an array's first .. first + count - 1.
- */
-struct pending_submit {
-	struct taskd *td;
-	struct client *client;  /* NULL once the client is gone */
-	json_t *id;
-	json_t *answer;         /* the result, or NULL: {"id": ids[0]} */
-	bool wait;              /* "wait": true — answered when the job ends (a wait slot is reserved) */
-	uint64_t holder;        /* a unique key's holder it answers with (must be stored), or 0 */
-	bool holder_array;
-	uint64_t first, count;  /* an array's jobs */
-	size_t n;
-	TAILQ_ENTRY(pending_submit) entry;
-	uint64_t ids[];
-};
-
-static struct proto_job_opts
-job_opts(struct taskd *td, struct client *c)
-{
-	/*
-	 * cwd is checked at submit only with the submitter's own rights: a root
-	 * daemon does not stat paths for other users (it would tell them what
-	 * exists where they may not look, and a hung network mount would stall
-	 * the loop for them); their runs check cwd as them and fail with the
-	 * reason. Root's and the daemon's own user's rights are the daemon's.
-	 */
-	struct proto_job_opts o = {
-		.default_timeout = td->cfg->jobs.default_timeout,
-		.check_cwd = privileged_uid(server_client_uid(c)),
-		.max_input = td->cfg->limits.max_input,
-	};
-
-	return o;
-}
-
-static int
-check_room(struct taskd *td, struct client *c, struct request *req, uint64_t n)
-{
-	char msg[160];
-	/* Queued jobs include those whose submit is still being committed. */
-	size_t pending = jobs_pending(td->jobs);
-
-	if (persist_storage_error(td->persist) != NULL) {
-		reply_err(c, req->id, TASKD_ERR_STORAGE, persist_storage_error(td->persist));
-		return -1;
-	}
-	if (pending + n > (size_t)td->cfg->queue.max_pending) {
-		snprintf(msg, sizeof msg, "queue full: %zu pending, %llu more asked, "
-			 "queue.max_pending is %d", pending, (unsigned long long)n,
-			 td->cfg->queue.max_pending);
-		reply_err(c, req->id, TASKD_ERR_QUEUE_FULL, msg);
-		return -1;
-	}
-	pending = jobs_queued_by(td->jobs, server_client_uid(c));
-	if (pending + n > (size_t)td->cfg->queue.max_pending_per_user) {
-		snprintf(msg, sizeof msg,
-			 "queue full for uid %u: %zu pending, %llu more asked, "
-			 "queue.max_pending_per_user is %d",
-			 (unsigned)server_client_uid(c), pending, (unsigned long long)n,
-			 td->cfg->queue.max_pending_per_user);
-		reply_err(c, req->id, TASKD_ERR_QUEUE_FULL, msg);
-		return -1;
-	}
-	return 0;
-}
-
-/* Every dependency must be a job the caller may see (else: as if unknown). */
-static int
-check_deps(struct taskd *td, uid_t uid, const struct job_spec *spec, struct proto_error *err)
-{
-	const struct job_dep *d;
-	struct job *dep;
-	size_t i;
-
-	for (i = 0; i < spec->ndeps; i++) {
-		d = &spec->deps[i];
-		dep = jobs_find(td->jobs, d->id);
-		if (d->id >= jobs_next_id(td->jobs)) {
-			proto_error_set(err, TASKD_ERR_NOT_FOUND,
-					"%s: no such job %llu (a job can only depend on jobs "
-					"submitted before it, not on itself or its own batch)",
-					d->any ? "after_any" : "after", (unsigned long long)d->id);
-			return -1;
-		}
-		if (dep == NULL || !ops_may_see(uid, dep)) {
-			proto_error_set(err, TASKD_ERR_NOT_FOUND,
-					"%s: no such job %llu (a dependency must be an existing job "
-					"of yours)", d->any ? "after_any" : "after",
-					(unsigned long long)d->id);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* A command's limits (with the config's defaults) must be ones taskd can apply here. */
-static int
-check_limits(struct taskd *td, struct job_spec *spec, struct proto_error *err)
-{
-	char *why = NULL;
-
-	if (sched_job_limits(td->sched, spec, &why) == 0)
-		return 0;
-	proto_error_set(err, TASKD_ERR_UNSUPPORTED, "%s", why);
-	free(why);
-	return -1;
-}
-
-/*
- * A handler with users/groups lists serves only those (and root and
- * taskd's own user). The submitter's supplementary groups are looked up
- * only when its uid and primary group are not enough.
- */
-static int
-check_handler(struct taskd *td, uid_t uid, gid_t gid, const struct job_spec *spec,
-	      struct proto_error *err)
-{
-	const struct handler_config *h;
-	gid_t groups[256];
-	int n = (int)(sizeof groups / sizeof groups[0]);
-	struct passwd *pw;
-
-	if (spec->type != JOBTYPE_HANDLER || (h = config_handler(td->cfg, spec->handler)) == NULL)
-		return 0;
-	if (handler_allows(h, uid, gid, NULL, 0))
-		return 0;
-	if (h->ngroups > 0 && (pw = getpwuid(uid)) != NULL &&
-	    getgrouplist(pw->pw_name, gid, groups, &n) != -1 &&
-	    handler_allows(h, uid, gid, groups, (size_t)n))
-		return 0;
-	proto_error_set(err, TASKD_ERR_FORBIDDEN, "handler %s does not serve uid %u "
-			"(its users and groups lists)", h->name, (unsigned)uid);
-	return -1;
-}
-
-/* "queue" names one of the configuration, "slots" fit in the process pool. */
-static int
-check_workflow(struct taskd *td, const struct job_spec *spec, struct proto_error *err)
-{
-	int pool = td->ppool != NULL ? ppool_max_workers(td->ppool) : 1;
-	char names[512];
-	size_t i, off = 0;
-
-	/*
-	 * Cluster mode: a job may run on any node, and these hold only on one
-	 * (a key is checked in this node's table, a queue is this node's
-	 * configuration, the input is in this node's input file): refused, not
-	 * half kept (doc/cluster.md).
-	 */
-	if (td->cluster != NULL && (spec->unique != NULL || spec->queue != NULL ||
-				    spec->slots > 1 || spec->input_bytes > 0)) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"%s\" is not available in cluster mode (doc/cluster.md)",
-				spec->unique != NULL ? "unique" : spec->queue != NULL ? "queue"
-				: spec->slots > 1 ? "slots" : "input");
-		return -1;
-	}
-	if (spec->queue != NULL && config_queue(td->cfg, spec->queue) == NULL) {
-		names[0] = '\0';
-		for (i = 0; i < td->cfg->nqueues && off < sizeof names; i++)
-			off += (size_t)snprintf(names + off, sizeof names - off, "%s%s",
-						i > 0 ? ", " : "", td->cfg->queues[i].name);
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "no queue \"%s\" (%s%s)", spec->queue,
-				td->cfg->nqueues > 0 ? "queues: " : "no queues are configured",
-				names);
-		return -1;
-	}
-	if (spec->slots > pool) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST,
-				"\"slots\": %d cpu slots asked, the process pool has %d "
-				"(process_pool.max_workers)", spec->slots, pool);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * What a decoded job may ask for, as uid (gid) who will own it: its
- * priority, its dependencies, its handler, its queue and slots, its limits
- * (the config's defaults filled in); and its job object must fit in an
- * answer (limits.max_frame, with the longest id a request may have).
- */
-static int
-check_job(struct taskd *td, uid_t uid, gid_t gid, struct job_spec *spec,
-	  struct proto_error *err)
-{
-	size_t shown = job_spec_shown_bytes(spec);
-	size_t room = td->cfg->limits.max_frame - TASKD_MAX_ID - 64;
-
-	if (shown > room) {
-		proto_error_set(err, TASKD_ERR_BAD_REQUEST, "job too large: its job object would "
-				"take %zu bytes, more than limits.max_frame (%zu) leaves for one: "
-				"shorten its argv, cwd, name or labels", shown,
-				(size_t)td->cfg->limits.max_frame);
-		return -1;
-	}
-	if (ops_check_priority(uid, spec->priority, err) == -1)
-		return -1;
-	if (check_deps(td, uid, spec, err) == -1)
-		return -1;
-	if (check_handler(td, uid, gid, spec, err) == -1 || check_workflow(td, spec, err) == -1)
-		return -1;
-	return check_limits(td, spec, err);
-}
-
 /*
  * The job, or array, holding key for uid now: 1 and its id (*array: an
  * array's), 0 if none holds it.
  */
-static int
-holder_of(struct taskd *td, uid_t uid, const char *key, uint64_t *id, bool *array,
-	  bool *committed)
+int
+submit_holder_of(struct taskd *td, uid_t uid, const char *key, uint64_t *id, bool *array,
+		 bool *committed)
 {
 	if (key == NULL)
 		return 0;
 	return jobs_unique(td->jobs, uid, key, id, array, committed) == 0;
 }
 
-static void
-holder_answer(json_t *o, uint64_t id, bool array)
+void
+submit_holder_answer(json_t *o, uint64_t id, bool array)
 {
 	json_object_set_new(o, "id", json_integer((json_int_t)id));
 	if (array)
@@ -288,8 +66,8 @@ holder_answer(json_t *o, uint64_t id, bool array)
 }
 
 /* The jobs' inputs, at the ids they will get: stored before their submit is (output.h). */
-static int
-store_input(struct taskd *td, uint64_t id, struct job_spec *spec, char **cause)
+int
+submit_store_input(struct taskd *td, uint64_t id, struct job_spec *spec, char **cause)
 {
 	int rc;
 
@@ -302,8 +80,8 @@ store_input(struct taskd *td, uint64_t id, struct job_spec *spec, char **cause)
 	return rc;
 }
 
-static struct job *
-add_job(struct taskd *td, struct job_spec *spec, uid_t uid, gid_t gid, double now)
+struct job *
+submit_add_job(struct taskd *td, struct job_spec *spec, uid_t uid, gid_t gid, double now)
 {
 	struct job *j = jobs_add(td->jobs, spec, uid, gid, now);
 
@@ -313,7 +91,7 @@ add_job(struct taskd *td, struct job_spec *spec, uid_t uid, gid_t gid, double no
 	return j;
 }
 
-static struct pending_submit *
+struct pending_submit *
 pending_submit_new(struct taskd *td, struct client *c, struct request *req, size_t n)
 {
 	struct pending_submit *ps = xcalloc(1, sizeof *ps + n * sizeof ps->ids[0]);
@@ -388,7 +166,7 @@ holder_stored(struct taskd *td, const struct pending_submit *ps)
 }
 
 /* The jobs of a submit are on disk (ok) or could not be stored (then they are dropped). */
-static void
+void
 submit_committed(bool ok, const char *cause, void *arg)
 {
 	struct pending_submit *ps = arg;
@@ -455,7 +233,7 @@ answer_holder(struct taskd *td, struct client *c, struct request *req, uint64_t 
 	struct conn *cs = conn_of(c);
 	json_t *answer = json_object();
 
-	holder_answer(answer, id, array);
+	submit_holder_answer(answer, id, array);
 	STATS_INC(submits_existing);
 	log_debug("submit by uid %u: unique key held by %s %llu", (unsigned)server_client_uid(c),
 		  array ? "array" : "job", (unsigned long long)id);
@@ -497,12 +275,12 @@ submit_array(struct taskd *td, struct client *c, struct request *req, struct job
 		job_spec_free(spec);
 		return;
 	}
-	if (check_room(td, c, req, pa->count) == -1) {
+	if (submit_check_room(td, c, req, pa->count) == -1) {
 		job_spec_free(spec);
 		return;
 	}
 	/* All its jobs read the array's one copy of the input. */
-	if (store_input(td, jobs_next_id(td->jobs), spec, &cause) == -1) {
+	if (submit_store_input(td, jobs_next_id(td->jobs), spec, &cause) == -1) {
 		reply_err(c, req->id, TASKD_ERR_STORAGE, cause);
 		free(cause);
 		job_spec_free(spec);
@@ -530,171 +308,14 @@ submit_array(struct taskd *td, struct client *c, struct request *req, struct job
 	persist_after_commit(td->persist, submit_committed, ps);
 }
 
-/* ---- a batch ---- */
-
-/*
- * A unique key within a batch: held by a job outside it (its id), or by an
- * earlier job of the batch (that one is made, this one not).
- */
-struct batch_key {
-	bool existing;        /* not made: answered with holder */
-	uint64_t holder;      /* outside the batch: its id; 0: jobs[dup] */
-	bool holder_array;
-	bool committed;
-	size_t dup;
-};
-
-static void
-batch_free(struct job_spec *specs, struct batch_key *keys, size_t n)
-{
-	size_t i;
-
-	/* Specs not decoded (or freed on failure) are zeroed: freeing all is safe. */
-	for (i = 0; i < n; i++)
-		job_spec_free(&specs[i]);
-	free(specs);
-	free(keys);
-}
-
-/* Which jobs of the batch a unique key makes no new job for; how many are new. */
-static size_t
-batch_keys(struct taskd *td, uid_t uid, struct job_spec *specs, struct batch_key *keys, size_t n)
-{
-	size_t i, k, made = 0;
-
-	for (i = 0; i < n; i++) {
-		if (holder_of(td, uid, specs[i].unique, &keys[i].holder, &keys[i].holder_array,
-			      &keys[i].committed)) {
-			keys[i].existing = true;
-			continue;
-		}
-		for (k = 0; specs[i].unique != NULL && k < i; k++) {
-			if (!keys[k].existing && specs[k].unique != NULL &&
-			    strcmp(specs[k].unique, specs[i].unique) == 0) {
-				keys[i].existing = true;
-				keys[i].dup = k;
-				break;
-			}
-		}
-		if (!keys[i].existing)
-			made++;
-	}
-	return made;
-}
-
 /*
  * "local": true keeps the jobs on this node (cluster mode, doc/cluster.md);
  * a single node keeps every job, so it takes it and changes nothing.
  */
-static bool
+bool
 submit_local(struct request *req)
 {
 	return json_is_true(json_object_get(req->root, "local"));
-}
-
-static void
-submit_batch(struct taskd *td, struct client *c, struct request *req, json_t *arr)
-{
-	struct proto_job_opts opts = job_opts(td, c);
-	struct proto_error err = { 0 };
-	struct pending_submit *ps;
-	struct batch_key *keys;
-	struct job_spec *specs;
-	json_t *ids, *existing;
-	size_t i, m, n = json_array_size(arr), made;
-	uid_t uid = server_client_uid(c);
-	uint64_t next = jobs_next_id(td->jobs), *made_id;
-	double now = now_unix();
-	char *msg, *cause = NULL;
-	uint64_t bytes = 0;
-
-	if (n == 0 || n > TASKD_MAX_BATCH) {
-		proto_error_set(&err, TASKD_ERR_BAD_REQUEST,
-				"\"jobs\" must hold 1 to %d jobs", TASKD_MAX_BATCH);
-		reply_proto_err(c, req->id, &err);
-		return;
-	}
-	/* All or nothing: decode every job before queueing any. */
-	specs = xcalloc(n, sizeof *specs);
-	keys = xcalloc(n, sizeof *keys);
-	for (i = 0; i < n; i++) {
-		if (json_object_get(json_array_get(arr, i), "array") != NULL)
-			proto_error_set(&err, TASKD_ERR_BAD_REQUEST, "\"array\" is for a single "
-					"submit: send each array in a request of its own");
-		else if (proto_batch_job_decode(json_array_get(arr, i), &opts, &specs[i], &err) ==
-				 0 &&
-			 check_job(td, uid, server_client_gid(c), &specs[i], &err) == 0)
-			continue;
-		msg = err.message;
-		err.message = NULL;
-		proto_error_set(&err, err.code, "jobs[%zu]: %s", i, msg);
-		free(msg);
-		reply_proto_err(c, req->id, &err);
-		batch_free(specs, keys, n);
-		return;
-	}
-	made = batch_keys(td, uid, specs, keys, n);
-	for (i = 0; i < n; i++)
-		if (!keys[i].existing)
-			bytes += job_spec_bytes(&specs[i]);
-	if (quota_check_submit(td->cfg, td->jobs, uid, bytes, &err) == -1) {
-		reply_proto_err(c, req->id, &err);
-		batch_free(specs, keys, n);
-		return;
-	}
-	if (check_room(td, c, req, made) == -1) {
-		batch_free(specs, keys, n);
-		return;
-	}
-	/* No unique keys in cluster mode (check_workflow): every job of the batch is new. */
-	if (td->cluster != NULL) {
-		free(keys);
-		cluster_submit(td->cluster, c, req->id, specs, n, true, false, submit_local(req));
-		return;
-	}
-	/* Inputs at the ids the new jobs will get (in order, from next). */
-	for (i = 0, m = 0; i < n; i++) {
-		if (keys[i].existing)
-			continue;
-		if (store_input(td, next + m, &specs[i], &cause) == -1) {
-			while (m-- > 0)
-				output_remove_input(td->jobs_dir, next + m);
-			reply_err(c, req->id, TASKD_ERR_STORAGE, cause);
-			free(cause);
-			batch_free(specs, keys, n);
-			return;
-		}
-		m++;
-	}
-	ps = pending_submit_new(td, c, req, made);
-	ids = json_array();
-	existing = json_array();
-	made_id = xcalloc(n, sizeof *made_id);
-	for (i = 0, m = 0; i < n; i++) {
-		if (!keys[i].existing) {
-			made_id[i] = ps->ids[m++] = add_job(td, &specs[i], uid, server_client_gid(c),
-							    now)->id;
-			json_array_append_new(ids, json_integer((json_int_t)made_id[i]));
-			continue;
-		}
-		json_array_append_new(ids, json_integer((json_int_t)(
-			keys[i].holder != 0 ? keys[i].holder : made_id[keys[i].dup])));
-		json_array_append_new(existing, json_integer((json_int_t)i));
-		STATS_INC(submits_existing);
-		/* A holder outside the batch whose submit is not stored yet: it must be, by then. */
-		if (keys[i].holder != 0 && !keys[i].committed) {
-			ps->holder = keys[i].holder;
-			ps->holder_array = keys[i].holder_array;
-		}
-	}
-	free(made_id);
-	ps->answer = json_pack("{s:o}", "ids", ids);
-	if (json_array_size(existing) > 0)
-		json_object_set_new(ps->answer, "existing", existing);
-	else
-		json_decref(existing);
-	batch_free(specs, keys, n);
-	persist_after_commit(td->persist, submit_committed, ps);
 }
 
 static bool
@@ -713,7 +334,7 @@ batch_has_job_fields(json_t *req)
 static void
 op_submit(struct taskd *td, struct client *c, struct request *req)
 {
-	struct proto_job_opts opts = job_opts(td, c);
+	struct proto_job_opts opts = submit_job_opts(td, c);
 	struct proto_error err = { 0 };
 	struct proto_array pa;
 	struct job_spec spec;
@@ -780,12 +401,12 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (check_job(td, server_client_uid(c), server_client_gid(c), &spec, &err) == -1) {
+	if (submit_check_job(td, server_client_uid(c), server_client_gid(c), &spec, &err) == -1) {
 		job_spec_free(&spec);
 		reply_proto_err(c, req->id, &err);
 		return;
 	}
-	if (holder_of(td, server_client_uid(c), spec.unique, &holder, &harray, &committed)) {
+	if (submit_holder_of(td, server_client_uid(c), spec.unique, &holder, &harray, &committed)) {
 		job_spec_free(&spec);
 		if (persist_storage_error(td->persist) != NULL)
 			reply_err(c, req->id, TASKD_ERR_STORAGE, persist_storage_error(td->persist));
@@ -805,7 +426,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		submit_array(td, c, req, &spec, &pa);
 		return;
 	}
-	if (check_room(td, c, req, 1) == -1) {
+	if (submit_check_room(td, c, req, 1) == -1) {
 		job_spec_free(&spec);
 		return;
 	}
@@ -816,7 +437,7 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 			       submit_local(req));
 		return;
 	}
-	if (store_input(td, jobs_next_id(td->jobs), &spec, &cause) == -1) {
+	if (submit_store_input(td, jobs_next_id(td->jobs), &spec, &cause) == -1) {
 		reply_err(c, req->id, TASKD_ERR_STORAGE, cause);
 		free(cause);
 		job_spec_free(&spec);
@@ -827,8 +448,8 @@ op_submit(struct taskd *td, struct client *c, struct request *req)
 		ps->wait = true;
 		cs->nwaits++; /* reserved now: the answer will wait like a `wait` request */
 	}
-	ps->ids[0] = add_job(td, &spec, server_client_uid(c), server_client_gid(c),
-			     now_unix())->id;
+	ps->ids[0] = submit_add_job(td, &spec, server_client_uid(c), server_client_gid(c),
+				    now_unix())->id;
 	persist_after_commit(td->persist, submit_committed, ps);
 }
 
@@ -844,174 +465,3 @@ op_submit_closed(struct conn *cs)
 	}
 }
 
-/* ---- restart ---- */
-
-/* A job restart takes: finished (a pending or running one is there already). */
-static int
-restartable(const struct job *j, struct proto_error *err)
-{
-	if (job_state_final(j->state))
-		return 0;
-	proto_error_set(err, TASKD_ERR_INVALID_STATE, "job %llu is %s: only a finished job can "
-			"be restarted", (unsigned long long)j->id, job_state_name(j->state));
-	return -1;
-}
-
-/*
- * The new jobs of a restart within their owners' quotas (quota.h): the
- * bytes of each owner's new jobs together (a restart by root may take
- * jobs of several users; there are few of them).
- */
-static int
-restart_quota(struct taskd *td, struct job **v, const struct job_spec *specs,
-	      const bool *existing, size_t n, struct proto_error *err)
-{
-	struct { uid_t uid; uint64_t bytes; } *own = xcalloc(n > 0 ? n : 1, sizeof *own);
-	size_t i, k, nown = 0;
-	int rc = 0;
-
-	for (i = 0; i < n; i++) {
-		if (existing[i])
-			continue;
-		for (k = 0; k < nown && own[k].uid != v[i]->uid; k++)
-			;
-		if (k == nown)
-			own[nown++].uid = v[i]->uid;
-		own[k].bytes += job_spec_bytes(&specs[i]);
-	}
-	for (k = 0; k < nown && rc == 0; k++)
-		rc = quota_check_submit(td->cfg, td->jobs, own[k].uid, own[k].bytes, err);
-	free(own);
-	return rc;
-}
-
-/*
- * `restart`: a finished job (or every finished job a selector picks) is
- * submitted again as a new job with the same spec, its owner's, with
- * restarted_from; all or nothing, like a batch. A unique key held by a
- * pending or running job answers with that job instead.
- */
-static void
-op_restart(struct taskd *td, struct client *c, struct request *req)
-{
-	struct proto_error err = { 0 };
-	struct pending_submit *ps;
-	struct job **v, *old, *j;
-	struct job_spec *specs;
-	struct filter f;
-	json_t *jobs, *o;
-	uint64_t next = jobs_next_id(td->jobs), holder, *from;
-	bool harray, committed, *existing;
-	size_t i, n, m, made = 0;
-	double now = now_unix();
-	char *cause = NULL, *msg;
-
-	/* Its new jobs would be this node's, with ids the cluster does not give (doc/cluster.md). */
-	if (td->cluster != NULL) {
-		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST,
-			  "restart is not available in cluster mode (doc/cluster.md): submit the "
-			  "job again");
-		return;
-	}
-	if (req->job != NULL) {
-		if (restartable(req->job, &err) == -1) {
-			reply_proto_err(c, req->id, &err);
-			return;
-		}
-		v = xcalloc(1, sizeof *v);
-		v[0] = req->job;
-		n = 1;
-	} else if (!ops_has_selector(req)) {
-		reply_err(c, req->id, TASKD_ERR_BAD_REQUEST, "give \"job\" (a job id) or a "
-			  "selector (\"state\", \"states\", \"labels\", \"name\", \"ids\", \"array\")");
-		return;
-	} else {
-		if (ops_selector(c, req, &f) == -1)
-			return;
-		v = ops_select(td, c, &f, false, &n);
-		filter_free(&f);
-		/* Pending and running jobs are not taken: they are there already. */
-		for (i = 0, m = 0; i < n; i++)
-			if (job_state_final(v[i]->state))
-				v[m++] = v[i];
-		n = m;
-	}
-	specs = xcalloc(n > 0 ? n : 1, sizeof *specs);
-	existing = xcalloc(n > 0 ? n : 1, sizeof *existing);
-	from = xcalloc(n > 0 ? n : 1, sizeof *from);
-	jobs = json_array();
-	for (i = 0; i < n; i++) {
-		old = v[i];
-		from[i] = old->id;
-		job_spec_rerun(&specs[i], old);
-		if (check_job(td, old->uid, old->gid, &specs[i], &err) == 0)
-			continue;
-		msg = err.message;
-		err.message = NULL;
-		proto_error_set(&err, err.code, "job %llu: %s", (unsigned long long)old->id, msg);
-		free(msg);
-		goto fail;
-	}
-	/* Unique keys: held now, or by an earlier job of this restart. */
-	for (i = 0; i < n; i++) {
-		o = json_pack("{s:I}", "restarted_from", (json_int_t)from[i]);
-		if (holder_of(td, v[i]->uid, specs[i].unique, &holder, &harray, &committed)) {
-			existing[i] = true;
-			holder_answer(o, holder, harray);
-		} else {
-			for (m = 0; specs[i].unique != NULL && m < i; m++)
-				if (!existing[m] && v[m]->uid == v[i]->uid && specs[m].unique != NULL &&
-				    strcmp(specs[m].unique, specs[i].unique) == 0)
-					break;
-			existing[i] = specs[i].unique != NULL && m < i;
-			if (existing[i])
-				holder_answer(o, json_integer_value(json_object_get(
-						      json_array_get(jobs, m), "id")), false);
-			else
-				json_object_set_new(o, "id", json_integer((json_int_t)(next + made++)));
-		}
-		json_array_append_new(jobs, o);
-	}
-	if (restart_quota(td, v, specs, existing, n, &err) == -1)
-		goto fail;
-	if (check_room(td, c, req, made) == -1)
-		goto out;
-	/* Their inputs: the same files (hard links: an input never changes). */
-	for (i = 0, m = 0; i < n; i++) {
-		if (existing[i])
-			continue;
-		if (specs[i].input_bytes > 0 &&
-		    output_share_input(td->jobs_dir, job_input_owner(v[i]), next + m,
-				       td->cfg->store.fsync == FSYNC_ALWAYS, &cause) == -1) {
-			reply_err(c, req->id, TASKD_ERR_STORAGE, cause);
-			free(cause);
-			while (m-- > 0)
-				output_remove_input(td->jobs_dir, next + m);
-			goto out;
-		}
-		m++;
-	}
-	ps = pending_submit_new(td, c, req, made);
-	ps->answer = json_pack("{s:O}", "jobs", jobs);
-	for (i = 0, m = 0; i < n; i++) {
-		if (existing[i])
-			continue;
-		j = add_job(td, &specs[i], v[i]->uid, v[i]->gid, now);
-		j->restarted_from = from[i];
-		ps->ids[m++] = j->id;
-		STATS_INC(jobs_restarted);
-	}
-	log_debug("restart by uid %u: %zu jobs, %zu new", (unsigned)server_client_uid(c), n, made);
-	persist_after_commit(td->persist, submit_committed, ps);
-	goto out;
-fail:
-	reply_proto_err(c, req->id, &err);
-out:
-	for (i = 0; i < n; i++)
-		job_spec_free(&specs[i]);
-	json_decref(jobs);
-	free(specs);
-	free(existing);
-	free(from);
-	free(v);
-}

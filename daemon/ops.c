@@ -28,7 +28,8 @@
  * selector fields and its own fields) sits in its theme's file next to its
  * handler; this list is every op the dispatcher knows.
  */
-extern const struct op op_submit_entry, op_restart_entry;              /* op-submit.c */
+extern const struct op op_submit_entry;                                /* op-submit.c */
+extern const struct op op_restart_entry;                               /* op-restart.c */
 extern const struct op op_status_entry, op_list_entry, op_show_entry,  /* op-query.c */
 	op_wait_entry, op_subscribe_entry;
 extern const struct op op_cancel_entry, op_pause_entry, op_resume_entry, /* op-control.c */

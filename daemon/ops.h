@@ -6,7 +6,8 @@
  * every request line; it decodes the envelope (proto.c), finds the op, does
  * the checks its entry asks for (below), and calls its handler:
  *
- *   op-submit.c   submit, restart
+ *   op-submit.c   submit (a batch: op-submit-batch.c; checks: op-submit-check.c)
+ *   op-restart.c  restart
  *   op-query.c    status, list, show, wait, subscribe
  *   op-control.c  cancel, pause, resume, priority, clean
  *   op-logs.c     logs

@@ -4,12 +4,12 @@
  * proto_decode() on the raw bytes; the dispatcher's checks of the op table
  * (ops_check(), as root, then as another user while stopping: unknown
  * fields, "job" with its alternatives, privilege, shutdown); for "submit",
- * the job decoding op-submit.c does (the request itself is the job, or each
- * element of its "jobs" array); a "cursor" as each kind of page reads it
- * (ops_cursor_parse); proto_job_id() and the job selector
- * (filter_decode(), as list/wait/cancel/clean/subscribe use it) for every
- * op; then the response encoders on the request's id and the error
- * message, which may quote client input. A job that decodes gets its
+ * the job decoding op-submit.c and op-submit-batch.c do (the request
+ * itself is the job, or each element of its "jobs" array); a "cursor" as
+ * each kind of page reads it (ops_cursor_parse); proto_job_id() and the job
+ * selector (filter_decode(), as list/wait/cancel/clean/subscribe use it)
+ * for every op; then the response encoders on the request's id and the
+ * error message, which may quote client input. A job that decodes gets its
  * kind keys (kindkey.c reads its argv as a shell or interpreter would):
  * each must be valid UTF-8 JSON text of at most KIND_KEY_MAX bytes, and
  * survive pack/unpack. Everything is freed: LeakSanitizer reports a leak

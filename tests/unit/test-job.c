@@ -1,8 +1,9 @@
 /*
- * Unit tests for daemon/job.c: ids, the id hash (also across growth),
- * per-state counts, waiters, pruning of old finished jobs, list order,
- * the job object (doc/protocol.md "Job object") and state names. Stored
- * records: test-record.c.
+ * Unit tests for the job table, daemon/job.c and its parts (job-unique.c,
+ * job-array.c, job-spec.c, job-json.c): ids, the id hash (also across
+ * growth), per-state counts, waiters, pruning of old finished jobs, list
+ * order, unique keys, arrays, the job object (doc/protocol.md "Job object")
+ * and state names. Stored records: test-record.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
