@@ -2,7 +2,7 @@
  * Unit tests for the stored job records (daemon/record.c, record-fields.c,
  * record-decode.c): rows written by taskd 0.1.0 (version 1, taken verbatim
  * from tests/e2e/fixtures/records-v1.db) and version 2 records are read and
- * written back in the current version (3) with the same meaning; current
+ * written back in the current version with the same meaning; current
  * records round-trip byte for byte; anything damaged, unknown or newer is
  * refused with a reason; jobs_restore puts decoded jobs into a table.
  */
