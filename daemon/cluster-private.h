@@ -5,10 +5,12 @@
  * (the jobs held: their entries, results and acks), cluster-mirror.c
  * (the mirror of the jobs bucket), cluster-nodes.c (the node table,
  * heartbeats, status) and cluster-ops.c (submit, cancel, logs across
- * nodes). The connection: cluster-nats.c (its options, the libevent
- * adapter, the admin thread that sets up the stream, consumers, buckets
- * and subscriptions, the hand-over of what NATS threads receive to the
- * loop, publishing). doc/cluster.md describes the design.
+ * nodes), cluster-pub.c (publishing, with an answer expected or not).
+ * The connection: cluster-nats.c (its options, the libevent adapter, the
+ * hand-over of what NATS threads receive to the loop, starting and
+ * stopping the admin thread) and cluster-admin.c (the admin thread, which
+ * connects and sets up the stream, consumers, buckets and subscriptions).
+ * doc/cluster.md describes the design.
  *
  * Threads: cl->nc is used from the loop thread (publishes, which never
  * block: the libevent adapter writes from the loop) and from the admin
@@ -362,6 +364,20 @@ void cluster_nats_free(struct cluster *cl);
 void cluster_post(struct cluster *cl, struct cl_ev *ev);
 /* The loop's handler of posted events (cluster.c). */
 void cluster_handle(struct cluster *cl, struct cl_ev *ev);
+/* From any thread: an event of type with its fields (text copied) to the loop. */
+void post(struct cluster *cl, enum cl_ev_type type, int kind, natsMsg *msg, int rc,
+	  const char *text, uint64_t a, uint64_t b);
+/* The library's message handler of every subscription (closure: its struct cl_subarg). */
+void msg_cb(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+/* The last error of the library on this thread, as text for a message. */
+const char *last_error(natsStatus s);
+
+/* ---- cluster-admin.c ---- */
+
+/* The admin thread (arg: the cluster): does the tasks it is asked for until TASK_QUIT. */
+void *admin_main(void *arg);
+
+/* ---- cluster-pub.c ---- */
 
 /*
  * Publish data to subject with reply INBOX.p.REF; done is called with the
