@@ -521,6 +521,12 @@ cg_signal(const char *path, int sig)
 }
 
 int
+cg_freeze(const char *path, bool on)
+{
+	return write_at(path, "cgroup.freeze", on ? "1" : "0");
+}
+
+int
 cg_kill(const char *path)
 {
 	int i, n;

@@ -87,6 +87,13 @@ int cg_create(const char *path, const struct cg_limits *lim, char **err);
 int cg_procs_open(const char *path);
 /* sig to every process in it; returns how many were signalled, -1 if it is gone. */
 int cg_signal(const char *path, int sig);
+/*
+ * Freeze (on) or thaw everything in it (cgroup.freeze, Linux 5.2): frozen
+ * processes stop where they are and see no signal of it (no SIGSTOP and
+ * SIGCONT for their parent or their handlers); SIGKILL still ends them.
+ * 0, or -1 with errno (ENOENT: no freezer here).
+ */
+int cg_freeze(const char *path, bool on);
 /* SIGKILL to everything in it (cgroup.kill, or one by one before Linux 5.14). */
 int cg_kill(const char *path);
 /* Something still runs in it (cgroup.events populated 1). */

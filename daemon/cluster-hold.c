@@ -3,8 +3,9 @@
  * doc/cluster.md). A job taken from the stream is held: each change of its
  * state goes to the jobs bucket as its entry; once its final state is
  * stored, its delivery is acknowledged (+ACK), or for a retry NAK'ed with
- * its delay. The table's observer and sched.c's question when a run ended
- * (a retry, a stopping node handing the job back) live here. Loop thread.
+ * its delay. The table's observer and sched-finish.c's question when a run
+ * ended (a retry, a stopping node handing the job back) live here. Loop
+ * thread.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -236,9 +237,10 @@ job_changed(struct job *j, int prev, void *arg)
 }
 
 /*
- * sched.c asks first when a run of a held job ended: a retry goes through
- * the cluster (its next attempt may run on any node), and a stopping node
- * hands the job back. Else the job finishes here (job_changed stores it).
+ * sched-finish.c asks first when a run of a held job ended: a retry goes
+ * through the cluster (its next attempt may run on any node), and a
+ * stopping node hands the job back. Else the job finishes here
+ * (job_changed stores it).
  */
 bool
 run_ended(struct job *j, enum job_state st, void *arg)

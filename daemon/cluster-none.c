@@ -1,6 +1,6 @@
 /*
  * A taskd built without cluster support (meson -Dcluster=disabled, or no
- * libnats): the configuration refuses a cluster group (config.c), so
+ * libnats): the configuration refuses a cluster group (config-load.c), so
  * td->cluster is always NULL and nothing here is called with a cluster.
  * These keep the callers free of #ifdefs.
  */

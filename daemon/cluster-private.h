@@ -324,7 +324,7 @@ void hold_release(struct cluster *cl, struct cluster_hold *h, double delay);
 void store_entry(struct cluster *cl, struct cluster_hold *h);
 /* The table's observer (cl): held jobs' changes go to the bucket. */
 void job_changed(struct job *j, int prev, void *arg);
-/* sched.c's question when a run of a job ended (sched_set_cluster_cb). */
+/* sched-finish.c's question when a run of a job ended (sched_set_cluster_cb). */
 bool run_ended(struct job *j, enum job_state st, void *arg);
 
 /* ---- cluster-mirror.c ---- */

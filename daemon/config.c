@@ -10,31 +10,23 @@
  * (min <= max) are a second, smaller table checked after the walk.
  *
  * Nothing here prints or exits: errors go back to the caller in *cause.
+ *
+ * This file holds the key table, the names of enum values, the defaults,
+ * freeing and comparing two configurations (reload); config-value.c the
+ * setters, config-load.c the walk over the file and the checks after it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libconfig.h>
-
 #include <taskd/protocol.h>
 
-#include "addr.h"
+#include "config-private.h"
 #include "config.h"
 #include "hconfig.h"
 #include "labels.h"
@@ -44,13 +36,6 @@
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
 #define GIB (UINT64_C(1) << 30)
-#define NOMAX LLONG_MAX /* no upper bound besides the field's type */
-#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
-#define nitems(a) (sizeof(a) / sizeof((a)[0]))
-#ifndef TASKD_MODULEDIR
-#define TASKD_MODULEDIR "/usr/lib/taskd/modules"
-#endif
-#define MODULES_MAX 64
 
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(enum job_class) == sizeof(int), "enum job_class is not int-sized");
@@ -59,47 +44,6 @@ _Static_assert(sizeof(enum cgroups_mode) == sizeof(int), "enum cgroups_mode is n
 /* The key table spells these ranges as numbers (the man page lint reads them there). */
 _Static_assert(TASKD_CPUS_MAX == 1024 && TASKD_PIDS_MAX == 4194304, "jobs.default_* ranges");
 
-enum key_kind {
-	K_INT,    /* int, integer only */
-	K_FLOAT,  /* double, integer or float */
-	K_SIZE,   /* uint64_t bytes, integer or "16M" */
-	K_PATH,   /* char *, absolute path */
-	K_SOCKET, /* char *, absolute path that fits in sun_path */
-	K_MODE,   /* mode_t, "0660" or an integer */
-	K_ENUM,   /* int, a name turned into a value by parse() */
-	K_BOOL,   /* int 0/1, true or false */
-	K_SHARE,  /* struct config_share: "75%", or a size like K_SIZE */
-	K_STRV,   /* char ** (NULL-terminated), an array or list of non-empty strings */
-	K_LISTEN, /* char *, an address to listen on (addr_parse_listen) */
-	K_URL,    /* char *, an http:// URL (addr_parse_url) */
-	K_CHECKED, /* char *, a string parse() accepts (0), as choices describes */
-};
-
-struct key {
-	const char *path;
-	enum key_kind kind;
-	size_t off;
-	long long min, max;
-	int (*parse)(const char *); /* K_ENUM */
-	const char *choices;        /* K_ENUM, for messages */
-};
-
-/* lo must not be greater than hi (unless hi is 0 and zero_unbounded). */
-struct order {
-	const char *lo, *hi;
-	size_t lo_off, hi_off;
-	bool zero_unbounded;
-};
-
-struct loader {
-	const char *path;
-	config_t *lc;
-	struct config *cfg;
-	char *cause;
-};
-
-typedef int (*setter_fn)(const struct key *, const config_setting_t *, void *, char **);
-
 static int mode_parse(const char *);
 static int router_class_parse(const char *);
 static int fsync_parse(const char *);
@@ -107,8 +51,6 @@ static int url_check(const char *);
 static int name_check(const char *);
 static int stream_check(const char *);
 static int cgroups_parse(const char *);
-
-#define OFF(f) offsetof(struct config, f)
 
 static const struct key keys[] = {
 	{ "socket", K_SOCKET, OFF(socket), 0, 0, NULL, NULL },
@@ -200,15 +142,6 @@ static const struct key keys[] = {
 	{ "cluster.keep", K_FLOAT, OFF(cluster.keep), 60, 31536000, NULL, NULL },
 };
 
-static const struct order orders[] = {
-	{ "process_pool.min_workers", "process_pool.max_workers", OFF(process_pool.min_workers),
-	  OFF(process_pool.max_workers), true },
-	{ "process_pool.min_spare", "process_pool.max_spare", OFF(process_pool.min_spare),
-	  OFF(process_pool.max_spare), false },
-	{ "thread_pool.min_threads", "thread_pool.max_threads", OFF(thread_pool.min_threads),
-	  OFF(thread_pool.max_threads), false },
-};
-
 static const char *const class_names[] = {
 	[CLASS_AUTO] = "auto",
 	[CLASS_CPU] = "cpu",
@@ -284,8 +217,8 @@ config_defaults(struct config *cfg)
 	cfg->cluster.keep = 7 * 86400;
 }
 
-static void
-modules_free(struct config *cfg)
+void
+config_modules_free(struct config *cfg)
 {
 	size_t i;
 
@@ -298,8 +231,8 @@ modules_free(struct config *cfg)
 	cfg->nmodules = 0;
 }
 
-static void
-queues_free(struct config *cfg)
+void
+config_queues_free(struct config *cfg)
 {
 	size_t i;
 
@@ -313,9 +246,9 @@ queues_free(struct config *cfg)
 void
 config_free(struct config *cfg)
 {
-	queues_free(cfg);
+	config_queues_free(cfg);
 	hconfig_free(cfg);
-	modules_free(cfg);
+	config_modules_free(cfg);
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->state_dir);
@@ -462,450 +395,8 @@ config_cluster_stream(const struct config *cfg)
 	return cfg->cluster.stream != NULL ? cfg->cluster.stream : "TASKD";
 }
 
-/* Sizes: digits, an optional K/M/G/T (binary), an optional B. */
-
-static int
-size_shift(int c)
-{
-	static const char units[] = "kmgt";
-	const char *u;
-
-	if (c == '\0' || (u = strchr(units, tolower(c))) == NULL)
-		return 0;
-	return 10 * (int)(u - units + 1);
-}
-
-int
-config_parse_size(const char *text, uint64_t *out)
-{
-	const char *p = text;
-	uint64_t v = 0;
-	int shift;
-
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if ((shift = size_shift((unsigned char)*p)) != 0)
-		p++;
-	if (*p == 'b' || *p == 'B')
-		p++;
-	if (*p != '\0' || (shift != 0 && v > (UINT64_MAX >> shift)))
-		return -1;
-	*out = v << shift;
-	return 0;
-}
-
-char *
-config_size_text(uint64_t v)
-{
-	static const char units[] = "TGMK";
-	int shift;
-
-	for (shift = 40; shift > 0 && v != 0; shift -= 10)
-		if (v % (UINT64_C(1) << shift) == 0)
-			return xprintf("%" PRIu64 "%c", v >> shift, units[(40 - shift) / 10]);
-	return xprintf("%" PRIu64, v);
-}
-
-/* Setters: parse one setting into its field, or say why not in *why. */
-
-static char *
-range_text(const struct key *k, long long max)
-{
-	char *lo, *hi, *s;
-
-	if (k->kind != K_SIZE) {
-		if (max == NOMAX)
-			return xprintf("must be at least %lld", k->min);
-		return xprintf("must be between %lld and %lld", k->min, max);
-	}
-	lo = config_size_text((uint64_t)k->min);
-	if (max == NOMAX)
-		s = xprintf("must be at least %s", lo);
-	else {
-		hi = config_size_text((uint64_t)max);
-		s = xprintf("must be between %s and %s", lo, hi);
-		free(hi);
-	}
-	free(lo);
-	return s;
-}
-
-static bool
-is_integer(const config_setting_t *s)
-{
-	int t = config_setting_type(s);
-
-	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
-}
-
-static int
-set_int(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	long long v, shown, max = k->max < INT_MAX ? k->max : INT_MAX;
-
-	if (!is_integer(s)) {
-		*why = xstrdup("expected an integer");
-		return -1;
-	}
-	v = config_setting_get_int64(s);
-	if (v < k->min || v > max) {
-		shown = k->max == NOMAX && v > max ? max : k->max;
-		*why = range_text(k, shown);
-		return -1;
-	}
-	*(int *)field = (int)v;
-	return 0;
-}
-
-static int
-set_bool(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		*why = xstrdup("expected true or false");
-		return -1;
-	}
-	*(int *)field = config_setting_get_bool(s) ? 1 : 0;
-	return 0;
-}
-
-static int
-set_float(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	double v;
-
-	if (is_integer(s))
-		v = (double)config_setting_get_int64(s);
-	else if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
-		v = config_setting_get_float(s);
-	else {
-		*why = xstrdup("expected a number");
-		return -1;
-	}
-	if (!isfinite(v)) {
-		*why = xstrdup("must be a finite number");
-		return -1;
-	}
-	if (v < (double)k->min || (k->max != NOMAX && v > (double)k->max)) {
-		*why = range_text(k, k->max);
-		return -1;
-	}
-	*(double *)field = v;
-	return 0;
-}
-
-static int
-set_size(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	const char *text;
-	long long i;
-	uint64_t v;
-
-	if (is_integer(s)) {
-		if ((i = config_setting_get_int64(s)) < 0) {
-			*why = range_text(k, k->max);
-			return -1;
-		}
-		v = (uint64_t)i;
-	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		text = config_setting_get_string(s);
-		if (config_parse_size(text, &v) == -1) {
-			*why = xprintf("invalid size '%s' (expected bytes, or a number with K, M, G "
-				       "or T, e.g. \"16M\")", text);
-			return -1;
-		}
-	} else {
-		*why = xstrdup("expected a size (bytes, or a string like \"16M\")");
-		return -1;
-	}
-	if (v < (uint64_t)k->min || (k->max != NOMAX && v > (uint64_t)k->max)) {
-		*why = range_text(k, k->max);
-		return -1;
-	}
-	*(uint64_t *)field = v;
-	return 0;
-}
-
-char *
-config_share_text(const struct config_share *s)
-{
-	if (s->bytes > 0)
-		return config_size_text(s->bytes);
-	return xprintf("%g%%", s->share * 100);
-}
-
-/* "75%" (of what it is a share of: 1% to 100%), else a size; 0 turns it off. */
-static int
-set_share(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	struct config_share *out = field, v = { 0, 0 };
-	const char *text;
-	char *end;
-	double pct;
-
-	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
-	    (text = config_setting_get_string(s))[0] != '\0' && text[strlen(text) - 1] == '%') {
-		errno = 0;
-		pct = strtod(text, &end);
-		if (errno != 0 || end != text + strlen(text) - 1 || !isfinite(pct) || pct < 1 ||
-		    pct > 100) {
-			*why = xprintf("invalid share '%s' (expected 1%% to 100%%, or a size)", text);
-			return -1;
-		}
-		v.share = pct / 100;
-	} else if (set_size(k, s, &v.bytes, why) == -1)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
-set_path(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	const char *v;
-	char **dst = field;
-
-	(void)k;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		*why = xstrdup("expected a string");
-		return -1;
-	}
-	v = config_setting_get_string(s);
-	if (*v == '\0') {
-		*why = xstrdup("must not be empty");
-		return -1;
-	}
-	if (*v != '/') {
-		*why = xprintf("must be an absolute path, not '%s'", v);
-		return -1;
-	}
-	free(*dst);
-	*dst = xstrdup(v);
-	return 0;
-}
-
-static int
-set_socket(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	const char *v;
-	size_t len;
-
-	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		v = config_setting_get_string(s);
-		if ((len = strlen(v)) > SUN_PATH_MAX) {
-			*why = xprintf("path is too long for a unix socket (%zu bytes, at most %zu)",
-				       len, SUN_PATH_MAX);
-			return -1;
-		}
-	}
-	return set_path(k, s, field, why);
-}
-
-/*
- * libconfig 1.5 has no octal literals: "socket_mode = 0660;" reads as decimal
- * 660. A decimal integer is therefore taken digit by digit as octal (0660 and
- * 660 both mean 0660); hex (0x1b0) and any other base are taken as they are.
- */
-static int
-octal_digits(long long dec, long long *out)
-{
-	long long v = 0, scale = 1;
-
-	for (; dec > 0; dec /= 10, scale *= 8) {
-		if (dec % 10 > 7 || scale > 07777)
-			return -1;
-		v += (dec % 10) * scale;
-	}
-	*out = v;
-	return 0;
-}
-
-static int
-mode_value(const config_setting_t *s, long long *v)
-{
-	const char *text, *p;
-
-	if (is_integer(s)) {
-		*v = config_setting_get_int64(s);
-		if (config_setting_get_format(s) != CONFIG_FORMAT_DEFAULT)
-			return 0;
-		return *v < 0 ? -1 : octal_digits(*v, v);
-	}
-	text = config_setting_get_string(s);
-	if (*text == '\0' || strlen(text) > 5)
-		return -1;
-	for (p = text; *p != '\0'; p++)
-		if (*p < '0' || *p > '7')
-			return -1;
-	*v = strtoll(text, NULL, 8);
-	return 0;
-}
-
-static int
-set_mode(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	long long v;
-
-	if (!is_integer(s) && config_setting_type(s) != CONFIG_TYPE_STRING) {
-		*why = xstrdup("expected a file mode (a string of octal digits like \"0660\")");
-		return -1;
-	}
-	if (mode_value(s, &v) == -1 || v < k->min || v > k->max) {
-		*why = xprintf("must be octal digits between 0 and %04llo, like \"0660\"",
-			       (unsigned long long)k->max);
-		return -1;
-	}
-	*(mode_t *)field = (mode_t)v;
-	return 0;
-}
-
-static int
-set_enum(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	const char *text;
-	int v;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		*why = xprintf("expected a string (%s)", k->choices);
-		return -1;
-	}
-	text = config_setting_get_string(s);
-	if ((v = k->parse(text)) == -1) {
-		*why = xprintf("invalid value '%s' (expected %s)", text, k->choices);
-		return -1;
-	}
-	*(int *)field = v;
-	return 0;
-}
-
-/* An array or list of 1..max non-empty strings, each at most CONFIG_MAX_COMMAND bytes. */
-static int
-set_strv(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	char ***dst = field, **v;
-	const char *e;
-	int i, n;
-
-	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		*why = xstrdup("expected a list of strings ([ \"...\", ... ])");
-		return -1;
-	}
-	n = config_setting_length(s);
-	if (n < k->min || n > k->max) {
-		*why = xprintf("must hold %lld to %lld strings", k->min, k->max);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		e = config_setting_get_string_elem(s, i);
-		if (e == NULL || *e == '\0' || strlen(e) > CONFIG_MAX_COMMAND) {
-			*why = xprintf("element %d must be a non-empty string of at most %d bytes", i,
-				       CONFIG_MAX_COMMAND);
-			return -1;
-		}
-	}
-	v = xcalloc((size_t)n + 1, sizeof *v);
-	for (i = 0; i < n; i++)
-		v[i] = xstrdup(config_setting_get_string_elem(s, i));
-	strv_free(*dst);
-	*dst = v;
-	return 0;
-}
-
-static int
-set_string(const config_setting_t *s, void *field, char **why)
-{
-	char **dst = field;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		*why = xstrdup("expected a string");
-		return -1;
-	}
-	free(*dst);
-	*dst = xstrdup(config_setting_get_string(s));
-	return 0;
-}
-
-static int
-set_listen(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	struct listen_addr a;
-
-	(void)k;
-	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
-	    addr_parse_listen(config_setting_get_string(s), &a, why) == -1)
-		return -1;
-	return set_string(s, field, why);
-}
-
-static int
-set_url(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	struct http_url u;
-
-	(void)k;
-	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (addr_parse_url(config_setting_get_string(s), &u, why) == -1)
-			return -1;
-		addr_url_free(&u);
-	}
-	return set_string(s, field, why);
-}
-
-/* A string parse() accepts: a name, a URL of a given form. */
-static int
-set_checked(const struct key *k, const config_setting_t *s, void *field, char **why)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		*why = xprintf("expected a string (%s)", k->choices);
-		return -1;
-	}
-	if (k->parse(config_setting_get_string(s)) == -1) {
-		*why = xprintf("invalid value '%s' (expected %s)", config_setting_get_string(s),
-			       k->choices);
-		return -1;
-	}
-	return set_string(s, field, why);
-}
-
-static const setter_fn setters[] = {
-	[K_INT] = set_int,
-	[K_FLOAT] = set_float,
-	[K_SIZE] = set_size,
-	[K_PATH] = set_path,
-	[K_SOCKET] = set_socket,
-	[K_MODE] = set_mode,
-	[K_ENUM] = set_enum,
-	[K_BOOL] = set_bool,
-	[K_SHARE] = set_share,
-	[K_STRV] = set_strv,
-	[K_LISTEN] = set_listen,
-	[K_URL] = set_url,
-	[K_CHECKED] = set_checked,
-};
-
-/* The walk over the file. */
-
-static int __attribute__((format(printf, 4, 5)))
-fail(struct loader *ld, const char *file, unsigned int line, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	msg = xvprintf(fmt, ap);
-	va_end(ap);
-	free(ld->cause);
-	ld->cause = xprintf("%s:%u: %s", file != NULL ? file : ld->path, line, msg);
-	free(msg);
-	return -1;
-}
-
-static const struct key *
-key_find(const char *path)
+const struct key *
+config_key_find(const char *path)
 {
 	size_t i;
 
@@ -915,8 +406,8 @@ key_find(const char *path)
 	return NULL;
 }
 
-static bool
-is_group(const char *path)
+bool
+config_is_group(const char *path)
 {
 	size_t i, len = strlen(path);
 
@@ -924,176 +415,6 @@ is_group(const char *path)
 		if (strncmp(keys[i].path, path, len) == 0 && keys[i].path[len] == '.')
 			return true;
 	return false;
-}
-
-static int
-apply(struct loader *ld, const struct key *k, const config_setting_t *s)
-{
-	char *why = NULL;
-	int rc;
-
-	if (setters[k->kind](k, s, (char *)ld->cfg + k->off, &why) == 0)
-		return 0;
-	rc = fail(ld, config_setting_source_file(s), config_setting_source_line(s), "%s: %s", k->path, why);
-	free(why);
-	return rc;
-}
-
-static int walk(struct loader *, const config_setting_t *, const char *);
-
-/* One { name = "gpu"; slots = 1; } of the queues list. */
-static int
-load_queue(struct loader *ld, const config_setting_t *g, struct queue_config *q)
-{
-	const config_setting_t *s;
-	const char *key, *file = config_setting_source_file(g);
-	unsigned int line = config_setting_source_line(g), i;
-	bool named = false, sized = false;
-	long long v;
-
-	if (!config_setting_is_group(g))
-		return fail(ld, file, line, "queues: each queue is a group { name = \"...\"; "
-			    "slots = N; }");
-	for (i = 0; i < (unsigned int)config_setting_length(g); i++) {
-		s = config_setting_get_elem(g, i);
-		key = config_setting_name(s);
-		line = config_setting_source_line(s);
-		if (strcmp(key, "name") == 0) {
-			if (config_setting_type(s) != CONFIG_TYPE_STRING ||
-			    /* What a label key may be: safe in messages and meta keys. */
-			    !labels_key_valid(config_setting_get_string(s)))
-				return fail(ld, file, line, "queues: name must be 1 to 64 characters "
-					    "of A-Z a-z 0-9 _ . -");
-			q->name = xstrdup(config_setting_get_string(s));
-			named = true;
-		} else if (strcmp(key, "slots") == 0) {
-			if (!is_integer(s) || (v = config_setting_get_int64(s)) < 1 ||
-			    v > CONFIG_MAX_QUEUE_SLOTS)
-				return fail(ld, file, line, "queues: slots must be an integer between "
-					    "1 and %d", CONFIG_MAX_QUEUE_SLOTS);
-			q->slots = (int)v;
-			sized = true;
-		} else {
-			return fail(ld, file, line, "queues: unknown key '%s' (a queue has name and "
-				    "slots)", key);
-		}
-	}
-	if (!named || !sized)
-		return fail(ld, file, config_setting_source_line(g), "queues: a queue needs %s",
-			    !named ? "a name" : "slots");
-	return 0;
-}
-
-/* queues = ( { name = "gpu"; slots = 1; }, ... ): a list, names unique. */
-static int
-load_queues(struct loader *ld, const config_setting_t *list)
-{
-	const char *file = config_setting_source_file(list);
-	unsigned int n = (unsigned int)config_setting_length(list), i, k;
-	struct config *cfg = ld->cfg;
-
-	/* (An empty [] is an array to libconfig: no queues all the same.) */
-	if (!config_setting_is_list(list) && !(config_setting_is_array(list) && n == 0))
-		return fail(ld, file, config_setting_source_line(list),
-			    "queues: expected a list ( { name = \"...\"; slots = N; }, ... )");
-	if (n > CONFIG_MAX_QUEUES)
-		return fail(ld, file, config_setting_source_line(list),
-			    "queues: at most %d queues", CONFIG_MAX_QUEUES);
-	queues_free(cfg);
-	cfg->queues = xcalloc(n > 0 ? n : 1, sizeof *cfg->queues);
-	for (i = 0; i < n; i++) {
-		cfg->nqueues = i + 1;
-		if (load_queue(ld, config_setting_get_elem(list, i), &cfg->queues[i]) == -1)
-			return -1;
-		for (k = 0; k < i; k++)
-			if (strcmp(cfg->queues[k].name, cfg->queues[i].name) == 0)
-				return fail(ld, file, config_setting_source_line(
-						      config_setting_get_elem(list, i)),
-					    "queues: '%s' is named twice", cfg->queues[i].name);
-	}
-	return 0;
-}
-
-/* An absolute path, or a bare name: MODULEDIR/NAME, with ".so" added when it has none. */
-static char *
-module_path(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (v[0] == '/')
-		return xstrdup(v);
-	if (n > 3 && strcmp(v + n - 3, ".so") == 0)
-		return xprintf("%s/%s", TASKD_MODULEDIR, v);
-	return xprintf("%s/%s.so", TASKD_MODULEDIR, v);
-}
-
-/*
- * The line of a string element of a list. libconfig gives the line its
- * parser was on when it took the element, which for the last one is the
- * line of the closing parenthesis: the last line up to that one that holds
- * the string quoted is where it is written.
- */
-static unsigned int
-element_line(const char *file, unsigned int line, const char *v)
-{
-	char *quoted = xprintf("\"%s\"", v), *buf = NULL;
-	unsigned int n = 0, found = line;
-	size_t cap = 0;
-	FILE *f = fopen(file, "re");
-
-	while (f != NULL && n < line && getline(&buf, &cap, f) != -1) {
-		n++;
-		if (strstr(buf, quoted) != NULL)
-			found = n;
-	}
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	free(quoted);
-	return found;
-}
-
-/* `modules = ( "PATH", ... )` (a list or an array of strings); modules.c loads them. */
-static int
-load_modules(struct loader *ld, const config_setting_t *s)
-{
-	const config_setting_t *e;
-	const char *v, *file;
-	unsigned int line;
-	size_t i, j, n;
-
-	modules_free(ld->cfg);
-	if (!config_setting_is_list(s) && !config_setting_is_array(s))
-		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
-			    "modules: expected a list of paths ( \"/path/x.so\", ... )");
-	n = (size_t)config_setting_length(s);
-	if (n > MODULES_MAX)
-		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
-			    "modules: at most %d modules", MODULES_MAX);
-	ld->cfg->modules = n > 0 ? xcalloc(n, sizeof *ld->cfg->modules) : NULL;
-	for (i = 0; i < n; i++) {
-		e = config_setting_get_elem(s, (unsigned int)i);
-		file = config_setting_source_file(e) != NULL ? config_setting_source_file(e)
-							      : ld->path;
-		line = config_setting_source_line(e) > 0 ? config_setting_source_line(e)
-							 : config_setting_source_line(s);
-		if (config_setting_type(e) != CONFIG_TYPE_STRING)
-			return fail(ld, file, line, "modules[%zu]: expected a string (a path)", i);
-		v = config_setting_get_string(e);
-		line = element_line(file, line, v);
-		if (*v == '\0' || (v[0] != '/' && strchr(v, '/') != NULL))
-			return fail(ld, file, line, "modules[%zu]: '%s': expected an absolute path, "
-				    "or the name of a module in %s", i, v, TASKD_MODULEDIR);
-		ld->cfg->modules[i].path = module_path(v);
-		ld->cfg->modules[i].file = xstrdup(file);
-		ld->cfg->modules[i].line = line;
-		ld->cfg->nmodules = i + 1;
-		for (j = 0; j < i; j++)
-			if (strcmp(ld->cfg->modules[j].path, ld->cfg->modules[i].path) == 0)
-				return fail(ld, file, line, "modules[%zu]: %s is listed twice", i,
-					    ld->cfg->modules[i].path);
-	}
-	return 0;
 }
 
 const struct queue_config *
@@ -1105,239 +426,6 @@ config_queue(const struct config *cfg, const char *name)
 		if (strcmp(cfg->queues[i].name, name) == 0)
 			return &cfg->queues[i];
 	return NULL;
-}
-
-static int
-visit(struct loader *ld, const config_setting_t *s, const char *path)
-{
-	const struct key *k;
-	const char *file = config_setting_source_file(s);
-	unsigned int line = config_setting_source_line(s);
-
-	if ((k = key_find(path)) != NULL)
-		return apply(ld, k, s);
-	if (strcmp(path, "modules") == 0)
-		return load_modules(ld, s);
-	/* Lists of groups, with rules of their own (here, and hconfig.c). */
-	if (strcmp(path, "queues") == 0)
-		return load_queues(ld, s);
-	if (strcmp(path, "handlers") == 0) {
-		hconfig_free(ld->cfg);
-		free(ld->cause);
-		ld->cause = NULL;
-		return hconfig_load(s, ld->path, &ld->cfg->handlers, &ld->cfg->nhandlers,
-				    &ld->cause);
-	}
-	if (!is_group(path))
-		return fail(ld, file, line, "unknown key '%s'", path);
-	if (!config_setting_is_group(s))
-		return fail(ld, file, line, "%s: expected a group ({ ... })", path);
-	return walk(ld, s, path);
-}
-
-static int
-walk(struct loader *ld, const config_setting_t *group, const char *prefix)
-{
-	const config_setting_t *s;
-	char *path;
-	int i, n = config_setting_length(group), rc = 0;
-
-	for (i = 0; i < n && rc == 0; i++) {
-		s = config_setting_get_elem(group, (unsigned int)i);
-		if (prefix == NULL)
-			path = xstrdup(config_setting_name(s));
-		else
-			path = xprintf("%s.%s", prefix, config_setting_name(s));
-		rc = visit(ld, s, path);
-		free(path);
-	}
-	return rc;
-}
-
-/* Cross-field rules, reported at whichever of the two settings comes later. */
-static int
-check_order(struct loader *ld, const struct order *o)
-{
-	const config_setting_t *s, *lo, *hi;
-	int lo_v = *(int *)((char *)ld->cfg + o->lo_off);
-	int hi_v = *(int *)((char *)ld->cfg + o->hi_off);
-
-	if (lo_v <= hi_v || (o->zero_unbounded && hi_v == 0))
-		return 0;
-	lo = config_lookup(ld->lc, o->lo);
-	hi = config_lookup(ld->lc, o->hi);
-	s = hi;
-	if (s == NULL || (lo != NULL && config_setting_source_line(lo) > config_setting_source_line(hi)))
-		s = lo;
-	return fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
-		    s != NULL ? config_setting_source_line(s) : 0,
-		    "%s (%d) must not be greater than %s (%d)", o->lo, lo_v, o->hi, hi_v);
-}
-
-static int
-check_orders(struct loader *ld)
-{
-	size_t i;
-
-	for (i = 0; i < nitems(orders); i++)
-		if (check_order(ld, &orders[i]) == -1)
-			return -1;
-	return 0;
-}
-
-/* Per-job limit defaults: 0 (none), or what a job may ask for (TASKD_* in protocol.h). */
-static int
-check_limits(struct loader *ld)
-{
-	const config_setting_t *s;
-	const char *key = NULL;
-	char *what = NULL;
-	int rc;
-
-	if (ld->cfg->jobs.default_memory > 0 &&
-	    (ld->cfg->jobs.default_memory < (uint64_t)TASKD_MEMORY_MIN ||
-	     ld->cfg->jobs.default_memory > (uint64_t)TASKD_MEMORY_MAX)) {
-		key = "jobs.default_memory";
-		what = xstrdup("must be 0 (none) or 1M to 16T");
-	} else if (ld->cfg->jobs.default_cpus > 0 && ld->cfg->jobs.default_cpus < TASKD_CPUS_MIN) {
-		key = "jobs.default_cpus";
-		what = xprintf("must be 0 (none) or at least %g", TASKD_CPUS_MIN);
-	}
-	if (key == NULL)
-		return 0;
-	s = config_lookup(ld->lc, key);
-	rc = fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
-		  s != NULL ? config_setting_source_line(s) : 0, "%s: %s", key, what);
-	free(what);
-	return rc;
-}
-
-/*
- * limits.idle_timeout is checked once a second and logs --follow asks every
- * 0.2 s: below 1 s it would cut clients that are busy. 0 turns it off.
- */
-static int
-check_idle_timeout(struct loader *ld)
-{
-	const config_setting_t *s = config_lookup(ld->lc, "limits.idle_timeout");
-	double v = ld->cfg->limits.idle_timeout;
-
-	if (v == 0 || v >= 1 || s == NULL)
-		return 0;
-	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
-		    "limits.idle_timeout: must be 0 (never) or at least 1 second, not %g", v);
-}
-
-/* A listen address that is not loopback only with http.allow_remote. */
-static int
-check_http(struct loader *ld)
-{
-	const config_setting_t *s;
-	struct listen_addr a;
-	char *why = NULL;
-
-	if (ld->cfg->http.listen == NULL || ld->cfg->http.allow_remote)
-		return 0;
-	if (addr_parse_listen(ld->cfg->http.listen, &a, &why) == -1) {
-		free(why); /* checked when it was set */
-		return 0;
-	}
-	if (a.loopback)
-		return 0;
-	s = config_lookup(ld->lc, "http.listen");
-	return fail(ld, s != NULL ? config_setting_source_file(s) : NULL,
-		    s != NULL ? config_setting_source_line(s) : 0,
-		    "http.listen: %s is not a loopback address: set http.allow_remote = true to "
-		    "serve other hosts (and set http.token_file)", a.host);
-}
-
-/*
- * The cluster group (doc/cluster.md): its url is what turns cluster mode
- * on, so a group without one is a mistake; a client certificate needs its
- * key; and a taskd built without libnats cannot do it at all.
- */
-static int
-check_cluster(struct loader *ld)
-{
-	const config_setting_t *g = config_lookup(ld->lc, "cluster"), *s;
-	const struct config *c = ld->cfg;
-
-	if (g == NULL)
-		return 0;
-	if (c->cluster.url == NULL)
-		return fail(ld, config_setting_source_file(g), config_setting_source_line(g),
-			    "cluster: url is required (the NATS server, e.g. "
-			    "\"nats://127.0.0.1:4222\"); remove the group for a single node");
-	if ((c->cluster.tls_cert == NULL) != (c->cluster.tls_key == NULL)) {
-		s = config_lookup(ld->lc, c->cluster.tls_cert != NULL ? "cluster.tls_cert"
-									 : "cluster.tls_key");
-		return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
-			    "cluster: tls_cert and tls_key go together");
-	}
-#ifndef TASKD_CLUSTER
-	s = config_lookup(ld->lc, "cluster.url");
-	return fail(ld, config_setting_source_file(s), config_setting_source_line(s),
-		    "cluster: this taskd was built without cluster support (libnats, meson "
-		    "option -Dcluster)");
-#else
-	return 0;
-#endif
-}
-
-static int
-read_file(struct loader *ld)
-{
-	const char *file;
-	int saved;
-
-	errno = 0;
-	if (config_read_file(ld->lc, ld->path))
-		return 0;
-	saved = errno;
-	if (config_error_type(ld->lc) == CONFIG_ERR_FILE_IO) {
-		ld->cause = xprintf("%s: cannot read: %s", ld->path,
-				    saved != 0 ? strerror(saved) : config_error_text(ld->lc));
-		return -1;
-	}
-	file = config_error_file(ld->lc);
-	return fail(ld, file, (unsigned int)config_error_line(ld->lc), "%s",
-		    config_error_text(ld->lc));
-}
-
-int
-config_load(const char *path, struct config *cfg, char **cause)
-{
-	struct loader ld = { .path = path, .cfg = cfg };
-	config_t lc;
-	int rc;
-
-	config_defaults(cfg);
-	ld.lc = &lc;
-	config_init(&lc);
-	rc = read_file(&ld);
-	if (rc == 0)
-		rc = walk(&ld, config_root_setting(&lc), NULL);
-	if (rc == 0)
-		rc = check_orders(&ld);
-	if (rc == 0)
-		rc = check_limits(&ld);
-	if (rc == 0)
-		rc = check_idle_timeout(&ld);
-	if (rc == 0)
-		rc = check_http(&ld);
-	if (rc == 0)
-		rc = check_cluster(&ld);
-	config_destroy(&lc);
-	if (rc == -1) {
-		config_free(cfg);
-		if (cause != NULL)
-			*cause = ld.cause;
-		else
-			free(ld.cause);
-		return -1;
-	}
-	cfg->path = xstrdup(path);
-	return 0;
 }
 
 static bool

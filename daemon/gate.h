@@ -15,7 +15,7 @@
  * still holds what the queue stands for (a GPU's memory, a licence).
  *
  * This file is the data structure and its counts; which gates a job has,
- * passing and leaving them: sched.c. Loop thread only.
+ * passing and leaving them: sched-gate.c. Loop thread only.
  */
 #ifndef TASKD_GATE_H
 #define TASKD_GATE_H

@@ -1,7 +1,7 @@
 /*
  * The `handlers` list of the configuration file (config.h's struct
  * handler_config; taskd.conf(5) and doc/handlers.md describe the keys).
- * config.c hands the list here; every error comes back as
+ * config-load.c hands the list here; every error comes back as
  * "FILE:LINE: handlers[N] (NAME).KEY: message" with the line of the
  * setting at fault, so `taskd -t` points at it. Names of users and groups
  * are resolved here, and the command is checked to exist and be

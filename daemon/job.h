@@ -149,7 +149,7 @@ struct job_array {
 	size_t counts[JOB_NSTATES];
 	bool stored;            /* its record is in the store */
 	bool persist_dirty;     /* persist.c */
-	struct gate *gate;      /* sched.c: its %MAX, or NULL */
+	struct gate *gate;      /* sched-gate.c: its %MAX, or NULL */
 	struct job_array *hnext; /* hash chain */
 	TAILQ_ENTRY(job_array) entry;
 };
@@ -212,8 +212,8 @@ struct job {
 	double suspended_at;     /* while suspended: since when (unix seconds) */
 	double suspended_for;    /* seconds suspended in all, this attempt */
 	bool resume_wanted;      /* suspended, `resume` asked: waits for its cpu slots */
-	int slots_held;          /* cpu slots it holds now (sched.c) */
-	struct gate *gates[2];   /* sched.c: its array's %MAX, its queue; what it must pass */
+	int slots_held;          /* cpu slots it holds now (sched-dispatch.c, sched-suspend.c) */
+	struct gate *gates[2];   /* sched-gate.c: its array's %MAX, its queue; what it must pass */
 	int ngates;
 	int gates_passed;        /* gates it passed (it holds a place in each) */
 	struct job_cluster cl;   /* cluster mode only */

@@ -28,7 +28,7 @@
 
 struct run;
 
-/* The most modules a configuration may list (config.c enforces it too). */
+/* The most modules a configuration may list (config-load.c enforces it too). */
 #define MODULE_MAX 64
 /* The first fd a worker finds its modules on. */
 #define MODULE_WORKER_FD 4

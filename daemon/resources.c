@@ -318,7 +318,8 @@ resources_job_json(const struct job *j, json_t *o)
 	 * set cgroup_error before the command's pid was published; nothing
 	 * changes it afterwards until the run is over.
 	 */
-	if (j->state == JOB_RUNNING && j->run != NULL && atomic_load(&j->run->live_pid) > 0)
+	if ((j->state == JOB_RUNNING || j->state == JOB_SUSPENDED) && j->run != NULL &&
+	    atomic_load(&j->run->live_pid) > 0)
 		cg_error = j->run->res.cgroup_error;
 
 	kind_keys_unpack(j->kinds, &k);
@@ -335,7 +336,8 @@ resources_job_json(const struct job *j, json_t *o)
 						      : json_null());
 	json_object_set_new(o, "route", route);
 	json_object_set_new(o, "cgroup", j->cgroup != NULL && (in_cgroup || cg_error == NULL) &&
-						 (in_cgroup || j->state == JOB_RUNNING)
+						 (in_cgroup || j->state == JOB_RUNNING ||
+						  j->state == JOB_SUSPENDED)
 						 ? json_string(j->cgroup)
 						 : json_null());
 	json_object_set_new(o, "cgroup_error", cg_error != NULL ? json_string(cg_error)

@@ -3,9 +3,10 @@
  * scheduler's side of per-job cgroups (cgroup.h), live sampling and
  * reclassification (sampler.h), memory admission and the pressure brake
  * (admit.h), and what every run teaches the router (router.h). The
- * scheduler (sched.c) keeps the queues, slots and dispatch; it asks here
- * before a start, tells when a job starts and ends, and hears back when a
- * running job changes class or a round of samples is done.
+ * scheduler (sched.c, sched-dispatch.c) keeps the queues, slots and
+ * dispatch; it asks here before a start, tells when a job starts and ends,
+ * and hears back when a running job changes class or a round of samples is
+ * done.
  *
  * Loop thread only.
  */

@@ -1,9 +1,10 @@
 /*
- * Private to the files of the scheduler: sched.c (routing, the class
- * queues and the handlers' queues, dispatch, finishing runs), sched-gate.c (named queues and array
- * limits: the gates a job passes before its class queue, gate.h) and
- * sched-suspend.c (suspending running jobs, and the cpu slots they give
- * back and take again). Loop thread only.
+ * Private to the files of the scheduler: sched.c (setting up, routing, the
+ * handlers' queues, why a job waits), sched-dispatch.c (starting queued
+ * jobs in the pools), sched-finish.c (runs that end, cancelling, pruning),
+ * sched-gate.c (named queues and array limits: the gates a job passes
+ * before its class queue, gate.h) and sched-suspend.c (suspending running
+ * jobs, and the cpu slots they give back and take again). Loop thread only.
  */
 #ifndef TASKD_SCHED_PRIVATE_H
 #define TASKD_SCHED_PRIVATE_H
@@ -87,6 +88,12 @@ size_t sched_cpu_slots(const struct sched *s);
 size_t sched_cpu_used(const struct sched *s);
 /* The cpu slots j takes: its --slots, at most all of them (a reload may shrink the pool). */
 size_t sched_slots_of(const struct sched *s, const struct job *j);
+/* At the head of its queue a class-auto command is routed again; true if it moved queue. */
+bool reroute(struct sched *s, struct job *j);
+
+/* sched-finish.c */
+/* A run came back from either pool: move its result into the job and finish it. */
+void run_finished(struct sched *s, struct run *r, int worker);
 
 /* sched-gate.c */
 /* Which gates j has (its array's MAX, its queue), none passed yet. */

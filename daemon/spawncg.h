@@ -2,7 +2,7 @@
  * Spawning a command into a cgroup. posix_spawn cannot place the child in
  * a cgroup (glibc 2.36 has no such attribute), and moving it afterwards
  * races with its first fork: a grandchild started before the move would
- * stay outside. spawn_into does what exec.c asks of posix_spawn (stdin
+ * stay outside. spawn_into does what exec-spawn.c asks of posix_spawn (stdin
  * from its input file or /dev/null, stdout/stderr and an optional fd 3, a session and
  * process group of its own, default signal dispositions, an empty mask, a
  * working directory) with vfork, and the child writes itself into the

@@ -277,6 +277,30 @@ def group_stopped(pgid):
 
 
 TICKER = ["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); sleep 0.01; done"]
+# Says so when it is continued by a signal (a frozen cgroup sends none).
+CONT_TICKER = ["sh", "-c", "trap 'echo CONT' CONT; i=0; "
+               "while [ $i -lt 200 ]; do echo $i; i=$((i+1)); sleep 0.01; done"]
+
+
+def cgroup_frozen(path):
+    """The cgroup's processes are all frozen (cgroup.events: frozen 1)."""
+    try:
+        with open(os.path.join(path, "cgroup.events")) as f:
+            return "frozen 1" in f.read().split("\n")
+    except OSError:
+        return False
+
+
+def wait_suspended(d, j, pids):
+    """Job j is stopped: its cgroup frozen when it runs in one, else each of
+    pids (its group's processes) in state T."""
+    cg = d.show(j)["cgroup"]
+    if cg is not None:
+        wait_for(lambda: cgroup_frozen(cg), 15, what="job %d's cgroup frozen" % j)
+        return "frozen"
+    for pid in pids:
+        wait_for(lambda: proc_state(pid) == "T", 15, what="process %d stopped" % pid)
+    return "signal"
 
 
 class SuspendTest(Restartable):
@@ -288,10 +312,15 @@ class SuspendTest(Restartable):
         return d.logs(j)["size"]
 
     def assertStopped(self, d, j):
-        """Its process group is stopped (its runner stops it a moment after the answer),
-        and its output stops growing."""
-        pid = d.show(j)["pid"]
-        wait_for(lambda: group_stopped(pid), 15, what="job %d's process group stopped" % j)
+        """It is stopped (its runner stops it a moment after the answer): its
+        cgroup frozen where it has one, else its process group stopped; and its
+        output stops growing."""
+        js = d.show(j)
+        if js["cgroup"] is not None:
+            wait_for(lambda: cgroup_frozen(js["cgroup"]), 15, what="job %d's cgroup frozen" % j)
+        else:
+            pid = js["pid"]
+            wait_for(lambda: group_stopped(pid), 15, what="job %d's process group stopped" % j)
         a = self.output_size(d, j)
         time.sleep(0.3)
         self.assertEqual(self.output_size(d, j), a)
@@ -318,6 +347,24 @@ class SuspendTest(Restartable):
 
     def test_suspend_on_a_thread(self):
         self.suspend_and_resume("io")
+
+    def test_frozen_job_is_not_told(self):
+        # in its own cgroup a job is frozen: no SIGCONT reaches its handlers on resume
+        d = self.d
+        for cls in ("io", "cpu"):
+            with self.subTest(cls=cls):
+                j = d.submit(CONT_TICKER, **{"class": cls})
+                self.cancel_at_cleanup(j)
+                d.wait_output(j, lambda b: b.count(b"\n") >= 3)
+                if d.show(j)["cgroup"] is None:
+                    self.skipTest("no cgroup for the job here: %s" % d.show(j)["cgroup_error"])
+                d.ok({"op": "pause", "job": j})
+                self.assertStopped(d, j)
+                d.ok({"op": "resume", "job": j})
+                self.assertEqual(d.wait_job(j)["state"], "done")
+                out = d.read_output(j)
+                self.assertEqual(out.count(b"\n"), 200)
+                self.assertNotIn(b"CONT", out)
 
     def test_timeout_stops_while_suspended(self):
         d = self.d
@@ -390,18 +437,19 @@ class SuspendTest(Restartable):
         jobs = [d.submit(two, cwd=d.tmp, **{"class": c}) for c in ("io", "cpu")]
         r = d.submit(["sh", "-c", "test -e ran && exit 0; : > ran; exec sleep 30"], retries=1,
                      retry_delay=0, cwd=d.tmp, **IO)
-        pids = []
+        pids, mine = [], {}
         for j in jobs + [r]:
             d.wait_state(j, "running")
             pid = wait_for(lambda: d.show(j)["pid"], 5)
-            pids.append(pid)
+            mine[j] = [pid]
             if j != r:
-                pids.append(int(wait_for(lambda: read_text(os.path.join(d.tmp, "child.%d" % pid)),
-                                         5)))
+                mine[j].append(int(wait_for(
+                    lambda: read_text(os.path.join(d.tmp, "child.%d" % pid)), 5)))
+            pids += mine[j]
             d.ok({"op": "pause", "job": j})
-        for pid in pids:
+        for j in jobs + [r]:
             try:
-                wait_for(lambda: proc_state(pid) == "T", 15, what="process %d stopped" % pid)
+                wait_suspended(d, j, mine[j])
             except AssertionError as e:
                 raise AssertionError("%s (now: %r, jobs %r)" % (
                     e, [(p, proc_state(p)) for p in pids],
@@ -413,6 +461,28 @@ class SuspendTest(Restartable):
             self.assertIn("killed when taskd started again", jl["error"])
         self.assertEqual([p for p in pids if not pid_gone(p)], [])
         self.assertEqual(n.wait_job(r)["state"], "done")  # its retry
+
+
+class SuspendSignalsTest(E2ETestCase):
+    """Without cgroups a suspended job's process group gets SIGSTOP and SIGCONT."""
+
+    shared_daemon = True
+    shared_overrides = {"cgroups.enable": "off"}
+
+    def test_stopped_and_continued_by_signals(self):
+        d = self.d
+        self.assertFalse(d.status()["resources"]["cgroups"]["enabled"])
+        for cls in ("io", "cpu"):
+            with self.subTest(cls=cls):
+                j = d.submit(CONT_TICKER, **{"class": cls})
+                self.cancel_at_cleanup(j)
+                d.wait_output(j, lambda b: b.count(b"\n") >= 3)
+                pid = d.show(j)["pid"]
+                d.ok({"op": "pause", "job": j})
+                wait_for(lambda: group_stopped(pid), 15, what="job %d's group stopped" % j)
+                d.ok({"op": "resume", "job": j})
+                self.assertEqual(d.wait_job(j)["state"], "done")
+                self.assertIn(b"CONT", d.read_output(j))  # the shell's trap saw the SIGCONT
 
 
 @unittest.skipUnless(ROOT, "needs root: another user's jobs")

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -225,6 +226,49 @@ test_spawn_plain(void **state)
 }
 
 /* The real thing where taskd may use cgroups here (root, a writable cgroup2). */
+/* cgroup.events says frozen is on (or off) within 5 s. */
+static bool
+wait_frozen(const char *path, bool on)
+{
+	char file[PATH_MAX], line[64];
+	double t0 = clock_now(CLOCK_MONOTONIC);
+	bool is;
+	FILE *f;
+
+	snprintf(file, sizeof file, "%s/cgroup.events", path);
+	do {
+		is = false;
+		if ((f = fopen(file, "r")) != NULL) {
+			while (fgets(line, sizeof line, f) != NULL)
+				if (strcmp(line, "frozen 1\n") == 0)
+					is = true;
+			fclose(f);
+		}
+		if (is == on)
+			return true;
+		usleep(1000);
+	} while (clock_now(CLOCK_MONOTONIC) - t0 < 5);
+	return false;
+}
+
+/* The state letter of pid in /proc (R, S, D, T...), '?' if unknown. */
+static char
+proc_state(pid_t pid)
+{
+	char file[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(file, sizeof file, "/proc/%d/stat", (int)pid);
+	if ((f = fopen(file, "r")) == NULL)
+		return '?';
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p != NULL && p[1] == ' ' ? p[2] : '?';
+}
+
 static void
 test_real_cgroup(void **state)
 {
@@ -270,7 +314,15 @@ test_real_cgroup(void **state)
 	assert_true(u.cpu > 0.001);
 	assert_true(u.cpu >= u.cpu_user);
 	assert_int_equal(cg_signal(job, 0), 3);
-	/* Everything goes at once, grandchildren included. */
+	/* Frozen, all of it, and not stopped by a signal; thawed, and frozen again. */
+	assert_int_equal(cg_freeze(job, true), 0);
+	assert_true(wait_frozen(job, true));
+	assert_true(proc_state(pid) != 'T');
+	assert_int_equal(cg_freeze(job, false), 0);
+	assert_true(wait_frozen(job, false));
+	assert_int_equal(cg_freeze(job, true), 0);
+	assert_true(wait_frozen(job, true));
+	/* Everything goes at once, grandchildren included, frozen or not. */
 	assert_int_equal(cg_kill(job), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);

@@ -1,7 +1,8 @@
 /*
- * Unit tests for daemon/config.c: defaults, the shipped conf/taskd.conf,
- * and every way a file can be wrong (syntax, unknown keys, types, ranges,
- * cross-field rules), each with the FILE:LINE it must point at.
+ * Unit tests for daemon/config.c, config-value.c and config-load.c:
+ * defaults, the shipped conf/taskd.conf, and every way a file can be wrong
+ * (syntax, unknown keys, types, ranges, cross-field rules), each with the
+ * FILE:LINE it must point at.
  */
 #include <stdarg.h>
 #include <stddef.h>

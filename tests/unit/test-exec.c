@@ -1,4 +1,7 @@
-/* Unit tests for daemon/exec.c: spawning, output capture, timeouts, cancel, lookup. */
+/*
+ * Unit tests for daemon/exec.c and exec-spawn.c: spawning, output capture,
+ * timeouts, cancel, lookup.
+ */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
