@@ -1,10 +1,16 @@
 /*
- * Private to the files of cluster mode: cluster.c (on the loop thread:
- * taking jobs, the mirror of the bucket, submits, cancels, logs, status,
- * shutdown) and cluster-nats.c (the connection: its options, the libevent
- * adapter, the admin thread that sets up the stream, consumers, buckets
- * and subscriptions, the hand-over of what NATS threads receive to the
- * loop, publishing). doc/cluster.md describes the design.
+ * Private to the files of cluster mode. On the loop thread: cluster.c
+ * (the state, the events from NATS, the timers, stopping, setup and
+ * teardown), cluster-pull.c (taking jobs from the stream), cluster-hold.c
+ * (the jobs held: their entries, results and acks), cluster-mirror.c
+ * (the mirror of the jobs bucket), cluster-nodes.c (the node table,
+ * heartbeats, status) and cluster-ops.c (submit, cancel, logs across
+ * nodes), cluster-pub.c (publishing, with an answer expected or not).
+ * The connection: cluster-nats.c (its options, the libevent adapter, the
+ * hand-over of what NATS threads receive to the loop, starting and
+ * stopping the admin thread) and cluster-admin.c (the admin thread, which
+ * connects and sets up the stream, consumers, buckets and subscriptions).
+ * doc/cluster.md describes the design.
  *
  * Threads: cl->nc is used from the loop thread (publishes, which never
  * block: the libevent adapter writes from the loop) and from the admin
@@ -21,8 +27,10 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <event2/util.h>
 #include <nats/nats.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "job.h"
 
@@ -264,6 +272,86 @@ struct cluster {
 	} n;
 };
 
+static inline double
+mono(void)
+{
+	return clock_now(CLOCK_MONOTONIC);
+}
+
+/* ---- cluster.c ---- */
+
+/* The answer to a publish: 0 with *pa, or -1 with pa->error (no answer: answer NULL). */
+struct cluster_puback;
+int answer_parse(struct cluster *cl, natsMsg *answer, struct cluster_puback *pa);
+/* The jobs bucket caught up (CL_SYNCING): ready, and the first pull requests. */
+void maybe_ready(struct cluster *cl);
+
+/* ---- cluster-pull.c ---- */
+
+/* Look at the free slots again soon (on the loop, once however often asked). */
+void schedule_pull(struct cluster *cl);
+/* Pull requests for the free slots of each class, and for this node's own queue. */
+void maybe_pull(struct cluster *cl);
+void pull_cb(evutil_socket_t fd, short what, void *arg);
+/* The pull requests in flight are dropped (the connection is new, or gone). */
+void pulls_forget(struct cluster *cl);
+/* A job a pull request brought (msg, a delivery of a consumer: its ack subject says which). */
+void pulled(struct cluster *cl, natsMsg *msg);
+/* Request no of the consumer of kind ended (msg's Status). */
+void pull_ended(struct cluster *cl, enum cl_pull kind, uint64_t no, natsMsg *msg);
+
+/* ---- cluster-hold.c ---- */
+
+/* $KV.BUCKET.ID: job id's key in the jobs bucket. */
+char *kv_subject(struct cluster *cl, uint64_t id);
+/* Done of a bucket write nobody waits for: a failure is counted and logged. */
+void put_done(struct cluster *cl, struct cl_pub *p, natsMsg *answer);
+/* The state of held job j to the bucket (sent again only while it is j's latest entry). */
+void put_state(struct cluster *cl, struct job *j);
+/* h counted again in cl->active by its job's state. */
+void hold_count(struct cluster *cl, struct cluster_hold *h);
+/* This node holds j now: its delivery's ack subject is ack. */
+struct cluster_hold *hold_new(struct cluster *cl, struct job *j, enum cl_pull kind,
+			      const char *ack);
+void hold_free(struct cluster_hold *h);
+/* An ack of a delivery (+ACK, +WPI, -NAK ...). */
+void ack_send(struct cluster *cl, const char *ack, const char *what);
+/* NAK: deliver it again after delay seconds (0: at once, to whichever node asks). */
+void nak_send(struct cluster *cl, const char *ack, double delay);
+/* Hand a held job back to the cluster now (stopping, or not due yet). */
+void hold_release(struct cluster *cl, struct cluster_hold *h, double delay);
+/* Store the entry of an ended hold (again). */
+void store_entry(struct cluster *cl, struct cluster_hold *h);
+/* The table's observer (cl): held jobs' changes go to the bucket. */
+void job_changed(struct job *j, int prev, void *arg);
+/* sched-finish.c's question when a run of a job ended (sched_set_cluster_cb). */
+bool run_ended(struct job *j, enum job_state st, void *arg);
+
+/* ---- cluster-mirror.c ---- */
+
+/* A message of the watch of the jobs bucket or the nodes bucket (kind). */
+void watched(struct cluster *cl, enum cl_sub kind, natsMsg *msg);
+
+/* ---- cluster-nodes.c ---- */
+
+/* Node i is gone from the table. */
+void node_drop(struct cluster *cl, size_t i);
+/* A node's heartbeat (msg), or its delete marker (msg NULL: it stopped). */
+void node_seen(struct cluster *cl, const char *name, natsMsg *msg);
+/* This node's heartbeat to the nodes bucket. */
+void heartbeat(struct cluster *cl);
+
+/* ---- cluster-ops.c ---- */
+
+/* An answer to client c (NULL: nobody to answer) waits for the cluster. */
+struct cl_wait *wait_new(struct cluster *cl, struct client *c, json_t *id,
+			 enum cl_wait_kind kind);
+void wait_free(struct cluster *cl, struct cl_wait *w);
+/* A cancel whose entry changed under it: look at the job again (its retry_at came). */
+void cancel_retry(struct cluster *cl, struct cl_wait *w);
+/* Another node asks for the output of a job that ran here. */
+void logs_asked(struct cluster *cl, natsMsg *msg);
+
 /* ---- cluster-nats.c ---- */
 
 /* Options, the admin thread, the first connect (in the background). -1 with *cause. */
@@ -276,6 +364,20 @@ void cluster_nats_free(struct cluster *cl);
 void cluster_post(struct cluster *cl, struct cl_ev *ev);
 /* The loop's handler of posted events (cluster.c). */
 void cluster_handle(struct cluster *cl, struct cl_ev *ev);
+/* From any thread: an event of type with its fields (text copied) to the loop. */
+void post(struct cluster *cl, enum cl_ev_type type, int kind, natsMsg *msg, int rc,
+	  const char *text, uint64_t a, uint64_t b);
+/* The library's message handler of every subscription (closure: its struct cl_subarg). */
+void msg_cb(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+/* The last error of the library on this thread, as text for a message. */
+const char *last_error(natsStatus s);
+
+/* ---- cluster-admin.c ---- */
+
+/* The admin thread (arg: the cluster): does the tasks it is asked for until TASK_QUIT. */
+void *admin_main(void *arg);
+
+/* ---- cluster-pub.c ---- */
 
 /*
  * Publish data to subject with reply INBOX.p.REF; done is called with the
@@ -296,7 +398,7 @@ void cluster_pubs_expire(struct cluster *cl, double now);
  * freed, outdated), false if done must be called.
  */
 bool cluster_pub_later(struct cluster *cl, struct cl_pub *p);
-/* Is p an entry of a job that has a later one (cluster.c)? Then it is not sent again. */
+/* Is p an entry of a job that has a later one (cluster-hold.c)? Then it is not sent again. */
 bool cluster_pub_outdated(struct cluster *cl, const struct cl_pub *p);
 /* A message without a reply wanted (acks, heartbeats); -1 if the connection refused it. */
 int cluster_send(struct cluster *cl, const char *subject, const char *reply, const char *data,

@@ -155,7 +155,7 @@ struct job_array {
 };
 
 /*
- * Cluster mode (cluster.c, doc/cluster.md): where a job stands in the
+ * Cluster mode (cluster*.c, doc/cluster.md): where a job stands in the
  * cluster. All zero on a single node.
  */
 struct cluster_hold;
@@ -166,7 +166,7 @@ struct job_cluster {
 	bool redelivered;          /* this attempt runs again: a node took it and went silent */
 	uint64_t delivery;         /* the stream's delivery count when its entry was written (0: none) */
 	uint64_t rev;              /* revision of its entry in the jobs bucket the table holds */
-	struct cluster_hold *hold; /* the delivery this node holds it by (cluster.c), or NULL */
+	struct cluster_hold *hold; /* the delivery this node holds it by (cluster-hold.c), or NULL */
 	uint32_t puts;             /* entries this node wrote for it: a later one outdates a resend */
 };
 
@@ -406,7 +406,7 @@ struct job *jobs_restore_member(struct jobs *js, struct job_array *a, uint64_t k
 void jobs_array_drop(struct jobs *js, struct job_array *a);
 void job_array_free(struct job_array *a);
 /*
- * Put a job of the cluster (cluster.c: its own id and state, read from the
+ * Put a job of the cluster (cluster*.c: its own id and state, read from the
  * cluster) into the table wherever its id falls, and announce it. -1 if
  * that id is there already (j is not taken).
  */

@@ -48,7 +48,7 @@ void life_prepare(struct life *l, struct job *j);
  */
 void life_admit(struct life *l, struct job *j);
 /*
- * A job a cluster's node took (cluster.c), in the state the cluster knows
+ * A job a cluster's node took (cluster-pull.c), in the state the cluster knows
  * it in: watch its dependencies (waiting), else queue it; dispatches.
  * Its start time is the cluster's business (it comes when due).
  */

@@ -180,7 +180,7 @@ void reply_too_many_waits(struct client *c, struct request *req);
 
 /*
  * op-logs.c: the answer of a logs request for j from this node's output
- * files (cluster.c serves other nodes' requests with it).
+ * files (cluster-ops.c serves other nodes' requests with it).
  */
 json_t *logs_answer(struct taskd *td, const struct job *j, bool errs, json_int_t off,
 		    json_int_t max);

@@ -1,8 +1,10 @@
 /*
- * Private to the two files of the process pool: ppool.c (the workers:
- * spawning, messages, deaths, cancel; submitting, stopping) and
- * ppool-size.c (sizing: the plan, keeping to it, the state counts and
- * the status JSON; creating and reconfiguring the pool). Loop thread only.
+ * Private to the three files of the process pool: ppool.c (the workers:
+ * spawning, killing, retiring, deaths; stopping and freeing the pool),
+ * ppool-run.c (running jobs: submitting, the workers' messages, suspend,
+ * cancel, stopping output) and ppool-size.c (sizing: the plan, keeping to
+ * it, the state counts and the status JSON; creating and reconfiguring the
+ * pool). Loop thread only.
  */
 #ifndef TASKD_PPOOL_PRIVATE_H
 #define TASKD_PPOOL_PRIVATE_H
@@ -12,6 +14,8 @@
 #include <sys/queue.h>
 #include <sys/time.h>
 #include <sys/types.h>
+
+#include <event2/util.h>
 
 #include "clock.h"
 #include "ppool.h"
@@ -96,6 +100,22 @@ imax(int a, int b)
 /* ppool.c: start one worker (-1 if it could not be); retire an idle or starting one. */
 int spawn_worker(struct ppool *pp);
 void worker_retire(struct pworker *w);
+/* ppool.c: close our end of w's socket (its death still comes through the pidfd). */
+void close_socket(struct pworker *w);
+/* ppool.c: stop watching the command's exit (its run is over). */
+void unwatch_job(struct pworker *w);
+/* ppool.c: kill a worker we no longer trust (why: logged once); its death comes via the pidfd. */
+void worker_kill(struct pworker *w, const char *why);
+/* ppool.c: send msg (taken) to w; -1 if it cannot be sent. */
+int worker_msg(struct pworker *w, json_t *msg);
+/* ppool.c: the daemon's own wall time for w's run, if its command exited sooner than res says. */
+void own_wall(const struct pworker *w, struct run_result *res);
+/* ppool.c: hand a finished run to the done callback. */
+void deliver(struct ppool *pp, struct run *r);
+/* ppool.c: tell the ready callback when a worker is idle. */
+void notify_ready(struct ppool *pp);
+/* ppool-run.c: a worker's socket is readable: its message, checked against its state. */
+void ppool_read_cb(evutil_socket_t fd, short what, void *arg);
 /* ppool-size.c: run the plan (start or retire workers); the idle worker idle longest/shortest. */
 void maintain(struct ppool *pp);
 struct pworker *pick_idle(const struct ppool *pp, bool longest);

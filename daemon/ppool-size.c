@@ -3,7 +3,8 @@
  * workers to start or retire for the mode, the pending cpu jobs and the
  * workers' states), keeping to it (the 1 s maintenance timer, backoff after
  * failed starts), the state counts and the status JSON, and creating and
- * reconfiguring the pool. The workers themselves: ppool.c. Loop thread only.
+ * reconfiguring the pool. The workers themselves: ppool.c; the jobs they
+ * run: ppool-run.c. Loop thread only.
  */
 #include <limits.h>
 #include <math.h>

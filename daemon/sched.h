@@ -194,7 +194,7 @@ json_t *sched_paused_json(const struct sched *s);
 void sched_set_life_cbs(struct sched *s, bool (*retry)(struct job *, enum job_state, void *),
 			void (*forget)(struct job *, void *), void *arg);
 /*
- * Cluster mode (cluster.c): asked first when a run ended in state st; true
+ * Cluster mode (cluster-hold.c): asked first when a run ended in state st; true
  * means the cluster took the job over (a retry through the cluster, or a
  * job handed back to it) and the job is not finished here.
  */
