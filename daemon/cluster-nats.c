@@ -39,12 +39,20 @@
 
 /* ---- from NATS's threads to the loop ---- */
 
+static void ev_free(struct cl_ev *ev);
+
 void
 cluster_post(struct cluster *cl, struct cl_ev *ev)
 {
 	bool wake;
 
 	pthread_mutex_lock(&cl->mu);
+	/* The teardown has begun: freed here, while the library still runs (cluster_nats_free). */
+	if (cl->evq_closed) {
+		pthread_mutex_unlock(&cl->mu);
+		ev_free(ev);
+		return;
+	}
 	/* Not empty: a wake-up is on its way, and it takes the whole queue. */
 	wake = STAILQ_EMPTY(&cl->evq);
 	STAILQ_INSERT_TAIL(&cl->evq, ev, entry);
@@ -292,12 +300,30 @@ cluster_nats_start(struct cluster *cl, char **cause)
 void
 cluster_nats_free(struct cluster *cl)
 {
+	STAILQ_HEAD(, cl_ev) q = STAILQ_HEAD_INITIALIZER(q);
 	struct cl_ev *ev;
 	int k;
 
 	if (cl->admin_started) {
 		cluster_nats_task(cl, TASK_QUIT);
 		pthread_join(cl->admin, NULL);
+	}
+	/*
+	 * What was handed over and not taken (a message delivered while the
+	 * connection closed), freed now, and from now on at once by
+	 * cluster_post: libnats (3.4) frees a message on its garbage
+	 * collector's thread, which nats_CloseAndWait ends. A message freed
+	 * after it is lost when the library frees itself (a leak, when the
+	 * wait timed out), or the call crashes (the library freed already).
+	 * The threads that post are joined before the collector's.
+	 */
+	pthread_mutex_lock(&cl->mu);
+	cl->evq_closed = true;
+	STAILQ_CONCAT(&q, &cl->evq);
+	pthread_mutex_unlock(&cl->mu);
+	while ((ev = STAILQ_FIRST(&q)) != NULL) {
+		STAILQ_REMOVE_HEAD(&q, entry);
+		ev_free(ev);
 	}
 	for (k = 0; k < NSUBS; k++)
 		if (cl->subs[k] != NULL)
@@ -307,12 +333,7 @@ cluster_nats_free(struct cluster *cl)
 	if (cl->nc != NULL)
 		natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
-	/* The library's threads are done (its callbacks post): then what they posted last. */
 	nats_CloseAndWait(2000);
-	while ((ev = STAILQ_FIRST(&cl->evq)) != NULL) {
-		STAILQ_REMOVE_HEAD(&cl->evq, entry);
-		ev_free(ev);
-	}
 	if (cl->wake != NULL)
 		event_free(cl->wake);
 }

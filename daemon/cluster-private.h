@@ -228,6 +228,7 @@ struct cluster {
 	pthread_cond_t cond;
 	unsigned tasks;
 	STAILQ_HEAD(, cl_ev) evq;
+	bool evq_closed;               /* under mu: teardown began, cluster_post frees what comes */
 	struct event *wake;
 
 	/* State. */
