@@ -100,7 +100,7 @@ hold_new(struct cluster *cl, struct job *j, enum cl_pull kind, const char *ack)
 	h->ack = xstrdup(ack);
 	h->kind = kind;
 	h->cls = -1;
-	h->acked_at = mono();
+	h->acked_at = clock_now(CLOCK_MONOTONIC);
 	j->cl.hold = h;
 	TAILQ_INSERT_TAIL(&cl->holds, h, entry);
 	cl->nholds++;
@@ -169,7 +169,7 @@ stored_done(struct cluster *cl, struct cl_pub *p, natsMsg *answer)
 		log_warnx("cluster: job %" PRIu64 ": its result is not stored yet (%s): trying "
 			  "again in 1 s (the node keeps the job meanwhile)", h->id, pa.error);
 		cluster_puback_clear(&pa);
-		h->put_at = mono() + 1;
+		h->put_at = clock_now(CLOCK_MONOTONIC) + 1;
 		return;
 	}
 	cluster_puback_clear(&pa);
@@ -195,7 +195,7 @@ store_entry(struct cluster *cl, struct cluster_hold *h)
 	if ((j = jobs_find(cl->td->jobs, h->id)) != NULL)
 		j->cl.puts++;
 	if (cluster_publish(cl, subject, h->text, h->text_len, &o, stored_done, h) == NULL)
-		h->put_at = mono() + 1;
+		h->put_at = clock_now(CLOCK_MONOTONIC) + 1;
 	free(subject);
 }
 

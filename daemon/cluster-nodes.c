@@ -52,7 +52,7 @@ node_seen(struct cluster *cl, const char *name, natsMsg *msg)
 	}
 	json_decref(cl->nodes[i].info);
 	cl->nodes[i].info = info;
-	cl->nodes[i].seen = mono();
+	cl->nodes[i].seen = clock_now(CLOCK_MONOTONIC);
 }
 
 /* ---- heartbeats ---- */
@@ -98,7 +98,7 @@ node_cmp(const void *a, const void *b)
 json_t *
 cluster_status(struct cluster *cl)
 {
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 	json_t *nodes = json_array(), *o;
 	size_t i;
 

@@ -324,7 +324,7 @@ cancel_done(struct cluster *cl, struct cl_pub *p, natsMsg *answer)
 						  "cancelled"));
 	} else if (pa.err_code == CLUSTER_ERR_WRONG_LAST_SEQ && ++w->tries < CANCEL_TRIES) {
 		/* The entry changed since the mirror read it: look again once it caught up. */
-		w->retry_at = mono() + 0.05;
+		w->retry_at = clock_now(CLOCK_MONOTONIC) + 0.05;
 	} else {
 		cancel_answer(cl, w, TASKD_ERR_UNAVAILABLE, pa.error, NULL);
 	}

@@ -273,12 +273,6 @@ struct cluster {
 	} n;
 };
 
-static inline double
-mono(void)
-{
-	return clock_now(CLOCK_MONOTONIC);
-}
-
 /* ---- cluster.c ---- */
 
 /* The answer to a publish: 0 with *pa, or -1 with pa->error (no answer: answer NULL). */

@@ -47,7 +47,7 @@ take_job(struct cluster *cl, enum cl_pull kind, const struct cluster_ack *a, con
 		h = j->cl.hold;
 		free(h->ack);
 		h->ack = xstrdup(ack);
-		h->acked_at = mono();
+		h->acked_at = clock_now(CLOCK_MONOTONIC);
 		job_free(n);
 		return;
 	}
@@ -210,7 +210,7 @@ pull_request(struct cluster *cl, enum cl_pull kind, int n)
 	r->no = ++cl->next_pull;
 	r->n = n;
 	/* Ended by its 408 at the latest, or taken as ended a little after (a lost server). */
-	r->deadline = mono() + CL_PULL_EXPIRES + 2;
+	r->deadline = clock_now(CLOCK_MONOTONIC) + CL_PULL_EXPIRES + 2;
 	snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%.0f}", n, CL_PULL_EXPIRES * 1e9);
 	snprintf(reply, sizeof reply, "%s.f.%d.%" PRIu64, cl->inbox, (int)kind, r->no);
 	if (cluster_send(cl, pl->api, reply, body, strlen(body)) == -1) {

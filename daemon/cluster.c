@@ -215,9 +215,10 @@ cluster_handle(struct cluster *cl, struct cl_ev *ev)
 			break;
 		}
 		cl->setup_fails++;
-		cl->setup_at = mono() + setup_backoff(cl->setup_fails);
+		cl->setup_at = clock_now(CLOCK_MONOTONIC) + setup_backoff(cl->setup_fails);
 		set_error(cl, ev->text);
-		log_errorx("cluster: %s: trying again in %.1f s", ev->text, cl->setup_at - mono());
+		log_errorx("cluster: %s: trying again in %.1f s", ev->text,
+			   cl->setup_at - clock_now(CLOCK_MONOTONIC));
 		cl->state = CL_FAILED;
 		break;
 	case CLEV_WATCH:
@@ -243,7 +244,7 @@ static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cluster *cl = arg;
-	double now = mono(), wpi = cl->ack_wait / 3;
+	double now = clock_now(CLOCK_MONOTONIC), wpi = cl->ack_wait / 3;
 	struct cluster_hold *h, *next;
 	struct cl_pullreq *r;
 	struct cl_wait *w, *wn;
@@ -309,7 +310,7 @@ cluster_stop(struct cluster *cl, bool drain)
 
 	cl->stopping = true;
 	cl->draining = drain;
-	cl->close_deadline = mono() + CL_CLOSE_WAIT;
+	cl->close_deadline = clock_now(CLOCK_MONOTONIC) + CL_CLOSE_WAIT;
 	for (h = TAILQ_FIRST(&cl->holds); h != NULL; h = next) {
 		next = TAILQ_NEXT(h, entry);
 		j = h->job;
@@ -346,7 +347,7 @@ cluster_close(struct cluster *cl)
 		return false;
 	/* Results and acks first (bounded: a cluster that does not answer is not waited for). */
 	if ((!TAILQ_EMPTY(&cl->storing) || cl->npubs > 0) && cl->connected &&
-	    mono() < cl->close_deadline)
+	    clock_now(CLOCK_MONOTONIC) < cl->close_deadline)
 		return false;
 	if (!TAILQ_EMPTY(&cl->storing))
 		log_warnx("cluster: results of jobs could not be stored before the stop: those "

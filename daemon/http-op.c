@@ -56,7 +56,7 @@ http_complete_cb(struct evhttp_request *req, void *arg)
 
 	(void)req;
 	hc->busy = false;
-	hc->since = mono();
+	hc->since = clock_now(CLOCK_MONOTONIC);
 	if (hc->stream) {
 		hc->stream = false;
 		hc->h->nstreams--;
@@ -168,7 +168,7 @@ stream_write(struct hreq *r, const char *event, const char *data, size_t len)
 	evbuffer_add(b, "\n\n", event != NULL ? 2 : 0);
 	evhttp_send_reply_chunk(r->req, b);
 	evbuffer_free(b);
-	r->last_write = mono();
+	r->last_write = clock_now(CLOCK_MONOTONIC);
 	/* A slow reader: stop taking events; the tick resumes once it drained. */
 	if ((out = conn_output(r)) != NULL && evbuffer_get_length(out) > HTTP_STREAM_HIGH) {
 		bufferevent_disable(r->op, EV_READ);
@@ -330,7 +330,7 @@ op_start(struct http *h, struct hconn *hc, struct evhttp_request *req, json_t *r
 	r->hc = hc;
 	r->req = req;
 	r->stream = stream;
-	r->deadline = mono() + HTTP_OP_TIMEOUT;
+	r->deadline = clock_now(CLOCK_MONOTONIC) + HTTP_OP_TIMEOUT;
 	r->op = bufferevent_socket_new(h->td->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (r->op == NULL)
 		fatalx("http: cannot create a bufferevent: out of memory");
@@ -356,7 +356,7 @@ http_tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct hconn *hc, *cnext;
 	struct evbuffer *out;
 	struct evhttp_request *req;
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 	json_t *st;
 
 	(void)fd;

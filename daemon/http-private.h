@@ -93,12 +93,6 @@ struct http {
 	uint64_t evicted, refused;
 };
 
-static inline double
-mono(void)
-{
-	return clock_now(CLOCK_MONOTONIC);
-}
-
 /* http-op.c */
 void common_headers(struct evhttp_request *req);
 void http_complete_cb(struct evhttp_request *req, void *arg);

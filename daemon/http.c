@@ -174,7 +174,7 @@ http_bev_cb(struct event_base *base, void *arg)
 	if (hc->bev == NULL)
 		fatalx("http: cannot create a bufferevent: out of memory");
 	bufferevent_incref(hc->bev); /* until adopted: evhttp may free it before */
-	hc->since = mono();
+	hc->since = clock_now(CLOCK_MONOTONIC);
 	TAILQ_INSERT_TAIL(&h->conns, hc, entry);
 	h->nconns++;
 	h->unadopted++;

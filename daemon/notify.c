@@ -91,17 +91,11 @@ struct notify {
 static void hook_pump(struct notify *n);
 static void slow_arm(struct notify *n);
 
-static double
-mono(void)
-{
-	return clock_now(CLOCK_MONOTONIC);
-}
-
 /* A notification could not be queued: count it, warn now and then. */
 static void
 dropped(struct notify *n, uint64_t *counter, const char *what, uint64_t job)
 {
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 
 	(*counter)++;
 	n->dropped_unlogged++;
@@ -353,7 +347,7 @@ hook_done_cb(struct evhttp_request *req, void *arg)
 		n->hook_retries++;
 		log_debug("notify: webhook for job %llu: %s; retrying", (unsigned long long)d->job,
 			  code == 0 ? "no answer" : "server error");
-		d->due = mono() + (double)(1 << (d->attempt - 1));
+		d->due = clock_now(CLOCK_MONOTONIC) + (double)(1 << (d->attempt - 1));
 		hook_wait(n, d);
 	} else {
 		n->hook_failed++;
@@ -412,7 +406,7 @@ hook_pump(struct notify *n)
 {
 	struct delivery *d;
 	struct timeval tv;
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 
 	while (n->ninflight < WEBHOOK_INFLIGHT && (d = TAILQ_FIRST(&n->waiting)) != NULL &&
 	       d->due <= now) {
@@ -459,7 +453,7 @@ hook_queue(struct notify *n, const struct job *j)
 	if (d->body == NULL)
 		fatalx("out of memory (json_dumps)");
 	d->len = strlen(d->body);
-	d->due = mono();
+	d->due = clock_now(CLOCK_MONOTONIC);
 	hook_wait(n, d);
 	hook_pump(n);
 }
@@ -537,7 +531,7 @@ slow_push(struct notify *n, const struct job *j)
 	s = &n->ring[(n->head + n->len) % n->cap];
 	s->id = j->id;
 	s->attempt = j->attempt;
-	s->started = mono();
+	s->started = clock_now(CLOCK_MONOTONIC);
 	n->len++;
 	if (n->len == 1)
 		slow_arm(n);
@@ -551,7 +545,8 @@ slow_arm(struct notify *n)
 	evtimer_del(n->slow_ev);
 	if (n->len == 0 || n->cfg->jobs.slow_log <= 0)
 		return;
-	tv = clock_timeval(n->ring[n->head].started + n->cfg->jobs.slow_log - mono());
+	tv = clock_timeval(n->ring[n->head].started + n->cfg->jobs.slow_log -
+			   clock_now(CLOCK_MONOTONIC));
 	evtimer_add(n->slow_ev, &tv);
 }
 
@@ -559,7 +554,7 @@ static void
 notify_slow_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct notify *n = arg;
-	double limit = n->cfg->jobs.slow_log, now = mono();
+	double limit = n->cfg->jobs.slow_log, now = clock_now(CLOCK_MONOTONIC);
 	char cmd[SLOW_CMD_SHOWN + 4];
 	struct slow *s;
 	struct job *j;

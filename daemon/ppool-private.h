@@ -73,18 +73,6 @@ struct ppool {
 	bool stopping;
 };
 
-static inline double
-mono(void)
-{
-	return clock_now(CLOCK_MONOTONIC);
-}
-
-static inline struct timeval
-tv_of(double sec)
-{
-	return clock_timeval(sec);
-}
-
 static inline int
 imin(int a, int b)
 {

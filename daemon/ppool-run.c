@@ -87,7 +87,7 @@ on_done(struct pworker *w, const json_t *msg, char **why)
 	w->jobs_done++;
 	w->rss_kb = rss;
 	w->state = W_IDLE;
-	w->idle_since = mono();
+	w->idle_since = clock_now(CLOCK_MONOTONIC);
 	event_del(w->ev_cancel);
 	event_del(w->ev_timeout);
 	recycle_check(pp, w);
@@ -111,7 +111,7 @@ on_ready(struct pworker *w, const json_t *msg, char **why)
 		return -1;
 	}
 	w->state = W_IDLE;
-	w->idle_since = mono();
+	w->idle_since = clock_now(CLOCK_MONOTONIC);
 	w->pp->next_spawn = 0;
 	if (w->pp->stopping)
 		worker_retire(w);
@@ -125,7 +125,7 @@ ppool_job_exit_cb(evutil_socket_t fd, short what, void *arg)
 	struct pworker *w = arg;
 
 	if (w->job_exited == 0)
-		w->job_exited = mono();
+		w->job_exited = clock_now(CLOCK_MONOTONIC);
 	event_del(w->ev_job);
 }
 
@@ -291,12 +291,12 @@ ppool_submit(struct ppool *pp, struct run *r)
 	w->timeout_at = 0;
 	if (r->spec.timeout > 0) {
 		double after = r->spec.timeout + r->spec.kill_grace + PPOOL_TIMEOUT_SLACK;
-		struct timeval tv = tv_of(after);
+		struct timeval tv = clock_timeval(after);
 
-		w->timeout_at = mono() + after;
+		w->timeout_at = clock_now(CLOCK_MONOTONIC) + after;
 		evtimer_add(w->ev_timeout, &tv);
 	}
-	w->job_start = mono();
+	w->job_start = clock_now(CLOCK_MONOTONIC);
 	w->job_started_at = clock_now(CLOCK_REALTIME);
 	r->worker_pid = w->pid;
 	if (pp->pending > 0)
@@ -345,7 +345,7 @@ ppool_suspend(struct ppool *pp, struct run *r, bool suspend)
 	struct pworker *w = find_run(pp, r);
 	union sigval v;
 	struct timeval tv;
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 
 	if (w == NULL || r->spec.type != BUILTIN_EXEC)
 		return;
@@ -361,7 +361,7 @@ ppool_suspend(struct ppool *pp, struct run *r, bool suspend)
 		event_del(w->ev_timeout);
 	} else if (!suspend && w->timeout_left >= 0) {
 		w->timeout_at = now + w->timeout_left;
-		tv = tv_of(w->timeout_left);
+		tv = clock_timeval(w->timeout_left);
 		evtimer_add(w->ev_timeout, &tv);
 		w->timeout_left = -1;
 	}
@@ -379,7 +379,7 @@ ppool_cancel(struct ppool *pp, struct run *r)
 	w->cancel = true;
 	if (sigqueue(w->pid, SIGUSR1, v) == -1)
 		log_warn("ppool: cancel job %" PRIu64 " in worker %d", r->spec.job_id, w->index);
-	tv = tv_of(r->spec.kill_grace + (r->spec.type == BUILTIN_EXEC ? PPOOL_CANCEL_SLACK
+	tv = clock_timeval(r->spec.kill_grace + (r->spec.type == BUILTIN_EXEC ? PPOOL_CANCEL_SLACK
 								      : PPOOL_MODULE_CANCEL_SLACK));
 	evtimer_add(w->ev_cancel, &tv);
 }

@@ -88,7 +88,7 @@ static void
 count_state(const struct ppool *pp, struct ppool_state *st)
 {
 	const struct pworker *w;
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 
 	memset(st, 0, sizeof *st);
 	st->pending = pp->pending;
@@ -133,14 +133,14 @@ pick_idle(const struct ppool *pp, bool longest)
 static void
 grow(struct ppool *pp, int n)
 {
-	double now = mono(), wait;
+	double now = clock_now(CLOCK_MONOTONIC), wait;
 
 	if (pp->failures > 0 && n > 1)
 		n = 1; /* probe one at a time while starts fail */
 	if (now < pp->next_spawn) {
 		wait = pp->next_spawn - now;
 		if (!evtimer_pending(pp->ev_backoff, NULL)) {
-			struct timeval tv = tv_of(wait);
+			struct timeval tv = clock_timeval(wait);
 
 			evtimer_add(pp->ev_backoff, &tv);
 		}
@@ -180,7 +180,7 @@ ppool_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ppool *pp = arg;
 	struct pworker *w;
-	double now = mono();
+	double now = clock_now(CLOCK_MONOTONIC);
 
 	/* A worker up for a while ends a run of failed starts. */
 	TAILQ_FOREACH(w, &pp->workers, entry) {
@@ -261,5 +261,6 @@ ppool_to_json(const struct ppool *pp)
 	                 config_mode_name(pp->cfg.mode), "min", pp->cfg.min_workers, "max",
 	                 pp->cfg.max_workers, "min_spare", pp->cfg.min_spare, "max_spare",
 	                 pp->cfg.max_spare, "spawn_failures", pp->failures, "backoff",
-	                 pp->next_spawn > mono() ? pp->backoff : 0.0, "workers", a);
+	                 pp->next_spawn > clock_now(CLOCK_MONOTONIC) ? pp->backoff : 0.0, "workers",
+	                 a);
 }

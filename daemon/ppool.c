@@ -144,7 +144,7 @@ failed_start(struct ppool *pp, const char *what)
 	pp->backoff = PPOOL_BACKOFF_MIN * ldexp(1.0, imin(pp->failures - 1, 20));
 	if (pp->backoff > PPOOL_BACKOFF_MAX)
 		pp->backoff = PPOOL_BACKOFF_MAX;
-	pp->next_spawn = mono() + pp->backoff;
+	pp->next_spawn = clock_now(CLOCK_MONOTONIC) + pp->backoff;
 	log_warnx("ppool: worker failed to start (%d in a row, next try in %.1f s): %s",
 	          pp->failures, pp->backoff, what);
 }
@@ -153,7 +153,7 @@ static struct pworker *
 worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 {
 	struct pworker *w = xcalloc(1, sizeof *w);
-	struct timeval poll_tv = tv_of(PPOOL_NOPIDFD_POLL);
+	struct timeval poll_tv = clock_timeval(PPOOL_NOPIDFD_POLL);
 
 	w->pp = pp;
 	w->fd = fd;
@@ -163,7 +163,7 @@ worker_new(struct ppool *pp, int fd, int pidfd, pid_t pid, int index)
 	w->state = W_STARTING;
 	w->rss_kb = -1;
 	w->started_at = clock_now(CLOCK_REALTIME);
-	w->spawned = mono();
+	w->spawned = clock_now(CLOCK_MONOTONIC);
 	w->ev_read = event_new(pp->base, fd, EV_READ | EV_PERSIST, ppool_read_cb, w);
 	w->ev_dead =
 	    event_new(pp->base, pidfd, (pidfd != -1 ? EV_READ : 0) | EV_PERSIST, ppool_dead_cb, w);
@@ -342,7 +342,7 @@ run_lost(struct pworker *w, char *msg)
 	res->pid = w->job_pid;
 	res->started_at = w->job_started_at;
 	res->finished_at = clock_now(CLOCK_REALTIME);
-	res->wall = mono() - w->job_start;
+	res->wall = clock_now(CLOCK_MONOTONIC) - w->job_start;
 	own_wall(w, res);
 	unwatch_job(w);
 	/* Its command outlived the worker: killed if it still is the one recorded. */
@@ -386,7 +386,8 @@ ppool_dead_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->state != W_EXITING && !w->killed)
 		STATS_INC(worker_deaths);
 	if (w->state == W_STARTING ||
-	    (w->state != W_EXITING && !w->killed && mono() - w->spawned < PPOOL_FAILED_START))
+	    (w->state != W_EXITING && !w->killed &&
+	     clock_now(CLOCK_MONOTONIC) - w->spawned < PPOOL_FAILED_START))
 		failed_start(pp, msg);
 	else if (w->state != W_EXITING && !w->cancel)
 		log_warnx("ppool: %s", msg);
@@ -463,7 +464,7 @@ static void
 wait_all(struct ppool *pp)
 {
 	struct pworker *w;
-	double deadline = mono() + PPOOL_FREE_WAIT;
+	double deadline = clock_now(CLOCK_MONOTONIC) + PPOOL_FREE_WAIT;
 	bool all;
 
 	for (;;) {
@@ -472,7 +473,7 @@ wait_all(struct ppool *pp)
 			if (!exited(w))
 				all = false;
 		}
-		if (all || mono() > deadline)
+		if (all || clock_now(CLOCK_MONOTONIC) > deadline)
 			break;
 		usleep(10000);
 	}

@@ -26,21 +26,13 @@
 #include <cmocka.h>
 
 #include "builtin.h"
+#include "clock.h"
 #include "exec.h"
 #include "xmalloc.h"
 #include "unit.h"
 
 static char tmpdir[PATH_MAX];
 static atomic_int file_seq;
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 sleep_s(double s)
@@ -133,9 +125,9 @@ cancel_main(void *arg)
 {
 	struct canceller *c = arg;
 	struct stat st;
-	double end = mono() + 10;
+	double end = clock_now(CLOCK_MONOTONIC) + 10;
 
-	while (c->wait_for_output != NULL && mono() < end &&
+	while (c->wait_for_output != NULL && clock_now(CLOCK_MONOTONIC) < end &&
 	       (stat(c->wait_for_output, &st) == -1 || st.st_size == 0))
 		sleep_s(0.01);
 	sleep_s(c->delay);
@@ -499,8 +491,8 @@ test_process_group(void **state)
 	gpid = (pid_t)atoi(out);
 	free(out);
 	assert_true(gpid > 1);
-	end = mono() + 5;
-	while (!process_gone(gpid) && mono() < end)
+	end = clock_now(CLOCK_MONOTONIC) + 5;
+	while (!process_gone(gpid) && clock_now(CLOCK_MONOTONIC) < end)
 		sleep_s(0.02);
 	assert_true(process_gone(gpid));
 	assert_true(process_gone(r->res.pid));

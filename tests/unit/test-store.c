@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "store.h"
 #include "xmalloc.h"
 #include "unit.h"
@@ -43,15 +44,6 @@
 static char tmpdir[64];
 static char dbpath[PATH_MAX];
 static char mountpoint[PATH_MAX];
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 setup(void **state)
@@ -531,7 +523,7 @@ test_many(void **state)
 	uint64_t id;
 	size_t i;
 
-	t0 = mono();
+	t0 = clock_now(CLOCK_MONOTONIC);
 	begin_ok(st);
 	for (id = 1; id <= MANY; id++) {
 		rec = record_for(id, 200);
@@ -539,11 +531,11 @@ test_many(void **state)
 		free(rec);
 	}
 	commit_ok(st);
-	t = mono() - t0;
+	t = clock_now(CLOCK_MONOTONIC) - t0;
 	print_message("%d puts in one transaction: %.3f s\n", MANY, t);
 	assert_true(t < 2.0);
 
-	t0 = mono();
+	t0 = clock_now(CLOCK_MONOTONIC);
 	for (id = MANY + 1; id <= MANY + SINGLE; id++) {
 		rec = record_for(id, 200);
 		begin_ok(st);
@@ -551,7 +543,8 @@ test_many(void **state)
 		commit_ok(st);
 		free(rec);
 	}
-	print_message("%d transactions of one put: %.3f s\n", SINGLE, mono() - t0);
+	print_message("%d transactions of one put: %.3f s\n", SINGLE,
+		      clock_now(CLOCK_MONOTONIC) - t0);
 	store_close(st);
 
 	st = open_ok(dbpath);
