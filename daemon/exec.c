@@ -190,7 +190,7 @@ child_thaw(struct child *c)
 	c->frozen = false;
 	if (cg_freeze(c->cgroup, false) == -1) {
 		log_warn("thaw the cgroup of job %llu", (unsigned long long)c->r->spec.job_id);
-		child_signal(c, SIGKILL); /* never leave it frozen for good */
+		child_kill(c); /* never leave it frozen for good: cgroup.kill ends frozen ones too */
 	}
 }
 
