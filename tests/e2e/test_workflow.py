@@ -299,10 +299,9 @@ def wait_suspended(d, j, pids):
     cg = d.show(j)["cgroup"]
     if cg is not None:
         wait_for(lambda: cgroup_frozen(cg), 15, what="job %d's cgroup frozen" % j)
-        return "frozen"
+        return
     for pid in pids:
         wait_for(lambda: proc_state(pid) == "T", 15, what="process %d stopped" % pid)
-    return "signal"
 
 
 class SuspendTest(Restartable):
